@@ -1,0 +1,1 @@
+"""Pure OCI data types: runtime spec (and later image manifests, digests, references)."""

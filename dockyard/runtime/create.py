@@ -1,0 +1,166 @@
+"""``create``: the parent stage that forks the container init and records it.
+
+Sequence: validate everything that can be validated (spec, capabilities,
+rlimits, seccomp compiled, namespace paths) *before* anything exists; then make
+the state dir, the exec fifo and the cgroup, fork the init (inside a new pid
+namespace when asked), serve its hook request, wait for ``Ready``, and save the
+record.  Every step registers its undo on an ``ExitStack``, so a failure leaves
+nothing mounted, running or registered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.errors import InternalError, InvalidArgument
+from dockyard.runtime import hooks, messages
+from dockyard.runtime.bundle import Bundle
+from dockyard.runtime.init import InitContext, check_spec, run_init, socketpair
+from dockyard.runtime.linux import capabilities, cgroups, namespaces, rlimits
+from dockyard.runtime.linux import syscalls as sc
+from dockyard.runtime.linux.seccomp import compile_filter
+from dockyard.runtime.state import (
+    ContainerDir,
+    ContainerRecord,
+    now_rfc3339,
+    process_start_time,
+)
+from dockyard.store.atomic import atomic_write
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    console_socket: str | None = None
+    pid_file: str | None = None
+    preserve_fds: int = 0
+    cgroup_root: Path = cgroups.DEFAULT_ROOT
+
+
+def _validate(bundle: Bundle, options: CreateOptions) -> None:
+    spec = bundle.spec
+    check_spec(spec)
+    assert spec.process is not None
+    if spec.process.capabilities is not None:
+        capabilities.validate(spec.process.capabilities)
+    for limit in spec.process.rlimits:
+        rlimits.resource_number(limit.type)
+    if spec.process.terminal and not options.console_socket:
+        raise InvalidArgument("cannot allocate tty if runc will detach without setting "
+                              "console socket")
+    if not spec.process.terminal and options.console_socket:
+        raise InvalidArgument("cannot use console socket if runc will not detach or allocate tty")
+
+
+def create(root: Path, container_id: str, bundle: Bundle, options: CreateOptions) -> ContainerRecord:
+    """Create the container; on return its init blocks until ``start``."""
+    _validate(bundle, options)
+    spec = bundle.spec
+    ns_plan = namespaces.plan(spec.linux)
+    namespaces.check_paths(ns_plan)
+    seccomp = compile_filter(spec.linux.seccomp) if spec.linux.seccomp else None
+    cdir = ContainerDir(root, container_id)
+    with contextlib.ExitStack() as undo:
+        cdir.make()
+        undo.callback(cdir.remove)
+        os.mkfifo(cdir.fifo, 0o622)
+        manager = cgroups.open_manager(spec.linux.cgroups_path or container_id, options.cgroup_root)
+        manager.create()
+        undo.callback(manager.destroy)
+        manager.set(spec.linux.resources, tuple(
+            f"{d.type} {d.major}:{d.minor} rwm" for d in spec.linux.devices))
+        record = ContainerRecord(
+            id=container_id, bundle=bundle.path, rootfs=bundle.rootfs, created=now_rfc3339(),
+            annotations=spec.annotations, cgroup=manager.to_dict(), config=bundle.raw,
+        )
+        ctx = InitContext(
+            spec=spec, container_id=container_id, bundle=bundle.path, rootfs=bundle.rootfs,
+            ns_plan=ns_plan, cgroup_dirs=manager.mount_paths(), channel=None,  # type: ignore[arg-type]
+            fifo_path=str(cdir.fifo), console_socket=options.console_socket,
+            preserve_fds=options.preserve_fds, seccomp=seccomp,
+        )
+        pid = _spawn_init(ctx)
+        undo.callback(_kill_and_reap, pid)
+        _serve_init(ctx, record, pid)
+        record.pid = pid
+        start_time = process_start_time(pid)
+        if start_time is None:
+            raise InternalError("container init exited right after setting up")
+        record.pid_start = start_time
+        cdir.save(record)
+        if options.pid_file:
+            write_pid_file(options.pid_file, pid)
+        undo.pop_all()
+    return record
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    target = Path(os.path.abspath(path))
+    atomic_write(target, str(pid).encode(), 0o644, durable=False)
+
+
+def _spawn_init(ctx: InitContext) -> int:
+    """Fork the init, inside the new (or joined) pid namespace when the spec asks."""
+    parent_end, child_end = socketpair()
+    saved_pid_ns = -1
+    if ctx.ns_plan.new_pid or ctx.ns_plan.join_pid:
+        saved_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        if ctx.ns_plan.new_pid:
+            sc.unshare(sc.CLONE_NEWPID)
+        else:
+            namespaces.join("pid", ctx.ns_plan.join_pid)
+    try:
+        pid = os.fork()
+    except BaseException:
+        _restore_pid_ns(saved_pid_ns)
+        raise
+    if pid != 0:
+        _restore_pid_ns(saved_pid_ns)
+    if pid == 0:
+        parent_end.close()
+        ctx.channel = child_end
+        run_init(ctx)  # never returns
+    child_end.close()
+    ctx.channel = parent_end
+    return pid
+
+
+def _restore_pid_ns(saved: int) -> None:
+    """Back to our own pid namespace for the children we fork later (hooks)."""
+    if saved >= 0:
+        sc.setns(saved, sc.CLONE_NEWPID, "/proc/self/ns/pid")
+        os.close(saved)
+
+
+def _serve_init(ctx: InitContext, record: ContainerRecord, pid: int) -> None:
+    """Answer the init's requests until it reports Ready or fails."""
+    try:
+        while True:
+            message = ctx.channel.receive()
+            if message is None:
+                _pid, status = os.waitpid(pid, 0)
+                raise InternalError(f"container init exited before it was ready "
+                                    f"(status {os.waitstatus_to_exitcode(status)})")
+            if isinstance(message, messages.Error):
+                raise message.to_exception()
+            if isinstance(message, messages.Ready):
+                return
+            if isinstance(message, messages.RunHooks):
+                state = {"ociVersion": ctx.spec.oci_version, "id": record.id,
+                         "status": "creating", "pid": pid, "bundle": record.bundle,
+                         "annotations": record.annotations}
+                for kind in ("prestart", "createRuntime"):
+                    hooks.run_hooks(ctx.spec.hooks.get(kind, ()), state, kind)
+                ctx.channel.send(messages.Proceed())
+    finally:
+        ctx.channel.close()
+
+
+def _kill_and_reap(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)

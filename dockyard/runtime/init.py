@@ -1,0 +1,136 @@
+"""The container init stage: runs in the forked child, ends in execve or os._exit.
+
+It joins its cgroup, enters or creates namespaces, builds the rootfs, pivots,
+drops privileges, reports ``Ready`` and blocks opening the exec fifo until
+``start`` opens the other end.  Any failure is sent to the parent as an ``Error``
+message; nothing here returns into the parent's code.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import traceback
+from dataclasses import dataclass
+
+from dockyard.errors import DockyardError, InvalidSpec
+from dockyard.oci.runtime_spec import Spec
+from dockyard.runtime import hooks, messages, process
+from dockyard.runtime.linux import console, namespaces, rootfs
+from dockyard.runtime.linux import syscalls as sc
+from dockyard.runtime.linux.seccomp import SeccompFilter
+
+
+@dataclass
+class InitContext:
+    spec: Spec
+    container_id: str
+    bundle: str
+    rootfs: str
+    ns_plan: namespaces.NamespacePlan
+    cgroup_dirs: dict[str, str]
+    channel: messages.Channel
+    fifo_path: str
+    console_socket: str | None
+    preserve_fds: int
+    seccomp: SeccompFilter | None
+
+
+def run_init(ctx: InitContext) -> None:
+    """Entry point in the child; never returns."""
+    try:
+        _init(ctx)
+    except DockyardError as exc:
+        _report(ctx, messages.Error(exc.kind.value, exc.message, exc.hint))
+    except OSError as exc:
+        _report(ctx, messages.Error("internal", f"container init: {exc}"))
+    except BaseException as exc:  # noqa: BLE001 - a child must never unwind into the parent
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        _report(ctx, messages.Error("internal", f"container init failed: {detail}"))
+    os._exit(1)
+
+
+def _report(ctx: InitContext, error: messages.Error) -> None:
+    try:
+        ctx.channel.send(error)
+    except OSError:
+        print(f"dockyard-runtime init: {error.message}", file=sys.stderr)
+
+
+def _state(ctx: InitContext, status: str) -> dict[str, object]:
+    return {"ociVersion": ctx.spec.oci_version, "id": ctx.container_id, "status": status,
+            "pid": os.getpid(), "bundle": ctx.bundle, "annotations": ctx.spec.annotations}
+
+
+def _init(ctx: InitContext) -> None:
+    spec = ctx.spec
+    proc = spec.process
+    assert proc is not None
+    for path in ctx.cgroup_dirs.values():
+        with open(os.path.join(path, "cgroup.procs"), "w") as handle:
+            handle.write("0")
+    for ns_type, path in ctx.ns_plan.joins:
+        namespaces.join(ns_type, path)
+    sc.unshare(ctx.ns_plan.unshare_flags)
+    if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
+        ctx.channel.send(messages.RunHooks())
+        reply = ctx.channel.receive()
+        if not isinstance(reply, messages.Proceed):
+            os._exit(1)
+    new_mount_ns = bool(ctx.ns_plan.unshare_flags & sc.CLONE_NEWNS)
+    if new_mount_ns:
+        rootfs.prepare(spec, ctx.rootfs, ctx.bundle, ctx.cgroup_dirs)
+    if spec.hooks.get("createContainer"):
+        hooks.run_hooks(spec.hooks["createContainer"], _state(ctx, "creating"), "createContainer")
+    fifo_fd = os.open(ctx.fifo_path, os.O_PATH | os.O_CLOEXEC)
+    console_sock = console.connect(ctx.console_socket) if ctx.console_socket else None
+    if new_mount_ns:
+        rootfs.pivot(ctx.rootfs)
+        rootfs.finalize(spec)
+    else:
+        os.chroot(ctx.rootfs)
+        os.chdir("/")
+    if spec.hostname:
+        sc.sethostname(spec.hostname)
+    if spec.domainname:
+        sc.setdomainname(spec.domainname)
+    if console_sock is not None:
+        console.setup_in_container(console_sock, proc.console_size)
+    process.write_oom_score_adj(proc.oom_score_adj)
+    process.enter_cwd(proc.cwd)
+    executable = process.lookup_executable(proc.args[0], proc.env)
+    process.drop_privileges(proc, ctx.seccomp)
+    process.keep_fds(ctx.preserve_fds)
+    ctx.channel.send(messages.Ready())
+    ctx.channel.close()
+    _wait_for_start(fifo_fd)
+    if spec.hooks.get("startContainer"):
+        hooks.run_hooks(spec.hooks["startContainer"], _state(ctx, "running"), "startContainer")
+    process.exec_process(proc, executable, ctx.seccomp)
+
+
+def _wait_for_start(fifo_fd: int) -> None:
+    """Block until ``start`` opens the fifo for reading, then hand it a byte."""
+    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(fifo_fd)
+
+
+def check_spec(spec: Spec) -> None:
+    """Checks the init would otherwise hit half-way; run by the parent, before forking."""
+    if spec.process is None:
+        raise InvalidSpec("process: missing (required to create a container)")
+    ns_types = {ns.type for ns in spec.linux.namespaces}
+    if "mount" not in ns_types and (spec.mounts or spec.linux.masked_paths):
+        raise InvalidSpec("linux.namespaces: mounts and masked paths need a mount namespace")
+    if (spec.hostname or spec.domainname) and "uts" not in ns_types:
+        raise InvalidSpec("hostname: setting it needs a private uts namespace")
+    if spec.linux.namespace("cgroup") is None and any(m.type == "cgroup" for m in spec.mounts):
+        pass  # bind mounts of the container's own cgroup work without a cgroup namespace
+
+
+def socketpair() -> tuple[messages.Channel, messages.Channel]:
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return messages.Channel(parent), messages.Channel(child)

@@ -1,0 +1,60 @@
+"""cgroup v1 and v2 managers taking their root as a parameter, and the pure plans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from dockyard.oci.runtime_spec import Resources
+from dockyard.runtime.linux.cgroups import common
+from dockyard.runtime.linux.cgroups.plan import CgroupWrite, plan_v1, plan_v2, shares_to_weight
+from dockyard.runtime.linux.cgroups.v1 import CgroupV1Manager
+from dockyard.runtime.linux.cgroups.v2 import CgroupV2Manager
+
+DEFAULT_ROOT = Path("/sys/fs/cgroup")
+
+
+class CgroupManager(Protocol):
+    version: int
+
+    def create(self) -> None: ...
+    def set(self, resources: Resources, extra_devices: tuple[str, ...] = ()) -> None: ...
+    def add(self, pid: int) -> None: ...
+    def mount_paths(self) -> dict[str, str]: ...
+    def pids(self) -> list[int]: ...
+    def freeze(self) -> None: ...
+    def thaw(self) -> None: ...
+    def is_frozen(self) -> bool: ...
+    def exists(self) -> bool: ...
+    def destroy(self) -> None: ...
+    def to_dict(self) -> dict[str, object]: ...
+
+
+def open_manager(cgroups_path: str, root: Path = DEFAULT_ROOT) -> CgroupManager:
+    """The manager for this host: v2 when ``root`` is a unified mount, else v1."""
+    if (root / "cgroup.controllers").exists():
+        return CgroupV2Manager.for_path(root, cgroups_path, common.own_cgroups().get("", "/"))
+    return CgroupV1Manager.for_path(root, cgroups_path)
+
+
+def from_dict(data: dict[str, object]) -> CgroupManager:
+    root = Path(str(data["root"]))
+    if data.get("version") == 2:
+        return CgroupV2Manager(root, Path(str(data["dir"])))
+    dirs = data.get("dirs")
+    assert isinstance(dirs, dict)
+    return CgroupV1Manager(root, {str(k): Path(str(v)) for k, v in dirs.items()})
+
+
+__all__ = [
+    "DEFAULT_ROOT",
+    "CgroupManager",
+    "CgroupV1Manager",
+    "CgroupV2Manager",
+    "CgroupWrite",
+    "from_dict",
+    "open_manager",
+    "plan_v1",
+    "plan_v2",
+    "shares_to_weight",
+]

@@ -1,0 +1,88 @@
+"""What both cgroup managers share: file I/O with clear errors, hierarchy discovery."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+from dockyard.errors import InvalidSpec, KernelError
+
+
+def write(directory: Path, name: str, value: str) -> None:
+    path = directory / name
+    try:
+        with open(path, "w") as handle:
+            handle.write(value)
+    except FileNotFoundError as exc:
+        raise InvalidSpec(f"cgroup: {name} is not supported by this kernel ({path})") from exc
+    except OSError as exc:
+        raise InvalidSpec(f"cgroup: cannot write {value!r} to {path}: {exc.strerror}") from exc
+
+
+def read(directory: Path, name: str) -> str:
+    try:
+        return (directory / name).read_text()
+    except OSError as exc:
+        raise KernelError("read", str(directory / name), exc.errno or 0,
+                          exc.strerror or str(exc)) from exc
+
+
+def read_pids(directory: Path) -> list[int]:
+    try:
+        text = (directory / "cgroup.procs").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(line) for line in text.split()]
+
+
+def remove_tree(directory: Path) -> None:
+    """rmdir a cgroup and its children, deepest first, retrying briefly on EBUSY.
+
+    A cgroup whose last process just exited can stay busy for a few milliseconds.
+    """
+    if not directory.exists():
+        return
+    for sub, _dirs, _files in sorted(os.walk(directory), key=lambda w: -len(w[0])):
+        for attempt in range(100):
+            try:
+                os.rmdir(sub)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or attempt == 99:
+                    raise KernelError("rmdir", sub, exc.errno or 0, exc.strerror or "") from exc
+                time.sleep(0.01)
+
+
+def cgroup_mounts(root: Path) -> dict[str, str]:
+    """Mount points under ``root`` that are cgroup filesystems: dir name -> fstype."""
+    found: dict[str, str] = {}
+    prefix = str(root).rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            left, _, right = line.partition(" - ")
+            mountpoint = left.split()[4]
+            fstype = right.split()[0]
+            if fstype in ("cgroup", "cgroup2"):
+                if mountpoint == str(root).rstrip("/"):
+                    found[""] = fstype
+                elif mountpoint.startswith(prefix) and "/" not in mountpoint[len(prefix):]:
+                    found[mountpoint[len(prefix):]] = fstype
+    return found
+
+
+def own_cgroups(pid: int | str = "self") -> dict[str, str]:
+    """This process's cgroup per hierarchy, keyed by the usual mount-dir name."""
+    result: dict[str, str] = {}
+    with open(f"/proc/{pid}/cgroup") as handle:
+        for line in handle:
+            _hid, controllers, path = line.rstrip("\n").split(":", 2)
+            if controllers == "":
+                result["unified"] = path
+                result[""] = path
+            else:
+                result[controllers.removeprefix("name=")] = path
+    return result

@@ -1,0 +1,115 @@
+"""cgroup v1 manager: one directory per mounted hierarchy, limits via ``plan_v1``."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from dockyard.errors import InvalidSpec
+from dockyard.oci.runtime_spec import Resources
+from dockyard.runtime.linux.cgroups import common
+from dockyard.runtime.linux.cgroups.plan import plan_v1
+
+
+class CgroupV1Manager:
+    """Manages one container's cgroup across every v1 hierarchy under ``root``."""
+
+    version = 1
+
+    def __init__(self, root: Path, dirs: dict[str, Path]) -> None:
+        self.root = root
+        self.dirs = dirs  # hierarchy dir name ("memory", "systemd", "unified") -> cgroup dir
+
+    @classmethod
+    def for_path(cls, root: Path, cgroups_path: str) -> CgroupV1Manager:
+        own = common.own_cgroups()
+        dirs: dict[str, Path] = {}
+        for name in common.cgroup_mounts(root):
+            if not name:
+                continue
+            if cgroups_path.startswith("/"):
+                relative = cgroups_path.lstrip("/")
+            else:
+                relative = os.path.join(own.get(name, "/").lstrip("/"), cgroups_path)
+            dirs[name] = root / name / relative
+        return cls(root, dirs)
+
+    def create(self) -> None:
+        for name, directory in self.dirs.items():
+            if name == "cpuset":
+                self._create_cpuset(directory)
+            else:
+                directory.mkdir(parents=True, exist_ok=True)
+
+    def _create_cpuset(self, directory: Path) -> None:
+        """New cpuset cgroups start empty and refuse tasks: copy the parent's sets down."""
+        missing = []
+        current = directory
+        while not current.exists():
+            missing.append(current)
+            current = current.parent
+        for level in reversed(missing):
+            level.mkdir()
+            for file in ("cpuset.cpus", "cpuset.mems"):
+                if not common.read(level, file).strip():
+                    common.write(level, file, common.read(level.parent, file).strip())
+
+    def set(self, resources: Resources, extra_devices: tuple[str, ...] = ()) -> None:
+        for write in plan_v1(resources, extra_devices):
+            directory = self.dirs.get(write.controller)
+            if directory is None:
+                raise InvalidSpec(f"cgroup: controller {write.controller!r} is not mounted")
+            if write.file == "memory.memsw.limit_in_bytes" and not (directory / write.file).exists():
+                continue  # swap accounting is off on this kernel: nothing to limit
+            common.write(directory, write.file, write.value)
+
+    def add(self, pid: int) -> None:
+        for directory in self.dirs.values():
+            common.write(directory, "cgroup.procs", str(pid))
+
+    def mount_paths(self) -> dict[str, str]:
+        return {name: str(directory) for name, directory in self.dirs.items()}
+
+    def _procs_dir(self) -> Path:
+        for name in ("pids", "freezer", "memory", "cpu"):
+            if name in self.dirs:
+                return self.dirs[name]
+        return next(iter(self.dirs.values()))
+
+    def pids(self) -> list[int]:
+        return common.read_pids(self._procs_dir())
+
+    def freeze(self) -> None:
+        self._set_freezer("FROZEN")
+
+    def thaw(self) -> None:
+        self._set_freezer("THAWED")
+
+    def _set_freezer(self, state: str) -> None:
+        directory = self.dirs.get("freezer")
+        if directory is None:
+            raise InvalidSpec("cgroup: the freezer controller is not mounted")
+        for _ in range(1000):
+            common.write(directory, "freezer.state", state)
+            if common.read(directory, "freezer.state").strip() == state:
+                return
+            time.sleep(0.001)
+        raise InvalidSpec(f"cgroup: freezer did not reach {state}")
+
+    def is_frozen(self) -> bool:
+        directory = self.dirs.get("freezer")
+        if directory is None or not directory.exists():
+            return False
+        return common.read(directory, "freezer.state").strip() == "FROZEN"
+
+    def exists(self) -> bool:
+        return any(d.exists() for d in self.dirs.values())
+
+    def destroy(self) -> None:
+        for directory in self.dirs.values():
+            common.remove_tree(directory)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"version": 1, "root": str(self.root),
+                "dirs": {k: str(v) for k, v in self.dirs.items()}}

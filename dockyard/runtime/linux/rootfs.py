@@ -1,0 +1,209 @@
+"""Build a container's root filesystem inside its new mount namespace.
+
+Runs in the init stage, after unshare(CLONE_NEWNS).  The steps follow runc's
+order: make the host's mounts slaves, bind the rootfs onto itself, perform the
+spec's mounts in order (each destination resolved by ``paths.resolve_in_root``),
+create device nodes and /dev links, then pivot_root; masked paths, read-only
+paths and a read-only root are applied after the pivot, from inside.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+
+from dockyard.errors import InvalidSpec
+from dockyard.oci.runtime_spec import Device, Mount, Spec
+from dockyard.runtime.linux import mountopts, paths
+from dockyard.runtime.linux import syscalls as sc
+
+DEFAULT_DEVICES: tuple[Device, ...] = (
+    Device("/dev/null", "c", 1, 3, 0o666, 0, 0),
+    Device("/dev/zero", "c", 1, 5, 0o666, 0, 0),
+    Device("/dev/full", "c", 1, 7, 0o666, 0, 0),
+    Device("/dev/random", "c", 1, 8, 0o666, 0, 0),
+    Device("/dev/urandom", "c", 1, 9, 0o666, 0, 0),
+    Device("/dev/tty", "c", 5, 0, 0o666, 0, 0),
+)
+
+DEV_SYMLINKS: tuple[tuple[str, str], ...] = (
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+)
+
+
+def _propagation_flags(spec: Spec) -> int:
+    name = spec.linux.rootfs_propagation or "rslave"
+    return mountopts.PROPAGATION[name]
+
+
+def prepare(spec: Spec, rootfs: str, bundle: str, cgroup_paths: Mapping[str, str]) -> None:
+    """Everything up to (not including) pivot_root."""
+    sc.mount(None, "/", None, _propagation_flags(spec) | sc.MS_REC, None)
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+    for index, mnt in enumerate(spec.mounts):
+        where = f"mounts[{index}] ({mnt.destination})"
+        if mnt.type == "cgroup":
+            _mount_cgroups(rootfs, mnt, cgroup_paths, where)
+        else:
+            _mount_one(rootfs, bundle, mnt, where)
+    _create_devices(rootfs, spec)
+    for key, value in spec.linux.sysctl:
+        _write_sysctl(key, value)
+
+
+def _mount_one(rootfs: str, bundle: str, mnt: Mount, where: str) -> None:
+    opts = mountopts.parse(mnt.options, where=where)
+    is_bind = opts.is_bind or mnt.type == "bind"
+    source = mnt.source
+    if is_bind:
+        source = source if source.startswith("/") else os.path.join(bundle, source)
+        if not os.path.exists(source):
+            raise InvalidSpec(f"{where}: bind source {mnt.source!r} does not exist")
+    dest = paths.resolve_in_root(rootfs, mnt.destination, what=f"{where}: destination")
+    _make_mountpoint(dest, source_is_dir=not is_bind or os.path.isdir(source), where=where)
+    if is_bind:
+        sc.mount(source, dest, None, sc.MS_BIND | (opts.flags & sc.MS_REC), None)
+        extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+        if extra:
+            kept = mountopts.flags_from_statvfs(os.statvfs(dest).f_flag)
+            sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | kept | extra, None)
+    else:
+        data = opts.data or None
+        sc.mount(source or mnt.type, dest, mnt.type, opts.flags, data)
+    for flag in opts.propagation:
+        sc.mount(None, dest, None, flag, None)
+
+
+def _make_mountpoint(dest: str, *, source_is_dir: bool, where: str) -> None:
+    if os.path.lexists(dest):
+        if source_is_dir and not os.path.isdir(dest):
+            raise InvalidSpec(f"{where}: destination exists and is not a directory")
+        return
+    if source_is_dir:
+        os.makedirs(dest, mode=0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(dest), mode=0o755, exist_ok=True)
+        os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+
+
+def _mount_cgroups(rootfs: str, mnt: Mount, cgroup_paths: Mapping[str, str], where: str) -> None:
+    """A tmpfs with each of the container's own cgroup directories bound into it."""
+    opts = mountopts.parse(mnt.options, where=where)
+    dest = paths.resolve_in_root(rootfs, mnt.destination, what=f"{where}: destination")
+    os.makedirs(dest, mode=0o755, exist_ok=True)
+    if "" in cgroup_paths:  # cgroup v2 only: one hierarchy
+        _bind_cgroup(cgroup_paths[""], dest, opts.flags)
+        return
+    sc.mount("tmpfs", dest, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=755")
+    for name, host_path in sorted(cgroup_paths.items()):
+        target = os.path.join(dest, name)
+        os.makedirs(target, exist_ok=True)
+        _bind_cgroup(host_path, target, opts.flags)
+    if opts.flags & sc.MS_RDONLY:
+        sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NOSUID
+                 | sc.MS_NODEV | sc.MS_NOEXEC, None)
+
+
+def _bind_cgroup(host_path: str, target: str, flags: int) -> None:
+    sc.mount(host_path, target, None, sc.MS_BIND | sc.MS_REC, None)
+    keep = flags & (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    if keep:
+        sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | keep, None)
+
+
+def _create_devices(rootfs: str, spec: Spec) -> None:
+    for device in (*DEFAULT_DEVICES, *spec.linux.devices):
+        _create_device(rootfs, device)
+    for target, link in DEV_SYMLINKS:
+        _symlink(rootfs, target, link)
+    if os.path.exists(os.path.join(rootfs, "proc/kcore")) or _mounts_proc(spec):
+        _symlink(rootfs, "/proc/kcore", "/dev/core")
+    if any(m.destination == "/dev/pts" and m.type == "devpts" for m in spec.mounts):
+        ptmx = paths.resolve_in_root(rootfs, "/dev/ptmx", what="/dev/ptmx")
+        if os.path.lexists(ptmx):
+            os.unlink(ptmx)
+        os.symlink("pts/ptmx", ptmx)
+
+
+def _mounts_proc(spec: Spec) -> bool:
+    return any(m.type == "proc" for m in spec.mounts)
+
+
+def _symlink(rootfs: str, target: str, link: str) -> None:
+    path = paths.resolve_in_root(rootfs, link, what=link)
+    if not os.path.lexists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.symlink(target, path)
+
+
+def _create_device(rootfs: str, device: Device) -> None:
+    path = paths.resolve_in_root(rootfs, device.path, what=f"linux.devices {device.path}")
+    kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+    mode = kinds[device.type] | (device.file_mode if device.file_mode is not None else 0o666)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.lexists(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise InvalidSpec(f"linux.devices: {device.path} exists and is a directory")
+        os.unlink(path)
+    sc.os_call("mknod", path, os.mknod, path, mode, os.makedev(device.major, device.minor))
+    os.chmod(path, mode & 0o7777)  # mknod honours the umask; the spec's mode does not
+    os.chown(path, device.uid or 0, device.gid or 0)
+
+
+def _write_sysctl(key: str, value: str) -> None:
+    path = "/proc/sys/" + key.replace(".", "/")
+    if ".." in key.split("."):
+        raise InvalidSpec(f"linux.sysctl: invalid key {key!r}")
+    try:
+        with open(path, "w") as handle:
+            handle.write(value)
+    except OSError as exc:
+        raise InvalidSpec(f"linux.sysctl: cannot set {key}={value}: {exc.strerror}") from exc
+
+
+def pivot(rootfs: str) -> None:
+    """pivot_root(2) into ``rootfs`` and detach the old root (runc's '.'/'.' trick)."""
+    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    new_root = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new_root)
+        sc.pivot_root(".", ".")
+        os.fchdir(old_root)
+        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
+        sc.umount2(".", sc.MNT_DETACH)
+        os.chdir("/")
+    finally:
+        os.close(old_root)
+        os.close(new_root)
+
+
+def finalize(spec: Spec) -> None:
+    """After pivot_root: masked paths, read-only paths, read-only root."""
+    for path in spec.linux.masked_paths:
+        _mask(path)
+    for path in spec.linux.readonly_paths:
+        _make_readonly(path)
+    if spec.root.readonly:
+        kept = mountopts.flags_from_statvfs(os.statvfs("/").f_flag)
+        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | kept, None)
+
+
+def _mask(path: str) -> None:
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)
+    else:
+        sc.mount("/dev/null", path, None, sc.MS_BIND, None)
+
+
+def _make_readonly(path: str) -> None:
+    if not os.path.lexists(path):
+        return
+    sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC, None)
+    kept = mountopts.flags_from_statvfs(os.statvfs(path).f_flag)
+    sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | kept, None)

@@ -1,0 +1,172 @@
+"""Container records under the runtime root, and the status derived from the kernel.
+
+Status is never stored, only computed, so it cannot go stale: a live init (same pid
+*and* same start time, to survive pid reuse) with the exec fifo still present is
+``created``; a frozen cgroup is ``paused``; a live init is ``running``; anything
+else is ``stopped``.  ``can_*`` guards say which operations a status allows, with
+runc's wording for refusals.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard.errors import AlreadyExists, ContainerNotFound, Conflict, InvalidArgument
+from dockyard.runtime.linux import cgroups
+from dockyard.store.atomic import atomic_write
+
+OCI_VERSION = "1.2.0"
+_ID_RE = re.compile(r"^[\w+\-.]+$")
+STATE_FILE = "state.json"
+FIFO_NAME = "exec.fifo"
+
+
+def validate_id(container_id: str) -> None:
+    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+        raise InvalidArgument(f"invalid container id format: {container_id!r}")
+
+
+def now_rfc3339() -> str:
+    now = datetime.datetime.now(datetime.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat, or None if the process is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+@dataclass
+class ContainerRecord:
+    id: str
+    bundle: str
+    rootfs: str
+    created: str
+    pid: int = 0
+    pid_start: int = 0
+    annotations: dict[str, str] = field(default_factory=dict)
+    cgroup: dict[str, object] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    owner: str = ""
+
+    def cgroup_manager(self) -> cgroups.CgroupManager:
+        return cgroups.from_dict(self.cgroup)
+
+
+class ContainerDir:
+    """One container's directory: record, exec fifo, lock."""
+
+    def __init__(self, root: Path, container_id: str) -> None:
+        validate_id(container_id)
+        self.id = container_id
+        self.path = root / container_id
+
+    @property
+    def fifo(self) -> Path:
+        return self.path / FIFO_NAME
+
+    def exists(self) -> bool:
+        return (self.path / STATE_FILE).exists()
+
+    def make(self) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(mode=0o711)
+        except FileExistsError:
+            raise AlreadyExists(f"container with id exists: {self.id}") from None
+
+    def lock(self) -> int:
+        """An exclusive flock held until the returned fd is closed."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def save(self, record: ContainerRecord) -> None:
+        atomic_write(self.path / STATE_FILE, json.dumps(vars(record)).encode(), durable=False)
+
+    def load(self) -> ContainerRecord:
+        try:
+            data = json.loads((self.path / STATE_FILE).read_text())
+        except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+        return ContainerRecord(**data)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def status_of(cdir: ContainerDir, record: ContainerRecord) -> str:
+    if record.pid <= 0 or process_start_time(record.pid) != record.pid_start:
+        return "stopped"
+    if cdir.fifo.exists():
+        return "created"
+    if record.cgroup and record.cgroup_manager().is_frozen():
+        return "paused"
+    return "running"
+
+
+def state_json(cdir: ContainerDir, record: ContainerRecord) -> dict[str, object]:
+    """The OCI state document (``runc state`` output and hooks' stdin)."""
+    status = status_of(cdir, record)
+    state: dict[str, object] = {
+        "ociVersion": OCI_VERSION,
+        "id": record.id,
+        "pid": record.pid if status != "stopped" else 0,
+        "status": status,
+        "bundle": record.bundle,
+        "rootfs": record.rootfs,
+        "created": record.created,
+        "owner": record.owner,
+    }
+    if record.annotations:
+        state["annotations"] = record.annotations
+    return state
+
+
+def can_start(status: str) -> None:
+    if status == "stopped":
+        raise Conflict("cannot start a container that has stopped")
+    if status != "created":
+        raise Conflict(f"cannot start an already {status} container")
+
+
+def can_kill(status: str) -> None:
+    if status == "stopped":
+        raise Conflict("container not running")
+
+
+def can_exec(status: str) -> None:
+    if status in ("stopped", "paused"):
+        raise Conflict(f"cannot exec in a {status} container")
+
+
+def can_pause(status: str) -> None:
+    if status != "running":
+        raise Conflict(f"container not running: {status}")
+
+
+def can_resume(status: str) -> None:
+    if status != "paused":
+        raise Conflict("container not paused")
+
+
+def list_ids(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / STATE_FILE).exists())
