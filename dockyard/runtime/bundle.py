@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 from typing import Any
 
 from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import Spec, parse_spec
 
 
-@dataclass(frozen=True)
-class Bundle:
+class Bundle(NamedTuple):
     path: str
     spec: Spec
     raw: dict[str, Any]

@@ -126,3 +126,7 @@ def run_main() -> None:
 
 def dumps(value: object) -> str:
     return json.dumps(value, indent=2)
+
+
+if __name__ == "__main__":
+    run_main()

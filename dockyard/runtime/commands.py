@@ -201,8 +201,6 @@ def _exec(args: argparse.Namespace, root: Path) -> int:
 
 
 def _apply_exec_flags(proc: object, args: argparse.Namespace) -> object:
-    from dataclasses import replace
-
     from dockyard.oci.runtime_spec import Process
 
     assert isinstance(proc, Process)
@@ -210,17 +208,17 @@ def _apply_exec_flags(proc: object, args: argparse.Namespace) -> object:
         uid, _, gid = args.user.partition(":")
         if not uid.isdigit() or (gid and not gid.isdigit()):
             raise InvalidArgument(f"--user: want UID[:GID] as numbers, got {args.user!r}")
-        proc = replace(proc, user=User(uid=int(uid), gid=int(gid or 0),
+        proc = proc._replace(user=User(uid=int(uid), gid=int(gid or 0),
                                        additional_gids=tuple(args.additional_gids)))
     if args.cap and proc.capabilities is not None:
         caps = proc.capabilities
         extra = tuple(args.cap)
-        proc = replace(proc, capabilities=Capabilities(
+        proc = proc._replace(capabilities=Capabilities(
             bounding=caps.bounding + extra, effective=caps.effective + extra,
             inheritable=caps.inheritable, permitted=caps.permitted + extra,
             ambient=caps.ambient))
     if args.no_new_privs:
-        proc = replace(proc, no_new_privileges=True)
+        proc = proc._replace(no_new_privileges=True)
     return proc
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from dockyard.errors import InternalError, InvalidArgument
 from dockyard.runtime import hooks, messages
 from dockyard.runtime.bundle import Bundle
-from dockyard.runtime.init import InitContext, check_spec, run_init, socketpair
+from dockyard.runtime.init import InitContext, check_spec, run_init
 from dockyard.runtime.linux import capabilities, cgroups, namespaces, rlimits
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.seccomp import compile_filter
@@ -32,8 +32,7 @@ from dockyard.runtime.state import (
 from dockyard.store.atomic import atomic_write
 
 
-@dataclass(frozen=True)
-class CreateOptions:
+class CreateOptions(NamedTuple):
     console_socket: str | None = None
     pid_file: str | None = None
     preserve_fds: int = 0
@@ -76,20 +75,20 @@ def create(root: Path, container_id: str, bundle: Bundle, options: CreateOptions
             id=container_id, bundle=bundle.path, rootfs=bundle.rootfs, created=now_rfc3339(),
             annotations=spec.annotations, cgroup=manager.to_dict(), config=bundle.raw,
         )
+        parent_end, child_end = messages.channel_pair()
         ctx = InitContext(
             spec=spec, container_id=container_id, bundle=bundle.path, rootfs=bundle.rootfs,
-            ns_plan=ns_plan, cgroup_dirs=manager.mount_paths(), channel=None,  # type: ignore[arg-type]
+            ns_plan=ns_plan, cgroup_dirs=manager.mount_paths(), channel=parent_end,
             fifo_path=str(cdir.fifo), console_socket=options.console_socket,
             preserve_fds=options.preserve_fds, seccomp=seccomp,
         )
-        pid = _spawn_init(ctx)
+        pid = _spawn_init(ctx, child_end)
         undo.callback(_kill_and_reap, pid)
         _serve_init(ctx, record, pid)
-        record.pid = pid
         start_time = process_start_time(pid)
         if start_time is None:
             raise InternalError("container init exited right after setting up")
-        record.pid_start = start_time
+        record = record._replace(pid=pid, pid_start=start_time)
         cdir.save(record)
         if options.pid_file:
             write_pid_file(options.pid_file, pid)
@@ -102,9 +101,8 @@ def write_pid_file(path: str, pid: int) -> None:
     atomic_write(target, str(pid).encode(), 0o644, durable=False)
 
 
-def _spawn_init(ctx: InitContext) -> int:
+def _spawn_init(ctx: InitContext, child_end: messages.Channel) -> int:
     """Fork the init, inside the new (or joined) pid namespace when the spec asks."""
-    parent_end, child_end = socketpair()
     saved_pid_ns = -1
     if ctx.ns_plan.new_pid or ctx.ns_plan.join_pid:
         saved_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -120,11 +118,9 @@ def _spawn_init(ctx: InitContext) -> int:
     if pid != 0:
         _restore_pid_ns(saved_pid_ns)
     if pid == 0:
-        parent_end.close()
-        ctx.channel = child_end
-        run_init(ctx)  # never returns
+        ctx.channel.close()
+        run_init(ctx._replace(channel=child_end))  # never returns
     child_end.close()
-    ctx.channel = parent_end
     return pid
 
 

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from dockyard.errors import DockyardError
 from dockyard.oci.runtime_spec import Process, parse_spec
 from dockyard.runtime import messages, process
-from dockyard.runtime.init import socketpair
 from dockyard.runtime.linux import console, namespaces
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.seccomp import compile_filter
 from dockyard.runtime.state import ContainerDir, ContainerRecord, can_exec, status_of
 
 
-@dataclass(frozen=True)
-class ExecOptions:
+class ExecOptions(NamedTuple):
     console_socket: str | None = None
     preserve_fds: int = 0
 
@@ -43,7 +41,7 @@ def exec_in(cdir: ContainerDir, proc: Process, options: ExecOptions) -> int:
     ns_types = [ns.type for ns in spec.linux.namespaces if ns.type != "pid"]
     has_pid_ns = spec.linux.namespace("pid") is not None
     cgroup_dirs = record.cgroup_manager().mount_paths() if record.cgroup else {}
-    parent_end, child_end = socketpair()
+    parent_end, child_end = messages.channel_pair()
     saved = -1
     if has_pid_ns:
         saved = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -115,8 +113,7 @@ def _send(channel: messages.Channel, error: messages.Error) -> None:
 def override(base: Process, *, args: tuple[str, ...] | None = None, env: tuple[str, ...] = (),
              cwd: str | None = None, terminal: bool | None = None) -> Process:
     """runc's rule: exec inherits the container's process, flags override or append."""
-    return replace(
-        base,
+    return base._replace(
         args=args if args else base.args,
         env=base.env + env,
         cwd=cwd or base.cwd,

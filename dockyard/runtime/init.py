@@ -9,21 +9,19 @@ message; nothing here returns into the parent's code.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import traceback
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dockyard.errors import DockyardError, InvalidSpec
 from dockyard.oci.runtime_spec import Spec
 from dockyard.runtime import hooks, messages, process
-from dockyard.runtime.linux import console, namespaces, rootfs
+from dockyard.runtime.linux import namespaces, rootfs
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.seccomp import SeccompFilter
 
 
-@dataclass
-class InitContext:
+class InitContext(NamedTuple):
     spec: Spec
     container_id: str
     bundle: str
@@ -84,7 +82,11 @@ def _init(ctx: InitContext) -> None:
     if spec.hooks.get("createContainer"):
         hooks.run_hooks(spec.hooks["createContainer"], _state(ctx, "creating"), "createContainer")
     fifo_fd = os.open(ctx.fifo_path, os.O_PATH | os.O_CLOEXEC)
-    console_sock = console.connect(ctx.console_socket) if ctx.console_socket else None
+    console_sock = None
+    if ctx.console_socket:
+        from dockyard.runtime.linux import console
+
+        console_sock = console.connect(ctx.console_socket)
     if new_mount_ns:
         rootfs.pivot(ctx.rootfs)
         rootfs.finalize(spec)
@@ -96,6 +98,8 @@ def _init(ctx: InitContext) -> None:
     if spec.domainname:
         sc.setdomainname(spec.domainname)
     if console_sock is not None:
+        from dockyard.runtime.linux import console
+
         console.setup_in_container(console_sock, proc.console_size)
     process.write_oom_score_adj(proc.oom_score_adj)
     process.enter_cwd(proc.cwd)
@@ -129,8 +133,3 @@ def check_spec(spec: Spec) -> None:
         raise InvalidSpec("hostname: setting it needs a private uts namespace")
     if spec.linux.namespace("cgroup") is None and any(m.type == "cgroup" for m in spec.mounts):
         pass  # bind mounts of the container's own cgroup work without a cgroup namespace
-
-
-def socketpair() -> tuple[messages.Channel, messages.Channel]:
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    return messages.Channel(parent), messages.Channel(child)

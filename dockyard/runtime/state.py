@@ -9,15 +9,14 @@ runc's wording for refusals.
 
 from __future__ import annotations
 
-import datetime
 import fcntl
 import json
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dockyard.errors import AlreadyExists, ContainerNotFound, Conflict, InvalidArgument
 from dockyard.runtime.linux import cgroups
@@ -35,8 +34,9 @@ def validate_id(container_id: str) -> None:
 
 
 def now_rfc3339() -> str:
-    now = datetime.datetime.now(datetime.UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    """UTC time with nanoseconds, as runc writes ``created``."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
 def process_start_time(pid: int) -> int | None:
@@ -52,17 +52,16 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-@dataclass
-class ContainerRecord:
+class ContainerRecord(NamedTuple):
     id: str
     bundle: str
     rootfs: str
     created: str
     pid: int = 0
     pid_start: int = 0
-    annotations: dict[str, str] = field(default_factory=dict)
-    cgroup: dict[str, object] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, str] = {}  # noqa: RUF012 - records are never mutated
+    cgroup: dict[str, object] = {}  # noqa: RUF012
+    config: dict[str, Any] = {}  # noqa: RUF012
     owner: str = ""
 
     def cgroup_manager(self) -> cgroups.CgroupManager:
@@ -98,7 +97,7 @@ class ContainerDir:
         return fd
 
     def save(self, record: ContainerRecord) -> None:
-        atomic_write(self.path / STATE_FILE, json.dumps(vars(record)).encode(), durable=False)
+        atomic_write(self.path / STATE_FILE, json.dumps(record._asdict()).encode(), durable=False)
 
     def load(self) -> ContainerRecord:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dockyard.errors import NotImplementedFeature
 from dockyard.runtime.linux import syscalls as sc
@@ -65,8 +65,7 @@ _ST_TO_MS = {1: sc.MS_RDONLY, 2: sc.MS_NOSUID, 4: sc.MS_NODEV, 8: sc.MS_NOEXEC,
              1024: sc.MS_NOATIME, 2048: sc.MS_NODIRATIME, 4096: sc.MS_RELATIME}
 
 
-@dataclass(frozen=True)
-class MountOptions:
+class MountOptions(NamedTuple):
     flags: int
     propagation: tuple[int, ...]
     data: str

@@ -8,7 +8,7 @@ the parent stage handles it around its fork (see ``runtime.create``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dockyard.errors import InvalidSpec, NotImplementedFeature
 from dockyard.oci.runtime_spec import Linux
@@ -42,8 +42,7 @@ PROC_NAMES: dict[str, str] = {
 _JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "pid", "mount")
 
 
-@dataclass(frozen=True)
-class NamespacePlan:
+class NamespacePlan(NamedTuple):
     unshare_flags: int  # new namespaces other than pid
     new_pid: bool
     joins: tuple[tuple[str, str], ...]  # (type, path) in setns order; pid excluded

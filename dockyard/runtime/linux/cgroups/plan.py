@@ -7,13 +7,12 @@ is checked without touching the kernel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dockyard.oci.runtime_spec import DeviceRule, Resources
 
 
-@dataclass(frozen=True)
-class CgroupWrite:
+class CgroupWrite(NamedTuple):
     controller: str  # v1 hierarchy name ("memory", "cpu", …); "" on v2
     file: str
     value: str

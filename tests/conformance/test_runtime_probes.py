@@ -1,0 +1,229 @@
+"""The runtime conformance suite: each test runs under dockyard-runtime *and* runc.
+
+A test asserts what the process sees from inside the container (busybox is the
+probe).  The same assertion holding under runc proves the test; holding under
+dockyard-runtime proves the runtime.  ``test_same_view_as_runc`` additionally
+runs a set of probes under both and compares their outputs directly.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from dockyard.runtime.linux.capabilities import mask
+from dockyard.testing.bundles import BundleFactory, Runtime, base_config, run_and_get_output
+
+pytestmark = pytest.mark.root
+
+
+def sh(script: str, **overrides: Any) -> dict[str, Any]:
+    return base_config(["/bin/sh", "-c", script], **overrides)
+
+
+def status_field(text: str, name: str) -> str:
+    match = re.search(rf"^{name}:\s*(\S+)", text, re.M)
+    assert match, f"{name} not in /proc/self/status"
+    return match.group(1)
+
+
+def test_stdout_and_exit_code(runtime: Runtime, factory: BundleFactory) -> None:
+    result = run_and_get_output(runtime, factory, sh("echo hello; exit 42"))
+    assert result.stdout == "hello\n"
+    assert result.returncode == 42
+
+
+def test_killed_by_signal_reports_128_plus_signal(runtime: Runtime,
+                                                   factory: BundleFactory) -> None:
+    result = run_and_get_output(runtime, factory, sh("kill -9 $$"))
+    assert result.returncode == 137
+
+
+def test_process_is_pid_1_with_hostname(runtime: Runtime, factory: BundleFactory) -> None:
+    config = sh("echo $$; hostname")
+    config["hostname"] = "probe-host"
+    result = run_and_get_output(runtime, factory, config)
+    assert result.stdout.split() == ["1", "probe-host"], result.stderr
+
+
+def test_user_and_groups(runtime: Runtime, factory: BundleFactory) -> None:
+    config = sh("id -u; id -g; id -G")
+    config["process"]["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [10, 20]}
+    result = run_and_get_output(runtime, factory, config)
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["1000", "1001"], result.stderr
+    assert set(lines[2].split()) == {"1001", "10", "20"}
+
+
+def test_env_and_cwd(runtime: Runtime, factory: BundleFactory) -> None:
+    config = sh('echo "$GREETING"; pwd')
+    config["process"]["env"].append("GREETING=hi there")
+    config["process"]["cwd"] = "/tmp"
+    result = run_and_get_output(runtime, factory, config)
+    assert result.stdout.splitlines() == ["hi there", "/tmp"]
+
+
+def test_capability_sets(runtime: Runtime, factory: BundleFactory) -> None:
+    config = sh("cat /proc/self/status")
+    caps = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    config["process"]["capabilities"] = {
+        "bounding": caps, "effective": caps[:2], "permitted": caps[:2],
+        "inheritable": caps[:1], "ambient": [],
+    }
+    result = run_and_get_output(runtime, factory, config)
+    assert int(status_field(result.stdout, "CapBnd"), 16) == mask(tuple(caps))
+    assert int(status_field(result.stdout, "CapEff"), 16) == mask(tuple(caps[:2]))
+    assert int(status_field(result.stdout, "CapPrm"), 16) == mask(tuple(caps[:2]))
+    assert int(status_field(result.stdout, "CapInh"), 16) == mask(tuple(caps[:1]))
+
+
+def test_ambient_capabilities_survive_non_root_user(runtime: Runtime,
+                                                    factory: BundleFactory) -> None:
+    config = sh("cat /proc/self/status")
+    caps = ["CAP_NET_BIND_SERVICE"]
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    config["process"]["capabilities"] = {key: caps for key in
+                                         ("bounding", "effective", "permitted", "inheritable",
+                                          "ambient")}
+    result = run_and_get_output(runtime, factory, config)
+    assert int(status_field(result.stdout, "CapAmb"), 16) == mask(tuple(caps))
+    assert int(status_field(result.stdout, "CapEff"), 16) == mask(tuple(caps))
+
+
+def test_no_new_privileges(runtime: Runtime, factory: BundleFactory) -> None:
+    config = sh("grep NoNewPrivs /proc/self/status")
+    config["process"]["noNewPrivileges"] = True
+    assert run_and_get_output(runtime, factory, config).stdout.split()[-1] == "1"
+    config["process"]["noNewPrivileges"] = False
+    assert run_and_get_output(runtime, factory, config).stdout.split()[-1] == "0"
+
+
+def test_seccomp_denies_with_eperm(runtime: Runtime, factory: BundleFactory) -> None:
+    config = sh("grep '^Seccomp:' /proc/self/status; mkdir /tmp/denied && echo made")
+    config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                      "errnoRet": 1}],
+    }
+    result = run_and_get_output(runtime, factory, config)
+    assert result.stdout.split() == ["Seccomp:", "2"], result.stderr
+    assert "Operation not permitted" in result.stderr
+    assert result.returncode == 1
+
+
+def test_docker_default_seccomp_profile_blocks_unshare(runtime: Runtime,
+                                                       factory: BundleFactory) -> None:
+    from dockyard.runtime.linux.capabilities import DOCKER_DEFAULT_CAPABILITIES
+    from dockyard.runtime.seccomp_profile import default_profile
+
+    config = sh("echo ok; unshare -n true && echo unshared")
+    config["linux"]["seccomp"] = default_profile(DOCKER_DEFAULT_CAPABILITIES)
+    result = run_and_get_output(runtime, factory, config)
+    assert result.stdout.split() == ["ok"]
+    assert result.returncode != 0
+
+
+def test_rlimits_lowered(runtime: Runtime, factory: BundleFactory) -> None:
+    config = sh("ulimit -n; ulimit -Hn")
+    config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512}]
+    assert run_and_get_output(runtime, factory, config).stdout.split() == ["256", "512"]
+
+
+def test_masked_paths_are_unreadable(runtime: Runtime, factory: BundleFactory) -> None:
+    result = run_and_get_output(runtime, factory, sh(
+        "wc -c < /proc/kcore; ls /sys/firmware | wc -l; echo x > /sys/firmware/f || echo ro"))
+    assert result.stdout.split() == ["0", "0", "ro"], result.stderr
+
+
+def test_readonly_paths_and_readonly_root(runtime: Runtime, factory: BundleFactory) -> None:
+    config = sh("echo 1 > /proc/sys/kernel/domainname || echo sys-ro; "
+                "touch /newfile || echo root-ro; touch /dev/shm/ok && echo shm-rw")
+    config["root"]["readonly"] = True
+    result = run_and_get_output(runtime, factory, config)
+    assert result.stdout.split() == ["sys-ro", "root-ro", "shm-rw"], result.stderr
+
+
+def test_bind_mount_readonly_and_flags(runtime: Runtime, factory: BundleFactory,
+                                       tmp_path: Any) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "data").write_text("from host\n")
+    config = sh("cat /mnt/data; touch /mnt/new || echo refused; "
+                "grep ' /mnt ' /proc/self/mountinfo")
+    config["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(shared),
+                             "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]})
+    result = run_and_get_output(runtime, factory, config)
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["from host", "refused"], result.stderr
+    options = lines[2].split()[5].split(",")
+    assert {"ro", "nosuid", "nodev", "noexec"} <= set(options)
+    assert not (shared / "new").exists()
+
+
+def test_default_devices_and_links(runtime: Runtime, factory: BundleFactory) -> None:
+    config = sh("for d in null zero full random urandom tty; do "
+                "stat -c '%n %t:%T %a' /dev/$d; done; readlink /dev/fd /dev/stdin /dev/ptmx; "
+                "echo x > /dev/null && echo null-ok; stat -c '%n %t:%T' /dev/probe")
+    config["linux"]["devices"] = [{"path": "/dev/probe", "type": "c", "major": 1, "minor": 3,
+                                   "fileMode": 0o666, "uid": 0, "gid": 0}]
+    result = run_and_get_output(runtime, factory, config)
+    lines = result.stdout.splitlines()
+    assert lines[:6] == ["/dev/null 1:3 666", "/dev/zero 1:5 666", "/dev/full 1:7 666",
+                         "/dev/random 1:8 666", "/dev/urandom 1:9 666", "/dev/tty 5:0 666"]
+    assert lines[6:9] == ["/proc/self/fd", "/proc/self/fd/0", "pts/ptmx"]
+    assert lines[9:] == ["null-ok", "/dev/probe 1:3"], result.stderr
+
+
+def test_cgroup_limits_visible_inside(runtime: Runtime, factory: BundleFactory) -> None:
+    config = sh("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
+                "/sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us "
+                "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+    config["linux"]["resources"].update({
+        "memory": {"limit": 64 * 1024 * 1024},
+        "pids": {"limit": 42},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+    })
+    result = run_and_get_output(runtime, factory, config)
+    assert result.stdout.split() == [str(64 * 1024 * 1024), "42", "512", "50000", "100000"], \
+        result.stderr
+
+
+def test_pids_limit_holds(runtime: Runtime, factory: BundleFactory) -> None:
+    config = sh("for i in 1 2 3 4 5 6 7 8; do sleep 5 & done 2>/dev/null; "
+                "echo started; kill $(jobs -p) 2>/dev/null; true")
+    config["linux"]["resources"]["pids"] = {"limit": 4}
+    result = run_and_get_output(runtime, factory, config)
+    assert "Resource temporarily unavailable" in result.stderr or "can't fork" in result.stderr
+
+
+def test_namespaces_are_new(runtime: Runtime, factory: BundleFactory) -> None:
+    import os
+
+    result = run_and_get_output(runtime, factory, sh(
+        "for n in pid net ipc uts mnt cgroup; do readlink /proc/self/ns/$n; done"))
+    host = {os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "net", "ipc", "uts", "mnt",
+                                                         "cgroup")}
+    inside = set(result.stdout.split())
+    assert len(inside) == 6 and not inside & host, result.stderr
+
+
+def test_network_namespace_has_only_loopback(runtime: Runtime, factory: BundleFactory) -> None:
+    result = run_and_get_output(runtime, factory, sh("ls /sys/class/net"))
+    assert result.stdout.split() == ["lo"]
+
+
+def test_same_view_as_runc(dockyard: Runtime, runc: Runtime, factory: BundleFactory) -> None:
+    """One probe script, both runtimes, outputs compared line by line."""
+    script = ("id; hostname; echo $$; cat /proc/self/status | grep -E "
+              "'^(Cap|NoNewPrivs|Seccomp:)'; ulimit -n; ls /dev | sort; umask; "
+              "awk '{print $5, $9}' /proc/self/mountinfo | sort")
+    config = sh(script)
+    config["hostname"] = "same"
+    config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 1000}]
+    ours = run_and_get_output(dockyard, factory, config)
+    theirs = run_and_get_output(runc, factory, config)
+    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    assert ours.stdout.splitlines() == theirs.stdout.splitlines()

@@ -1,0 +1,74 @@
+"""Shared fixtures: runtimes under test, throw-away bundles, the leak check."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dockyard.testing import leaks
+from dockyard.testing.bundles import BundleFactory, Runtime, busybox_path
+
+
+def dockyard_runtime_argv() -> tuple[str, ...]:
+    beside = Path(sys.executable).with_name("dockyard-runtime")
+    if beside.exists():
+        return (str(beside),)
+    return (sys.executable, "-m", "dockyard.runtime.cli")
+
+
+def _need_root_and_busybox() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: real namespaces, mounts and cgroups")
+    if busybox_path() is None:
+        pytest.skip("needs a static busybox (apt-get install busybox-static)")
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dockyard")
+
+
+@pytest.fixture(scope="session")
+def factory(session_dir: Path) -> BundleFactory:
+    _need_root_and_busybox()
+    return BundleFactory(session_dir)
+
+
+@pytest.fixture
+def dockyard(tmp_path: Path) -> Runtime:
+    _need_root_and_busybox()
+    return Runtime("dockyard-runtime", dockyard_runtime_argv(), tmp_path / "state-dockyard")
+
+
+@pytest.fixture
+def runc(tmp_path: Path) -> Runtime:
+    _need_root_and_busybox()
+    path = shutil.which("runc")
+    if path is None:
+        pytest.skip("runc is not installed (apt-get install runc)")
+    return Runtime("runc", (path,), tmp_path / "state-runc")
+
+
+@pytest.fixture(params=["dockyard-runtime", "runc"])
+def runtime(request: pytest.FixtureRequest) -> Runtime:
+    """Each conformance test runs under both: a test failing under runc is a broken test."""
+    name = "dockyard" if request.param == "dockyard-runtime" else "runc"
+    result: Runtime = request.getfixturevalue(name)
+    return result
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail any root test that leaves a mount, netns, link, test cgroup or child behind."""
+    if request.node.get_closest_marker("root") is None or os.geteuid() != 0:
+        yield
+        return
+    before = leaks.snapshot()
+    yield
+    report = leaks.leaked(before)
+    assert not report, f"test leaked host resources: {report}"
