@@ -66,6 +66,7 @@ def create(root: Path, container_id: str, bundle: Bundle, options: CreateOptions
         cdir.make()
         undo.callback(cdir.remove)
         os.mkfifo(cdir.fifo, 0o622)
+        os.chmod(cdir.fifo, 0o622)  # the umask stripped the write bits a non-root init needs
         manager = cgroups.open_manager(spec.linux.cgroups_path or container_id, options.cgroup_root)
         manager.create()
         undo.callback(manager.destroy)

@@ -115,7 +115,12 @@ def _init(ctx: InitContext) -> None:
 
 
 def _wait_for_start(fifo_fd: int) -> None:
-    """Block until ``start`` opens the fifo for reading, then hand it a byte."""
+    """Block until ``start`` opens the fifo for reading, then hand it a byte.
+
+    After a uid switch the kernel marks us non-dumpable, which makes /proc/self/fd
+    root-owned and unopenable; execve resets the flag, so setting it here is safe.
+    """
+    sc.prctl(sc.PR_SET_DUMPABLE, 1)
     fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     os.write(fd, b"0")
     os.close(fd)

@@ -35,12 +35,6 @@ def test_stdout_and_exit_code(runtime: Runtime, factory: BundleFactory) -> None:
     assert result.returncode == 42
 
 
-def test_killed_by_signal_reports_128_plus_signal(runtime: Runtime,
-                                                   factory: BundleFactory) -> None:
-    result = run_and_get_output(runtime, factory, sh("kill -9 $$"))
-    assert result.returncode == 137
-
-
 def test_process_is_pid_1_with_hostname(runtime: Runtime, factory: BundleFactory) -> None:
     config = sh("echo $$; hostname")
     config["hostname"] = "probe-host"
@@ -66,17 +60,32 @@ def test_env_and_cwd(runtime: Runtime, factory: BundleFactory) -> None:
 
 
 def test_capability_sets(runtime: Runtime, factory: BundleFactory) -> None:
+    """As a non-root user the sets survive execve exactly as configured."""
     config = sh("cat /proc/self/status")
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
     caps = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     config["process"]["capabilities"] = {
         "bounding": caps, "effective": caps[:2], "permitted": caps[:2],
-        "inheritable": caps[:1], "ambient": [],
+        "inheritable": caps[:1], "ambient": caps[:1],
     }
     result = run_and_get_output(runtime, factory, config)
     assert int(status_field(result.stdout, "CapBnd"), 16) == mask(tuple(caps))
-    assert int(status_field(result.stdout, "CapEff"), 16) == mask(tuple(caps[:2]))
-    assert int(status_field(result.stdout, "CapPrm"), 16) == mask(tuple(caps[:2]))
+    # a non-root execve keeps only the ambient set in permitted/effective
+    assert int(status_field(result.stdout, "CapEff"), 16) == mask(tuple(caps[:1]))
+    assert int(status_field(result.stdout, "CapPrm"), 16) == mask(tuple(caps[:1]))
     assert int(status_field(result.stdout, "CapInh"), 16) == mask(tuple(caps[:1]))
+    assert int(status_field(result.stdout, "CapAmb"), 16) == mask(tuple(caps[:1]))
+
+
+def test_root_gets_its_bounding_set(runtime: Runtime, factory: BundleFactory) -> None:
+    """uid 0 gains every bounding capability on execve (kernel rule for root)."""
+    config = sh("cat /proc/self/status")
+    caps = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    config["process"]["capabilities"] = {"bounding": caps, "effective": caps[:1],
+                                         "permitted": caps[:1]}
+    result = run_and_get_output(runtime, factory, config)
+    assert int(status_field(result.stdout, "CapEff"), 16) == mask(tuple(caps))
+    assert int(status_field(result.stdout, "CapBnd"), 16) == mask(tuple(caps))
 
 
 def test_ambient_capabilities_survive_non_root_user(runtime: Runtime,
@@ -133,9 +142,15 @@ def test_rlimits_lowered(runtime: Runtime, factory: BundleFactory) -> None:
 
 
 def test_masked_paths_are_unreadable(runtime: Runtime, factory: BundleFactory) -> None:
-    result = run_and_get_output(runtime, factory, sh(
-        "wc -c < /proc/kcore; ls /sys/firmware | wc -l; echo x > /sys/firmware/f || echo ro"))
-    assert result.stdout.split() == ["0", "0", "ro"], result.stderr
+    import os
+
+    files = [p for p in ("/proc/keys", "/proc/timer_list", "/proc/interrupts")
+             if os.path.exists(p)]
+    assert files, "the host has none of the masked files this test reads"
+    script = "".join(f"wc -c < {p}; " for p in files)
+    script += "ls /sys/firmware | wc -l; echo x > /sys/firmware/f || echo ro"
+    result = run_and_get_output(runtime, factory, sh(script))
+    assert result.stdout.split() == ["0"] * len(files) + ["0", "ro"], result.stderr
 
 
 def test_readonly_paths_and_readonly_root(runtime: Runtime, factory: BundleFactory) -> None:
@@ -165,7 +180,8 @@ def test_bind_mount_readonly_and_flags(runtime: Runtime, factory: BundleFactory,
 
 def test_default_devices_and_links(runtime: Runtime, factory: BundleFactory) -> None:
     config = sh("for d in null zero full random urandom tty; do "
-                "stat -c '%n %t:%T %a' /dev/$d; done; readlink /dev/fd /dev/stdin /dev/ptmx; "
+                "stat -c '%n %t:%T %a' /dev/$d; done; "
+                "for l in fd stdin ptmx; do readlink /dev/$l; done; "
                 "echo x > /dev/null && echo null-ok; stat -c '%n %t:%T' /dev/probe")
     config["linux"]["devices"] = [{"path": "/dev/probe", "type": "c", "major": 1, "minor": 3,
                                    "fileMode": 0o666, "uid": 0, "gid": 0}]
@@ -192,11 +208,11 @@ def test_cgroup_limits_visible_inside(runtime: Runtime, factory: BundleFactory) 
 
 
 def test_pids_limit_holds(runtime: Runtime, factory: BundleFactory) -> None:
-    config = sh("for i in 1 2 3 4 5 6 7 8; do sleep 5 & done 2>/dev/null; "
-                "echo started; kill $(jobs -p) 2>/dev/null; true")
+    config = sh("i=0; while [ $i -lt 8 ]; do sleep 2 & i=$((i+1)); done; echo forked-all")
     config["linux"]["resources"]["pids"] = {"limit": 4}
     result = run_and_get_output(runtime, factory, config)
-    assert "Resource temporarily unavailable" in result.stderr or "can't fork" in result.stderr
+    assert "can't fork: Resource temporarily unavailable" in result.stderr
+    assert "forked-all" not in result.stdout
 
 
 def test_namespaces_are_new(runtime: Runtime, factory: BundleFactory) -> None:
@@ -218,12 +234,27 @@ def test_network_namespace_has_only_loopback(runtime: Runtime, factory: BundleFa
 def test_same_view_as_runc(dockyard: Runtime, runc: Runtime, factory: BundleFactory) -> None:
     """One probe script, both runtimes, outputs compared line by line."""
     script = ("id; hostname; echo $$; cat /proc/self/status | grep -E "
-              "'^(Cap|NoNewPrivs|Seccomp:)'; ulimit -n; ls /dev | sort; umask; "
-              "awk '{print $5, $9}' /proc/self/mountinfo | sort")
+              "'^(Cap|NoNewPrivs|Seccomp:)'; ulimit -n; ls -l /dev | awk '{print $1, $NF}'; "
+              "umask; cat /proc/self/mountinfo")
     config = sh(script)
     config["hostname"] = "same"
     config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 1000}]
     ours = run_and_get_output(dockyard, factory, config)
     theirs = run_and_get_output(runc, factory, config)
     assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
-    assert ours.stdout.splitlines() == theirs.stdout.splitlines()
+    ours_lines, ours_mounts = _split_mountinfo(ours.stdout)
+    theirs_lines, theirs_mounts = _split_mountinfo(theirs.stdout)
+    assert ours_lines == theirs_lines
+    assert ours_mounts == theirs_mounts
+
+
+def _split_mountinfo(text: str) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """Other lines as they are; mountinfo lines as (mount point, fs type, options)."""
+    lines, mounts = [], []
+    for line in text.splitlines():
+        if " - " in line and line.split()[0].isdigit():
+            left, right = line.split(" - ", 1)
+            mounts.append((left.split()[4], right.split()[0], left.split()[5]))
+        else:
+            lines.append(line)
+    return lines, sorted(mounts)

@@ -103,9 +103,8 @@ def _mount_cgroups(rootfs: str, mnt: Mount, cgroup_paths: Mapping[str, str], whe
         target = os.path.join(dest, name)
         os.makedirs(target, exist_ok=True)
         _bind_cgroup(host_path, target, opts.flags)
-    if opts.flags & sc.MS_RDONLY:
-        sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NOSUID
-                 | sc.MS_NODEV | sc.MS_NOEXEC, None)
+    # like runc, the tmpfs itself stays writable (only empty dirs live there); the
+    # hierarchies bound into it carry the read-only flag
 
 
 def _bind_cgroup(host_path: str, target: str, flags: int) -> None:
@@ -120,7 +119,7 @@ def _create_devices(rootfs: str, spec: Spec) -> None:
         _create_device(rootfs, device)
     for target, link in DEV_SYMLINKS:
         _symlink(rootfs, target, link)
-    if os.path.exists(os.path.join(rootfs, "proc/kcore")) or _mounts_proc(spec):
+    if os.path.exists("/proc/kcore") and _mounts_proc(spec):
         _symlink(rootfs, "/proc/kcore", "/dev/core")
     if any(m.destination == "/dev/pts" and m.type == "devpts" for m in spec.mounts):
         ptmx = paths.resolve_in_root(rootfs, "/dev/ptmx", what="/dev/ptmx")

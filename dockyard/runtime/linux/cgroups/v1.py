@@ -25,9 +25,9 @@ class CgroupV1Manager:
     def for_path(cls, root: Path, cgroups_path: str) -> CgroupV1Manager:
         own = common.own_cgroups()
         dirs: dict[str, Path] = {}
-        for name in common.cgroup_mounts(root):
-            if not name:
-                continue
+        for name, fstype in common.cgroup_mounts(root).items():
+            if not name or fstype != "cgroup":
+                continue  # hybrid hosts: the unified v2 mount is not ours to manage (as runc)
             if cgroups_path.startswith("/"):
                 relative = cgroups_path.lstrip("/")
             else:
