@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rootless", default="auto")
     p.add_argument("--criu", default=None)
     p.add_argument("-v", "--version", action="store_true")
-    sub = p.add_subparsers(dest="command")
+    sub = p.add_subparsers(dest="subcommand")
 
     def container_cmd(name: str, help_text: str) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text)
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.version:
         print("dockyard-runtime version 0.1.0\nspec: 1.2.0")
         return 0
-    if not args.command:
+    if not args.subcommand:
         _parser().print_help()
         return 0
     try:

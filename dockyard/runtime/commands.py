@@ -17,7 +17,7 @@ from dockyard.runtime.state import ContainerDir, status_of
 
 
 def dispatch(args: argparse.Namespace, root: Path) -> int:
-    handler = _HANDLERS[args.command]
+    handler = _HANDLERS[args.subcommand]
     return handler(args, root)
 
 

@@ -110,9 +110,20 @@ class Runtime(NamedTuple):
         return [*self.argv, "--root", str(self.root), *args]
 
     def call(self, *args: str, timeout: float = 30, **kwargs: Any) -> RunResult:
-        proc = subprocess.run(self.cmd(*args), capture_output=True, text=True,
-                              timeout=timeout, check=False, **kwargs)
-        return RunResult(proc.returncode, proc.stdout, proc.stderr)
+        """Run a runtime command; output goes through files, not pipes.
+
+        A created or detached container inherits the runtime's stdio, so a pipe
+        would stay open (and ``subprocess.run`` blocked) for the container's life.
+        """
+        import tempfile
+
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.run(self.cmd(*args), stdout=out, stderr=err, timeout=timeout,
+                                  check=False, **kwargs)
+            out.seek(0)
+            err.seek(0)
+            return RunResult(proc.returncode, out.read().decode(errors="replace"),
+                             err.read().decode(errors="replace"))
 
     def run_bundle(self, bundle: Path, container_id: str | None = None) -> RunResult:
         cid = container_id or f"t-{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,219 @@
+"""create/start/state/kill/delete, pause/resume, exec, hooks, terminals: both runtimes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dockyard.testing.bundles import BundleFactory, Runtime, base_config
+
+pytestmark = pytest.mark.root
+
+
+def status(runtime: Runtime, cid: str) -> str:
+    result = runtime.call("state", cid)
+    assert result.returncode == 0, result.stderr
+    return str(json.loads(result.stdout)["status"])
+
+
+def wait_status(runtime: Runtime, cid: str, want: str, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while status(runtime, cid) != want:
+        assert time.monotonic() < deadline, f"{cid} never became {want}"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def sleeper(runtime: Runtime, factory: BundleFactory) -> tuple[Runtime, str, Path]:
+    """A created (not started) container running ``sleep 300``; deleted afterwards."""
+    bundle = factory.make(base_config(["sleep", "300"]))
+    cid = f"life-{uuid.uuid4().hex[:8]}"
+    result = runtime.call("create", "--bundle", str(bundle), cid, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    yield runtime, cid, bundle
+    runtime.call("delete", "--force", cid)
+
+
+def test_create_start_kill_delete(sleeper: tuple[Runtime, str, Path]) -> None:
+    runtime, cid, bundle = sleeper
+    state = json.loads(runtime.call("state", cid).stdout)
+    assert state["status"] == "created"
+    assert state["bundle"] == str(bundle)
+    assert state["id"] == cid
+    pid = state["pid"]
+    assert os.path.exists(f"/proc/{pid}")
+    # the init exists in its namespaces but has not exec'd the user process yet
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] != b"sleep"
+    assert runtime.call("start", cid).returncode == 0
+    wait_status(runtime, cid, "running")
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"
+    assert runtime.call("start", cid).returncode != 0
+    assert runtime.call("delete", cid).returncode != 0  # running: refused
+    assert runtime.call("kill", cid, "KILL").returncode == 0
+    wait_status(runtime, cid, "stopped")
+    assert runtime.call("delete", cid).returncode == 0
+    assert runtime.call("state", cid).returncode != 0
+
+
+def test_list_and_ps(sleeper: tuple[Runtime, str, Path]) -> None:
+    runtime, cid, _ = sleeper
+    listed = json.loads(runtime.call("list", "--format", "json").stdout)
+    assert [c["id"] for c in listed] == [cid]
+    assert runtime.call("start", cid).returncode == 0
+    pids = json.loads(runtime.call("ps", "--format", "json", cid).stdout)
+    assert pids == [json.loads(runtime.call("state", cid).stdout)["pid"]]
+
+
+def test_pause_and_resume(sleeper: tuple[Runtime, str, Path]) -> None:
+    runtime, cid, _ = sleeper
+    runtime.call("start", cid)
+    assert runtime.call("pause", cid).returncode == 0
+    assert status(runtime, cid) == "paused"
+    pid = json.loads(runtime.call("state", cid).stdout)["pid"]
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    assert stat[stat.rfind(")") + 2] in "DS"
+    assert runtime.call("resume", cid).returncode == 0
+    assert status(runtime, cid) == "running"
+
+
+def test_exec_joins_namespaces_and_cgroup(sleeper: tuple[Runtime, str, Path]) -> None:
+    runtime, cid, _ = sleeper
+    runtime.call("start", cid)
+    pid = json.loads(runtime.call("state", cid).stdout)["pid"]
+    result = runtime.call("exec", cid, "sh", "-c",
+                          "for n in pid net ipc uts mnt; do readlink /proc/self/ns/$n; done; "
+                          "grep -qx $$ /sys/fs/cgroup/pids/cgroup.procs && echo in-cgroup; exit 3",
+                          stdin=subprocess.DEVNULL)
+    assert result.returncode == 3, result.stderr
+    lines = result.stdout.splitlines()
+    expected = [os.readlink(f"/proc/{pid}/ns/{n}") for n in ("pid", "net", "ipc", "uts", "mnt")]
+    assert lines[:5] == expected
+    assert lines[5] == "in-cgroup"
+
+
+def test_exec_with_process_file_and_detach(sleeper: tuple[Runtime, str, Path],
+                                           tmp_path: Path) -> None:
+    runtime, cid, _ = sleeper
+    runtime.call("start", cid)
+    process = {"args": ["sleep", "30"], "cwd": "/", "env": ["PATH=/bin"],
+               "user": {"uid": 0, "gid": 0}}
+    (tmp_path / "p.json").write_text(json.dumps(process))
+    pid_file = tmp_path / "exec.pid"
+    result = runtime.call("exec", "--process", str(tmp_path / "p.json"), "--detach",
+                          "--pid-file", str(pid_file), cid, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    pid = int(pid_file.read_text())
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"30"]
+    pids = json.loads(runtime.call("ps", "--format", "json", cid).stdout)
+    assert pid in pids
+
+
+def test_kill_all_reaches_every_process(sleeper: tuple[Runtime, str, Path]) -> None:
+    runtime, cid, _ = sleeper
+    runtime.call("start", cid)
+    runtime.call("exec", "--detach", cid, "sleep", "60", stdin=subprocess.DEVNULL)
+    pids = json.loads(runtime.call("ps", "--format", "json", cid).stdout)
+    assert len(pids) == 2
+    assert runtime.call("kill", "--all", cid, "9").returncode == 0
+    wait_status(runtime, cid, "stopped")
+
+
+def test_hooks_run_with_state(runtime: Runtime, factory: BundleFactory, tmp_path: Path) -> None:
+    log = tmp_path / "hooks.log"
+    hook_script = tmp_path / "hook.sh"
+    hook_script.write_text(f"#!/bin/sh\necho \"$1 $(cat)\" >> {log}\n")
+    hook_script.chmod(0o755)
+    config = base_config(["true"])
+    config["hooks"] = {kind: [{"path": str(hook_script), "args": ["hook.sh", kind]}]
+                       for kind in ("prestart", "createRuntime", "poststart", "poststop")}
+    bundle = factory.make(config)
+    result = runtime.run_bundle(bundle, "hooked")
+    assert result.returncode == 0, result.stderr
+    entries = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    assert [kind for kind, _ in entries] == ["prestart", "createRuntime", "poststart",
+                                             "poststop"]
+    for _kind, state in entries:
+        assert json.loads(state)["id"] == "hooked"
+
+
+def test_failing_create_hook_fails_create_and_cleans_up(
+        runtime: Runtime, factory: BundleFactory) -> None:
+    config = base_config(["true"])
+    config["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
+    result = runtime.call("create", "--bundle", str(factory.make(config)), "hookfail")
+    assert result.returncode != 0
+    assert runtime.call("state", "hookfail").returncode != 0
+
+
+def test_terminal_through_console_socket(runtime: Runtime, factory: BundleFactory,
+                                         tmp_path: Path) -> None:
+    from dockyard.runtime.linux.console import receive_fd
+
+    config = base_config(["sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; tty"])
+    config["process"]["terminal"] = True
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock_path = tmp_path / "console.sock"
+    listener.bind(str(sock_path))
+    listener.listen(1)
+    cid = f"tty-{uuid.uuid4().hex[:6]}"
+    try:
+        result = runtime.call("create", "--bundle", str(factory.make(config)),
+                              "--console-socket", str(sock_path), cid)
+        assert result.returncode == 0, result.stderr
+        conn, _ = listener.accept()
+        master = receive_fd(conn)
+        conn.close()
+        assert runtime.call("start", cid).returncode == 0
+        output = b""
+        while True:
+            try:
+                chunk = os.read(master, 1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        os.close(master)
+        assert b"is-a-tty" in output
+        assert b"/dev/console" in output or b"/dev/pts/" in output
+    finally:
+        listener.close()
+        runtime.call("delete", "--force", cid)
+
+
+def test_preserve_fds(runtime: Runtime, factory: BundleFactory, tmp_path: Path) -> None:
+    config = base_config(["sh", "-c", "cat <&3"])
+    data = tmp_path / "data"
+    data.write_text("through fd 3\n")
+    with open(data) as handle:
+        cmd = runtime.cmd("run", "--preserve-fds", "1", "--bundle",
+                          str(factory.make(config)), "fds")
+        fd = handle.fileno()
+        proc = subprocess.run(["bash", "-c", f'exec 3<&{fd}; exec "$@"', "bash", *cmd],
+                              pass_fds=(fd,), capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, check=False, timeout=30)
+    assert proc.stdout == "through fd 3\n", proc.stderr
+
+
+def test_join_network_namespace_by_path(runtime: Runtime, factory: BundleFactory) -> None:
+    name = f"dytest{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "add", "probe0", "type", "veth", "peer", "name", "probe1"],
+                       check=True)
+        config = base_config(["ls", "/sys/class/net"])
+        config["linux"]["namespaces"] = [
+            ns if ns["type"] != "network" else {"type": "network",
+                                                "path": f"/run/netns/{name}"}
+            for ns in config["linux"]["namespaces"]]
+        result = runtime.run_bundle(factory.make(config))
+        assert sorted(result.stdout.split()) == ["lo", "probe0", "probe1"], result.stderr
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=True)
