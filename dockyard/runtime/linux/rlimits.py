@@ -49,12 +49,12 @@ def apply(limits: tuple[Rlimit, ...]) -> None:
     for limit in limits:
         number = resource_number(limit.type)
         soft, hard = _kernel_value(limit.soft), _kernel_value(limit.hard)
+        if limit.soft > limit.hard:
+            raise InvalidSpec(f"{limit.type}: soft limit {limit.soft} exceeds hard limit "
+                              f"{limit.hard}")
         try:
             resource.setrlimit(number, (soft, hard))
-        except ValueError as exc:
-            raise InvalidSpec(f"{limit.type}: soft limit {limit.soft} exceeds hard limit "
-                              f"{limit.hard}") from exc
-        except OSError as exc:
+        except (ValueError, OSError) as exc:  # CPython reports EPERM as ValueError
             current = resource.getrlimit(number)[1]
             raise PermissionDenied(
                 f"{limit.type}: cannot raise the hard limit from {current} to {limit.hard}",

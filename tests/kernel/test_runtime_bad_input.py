@@ -1,0 +1,160 @@
+"""Bad bundles and ids: a clear error, a non-zero exit, and nothing left behind.
+
+The autouse leak check (conftest) fails any of these that leaves a mount,
+process or test cgroup; each test also checks the state root holds no record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard.testing.bundles import BundleFactory, Runtime, base_config
+
+pytestmark = pytest.mark.root
+
+
+def create_fails(dockyard: Runtime, bundle: Path) -> str:
+    result = dockyard.call("create", "--bundle", str(bundle), "bad")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert dockyard.call("state", "bad").returncode != 0
+    assert not dockyard.root.exists() or list(dockyard.root.iterdir()) == []
+    return result.stderr
+
+
+def bundle_with(factory: BundleFactory, config: dict[str, Any]) -> Path:
+    return factory.make(config)
+
+
+def test_malformed_json(dockyard: Runtime, factory: BundleFactory) -> None:
+    bundle = bundle_with(factory, base_config(["true"]))
+    (bundle / "config.json").write_text('{"ociVersion": "1.0.2", "root": ')
+    assert "malformed JSON at line 1" in create_fails(dockyard, bundle)
+
+
+def test_missing_config(dockyard: Runtime, tmp_path: Path) -> None:
+    assert "config.json not found" in create_fails(dockyard, tmp_path)
+
+
+def test_incomplete_config(dockyard: Runtime, factory: BundleFactory) -> None:
+    config = base_config(["true"])
+    config["process"]["args"] = []
+    stderr = create_fails(dockyard, bundle_with(factory, config))
+    assert "process.args: must be a non-empty list of strings" in stderr
+    config = base_config(["true"])
+    del config["root"]
+    assert "root: missing" in create_fails(dockyard, bundle_with(factory, config))
+
+
+def test_wrong_types_name_the_field(dockyard: Runtime, factory: BundleFactory) -> None:
+    config = base_config(["true"])
+    config["process"]["user"]["uid"] = "zero"
+    assert "process.user.uid: must be an integer" in create_fails(
+        dockyard, bundle_with(factory, config))
+
+
+def test_missing_rootfs(dockyard: Runtime, factory: BundleFactory) -> None:
+    config = base_config(["true"])
+    config["root"]["path"] = "no-such-rootfs"
+    assert "no-such-rootfs does not exist" in create_fails(dockyard, bundle_with(factory, config))
+
+
+def test_unknown_namespace_type(dockyard: Runtime, factory: BundleFactory) -> None:
+    config = base_config(["true"])
+    config["linux"]["namespaces"].append({"type": "bogus"})
+    assert "unknown namespace type 'bogus'" in create_fails(dockyard, bundle_with(factory, config))
+
+
+def test_namespace_path_that_does_not_exist(dockyard: Runtime, factory: BundleFactory) -> None:
+    config = base_config(["true"])
+    config["linux"]["namespaces"] = [
+        {"type": "network", "path": "/run/netns/none-such"} if n["type"] == "network" else n
+        for n in config["linux"]["namespaces"]]
+    assert "does not exist" in create_fails(dockyard, bundle_with(factory, config))
+
+
+@pytest.mark.parametrize("link_target", ["../../../../../../tmp", "/../../../../tmp/x/../.."])
+def test_mount_destination_symlink_outside_rootfs(dockyard: Runtime, factory: BundleFactory,
+                                                  tmp_path: Path, link_target: str) -> None:
+    config = base_config(["true"])
+    config["mounts"].append({"destination": "/escape/inner", "type": "tmpfs",
+                             "source": "tmpfs", "options": []})
+    bundle = bundle_with(factory, config)
+    (bundle / "rootfs" / "escape").symlink_to(link_target)
+    before = set(os.listdir("/tmp"))
+    stderr = create_fails(dockyard, bundle)
+    assert "resolves outside the rootfs" in stderr
+    assert set(os.listdir("/tmp")) - before <= {"inner"} and not Path("/tmp/inner").exists()
+
+
+def test_unknown_container_id(dockyard: Runtime) -> None:
+    for command in (["state"], ["start"], ["kill"], ["delete"], ["pause"], ["exec"]):
+        args = [*command, "no-such-container"] + (["true"] if command == ["exec"] else [])
+        result = dockyard.call(*args)
+        assert result.returncode != 0
+        assert "container does not exist: no-such-container" in result.stderr
+
+
+def test_invalid_id(dockyard: Runtime, factory: BundleFactory) -> None:
+    bundle = bundle_with(factory, base_config(["true"]))
+    result = dockyard.call("create", "--bundle", str(bundle), "../evil")
+    assert result.returncode != 0
+    assert "invalid container id format" in result.stderr
+
+
+def test_duplicate_id(dockyard: Runtime, factory: BundleFactory) -> None:
+    bundle = bundle_with(factory, base_config(["sleep", "30"]))
+    assert dockyard.call("create", "--bundle", str(bundle), "dup").returncode == 0
+    try:
+        result = dockyard.call("create", "--bundle", str(bundle), "dup")
+        assert result.returncode != 0
+        assert "container with id exists: dup" in result.stderr
+    finally:
+        dockyard.call("delete", "--force", "dup")
+
+
+def test_executable_not_found(dockyard: Runtime, factory: BundleFactory) -> None:
+    stderr = create_fails(dockyard, bundle_with(factory, base_config(["no-such-binary"])))
+    assert 'exec: "no-such-binary": executable file not found in $PATH' in stderr
+
+
+def test_raising_hard_rlimit_gives_clear_error(dockyard: Runtime,
+                                               factory: BundleFactory) -> None:
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    config = base_config(["true"])
+    config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 64,
+                                     "hard": hard * 2}]
+    stderr = create_fails(dockyard, bundle_with(factory, config))
+    assert f"RLIMIT_NOFILE: cannot raise the hard limit from {hard} to {hard * 2}" in stderr
+    assert "CAP_SYS_RESOURCE" in stderr
+
+
+def test_unknown_capability(dockyard: Runtime, factory: BundleFactory) -> None:
+    config = base_config(["true"])
+    config["process"]["capabilities"]["bounding"].append("CAP_FLY")
+    assert "unknown capability 'CAP_FLY'" in create_fails(dockyard, bundle_with(factory, config))
+
+
+def test_bad_seccomp_action(dockyard: Runtime, factory: BundleFactory) -> None:
+    config = base_config(["true"])
+    config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_EXPLODE", "syscalls": []}
+    assert "unknown seccomp action 'SCMP_ACT_EXPLODE'" in create_fails(
+        dockyard, bundle_with(factory, config))
+
+
+def test_log_file_gets_json_error(dockyard: Runtime, factory: BundleFactory,
+                                  tmp_path: Path) -> None:
+    log = tmp_path / "log.json"
+    bundle = bundle_with(factory, base_config(["no-such-binary"]))
+    result = dockyard.call("--log", str(log), "--log-format", "json", "create", "--bundle",
+                           str(bundle), "logged")
+    assert result.returncode != 0
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "no-such-binary" in entry["msg"]
