@@ -1,0 +1,38 @@
+"""How the ``dockyard`` CLI reports errors: message, hint, exit code; no traceback.
+
+Exit codes follow Docker where it has them: 125 when dockyard itself fails a
+``run``, 126 when the command cannot be invoked, 127 when it is not found; 1 for
+any other error; 2 for a bug (an exception that is not a DockyardError).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+from dockyard.errors import DockyardError, ExecutableNotFound, NotExecutable
+
+EXIT_ERROR = 1
+EXIT_BUG = 2
+EXIT_RUN_ENGINE = 125
+EXIT_CANNOT_INVOKE = 126
+EXIT_NOT_FOUND = 127
+
+
+def exit_code_for(exc: DockyardError, *, run: bool = False) -> int:
+    if isinstance(exc, ExecutableNotFound):
+        return EXIT_NOT_FOUND if run else EXIT_ERROR
+    if isinstance(exc, NotExecutable):
+        return EXIT_CANNOT_INVOKE if run else EXIT_ERROR
+    return EXIT_RUN_ENGINE if run else EXIT_ERROR
+
+
+def report(exc: BaseException) -> None:
+    if isinstance(exc, DockyardError):
+        print(f"Error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"Hint: {exc.hint}", file=sys.stderr)
+    else:
+        traceback.print_exception(exc, file=sys.stderr)
+        print("Error: internal error (a bug in dockyard; the traceback is above)",
+              file=sys.stderr)

@@ -1,0 +1,85 @@
+"""The ``dockyard`` command: a click group whose commands import their work lazily.
+
+Front ends stay thin: parse flags, call the library, render.  Every
+``DockyardError`` becomes a one-line message (and hint) with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from dockyard.cli.errors import EXIT_BUG, exit_code_for, report
+from dockyard.errors import DockyardError
+from dockyard.store.layout import Layout
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", envvar="DOCKYARD_ROOT", default=None, metavar="DIR",
+              help="Root of dockyard's state (default /var/lib/dockyard; env DOCKYARD_ROOT).")
+@click.version_option("0.1.0", prog_name="dockyard")
+@click.pass_context
+def cli(ctx: click.Context, root: str | None) -> None:
+    """dockyard: build and run OCI containers, Docker-compatible, no daemon required."""
+    ctx.obj = Layout.for_root(root)
+
+
+@cli.command()
+@click.pass_obj
+def info(layout: Layout) -> None:
+    """Show where dockyard keeps its state and what this host supports."""
+    import os
+    import platform
+
+    from dockyard.runtime.linux import cgroups
+
+    version = 2 if (cgroups.DEFAULT_ROOT / "cgroup.controllers").exists() else 1
+    click.echo(f"Root Dir: {layout.root}")
+    click.echo(f"Run Dir: {layout.run_dir}")
+    click.echo("Runtime: dockyard-runtime (built in)")
+    click.echo(f"Cgroup Version: {version}")
+    click.echo(f"Kernel Version: {platform.release()}")
+    click.echo(f"Running as root: {os.geteuid() == 0}")
+
+
+@cli.command("run-bundle")
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Container id (default: generated).")
+@click.option("-d", "--detach", is_flag=True, help="Leave the container running.")
+@click.pass_obj
+def run_bundle(layout: Layout, bundle: Path, name: str | None, detach: bool) -> None:
+    """Run an OCI bundle (a config.json and its rootfs) with the built-in runtime.
+
+    Output goes to this terminal; the exit status is the container's.
+    """
+    import uuid
+
+    from dockyard.runtime.bridge import run_bundle_foreground
+
+    layout.ensure()
+    container_id = name or uuid.uuid4().hex[:12]
+    code = run_bundle_foreground(layout.runtime_root, container_id, bundle, detach=detach)
+    if detach:
+        click.echo(container_id)
+    sys.exit(code)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DockyardError as exc:
+        report(exc)
+        sys.exit(exit_code_for(exc, run=any(a.startswith("run") for a in sys.argv[1:])))
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one place that catches everything
+        report(exc)
+        sys.exit(EXIT_BUG)
+    sys.exit(0)
