@@ -125,7 +125,7 @@ class Resources(NamedTuple):
 
 
 class SyscallArg(NamedTuple):
-    index: int
+    arg_index: int  # 'index' would shadow tuple.index
     value: int
     op: str
     value_two: int = 0
@@ -395,7 +395,7 @@ def _parse_seccomp(r: _Reader) -> Seccomp:
     rules = []
     for s in r.children("syscalls"):
         args = tuple(
-            SyscallArg(index=a.integer("index"), value=a.integer("value"), op=a.string("op"),
+            SyscallArg(arg_index=a.integer("index"), value=a.integer("value"), op=a.string("op"),
                        value_two=a.integer("valueTwo", 0))
             for a in s.children("args")
         )

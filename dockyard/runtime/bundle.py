@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import NamedTuple
-from typing import Any
+from typing import Any, NamedTuple
 
 from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import Spec, parse_spec

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from dockyard.errors import ContainerNotFound, InvalidArgument
-from dockyard.oci.runtime_spec import Capabilities, User, parse_process
+from dockyard.oci.runtime_spec import Capabilities, Process, User, parse_process
 from dockyard.runtime import operations
 from dockyard.runtime.state import ContainerDir, status_of
 
@@ -200,10 +200,7 @@ def _exec(args: argparse.Namespace, root: Path) -> int:
             tty.close()
 
 
-def _apply_exec_flags(proc: object, args: argparse.Namespace) -> object:
-    from dockyard.oci.runtime_spec import Process
-
-    assert isinstance(proc, Process)
+def _apply_exec_flags(proc: Process, args: argparse.Namespace) -> Process:
     if args.user:
         uid, _, gid = args.user.partition(":")
         if not uid.isdigit() or (gid and not gid.isdigit()):

@@ -54,7 +54,9 @@ def _validate(bundle: Bundle, options: CreateOptions) -> None:
         raise InvalidArgument("cannot use console socket if runc will not detach or allocate tty")
 
 
-def create(root: Path, container_id: str, bundle: Bundle, options: CreateOptions) -> ContainerRecord:
+def create(
+    root: Path, container_id: str, bundle: Bundle, options: CreateOptions
+) -> ContainerRecord:
     """Create the container; on return its init blocks until ``start``."""
     _validate(bundle, options)
     spec = bundle.spec

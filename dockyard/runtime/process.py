@@ -9,6 +9,7 @@ no_new_privileges; after the start signal, seccomp when no_new_privileges is on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 
@@ -107,7 +108,5 @@ def keep_fds(preserve: int) -> None:
         fd = int(name)
         if fd < 3:
             continue
-        try:
+        with contextlib.suppress(OSError):  # the listdir's own fd, already closed
             os.set_inheritable(fd, fd < 3 + preserve)
-        except OSError:
-            pass  # the fd of the listdir itself, already closed

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dockyard.errors import AlreadyExists, ContainerNotFound, Conflict, InvalidArgument
+from dockyard.errors import AlreadyExists, Conflict, ContainerNotFound, InvalidArgument
 from dockyard.runtime.linux import cgroups
 from dockyard.store.atomic import atomic_write
 

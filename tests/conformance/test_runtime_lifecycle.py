@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def wait_status(runtime: Runtime, cid: str, want: str, timeout: float = 5) -> No
 
 
 @pytest.fixture
-def sleeper(runtime: Runtime, factory: BundleFactory) -> tuple[Runtime, str, Path]:
+def sleeper(runtime: Runtime, factory: BundleFactory) -> Iterator[tuple[Runtime, str, Path]]:
     """A created (not started) container running ``sleep 300``; deleted afterwards."""
     bundle = factory.make(base_config(["sleep", "300"]))
     cid = f"life-{uuid.uuid4().hex[:8]}"
@@ -206,8 +207,8 @@ def test_join_network_namespace_by_path(runtime: Runtime, factory: BundleFactory
     name = f"dytest{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        subprocess.run(["ip", "-n", name, "link", "add", "probe0", "type", "veth", "peer", "name", "probe1"],
-                       check=True)
+        subprocess.run(["ip", "-n", name, "link", "add", "probe0", "type", "veth", "peer",
+                        "name", "probe1"], check=True)
         config = base_config(["ls", "/sys/class/net"])
         config["linux"]["namespaces"] = [
             ns if ns["type"] != "network" else {"type": "network",

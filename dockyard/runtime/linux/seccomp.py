@@ -64,13 +64,13 @@ def _arg(lib: Any, arg: SyscallArg, where: str) -> Any:
     op = _OPS.get(arg.op)
     if op is None:
         raise InvalidSpec(f"{where}: unknown seccomp operator {arg.op!r}")
-    return lib.Arg(arg.index, getattr(lib, op), arg.value, arg.value_two)
+    return lib.Arg(arg.arg_index, getattr(lib, op), arg.value, arg.value_two)
 
 
 def _arg_groups(lib: Any, rule: SyscallRule, where: str) -> list[list[Any]]:
     """runc's rule: several conditions on the same argument are alternatives (OR)."""
     args = [_arg(lib, a, where) for a in rule.args]
-    indexes = {a.index for a in rule.args}
+    indexes = {a.arg_index for a in rule.args}
     if len(args) > 1 and len(indexes) == 1:
         return [[a] for a in args]
     return [args]

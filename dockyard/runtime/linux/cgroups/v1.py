@@ -60,7 +60,8 @@ class CgroupV1Manager:
             directory = self.dirs.get(write.controller)
             if directory is None:
                 raise InvalidSpec(f"cgroup: controller {write.controller!r} is not mounted")
-            if write.file == "memory.memsw.limit_in_bytes" and not (directory / write.file).exists():
+            swap_file = write.file == "memory.memsw.limit_in_bytes"
+            if swap_file and not (directory / write.file).exists():
                 continue  # swap accounting is off on this kernel: nothing to limit
             common.write(directory, write.file, write.value)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
+from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import Resources
 from dockyard.runtime.linux.cgroups import common
 from dockyard.runtime.linux.cgroups.plan import plan_v2
@@ -43,10 +45,9 @@ class CgroupV2Manager:
 
     @staticmethod
     def _try_enable(directory: Path, enable: str) -> None:
-        try:
+        # the root may hold processes and refuse; limits then fail later, clearly
+        with contextlib.suppress(InvalidSpec):
             common.write(directory, "cgroup.subtree_control", enable)
-        except Exception:  # noqa: BLE001 - the root may hold processes; limits then fail later
-            pass
 
     def set(self, resources: Resources, extra_devices: tuple[str, ...] = ()) -> None:
         """v2 device control needs eBPF programs; ``extra_devices`` is unused here."""
