@@ -109,6 +109,18 @@ def test_no_new_privileges(runtime: Runtime, factory: BundleFactory) -> None:
     assert run_and_get_output(runtime, factory, config).stdout.split()[-1] == "0"
 
 
+def test_seccomp_does_not_imply_no_new_privileges(runtime: Runtime,
+                                                  factory: BundleFactory) -> None:
+    from dockyard.runtime.linux.capabilities import DOCKER_DEFAULT_CAPABILITIES
+    from dockyard.runtime.seccomp_profile import default_profile
+
+    config = sh("grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status")
+    config["linux"]["seccomp"] = default_profile(DOCKER_DEFAULT_CAPABILITIES)
+    config["process"]["noNewPrivileges"] = False
+    result = run_and_get_output(runtime, factory, config)
+    assert result.stdout.split() == ["NoNewPrivs:", "0", "Seccomp:", "2"], result.stderr
+
+
 def test_seccomp_denies_with_eperm(runtime: Runtime, factory: BundleFactory) -> None:
     config = sh("grep '^Seccomp:' /proc/self/status; mkdir /tmp/denied && echo made")
     config["linux"]["seccomp"] = {

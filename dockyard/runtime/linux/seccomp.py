@@ -82,6 +82,9 @@ def compile_filter(profile: Seccomp) -> SeccompFilter:
     default = _action(lib, profile.default_action, profile.default_errno_ret,
                       "linux.seccomp.defaultAction")
     handle = lib.SyscallFilter(defaction=default)
+    # libseccomp sets no_new_privs on load by default; the spec's
+    # process.noNewPrivileges decides that, so turn the library's habit off (as runc)
+    handle.set_attr(lib.Attr.CTL_NNP, 0)
     native = _NATIVE_ARCH.get(platform.machine())
     for arch in profile.architectures:
         if arch == native:
