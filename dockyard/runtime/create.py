@@ -16,7 +16,7 @@ import signal
 from pathlib import Path
 from typing import NamedTuple
 
-from dockyard.errors import InternalError, InvalidArgument
+from dockyard.errors import DockyardError, InternalError, InvalidArgument
 from dockyard.runtime import hooks, messages
 from dockyard.runtime.bundle import Bundle
 from dockyard.runtime.init import InitContext, check_spec, run_init
@@ -87,7 +87,8 @@ def create(
         )
         pid = _spawn_init(ctx, child_end)
         undo.callback(_kill_and_reap, pid)
-        _serve_init(ctx, record, pid)
+        join_error = _join_cgroup(ctx, manager, pid)
+        _serve_init(ctx, record, pid, join_error)
         start_time = process_start_time(pid)
         if start_time is None:
             raise InternalError("container init exited right after setting up")
@@ -134,13 +135,33 @@ def _restore_pid_ns(saved: int) -> None:
         os.close(saved)
 
 
-def _serve_init(ctx: InitContext, record: ContainerRecord, pid: int) -> None:
+def _join_cgroup(ctx: InitContext, manager: cgroups.CgroupManager,
+                 pid: int) -> BaseException | None:
+    """Move the init into its cgroup and tell it so.
+
+    On failure, stop talking to the init (it sees EOF and exits) and keep the
+    error: if the init failed first, its own message explains better.
+    """
+    try:
+        manager.add(pid)
+        ctx.channel.send(messages.Joined())
+    except (OSError, DockyardError) as exc:
+        os.close(ctx.channel.write_fd)
+        ctx.channel.write_fd = -1
+        return exc
+    return None
+
+
+def _serve_init(ctx: InitContext, record: ContainerRecord, pid: int,
+                join_error: BaseException | None = None) -> None:
     """Answer the init's requests until it reports Ready or fails."""
     try:
         while True:
             message = ctx.channel.receive()
             if message is None:
                 _pid, status = os.waitpid(pid, 0)
+                if join_error is not None:
+                    raise join_error
                 raise InternalError(f"container init exited before it was ready "
                                     f"(status {os.waitstatus_to_exitcode(status)})")
             if isinstance(message, messages.Error):

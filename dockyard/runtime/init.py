@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from typing import NamedTuple
 
 from dockyard.errors import DockyardError, InvalidSpec
@@ -44,7 +43,7 @@ def run_init(ctx: InitContext) -> None:
     except OSError as exc:
         _report(ctx, messages.Error("internal", f"container init: {exc}"))
     except BaseException as exc:  # noqa: BLE001 - a child must never unwind into the parent
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        detail = f"{type(exc).__name__}: {exc}"
         _report(ctx, messages.Error("internal", f"container init failed: {detail}"))
     os._exit(1)
 
@@ -65,23 +64,22 @@ def _init(ctx: InitContext) -> None:
     spec = ctx.spec
     proc = spec.process
     assert proc is not None
-    for path in ctx.cgroup_dirs.values():
-        with open(os.path.join(path, "cgroup.procs"), "w") as handle:
-            handle.write("0")
+    waiter = _Waiter(ctx.channel)
     for ns_type, path in ctx.ns_plan.joins:
-        namespaces.join(ns_type, path)
-    sc.unshare(ctx.ns_plan.unshare_flags)
+        if ns_type != "cgroup":
+            namespaces.join(ns_type, path)
+    sc.unshare(ctx.ns_plan.unshare_flags & ~sc.CLONE_NEWCGROUP)
     if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
         ctx.channel.send(messages.RunHooks())
-        reply = ctx.channel.receive()
-        if not isinstance(reply, messages.Proceed):
-            os._exit(1)
+        waiter.wait_for(messages.Proceed)
     new_mount_ns = bool(ctx.ns_plan.unshare_flags & sc.CLONE_NEWNS)
     if new_mount_ns:
         rootfs.prepare(spec, ctx.rootfs, ctx.bundle, ctx.cgroup_dirs)
     if spec.hooks.get("createContainer"):
         hooks.run_hooks(spec.hooks["createContainer"], _state(ctx, "creating"), "createContainer")
     fifo_fd = os.open(ctx.fifo_path, os.O_PATH | os.O_CLOEXEC)
+    cgroup_ns_fds = [os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                     for ns_type, path in ctx.ns_plan.joins if ns_type == "cgroup"]
     console_sock = None
     if ctx.console_socket:
         from dockyard.runtime.linux import console
@@ -101,6 +99,14 @@ def _init(ctx: InitContext) -> None:
         from dockyard.runtime.linux import console
 
         console.setup_in_container(console_sock, proc.console_size)
+    # as late as possible (the runtime's cgroup.procs write overlaps all of the
+    # above), but while we still hold CAP_SYS_ADMIN for setns/unshare
+    waiter.wait_for(messages.Joined)  # a cgroup namespace is rooted where we are now
+    for fd in cgroup_ns_fds:
+        sc.setns(fd, sc.CLONE_NEWCGROUP, "cgroup namespace")
+        os.close(fd)
+    if ctx.ns_plan.unshare_flags & sc.CLONE_NEWCGROUP:
+        sc.unshare(sc.CLONE_NEWCGROUP)
     process.write_oom_score_adj(proc.oom_score_adj)
     process.enter_cwd(proc.cwd)
     executable = process.lookup_executable(proc.args[0], proc.env)
@@ -112,6 +118,21 @@ def _init(ctx: InitContext) -> None:
     if spec.hooks.get("startContainer"):
         hooks.run_hooks(spec.hooks["startContainer"], _state(ctx, "running"), "startContainer")
     process.exec_process(proc, executable, ctx.seccomp)
+
+
+class _Waiter:
+    """Reads the runtime's messages in order, remembering what already arrived."""
+
+    def __init__(self, channel: messages.Channel) -> None:
+        self.channel = channel
+        self.seen: set[type] = set()
+
+    def wait_for(self, kind: type) -> None:
+        while kind not in self.seen:
+            message = self.channel.receive()
+            if message is None:
+                os._exit(1)  # the runtime went away: nobody to report to
+            self.seen.add(type(message))
 
 
 def _wait_for_start(fifo_fd: int) -> None:

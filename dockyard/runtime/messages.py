@@ -27,6 +27,12 @@ class Proceed(NamedTuple):
     """The runtime's answer to ``RunHooks``."""
 
 
+class Joined(NamedTuple):
+    """The runtime has moved the init into its cgroup (it writes cgroup.procs itself,
+    in parallel with the init's rootfs work: the first such write in a while waits
+    for an RCU grace period, ~10 ms, which would otherwise add to every start)."""
+
+
 class Error(NamedTuple):
     kind: str
     message: str
@@ -51,9 +57,10 @@ _ERROR_CLASSES: tuple[type[errors.DockyardError], ...] = (
     errors.InternalError,
 )
 
-Message = Ready | RunHooks | Proceed | Error
+Message = Ready | RunHooks | Proceed | Joined | Error
 _TYPES: dict[str, type[Message]] = {
-    "ready": Ready, "run-hooks": RunHooks, "proceed": Proceed, "error": Error,
+    "ready": Ready, "run-hooks": RunHooks, "proceed": Proceed, "joined": Joined,
+    "error": Error,
 }
 _NAMES = {cls: name for name, cls in _TYPES.items()}
 

@@ -8,7 +8,7 @@ the facts of moby's profiles/seccomp/default.json; the rendering is dockyard's.
 
 from __future__ import annotations
 
-import platform
+import os
 
 ALWAYS_ALLOWED = """
 accept accept4 access adjtimex alarm bind brk capget capset chdir chmod chown chown32
@@ -97,7 +97,7 @@ _ARCHES = {
 
 def default_profile(capabilities: tuple[str, ...]) -> dict[str, object]:
     """The OCI ``linux.seccomp`` section Docker would give a container with these caps."""
-    machine = platform.machine()
+    machine = os.uname().machine
     names = list(ALWAYS_ALLOWED) + ARCH_ALLOWED.get(machine, [])
     for cap, calls in CAP_ALLOWED.items():
         if cap in capabilities:

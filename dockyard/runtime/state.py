@@ -9,11 +9,11 @@ runc's wording for refusals.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -107,7 +107,16 @@ class ContainerDir:
         return ContainerRecord(**data)
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Remove the record's directory (flat: state file, fifo, temp files)."""
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path / name)
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(self.path)
 
 
 def status_of(cdir: ContainerDir, record: ContainerRecord) -> str:

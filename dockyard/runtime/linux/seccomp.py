@@ -7,7 +7,7 @@ profile fails ``create`` with a clear error before any process is set up;
 
 from __future__ import annotations
 
-import platform
+import os
 from typing import Any
 
 from dockyard.errors import InvalidSpec, NotImplementedFeature
@@ -85,7 +85,7 @@ def compile_filter(profile: Seccomp) -> SeccompFilter:
     # libseccomp sets no_new_privs on load by default; the spec's
     # process.noNewPrivileges decides that, so turn the library's habit off (as runc)
     handle.set_attr(lib.Attr.CTL_NNP, 0)
-    native = _NATIVE_ARCH.get(platform.machine())
+    native = _NATIVE_ARCH.get(os.uname().machine)
     for arch in profile.architectures:
         if arch == native:
             continue

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import errno as errno_mod
 import os
-import platform
 
 from dockyard.errors import KernelError
 
@@ -68,7 +67,7 @@ _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91},
 }
-_NR = _SYSCALL_NUMBERS.get(platform.machine(), _SYSCALL_NUMBERS["x86_64"])
+_NR = _SYSCALL_NUMBERS.get(os.uname().machine, _SYSCALL_NUMBERS["x86_64"])
 
 
 def _check(result: int, op: str, target: str) -> int:
