@@ -12,6 +12,10 @@ VENV="${DOCKYARD_VENV:-/opt/dockyard}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq busybox-static runc libseccomp2 iproute2 procps >/dev/null
+if [[ "${1:-}" == "--dev" ]]; then
+    # the compatibility tests drive dockyard-runtime from a real dockerd
+    apt-get install -y -qq docker.io >/dev/null
+fi
 
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip >/dev/null

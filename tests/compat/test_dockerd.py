@@ -1,0 +1,152 @@
+"""Docker itself drives dockyard-runtime: ``dockerd --add-runtime dy=dockyard-runtime``.
+
+Runs where Debian's docker.io (dockerd + containerd) is installed.  The daemon gets
+private data, exec and socket paths under the test's temp dir, no bridge and no
+iptables rules, and is stopped (by its pid) at the end; the cgroup parents it
+creates are removed if they did not exist before.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dockyard.testing.bundles import busybox_path, make_rootfs
+
+pytestmark = pytest.mark.root
+
+DOCKERD = shutil.which("dockerd")
+DOCKER = shutil.which("docker")
+
+
+class Daemon:
+    def __init__(self, base: Path, process: subprocess.Popen[bytes]) -> None:
+        self.base = base
+        self.process = process
+        self.env = dict(os.environ, DOCKER_HOST=f"unix://{base}/docker.sock")
+
+    def docker(self, *args: str, check: bool = True,
+               stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        assert DOCKER is not None
+        result = subprocess.run([DOCKER, *args], env=self.env, capture_output=True,
+                                input=stdin.decode() if stdin else None, text=True,
+                                timeout=120, check=False)
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+
+def _runtime_path() -> str:
+    beside = Path(sys.executable).with_name("dockyard-runtime")
+    found = str(beside) if beside.exists() else shutil.which("dockyard-runtime")
+    if not found:
+        pytest.skip("dockyard-runtime is not installed as a command")
+    return found
+
+
+@pytest.fixture
+def daemon() -> Iterator[Daemon]:
+    if DOCKERD is None or DOCKER is None:
+        pytest.skip("dockerd is not installed (Debian package docker.io)")
+    if busybox_path() is None:
+        pytest.skip("needs a static busybox (apt-get install busybox-static)")
+    # short: containerd's socket path must fit in sun_path (108 bytes)
+    base = Path(tempfile.mkdtemp(prefix="dy-docker-", dir="/tmp"))
+    cgroup_parents = set(Path("/sys/fs/cgroup").glob("*/docker"))
+    log = open(base / "dockerd.log", "wb")  # noqa: SIM115 - closed in the finally below
+    process = subprocess.Popen(
+        [DOCKERD, "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
+         "--pidfile", str(base / "docker.pid"), "-H", f"unix://{base}/docker.sock",
+         "--bridge=none", "--iptables=false", "--ip-masq=false", "--storage-driver=vfs",
+         "--add-runtime", f"dy={_runtime_path()}"],
+        stdout=log, stderr=subprocess.STDOUT)
+    daemon = Daemon(base, process)
+    try:
+        deadline = time.monotonic() + 60
+        while daemon.docker("version", check=False).returncode != 0:
+            assert process.poll() is None, (base / "dockerd.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "dockerd did not come up"
+            time.sleep(0.2)
+        yield daemon
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        for parent in set(Path("/sys/fs/cgroup").glob("*/docker")) - cgroup_parents:
+            _remove_cgroup_tree(parent)
+        _unmount_under(base)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _unmount_under(base: Path) -> None:
+    """dockerd bind-mounts its data root (and leaves it behind if it fails to start)."""
+    with open("/proc/self/mountinfo") as handle:
+        points = [line.split()[4] for line in handle]
+    for point in sorted((p for p in points if p.startswith(str(base))), reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+
+
+def _remove_cgroup_tree(path: Path) -> None:
+    for sub in sorted(path.rglob("*"), key=lambda p: -len(p.parts)):
+        if sub.is_dir():
+            sub.rmdir()
+    path.rmdir()
+
+
+@pytest.fixture
+def busybox_image(daemon: Daemon, tmp_path: Path) -> str:
+    rootfs = make_rootfs(tmp_path / "rootfs")
+    tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
+                         check=True).stdout
+    assert DOCKER is not None
+    subprocess.run([DOCKER, "import", "-", "dockyard-busybox:test"], input=tar,
+                   env=daemon.env, capture_output=True, check=True, timeout=120)
+    return "dockyard-busybox:test"
+
+
+def test_docker_run_with_dockyard_runtime(daemon: Daemon, busybox_image: str) -> None:
+    result = daemon.docker("run", "--rm", "--runtime", "dy", "--network", "none",
+                           busybox_image, "sh", "-c",
+                           "echo hello; grep -E '^Seccomp:' /proc/self/status; exit 3",
+                           check=False)
+    assert result.stdout.split() == ["hello", "Seccomp:", "2"], result.stderr
+    assert result.returncode == 3
+
+
+def test_docker_limits_exec_pause_stop(daemon: Daemon, busybox_image: str) -> None:
+    name = "dy-lifecycle"
+    daemon.docker("run", "-d", "--name", name, "--runtime", "dy", "--network", "none",
+                  "--memory", "32m", "--pids-limit", "20", busybox_image, "sleep", "300")
+    try:
+        out = daemon.docker("exec", name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                            "/sys/fs/cgroup/pids/pids.max").stdout.split()
+        assert out == [str(32 * 1024 * 1024), "20"]
+        daemon.docker("pause", name)
+        status = daemon.docker("inspect", "--format", "{{.State.Status}}", name).stdout
+        assert status.strip() == "paused"
+        daemon.docker("unpause", name)
+        daemon.docker("stop", "-t", "1", name)
+        status = daemon.docker("inspect", "--format", "{{.State.Status}}", name).stdout
+        assert status.strip() == "exited"
+    finally:
+        daemon.docker("rm", "-f", name, check=False)
+
+
+def test_docker_maps_missing_command_to_127(daemon: Daemon, busybox_image: str) -> None:
+    result = daemon.docker("run", "--rm", "--runtime", "dy", "--network", "none",
+                           busybox_image, "no-such-command", check=False)
+    assert result.returncode == 127
+    assert 'exec: "no-such-command": executable file not found in $PATH' in result.stderr
