@@ -99,7 +99,7 @@ def _child(record: ContainerRecord, ns_types: list[str], cgroup_dirs: dict[str, 
         channel.close()
         process.exec_process(proc, executable, seccomp)  # type: ignore[arg-type]
     except DockyardError as exc:
-        _send(channel, messages.Error(exc.kind.value, exc.message, exc.hint))
+        _send(channel, messages.Error.from_exception(exc))
     except BaseException as exc:  # noqa: BLE001 - never unwind into the parent's code
         _send(channel, messages.Error("internal", f"exec failed: {exc}"))
     os._exit(127)

@@ -39,7 +39,7 @@ def run_init(ctx: InitContext) -> None:
     try:
         _init(ctx)
     except DockyardError as exc:
-        _report(ctx, messages.Error(exc.kind.value, exc.message, exc.hint))
+        _report(ctx, messages.Error.from_exception(exc))
     except OSError as exc:
         _report(ctx, messages.Error("internal", f"container init: {exc}"))
     except BaseException as exc:  # noqa: BLE001 - a child must never unwind into the parent

@@ -37,8 +37,19 @@ class Error(NamedTuple):
     kind: str
     message: str
     hint: str | None = None
+    error_class: str = ""  # the DockyardError subclass, e.g. ExecutableNotFound
+
+    @classmethod
+    def from_exception(cls, exc: errors.DockyardError) -> Error:
+        return cls(exc.kind.value, exc.message, exc.hint, type(exc).__name__)
 
     def to_exception(self) -> errors.DockyardError:
+        """The same error class the init raised (front ends map classes to exit codes)."""
+        named = getattr(errors, self.error_class, None)
+        if isinstance(named, type) and issubclass(named, errors.DockyardError):
+            exc = named.__new__(named)
+            errors.DockyardError.__init__(exc, self.message, hint=self.hint)
+            return exc
         for cls in _ERROR_CLASSES:
             if cls.kind.value == self.kind:
                 return cls(self.message, hint=self.hint)

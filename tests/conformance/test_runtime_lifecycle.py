@@ -218,3 +218,19 @@ def test_join_network_namespace_by_path(runtime: Runtime, factory: BundleFactory
         assert sorted(result.stdout.split()) == ["lo", "probe0", "probe1"], result.stderr
     finally:
         subprocess.run(["ip", "netns", "delete", name], check=True)
+
+
+def test_container_hooks_run_inside(runtime: Runtime, factory: BundleFactory,
+                                    tmp_path: Path) -> None:
+    """createContainer runs before pivot_root (host paths), startContainer inside the rootfs."""
+    log = tmp_path / "hooks.log"
+    config = base_config(["cat", "/started"])
+    config["hooks"] = {
+        "createContainer": [{"path": "/bin/sh",
+                             "args": ["sh", "-c", f"readlink /proc/self/ns/mnt >> {log}"]}],
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo started > /started"]}],
+    }
+    result = runtime.run_bundle(factory.make(config))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "started\n"
+    assert log.read_text().strip() != os.readlink("/proc/self/ns/mnt")
