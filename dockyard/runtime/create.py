@@ -21,7 +21,6 @@ from dockyard.runtime import hooks, messages
 from dockyard.runtime.bundle import Bundle
 from dockyard.runtime.init import InitContext, check_spec, run_init
 from dockyard.runtime.linux import capabilities, cgroups, namespaces, rlimits
-from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.seccomp import compile_filter
 from dockyard.runtime.state import (
     ContainerDir,
@@ -107,32 +106,13 @@ def write_pid_file(path: str, pid: int) -> None:
 
 def _spawn_init(ctx: InitContext, child_end: messages.Channel) -> int:
     """Fork the init, inside the new (or joined) pid namespace when the spec asks."""
-    saved_pid_ns = -1
-    if ctx.ns_plan.new_pid or ctx.ns_plan.join_pid:
-        saved_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        if ctx.ns_plan.new_pid:
-            sc.unshare(sc.CLONE_NEWPID)
-        else:
-            namespaces.join("pid", ctx.ns_plan.join_pid)
-    try:
-        pid = os.fork()
-    except BaseException:
-        _restore_pid_ns(saved_pid_ns)
-        raise
-    if pid != 0:
-        _restore_pid_ns(saved_pid_ns)
+    pid = namespaces.fork_in_pid_namespace(new=ctx.ns_plan.new_pid,
+                                           join_path=ctx.ns_plan.join_pid)
     if pid == 0:
         ctx.channel.close()
         run_init(ctx._replace(channel=child_end))  # never returns
     child_end.close()
     return pid
-
-
-def _restore_pid_ns(saved: int) -> None:
-    """Back to our own pid namespace for the children we fork later (hooks)."""
-    if saved >= 0:
-        sc.setns(saved, sc.CLONE_NEWPID, "/proc/self/ns/pid")
-        os.close(saved)
 
 
 def _join_cgroup(ctx: InitContext, manager: cgroups.CgroupManager,

@@ -42,19 +42,11 @@ def exec_in(cdir: ContainerDir, proc: Process, options: ExecOptions) -> int:
     has_pid_ns = spec.linux.namespace("pid") is not None
     cgroup_dirs = record.cgroup_manager().mount_paths() if record.cgroup else {}
     parent_end, child_end = messages.channel_pair()
-    saved = -1
-    if has_pid_ns:
-        saved = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        namespaces.join("pid", f"/proc/{record.pid}/ns/pid")
-    try:
-        pid = os.fork()
-    except BaseException:
-        _restore(saved)
-        raise
+    pid = namespaces.fork_in_pid_namespace(
+        join_path=f"/proc/{record.pid}/ns/pid" if has_pid_ns else "")
     if pid == 0:
         parent_end.close()
         _child(record, ns_types, cgroup_dirs, proc, seccomp, options, child_end)
-    _restore(saved)
     child_end.close()
     try:
         message = parent_end.receive()
@@ -67,12 +59,6 @@ def exec_in(cdir: ContainerDir, proc: Process, options: ExecOptions) -> int:
     if isinstance(message, messages.Error):
         raise message.to_exception()
     raise DockyardError("exec: the process exited before it was ready")
-
-
-def _restore(saved: int) -> None:
-    if saved >= 0:
-        sc.setns(saved, sc.CLONE_NEWPID, "/proc/self/ns/pid")
-        os.close(saved)
 
 
 def _child(record: ContainerRecord, ns_types: list[str], cgroup_dirs: dict[str, str],

@@ -77,6 +77,37 @@ def check_paths(ns_plan: NamespacePlan) -> None:
             raise InvalidSpec(f"linux.namespaces: {ns_type} namespace path {path!r} does not exist")
 
 
+def fork_in_pid_namespace(*, new: bool = False, join_path: str = "") -> int:
+    """fork(2) with the child in a new or joined pid namespace (or ours if neither).
+
+    unshare/setns of a pid namespace only affect later children, so the caller
+    moves its "pid namespace for children" around the one fork and back at once:
+    there is one fork, not runc's re-exec and double fork, and the runtime's own
+    later children (hooks) stay in its namespace.
+    """
+    saved = -1
+    if new or join_path:
+        saved = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        if new:
+            syscalls.unshare(syscalls.CLONE_NEWPID)
+        else:
+            join("pid", join_path)
+    try:
+        pid = os.fork()
+    except BaseException:
+        _restore_pid_namespace(saved)
+        raise
+    if pid != 0:
+        _restore_pid_namespace(saved)
+    return pid
+
+
+def _restore_pid_namespace(saved: int) -> None:
+    if saved >= 0:
+        syscalls.setns(saved, syscalls.CLONE_NEWPID, "/proc/self/ns/pid")
+        os.close(saved)
+
+
 def join(ns_type: str, path: str) -> None:
     fd = syscalls.os_call("open", path, os.open, path, os.O_RDONLY | os.O_CLOEXEC)
     assert isinstance(fd, int)
