@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from dockyard.cli.errors import EXIT_BUG, exit_code_for, report
+from dockyard.engine.engine import Engine
 from dockyard.errors import DockyardError
 from dockyard.store.layout import Layout
 
@@ -19,22 +20,26 @@ from dockyard.store.layout import Layout
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--root", envvar="DOCKYARD_ROOT", default=None, metavar="DIR",
               help="Root of dockyard's state (default /var/lib/dockyard; env DOCKYARD_ROOT).")
+@click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
+              envvar="DOCKYARD_INSECURE_REGISTRIES",
+              help="Talk plain HTTP to this registry (127.0.0.1 and localhost always may).")
 @click.version_option("0.1.0", prog_name="dockyard")
 @click.pass_context
-def cli(ctx: click.Context, root: str | None) -> None:
+def cli(ctx: click.Context, root: str | None, insecure: tuple[str, ...]) -> None:
     """dockyard: build and run OCI containers, Docker-compatible, no daemon required."""
-    ctx.obj = Layout.for_root(root)
+    ctx.obj = Engine(Layout.for_root(root), insecure_registries=frozenset(insecure))
 
 
 @cli.command()
 @click.pass_obj
-def info(layout: Layout) -> None:
+def info(engine: Engine) -> None:
     """Show where dockyard keeps its state and what this host supports."""
     import os
     import platform
 
     from dockyard.runtime.linux import cgroups
 
+    layout = engine.layout
     version = 2 if (cgroups.DEFAULT_ROOT / "cgroup.controllers").exists() else 1
     click.echo(f"Root Dir: {layout.root}")
     click.echo(f"Run Dir: {layout.run_dir}")
@@ -49,7 +54,7 @@ def info(layout: Layout) -> None:
 @click.option("--name", default=None, help="Container id (default: generated).")
 @click.option("-d", "--detach", is_flag=True, help="Leave the container running.")
 @click.pass_obj
-def run_bundle(layout: Layout, bundle: Path, name: str | None, detach: bool) -> None:
+def run_bundle(engine: Engine, bundle: Path, name: str | None, detach: bool) -> None:
     """Run an OCI bundle (a config.json and its rootfs) with the built-in runtime.
 
     Output goes to this terminal; the exit status is the container's.
@@ -58,12 +63,23 @@ def run_bundle(layout: Layout, bundle: Path, name: str | None, detach: bool) -> 
 
     from dockyard.runtime.bridge import run_bundle_foreground
 
+    layout = engine.layout
     layout.ensure()
     container_id = name or uuid.uuid4().hex[:12]
     code = run_bundle_foreground(layout.runtime_root, container_id, bundle, detach=detach)
     if detach:
         click.echo(container_id)
     sys.exit(code)
+
+
+def _register() -> None:
+    from dockyard.cli import images, registry, system
+
+    for command in (*images.COMMANDS, *registry.COMMANDS, *system.COMMANDS):
+        cli.add_command(command)
+
+
+_register()
 
 
 def main() -> None:

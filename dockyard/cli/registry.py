@@ -1,0 +1,115 @@
+"""Registry commands: pull, push, login, logout."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dockyard.cli.progress import progress_for_terminal
+from dockyard.engine.engine import Engine
+
+
+def _insecure(engine: Engine, tls_verify: bool, ref: str) -> frozenset[str]:
+    from dockyard.oci import reference
+
+    extra = set(engine.insecure_registries)
+    if not tls_verify:
+        extra.add(reference.parse(ref).registry)
+    return frozenset(extra)
+
+
+@click.command("pull")
+@click.argument("ref")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
+@click.option("--tls-verify/--no-tls-verify", default=True,
+              help="--tls-verify=false allows plain HTTP to this registry.")
+@click.pass_obj
+def pull_cmd(engine: Engine, ref: str, quiet: bool, tls_verify: bool) -> None:
+    """Pull an image from a registry."""
+    from dockyard.oci import reference
+    from dockyard.registry.transfer import pull
+
+    parsed = reference.parse(ref)
+    images = engine.images
+    with progress_for_terminal(quiet) as progress:
+        digest = pull(images.content, images.index, ref,
+                      insecure=_insecure(engine, tls_verify, ref), progress=progress)
+    if quiet:
+        click.echo(str(parsed))
+        return
+    click.echo(f"Digest: {digest}")
+    click.echo(f"Status: Downloaded newer image for {parsed}")
+    click.echo(str(parsed))
+
+
+@click.command("push")
+@click.argument("ref")
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("--tls-verify/--no-tls-verify", default=True)
+@click.option("--chunk-size", type=int, default=None, help="Upload blobs in chunks of N bytes.")
+@click.pass_obj
+def push_cmd(engine: Engine, ref: str, quiet: bool, tls_verify: bool,
+             chunk_size: int | None) -> None:
+    """Push an image to a registry."""
+    from dockyard.oci import reference
+    from dockyard.registry.transfer import push
+
+    images = engine.images
+    record = images.get(ref)
+    parsed = reference.parse(ref)
+    with progress_for_terminal(quiet) as progress:
+        digest = push(images.content, images.index, record, ref,
+                      insecure=_insecure(engine, tls_verify, ref), progress=progress,
+                      chunk_size=chunk_size)
+    click.echo(f"{parsed.tag or 'latest'}: digest: {digest} size: "
+               f"{images.content.size(record.manifest_digest)}")
+
+
+@click.command("login")
+@click.argument("server", required=False, default="docker.io")
+@click.option("-u", "--username", default=None)
+@click.option("-p", "--password", default=None)
+@click.option("--password-stdin", is_flag=True, help="Take the password from stdin.")
+@click.option("--tls-verify/--no-tls-verify", default=True)
+@click.pass_obj
+def login_cmd(engine: Engine, server: str, username: str | None, password: str | None,
+              password_stdin: bool, tls_verify: bool) -> None:
+    """Log in to a registry (credentials go to Docker's config.json)."""
+    from dockyard.errors import InvalidArgument
+    from dockyard.registry import auth
+    from dockyard.registry.client import RegistryClient
+
+    if password_stdin:
+        password = sys.stdin.read().rstrip("\n")
+    if username is None:
+        username = click.prompt("Username")
+    if password is None:
+        password = click.prompt("Password", hide_input=True)
+    if not username or not password:
+        raise InvalidArgument("login: username and password are required")
+    insecure = set(engine.insecure_registries) | ({server} if not tls_verify else set())
+    client = RegistryClient(server, insecure=frozenset(insecure))
+    client.credentials = auth.Credentials(username, password)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    path = auth.store(server, auth.Credentials(username, password))
+    click.echo(f"Credentials saved in {path}")
+    click.echo("Login Succeeded")
+
+
+@click.command("logout")
+@click.argument("server", required=False, default="docker.io")
+def logout_cmd(server: str) -> None:
+    """Log out from a registry."""
+    from dockyard.registry import auth
+
+    if auth.remove(server):
+        click.echo(f"Removing login credentials for {server}")
+    else:
+        click.echo(f"Not logged in to {server}")
+
+
+COMMANDS = [pull_cmd, push_cmd, login_cmd, logout_cmd]

@@ -1,0 +1,42 @@
+"""System commands: disk usage and the consistency check."""
+
+from __future__ import annotations
+
+import click
+
+from dockyard.cli.render import human_size, render
+from dockyard.engine.engine import Engine
+
+
+@click.group("system")
+def system_group() -> None:
+    """Manage dockyard itself."""
+
+
+@system_group.command("df")
+@click.pass_obj
+def system_df(engine: Engine) -> None:
+    """Show disk usage."""
+    usage = engine.images.disk_usage()
+    rows = [{"Type": "Images", "Total": str(usage["Images"]),
+             "Size": human_size(usage["BlobBytes"]),
+             "Unpacked": human_size(usage["LayerBytes"]),
+             "Reclaimable": human_size(usage["Reclaimable"])}]
+    click.echo(render(rows, ["Type", "Total", "Size", "Unpacked", "Reclaimable"], None,
+                      {"Type": "TYPE", "Total": "TOTAL", "Size": "SIZE",
+                       "Unpacked": "UNPACKED", "Reclaimable": "RECLAIMABLE"}))
+
+
+@system_group.command("check")
+@click.pass_obj
+def system_check(engine: Engine) -> None:
+    """Verify every blob and record; exit 1 and list the problems if any."""
+    problems = engine.images.check()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise click.exceptions.Exit(1)
+    click.echo("ok: store consistent")
+
+
+COMMANDS = [system_group]

@@ -1,0 +1,1 @@
+"""The engine: one service layer with all policy, behind every front end."""

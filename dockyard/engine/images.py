@@ -1,0 +1,292 @@
+"""The image service: every image operation the front ends offer, over the stores.
+
+Front ends (CLI now, the Docker API later) call these methods and render the
+plain data they return; Docker's JSON shapes (``image inspect``) are built here
+so every front end shows the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import IO, Any, NamedTuple
+
+from dockyard.errors import Conflict, ImageNotFound, InvalidArgument
+from dockyard.images import archive
+from dockyard.images.content import LocalContentStore
+from dockyard.images.index import ImageIndex, ImageRecord
+from dockyard.oci import mediatypes as mt
+from dockyard.oci import reference
+from dockyard.oci.image import Manifest, parse_config, parse_manifest_or_index
+from dockyard.snapshots.overlay import OverlaySnapshotter, chain_ids
+from dockyard.snapshots.unpack import decompressed
+
+
+class ImageSummary(NamedTuple):
+    repository: str
+    tag: str
+    id: str
+    digest: str
+    created: str
+    size: int
+    manifest_digest: str
+
+
+class ImageService:
+    def __init__(self, content: LocalContentStore, index: ImageIndex,
+                 snapshotter: OverlaySnapshotter,
+                 in_use: Callable[[str], list[str]] | None = None) -> None:
+        self.content = content
+        self.index = index
+        self.snapshotter = snapshotter
+        self._in_use = in_use or (lambda _digest: [])
+
+    # --- reading -------------------------------------------------------------
+    def get(self, name: str) -> ImageRecord:
+        return self.index.resolve(name)
+
+    def manifest(self, record: ImageRecord) -> Manifest:
+        parsed = parse_manifest_or_index(self.content.read(record.manifest_digest),
+                                         record.media_type)
+        if not isinstance(parsed, Manifest):
+            raise InvalidArgument(f"{record.manifest_digest} is an index, not an image")
+        return parsed
+
+    def config(self, record: ImageRecord) -> dict[str, Any]:
+        return parse_config(self.content.read(record.config_digest))
+
+    def summaries(self, *, all_images: bool = False, dangling: bool | None = None,
+             reference_pattern: str | None = None) -> list[ImageSummary]:
+        import fnmatch
+
+        rows: list[ImageSummary] = []
+        for record in self.index.images():
+            names = self.index.names_of(record.manifest_digest)
+            digests = self.index.repo_digests_of(record.manifest_digest)
+            if dangling is True and names or dangling is False and not names:
+                continue
+            for name in names or ["<none>:<none>"]:
+                repo, tag = _split_name(name)
+                if reference_pattern and not fnmatch.fnmatch(repo, reference_pattern) and not \
+                        fnmatch.fnmatch(f"{repo}:{tag}", reference_pattern):
+                    continue
+                digest = next((d.split("@", 1)[1] for d in digests), "<none>")
+                rows.append(ImageSummary(repo, tag, record.config_digest, digest,
+                                         record.created, record.size, record.manifest_digest))
+        return rows
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        """``docker image inspect``'s shape."""
+        record = self.get(name)
+        config = self.config(record)
+        tags = [_familiar(n) for n in self.index.names_of(record.manifest_digest)]
+        digests = [_familiar_digest(d) for d in self.index.repo_digests_of(
+            record.manifest_digest)]
+        return {
+            "Id": record.config_digest,
+            "RepoTags": tags,
+            "RepoDigests": digests,
+            "Parent": "",
+            "Comment": (config.get("history") or [{}])[-1].get("comment", ""),
+            "Created": config.get("created", ""),
+            "Container": "",
+            "ContainerConfig": {},
+            "DockerVersion": config.get("docker_version", ""),
+            "Author": config.get("author", ""),
+            "Config": config.get("config") or {},
+            "Architecture": config.get("architecture", ""),
+            "Variant": config.get("variant", ""),
+            "Os": config.get("os", ""),
+            "Size": record.size,
+            "VirtualSize": record.size,
+            "GraphDriver": {"Name": "overlay2", "Data": {}},
+            "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
+            "Metadata": {"LastTagTime": record.added},
+            "Descriptor": {"mediaType": record.media_type, "digest": record.manifest_digest,
+                           "size": self.content.size(record.manifest_digest)},
+        }
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        record = self.get(name)
+        config = self.config(record)
+        manifest = self.manifest(record)
+        layers = list(manifest.layers)
+        rows: list[dict[str, Any]] = []
+        for entry in reversed(config.get("history") or []):
+            empty = bool(entry.get("empty_layer"))
+            size = 0 if empty or not layers else layers.pop().size
+            rows.append({"Id": record.config_digest if not rows else "<missing>",
+                         "Created": entry.get("created", ""),
+                         "CreatedBy": entry.get("created_by", ""),
+                         "Size": size, "Comment": entry.get("comment", "")})
+        return rows
+
+    # --- writing -------------------------------------------------------------
+    def import_rootfs(self, stream: IO[bytes], ref: str | None, message: str = "",
+                      changes: dict[str, Any] | None = None) -> str:
+        names = [str(reference.parse(ref))] if ref else []
+        digest = archive.import_rootfs(self.content, self.index, stream, names,
+                                       message=message, changes=changes)
+        record = self.index.get(digest)
+        assert record is not None
+        return record.config_digest
+
+    def tag(self, source: str, target: str) -> None:
+        record = self.get(source)
+        self.index.tag(str(reference.parse(target)), record.manifest_digest)
+
+    def remove(self, name: str, *, force: bool = False) -> list[str]:
+        """``rmi``: untag, and delete the image when no name is left; Docker's messages."""
+        record = self.get(name)
+        users = self._in_use(record.manifest_digest)
+        if users and not force:
+            raise Conflict(f"conflict: unable to remove repository reference \"{name}\" "
+                           f"(must force) - container {users[0][:12]} is using its referenced "
+                           f"image {record.config_digest.split(':')[1][:12]}")
+        names = self.index.names_of(record.manifest_digest)
+        events: list[str] = []
+        target = _matching_name(name, names)
+        if target and len(names) > 1 and not force:
+            self.index.untag(target)
+            return [f"Untagged: {_familiar(target)}"]
+        for each in names:
+            self.index.untag(each)
+            events.append(f"Untagged: {_familiar(each)}")
+        self.index.remove(record.manifest_digest)
+        events.append(f"Deleted: {record.config_digest}")
+        self.collect_garbage()
+        return events
+
+    def save(self, names: list[str], out: IO[bytes], fmt: str = "docker") -> None:
+        if not names:
+            raise InvalidArgument("save: name at least one image")
+        images = []
+        for name in names:
+            record = self.get(name)
+            wanted = _matching_name(name, self.index.names_of(record.manifest_digest))
+            images.append((record, [wanted] if wanted else []))
+        if fmt == "docker":
+            archive.save_docker(self.content, images, out)
+        elif fmt in ("oci", "oci-archive"):
+            archive.save_oci(self.content, images, out)
+        else:
+            raise InvalidArgument(f"save: unknown format {fmt!r} (want docker or oci-archive)")
+
+    def load(self, stream: IO[bytes]) -> list[str]:
+        return archive.load(self.content, self.index, stream)
+
+    def prune(self, *, all_images: bool = False) -> tuple[list[str], int]:
+        """Remove dangling images (or every unused one with ``all_images``)."""
+        deleted: list[str] = []
+        for record in self.index.images():
+            if self._in_use(record.manifest_digest):
+                continue
+            if all_images or not self.index.names_of(record.manifest_digest):
+                for name in self.index.names_of(record.manifest_digest):
+                    self.index.untag(name)
+                self.index.remove(record.manifest_digest)
+                deleted.append(record.config_digest)
+        return deleted, self.collect_garbage()
+
+    def collect_garbage(self) -> int:
+        """Delete blobs and unpacked layers no image references; returns bytes freed."""
+        live: set[str] = set()
+        live_chains: set[str] = set()
+        for record in self.index.images():
+            live.update({record.manifest_digest, record.config_digest})
+            manifest = self.manifest(record)
+            live.update(layer.digest for layer in manifest.layers)
+            live_chains.update(chain_ids(self.config(record)["rootfs"]["diff_ids"]))
+        freed = 0
+        for digest, size in list(self.content.walk()):
+            if digest not in live:
+                self.content.delete(digest)
+                freed += size
+        for layer in self.snapshotter.layers():
+            if layer.chain_id not in live_chains and not self._layer_busy(layer.chain_id):
+                self.snapshotter.remove_layer(layer.chain_id)
+                freed += layer.size
+        return freed
+
+    def _layer_busy(self, chain_id: str) -> bool:
+        rows = self.snapshotter.db.query("SELECT 1 FROM active WHERE parent=?", (chain_id,))
+        return bool(rows)
+
+    # --- for containers -------------------------------------------------------
+    def unpack(self, record: ImageRecord) -> str | None:
+        """Make sure every layer of the image is extracted; returns the top chain ID."""
+        manifest = self.manifest(record)
+        diff_ids = self.config(record)["rootfs"]["diff_ids"]
+        if len(diff_ids) != len(manifest.layers):
+            raise InvalidArgument(f"image {record.config_digest}: {len(manifest.layers)} layers "
+                                  f"but {len(diff_ids)} diff_ids")
+        parent = None
+        for layer, diff_id, chain_id in zip(manifest.layers, diff_ids, chain_ids(diff_ids),
+                                            strict=True):
+            compression = mt.layer_compression(layer.media_type)
+
+            def opener(digest: str = layer.digest, kind: str = compression) -> IO[bytes]:
+                return decompressed(self.content.open(digest), kind)
+
+            self.snapshotter.unpack(chain_id, parent, diff_id, opener)
+            parent = chain_id
+        return parent
+
+    def disk_usage(self) -> dict[str, Any]:
+        images = self.index.images()
+        blob_total = sum(size for _d, size in self.content.walk())
+        unpacked = sum(layer.size for layer in self.snapshotter.layers())
+        return {"Images": len(images), "BlobBytes": blob_total, "LayerBytes": unpacked,
+                "Reclaimable": sum(r.size for r in images
+                                   if not self.index.names_of(r.manifest_digest))}
+
+    def check(self) -> list[str]:
+        """Problems ``system check`` reports: corrupt or missing blobs, broken records."""
+        problems = [f"blob {d}: content does not match its digest"
+                    for d in self.content.verify_all()]
+        for record in self.index.images():
+            for digest in (record.manifest_digest, record.config_digest):
+                if not self.content.exists(digest):
+                    problems.append(f"image {record.config_digest}: blob {digest} is missing")
+            if self.content.exists(record.manifest_digest):
+                for layer in self.manifest(record).layers:
+                    if not self.content.exists(layer.digest):
+                        problems.append(f"image {record.config_digest}: layer {layer.digest} "
+                                        "is missing")
+        leftovers = list(self.content.ingest_dir.iterdir())
+        if leftovers:
+            problems.append(f"{len(leftovers)} interrupted write(s) in {self.content.ingest_dir}")
+        return problems
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    if name == "<none>:<none>":
+        return "<none>", "<none>"
+    ref = reference.parse(name)
+    return ref.familiar, ref.tag or "<none>"
+
+
+def _familiar(name: str) -> str:
+    ref = reference.parse(name)
+    return f"{ref.familiar}:{ref.tag}" if ref.tag else ref.familiar
+
+
+def _familiar_digest(text: str) -> str:
+    name, digest = text.split("@", 1)
+    ref = reference.parse(name)
+    return f"{ref.familiar}@{digest}"
+
+
+def _matching_name(text: str, names: list[str]) -> str | None:
+    try:
+        wanted = str(reference.parse(text))
+    except InvalidArgument:
+        return None
+    return wanted if wanted in names else None
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=4)
+
+
+__all__ = ["ImageNotFound", "ImageService", "ImageSummary"]

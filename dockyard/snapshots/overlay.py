@@ -1,0 +1,170 @@
+"""The overlay snapshotter: committed layers by chain ID, active snapshots on top.
+
+Layout under its root:
+  ``layers/<chain-id hex>/`` one extracted layer each (overlay lower dir), shared
+  by every image and container whose chain includes it; written to ``tmp/`` first
+  and renamed in when complete.
+  ``active/<key>/{upper,work}`` a container's (or build step's) writable layer.
+Metadata (parent chain, diff_id, size) lives in the SQLite database.
+``prepare`` returns ``Mount`` data; mounting happens in ``snapshots.mount``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, NamedTuple
+
+from dockyard.errors import AlreadyExists, DigestMismatch, NotFound
+from dockyard.snapshots.mount import Mount
+from dockyard.snapshots.unpack import apply_layer
+from dockyard.store.db import Database
+
+MIGRATIONS = [
+    """
+    CREATE TABLE layers (
+        chain_id TEXT PRIMARY KEY,
+        parent TEXT,
+        diff_id TEXT NOT NULL,
+        size INTEGER NOT NULL
+    );
+    CREATE TABLE active (
+        key TEXT PRIMARY KEY,
+        parent TEXT,
+        readonly INTEGER NOT NULL
+    )
+    """,
+]
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """OCI chain IDs: ChainID(L0) = DiffID(L0);
+    ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
+    result: list[str] = []
+    for diff_id in diff_ids:
+        if not result:
+            result.append(diff_id)
+        else:
+            joined = f"{result[-1]} {diff_id}".encode()
+            result.append(f"sha256:{hashlib.sha256(joined).hexdigest()}")
+    return result
+
+
+class LayerInfo(NamedTuple):
+    chain_id: str
+    parent: str | None
+    diff_id: str
+    size: int
+
+
+class OverlaySnapshotter:
+    def __init__(self, root: Path, db: Database) -> None:
+        self.root = root
+        self.db = db
+        db.migrate("snapshots", MIGRATIONS)
+        for sub in ("layers", "active", "tmp"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+
+    def layer_dir(self, chain_id: str) -> Path:
+        return self.root / "layers" / chain_id.split(":", 1)[1]
+
+    def has_layer(self, chain_id: str) -> bool:
+        return bool(self.db.query("SELECT 1 FROM layers WHERE chain_id=?", (chain_id,)))
+
+    def layer(self, chain_id: str) -> LayerInfo:
+        rows = self.db.query("SELECT * FROM layers WHERE chain_id=?", (chain_id,))
+        if not rows:
+            raise NotFound(f"snapshot {chain_id} not found")
+        return LayerInfo(*rows[0])
+
+    def unpack(self, chain_id: str, parent: str | None, diff_id: str,
+               open_layer: Callable[[], IO[bytes]]) -> None:
+        """Extract one layer (uncompressed stream) as ``chain_id`` unless already there."""
+        if self.has_layer(chain_id):
+            return
+        work = self.root / "tmp" / uuid.uuid4().hex
+        work.mkdir()
+        try:
+            with open_layer() as stream:
+                actual = apply_layer(stream, str(work))
+            if actual != diff_id:
+                raise DigestMismatch(f"layer {diff_id}: uncompressed content has digest "
+                                     f"{actual}")
+            size = _tree_size(work)
+            target = self.layer_dir(chain_id)
+            if target.exists():  # a concurrent unpack won; ours is redundant
+                shutil.rmtree(work)
+            else:
+                os.rename(work, target)
+            with self.db.transaction("recording a layer") as conn:
+                conn.execute("INSERT OR IGNORE INTO layers VALUES (?, ?, ?, ?)",
+                             (chain_id, parent, diff_id, size))
+        finally:
+            if work.exists():
+                shutil.rmtree(work, ignore_errors=True)
+
+    def lower_dirs(self, chain_id: str) -> list[str]:
+        """Top-most first, as overlayfs's lowerdir option wants them."""
+        dirs = []
+        current: str | None = chain_id
+        while current is not None:
+            info = self.layer(current)
+            dirs.append(str(self.layer_dir(current)))
+            current = info.parent
+        return dirs
+
+    def prepare(self, key: str, parent: str | None) -> list[Mount]:
+        """A new writable snapshot on top of ``parent`` (a chain ID, or None for empty)."""
+        active = self.root / "active" / key
+        try:
+            active.mkdir()
+        except FileExistsError:
+            raise AlreadyExists(f"snapshot {key} already exists") from None
+        (active / "upper").mkdir()
+        (active / "work").mkdir()
+        with self.db.transaction("preparing a snapshot") as conn:
+            conn.execute("INSERT INTO active VALUES (?, ?, 0)", (key, parent))
+        return self.mounts(key)
+
+    def mounts(self, key: str) -> list[Mount]:
+        rows = self.db.query("SELECT parent FROM active WHERE key=?", (key,))
+        if not rows:
+            raise NotFound(f"snapshot {key} not found")
+        parent = rows[0][0]
+        active = self.root / "active" / key
+        if parent is None:
+            return [Mount("bind", str(active / "upper"), ("rbind",))]
+        lowers = ":".join(self.lower_dirs(parent))
+        return [Mount("overlay", "overlay", (f"lowerdir={lowers}",
+                                             f"upperdir={active / 'upper'}",
+                                             f"workdir={active / 'work'}", "index=off"))]
+
+    def upper_dir(self, key: str) -> Path:
+        return self.root / "active" / key / "upper"
+
+    def remove(self, key: str) -> None:
+        shutil.rmtree(self.root / "active" / key, ignore_errors=True)
+        with self.db.transaction("removing a snapshot") as conn:
+            conn.execute("DELETE FROM active WHERE key=?", (key,))
+
+    def remove_layer(self, chain_id: str) -> None:
+        shutil.rmtree(self.layer_dir(chain_id), ignore_errors=True)
+        with self.db.transaction("removing a layer") as conn:
+            conn.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
+
+    def layers(self) -> list[LayerInfo]:
+        return [LayerInfo(*row) for row in self.db.query("SELECT * FROM layers")]
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for directory, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(directory, name)).st_size
+    return total
