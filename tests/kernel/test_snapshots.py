@@ -1,0 +1,158 @@
+"""Layer unpacking (hostile archives included) and overlay rootfs mounts, for real."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dockyard.errors import DigestMismatch, InvalidArgument
+from dockyard.snapshots.mount import mount_all, unmount
+from dockyard.snapshots.overlay import OverlaySnapshotter, chain_ids
+from dockyard.snapshots.unpack import OPAQUE_XATTR, apply_layer
+from dockyard.store.db import Database
+
+pytestmark = pytest.mark.root
+
+Entry = tuple[str, str, str | bytes]  # (kind, name, data or link target)
+
+
+def make_tar(entries: list[Entry]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for kind, name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.mode = 0o755 if kind == "dir" else 0o644
+            if kind == "file":
+                payload = data if isinstance(data, bytes) else data.encode()
+                info.size = len(payload)
+                archive.addfile(info, io.BytesIO(payload))
+                continue
+            info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+                         "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE}[kind]
+            if kind in ("symlink", "hardlink"):
+                info.linkname = str(data)
+            if kind == "char":
+                info.devmajor, info.devminor = 1, 3
+            archive.addfile(info)
+    return buffer.getvalue()
+
+
+def apply(entries: list[Entry], target: Path) -> str:
+    target.mkdir(exist_ok=True)
+    return apply_layer(io.BytesIO(make_tar(entries)), str(target))
+
+
+def test_regular_layer_and_diff_id(tmp_path: Path) -> None:
+    import hashlib
+
+    data = make_tar([("dir", "etc", ""), ("file", "etc/hostname", "box\n"),
+                     ("symlink", "etc/link", "hostname"), ("hardlink", "etc/hard", "etc/hostname")])
+    target = tmp_path / "layer"
+    target.mkdir()
+    assert apply_layer(io.BytesIO(data), str(target)) == \
+        "sha256:" + hashlib.sha256(data).hexdigest()
+    assert (target / "etc/hostname").read_text() == "box\n"
+    assert os.readlink(target / "etc/link") == "hostname"
+    assert (target / "etc/hard").stat().st_ino == (target / "etc/hostname").stat().st_ino
+
+
+def test_dotdot_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="'..' component"):
+        apply([("file", "../escape", "x")], tmp_path / "layer")
+    assert not (tmp_path / "escape").exists()
+
+
+def test_absolute_names_stay_inside(tmp_path: Path) -> None:
+    apply([("file", "/abs/file", "x")], tmp_path / "layer")
+    assert (tmp_path / "layer/abs/file").read_text() == "x"
+
+
+def test_writing_through_a_symlink_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with pytest.raises(InvalidArgument, match="below the symlink"):
+        apply([("symlink", "evil", str(outside)), ("file", "evil/pwned", "x")],
+              tmp_path / "layer")
+    assert list(outside.iterdir()) == []
+
+
+def test_hardlink_outside_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("host data")
+    with pytest.raises(InvalidArgument, match="'..' component"):
+        apply([("hardlink", "steal", "../secret")], tmp_path / "layer")
+    with pytest.raises(InvalidArgument, match="not in this layer"):
+        apply([("hardlink", "steal", "etc/passwd")], tmp_path / "layer2")
+
+
+def test_device_nodes_are_kept_inside(tmp_path: Path) -> None:
+    apply([("char", "dev/null", "")], tmp_path / "layer")
+    st = os.lstat(tmp_path / "layer/dev/null")
+    assert stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == 1
+
+
+def test_truncated_layer(tmp_path: Path) -> None:
+    data = make_tar([("file", "big", "x" * 5000)])
+    target = tmp_path / "layer"
+    target.mkdir()
+    with pytest.raises(InvalidArgument, match="truncated|not a valid tar"):
+        apply_layer(io.BytesIO(data[:1500]), str(target))
+
+
+def test_whiteouts_in_overlay_format(tmp_path: Path) -> None:
+    apply([("dir", "d", ""), ("file", "d/.wh.gone", ""), ("dir", "o", ""),
+           ("file", "o/.wh..wh..opq", "")], tmp_path / "layer")
+    st = os.lstat(tmp_path / "layer/d/gone")
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(0, 0)
+    assert os.getxattr(tmp_path / "layer/o", OPAQUE_XATTR) == b"y"
+
+
+@pytest.fixture
+def snapshotter(tmp_path: Path) -> OverlaySnapshotter:
+    return OverlaySnapshotter(tmp_path / "snapshots", Database(tmp_path / "meta.db"))
+
+
+def _opener(data: bytes) -> Callable[[], io.BytesIO]:
+    return lambda: io.BytesIO(data)
+
+
+def test_overlay_rootfs_applies_whiteouts(snapshotter: OverlaySnapshotter,
+                                          tmp_path: Path) -> None:
+    import hashlib
+
+    lower = make_tar([("dir", "d", ""), ("file", "d/keep", "1"), ("file", "d/gone", "2"),
+                      ("dir", "o", ""), ("file", "o/old", "3")])
+    upper = make_tar([("dir", "d", ""), ("file", "d/.wh.gone", ""), ("dir", "o", ""),
+                      ("file", "o/.wh..wh..opq", ""), ("file", "o/new", "4")])
+    diff_ids = ["sha256:" + hashlib.sha256(x).hexdigest() for x in (lower, upper)]
+    chains = chain_ids(diff_ids)
+    snapshotter.unpack(chains[0], None, diff_ids[0], _opener(lower))
+    snapshotter.unpack(chains[1], chains[0], diff_ids[1], _opener(upper))
+    mounts = snapshotter.prepare("c1", chains[1])
+    assert mounts[0].type == "overlay"
+    target = tmp_path / "rootfs"
+    target.mkdir()
+    mount_all(mounts, str(target))
+    try:
+        assert sorted(os.listdir(target / "d")) == ["keep"]
+        assert sorted(os.listdir(target / "o")) == ["new"]
+        (target / "written").write_text("container data")
+    finally:
+        unmount(str(target))
+    assert (snapshotter.upper_dir("c1") / "written").read_text() == "container data"
+    snapshotter.remove("c1")
+
+
+def test_diff_id_mismatch_leaves_nothing(snapshotter: OverlaySnapshotter) -> None:
+    layer = make_tar([("file", "a", "1")])
+    with pytest.raises(DigestMismatch):
+        snapshotter.unpack("sha256:" + "c" * 64, None, "sha256:" + "c" * 64, _opener(layer))
+    assert not snapshotter.has_layer("sha256:" + "c" * 64)
+    assert list((snapshotter.root / "tmp").iterdir()) == []
+    assert list((snapshotter.root / "layers").iterdir()) == []
