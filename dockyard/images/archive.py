@@ -121,7 +121,7 @@ def _load_docker(content: LocalContentStore, index: ImageIndex, archive: tarfile
                   for name in entry["Layers"]]
         _check_diff_ids(config, layers)
         names = [str(reference.parse(tag)) for tag in entry.get("RepoTags") or []]
-        write_image(content, index, layers, config, names)
+        write_image(content, index, layers, config, names, config_bytes=config_bytes)
         loaded += names or [f"sha256:{_config_id(config_bytes)}"]
     return loaded
 

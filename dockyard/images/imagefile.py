@@ -37,9 +37,14 @@ class Layer(NamedTuple):
 
 def write_image(content: LocalContentStore, index: ImageIndex, layers: list[Layer],
                 config: dict[str, Any], names: list[str],
-                repo_digest: tuple[str, str] | None = None) -> str:
-    """Store config and manifest, record the image under ``names``; returns the manifest digest."""
-    config_bytes = canonical_json(config)
+                repo_digest: tuple[str, str] | None = None,
+                config_bytes: bytes | None = None) -> str:
+    """Store config and manifest, record the image under ``names``; returns the manifest digest.
+
+    ``config_bytes``, when given, are stored as they are: an image's ID is the digest of
+    its config bytes, so a loaded image keeps the ID it had where it came from.
+    """
+    config_bytes = config_bytes if config_bytes is not None else canonical_json(config)
     config_digest = content.write(config_bytes)
     config_desc = Descriptor(mt.OCI_CONFIG, config_digest, len(config_bytes))
     layer_descs = [Descriptor(layer.media_type, layer.digest, layer.size) for layer in layers]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import IO, Any, NamedTuple
@@ -57,6 +58,7 @@ class RegistryClient:
                                  limits=httpx.Limits(max_connections=16))
         self.credentials = auth.lookup(registry)
         self._auth_headers: dict[str, str] = {}  # scope -> Authorization
+        self._auth_lock = threading.Lock()
 
     def close(self) -> None:
         self.http.close()
@@ -80,9 +82,9 @@ class RegistryClient:
                 last = exc
                 time.sleep(0.2 * 2**attempt)
                 continue
-            if response.status_code == 401 and scope not in self._auth_headers:
+            if response.status_code == 401 and self._should_retry_auth(response, scope,
+                                                                       send_headers):
                 response.close()
-                self._authenticate(response, scope)
                 continue
             if response.status_code in (429, 500, 502, 503, 504) and attempt < _RETRIES - 1:
                 response.close()
@@ -93,6 +95,18 @@ class RegistryClient:
             return response
         raise Unavailable(f"{self.registry}: {method} {full} failed after {_RETRIES} attempts: "
                           f"{last}")
+
+    def _should_retry_auth(self, response: httpx.Response, scope: str,
+                           sent: dict[str, str]) -> bool:
+        """After a 401: authenticate once per scope; threads share the result."""
+        with self._auth_lock:
+            current = self._auth_headers.get(scope)
+            if sent.get("Authorization") != current:
+                return True  # another thread authenticated meanwhile: use its header
+            if current is not None:
+                return False  # our credentials were refused
+            self._authenticate(response, scope)
+            return True
 
     def _raise_for(self, response: httpx.Response, method: str, url: str) -> None:
         if stream_open(response):

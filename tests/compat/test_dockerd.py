@@ -8,6 +8,7 @@ creates are removed if they did not exist before.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -150,3 +151,38 @@ def test_docker_maps_missing_command_to_127(daemon: Daemon, busybox_image: str) 
                            busybox_image, "no-such-command", check=False)
     assert result.returncode == 127
     assert 'exec: "no-such-command": executable file not found in $PATH' in result.stderr
+
+
+def test_docker_loads_what_dockyard_saves(daemon: Daemon, tmp_path: Path) -> None:
+    from tests.compat.conftest import Dockyard
+
+    dy = Dockyard(tmp_path / "dy-root", tmp_path / "dy-config")
+    rootfs = make_rootfs(tmp_path / "rootfs-for-save")
+    tar = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    dy("import", "-c", 'CMD ["echo", "saved by dockyard"]', str(tar), "dyimg:1")
+    archive = tmp_path / "dyimg.tar"
+    dy("save", "-o", str(archive), "dyimg:1")
+    assert DOCKER is not None
+    loaded = subprocess.run([DOCKER, "load", "-i", str(archive)], env=daemon.env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "Loaded image: dyimg:1" in loaded.stdout
+    ours = json.loads(dy("image", "inspect", "dyimg:1").stdout)[0]["Id"]
+    theirs = daemon.docker("image", "inspect", "--format", "{{.Id}}", "dyimg:1").stdout.strip()
+    assert theirs == ours
+    out = daemon.docker("run", "--rm", "--runtime", "dy", "--network", "none", "dyimg:1").stdout
+    assert out == "saved by dockyard\n"
+
+
+def test_dockyard_loads_what_docker_saves(daemon: Daemon, busybox_image: str,
+                                          tmp_path: Path) -> None:
+    from tests.compat.conftest import Dockyard
+
+    archive = tmp_path / "from-docker.tar"
+    daemon.docker("save", "-o", str(archive), busybox_image)
+    dy = Dockyard(tmp_path / "dy-root", tmp_path / "dy-config")
+    assert dy("load", "-i", str(archive)).stdout.strip() == f"Loaded image: {busybox_image}"
+    ours = json.loads(dy("image", "inspect", busybox_image).stdout)[0]["Id"]
+    theirs = daemon.docker("image", "inspect", "--format", "{{.Id}}", busybox_image)
+    assert ours == theirs.stdout.strip()

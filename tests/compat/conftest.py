@@ -1,0 +1,111 @@
+"""Fixtures for the compatibility tests: a local docker-registry and a dyard CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import httpx
+import pytest
+
+
+class Registry(NamedTuple):
+    address: str  # 127.0.0.1:PORT
+    storage: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_registry(tmp_path: Path, htpasswd: Path | None) -> Iterator[Registry]:
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.skip("docker-registry is not installed (Debian package docker-registry)")
+    port = _free_port()
+    storage = tmp_path / "registry-data"
+    auth = (f"auth:\n  htpasswd:\n    realm: dockyard-test\n    path: {htpasswd}\n"
+            if htpasswd else "")
+    config = tmp_path / "registry.yml"
+    config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+                      f"    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\n{auth}")
+    log = open(tmp_path / "registry.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None, (tmp_path / "registry.log").read_text()
+                assert time.monotonic() < deadline, "docker-registry did not start"
+                time.sleep(0.1)
+        yield Registry(f"127.0.0.1:{port}", storage)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    yield from _start_registry(tmp_path, None)
+
+
+@pytest.fixture
+def auth_registry(tmp_path: Path) -> Iterator[Registry]:
+    if shutil.which("htpasswd") is None:
+        pytest.skip("htpasswd is not installed (Debian package apache2-utils)")
+    htpasswd = tmp_path / "htpasswd"
+    subprocess.run(["htpasswd", "-Bbc", str(htpasswd), "alice", "s3cret"], check=True,
+                   capture_output=True)
+    yield from _start_registry(tmp_path, htpasswd)
+
+
+class Dockyard:
+    """The ``dockyard`` CLI with its own root and Docker config dir."""
+
+    def __init__(self, root: Path, docker_config: Path) -> None:
+        self.root = root
+        self.env = dict(os.environ, DOCKER_CONFIG=str(docker_config))
+        beside = Path(sys.executable).with_name("dockyard")
+        self.argv = [str(beside)] if beside.exists() else [sys.executable, "-m",
+                                                           "dockyard.cli.main"]
+
+    def __call__(self, *args: str, check: bool = True, input: bytes | None = None,
+                 root: Path | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([*self.argv, "--root", str(root or self.root), *args],
+                                env=self.env, capture_output=True, timeout=300, check=False,
+                                input=input.decode("latin-1") if input else None,
+                                text=True)
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+
+@pytest.fixture
+def dy(tmp_path: Path) -> Dockyard:
+    return Dockyard(tmp_path / "root", tmp_path / "docker-config")
+
+
+@pytest.fixture
+def rootfs_tar(tmp_path: Path) -> Path:
+    from dockyard.testing.bundles import busybox_path, make_rootfs
+
+    if busybox_path() is None:
+        pytest.skip("needs a static busybox (apt-get install busybox-static)")
+    rootfs = make_rootfs(tmp_path / "rootfs")
+    target = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(target), "."], check=True)
+    return target
