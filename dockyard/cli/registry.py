@@ -58,10 +58,15 @@ def push_cmd(engine: Engine, ref: str, quiet: bool, tls_verify: bool,
     images = engine.images
     record = images.get(ref)
     parsed = reference.parse(ref)
+    sources = [reference.parse(d.split("@", 1)[0]) for d in
+               images.index.repo_digests_of(record.manifest_digest)]
+    mount_from = next((s.repository for s in sources if s.registry == parsed.registry and
+                       s.repository != parsed.repository), None)
     with progress_for_terminal(quiet) as progress:
         digest = push(images.content, images.index, record, ref,
                       insecure=_insecure(engine, tls_verify, ref), progress=progress,
-                      chunk_size=chunk_size)
+                      chunk_size=chunk_size,
+                      mount_source=(lambda _digest: mount_from) if mount_from else None)
     click.echo(f"{parsed.tag or 'latest'}: digest: {digest} size: "
                f"{images.content.size(record.manifest_digest)}")
 

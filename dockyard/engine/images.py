@@ -7,8 +7,9 @@ so every front end shows the same thing.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any, NamedTuple
 
 from dockyard.errors import Conflict, ImageNotFound, InvalidArgument
@@ -225,8 +226,11 @@ class ImageService:
                                             strict=True):
             compression = mt.layer_compression(layer.media_type)
 
-            def opener(digest: str = layer.digest, kind: str = compression) -> IO[bytes]:
-                return decompressed(self.content.open(digest), kind)
+            @contextlib.contextmanager
+            def opener(digest: str = layer.digest,
+                       kind: str = compression) -> Iterator[IO[bytes]]:
+                with self.content.open(digest) as raw:
+                    yield decompressed(raw, kind)
 
             self.snapshotter.unpack(chain_id, parent, diff_id, opener)
             parent = chain_id

@@ -15,7 +15,6 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
 from typing import IO, Any
 
 from dockyard.errors import DataLoss, InvalidArgument
@@ -280,10 +279,3 @@ def _add_uncompressed_layer(archive: tarfile.TarFile, content: LocalContentStore
         info.size = plain.tell()
         plain.seek(0)
         archive.addfile(info, plain)
-
-
-def iter_layer_streams(content: LocalContentStore,
-                       manifest: Manifest) -> Iterator[tuple[str, IO[bytes]]]:
-    for layer in manifest.layers:
-        yield layer.digest, decompressed(content.open(layer.digest),
-                                         mt.layer_compression(layer.media_type))

@@ -17,6 +17,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -83,7 +84,7 @@ class OverlaySnapshotter:
         return LayerInfo(*rows[0])
 
     def unpack(self, chain_id: str, parent: str | None, diff_id: str,
-               open_layer: Callable[[], IO[bytes]]) -> None:
+               open_layer: Callable[[], AbstractContextManager[IO[bytes]]]) -> None:
         """Extract one layer (uncompressed stream) as ``chain_id`` unless already there."""
         if self.has_layer(chain_id):
             return

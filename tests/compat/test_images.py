@@ -117,6 +117,9 @@ def test_push_pull_round_trip_keeps_digests(dy: Dockyard, rootfs_tar: Path,
     dy("push", "--chunk-size", "300000", f"{name}:chunked")
     tags = httpx.get(f"http://{registry.address}/v2/team/box/tags/list").json()["tags"]
     assert sorted(tags) == ["chunked", "v1"]
+    dy("tag", f"{name}:v1", f"{registry.address}/elsewhere/box:v1")
+    mounted = dy("push", f"{registry.address}/elsewhere/box:v1").stdout
+    assert mounted.count("Mounted") == 2, mounted  # config and layer, no upload
     other = tmp_path / "puller"
     dy("pull", f"{name}:v1", root=other)
     doc = json.loads(dy("image", "inspect", f"{name}:v1", root=other).stdout)[0]
