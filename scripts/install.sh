@@ -13,8 +13,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq busybox-static runc libseccomp2 iproute2 procps >/dev/null
 if [[ "${1:-}" == "--dev" ]]; then
-    # the compatibility tests drive dockyard-runtime from a real dockerd
-    apt-get install -y -qq docker.io >/dev/null
+    # compatibility tests: a real dockerd drives dockyard-runtime; images go through
+    # Debian's docker-registry (htpasswd from apache2-utils), skopeo and umoci
+    apt-get install -y -qq docker.io docker-registry skopeo umoci apache2-utils >/dev/null
 fi
 
 python3 -m venv "$VENV"
