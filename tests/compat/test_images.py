@@ -206,3 +206,33 @@ def test_interrupted_pull_resumes(dy: Dockyard, rootfs_tar: Path, registry: Regi
     dy("pull", name, root=other)
     assert dy("system", "check", root=other).returncode == 0
     assert not list(ingest.iterdir())
+
+
+def test_pull_of_an_index_picks_the_host_platform(dy: Dockyard, rootfs_tar: Path,
+                                                  registry: Registry, tmp_path: Path) -> None:
+    from dockyard.images.imagefile import host_platform
+    from dockyard.oci import mediatypes as mt
+
+    name = f"{registry.address}/multi/box"
+    dy("import", str(rootfs_tar), f"{name}:amd")
+    digest = dy("push", f"{name}:amd").stdout.strip().split("digest: ")[1].split()[0]
+    manifest = httpx.get(f"http://{registry.address}/v2/multi/box/manifests/{digest}",
+                         headers={"Accept": mt.OCI_MANIFEST}).content
+    host = host_platform()
+    other = {"os": "linux", "architecture": "s390x" if host["architecture"] != "s390x"
+             else "riscv64"}
+    index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": digest, "size": len(manifest),
+         "platform": other},
+        {"mediaType": mt.OCI_MANIFEST, "digest": digest, "size": len(manifest),
+         "platform": host}]}).encode()
+    put = httpx.put(f"http://{registry.address}/v2/multi/box/manifests/multi", content=index,
+                    headers={"Content-Type": mt.OCI_INDEX})
+    assert put.status_code == 201, put.text
+    other_root = tmp_path / "other"
+    dy("pull", f"{name}:multi", root=other_root)
+    doc = json.loads(dy("image", "inspect", f"{name}:multi", root=other_root).stdout)[0]
+    assert doc["Descriptor"]["digest"] == digest
+    assert doc["Architecture"] == host["architecture"]
+    index_digest = put.headers["docker-content-digest"]
+    assert doc["RepoDigests"] == [f"{name}@{index_digest}"]

@@ -156,3 +156,51 @@ def test_diff_id_mismatch_leaves_nothing(snapshotter: OverlaySnapshotter) -> Non
     assert not snapshotter.has_layer("sha256:" + "c" * 64)
     assert list((snapshotter.root / "tmp").iterdir()) == []
     assert list((snapshotter.root / "layers").iterdir()) == []
+
+
+def test_diff_of_an_upper_dir_round_trips(snapshotter: OverlaySnapshotter, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changes made through a real overlay mount come back as a layer with whiteouts."""
+    import hashlib
+    import shutil
+
+    from dockyard.snapshots.diff import write_diff
+
+    base = make_tar([("dir", "d", ""), ("file", "d/keep", "1"), ("file", "d/gone", "2"),
+                     ("dir", "o", ""), ("file", "o/old", "3")])
+    diff_id = "sha256:" + hashlib.sha256(base).hexdigest()
+    snapshotter.unpack(diff_id, None, diff_id, _opener(base))
+    target = tmp_path / "rootfs"
+    target.mkdir()
+    mount_all(snapshotter.prepare("work", diff_id), str(target))
+    try:
+        (target / "d/gone").unlink()
+        shutil.rmtree(target / "o")
+        (target / "o").mkdir()
+        (target / "o/fresh").write_text("5")
+        (target / "added").write_text("6")
+    finally:
+        unmount(str(target))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    first, second = io.BytesIO(), io.BytesIO()
+    layer_id = write_diff(str(snapshotter.upper_dir("work")), first)
+    assert write_diff(str(snapshotter.upper_dir("work")), second) == layer_id  # reproducible
+    with tarfile.open(fileobj=io.BytesIO(first.getvalue())) as archive:
+        names = archive.getnames()
+    assert "d/.wh.gone" in names
+    assert "o/.wh..wh..opq" in names
+    assert {"o/fresh", "added"} <= set(names)
+    # applying base + diff as two layers gives the changed tree
+    chains = chain_ids([diff_id, layer_id])
+    snapshotter.unpack(chains[1], diff_id, layer_id, _opener(first.getvalue()))
+    view = tmp_path / "view"
+    view.mkdir()
+    mount_all(snapshotter.prepare("check", chains[1]), str(view))
+    try:
+        assert sorted(os.listdir(view / "d")) == ["keep"]
+        assert sorted(os.listdir(view / "o")) == ["fresh"]
+        assert (view / "added").read_text() == "6"
+    finally:
+        unmount(str(view))
+    snapshotter.remove("work")
+    snapshotter.remove("check")
