@@ -1,0 +1,186 @@
+"""Image config + ContainerSpec → OCI runtime spec: pure, unit-tested, Docker's rules.
+
+Docker's rules reproduced here: ``--entrypoint`` replaces the image's entrypoint
+and drops its Cmd unless a command is given; the command replaces Cmd; env is
+the image's with the container's overriding by key; ``--user`` names resolve
+through the image's /etc/passwd and /etc/group; ``--privileged`` means every
+capability, no seccomp, no masked or read-only paths; ``--cpus`` is a CFS quota
+over a 100 ms period.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+from dockyard.engine.spec import ContainerSpec
+from dockyard.errors import ExecutableNotFound, InvalidArgument, NotFound
+from dockyard.runtime.linux.capabilities import CAPABILITY_NAMES, DOCKER_DEFAULT_CAPABILITIES
+from dockyard.runtime.seccomp_profile import default_profile
+from dockyard.runtime.spec import DEFAULT_ENV, default_spec
+
+CPU_PERIOD = 100_000
+
+
+class UserIds(NamedTuple):
+    uid: int
+    gid: int
+    additional_gids: tuple[int, ...] = ()
+
+
+def process_args(image_config: dict[str, Any], spec: ContainerSpec) -> list[str]:
+    entrypoint = list(image_config.get("Entrypoint") or [])
+    cmd = list(image_config.get("Cmd") or [])
+    if spec.entrypoint is not None:
+        entrypoint = list(spec.entrypoint)
+        cmd = []
+    if spec.command is not None:
+        cmd = list(spec.command)
+    args = entrypoint + cmd
+    if not args:
+        raise InvalidArgument("no command specified")
+    return args
+
+
+def merge_env(image_env: list[str], extra: tuple[str, ...]) -> list[str]:
+    merged: dict[str, str] = {}
+    for item in [*image_env, *extra]:
+        key, sep, value = item.partition("=")
+        merged[key] = f"{key}={value}" if sep else key
+    if "PATH" not in merged:
+        merged["PATH"] = DEFAULT_ENV
+    return list(merged.values())
+
+
+def resolve_user(user: str, passwd: str, group: str) -> UserIds:
+    """``user``, ``uid``, ``user:group``, ``uid:gid`` against the image's files."""
+    name, _, group_name = user.partition(":")
+    uid: int | None = int(name) if name.isdigit() else None
+    gid: int | None = None
+    home_user = None
+    for line in passwd.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4 and (fields[0] == name or (uid is not None and fields[2] == name)):
+            uid, gid, home_user = int(fields[2]), int(fields[3]), fields[0]
+            break
+    if uid is None:
+        raise NotFound(f"unable to find user {name}: no matching entries in passwd file")
+    if group_name:
+        gid = int(group_name) if group_name.isdigit() else _group_id(group_name, group)
+    extra = tuple(int(f[2]) for f in (line.split(":") for line in group.splitlines())
+                  if len(f) >= 4 and home_user and home_user in f[3].split(",")
+                  and f[2].isdigit())
+    return UserIds(uid, gid if gid is not None else 0, extra)
+
+
+def _group_id(name: str, group: str) -> int:
+    for line in group.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[0] == name:
+            return int(fields[2])
+    raise NotFound(f"unable to find group {name}: no matching entries in group file")
+
+
+def capabilities(spec: ContainerSpec) -> list[str]:
+    if spec.privileged:
+        return list(CAPABILITY_NAMES)
+    caps = list(DOCKER_DEFAULT_CAPABILITIES)
+    adds = [_cap(c) for c in spec.cap_add]
+    drops = [_cap(c) for c in spec.cap_drop]
+    if "ALL" in adds:
+        caps = list(CAPABILITY_NAMES)
+    if "ALL" in drops:
+        caps = []
+    caps += [c for c in adds if c != "ALL" and c not in caps]
+    return [c for c in caps if c not in drops]
+
+
+def _cap(name: str) -> str:
+    upper = name.upper()
+    if upper == "ALL":
+        return upper
+    full = upper if upper.startswith("CAP_") else f"CAP_{upper}"
+    if full not in CAPABILITY_NAMES:
+        raise InvalidArgument(f"invalid capability: {name}")
+    return full
+
+
+def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hostname: str,
+          cgroup_path: str, user: UserIds, seccomp_json: str | None = None) -> dict[str, Any]:
+    """The config.json for this container."""
+    config = image_config.get("config") or {}
+    caps = capabilities(spec)
+    oci = default_spec(tuple(process_args(config, spec)), rootfs=rootfs, terminal=spec.tty,
+                       hostname=hostname, capabilities=tuple(caps), seccomp=False)
+    process = oci["process"]
+    process["env"] = merge_env(list(config.get("Env") or []), spec.env)
+    if spec.tty and not any(e.startswith("TERM=") for e in process["env"]):
+        process["env"].append("TERM=xterm")
+    process["cwd"] = spec.working_dir or config.get("WorkingDir") or "/"
+    process["user"] = {"uid": user.uid, "gid": user.gid}
+    if user.additional_gids:
+        process["user"]["additionalGids"] = list(user.additional_gids)
+    process["noNewPrivileges"] = spec.no_new_privileges
+    process["rlimits"] = [{"type": f"RLIMIT_{u.name.upper()}", "soft": u.soft, "hard": u.hard}
+                          for u in spec.ulimits]
+    process["capabilities"]["inheritable"] = []
+    linux = oci["linux"]
+    linux["cgroupsPath"] = cgroup_path
+    linux["resources"] = _resources(spec)
+    if spec.network_mode == "host":
+        linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
+    _security(oci, spec, caps, seccomp_json)
+    oci["root"]["readonly"] = spec.read_only
+    for tmpfs in spec.tmpfs:
+        options = ["nosuid", "nodev", "noexec"] + [o for o in tmpfs.options.split(",") if o]
+        oci["mounts"].append({"destination": tmpfs.target, "type": "tmpfs",
+                              "source": "tmpfs", "options": options})
+    oci["annotations"] = dict(spec.labels)
+    return oci
+
+
+def _resources(spec: ContainerSpec) -> dict[str, Any]:
+    resources: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
+    if spec.privileged:
+        resources["devices"] = [{"allow": True, "access": "rwm"}]
+    memory: dict[str, Any] = {}
+    if spec.memory:
+        memory["limit"] = spec.memory
+        memory["swap"] = spec.memory_swap if spec.memory_swap else spec.memory * 2
+    if spec.oom_kill_disable:
+        memory["disableOOMKiller"] = True
+    if memory:
+        resources["memory"] = memory
+    cpu: dict[str, Any] = {}
+    if spec.nano_cpus:
+        cpu["period"] = CPU_PERIOD
+        cpu["quota"] = spec.nano_cpus * CPU_PERIOD // 1_000_000_000
+    if spec.cpu_shares:
+        cpu["shares"] = spec.cpu_shares
+    if cpu:
+        resources["cpu"] = cpu
+    if spec.pids_limit:
+        resources["pids"] = {"limit": spec.pids_limit}
+    return resources
+
+
+def _security(oci: dict[str, Any], spec: ContainerSpec, caps: list[str],
+              seccomp_json: str | None) -> None:
+    linux = oci["linux"]
+    if spec.privileged:
+        linux["maskedPaths"] = []
+        linux["readonlyPaths"] = []
+        return
+    if spec.seccomp_profile == "unconfined":
+        return
+    if seccomp_json is not None:
+        try:
+            linux["seccomp"] = json.loads(seccomp_json)
+        except ValueError as exc:
+            raise InvalidArgument(f"--security-opt seccomp: not valid JSON: {exc}") from exc
+        return
+    linux["seccomp"] = default_profile(tuple(caps))
+
+
+__all__ = ["ExecutableNotFound", "UserIds", "build", "capabilities", "merge_env",
+           "process_args", "resolve_user"]

@@ -1,0 +1,70 @@
+"""``ContainerSpec``: the one internal description of a container.
+
+Every front end (CLI flags, Docker API bodies, compose services, Kubernetes pods)
+lowers into this; the engine turns it plus an image config into an OCI runtime
+spec (``engine.ocispec``).  Fields mirror Docker's ``docker run`` options.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Ulimit(NamedTuple):
+    name: str  # "nofile"
+    soft: int
+    hard: int
+
+
+class RestartPolicy(NamedTuple):
+    name: str = "no"  # no | on-failure | always | unless-stopped
+    maximum_retry_count: int = 0
+
+
+class Healthcheck(NamedTuple):
+    test: tuple[str, ...] = ()  # ("CMD-SHELL", "curl …") or ("NONE",)
+    interval: float = 30.0
+    timeout: float = 30.0
+    retries: int = 3
+    start_period: float = 0.0
+
+
+class TmpfsMount(NamedTuple):
+    target: str
+    options: str = ""
+
+
+class ContainerSpec(NamedTuple):
+    image: str
+    name: str | None = None
+    command: tuple[str, ...] | None = None  # None: the image's Cmd
+    entrypoint: tuple[str, ...] | None = None  # None: the image's; () clears it
+    env: tuple[str, ...] = ()
+    working_dir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    labels: dict[str, str] = {}  # noqa: RUF012 - never mutated
+    tty: bool = False
+    stdin_open: bool = False
+    read_only: bool = False
+    tmpfs: tuple[TmpfsMount, ...] = ()
+    init: bool = False
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    restart: RestartPolicy = RestartPolicy()
+    auto_remove: bool = False
+    memory: int | None = None
+    memory_swap: int | None = None
+    nano_cpus: int | None = None
+    cpu_shares: int | None = None
+    pids_limit: int | None = None
+    ulimits: tuple[Ulimit, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    no_new_privileges: bool = False
+    seccomp_profile: str | None = None  # None: Docker's default; "unconfined"; a JSON path
+    oom_kill_disable: bool = False
+    network_mode: str = "none"
+    healthcheck: Healthcheck | None = None
+    no_healthcheck: bool = False
