@@ -71,7 +71,15 @@ class NotFound(DockyardError):
 
 
 class ContainerNotFound(NotFound):
-    """Raised with runc's wording, which callers such as containerd match on."""
+    """Docker's wording ("No such container: x"), which its clients match on."""
+
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"No such container: {container_id}")
+        self.container_id = container_id
+
+
+class RuntimeContainerNotFound(NotFound):
+    """runc's wording, which callers of the runtime such as containerd match on."""
 
     def __init__(self, container_id: str) -> None:
         super().__init__(f"container does not exist: {container_id}")

@@ -246,8 +246,17 @@ for _name, _cmd in (("ls", images_cmd), ("rm", rmi_cmd), ("tag", tag_cmd),
 @click.option("-f", "--format", "fmt", default=None)
 @click.pass_context
 def inspect_cmd(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None:
-    """Inspect images (containers come with their issue)."""
-    ctx.invoke(image_inspect, names=names, fmt=fmt)
+    """Inspect containers or images (a container wins when both match, as in Docker)."""
+    from dockyard.errors import NotFound
+
+    engine = _engine()
+    docs = []
+    for name in names:
+        try:
+            docs.append(engine.containers.inspect(name))
+        except NotFound:
+            docs.append(engine.images.inspect(name))
+    click.echo(render(docs, [], fmt) if fmt else json.dumps(docs, indent=4))
 
 
 COMMANDS = [import_cmd, images_cmd, tag_cmd, rmi_cmd, history_cmd, save_cmd, load_cmd,

@@ -73,9 +73,10 @@ def run_bundle(engine: Engine, bundle: Path, name: str | None, detach: bool) -> 
 
 
 def _register() -> None:
-    from dockyard.cli import images, registry, system
+    from dockyard.cli import containers, images, registry, system
 
-    for command in (*images.COMMANDS, *registry.COMMANDS, *system.COMMANDS):
+    for command in (*images.COMMANDS, *registry.COMMANDS, *containers.COMMANDS,
+                    *system.COMMANDS):
         cli.add_command(command)
 
 
@@ -99,3 +100,7 @@ def main() -> None:
         report(exc)
         sys.exit(EXIT_BUG)
     sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from dockyard.cli.render import human_size, render
@@ -37,6 +39,17 @@ def system_check(engine: Engine) -> None:
     if problems:
         raise click.exceptions.Exit(1)
     click.echo("ok: store consistent")
+
+
+@system_group.command("container-exited", hidden=True)
+@click.argument("container_id")
+@click.pass_obj
+def container_exited(engine: Engine, container_id: str) -> None:
+    """Internal: the supervisor's exit hook (unmount the rootfs; --rm removes)."""
+    from dockyard.errors import NotFound
+
+    with contextlib.suppress(NotFound):
+        engine.containers.on_exit(container_id)
 
 
 COMMANDS = [system_group]

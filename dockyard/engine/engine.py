@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from dockyard.engine.containers import ContainerService
 from dockyard.engine.images import ImageService
+from dockyard.engine.records import ContainerStore
 from dockyard.images.content import LocalContentStore
 from dockyard.images.index import ImageIndex
 from dockyard.snapshots.overlay import OverlaySnapshotter
@@ -26,7 +28,16 @@ class Engine:
         return Database(self.layout.root / "metadata.db")
 
     @cached_property
+    def container_store(self) -> ContainerStore:
+        return ContainerStore(self.db)
+
+    @cached_property
     def images(self) -> ImageService:
         content = LocalContentStore(self.layout.root / "content")
         snapshotter = OverlaySnapshotter(self.layout.root / "snapshots", self.db)
-        return ImageService(content, ImageIndex(self.db), snapshotter)
+        return ImageService(content, ImageIndex(self.db), snapshotter,
+                            in_use=self.container_store.users_of_image)
+
+    @cached_property
+    def containers(self) -> ContainerService:
+        return ContainerService(self.layout, self.container_store, self.images)

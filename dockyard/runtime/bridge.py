@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from dockyard.errors import ContainerNotFound
+from dockyard.errors import RuntimeContainerNotFound as ContainerNotFound
 from dockyard.runtime import operations
 from dockyard.runtime.bundle import load_bundle
 from dockyard.runtime.create import CreateOptions, create

@@ -10,7 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
-from dockyard.errors import ContainerNotFound, InvalidArgument
+from dockyard.errors import InvalidArgument
+from dockyard.errors import RuntimeContainerNotFound as ContainerNotFound
 from dockyard.oci.runtime_spec import Capabilities, Process, User, parse_process
 from dockyard.runtime import operations
 from dockyard.runtime.state import ContainerDir, status_of

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dockyard.errors import AlreadyExists, Conflict, ContainerNotFound, InvalidArgument
+from dockyard.errors import AlreadyExists, Conflict, InvalidArgument
+from dockyard.errors import RuntimeContainerNotFound as ContainerNotFound
 from dockyard.runtime.linux import cgroups
 from dockyard.store.atomic import atomic_write
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-TEST_CGROUP_PREFIX = "dockyard-test-"
+TEST_CGROUP_PREFIX = "dockyard-"  # tests' own cgroups and every container's
 
 
 class HostSnapshot(NamedTuple):

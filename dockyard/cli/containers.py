@@ -1,0 +1,329 @@
+"""Container commands: create, run, start, stop, kill, rm, ps, logs, wait, inspect."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+from typing import Any
+
+import click
+
+from dockyard.cli.render import human_ago, render
+from dockyard.engine.engine import Engine
+from dockyard.engine.spec import ContainerSpec, RestartPolicy, TmpfsMount, Ulimit
+from dockyard.errors import InvalidArgument, NotImplementedFeature
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_bytes(text: str, flag: str) -> int:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", text.strip().lower())
+    if not match:
+        raise InvalidArgument(f"invalid value {text!r} for {flag}: want a size like 16m or 1g")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_restart(text: str) -> RestartPolicy:
+    name, _, count = text.partition(":")
+    if name not in ("no", "on-failure", "always", "unless-stopped"):
+        raise InvalidArgument(f"invalid restart policy {text!r}")
+    if count and (name != "on-failure" or not count.isdigit()):
+        raise InvalidArgument(f"invalid restart policy {text!r}: only on-failure takes a count")
+    return RestartPolicy(name, int(count or 0))
+
+
+def parse_ulimit(text: str) -> Ulimit:
+    name, _, values = text.partition("=")
+    soft, _, hard = values.partition(":")
+    if not name or not soft.lstrip("-").isdigit() or (hard and not hard.lstrip("-").isdigit()):
+        raise InvalidArgument(f"invalid ulimit {text!r}: want name=soft[:hard]")
+    return Ulimit(name, int(soft), int(hard or soft))
+
+
+def _env(env: tuple[str, ...], env_files: tuple[str, ...]) -> tuple[str, ...]:
+    import os
+
+    result: list[str] = []
+    for path in env_files:
+        with open(path) as handle:
+            for line in handle:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    result.append(line)
+    for item in env:
+        if "=" not in item and item in os.environ:
+            item = f"{item}={os.environ[item]}"
+        result.append(item)
+    return tuple(result)
+
+
+def _labels(labels: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in labels:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> ContainerSpec:
+    seccomp, nnp = None, False
+    for opt in o["security_opt"]:
+        key, _, value = opt.partition("=")
+        if opt in ("no-new-privileges", "no-new-privileges=true", "no-new-privileges:true"):
+            nnp = True
+        elif key == "seccomp":
+            seccomp = value
+        else:
+            raise InvalidArgument(f"invalid --security-opt: {opt!r}")
+    if o["interactive"]:
+        raise NotImplementedFeature("-i (attach stdin) is not supported yet")
+    if o["network"] not in ("none", "host"):
+        raise NotImplementedFeature(f"--network {o['network']}: only none and host for now")
+    return ContainerSpec(
+        image=image, name=o["name"], command=command or None,
+        entrypoint=(tuple(o["entrypoint"].split()) if o["entrypoint"] else ())
+        if o["entrypoint"] is not None else None,
+        env=_env(o["env"], o["env_file"]), working_dir=o["workdir"], user=o["user"],
+        hostname=o["hostname"], labels=_labels(o["label"]), tty=o["tty"],
+        read_only=o["read_only"],
+        tmpfs=tuple(TmpfsMount(*t.split(":", 1)) for t in o["tmpfs"]),
+        init=o["init"], stop_signal=o["stop_signal"], stop_timeout=o["stop_timeout"],
+        restart=parse_restart(o["restart"]), auto_remove=o["rm"],
+        memory=parse_bytes(o["memory"], "--memory") if o["memory"] else None,
+        memory_swap=parse_bytes(o["memory_swap"], "--memory-swap") if o["memory_swap"]
+        else None,
+        nano_cpus=int(float(o["cpus"]) * 1e9) if o["cpus"] else None,
+        cpu_shares=o["cpu_shares"], pids_limit=o["pids_limit"],
+        ulimits=tuple(parse_ulimit(u) for u in o["ulimit"]),
+        cap_add=o["cap_add"], cap_drop=o["cap_drop"], privileged=o["privileged"],
+        no_new_privileges=nnp, seccomp_profile=seccomp,
+        oom_kill_disable=o["oom_kill_disable"], network_mode=o["network"])
+
+
+def container_options(func: Any) -> Any:
+    options = [
+        click.option("--name"), click.option("-e", "--env", multiple=True),
+        click.option("--env-file", multiple=True), click.option("-w", "--workdir"),
+        click.option("-u", "--user"), click.option("--entrypoint", default=None),
+        click.option("-h", "--hostname"), click.option("-l", "--label", multiple=True),
+        click.option("-t", "--tty", is_flag=True), click.option("-i", "--interactive",
+                                                                 is_flag=True),
+        click.option("--read-only", is_flag=True), click.option("--tmpfs", multiple=True),
+        click.option("--init", is_flag=True), click.option("--stop-signal"),
+        click.option("--stop-timeout", type=int), click.option("--restart", default="no"),
+        click.option("--rm", is_flag=True), click.option("-m", "--memory"),
+        click.option("--memory-swap"), click.option("--cpus"),
+        click.option("--cpu-shares", type=int), click.option("--pids-limit", type=int),
+        click.option("--ulimit", multiple=True), click.option("--cap-add", multiple=True),
+        click.option("--cap-drop", multiple=True), click.option("--security-opt", multiple=True),
+        click.option("--privileged", is_flag=True), click.option("--oom-kill-disable",
+                                                                  is_flag=True),
+        click.option("--network", "--net", "network", default="none"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.command("create", context_settings={"allow_interspersed_args": False})
+@container_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def create_cmd(engine: Engine, /, image: str, command: tuple[str, ...], **o: Any) -> None:
+    """Create a new container."""
+    record = engine.containers.create(spec_from_flags(image, command, o))
+    click.echo(record.id)
+
+
+@click.command("run", context_settings={"allow_interspersed_args": False})
+@container_options
+@click.option("-d", "--detach", is_flag=True, help="Run in the background, print the ID.")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def run_cmd(engine: Engine, /, image: str, command: tuple[str, ...], detach: bool,
+            **o: Any) -> None:
+    """Create and start a container; without -d, show its output and exit with its code."""
+    spec = spec_from_flags(image, command, o)
+    service = engine.containers
+    record = service.create(spec)
+    try:
+        service.start(record.id)
+    except BaseException:
+        if spec.auto_remove:
+            service.cleanup(record.id)
+        raise
+    if detach:
+        click.echo(record.id)
+        return
+    for entry in service.logs(record.id, follow=True):
+        stream = sys.stdout if entry["stream"] == "stdout" else sys.stderr
+        stream.write(entry["log"])
+        stream.flush()
+    final = service.wait_exited(record.id)
+    code = final.exit_code
+    if spec.auto_remove:
+        from dockyard.errors import NotFound
+
+        with contextlib.suppress(NotFound):  # the exit hook may have removed it already
+            service.cleanup(record.id)
+    sys.exit(code)
+
+
+def _each(refs: tuple[str, ...], action: Any) -> None:
+    """Docker's multi-container behaviour: act on each, report failures, fail at the end."""
+    from dockyard.errors import DockyardError
+
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+            click.echo(ref)
+        except DockyardError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            failed = True
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@click.command("start")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def start_cmd(engine: Engine, containers: tuple[str, ...]) -> None:
+    """Start one or more stopped containers."""
+    _each(containers, engine.containers.start)
+
+
+@click.command("stop")
+@click.option("-t", "--time", "timeout", type=int, default=None)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def stop_cmd(engine: Engine, timeout: int | None, containers: tuple[str, ...]) -> None:
+    """Stop running containers (stop signal, then SIGKILL after the timeout)."""
+    _each(containers, lambda ref: engine.containers.stop(ref, timeout))
+
+
+@click.command("kill")
+@click.option("-s", "--signal", "sig", default="KILL")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def kill_cmd(engine: Engine, sig: str, containers: tuple[str, ...]) -> None:
+    """Send a signal to running containers."""
+    from dockyard.runtime.operations import parse_signal
+
+    number = parse_signal(sig)
+    _each(containers, lambda ref: engine.containers.kill(ref, number))
+
+
+@click.command("rm")
+@click.option("-f", "--force", is_flag=True)
+@click.option("-v", "--volumes", is_flag=True, help="Accepted; volumes come with their issue.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def rm_cmd(engine: Engine, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
+    """Remove containers."""
+    _each(containers, lambda ref: engine.containers.remove(ref, force=force))
+
+
+@click.command("wait")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def wait_cmd(engine: Engine, containers: tuple[str, ...]) -> None:
+    """Block until containers stop, then print their exit codes."""
+    for ref in containers:
+        click.echo(engine.containers.wait_exited(ref, timeout=10**9).exit_code)
+
+
+def _status(record: Any) -> str:
+    if record.state == "running":
+        return "Up " + human_ago(record.started_at).removesuffix(" ago")
+    if record.state == "created":
+        return "Created"
+    return f"Exited ({record.exit_code}) {human_ago(record.finished_at)}"
+
+
+@click.command("ps")
+@click.option("-a", "--all", "all_containers", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("--no-trunc", is_flag=True)
+@click.option("-f", "--filter", "filters", multiple=True)
+@click.option("--format", "fmt", default=None)
+@click.pass_obj
+def ps_cmd(engine: Engine, all_containers: bool, quiet: bool, no_trunc: bool,
+           filters: tuple[str, ...], fmt: str | None) -> None:
+    """List containers."""
+    records = engine.containers.list(all_containers=all_containers or bool(filters))
+    for item in filters:
+        key, _, value = item.partition("=")
+        if key == "status":
+            records = [r for r in records if r.state == value]
+        elif key == "name":
+            records = [r for r in records if value in r.name]
+        elif key == "label":
+            lk, _, lv = value.partition("=")
+            records = [r for r in records if lk in r.spec.labels and
+                       (not lv or r.spec.labels[lk] == lv)]
+        elif key == "id":
+            records = [r for r in records if r.id.startswith(value)]
+        else:
+            raise InvalidArgument(f"invalid filter {key!r}")
+    if quiet:
+        for record in records:
+            click.echo(record.id if no_trunc else record.id[:12])
+        return
+    rows = [{"ID": r.id if no_trunc else r.id[:12], "Image": r.image,
+             "Command": '"' + " ".join(engine.containers.inspect(r.id)["Args"][:0] or
+                                       [engine.containers.inspect(r.id)["Path"]])[:20] + '"',
+             "RunningFor": human_ago(r.created), "Status": _status(r), "Ports": "",
+             "Names": r.name, "State": r.state} for r in records]
+    click.echo(render(rows, ["ID", "Image", "Command", "RunningFor", "Status", "Ports",
+                             "Names"], fmt,
+                      {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+                       "RunningFor": "CREATED", "Status": "STATUS", "Ports": "PORTS",
+                       "Names": "NAMES"}))
+
+
+@click.command("logs")
+@click.option("-f", "--follow", is_flag=True)
+@click.option("-n", "--tail", default="all")
+@click.option("--since", default=None)
+@click.option("-t", "--timestamps", is_flag=True)
+@click.argument("container")
+@click.pass_obj
+def logs_cmd(engine: Engine, follow: bool, tail: str, since: str | None, timestamps: bool,
+             container: str) -> None:
+    """Fetch the logs of a container."""
+    count = None if tail == "all" else int(tail)
+    for entry in engine.containers.logs(container, follow=follow, tail=count, since=since):
+        stream = sys.stdout if entry["stream"] == "stdout" else sys.stderr
+        stream.write((entry["time"] + " " if timestamps else "") + entry["log"])
+        stream.flush()
+
+
+@click.group("container")
+def container_group() -> None:
+    """Manage containers."""
+
+
+@container_group.command("inspect")
+@click.argument("containers", nargs=-1, required=True)
+@click.option("-f", "--format", "fmt", default=None)
+@click.pass_obj
+def container_inspect(engine: Engine, containers: tuple[str, ...], fmt: str | None) -> None:
+    """Display detailed information on one or more containers."""
+    import json
+
+    docs = [engine.containers.inspect(ref) for ref in containers]
+    click.echo(render(docs, [], fmt) if fmt else json.dumps(docs, indent=4))
+
+
+for _name, _cmd in (("create", create_cmd), ("run", run_cmd), ("start", start_cmd),
+                    ("stop", stop_cmd), ("kill", kill_cmd), ("rm", rm_cmd), ("ls", ps_cmd),
+                    ("logs", logs_cmd), ("wait", wait_cmd)):
+    container_group.add_command(_cmd, _name)
+
+
+COMMANDS = [create_cmd, run_cmd, start_cmd, stop_cmd, kill_cmd, rm_cmd, ps_cmd, logs_cmd,
+            wait_cmd, container_group]

@@ -1,0 +1,366 @@
+"""The container service: create, start, stop, kill, remove, inspect, logs.
+
+A container's files live in ``<root>/containers/<id>/`` (the OCI bundle, its
+rootfs mount point, the json-file log); its writable layer is a snapshot keyed by
+the container id; its process is owned by a supervisor (``supervise.monitor``),
+started per container in its own session so the container outlives the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dockyard.engine import names
+from dockyard.engine.images import ImageService
+from dockyard.engine.records import ContainerRecord, ContainerStore
+from dockyard.engine.spec import ContainerSpec
+from dockyard.errors import Conflict, InternalError, InvalidArgument
+from dockyard.store.layout import Layout
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return False
+    return raw[raw.rfind(b")") + 2:][:1] not in (b"Z", b"X")
+
+
+class ContainerService:
+    def __init__(self, layout: Layout, store: ContainerStore, images: ImageService) -> None:
+        self.layout = layout
+        self.store = store
+        self.images = images
+
+    # --- paths ---------------------------------------------------------------
+    def bundle(self, container_id: str) -> Path:
+        return self.layout.root / "containers" / container_id
+
+    def log_path(self, container_id: str) -> Path:
+        return self.bundle(container_id) / "container.log"
+
+    # --- lifecycle -------------------------------------------------------------
+    def create(self, spec: ContainerSpec) -> ContainerRecord:
+        image = self.images.get(spec.image)
+        container_id = secrets.token_hex(32)
+        name = (spec.name or names.generate(lambda n: self._name_taken(n))).lstrip("/")
+        if not names.valid(name):
+            raise InvalidArgument(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-]'
+                                  " are allowed")
+        top = self.images.unpack(image)
+        bundle = self.bundle(container_id)
+        with contextlib.ExitStack() as undo:
+            bundle.mkdir(parents=True)
+            undo.callback(shutil.rmtree, bundle, True)
+            (bundle / "rootfs").mkdir()
+            self.images.snapshotter.prepare(container_id, top)
+            undo.callback(self.images.snapshotter.remove, container_id)
+            record = ContainerRecord(
+                id=container_id, name=name, image=spec.image, image_id=image.config_digest,
+                manifest_digest=image.manifest_digest, spec=spec._replace(name=name),
+                created=now_iso(), state="created", pid=0, exit_code=0, started_at="",
+                finished_at="", restart_count=0, oom_killed=False, error="", supervisor_pid=0,
+                stopped_by_user=False)
+            self.store.add(record)
+            undo.pop_all()
+        return record
+
+    def _name_taken(self, name: str) -> bool:
+        return bool(self.store.db.query("SELECT 1 FROM containers WHERE name=?", (name,)))
+
+    def get(self, ref: str) -> ContainerRecord:
+        return self.refresh(self.store.find(ref))
+
+    def refresh(self, record: ContainerRecord) -> ContainerRecord:
+        """Fold the supervisor's status.json into the record; after a crash, a
+        'running' container whose supervisor and process are both gone is exited."""
+        status = _read_status(self.bundle(record.id))
+        if status:
+            keys = ("state", "pid", "exit_code", "started_at", "finished_at", "restart_count",
+                    "error", "supervisor_pid")
+            fields: dict[str, Any] = {k: status[k] for k in keys if k in status}
+            fields["oom_killed"] = int(bool(status.get("oom_killed")))
+            if fields["state"] == "restarting":
+                fields["state"] = "running"
+            current: dict[str, Any] = {k: getattr(record, k) for k in fields}
+            current["oom_killed"] = int(record.oom_killed)
+            if fields != current:
+                self.store.update(record.id, **fields)
+                record = self.store.find(record.id)
+        if record.state == "running" and not pid_alive(record.supervisor_pid) and \
+                not pid_alive(record.pid):
+            self.store.update(record.id, state="exited", exit_code=255, finished_at=now_iso(),
+                              error="container and its supervisor disappeared",
+                              supervisor_pid=0)
+            return self.store.find(record.id)
+        return record
+
+    def runtime_argv(self) -> list[str]:
+        beside = Path(sys.executable).with_name("dockyard-runtime")
+        if beside.exists():
+            return [str(beside)]
+        return [sys.executable, "-m", "dockyard.runtime.cli"]
+
+    def _write_runtime_config(self, record: ContainerRecord) -> None:
+        from dockyard.engine import ocispec
+        from dockyard.snapshots.mount import mount_all
+
+        rootfs = self.bundle(record.id) / "rootfs"
+        if not os.path.ismount(rootfs):
+            mount_all(self.images.snapshotter.mounts(record.id), str(rootfs))
+        image = self.images.index.get(record.manifest_digest)
+        image_config = self.images.config(image) if image else {"config": {}}
+        spec = record.spec
+        user_text = spec.user or (image_config.get("config") or {}).get("User") or "0"
+        user = ocispec.resolve_user(user_text, _read(rootfs / "etc/passwd"),
+                                    _read(rootfs / "etc/group"))
+        seccomp = None
+        if spec.seccomp_profile not in (None, "unconfined"):
+            seccomp = Path(str(spec.seccomp_profile)).read_text()
+        config = ocispec.build(image_config, spec, rootfs=str(rootfs),
+                               hostname=spec.hostname or record.id[:12],
+                               cgroup_path=f"/dockyard-{record.id[:24]}", user=user,
+                               seccomp_json=seccomp)
+        (self.bundle(record.id) / "config.json").write_text(json.dumps(config))
+
+    def start(self, ref: str) -> ContainerRecord:
+        record = self.get(ref)
+        if record.state == "running":
+            return record
+        bundle = self.bundle(record.id)
+        (bundle / "stop-requested").unlink(missing_ok=True)
+        (bundle / "status.json").unlink(missing_ok=True)
+        try:
+            self._write_runtime_config(record)
+        except BaseException:
+            self.on_exit(record.id)
+            raise
+        self.layout.runtime_root.mkdir(parents=True, exist_ok=True)
+        restart = record.spec.restart
+        exit_hook = [sys.executable, "-m", "dockyard.cli.main", "--root", str(self.layout.root),
+                     "system", "container-exited", record.id]
+        ready_r, ready_w = os.pipe()
+        log = open(bundle / "supervisor.log", "ab")  # noqa: SIM115 - closed below
+        try:
+            subprocess.Popen(
+                [sys.executable, "-m", "dockyard.supervise.monitor", "--id", record.id,
+                 "--bundle", str(bundle), "--runtime", json.dumps(self.runtime_argv()),
+                 "--runtime-root", str(self.layout.runtime_root),
+                 "--restart", f"{restart.name}:{restart.maximum_retry_count}",
+                 "--exit-hook", json.dumps(exit_hook), "--ready-fd", str(ready_w)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(ready_w,),
+                start_new_session=True)
+        finally:
+            os.close(ready_w)
+            log.close()
+        with os.fdopen(ready_r, "rb") as ready:
+            answer = ready.read().decode(errors="replace").strip()
+        if answer != "ok":
+            self.wait_exited(record.id)
+            raise _start_error(answer or "the supervisor exited before the container started")
+        return self.get(record.id)
+
+    def on_exit(self, ref: str) -> None:
+        """The supervisor's exit hook: unmount the rootfs; ``--rm`` removes everything."""
+        from dockyard.snapshots.mount import unmount
+
+        record = self.get(ref)
+        rootfs = self.bundle(record.id) / "rootfs"
+        if os.path.ismount(rootfs):
+            unmount(str(rootfs))
+        if record.spec.auto_remove and record.state != "running":
+            self.cleanup(record.id)
+
+    def kill(self, ref: str, sig: int = signal.SIGKILL) -> ContainerRecord:
+        record = self.get(ref)
+        if record.state != "running":
+            raise Conflict(f"Cannot kill container: {ref}: Container {record.id} is not "
+                           "running")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, sig)
+        return record
+
+    def stop(self, ref: str, timeout: int | None = None) -> ContainerRecord:
+        record = self.get(ref)
+        if record.state != "running":
+            return record
+        (self.bundle(record.id) / "stop-requested").touch()
+        sig = _signal_number(record.spec.stop_signal or self._image_stop_signal(record) or
+                             "SIGTERM")
+        wait = timeout if timeout is not None else (record.spec.stop_timeout or 10)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, sig)
+        if not _wait_pid(record.pid, wait):
+            self._kill_all(record)
+        return self.wait_exited(record.id)
+
+    def _image_stop_signal(self, record: ContainerRecord) -> str | None:
+        with contextlib.suppress(Exception):
+            image = self.images.index.get(record.manifest_digest)
+            if image is not None:
+                signal_name = (self.images.config(image).get("config") or {}).get("StopSignal")
+                return str(signal_name) if signal_name else None
+        return None
+
+    def _kill_all(self, record: ContainerRecord) -> None:
+        from dockyard.runtime import operations
+
+        with contextlib.suppress(Exception):
+            operations.kill(self.layout.runtime_root, record.id, signal.SIGKILL,
+                            all_processes=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGKILL)
+        _wait_pid(record.pid, 10)
+
+    def wait_exited(self, ref: str, timeout: float = 30) -> ContainerRecord:
+        """Until the supervisor has recorded the exit (or the record is gone)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.get(ref)
+            if record.state != "running" and not pid_alive(record.supervisor_pid):
+                return record
+            if time.monotonic() > deadline:
+                raise InternalError(f"container {record.id[:12]} did not finish its exit "
+                                    "bookkeeping in time")
+            time.sleep(0.02)
+
+    def remove(self, ref: str, *, force: bool = False) -> str:
+        record = self.get(ref)
+        if record.state == "running":
+            if not force:
+                raise Conflict(f"You cannot remove a running container {record.id}. Stop the "
+                               "container before attempting removal or force remove")
+            (self.bundle(record.id) / "stop-requested").touch()
+            self._kill_all(record)
+            self.wait_exited(record.id)
+        self.cleanup(record.id)
+        return record.id
+
+    def cleanup(self, container_id: str) -> None:
+        """Everything a container leaves: runtime state, mount, snapshot, files, record."""
+        from dockyard.runtime import operations
+        from dockyard.snapshots.mount import unmount
+
+        with contextlib.suppress(Exception):
+            operations.delete(self.layout.runtime_root, container_id, force=True)
+        rootfs = self.bundle(container_id) / "rootfs"
+        if os.path.ismount(rootfs):
+            unmount(str(rootfs))
+        self.images.snapshotter.remove(container_id)
+        shutil.rmtree(self.bundle(container_id), ignore_errors=True)
+        self.store.remove(container_id)
+
+    def list(self, *, all_containers: bool = False) -> list[ContainerRecord]:
+        records = [self.refresh(r) for r in self.store.all()]
+        return records if all_containers else [r for r in records if r.state == "running"]
+
+    def logs(self, ref: str, *, follow: bool = False, tail: int | None = None,
+             since: str | None = None) -> Iterator[dict[str, str]]:
+        record = self.get(ref)
+        path = self.log_path(record.id)
+        lines: list[dict[str, str]] = []
+        position = 0
+        if path.exists():
+            with open(path, "rb") as handle:
+                data = handle.read()
+                position = len(data)
+            lines = [json.loads(x) for x in data.splitlines() if x.strip()]
+        if since:
+            lines = [entry for entry in lines if entry["time"] >= since]
+        if tail is not None:
+            lines = lines[-tail:] if tail > 0 else []
+        yield from lines
+        if not follow:
+            return
+        yield from self._follow(record.id, path, position)
+
+    def _follow(self, container_id: str, path: Path, position: int) -> Iterator[dict[str, str]]:
+        buffer = b""
+        while True:
+            record = self.get(container_id)
+            with contextlib.suppress(FileNotFoundError), open(path, "rb") as handle:
+                handle.seek(position)
+                chunk = handle.read()
+                position += len(chunk)
+                buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            for line in complete:
+                if line.strip():
+                    yield json.loads(line)
+            if record.state != "running" and not pid_alive(record.supervisor_pid):
+                return
+            time.sleep(0.05)
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        from dockyard.engine.inspect import container_json
+
+        record = self.get(ref)
+        return container_json(record, self.bundle(record.id), self.images)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _read_status(bundle: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((bundle / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _wait_pid(pid: int, timeout: float) -> bool:
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def _signal_number(name: str) -> int:
+    from dockyard.runtime.operations import parse_signal
+
+    return parse_signal(name)
+
+
+def _start_error(message: str) -> Exception:
+    from dockyard.errors import ExecutableNotFound, NotExecutable
+
+    if "executable file not found" in message:
+        error: Exception = ExecutableNotFound.__new__(ExecutableNotFound)
+    elif "permission denied" in message:
+        error = NotExecutable.__new__(NotExecutable)
+    else:
+        return InternalError(message)
+    from dockyard.errors import DockyardError
+
+    DockyardError.__init__(error, message)  # type: ignore[arg-type]
+    return error

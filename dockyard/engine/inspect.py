@@ -1,0 +1,78 @@
+"""Docker's ``container inspect`` JSON shape, built from a record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dockyard.engine import ocispec
+from dockyard.engine.images import ImageService
+from dockyard.engine.records import ContainerRecord
+
+
+def _image_config(record: ContainerRecord, images: ImageService) -> dict[str, Any]:
+    image = images.index.get(record.manifest_digest)
+    if image is None:
+        return {}
+    return dict(images.config(image).get("config") or {})
+
+
+def container_json(record: ContainerRecord, bundle: Path,
+                   images: ImageService) -> dict[str, Any]:
+    spec = record.spec
+    config = _image_config(record, images)
+    try:
+        args = ocispec.process_args(config, spec)
+    except Exception:  # noqa: BLE001 - an image with no command: show what there is
+        args = []
+    env = ocispec.merge_env(list(config.get("Env") or []), spec.env)
+    running = record.state == "running"
+    return {
+        "Id": record.id,
+        "Created": record.created,
+        "Path": args[0] if args else "",
+        "Args": args[1:],
+        "State": {
+            "Status": record.state, "Running": running, "Paused": False, "Restarting": False,
+            "OOMKilled": record.oom_killed, "Dead": record.state == "dead",
+            "Pid": record.pid if running else 0, "ExitCode": record.exit_code,
+            "Error": record.error, "StartedAt": record.started_at or "0001-01-01T00:00:00Z",
+            "FinishedAt": record.finished_at or "0001-01-01T00:00:00Z",
+        },
+        "Image": record.image_id,
+        "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "",
+        "LogPath": str(bundle / "container.log"),
+        "Name": f"/{record.name}",
+        "RestartCount": record.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "HostConfig": {
+            "AutoRemove": spec.auto_remove, "Privileged": spec.privileged,
+            "ReadonlyRootfs": spec.read_only, "Memory": spec.memory or 0,
+            "MemorySwap": spec.memory_swap or 0, "NanoCpus": spec.nano_cpus or 0,
+            "CpuShares": spec.cpu_shares or 0, "PidsLimit": spec.pids_limit,
+            "CapAdd": list(spec.cap_add) or None, "CapDrop": list(spec.cap_drop) or None,
+            "RestartPolicy": {"Name": spec.restart.name,
+                              "MaximumRetryCount": spec.restart.maximum_retry_count},
+            "NetworkMode": spec.network_mode, "Init": spec.init,
+            "OomKillDisable": spec.oom_kill_disable,
+            "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in spec.ulimits],
+            "LogConfig": {"Type": "json-file", "Config": {}},
+        },
+        "Config": {
+            "Hostname": spec.hostname or record.id[:12],
+            "User": spec.user or config.get("User", ""),
+            "Tty": spec.tty, "OpenStdin": spec.stdin_open,
+            "Env": env, "Cmd": list(spec.command) if spec.command is not None
+            else config.get("Cmd"),
+            "Image": record.image,
+            "WorkingDir": spec.working_dir or config.get("WorkingDir", ""),
+            "Entrypoint": list(spec.entrypoint) if spec.entrypoint is not None
+            else config.get("Entrypoint"),
+            "Labels": dict(spec.labels),
+            "StopSignal": spec.stop_signal or config.get("StopSignal"),
+            "StopTimeout": spec.stop_timeout,
+        },
+        "Mounts": [],
+        "NetworkSettings": {"Networks": {}},
+    }

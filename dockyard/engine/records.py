@@ -1,0 +1,137 @@
+"""Container records in SQLite: what exists, its spec, and what happened to it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+from dockyard.engine.spec import ContainerSpec, Healthcheck, RestartPolicy, TmpfsMount, Ulimit
+from dockyard.errors import Conflict, ContainerNotFound
+from dockyard.store.db import Database
+
+MIGRATIONS = [
+    """
+    CREATE TABLE containers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        image TEXT NOT NULL,
+        image_id TEXT NOT NULL,
+        manifest_digest TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        created TEXT NOT NULL,
+        state TEXT NOT NULL,
+        pid INTEGER NOT NULL DEFAULT 0,
+        exit_code INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT NOT NULL DEFAULT '',
+        finished_at TEXT NOT NULL DEFAULT '',
+        restart_count INTEGER NOT NULL DEFAULT 0,
+        oom_killed INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        supervisor_pid INTEGER NOT NULL DEFAULT 0,
+        stopped_by_user INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+]
+
+
+class ContainerRecord(NamedTuple):
+    id: str
+    name: str
+    image: str
+    image_id: str
+    manifest_digest: str
+    spec: ContainerSpec
+    created: str
+    state: str  # created | running | exited | dead
+    pid: int
+    exit_code: int
+    started_at: str
+    finished_at: str
+    restart_count: int
+    oom_killed: bool
+    error: str
+    supervisor_pid: int
+    stopped_by_user: bool
+
+
+def spec_to_json(spec: ContainerSpec) -> str:
+    return json.dumps(spec._asdict())
+
+
+def spec_from_json(text: str) -> ContainerSpec:
+    raw: dict[str, Any] = json.loads(text)
+    tupled: dict[str, Any] = {k: tuple(v) if isinstance(v, list) and k not in ("tmpfs",
+                              "ulimits") else v for k, v in raw.items()}
+    tupled["restart"] = RestartPolicy(*raw["restart"])
+    tupled["tmpfs"] = tuple(TmpfsMount(*t) for t in raw.get("tmpfs") or [])
+    tupled["ulimits"] = tuple(Ulimit(*u) for u in raw.get("ulimits") or [])
+    if raw.get("healthcheck"):
+        check = raw["healthcheck"]
+        tupled["healthcheck"] = Healthcheck(tuple(check[0]), *check[1:])
+    return ContainerSpec(**tupled)
+
+
+_COLUMNS = ("id, name, image, image_id, manifest_digest, spec, created, state, pid, exit_code, "
+            "started_at, finished_at, restart_count, oom_killed, error, supervisor_pid, "
+            "stopped_by_user")
+
+
+def _record(row: tuple[Any, ...]) -> ContainerRecord:
+    values = list(row)
+    values[5] = spec_from_json(values[5])
+    values[13] = bool(values[13])
+    values[16] = bool(values[16])
+    return ContainerRecord(*values)
+
+
+class ContainerStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.migrate("containers", MIGRATIONS)
+
+    def add(self, record: ContainerRecord) -> None:
+        with self.db.transaction("creating a container") as conn:
+            if conn.execute("SELECT 1 FROM containers WHERE name=?", (record.name,)).fetchone():
+                raise Conflict(f'Conflict. The container name "/{record.name}" is already in '
+                               f'use by container "{self._id_of(conn, record.name)}". You have '
+                               "to remove (or rename) that container to be able to reuse that "
+                               "name.")
+            values = list(record)
+            values[5] = spec_to_json(record.spec)
+            conn.execute(f"INSERT INTO containers ({_COLUMNS}) VALUES "
+                         f"({', '.join('?' * len(values))})", values)
+
+    @staticmethod
+    def _id_of(conn: Any, name: str) -> str:
+        row = conn.execute("SELECT id FROM containers WHERE name=?", (name,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def update(self, container_id: str, **fields: Any) -> None:
+        sets = ", ".join(f"{key}=?" for key in fields)
+        with self.db.transaction("updating a container") as conn:
+            conn.execute(f"UPDATE containers SET {sets} WHERE id=?",
+                         [*fields.values(), container_id])
+
+    def remove(self, container_id: str) -> None:
+        with self.db.transaction("removing a container") as conn:
+            conn.execute("DELETE FROM containers WHERE id=?", (container_id,))
+
+    def all(self) -> list[ContainerRecord]:
+        return [_record(r) for r in self.db.query(
+            f"SELECT {_COLUMNS} FROM containers ORDER BY created DESC")]
+
+    def find(self, ref: str) -> ContainerRecord:
+        """By full id, name, or unique id prefix; Docker's error otherwise."""
+        rows = self.db.query(f"SELECT {_COLUMNS} FROM containers WHERE id=? OR name=?",
+                             (ref, ref.lstrip("/")))
+        if not rows and len(ref) >= 1:
+            rows = self.db.query(f"SELECT {_COLUMNS} FROM containers WHERE id LIKE ?",
+                                 (f"{ref}%",))
+        if len(rows) != 1:
+            raise ContainerNotFound(ref) if not rows else Conflict(
+                f"multiple containers match {ref!r}")
+        return _record(rows[0])
+
+    def users_of_image(self, manifest_digest: str) -> list[str]:
+        return [r[0] for r in self.db.query(
+            "SELECT id FROM containers WHERE manifest_digest=?", (manifest_digest,))]
