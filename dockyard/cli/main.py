@@ -85,7 +85,8 @@ _register()
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        # without standalone mode, click returns a command's Exit(code) instead of exiting
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as exc:
@@ -99,7 +100,7 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         report(exc)
         sys.exit(EXIT_BUG)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

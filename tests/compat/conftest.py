@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,39 +71,3 @@ def auth_registry(tmp_path: Path) -> Iterator[Registry]:
     yield from _start_registry(tmp_path, htpasswd)
 
 
-class Dockyard:
-    """The ``dockyard`` CLI with its own root and Docker config dir."""
-
-    def __init__(self, root: Path, docker_config: Path) -> None:
-        self.root = root
-        self.env = dict(os.environ, DOCKER_CONFIG=str(docker_config))
-        beside = Path(sys.executable).with_name("dockyard")
-        self.argv = [str(beside)] if beside.exists() else [sys.executable, "-m",
-                                                           "dockyard.cli.main"]
-
-    def __call__(self, *args: str, check: bool = True, input: bytes | None = None,
-                 root: Path | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*self.argv, "--root", str(root or self.root), *args],
-                                env=self.env, capture_output=True, timeout=300, check=False,
-                                input=input.decode("latin-1") if input else None,
-                                text=True)
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
-
-
-@pytest.fixture
-def dy(tmp_path: Path) -> Dockyard:
-    return Dockyard(tmp_path / "root", tmp_path / "docker-config")
-
-
-@pytest.fixture
-def rootfs_tar(tmp_path: Path) -> Path:
-    from dockyard.testing.bundles import busybox_path, make_rootfs
-
-    if busybox_path() is None:
-        pytest.skip("needs a static busybox (apt-get install busybox-static)")
-    rootfs = make_rootfs(tmp_path / "rootfs")
-    target = tmp_path / "rootfs.tar"
-    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(target), "."], check=True)
-    return target

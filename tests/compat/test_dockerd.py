@@ -154,7 +154,7 @@ def test_docker_maps_missing_command_to_127(daemon: Daemon, busybox_image: str) 
 
 
 def test_docker_loads_what_dockyard_saves(daemon: Daemon, tmp_path: Path) -> None:
-    from tests.compat.conftest import Dockyard
+    from tests.conftest import Dockyard
 
     dy = Dockyard(tmp_path / "dy-root", tmp_path / "dy-config")
     rootfs = make_rootfs(tmp_path / "rootfs-for-save")
@@ -177,7 +177,7 @@ def test_docker_loads_what_dockyard_saves(daemon: Daemon, tmp_path: Path) -> Non
 
 def test_dockyard_loads_what_docker_saves(daemon: Daemon, busybox_image: str,
                                           tmp_path: Path) -> None:
-    from tests.compat.conftest import Dockyard
+    from tests.conftest import Dockyard
 
     archive = tmp_path / "from-docker.tar"
     daemon.docker("save", "-o", str(archive), busybox_image)

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.compat.conftest import Dockyard, Registry
+from tests.compat.conftest import Registry
+from tests.conftest import Dockyard
 
 pytestmark = pytest.mark.root
 
@@ -236,3 +237,13 @@ def test_pull_of_an_index_picks_the_host_platform(dy: Dockyard, rootfs_tar: Path
     assert doc["Architecture"] == host["architecture"]
     index_digest = put.headers["docker-content-digest"]
     assert doc["RepoDigests"] == [f"{name}@{index_digest}"]
+
+
+def test_system_check_reports_a_corrupt_blob(dy: Dockyard, rootfs_tar: Path,
+                                             tmp_path: Path) -> None:
+    image_id = dy("import", str(rootfs_tar), "box:1").stdout.strip()
+    blob = tmp_path / "root" / "content" / "blobs" / "sha256" / image_id.split(":")[1]
+    blob.write_bytes(blob.read_bytes() + b" ")
+    result = dy("system", "check", check=False)
+    assert result.returncode == 1
+    assert f"blob {image_id}: content does not match its digest" in result.stdout

@@ -1,0 +1,151 @@
+"""Containers as a user runs them: real busybox containers through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Dockyard
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def dy(tmp_path: Path, rootfs_tar: Path) -> Iterator[Dockyard]:
+    cli = Dockyard(tmp_path / "root", tmp_path / "docker-config")
+    cli("import", "-c", 'CMD ["sh"]', str(rootfs_tar), "box:1")
+    yield cli
+    ids = cli("ps", "-a", "-q", "--no-trunc", check=False).stdout.split()
+    if ids:
+        cli("rm", "-f", *ids, check=False)
+
+
+def inspect(dy: Dockyard, name: str) -> dict[str, object]:
+    doc: dict[str, object] = json.loads(dy("container", "inspect", name).stdout)[0]
+    return doc
+
+
+def test_run_passes_output_and_exit_code(dy: Dockyard) -> None:
+    result = dy("run", "--name", "c1", "box:1", "sh", "-c", "echo out; echo err >&2; exit 3",
+                check=False)
+    assert result.returncode == 3
+    assert result.stdout == "out\n" and result.stderr == "err\n"
+    assert dy("logs", "c1").stdout == "out\n"
+    state = inspect(dy, "c1")["State"]
+    assert isinstance(state, dict) and state["ExitCode"] == 3 and state["Status"] == "exited"
+
+
+def test_command_not_found_is_127(dy: Dockyard) -> None:
+    result = dy("run", "--rm", "box:1", "no-such-command", check=False)
+    assert result.returncode == 127
+    assert "executable file not found" in result.stderr
+    assert dy("ps", "-a", "-q").stdout == ""
+
+
+def test_detached_container_survives_its_cli_and_stops(dy: Dockyard) -> None:
+    container_id = dy("run", "-d", "--name", "bg", "box:1", "sleep", "300").stdout.strip()
+    assert len(container_id) == 64
+    listed = dy("ps", "--format", "{{.Names}} {{.Status}}").stdout.strip()
+    assert listed.startswith("bg Up")
+    started = time.monotonic()
+    dy("stop", "-t", "1", "bg")  # sleep as pid 1 ignores SIGTERM: SIGKILL after 1 s
+    assert time.monotonic() - started >= 1
+    state = inspect(dy, "bg")["State"]
+    assert isinstance(state, dict) and state["ExitCode"] == 137
+    assert dy("ps", "-q").stdout == ""
+
+
+def test_stop_signal_reaches_a_handler(dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "trap", "box:1", "sh", "-c",
+       "trap 'echo got-term; exit 0' TERM; while true; do sleep 0.1; done")
+    time.sleep(0.3)
+    dy("stop", "-t", "5", "trap")
+    assert dy("logs", "trap").stdout == "got-term\n"
+    state = inspect(dy, "trap")["State"]
+    assert isinstance(state, dict) and state["ExitCode"] == 0
+
+
+def test_logs_follow_while_writing(dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "talker", "box:1", "sh", "-c",
+       "for i in 1 2 3; do echo line$i; sleep 0.2; done")
+    result = dy("logs", "-f", "talker")
+    assert result.stdout.split() == ["line1", "line2", "line3"]
+    assert dy("logs", "--tail", "1", "talker").stdout == "line3\n"
+
+
+def test_restart_policy_counts(dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "box:1", "sh", "-c",
+       "echo try; exit 1")
+    deadline = time.monotonic() + 10
+    while inspect(dy, "flaky")["State"]["Status"] != "exited":  # type: ignore[index]
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert inspect(dy, "flaky")["RestartCount"] == 2
+    assert dy("logs", "flaky").stdout.split() == ["try", "try", "try"]
+
+
+def test_rm_leaves_nothing(dy: Dockyard, tmp_path: Path) -> None:
+    dy("run", "--rm", "--name", "tmp", "box:1", "true")
+    assert dy("ps", "-a", "-q").stdout == ""
+    assert list((tmp_path / "root" / "containers").iterdir()) == []
+    dy("run", "-d", "--rm", "--name", "tmp2", "box:1", "true")
+    deadline = time.monotonic() + 10
+    while dy("ps", "-a", "-q").stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_running_container_cannot_be_removed_without_force(dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "busy", "box:1", "sleep", "300")
+    result = dy("rm", "busy", check=False)
+    assert result.returncode == 1 and "You cannot remove a running container" in result.stderr
+    refused = dy("rmi", "box:1", check=False)
+    assert refused.returncode == 1 and "is using its referenced image" in refused.stderr
+    dy("rm", "-f", "busy")
+
+
+def test_name_conflict(dy: Dockyard) -> None:
+    dy("create", "--name", "dup", "box:1")
+    result = dy("create", "--name", "dup", "box:1", check=False)
+    assert result.returncode == 1 and 'The container name "/dup" is already in use' in \
+        result.stderr
+
+
+def test_limits_and_options_inside(dy: Dockyard) -> None:
+    out = dy("run", "--rm", "-e", "A=1", "-w", "/tmp", "-u", "nobody", "--hostname", "hh",
+             "--memory", "32m", "--pids-limit", "9", "--read-only", "--cap-drop", "ALL",
+             "box:1", "sh", "-c",
+             "echo $A; pwd; id -u; hostname; cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+             "/sys/fs/cgroup/pids/pids.max; touch /x 2>/dev/null || echo ro").stdout.split()
+    assert out == ["1", "/tmp", "65534", "hh", str(32 * 1024 * 1024), "9", "ro"]
+
+
+def test_oom_kill_is_reported(dy: Dockyard) -> None:
+    result = dy("run", "--name", "hog", "--memory", "16m", "--memory-swap", "16m", "box:1",
+                "sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo $x | wc -c",
+                check=False)
+    assert result.returncode == 137
+    state = inspect(dy, "hog")["State"]
+    assert isinstance(state, dict) and state["OOMKilled"] is True
+
+
+def test_state_is_consistent_after_everything_is_killed(dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "victim", "box:1", "sleep", "300")
+    doc = inspect(dy, "victim")
+    state = doc["State"]
+    assert isinstance(state, dict)
+    pid = state["Pid"]
+    status = json.loads((Path(str(doc["LogPath"])).parent / "status.json").read_text())
+    os.kill(status["supervisor_pid"], signal.SIGKILL)
+    os.kill(int(str(pid)), signal.SIGKILL)
+    time.sleep(0.3)
+    state = inspect(dy, "victim")["State"]
+    assert isinstance(state, dict) and state["Status"] == "exited"
+    subprocess.run(["true"], check=True)
