@@ -237,8 +237,9 @@ def wait_cmd(engine: Engine, containers: tuple[str, ...]) -> None:
 
 
 def _status(record: Any) -> str:
-    if record.state == "running":
-        return "Up " + human_ago(record.started_at).removesuffix(" ago")
+    if record.state in ("running", "paused"):
+        up = "Up " + human_ago(record.started_at).removesuffix(" ago")
+        return up + " (Paused)" if record.state == "paused" else up
     if record.state == "created":
         return "Created"
     return f"Exited ({record.exit_code}) {human_ago(record.finished_at)}"

@@ -106,6 +106,8 @@ class ContainerService:
             if fields != current:
                 self.store.update(record.id, **fields)
                 record = self.store.find(record.id)
+        if record.state == "running" and pid_alive(record.pid) and self._paused(record.id):
+            return record._replace(state="paused")
         if record.state == "running" and not pid_alive(record.supervisor_pid) and \
                 not pid_alive(record.pid):
             self.store.update(record.id, state="exited", exit_code=255, finished_at=now_iso(),
@@ -142,9 +144,18 @@ class ContainerService:
                                seccomp_json=seccomp)
         (self.bundle(record.id) / "config.json").write_text(json.dumps(config))
 
+    def _paused(self, container_id: str) -> bool:
+        from dockyard.runtime import operations
+
+        try:
+            return operations.get_state(self.layout.runtime_root, container_id)["status"] == \
+                "paused"
+        except Exception:  # noqa: BLE001 - no runtime record: not paused
+            return False
+
     def start(self, ref: str) -> ContainerRecord:
         record = self.get(ref)
-        if record.state == "running":
+        if record.state in ("running", "paused"):
             return record
         bundle = self.bundle(record.id)
         (bundle / "stop-requested").unlink(missing_ok=True)
@@ -192,7 +203,7 @@ class ContainerService:
 
     def kill(self, ref: str, sig: int = signal.SIGKILL) -> ContainerRecord:
         record = self.get(ref)
-        if record.state != "running":
+        if record.state not in ("running", "paused"):
             raise Conflict(f"Cannot kill container: {ref}: Container {record.id} is not "
                            "running")
         with contextlib.suppress(ProcessLookupError):
@@ -201,9 +212,13 @@ class ContainerService:
 
     def stop(self, ref: str, timeout: int | None = None) -> ContainerRecord:
         record = self.get(ref)
-        if record.state != "running":
+        if record.state not in ("running", "paused"):
             return record
         (self.bundle(record.id) / "stop-requested").touch()
+        if record.state == "paused":  # a frozen process cannot act on the stop signal
+            from dockyard.runtime import operations
+
+            operations.resume(self.layout.runtime_root, record.id)
         sig = _signal_number(record.spec.stop_signal or self._image_stop_signal(record) or
                              "SIGTERM")
         wait = timeout if timeout is not None else (record.spec.stop_timeout or 10)
@@ -245,7 +260,7 @@ class ContainerService:
 
     def remove(self, ref: str, *, force: bool = False) -> str:
         record = self.get(ref)
-        if record.state == "running":
+        if record.state in ("running", "paused"):
             if not force:
                 raise Conflict(f"You cannot remove a running container {record.id}. Stop the "
                                "container before attempting removal or force remove")
@@ -271,7 +286,8 @@ class ContainerService:
 
     def list(self, *, all_containers: bool = False) -> list[ContainerRecord]:
         records = [self.refresh(r) for r in self.store.all()]
-        return records if all_containers else [r for r in records if r.state == "running"]
+        return records if all_containers else [r for r in records
+                                               if r.state in ("running", "paused")]
 
     def logs(self, ref: str, *, follow: bool = False, tail: int | None = None,
              since: str | None = None) -> Iterator[dict[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from dockyard.engine.container_ops import ContainerOps
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.images import ImageService
 from dockyard.engine.records import ContainerStore
@@ -41,3 +42,7 @@ class Engine:
     @cached_property
     def containers(self) -> ContainerService:
         return ContainerService(self.layout, self.container_store, self.images)
+
+    @cached_property
+    def container_ops(self) -> ContainerOps:
+        return ContainerOps(self.containers)

@@ -149,3 +149,62 @@ def test_state_is_consistent_after_everything_is_killed(dy: Dockyard) -> None:
     state = inspect(dy, "victim")["State"]
     assert isinstance(state, dict) and state["Status"] == "exited"
     subprocess.run(["true"], check=True)
+
+
+def test_exec_joins_the_container(dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "ex", "--hostname", "exhost", "box:1", "sleep", "300")
+    result = dy("exec", "-e", "X=7", "-w", "/tmp", "-u", "nobody", "ex", "sh", "-c",
+                "echo $X $(pwd) $(id -u) $(hostname); exit 4", check=False)
+    assert result.returncode == 4
+    assert result.stdout.split() == ["7", "/tmp", "65534", "exhost"]
+    titles = dy("top", "ex").stdout.splitlines()[0].split()
+    assert "PID" in titles and "sleep 300" in dy("top", "ex").stdout
+
+
+def test_pause_unpause_rename_update_stats(dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "p1", "box:1", "sleep", "300")
+    dy("pause", "p1")
+    assert "(Paused)" in dy("ps", "--format", "{{.Status}}").stdout
+    state = inspect(dy, "p1")["State"]
+    assert isinstance(state, dict) and state["Paused"] is True
+    dy("unpause", "p1")
+    dy("rename", "p1", "p2")
+    dy("update", "--memory", "48m", "--pids-limit", "11", "p2")
+    out = dy("exec", "p2", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+             "/sys/fs/cgroup/pids/pids.max").stdout.split()
+    assert out == [str(48 * 1024 * 1024), "11"]
+    stats = dy("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}").stdout.split()
+    assert stats == ["p2", "1"]
+
+
+def test_cp_diff_commit_export_round_trip(dy: Dockyard, tmp_path: Path) -> None:
+    dy("run", "-d", "--name", "fs", "box:1", "sleep", "300")
+    dy("exec", "fs", "sh", "-c", "echo data > /root/new; rm /bin/ls")
+    host_file = tmp_path / "in.txt"
+    host_file.write_text("from host\n")
+    dy("cp", str(host_file), "fs:/tmp")
+    assert dy("exec", "fs", "cat", "/tmp/in.txt").stdout == "from host\n"
+    dy("cp", "fs:/root/new", str(tmp_path / "out.txt"))
+    assert (tmp_path / "out.txt").read_text() == "data\n"
+    changes = dy("diff", "fs").stdout.splitlines()
+    assert {"A /root/new", "D /bin/ls", "A /tmp/in.txt"} <= set(changes)
+    image_id = dy("commit", "-m", "snapshot", "fs", "snap:1").stdout.strip()
+    out = dy("run", "--rm", "snap:1", "sh", "-c", "cat /root/new; ls /bin/ls || echo no-ls",
+             check=False).stdout.split()
+    assert out == ["data", "no-ls"]
+    assert json.loads(dy("image", "inspect", "snap:1").stdout)[0]["Id"] == image_id
+    exported = tmp_path / "fs.tar"
+    dy("export", "-o", str(exported), "fs")
+    import tarfile
+
+    with tarfile.open(exported) as archive:
+        names = archive.getnames()
+    assert "root/new" in names and "bin/ls" not in names
+
+
+def test_container_prune(dy: Dockyard) -> None:
+    dy("run", "--name", "done1", "box:1", "true")
+    dy("run", "-d", "--name", "alive", "box:1", "sleep", "300")
+    out = dy("container", "prune", "-f").stdout
+    assert "Deleted Containers:" in out
+    assert dy("ps", "-a", "--format", "{{.Names}}").stdout.split() == ["alive"]

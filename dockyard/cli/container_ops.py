@@ -1,0 +1,213 @@
+"""More container commands: exec, pause, unpause, rename, top, update, stats, diff,
+commit, export, cp, container prune."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from dockyard.cli.containers import container_group, parse_bytes
+from dockyard.cli.render import human_size, render
+from dockyard.engine.engine import Engine
+from dockyard.errors import InvalidArgument
+
+
+@click.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("-d", "--detach", is_flag=True)
+@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open (it always is).")
+@click.option("-t", "--tty", is_flag=True)
+@click.option("-e", "--env", multiple=True)
+@click.option("-u", "--user")
+@click.option("-w", "--workdir")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def exec_cmd(engine: Engine, /, container: str, command: tuple[str, ...], detach: bool,
+             interactive: bool, tty: bool, env: tuple[str, ...], user: str | None,
+             workdir: str | None) -> None:
+    """Run a command in a running container (its stdio is this terminal's)."""
+    argv = engine.container_ops.exec_argv(container, command, env=env, user=user,
+                                          workdir=workdir, tty=tty, detach=detach)
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+
+
+@click.command("pause")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def pause_cmd(engine: Engine, containers: tuple[str, ...]) -> None:
+    """Freeze every process in containers."""
+    from dockyard.cli.containers import _each
+
+    _each(containers, engine.container_ops.pause)
+
+
+@click.command("unpause")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def unpause_cmd(engine: Engine, containers: tuple[str, ...]) -> None:
+    """Thaw paused containers."""
+    from dockyard.cli.containers import _each
+
+    _each(containers, engine.container_ops.unpause)
+
+
+@click.command("rename")
+@click.argument("container")
+@click.argument("new_name")
+@click.pass_obj
+def rename_cmd(engine: Engine, container: str, new_name: str) -> None:
+    """Rename a container."""
+    engine.container_ops.rename(container, new_name)
+
+
+@click.command("top")
+@click.argument("container")
+@click.argument("ps_args", nargs=-1)
+@click.pass_obj
+def top_cmd(engine: Engine, container: str, ps_args: tuple[str, ...]) -> None:
+    """Display the running processes of a container."""
+    titles, rows = engine.container_ops.top(container, ps_args)
+    table = [dict(zip(titles, row, strict=False)) for row in rows]
+    click.echo(render(table, titles, None, {t: t for t in titles}))
+
+
+@click.command("update")
+@click.option("-m", "--memory")
+@click.option("--pids-limit", type=int)
+@click.option("--cpus")
+@click.option("--cpu-shares", type=int)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def update_cmd(engine: Engine, memory: str | None, pids_limit: int | None, cpus: str | None,
+               cpu_shares: int | None, containers: tuple[str, ...]) -> None:
+    """Update the resource limits of containers."""
+    from dockyard.cli.containers import _each
+
+    _each(containers, lambda ref: engine.container_ops.update(
+        ref, memory=parse_bytes(memory, "--memory") if memory else None,
+        pids_limit=pids_limit, nano_cpus=int(float(cpus) * 1e9) if cpus else None,
+        cpu_shares=cpu_shares))
+
+
+@click.command("stats")
+@click.option("--no-stream", is_flag=True, help="Print once (the only mode for now).")
+@click.option("--format", "fmt", default=None)
+@click.argument("containers", nargs=-1)
+@click.pass_obj
+def stats_cmd(engine: Engine, no_stream: bool, fmt: str | None,
+              containers: tuple[str, ...]) -> None:
+    """Resource usage of running containers."""
+    refs = containers or tuple(r.id for r in engine.containers.list())
+    rows = []
+    for ref in refs:
+        s = engine.container_ops.stats(ref)
+        limit = s["memory_limit"]
+        rows.append({"Container": s["id"][:12], "Name": s["name"],
+                     "MemUsage": f"{human_size(s['memory_usage'])} / {human_size(limit)}",
+                     "MemPerc": f"{100 * s['memory_usage'] / limit:.2f}%" if limit else "--",
+                     "CPUTime": f"{s['cpu_ns'] / 1e9:.2f}s", "PIDs": str(s["pids"])})
+    click.echo(render(rows, ["Container", "Name", "CPUTime", "MemUsage", "MemPerc", "PIDs"], fmt,
+                      {"Container": "CONTAINER ID", "Name": "NAME", "CPUTime": "CPU TIME",
+                       "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "PIDs": "PIDS"}))
+
+
+@click.command("diff")
+@click.argument("container")
+@click.pass_obj
+def diff_cmd(engine: Engine, container: str) -> None:
+    """Changes to a container's filesystem: A added, C changed, D deleted."""
+    for kind, path in engine.container_ops.diff(container):
+        click.echo(f"{kind} {path}")
+
+
+@click.command("commit")
+@click.option("-m", "--message", default="")
+@click.option("-a", "--author", default="")
+@click.option("-c", "--change", multiple=True)
+@click.argument("container")
+@click.argument("ref", required=False)
+@click.pass_obj
+def commit_cmd(engine: Engine, message: str, author: str, change: tuple[str, ...],
+               container: str, ref: str | None) -> None:
+    """Create a new image from a container's changes."""
+    from dockyard.cli.images import _parse_changes
+
+    click.echo(engine.container_ops.commit(container, ref, message=message, author=author,
+                                           changes=_parse_changes(change)))
+
+
+@click.command("export")
+@click.option("-o", "--output", default=None)
+@click.argument("container")
+@click.pass_obj
+def export_cmd(engine: Engine, output: str | None, container: str) -> None:
+    """Export a container's filesystem as a tar archive."""
+    if output is None:
+        if sys.stdout.isatty():
+            raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or "
+                                  "redirect")
+        engine.container_ops.export(container, sys.stdout.buffer)
+        return
+    with open(output, "wb") as out:
+        engine.container_ops.export(container, out)
+
+
+@click.command("cp")
+@click.argument("source")
+@click.argument("dest")
+@click.pass_obj
+def cp_cmd(engine: Engine, source: str, dest: str) -> None:
+    """Copy files between a container and the host (CONTAINER:PATH, a host path, or -)."""
+    import io
+    import tarfile
+
+    ops = engine.container_ops
+    if ":" in source and not source.startswith(("/", ".")):
+        container, path = source.split(":", 1)
+        if dest == "-":
+            ops.copy_out(container, path, sys.stdout.buffer)
+            return
+        buffer = io.BytesIO()
+        ops.copy_out(container, path, buffer)
+        buffer.seek(0)
+        with tarfile.open(fileobj=buffer) as archive:
+            target = dest if os.path.isdir(dest) else os.path.dirname(dest) or "."
+            members = archive.getmembers()
+            if not os.path.isdir(dest) and members:
+                members[0].name = os.path.basename(dest)
+            archive.extractall(target, members=members, filter="data")
+        return
+    if ":" not in dest:
+        raise InvalidArgument("cp: one side must be CONTAINER:PATH")
+    container, path = dest.split(":", 1)
+    if source == "-":
+        ops.copy_in(container, sys.stdin.buffer, path)
+        return
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.add(source, arcname=os.path.basename(source.rstrip("/")))
+    buffer.seek(0)
+    ops.copy_in(container, buffer, path)
+
+
+@container_group.command("prune")
+@click.option("-f", "--force", is_flag=True)
+@click.pass_obj
+def container_prune(engine: Engine, force: bool) -> None:
+    """Remove all stopped containers."""
+    removed = engine.container_ops.prune()
+    if removed:
+        click.echo("Deleted Containers:")
+        for container_id in removed:
+            click.echo(container_id)
+    click.echo(f"Total reclaimed space: {len(removed)} container(s)")
+
+
+COMMANDS: list[Any] = [exec_cmd, pause_cmd, unpause_cmd, rename_cmd, top_cmd, update_cmd,
+                       stats_cmd, diff_cmd, commit_cmd, export_cmd, cp_cmd]
+for _command in COMMANDS:
+    container_group.add_command(_command)

@@ -1,0 +1,305 @@
+"""Container operations beyond the lifecycle: pause, rename, top, exec, update, stats,
+filesystem changes (diff, commit, export, cp) and prune.
+
+Filesystem work on a stopped container mounts its rootfs for the duration
+(``mounted``), so the same code serves running and stopped containers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from dockyard.engine.containers import ContainerService
+from dockyard.engine.names import valid
+from dockyard.engine.records import ContainerRecord
+from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.runtime import operations
+from dockyard.snapshots.unpack import OPAQUE_XATTR
+
+
+class ContainerOps:
+    def __init__(self, service: ContainerService) -> None:
+        self.service = service
+
+    def _running(self, ref: str) -> ContainerRecord:
+        record = self.service.get(ref)
+        if record.state not in ("running", "paused"):
+            raise Conflict(f"Container {record.id} is not running")
+        return record
+
+    # --- process-level -----------------------------------------------------------
+    def pause(self, ref: str) -> None:
+        record = self._running(ref)
+        operations.pause(self.service.layout.runtime_root, record.id)
+
+    def unpause(self, ref: str) -> None:
+        record = self._running(ref)
+        operations.resume(self.service.layout.runtime_root, record.id)
+
+    def is_paused(self, record: ContainerRecord) -> bool:
+        with contextlib.suppress(Exception):
+            state = operations.get_state(self.service.layout.runtime_root, record.id)
+            return state["status"] == "paused"
+        return False
+
+    def rename(self, ref: str, new_name: str) -> None:
+        record = self.service.get(ref)
+        new_name = new_name.lstrip("/")
+        if not valid(new_name):
+            raise InvalidArgument(f"Invalid container name ({new_name})")
+        if self.service.store.db.query("SELECT 1 FROM containers WHERE name=?", (new_name,)):
+            raise Conflict(f'Error when allocating new name: The container name "/{new_name}" '
+                           "is already in use")
+        self.service.store.update(record.id, name=new_name)
+
+    def top(self, ref: str, ps_args: tuple[str, ...] = ()) -> tuple[list[str], list[list[str]]]:
+        record = self._running(ref)
+        pids = operations.pids(self.service.layout.runtime_root, record.id)
+        out = subprocess.run(["ps", *(ps_args or ("-ef",))], capture_output=True, text=True,
+                             check=False).stdout.splitlines()
+        if not out:
+            return [], []
+        titles = out[0].split()
+        column = titles.index("PID")
+        rows = []
+        for line in out[1:]:
+            fields = line.split(None, len(titles) - 1)
+            if len(fields) > column and fields[column].isdigit() and int(fields[column]) in pids:
+                rows.append(fields)
+        return titles, rows
+
+    def exec_argv(self, ref: str, command: tuple[str, ...], *, env: tuple[str, ...] = (),
+                  user: str | None = None, workdir: str | None = None, tty: bool = False,
+                  detach: bool = False) -> list[str]:
+        """The runtime command that runs ``command`` in the container (the CLI execs it,
+        so the process gets this terminal's stdin/stdout/stderr directly)."""
+        record = self._running(ref)
+        if not command:
+            raise InvalidArgument("exec: no command given")
+        argv = [*self.service.runtime_argv(), "--root", str(self.service.layout.runtime_root),
+                "exec"]
+        for item in env:
+            argv += ["--env", item]
+        if workdir:
+            argv += ["--cwd", workdir]
+        if user:
+            argv += ["--user", self._numeric_user(record, user)]
+        if tty:
+            argv.append("--tty")
+        if detach:
+            argv.append("--detach")
+        return [*argv, record.id, *command]
+
+    def _numeric_user(self, record: ContainerRecord, user: str) -> str:
+        from dockyard.engine.ocispec import resolve_user
+
+        rootfs = self.service.bundle(record.id) / "rootfs"
+        ids = resolve_user(user, _read(rootfs / "etc/passwd"), _read(rootfs / "etc/group"))
+        return f"{ids.uid}:{ids.gid}"
+
+    def update(self, ref: str, *, memory: int | None = None, pids_limit: int | None = None,
+               nano_cpus: int | None = None, cpu_shares: int | None = None) -> None:
+        record = self.service.get(ref)
+        spec = record.spec._replace(
+            memory=memory if memory is not None else record.spec.memory,
+            pids_limit=pids_limit if pids_limit is not None else record.spec.pids_limit,
+            nano_cpus=nano_cpus if nano_cpus is not None else record.spec.nano_cpus,
+            cpu_shares=cpu_shares if cpu_shares is not None else record.spec.cpu_shares)
+        if record.state == "running":
+            from dockyard.engine.ocispec import CPU_PERIOD
+
+            argv = [*self.service.runtime_argv(), "--root",
+                    str(self.service.layout.runtime_root), "update"]
+            if memory is not None:
+                argv += ["--memory", str(memory), "--memory-swap", str(memory * 2)]
+            if pids_limit is not None:
+                argv += ["--pids-limit", str(pids_limit)]
+            if nano_cpus is not None:
+                argv += ["--cpu-period", str(CPU_PERIOD), "--cpu-quota",
+                         str(nano_cpus * CPU_PERIOD // 1_000_000_000)]
+            if cpu_shares is not None:
+                argv += ["--cpu-shares", str(cpu_shares)]
+            result = subprocess.run([*argv, record.id], capture_output=True, text=True,
+                                    check=False)
+            if result.returncode != 0:
+                raise InvalidArgument(f"update: {result.stderr.strip()}")
+        from dockyard.engine.records import spec_to_json
+
+        self.service.store.update(record.id, spec=spec_to_json(spec))
+
+    def stats(self, ref: str) -> dict[str, Any]:
+        record = self._running(ref)
+        config = json.loads((self.service.bundle(record.id) / "config.json").read_text())
+        cgroup = config["linux"]["cgroupsPath"].lstrip("/")
+        base = Path("/sys/fs/cgroup")
+        usage = _int(base / "memory" / cgroup / "memory.usage_in_bytes")
+        limit = min(_int(base / "memory" / cgroup / "memory.limit_in_bytes"), _host_memory())
+        cpu_ns = _int(base / "cpuacct" / cgroup / "cpuacct.usage")
+        pids = _int(base / "pids" / cgroup / "pids.current")
+        return {"id": record.id, "name": record.name, "memory_usage": usage,
+                "memory_limit": limit, "cpu_ns": cpu_ns, "pids": pids}
+
+    # --- filesystem -----------------------------------------------------------------
+    @contextlib.contextmanager
+    def mounted(self, record: ContainerRecord) -> Iterator[Path]:
+        from dockyard.snapshots.mount import mount_all, unmount
+
+        rootfs = self.service.bundle(record.id) / "rootfs"
+        if os.path.ismount(rootfs):
+            yield rootfs
+            return
+        mount_all(self.service.images.snapshotter.mounts(record.id), str(rootfs))
+        try:
+            yield rootfs
+        finally:
+            unmount(str(rootfs))
+
+    def diff(self, ref: str) -> list[tuple[str, str]]:
+        """Docker's ``diff``: (kind, path) with kind A(dded), C(hanged), D(eleted)."""
+        record = self.service.get(ref)
+        upper = self.service.images.snapshotter.upper_dir(record.id)
+        parent = self._parent(record)
+        lowers = self.service.images.snapshotter.lower_dirs(parent) if parent else []
+        changes: list[tuple[str, str]] = []
+        for directory, dirs, files in os.walk(upper):
+            dirs.sort()
+            relative = os.path.relpath(directory, upper)
+            base = "/" if relative == "." else "/" + relative
+            if base != "/":
+                changes.append(("C" if _in_lowers(lowers, relative) and not _opaque(directory)
+                                else "A", base))
+            for name in sorted(files):
+                path = os.path.join(directory, name)
+                inner = os.path.join(base, name)
+                st = os.lstat(path)
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    changes.append(("D", inner))
+                else:
+                    changes.append(("C" if _in_lowers(lowers, inner.lstrip("/")) else "A",
+                                    inner))
+        return sorted(changes, key=lambda c: c[1])
+
+    def _parent(self, record: ContainerRecord) -> str | None:
+        rows = self.service.images.snapshotter.db.query(
+            "SELECT parent FROM active WHERE key=?", (record.id,))
+        return rows[0][0] if rows else None
+
+    def commit(self, ref: str, target: str | None, *, message: str = "",
+               author: str = "", changes: dict[str, Any] | None = None) -> str:
+        """A new image: the container's image plus its upper dir as one more layer."""
+        import tempfile
+
+        from dockyard.images.imagefile import Layer, now_iso, write_image
+        from dockyard.oci import mediatypes as mt
+        from dockyard.oci import reference
+        from dockyard.snapshots.diff import write_diff
+
+        record = self.service.get(ref)
+        images = self.service.images
+        image = images.index.get(record.manifest_digest)
+        if image is None:
+            raise NotFound(f"No such image: {record.image}")
+        config = images.config(image)
+        manifest = images.manifest(image)
+        with tempfile.TemporaryFile(dir=images.content.ingest_dir) as tmp:
+            diff_id = write_diff(str(images.snapshotter.upper_dir(record.id)), tmp)
+            tmp.seek(0)
+            digest = images.content.write_stream(tmp, diff_id)
+        layers = [Layer(d.digest, d.media_type, d.size, i) for d, i in
+                  zip(manifest.layers, config["rootfs"]["diff_ids"], strict=True)]
+        layers.append(Layer(digest, mt.OCI_LAYER, images.content.size(digest), diff_id))
+        created = now_iso()
+        new_config = dict(config)
+        new_config["created"] = created
+        new_config["config"] = {**(config.get("config") or {}), **(changes or {})}
+        if author:
+            new_config["author"] = author
+        new_config["rootfs"] = {"type": "layers",
+                                "diff_ids": [*config["rootfs"]["diff_ids"], diff_id]}
+        new_config["history"] = [*(config.get("history") or []),
+                                 {"created": created, "created_by": "dockyard commit",
+                                  "comment": message}]
+        names = [str(reference.parse(target))] if target else []
+        manifest_digest = write_image(images.content, images.index, layers, new_config, names)
+        new = images.index.get(manifest_digest)
+        assert new is not None
+        return new.config_digest
+
+    def export(self, ref: str, out: IO[bytes]) -> None:
+        record = self.service.get(ref)
+        with self.mounted(record) as rootfs, tarfile.open(fileobj=out, mode="w|") as archive:
+            for entry in sorted(os.listdir(rootfs)):
+                archive.add(rootfs / entry, arcname=entry)
+
+    def copy_out(self, ref: str, path: str, out: IO[bytes]) -> None:
+        """``cp CONTAINER:PATH -``: a tar of PATH from inside the container."""
+        from dockyard.runtime.linux.paths import resolve_in_root
+
+        record = self.service.get(ref)
+        with self.mounted(record) as rootfs:
+            source = resolve_in_root(str(rootfs), path, what="cp source")
+            if not os.path.lexists(source):
+                raise NotFound(f"Could not find the file {path} in container {ref}")
+            with tarfile.open(fileobj=out, mode="w|") as archive:
+                archive.add(source, arcname=os.path.basename(path.rstrip("/")) or ".")
+
+    def copy_in(self, ref: str, stream: IO[bytes], dest: str) -> None:
+        """``cp - CONTAINER:DIR``: extract a tar into DIR inside the container (safely)."""
+        from dockyard.runtime.linux.paths import resolve_in_root
+        from dockyard.snapshots.unpack import apply_layer
+
+        record = self.service.get(ref)
+        with self.mounted(record) as rootfs:
+            target = resolve_in_root(str(rootfs), dest, what="cp destination")
+            if not os.path.isdir(target):
+                raise NotFound(f"Could not find the directory {dest} in container {ref}")
+            apply_layer(stream, target)
+
+    def prune(self) -> list[str]:
+        removed = []
+        for record in self.service.list(all_containers=True):
+            if record.state in ("exited", "created", "dead"):
+                self.service.cleanup(record.id)
+                removed.append(record.id)
+        return removed
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _int(path: Path) -> int:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _host_memory() -> int:
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _in_lowers(lowers: list[str], relative: str) -> bool:
+    return any(os.path.lexists(os.path.join(lower, relative)) for lower in lowers)
+
+
+def _opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR) == b"y"
+    except OSError:
+        return False
