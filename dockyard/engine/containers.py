@@ -195,9 +195,7 @@ class ContainerService:
         from dockyard.snapshots.mount import unmount
 
         record = self.get(ref)
-        rootfs = self.bundle(record.id) / "rootfs"
-        if os.path.ismount(rootfs):
-            unmount(str(rootfs))
+        _unmount_quietly(self.bundle(record.id) / "rootfs", unmount)
         if record.spec.auto_remove and record.state != "running":
             self.cleanup(record.id)
 
@@ -251,12 +249,13 @@ class ContainerService:
         deadline = time.monotonic() + timeout
         while True:
             record = self.get(ref)
-            if record.state != "running" and not pid_alive(record.supervisor_pid):
+            if record.state not in ("running", "paused") and \
+                    not pid_alive(record.supervisor_pid):
                 return record
             if time.monotonic() > deadline:
                 raise InternalError(f"container {record.id[:12]} did not finish its exit "
                                     "bookkeeping in time")
-            time.sleep(0.02)
+            time.sleep(0.005)
 
     def remove(self, ref: str, *, force: bool = False) -> str:
         record = self.get(ref)
@@ -277,9 +276,7 @@ class ContainerService:
 
         with contextlib.suppress(Exception):
             operations.delete(self.layout.runtime_root, container_id, force=True)
-        rootfs = self.bundle(container_id) / "rootfs"
-        if os.path.ismount(rootfs):
-            unmount(str(rootfs))
+        _unmount_quietly(self.bundle(container_id) / "rootfs", unmount)
         self.images.snapshotter.remove(container_id)
         shutil.rmtree(self.bundle(container_id), ignore_errors=True)
         self.store.remove(container_id)
@@ -322,15 +319,25 @@ class ContainerService:
             for line in complete:
                 if line.strip():
                     yield json.loads(line)
-            if record.state != "running" and not pid_alive(record.supervisor_pid):
+            if record.state not in ("running", "paused") and \
+                    not pid_alive(record.supervisor_pid):
                 return
-            time.sleep(0.05)
+            time.sleep(0.01)
 
     def inspect(self, ref: str) -> dict[str, Any]:
         from dockyard.engine.inspect import container_json
 
         record = self.get(ref)
         return container_json(record, self.bundle(record.id), self.images)
+
+
+def _unmount_quietly(rootfs: Path, unmount: Any) -> None:
+    """The exit hook and ``rm`` may race to unmount; the loser's EINVAL is not news."""
+    from dockyard.errors import KernelError
+
+    if os.path.ismount(rootfs):
+        with contextlib.suppress(KernelError):
+            unmount(str(rootfs))
 
 
 def _read(path: Path) -> str:

@@ -1,22 +1,26 @@
-"""The composition root: builds every store and service for one ``--root``."""
+"""The composition root: builds every store and service for one ``--root``.
+
+Services and their modules are imported on first use, so ``dockyard --help`` and
+commands that need one service do not pay for the others.
+"""
 
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from dockyard.engine.container_ops import ContainerOps
-from dockyard.engine.containers import ContainerService
-from dockyard.engine.images import ImageService
-from dockyard.engine.records import ContainerStore
-from dockyard.images.content import LocalContentStore
-from dockyard.images.index import ImageIndex
-from dockyard.snapshots.overlay import OverlaySnapshotter
-from dockyard.store.db import Database
 from dockyard.store.layout import Layout
+
+if TYPE_CHECKING:
+    from dockyard.engine.container_ops import ContainerOps
+    from dockyard.engine.containers import ContainerService
+    from dockyard.engine.images import ImageService
+    from dockyard.engine.records import ContainerStore
+    from dockyard.store.db import Database
 
 
 class Engine:
-    """One per ``--root``; services are built on first use, so ``--help`` stays fast."""
+    """One per ``--root``; services are built on first use."""
 
     def __init__(self, layout: Layout, *,
                  insecure_registries: frozenset[str] = frozenset()) -> None:
@@ -25,15 +29,24 @@ class Engine:
 
     @cached_property
     def db(self) -> Database:
+        from dockyard.store.db import Database
+
         self.layout.ensure()
         return Database(self.layout.root / "metadata.db")
 
     @cached_property
     def container_store(self) -> ContainerStore:
+        from dockyard.engine.records import ContainerStore
+
         return ContainerStore(self.db)
 
     @cached_property
     def images(self) -> ImageService:
+        from dockyard.engine.images import ImageService
+        from dockyard.images.content import LocalContentStore
+        from dockyard.images.index import ImageIndex
+        from dockyard.snapshots.overlay import OverlaySnapshotter
+
         content = LocalContentStore(self.layout.root / "content")
         snapshotter = OverlaySnapshotter(self.layout.root / "snapshots", self.db)
         return ImageService(content, ImageIndex(self.db), snapshotter,
@@ -41,8 +54,12 @@ class Engine:
 
     @cached_property
     def containers(self) -> ContainerService:
+        from dockyard.engine.containers import ContainerService
+
         return ContainerService(self.layout, self.container_store, self.images)
 
     @cached_property
     def container_ops(self) -> ContainerOps:
+        from dockyard.engine.container_ops import ContainerOps
+
         return ContainerOps(self.containers)

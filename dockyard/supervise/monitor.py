@@ -68,7 +68,8 @@ class Supervisor:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         pid_file = self.bundle / "init.pid"
-        self.runtime_call("delete", "--force", self.id, capture_output=True)
+        if os.path.exists(os.path.join(self.runtime_root, self.id)):  # left by a crash
+            self.runtime_call("delete", "--force", self.id, capture_output=True)
         created = subprocess.run(
             [*self.runtime, "--root", self.runtime_root, "--log", str(self.bundle / "runtime.log"),
              "--log-format", "json", "create", "--bundle", str(self.bundle), "--pid-file",
@@ -157,12 +158,16 @@ class Supervisor:
         while True:
             code = self.pump(pid, fds)
             oom = self._oom_killed()
-            self.runtime_call("delete", "--force", self.id, capture_output=True)
             again = self.wants_restart(code)
-            self.save(state="restarting" if again else "exited", pid=0, exit_code=code,
-                      finished_at=now_iso(), oom_killed=oom)
             if not again:
+                # the exit is recorded first: whoever waits for it need not wait for us
+                self.save(state="exited", pid=0, exit_code=code, finished_at=now_iso(),
+                          oom_killed=oom, supervisor_pid=0)
+                self.runtime_call("delete", "--force", self.id, capture_output=True)
                 break
+            self.runtime_call("delete", "--force", self.id, capture_output=True)
+            self.save(state="restarting", pid=0, exit_code=code, finished_at=now_iso(),
+                      oom_killed=oom)
             time.sleep(delay)  # Docker's back-off: doubling from 100 ms
             delay = min(delay * 2, 60.0)
             if (self.bundle / "stop-requested").exists():
@@ -189,6 +194,7 @@ class Supervisor:
         return False
 
     def _exit_hook(self) -> None:
+        """Unmount and ``--rm`` happen in the hook, after the exit is already recorded."""
         if self.exit_hook:
             subprocess.run(self.exit_hook, check=False, stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

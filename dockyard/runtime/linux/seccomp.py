@@ -76,8 +76,26 @@ def _arg_groups(lib: Any, rule: SyscallRule, where: str) -> list[list[Any]]:
     return [args]
 
 
+_SONAMES = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+
+
+def _import_pyseccomp() -> Any:
+    """pyseccomp finds its libraries with ctypes.util.find_library, which runs
+    ``ldconfig -p`` twice (~15 ms per container start); the sonames are fixed on Linux,
+    so they are answered directly while it loads."""
+    import ctypes.util
+
+    original = ctypes.util.find_library
+    ctypes.util.find_library = lambda name: _SONAMES.get(name) or original(name)
+    try:
+        import pyseccomp
+    finally:
+        ctypes.util.find_library = original
+    return pyseccomp
+
+
 def compile_filter(profile: Seccomp) -> SeccompFilter:
-    import pyseccomp as lib  # deferred: costs ~7 ms of start-up, only needed here
+    lib = _import_pyseccomp()  # deferred: only specs with seccomp pay for it
 
     default = _action(lib, profile.default_action, profile.default_errno_ret,
                       "linux.seccomp.defaultAction")
