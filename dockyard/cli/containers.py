@@ -76,8 +76,15 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
             seccomp = value
         else:
             raise InvalidArgument(f"invalid --security-opt: {opt!r}")
-    if o["interactive"]:
-        raise NotImplementedFeature("-i (attach stdin) is not supported yet")
+    log_max_size, log_max_file = 0, 1
+    for opt in o["log_opt"]:
+        key, _, value = opt.partition("=")
+        if key == "max-size":
+            log_max_size = parse_bytes(value, "--log-opt max-size")
+        elif key == "max-file":
+            log_max_file = int(value)
+        else:
+            raise InvalidArgument(f"unknown log opt {key!r} for the json-file log driver")
     if o["network"] not in ("none", "host"):
         raise NotImplementedFeature(f"--network {o['network']}: only none and host for now")
     return ContainerSpec(
@@ -86,7 +93,8 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
         if o["entrypoint"] is not None else None,
         env=_env(o["env"], o["env_file"]), working_dir=o["workdir"], user=o["user"],
         hostname=o["hostname"], labels=_labels(o["label"]), tty=o["tty"],
-        read_only=o["read_only"],
+        read_only=o["read_only"], stdin_open=o["interactive"],
+        log_max_size=log_max_size, log_max_file=log_max_file,
         tmpfs=tuple(TmpfsMount(*t.split(":", 1)) for t in o["tmpfs"]),
         init=o["init"], stop_signal=o["stop_signal"], stop_timeout=o["stop_timeout"],
         restart=parse_restart(o["restart"]), auto_remove=o["rm"],
@@ -120,6 +128,7 @@ def container_options(func: Any) -> Any:
         click.option("--privileged", is_flag=True), click.option("--oom-kill-disable",
                                                                   is_flag=True),
         click.option("--network", "--net", "network", default="none"),
+        click.option("--log-opt", multiple=True, help="max-size=10m, max-file=3"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -149,8 +158,9 @@ def run_cmd(engine: Engine, /, image: str, command: tuple[str, ...], detach: boo
     spec = spec_from_flags(image, command, o)
     service = engine.containers
     record = service.create(spec)
+    attached = not detach and (spec.tty or spec.stdin_open)
     try:
-        service.start(record.id)
+        service.start(record.id, attach=attached)
     except BaseException:
         if spec.auto_remove:
             service.cleanup(record.id)
@@ -158,10 +168,15 @@ def run_cmd(engine: Engine, /, image: str, command: tuple[str, ...], detach: boo
     if detach:
         click.echo(record.id)
         return
-    for entry in service.logs(record.id, follow=True):
-        stream = sys.stdout if entry["stream"] == "stdout" else sys.stderr
-        stream.write(entry["log"])
-        stream.flush()
+    if attached:
+        from dockyard.cli.attach import attach
+
+        attach(service.bundle(record.id), tty_mode=spec.tty, stdin=spec.stdin_open)
+    else:
+        for entry in service.logs(record.id, follow=True):
+            stream = sys.stdout if entry["stream"] == "stdout" else sys.stderr
+            stream.write(entry["log"])
+            stream.flush()
     final = service.wait_exited(record.id)
     code = final.exit_code
     if spec.auto_remove:
@@ -186,6 +201,22 @@ def _each(refs: tuple[str, ...], action: Any) -> None:
             failed = True
     if failed:
         raise click.exceptions.Exit(1)
+
+
+@click.command("attach")
+@click.option("--no-stdin", is_flag=True)
+@click.argument("container")
+@click.pass_obj
+def attach_cmd(engine: Engine, no_stdin: bool, container: str) -> None:
+    """Attach this terminal to a running container's stdio; exit with its code."""
+    from dockyard.cli.attach import attach
+
+    record = engine.containers.get(container)
+    if record.state not in ("running", "paused"):
+        raise InvalidArgument("You cannot attach to a stopped container, start it first")
+    attach(engine.containers.bundle(record.id), tty_mode=record.spec.tty,
+           stdin=record.spec.stdin_open and not no_stdin)
+    sys.exit(engine.containers.wait_exited(record.id, timeout=10**9).exit_code)
 
 
 @click.command("start")
@@ -326,5 +357,6 @@ for _name, _cmd in (("create", create_cmd), ("run", run_cmd), ("start", start_cm
     container_group.add_command(_cmd, _name)
 
 
-COMMANDS = [create_cmd, run_cmd, start_cmd, stop_cmd, kill_cmd, rm_cmd, ps_cmd, logs_cmd,
+COMMANDS = [attach_cmd, create_cmd, run_cmd, start_cmd, stop_cmd, kill_cmd, rm_cmd, ps_cmd,
+            logs_cmd,
             wait_cmd, container_group]

@@ -153,7 +153,10 @@ class ContainerService:
         except Exception:  # noqa: BLE001 - no runtime record: not paused
             return False
 
-    def start(self, ref: str) -> ContainerRecord:
+    def start(self, ref: str, *, attach: bool = False) -> ContainerRecord:
+        """Start through a new supervisor; with ``attach``, the supervisor creates the
+        container and waits (up to 10 s) for a client on its attach socket before
+        starting it, so an attached terminal sees the first byte of output."""
         record = self.get(ref)
         if record.state in ("running", "paused"):
             return record
@@ -169,6 +172,9 @@ class ContainerService:
         restart = record.spec.restart
         exit_hook = [sys.executable, "-m", "dockyard.cli.main", "--root", str(self.layout.root),
                      "system", "container-exited", record.id]
+        spec = record.spec
+        flags = [flag for flag, wanted in (("--tty", spec.tty), ("--stdin", spec.stdin_open),
+                                           ("--wait-attach", attach)) if wanted]
         ready_r, ready_w = os.pipe()
         log = open(bundle / "supervisor.log", "ab")  # noqa: SIM115 - closed below
         try:
@@ -177,7 +183,9 @@ class ContainerService:
                  "--bundle", str(bundle), "--runtime", json.dumps(self.runtime_argv()),
                  "--runtime-root", str(self.layout.runtime_root),
                  "--restart", f"{restart.name}:{restart.maximum_retry_count}",
-                 "--exit-hook", json.dumps(exit_hook), "--ready-fd", str(ready_w)],
+                 "--exit-hook", json.dumps(exit_hook), "--ready-fd", str(ready_w),
+                 "--log-max-size", str(spec.log_max_size),
+                 "--log-max-file", str(spec.log_max_file), *flags],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(ready_w,),
                 start_new_session=True)
         finally:
@@ -288,15 +296,12 @@ class ContainerService:
 
     def logs(self, ref: str, *, follow: bool = False, tail: int | None = None,
              since: str | None = None) -> Iterator[dict[str, str]]:
+        from dockyard.supervise.logfile import read_all
+
         record = self.get(ref)
         path = self.log_path(record.id)
-        lines: list[dict[str, str]] = []
-        position = 0
-        if path.exists():
-            with open(path, "rb") as handle:
-                data = handle.read()
-                position = len(data)
-            lines = [json.loads(x) for x in data.splitlines() if x.strip()]
+        position = path.stat().st_size if path.exists() else 0
+        lines = list(read_all(path))
         if since:
             lines = [entry for entry in lines if entry["time"] >= since]
         if tail is not None:

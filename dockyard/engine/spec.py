@@ -68,3 +68,5 @@ class ContainerSpec(NamedTuple):
     network_mode: str = "none"
     healthcheck: Healthcheck | None = None
     no_healthcheck: bool = False
+    log_max_size: int = 0  # json-file --log-opt max-size (0: unlimited)
+    log_max_file: int = 1

@@ -17,26 +17,26 @@ engine gave it (unmount, ``--rm``).
 from __future__ import annotations
 
 import argparse
+import array
 import contextlib
 import ctypes
-import datetime
 import json
 import os
-import select
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from dockyard.store.atomic import atomic_write
+from dockyard.supervise.iohub import IOHub
+from dockyard.supervise.logfile import JsonLog, now_iso
 
 PR_SET_CHILD_SUBREAPER = 36
-
-
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Supervisor:
@@ -48,7 +48,11 @@ class Supervisor:
         self.restart, _, retries = args.restart.partition(":")
         self.max_retries = int(retries or 0)
         self.exit_hook: list[str] = json.loads(args.exit_hook)
-        self.log = open(self.bundle / "container.log", "ab")  # noqa: SIM115 - process-long
+        self.tty: bool = args.tty
+        self.stdin: bool = args.stdin
+        self.wait_attach: bool = args.wait_attach
+        self.log = JsonLog(self.bundle / "container.log", args.log_max_size, args.log_max_file)
+        self.hub = IOHub(self.bundle, self.log, tty=self.tty)
         self.status: dict[str, Any] = {"state": "created", "pid": 0, "exit_code": 0,
                                        "started_at": "", "finished_at": "", "restart_count": 0,
                                        "oom_killed": False, "error": "",
@@ -63,30 +67,39 @@ class Supervisor:
         return subprocess.run([*self.runtime, "--root", self.runtime_root, *args],
                               check=False, **kwargs)
 
-    def start_once(self) -> tuple[int, list[int]]:
-        """create (stdio on pipes) + start; returns (init pid, read fds)."""
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+    def start_once(self, ready_fd: int = -1) -> int:
+        """create (stdio wired to the hub) + start; returns the init's pid.
+
+        When a client is to attach first, "ok" goes out on ``ready_fd`` right after
+        create (the client attaches only once it hears it), then we wait for it.
+        """
         pid_file = self.bundle / "init.pid"
         if os.path.exists(os.path.join(self.runtime_root, self.id)):  # left by a crash
             self.runtime_call("delete", "--force", self.id, capture_output=True)
-        created = subprocess.run(
-            [*self.runtime, "--root", self.runtime_root, "--log", str(self.bundle / "runtime.log"),
-             "--log-format", "json", "create", "--bundle", str(self.bundle), "--pid-file",
-             str(pid_file), self.id],
-            stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, check=False)
-        os.close(out_w)
-        os.close(err_w)
-        if created.returncode != 0:
-            os.close(out_r)
-            os.close(err_r)
-            raise RuntimeError(self._runtime_error())
+        with _Stdio(self.tty, self.stdin) as stdio:
+            argv = [*self.runtime, "--root", self.runtime_root, "--log",
+                    str(self.bundle / "runtime.log"), "--log-format", "json", "create",
+                    "--bundle", str(self.bundle), "--pid-file", str(pid_file)]
+            if stdio.console_path:
+                argv += ["--console-socket", stdio.console_path]
+            created = subprocess.run([*argv, self.id], stdin=stdio.child_in,
+                                     stdout=stdio.child_out, stderr=stdio.child_err,
+                                     check=False)
+            if created.returncode != 0:
+                stdio.abandon()
+                raise RuntimeError(self._runtime_error())
+            stdio.hand_over(self.hub)
         pid = int(pid_file.read_text())
+        if self.wait_attach and ready_fd >= 0:
+            os.write(ready_fd, b"ok\n")
+            os.close(ready_fd)
+            self.hub.wait_for_client(10.0)
+            self.wait_attach = False
         started = self.runtime_call("start", self.id, capture_output=True)
         if started.returncode != 0:
             self.runtime_call("delete", "--force", self.id, capture_output=True)
             raise RuntimeError(started.stderr.decode(errors="replace").strip())
-        return pid, [out_r, err_r]
+        return pid
 
     def _runtime_error(self) -> str:
         with contextlib.suppress(OSError, ValueError, IndexError):
@@ -97,24 +110,9 @@ class Supervisor:
                     return str(entry.get("msg", ""))
         return "the runtime failed to create the container"
 
-    def pump(self, pid: int, fds: list[int]) -> int:
-        """Copy output into the log until the container exits; returns its exit code."""
-        streams = {fds[0]: "stdout", fds[1]: "stderr"}
-        partial = {fd: b"" for fd in fds}
-        open_fds = list(fds)
-        while open_fds:
-            ready, _, _ = select.select(open_fds, [], [])
-            for fd in ready:
-                data = os.read(fd, 65536)
-                if not data:
-                    open_fds.remove(fd)
-                    if partial[fd]:
-                        self._write(streams[fd], partial[fd])
-                    os.close(fd)
-                    continue
-                *lines, partial[fd] = (partial[fd] + data).split(b"\n")
-                for line in lines:
-                    self._write(streams[fd], line + b"\n")
+    def pump(self, pid: int) -> int:
+        """Serve stdio until the container's output closes; returns its exit code."""
+        self.hub.run()
         return self._reap(pid)
 
     @staticmethod
@@ -129,11 +127,6 @@ class Supervisor:
                 code = os.waitstatus_to_exitcode(status)
                 return 128 - code if code < 0 else code
 
-    def _write(self, stream: str, line: bytes) -> None:
-        entry = {"log": line.decode(errors="replace"), "stream": stream, "time": now_iso()}
-        self.log.write(json.dumps(entry).encode() + b"\n")
-        self.log.flush()
-
     def wants_restart(self, code: int) -> bool:
         if (self.bundle / "stop-requested").exists():
             return False
@@ -143,20 +136,24 @@ class Supervisor:
             self.max_retries == 0 or self.status["restart_count"] < self.max_retries)
 
     def run(self, ready_fd: int) -> int:
+        announced = self.wait_attach
         try:
-            pid, fds = self.start_once()
+            pid = self.start_once(ready_fd)
         except RuntimeError as exc:
             self.save(state="exited", exit_code=128, error=str(exc), supervisor_pid=0)
-            os.write(ready_fd, str(exc).encode() or b"error")
-            os.close(ready_fd)
+            if not announced:
+                os.write(ready_fd, str(exc).encode() or b"error")
+                os.close(ready_fd)
+            self.hub.close()
             self._exit_hook()
             return 1
         self.save(state="running", pid=pid, started_at=now_iso())
-        os.write(ready_fd, b"ok\n")
-        os.close(ready_fd)
+        if not announced:
+            os.write(ready_fd, b"ok\n")
+            os.close(ready_fd)
         delay = 0.1
         while True:
-            code = self.pump(pid, fds)
+            code = self.pump(pid)
             oom = self._oom_killed()
             again = self.wants_restart(code)
             if not again:
@@ -171,16 +168,16 @@ class Supervisor:
             time.sleep(delay)  # Docker's back-off: doubling from 100 ms
             delay = min(delay * 2, 60.0)
             if (self.bundle / "stop-requested").exists():
-                self.save(state="exited")
+                self.save(state="exited", supervisor_pid=0)
                 break
             try:
-                pid, fds = self.start_once()
+                pid = self.start_once()
             except RuntimeError as exc:
-                self.save(state="exited", error=str(exc))
+                self.save(state="exited", error=str(exc), supervisor_pid=0)
                 break
             self.save(state="running", pid=pid, started_at=now_iso(),
                       restart_count=self.status["restart_count"] + 1)
-        self.save(supervisor_pid=0)
+        self.hub.close()
         self._exit_hook()
         return 0
 
@@ -200,6 +197,72 @@ class Supervisor:
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+class _Stdio:
+    """The container's end of its stdio for one ``create``: pipes, or a pty received
+    over a console socket (in a short temp dir: socket paths are limited)."""
+
+    def __init__(self, tty: bool, stdin: bool) -> None:
+        self.tty = tty
+        self.console_path = ""
+        self._console: socket.socket | None = None
+        self._dir = ""
+        self._parent: dict[str, int] = {}
+        self.child_in: int = subprocess.DEVNULL
+        self.child_out: int = subprocess.DEVNULL
+        self.child_err: int = subprocess.DEVNULL
+        if tty:
+            self._dir = tempfile.mkdtemp(prefix="dy-console-", dir="/tmp")
+            self.console_path = os.path.join(self._dir, "c.sock")
+            self._console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._console.bind(self.console_path)
+            self._console.listen(1)
+            return
+        out_r, self.child_out = os.pipe()
+        err_r, self.child_err = os.pipe()
+        self._parent = {"stdout": out_r, "stderr": err_r}
+        if stdin:
+            self.child_in, in_w = os.pipe()
+            self._parent["stdin"] = in_w
+
+    def hand_over(self, hub: IOHub) -> None:
+        if self._console is not None:
+            self._console.settimeout(10)
+            conn, _ = self._console.accept()
+            with conn:
+                master = _receive_fd(conn)
+            hub.outputs[master] = "stdout"
+            hub.input_fd = master
+            return
+        hub.outputs[self._parent["stdout"]] = "stdout"
+        hub.outputs[self._parent["stderr"]] = "stderr"
+        hub.input_fd = self._parent.get("stdin")
+
+    def abandon(self) -> None:
+        for fd in self._parent.values():
+            os.close(fd)
+
+    def __enter__(self) -> _Stdio:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in (self.child_in, self.child_out, self.child_err):
+            if fd >= 0:
+                os.close(fd)
+        if self._console is not None:
+            self._console.close()
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _receive_fd(conn: socket.socket) -> int:
+    fds = array.array("i")
+    _msg, ancdata, _flags, _addr = conn.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+            return fds[0]
+    raise RuntimeError("the runtime sent no terminal over the console socket")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="dockyard-supervisor")
     parser.add_argument("--id", required=True)
@@ -209,6 +272,11 @@ def main() -> int:
     parser.add_argument("--restart", default="no")
     parser.add_argument("--exit-hook", default="[]", help="JSON argv run after the last exit")
     parser.add_argument("--ready-fd", type=int, required=True)
+    parser.add_argument("--tty", action="store_true")
+    parser.add_argument("--stdin", action="store_true")
+    parser.add_argument("--wait-attach", action="store_true")
+    parser.add_argument("--log-max-size", type=int, default=0)
+    parser.add_argument("--log-max-file", type=int, default=1)
     args = parser.parse_args()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # The one prctl outside runtime/linux/syscalls.py: supervise sits below the runtime

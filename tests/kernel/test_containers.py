@@ -208,3 +208,64 @@ def test_container_prune(dy: Dockyard) -> None:
     out = dy("container", "prune", "-f").stdout
     assert "Deleted Containers:" in out
     assert dy("ps", "-a", "--format", "{{.Names}}").stdout.split() == ["alive"]
+
+
+def test_interactive_stdin_reaches_the_container(dy: Dockyard) -> None:
+    result = dy("run", "-i", "--rm", "box:1", "sh", input=b"echo from-stdin; exit 6\n",
+                check=False)
+    assert result.returncode == 6
+    assert result.stdout == "from-stdin\n"
+
+
+def test_tty_session_gets_a_terminal_and_resize(dy: Dockyard) -> None:
+    """Driven through a real pty: -it gives the container a terminal of our size, and a
+    later resize reaches it as SIGWINCH."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    pid, master = pty.fork()
+    if pid == 0:  # the child: the dockyard CLI on the pty's slave side
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        os.execv(dy.argv[0], [*dy.argv, "--root", str(dy.root), "run", "-it", "--rm",
+                              "box:1", "sh", "-c",
+                              "tty; stty size; trap 'stty size; exit 0' WINCH; "
+                              "echo ready; while true; do sleep 0.05; done"])
+    output = b""
+    resized = False
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        if b"ready" in output and not resized:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+            os.kill(pid, signal.SIGWINCH)
+            resized = True
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    text = output.decode(errors="replace")
+    assert "/dev/pts/" in text and "30 100" in text, text
+    assert "40 120" in text, text
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_log_rotation(dy: Dockyard, tmp_path: Path) -> None:
+    dy("run", "--name", "chatty", "--log-opt", "max-size=2k", "--log-opt", "max-file=3",
+       "box:1", "sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done")
+    doc = inspect(dy, "chatty")
+    log = Path(str(doc["LogPath"]))
+    rotated = sorted(p.name for p in log.parent.glob("container.log*"))
+    assert rotated == ["container.log", "container.log.1", "container.log.2"]
+    assert all(p.stat().st_size <= 2048 for p in log.parent.glob("container.log*"))
+    lines = dy("logs", "chatty").stdout.split()
+    assert lines[-1] == "line-199" and len(lines) < 200
+    assert lines == [f"line-{i}" for i in range(200 - len(lines), 200)]

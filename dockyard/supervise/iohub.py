@@ -1,0 +1,174 @@
+"""A container's stdio while it runs: output into the log and to attached clients,
+input from attached clients into the container.
+
+Clients connect to ``attach.sock`` in the container's directory (through
+``/proc/self/fd/N/`` so long paths do not hit the 108-byte socket limit) and send
+one line first: ``attach`` (then raw input; output comes back framed as Docker's
+stdcopy does — 1 byte stream, 3 zero bytes, 4-byte big-endian length — or raw for a
+TTY) or ``resize ROWS COLS`` (sets the pty window size; the container gets SIGWINCH).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import select
+import socket
+import struct
+import termios
+from collections.abc import Sequence
+from pathlib import Path
+
+from dockyard.supervise.logfile import JsonLog
+
+STREAM_IDS = {"stdout": 1, "stderr": 2}
+
+
+def _close_gently(client: socket.socket) -> None:
+    """Drain unread input first: closing with unread bytes makes the kernel send a
+    reset, and the client would lose output it has not read yet."""
+    with contextlib.suppress(OSError):
+        client.setblocking(False)
+        while client.recv(65536):
+            pass
+    with contextlib.suppress(OSError):
+        client.shutdown(socket.SHUT_WR)
+    with contextlib.suppress(OSError):
+        client.close()
+
+
+def socket_path(bundle_fd: int, name: str = "attach.sock") -> str:
+    return f"/proc/self/fd/{bundle_fd}/{name}"
+
+
+class IOHub:
+    def __init__(self, bundle: Path, log: JsonLog, *, tty: bool) -> None:
+        self.log = log
+        self.tty = tty
+        self.bundle_fd = os.open(bundle, os.O_RDONLY | os.O_DIRECTORY)
+        (bundle / "attach.sock").unlink(missing_ok=True)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(socket_path(self.bundle_fd))
+        self.listener.listen(8)
+        self.clients: list[socket.socket] = []
+        self.readable: list[socket.socket] = []  # clients whose input is still open
+        self.pending: dict[socket.socket, bytes] = {}
+        self.outputs: dict[int, str] = {}
+        self.input_fd: int | None = None  # pty master or stdin pipe write end
+
+    def wait_for_client(self, timeout: float) -> None:
+        """Docker attaches before it starts: block until a client says ``attach``."""
+        deadline = timeout
+        while not self.clients and deadline > 0:
+            watch: list[socket.socket] = [self.listener, *self.pending]
+            ready, _, _ = select.select(watch, [], [], 0.1)
+            deadline -= 0.1
+            self._service(ready)
+
+    def run(self) -> None:
+        """Until every output stream is closed."""
+        partial = {fd: b"" for fd in self.outputs}
+        while self.outputs:
+            watch: list[int | socket.socket] = [*self.outputs, self.listener, *self.readable,
+                                                *self.pending]
+            ready, _, _ = select.select(watch, [], [])
+            for fd in [f for f in ready if isinstance(f, int)]:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # EIO: the pty's last slave closed
+                    data = b""
+                stream = self.outputs[fd]
+                if not data:
+                    if partial[fd]:
+                        self.log.write(stream, partial[fd])
+                    del self.outputs[fd]
+                    os.close(fd)
+                    continue
+                self._broadcast(stream, data)
+                *lines, partial[fd] = (partial[fd] + data).split(b"\n")
+                for line in lines:
+                    self.log.write(stream, line + b"\n")
+            self._service([s for s in ready if not isinstance(s, int)])
+        for client in self.clients:
+            _close_gently(client)
+        self.clients.clear()
+        if self.input_fd is not None and not self.tty:
+            with contextlib.suppress(OSError):
+                os.close(self.input_fd)
+            self.input_fd = None
+
+    def _broadcast(self, stream: str, data: bytes) -> None:
+        frame = data if self.tty else struct.pack(">BxxxL", STREAM_IDS[stream], len(data)) + \
+            data
+        for client in list(self.clients):
+            try:
+                client.sendall(frame)
+            except OSError:
+                self._drop(client)
+
+    def _service(self, ready: Sequence[object]) -> None:
+        for item in ready:
+            if item is self.listener:
+                conn, _ = self.listener.accept()
+                self.pending[conn] = b""
+            elif isinstance(item, socket.socket) and item in self.pending:
+                self._handshake(item)
+            elif isinstance(item, socket.socket) and item in self.clients:
+                self._client_input(item)
+
+    def _handshake(self, conn: socket.socket) -> None:
+        data = conn.recv(4096)
+        if not data:
+            self.pending.pop(conn)
+            conn.close()
+            return
+        buffered = self.pending[conn] + data
+        if b"\n" not in buffered:
+            self.pending[conn] = buffered
+            return
+        line, rest = buffered.split(b"\n", 1)
+        self.pending.pop(conn)
+        words = line.decode(errors="replace").split()
+        if words[:1] == ["resize"] and len(words) == 3 and self.tty and self.input_fd is not None:
+            fcntl.ioctl(self.input_fd, termios.TIOCSWINSZ,
+                        struct.pack("HHHH", int(words[1]), int(words[2]), 0, 0))
+            conn.close()
+        elif words[:1] == ["attach"]:
+            self.clients.append(conn)
+            self.readable.append(conn)
+            if rest:
+                self._forward(rest)
+        else:
+            conn.close()
+
+    def _client_input(self, client: socket.socket) -> None:
+        try:
+            data = client.recv(65536)
+        except OSError:
+            data = b""
+        if not data:  # the client half-closed: its stdin ended; it still wants output
+            self.readable.remove(client)
+            if not self.tty and self.input_fd is not None:  # stdin EOF for the container
+                os.close(self.input_fd)
+                self.input_fd = None
+            return
+        self._forward(data)
+
+    def _forward(self, data: bytes) -> None:
+        if self.input_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self.input_fd, data)
+
+    def _drop(self, client: socket.socket) -> None:
+        for group in (self.clients, self.readable):
+            if client in group:
+                group.remove(client)
+        with contextlib.suppress(OSError):
+            client.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        with contextlib.suppress(OSError):
+            os.unlink(socket_path(self.bundle_fd))
+        os.close(self.bundle_fd)
