@@ -11,7 +11,7 @@ VENV="${DOCKYARD_VENV:-/opt/dockyard}"
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq busybox-static runc libseccomp2 iproute2 procps >/dev/null
+apt-get install -y -qq busybox-static runc libseccomp2 iproute2 procps tini >/dev/null
 if [[ "${1:-}" == "--dev" ]]; then
     # compatibility tests: a real dockerd drives dockyard-runtime; images go through
     # Debian's docker-registry (htpasswd from apache2-utils), skopeo and umoci

@@ -41,6 +41,14 @@ def system_check(engine: Engine) -> None:
     click.echo("ok: store consistent")
 
 
+@system_group.command("restore")
+@click.pass_obj
+def system_restore(engine: Engine) -> None:
+    """Restart containers whose restart policy says so after a crash or reboot."""
+    for container_id in engine.containers.restore():
+        click.echo(container_id)
+
+
 @system_group.command("container-exited", hidden=True)
 @click.argument("container_id")
 @click.pass_obj

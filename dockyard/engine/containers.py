@@ -141,7 +141,7 @@ class ContainerService:
         config = ocispec.build(image_config, spec, rootfs=str(rootfs),
                                hostname=spec.hostname or record.id[:12],
                                cgroup_path=f"/dockyard-{record.id[:24]}", user=user,
-                               seccomp_json=seccomp)
+                               seccomp_json=seccomp, init_binary=_init_binary())
         (self.bundle(record.id) / "config.json").write_text(json.dumps(config))
 
     def _paused(self, container_id: str) -> bool:
@@ -197,6 +197,21 @@ class ContainerService:
             self.wait_exited(record.id)
             raise _start_error(answer or "the supervisor exited before the container started")
         return self.get(record.id)
+
+    def restore(self) -> list[str]:
+        """After a crash or reboot: bring back ``--restart always`` containers (and
+        ``unless-stopped`` ones the user did not stop), as dockerd does when it starts.
+        Idempotent; run it at boot (``dockyard system restore``)."""
+        restarted = []
+        for record in self.list(all_containers=True):
+            if record.state in ("running", "paused") or pid_alive(record.supervisor_pid):
+                continue
+            policy = record.spec.restart.name
+            stopped = (self.bundle(record.id) / "stop-requested").exists()
+            if policy == "always" or (policy == "unless-stopped" and not stopped):
+                self.start(record.id)
+                restarted.append(record.id)
+        return restarted
 
     def on_exit(self, ref: str) -> None:
         """The supervisor's exit hook: unmount the rootfs; ``--rm`` removes everything."""
@@ -334,6 +349,14 @@ class ContainerService:
 
         record = self.get(ref)
         return container_json(record, self.bundle(record.id), self.images)
+
+
+def _init_binary() -> str | None:
+    """A static init for --init: Debian's tini-static (also what docker-init is)."""
+    for candidate in ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/tini"):
+        if os.path.exists(candidate):
+            return candidate
+    return None
 
 
 def _unmount_quietly(rootfs: Path, unmount: Any) -> None:

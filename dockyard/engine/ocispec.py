@@ -105,13 +105,29 @@ def _cap(name: str) -> str:
     return full
 
 
+INIT_PATH = "/sbin/docker-init"
+
+
 def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hostname: str,
-          cgroup_path: str, user: UserIds, seccomp_json: str | None = None) -> dict[str, Any]:
-    """The config.json for this container."""
+          cgroup_path: str, user: UserIds, seccomp_json: str | None = None,
+          init_binary: str | None = None) -> dict[str, Any]:
+    """The config.json for this container.
+
+    With ``--init``, ``init_binary`` (tini) is bound read-only at /sbin/docker-init
+    and runs as pid 1 in front of the command, reaping zombies and forwarding signals.
+    """
     config = image_config.get("config") or {}
     caps = capabilities(spec)
-    oci = default_spec(tuple(process_args(config, spec)), rootfs=rootfs, terminal=spec.tty,
+    args = process_args(config, spec)
+    if spec.init:
+        if not init_binary:
+            raise InvalidArgument("--init: no init binary found (apt-get install tini)")
+        args = [INIT_PATH, "--", *args]
+    oci = default_spec(tuple(args), rootfs=rootfs, terminal=spec.tty,
                        hostname=hostname, capabilities=tuple(caps), seccomp=False)
+    if spec.init and init_binary:
+        oci["mounts"].append({"destination": INIT_PATH, "type": "bind", "source": init_binary,
+                              "options": ["bind", "ro", "nosuid", "nodev"]})
     process = oci["process"]
     process["env"] = merge_env(list(config.get("Env") or []), spec.env)
     if spec.tty and not any(e.startswith("TERM=") for e in process["env"]):

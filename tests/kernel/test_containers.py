@@ -269,3 +269,35 @@ def test_log_rotation(dy: Dockyard, tmp_path: Path) -> None:
     lines = dy("logs", "chatty").stdout.split()
     assert lines[-1] == "line-199" and len(lines) < 200
     assert lines == [f"line-{i}" for i in range(200 - len(lines), 200)]
+
+
+def test_init_reaps_zombies_and_forwards_signals(dy: Dockyard) -> None:
+    dy("run", "-d", "--init", "--name", "reaper", "box:1", "sh", "-c",
+       "trap 'echo bye; exit 0' TERM; for i in 1 2 3 4 5; do (sleep 0.01 &); done; "
+       "while true; do sleep 0.1; done")
+    time.sleep(1)
+    listing = dy("exec", "reaper", "ps", "-o", "pid,stat,comm").stdout
+    assert "docker-init" in listing.splitlines()[1]  # pid 1 is the init
+    assert not [line for line in listing.splitlines()[1:] if " Z " in f" {line} "]
+    dy("stop", "-t", "5", "reaper")
+    assert dy("logs", "reaper").stdout == "bye\n"
+    state = inspect(dy, "reaper")["State"]
+    assert isinstance(state, dict) and state["ExitCode"] == 0
+
+
+def test_restore_brings_back_always_containers(dy: Dockyard) -> None:
+    dy("run", "-d", "--restart", "always", "--name", "phoenix", "box:1", "sleep", "300")
+    dy("run", "-d", "--restart", "unless-stopped", "--name", "stopped", "box:1", "sleep", "300")
+    dy("stop", "-t", "0", "stopped")
+    doc = inspect(dy, "phoenix")
+    status = json.loads((Path(str(doc["LogPath"])).parent / "status.json").read_text())
+    old_pid = status["pid"]
+    os.kill(status["supervisor_pid"], signal.SIGKILL)  # the host "crashes"
+    os.kill(old_pid, signal.SIGKILL)
+    time.sleep(0.3)
+    assert inspect(dy, "phoenix")["State"]["Status"] == "exited"  # type: ignore[index]
+    restored = dy("system", "restore").stdout.split()
+    assert restored == [doc["Id"]]
+    state = inspect(dy, "phoenix")["State"]
+    assert isinstance(state, dict) and state["Running"] and state["Pid"] != old_pid
+    assert inspect(dy, "stopped")["State"]["Status"] == "exited"  # type: ignore[index]

@@ -87,3 +87,16 @@ def test_host_network_keeps_the_host_namespace() -> None:
     types = {n["type"] for n in build(ContainerSpec("i", network_mode="host"))["linux"][
         "namespaces"]}
     assert "network" not in types and "pid" in types
+
+
+def test_init_runs_in_front_of_the_command() -> None:
+    oci = ocispec.build(IMAGE, ContainerSpec("i", init=True), rootfs="r", hostname="h",
+                        cgroup_path="/x", user=ocispec.UserIds(0, 0),
+                        init_binary="/usr/bin/tini-static")
+    assert oci["process"]["args"][:2] == ["/sbin/docker-init", "--"]
+    assert {"destination": "/sbin/docker-init", "type": "bind",
+            "source": "/usr/bin/tini-static",
+            "options": ["bind", "ro", "nosuid", "nodev"]} in oci["mounts"]
+    with pytest.raises(InvalidArgument, match="no init binary"):
+        ocispec.build(IMAGE, ContainerSpec("i", init=True), rootfs="r", hostname="h",
+                      cgroup_path="/x", user=ocispec.UserIds(0, 0))
