@@ -11,7 +11,7 @@ import click
 
 from dockyard.cli.render import human_ago, render
 from dockyard.engine.engine import Engine
-from dockyard.engine.spec import ContainerSpec, RestartPolicy, TmpfsMount, Ulimit
+from dockyard.engine.spec import ContainerSpec, Healthcheck, RestartPolicy, TmpfsMount, Ulimit
 from dockyard.errors import InvalidArgument, NotImplementedFeature
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -106,7 +106,32 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
         ulimits=tuple(parse_ulimit(u) for u in o["ulimit"]),
         cap_add=o["cap_add"], cap_drop=o["cap_drop"], privileged=o["privileged"],
         no_new_privileges=nnp, seccomp_profile=seccomp,
-        oom_kill_disable=o["oom_kill_disable"], network_mode=o["network"])
+        oom_kill_disable=o["oom_kill_disable"], network_mode=o["network"],
+        healthcheck=_healthcheck(o), no_healthcheck=o["no_healthcheck"])
+
+
+def parse_duration(text: str | None, flag: str, default: float) -> float:
+    """Go-style durations as Docker takes them: 30s, 1m30s, 500ms, 2h."""
+    if not text:
+        return default
+    total, number = 0.0, ""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "ns": 1e-9}
+    for match in re.finditer(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)", text):
+        number = match.group(0)
+        total += float(match.group(1)) * units[match.group(2)]
+    if not number or re.sub(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)", "", text):
+        raise InvalidArgument(f"invalid duration {text!r} for {flag}")
+    return total
+
+
+def _healthcheck(o: dict[str, Any]) -> Healthcheck | None:
+    if not o["health_cmd"]:
+        return None
+    return Healthcheck(("CMD-SHELL", o["health_cmd"]),
+                       parse_duration(o["health_interval"], "--health-interval", 30.0),
+                       parse_duration(o["health_timeout"], "--health-timeout", 30.0),
+                       o["health_retries"] or 3,
+                       parse_duration(o["health_start_period"], "--health-start-period", 0.0))
 
 
 def container_options(func: Any) -> Any:
@@ -129,6 +154,9 @@ def container_options(func: Any) -> Any:
                                                                   is_flag=True),
         click.option("--network", "--net", "network", default="none"),
         click.option("--log-opt", multiple=True, help="max-size=10m, max-file=3"),
+        click.option("--health-cmd"), click.option("--health-interval"),
+        click.option("--health-timeout"), click.option("--health-retries", type=int),
+        click.option("--health-start-period"), click.option("--no-healthcheck", is_flag=True),
     ]
     for option in reversed(options):
         func = option(func)
@@ -267,10 +295,12 @@ def wait_cmd(engine: Engine, containers: tuple[str, ...]) -> None:
         click.echo(engine.containers.wait_exited(ref, timeout=10**9).exit_code)
 
 
-def _status(record: Any) -> str:
+def _status(record: Any, health: str | None = None) -> str:
     if record.state in ("running", "paused"):
         up = "Up " + human_ago(record.started_at).removesuffix(" ago")
-        return up + " (Paused)" if record.state == "paused" else up
+        if record.state == "paused":
+            return up + " (Paused)"
+        return f"{up} ({health})" if health else up
     if record.state == "created":
         return "Created"
     return f"Exited ({record.exit_code}) {human_ago(record.finished_at)}"
@@ -305,10 +335,19 @@ def ps_cmd(engine: Engine, all_containers: bool, quiet: bool, no_trunc: bool,
         for record in records:
             click.echo(record.id if no_trunc else record.id[:12])
         return
+    from dockyard.engine.inspect import health_of
+
+    healths: dict[str, str] = {}
+    for record in records:
+        health = health_of(engine.containers.bundle(record.id))
+        if health:
+            healths[record.id] = health["Status"] if health["Status"] != "starting" \
+                else "health: starting"
     rows = [{"ID": r.id if no_trunc else r.id[:12], "Image": r.image,
              "Command": '"' + " ".join(engine.containers.inspect(r.id)["Args"][:0] or
                                        [engine.containers.inspect(r.id)["Path"]])[:20] + '"',
-             "RunningFor": human_ago(r.created), "Status": _status(r), "Ports": "",
+             "RunningFor": human_ago(r.created), "Status": _status(r, healths.get(r.id)),
+             "Ports": "",
              "Names": r.name, "State": r.state} for r in records]
     click.echo(render(rows, ["ID", "Image", "Command", "RunningFor", "Status", "Ports",
                              "Names"], fmt,

@@ -185,7 +185,9 @@ class ContainerService:
                  "--restart", f"{restart.name}:{restart.maximum_retry_count}",
                  "--exit-hook", json.dumps(exit_hook), "--ready-fd", str(ready_w),
                  "--log-max-size", str(spec.log_max_size),
-                 "--log-max-file", str(spec.log_max_file), *flags],
+                 "--log-max-file", str(spec.log_max_file),
+                 "--health", json.dumps(self._health(record)) if self._health(record) else "",
+                 *flags],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(ready_w,),
                 start_new_session=True)
         finally:
@@ -212,6 +214,27 @@ class ContainerService:
                 self.start(record.id)
                 restarted.append(record.id)
         return restarted
+
+    def _health(self, record: ContainerRecord) -> dict[str, Any] | None:
+        """The effective healthcheck: the container's, else the image's; NONE disables."""
+        spec = record.spec
+        if spec.no_healthcheck:
+            return None
+        if spec.healthcheck is not None and spec.healthcheck.test:
+            check = spec.healthcheck._asdict()
+        else:
+            image = self.images.index.get(record.manifest_digest)
+            raw = (self.images.config(image).get("config") or {}).get("Healthcheck") \
+                if image else None
+            if not raw or not raw.get("Test"):
+                return None
+            check = {"test": raw["Test"], "interval": raw.get("Interval", 0) / 1e9,
+                     "timeout": raw.get("Timeout", 0) / 1e9, "retries": raw.get("Retries", 0),
+                     "start_period": raw.get("StartPeriod", 0) / 1e9}
+        if list(check["test"])[:1] == ["NONE"]:
+            return None
+        check["test"] = list(check["test"])
+        return check
 
     def on_exit(self, ref: str) -> None:
         """The supervisor's exit hook: unmount the rootfs; ``--rm`` removes everything."""

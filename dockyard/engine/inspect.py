@@ -17,6 +17,17 @@ def _image_config(record: ContainerRecord, images: ImageService) -> dict[str, An
     return dict(images.config(image).get("config") or {})
 
 
+def health_of(bundle: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        status = json.loads((bundle / "status.json").read_text())
+    except (OSError, ValueError):
+        return None
+    health = status.get("health")
+    return health if isinstance(health, dict) else None
+
+
 def container_json(record: ContainerRecord, bundle: Path,
                    images: ImageService) -> dict[str, Any]:
     spec = record.spec
@@ -27,6 +38,10 @@ def container_json(record: ContainerRecord, bundle: Path,
         args = []
     env = ocispec.merge_env(list(config.get("Env") or []), spec.env)
     running = record.state == "running"
+    state: dict[str, Any] = {}
+    health = health_of(bundle)
+    if health is not None:
+        state["Health"] = health
     return {
         "Id": record.id,
         "Created": record.created,
@@ -39,6 +54,7 @@ def container_json(record: ContainerRecord, bundle: Path,
             "Pid": record.pid if running else 0, "ExitCode": record.exit_code,
             "Error": record.error, "StartedAt": record.started_at or "0001-01-01T00:00:00Z",
             "FinishedAt": record.finished_at or "0001-01-01T00:00:00Z",
+            **state,
         },
         "Image": record.image_id,
         "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "",

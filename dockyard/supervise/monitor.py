@@ -28,11 +28,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from dockyard.store.atomic import atomic_write
+from dockyard.supervise.health import HealthChecker
 from dockyard.supervise.iohub import IOHub
 from dockyard.supervise.logfile import JsonLog, now_iso
 
@@ -53,15 +55,33 @@ class Supervisor:
         self.wait_attach: bool = args.wait_attach
         self.log = JsonLog(self.bundle / "container.log", args.log_max_size, args.log_max_file)
         self.hub = IOHub(self.bundle, self.log, tty=self.tty)
+        self.health_config: dict[str, Any] | None = json.loads(args.health) \
+            if args.health else None
+        self.health: HealthChecker | None = None
+        self._lock = threading.Lock()
         self.status: dict[str, Any] = {"state": "created", "pid": 0, "exit_code": 0,
                                        "started_at": "", "finished_at": "", "restart_count": 0,
                                        "oom_killed": False, "error": "",
                                        "supervisor_pid": os.getpid()}
 
     def save(self, **changes: Any) -> None:
-        self.status.update(changes)
-        atomic_write(self.bundle / "status.json", json.dumps(self.status).encode(),
-                     durable=False)
+        with self._lock:  # the health thread saves too
+            self.status.update(changes)
+            atomic_write(self.bundle / "status.json", json.dumps(self.status).encode(),
+                         durable=False)
+
+    def _start_health(self) -> None:
+        if self.health_config is None:
+            return
+        exec_argv = [*self.runtime, "--root", self.runtime_root, "exec", self.id]
+        self.health = HealthChecker(self.health_config, exec_argv,
+                                    lambda state: self.save(health=dict(state)))
+        self.health.start()
+
+    def _stop_health(self) -> None:
+        if self.health is not None:
+            self.health.stop()
+            self.health = None
 
     def runtime_call(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run([*self.runtime, "--root", self.runtime_root, *args],
@@ -112,8 +132,12 @@ class Supervisor:
 
     def pump(self, pid: int) -> int:
         """Serve stdio until the container's output closes; returns its exit code."""
-        self.hub.run()
-        return self._reap(pid)
+        self._start_health()
+        try:
+            self.hub.run()
+            return self._reap(pid)
+        finally:
+            self._stop_health()
 
     @staticmethod
     def _reap(pid: int) -> int:
@@ -273,6 +297,7 @@ def main() -> int:
     parser.add_argument("--exit-hook", default="[]", help="JSON argv run after the last exit")
     parser.add_argument("--ready-fd", type=int, required=True)
     parser.add_argument("--tty", action="store_true")
+    parser.add_argument("--health", default="", help="JSON healthcheck config")
     parser.add_argument("--stdin", action="store_true")
     parser.add_argument("--wait-attach", action="store_true")
     parser.add_argument("--log-max-size", type=int, default=0)

@@ -301,3 +301,28 @@ def test_restore_brings_back_always_containers(dy: Dockyard) -> None:
     state = inspect(dy, "phoenix")["State"]
     assert isinstance(state, dict) and state["Running"] and state["Pid"] != old_pid
     assert inspect(dy, "stopped")["State"]["Status"] == "exited"  # type: ignore[index]
+
+
+def test_healthcheck_goes_healthy_then_unhealthy(dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "doc", "--health-cmd", "test -e /tmp/ok",
+       "--health-interval", "200ms", "--health-retries", "2", "box:1", "sh", "-c",
+       "touch /tmp/ok; sleep 1; rm /tmp/ok; sleep 300")
+
+    def health() -> dict[str, object]:
+        state = inspect(dy, "doc")["State"]
+        assert isinstance(state, dict)
+        value = state["Health"]
+        assert isinstance(value, dict)
+        return value
+
+    deadline = time.monotonic() + 10
+    while health()["Status"] != "healthy":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert "(healthy)" in dy("ps", "--format", "{{.Status}}").stdout
+    while health()["Status"] != "unhealthy":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert int(str(health()["FailingStreak"])) >= 2
+    log = health()["Log"]
+    assert isinstance(log, list) and log[-1]["ExitCode"] == 1
