@@ -15,7 +15,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -175,24 +174,23 @@ class ContainerService:
         spec = record.spec
         flags = [flag for flag, wanted in (("--tty", spec.tty), ("--stdin", spec.stdin_open),
                                            ("--wait-attach", attach)) if wanted]
+        health = self._health(record)
+        argv = ["--id", record.id, "--bundle", str(bundle),
+                "--runtime", json.dumps(self.runtime_argv()),
+                "--runtime-root", str(self.layout.runtime_root),
+                "--restart", f"{restart.name}:{restart.maximum_retry_count}",
+                "--exit-hook", json.dumps(exit_hook),
+                "--log-max-size", str(spec.log_max_size),
+                "--log-max-file", str(spec.log_max_file),
+                "--health", json.dumps(health) if health else "", *flags]
         ready_r, ready_w = os.pipe()
-        log = open(bundle / "supervisor.log", "ab")  # noqa: SIM115 - closed below
         try:
-            subprocess.Popen(
-                [sys.executable, "-m", "dockyard.supervise.monitor", "--id", record.id,
-                 "--bundle", str(bundle), "--runtime", json.dumps(self.runtime_argv()),
-                 "--runtime-root", str(self.layout.runtime_root),
-                 "--restart", f"{restart.name}:{restart.maximum_retry_count}",
-                 "--exit-hook", json.dumps(exit_hook), "--ready-fd", str(ready_w),
-                 "--log-max-size", str(spec.log_max_size),
-                 "--log-max-file", str(spec.log_max_file),
-                 "--health", json.dumps(self._health(record)) if self._health(record) else "",
-                 *flags],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(ready_w,),
-                start_new_session=True)
+            from dockyard.supervise.zygote import request
+
+            self.layout.run_dir.mkdir(parents=True, exist_ok=True)
+            request(self.layout.run_dir, argv, ready_w, sys.executable)
         finally:
             os.close(ready_w)
-            log.close()
         with os.fdopen(ready_r, "rb") as ready:
             answer = ready.read().decode(errors="replace").strip()
         if answer != "ok":

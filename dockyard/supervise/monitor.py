@@ -20,6 +20,7 @@ import argparse
 import array
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import shutil
@@ -287,7 +288,9 @@ def _receive_fd(conn: socket.socket) -> int:
     raise RuntimeError("the runtime sent no terminal over the console socket")
 
 
-def main() -> int:
+@functools.cache
+def build_parser() -> argparse.ArgumentParser:
+    """Built once (in the zygote, before it forks, so every supervisor shares it)."""
     parser = argparse.ArgumentParser(prog="dockyard-supervisor")
     parser.add_argument("--id", required=True)
     parser.add_argument("--bundle", required=True)
@@ -302,7 +305,20 @@ def main() -> int:
     parser.add_argument("--wait-attach", action="store_true")
     parser.add_argument("--log-max-size", type=int, default=0)
     parser.add_argument("--log-max-file", type=int, default=1)
-    args = parser.parse_args()
+    return parser
+
+
+def warm_up() -> None:
+    """Create the lazily-built caches a supervisor would otherwise build after the fork."""
+    build_parser().parse_args(["--id", "x", "--bundle", "/", "--runtime", "[]",
+                               "--runtime-root", "/", "--ready-fd", "0"])
+    json.loads(json.dumps({"warm": [1, "x", None]}))
+    now_iso()
+    tempfile.gettempdir()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # The one prctl outside runtime/linux/syscalls.py: supervise sits below the runtime
     # and may not import it.  As subreaper we inherit the init when `create` exits.

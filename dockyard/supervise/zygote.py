@@ -1,0 +1,159 @@
+"""One lightly-imported parent that forks every container's supervisor.
+
+A supervisor started as a fresh interpreter keeps ~7 MiB of private memory per
+container.  Forked from this zygote — which has already imported everything a
+supervisor needs and frozen its objects out of the garbage collector's reach
+(``gc.freeze()``, so collections do not write to the shared pages) — a supervisor
+shares the interpreter and module pages with the zygote and its siblings, and
+keeps only what it writes itself.
+
+The zygote is started on demand by the engine (``ensure_zygote``), listens on
+``zygote.sock`` in the run directory, receives a request (the supervisor's
+arguments as JSON, and its ready-pipe fd over SCM_RIGHTS), forks, and answers with
+the child's pid.  It exits as soon as it has no supervisors left, so nothing of it
+lingers once the last container is gone.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import gc
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SOCKET_NAME = "zygote.sock"
+
+
+def _path(dir_fd: int) -> str:
+    return f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}"
+
+
+def serve(run_dir: Path) -> int:
+    from dockyard.supervise import monitor  # the heavy imports happen once, here
+
+    monitor.warm_up()
+    gc.collect()
+    gc.freeze()
+    dir_fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_path(dir_fd))
+    listener.bind(_path(dir_fd))
+    listener.listen(16)
+    children: set[int] = set()
+    served = False
+    try:
+        while not served or children:
+            ready, _, _ = select.select([listener], [], [], 0.2)
+            if ready:
+                conn, _ = listener.accept()
+                with conn:
+                    pid = _fork_supervisor(conn, listener, monitor)
+                if pid:
+                    children.add(pid)
+                    served = True
+            children = {pid for pid in children if not _reaped(pid)}
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(_path(dir_fd))
+        listener.close()
+    return 0
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == pid
+
+
+def _fork_supervisor(conn: socket.socket, listener: socket.socket, monitor: object) -> int:
+    fds = array.array("i")
+    data, ancdata, _flags, _addr = conn.recvmsg(65536, socket.CMSG_LEN(fds.itemsize))
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    if not fds:
+        return 0
+    argv: list[str] = json.loads(data)
+    ready_fd = fds[0]
+    pid = os.fork()
+    if pid == 0:
+        listener.close()
+        os.setsid()
+        log = os.open(Path(argv[argv.index("--bundle") + 1]) / "supervisor.log",
+                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        code = 1
+        try:
+            code = monitor.main([*argv, "--ready-fd", str(ready_fd)])  # type: ignore[attr-defined]
+        finally:
+            os._exit(code)
+    os.close(ready_fd)
+    conn.sendall(str(pid).encode())
+    return pid
+
+
+def request(run_dir: Path, argv: list[str], ready_fd: int, python: str) -> int:
+    """Ask the zygote (starting one if there is none) for a supervisor; returns its pid."""
+    for attempt in range(2):
+        sock = _connect(run_dir)
+        if sock is None:
+            _spawn(run_dir, python)
+            sock = _wait_for(run_dir)
+        try:
+            with sock:
+                sock.sendmsg([json.dumps(argv).encode()],
+                             [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i",
+                                                                                [ready_fd]))])
+                answer = sock.recv(64)
+            if answer:
+                return int(answer)
+        except OSError:
+            if attempt:
+                raise
+    raise RuntimeError("the supervisor zygote did not answer")
+
+
+def _connect(run_dir: Path) -> socket.socket | None:
+    fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(_path(fd))
+        return sock
+    except OSError:
+        sock.close()
+        return None
+    finally:
+        os.close(fd)
+
+
+def _spawn(run_dir: Path, python: str) -> None:
+    subprocess.Popen([python, "-m", "dockyard.supervise.zygote", str(run_dir)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
+
+def _wait_for(run_dir: Path) -> socket.socket:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        sock = _connect(run_dir)
+        if sock is not None:
+            return sock
+        time.sleep(0.005)
+    raise RuntimeError("the supervisor zygote did not start")
+
+
+if __name__ == "__main__":
+    sys.exit(serve(Path(sys.argv[1])))
