@@ -264,6 +264,19 @@ def stop_cmd(engine: Engine, timeout: int | None, containers: tuple[str, ...]) -
     _each(containers, lambda ref: engine.containers.stop(ref, timeout))
 
 
+@click.command("restart")
+@click.option("-t", "--time", "timeout", type=int, default=None)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def restart_cmd(engine: Engine, timeout: int | None, containers: tuple[str, ...]) -> None:
+    """Restart containers (stop, then start)."""
+    def restart(ref: str) -> None:
+        engine.containers.stop(ref, timeout)
+        engine.containers.start(ref)
+
+    _each(containers, restart)
+
+
 @click.command("kill")
 @click.option("-s", "--signal", "sig", default="KILL")
 @click.argument("containers", nargs=-1, required=True)
@@ -391,11 +404,12 @@ def container_inspect(engine: Engine, containers: tuple[str, ...], fmt: str | No
 
 
 for _name, _cmd in (("create", create_cmd), ("run", run_cmd), ("start", start_cmd),
-                    ("stop", stop_cmd), ("kill", kill_cmd), ("rm", rm_cmd), ("ls", ps_cmd),
+                    ("stop", stop_cmd), ("restart", restart_cmd), ("kill", kill_cmd), ("rm", rm_cmd), ("ls", ps_cmd),
                     ("logs", logs_cmd), ("wait", wait_cmd)):
     container_group.add_command(_cmd, _name)
 
 
-COMMANDS = [attach_cmd, create_cmd, run_cmd, start_cmd, stop_cmd, kill_cmd, rm_cmd, ps_cmd,
+COMMANDS = [attach_cmd, create_cmd, run_cmd, start_cmd, stop_cmd, restart_cmd, kill_cmd, rm_cmd,
+            ps_cmd,
             logs_cmd,
             wait_cmd, container_group]

@@ -159,13 +159,30 @@ class ContainerService:
         record = self.get(ref)
         if record.state in ("running", "paused"):
             return record
+        with self._locked(record.id):
+            return self._start_locked(record, attach)
+
+    @contextlib.contextmanager
+    def _locked(self, container_id: str) -> Iterator[None]:
+        """Serialises start against the previous supervisor's exit hook (which unmounts
+        the rootfs): without it a restart could lose its rootfs to a late unmount."""
+        import fcntl
+
+        fd = os.open(self.bundle(container_id) / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _start_locked(self, record: ContainerRecord, attach: bool) -> ContainerRecord:
         bundle = self.bundle(record.id)
         (bundle / "stop-requested").unlink(missing_ok=True)
         (bundle / "status.json").unlink(missing_ok=True)
         try:
             self._write_runtime_config(record)
         except BaseException:
-            self.on_exit(record.id)
+            self._unmount_if_idle(record.id)
             raise
         self.layout.runtime_root.mkdir(parents=True, exist_ok=True)
         restart = record.spec.restart
@@ -235,13 +252,23 @@ class ContainerService:
         return check
 
     def on_exit(self, ref: str) -> None:
-        """The supervisor's exit hook: unmount the rootfs; ``--rm`` removes everything."""
+        """The supervisor's exit hook: unmount the rootfs; ``--rm`` removes everything.
+        Skipped when the container was started again meanwhile."""
+        record = self.get(ref)
+        if not self.bundle(record.id).exists():
+            return
+        with self._locked(record.id):
+            record = self.get(ref)
+            if record.state in ("running", "paused") or pid_alive(record.supervisor_pid):
+                return
+            self._unmount_if_idle(record.id)
+            if record.spec.auto_remove:
+                self.cleanup(record.id)
+
+    def _unmount_if_idle(self, container_id: str) -> None:
         from dockyard.snapshots.mount import unmount
 
-        record = self.get(ref)
-        _unmount_quietly(self.bundle(record.id) / "rootfs", unmount)
-        if record.spec.auto_remove and record.state != "running":
-            self.cleanup(record.id)
+        _unmount_quietly(self.bundle(container_id) / "rootfs", unmount)
 
     def kill(self, ref: str, sig: int = signal.SIGKILL) -> ContainerRecord:
         record = self.get(ref)

@@ -161,6 +161,7 @@ class Supervisor:
             self.max_retries == 0 or self.status["restart_count"] < self.max_retries)
 
     def run(self, ready_fd: int) -> int:
+        self.save()  # our pid is visible from the first instant (see ContainerService._locked)
         announced = self.wait_attach
         try:
             pid = self.start_once(ready_fd)

@@ -326,3 +326,16 @@ def test_healthcheck_goes_healthy_then_unhealthy(dy: Dockyard) -> None:
     assert int(str(health()["FailingStreak"])) >= 2
     log = health()["Log"]
     assert isinstance(log, list) and log[-1]["ExitCode"] == 1
+
+
+def test_restart_command(dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "again", "box:1", "sh", "-c", "echo started; sleep 300")
+    first = inspect(dy, "again")["State"]
+    dy("restart", "-t", "0", "again")
+    second = inspect(dy, "again")["State"]
+    assert isinstance(first, dict) and isinstance(second, dict)
+    assert second["Running"] and second["Pid"] != first["Pid"]
+    deadline = time.monotonic() + 5
+    while dy("logs", "again").stdout.split() != ["started", "started"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
