@@ -404,8 +404,8 @@ def container_inspect(engine: Engine, containers: tuple[str, ...], fmt: str | No
 
 
 for _name, _cmd in (("create", create_cmd), ("run", run_cmd), ("start", start_cmd),
-                    ("stop", stop_cmd), ("restart", restart_cmd), ("kill", kill_cmd), ("rm", rm_cmd), ("ls", ps_cmd),
-                    ("logs", logs_cmd), ("wait", wait_cmd)):
+                    ("stop", stop_cmd), ("restart", restart_cmd), ("kill", kill_cmd),
+                    ("rm", rm_cmd), ("ls", ps_cmd), ("logs", logs_cmd), ("wait", wait_cmd)):
     container_group.add_command(_cmd, _name)
 
 
