@@ -28,6 +28,9 @@ from dockyard.engine.spec import ContainerSpec
 from dockyard.errors import Conflict, InternalError, InvalidArgument
 from dockyard.store.layout import Layout
 
+# The engine's choice of runtime driver for supervisors: the runtime library in-process.
+BUILTIN_DRIVER = "dockyard.runtime.driver"
+
 
 def now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -195,6 +198,7 @@ class ContainerService:
         argv = ["--id", record.id, "--bundle", str(bundle),
                 "--runtime", json.dumps(self.runtime_argv()),
                 "--runtime-root", str(self.layout.runtime_root),
+                "--driver", BUILTIN_DRIVER,
                 "--restart", f"{restart.name}:{restart.maximum_retry_count}",
                 "--exit-hook", json.dumps(exit_hook),
                 "--log-max-size", str(spec.log_max_size),
@@ -205,11 +209,14 @@ class ContainerService:
             from dockyard.supervise.zygote import request
 
             self.layout.run_dir.mkdir(parents=True, exist_ok=True)
-            request(self.layout.run_dir, argv, ready_w, sys.executable)
+            request(self.layout.run_dir, argv, ready_w, sys.executable,
+                    preload=(BUILTIN_DRIVER,))
         finally:
             os.close(ready_w)
         with os.fdopen(ready_r, "rb") as ready:
-            answer = ready.read().decode(errors="replace").strip()
+            # one line, not "until EOF": the container's init, forked in the supervisor,
+            # holds a copy of the pipe until it execs
+            answer = ready.readline().decode(errors="replace").strip()
         if answer != "ok":
             self.wait_exited(record.id)
             raise _start_error(answer or "the supervisor exited before the container started")

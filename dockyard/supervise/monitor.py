@@ -21,6 +21,7 @@ import array
 import contextlib
 import ctypes
 import functools
+import importlib
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.store.atomic import atomic_write
+from dockyard.supervise.driver import CliDriver, RuntimeDriver
 from dockyard.supervise.health import HealthChecker
 from dockyard.supervise.iohub import IOHub
 from dockyard.supervise.logfile import JsonLog, now_iso
@@ -54,6 +56,7 @@ class Supervisor:
         self.tty: bool = args.tty
         self.stdin: bool = args.stdin
         self.wait_attach: bool = args.wait_attach
+        self.driver = load_driver(args.driver, self.runtime, self.runtime_root)
         self.log = JsonLog(self.bundle / "container.log", args.log_max_size, args.log_max_file)
         self.hub = IOHub(self.bundle, self.log, tty=self.tty)
         self.health_config: dict[str, Any] | None = json.loads(args.health) \
@@ -74,7 +77,7 @@ class Supervisor:
     def _start_health(self) -> None:
         if self.health_config is None:
             return
-        exec_argv = [*self.runtime, "--root", self.runtime_root, "exec", self.id]
+        exec_argv = self.driver.exec_argv(self.id)
         self.health = HealthChecker(self.health_config, exec_argv,
                                     lambda state: self.save(health=dict(state)))
         self.health.start()
@@ -84,52 +87,26 @@ class Supervisor:
             self.health.stop()
             self.health = None
 
-    def runtime_call(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([*self.runtime, "--root", self.runtime_root, *args],
-                              check=False, **kwargs)
-
     def start_once(self, ready_fd: int = -1) -> int:
         """create (stdio wired to the hub) + start; returns the init's pid.
 
         When a client is to attach first, "ok" goes out on ``ready_fd`` right after
         create (the client attaches only once it hears it), then we wait for it.
         """
-        pid_file = self.bundle / "init.pid"
-        if os.path.exists(os.path.join(self.runtime_root, self.id)):  # left by a crash
-            self.runtime_call("delete", "--force", self.id, capture_output=True)
         with _Stdio(self.tty, self.stdin) as stdio:
-            argv = [*self.runtime, "--root", self.runtime_root, "--log",
-                    str(self.bundle / "runtime.log"), "--log-format", "json", "create",
-                    "--bundle", str(self.bundle), "--pid-file", str(pid_file)]
-            if stdio.console_path:
-                argv += ["--console-socket", stdio.console_path]
-            created = subprocess.run([*argv, self.id], stdin=stdio.child_in,
-                                     stdout=stdio.child_out, stderr=stdio.child_err,
-                                     check=False)
-            if created.returncode != 0:
+            try:
+                pid = self.driver.create(self.id, self.bundle, stdio)
+            except RuntimeError:
                 stdio.abandon()
-                raise RuntimeError(self._runtime_error())
+                raise
             stdio.hand_over(self.hub)
-        pid = int(pid_file.read_text())
         if self.wait_attach and ready_fd >= 0:
             os.write(ready_fd, b"ok\n")
             os.close(ready_fd)
             self.hub.wait_for_client(10.0)
             self.wait_attach = False
-        started = self.runtime_call("start", self.id, capture_output=True)
-        if started.returncode != 0:
-            self.runtime_call("delete", "--force", self.id, capture_output=True)
-            raise RuntimeError(started.stderr.decode(errors="replace").strip())
+        self.driver.start(self.id)
         return pid
-
-    def _runtime_error(self) -> str:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            lines = (self.bundle / "runtime.log").read_text().splitlines()
-            for line in reversed(lines):
-                entry = json.loads(line)
-                if entry.get("level") == "error":
-                    return str(entry.get("msg", ""))
-        return "the runtime failed to create the container"
 
     def pump(self, pid: int) -> int:
         """Serve stdio until the container's output closes; returns its exit code."""
@@ -168,7 +145,7 @@ class Supervisor:
         except RuntimeError as exc:
             self.save(state="exited", exit_code=128, error=str(exc), supervisor_pid=0)
             if not announced:
-                os.write(ready_fd, str(exc).encode() or b"error")
+                os.write(ready_fd, (str(exc).replace("\n", " ") or "error").encode() + b"\n")
                 os.close(ready_fd)
             self.hub.close()
             self._exit_hook()
@@ -186,9 +163,9 @@ class Supervisor:
                 # the exit is recorded first: whoever waits for it need not wait for us
                 self.save(state="exited", pid=0, exit_code=code, finished_at=now_iso(),
                           oom_killed=oom, supervisor_pid=0)
-                self.runtime_call("delete", "--force", self.id, capture_output=True)
+                self.driver.delete(self.id)
                 break
-            self.runtime_call("delete", "--force", self.id, capture_output=True)
+            self.driver.delete(self.id)
             self.save(state="restarting", pid=0, exit_code=code, finished_at=now_iso(),
                       oom_killed=oom)
             time.sleep(delay)  # Docker's back-off: doubling from 100 ms
@@ -289,6 +266,15 @@ def _receive_fd(conn: socket.socket) -> int:
     raise RuntimeError("the runtime sent no terminal over the console socket")
 
 
+def load_driver(module: str, runtime: list[str], root: str) -> RuntimeDriver:
+    """``cli`` (any runc-compatible binary) or a module exposing ``Driver``, named by the
+    engine; imported by name so this layer never imports the runtime package."""
+    if module in ("", "cli"):
+        return CliDriver(runtime, root)
+    driver: RuntimeDriver = importlib.import_module(module).Driver(runtime, root)
+    return driver
+
+
 @functools.cache
 def build_parser() -> argparse.ArgumentParser:
     """Built once (in the zygote, before it forks, so every supervisor shares it)."""
@@ -297,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bundle", required=True)
     parser.add_argument("--runtime", required=True, help="JSON argv of the runtime")
     parser.add_argument("--runtime-root", required=True)
+    parser.add_argument("--driver", default="cli", help="cli, or a module with a Driver")
     parser.add_argument("--restart", default="no")
     parser.add_argument("--exit-hook", default="[]", help="JSON argv run after the last exit")
     parser.add_argument("--ready-fd", type=int, required=True)

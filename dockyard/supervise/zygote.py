@@ -35,8 +35,14 @@ def _path(dir_fd: int) -> str:
     return f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}"
 
 
-def serve(run_dir: Path) -> int:
+def serve(run_dir: Path, preload: list[str]) -> int:
+    os.chdir("/")  # never hold the CLI's working directory (or its mount) busy
+    import importlib
+
     from dockyard.supervise import monitor  # the heavy imports happen once, here
+
+    for module in preload:  # e.g. the engine's runtime driver, shared by every fork
+        importlib.import_module(module)
 
     monitor.warm_up()
     gc.collect()
@@ -85,6 +91,9 @@ def _fork_supervisor(conn: socket.socket, listener: socket.socket, monitor: obje
         return 0
     argv: list[str] = json.loads(data)
     ready_fd = fds[0]
+    # SCM_RIGHTS fds arrive inheritable; the container's init must not keep the ready
+    # pipe open (the CLI reads it to EOF)
+    os.set_inheritable(ready_fd, False)
     pid = os.fork()
     if pid == 0:
         listener.close()
@@ -105,12 +114,13 @@ def _fork_supervisor(conn: socket.socket, listener: socket.socket, monitor: obje
     return pid
 
 
-def request(run_dir: Path, argv: list[str], ready_fd: int, python: str) -> int:
+def request(run_dir: Path, argv: list[str], ready_fd: int, python: str,
+            preload: tuple[str, ...] = ()) -> int:
     """Ask the zygote (starting one if there is none) for a supervisor; returns its pid."""
     for attempt in range(2):
         sock = _connect(run_dir)
         if sock is None:
-            _spawn(run_dir, python)
+            _spawn(run_dir, python, preload)
             sock = _wait_for(run_dir)
         try:
             with sock:
@@ -139,8 +149,8 @@ def _connect(run_dir: Path) -> socket.socket | None:
         os.close(fd)
 
 
-def _spawn(run_dir: Path, python: str) -> None:
-    subprocess.Popen([python, "-m", "dockyard.supervise.zygote", str(run_dir)],
+def _spawn(run_dir: Path, python: str, preload: tuple[str, ...]) -> None:
+    subprocess.Popen([python, "-m", "dockyard.supervise.zygote", str(run_dir), *preload],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 
@@ -156,4 +166,4 @@ def _wait_for(run_dir: Path) -> socket.socket:
 
 
 if __name__ == "__main__":
-    sys.exit(serve(Path(sys.argv[1])))
+    sys.exit(serve(Path(sys.argv[1]), sys.argv[2:]))

@@ -1,0 +1,82 @@
+"""How a supervisor talks to the OCI runtime: a small Protocol and its CLI implementation.
+
+``CliDriver`` runs any runc-compatible binary (runc, dockyard-runtime), as conmon
+does.  Faster drivers can be injected by name (``--driver MODULE``; the engine, as
+composition root, picks one), e.g. ``dockyard.runtime.driver``, which calls the
+runtime library in-process and saves three interpreter starts per container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Protocol
+
+
+class Stdio(Protocol):
+    child_in: int
+    child_out: int
+    child_err: int
+    console_path: str
+
+
+class RuntimeDriver(Protocol):
+    def create(self, container_id: str, bundle: Path, stdio: Stdio) -> int:
+        """Create the container; returns its init's pid; raises RuntimeError(message)."""
+
+    def start(self, container_id: str) -> None: ...
+
+    def delete(self, container_id: str) -> None:
+        """Forcefully, and quietly if there is nothing to delete."""
+
+    def exec_argv(self, container_id: str) -> list[str]:
+        """Prefix of a command line that runs a process in the container (healthchecks)."""
+
+
+class CliDriver:
+    def __init__(self, runtime: list[str], root: str) -> None:
+        self.runtime = runtime
+        self.root = root
+
+    def _call(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([*self.runtime, "--root", self.root, *args], check=False,
+                              capture_output=True, stdin=subprocess.DEVNULL)
+
+    def create(self, container_id: str, bundle: Path, stdio: Stdio) -> int:
+        if os.path.exists(os.path.join(self.root, container_id)):  # left by a crash
+            self.delete(container_id)
+        pid_file = bundle / "init.pid"
+        argv = [*self.runtime, "--root", self.root, "--log", str(bundle / "runtime.log"),
+                "--log-format", "json", "create", "--bundle", str(bundle), "--pid-file",
+                str(pid_file)]
+        if stdio.console_path:
+            argv += ["--console-socket", stdio.console_path]
+        created = subprocess.run([*argv, container_id], stdin=stdio.child_in,
+                                 stdout=stdio.child_out, stderr=stdio.child_err, check=False)
+        if created.returncode != 0:
+            raise RuntimeError(_last_error(bundle / "runtime.log"))
+        return int(pid_file.read_text())
+
+    def start(self, container_id: str) -> None:
+        started = self._call("start", container_id)
+        if started.returncode != 0:
+            self.delete(container_id)
+            raise RuntimeError(started.stderr.decode(errors="replace").strip())
+
+    def delete(self, container_id: str) -> None:
+        self._call("delete", "--force", container_id)
+
+    def exec_argv(self, container_id: str) -> list[str]:
+        return [*self.runtime, "--root", self.root, "exec", container_id]
+
+
+def _last_error(log: Path) -> str:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in reversed(log.read_text().splitlines()):
+            entry = json.loads(line)
+            if entry.get("level") == "error":
+                return str(entry.get("msg", ""))
+    return "the runtime failed to create the container"
