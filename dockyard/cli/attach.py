@@ -41,13 +41,15 @@ def _send_size(bundle: Path) -> None:
 
 
 def attach(bundle: Path, *, tty_mode: bool, stdin: bool) -> None:
-    sock = _connect(bundle, "attach")
     stdin_fd = sys.stdin.fileno()
     saved = None
-    if tty_mode and os.isatty(stdin_fd):
+    interactive_tty = tty_mode and os.isatty(stdin_fd)
+    if interactive_tty:
+        _send_size(bundle)  # before attaching: the container starts once we attach
+    sock = _connect(bundle, "attach")
+    if interactive_tty:
         saved = termios.tcgetattr(stdin_fd)
         tty.setraw(stdin_fd)
-        _send_size(bundle)
 
         def on_winch(_sig: int, _frame: FrameType | None) -> None:
             _send_size(bundle)

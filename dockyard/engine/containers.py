@@ -366,12 +366,14 @@ class ContainerService:
 
     def logs(self, ref: str, *, follow: bool = False, tail: int | None = None,
              since: str | None = None) -> Iterator[dict[str, str]]:
-        from dockyard.supervise.logfile import read_all
-
         record = self.get(ref)
         path = self.log_path(record.id)
-        position = path.stat().st_size if path.exists() else 0
-        lines = list(read_all(path))
+        lines = [entry for file in _rotated_files(path) for entry in _entries(file)]
+        position, inode = 0, 0
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as current:
+            data = current.read()
+            position, inode = len(data), os.fstat(current.fileno()).st_ino
+            lines += _parse_lines(data)
         if since:
             lines = [entry for entry in lines if entry["time"] >= since]
         if tail is not None:
@@ -379,21 +381,27 @@ class ContainerService:
         yield from lines
         if not follow:
             return
-        yield from self._follow(record.id, path, position)
+        yield from self._follow(record.id, path, position, inode)
 
-    def _follow(self, container_id: str, path: Path, position: int) -> Iterator[dict[str, str]]:
+    def _follow(self, container_id: str, path: Path, position: int,
+                inode: int) -> Iterator[dict[str, str]]:
+        """Tail the log; a rotation (new inode) is followed into the new file, after
+        reading what the old one still had."""
         buffer = b""
         while True:
             record = self.get(container_id)
             with contextlib.suppress(FileNotFoundError), open(path, "rb") as handle:
+                current = os.fstat(handle.fileno()).st_ino
+                if inode and current != inode:
+                    buffer += _rest_of_rotated(path, inode, position)
+                    position = 0
+                inode = current
                 handle.seek(position)
                 chunk = handle.read()
                 position += len(chunk)
                 buffer += chunk
             *complete, buffer = buffer.split(b"\n")
-            for line in complete:
-                if line.strip():
-                    yield json.loads(line)
+            yield from _parse_lines(b"\n".join(complete))
             if record.state not in ("running", "paused") and \
                     not pid_alive(record.supervisor_pid):
                 return
@@ -412,6 +420,39 @@ def _init_binary() -> str | None:
         if os.path.exists(candidate):
             return candidate
     return None
+
+
+def _parse_lines(data: bytes) -> list[dict[str, str]]:
+    """json-file lines; a torn line (a rotation raced a reader) is skipped, not fatal."""
+    entries = []
+    for line in data.split(b"\n"):
+        if line.strip():
+            with contextlib.suppress(ValueError):
+                entries.append(json.loads(line))
+    return entries
+
+
+def _rotated_files(path: Path) -> list[Path]:
+    from dockyard.supervise.logfile import log_files
+
+    return [p for p in log_files(path) if p != path]
+
+
+def _entries(path: Path) -> list[dict[str, str]]:
+    try:
+        return _parse_lines(path.read_bytes())
+    except OSError:
+        return []
+
+
+def _rest_of_rotated(path: Path, inode: int, position: int) -> bytes:
+    """What the file we were following (now ``container.log.1``) got after ``position``."""
+    rotated = path.with_name(path.name + ".1")
+    with contextlib.suppress(OSError), open(rotated, "rb") as handle:
+        if os.fstat(handle.fileno()).st_ino == inode:
+            handle.seek(position)
+            return handle.read()
+    return b""
 
 
 def _unmount_quietly(rootfs: Path, unmount: Any) -> None:
