@@ -30,10 +30,11 @@ def system_df(engine: Engine) -> None:
 
 
 @system_group.command("check")
+@click.option("--repair", is_flag=True, help="Fix what can be fixed (container leftovers).")
 @click.pass_obj
-def system_check(engine: Engine) -> None:
-    """Verify every blob and record; exit 1 and list the problems if any."""
-    problems = engine.images.check()
+def system_check(engine: Engine, repair: bool) -> None:
+    """Verify every blob, image and container record; exit 1 and list problems if any."""
+    problems = engine.images.check() + engine.containers.check(repair=repair)
     for problem in problems:
         click.echo(problem)
     if problems:

@@ -222,6 +222,38 @@ class ContainerService:
             raise _start_error(answer or "the supervisor exited before the container started")
         return self.get(record.id)
 
+    def check(self, *, repair: bool = False) -> list[str]:
+        """Problems a crash can leave, for ``system check`` (``--repair`` fixes them):
+        records without files, files without records, rootfs mounts of containers
+        nothing runs, runtime state of dead containers."""
+        from dockyard.runtime import operations
+
+        problems = []
+        records = {r.id: r for r in self.list(all_containers=True)}
+        root = self.layout.root / "containers"
+        on_disk = {p.name for p in root.iterdir()} if root.is_dir() else set()
+        for container_id in sorted(set(records) - on_disk):
+            problems.append(f"container {container_id[:12]}: record without files")
+            if repair:
+                self.store.remove(container_id)
+        for name in sorted(on_disk - set(records)):
+            problems.append(f"container directory {name[:12]}: no record")
+            if repair:
+                self.cleanup(name)
+        for record in records.values():
+            idle = record.state not in ("running", "paused") and \
+                not pid_alive(record.supervisor_pid)
+            if idle and os.path.ismount(self.bundle(record.id) / "rootfs"):
+                problems.append(f"container {record.id[:12]}: rootfs mounted but not running")
+                if repair:
+                    self._unmount_if_idle(record.id)
+            if idle and (self.layout.runtime_root / record.id).exists():
+                problems.append(f"container {record.id[:12]}: stale runtime state")
+                if repair:
+                    with contextlib.suppress(Exception):
+                        operations.delete(self.layout.runtime_root, record.id, force=True)
+        return problems
+
     def restore(self) -> list[str]:
         """After a crash or reboot: bring back ``--restart always`` containers (and
         ``unless-stopped`` ones the user did not stop), as dockerd does when it starts.

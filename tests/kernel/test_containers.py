@@ -339,3 +339,21 @@ def test_restart_command(dy: Dockyard) -> None:
     while dy("logs", "again").stdout.split() != ["started", "started"]:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_system_check_finds_and_repairs_crash_leftovers(dy: Dockyard, tmp_path: Path) -> None:
+    dy("run", "-d", "--name", "crashy", "box:1", "sleep", "300")
+    doc = inspect(dy, "crashy")
+    bundle = Path(str(doc["LogPath"])).parent
+    status = json.loads((bundle / "status.json").read_text())
+    os.kill(status["supervisor_pid"], signal.SIGKILL)  # no exit hook will run
+    os.kill(status["pid"], signal.SIGKILL)
+    time.sleep(0.3)
+    (tmp_path / "root" / "containers" / ("f" * 64)).mkdir()  # files without a record
+    result = dy("system", "check", check=False)
+    assert result.returncode == 1
+    assert "rootfs mounted but not running" in result.stdout
+    assert "no record" in result.stdout
+    dy("system", "check", "--repair", check=False)
+    assert dy("system", "check").stdout.strip() == "ok: store consistent"
+    assert not os.path.ismount(bundle / "rootfs")
