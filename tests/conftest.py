@@ -14,6 +14,10 @@ import pytest
 from dockyard.testing import leaks
 from dockyard.testing.bundles import BundleFactory, Runtime, busybox_path
 
+# Tests must leave no process behind: the supervisor zygote exits with the last
+# container instead of lingering for the next `run`.
+os.environ["DOCKYARD_ZYGOTE_LINGER"] = "0"
+
 
 def dockyard_runtime_argv() -> tuple[str, ...]:
     beside = Path(sys.executable).with_name("dockyard-runtime")
