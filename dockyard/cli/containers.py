@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 from typing import Any
@@ -11,7 +12,14 @@ import click
 
 from dockyard.cli.render import human_ago, render
 from dockyard.engine.engine import Engine
-from dockyard.engine.spec import ContainerSpec, Healthcheck, RestartPolicy, TmpfsMount, Ulimit
+from dockyard.engine.spec import (
+    ContainerSpec,
+    Healthcheck,
+    MountSpec,
+    RestartPolicy,
+    TmpfsMount,
+    Ulimit,
+)
 from dockyard.errors import InvalidArgument, NotImplementedFeature
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -39,6 +47,49 @@ def parse_ulimit(text: str) -> Ulimit:
     if not name or not soft.lstrip("-").isdigit() or (hard and not hard.lstrip("-").isdigit()):
         raise InvalidArgument(f"invalid ulimit {text!r}: want name=soft[:hard]")
     return Ulimit(name, int(soft), int(hard or soft))
+
+
+def parse_volume(text: str) -> MountSpec:
+    """``-v``: /ctr (anonymous), NAME:/ctr[:ro], /host:/ctr[:ro] (host dir created)."""
+    parts = text.split(":")
+    if len(parts) == 1:
+        return MountSpec("volume", "", parts[0])
+    if len(parts) > 3 or not parts[0] or not parts[1]:
+        raise InvalidArgument(f"invalid volume specification: {text!r}")
+    modes = set(parts[2].split(",")) if len(parts) == 3 else set()
+    readonly = "ro" in modes
+    source, target = parts[0], parts[1]
+    if source.startswith(("/", ".")):
+        return MountSpec("bind", os.path.abspath(source), target, readonly,
+                         create_host_path=True)
+    return MountSpec("volume", source, target, readonly)
+
+
+def parse_mount(text: str) -> MountSpec:
+    """``--mount type=volume|bind|tmpfs,source=…,target=…,readonly,tmpfs-size=…``."""
+    fields: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        fields[key.strip()] = value if sep else "true"
+    kind = fields.get("type", "volume")
+    if kind not in ("volume", "bind", "tmpfs"):
+        raise InvalidArgument(f"invalid mount type {kind!r}")
+    target = fields.get("target") or fields.get("destination") or fields.get("dst") or ""
+    if not target:
+        raise InvalidArgument(f"invalid mount config: target is required: {text!r}")
+    source = fields.get("source") or fields.get("src") or ""
+    readonly = fields.get("readonly", fields.get("ro", "false")) in ("true", "1")
+    if kind == "bind":
+        if not source:
+            raise InvalidArgument('invalid mount config for type "bind": field Source must '
+                                  "not be empty")
+        source = os.path.abspath(source)
+    options = []
+    if "tmpfs-size" in fields:
+        options.append(f"size={parse_bytes(fields['tmpfs-size'], 'tmpfs-size')}")
+    if "tmpfs-mode" in fields:
+        options.append(f"mode={fields['tmpfs-mode']}")
+    return MountSpec(kind, source, target, readonly, ",".join(options))
 
 
 def _env(env: tuple[str, ...], env_files: tuple[str, ...]) -> tuple[str, ...]:
@@ -107,7 +158,10 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
         cap_add=o["cap_add"], cap_drop=o["cap_drop"], privileged=o["privileged"],
         no_new_privileges=nnp, seccomp_profile=seccomp,
         oom_kill_disable=o["oom_kill_disable"], network_mode=o["network"],
-        healthcheck=_healthcheck(o), no_healthcheck=o["no_healthcheck"])
+        healthcheck=_healthcheck(o), no_healthcheck=o["no_healthcheck"],
+        mounts=tuple(parse_volume(v) for v in o["volume"]) +
+        tuple(parse_mount(m) for m in o["mount"]),
+        volumes_from=tuple(o["volumes_from"]))
 
 
 def parse_duration(text: str | None, flag: str, default: float) -> float:
@@ -154,6 +208,9 @@ def container_options(func: Any) -> Any:
                                                                   is_flag=True),
         click.option("--network", "--net", "network", default="none"),
         click.option("--log-opt", multiple=True, help="max-size=10m, max-file=3"),
+        click.option("-v", "--volume", multiple=True, help="NAME:/path[:ro], /host:/path[:ro]"),
+        click.option("--mount", multiple=True, help="type=volume|bind|tmpfs,source=,target="),
+        click.option("--volumes-from", multiple=True),
         click.option("--health-cmd"), click.option("--health-interval"),
         click.option("--health-timeout"), click.option("--health-retries", type=int),
         click.option("--health-start-period"), click.option("--no-healthcheck", is_flag=True),
@@ -291,12 +348,12 @@ def kill_cmd(engine: Engine, sig: str, containers: tuple[str, ...]) -> None:
 
 @click.command("rm")
 @click.option("-f", "--force", is_flag=True)
-@click.option("-v", "--volumes", is_flag=True, help="Accepted; volumes come with their issue.")
+@click.option("-v", "--volumes", is_flag=True, help="Remove anonymous volumes too.")
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_obj
 def rm_cmd(engine: Engine, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
     """Remove containers."""
-    _each(containers, lambda ref: engine.containers.remove(ref, force=force))
+    _each(containers, lambda ref: engine.containers.remove(ref, force=force, volumes=volumes))
 
 
 @click.command("wait")

@@ -73,10 +73,10 @@ def run_bundle(engine: Engine, bundle: Path, name: str | None, detach: bool) -> 
 
 
 def _register() -> None:
-    from dockyard.cli import container_ops, containers, images, registry, system
+    from dockyard.cli import container_ops, containers, images, registry, system, volumes
 
     for command in (*images.COMMANDS, *registry.COMMANDS, *containers.COMMANDS,
-                    *container_ops.COMMANDS, *system.COMMANDS):
+                    *container_ops.COMMANDS, *volumes.COMMANDS, *system.COMMANDS):
         cli.add_command(command)
 
 

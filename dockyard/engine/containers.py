@@ -24,9 +24,10 @@ from typing import Any
 from dockyard.engine import names
 from dockyard.engine.images import ImageService
 from dockyard.engine.records import ContainerRecord, ContainerStore
-from dockyard.engine.spec import ContainerSpec
+from dockyard.engine.spec import ContainerSpec, MountSpec
 from dockyard.errors import Conflict, InternalError, InvalidArgument
 from dockyard.store.layout import Layout
+from dockyard.volumes.store import VolumeStore
 
 # The engine's choice of runtime driver for supervisors: the runtime library in-process.
 BUILTIN_DRIVER = "dockyard.runtime.driver"
@@ -48,10 +49,12 @@ def pid_alive(pid: int) -> bool:
 
 
 class ContainerService:
-    def __init__(self, layout: Layout, store: ContainerStore, images: ImageService) -> None:
+    def __init__(self, layout: Layout, store: ContainerStore, images: ImageService,
+                 volumes: VolumeStore) -> None:
         self.layout = layout
         self.store = store
         self.images = images
+        self.volumes = volumes
 
     # --- paths ---------------------------------------------------------------
     def bundle(self, container_id: str) -> Path:
@@ -69,6 +72,7 @@ class ContainerService:
             raise InvalidArgument(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-]'
                                   " are allowed")
         top = self.images.unpack(image)
+        spec = spec._replace(mounts=self._resolve_mounts(spec, image))
         bundle = self.bundle(container_id)
         with contextlib.ExitStack() as undo:
             bundle.mkdir(parents=True)
@@ -85,6 +89,84 @@ class ContainerService:
             self.store.add(record)
             undo.pop_all()
         return record
+
+    def _resolve_mounts(self, spec: ContainerSpec, image: Any) -> tuple[MountSpec, ...]:
+        """Everything a start needs, decided at create: --volumes-from copied, volumes
+        created (anonymous ones named), bind sources checked, the image's VOLUMEs added."""
+        mounts: list[MountSpec] = []
+        for item in spec.volumes_from:
+            ref, _, mode = item.partition(":")
+            for mount in self.get(ref).spec.mounts:
+                if mount.type != "tmpfs":
+                    mounts.append(mount._replace(readonly=mode == "ro" or (
+                        mount.readonly and mode != "rw")))
+        mounts += spec.mounts
+        resolved = []
+        for mount in mounts:
+            if not mount.target.startswith("/"):
+                raise InvalidArgument(f"invalid mount config: target {mount.target!r} must be "
+                                      "an absolute path")
+            if mount.type == "volume":
+                volume = self.volumes.create(mount.source or None, anonymous=not mount.source)
+                mount = mount._replace(source=volume.name)
+            elif mount.type == "bind" and not os.path.exists(mount.source):
+                if not mount.create_host_path:
+                    raise InvalidArgument(f'invalid mount config for type "bind": bind source '
+                                          f"path does not exist: {mount.source}")
+                os.makedirs(mount.source, exist_ok=True)
+            resolved.append(mount)
+        targets = {m.target.rstrip("/") for m in resolved}
+        image_volumes = (self.images.config(image).get("config") or {}).get("Volumes") or {}
+        for path in sorted(image_volumes):
+            if path.rstrip("/") not in targets:
+                volume = self.volumes.create(anonymous=True)
+                resolved.append(MountSpec("volume", volume.name, path))
+        return tuple(resolved)
+
+    def volume_users(self, name: str) -> list[str]:
+        return [r.name for r in self.store.all() if any(
+            m.type == "volume" and m.source == name for m in r.spec.mounts)]
+
+    def _prepare_volumes(self, record: ContainerRecord, rootfs: Path) -> dict[str, str]:
+        """Mount volumes that are filesystems; fill empty ones from the image (Docker's
+        copy-up on first use); return volume name -> host directory."""
+        from dockyard.runtime.linux.paths import resolve_in_root
+        from dockyard.snapshots.mount import Mount, mount_all
+
+        dirs = {}
+        for mount in record.spec.mounts:
+            if mount.type != "volume":
+                continue
+            volume = self.volumes.get(mount.source)
+            data = self.volumes.data_dir(volume.name)
+            plan = volume.mount_plan(data)
+            if plan is not None and not os.path.ismount(data):
+                mount_all([Mount(*plan)], str(data))
+            if not any(data.iterdir()):
+                inside = resolve_in_root(str(rootfs), mount.target, what="volume target")
+                if os.path.isdir(inside) and os.listdir(inside):
+                    subprocess_run(["cp", "-a", f"{inside}/.", str(data)])
+            dirs[volume.name] = str(data)
+        return dirs
+
+    def remove_anonymous_volumes(self, record: ContainerRecord) -> None:
+        for mount in record.spec.mounts:
+            if mount.type != "volume":
+                continue
+            volume = self.volumes.find(mount.source)
+            if volume is not None and volume.anonymous and \
+                    self.volume_users(volume.name) == [record.name]:
+                self._unmount_volume(volume.name)
+                self.volumes.remove(volume.name, [])
+
+    def unmount_volume(self, name: str) -> None:
+        """Before a volume is removed: its filesystem (tmpfs, bind device) comes off."""
+        self._unmount_volume(name)
+
+    def _unmount_volume(self, name: str) -> None:
+        from dockyard.snapshots.mount import unmount
+
+        _unmount_quietly(self.volumes.data_dir(name), unmount)
 
     def _name_taken(self, name: str) -> bool:
         return bool(self.store.db.query("SELECT 1 FROM containers WHERE name=?", (name,)))
@@ -143,7 +225,8 @@ class ContainerService:
         config = ocispec.build(image_config, spec, rootfs=str(rootfs),
                                hostname=spec.hostname or record.id[:12],
                                cgroup_path=f"/dockyard-{record.id[:24]}", user=user,
-                               seccomp_json=seccomp, init_binary=_init_binary())
+                               seccomp_json=seccomp, init_binary=_init_binary(),
+                               volume_dirs=self._prepare_volumes(record, rootfs))
         (self.bundle(record.id) / "config.json").write_text(json.dumps(config))
 
     def _paused(self, container_id: str) -> bool:
@@ -302,6 +385,7 @@ class ContainerService:
                 return
             self._unmount_if_idle(record.id)
             if record.spec.auto_remove:
+                self.remove_anonymous_volumes(record)  # Docker: --rm takes anonymous volumes
                 self.cleanup(record.id)
 
     def _unmount_if_idle(self, container_id: str) -> None:
@@ -367,7 +451,7 @@ class ContainerService:
                                     "bookkeeping in time")
             time.sleep(0.005)
 
-    def remove(self, ref: str, *, force: bool = False) -> str:
+    def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> str:
         record = self.get(ref)
         if record.state in ("running", "paused"):
             if not force:
@@ -376,6 +460,8 @@ class ContainerService:
             (self.bundle(record.id) / "stop-requested").touch()
             self._kill_all(record)
             self.wait_exited(record.id)
+        if volumes:
+            self.remove_anonymous_volumes(record)
         self.cleanup(record.id)
         return record.id
 
@@ -444,6 +530,14 @@ class ContainerService:
 
         record = self.get(ref)
         return container_json(record, self.bundle(record.id), self.images)
+
+
+def subprocess_run(argv: list[str]) -> None:
+    import subprocess
+
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise InternalError(f"{' '.join(argv[:2])}: {result.stderr.strip()}")
 
 
 def _init_binary() -> str | None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from dockyard.engine.images import ImageService
     from dockyard.engine.records import ContainerStore
     from dockyard.store.db import Database
+    from dockyard.volumes.store import VolumeStore
 
 
 class Engine:
@@ -53,10 +54,16 @@ class Engine:
                             in_use=self.container_store.users_of_image)
 
     @cached_property
+    def volumes(self) -> VolumeStore:
+        from dockyard.volumes.store import VolumeStore
+
+        return VolumeStore(self.layout.root / "volumes", self.db)
+
+    @cached_property
     def containers(self) -> ContainerService:
         from dockyard.engine.containers import ContainerService
 
-        return ContainerService(self.layout, self.container_store, self.images)
+        return ContainerService(self.layout, self.container_store, self.images, self.volumes)
 
     @cached_property
     def container_ops(self) -> ContainerOps:

@@ -90,6 +90,8 @@ def container_json(record: ContainerRecord, bundle: Path,
             "StopSignal": spec.stop_signal or config.get("StopSignal"),
             "StopTimeout": spec.stop_timeout,
         },
-        "Mounts": [],
+        "Mounts": [{"Type": m.type, "Name": m.source if m.type == "volume" else None,
+                    "Source": m.source, "Destination": m.target, "RW": not m.readonly}
+                   for m in spec.mounts],
         "NetworkSettings": {"Networks": {}},
     }

@@ -110,7 +110,8 @@ INIT_PATH = "/sbin/docker-init"
 
 def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hostname: str,
           cgroup_path: str, user: UserIds, seccomp_json: str | None = None,
-          init_binary: str | None = None) -> dict[str, Any]:
+          init_binary: str | None = None,
+          volume_dirs: dict[str, str] | None = None) -> dict[str, Any]:
     """The config.json for this container.
 
     With ``--init``, ``init_binary`` (tini) is bound read-only at /sbin/docker-init
@@ -151,8 +152,24 @@ def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hos
         options = ["nosuid", "nodev", "noexec"] + [o for o in tmpfs.options.split(",") if o]
         oci["mounts"].append({"destination": tmpfs.target, "type": "tmpfs",
                               "source": "tmpfs", "options": options})
+    oci["mounts"] += user_mounts(spec, volume_dirs or {})
     oci["annotations"] = dict(spec.labels)
     return oci
+
+
+def user_mounts(spec: ContainerSpec, volume_dirs: dict[str, str]) -> list[dict[str, Any]]:
+    """-v/--mount as OCI mounts; volumes are bound from their data directory."""
+    mounts = []
+    for mount in spec.mounts:
+        if mount.type == "tmpfs":
+            options = ["nosuid", "nodev"] + [o for o in mount.options.split(",") if o]
+            mounts.append({"destination": mount.target, "type": "tmpfs", "source": "tmpfs",
+                           "options": options + (["ro"] if mount.readonly else [])})
+            continue
+        source = volume_dirs[mount.source] if mount.type == "volume" else mount.source
+        mounts.append({"destination": mount.target, "type": "bind", "source": source,
+                       "options": ["rbind", "rprivate"] + (["ro"] if mount.readonly else [])})
+    return mounts
 
 
 def _resources(spec: ContainerSpec) -> dict[str, Any]:

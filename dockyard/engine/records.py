@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from dockyard.engine.spec import ContainerSpec, Healthcheck, RestartPolicy, TmpfsMount, Ulimit
+from dockyard.engine.spec import (
+    ContainerSpec,
+    Healthcheck,
+    MountSpec,
+    RestartPolicy,
+    TmpfsMount,
+    Ulimit,
+)
 from dockyard.errors import Conflict, ContainerNotFound
 from dockyard.store.db import Database
 
@@ -61,10 +68,11 @@ def spec_to_json(spec: ContainerSpec) -> str:
 def spec_from_json(text: str) -> ContainerSpec:
     raw: dict[str, Any] = json.loads(text)
     tupled: dict[str, Any] = {k: tuple(v) if isinstance(v, list) and k not in ("tmpfs",
-                              "ulimits") else v for k, v in raw.items()}
+                              "ulimits", "mounts") else v for k, v in raw.items()}
     tupled["restart"] = RestartPolicy(*raw["restart"])
     tupled["tmpfs"] = tuple(TmpfsMount(*t) for t in raw.get("tmpfs") or [])
     tupled["ulimits"] = tuple(Ulimit(*u) for u in raw.get("ulimits") or [])
+    tupled["mounts"] = tuple(MountSpec(*m) for m in raw.get("mounts") or [])
     if raw.get("healthcheck"):
         check = raw["healthcheck"]
         tupled["healthcheck"] = Healthcheck(tuple(check[0]), *check[1:])

@@ -34,6 +34,18 @@ class TmpfsMount(NamedTuple):
     options: str = ""
 
 
+class MountSpec(NamedTuple):
+    """``-v``/``--mount``: type volume (source = volume name, "" for anonymous), bind
+    (source = host path) or tmpfs."""
+
+    type: str
+    source: str
+    target: str
+    readonly: bool = False
+    options: str = ""  # tmpfs: size=…,mode=…
+    create_host_path: bool = False  # -v creates a missing bind source; --mount refuses
+
+
 class ContainerSpec(NamedTuple):
     image: str
     name: str | None = None
@@ -70,3 +82,5 @@ class ContainerSpec(NamedTuple):
     no_healthcheck: bool = False
     log_max_size: int = 0  # json-file --log-opt max-size (0: unlimited)
     log_max_file: int = 1
+    mounts: tuple[MountSpec, ...] = ()
+    volumes_from: tuple[str, ...] = ()
