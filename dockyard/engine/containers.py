@@ -222,11 +222,16 @@ class ContainerService:
         seccomp = None
         if spec.seccomp_profile not in (None, "unconfined"):
             seccomp = Path(str(spec.seccomp_profile)).read_text()
-        config = ocispec.build(image_config, spec, rootfs=str(rootfs),
-                               hostname=spec.hostname or record.id[:12],
+        from dockyard.engine import etcfiles
+
+        hostname = spec.hostname or record.id[:12]
+        config = ocispec.build(image_config, spec, rootfs=str(rootfs), hostname=hostname,
                                cgroup_path=f"/dockyard-{record.id[:24]}", user=user,
                                seccomp_json=seccomp, init_binary=_init_binary(),
                                volume_dirs=self._prepare_volumes(record, rootfs))
+        targets = {m["destination"] for m in config["mounts"]}
+        config["mounts"] += [m for m in etcfiles.write(self.bundle(record.id), spec, hostname)
+                             if m["destination"] not in targets]
         (self.bundle(record.id) / "config.json").write_text(json.dumps(config))
 
     def _paused(self, container_id: str) -> bool:

@@ -357,3 +357,12 @@ def test_system_check_finds_and_repairs_crash_leftovers(dy: Dockyard, tmp_path: 
     dy("system", "check", "--repair", check=False)
     assert dy("system", "check").stdout.strip() == "ok: store consistent"
     assert not os.path.ismount(bundle / "rootfs")
+
+
+def test_etc_files_are_the_containers_own(dy: Dockyard) -> None:
+    out = dy("run", "--rm", "--hostname", "web1", "box:1", "sh", "-c",
+             "cat /etc/hostname; grep web1 /etc/hosts; grep -c localhost /etc/hosts").stdout
+    lines = out.splitlines()
+    assert lines[0] == "web1" and "127.0.1.1" in lines[1] and int(lines[2]) >= 1
+    host = dy("run", "--rm", "--network", "host", "box:1", "cat", "/etc/hosts").stdout
+    assert host == Path("/etc/hosts").read_text()
