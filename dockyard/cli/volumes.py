@@ -6,6 +6,7 @@ import json
 
 import click
 
+from dockyard.cli.containers import _labels
 from dockyard.cli.render import render
 from dockyard.engine.engine import Engine
 
@@ -13,14 +14,6 @@ from dockyard.engine.engine import Engine
 @click.group("volume")
 def volume_group() -> None:
     """Manage volumes."""
-
-
-def _pairs(items: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        out[key] = value
-    return out
 
 
 @volume_group.command("create")
@@ -36,7 +29,7 @@ def volume_create(engine: Engine, opt: tuple[str, ...], label: tuple[str, ...], 
 
     if driver != "local":
         raise NotImplementedFeature(f"volume driver {driver!r}: only local is supported")
-    click.echo(engine.volumes.create(name, options=_pairs(opt), labels=_pairs(label)).name)
+    click.echo(engine.volumes.create(name, options=_labels(opt), labels=_labels(label)).name)
 
 
 @volume_group.command("ls")

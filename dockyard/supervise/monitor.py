@@ -17,7 +17,6 @@ engine gave it (unmount, ``--rm``).
 from __future__ import annotations
 
 import argparse
-import array
 import contextlib
 import ctypes
 import functools
@@ -37,6 +36,7 @@ from typing import Any
 
 from dockyard.store.atomic import atomic_write
 from dockyard.supervise.driver import CliDriver, RuntimeDriver
+from dockyard.supervise.fdpass import receive_fd
 from dockyard.supervise.health import HealthChecker
 from dockyard.supervise.iohub import IOHub
 from dockyard.supervise.logfile import JsonLog, now_iso
@@ -232,7 +232,7 @@ class _Stdio:
             self._console.settimeout(10)
             conn, _ = self._console.accept()
             with conn:
-                master = _receive_fd(conn)
+                master = receive_fd(conn)
             hub.outputs[master] = "stdout"
             hub.input_fd = master
             return
@@ -254,16 +254,6 @@ class _Stdio:
         if self._console is not None:
             self._console.close()
             shutil.rmtree(self._dir, ignore_errors=True)
-
-
-def _receive_fd(conn: socket.socket) -> int:
-    fds = array.array("i")
-    _msg, ancdata, _flags, _addr = conn.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
-            return fds[0]
-    raise RuntimeError("the runtime sent no terminal over the console socket")
 
 
 def load_driver(module: str, runtime: list[str], root: str) -> RuntimeDriver:

@@ -7,7 +7,6 @@ our supervisor, a test) then owns the terminal's other end.
 
 from __future__ import annotations
 
-import array
 import fcntl
 import os
 import socket
@@ -17,6 +16,8 @@ import termios
 from dockyard.errors import InvalidArgument
 from dockyard.oci.runtime_spec import ConsoleSize
 from dockyard.runtime.linux import syscalls as sc
+from dockyard.supervise.fdpass import receive_fd as _receive_fd
+from dockyard.supervise.fdpass import send_fd
 
 
 def connect(path: str) -> socket.socket:
@@ -29,20 +30,12 @@ def connect(path: str) -> socket.socket:
     return sock
 
 
-def send_fd(sock: socket.socket, fd: int, name: str = "/dev/ptmx") -> None:
-    fds = array.array("i", [fd])
-    sock.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
-
-
 def receive_fd(sock: socket.socket) -> int:
     """The receiving end of :func:`send_fd` (used by ``run -t`` and tests)."""
-    fds = array.array("i")
-    _msg, ancdata, _flags, _addr = sock.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
-            return fds[0]
-    raise InvalidArgument("console socket: peer sent no file descriptor")
+    try:
+        return _receive_fd(sock)
+    except OSError as exc:
+        raise InvalidArgument("console socket: peer sent no file descriptor") from exc
 
 
 def set_size(fd: int, size: ConsoleSize) -> None:
