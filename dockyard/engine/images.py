@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any, NamedTuple
 
 from dockyard.errors import Conflict, ImageNotFound, InvalidArgument
-from dockyard.images import archive
 from dockyard.images.content import LocalContentStore
 from dockyard.images.index import ImageIndex, ImageRecord
 from dockyard.oci import mediatypes as mt
@@ -126,6 +125,8 @@ class ImageService:
     def import_rootfs(self, stream: IO[bytes], ref: str | None, message: str = "",
                       changes: dict[str, Any] | None = None) -> str:
         names = [str(reference.parse(ref))] if ref else []
+        from dockyard.images import archive  # tarfile & co: only these commands need it
+
         digest = archive.import_rootfs(self.content, self.index, stream, names,
                                        message=message, changes=changes)
         record = self.index.get(digest)
@@ -166,6 +167,8 @@ class ImageService:
             record = self.get(name)
             wanted = _matching_name(name, self.index.names_of(record.manifest_digest))
             images.append((record, [wanted] if wanted else []))
+        from dockyard.images import archive
+
         if fmt == "docker":
             archive.save_docker(self.content, images, out)
         elif fmt in ("oci", "oci-archive"):
@@ -174,6 +177,8 @@ class ImageService:
             raise InvalidArgument(f"save: unknown format {fmt!r} (want docker or oci-archive)")
 
     def load(self, stream: IO[bytes]) -> list[str]:
+        from dockyard.images import archive
+
         return archive.load(self.content, self.index, stream)
 
     def prune(self, *, all_images: bool = False) -> tuple[list[str], int]:
