@@ -16,6 +16,7 @@ from dockyard.engine.spec import (
     ContainerSpec,
     Healthcheck,
     MountSpec,
+    PortSpec,
     RestartPolicy,
     TmpfsMount,
     Ulimit,
@@ -136,8 +137,11 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
             log_max_file = int(value)
         else:
             raise InvalidArgument(f"unknown log opt {key!r} for the json-file log driver")
-    if o["network"] not in ("none", "host"):
-        raise NotImplementedFeature(f"--network {o['network']}: only none and host for now")
+    if o["network"] not in ("none", "host", "bridge"):
+        raise NotImplementedFeature(f"--network {o['network']}: only none, host and bridge "
+                                    "for now")
+    if o["publish"] and o["network"] != "bridge":
+        raise InvalidArgument("-p needs --network bridge")
     return ContainerSpec(
         image=image, name=o["name"], command=command or None,
         entrypoint=(tuple(o["entrypoint"].split()) if o["entrypoint"] else ())
@@ -161,7 +165,24 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
         healthcheck=_healthcheck(o), no_healthcheck=o["no_healthcheck"],
         mounts=tuple(parse_volume(v) for v in o["volume"]) +
         tuple(parse_mount(m) for m in o["mount"]),
-        volumes_from=tuple(o["volumes_from"]))
+        volumes_from=tuple(o["volumes_from"]),
+        ports=tuple(parse_publish(p) for p in o["publish"]))
+
+
+def parse_publish(text: str) -> PortSpec:
+    """``-p [IP:][HOST:]CONTAINER[/tcp]``."""
+    spec, _, proto = text.partition("/")
+    if proto not in ("", "tcp"):
+        raise NotImplementedFeature(f"-p {text}: only tcp is published for now")
+    parts = spec.rsplit(":", 2)
+    try:
+        if len(parts) == 1:
+            return PortSpec("", 0, int(parts[0]))
+        if len(parts) == 2:
+            return PortSpec("", int(parts[0]) if parts[0] else 0, int(parts[1]))
+        return PortSpec(parts[0], int(parts[1]) if parts[1] else 0, int(parts[2]))
+    except ValueError:
+        raise InvalidArgument(f"invalid publish specification: {text!r}") from None
 
 
 def parse_duration(text: str | None, flag: str, default: float) -> float:
@@ -211,6 +232,7 @@ def container_options(func: Any) -> Any:
         click.option("-v", "--volume", multiple=True, help="NAME:/path[:ro], /host:/path[:ro]"),
         click.option("--mount", multiple=True, help="type=volume|bind|tmpfs,source=,target="),
         click.option("--volumes-from", multiple=True),
+        click.option("-p", "--publish", multiple=True, help="[IP:]HOST:CONTAINER[/tcp]"),
         click.option("--health-cmd"), click.option("--health-interval"),
         click.option("--health-timeout"), click.option("--health-retries", type=int),
         click.option("--health-start-period"), click.option("--no-healthcheck", is_flag=True),

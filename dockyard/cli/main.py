@@ -73,10 +73,19 @@ def run_bundle(engine: Engine, bundle: Path, name: str | None, detach: bool) -> 
 
 
 def _register() -> None:
-    from dockyard.cli import container_ops, containers, images, registry, system, volumes
+    from dockyard.cli import (
+        container_ops,
+        containers,
+        images,
+        networks,
+        registry,
+        system,
+        volumes,
+    )
 
     for command in (*images.COMMANDS, *registry.COMMANDS, *containers.COMMANDS,
-                    *container_ops.COMMANDS, *volumes.COMMANDS, *system.COMMANDS):
+                    *container_ops.COMMANDS, *volumes.COMMANDS, *networks.COMMANDS,
+                    *system.COMMANDS):
         cli.add_command(command)
 
 

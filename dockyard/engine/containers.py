@@ -122,6 +122,46 @@ class ContainerService:
                 resolved.append(MountSpec("volume", volume.name, path))
         return tuple(resolved)
 
+    def bridge(self) -> tuple[str, str]:
+        """This root's bridge network: (bridge name, subnet).  The default root's is
+        dockyard0 on 10.213.0.0/24 (clear of Docker's 172.17/16 and Podman's 10.88/16);
+        any other root gets its own, derived from its path, so instances and tests
+        never share one."""
+        import hashlib
+
+        if self.layout.root == Path("/var/lib/dockyard"):
+            return "dockyard0", os.environ.get("DOCKYARD_SUBNET", "10.213.0.0/24")
+        digest = hashlib.sha1(str(self.layout.root).encode()).hexdigest()
+        return f"dy{digest[:10]}", f"10.214.{int(digest[10:12], 16)}.0/24"
+
+    def _network(self, record: ContainerRecord) -> dict[str, Any]:
+        config = self._allocate_network(record)
+        (self.bundle(record.id) / "network.json").write_text(json.dumps(config))
+        return config
+
+    def _allocate_network(self, record: ContainerRecord) -> dict[str, Any]:
+        from dockyard.network.bridge import ensure_bridge, hosts_in
+        from dockyard.network.ipam import Ipam
+
+        name, subnet = self.bridge()
+        gateway = hosts_in(subnet)[0]
+        prefix = int(subnet.split("/")[1])
+        ensure_bridge(name, gateway, prefix)
+        address = Ipam(self.store.db).lease(name, subnet, record.id)
+        ports = [[p.host_ip, p.host_port or _free_port(p.host_ip), p.container_port]
+                 for p in record.spec.ports]
+        return {"bridge": name, "address": address, "prefix": prefix, "gateway": gateway,
+                "host_ifname": f"dy{record.id[:10]}", "ports": ports}
+
+    def network_prune(self) -> bool:
+        """Remove this root's bridge when no container uses it."""
+        from dockyard.network.bridge import delete_bridge
+
+        if any(r.spec.network_mode == "bridge" and r.state in ("running", "paused")
+               for r in self.list(all_containers=True)):
+            return False
+        return delete_bridge(self.bridge()[0])
+
     def volume_users(self, name: str) -> list[str]:
         return [r.name for r in self.store.all() if any(
             m.type == "volume" and m.source == name for m in r.spec.mounts)]
@@ -290,7 +330,9 @@ class ContainerService:
                 "--exit-hook", json.dumps(exit_hook),
                 "--log-max-size", str(spec.log_max_size),
                 "--log-max-file", str(spec.log_max_file),
-                "--health", json.dumps(health) if health else "", *flags]
+                "--health", json.dumps(health) if health else "",
+                "--network", json.dumps(self._network(record)) if spec.network_mode == "bridge"
+                else "", *flags]
         ready_r, ready_w = os.pipe()
         try:
             from dockyard.supervise.zygote import request
@@ -471,7 +513,10 @@ class ContainerService:
 
     def cleanup(self, container_id: str) -> None:
         """Everything a container leaves: runtime state, mount, snapshot, files, record."""
+        from dockyard.network.ipam import Ipam
         from dockyard.runtime import operations
+
+        Ipam(self.store.db).release(container_id)
         from dockyard.snapshots.mount import unmount
 
         with contextlib.suppress(Exception):
@@ -534,6 +579,15 @@ class ContainerService:
 
         record = self.get(ref)
         return container_json(record, self.bundle(record.id), self.images)
+
+
+def _free_port(host_ip: str) -> int:
+    """A port the kernel says is free now (``-p CONTAINER`` and ``-P``)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host_ip or "0.0.0.0", 0))
+        return int(sock.getsockname()[1])
 
 
 def subprocess_run(argv: list[str]) -> None:

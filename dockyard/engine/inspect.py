@@ -17,6 +17,25 @@ def _image_config(record: ContainerRecord, images: ImageService) -> dict[str, An
     return dict(images.config(image).get("config") or {})
 
 
+def _network_settings(record: ContainerRecord, bundle: Path) -> dict[str, Any]:
+    import json
+
+    settings: dict[str, Any] = {"Networks": {}, "Ports": {}, "IPAddress": ""}
+    try:
+        config = json.loads((bundle / "network.json").read_text())
+    except (OSError, ValueError):
+        return settings
+    settings["IPAddress"] = config["address"]
+    settings["Gateway"] = config["gateway"]
+    settings["IPPrefixLen"] = config["prefix"]
+    settings["Networks"] = {"bridge": {"IPAddress": config["address"],
+                                       "Gateway": config["gateway"]}}
+    for host_ip, host_port, container_port in config.get("ports", []):
+        settings["Ports"].setdefault(f"{container_port}/tcp", []).append(
+            {"HostIp": host_ip or "0.0.0.0", "HostPort": str(host_port)})
+    return settings
+
+
 def health_of(bundle: Path) -> dict[str, Any] | None:
     import json
 
@@ -94,5 +113,5 @@ def container_json(record: ContainerRecord, bundle: Path,
         "Mounts": [{"Type": m.type, "Name": m.source if m.type == "volume" else None,
                     "Source": m.source, "Destination": m.target, "RW": not m.readonly}
                    for m in spec.mounts],
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": _network_settings(record, bundle),
     }

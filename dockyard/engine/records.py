@@ -9,6 +9,7 @@ from dockyard.engine.spec import (
     ContainerSpec,
     Healthcheck,
     MountSpec,
+    PortSpec,
     RestartPolicy,
     TmpfsMount,
     Ulimit,
@@ -68,11 +69,12 @@ def spec_to_json(spec: ContainerSpec) -> str:
 def spec_from_json(text: str) -> ContainerSpec:
     raw: dict[str, Any] = json.loads(text)
     tupled: dict[str, Any] = {k: tuple(v) if isinstance(v, list) and k not in ("tmpfs",
-                              "ulimits", "mounts") else v for k, v in raw.items()}
+                              "ulimits", "mounts", "ports") else v for k, v in raw.items()}
     tupled["restart"] = RestartPolicy(*raw["restart"])
     tupled["tmpfs"] = tuple(TmpfsMount(*t) for t in raw.get("tmpfs") or [])
     tupled["ulimits"] = tuple(Ulimit(*u) for u in raw.get("ulimits") or [])
     tupled["mounts"] = tuple(MountSpec(*m) for m in raw.get("mounts") or [])
+    tupled["ports"] = tuple(PortSpec(*p) for p in raw.get("ports") or [])
     if raw.get("healthcheck"):
         check = raw["healthcheck"]
         tupled["healthcheck"] = Healthcheck(tuple(check[0]), *check[1:])

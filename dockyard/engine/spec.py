@@ -46,6 +46,15 @@ class MountSpec(NamedTuple):
     create_host_path: bool = False  # -v creates a missing bind source; --mount refuses
 
 
+class PortSpec(NamedTuple):
+    """``-p [IP:]HOST:CONTAINER[/tcp]``."""
+
+    host_ip: str
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+
+
 class ContainerSpec(NamedTuple):
     image: str
     name: str | None = None
@@ -84,3 +93,4 @@ class ContainerSpec(NamedTuple):
     log_max_file: int = 1
     mounts: tuple[MountSpec, ...] = ()
     volumes_from: tuple[str, ...] = ()
+    ports: tuple[PortSpec, ...] = ()

@@ -61,6 +61,8 @@ class Supervisor:
         self.hub = IOHub(self.bundle, self.log, tty=self.tty)
         self.health_config: dict[str, Any] | None = json.loads(args.health) \
             if args.health else None
+        self.network: dict[str, Any] = json.loads(args.network) if args.network else {}
+        self.proxies: list[Any] = []
         self.health: HealthChecker | None = None
         self._lock = threading.Lock()
         self.status: dict[str, Any] = {"state": "created", "pid": 0, "exit_code": 0,
@@ -100,6 +102,8 @@ class Supervisor:
                 stdio.abandon()
                 raise
             stdio.hand_over(self.hub)
+        if self.network:
+            self._connect(pid)
         if self.wait_attach and ready_fd >= 0:
             os.write(ready_fd, b"ok\n")
             os.close(ready_fd)
@@ -107,6 +111,25 @@ class Supervisor:
             self.wait_attach = False
         self.driver.start(self.id)
         return pid
+
+    def _connect(self, pid: int) -> None:
+        """Between create and start: the container's eth0 on its bridge, and (the first
+        time) the published ports bound, so a taken port fails before anything runs."""
+        from dockyard.network.bridge import Attachment, attach
+        from dockyard.network.proxy import PortProxy
+
+        net = self.network
+        try:
+            attach(pid, Attachment(net["bridge"], net["address"], int(net["prefix"]),
+                                   net["gateway"], net["host_ifname"]))
+            if not self.proxies:
+                self.proxies = [PortProxy(hip, int(hport), net["address"], int(cport))
+                                for hip, hport, cport in net.get("ports", [])]
+                for proxy in self.proxies:
+                    proxy.start()
+        except Exception as exc:  # noqa: BLE001 - any failure here fails the start
+            self.driver.delete(self.id)
+            raise RuntimeError(str(exc)) from exc
 
     def pump(self, pid: int) -> int:
         """Serve stdio until the container's output closes; returns its exit code."""
@@ -180,6 +203,8 @@ class Supervisor:
                 break
             self.save(state="running", pid=pid, started_at=now_iso(),
                       restart_count=self.status["restart_count"] + 1)
+        for proxy in self.proxies:
+            proxy.close()
         self.hub.close()
         self._exit_hook()
         return 0
@@ -279,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ready-fd", type=int, required=True)
     parser.add_argument("--tty", action="store_true")
     parser.add_argument("--health", default="", help="JSON healthcheck config")
+    parser.add_argument("--network", default="", help="JSON bridge attachment and ports")
     parser.add_argument("--stdin", action="store_true")
     parser.add_argument("--wait-attach", action="store_true")
     parser.add_argument("--log-max-size", type=int, default=0)

@@ -1,0 +1,78 @@
+"""Bridges and veth pairs through netlink (pyroute2).
+
+``ensure_bridge`` makes the network's bridge with its gateway address;
+``attach`` puts a container on it: a veth pair whose host end joins the bridge and
+whose other end moves into the container's network namespace (found by the init's
+pid) as ``eth0`` with the container's address and a default route.  The pair
+disappears by itself when the container's namespace does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, NamedTuple
+
+from dockyard.errors import InternalError
+
+
+class Attachment(NamedTuple):
+    bridge: str
+    address: str  # "10.213.0.5"
+    prefix: int
+    gateway: str
+    host_ifname: str
+
+
+def _ipr() -> Any:
+    from pyroute2 import IPRoute  # deferred: only networked containers pay for it
+
+    return IPRoute()
+
+
+def ensure_bridge(name: str, gateway: str, prefix: int) -> None:
+    with _ipr() as ipr:
+        found = ipr.link_lookup(ifname=name)
+        if not found:
+            ipr.link("add", ifname=name, kind="bridge")
+            found = ipr.link_lookup(ifname=name)
+        index = found[0]
+        addresses = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index)}
+        if gateway not in addresses:
+            ipr.addr("add", index=index, address=gateway, prefixlen=prefix)
+        ipr.link("set", index=index, state="up")
+
+
+def delete_bridge(name: str) -> bool:
+    with _ipr() as ipr:
+        found = ipr.link_lookup(ifname=name)
+        if not found:
+            return False
+        ipr.link("del", index=found[0])
+        return True
+
+
+def attach(pid: int, attachment: Attachment) -> None:
+    from pyroute2 import NetNS
+
+    peer = f"{attachment.host_ifname}p"
+    with _ipr() as ipr:
+        bridge = ipr.link_lookup(ifname=attachment.bridge)
+        if not bridge:
+            raise InternalError(f"network bridge {attachment.bridge} does not exist")
+        ipr.link("add", ifname=attachment.host_ifname, kind="veth", peer=peer)
+        host = ipr.link_lookup(ifname=attachment.host_ifname)[0]
+        inner = ipr.link_lookup(ifname=peer)[0]
+        ipr.link("set", index=host, master=bridge[0], state="up")
+        ipr.link("set", index=inner, net_ns_pid=pid)
+    with NetNS(f"/proc/{pid}/ns/net") as ns:
+        index = ns.link_lookup(ifname=peer)[0]
+        ns.link("set", index=index, ifname="eth0")
+        ns.addr("add", index=index, address=attachment.address, prefixlen=attachment.prefix)
+        ns.link("set", index=index, state="up")
+        lo = ns.link_lookup(ifname="lo")[0]
+        ns.link("set", index=lo, state="up")
+        ns.route("add", dst="0.0.0.0/0", gateway=attachment.gateway)
+
+
+def hosts_in(subnet: str) -> list[str]:
+    return [str(h) for h in ipaddress.ip_network(subnet).hosts()]
