@@ -1,0 +1,88 @@
+"""Published-port throughput and connection rate against the container's address.
+
+A busybox container serves a file with httpd on a bridge; the host fetches it
+through the published port on 127.0.0.1 (userland proxy) and directly from the
+container's address, N times each, and prints both and their ratio
+(published / direct).  Usage (as root): python bench/network.py [--mb 50] [--conns 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from dockyard.testing.bundles import make_rootfs
+
+
+def _fetch(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - local only
+        return len(response.read())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mb", type=int, default=50)
+    parser.add_argument("--conns", type=int, default=200)
+    args = parser.parse_args()
+    dockyard = str(Path(sys.executable).with_name("dockyard"))
+    work = Path(tempfile.mkdtemp(prefix="dy-netbench-"))
+    root = work / "root"
+
+    def dy(*argv: str) -> str:
+        return subprocess.run([dockyard, "--root", str(root), *argv], check=True,
+                              capture_output=True, text=True).stdout
+
+    try:
+        rootfs = make_rootfs(work / "rootfs")
+        (rootfs / "www").mkdir()
+        (rootfs / "www" / "big").write_bytes(b"x" * args.mb * 1024 * 1024)
+        (rootfs / "www" / "small").write_bytes(b"ok")
+        tar = work / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+        dy("import", str(tar), "netbench:1")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        dy("run", "-d", "--name", "srv", "--network", "bridge", "-p", f"127.0.0.1:{port}:8080",
+           "netbench:1", "httpd", "-f", "-p", "8080", "-h", "/www")
+        address = json.loads(dy("container", "inspect", "srv"))[0]["NetworkSettings"][
+            "IPAddress"]
+        bases = {"published": f"http://127.0.0.1:{port}", "direct": f"http://{address}:8080"}
+        for base in bases.values():
+            for _ in range(50):
+                try:
+                    _fetch(base + "/small")
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        results = {}
+        for name, base in bases.items():
+            start = time.perf_counter()
+            size = sum(_fetch(base + "/big") for _ in range(3))
+            throughput = size / (time.perf_counter() - start) / 1e6
+            start = time.perf_counter()
+            for _ in range(args.conns):
+                _fetch(base + "/small")
+            rate = args.conns / (time.perf_counter() - start)
+            results[name] = (throughput, rate)
+            print(f"{name:9} throughput {throughput:8.1f} MB/s   connections {rate:7.1f}/s")
+        pub, direct = results["published"], results["direct"]
+        print(f"ratio published/direct: throughput {pub[0] / direct[0]:.2f}, "
+              f"connection rate {pub[1] / direct[1]:.2f}")
+        dy("rm", "-f", "srv")
+        dy("network", "prune", "-f")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
