@@ -17,6 +17,8 @@ from dockyard.testing.bundles import BundleFactory, Runtime, busybox_path
 # Tests must leave no process behind: the supervisor zygote exits with the last
 # container instead of lingering for the next `run`.
 os.environ["DOCKYARD_ZYGOTE_LINGER"] = "0"
+# ... and publishes ports only on loopback (test traffic stays on 127.0.0.1)
+os.environ["DOCKYARD_DEFAULT_BIND_IP"] = "127.0.0.1"
 
 
 def dockyard_runtime_argv() -> tuple[str, ...]:

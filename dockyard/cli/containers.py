@@ -140,7 +140,7 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
     if o["network"] not in ("none", "host", "bridge"):
         raise NotImplementedFeature(f"--network {o['network']}: only none, host and bridge "
                                     "for now")
-    if o["publish"] and o["network"] != "bridge":
+    if (o["publish"] or o["publish_all"]) and o["network"] != "bridge":
         raise InvalidArgument("-p needs --network bridge")
     return ContainerSpec(
         image=image, name=o["name"], command=command or None,
@@ -166,7 +166,8 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
         mounts=tuple(parse_volume(v) for v in o["volume"]) +
         tuple(parse_mount(m) for m in o["mount"]),
         volumes_from=tuple(o["volumes_from"]),
-        ports=tuple(parse_publish(p) for p in o["publish"]))
+        ports=tuple(parse_publish(p) for p in o["publish"]),
+        publish_all=o["publish_all"])
 
 
 def parse_publish(text: str) -> PortSpec:
@@ -233,6 +234,8 @@ def container_options(func: Any) -> Any:
         click.option("--mount", multiple=True, help="type=volume|bind|tmpfs,source=,target="),
         click.option("--volumes-from", multiple=True),
         click.option("-p", "--publish", multiple=True, help="[IP:]HOST:CONTAINER[/tcp]"),
+        click.option("-P", "--publish-all", is_flag=True,
+                     help="Publish the image's exposed ports to random host ports."),
         click.option("--health-cmd"), click.option("--health-interval"),
         click.option("--health-timeout"), click.option("--health-retries", type=int),
         click.option("--health-start-period"), click.option("--no-healthcheck", is_flag=True),
@@ -448,6 +451,21 @@ def ps_cmd(engine: Engine, all_containers: bool, quiet: bool, no_trunc: bool,
                        "Names": "NAMES"}))
 
 
+@click.command("port")
+@click.argument("container")
+@click.argument("private_port", required=False)
+@click.pass_obj
+def port_cmd(engine: Engine, container: str, private_port: str | None) -> None:
+    """List a container's published ports (or the mapping of one)."""
+    ports = engine.containers.inspect(container)["NetworkSettings"]["Ports"]
+    for key, bindings in sorted(ports.items()):
+        if private_port and key not in (private_port, f"{private_port}/tcp"):
+            continue
+        for binding in bindings:
+            address = f"{binding['HostIp']}:{binding['HostPort']}"
+            click.echo(address if private_port else f"{key} -> {address}")
+
+
 @click.command("logs")
 @click.option("-f", "--follow", is_flag=True)
 @click.option("-n", "--tail", default="all")
@@ -489,6 +507,6 @@ for _name, _cmd in (("create", create_cmd), ("run", run_cmd), ("start", start_cm
 
 
 COMMANDS = [attach_cmd, create_cmd, run_cmd, start_cmd, stop_cmd, restart_cmd, kill_cmd, rm_cmd,
-            ps_cmd,
+            ps_cmd, port_cmd,
             logs_cmd,
             wait_cmd, container_group]

@@ -148,10 +148,26 @@ class ContainerService:
         prefix = int(subnet.split("/")[1])
         ensure_bridge(name, gateway, prefix)
         address = Ipam(self.store.db).lease(name, subnet, record.id)
-        ports = [[p.host_ip, p.host_port or _free_port(p.host_ip), p.container_port]
-                 for p in record.spec.ports]
+        # like dockerd's --ip: where ports without an address are published
+        default_ip = os.environ.get("DOCKYARD_DEFAULT_BIND_IP", "")
+        ports = []
+        for p in record.spec.ports:
+            host_ip = p.host_ip or default_ip
+            ports.append([host_ip, p.host_port or _free_port(host_ip), p.container_port])
+        if record.spec.publish_all:
+            published = {p[2] for p in ports}
+            for exposed in sorted(self._exposed_ports(record)):
+                if exposed not in published:
+                    ports.append([default_ip, _free_port(default_ip), exposed])
         return {"bridge": name, "address": address, "prefix": prefix, "gateway": gateway,
                 "host_ifname": f"dy{record.id[:10]}", "ports": ports}
+
+    def _exposed_ports(self, record: ContainerRecord) -> set[int]:
+        image = self.images.index.get(record.manifest_digest)
+        exposed = (self.images.config(image).get("config") or {}).get("ExposedPorts") \
+            if image else None
+        return {int(key.split("/")[0]) for key in (exposed or {})
+                if key.endswith("/tcp") or "/" not in key}
 
     def network_prune(self) -> bool:
         """Remove this root's bridge when no container uses it."""

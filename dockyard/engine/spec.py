@@ -94,3 +94,4 @@ class ContainerSpec(NamedTuple):
     mounts: tuple[MountSpec, ...] = ()
     volumes_from: tuple[str, ...] = ()
     ports: tuple[PortSpec, ...] = ()
+    publish_all: bool = False

@@ -84,3 +84,14 @@ def test_a_taken_port_fails_before_the_container_starts(dy: Dockyard) -> None:
 def test_none_has_only_loopback(dy: Dockyard) -> None:
     out = dy("run", "--rm", "--network", "none", "box:1", "ls", "/sys/class/net").stdout
     assert out.split() == ["lo"]
+
+
+def test_publish_all_and_port(dy: Dockyard, rootfs_tar: Path) -> None:
+    dy("import", "-c", "EXPOSE 8080", str(rootfs_tar), "exposed:1")
+    dy("run", "-d", "--name", "pub", "--network", "bridge", "-P", "exposed:1", "sh", "-c",
+       HTTPD.format(text="published-all"))
+    mapping = dy("port", "pub", "8080").stdout.strip()
+    host_ip, host_port = mapping.rsplit(":", 1)
+    assert host_ip == "127.0.0.1"  # DOCKYARD_DEFAULT_BIND_IP, set for every test
+    assert _get(f"http://127.0.0.1:{host_port}/") == "published-all\n"
+    assert dy("port", "pub").stdout.strip() == f"8080/tcp -> {mapping}"
