@@ -173,7 +173,7 @@ class ContainerService:
         """Remove this root's bridge when no container uses it."""
         from dockyard.network.bridge import delete_bridge
 
-        if any(r.spec.network_mode == "bridge" and r.state in ("running", "paused")
+        if any((self.bundle(r.id) / "network.json").exists()
                for r in self.list(all_containers=True)):
             return False
         return delete_bridge(self.bridge()[0])
@@ -533,6 +533,7 @@ class ContainerService:
         from dockyard.runtime import operations
 
         Ipam(self.store.db).release(container_id)
+        on_bridge = (self.bundle(container_id) / "network.json").exists()
         from dockyard.snapshots.mount import unmount
 
         with contextlib.suppress(Exception):
@@ -540,7 +541,10 @@ class ContainerService:
         _unmount_quietly(self.bundle(container_id) / "rootfs", unmount)
         self.images.snapshotter.remove(container_id)
         shutil.rmtree(self.bundle(container_id), ignore_errors=True)
-        self.store.remove(container_id)
+        if on_bridge:  # the bridge lives only as long as containers are on it
+            with contextlib.suppress(Exception):
+                self.network_prune()
+        self.store.remove(container_id)  # last: once the record is gone, so is the rest
 
     def list(self, *, all_containers: bool = False) -> list[ContainerRecord]:
         records = [self.refresh(r) for r in self.store.all()]

@@ -86,7 +86,7 @@ class ContainerSpec(NamedTuple):
     no_new_privileges: bool = False
     seccomp_profile: str | None = None  # None: Docker's default; "unconfined"; a JSON path
     oom_kill_disable: bool = False
-    network_mode: str = "none"
+    network_mode: str = "bridge"
     healthcheck: Healthcheck | None = None
     no_healthcheck: bool = False
     log_max_size: int = 0  # json-file --log-opt max-size (0: unlimited)
