@@ -391,6 +391,19 @@ def wait_cmd(engine: Engine, containers: tuple[str, ...]) -> None:
         click.echo(engine.containers.wait_exited(ref, timeout=10**9).exit_code)
 
 
+def _ports(engine: Engine, container_id: str) -> str:
+    """Docker's PORTS column: 127.0.0.1:8080->80/tcp, …"""
+    import json
+
+    try:
+        config = json.loads((engine.containers.bundle(container_id) / "network.json")
+                            .read_text())
+    except (OSError, ValueError):
+        return ""
+    return ", ".join(f"{ip or '0.0.0.0'}:{host}->{port}/tcp"
+                     for ip, host, port in config.get("ports", []))
+
+
 def _status(record: Any, health: str | None = None) -> str:
     if record.state in ("running", "paused"):
         up = "Up " + human_ago(record.started_at).removesuffix(" ago")
@@ -443,7 +456,7 @@ def ps_cmd(engine: Engine, all_containers: bool, quiet: bool, no_trunc: bool,
              "Command": '"' + " ".join(engine.containers.inspect(r.id)["Args"][:0] or
                                        [engine.containers.inspect(r.id)["Path"]])[:20] + '"',
              "RunningFor": human_ago(r.created), "Status": _status(r, healths.get(r.id)),
-             "Ports": "",
+             "Ports": _ports(engine, r.id) if r.state in ("running", "paused") else "",
              "Names": r.name, "State": r.state} for r in records]
     click.echo(render(rows, ["ID", "Image", "Command", "RunningFor", "Status", "Ports",
                              "Names"], fmt,

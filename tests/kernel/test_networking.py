@@ -95,3 +95,10 @@ def test_publish_all_and_port(dy: Dockyard, rootfs_tar: Path) -> None:
     assert host_ip == "127.0.0.1"  # DOCKYARD_DEFAULT_BIND_IP, set for every test
     assert _get(f"http://127.0.0.1:{host_port}/") == "published-all\n"
     assert dy("port", "pub").stdout.strip() == f"8080/tcp -> {mapping}"
+
+
+def test_ps_shows_published_ports(dy: Dockyard) -> None:
+    port = _free_port()
+    dy("run", "-d", "--name", "shown", "-p", f"127.0.0.1:{port}:8080", "box:1", "sleep", "30")
+    assert dy("ps", "--format", "{{.Ports}}").stdout.strip() == \
+        f"127.0.0.1:{port}->8080/tcp"
