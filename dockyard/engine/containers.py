@@ -123,60 +123,19 @@ class ContainerService:
         return tuple(resolved)
 
     def bridge(self) -> tuple[str, str]:
-        """This root's bridge network: (bridge name, subnet).  The default root's is
-        dockyard0 on 10.213.0.0/24 (clear of Docker's 172.17/16 and Podman's 10.88/16);
-        any other root gets its own, derived from its path, so instances and tests
-        never share one."""
-        import hashlib
+        from dockyard.engine import container_network
 
-        if self.layout.root == Path("/var/lib/dockyard"):
-            return "dockyard0", os.environ.get("DOCKYARD_SUBNET", "10.213.0.0/24")
-        digest = hashlib.sha1(str(self.layout.root).encode()).hexdigest()
-        return f"dy{digest[:10]}", f"10.214.{int(digest[10:12], 16)}.0/24"
+        return container_network.bridge_of(self.layout)
 
     def _network(self, record: ContainerRecord) -> dict[str, Any]:
-        config = self._allocate_network(record)
-        (self.bundle(record.id) / "network.json").write_text(json.dumps(config))
-        return config
+        from dockyard.engine import container_network
 
-    def _allocate_network(self, record: ContainerRecord) -> dict[str, Any]:
-        from dockyard.network.bridge import ensure_bridge, hosts_in
-        from dockyard.network.ipam import Ipam
-
-        name, subnet = self.bridge()
-        gateway = hosts_in(subnet)[0]
-        prefix = int(subnet.split("/")[1])
-        ensure_bridge(name, gateway, prefix)
-        address = Ipam(self.store.db).lease(name, subnet, record.id)
-        # like dockerd's --ip: where ports without an address are published
-        default_ip = os.environ.get("DOCKYARD_DEFAULT_BIND_IP", "")
-        ports = []
-        for p in record.spec.ports:
-            host_ip = p.host_ip or default_ip
-            ports.append([host_ip, p.host_port or _free_port(host_ip), p.container_port])
-        if record.spec.publish_all:
-            published = {p[2] for p in ports}
-            for exposed in sorted(self._exposed_ports(record)):
-                if exposed not in published:
-                    ports.append([default_ip, _free_port(default_ip), exposed])
-        return {"bridge": name, "address": address, "prefix": prefix, "gateway": gateway,
-                "host_ifname": f"dy{record.id[:10]}", "ports": ports}
-
-    def _exposed_ports(self, record: ContainerRecord) -> set[int]:
-        image = self.images.index.get(record.manifest_digest)
-        exposed = (self.images.config(image).get("config") or {}).get("ExposedPorts") \
-            if image else None
-        return {int(key.split("/")[0]) for key in (exposed or {})
-                if key.endswith("/tcp") or "/" not in key}
+        return container_network.attach_config(self, record)
 
     def network_prune(self) -> bool:
-        """Remove this root's bridge when no container uses it."""
-        from dockyard.network.bridge import delete_bridge
+        from dockyard.engine import container_network
 
-        if any((self.bundle(r.id) / "network.json").exists()
-               for r in self.list(all_containers=True)):
-            return False
-        return delete_bridge(self.bridge()[0])
+        return container_network.prune(self)
 
     def volume_users(self, name: str) -> list[str]:
         return [r.name for r in self.store.all() if any(
@@ -553,61 +512,15 @@ class ContainerService:
 
     def logs(self, ref: str, *, follow: bool = False, tail: int | None = None,
              since: str | None = None) -> Iterator[dict[str, str]]:
-        record = self.get(ref)
-        path = self.log_path(record.id)
-        lines = [entry for file in _rotated_files(path) for entry in _entries(file)]
-        position, inode = 0, 0
-        with contextlib.suppress(FileNotFoundError), open(path, "rb") as current:
-            data = current.read()
-            position, inode = len(data), os.fstat(current.fileno()).st_ino
-            lines += _parse_lines(data)
-        if since:
-            lines = [entry for entry in lines if entry["time"] >= since]
-        if tail is not None:
-            lines = lines[-tail:] if tail > 0 else []
-        yield from lines
-        if not follow:
-            return
-        yield from self._follow(record.id, path, position, inode)
+        from dockyard.engine import container_logs
 
-    def _follow(self, container_id: str, path: Path, position: int,
-                inode: int) -> Iterator[dict[str, str]]:
-        """Tail the log; a rotation (new inode) is followed into the new file, after
-        reading what the old one still had."""
-        buffer = b""
-        while True:
-            record = self.get(container_id)
-            with contextlib.suppress(FileNotFoundError), open(path, "rb") as handle:
-                current = os.fstat(handle.fileno()).st_ino
-                if inode and current != inode:
-                    buffer += _rest_of_rotated(path, inode, position)
-                    position = 0
-                inode = current
-                handle.seek(position)
-                chunk = handle.read()
-                position += len(chunk)
-                buffer += chunk
-            *complete, buffer = buffer.split(b"\n")
-            yield from _parse_lines(b"\n".join(complete))
-            if record.state not in ("running", "paused") and \
-                    not pid_alive(record.supervisor_pid):
-                return
-            time.sleep(0.01)
+        return container_logs.read(self, ref, follow=follow, tail=tail, since=since)
 
     def inspect(self, ref: str) -> dict[str, Any]:
         from dockyard.engine.inspect import container_json
 
         record = self.get(ref)
         return container_json(record, self.bundle(record.id), self.images)
-
-
-def _free_port(host_ip: str) -> int:
-    """A port the kernel says is free now (``-p CONTAINER`` and ``-P``)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((host_ip or "0.0.0.0", 0))
-        return int(sock.getsockname()[1])
 
 
 def subprocess_run(argv: list[str]) -> None:
@@ -624,39 +537,6 @@ def _init_binary() -> str | None:
         if os.path.exists(candidate):
             return candidate
     return None
-
-
-def _parse_lines(data: bytes) -> list[dict[str, str]]:
-    """json-file lines; a torn line (a rotation raced a reader) is skipped, not fatal."""
-    entries = []
-    for line in data.split(b"\n"):
-        if line.strip():
-            with contextlib.suppress(ValueError):
-                entries.append(json.loads(line))
-    return entries
-
-
-def _rotated_files(path: Path) -> list[Path]:
-    from dockyard.supervise.logfile import log_files
-
-    return [p for p in log_files(path) if p != path]
-
-
-def _entries(path: Path) -> list[dict[str, str]]:
-    try:
-        return _parse_lines(path.read_bytes())
-    except OSError:
-        return []
-
-
-def _rest_of_rotated(path: Path, inode: int, position: int) -> bytes:
-    """What the file we were following (now ``container.log.1``) got after ``position``."""
-    rotated = path.with_name(path.name + ".1")
-    with contextlib.suppress(OSError), open(rotated, "rb") as handle:
-        if os.fstat(handle.fileno()).st_ino == inode:
-            handle.seek(position)
-            return handle.read()
-    return b""
 
 
 def _unmount_quietly(rootfs: Path, unmount: Any) -> None:
