@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from dockyard.testing.bundles import make_rootfs
+from dockyard.testing.bundles import make_rootfs_tar
+from dockyard.testing.cli import Dockyard
 
 
 def uss_kib(pid: int) -> int:
@@ -36,18 +37,15 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--docker-host", default=None)
     args = parser.parse_args()
-    dockyard = str(Path(sys.executable).with_name("dockyard"))
     work = Path(tempfile.mkdtemp(prefix="dy-density-"))
     root = work / "root"
+    cli = Dockyard(root, work / "docker-config")
 
     def dy(*argv: str) -> str:
-        return subprocess.run([dockyard, "--root", str(root), *argv], check=True,
-                              capture_output=True, text=True).stdout
+        return cli(*argv).stdout
 
     try:
-        rootfs = make_rootfs(work / "rootfs")
-        tar = work / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+        tar = make_rootfs_tar(work)
         dy("import", str(tar), "density:1")
         start = time.perf_counter()
         ids = [dy("run", "-d", "density:1", "sleep", "3600").strip() for _ in range(args.count)]
@@ -62,6 +60,7 @@ def main() -> int:
         print(f"per-container supervisor USS: median {statistics.median(per) / 1024:.2f} MiB, "
               f"max {max(per) / 1024:.2f} MiB (target <= 3 MiB)")
         dy("rm", "-f", *ids)
+        dy("network", "prune", "-f")
         if args.docker_host:
             _docker(args.count, args.docker_host, tar)
     finally:

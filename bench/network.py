@@ -12,14 +12,14 @@ import argparse
 import json
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from dockyard.testing.bundles import make_rootfs
+from dockyard.testing.bundles import make_rootfs_tar
+from dockyard.testing.cli import Dockyard
 
 
 def _fetch(url: str) -> int:
@@ -32,21 +32,20 @@ def main() -> int:
     parser.add_argument("--mb", type=int, default=50)
     parser.add_argument("--conns", type=int, default=200)
     args = parser.parse_args()
-    dockyard = str(Path(sys.executable).with_name("dockyard"))
     work = Path(tempfile.mkdtemp(prefix="dy-netbench-"))
     root = work / "root"
+    cli = Dockyard(root, work / "docker-config")
 
     def dy(*argv: str) -> str:
-        return subprocess.run([dockyard, "--root", str(root), *argv], check=True,
-                              capture_output=True, text=True).stdout
+        return cli(*argv).stdout
 
     try:
-        rootfs = make_rootfs(work / "rootfs")
-        (rootfs / "www").mkdir()
-        (rootfs / "www" / "big").write_bytes(b"x" * args.mb * 1024 * 1024)
-        (rootfs / "www" / "small").write_bytes(b"ok")
-        tar = work / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+        def content(rootfs: Path) -> None:
+            (rootfs / "www").mkdir()
+            (rootfs / "www" / "big").write_bytes(b"x" * args.mb * 1024 * 1024)
+            (rootfs / "www" / "small").write_bytes(b"ok")
+
+        tar = make_rootfs_tar(work, content)
         dy("import", str(tar), "netbench:1")
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from dockyard.testing.bundles import BundleFactory, base_config, make_rootfs
+from dockyard.testing.bundles import BundleFactory, base_config, make_rootfs_tar
 
 
 def _time(argv: list[str], env: dict[str, str] | None = None) -> float:
@@ -34,11 +34,9 @@ def main() -> int:
     runc = shutil.which("runc")
     dockyard = str(Path(sys.executable).with_name("dockyard"))
     work = Path(tempfile.mkdtemp(prefix="dy-runbench-"))
+    root = work / "root"
     try:
-        rootfs = make_rootfs(work / "rootfs")
-        tar = work / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
-        root = work / "root"
+        tar = make_rootfs_tar(work)
         subprocess.run([dockyard, "--root", str(root), "import", str(tar), "bench:1"],
                        check=True, stdout=subprocess.DEVNULL)
         bundle = BundleFactory(work).make(base_config(["/bin/true"]))
@@ -60,6 +58,8 @@ def main() -> int:
                 _time(["docker", "run", "--rm", "--network", "none", "bench:1", "/bin/true"],
                       env) for _ in range(args.runs)]
     finally:
+        subprocess.run([dockyard, "--root", str(root), "network", "prune", "-f"], check=False,
+                       capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     medians = {k: statistics.median(v) * 1000 for k, v in results.items() if v}
     for name, value in medians.items():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from dockyard.testing import leaks
-from dockyard.testing.bundles import BundleFactory, Runtime, busybox_path
+from dockyard.testing.bundles import BundleFactory, Runtime, busybox_path, make_rootfs_tar
+from dockyard.testing.cli import Dockyard
 
 # Tests must leave no process behind: the supervisor zygote exits with the last
 # container instead of lingering for the next `run`.
@@ -81,27 +81,6 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     assert not report, f"test leaked host resources: {report}"
 
 
-class Dockyard:
-    """The ``dockyard`` CLI with its own root and Docker config dir."""
-
-    def __init__(self, root: Path, docker_config: Path) -> None:
-        self.root = root
-        self.env = dict(os.environ, DOCKER_CONFIG=str(docker_config))
-        beside = Path(sys.executable).with_name("dockyard")
-        self.argv = [str(beside)] if beside.exists() else [sys.executable, "-m",
-                                                           "dockyard.cli.main"]
-
-    def __call__(self, *args: str, check: bool = True, input: bytes | None = None,
-                 root: Path | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*self.argv, "--root", str(root or self.root), *args],
-                                env=self.env, capture_output=True, timeout=300, check=False,
-                                input=input.decode("latin-1") if input else None,
-                                text=True)
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
-
-
 @pytest.fixture
 def dy(tmp_path: Path) -> Dockyard:
     return Dockyard(tmp_path / "root", tmp_path / "docker-config")
@@ -109,11 +88,19 @@ def dy(tmp_path: Path) -> Dockyard:
 
 @pytest.fixture
 def rootfs_tar(tmp_path: Path) -> Path:
-    from dockyard.testing.bundles import make_rootfs
-
     if busybox_path() is None:
         pytest.skip("needs a static busybox (apt-get install busybox-static)")
-    rootfs = make_rootfs(tmp_path / "rootfs")
-    target = tmp_path / "rootfs.tar"
-    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(target), "."], check=True)
-    return target
+    return make_rootfs_tar(tmp_path)
+
+
+@pytest.fixture
+def box(tmp_path: Path, rootfs_tar: Path) -> Iterator[Dockyard]:
+    """The CLI with a busybox image ``box:1``; every container and the root's bridge
+    are removed afterwards."""
+    cli = Dockyard(tmp_path / "root", tmp_path / "docker-config")
+    cli("import", "-c", 'CMD ["sh"]', str(rootfs_tar), "box:1")
+    yield cli
+    ids = cli("ps", "-a", "-q", "--no-trunc", check=False).stdout.split()
+    if ids:
+        cli("rm", "-f", *ids, check=False)
+    cli("network", "prune", "-f", check=False)

@@ -453,8 +453,7 @@ def ps_cmd(engine: Engine, all_containers: bool, quiet: bool, no_trunc: bool,
             healths[record.id] = health["Status"] if health["Status"] != "starting" \
                 else "health: starting"
     rows = [{"ID": r.id if no_trunc else r.id[:12], "Image": r.image,
-             "Command": '"' + " ".join(engine.containers.inspect(r.id)["Args"][:0] or
-                                       [engine.containers.inspect(r.id)["Path"]])[:20] + '"',
+             "Command": f'"{engine.containers.inspect(r.id)["Path"][:20]}"',
              "RunningFor": human_ago(r.created), "Status": _status(r, healths.get(r.id)),
              "Ports": _ports(engine, r.id) if r.state in ("running", "paused") else "",
              "Names": r.name, "State": r.state} for r in records]

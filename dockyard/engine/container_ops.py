@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from dockyard.engine.containers import ContainerService
+from dockyard.engine.containers import ContainerService, read_text_or_empty
 from dockyard.engine.names import valid
 from dockyard.engine.records import ContainerRecord
 from dockyard.errors import Conflict, InvalidArgument, NotFound
@@ -102,7 +102,8 @@ class ContainerOps:
         from dockyard.engine.ocispec import resolve_user
 
         rootfs = self.service.bundle(record.id) / "rootfs"
-        ids = resolve_user(user, _read(rootfs / "etc/passwd"), _read(rootfs / "etc/group"))
+        ids = resolve_user(user, read_text_or_empty(rootfs / "etc/passwd"),
+                           read_text_or_empty(rootfs / "etc/group"))
         return f"{ids.uid}:{ids.gid}"
 
     def update(self, ref: str, *, memory: int | None = None, pids_limit: int | None = None,
@@ -270,13 +271,6 @@ class ContainerOps:
                 self.service.cleanup(record.id)
                 removed.append(record.id)
         return removed
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
 
 
 def _int(path: Path) -> int:

@@ -9,7 +9,6 @@ started per container in its own session so the container outlives the CLI.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import shutil
@@ -26,25 +25,18 @@ from dockyard.engine.records import ContainerRecord, ContainerStore
 from dockyard.engine.spec import ContainerSpec, MountSpec
 from dockyard.errors import Conflict, InternalError, InvalidArgument
 from dockyard.store.layout import Layout
+from dockyard.supervise.logfile import now_iso
 from dockyard.volumes.store import VolumeStore
 
 # The engine's choice of runtime driver for supervisors: the runtime library in-process.
 BUILTIN_DRIVER = "dockyard.runtime.driver"
 
 
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read()
-    except OSError:
-        return False
-    return raw[raw.rfind(b")") + 2:][:1] not in (b"Z", b"X")
+    """Running (not gone, not a zombie): the runtime's own test of a live init."""
+    from dockyard.runtime.state import process_start_time
+
+    return pid > 0 and process_start_time(pid) is not None
 
 
 class ContainerService:
@@ -231,8 +223,8 @@ class ContainerService:
         image_config = self.images.config(image) if image else {"config": {}}
         spec = record.spec
         user_text = spec.user or (image_config.get("config") or {}).get("User") or "0"
-        user = ocispec.resolve_user(user_text, _read(rootfs / "etc/passwd"),
-                                    _read(rootfs / "etc/group"))
+        user = ocispec.resolve_user(user_text, read_text_or_empty(rootfs / "etc/passwd"),
+                                    read_text_or_empty(rootfs / "etc/group"))
         seccomp = None
         if spec.seccomp_profile not in (None, "unconfined"):
             seccomp = Path(str(spec.seccomp_profile)).read_text()
@@ -437,7 +429,7 @@ class ContainerService:
         wait = timeout if timeout is not None else (record.spec.stop_timeout or 10)
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.pid, sig)
-        if not _wait_pid(record.pid, wait):
+        if not _wait_gone(record.pid, wait):
             self._kill_all(record)
         return self.wait_exited(record.id)
 
@@ -457,7 +449,7 @@ class ContainerService:
                             all_processes=True)
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.pid, signal.SIGKILL)
-        _wait_pid(record.pid, 10)
+        _wait_gone(record.pid, 10)
 
     def wait_exited(self, ref: str, timeout: float = 30) -> ContainerRecord:
         """Until the supervisor has recorded the exit (or the record is gone)."""
@@ -492,7 +484,7 @@ class ContainerService:
         from dockyard.runtime import operations
 
         Ipam(self.store.db).release(container_id)
-        on_bridge = (self.bundle(container_id) / "network.json").exists()
+
         from dockyard.snapshots.mount import unmount
 
         with contextlib.suppress(Exception):
@@ -500,9 +492,6 @@ class ContainerService:
         _unmount_quietly(self.bundle(container_id) / "rootfs", unmount)
         self.images.snapshotter.remove(container_id)
         shutil.rmtree(self.bundle(container_id), ignore_errors=True)
-        if on_bridge:  # the bridge lives only as long as containers are on it
-            with contextlib.suppress(Exception):
-                self.network_prune()
         self.store.remove(container_id)  # last: once the record is gone, so is the rest
 
     def list(self, *, all_containers: bool = False) -> list[ContainerRecord]:
@@ -548,7 +537,7 @@ def _unmount_quietly(rootfs: Path, unmount: Any) -> None:
             unmount(str(rootfs))
 
 
-def _read(path: Path) -> str:
+def read_text_or_empty(path: Path) -> str:
     try:
         return path.read_text()
     except OSError:
@@ -563,17 +552,10 @@ def _read_status(bundle: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _wait_pid(pid: int, timeout: float) -> bool:
-    import select
+def _wait_gone(pid: int, timeout: float) -> bool:
+    from dockyard.runtime.operations import wait_gone
 
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
+    return wait_gone(pid, timeout)
 
 
 def _signal_number(name: str) -> int:

@@ -12,43 +12,15 @@ fds 0-2, so the helper points them at the container's stdio first.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from dockyard.errors import DockyardError
 from dockyard.runtime import operations
 from dockyard.runtime.bundle import load_bundle
 from dockyard.runtime.create import CreateOptions, create
 from dockyard.supervise.driver import Stdio
-
-
-def _in_helper(work: Callable[[], int]) -> int:
-    """Run ``work`` in a forked child; its int result or its error comes back here."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        answer: dict[str, object]
-        try:
-            answer = {"value": work()}
-        except DockyardError as exc:
-            answer = {"error": exc.message}
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent, never raised
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        os.write(write_fd, json.dumps(answer).encode() + b"\n")
-        os._exit(0)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        # one line, not "until EOF": the init the helper forks keeps a copy of the pipe
-        data = pipe.readline()
-    os.waitpid(pid, 0)
-    result: dict[str, Any] = json.loads(data or b'{"error": "runtime helper died"}')
-    if "error" in result:
-        raise RuntimeError(str(result["error"]))
-    return int(result["value"])
+from dockyard.supervise.helper import run_in_fork
 
 
 def _started(root: Path, container_id: str) -> int:
@@ -75,11 +47,11 @@ class BuiltinDriver:
                             CreateOptions(console_socket=stdio.console_path or None))
             return record.pid
 
-        return _in_helper(work)
+        return run_in_fork(work)
 
     def start(self, container_id: str) -> None:
         try:
-            _in_helper(lambda: _started(self.root, container_id))
+            run_in_fork(lambda: _started(self.root, container_id))
         except RuntimeError:
             self.delete(container_id)
             raise
@@ -91,7 +63,7 @@ class BuiltinDriver:
             return 0
 
         with contextlib.suppress(RuntimeError):
-            _in_helper(work)
+            run_in_fork(work)
 
     def exec_argv(self, container_id: str) -> list[str]:
         return [*self.runtime, "--root", str(self.root), "exec", container_id]

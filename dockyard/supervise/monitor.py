@@ -38,6 +38,7 @@ from dockyard.store.atomic import atomic_write
 from dockyard.supervise.driver import CliDriver, RuntimeDriver
 from dockyard.supervise.fdpass import receive_fd
 from dockyard.supervise.health import HealthChecker
+from dockyard.supervise.helper import run_in_fork
 from dockyard.supervise.iohub import IOHub
 from dockyard.supervise.logfile import JsonLog, now_iso
 
@@ -119,9 +120,15 @@ class Supervisor:
         from dockyard.network.proxy import PortProxy
 
         net = self.network
+        attachment = Attachment(net["bridge"], net["address"], int(net["prefix"]),
+                                net["gateway"], net["host_ifname"])
+
+        def connect() -> int:
+            attach(pid, attachment)  # netlink work: in a throw-away fork (supervise.helper)
+            return 0
+
         try:
-            attach(pid, Attachment(net["bridge"], net["address"], int(net["prefix"]),
-                                   net["gateway"], net["host_ifname"]))
+            run_in_fork(connect)
             if not self.proxies:
                 self.proxies = [PortProxy(hip, int(hport), net["address"], int(cport))
                                 for hip, hport, cport in net.get("ports", [])]
@@ -317,6 +324,10 @@ def warm_up() -> None:
     build_parser().parse_args(["--id", "x", "--bundle", "/", "--runtime", "[]",
                                "--runtime-root", "/", "--ready-fd", "0"])
     json.loads(json.dumps({"warm": [1, "x", None]}))
+    import pyroute2  # noqa: F401 - ~130 ms to import: once here, not per container
+
+    import dockyard.network.bridge
+    import dockyard.network.proxy  # noqa: F401 - imported to be shared, not used here
     now_iso()
     tempfile.gettempdir()
 

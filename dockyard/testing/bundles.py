@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -61,6 +62,17 @@ def make_rootfs(target: Path) -> Path:
     (target / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
                                            "nobody:x:65534:65534:nobody:/:/bin/false\n")
     (target / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    return target
+
+
+def make_rootfs_tar(workdir: Path, prepare: Callable[[Path], None] | None = None) -> Path:
+    """A busybox rootfs (``prepare`` may add files) packed as ``workdir/rootfs.tar``,
+    ready for ``dockyard import``."""
+    rootfs = make_rootfs(workdir / "rootfs")
+    if prepare is not None:
+        prepare(rootfs)
+    target = workdir / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(target), "."], check=True)
     return target
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.testing.bundles import busybox_path, make_rootfs
+from dockyard.testing.bundles import busybox_path, make_rootfs_tar
 
 pytestmark = pytest.mark.root
 
@@ -109,9 +109,7 @@ def _remove_cgroup_tree(path: Path) -> None:
 
 @pytest.fixture
 def busybox_image(daemon: Daemon, tmp_path: Path) -> str:
-    rootfs = make_rootfs(tmp_path / "rootfs")
-    tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
-                         check=True).stdout
+    tar = make_rootfs_tar(tmp_path).read_bytes()
     assert DOCKER is not None
     subprocess.run([DOCKER, "import", "-", "dockyard-busybox:test"], input=tar,
                    env=daemon.env, capture_output=True, check=True, timeout=120)
@@ -154,12 +152,11 @@ def test_docker_maps_missing_command_to_127(daemon: Daemon, busybox_image: str) 
 
 
 def test_docker_loads_what_dockyard_saves(daemon: Daemon, tmp_path: Path) -> None:
-    from tests.conftest import Dockyard
+    from dockyard.testing.cli import Dockyard
 
     dy = Dockyard(tmp_path / "dy-root", tmp_path / "dy-config")
-    rootfs = make_rootfs(tmp_path / "rootfs-for-save")
-    tar = tmp_path / "rootfs.tar"
-    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    (tmp_path / "for-save").mkdir()
+    tar = make_rootfs_tar(tmp_path / "for-save")
     dy("import", "-c", 'CMD ["echo", "saved by dockyard"]', str(tar), "dyimg:1")
     archive = tmp_path / "dyimg.tar"
     dy("save", "-o", str(archive), "dyimg:1")
@@ -177,7 +174,7 @@ def test_docker_loads_what_dockyard_saves(daemon: Daemon, tmp_path: Path) -> Non
 
 def test_dockyard_loads_what_docker_saves(daemon: Daemon, busybox_image: str,
                                           tmp_path: Path) -> None:
-    from tests.conftest import Dockyard
+    from dockyard.testing.cli import Dockyard
 
     archive = tmp_path / "from-docker.tar"
     daemon.docker("save", "-o", str(archive), busybox_image)

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dockyard.testing.cli import Dockyard
 from tests.compat.conftest import Registry
-from tests.conftest import Dockyard
 
 pytestmark = pytest.mark.root
 

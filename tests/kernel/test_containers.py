@@ -7,24 +7,18 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Dockyard
+from dockyard.testing.cli import Dockyard
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
-def dy(tmp_path: Path, rootfs_tar: Path) -> Iterator[Dockyard]:
-    cli = Dockyard(tmp_path / "root", tmp_path / "docker-config")
-    cli("import", "-c", 'CMD ["sh"]', str(rootfs_tar), "box:1")
-    yield cli
-    ids = cli("ps", "-a", "-q", "--no-trunc", check=False).stdout.split()
-    if ids:
-        cli("rm", "-f", *ids, check=False)
+def dy(box: Dockyard) -> Dockyard:
+    return box
 
 
 def inspect(dy: Dockyard, name: str) -> dict[str, object]:

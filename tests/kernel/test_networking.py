@@ -7,12 +7,11 @@ import json
 import socket
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Dockyard
+from dockyard.testing.cli import Dockyard
 
 pytestmark = pytest.mark.root
 
@@ -20,14 +19,8 @@ HTTPD = "mkdir -p /www; echo {text} > /www/index.html; exec httpd -f -p 8080 -h 
 
 
 @pytest.fixture
-def dy(tmp_path: Path, rootfs_tar: Path) -> Iterator[Dockyard]:
-    cli = Dockyard(tmp_path / "root", tmp_path / "docker-config")
-    cli("import", "-c", 'CMD ["sh"]', str(rootfs_tar), "box:1")
-    yield cli
-    ids = cli("ps", "-a", "-q", "--no-trunc", check=False).stdout.split()
-    if ids:
-        cli("rm", "-f", *ids, check=False)
-    cli("network", "prune", "-f", check=False)
+def dy(box: Dockyard) -> Dockyard:
+    return box
 
 
 def _free_port() -> int:

@@ -8,30 +8,30 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Dockyard
+from dockyard.testing.cli import Dockyard
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
 def dy(tmp_path: Path) -> Iterator[Dockyard]:
-    import subprocess
-
-    from dockyard.testing.bundles import busybox_path, make_rootfs
+    from dockyard.testing.bundles import busybox_path, make_rootfs_tar
 
     if busybox_path() is None:
         pytest.skip("needs a static busybox (apt-get install busybox-static)")
-    rootfs = make_rootfs(tmp_path / "rootfs")
-    (rootfs / "data").mkdir()
-    (rootfs / "data" / "seed.txt").write_text("from the image\n")
-    tar = tmp_path / "rootfs.tar"
-    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+
+    def seed(rootfs: Path) -> None:
+        (rootfs / "data").mkdir()
+        (rootfs / "data" / "seed.txt").write_text("from the image\n")
+
+    tar = make_rootfs_tar(tmp_path, seed)
     cli = Dockyard(tmp_path / "root", tmp_path / "docker-config")
     cli("import", "-c", 'CMD ["sh"]', str(tar), "vbox:1")
     yield cli
     ids = cli("ps", "-a", "-q", "--no-trunc", check=False).stdout.split()
     if ids:
         cli("rm", "-f", "-v", *ids, check=False)
+    cli("network", "prune", "-f", check=False)
     names = cli("volume", "ls", "-q", check=False).stdout.split()
     if names:
         cli("volume", "rm", "-f", *names, check=False)
