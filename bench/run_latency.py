@@ -1,5 +1,6 @@
-"""``dockyard run --rm IMG /bin/true`` against ``runc run`` of an equivalent bundle
-(and ``docker run --rm`` when a dockerd socket is given), medians and ratios.
+"""``dockyard run --rm --network none IMG /bin/true`` against ``runc run`` of an
+equivalent bundle (and ``docker run --rm --network none`` when a dockerd socket is
+given), medians and ratios.  ``--network bridge`` adds the cost of a veth pair.
 
 Usage (as root): python bench/run_latency.py [--runs 20] [--docker-host unix:///…]
 """
@@ -43,7 +44,8 @@ def main() -> int:
         results: dict[str, list[float]] = {"dockyard run --rm": [], "runc run": []}
         for _ in range(args.runs):
             results["dockyard run --rm"].append(_time(
-                [dockyard, "--root", str(root), "run", "--rm", "bench:1", "/bin/true"]))
+                [dockyard, "--root", str(root), "run", "--rm", "--network", "none", "bench:1",
+                 "/bin/true"]))
             if runc:
                 results["runc run"].append(_time(
                     [runc, "--root", str(work / "runc"), "run", "--bundle", str(bundle),
