@@ -173,14 +173,10 @@ def save_cmd(names: tuple[str, ...], output: str | None, fmt: str) -> None:
         return
     from pathlib import Path
 
-    target = Path(output)
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        with open(partial, "wb") as out:
-            _engine().images.save(list(names), out, fmt)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+    from dockyard.store.atomic import atomic_writer
+
+    with atomic_writer(Path(output)) as out:
+        _engine().images.save(list(names), out, fmt)
 
 
 @click.command("load")

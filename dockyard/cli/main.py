@@ -74,6 +74,7 @@ def run_bundle(engine: Engine, bundle: Path, name: str | None, detach: bool) -> 
 
 def _register() -> None:
     from dockyard.cli import (
+        build,
         container_ops,
         containers,
         images,
@@ -85,7 +86,7 @@ def _register() -> None:
 
     for command in (*images.COMMANDS, *registry.COMMANDS, *containers.COMMANDS,
                     *container_ops.COMMANDS, *volumes.COMMANDS, *networks.COMMANDS,
-                    *system.COMMANDS):
+                    *system.COMMANDS, *build.COMMANDS):
         cli.add_command(command)
 
 

@@ -32,6 +32,14 @@ from dockyard.volumes.store import VolumeStore
 BUILTIN_DRIVER = "dockyard.runtime.driver"
 
 
+def runtime_argv() -> list[str]:
+    """The runtime CLI installed beside this interpreter (``dockyard-runtime``)."""
+    beside = Path(sys.executable).with_name("dockyard-runtime")
+    if beside.exists():
+        return [str(beside)]
+    return [sys.executable, "-m", "dockyard.runtime.cli"]
+
+
 def pid_alive(pid: int) -> bool:
     """Running (not gone, not a zombie): the runtime's own test of a live init."""
     from dockyard.runtime.state import process_start_time
@@ -207,10 +215,7 @@ class ContainerService:
         return record
 
     def runtime_argv(self) -> list[str]:
-        beside = Path(sys.executable).with_name("dockyard-runtime")
-        if beside.exists():
-            return [str(beside)]
-        return [sys.executable, "-m", "dockyard.runtime.cli"]
+        return runtime_argv()
 
     def _write_runtime_config(self, record: ContainerRecord) -> None:
         from dockyard.engine import ocispec

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from dockyard.store.layout import Layout
 
 if TYPE_CHECKING:
+    from dockyard.engine.builds import BuildService
     from dockyard.engine.container_ops import ContainerOps
     from dockyard.engine.containers import ContainerService
     from dockyard.engine.images import ImageService
@@ -51,7 +52,20 @@ class Engine:
         content = LocalContentStore(self.layout.root / "content")
         snapshotter = OverlaySnapshotter(self.layout.root / "snapshots", self.db)
         return ImageService(content, ImageIndex(self.db), snapshotter,
-                            in_use=self.container_store.users_of_image)
+                            in_use=self.container_store.users_of_image,
+                            extra_live=self._build_cache_blobs)
+
+    def _build_cache_blobs(self) -> set[str]:
+        """Layers only the build cache refers to survive image garbage collection."""
+        from dockyard.build.cache import BuildCache
+
+        return BuildCache(self.db).digests()
+
+    @cached_property
+    def builds(self) -> BuildService:
+        from dockyard.engine.builds import BuildService
+
+        return BuildService(self)
 
     @cached_property
     def volumes(self) -> VolumeStore:

@@ -35,11 +35,13 @@ class ImageSummary(NamedTuple):
 class ImageService:
     def __init__(self, content: LocalContentStore, index: ImageIndex,
                  snapshotter: OverlaySnapshotter,
-                 in_use: Callable[[str], list[str]] | None = None) -> None:
+                 in_use: Callable[[str], list[str]] | None = None,
+                 extra_live: Callable[[], set[str]] | None = None) -> None:
         self.content = content
         self.index = index
         self.snapshotter = snapshotter
         self._in_use = in_use or (lambda _digest: [])
+        self._extra_live = extra_live or set
 
     # --- reading -------------------------------------------------------------
     def get(self, name: str) -> ImageRecord:
@@ -196,7 +198,7 @@ class ImageService:
 
     def collect_garbage(self) -> int:
         """Delete blobs and unpacked layers no image references; returns bytes freed."""
-        live: set[str] = set()
+        live: set[str] = set(self._extra_live())
         live_chains: set[str] = set()
         for record in self.index.images():
             live.update({record.manifest_digest, record.config_digest})
@@ -226,14 +228,21 @@ class ImageService:
         if len(diff_ids) != len(manifest.layers):
             raise InvalidArgument(f"image {record.config_digest}: {len(manifest.layers)} layers "
                                   f"but {len(diff_ids)} diff_ids")
+        return self.unpack_layers([(d.digest, d.media_type) for d in manifest.layers], diff_ids)
+
+    def unpack_layers(self, blobs: list[tuple[str, str]], diff_ids: list[str]) -> str | None:
+        """Extract layer blobs (digest, media type) as snapshots, bottom first; returns
+        the top chain ID (None for no layers).  Already extracted layers are kept."""
         parent = None
-        for layer, diff_id, chain_id in zip(manifest.layers, diff_ids, chain_ids(diff_ids),
-                                            strict=True):
-            compression = mt.layer_compression(layer.media_type)
+        for (digest, media_type), diff_id, chain_id in zip(blobs, diff_ids, chain_ids(diff_ids),
+                                                           strict=True):
+            if self.snapshotter.has_layer(chain_id):
+                parent = chain_id
+                continue
+            compression = mt.layer_compression(media_type)
 
             @contextlib.contextmanager
-            def opener(digest: str = layer.digest,
-                       kind: str = compression) -> Iterator[IO[bytes]]:
+            def opener(digest: str = digest, kind: str = compression) -> Iterator[IO[bytes]]:
                 with self.content.open(digest) as raw:
                     yield decompressed(raw, kind)
 

@@ -145,6 +145,27 @@ class OverlaySnapshotter:
                                              f"upperdir={active / 'upper'}",
                                              f"workdir={active / 'work'}", "index=off"))]
 
+    def commit(self, key: str, chain_id: str, diff_id: str) -> None:
+        """Turn an active snapshot (unmounted) into the committed layer ``chain_id``.
+
+        Its upper dir is already in the overlay format layers are unpacked into
+        (whiteout devices, opaque xattrs), so it is renamed, not re-extracted.
+        """
+        rows = self.db.query("SELECT parent FROM active WHERE key=?", (key,))
+        if not rows:
+            raise NotFound(f"snapshot {key} not found")
+        if not self.has_layer(chain_id):
+            upper = self.upper_dir(key)
+            size = _tree_size(upper)
+            target = self.layer_dir(chain_id)
+            if target.exists():  # a half-finished commit: the database never saw it
+                shutil.rmtree(target)
+            os.rename(upper, target)
+            with self.db.transaction("committing a layer") as conn:
+                conn.execute("INSERT OR IGNORE INTO layers VALUES (?, ?, ?, ?)",
+                             (chain_id, rows[0][0], diff_id, size))
+        self.remove(key)
+
     def upper_dir(self, key: str) -> Path:
         return self.root / "active" / key / "upper"
 

@@ -6,8 +6,11 @@ new, never a torn file.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 
 def fsync_dir(path: Path) -> None:
@@ -38,3 +41,20 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
     os.replace(tmp, path)
     if durable:
         fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
+    """A file streamed into place: written beside ``path``, fsynced and renamed only
+    when the block finishes without an error (otherwise removed)."""
+    tmp = path.with_name(f".{path.name}.partial{os.getpid()}")
+    try:
+        with open(tmp, "wb") as out:
+            os.chmod(tmp, mode)
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent.absolute())
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,11 @@ class Database:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with translate_errors(f"opening {path}"):
-            self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            # one connection shared by the threads of one process (parallel build
+            # stages), serialised by a lock
+            self.conn = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                        check_same_thread=False)
+            self.lock = threading.RLock()
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
@@ -54,7 +59,7 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self, what: str) -> Iterator[sqlite3.Connection]:
-        with translate_errors(what):
+        with self.lock, translate_errors(what):
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
@@ -64,7 +69,7 @@ class Database:
             self.conn.execute("COMMIT")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with translate_errors("query"):
+        with self.lock, translate_errors("query"):
             return list(self.conn.execute(sql, params).fetchall())
 
     def close(self) -> None:

@@ -1,0 +1,182 @@
+"""BuildService: a build request (context, Dockerfile, options, outputs) → an image,
+and where asked, that image exported (``-o type=docker|oci|tar|local``).
+
+Front ends (the CLI now, the Docker API's ``/build`` later) build a
+``BuildRequest`` and render the reporter's events; everything else is here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, NamedTuple
+
+from dockyard.build.context import BuildContext
+from dockyard.build.executor import Builder, BuildOptions, Reporter
+from dockyard.build.plan import parse_plan
+from dockyard.errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from dockyard.engine.engine import Engine
+
+OUTPUT_TYPES = ("image", "docker", "oci", "tar", "local")
+
+
+class Output(NamedTuple):
+    type: str
+    dest: str
+
+
+class BuildRequest(NamedTuple):
+    context: str  # a directory, or "-" for stdin (a tar, or a Dockerfile)
+    dockerfile: str | None = None  # path (relative to the cwd) or "-"; None: CONTEXT/Dockerfile
+    options: BuildOptions = BuildOptions()
+    outputs: tuple[Output, ...] = ()
+
+
+def parse_output(text: str) -> Output:
+    """``type=oci,dest=out.tar`` (or the short form: a path means type=local)."""
+    if "=" not in text:
+        return Output("local", text)
+    fields = dict(part.partition("=")[::2] for part in text.split(","))
+    kind = fields.get("type", "")
+    if kind not in OUTPUT_TYPES:
+        raise InvalidArgument(f"--output: unknown type {kind!r} (want one of "
+                              f"{', '.join(OUTPUT_TYPES)})")
+    dest = fields.get("dest", "")
+    if kind != "image" and not dest:
+        raise InvalidArgument(f"--output type={kind} needs dest=PATH")
+    return Output(kind, dest)
+
+
+def parse_secret(text: str) -> tuple[str, str]:
+    """``id=mysecret,src=/path`` (or ``env=VAR``) → (id, host file)."""
+    fields = dict(part.partition("=")[::2] for part in text.split(","))
+    ident = fields.get("id", "")
+    source = fields.get("src") or fields.get("source") or ""
+    if not ident:
+        raise InvalidArgument(f"--secret {text!r}: id= is required")
+    if not source and fields.get("env"):
+        raise InvalidArgument("--secret env= is read by the CLI; pass src=FILE here")
+    if not source or not os.path.isfile(source):
+        raise InvalidArgument(f"--secret {ident}: source file {source!r} not found")
+    return ident, os.path.abspath(source)
+
+
+class BuildService:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def build(self, request: BuildRequest, reporter: Reporter,
+              stdin: IO[bytes] | None = None) -> str:
+        scratch = self.engine.layout.run_dir / "build"
+        scratch.mkdir(parents=True, exist_ok=True)
+        dockerfile_text: str | None = None
+        if request.context == "-":
+            data = (stdin or sys.stdin.buffer).read()
+            if _looks_like_tar(data):
+                import io
+
+                context = BuildContext.from_tar(io.BytesIO(data), scratch)
+            else:
+                context = BuildContext.empty(scratch)
+                dockerfile_text = data.decode()
+        else:
+            context = BuildContext.from_directory(Path(request.context))
+        try:
+            if dockerfile_text is None:
+                dockerfile_text = self._dockerfile(request, context, stdin)
+            plan = parse_plan(dockerfile_text)
+            image_id = Builder(self.engine, context, plan, request.options, reporter).build()
+        finally:
+            context.close()
+        for output in request.outputs:
+            self.export(image_id, output)
+        return image_id
+
+    def _dockerfile(self, request: BuildRequest, context: BuildContext,
+                    stdin: IO[bytes] | None) -> str:
+        if request.dockerfile == "-":
+            return (stdin or sys.stdin.buffer).read().decode()
+        if request.dockerfile:
+            path = Path(request.dockerfile)
+            if not path.is_absolute() and not path.exists() and request.context != "-":
+                path = context.root / request.dockerfile
+        else:
+            path = context.root / "Dockerfile"
+            if not path.exists() and (context.root / "Containerfile").exists():
+                path = context.root / "Containerfile"
+        try:
+            return path.read_text()
+        except FileNotFoundError:
+            raise NotFound(f"failed to read dockerfile: open {path}: no such file or "
+                           "directory") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidArgument(f"failed to read dockerfile {path}: {exc}") from exc
+
+    # --- exports ------------------------------------------------------------------
+    def export(self, image_id: str, output: Output) -> None:
+        if output.type == "image":
+            return
+        images = self.engine.images
+        if output.type in ("docker", "oci"):
+            with _destination(output.dest) as out:
+                images.save([image_id], out, fmt=output.type)
+            return
+        with self._rootfs(image_id) as rootfs:
+            if output.type == "tar":
+                with _destination(output.dest) as out, \
+                        tarfile.open(fileobj=out, mode="w|") as archive:
+                    for entry in sorted(os.listdir(rootfs)):
+                        archive.add(rootfs / entry, arcname=entry)
+                return
+            dest = Path(output.dest)
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(rootfs, dest, symlinks=True, dirs_exist_ok=True)
+
+    @contextlib.contextmanager
+    def _rootfs(self, image_id: str) -> Iterator[Path]:
+        import uuid
+
+        from dockyard.snapshots.mount import mount_all, unmount
+
+        images = self.engine.images
+        record = images.get(image_id)
+        key = f"export-{uuid.uuid4().hex[:16]}"
+        target = self.engine.layout.run_dir / "build" / key
+        target.mkdir(parents=True)
+        try:
+            mounts = images.snapshotter.prepare(key, images.unpack(record))
+            try:
+                mount_all(mounts, str(target))
+                try:
+                    yield target
+                finally:
+                    unmount(str(target))
+            finally:
+                images.snapshotter.remove(key)
+        finally:
+            target.rmdir()
+
+
+@contextlib.contextmanager
+def _destination(dest: str) -> Iterator[IO[bytes]]:
+    if dest == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    from dockyard.store.atomic import atomic_writer
+
+    with atomic_writer(Path(dest)) as out:
+        yield out
+
+
+def _looks_like_tar(data: bytes) -> bool:
+    if data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00":
+        return True
+    return len(data) > 262 and data[257:262] == b"ustar"
