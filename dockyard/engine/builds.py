@@ -14,11 +14,12 @@ import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from dockyard.build.context import BuildContext
-from dockyard.build.executor import Builder, BuildOptions, Reporter
+from dockyard.build.executor import BuildEnvironment, Builder, BuildOptions, Reporter
 from dockyard.build.plan import parse_plan
+from dockyard.build.sandbox import HOSTNAME, StepProcess
 from dockyard.errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
@@ -92,12 +93,20 @@ class BuildService:
             if dockerfile_text is None:
                 dockerfile_text = self._dockerfile(request, context, stdin)
             plan = parse_plan(dockerfile_text)
-            image_id = Builder(self.engine, context, plan, request.options, reporter).build()
+            image_id = Builder(self._environment(), context, plan, request.options,
+                               reporter).build()
         finally:
             context.close()
         for output in request.outputs:
             self.export(image_id, output)
         return image_id
+
+    def _environment(self) -> BuildEnvironment:
+        from dockyard.engine.containers import runtime_argv
+
+        engine = self.engine
+        return BuildEnvironment(engine.images, engine.db, engine.layout,
+                                engine.insecure_registries, runtime_argv(), step_config)
 
     def _dockerfile(self, request: BuildRequest, context: BuildContext,
                     stdin: IO[bytes] | None) -> str:
@@ -162,6 +171,30 @@ class BuildService:
                 images.snapshotter.remove(key)
         finally:
             target.rmdir()
+
+
+def step_config(image: dict[str, Any], step: StepProcess, rootfs: Path,
+                step_id: str) -> dict[str, Any]:
+    """The OCI config of a RUN step: the same rules as a container's (Docker's default
+    capabilities and seccomp profile), the image's user names, the host's network
+    unless the step asked for none."""
+    from dockyard.engine import ocispec
+    from dockyard.engine.spec import ContainerSpec
+
+    user = ocispec.resolve_user(step.user or "0", _read(rootfs / "etc/passwd"),
+                                _read(rootfs / "etc/group"))
+    spec = ContainerSpec(image="", command=tuple(step.args), entrypoint=(), env=step.env,
+                         working_dir=step.cwd,
+                         network_mode="none" if step.network == "none" else "host")
+    return ocispec.build(image, spec, rootfs=str(rootfs), hostname=HOSTNAME,
+                         cgroup_path=f"/dockyard-build-{step_id}", user=user)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 @contextlib.contextmanager
