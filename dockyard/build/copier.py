@@ -30,6 +30,9 @@ class Source(NamedTuple):
     relative: str  # slash-separated, below root ("" for the root itself)
     path: str  # the source itself, symlinks resolved inside its root
     include: Callable[[str], bool]
+    # whether to look below an excluded directory (a .dockerignore "!" may bring back
+    # something under it); None: never
+    descend: Callable[[str], bool] | None = None
 
 
 class Ownership(NamedTuple):
@@ -67,7 +70,10 @@ def _apply(path: str, info: os.stat_result, owner: Ownership) -> None:
 
 def _copy_entry(src: str, rootfs: str, inner: str, owner: Ownership) -> None:
     info = os.lstat(src)
-    target = _host(rootfs, posixpath.dirname(inner) or "/")
+    parent = posixpath.dirname(inner) or "/"
+    target = _host(rootfs, parent)
+    if not os.path.isdir(target):  # under a directory .dockerignore left out
+        target = make_dirs(rootfs, parent, owner, chown_new=True)
     host = os.path.join(target, posixpath.basename(inner))
     if stat.S_ISDIR(info.st_mode):
         if os.path.islink(host):  # followed inside the rootfs, as in the container
@@ -109,7 +115,7 @@ def copy_source(source: Source, rootfs: str, dest_inner: str, owner: Ownership, 
                 src = os.path.join(directory, name)
                 rel_in_root = os.path.relpath(src, source.root)
                 if not source.include(rel_in_root):
-                    if name in dirs:
+                    if name in dirs and not (source.descend and source.descend(rel_in_root)):
                         dirs.remove(name)  # dockerignore: nothing below it either
                     continue
                 inner = posixpath.normpath(posixpath.join(dest_inner, rel_dir, name))

@@ -85,10 +85,7 @@ def healthcheck(instruction: Instruction, shell: list[str]) -> dict[str, Any]:
         return {"Test": ["NONE"]}
     if kind != "CMD":
         raise instruction.error(f"unknown type {kind!r} in HEALTHCHECK (try CMD)")
-    if instruction.json:
-        test = ["CMD", *words[1:]]
-    else:
-        test = ["CMD-SHELL", " ".join(words[1:])]
+    test = ["CMD", *words[1:]] if instruction.json else ["CMD-SHELL", " ".join(words[1:])]
     check: dict[str, Any] = {"Test": test}
     for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
                       ("start-period", "StartPeriod"), ("start-interval", "StartInterval")):

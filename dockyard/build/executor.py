@@ -41,7 +41,7 @@ from dockyard.build.plan import (
 )
 from dockyard.build.sandbox import StepProcess, run_step
 from dockyard.build.shellwords import expand_heredoc, expand_word
-from dockyard.errors import DockyardError, InvalidArgument, NotFound
+from dockyard.errors import DockyardError, NotFound
 from dockyard.images.imagefile import Layer, host_platform, now_iso, write_image
 from dockyard.oci import mediatypes as mt
 from dockyard.runtime.linux.paths import resolve_in_root
@@ -135,8 +135,16 @@ class StageState:
                            cmd_from_base=True)
         return state
 
-    def history(self, created_by: str, *, empty: bool) -> None:
-        entry: dict[str, Any] = {"created": now_iso(), "created_by": created_by,
+    @property
+    def created(self) -> str:
+        """When the stage's content last changed: the newest layer step's time (kept in
+        the cache, so a fully cached build gives the same image ID), else the base's."""
+        return str(self.image.get("created") or now_iso())
+
+    def history(self, created_by: str, *, empty: bool, created: str | None = None) -> None:
+        if created is not None:
+            self.image["created"] = created
+        entry: dict[str, Any] = {"created": self.created, "created_by": created_by,
                                  "comment": HISTORY_COMMENT}
         if empty:
             entry["empty_layer"] = True
@@ -200,7 +208,7 @@ class Builder:
         if self.options.labels:
             state.config["Labels"] = {**(state.config.get("Labels") or {}),
                                       **self.options.labels}
-        image["created"] = now_iso()
+        image["created"] = state.created
         image["rootfs"] = {"type": "layers", "diff_ids": state.diff_ids}
         names = [str(reference.parse(tag)) for tag in self.options.tags]
         digest = write_image(self.images.content, self.images.index, state.layers, image, names)
@@ -238,7 +246,8 @@ class Builder:
 
     def _base(self, base: str, stage: Stage) -> StageState:
         if base.lower() == "scratch":
-            image = {**host_platform(), "config": {"Env": [DEFAULT_PATH]}, "history": []}
+            image = {**host_platform(), "created": now_iso(), "config": {"Env": [DEFAULT_PATH]},
+                     "history": []}
             return StageState(image, [], step_key("scratch"), cmd_from_base=False)
         other = find_stage(self.plan, base)
         if other is not None and other.number < stage.number:
@@ -250,7 +259,7 @@ class Builder:
         layers = [Layer(d.digest, d.media_type, d.size, diff_id)
                   for d, diff_id in zip(manifest.layers, diff_ids, strict=True)]
         image = {key: value for key, value in config.items()
-                 if key not in ("created", "rootfs", "container", "container_config",
+                 if key not in ("rootfs", "container", "container_config",
                                 "docker_version", "id", "parent")}
         image.setdefault("config", {})
         return StageState(image, layers, step_key("image", record.config_digest),
@@ -344,7 +353,7 @@ class Builder:
         if result.digest is not None and result.diff_id is not None:
             state.layers.append(Layer(result.digest, result.media_type or mt.OCI_LAYER,
                                       result.size, result.diff_id))
-        state.history(created_by, empty=result.digest is None)
+        state.history(created_by, empty=result.digest is None, created=result.created)
 
     def _unpacked(self, state: StageState) -> str | None:
         return self.images.unpack_layers([(layer.digest, layer.media_type)
@@ -422,7 +431,8 @@ class Builder:
         script_files: dict[str, str] = {}
         if instruction.json:
             args = list(instruction.args)
-        elif instruction.heredocs and instruction.args == (f"<<{instruction.heredocs[0].name}",):
+        elif (instruction.heredocs and len(instruction.args) == 1 and
+              _heredoc_name(instruction.args[0]) == instruction.heredocs[0].name):
             body = instruction.heredocs[0].content
             if body.startswith("#!"):
                 script_files["/dev/.dockyard-heredoc"] = body
@@ -511,8 +521,9 @@ class Builder:
             if spec.get("sharing") == "locked":
                 import fcntl
 
-                lock = stack.enter_context(open(directory.parent / (directory.name + ".lock"),
-                                                "w"))
+                lock = os.open(directory.parent / (directory.name + ".lock"),
+                               os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                stack.callback(os.close, lock)
                 fcntl.flock(lock, fcntl.LOCK_EX)
             return {"destination": target, "type": "bind", "source": str(directory),
                     "options": ["rbind"] + (["ro"] if _readonly(spec, False) else [])}
@@ -588,7 +599,7 @@ class Builder:
         if len(words) < 2:
             raise instruction.error(f"{cmd} requires at least two arguments, but only one "
                                     "was provided. Destination could not be determined")
-        heredocs = {f"<<{h.name}": h for h in instruction.heredocs}
+        heredocs = {h.name: h for h in instruction.heredocs}
         dest = expand_word(words[-1], env, escape)
         raw_sources = words[:-1]
         dest = posixpath.join(state.config.get("WorkingDir") or "/", dest)
@@ -613,8 +624,9 @@ class Builder:
         literal: list[tuple[str, bytes, int, float | None]] = []
         patterns: list[str] = []
         for word in raw_sources:
-            if word in heredocs:
-                doc = heredocs[word]
+            heredoc_name = _heredoc_name(word)
+            if heredoc_name in heredocs:
+                doc = heredocs[heredoc_name]
                 body = expand_heredoc(doc.content, env, escape) if doc.expand else doc.content
                 literal.append((doc.name, body.encode(), 0o644, None))
                 continue
@@ -659,7 +671,8 @@ class Builder:
                         copier.extract_archive(path, root, dest, owner)
                         continue
                     source = copier.Source(str(self.context.root), relative, path,
-                                           self._included(excludes))
+                                           self._included(excludes),
+                                           self.context.ignore.may_reinclude_under)
                     copier.copy_source(source, root, dest, owner,
                                        into_directory=target_is_dir, parents=parents)
                 return
@@ -713,6 +726,14 @@ def _owner(rootfs: Path, chown: str, chmod: int | None) -> copier.Ownership:
     _user, _, group = chown.partition(":")
     ids = resolve_user(chown, _read(rootfs / "etc/passwd"), _read(rootfs / "etc/group"))
     return copier.Ownership(ids.uid, ids.gid if group else ids.uid, chmod)
+
+
+def _heredoc_name(word: str) -> str | None:
+    """``<<EOT``, ``<<-EOT``, ``<<"EOT"`` → ``EOT``."""
+    import re
+
+    match = re.fullmatch(r"<<-?([\"']?)(\w+)\1", word)
+    return match.group(2) if match else None
 
 
 def _first_line(text: str) -> str:

@@ -144,9 +144,7 @@ class BuildService:
                     for entry in sorted(os.listdir(rootfs)):
                         archive.add(rootfs / entry, arcname=entry)
                 return
-            dest = Path(output.dest)
-            dest.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(rootfs, dest, symlinks=True, dirs_exist_ok=True)
+            _copy_tree_with_owners(rootfs, Path(output.dest))
 
     @contextlib.contextmanager
     def _rootfs(self, image_id: str) -> Iterator[Path]:
@@ -188,6 +186,18 @@ def step_config(image: dict[str, Any], step: StepProcess, rootfs: Path,
                          network_mode="none" if step.network == "none" else "host")
     return ocispec.build(image, spec, rootfs=str(rootfs), hostname=HOSTNAME,
                          cgroup_path=f"/dockyard-build-{step_id}", user=user)
+
+
+def _copy_tree_with_owners(source: Path, dest: Path) -> None:
+    """``type=local``: the image's files with their modes, times and owners (symlinks
+    are copied as links, never followed)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
+    for directory, dirs, files in os.walk(source):
+        for name in dirs + files:
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            os.lchown(dest / os.path.relpath(path, source), info.st_uid, info.st_gid)
 
 
 def _read(path: Path) -> str:

@@ -18,11 +18,14 @@ class Dockyard:
                                                            "dockyard.cli.main"]
 
     def __call__(self, *args: str, check: bool = True, input: bytes | None = None,
-                 root: Path | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*self.argv, "--root", str(root or self.root), *args],
-                                env=self.env, capture_output=True, timeout=300, check=False,
-                                input=input.decode("latin-1") if input else None,
-                                text=True)
+                 root: Path | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        raw = subprocess.run([*self.argv, "--root", str(root or self.root), *args],
+                             env={**self.env, **(env or {})}, capture_output=True, timeout=300,
+                             check=False, input=input)
+        result = subprocess.CompletedProcess(raw.args, raw.returncode,
+                                             raw.stdout.decode(errors="replace"),
+                                             raw.stderr.decode(errors="replace"))
         if check:
             assert result.returncode == 0, result.stderr
         return result
