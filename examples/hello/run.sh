@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The main job: make a base image from Debian's busybox-static (no internet registry
-# here), run a container from it the way a Docker user would, and show the result.
+# The main job, what a user does first: make a base image (Debian's busybox-static,
+# as there is no internet registry here), build the web app in this directory with
+# `dockyard build`, run it with a published port, fetch its pages, and clean up.
 set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="${DOCKYARD_ROOT:-/var/lib/dockyard}"
+PORT="${HELLO_PORT:-8080}"
 WORK="$(mktemp -d /tmp/dockyard-hello.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
+dy() { dockyard --root "$ROOT" "$@"; }
+cleanup() { dy rm -f hello >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
 
 mkdir -p "$WORK/rootfs/bin" "$WORK/rootfs/etc" "$WORK/rootfs/tmp"
 cp /bin/busybox "$WORK/rootfs/bin/busybox"
@@ -14,18 +19,33 @@ done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' \
     > "$WORK/rootfs/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$WORK/rootfs/etc/group"
+echo "+ dockyard import (busybox-static rootfs) busybox:local"
+tar -C "$WORK/rootfs" -c . | dy import -c 'CMD ["sh"]' - busybox:local >/dev/null
 
-echo "+ dockyard import (busybox rootfs) busybox:local"
-tar -C "$WORK/rootfs" -c . | dockyard --root "$ROOT" import -c 'CMD ["sh"]' - busybox:local
-dockyard --root "$ROOT" images busybox
-echo "+ dockyard run --rm busybox:local …"
-dockyard --root "$ROOT" run --rm --name hello --hostname hello busybox:local sh -c \
-    'echo "Hello from a dockyard container: $(hostname), pid $$, $(id)";
-     grep -E "^(CapEff|Seccomp|NoNewPrivs):" /proc/self/status'
-echo "+ dockyard run -d … ; dockyard ps ; dockyard logs ; dockyard rm -f"
-dockyard --root "$ROOT" run -d --name ticker busybox:local sh -c \
-    'for i in 1 2 3; do echo tick $i; sleep 0.2; done; sleep 30' >/dev/null
-sleep 1
-dockyard --root "$ROOT" ps
-dockyard --root "$ROOT" logs ticker
-dockyard --root "$ROOT" rm -f ticker >/dev/null
+echo "+ dockyard build -t hello:1.0 examples/hello"
+dy build --progress plain -t hello:1.0 "$HERE"
+dy images hello
+
+echo "+ dockyard run -d --name hello -p 127.0.0.1:$PORT:8080 hello:1.0"
+dy rm -f hello >/dev/null 2>&1 || true
+dy run -d --name hello -p "127.0.0.1:$PORT:8080" hello:1.0
+fetch() {
+    python3 - "$1" <<'PY'
+import sys, time, urllib.request
+for attempt in range(50):
+    try:
+        with urllib.request.urlopen(sys.argv[1], timeout=2) as response:
+            print(response.read().decode(), end="")
+            break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit(f"no answer from {sys.argv[1]}")
+PY
+}
+echo "+ GET http://127.0.0.1:$PORT/"
+fetch "http://127.0.0.1:$PORT/"
+echo "+ GET http://127.0.0.1:$PORT/cgi-bin/hello"
+fetch "http://127.0.0.1:$PORT/cgi-bin/hello"
+dy ps
+dy port hello
