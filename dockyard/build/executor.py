@@ -258,10 +258,14 @@ class Builder:
         diff_ids = config["rootfs"]["diff_ids"]
         layers = [Layer(d.digest, d.media_type, d.size, diff_id)
                   for d, diff_id in zip(manifest.layers, diff_ids, strict=True)]
-        image = {key: value for key, value in config.items()
-                 if key not in ("rootfs", "container", "container_config",
-                                "docker_version", "id", "parent")}
-        image.setdefault("config", {})
+        image: dict[str, Any] = {key: value for key, value in config.items()
+                                 if key not in ("rootfs", "container", "container_config",
+                                                "docker_version", "id", "parent")}
+        inner: dict[str, Any] = dict(image.get("config") or {})
+        env = list(inner.get("Env") or [])
+        if not any(e.startswith("PATH=") for e in env):  # Docker's builders add one
+            inner["Env"] = [DEFAULT_PATH, *env]
+        image["config"] = inner
         return StageState(image, layers, step_key("image", record.config_digest),
                           cmd_from_base=True)
 

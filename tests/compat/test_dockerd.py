@@ -9,41 +9,20 @@ creates are removed if they did not exist before.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from dockyard.testing import dockerd
 from dockyard.testing.bundles import busybox_path, make_rootfs_tar
+from dockyard.testing.dockerd import DOCKER, Daemon
 
 pytestmark = pytest.mark.root
 
-DOCKERD = shutil.which("dockerd")
-DOCKER = shutil.which("docker")
-
-
-class Daemon:
-    def __init__(self, base: Path, process: subprocess.Popen[bytes]) -> None:
-        self.base = base
-        self.process = process
-        self.env = dict(os.environ, DOCKER_HOST=f"unix://{base}/docker.sock")
-
-    def docker(self, *args: str, check: bool = True,
-               stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-        assert DOCKER is not None
-        result = subprocess.run([DOCKER, *args], env=self.env, capture_output=True,
-                                input=stdin.decode() if stdin else None, text=True,
-                                timeout=120, check=False)
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
 
 
 def _runtime_path() -> str:
@@ -56,55 +35,13 @@ def _runtime_path() -> str:
 
 @pytest.fixture
 def daemon() -> Iterator[Daemon]:
-    if DOCKERD is None or DOCKER is None:
+    if not dockerd.available():
         pytest.skip("dockerd is not installed (Debian package docker.io)")
     if busybox_path() is None:
         pytest.skip("needs a static busybox (apt-get install busybox-static)")
-    # short: containerd's socket path must fit in sun_path (108 bytes)
-    base = Path(tempfile.mkdtemp(prefix="dy-docker-", dir="/tmp"))
-    cgroup_parents = set(Path("/sys/fs/cgroup").glob("*/docker"))
-    log = open(base / "dockerd.log", "wb")  # noqa: SIM115 - closed in the finally below
-    process = subprocess.Popen(
-        [DOCKERD, "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
-         "--pidfile", str(base / "docker.pid"), "-H", f"unix://{base}/docker.sock",
-         "--bridge=none", "--iptables=false", "--ip-masq=false", "--storage-driver=vfs",
-         "--add-runtime", f"dy={_runtime_path()}"],
-        stdout=log, stderr=subprocess.STDOUT)
-    daemon = Daemon(base, process)
-    try:
-        deadline = time.monotonic() + 60
-        while daemon.docker("version", check=False).returncode != 0:
-            assert process.poll() is None, (base / "dockerd.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "dockerd did not come up"
-            time.sleep(0.2)
-        yield daemon
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        for parent in set(Path("/sys/fs/cgroup").glob("*/docker")) - cgroup_parents:
-            _remove_cgroup_tree(parent)
-        _unmount_under(base)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _unmount_under(base: Path) -> None:
-    """dockerd bind-mounts its data root (and leaves it behind if it fails to start)."""
-    with open("/proc/self/mountinfo") as handle:
-        points = [line.split()[4] for line in handle]
-    for point in sorted((p for p in points if p.startswith(str(base))), reverse=True):
-        subprocess.run(["umount", "-l", point], check=False)
-
-
-def _remove_cgroup_tree(path: Path) -> None:
-    for sub in sorted(path.rglob("*"), key=lambda p: -len(p.parts)):
-        if sub.is_dir():
-            sub.rmdir()
-    path.rmdir()
+    with dockerd.running_dockerd("--storage-driver=vfs",
+                                 f"--add-runtime=dy={_runtime_path()}") as running:
+        yield running
 
 
 @pytest.fixture
