@@ -246,9 +246,9 @@ class Builder:
 
     def _base(self, base: str, stage: Stage) -> StageState:
         if base.lower() == "scratch":
-            image = {**host_platform(), "created": now_iso(), "config": {"Env": [DEFAULT_PATH]},
-                     "history": []}
-            return StageState(image, [], step_key("scratch"), cmd_from_base=False)
+            empty: dict[str, Any] = {**host_platform(), "created": now_iso(),
+                                     "config": {"Env": [DEFAULT_PATH]}, "history": []}
+            return StageState(empty, [], step_key("scratch"), cmd_from_base=False)
         other = find_stage(self.plan, base)
         if other is not None and other.number < stage.number:
             return self._results[other.number].result().clone()
@@ -261,7 +261,7 @@ class Builder:
         image: dict[str, Any] = {key: value for key, value in config.items()
                                  if key not in ("rootfs", "container", "container_config",
                                                 "docker_version", "id", "parent")}
-        inner: dict[str, Any] = dict(image.get("config") or {})
+        inner: dict[str, Any] = dict(config.get("config") or {})
         env = list(inner.get("Env") or [])
         if not any(e.startswith("PATH=") for e in env):  # Docker's builders add one
             inner["Env"] = [DEFAULT_PATH, *env]
