@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
-import tarfile
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -36,6 +33,10 @@ class BuildContext:
 
     @classmethod
     def from_tar(cls, stream: IO[bytes], scratch: Path) -> BuildContext:
+        import shutil
+        import tarfile
+        import tempfile
+
         target = Path(tempfile.mkdtemp(prefix="context-", dir=scratch))
         try:
             with tarfile.open(fileobj=stream, mode="r|*") as archive:
@@ -48,10 +49,14 @@ class BuildContext:
 
     @classmethod
     def empty(cls, scratch: Path) -> BuildContext:
+        import tempfile
+
         return cls(Path(tempfile.mkdtemp(prefix="context-", dir=scratch)), owned=True)
 
     def close(self) -> None:
         if self.owned:
+            import shutil
+
             shutil.rmtree(self.root, ignore_errors=True)
 
     def included(self, relative: str) -> bool:

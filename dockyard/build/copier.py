@@ -15,7 +15,6 @@ import os
 import posixpath
 import shutil
 import stat
-import tarfile
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -158,6 +157,8 @@ def write_file(rootfs: str, inner: str, data: bytes, owner: Ownership, mode: int
 
 
 def is_archive(path: str) -> bool:
+    import tarfile
+
     try:
         return os.path.isfile(path) and tarfile.is_tarfile(path)
     except OSError:
@@ -168,6 +169,8 @@ def extract_archive(path: str, rootfs: str, dest_inner: str, owner: Ownership) -
     """ADD of a local tar: unpacked into the destination directory; tarfile's ``tar``
     filter refuses members that would land outside it (absolute names, ``..``,
     links pointing out)."""
+    import tarfile
+
     target = make_dirs(rootfs, dest_inner, owner, chown_new=True)
     try:
         with tarfile.open(path) as archive:

@@ -15,13 +15,9 @@ import contextlib
 import hashlib
 import os
 import posixpath
-import shutil
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -108,6 +104,27 @@ class BuildOptions(NamedTuple):
     network: str = "default"
 
 
+class _StageResult:
+    """A stage's outcome, awaited by the stages that use it (a minimal future: the
+    standard one pulls in logging and the thread-pool machinery)."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: StageState | None = None
+        self._error: BaseException | None = None
+
+    def set(self, value: StageState | None, error: BaseException | None) -> None:
+        self._value, self._error = value, error
+        self._done.set()
+
+    def result(self) -> StageState:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
 class StageState:
     """A stage's image as it is being built."""
 
@@ -169,7 +186,7 @@ class Builder:
         self._lock = threading.Lock()
         self._steps = 0
         self._failed = threading.Event()
-        self._results: dict[int, Future[StageState]] = {}
+        self._results: dict[int, _StageResult] = {}
 
     # --- the whole build ------------------------------------------------------
     def build(self) -> str:
@@ -177,29 +194,35 @@ class Builder:
         self.work_root.mkdir(parents=True, exist_ok=True)
         target = target_stage(self.plan, self.options.target)
         needed = dependencies(self.plan, target, self.scope)
-        with ThreadPoolExecutor(max_workers=len(needed),
-                                thread_name_prefix="build-stage") as pool:
-            for index in sorted(needed):
-                self._results[index] = pool.submit(self._stage_after, self.plan.stages[index],
-                                                   sorted(needed[index]))
-            try:
-                state = self._results[target.number].result()
-            except BaseException:
-                self._failed.set()
-                raise
+        order = sorted(needed)
+        for index in order:
+            self._results[index] = _StageResult()
+        threads = [threading.Thread(target=self._stage_after, name=f"build-stage-{index}",
+                                    args=(self.plan.stages[index], sorted(needed[index])))
+                   for index in order[:-1]]  # the target stage runs in this thread
+        for thread in threads:
+            thread.start()
+        try:
+            self._stage_after(self.plan.stages[order[-1]], sorted(needed[order[-1]]))
+            state = self._results[target.number].result()
+        finally:
+            for thread in threads:
+                thread.join()
         unused = sorted(set(self.options.build_args) - self.consumed)
         if unused:
             self.reporter.warning(f"One or more build-args {unused} were not consumed")
         return self._write(state)
 
-    def _stage_after(self, stage: Stage, needs: list[int]) -> StageState:
-        for index in needs:
-            self._results[index].result()
+    def _stage_after(self, stage: Stage, needs: list[int]) -> None:
         try:
-            return self._build_stage(stage)
-        except BaseException:
+            for index in needs:
+                self._results[index].result()
+            state = self._build_stage(stage)
+        except BaseException as exc:  # handed to whoever waits for this stage
             self._failed.set()
-            raise
+            self._results[stage.number].set(None, exc)
+        else:
+            self._results[stage.number].set(state, None)
 
     def _write(self, state: StageState) -> str:
         from dockyard.oci import reference
@@ -368,10 +391,12 @@ class Builder:
                  keep: bool = False) -> Iterator[tuple[str, Path]]:
         """A fresh snapshot on the state's layers, mounted; yields (key, rootfs).  The
         snapshot is removed afterwards unless ``keep`` (a step about to commit it)."""
+        import shutil
+
         from dockyard.snapshots.mount import mount_all, unmount
 
         snapshotter = self.images.snapshotter
-        key = f"build-{uuid.uuid4().hex[:20]}"
+        key = f"build-{os.urandom(10).hex()}"
         bundle = self.work_root / key
         rootfs = bundle / "rootfs"
         rootfs.mkdir(parents=True)
@@ -395,6 +420,8 @@ class Builder:
             shutil.rmtree(bundle, ignore_errors=True)
 
     def _execute(self, state: StageState, work: Callable[[Path], None]) -> CachedLayer:
+        import tempfile
+
         from dockyard.snapshots.diff import write_diff
 
         snapshotter = self.images.snapshotter
@@ -510,6 +537,8 @@ class Builder:
 
     def _oci_mount(self, spec: dict[str, str], bundle: Path, stack: contextlib.ExitStack,
                    instruction: Instruction) -> dict[str, Any] | None:
+        import shutil
+
         kind, target = spec["type"], spec["target"]
         if kind == "tmpfs":
             options = ["nosuid", "nodev"] + ([f"size={spec['size']}"] if "size" in spec else [])
@@ -555,7 +584,7 @@ class Builder:
         if _readonly(spec, True):
             return {"destination": target, "type": "bind", "source": source,
                     "options": ["rbind", "ro"]}
-        scratch = bundle / f"bind-{uuid.uuid4().hex[:8]}"  # rw: writes are thrown away
+        scratch = bundle / f"bind-{os.urandom(4).hex()}"  # rw: writes are thrown away
         if os.path.isdir(source):
             shutil.copytree(source, scratch, symlinks=True)
         else:
@@ -571,7 +600,7 @@ class Builder:
             if cleaned and not self.context.included(cleaned):
                 raise NotFound(f"{relative}: excluded by .dockerignore")
             return str(path)
-        view = bundle / f"context-{uuid.uuid4().hex[:8]}"
+        view = bundle / f"context-{os.urandom(4).hex()}"
         view.mkdir()
         for source in [copier.Source(str(self.context.root), cleaned, str(path),
                                      self.context.included)]:

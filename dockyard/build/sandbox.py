@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -47,6 +46,8 @@ def run_step(runtime_argv: list[str], runtime_root: Path, bundle: Path, rootfs: 
                       "source": os.path.realpath("/etc/resolv.conf"), "options": ["rbind", "ro"]})
     config["mounts"] += extra + step.mounts
     (bundle / "config.json").write_text(json.dumps(config))
+    import subprocess
+
     created = _missing_mount_points(rootfs, [m["destination"] for m in config["mounts"]])
     try:
         process = subprocess.Popen(

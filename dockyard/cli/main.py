@@ -16,8 +16,47 @@ from dockyard.engine.engine import Engine
 from dockyard.errors import DockyardError
 from dockyard.store.layout import Layout
 
+# command name → the modules that define it (imported only when that command runs,
+# so `dockyard build` does not pay for the container commands' imports); checked
+# against each module's COMMANDS by tests/unit/test_cli_lazy.py
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    **{name: ("images",) for name in ("import", "images", "tag", "rmi", "history", "save",
+                                       "load", "image", "inspect")},
+    **{name: ("registry",) for name in ("pull", "push", "login", "logout")},
+    **{name: ("containers",) for name in ("attach", "create", "run", "start", "stop",
+                                           "restart", "kill", "rm", "ps", "port", "logs",
+                                           "wait")},
+    "container": ("containers", "container_ops"),
+    **{name: ("container_ops",) for name in ("exec", "pause", "unpause", "rename", "top",
+                                              "update", "stats", "diff", "commit", "export",
+                                              "cp")},
+    "volume": ("volumes",), "network": ("networks",), "system": ("system",),
+    "build": ("build",), "builder": ("build",),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in COMMAND_MODULES:
+            return command
+        import importlib
+
+        found = None
+        for module_name in COMMAND_MODULES[cmd_name]:
+            module = importlib.import_module(f"dockyard.cli.{module_name}")
+            for candidate in module.COMMANDS:
+                if candidate.name == cmd_name and found is None:
+                    found = candidate
+        return found
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--root", envvar="DOCKYARD_ROOT", default=None, metavar="DIR",
               help="Root of dockyard's state (default /var/lib/dockyard; env DOCKYARD_ROOT).")
 @click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
@@ -70,27 +109,6 @@ def run_bundle(engine: Engine, bundle: Path, name: str | None, detach: bool) -> 
     if detach:
         click.echo(container_id)
     sys.exit(code)
-
-
-def _register() -> None:
-    from dockyard.cli import (
-        build,
-        container_ops,
-        containers,
-        images,
-        networks,
-        registry,
-        system,
-        volumes,
-    )
-
-    for command in (*images.COMMANDS, *registry.COMMANDS, *containers.COMMANDS,
-                    *container_ops.COMMANDS, *volumes.COMMANDS, *networks.COMMANDS,
-                    *system.COMMANDS, *build.COMMANDS):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
@@ -102,7 +100,7 @@ class BuildService:
         return image_id
 
     def _environment(self) -> BuildEnvironment:
-        from dockyard.engine.containers import runtime_argv
+        from dockyard.engine.runtime_command import runtime_argv
 
         engine = self.engine
         return BuildEnvironment(engine.images, engine.db, engine.layout,
@@ -137,6 +135,8 @@ class BuildService:
             with _destination(output.dest) as out:
                 images.save([image_id], out, fmt=output.type)
             return
+        import tarfile
+
         with self._rootfs(image_id) as rootfs:
             if output.type == "tar":
                 with _destination(output.dest) as out, \
@@ -191,6 +191,8 @@ def step_config(image: dict[str, Any], step: StepProcess, rootfs: Path,
 def _copy_tree_with_owners(source: Path, dest: Path) -> None:
     """``type=local``: the image's files with their modes, times and owners (symlinks
     are copied as links, never followed)."""
+    import shutil
+
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
     for directory, dirs, files in os.walk(source):

@@ -32,14 +32,6 @@ from dockyard.volumes.store import VolumeStore
 BUILTIN_DRIVER = "dockyard.runtime.driver"
 
 
-def runtime_argv() -> list[str]:
-    """The runtime CLI installed beside this interpreter (``dockyard-runtime``)."""
-    beside = Path(sys.executable).with_name("dockyard-runtime")
-    if beside.exists():
-        return [str(beside)]
-    return [sys.executable, "-m", "dockyard.runtime.cli"]
-
-
 def pid_alive(pid: int) -> bool:
     """Running (not gone, not a zombie): the runtime's own test of a live init."""
     from dockyard.runtime.state import process_start_time
@@ -215,6 +207,8 @@ class ContainerService:
         return record
 
     def runtime_argv(self) -> list[str]:
+        from dockyard.engine.runtime_command import runtime_argv
+
         return runtime_argv()
 
     def _write_runtime_config(self, record: ContainerRecord) -> None:

@@ -52,7 +52,8 @@ class Engine:
         content = LocalContentStore(self.layout.root / "content")
         snapshotter = OverlaySnapshotter(self.layout.root / "snapshots", self.db)
         return ImageService(content, ImageIndex(self.db), snapshotter,
-                            in_use=self.container_store.users_of_image,
+                            # the container store is opened only when an image is removed
+                            in_use=lambda digest: self.container_store.users_of_image(digest),
                             extra_live=self._build_cache_blobs)
 
     def _build_cache_blobs(self) -> set[str]:

@@ -19,7 +19,6 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci import reference
 from dockyard.oci.image import Manifest, parse_config, parse_manifest_or_index
 from dockyard.snapshots.overlay import OverlaySnapshotter, chain_ids
-from dockyard.snapshots.unpack import decompressed
 
 
 class ImageSummary(NamedTuple):
@@ -243,6 +242,8 @@ class ImageService:
 
             @contextlib.contextmanager
             def opener(digest: str = digest, kind: str = compression) -> Iterator[IO[bytes]]:
+                from dockyard.snapshots.unpack import decompressed
+
                 with self.content.open(digest) as raw:
                     yield decompressed(raw, kind)
 

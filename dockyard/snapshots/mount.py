@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from dockyard.runtime.linux import syscalls as sc
-
 
 class Mount(NamedTuple):
     """What mount(2) needs, minus the target: plain data a test can assert on."""
@@ -15,16 +13,19 @@ class Mount(NamedTuple):
     options: tuple[str, ...] = ()
 
 
-_FLAG_OPTIONS = {"ro": sc.MS_RDONLY, "rbind": sc.MS_BIND | sc.MS_REC, "bind": sc.MS_BIND}
 
 
 def mount_all(mounts: list[Mount], target: str) -> None:
+    # syscalls (ctypes) only when something is mounted: listing and planning stay light
+    from dockyard.runtime.linux import syscalls as sc
+
+    flag_options = {"ro": sc.MS_RDONLY, "rbind": sc.MS_BIND | sc.MS_REC, "bind": sc.MS_BIND}
     for mnt in mounts:
         flags = 0
         data = []
         for option in mnt.options:
-            if option in _FLAG_OPTIONS:
-                flags |= _FLAG_OPTIONS[option]
+            if option in flag_options:
+                flags |= flag_options[option]
             else:
                 data.append(option)
         if mnt.type == "bind":
@@ -36,4 +37,6 @@ def mount_all(mounts: list[Mount], target: str) -> None:
 
 
 def unmount(target: str) -> None:
+    from dockyard.runtime.linux import syscalls as sc
+
     sc.umount2(target, sc.MNT_DETACH)

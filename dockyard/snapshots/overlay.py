@@ -23,7 +23,6 @@ from typing import IO, NamedTuple
 
 from dockyard.errors import AlreadyExists, DigestMismatch, NotFound
 from dockyard.snapshots.mount import Mount
-from dockyard.snapshots.unpack import apply_layer
 from dockyard.store.db import Database
 
 MIGRATIONS = [
@@ -92,6 +91,8 @@ class OverlaySnapshotter:
         work.mkdir()
         try:
             with open_layer() as stream:
+                from dockyard.snapshots.unpack import apply_layer
+
                 actual = apply_layer(stream, str(work))
             if actual != diff_id:
                 raise DigestMismatch(f"layer {diff_id}: uncompressed content has digest "
