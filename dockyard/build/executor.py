@@ -251,6 +251,12 @@ class Builder:
         total = len(stage.instructions) + 1
         prefix = f"[{stage.name + ' ' if stage.name else ''}"
         base = expand_word(stage.base, self.scope, self.plan.escape)
+        if stage.platform:
+            wanted = expand_word(stage.platform, self.scope, self.plan.escape)
+            host = self.scope["TARGETPLATFORM"]
+            if wanted.lower() not in (host, host + "/"):
+                raise BuildError(f"Dockerfile:{stage.line}: FROM --platform={wanted}: only "
+                                 f"the host platform ({host}) can be built here")
         step = self._next_step(f"{prefix}1/{total}] FROM {base}")
         started = time.monotonic()
         state = self._base(base, stage)
@@ -673,7 +679,13 @@ class Builder:
         if sources_given > 1 and not into_directory:
             raise instruction.error(f"When using {cmd} with more than one source file, "
                                     "the destination must be a directory and end with a /")
-        from_state = self._from_state(from_ref) if from_ref else None
+        from_state = None
+        if from_ref:
+            try:
+                from_state = self._from_state(from_ref)
+            except DockyardError as exc:
+                raise instruction.error(f"{cmd} --from={from_ref}: no stage of that name, and "
+                                        f"no image either: {exc}") from exc
         hits_all: list[str] = []
         if from_state is None:
             for pattern in patterns:

@@ -74,11 +74,11 @@ class TtyReporter:
         from rich.console import Console
         from rich.live import Live
 
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[str, float, list[str]]] = {}
         self._console = Console(stderr=True)
         self._live = Live(console=self._console, refresh_per_second=8, transient=True,
                           get_renderable=self._render)
-        self._lock = threading.Lock()
-        self._running: dict[int, tuple[str, float, list[str]]] = {}
 
     def __enter__(self) -> TtyReporter:
         self._live.start()
@@ -113,8 +113,10 @@ class TtyReporter:
     def _finish(self, step: int, status: str, style: str) -> None:
         with self._lock:
             title, started, _tail = self._running.pop(step, ("", time.monotonic(), []))
-        self._console.print(f" => #{step} {title} [{style}]{status}[/]",
-                            markup=True, highlight=False)
+        from rich.text import Text
+
+        self._console.print(Text.assemble(f" => #{step} {title} ", (status, style)),
+                            highlight=False)
 
     def step_finished(self, step: int, *, cached: bool, seconds: float) -> None:
         self._finish(step, "CACHED" if cached else f"{seconds:.1f}s", "green")

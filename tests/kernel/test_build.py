@@ -232,3 +232,58 @@ def test_outputs_oci_and_docker_archives(box: Dockyard, tmp_path: Path) -> None:
         assert "index.json" in archive.getnames() and "oci-layout" in archive.getnames()
     with tarfile.open(docker) as archive:
         assert "manifest.json" in archive.getnames()
+
+
+def test_parents_url_digest_platform_and_tty(box: Dockyard, tmp_path: Path) -> None:
+    import hashlib
+    import http.server
+    import shutil as sh
+    import subprocess
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "remote.txt").write_text("fetched over http\n")
+    handler = type("Quiet", (http.server.SimpleHTTPRequestHandler,),
+                   {"log_message": lambda *a: None})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), lambda *a: handler(*a, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        context = tmp_path / "ctx"
+        (context / "a" / "b").mkdir(parents=True)
+        (context / "a" / "b" / "deep.txt").write_text("deep\n")
+        digest = json.loads(box("image", "inspect", "box:1").stdout)[0]["Id"]
+        url = f"http://127.0.0.1:{server.server_port}/remote.txt"
+        checksum = "sha256:" + hashlib.sha256(b"fetched over http\n").hexdigest()
+        (context / "Dockerfile").write_text(
+            f"FROM --platform=$BUILDPLATFORM {digest}\n"
+            "COPY --parents a/b/deep.txt /keep/\n"
+            f"ADD --checksum={checksum} {url} /downloads/\n")
+        out = tmp_path / "out"
+        box("build", "-q", "-o", f"type=local,dest={out}", str(context))
+        assert (out / "keep" / "a" / "b" / "deep.txt").read_text() == "deep\n"
+        remote = out / "downloads" / "remote.txt"
+        assert remote.read_text() == "fetched over http\n"
+        assert remote.stat().st_mode & 0o777 == 0o600  # Docker's mode for URL files
+        (context / "Dockerfile").write_text(
+            f"FROM box:1\nADD --checksum=sha256:{'0' * 64} {url} /x\n")
+        failed = box("build", str(context), check=False)
+        assert "does not match --checksum" in failed.stderr
+        (context / "Dockerfile").write_text("FROM --platform=linux/s390x box:1\n")
+        failed = box("build", str(context), check=False)
+        assert "only the host platform" in failed.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    # the live view on a terminal (driven through script(1)'s pty)
+    if sh.which("script") is None:
+        pytest.skip("script(1) (bsdutils) is not installed")
+    (context / "Dockerfile").write_text("FROM box:1\nRUN echo on a tty > /tty.txt\n")
+    command = " ".join([*box.argv, "--root", str(box.root), "build", str(context)])
+    result = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
+                            timeout=120, env=box.env, check=False)
+    text = result.stdout.decode(errors="replace")
+    assert result.returncode == 0, text
+    assert "[2/2] RUN echo on a tty" in text and "writing image sha256:" in text
