@@ -21,7 +21,7 @@ from dockyard.engine.spec import (
     TmpfsMount,
     Ulimit,
 )
-from dockyard.errors import InvalidArgument, NotImplementedFeature
+from dockyard.errors import InvalidArgument
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
@@ -137,11 +137,17 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
             log_max_file = int(value)
         else:
             raise InvalidArgument(f"unknown log opt {key!r} for the json-file log driver")
-    if o["network"] not in ("none", "host", "bridge"):
-        raise NotImplementedFeature(f"--network {o['network']}: only none, host and bridge "
-                                    "for now")
-    if (o["publish"] or o["publish_all"]) and o["network"] != "bridge":
-        raise InvalidArgument("-p needs --network bridge")
+    network = o["network"]
+    if (o["publish"] or o["publish_all"]) and (network in ("none", "host") or
+                                               network.startswith("container:")):
+        raise InvalidArgument(f"-p cannot be used with --network {network}: it has no "
+                              "network of its own to publish from")
+    if network.startswith("container:") and o["hostname"]:
+        raise InvalidArgument("conflicting options: hostname and the network mode "
+                              f"{network}")
+    if o["ip"] and (network in ("bridge", "host", "none") or network.startswith("container:")):
+        raise InvalidArgument("user specified IP address is supported on user defined networks "
+                              "only")
     return ContainerSpec(
         image=image, name=o["name"], command=command or None,
         entrypoint=(tuple(o["entrypoint"].split()) if o["entrypoint"] else ())
@@ -161,29 +167,52 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
         ulimits=tuple(parse_ulimit(u) for u in o["ulimit"]),
         cap_add=o["cap_add"], cap_drop=o["cap_drop"], privileged=o["privileged"],
         no_new_privileges=nnp, seccomp_profile=seccomp,
-        oom_kill_disable=o["oom_kill_disable"], network_mode=o["network"],
+        oom_kill_disable=o["oom_kill_disable"], network_mode=network,
+        network_aliases=tuple(o["network_alias"]), ip_address=o["ip"],
+        dns=tuple(o["dns"]), dns_search=tuple(o["dns_search"]),
+        dns_options=tuple(o["dns_option"]), extra_hosts=tuple(o["add_host"]),
         healthcheck=_healthcheck(o), no_healthcheck=o["no_healthcheck"],
         mounts=tuple(parse_volume(v) for v in o["volume"]) +
         tuple(parse_mount(m) for m in o["mount"]),
         volumes_from=tuple(o["volumes_from"]),
-        ports=tuple(parse_publish(p) for p in o["publish"]),
+        ports=tuple(p for text in o["publish"] for p in parse_publish(text)),
         publish_all=o["publish_all"])
 
 
-def parse_publish(text: str) -> PortSpec:
-    """``-p [IP:][HOST:]CONTAINER[/tcp]``."""
-    spec, _, proto = text.partition("/")
-    if proto not in ("", "tcp"):
-        raise NotImplementedFeature(f"-p {text}: only tcp is published for now")
-    parts = spec.rsplit(":", 2)
+def _port_range(text: str, spec: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
     try:
-        if len(parts) == 1:
-            return PortSpec("", 0, int(parts[0]))
-        if len(parts) == 2:
-            return PortSpec("", int(parts[0]) if parts[0] else 0, int(parts[1]))
-        return PortSpec(parts[0], int(parts[1]) if parts[1] else 0, int(parts[2]))
+        first, last = int(low), int(high or low)
     except ValueError:
-        raise InvalidArgument(f"invalid publish specification: {text!r}") from None
+        raise InvalidArgument(f"invalid publish specification: {spec!r}") from None
+    if not (0 <= first <= last <= 65535):
+        raise InvalidArgument(f"invalid port range in {spec!r}")
+    return first, last
+
+
+def parse_publish(text: str) -> list[PortSpec]:
+    """``-p [IP:][HOST[-HOST]:]CONTAINER[-CONTAINER][/tcp|/udp]`` (ranges pair up)."""
+    spec, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise InvalidArgument(f"-p {text}: protocol must be tcp or udp")
+    parts = spec.rsplit(":", 2)
+    host_ip, host_text = ("", "") if len(parts) == 1 else (
+        ("", parts[0]) if len(parts) == 2 else (parts[0], parts[1]))
+    first, last = _port_range(parts[-1], text)
+    if host_text:
+        host_first, host_last = _port_range(host_text, text)
+        if host_last - host_first not in (0, last - first) or (
+                host_last != host_first and last == first):
+            raise InvalidArgument(f"invalid ranges in {text!r}: host and container ranges "
+                                  "must be the same size")
+    else:
+        host_first = host_last = 0
+    specs = []
+    for offset, port in enumerate(range(first, last + 1)):
+        host_port = host_first + offset if host_last > host_first else host_first
+        specs.append(PortSpec(host_ip, host_port, port, proto))
+    return specs
 
 
 def parse_duration(text: str | None, flag: str, default: float) -> float:
@@ -229,12 +258,18 @@ def container_options(func: Any) -> Any:
         click.option("--privileged", is_flag=True), click.option("--oom-kill-disable",
                                                                   is_flag=True),
         click.option("--network", "--net", "network", default="bridge",
-                     help="bridge (default, as Docker), none or host"),
+                     help="bridge (default), none, host, container:NAME or a network's name"),
+        click.option("--network-alias", "--net-alias", "network_alias", multiple=True),
+        click.option("--ip", default=None, help="This address on a user-defined network."),
+        click.option("--dns", multiple=True), click.option("--dns-search", multiple=True),
+        click.option("--dns-option", "--dns-opt", "dns_option", multiple=True),
+        click.option("--add-host", multiple=True, help="NAME:IP in /etc/hosts"),
         click.option("--log-opt", multiple=True, help="max-size=10m, max-file=3"),
         click.option("-v", "--volume", multiple=True, help="NAME:/path[:ro], /host:/path[:ro]"),
         click.option("--mount", multiple=True, help="type=volume|bind|tmpfs,source=,target="),
         click.option("--volumes-from", multiple=True),
-        click.option("-p", "--publish", multiple=True, help="[IP:]HOST:CONTAINER[/tcp]"),
+        click.option("-p", "--publish", multiple=True,
+                     help="[IP:][HOST:]CONTAINER[/tcp|udp], ranges as 8000-8002"),
         click.option("-P", "--publish-all", is_flag=True,
                      help="Publish the image's exposed ports to random host ports."),
         click.option("--health-cmd"), click.option("--health-interval"),
@@ -400,8 +435,8 @@ def _ports(engine: Engine, container_id: str) -> str:
                             .read_text())
     except (OSError, ValueError):
         return ""
-    return ", ".join(f"{ip or '0.0.0.0'}:{host}->{port}/tcp"
-                     for ip, host, port in config.get("ports", []))
+    return ", ".join(f"{ip or '0.0.0.0'}:{host}->{port}/{proto}"
+                     for ip, host, port, proto in config.get("ports", []))
 
 
 def _status(record: Any, health: str | None = None) -> str:

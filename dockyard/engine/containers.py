@@ -15,9 +15,9 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockyard.engine import names
 from dockyard.engine.images import ImageService
@@ -27,6 +27,9 @@ from dockyard.errors import Conflict, InternalError, InvalidArgument
 from dockyard.store.layout import Layout
 from dockyard.supervise.logfile import now_iso
 from dockyard.volumes.store import VolumeStore
+
+if TYPE_CHECKING:
+    from dockyard.engine.networks import NetworkService
 
 # The engine's choice of runtime driver for supervisors: the runtime library in-process.
 BUILTIN_DRIVER = "dockyard.runtime.driver"
@@ -41,11 +44,23 @@ def pid_alive(pid: int) -> bool:
 
 class ContainerService:
     def __init__(self, layout: Layout, store: ContainerStore, images: ImageService,
-                 volumes: VolumeStore) -> None:
+                 volumes: VolumeStore,
+                 networks: Callable[[], NetworkService] | None = None) -> None:
         self.layout = layout
         self.store = store
         self.images = images
         self.volumes = volumes
+        self._networks = networks
+
+    @property
+    def networks(self) -> NetworkService:
+        """Built on first use: containers without a network never open it."""
+        if self._networks is None:
+            from dockyard.engine.networks import NetworkService
+
+            service = NetworkService(self.layout, self.store.db)
+            self._networks = lambda: service
+        return self._networks()
 
     # --- paths ---------------------------------------------------------------
     def bundle(self, container_id: str) -> Path:
@@ -114,20 +129,16 @@ class ContainerService:
                 resolved.append(MountSpec("volume", volume.name, path))
         return tuple(resolved)
 
-    def bridge(self) -> tuple[str, str]:
+    def _network(self, record: ContainerRecord) -> dict[str, Any] | None:
         from dockyard.engine import container_network
 
-        return container_network.bridge_of(self.layout)
-
-    def _network(self, record: ContainerRecord) -> dict[str, Any]:
-        from dockyard.engine import container_network
-
+        if not container_network.uses_networks(record.spec.network_mode):
+            (self.bundle(record.id) / "network.json").unlink(missing_ok=True)
+            return None
         return container_network.attach_config(self, record)
 
-    def network_prune(self) -> bool:
-        from dockyard.engine import container_network
-
-        return container_network.prune(self)
+    def network_users(self, network: str) -> list[str]:
+        return [e.container_id for e in self.networks.endpoints(network=network)]
 
     def volume_users(self, name: str) -> list[str]:
         return [r.name for r in self.store.all() if any(
@@ -211,7 +222,8 @@ class ContainerService:
 
         return runtime_argv()
 
-    def _write_runtime_config(self, record: ContainerRecord) -> None:
+    def _write_runtime_config(self, record: ContainerRecord,
+                              network: dict[str, Any] | None) -> None:
         from dockyard.engine import ocispec
         from dockyard.snapshots.mount import mount_all
 
@@ -230,14 +242,30 @@ class ContainerService:
         from dockyard.engine import etcfiles
 
         hostname = spec.hostname or record.id[:12]
+        shared = self._shared_netns(spec)
+        if shared is not None:
+            hostname = shared.spec.hostname or shared.id[:12]
         config = ocispec.build(image_config, spec, rootfs=str(rootfs), hostname=hostname,
                                cgroup_path=f"/dockyard-{record.id[:24]}", user=user,
                                seccomp_json=seccomp, init_binary=_init_binary(),
                                volume_dirs=self._prepare_volumes(record, rootfs))
+        if shared is not None:  # --network container:NAME joins that container's netns
+            config["linux"]["namespaces"] = [
+                n for n in config["linux"]["namespaces"] if n["type"] != "network"] + [
+                {"type": "network", "path": f"/proc/{shared.pid}/ns/net"}]
         targets = {m["destination"] for m in config["mounts"]}
-        config["mounts"] += [m for m in etcfiles.write(self.bundle(record.id), spec, hostname)
-                             if m["destination"] not in targets]
+        etc = etcfiles.write(self.bundle(record.id), spec, hostname, network,
+                             shared_from=self.bundle(shared.id) if shared else None)
+        config["mounts"] += [m for m in etc if m["destination"] not in targets]
         (self.bundle(record.id) / "config.json").write_text(json.dumps(config))
+
+    def _shared_netns(self, spec: ContainerSpec) -> ContainerRecord | None:
+        if not spec.network_mode.startswith("container:"):
+            return None
+        other = self.get(spec.network_mode.split(":", 1)[1])
+        if other.state != "running" or not other.pid:
+            raise Conflict(f"cannot join network of a non running container: {other.name}")
+        return other
 
     def _paused(self, container_id: str) -> bool:
         from dockyard.runtime import operations
@@ -276,7 +304,12 @@ class ContainerService:
         (bundle / "stop-requested").unlink(missing_ok=True)
         (bundle / "status.json").unlink(missing_ok=True)
         try:
-            self._write_runtime_config(record)
+            network = self._network(record)
+            self._write_runtime_config(record, network)
+            if network is not None:
+                from dockyard.engine.container_network import publish_names
+
+                publish_names(self, record, network)
         except BaseException:
             self._unmount_if_idle(record.id)
             raise
@@ -297,8 +330,7 @@ class ContainerService:
                 "--log-max-size", str(spec.log_max_size),
                 "--log-max-file", str(spec.log_max_file),
                 "--health", json.dumps(health) if health else "",
-                "--network", json.dumps(self._network(record)) if spec.network_mode == "bridge"
-                else "", *flags]
+                "--network", json.dumps(network) if network else "", *flags]
         ready_r, ready_w = os.pipe()
         try:
             from dockyard.supervise.zygote import request
@@ -396,9 +428,16 @@ class ContainerService:
             if record.state in ("running", "paused") or pid_alive(record.supervisor_pid):
                 return
             self._unmount_if_idle(record.id)
+            self._withdraw_names(record.id)
             if record.spec.auto_remove:
                 self.remove_anonymous_volumes(record)  # Docker: --rm takes anonymous volumes
                 self.cleanup(record.id)
+
+    def _withdraw_names(self, container_id: str) -> None:
+        from dockyard.engine.container_network import withdraw_names
+
+        if (self.bundle(container_id) / "network.json").exists():
+            withdraw_names(self, container_id)
 
     def _unmount_if_idle(self, container_id: str) -> None:
         from dockyard.snapshots.mount import unmount
@@ -482,6 +521,7 @@ class ContainerService:
         from dockyard.network.ipam import Ipam
         from dockyard.runtime import operations
 
+        self._withdraw_names(container_id)
         Ipam(self.store.db).release(container_id)
 
         from dockyard.snapshots.mount import unmount

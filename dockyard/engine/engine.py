@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from dockyard.engine.container_ops import ContainerOps
     from dockyard.engine.containers import ContainerService
     from dockyard.engine.images import ImageService
+    from dockyard.engine.networks import NetworkService
     from dockyard.engine.records import ContainerStore
     from dockyard.store.db import Database
     from dockyard.volumes.store import VolumeStore
@@ -78,7 +79,14 @@ class Engine:
     def containers(self) -> ContainerService:
         from dockyard.engine.containers import ContainerService
 
-        return ContainerService(self.layout, self.container_store, self.images, self.volumes)
+        return ContainerService(self.layout, self.container_store, self.images, self.volumes,
+                                networks=lambda: self.networks)
+
+    @cached_property
+    def networks(self) -> NetworkService:
+        from dockyard.engine.networks import NetworkService
+
+        return NetworkService(self.layout, self.db)
 
     @cached_property
     def container_ops(self) -> ContainerOps:

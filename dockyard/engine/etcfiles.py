@@ -2,7 +2,10 @@
 
 They live in the container's directory and are bound over the image's files, so
 the image is never modified and ``docker inspect``'s HostnamePath/HostsPath/
-ResolvConfPath point at real files.
+ResolvConfPath point at real files.  On a user network the resolver is the
+embedded DNS on the network's gateway (it forwards what it does not know);
+``--dns``/``--dns-search``/``--dns-option`` and ``--add-host`` are honoured; a
+container sharing another's network stack shares its files too.
 """
 
 from __future__ import annotations
@@ -11,36 +14,75 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.engine.spec import ContainerSpec
+from dockyard.errors import InvalidArgument
 
 _LOCALHOST = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
               "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
               "ff02::2\tip6-allrouters\n")
 
 
-def _host_resolv_conf() -> str:
-    """The host's resolvers, minus loopback ones a container cannot reach."""
+def _host_resolv_lines() -> list[str]:
     try:
-        lines = Path("/etc/resolv.conf").read_text().splitlines()
+        return Path("/etc/resolv.conf").read_text().splitlines()
     except OSError:
-        return ""
-    kept = [line for line in lines if not (line.startswith("nameserver") and (
-        " 127." in line or " ::1" in line))]
-    return "\n".join(kept) + "\n"
+        return []
 
 
-def write(bundle: Path, spec: ContainerSpec, hostname: str) -> list[dict[str, Any]]:
-    """Write the files; return the OCI mounts that put them in place."""
-    files = {
-        "hostname": hostname + "\n",
-        "hosts": (Path("/etc/hosts").read_text() if spec.network_mode == "host"
-                  else _LOCALHOST + f"127.0.1.1\t{hostname}\n"),
-        "resolv.conf": _host_resolv_conf(),
-    }
+def resolv_conf(spec: ContainerSpec, network: dict[str, Any] | None) -> str:
+    host = _host_resolv_lines()
+    embedded = [e["gateway"] for e in (network or {}).get("endpoints", []) if e["dns"]][:1]
+    if embedded:
+        servers = embedded  # the embedded DNS forwards to --dns or the host's resolvers
+    elif spec.dns:
+        servers = list(spec.dns)
+    else:  # the host's, minus loopback ones a container cannot reach
+        servers = [line.split()[1] for line in host if line.startswith("nameserver") and
+                   len(line.split()) > 1 and not line.split()[1].startswith(("127.", "::1"))]
+    search = list(spec.dns_search) or [w for line in host if line.startswith("search")
+                                       for w in line.split()[1:]]
+    options = list(spec.dns_options) or [w for line in host if line.startswith("options")
+                                         for w in line.split()[1:]]
+    if embedded and not spec.dns_options:
+        options = ["ndots:0"]  # as Docker writes for its embedded DNS
+    lines = [f"nameserver {s}" for s in servers]
+    if search:
+        lines.append("search " + " ".join(search))
+    if options:
+        lines.append("options " + " ".join(options))
+    return "\n".join(lines) + "\n"
+
+
+def hosts(spec: ContainerSpec, hostname: str, network: dict[str, Any] | None) -> str:
+    if spec.network_mode == "host":
+        text = Path("/etc/hosts").read_text()
+    else:
+        text = _LOCALHOST
+        endpoints = (network or {}).get("endpoints", [])
+        own = endpoints[0]["address"] if endpoints else "127.0.1.1"
+        text += f"{own}\t{hostname}\n"
+    for entry in spec.extra_hosts:
+        name, sep, address = entry.partition(":")
+        if not sep or not name or not address:
+            raise InvalidArgument(f"invalid --add-host {entry!r}: want NAME:IP")
+        text += f"{address}\t{name}\n"
+    return text
+
+
+def write(bundle: Path, spec: ContainerSpec, hostname: str,
+          network: dict[str, Any] | None = None, *,
+          shared_from: Path | None = None) -> list[dict[str, Any]]:
+    """Write the files (or, sharing a network stack, use the other container's);
+    return the OCI mounts that put them in place."""
     mounts = []
-    for name, content in files.items():
-        path = bundle / name
-        path.write_text(content)
+    names = ("hostname", "hosts", "resolv.conf")
+    if shared_from is None:
+        contents = {"hostname": hostname + "\n", "hosts": hosts(spec, hostname, network),
+                    "resolv.conf": resolv_conf(spec, network)}
+        for name in names:
+            (bundle / name).write_text(contents[name])
+    for name in names:
+        source = (shared_from or bundle) / name
         options = ["rbind", "rprivate"] + (["ro"] if spec.read_only else [])
-        mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(path),
+        mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(source),
                        "options": options})
     return mounts

@@ -18,20 +18,30 @@ def _image_config(record: ContainerRecord, images: ImageService) -> dict[str, An
 
 
 def _network_settings(record: ContainerRecord, bundle: Path) -> dict[str, Any]:
+    """Docker's NetworkSettings: the first network's address at the top level (as for
+    the default bridge), every network under Networks, ports with their protocol."""
     import json
 
-    settings: dict[str, Any] = {"Networks": {}, "Ports": {}, "IPAddress": ""}
+    settings: dict[str, Any] = {"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": "",
+                                "IPPrefixLen": 0, "MacAddress": ""}
     try:
         config = json.loads((bundle / "network.json").read_text())
     except (OSError, ValueError):
         return settings
-    settings["IPAddress"] = config["address"]
-    settings["Gateway"] = config["gateway"]
-    settings["IPPrefixLen"] = config["prefix"]
-    settings["Networks"] = {"bridge": {"IPAddress": config["address"],
-                                       "Gateway": config["gateway"]}}
-    for host_ip, host_port, container_port in config.get("ports", []):
-        settings["Ports"].setdefault(f"{container_port}/tcp", []).append(
+    endpoints = config.get("endpoints", [])
+    if endpoints:
+        first = endpoints[0]
+        settings.update(IPAddress=first["address"], Gateway=first["gateway"],
+                        IPPrefixLen=first["prefix"])
+    for endpoint in endpoints:
+        settings["Networks"][endpoint["network"]] = {
+            "NetworkID": endpoint["network_id"], "IPAddress": endpoint["address"],
+            "IPPrefixLen": endpoint["prefix"], "Gateway": endpoint["gateway"],
+            "Aliases": endpoint.get("aliases") or None,
+            "DNSNames": [record.name, record.id[:12], *endpoint.get("aliases", [])]
+            if endpoint.get("dns") else None}
+    for host_ip, host_port, container_port, proto in config.get("ports", []):
+        settings["Ports"].setdefault(f"{container_port}/{proto}", []).append(
             {"HostIp": host_ip or "0.0.0.0", "HostPort": str(host_port)})
     return settings
 
@@ -92,6 +102,8 @@ def container_json(record: ContainerRecord, bundle: Path,
             "RestartPolicy": {"Name": spec.restart.name,
                               "MaximumRetryCount": spec.restart.maximum_retry_count},
             "NetworkMode": spec.network_mode, "Init": spec.init,
+            "Dns": list(spec.dns), "DnsSearch": list(spec.dns_search),
+            "DnsOptions": list(spec.dns_options), "ExtraHosts": list(spec.extra_hosts) or None,
             "OomKillDisable": spec.oom_kill_disable,
             "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in spec.ulimits],
             "LogConfig": {"Type": "json-file", "Config": {}},

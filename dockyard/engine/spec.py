@@ -86,7 +86,13 @@ class ContainerSpec(NamedTuple):
     no_new_privileges: bool = False
     seccomp_profile: str | None = None  # None: Docker's default; "unconfined"; a JSON path
     oom_kill_disable: bool = False
-    network_mode: str = "bridge"
+    network_mode: str = "bridge"  # bridge | none | host | container:NAME | a network's name
+    network_aliases: tuple[str, ...] = ()  # more names the embedded DNS answers for it
+    ip_address: str | None = None  # --ip, on a user network
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    extra_hosts: tuple[str, ...] = ()  # --add-host NAME:IP
     healthcheck: Healthcheck | None = None
     no_healthcheck: bool = False
     log_max_size: int = 0  # json-file --log-opt max-size (0: unlimited)

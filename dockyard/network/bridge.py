@@ -22,6 +22,8 @@ class Attachment(NamedTuple):
     prefix: int
     gateway: str
     host_ifname: str
+    ifname: str = "eth0"  # inside the container
+    default_route: bool = True  # the first non-internal network gives the default route
 
 
 def _ipr() -> Any:
@@ -75,12 +77,23 @@ def attach(pid: int, attachment: Attachment) -> None:
     setns(f"/proc/{pid}/ns/net", flags=0)
     with _ipr() as ns:
         index = ns.link_lookup(ifname=peer)[0]
-        ns.link("set", index=index, ifname="eth0")
+        ns.link("set", index=index, ifname=attachment.ifname)
         ns.addr("add", index=index, address=attachment.address, prefixlen=attachment.prefix)
         ns.link("set", index=index, state="up")
         lo = ns.link_lookup(ifname="lo")[0]
         ns.link("set", index=lo, state="up")
-        ns.route("add", dst="0.0.0.0/0", gateway=attachment.gateway)
+        if attachment.default_route:
+            ns.route("add", dst="0.0.0.0/0", gateway=attachment.gateway)
+
+
+def detach(host_ifname: str) -> bool:
+    """Remove a container's endpoint: deleting the host end deletes the pair."""
+    with _ipr() as ipr:
+        found = ipr.link_lookup(ifname=host_ifname)
+        if not found:
+            return False
+        ipr.link("del", index=found[0])
+        return True
 
 
 def hosts_in(subnet: str) -> list[str]:

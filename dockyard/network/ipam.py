@@ -1,10 +1,13 @@
-"""Addresses for containers on a bridge network, leased in SQLite and released on exit."""
+"""Endpoints: a container's address on a network (leased in SQLite, released when the
+container leaves the network) with the names the embedded DNS answers for it."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
+from typing import NamedTuple
 
-from dockyard.errors import Unavailable
+from dockyard.errors import Conflict, InvalidArgument, Unavailable
 from dockyard.store.db import Database
 
 MIGRATIONS = [
@@ -16,7 +19,17 @@ MIGRATIONS = [
         PRIMARY KEY (network, address)
     )
     """,
+    """
+    ALTER TABLE leases ADD COLUMN names TEXT NOT NULL DEFAULT '[]'
+    """,
 ]
+
+
+class Endpoint(NamedTuple):
+    network: str
+    address: str
+    container_id: str
+    names: tuple[str, ...]  # container name, short id, aliases: what DNS answers
 
 
 class Ipam:
@@ -24,24 +37,60 @@ class Ipam:
         self.db = db
         db.migrate("ipam", MIGRATIONS)
 
-    def lease(self, network: str, subnet: str, container_id: str) -> str:
+    def lease(self, network: str, subnet: str, gateway: str, container_id: str, *,
+              requested: str | None = None, names: tuple[str, ...] = ()) -> str:
+        """The container's address on ``network`` (the same one if it has a lease)."""
         net = ipaddress.ip_network(subnet)
-        hosts = list(net.hosts())
-        gateway = str(hosts[0])
         with self.db.transaction("leasing an address") as conn:
             row = conn.execute("SELECT address FROM leases WHERE network=? AND container_id=?",
                                (network, container_id)).fetchone()
-            if row:
+            if row and (requested is None or row[0] == requested):
+                conn.execute("UPDATE leases SET names=? WHERE network=? AND container_id=?",
+                             (json.dumps(list(names)), network, container_id))
                 return str(row[0])
+            if row:
+                conn.execute("DELETE FROM leases WHERE network=? AND container_id=?",
+                             (network, container_id))
             taken = {r[0] for r in conn.execute("SELECT address FROM leases WHERE network=?",
                                                 (network,))}
-            for host in hosts[1:]:
-                if str(host) not in taken and str(host) != gateway:
-                    conn.execute("INSERT INTO leases VALUES (?, ?, ?)",
-                                 (network, str(host), container_id))
-                    return str(host)
+            if requested is not None:
+                try:
+                    wanted = ipaddress.ip_address(requested)
+                except ValueError as exc:
+                    raise InvalidArgument(f"invalid IP address {requested!r}") from exc
+                if wanted not in net or requested == gateway or wanted in (
+                        net.network_address, net.broadcast_address):
+                    raise InvalidArgument(f"no configured subnet or ip-range contain the IP "
+                                          f"address {requested}")
+                if requested in taken:
+                    raise Conflict(f"Address already in use: {requested}")
+                candidates = [requested]
+            else:
+                candidates = [str(h) for h in net.hosts() if str(h) != gateway]
+            for address in candidates:
+                if address not in taken:
+                    conn.execute("INSERT INTO leases VALUES (?, ?, ?, ?)",
+                                 (network, address, container_id, json.dumps(list(names))))
+                    return address
         raise Unavailable(f"no free address in {subnet} on network {network}")
 
-    def release(self, container_id: str) -> None:
+    def release(self, container_id: str, network: str | None = None) -> None:
         with self.db.transaction("releasing an address") as conn:
-            conn.execute("DELETE FROM leases WHERE container_id=?", (container_id,))
+            if network is None:
+                conn.execute("DELETE FROM leases WHERE container_id=?", (container_id,))
+            else:
+                conn.execute("DELETE FROM leases WHERE container_id=? AND network=?",
+                             (container_id, network))
+
+    def endpoints(self, network: str | None = None,
+                  container_id: str | None = None) -> list[Endpoint]:
+        sql = "SELECT network, address, container_id, names FROM leases WHERE 1=1"
+        params: list[str] = []
+        if network is not None:
+            sql += " AND network=?"
+            params.append(network)
+        if container_id is not None:
+            sql += " AND container_id=?"
+            params.append(container_id)
+        return [Endpoint(n, a, c, tuple(json.loads(names)))
+                for n, a, c, names in self.db.query(sql + " ORDER BY address", params)]

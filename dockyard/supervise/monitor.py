@@ -64,6 +64,7 @@ class Supervisor:
             if args.health else None
         self.network: dict[str, Any] = json.loads(args.network) if args.network else {}
         self.proxies: list[Any] = []
+        self.dns: Any = None
         self.health: HealthChecker | None = None
         self._lock = threading.Lock()
         self.status: dict[str, Any] = {"state": "created", "pid": 0, "exit_code": 0,
@@ -114,29 +115,49 @@ class Supervisor:
         return pid
 
     def _connect(self, pid: int) -> None:
-        """Between create and start: the container's eth0 on its bridge, and (the first
-        time) the published ports bound, so a taken port fails before anything runs."""
+        """Between create and start: the container's interfaces on its networks, and (the
+        first time) the published ports bound and the embedded DNS listening, so a taken
+        port fails before anything runs."""
         from dockyard.network.bridge import Attachment, attach
-        from dockyard.network.proxy import PortProxy
+        from dockyard.network.proxy import open_proxy
 
         net = self.network
-        attachment = Attachment(net["bridge"], net["address"], int(net["prefix"]),
-                                net["gateway"], net["host_ifname"])
-
-        def connect() -> int:
-            attach(pid, attachment)  # netlink work: in a throw-away fork (supervise.helper)
-            return 0
-
         try:
-            run_in_fork(connect)
+            for endpoint in net["endpoints"]:
+                attachment = Attachment(endpoint["bridge"], endpoint["address"],
+                                        int(endpoint["prefix"]), endpoint["gateway"],
+                                        endpoint["host_ifname"], endpoint["ifname"],
+                                        bool(endpoint["default_route"]))
+
+                def connect(attachment: Attachment = attachment) -> int:
+                    attach(pid, attachment)  # netlink work in a throw-away fork: it setns-es
+                    return 0
+
+                run_in_fork(connect)
             if not self.proxies:
-                self.proxies = [PortProxy(hip, int(hport), net["address"], int(cport))
-                                for hip, hport, cport in net.get("ports", [])]
+                address = net["endpoints"][0]["address"]
+                self.proxies = [open_proxy(hip, int(hport), address, int(cport), proto)
+                                for hip, hport, cport, proto in net.get("ports", [])]
                 for proxy in self.proxies:
                     proxy.start()
+            self._serve_dns()
         except Exception as exc:  # noqa: BLE001 - any failure here fails the start
             self.driver.delete(self.id)
             raise RuntimeError(str(exc)) from exc
+
+    def _serve_dns(self) -> None:
+        dns = self.network.get("dns") or {}
+        if not dns.get("listen") or self.dns is not None:
+            return
+        from pathlib import Path
+
+        from dockyard.network.dns import DnsServer
+        from dockyard.network.names import Resolver
+
+        resolver = Resolver(Path(dns["tables"]))
+        self.dns = DnsServer(resolver.lookup, list(dns.get("upstreams") or []))
+        for address in dns["listen"]:
+            self.dns.listen(address)
 
     def pump(self, pid: int) -> int:
         """Serve stdio until the container's output closes; returns its exit code."""
@@ -212,6 +233,8 @@ class Supervisor:
                       restart_count=self.status["restart_count"] + 1)
         for proxy in self.proxies:
             proxy.close()
+        if self.dns is not None:
+            self.dns.close()
         self.hub.close()
         self._exit_hook()
         return 0
@@ -327,6 +350,8 @@ def warm_up() -> None:
     import pyroute2  # noqa: F401 - ~130 ms to import: once here, not per container
 
     import dockyard.network.bridge
+    import dockyard.network.dns
+    import dockyard.network.names
     import dockyard.network.proxy  # noqa: F401 - imported to be shared, not used here
     now_iso()
     tempfile.gettempdir()

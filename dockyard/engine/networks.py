@@ -1,0 +1,195 @@
+"""NetworkService: create, list, inspect, remove and prune networks; keep each
+network's bridge, firewall chain and name table in step with its record.
+
+``bridge`` (the default network) is made on first use with this root's bridge
+(``dockyard0`` on 10.213.0.0/24 for the default root, a name and subnet derived
+from the path for any other); user networks get ``dy-<id12>`` bridges and /24s
+from the pool.  Endpoints (which container is on which network with which
+address and names) are IPAM leases, so a container keeps its networks across
+restarts until it is disconnected or removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.network import names as name_table
+from dockyard.network.ipam import Endpoint, Ipam
+from dockyard.network.store import (
+    PREDEFINED,
+    NetworkRecord,
+    NetworkStore,
+    check_subnet,
+    pick_subnet,
+)
+from dockyard.store.db import Database
+from dockyard.store.layout import Layout
+
+DEFAULT_ROOT = Path("/var/lib/dockyard")
+_VALID_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def default_bridge(layout: Layout) -> tuple[str, str]:
+    """This root's default bridge and subnet (see the module docstring)."""
+    if layout.root == DEFAULT_ROOT:
+        return "dockyard0", os.environ.get("DOCKYARD_SUBNET", "10.213.0.0/24")
+    digest = hashlib.sha1(str(layout.root).encode()).hexdigest()
+    return f"dy{digest[:10]}", f"10.214.{int(digest[10:12], 16)}.0/24"
+
+
+class NetworkService:
+    def __init__(self, layout: Layout, db: Database) -> None:
+        self.layout = layout
+        self.store = NetworkStore(db)
+        self.ipam = Ipam(db)
+
+    # --- records -----------------------------------------------------------------
+    def get(self, ref: str) -> NetworkRecord:
+        if ref == "bridge":
+            return self.default()
+        if ref in ("host", "none"):
+            raise InvalidArgument(f"network {ref} is not a bridge network")
+        return self.store.find(ref)
+
+    def default(self) -> NetworkRecord:
+        try:
+            return self.store.find("bridge")
+        except NotFound:
+            bridge, subnet = default_bridge(self.layout)
+            _subnet, gateway = check_subnet(subnet, None, [])
+            record = NetworkRecord("bridge", os.urandom(32).hex(), "bridge", bridge, subnet,
+                                   gateway, False, {}, _now())
+            try:
+                self.store.add(record)
+            except Exception:  # noqa: BLE001 - made by a concurrent command meanwhile
+                return self.store.find("bridge")
+            return record
+
+    def all(self) -> list[NetworkRecord]:
+        return self.store.all()
+
+    def create(self, name: str, *, subnet: str | None = None, gateway: str | None = None,
+               internal: bool = False, labels: dict[str, str] | None = None,
+               driver: str = "bridge") -> NetworkRecord:
+        if driver != "bridge":
+            raise InvalidArgument(f"network driver {driver!r} is not supported (bridge only)")
+        if name in PREDEFINED:
+            raise Conflict(f"network with name {name} already exists (pre-defined)")
+        if not _VALID_NAME.match(name):
+            raise InvalidArgument(f"invalid network name {name!r}: only "
+                                  "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        taken = [r.subnet for r in self.store.all()] + [default_bridge(self.layout)[1]]
+        if subnet:
+            subnet, gateway = check_subnet(subnet, gateway, taken)
+        else:
+            if gateway:
+                raise InvalidArgument("--gateway needs --subnet")
+            subnet, gateway = check_subnet(pick_subnet(taken), None, [])
+        network_id = os.urandom(32).hex()
+        record = NetworkRecord(name, network_id, "bridge", f"dy-{network_id[:12]}", subnet,
+                               str(gateway), internal, dict(labels or {}), _now())
+        self.store.add(record)
+        try:
+            self.ensure_up(record)
+        except BaseException:
+            self.store.remove(name)
+            self._bridge_down(record)
+            raise
+        return record
+
+    def ensure_up(self, record: NetworkRecord) -> None:
+        """The network's bridge (and, when the bridge had to be made, its rules)."""
+        from dockyard.network.bridge import ensure_bridge
+
+        if os.path.exists(f"/sys/class/net/{record.bridge}/bridge"):
+            return
+        ensure_bridge(record.bridge, record.gateway, record.prefix)
+        self.apply_firewall()
+
+    def apply_firewall(self) -> None:
+        from dockyard.network import firewall
+
+        rules = [firewall.BridgeRules(r.bridge, r.subnet, r.internal) for r in self.store.all()]
+        if rules or firewall.present(str(self.layout.root)):
+            firewall.apply(str(self.layout.root), rules)
+
+    def remove(self, ref: str) -> str:
+        if ref in PREDEFINED:
+            raise Conflict(f"{ref} is a pre-defined network and cannot be removed")
+        record = self.store.find(ref)
+        users = self.ipam.endpoints(network=record.name)
+        if users:
+            raise Conflict(f"error while removing network: network {record.name} id "
+                           f"{record.id} has active endpoints")
+        self.store.remove(record.name)
+        self._bridge_down(record)
+        self.apply_firewall()
+        return record.name
+
+    def _bridge_down(self, record: NetworkRecord) -> None:
+        from dockyard.network.bridge import delete_bridge
+
+        if os.path.exists(f"/sys/class/net/{record.bridge}"):
+            delete_bridge(record.bridge)
+        name_table.remove_table(self.names_path(record.name))
+
+    def prune(self) -> list[str]:
+        """Remove every network no container is on (the default one's bridge too: it is
+        made again on next use)."""
+        removed = []
+        for record in self.store.all():
+            if self.ipam.endpoints(network=record.name):
+                continue
+            self.store.remove(record.name)
+            self._bridge_down(record)
+            removed.append(record.name)
+        if removed:
+            self.apply_firewall()
+        return removed
+
+    # --- endpoints -----------------------------------------------------------------
+    def names_path(self, network: str) -> Path:
+        return name_table.table_path(self.layout.run_dir, network)
+
+    def endpoints(self, network: str | None = None,
+                  container_id: str | None = None) -> list[Endpoint]:
+        return self.ipam.endpoints(network, container_id)
+
+    def inspect(self, record: NetworkRecord,
+                container_names: dict[str, str]) -> dict[str, Any]:
+        """Docker's ``network inspect`` shape."""
+        containers = {}
+        for endpoint in self.ipam.endpoints(network=record.name):
+            containers[endpoint.container_id] = {
+                "Name": container_names.get(endpoint.container_id, ""),
+                "EndpointID": hashlib.sha256(
+                    f"{record.id}{endpoint.container_id}".encode()).hexdigest(),
+                "MacAddress": "", "IPv4Address": f"{endpoint.address}/{record.prefix}",
+                "IPv6Address": ""}
+        return {
+            "Name": record.name, "Id": record.id, "Created": record.created, "Scope": "local",
+            "Driver": record.driver, "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": {},
+                     "Config": [{"Subnet": record.subnet, "Gateway": record.gateway}]},
+            "Internal": record.internal, "Attachable": False, "Ingress": False,
+            "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
+            "Options": {"com.docker.network.bridge.name": record.bridge},
+            "Labels": record.labels}
+
+
+def predefined_inspect(name: str) -> dict[str, Any]:
+    return {"Name": name, "Id": hashlib.sha256(name.encode()).hexdigest(), "Scope": "local",
+            "Driver": "host" if name == "host" else "null", "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False,
+            "Containers": {}, "Options": {}, "Labels": {}}
+
+
+def _now() -> str:
+    from dockyard.images.imagefile import now_iso
+
+    return now_iso()
