@@ -132,6 +132,8 @@ class ContainerService:
     def _network(self, record: ContainerRecord) -> dict[str, Any] | None:
         from dockyard.engine import container_network
 
+        if record.spec.network_mode == "none":  # only lo, which the supervisor brings up
+            return {"endpoints": [], "ports": [], "dns": {}}
         if not container_network.uses_networks(record.spec.network_mode):
             (self.bundle(record.id) / "network.json").unlink(missing_ok=True)
             return None

@@ -86,6 +86,16 @@ def attach(pid: int, attachment: Attachment) -> None:
             ns.route("add", dst="0.0.0.0/0", gateway=attachment.gateway)
 
 
+def loopback_up(pid: int) -> None:
+    """``--network none``: a namespace with only ``lo``, up (as Docker leaves it).  Like
+    ``attach``, this enters the namespace: call it from a throw-away process."""
+    from pyroute2.netns import setns
+
+    setns(f"/proc/{pid}/ns/net", flags=0)
+    with _ipr() as ns:
+        ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+
+
 def detach(host_ifname: str) -> bool:
     """Remove a container's endpoint: deleting the host end deletes the pair."""
     with _ipr() as ipr:

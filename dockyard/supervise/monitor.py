@@ -118,11 +118,17 @@ class Supervisor:
         """Between create and start: the container's interfaces on its networks, and (the
         first time) the published ports bound and the embedded DNS listening, so a taken
         port fails before anything runs."""
-        from dockyard.network.bridge import Attachment, attach
+        from dockyard.network.bridge import Attachment, attach, loopback_up
         from dockyard.network.proxy import open_proxy
 
         net = self.network
         try:
+            if not net["endpoints"]:
+                def only_loopback() -> int:
+                    loopback_up(pid)
+                    return 0
+
+                run_in_fork(only_loopback)
             for endpoint in net["endpoints"]:
                 attachment = Attachment(endpoint["bridge"], endpoint["address"],
                                         int(endpoint["prefix"]), endpoint["gateway"],
@@ -134,7 +140,7 @@ class Supervisor:
                     return 0
 
                 run_in_fork(connect)
-            if not self.proxies:
+            if not self.proxies and net["endpoints"]:
                 address = net["endpoints"][0]["address"]
                 self.proxies = [open_proxy(hip, int(hport), address, int(cport), proto)
                                 for hip, hport, cport, proto in net.get("ports", [])]

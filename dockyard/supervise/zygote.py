@@ -29,7 +29,28 @@ import sys
 import time
 from pathlib import Path
 
-SOCKET_NAME = "zygote.sock"
+# The code a zygote has loaded is what every supervisor it forks runs: after an
+# upgrade (or an edit) a new zygote must serve new containers, so the socket name
+# carries a stamp of the supervisor's code; the old zygote keeps serving its own
+# containers under the old name and exits with the last of them.
+_CODE = ("supervise/monitor.py", "supervise/zygote.py", "supervise/iohub.py",
+         "runtime/driver.py", "network/bridge.py", "network/dns.py", "network/names.py",
+         "network/proxy.py")
+
+
+def _code_stamp() -> str:
+    import hashlib
+
+    package = Path(__file__).resolve().parents[1]
+    stamp = hashlib.sha1()
+    for relative in _CODE:
+        with contextlib.suppress(OSError):
+            info = os.stat(package / relative)
+            stamp.update(f"{relative}:{info.st_mtime_ns}:{info.st_size};".encode())
+    return stamp.hexdigest()[:12]
+
+
+SOCKET_NAME = f"zygote-{_code_stamp()}.sock"
 
 
 def _path(dir_fd: int) -> str:

@@ -1,8 +1,9 @@
 """Leak checks: what a test left behind on the host that it did not have before.
 
-Mounts, network namespaces, network links, cgroups named like test cgroups, and
-live child processes of the test process.  A leak is a bug: the kernel tests
-compare a snapshot before and after each test and fail on any difference.
+Mounts, network namespaces, network links, cgroups named like test cgroups,
+dockyard's iptables chains (``DY-*``), and live child processes of the test process.
+A leak is a bug: the kernel tests compare a snapshot before and after each test
+and fail on any difference.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class HostSnapshot(NamedTuple):
     netns: frozenset[str]
     links: frozenset[str]
     cgroups: frozenset[str]
+    chains: frozenset[str]
     children: frozenset[int]
 
 
@@ -36,6 +38,18 @@ def _test_cgroups(root: Path = CGROUP_ROOT) -> frozenset[str]:
                 for entry in hierarchy.glob(f"**/{TEST_CGROUP_PREFIX}*"):
                     found.add(str(entry))
     return frozenset(found)
+
+
+def _chains() -> frozenset[str]:
+    """dockyard's iptables chains (one filter and one nat chain per root in use)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("iptables-save") is None:
+        return frozenset()
+    result = subprocess.run(["iptables-save"], capture_output=True, text=True, check=False)
+    return frozenset(line.split()[0][1:] for line in result.stdout.splitlines()
+                     if line.startswith(":DY-"))
 
 
 def _children() -> frozenset[int]:
@@ -62,6 +76,7 @@ def snapshot() -> HostSnapshot:
         netns=frozenset(os.listdir(netns_dir)) if netns_dir.is_dir() else frozenset(),
         links=frozenset(os.listdir("/sys/class/net")),
         cgroups=_test_cgroups(),
+        chains=_chains(),
         children=_children(),
     )
 

@@ -8,6 +8,7 @@ import socket
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,3 +96,193 @@ def test_ps_shows_published_ports(dy: Dockyard) -> None:
     dy("run", "-d", "--name", "shown", "-p", f"127.0.0.1:{port}:8080", "box:1", "sleep", "30")
     assert dy("ps", "--format", "{{.Ports}}").stdout.strip() == \
         f"127.0.0.1:{port}->8080/tcp"
+
+
+def _inspect(dy: Dockyard, name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(dy("container", "inspect", name).stdout)[0]
+    return doc
+
+
+def _chains(dy: Dockyard) -> str:
+    import subprocess
+
+    from dockyard.network.firewall import chain_names
+
+    filter_chain, nat_chain = chain_names(str(dy.root))
+    out = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    return "\n".join(line for line in out.splitlines()
+                     if filter_chain in line or nat_chain in line)
+
+
+def test_user_network_dns_names_and_aliases(dy: Dockyard) -> None:
+    network_id = dy("network", "create", "--label", "team=a", "appnet").stdout.strip()
+    dy("run", "-d", "--name", "web", "--network", "appnet", "--network-alias", "www",
+       "box:1", "sh", "-c", HTTPD.format(text="served-by-name"))
+    out = dy("run", "--rm", "--network", "appnet", "box:1", "sh", "-c",
+             "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - http://web:8080/ && break; "
+             "sleep 0.2; done; wget -q -O - http://www:8080/; cat /etc/resolv.conf").stdout
+    gateway = json.loads(dy("network", "inspect", "appnet").stdout)[0]["IPAM"]["Config"][0][
+        "Gateway"]
+    assert out.splitlines()[:3] == ["served-by-name", "served-by-name", f"nameserver {gateway}"]
+    web = _inspect(dy, "web")
+    endpoint = web["NetworkSettings"]["Networks"]["appnet"]
+    assert endpoint["NetworkID"] == network_id and endpoint["Aliases"] == ["www"]
+    doc = json.loads(dy("network", "inspect", "appnet").stdout)[0]
+    assert doc["Labels"] == {"team": "a"} and doc["Driver"] == "bridge"
+    assert [c["Name"] for c in doc["Containers"].values()] == ["web"]
+    listing = dy("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert listing == ["appnet", "bridge", "host", "none"]
+    removal = dy("network", "rm", "appnet", check=False)
+    assert removal.returncode == 1 and "has active endpoints" in removal.stderr
+    # a stopped container answers to no name
+    dy("stop", "-t", "1", "web")
+    lookup = dy("run", "--rm", "--network", "appnet", "box:1", "nslookup", "web", check=False)
+    assert "can't find web" in lookup.stdout + lookup.stderr
+    dy("rm", "web")
+    assert dy("network", "rm", "appnet").stdout.strip() == "appnet"
+
+
+def test_networks_are_isolated_and_internal_has_no_way_out(dy: Dockyard) -> None:
+    dy("network", "create", "front")
+    dy("network", "create", "back")
+    dy("network", "create", "--internal", "sealed")
+    dy("run", "-d", "--name", "api", "--network", "back", "box:1", "sh", "-c",
+       HTTPD.format(text="api"))
+    address = _inspect(dy, "api")["NetworkSettings"]["Networks"]["back"]["IPAddress"]
+    probe = ("timeout 3 wget -q -O - http://{0}:8080/ && echo REACHED || echo BLOCKED; "
+             "nslookup api >/dev/null 2>&1 && echo NAMED || echo NONAME")
+    same = dy("run", "--rm", "--network", "back", "box:1", "sh", "-c",
+              probe.format(address)).stdout
+    assert same.split() == ["api", "REACHED", "NAMED"]
+    for network in ("front", "sealed", "bridge"):
+        other = dy("run", "--rm", "--network", network, "box:1", "sh", "-c",
+                   probe.format(address)).stdout
+        assert other.split() == ["BLOCKED", "NONAME"], network
+    routes = dy("run", "--rm", "--network", "sealed", "box:1", "cat", "/proc/net/route").stdout
+    destinations = [line.split()[1] for line in routes.splitlines()[1:]]
+    assert destinations and "00000000" not in destinations  # internal: no default route
+    rules = _chains(dy)
+    assert "MASQUERADE" in rules and rules.count("MASQUERADE") == 3  # not for "sealed"
+    dy("rm", "-f", "api")
+    pruned = dy("network", "prune", "-f").stdout.split()
+    assert set(pruned[2:]) == {"front", "back", "sealed", "bridge"}
+    assert _chains(dy) == ""
+
+
+def test_connect_and_disconnect_a_running_container(dy: Dockyard) -> None:
+    dy("network", "create", "one")
+    dy("network", "create", "two")
+    dy("run", "-d", "--name", "svc", "--network", "one", "box:1", "sh", "-c",
+       HTTPD.format(text="svc"))
+    fetch = "timeout 3 wget -q -O - http://svc:8080/ || echo UNREACHABLE"
+    assert dy("run", "--rm", "--network", "two", "box:1", "sh", "-c",
+              fetch).stdout.strip() == "UNREACHABLE"
+    dy("network", "connect", "--alias", "svc-two", "two", "svc")
+    assert dy("run", "--rm", "--network", "two", "box:1", "sh", "-c",
+              fetch.replace("svc:", "svc-two:")).stdout.strip() == "svc"
+    links = dy("exec", "svc", "ls", "/sys/class/net").stdout.split()
+    assert sorted(links) == ["eth0", "eth1", "lo"]
+    networks = _inspect(dy, "svc")["NetworkSettings"]["Networks"]
+    assert sorted(networks) == ["one", "two"]
+    dy("network", "disconnect", "two", "svc")
+    assert sorted(dy("exec", "svc", "ls", "/sys/class/net").stdout.split()) == ["eth0", "lo"]
+    assert dy("run", "--rm", "--network", "two", "box:1", "sh", "-c",
+              fetch.replace("svc:", "svc-two:")).stdout.strip() == "UNREACHABLE"
+    # connected while stopped: the network is there at the next start
+    dy("stop", "-t", "1", "svc")
+    dy("network", "connect", "two", "svc")
+    dy("start", "svc")
+    assert sorted(_inspect(dy, "svc")["NetworkSettings"]["Networks"]) == ["one", "two"]
+
+
+def test_network_create_errors(dy: Dockyard) -> None:
+    dy("network", "create", "--subnet", "10.219.7.0/24", "--gateway", "10.219.7.254", "fixed")
+    doc = json.loads(dy("network", "inspect", "fixed").stdout)[0]
+    assert doc["IPAM"]["Config"] == [{"Subnet": "10.219.7.0/24", "Gateway": "10.219.7.254"}]
+    cases = {("--subnet", "10.219.7.128/25", "overlap"): "overlaps",
+             ("--subnet", "10.219.9.0/24", "--gateway", "10.1.1.1", "badgw"): "not a host",
+             ("--subnet", "nonsense", "bad"): "invalid subnet",
+             ("fixed",): "already exists", ("bridge",): "already exists",
+             ("-d", "overlay", "ov"): "not supported", ("bad/name",): "invalid network name"}
+    for args, message in cases.items():
+        result = dy("network", "create", *args, check=False)
+        assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
+    assert "pre-defined" in dy("network", "rm", "bridge", check=False).stderr
+    assert "not found" in dy("network", "inspect", "nope", check=False).stderr
+
+
+def test_ip_dns_options_extra_hosts_and_hostname(dy: Dockyard) -> None:
+    dy("network", "create", "--subnet", "10.219.8.0/24", "pinned")
+    out = dy("run", "--rm", "--network", "pinned", "--ip", "10.219.8.77", "--hostname",
+             "custom", "--add-host", "db.local:10.9.9.9", "--dns-search", "example.test",
+             "box:1", "sh", "-c",
+             "hostname; grep -E 'custom|db.local' /etc/hosts; cat /etc/resolv.conf; "
+             "cat /proc/net/fib_trie | grep -c 10.219.8.77").stdout.splitlines()
+    assert out[0] == "custom"
+    assert "10.219.8.77\tcustom" in out and "10.9.9.9\tdb.local" in out
+    assert "search example.test" in out and "nameserver 10.219.8.1" in out
+    taken = dy("run", "-d", "--name", "holder", "--network", "pinned", "--ip", "10.219.8.77",
+               "box:1", "sleep", "30")
+    assert taken.returncode == 0
+    clash = dy("run", "--rm", "--network", "pinned", "--ip", "10.219.8.77", "box:1", "true",
+               check=False)
+    assert clash.returncode == 125 and "Address already in use" in clash.stderr
+    bad = dy("run", "--rm", "--ip", "10.219.8.78", "box:1", "true", check=False)
+    assert "user defined networks only" in bad.stderr
+    dns = dy("run", "--rm", "--dns", "10.1.2.3", "--dns-option", "ndots:2", "box:1",
+             "cat", "/etc/resolv.conf").stdout
+    assert "nameserver 10.1.2.3" in dns and "options ndots:2" in dns
+
+
+def test_network_container_mode_shares_the_stack(dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "base", "box:1", "sh", "-c", HTTPD.format(text="shared"))
+    out = dy("run", "--rm", "--network", "container:base", "box:1", "sh", "-c",
+             "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - http://127.0.0.1:8080/ && break;"
+             " sleep 0.2; done; hostname").stdout.split()
+    assert out == ["shared", _inspect(dy, "base")["Id"][:12]]
+    dy("stop", "-t", "1", "base")
+    refused = dy("run", "--rm", "--network", "container:base", "box:1", "true", check=False)
+    assert "non running container" in refused.stderr
+
+
+def test_udp_and_port_ranges(dy: Dockyard) -> None:
+    first = _free_port()
+    udp_port = _free_port()
+    server = ("import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+              "s.bind(('0.0.0.0', 9999)); "
+              "exec('while True:\\n d, a = s.recvfrom(100)\\n s.sendto(b\"echo:\" + d, a)')")
+    # the container borrows the host's python (read-only) for a UDP echo server
+    dy("run", "-d", "--name", "udp", "-v", "/usr:/usr:ro", "-v", "/lib:/lib:ro",
+       "-v", "/lib64:/lib64:ro", "-p", f"127.0.0.1:{udp_port}:9999/udp",
+       "box:1", "/usr/bin/python3", "-c", server)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(1)
+        reply = b""
+        for _ in range(20):
+            sock.sendto(b"ping", ("127.0.0.1", udp_port))
+            try:
+                reply = sock.recv(100)
+                break
+            except TimeoutError:
+                continue
+    assert reply == b"echo:ping"
+    assert _inspect(dy, "udp")["NetworkSettings"]["Ports"]["9999/udp"] == [
+        {"HostIp": "127.0.0.1", "HostPort": str(udp_port)}]
+    second = first + 1
+    if not _port_free(second):
+        pytest.skip("two adjacent free ports were not found")
+    dy("run", "-d", "--name", "ranges", "-p", f"127.0.0.1:{first}-{second}:8080-8081",
+       "box:1", "sh", "-c", "httpd -p 8080 -h /etc; httpd -p 8081 -h /etc; "
+       "echo one > /etc/one; sleep 60")
+    ports = _inspect(dy, "ranges")["NetworkSettings"]["Ports"]
+    assert ports["8081/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(second)}]
+    assert _get(f"http://127.0.0.1:{second}/one") == "one\n"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
