@@ -152,6 +152,55 @@ class NetworkService:
             self.apply_firewall()
         return removed
 
+    def check(self, live_containers: set[str], running: set[str], *,
+              repair: bool = False) -> list[str]:
+        """Orphans: leases of removed containers, names of stopped ones, name tables of
+        removed networks, this root's chains with no network, the default bridge with
+        no record; and user networks whose bridge is gone.  ``repair`` fixes each."""
+        from dockyard.network import firewall
+
+        problems = []
+        records = {r.name: r for r in self.store.all()}
+        for endpoint in self.ipam.endpoints():
+            if endpoint.container_id not in live_containers:
+                problems.append(f"network {endpoint.network}: lease {endpoint.address} of "
+                                f"removed container {endpoint.container_id[:12]}")
+                if repair:
+                    self.ipam.release(endpoint.container_id)
+        tables = name_table.table_path(self.layout.run_dir, "x").parent
+        for path in sorted(tables.glob("*.names")) if tables.is_dir() else []:
+            network = path.name.removesuffix(".names")
+            if network not in records:
+                problems.append(f"name table of removed network {network}")
+                if repair:
+                    name_table.remove_table(path)
+                continue
+            reader = name_table.NameReader(path)
+            reader.refresh()
+            for _address, container_id, _names in reader.rows:
+                if container_id not in running:
+                    problems.append(f"network {network}: DNS names of container "
+                                    f"{container_id[:12]}, which is not running")
+                    if repair:
+                        name_table.withdraw(path, container_id)
+        if not records and firewall.available() and firewall.present(str(self.layout.root)):
+            problems.append("iptables chains of this root with no network left")
+            if repair:
+                firewall.remove(str(self.layout.root))
+        bridge = default_bridge(self.layout)[0]
+        if "bridge" not in records and os.path.exists(f"/sys/class/net/{bridge}"):
+            problems.append(f"bridge {bridge} with no network record")
+            if repair:
+                from dockyard.network.bridge import delete_bridge
+
+                delete_bridge(bridge)
+        for record in records.values():
+            if record.name != "bridge" and not os.path.exists(f"/sys/class/net/{record.bridge}"):
+                problems.append(f"network {record.name}: bridge {record.bridge} is missing")
+                if repair:
+                    self.ensure_up(record)
+        return problems
+
     # --- endpoints -----------------------------------------------------------------
     def names_path(self, network: str) -> Path:
         return name_table.table_path(self.layout.run_dir, network)

@@ -286,3 +286,27 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def test_system_check_lists_network_orphans(dy: Dockyard) -> None:
+    import sqlite3
+
+    dy("network", "create", "orphans")
+    dy("run", "-d", "--name", "member", "--network", "orphans", "box:1", "sleep", "60")
+    assert dy("system", "check").returncode == 0
+    # a crash between steps: the container's record vanishes, its lease and names stay
+    container_id = _inspect(dy, "member")["Id"]
+    dy("rm", "-f", "member")
+    db = sqlite3.connect(dy.root / "metadata.db")
+    with db:
+        db.execute("INSERT INTO leases VALUES ('orphans', '10.215.99.9', ?, '[]')",
+                   (container_id,))
+    db.close()
+    (dy.root / "run" / "networks").mkdir(exist_ok=True)
+    (dy.root / "run" / "networks" / "gone.names").write_text("10.1.1.1\tabc\tghost\n")
+    check = dy("system", "check", check=False)
+    assert check.returncode == 1
+    assert "lease 10.215.99.9 of removed container" in check.stdout + check.stderr
+    assert "name table of removed network gone" in check.stdout + check.stderr
+    dy("system", "check", "--repair", check=False)
+    assert dy("system", "check").returncode == 0
