@@ -310,3 +310,59 @@ def test_system_check_lists_network_orphans(dy: Dockyard) -> None:
     assert "name table of removed network gone" in check.stdout + check.stderr
     dy("system", "check", "--repair", check=False)
     assert dy("system", "check").returncode == 0
+
+
+def test_coexists_with_dockers_forward_drop(dy: Dockyard) -> None:
+    """A host where Docker runs: FORWARD policy DROP, Docker's chains, and br_netfilter
+    passing bridged frames through iptables.  Built in a throw-away network namespace
+    (iptables rules and bridge sysctls are per namespace), so the host is untouched."""
+    import subprocess
+    import uuid
+
+    namespace = f"dy-coexist-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    inside = Dockyard(dy.root, dy.root.parent / "docker-config")
+    # nsenter, not `ip netns exec`: that one remounts /sys, and the cgroup mounts with it
+    enter = ["nsenter", f"--net=/run/netns/{namespace}"]
+    inside.argv = [*enter, *dy.argv]
+
+    def sh(command: str) -> str:
+        return subprocess.run([*enter, "sh", "-c", command], capture_output=True, text=True,
+                              check=True).stdout
+
+    try:
+        sh("ip link set lo up; iptables -P FORWARD DROP; iptables -N DOCKER-USER; "
+           "iptables -A DOCKER-USER -j RETURN; iptables -A FORWARD -j DOCKER-USER; "
+           "if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then "
+           "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables; fi")
+        docker_rules = sh("iptables -S DOCKER-USER")
+        port = _free_port()
+        inside("network", "create", "coexist")
+        inside("run", "-d", "--name", "web", "--network", "coexist", "-p",
+               f"127.0.0.1:{port}:8080", "box:1", "sh", "-c", HTTPD.format(text="coexisting"))
+        out = inside("run", "--rm", "--network", "coexist", "box:1", "sh", "-c",
+                     "for i in 1 2 3 4 5 6 7 8 9 10; do timeout 3 wget -q -O - "
+                     "http://web:8080/ && break; sleep 0.2; done").stdout
+        assert out == "coexisting\n"
+        fetched = sh(f"for i in 1 2 3 4 5 6 7 8 9 10; do "
+                     f"python3 -c \"import urllib.request as u; print(u.urlopen("
+                     f"'http://127.0.0.1:{port}/', timeout=2).read().decode(), end='')\" "
+                     f"&& break; sleep 0.2; done")
+        assert fetched == "coexisting\n"
+        # Docker's chain and the policy are as Docker left them
+        assert sh("iptables -S DOCKER-USER") == docker_rules
+        assert "-P FORWARD DROP" in sh("iptables -S FORWARD")
+        # and it is our chain's same-bridge ACCEPT that let the bridged traffic through
+        from dockyard.network.firewall import chain_names
+
+        if sh("cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null").strip() == "1":
+            counters = sh(f"iptables -L {chain_names(str(dy.root))[0]} -v -n -x")
+            same_bridge = [line for line in counters.splitlines()
+                           if "ACCEPT" in line and line.split()[5] == line.split()[6]]
+            assert same_bridge and int(same_bridge[0].split()[0]) > 0, counters
+        inside("rm", "-f", "web")
+        inside("network", "prune", "-f")
+        assert "DY-" not in sh("iptables-save")
+    finally:
+        inside("rm", "-f", "web", check=False)
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
