@@ -3,7 +3,11 @@
 A busybox container serves a file with httpd on a bridge; the host fetches it
 through the published port on 127.0.0.1 (userland proxy) and directly from the
 container's address, N times each, and prints both and their ratio
-(published / direct).  Usage (as root): python bench/network.py [--mb 50] [--conns 200]
+(published / direct), and where dockerd is installed the same through docker's
+published port (docker-proxy, in a private dockerd on a bridge made here), as the
+ratio dockyard / docker.
+
+Usage (as root): python bench/network.py [--mb 50] [--conns 200] [--no-docker]
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import argparse
 import json
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
+from dockyard.testing import dockerd
 from dockyard.testing.bundles import make_rootfs_tar
 from dockyard.testing.cli import Dockyard
 
@@ -27,10 +33,59 @@ def _fetch(url: str) -> int:
         return len(response.read())
 
 
+def _wait(base: str) -> None:
+    for _ in range(100):
+        try:
+            _fetch(base + "/small")
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
+def _measure(base: str, conns: int) -> tuple[float, float]:
+    _wait(base)
+    start = time.perf_counter()
+    size = sum(_fetch(base + "/big") for _ in range(3))
+    throughput = size / (time.perf_counter() - start) / 1e6
+    start = time.perf_counter()
+    for _ in range(conns):
+        _fetch(base + "/small")
+    return throughput, conns / (time.perf_counter() - start)
+
+
+def _docker(tar: Path, conns: int) -> tuple[float, float]:
+    """The same server behind docker's published port: a private dockerd whose default
+    bridge is one made here (removed afterwards), so the host's networks are untouched."""
+    bridge = "dybench0"
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", "10.216.0.1/24", "dev", bridge], check=True)
+        subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
+        with dockerd.running_dockerd("--storage-driver=overlay2",
+                                     bridge=bridge) as daemon:
+            daemon.docker("import", "-", "netbench:1", stdin=tar.read_bytes())
+            port = _free_port()
+            daemon.docker("run", "-d", "--name", "srv", "-p", f"127.0.0.1:{port}:8080",
+                          "netbench:1", "httpd", "-f", "-p", "8080", "-h", "/www")
+            try:
+                return _measure(f"http://127.0.0.1:{port}", conns)
+            finally:
+                daemon.docker("rm", "-f", "srv", check=False)
+    finally:
+        subprocess.run(["ip", "link", "del", bridge], check=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=50)
     parser.add_argument("--conns", type=int, default=200)
+    parser.add_argument("--no-docker", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dy-netbench-"))
     root = work / "root"
@@ -62,20 +117,18 @@ def main() -> int:
                     break
                 except OSError:
                     time.sleep(0.1)
-        results = {}
-        for name, base in bases.items():
-            start = time.perf_counter()
-            size = sum(_fetch(base + "/big") for _ in range(3))
-            throughput = size / (time.perf_counter() - start) / 1e6
-            start = time.perf_counter()
-            for _ in range(args.conns):
-                _fetch(base + "/small")
-            rate = args.conns / (time.perf_counter() - start)
-            results[name] = (throughput, rate)
-            print(f"{name:9} throughput {throughput:8.1f} MB/s   connections {rate:7.1f}/s")
+        results = {name: _measure(base, args.conns) for name, base in bases.items()}
+        if not args.no_docker and dockerd.available():
+            results["docker published"] = _docker(tar, args.conns)
+        for name, (throughput, rate) in results.items():
+            print(f"{name:17} throughput {throughput:8.1f} MB/s   connections {rate:7.1f}/s")
         pub, direct = results["published"], results["direct"]
         print(f"ratio published/direct: throughput {pub[0] / direct[0]:.2f}, "
               f"connection rate {pub[1] / direct[1]:.2f}")
+        if "docker published" in results:
+            theirs = results["docker published"]
+            print(f"ratio dockyard/docker published: throughput {pub[0] / theirs[0]:.2f}, "
+                  f"connection rate {pub[1] / theirs[1]:.2f}")
         dy("rm", "-f", "srv")
         dy("network", "prune", "-f")
     finally:

@@ -317,8 +317,8 @@ class ContainerService:
             raise
         self.layout.runtime_root.mkdir(parents=True, exist_ok=True)
         restart = record.spec.restart
-        exit_hook = [sys.executable, "-m", "dockyard.cli.main", "--root", str(self.layout.root),
-                     "system", "container-exited", record.id]
+        exit_hook = [sys.executable, "-P", "-m", "dockyard.cli.main", "--root",
+                     str(self.layout.root), "system", "container-exited", record.id]
         spec = record.spec
         flags = [flag for flag, wanted in (("--tty", spec.tty), ("--stdin", spec.stdin_open),
                                            ("--wait-attach", attach)) if wanted]

@@ -11,4 +11,4 @@ def runtime_argv() -> list[str]:
     beside = Path(sys.executable).with_name("dockyard-runtime")
     if beside.exists():
         return [str(beside)]
-    return [sys.executable, "-m", "dockyard.runtime.cli"]
+    return [sys.executable, "-P", "-m", "dockyard.runtime.cli"]

@@ -176,7 +176,10 @@ def _connect(run_dir: Path) -> socket.socket | None:
 
 
 def _spawn(run_dir: Path, python: str, preload: tuple[str, ...]) -> None:
-    subprocess.Popen([python, "-m", "dockyard.supervise.zygote", str(run_dir), *preload],
+    # -P: never import dockyard from the working directory (a checkout) instead of the
+    # installed code the CLI runs; cwd="/": never keep the caller's directory busy
+    subprocess.Popen([python, "-P", "-m", "dockyard.supervise.zygote", str(run_dir), *preload],
+                     cwd="/",
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 

@@ -55,7 +55,9 @@ def available() -> bool:
 
 
 @contextlib.contextmanager
-def running_dockerd(*extra_args: str) -> Iterator[Daemon]:
+def running_dockerd(*extra_args: str, bridge: str = "none") -> Iterator[Daemon]:
+    """``bridge``: an existing bridge for docker's default network (made and removed by
+    the caller), or none."""
     assert DOCKERD is not None
     base = Path(tempfile.mkdtemp(prefix="dy-docker-", dir="/tmp"))
     cgroup_parents = set(Path("/sys/fs/cgroup").glob("*/docker"))
@@ -63,7 +65,7 @@ def running_dockerd(*extra_args: str) -> Iterator[Daemon]:
     process = subprocess.Popen(
         [DOCKERD, "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
          "--pidfile", str(base / "docker.pid"), "-H", f"unix://{base}/docker.sock",
-         "--bridge=none", "--iptables=false", "--ip-masq=false", *extra_args],
+         f"--bridge={bridge}", "--iptables=false", "--ip-masq=false", *extra_args],
         stdout=log, stderr=subprocess.STDOUT)
     daemon = Daemon(base, process)
     try:
