@@ -80,7 +80,9 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     linger = float(os.environ.get("DOCKYARD_ZYGOTE_LINGER", "2"))
     idle_since = time.monotonic()
     try:
-        while not served or children or time.monotonic() - idle_since < linger:
+        # a zygote nobody asks within a minute (its requester died) does not stay around
+        while (not served and time.monotonic() - idle_since < 60) or children or (
+                served and time.monotonic() - idle_since < linger):
             ready, _, _ = select.select([listener], [], [], 0.05)
             if ready:
                 conn, _ = listener.accept()
