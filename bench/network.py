@@ -129,9 +129,9 @@ def main() -> int:
             theirs = results["docker published"]
             print(f"ratio dockyard/docker published: throughput {pub[0] / theirs[0]:.2f}, "
                   f"connection rate {pub[1] / theirs[1]:.2f}")
-        dy("rm", "-f", "srv")
-        dy("network", "prune", "-f")
     finally:
+        cli("rm", "-f", "srv", check=False)
+        cli("network", "prune", "-f", check=False)  # the bridge and its iptables chains
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
