@@ -78,6 +78,11 @@ def test_a_taken_port_fails_before_the_container_starts(dy: Dockyard) -> None:
 def test_none_has_only_loopback(dy: Dockyard) -> None:
     out = dy("run", "--rm", "--network", "none", "box:1", "ls", "/sys/class/net").stdout
     assert out.split() == ["lo"]
+    # and lo is up, as Docker leaves it: a server on 127.0.0.1 answers
+    served = dy("run", "--rm", "--network", "none", "box:1", "sh", "-c",
+                "httpd -p 127.0.0.1:8080 -h /etc && wget -q -O - http://127.0.0.1:8080/hostname"
+                ).stdout
+    assert served.strip()
 
 
 def test_publish_all_and_port(dy: Dockyard, rootfs_tar: Path) -> None:
