@@ -8,7 +8,6 @@ any other error; 2 for a bug (an exception that is not a DockyardError).
 from __future__ import annotations
 
 import sys
-import traceback
 
 from dockyard.errors import DockyardError, ExecutableNotFound, NotExecutable
 
@@ -33,6 +32,8 @@ def report(exc: BaseException) -> None:
         if exc.hint:
             print(f"Hint: {exc.hint}", file=sys.stderr)
     else:
+        import traceback  # only for bugs: ~2 ms every command would pay
+
         traceback.print_exception(exc, file=sys.stderr)
         print("Error: internal error (a bug in dockyard; the traceback is above)",
               file=sys.stderr)
