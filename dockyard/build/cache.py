@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from dockyard.store.db import Database
@@ -25,6 +26,13 @@ MIGRATIONS = [
         media_type TEXT,
         size INTEGER,
         created TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE file_digests (
+        path TEXT PRIMARY KEY,
+        stamp TEXT NOT NULL,
+        digest TEXT NOT NULL
     )
     """,
 ]
@@ -67,4 +75,42 @@ class BuildCache:
 
     def prune(self) -> int:
         with self.db.transaction("pruning the build cache") as conn:
+            conn.execute("DELETE FROM file_digests")
             return conn.execute("DELETE FROM build_cache").rowcount
+
+
+class FileDigests:
+    """Content digests of context files, remembered by (device, inode, size, mtime,
+    ctime), so a rebuild of an unchanged context reads no file (as BuildKit's
+    content-hash cache); any write changes ctime, so a stale digest is never used."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._known: dict[str, tuple[str, str]] | None = None
+        self._new: dict[str, tuple[str, str]] = {}
+
+    def _load(self) -> dict[str, tuple[str, str]]:
+        if self._known is None:
+            self._known = {path: (stamp, digest) for path, stamp, digest in
+                           self.db.query("SELECT path, stamp, digest FROM file_digests")}
+        return self._known
+
+    def digest(self, path: str, stamp: str, compute: Callable[[], str]) -> str:
+        known = self._load().get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        value = compute()
+        self._new[path] = (stamp, value)
+        return value
+
+    def save(self) -> None:
+        if not self._new:
+            return
+        with self.db.transaction("remembering file digests") as conn:
+            conn.executemany("INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?)",
+                             [(p, s, d) for p, (s, d) in self._new.items()])
+        self._new.clear()
+
+    def forget_all(self) -> None:
+        with self.db.transaction("forgetting file digests") as conn:
+            conn.execute("DELETE FROM file_digests")

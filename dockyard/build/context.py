@@ -9,18 +9,23 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from dockyard.build.patterns import IgnoreMatcher, glob_match, has_magic
 from dockyard.errors import InvalidArgument, NotFound
+
+
+class DigestCache(Protocol):
+    def digest(self, path: str, stamp: str, compute: Callable[[], str]) -> str: ...
 
 
 class BuildContext:
     def __init__(self, root: Path, *, owned: bool = False) -> None:
         self.root = root
         self.owned = owned  # a temporary extraction we remove on close
+        self.digests: DigestCache | None = None  # remembered file digests, if any
         ignore = root / ".dockerignore"
         self.ignore = IgnoreMatcher.from_text(ignore.read_text() if ignore.is_file() else "")
         self._checksums: dict[str, str] = {}
@@ -113,11 +118,19 @@ class BuildContext:
             if stat.S_ISLNK(info.st_mode):
                 digest.update(os.readlink(full).encode())
             elif stat.S_ISREG(info.st_mode):
-                digest.update(_file_digest(full).encode())
+                digest.update(self._file_digest(full, info).encode())
             digest.update(b"\0")
         value = digest.hexdigest()
         self._checksums[relative] = value
         return value
+
+
+    def _file_digest(self, path: Path, info: os.stat_result) -> str:
+        if self.digests is None or self.owned:  # a temporary extraction: nothing to reuse
+            return _file_digest(path)
+        stamp = (f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:"
+                 f"{info.st_ctime_ns}")
+        return self.digests.digest(str(path), stamp, lambda: _file_digest(path))
 
 
 def _file_digest(path: Path) -> str:

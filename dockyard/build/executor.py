@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from dockyard.build import copier, dispatch
-from dockyard.build.cache import BuildCache, CachedLayer, step_key
+from dockyard.build.cache import BuildCache, CachedLayer, FileDigests, step_key
 from dockyard.build.context import BuildContext
 from dockyard.build.instructions import Instruction, parse
 from dockyard.build.patterns import glob_match, has_magic
@@ -178,6 +178,8 @@ class Builder:
         self.options = options
         self.reporter = reporter
         self.cache = BuildCache(env.db)
+        self.file_digests = FileDigests(env.db)
+        context.digests = self.file_digests
         self.work_root = env.layout.run_dir / "build"
         self.runtime_root = env.layout.run_dir / "build-runtime"
         self.scope = global_scope(plan, options.build_args)
@@ -208,6 +210,7 @@ class Builder:
         finally:
             for thread in threads:
                 thread.join()
+        self.file_digests.save()
         unused = sorted(set(self.options.build_args) - self.consumed)
         if unused:
             self.reporter.warning(f"One or more build-args {unused} were not consumed")

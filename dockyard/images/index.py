@@ -65,8 +65,11 @@ class ImageIndex:
         with self.db.transaction("adding an image") as conn:
             conn.execute("INSERT OR IGNORE INTO images VALUES (?, ?, ?, ?, ?, ?)",
                          (manifest_digest, config_digest, media_type, size, created, now))
-            for name in names:
-                conn.execute("INSERT OR REPLACE INTO refs VALUES (?, ?)", (name, manifest_digest))
+            for name in names:  # an unchanged name writes nothing (a rebuild costs no fsync)
+                conn.execute("INSERT INTO refs VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
+                             "manifest_digest=excluded.manifest_digest "
+                             "WHERE manifest_digest != excluded.manifest_digest",
+                             (name, manifest_digest))
             if repo_digest:
                 conn.execute("INSERT OR REPLACE INTO repo_digests VALUES (?, ?, ?)",
                              (*repo_digest, manifest_digest))
