@@ -5,6 +5,7 @@ kept in ``network.json`` for inspect, ps and port."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import TYPE_CHECKING, Any
@@ -170,6 +171,11 @@ def connect(service: ContainerService, record: ContainerRecord, network_ref: str
     path.write_text(json.dumps(config))
     if endpoint["dns"]:
         name_table.publish(networks.names_path(network.name), record.id, address, names)
+        if record.supervisor_pid:  # its supervisor starts serving DNS on the new network
+            import signal
+
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.supervisor_pid, signal.SIGUSR2)
 
 
 def disconnect(service: ContainerService, record: ContainerRecord, network_ref: str) -> None:

@@ -152,18 +152,25 @@ class Supervisor:
             raise RuntimeError(str(exc)) from exc
 
     def _serve_dns(self) -> None:
+        """The embedded DNS on the gateways of this container's user networks (again
+        after ``network connect``, which signals SIGUSR2: new networks get listeners)."""
         dns = self.network.get("dns") or {}
-        if not dns.get("listen") or self.dns is not None:
+        listen = [e["gateway"] for e in self.network.get("endpoints", []) if e.get("dns")]
+        if not listen:
             return
-        from pathlib import Path
+        if self.dns is None:
+            from dockyard.network.dns import DnsServer
+            from dockyard.network.names import Resolver
 
-        from dockyard.network.dns import DnsServer
-        from dockyard.network.names import Resolver
-
-        resolver = Resolver(Path(dns["tables"]))
-        self.dns = DnsServer(resolver.lookup, list(dns.get("upstreams") or []))
-        for address in dns["listen"]:
+            resolver = Resolver(Path(dns["tables"]))
+            self.dns = DnsServer(resolver.lookup, list(dns.get("upstreams") or []))
+        for address in listen:
             self.dns.listen(address)
+
+    def reload_network(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.network = json.loads((self.bundle / "network.json").read_text())
+            self._serve_dns()
 
     def pump(self, pid: int) -> int:
         """Serve stdio until the container's output closes; returns its exit code."""
@@ -369,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     # The one prctl outside runtime/linux/syscalls.py: supervise sits below the runtime
     # and may not import it.  As subreaper we inherit the init when `create` exits.
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    return Supervisor(args).run(args.ready_fd)
+    supervisor = Supervisor(args)
+    signal.signal(signal.SIGUSR2, lambda *_: supervisor.reload_network())
+    return supervisor.run(args.ready_fd)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -371,3 +372,27 @@ def test_coexists_with_dockers_forward_drop(dy: Dockyard) -> None:
     finally:
         inside("rm", "-f", "web", check=False)
         subprocess.run(["ip", "netns", "del", namespace], check=False)
+
+
+def test_dns_follows_a_runtime_connect(dy: Dockyard) -> None:
+    """The only container on a network, connected while running: its own supervisor
+    starts answering DNS there (no other supervisor on that network could)."""
+    import subprocess
+
+    dy("network", "create", "late")
+    dy("run", "-d", "--name", "loner", "box:1", "sleep", "60")
+    dy("network", "connect", "--alias", "found-me", "late", "loner")
+    doc = _inspect(dy, "loner")
+    gateway = doc["NetworkSettings"]["Networks"]["late"]["Gateway"]
+    address = doc["NetworkSettings"]["Networks"]["late"]["IPAddress"]
+    query = ("import socket, struct, sys\n"
+             "q = struct.pack('!HHHHHH', 7, 0x0100, 1, 0, 0, 0) + b''.join("
+             "bytes([len(p)]) + p.encode() for p in 'found-me'.split('.')) + b'\\0' + "
+             "struct.pack('!HH', 1, 1)\n"
+             "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)\n"
+             f"s.sendto(q, ('{gateway}', 53)); r = s.recv(512)\n"
+             "print(socket.inet_ntoa(r[-4:]))\n")
+    answer = subprocess.run(["nsenter", f"--net=/proc/{doc['State']['Pid']}/ns/net",
+                             sys.executable, "-c", query], capture_output=True, text=True,
+                            timeout=30, check=False)
+    assert answer.stdout.strip() == address, answer.stderr
