@@ -439,6 +439,12 @@ def _ports(engine: Engine, container_id: str) -> str:
                      for ip, host, port, proto in config.get("ports", []))
 
 
+def _command_text(doc: dict[str, Any], no_trunc: bool) -> str:
+    """Docker's COMMAND column: path and args, cut at 20 characters with an ellipsis."""
+    text = " ".join([doc["Path"], *doc["Args"]])
+    return text if no_trunc or len(text) <= 20 else text[:19] + "…"
+
+
 def _status(record: Any, health: str | None = None) -> str:
     if record.state in ("running", "paused"):
         up = "Up " + human_ago(record.started_at).removesuffix(" ago")
@@ -488,7 +494,7 @@ def ps_cmd(engine: Engine, all_containers: bool, quiet: bool, no_trunc: bool,
             healths[record.id] = health["Status"] if health["Status"] != "starting" \
                 else "health: starting"
     rows = [{"ID": r.id if no_trunc else r.id[:12], "Image": r.image,
-             "Command": f'"{engine.containers.inspect(r.id)["Path"][:20]}"',
+             "Command": f'"{_command_text(engine.containers.inspect(r.id), no_trunc)}"',
              "RunningFor": human_ago(r.created), "Status": _status(r, healths.get(r.id)),
              "Ports": _ports(engine, r.id) if r.state in ("running", "paused") else "",
              "Names": r.name, "State": r.state} for r in records]

@@ -149,11 +149,17 @@ def history_cmd(name: str, quiet: bool, no_trunc: bool, fmt: str | None) -> None
         return
     table = [{"ID": r["Id"] if no_trunc or r["Id"] == "<missing>" else r["Id"].split(":")[1][:12],
               "CreatedSince": human_ago(r["Created"]),
-              "CreatedBy": r["CreatedBy"] if no_trunc else r["CreatedBy"][:45],
+              "CreatedBy": _one_line(r["CreatedBy"], no_trunc),
               "Size": human_size(r["Size"]), "Comment": r["Comment"]} for r in rows]
     click.echo(render(table, ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"], fmt,
                       {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedBy": "CREATED BY",
                        "Size": "SIZE", "Comment": "COMMENT"}))
+
+
+def _one_line(text: str, no_trunc: bool) -> str:
+    """A heredoc RUN's script on one table line (newlines shown as ``\\n``)."""
+    flat = text.replace("\n", "\\n")
+    return flat if no_trunc or len(flat) <= 45 else flat[:44] + "…"
 
 
 @click.command("save")

@@ -1,0 +1,92 @@
+"""Networking's pure parts: DNS codec and resolver, firewall plan, subnets, -p parsing."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+
+from dockyard.cli.containers import parse_publish
+from dockyard.engine.spec import PortSpec
+from dockyard.errors import InvalidArgument
+from dockyard.network import dns, firewall, names
+from dockyard.network.store import check_subnet, pick_subnet
+
+
+def _query(name: str, qtype: int = dns.TYPE_A, ident: int = 0x1234) -> bytes:
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split("."))
+    return struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0) + labels + b"\0" + \
+        struct.pack("!HH", qtype, dns.CLASS_IN)
+
+
+def test_dns_answers_known_names_and_refuses_garbage() -> None:
+    server = dns.DnsServer(lambda name, client: ["10.215.0.9"] if name == "web" else [], [])
+    reply = server.answer(_query("web"), "10.215.0.2")
+    assert reply is not None
+    ident, flags, qd, an = struct.unpack("!HHHH", reply[:8])
+    assert (ident, qd, an) == (0x1234, 1, 1) and flags & 0x8000 and flags & 0x0100
+    assert socket.inet_ntoa(reply[-4:]) == "10.215.0.9"
+    # a known name asked for AAAA: no answer, no error (so resolvers fall back to A)
+    aaaa = server.answer(_query("web", dns.TYPE_AAAA), "10.215.0.2")
+    assert aaaa is not None and struct.unpack("!H", aaaa[6:8])[0] == 0
+    # unknown and no upstream: SERVFAIL
+    unknown = server.answer(_query("elsewhere.example"), "10.215.0.2")
+    assert unknown is not None and struct.unpack("!H", unknown[2:4])[0] & 0xF == 2
+    assert server.answer(b"\x00\x01", "10.215.0.2") is None
+    assert dns.parse_question(_query("web")[:14]) is None  # truncated question
+
+
+def test_resolver_answers_only_from_the_askers_networks(tmp_path: Path) -> None:
+    names.publish(tmp_path / "front.names", "c1", "10.215.0.2", ("web", "c1short"))
+    names.publish(tmp_path / "front.names", "c2", "10.215.0.3", ("client",))
+    names.publish(tmp_path / "back.names", "c3", "10.215.1.2", ("db",))
+    names.publish(tmp_path / "back.names", "c1", "10.215.1.3", ("web",))
+    resolver = names.Resolver(tmp_path)
+    assert resolver.lookup("WEB.", "10.215.0.3") == ["10.215.0.2"]
+    assert resolver.lookup("db", "10.215.0.3") == []  # client is not on "back"
+    assert sorted(resolver.lookup("web", "10.215.0.2")) == ["10.215.0.2", "10.215.1.3"]
+    assert resolver.lookup("web", "10.99.0.1") == []  # a stranger learns nothing
+    names.withdraw(tmp_path / "front.names", "c1")
+    assert resolver.lookup("web", "10.215.0.3") == []
+
+
+def test_firewall_plan_isolates_and_nats() -> None:
+    text = firewall.plan("/root/a", [firewall.BridgeRules("dy-1", "10.215.0.0/24", False),
+                                     firewall.BridgeRules("dy-2", "10.215.1.0/24", True)])
+    chain, nat = firewall.chain_names("/root/a")
+    assert firewall.chain_names("/root/b")[0] != chain
+    lines = text.splitlines()
+    assert f"-A {chain} -i dy-1 -o dy-1 -j ACCEPT" in lines
+    assert f"-A {chain} -i dy-1 -o dy+ -j DROP" in lines
+    assert f"-A {chain} -i dy-2 -j DROP" in lines and f"-A {chain} -o dy-2 -j DROP" in lines
+    assert [line for line in lines if "MASQUERADE" in line] == [
+        f"-A {nat} -s 10.215.0.0/24 ! -o dy-1 -j MASQUERADE"]
+    # same-bridge accept comes before the isolation drop for that bridge
+    assert lines.index(f"-A {chain} -i dy-1 -o dy-1 -j ACCEPT") < \
+        lines.index(f"-A {chain} -i dy-1 -o dy+ -j DROP")
+
+
+def test_subnet_choice_skips_taken_and_host_routes() -> None:
+    host = [ipaddress.IPv4Network("10.215.0.0/23")]
+    assert pick_subnet(["10.215.2.0/24"], "10.215.0.0/16", host) == "10.215.3.0/24"
+    with pytest.raises(InvalidArgument, match="non-overlapping"):
+        pick_subnet(["10.215.0.0/24"], "10.215.0.0/24", [])
+    assert check_subnet("10.30.0.0/24", None, []) == ("10.30.0.0/24", "10.30.0.1")
+    with pytest.raises(InvalidArgument, match="overlaps"):
+        check_subnet("10.30.0.0/16", None, ["10.30.5.0/24"])
+    with pytest.raises(InvalidArgument, match="not a host address"):
+        check_subnet("10.30.0.0/24", "10.30.0.255", [])
+
+
+def test_publish_specs() -> None:
+    assert parse_publish("8080") == [PortSpec("", 0, 8080, "tcp")]
+    assert parse_publish("127.0.0.1:80:8080/udp") == [PortSpec("127.0.0.1", 80, 8080, "udp")]
+    assert parse_publish("9000-9001:80-81") == [PortSpec("", 9000, 80, "tcp"),
+                                                PortSpec("", 9001, 81, "tcp")]
+    with pytest.raises(InvalidArgument, match="same size"):
+        parse_publish("9000-9002:80-81")
+    with pytest.raises(InvalidArgument, match="tcp or udp"):
+        parse_publish("80/sctp")
