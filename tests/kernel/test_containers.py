@@ -48,6 +48,7 @@ def test_detached_container_survives_its_cli_and_stops(dy: Dockyard) -> None:
     assert len(container_id) == 64
     listed = dy("ps", "--format", "{{.Names}} {{.Status}}").stdout.strip()
     assert listed.startswith("bg Up")
+    assert dy("ps", "--format", "{{.Command}}").stdout.strip() == '"sleep 300"'
     started = time.monotonic()
     dy("stop", "-t", "1", "bg")  # sleep as pid 1 ignores SIGTERM: SIGKILL after 1 s
     assert time.monotonic() - started >= 1
