@@ -65,9 +65,12 @@ class RegistryClient:
 
     # --- plumbing ------------------------------------------------------------
     def request(self, method: str, url: str, scope: str, *, headers: dict[str, str] | None = None,
-                content: bytes | IO[bytes] | Iterator[bytes] | None = None,
+                content: bytes | Callable[[], Iterator[bytes]] | None = None,
                 stream: bool = False, ok: tuple[int, ...] = (200,)) -> httpx.Response:
-        """One request with auth and retries; returns a response whose status is in ``ok``."""
+        """One request with auth and retries; returns a response whose status is in ``ok``.
+
+        ``content`` may be a function returning a fresh iterator of chunks: the body is
+        then streamed (never held whole in memory) and started anew on a retry."""
         full = url if url.startswith("http") else self.base + url
         last: Exception | None = None
         for attempt in range(_RETRIES):
@@ -75,8 +78,9 @@ class RegistryClient:
             if scope in self._auth_headers:
                 send_headers["Authorization"] = self._auth_headers[scope]
             try:
+                body = content() if callable(content) else content
                 request = self.http.build_request(method, full, headers=send_headers,
-                                                  content=content)
+                                                  content=body)
                 response = self.http.send(request, stream=stream)
             except httpx.TransportError as exc:
                 last = exc
@@ -212,10 +216,15 @@ class RegistryClient:
             location = self._absolute(start.headers["location"])
             with open_blob() as blob:
                 if chunk_size is None:
+                    def body() -> Iterator[bytes]:
+                        blob.seek(0)
+                        while chunk := blob.read(_STREAM_CHUNK):
+                            yield chunk
+
                     self.request("PUT", _with_digest(location, digest), scope,
                                  headers={"Content-Type": "application/octet-stream",
                                           "Content-Length": str(size)},
-                                 content=blob.read(), ok=(201,))
+                                 content=body, ok=(201,))
                 else:
                     self._upload_chunks(location, digest, blob, chunk_size, scope)
         return "pushed"
@@ -260,6 +269,9 @@ class RegistryClient:
 
 def stream_open(response: httpx.Response) -> bool:
     return not response.is_closed and not hasattr(response, "_content")
+
+
+_STREAM_CHUNK = 1 << 20
 
 
 def _with_digest(location: str, digest: str) -> str:
