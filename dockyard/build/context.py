@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -136,3 +137,8 @@ class BuildContext:
 def _file_digest(path: Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def clean_path(path: str) -> str:
+    """A context path as written (``./a/../b``, ``/b``) → its normal form (``b``)."""
+    return posixpath.normpath("/" + path).lstrip("/")

@@ -16,6 +16,7 @@ import posixpath
 import shutil
 import stat
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 from dockyard.errors import InvalidArgument
@@ -177,3 +178,20 @@ def extract_archive(path: str, rootfs: str, dest_inner: str, owner: Ownership) -
             archive.extractall(target, filter="tar")
     except (tarfile.TarError, OSError) as exc:
         raise InvalidArgument(f"ADD: cannot unpack {os.path.basename(path)}: {exc}") from exc
+
+
+def ownership(rootfs: Path, chown: str, chmod: int | None) -> Ownership:
+    """``--chown=user[:group]`` through the image's passwd and group files; a user
+    without a group gets the user's id as group id (Docker's rule)."""
+    from dockyard.images.users import resolve_user
+
+    _user, _, group = chown.partition(":")
+    ids = resolve_user(chown, _read(rootfs / "etc/passwd"), _read(rootfs / "etc/group"))
+    return Ownership(ids.uid, ids.gid if group else ids.uid, chmod)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

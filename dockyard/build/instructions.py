@@ -133,3 +133,9 @@ def _check_trigger(instruction: Instruction) -> None:
 def trigger_text(instruction: Instruction) -> str:
     """``ONBUILD RUN x`` → ``RUN x`` (what the image config's OnBuild stores)."""
     return re.sub(r"^\s*onbuild\s+", "", instruction.original, flags=re.IGNORECASE).strip()
+
+
+def heredoc_name(word: str) -> str | None:
+    """``<<EOT``, ``<<-EOT``, ``<<"EOT"`` → ``EOT``."""
+    match = re.fullmatch(r"<<-?([\"']?)(\w+)\1", word)
+    return match.group(2) if match else None

@@ -1,0 +1,140 @@
+"""What a build is made of and talks to: the options, the engine parts handed down,
+the progress reporter, and the state of a stage as it is built."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from dockyard.build.sandbox import StepProcess
+from dockyard.errors import DockyardError
+from dockyard.images.imagefile import Layer, now_iso
+
+if TYPE_CHECKING:
+    from dockyard.images.content import LocalContentStore
+    from dockyard.images.index import ImageIndex, ImageRecord
+    from dockyard.oci.image import Manifest
+    from dockyard.snapshots.overlay import OverlaySnapshotter
+    from dockyard.store.db import Database
+    from dockyard.store.layout import Layout
+
+HISTORY_COMMENT = "dockyard.build.v0"
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class BuildError(DockyardError):
+    """A step failed; the message names the Dockerfile line."""
+
+
+class Reporter(Protocol):
+    def step_started(self, step: int, title: str) -> None: ...
+    def step_output(self, step: int, line: str) -> None: ...
+    def step_finished(self, step: int, *, cached: bool, seconds: float) -> None: ...
+    def step_failed(self, step: int, message: str) -> None: ...
+    def warning(self, text: str) -> None: ...
+
+
+class ImageAccess(Protocol):
+    """What the builder needs from the engine's image service."""
+
+    content: LocalContentStore
+    index: ImageIndex
+    snapshotter: OverlaySnapshotter
+
+    def get(self, name: str) -> ImageRecord: ...
+    def config(self, record: ImageRecord) -> dict[str, Any]: ...
+    def manifest(self, record: ImageRecord) -> Manifest: ...
+    def unpack_layers(self, blobs: list[tuple[str, str]], diff_ids: list[str]) -> str | None: ...
+
+
+class BuildEnvironment(NamedTuple):
+    """The engine's parts a build uses, handed down (the builder sits below the engine)."""
+
+    images: ImageAccess
+    db: Database
+    layout: Layout
+    insecure_registries: frozenset[str]
+    runtime_argv: list[str]
+    # (image config, step, mounted rootfs, step id) → OCI config for a RUN step
+    step_config: Callable[[dict[str, Any], StepProcess, Path, str], dict[str, Any]]
+
+
+class BuildOptions(NamedTuple):
+    tags: tuple[str, ...] = ()
+    build_args: dict[str, str] = {}  # noqa: RUF012 - never mutated
+    target: str | None = None
+    no_cache: bool = False
+    pull: bool = False
+    labels: dict[str, str] = {}  # noqa: RUF012
+    secrets: dict[str, str] = {}  # noqa: RUF012 - id → host file
+    network: str = "default"
+
+
+class StageResult:
+    """A stage's outcome, awaited by the stages that use it (a minimal future: the
+    standard one pulls in logging and the thread-pool machinery)."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: StageState | None = None
+        self._error: BaseException | None = None
+
+    def set(self, value: StageState | None, error: BaseException | None) -> None:
+        self._value, self._error = value, error
+        self._done.set()
+
+    def result(self) -> StageState:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
+class StageState:
+    """A stage's image as it is being built."""
+
+    def __init__(self, image: dict[str, Any], layers: list[Layer], key: str, *,
+                 cmd_from_base: bool) -> None:
+        self.image = image
+        self.layers = layers
+        self.key = key
+        self.args: dict[str, str | None] = {}
+        self.cmd_from_base = cmd_from_base
+
+    @property
+    def config(self) -> dict[str, Any]:
+        config: dict[str, Any] = self.image.setdefault("config", {})
+        return config
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return [layer.diff_id for layer in self.layers]
+
+    def clone(self) -> StageState:
+        import copy
+
+        state = StageState(copy.deepcopy(self.image), list(self.layers), self.key,
+                           cmd_from_base=True)
+        return state
+
+    @property
+    def created(self) -> str:
+        """When the stage's content last changed: the newest layer step's time (kept in
+        the cache, so a fully cached build gives the same image ID), else the base's."""
+        return str(self.image.get("created") or now_iso())
+
+    def history(self, created_by: str, *, empty: bool, created: str | None = None) -> None:
+        if created is not None:
+            self.image["created"] = created
+        entry: dict[str, Any] = {"created": self.created, "created_by": created_by,
+                                 "comment": HISTORY_COMMENT}
+        if empty:
+            entry["empty_layer"] = True
+        self.image.setdefault("history", []).append(entry)
+
+
+def first_line(text: str) -> str:
+    return text.split("\n", 1)[0]
