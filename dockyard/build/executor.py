@@ -27,6 +27,7 @@ from dockyard.build.context import BuildContext
 from dockyard.build.instructions import Instruction, parse
 from dockyard.build.model import (
     DEFAULT_PATH,
+    OWNER_FILE,
     BuildEnvironment,
     BuildError,
     BuildOptions,
@@ -300,6 +301,8 @@ class Builder:
         bundle = self.work_root / key
         rootfs = bundle / "rootfs"
         rootfs.mkdir(parents=True)
+        # whose step this is: `system check` tells a crashed build's leftovers by it
+        (bundle / OWNER_FILE).write_text(str(os.getpid()))
         mounted = False
         try:
             mounts = snapshotter.prepare(key, self._unpacked(state))

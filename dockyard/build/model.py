@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from dockyard.store.layout import Layout
 
 HISTORY_COMMENT = "dockyard.build.v0"
+OWNER_FILE = "owner"  # in a step's work dir: the pid of the build that made it
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

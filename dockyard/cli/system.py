@@ -31,12 +31,13 @@ def system_df(engine: Engine) -> None:
 
 @system_group.command("check")
 @click.option("--repair", is_flag=True,
-              help="Fix what can be fixed (container and network leftovers).")
+              help="Fix what can be fixed (container, build and network leftovers).")
 @click.pass_obj
 def system_check(engine: Engine, repair: bool) -> None:
     """Verify every blob, image and container record; exit 1 and list problems if any."""
     problems = engine.images.check() + engine.containers.check(repair=repair)
     containers = engine.containers.list(all_containers=True)
+    problems += engine.builds.check(repair=repair)
     problems += engine.networks.check({r.id for r in containers},
                                       {r.id for r in containers if r.state == "running"},
                                       repair=repair)

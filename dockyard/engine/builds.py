@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from dockyard.build.context import BuildContext
 from dockyard.build.executor import BuildEnvironment, Builder, BuildOptions, Reporter
+from dockyard.build.model import OWNER_FILE
 from dockyard.build.plan import parse_plan
 from dockyard.build.sandbox import HOSTNAME, StepProcess
 from dockyard.errors import InvalidArgument, NotFound
@@ -148,15 +149,17 @@ class BuildService:
 
     @contextlib.contextmanager
     def _rootfs(self, image_id: str) -> Iterator[Path]:
-        import uuid
+        import shutil
 
         from dockyard.snapshots.mount import mount_all, unmount
 
         images = self.engine.images
         record = images.get(image_id)
-        key = f"export-{uuid.uuid4().hex[:16]}"
-        target = self.engine.layout.run_dir / "build" / key
+        key = f"export-{os.urandom(8).hex()}"
+        bundle = self.engine.layout.run_dir / "build" / key
+        target = bundle / "rootfs"
         target.mkdir(parents=True)
+        (bundle / OWNER_FILE).write_text(str(os.getpid()))
         try:
             mounts = images.snapshotter.prepare(key, images.unpack(record))
             try:
@@ -168,7 +171,43 @@ class BuildService:
             finally:
                 images.snapshotter.remove(key)
         finally:
-            target.rmdir()
+            shutil.rmtree(bundle, ignore_errors=True)
+
+    def check(self, *, repair: bool = False) -> list[str]:
+        """Leftovers of builds that died (killed, host crash): step snapshots, their work
+        dirs and mounts whose owning process is gone.  ``repair`` removes them."""
+        import shutil
+
+        from dockyard.snapshots.mount import unmount
+
+        work_root = self.engine.layout.run_dir / "build"
+        snapshotter = self.engine.images.snapshotter
+        keys = {row[0] for row in snapshotter.db.query(
+            "SELECT key FROM active WHERE key LIKE 'build-%' OR key LIKE 'export-%'")}
+        if work_root.is_dir():
+            keys |= {p.name for p in work_root.iterdir()
+                     if p.name.startswith(("build-", "export-"))}
+        problems = []
+        for key in sorted(keys):
+            bundle = work_root / key
+            if _owner_alive(bundle):
+                continue
+            problems.append(f"build step {key}: left behind by a build that is gone")
+            if repair:
+                if os.path.ismount(bundle / "rootfs"):
+                    unmount(str(bundle / "rootfs"))
+                snapshotter.remove(key)
+                shutil.rmtree(bundle, ignore_errors=True)
+        return problems
+
+
+def _owner_alive(bundle: Path) -> bool:
+    try:
+        pid = int((bundle / OWNER_FILE).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def step_config(image: dict[str, Any], step: StepProcess, rootfs: Path,

@@ -287,3 +287,33 @@ def test_parents_url_digest_platform_and_tty(box: Dockyard, tmp_path: Path) -> N
     text = result.stdout.decode(errors="replace")
     assert result.returncode == 0, text
     assert "[2/2] RUN echo on a tty" in text and "writing image sha256:" in text
+
+
+def test_a_killed_build_leaves_what_system_check_repairs(box: Dockyard, tmp_path: Path) -> None:
+    import glob
+    import signal
+    import subprocess
+    import time
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM box:1\nRUN touch /started && sleep 2\n")
+    process = subprocess.Popen([*box.argv, "--root", str(box.root), "build", "--progress",
+                                "plain", str(context)], env=box.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    for line in process.stdout:  # wait for the RUN step to begin, then kill the build
+        if b"RUN touch" in line:
+            break
+    time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stdout.close()
+    deadline = time.monotonic() + 15  # the step's container ends by itself (sleep 2)
+    while glob.glob("/sys/fs/cgroup/*/dockyard-build-*") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check = box("system", "check", check=False)
+    assert check.returncode == 1 and "left behind by a build that is gone" in check.stdout
+    box("system", "check", "--repair", check=False)
+    assert box("system", "check").returncode == 0
+    assert not [p for p in (box.root / "snapshots" / "active").iterdir()]
