@@ -6,7 +6,7 @@ import io
 import os
 import stat
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,9 +43,30 @@ def make_tar(entries: list[Entry]) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.fixture(params=["stream", "file"], autouse=True)
+def layer_source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    """Every test here twice: a layer read as a stream (a registry download, a
+    decompressor) and as a seekable file (a content-store blob, the fast path)."""
+    global _AS_FILE
+    _AS_FILE = (tmp_path / "layer.tar") if request.param == "file" else None
+    yield
+    _AS_FILE = None
+
+
+_AS_FILE: Path | None = None
+
+
+def apply_bytes(data: bytes, target: Path) -> str:
+    if _AS_FILE is None:
+        return apply_layer(io.BytesIO(data), str(target))
+    _AS_FILE.write_bytes(data)
+    with open(_AS_FILE, "rb") as handle:
+        return apply_layer(handle, str(target))
+
+
 def apply(entries: list[Entry], target: Path) -> str:
     target.mkdir(exist_ok=True)
-    return apply_layer(io.BytesIO(make_tar(entries)), str(target))
+    return apply_bytes(make_tar(entries), target)
 
 
 def test_regular_layer_and_diff_id(tmp_path: Path) -> None:
@@ -55,8 +76,7 @@ def test_regular_layer_and_diff_id(tmp_path: Path) -> None:
                      ("symlink", "etc/link", "hostname"), ("hardlink", "etc/hard", "etc/hostname")])
     target = tmp_path / "layer"
     target.mkdir()
-    assert apply_layer(io.BytesIO(data), str(target)) == \
-        "sha256:" + hashlib.sha256(data).hexdigest()
+    assert apply_bytes(data, target) == "sha256:" + hashlib.sha256(data).hexdigest()
     assert (target / "etc/hostname").read_text() == "box\n"
     assert os.readlink(target / "etc/link") == "hostname"
     assert (target / "etc/hard").stat().st_ino == (target / "etc/hostname").stat().st_ino
@@ -102,7 +122,7 @@ def test_truncated_layer(tmp_path: Path) -> None:
     target = tmp_path / "layer"
     target.mkdir()
     with pytest.raises(InvalidArgument, match="truncated|not a valid tar"):
-        apply_layer(io.BytesIO(data[:1500]), str(target))
+        apply_bytes(data[:1500], target)
 
 
 def test_whiteouts_in_overlay_format(tmp_path: Path) -> None:
