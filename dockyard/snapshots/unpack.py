@@ -129,6 +129,10 @@ def apply_layer(stream: IO[bytes], target: str) -> str:
 
 
 def _regular_file(stream: IO[bytes]) -> bool:
+    """A plain open file (not a decompressor, which also answers fileno() — with the
+    compressed file's descriptor)."""
+    if not isinstance(stream, io.BufferedReader | io.FileIO):
+        return False
     try:
         return stat.S_ISREG(os.fstat(stream.fileno()).st_mode) and stream.tell() == 0
     except (AttributeError, OSError, io.UnsupportedOperation):
