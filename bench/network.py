@@ -7,13 +7,19 @@ container's address, N times each, and prints both and their ratio
 published port (docker-proxy, in a private dockerd on a bridge made here), as the
 ratio dockyard / docker.
 
-Usage (as root): python bench/network.py [--mb 50] [--conns 200] [--no-docker]
+``--dnat`` runs everything in a throw-away network namespace and adds the other way to
+publish a port — an iptables DNAT of 127.0.0.1:PORT to the container (with
+route_localnet and a MASQUERADE, as dockerd does without its proxy) — so the choice
+between the two is made on figures; nothing of it touches the host's rules.
+
+Usage (as root): python bench/network.py [--mb 50] [--conns 200] [--no-docker] [--dnat]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -75,6 +81,32 @@ def _docker(tar: Path, conns: int) -> tuple[float, float]:
         subprocess.run(["ip", "link", "del", bridge], check=False)
 
 
+def _in_private_netns() -> int:
+    """Re-run this benchmark inside a network namespace made (and removed) here."""
+    namespace = f"dy-netbench-{os.urandom(4).hex()}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        subprocess.run(["nsenter", f"--net=/run/netns/{namespace}", "ip", "link", "set", "lo",
+                        "up"], check=True)
+        return subprocess.run(["nsenter", f"--net=/run/netns/{namespace}", sys.executable,
+                               *sys.argv, "--inside-netns"], check=False).returncode
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
+
+
+def _dnat(address: str) -> str:
+    """Publish with DNAT instead (in the benchmark's own namespace only)."""
+    port = _free_port()
+    for command in (["sysctl", "-q", "-w", "net.ipv4.conf.all.route_localnet=1"],
+                    ["iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "127.0.0.1",
+                     "--dport", str(port), "-j", "DNAT", "--to-destination",
+                     f"{address}:8080"],
+                    ["iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "127.0.0.1",
+                     "-d", address, "-j", "MASQUERADE"]):
+        subprocess.run(command, check=True)
+    return f"http://127.0.0.1:{port}"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -86,7 +118,11 @@ def main() -> int:
     parser.add_argument("--mb", type=int, default=50)
     parser.add_argument("--conns", type=int, default=200)
     parser.add_argument("--no-docker", action="store_true")
+    parser.add_argument("--dnat", action="store_true")
+    parser.add_argument("--inside-netns", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.dnat and not args.inside_netns:
+        return _in_private_netns()
     work = Path(tempfile.mkdtemp(prefix="dy-netbench-"))
     root = work / "root"
     cli = Dockyard(root, work / "docker-config")
@@ -117,8 +153,14 @@ def main() -> int:
                     break
                 except OSError:
                     time.sleep(0.1)
+        if args.inside_netns:
+            bases["dnat"] = _dnat(address)
         results = {name: _measure(base, args.conns) for name, base in bases.items()}
-        if not args.no_docker and dockerd.available():
+        if "dnat" in results:
+            dnat, direct = results["dnat"], results["direct"]
+            print(f"ratio dnat/direct: throughput {dnat[0] / direct[0]:.2f}, "
+                  f"connection rate {dnat[1] / direct[1]:.2f}")
+        if not args.no_docker and not args.inside_netns and dockerd.available():
             results["docker published"] = _docker(tar, args.conns)
         for name, (throughput, rate) in results.items():
             print(f"{name:17} throughput {throughput:8.1f} MB/s   connections {rate:7.1f}/s")
