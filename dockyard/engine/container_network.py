@@ -87,6 +87,8 @@ def _allocate(service: ContainerService, record: ContainerRecord) -> dict[str, A
     from dockyard.network.dns import host_resolvers
 
     return {"endpoints": endpoints, "ports": ports,
+            # where the supervisor adds the ports' DNAT rules (this root's chains)
+            "firewall_root": str(service.layout.root),
             "dns": {"listen": [e["gateway"] for e in endpoints if e["dns"]],
                     "tables": str(name_table.table_path(service.layout.run_dir, "x").parent),
                     "upstreams": list(spec.dns) or host_resolvers()}}

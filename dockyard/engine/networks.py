@@ -183,6 +183,12 @@ class NetworkService:
                                     f"{container_id[:12]}, which is not running")
                     if repair:
                         name_table.withdraw(path, container_id)
+        running_short = {c[:12] for c in running}
+        for short in sorted(firewall.published_containers(str(self.layout.root))
+                            - running_short):
+            problems.append(f"port DNAT rules of container {short}, which is not running")
+            if repair:
+                firewall.unpublish_ports(str(self.layout.root), short)
         if not records and firewall.available() and firewall.present(str(self.layout.root)):
             problems.append("iptables chains of this root with no network left")
             if repair:

@@ -64,6 +64,7 @@ class Supervisor:
             if args.health else None
         self.network: dict[str, Any] = json.loads(args.network) if args.network else {}
         self.proxies: list[Any] = []
+        self.dnat_published = False
         self.dns: Any = None
         self.health: HealthChecker | None = None
         self._lock = threading.Lock()
@@ -142,14 +143,39 @@ class Supervisor:
                 run_in_fork(connect)
             if not self.proxies and net["endpoints"]:
                 address = net["endpoints"][0]["address"]
-                self.proxies = [open_proxy(hip, int(hport), address, int(cport), proto)
-                                for hip, hport, cport, proto in net.get("ports", [])]
+                ports = [(hip, int(hport), int(cport), proto)
+                         for hip, hport, cport, proto in net.get("ports", [])]
+                self.proxies = [open_proxy(hip, hport, address, cport, proto)
+                                for hip, hport, cport, proto in ports]
                 for proxy in self.proxies:
                     proxy.start()
+                self._publish_dnat(address, ports)
             self._serve_dns()
         except Exception as exc:  # noqa: BLE001 - any failure here fails the start
+            self._unpublish_dnat()
             self.driver.delete(self.id)
             raise RuntimeError(str(exc)) from exc
+
+    def _publish_dnat(self, address: str, ports: list[tuple[str, int, int, str]]) -> None:
+        """Kernel DNAT for published ports reached on the host's non-loopback addresses
+        (the proxies keep the ports and serve 127.0.0.1 and other containers)."""
+        root = self.network.get("firewall_root")
+        if not root or not ports:
+            return
+        from dockyard.network import firewall
+
+        firewall.publish_ports(root, self.id, [
+            firewall.PublishedPort(hip, hport, proto, address, cport)
+            for hip, hport, cport, proto in ports])
+        self.dnat_published = True
+
+    def _unpublish_dnat(self) -> None:
+        if self.dnat_published:
+            from dockyard.network import firewall
+
+            with contextlib.suppress(Exception):
+                firewall.unpublish_ports(self.network["firewall_root"], self.id)
+            self.dnat_published = False
 
     def _serve_dns(self) -> None:
         """The embedded DNS on the gateways of this container's user networks (again
@@ -246,6 +272,7 @@ class Supervisor:
                       restart_count=self.status["restart_count"] + 1)
         for proxy in self.proxies:
             proxy.close()
+        self._unpublish_dnat()
         if self.dns is not None:
             self.dns.close()
         self.hub.close()
@@ -364,6 +391,7 @@ def warm_up() -> None:
 
     import dockyard.network.bridge
     import dockyard.network.dns
+    import dockyard.network.firewall
     import dockyard.network.names
     import dockyard.network.proxy  # noqa: F401 - imported to be shared, not used here
     now_iso()

@@ -35,7 +35,7 @@ from pathlib import Path
 # containers under the old name and exits with the last of them.
 _CODE = ("supervise/monitor.py", "supervise/zygote.py", "supervise/iohub.py",
          "runtime/driver.py", "network/bridge.py", "network/dns.py", "network/names.py",
-         "network/proxy.py")
+         "network/proxy.py", "network/firewall.py")
 
 
 def _code_stamp() -> str:

@@ -396,3 +396,26 @@ def test_dns_follows_a_runtime_connect(dy: Dockyard) -> None:
                              sys.executable, "-c", query], capture_output=True, text=True,
                             timeout=30, check=False)
     assert answer.stdout.strip() == address, answer.stderr
+
+
+def test_published_port_on_a_host_address_goes_through_dnat(dy: Dockyard) -> None:
+    """Traffic to a host address (here the gateway of the test's own bridge) is DNATed
+    by the kernel; loopback keeps the proxy; the rules go with the container."""
+    import subprocess
+
+    from dockyard.network.firewall import port_chains
+
+    dy("network", "create", "--subnet", "10.219.20.0/24", "pub")
+    port = _free_port()
+    dy("run", "-d", "--name", "web", "--network", "pub", "-p", f"10.219.20.1:{port}:8080",
+       "box:1", "sh", "-c", HTTPD.format(text="via-dnat"))
+    assert _get(f"http://10.219.20.1:{port}/") == "via-dnat\n"
+    outbound = port_chains(str(dy.root))[1]
+    counters = subprocess.run(["iptables", "-t", "nat", "-L", outbound, "-v", "-n", "-x"],
+                              capture_output=True, text=True, check=True).stdout
+    dnat = [line for line in counters.splitlines() if "DNAT" in line and f"dpt:{port}" in line]
+    assert dnat and int(dnat[0].split()[0]) > 0, counters
+    dy("rm", "-f", "web")
+    after = subprocess.run(["iptables", "-t", "nat", "-S", outbound], capture_output=True,
+                           text=True, check=False).stdout
+    assert f"--dport {port}" not in after

@@ -90,3 +90,20 @@ def test_publish_specs() -> None:
         parse_publish("9000-9002:80-81")
     with pytest.raises(InvalidArgument, match="tcp or udp"):
         parse_publish("80/sctp")
+
+
+def test_port_dnat_rules_skip_loopback_and_carry_the_container() -> None:
+    ports = [firewall.PublishedPort("", 8080, "tcp", "10.215.0.2", 80),
+             firewall.PublishedPort("127.0.0.1", 9090, "tcp", "10.215.0.2", 90),
+             firewall.PublishedPort("10.215.0.1", 5353, "udp", "10.215.0.2", 53)]
+    rules = firewall.port_rules_plan("/root/a", "abcdef1234567890", ports)
+    inbound, outbound = firewall.port_chains("/root/a")
+    assert len(rules) == 4  # loopback-only 9090 stays with the proxy
+    assert rules[0] == (f"-A {inbound} -p tcp -m tcp --dport 8080 -m comment --comment "
+                        "dy:abcdef123456 -j DNAT --to-destination 10.215.0.2:80")
+    assert rules[3].startswith(f"-A {outbound} -d 10.215.0.1 -p udp -m udp --dport 5353")
+    deletes = firewall.port_rules_plan("/root/a", "abcdef1234567890", ports, delete=True)
+    assert all(rule.startswith("-D ") for rule in deletes)
+    plan = firewall.plan("/root/a", [firewall.BridgeRules("dy-1", "10.215.0.0/24", False)])
+    assert f"-A {firewall.chain_names('/root/a')[0]} -o dy-1 -m conntrack --ctstate DNAT " \
+        "-j ACCEPT" in plan.splitlines()
