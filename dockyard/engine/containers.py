@@ -270,6 +270,8 @@ class ContainerService:
         return other
 
     def _paused(self, container_id: str) -> bool:
+        if not (self.layout.runtime_root / container_id).exists():
+            return False
         from dockyard.runtime import operations
 
         try:
@@ -521,15 +523,18 @@ class ContainerService:
     def cleanup(self, container_id: str) -> None:
         """Everything a container leaves: runtime state, mount, snapshot, files, record."""
         from dockyard.network.ipam import Ipam
-        from dockyard.runtime import operations
 
         self._withdraw_names(container_id)
         Ipam(self.store.db).release(container_id)
 
         from dockyard.snapshots.mount import unmount
 
-        with contextlib.suppress(Exception):
-            operations.delete(self.layout.runtime_root, container_id, force=True)
+        # the runtime state is usually gone already (the supervisor's driver deletes it)
+        if (self.layout.runtime_root / container_id).exists():
+            from dockyard.runtime import operations
+
+            with contextlib.suppress(Exception):
+                operations.delete(self.layout.runtime_root, container_id, force=True)
         _unmount_quietly(self.bundle(container_id) / "rootfs", unmount)
         self.images.snapshotter.remove(container_id)
         shutil.rmtree(self.bundle(container_id), ignore_errors=True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dockyard.oci.runtime_spec import HOOK_KINDS, NAMESPACE_TYPES
+from dockyard.runtime import OCI_VERSION
 from dockyard.runtime.linux.capabilities import CAPABILITY_NAMES
 from dockyard.runtime.linux.mountopts import ALL_OPTIONS
 from dockyard.runtime.linux.seccomp import _OPS
-from dockyard.runtime.state import OCI_VERSION
 
 
 def features() -> dict[str, object]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from dockyard.runtime import OCI_VERSION
 from dockyard.runtime.linux.capabilities import DOCKER_DEFAULT_CAPABILITIES
 from dockyard.runtime.seccomp_profile import default_profile
-from dockyard.runtime.state import OCI_VERSION
 
 DEFAULT_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -20,10 +20,10 @@ from typing import Any, NamedTuple
 
 from dockyard.errors import AlreadyExists, Conflict, InvalidArgument
 from dockyard.errors import RuntimeContainerNotFound as ContainerNotFound
+from dockyard.runtime import OCI_VERSION
 from dockyard.runtime.linux import cgroups
 from dockyard.store.atomic import atomic_write
 
-OCI_VERSION = "1.2.0"
 _ID_RE = re.compile(r"^[\w+\-.]+$")
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"

@@ -7,9 +7,12 @@ capset(2) and raise the ambient set last (ambient needs permitted and inheritabl
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dockyard.errors import InvalidSpec
-from dockyard.oci.runtime_spec import Capabilities
-from dockyard.runtime.linux import syscalls
+
+if TYPE_CHECKING:
+    from dockyard.oci.runtime_spec import Capabilities
 
 CAPABILITY_NAMES: tuple[str, ...] = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -57,6 +60,10 @@ def validate(caps: Capabilities) -> None:
 
 
 def drop_bounding(caps: Capabilities) -> None:
+    # syscalls (ctypes) only where capabilities are applied: the engine, which only
+    # needs the names, does not load them
+    from dockyard.runtime.linux import syscalls
+
     keep = mask(caps.bounding)
     for number in range(len(CAPABILITY_NAMES)):
         if not keep & (1 << number) and syscalls.cap_supported(number):
@@ -65,6 +72,8 @@ def drop_bounding(caps: Capabilities) -> None:
 
 def apply_sets(caps: Capabilities) -> None:
     """Set effective, permitted, inheritable, then raise ambient."""
+    from dockyard.runtime.linux import syscalls
+
     supported = _supported_mask()
     syscalls.capset(
         mask(caps.effective) & supported,
@@ -81,6 +90,8 @@ def apply_sets(caps: Capabilities) -> None:
 
 
 def _supported_mask() -> int:
+    from dockyard.runtime.linux import syscalls
+
     bits = 0
     for number in range(len(CAPABILITY_NAMES)):
         if syscalls.cap_supported(number):
