@@ -232,6 +232,17 @@ def test_outputs_oci_and_docker_archives(box: Dockyard, tmp_path: Path) -> None:
         assert "index.json" in archive.getnames() and "oci-layout" in archive.getnames()
     with tarfile.open(docker) as archive:
         assert "manifest.json" in archive.getnames()
+    rootfs_tar = tmp_path / "rootfs.tar"
+    box("build", "-q", "-o", f"type=tar,dest={rootfs_tar}", str(context))
+    with tarfile.open(rootfs_tar) as archive:
+        member = archive.extractfile("x")
+        assert member is not None and member.read() == b"x\n"
+    # builder prune forgets the cache: the next build runs its step again
+    assert "CACHED" in box("build", "--progress", "plain", str(context)).stderr
+    pruned = box("builder", "prune", "-f").stdout
+    assert "Deleted build cache objects: " in pruned and not pruned.startswith(
+        "Deleted build cache objects: 0")
+    assert "CACHED" not in box("build", "--progress", "plain", str(context)).stderr
 
 
 def test_parents_url_digest_platform_and_tty(box: Dockyard, tmp_path: Path) -> None:
