@@ -73,7 +73,7 @@ def _allocate(service: ContainerService, record: ContainerRecord) -> dict[str, A
             "internal": network.internal, "dns": network.name != "bridge",
             "aliases": list(aliases)})
         route_given = route_given or not network.internal
-    default_ip = os.environ.get("DOCKYARD_DEFAULT_BIND_IP", "")  # like dockerd's --ip
+    default_ip = networks.config.default_bind_ip  # like dockerd's --ip
     ports = []
     for p in spec.ports:
         host_ip = p.host_ip or default_ip

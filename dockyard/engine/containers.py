@@ -57,8 +57,9 @@ class ContainerService:
         """Built on first use: containers without a network never open it."""
         if self._networks is None:
             from dockyard.engine.networks import NetworkService
+            from dockyard.store.config import load
 
-            service = NetworkService(self.layout, self.store.db)
+            service = NetworkService(self.layout, self.store.db, load(self.layout.root))
             self._networks = lambda: service
         return self._networks()
 

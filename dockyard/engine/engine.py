@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from dockyard.engine.images import ImageService
     from dockyard.engine.networks import NetworkService
     from dockyard.engine.records import ContainerStore
+    from dockyard.store.config import EngineConfig
     from dockyard.store.db import Database
     from dockyard.volumes.store import VolumeStore
 
@@ -83,10 +84,16 @@ class Engine:
                                 networks=lambda: self.networks)
 
     @cached_property
+    def config(self) -> EngineConfig:
+        from dockyard.store.config import load
+
+        return load(self.layout.root)
+
+    @cached_property
     def networks(self) -> NetworkService:
         from dockyard.engine.networks import NetworkService
 
-        return NetworkService(self.layout, self.db)
+        return NetworkService(self.layout, self.db, self.config)
 
     @cached_property
     def container_ops(self) -> ContainerOps:

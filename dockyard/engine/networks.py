@@ -27,6 +27,7 @@ from dockyard.network.store import (
     check_subnet,
     pick_subnet,
 )
+from dockyard.store.config import EngineConfig
 from dockyard.store.db import Database
 from dockyard.store.layout import Layout
 
@@ -34,17 +35,21 @@ DEFAULT_ROOT = Path("/var/lib/dockyard")
 _VALID_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
-def default_bridge(layout: Layout) -> tuple[str, str]:
-    """This root's default bridge and subnet (see the module docstring)."""
+def default_bridge(layout: Layout, config: EngineConfig | None = None) -> tuple[str, str]:
+    """This root's default bridge and subnet (see the module docstring); the engine
+    config's ``bridge_subnet`` wins when set."""
+    subnet = config.bridge_subnet if config is not None else None
     if layout.root == DEFAULT_ROOT:
-        return "dockyard0", os.environ.get("DOCKYARD_SUBNET", "10.213.0.0/24")
+        return "dockyard0", subnet or "10.213.0.0/24"
     digest = hashlib.sha1(str(layout.root).encode()).hexdigest()
-    return f"dy{digest[:10]}", f"10.214.{int(digest[10:12], 16)}.0/24"
+    return f"dy{digest[:10]}", subnet or f"10.214.{int(digest[10:12], 16)}.0/24"
 
 
 class NetworkService:
-    def __init__(self, layout: Layout, db: Database) -> None:
+    def __init__(self, layout: Layout, db: Database,
+                 config: EngineConfig | None = None) -> None:
         self.layout = layout
+        self.config = config or EngineConfig()
         self.store = NetworkStore(db)
         self.ipam = Ipam(db)
 
@@ -60,7 +65,7 @@ class NetworkService:
         try:
             return self.store.find("bridge")
         except NotFound:
-            bridge, subnet = default_bridge(self.layout)
+            bridge, subnet = default_bridge(self.layout, self.config)
             _subnet, gateway = check_subnet(subnet, None, [])
             record = NetworkRecord("bridge", os.urandom(32).hex(), "bridge", bridge, subnet,
                                    gateway, False, {}, _now())
@@ -83,13 +88,15 @@ class NetworkService:
         if not _VALID_NAME.match(name):
             raise InvalidArgument(f"invalid network name {name!r}: only "
                                   "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-        taken = [r.subnet for r in self.store.all()] + [default_bridge(self.layout)[1]]
+        taken = [r.subnet for r in self.store.all()] + [
+            default_bridge(self.layout, self.config)[1]]
         if subnet:
             subnet, gateway = check_subnet(subnet, gateway, taken)
         else:
             if gateway:
                 raise InvalidArgument("--gateway needs --subnet")
-            subnet, gateway = check_subnet(pick_subnet(taken), None, [])
+            subnet, gateway = check_subnet(pick_subnet(taken, self.config.network_pool), None,
+                                           [])
         network_id = os.urandom(32).hex()
         record = NetworkRecord(name, network_id, "bridge", f"dy-{network_id[:12]}", subnet,
                                str(gateway), internal, dict(labels or {}), _now())
@@ -193,7 +200,7 @@ class NetworkService:
             problems.append("iptables chains of this root with no network left")
             if repair:
                 firewall.remove(str(self.layout.root))
-        bridge = default_bridge(self.layout)[0]
+        bridge = default_bridge(self.layout, self.config)[0]
         if "bridge" not in records and os.path.exists(f"/sys/class/net/{bridge}"):
             problems.append(f"bridge {bridge} with no network record")
             if repair:

@@ -3,8 +3,8 @@
 A network is a Linux bridge with a subnet, a gateway address on the bridge, and
 flags (internal).  ``bridge`` — the default network — is a record too, made on
 first use; ``host`` and ``none`` are not networks of ours and have no record.
-Subnets come from a pool (``DOCKYARD_NETWORK_POOL``, default 10.215.0.0/16, clear
-of Docker's 172.17-31/16 and Podman's 10.88/16) in /24s, skipping any that
+Subnets come from a pool (the engine config's ``network_pool``, default
+10.215.0.0/16, clear of Docker's 172.17-31/16 and Podman's 10.88/16) in /24s, skipping any that
 overlaps an address or route the host already has.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -114,8 +113,7 @@ def host_networks() -> list[ipaddress.IPv4Network]:
 def pick_subnet(taken: Iterable[str], pool: str | None = None,
                 host: Iterable[ipaddress.IPv4Network] | None = None) -> str:
     """The first /24 of the pool that overlaps none of ``taken`` nor the host's routes."""
-    pool_net = ipaddress.ip_network(pool or os.environ.get("DOCKYARD_NETWORK_POOL",
-                                                          DEFAULT_POOL))
+    pool_net = ipaddress.ip_network(pool or DEFAULT_POOL)
     used = [ipaddress.ip_network(t) for t in taken]
     used += list(host if host is not None else host_networks())
     for candidate in pool_net.subnets(new_prefix=max(24, pool_net.prefixlen)):

@@ -419,3 +419,12 @@ def test_published_port_on_a_host_address_goes_through_dnat(dy: Dockyard) -> Non
     after = subprocess.run(["iptables", "-t", "nat", "-S", outbound], capture_output=True,
                            text=True, check=False).stdout
     assert f"--dport {port}" not in after
+
+
+def test_engine_config_sets_the_default_subnet(dy: Dockyard) -> None:
+    (dy.root / "engine.json").write_text(json.dumps({"bridge_subnet": "10.219.41.0/24"}))
+    address = dy("run", "--rm", "box:1", "sh", "-c",
+                 "grep eth0 /proc/net/fib_trie >/dev/null; hostname -i").stdout.strip()
+    assert address.startswith("10.219.41."), address
+    doc = json.loads(dy("network", "inspect", "bridge").stdout)[0]
+    assert doc["IPAM"]["Config"][0]["Subnet"] == "10.219.41.0/24"

@@ -1,0 +1,62 @@
+"""The engine's settings for one root: ``<root>/engine.json`` (optional; Docker keeps
+the like in daemon.json), each overridable by an environment variable.
+
+  {"bridge_subnet": "10.213.0.0/24",   # the default network's subnet  DOCKYARD_SUBNET
+   "network_pool": "10.215.0.0/16",    # user networks' /24s come from  DOCKYARD_NETWORK_POOL
+   "default_bind_ip": "127.0.0.1"}     # -p without an address binds    DOCKYARD_DEFAULT_BIND_IP
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from dockyard.errors import InvalidArgument
+
+CONFIG_FILE = "engine.json"
+_ENV = {"bridge_subnet": "DOCKYARD_SUBNET", "network_pool": "DOCKYARD_NETWORK_POOL",
+        "default_bind_ip": "DOCKYARD_DEFAULT_BIND_IP"}
+
+
+class EngineConfig(NamedTuple):
+    bridge_subnet: str | None = None  # None: 10.213.0.0/24 (default root) or per-root
+    network_pool: str = "10.215.0.0/16"
+    default_bind_ip: str = ""  # "": every address, as dockerd's default
+
+
+def load(root: Path) -> EngineConfig:
+    path = root / CONFIG_FILE
+    values: dict[str, str] = {}
+    if path.exists():
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidArgument(f"{path}: not valid JSON: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise InvalidArgument(f"{path}: expected a JSON object")
+        unknown = sorted(set(raw) - set(_ENV))
+        if unknown:
+            raise InvalidArgument(f"{path}: unknown setting(s) {', '.join(unknown)} (known: "
+                                  f"{', '.join(sorted(_ENV))})")
+        values = {key: str(value) for key, value in raw.items()}
+    for key, variable in _ENV.items():
+        if variable in os.environ:
+            values[key] = os.environ[variable]
+    config = EngineConfig(**values)
+    for key in ("bridge_subnet", "network_pool"):
+        value = getattr(config, key)
+        if value is not None:
+            try:
+                ipaddress.IPv4Network(value)
+            except ValueError as exc:
+                raise InvalidArgument(f"engine setting {key}: {value!r} is not an IPv4 "
+                                      f"subnet: {exc}") from exc
+    if config.default_bind_ip:
+        try:
+            ipaddress.ip_address(config.default_bind_ip)
+        except ValueError as exc:
+            raise InvalidArgument(f"engine setting default_bind_ip: {exc}") from exc
+    return config
