@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 
 def copy(builder: Builder, state: StageState, instruction: Instruction, title: str) -> None:
+    """One COPY or ADD: resolve the sources and their checksums (the cache key) now, and
+    copy them in the step's mounted snapshot only on a cache miss."""
     env = builder.env_of(state)
     escape = builder.plan.escape
     cmd = instruction.cmd
@@ -54,7 +56,6 @@ def copy(builder: Builder, state: StageState, instruction: Instruction, title: s
         raise instruction.error("ADD does not take --from (use COPY)")
     excludes = [expand_word(e, env, escape) for e in instruction.flags.get("exclude", [])]
 
-    files: list[tuple[str, str]] = []  # heredocs and URLs: (name, content digest)
     literal: list[tuple[str, bytes, int, float | None]] = []
     patterns: list[str] = []
     for word in raw_sources:
@@ -69,6 +70,7 @@ def copy(builder: Builder, state: StageState, instruction: Instruction, title: s
             literal.append(_download(source, instruction))
             continue
         patterns.append(source)
+    # heredocs and URLs in the cache key: (name, content digest)
     files = [(name, hashlib.sha256(data).hexdigest()) for name, data, _m, _t in literal]
     sources_given = len(literal) + len(patterns)
     if sources_given > 1 and not into_directory:

@@ -28,6 +28,9 @@ OUTPUT_TAIL = 10  # lines of a failed step's output repeated in the error
 
 
 def run(builder: Builder, state: StageState, instruction: Instruction, title: str) -> None:
+    """One RUN: its command line, mounts, network, user and environment decide the cache
+    key; on a miss the command runs in the step's snapshot and its output streams to the
+    reporter (and, if it fails, its last lines into the error)."""
     env = builder.env_of(state)
     shell = list(state.config.get("Shell") or dispatch.DEFAULT_SHELL)
     script_files: dict[str, str] = {}
