@@ -31,6 +31,14 @@ class BuildContext:
         self.ignore = IgnoreMatcher.from_text(ignore.read_text() if ignore.is_file() else "")
         self._checksums: dict[str, str] = {}
 
+    def use_ignore_file_of(self, dockerfile: Path) -> None:
+        """BuildKit's rule: ``<Dockerfile name>.dockerignore`` beside the Dockerfile, when
+        it exists, replaces the context's ``.dockerignore``."""
+        specific = dockerfile.with_name(dockerfile.name + ".dockerignore")
+        if specific.is_file():
+            self.ignore = IgnoreMatcher.from_text(specific.read_text())
+            self._checksums.clear()
+
     @classmethod
     def from_directory(cls, path: Path) -> BuildContext:
         if not path.is_dir():

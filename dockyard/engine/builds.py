@@ -120,12 +120,14 @@ class BuildService:
             if not path.exists() and (context.root / "Containerfile").exists():
                 path = context.root / "Containerfile"
         try:
-            return path.read_text()
+            text = path.read_text()
         except FileNotFoundError:
             raise NotFound(f"failed to read dockerfile: open {path}: no such file or "
                            "directory") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidArgument(f"failed to read dockerfile {path}: {exc}") from exc
+        context.use_ignore_file_of(path)
+        return text
 
     # --- exports ------------------------------------------------------------------
     def export(self, image_id: str, output: Output) -> None:

@@ -90,6 +90,17 @@ def test_dockerignore_with_exceptions(box: Dockyard, tmp_path: Path) -> None:
                       "important.log", "src/main.py"]
 
 
+def test_dockerfile_specific_ignore_file(box: Dockyard, tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    shutil.copytree(CORPUS / "ignore", context)
+    (context / "app.Dockerfile").write_text("FROM box:1\nCOPY . /ctx/\n")
+    (context / "app.Dockerfile.dockerignore").write_text("*\n!src\n")
+    out = tmp_path / "out"
+    box("build", "-q", "-f", str(context / "app.Dockerfile"), "-o",
+        f"type=local,dest={out}", str(context))
+    assert sorted(p.name for p in (out / "ctx").iterdir()) == ["src"]
+
+
 def test_non_root_user_chown_chmod_workdir(box: Dockyard, tmp_path: Path) -> None:
     _image, files = _build(box, "chown", tmp_path)
     work = "home/app/work"
