@@ -159,9 +159,15 @@ class OverlaySnapshotter:
             upper = self.upper_dir(key)
             size = _tree_size(upper)
             target = self.layer_dir(chain_id)
-            if target.exists():  # a half-finished commit: the database never saw it
-                shutil.rmtree(target)
-            os.rename(upper, target)
+            # A directory already there is complete (it got there by one rename): a
+            # concurrent build committed the same layer, or a crash came before the
+            # database row.  Same chain ID, same content: keep it, drop ours.
+            if not target.exists():
+                try:
+                    os.rename(upper, target)
+                except OSError:
+                    if not target.exists():
+                        raise
             with self.db.transaction("committing a layer") as conn:
                 conn.execute("INSERT OR IGNORE INTO layers VALUES (?, ?, ?, ?)",
                              (chain_id, rows[0][0], diff_id, size))

@@ -339,3 +339,24 @@ def test_a_killed_build_leaves_what_system_check_repairs(box: Dockyard, tmp_path
     box("system", "check", "--repair", check=False)
     assert box("system", "check").returncode == 0
     assert not [p for p in (box.root / "snapshots" / "active").iterdir()]
+
+
+def test_concurrent_builds_of_the_same_layers(box: Dockyard, tmp_path: Path) -> None:
+    """Three builds at once making identical layers (SOURCE_DATE_EPOCH): all succeed,
+    agree on the image, and leave the store consistent."""
+    import subprocess
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "f.txt").write_text("same\n")
+    (context / "Dockerfile").write_text(
+        "FROM box:1\nCOPY f.txt /f.txt\nRUN echo same > /g.txt\n")
+    env = {**box.env, "SOURCE_DATE_EPOCH": "1700000000"}
+    builds = [subprocess.Popen([*box.argv, "--root", str(box.root), "build", "-q",
+                                "--no-cache", str(context)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+              for _ in range(3)]
+    results = [build.communicate(timeout=120) for build in builds]
+    assert all(build.returncode == 0 for build in builds), [r[1] for r in results]
+    assert len({out.strip() for out, _err in results}) == 1
+    assert box("system", "check").returncode == 0
