@@ -159,7 +159,7 @@ def _key_values(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]),
               default="auto")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
-@click.option("--secret", "secrets", multiple=True, metavar="id=ID,src=FILE")
+@click.option("--secret", "secrets", multiple=True, metavar="id=ID,src=FILE|env=VAR")
 @click.option("-o", "--output", "outputs", multiple=True,
               metavar="type=oci|docker|tar|local,dest=PATH")
 @click.option("--network", type=click.Choice(["default", "none", "host"]), default="default",

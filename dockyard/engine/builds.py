@@ -55,17 +55,39 @@ def parse_output(text: str) -> Output:
 
 
 def parse_secret(text: str) -> tuple[str, str]:
-    """``id=mysecret,src=/path`` (or ``env=VAR``) → (id, host file)."""
+    """``id=mysecret,src=/path`` or ``id=mysecret,env=VAR`` → (id, host file).  An env
+    secret is written to a private file in memory (/dev/shm, mode 0600) that is removed
+    when this process exits."""
     fields = dict(part.partition("=")[::2] for part in text.split(","))
     ident = fields.get("id", "")
     source = fields.get("src") or fields.get("source") or ""
     if not ident:
         raise InvalidArgument(f"--secret {text!r}: id= is required")
-    if not source and fields.get("env"):
-        raise InvalidArgument("--secret env= is read by the CLI; pass src=FILE here")
+    variable = fields.get("env")
+    if variable and not source:
+        if variable not in os.environ:
+            raise InvalidArgument(f"--secret {ident}: environment variable {variable} is not "
+                                  "set")
+        return ident, _memory_file(os.environ[variable].encode())
     if not source or not os.path.isfile(source):
         raise InvalidArgument(f"--secret {ident}: source file {source!r} not found")
     return ident, os.path.abspath(source)
+
+
+def _memory_file(data: bytes) -> str:
+    import atexit
+    import tempfile
+
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    fd, path = tempfile.mkstemp(prefix="dockyard-secret-", dir=shm)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    def remove() -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+    atexit.register(remove)
+    return path
 
 
 class BuildService:

@@ -20,7 +20,7 @@ CORPUS = Path(__file__).resolve().parents[1] / "data" / "build"
 def _build(cli: Dockyard, case: str, tmp: Path, *args: str) -> tuple[str, dict[str, Entry]]:
     out = tmp / f"tree-{case}-{len(list(tmp.iterdir()))}"
     result = cli("build", "--progress", "plain", "-o", f"type=local,dest={out}", *args,
-                 str(CORPUS / case))
+                 str(CORPUS / case), env={"DY_TEST_TOKEN": "s3cr3t"})
     image_id = result.stdout.strip().splitlines()[-1]
     assert image_id.startswith("sha256:")
     return image_id, tree(out)
@@ -77,6 +77,11 @@ def test_run_mounts_cache_secret_bind_tmpfs_network(box: Dockyard, tmp_path: Pat
     # the cache mount outlives the build: with --no-cache the step runs again and sees it
     _image, again = _build(box, "mounts", tmp_path, "--no-cache", *args)
     assert again["runs.txt"].content == "2\n"
+    # a secret from an environment variable (kept in memory, gone after the build)
+    _image, from_env = _build(box, "mounts", tmp_path, "--no-cache", "--secret",
+                              "id=token,env=DY_TEST_TOKEN")
+    assert from_env["token-hash.txt"].content == hashlib.sha256(b"s3cr3t").hexdigest()[:16] \
+        + "\n"
     # a required secret that is not given fails the step before it runs
     failed = box("build", "--no-cache", str(CORPUS / "mounts"), check=False)
     assert failed.returncode != 0 and "secret token not found" in failed.stderr
