@@ -365,3 +365,20 @@ def test_concurrent_builds_of_the_same_layers(box: Dockyard, tmp_path: Path) -> 
     assert all(build.returncode == 0 for build in builds), [r[1] for r in results]
     assert len({out.strip() for out, _err in results}) == 1
     assert box("system", "check").returncode == 0
+
+
+def test_independent_stages_build_in_parallel(box: Dockyard, tmp_path: Path) -> None:
+    """Two stages that can only finish together (each waits for the other's mark in a
+    shared cache mount): built one after the other, the first would give up."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    wait_for = ("RUN --mount=type=cache,id=rendezvous,target=/meet "
+                "touch /meet/{me} && i=0; while [ ! -e /meet/{other} ] && [ $i -lt 100 ]; "
+                "do sleep 0.1; i=$((i+1)); done; test -e /meet/{other} && echo {me} > /done\n")
+    (context / "Dockerfile").write_text(
+        "FROM box:1 AS left\n" + wait_for.format(me="left", other="right") +
+        "FROM box:1 AS right\n" + wait_for.format(me="right", other="left") +
+        "FROM box:1\nCOPY --from=left /done /left\nCOPY --from=right /done /right\n")
+    out = tmp_path / "out"
+    box("build", "-q", "--no-cache", "-o", f"type=local,dest={out}", str(context))
+    assert (out / "left").read_text() == "left\n" and (out / "right").read_text() == "right\n"
