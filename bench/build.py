@@ -13,16 +13,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from dockyard.testing import dockerd
 from dockyard.testing.bundles import make_rootfs_tar
+from dockyard.testing.cli import scratch_root
 
 DOCKERFILE = """FROM box:1
 ENV APP=/app MODE=bench
@@ -61,11 +60,10 @@ def main() -> int:
     parser.add_argument("--no-docker", action="store_true")
     args = parser.parse_args()
     dockyard = str(Path(sys.executable).with_name("dockyard"))
-    work = Path(tempfile.mkdtemp(prefix="dy-buildbench-"))
-    root = work / "root"
     results: dict[str, list[float]] = {"dockyard cold": [], "dockyard cached": [],
                                        "docker cold": [], "docker cached": []}
-    try:
+    with scratch_root("dy-buildbench-") as (work, cli):
+        root = cli.root
         tar = make_rootfs_tar(work)
         context = _context(work, args.data_mb)
         subprocess.run([dockyard, "--root", str(root), "import", "-c", 'CMD ["sh"]', str(tar),
@@ -88,10 +86,6 @@ def main() -> int:
                         _time([*docker_build, "--no-cache", str(context)], docker_env))
                     results["docker cached"].append(
                         _time([*docker_build, str(context)], docker_env))
-    finally:
-        subprocess.run([dockyard, "--root", str(root), "network", "prune", "-f"],
-                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        shutil.rmtree(work, ignore_errors=True)
     medians = {name: statistics.median(times) for name, times in results.items() if times}
     for name, value in medians.items():
         print(f"{name:16} median {value * 1000:8.1f} ms  ({len(results[name])} runs)")

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from dockyard.testing.bundles import make_rootfs_tar
-from dockyard.testing.cli import Dockyard
+from dockyard.testing.cli import scratch_root
 
 
 def uss_kib(pid: int) -> int:
@@ -37,14 +35,12 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--docker-host", default=None)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="dy-density-"))
-    root = work / "root"
-    cli = Dockyard(root, work / "docker-config")
+    with scratch_root("dy-density-") as (work, cli):
+        root = cli.root
 
-    def dy(*argv: str) -> str:
-        return cli(*argv).stdout
+        def dy(*argv: str) -> str:
+            return cli(*argv).stdout
 
-    try:
         tar = make_rootfs_tar(work)
         dy("import", str(tar), "density:1")
         start = time.perf_counter()
@@ -60,11 +56,8 @@ def main() -> int:
         print(f"per-container supervisor USS: median {statistics.median(per) / 1024:.2f} MiB, "
               f"max {max(per) / 1024:.2f} MiB (target <= 3 MiB)")
         dy("rm", "-f", *ids)
-        dy("network", "prune", "-f")
         if args.docker_host:
             _docker(args.count, args.docker_host, tar)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

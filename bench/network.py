@@ -20,18 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 from dockyard.testing import dockerd
 from dockyard.testing.bundles import make_rootfs_tar
-from dockyard.testing.cli import Dockyard
+from dockyard.testing.cli import free_port, scratch_root
 
 
 def _fetch(url: str) -> int:
@@ -70,7 +67,7 @@ def _docker(tar: Path, conns: int) -> tuple[float, float]:
         with dockerd.running_dockerd("--storage-driver=overlay2",
                                      bridge=bridge) as daemon:
             daemon.docker("import", "-", "netbench:1", stdin=tar.read_bytes())
-            port = _free_port()
+            port = free_port()
             daemon.docker("run", "-d", "--name", "srv", "-p", f"127.0.0.1:{port}:8080",
                           "netbench:1", "httpd", "-f", "-p", "8080", "-h", "/www")
             try:
@@ -96,7 +93,7 @@ def _in_private_netns() -> int:
 
 def _dnat(address: str) -> str:
     """Publish with DNAT instead (in the benchmark's own namespace only)."""
-    port = _free_port()
+    port = free_port()
     for command in (["sysctl", "-q", "-w", "net.ipv4.conf.all.route_localnet=1"],
                     ["iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "127.0.0.1",
                      "--dport", str(port), "-j", "DNAT", "--to-destination",
@@ -105,12 +102,6 @@ def _dnat(address: str) -> str:
                      "-d", address, "-j", "MASQUERADE"]):
         subprocess.run(command, check=True)
     return f"http://127.0.0.1:{port}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> int:
@@ -123,36 +114,20 @@ def main() -> int:
     args = parser.parse_args()
     if args.dnat and not args.inside_netns:
         return _in_private_netns()
-    work = Path(tempfile.mkdtemp(prefix="dy-netbench-"))
-    root = work / "root"
-    cli = Dockyard(root, work / "docker-config")
-
-    def dy(*argv: str) -> str:
-        return cli(*argv).stdout
-
-    try:
+    with scratch_root("dy-netbench-") as (work, cli):
         def content(rootfs: Path) -> None:
             (rootfs / "www").mkdir()
             (rootfs / "www" / "big").write_bytes(b"x" * args.mb * 1024 * 1024)
             (rootfs / "www" / "small").write_bytes(b"ok")
 
         tar = make_rootfs_tar(work, content)
-        dy("import", str(tar), "netbench:1")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        dy("run", "-d", "--name", "srv", "--network", "bridge", "-p", f"127.0.0.1:{port}:8080",
-           "netbench:1", "httpd", "-f", "-p", "8080", "-h", "/www")
-        address = json.loads(dy("container", "inspect", "srv"))[0]["NetworkSettings"][
+        cli("import", str(tar), "netbench:1")
+        port = free_port()
+        cli("run", "-d", "--name", "srv", "--network", "bridge", "-p", f"127.0.0.1:{port}:8080",
+            "netbench:1", "httpd", "-f", "-p", "8080", "-h", "/www")
+        address = json.loads(cli("container", "inspect", "srv").stdout)[0]["NetworkSettings"][
             "IPAddress"]
         bases = {"published": f"http://127.0.0.1:{port}", "direct": f"http://{address}:8080"}
-        for base in bases.values():
-            for _ in range(50):
-                try:
-                    _fetch(base + "/small")
-                    break
-                except OSError:
-                    time.sleep(0.1)
         if args.inside_netns:
             bases["dnat"] = _dnat(address)
         results = {name: _measure(base, args.conns) for name, base in bases.items()}
@@ -171,10 +146,6 @@ def main() -> int:
             theirs = results["docker published"]
             print(f"ratio dockyard/docker published: throughput {pub[0] / theirs[0]:.2f}, "
                   f"connection rate {pub[1] / theirs[1]:.2f}")
-    finally:
-        cli("rm", "-f", "srv", check=False)
-        cli("network", "prune", "-f", check=False)  # the bridge and its iptables chains
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -15,7 +15,6 @@ import argparse
 import io
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import httpx
 
 from dockyard.snapshots.unpack import apply_layer
+from dockyard.testing.cli import free_port
 
 
 def _layer(size: int) -> bytes:
@@ -52,12 +52,6 @@ def _run(*argv: str) -> None:
     subprocess.run(list(argv), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
@@ -69,7 +63,7 @@ def main() -> int:
             return 1
     dockyard = str(Path(sys.executable).with_name("dockyard"))
     work = Path(tempfile.mkdtemp(prefix="dy-bench-"))
-    port = _free_port()
+    port = free_port()
     (work / "reg.yml").write_text(
         f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: "
         f"{work / 'regdata'}\nhttp:\n  addr: 127.0.0.1:{port}\n")

@@ -12,12 +12,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from dockyard.testing.bundles import BundleFactory, base_config, make_rootfs_tar
+from dockyard.testing.cli import scratch_root
 
 
 def _time(argv: list[str], env: dict[str, str] | None = None) -> float:
@@ -34,9 +34,8 @@ def main() -> int:
     args = parser.parse_args()
     runc = shutil.which("runc")
     dockyard = str(Path(sys.executable).with_name("dockyard"))
-    work = Path(tempfile.mkdtemp(prefix="dy-runbench-"))
-    root = work / "root"
-    try:
+    with scratch_root("dy-runbench-") as (work, cli):
+        root = cli.root
         tar = make_rootfs_tar(work)
         subprocess.run([dockyard, "--root", str(root), "import", str(tar), "bench:1"],
                        check=True, stdout=subprocess.DEVNULL)
@@ -59,10 +58,6 @@ def main() -> int:
             results["docker run --rm"] = [
                 _time(["docker", "run", "--rm", "--network", "none", "bench:1", "/bin/true"],
                       env) for _ in range(args.runs)]
-    finally:
-        subprocess.run([dockyard, "--root", str(root), "network", "prune", "-f"], check=False,
-                       capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
     medians = {k: statistics.median(v) * 1000 for k, v in results.items() if v}
     for name, value in medians.items():
         print(f"{name:20} median {value:7.1f} ms over {args.runs} runs")

@@ -188,11 +188,11 @@ def disconnect(service: ContainerService, record: ContainerRecord, network_ref: 
                               f"{network.name}")
     path = service.bundle(record.id) / "network.json"
     if record.state == "running" and path.exists():
-        from dockyard.network.bridge import detach
+        from dockyard.network.bridge import delete_link
 
         config = json.loads(path.read_text())
         for endpoint in [e for e in config["endpoints"] if e["network"] == network.name]:
-            detach(endpoint["host_ifname"])
+            delete_link(endpoint["host_ifname"])
             config["endpoints"].remove(endpoint)
         path.write_text(json.dumps(config))
     name_table.withdraw(networks.names_path(network.name), record.id)

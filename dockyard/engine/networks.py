@@ -139,10 +139,10 @@ class NetworkService:
         return record.name
 
     def _bridge_down(self, record: NetworkRecord) -> None:
-        from dockyard.network.bridge import delete_bridge
+        from dockyard.network.bridge import delete_link
 
         if os.path.exists(f"/sys/class/net/{record.bridge}"):
-            delete_bridge(record.bridge)
+            delete_link(record.bridge)
         name_table.remove_table(self.names_path(record.name))
 
     def prune(self) -> list[str]:
@@ -204,9 +204,9 @@ class NetworkService:
         if "bridge" not in records and os.path.exists(f"/sys/class/net/{bridge}"):
             problems.append(f"bridge {bridge} with no network record")
             if repair:
-                from dockyard.network.bridge import delete_bridge
+                from dockyard.network.bridge import delete_link
 
-                delete_bridge(bridge)
+                delete_link(bridge)
         for record in records.values():
             if record.name != "bridge" and not os.path.exists(f"/sys/class/net/{record.bridge}"):
                 problems.append(f"network {record.name}: bridge {record.bridge} is missing")

@@ -49,7 +49,9 @@ def ensure_bridge(name: str, gateway: str, prefix: int) -> None:
         ipr.link("set", index=index, state="up")
 
 
-def delete_bridge(name: str) -> bool:
+def delete_link(name: str) -> bool:
+    """Remove a bridge, or a container's endpoint by its host-side veth (deleting one end
+    deletes the pair); False when there is no such link."""
     with _ipr() as ipr:
         found = ipr.link_lookup(ifname=name)
         if not found:
@@ -102,14 +104,6 @@ def loopback_up(pid: int) -> None:
         fcntl.ioctl(sock, 0x8914, struct.pack("16sH22x", b"lo", flags))  # SIOCSIFFLAGS
 
 
-def detach(host_ifname: str) -> bool:
-    """Remove a container's endpoint: deleting the host end deletes the pair."""
-    with _ipr() as ipr:
-        found = ipr.link_lookup(ifname=host_ifname)
-        if not found:
-            return False
-        ipr.link("del", index=found[0])
-        return True
 
 
 def hosts_in(subnet: str) -> list[str]:

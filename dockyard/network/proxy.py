@@ -24,17 +24,25 @@ _F_SETPIPE_SZ = 1031
 _SPLICE_FLAGS = 0x1  # SPLICE_F_MOVE (not F_MORE: it corks small replies for 200 ms)
 
 
+def _bound(kind: int, host_ip: str, host_port: int, suffix: str) -> socket.socket:
+    """The published port, taken now: a port in use fails before the container starts,
+    with Docker's wording."""
+    sock = socket.socket(socket.AF_INET, kind)
+    if kind == socket.SOCK_STREAM:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host_ip or "0.0.0.0", host_port))
+    except OSError as exc:
+        sock.close()
+        raise Conflict(f"Bind for {host_ip or '0.0.0.0'}:{host_port}{suffix} failed: port is "
+                       "already allocated") from exc
+    return sock
+
+
 class PortProxy:
     def __init__(self, host_ip: str, host_port: int, target_ip: str, target_port: int) -> None:
         self.target = (target_ip, target_port)
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.listener.bind((host_ip or "0.0.0.0", host_port))
-        except OSError as exc:
-            self.listener.close()
-            raise Conflict(f"Bind for {host_ip or '0.0.0.0'}:{host_port} failed: port is "
-                           "already allocated") from exc
+        self.listener = _bound(socket.SOCK_STREAM, host_ip, host_port, "")
         self.listener.listen(128)
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -114,13 +122,7 @@ def _relay(client: socket.socket, upstream: socket.socket) -> None:
 class UdpProxy:
     def __init__(self, host_ip: str, host_port: int, target_ip: str, target_port: int) -> None:
         self.target = (target_ip, target_port)
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            self.listener.bind((host_ip or "0.0.0.0", host_port))
-        except OSError as exc:
-            self.listener.close()
-            raise Conflict(f"Bind for {host_ip or '0.0.0.0'}:{host_port}/udp failed: port is "
-                           "already allocated") from exc
+        self.listener = _bound(socket.SOCK_DGRAM, host_ip, host_port, "/udp")
         self._clients: dict[tuple[str, int], socket.socket] = {}
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, daemon=True)

@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from dockyard.testing.cli import run_captured, unmount_under
+
 DOCKERD = shutil.which("dockerd")
 DOCKER = shutil.which("docker")
 
@@ -33,14 +35,8 @@ class Daemon:
                env: dict[str, str] | None = None,
                timeout: float = 300) -> subprocess.CompletedProcess[str]:
         assert DOCKER is not None
-        raw = subprocess.run([DOCKER, *args], env={**self.env, **(env or {})},
-                             capture_output=True, input=stdin, timeout=timeout, check=False)
-        result = subprocess.CompletedProcess(raw.args, raw.returncode,
-                                             raw.stdout.decode(errors="replace"),
-                                             raw.stderr.decode(errors="replace"))
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
+        return run_captured([DOCKER, *args], env={**self.env, **(env or {})}, input=stdin,
+                            timeout=timeout, check=check)
 
 
     def docker_bytes(self, *args: str) -> bytes:
@@ -88,16 +84,8 @@ def running_dockerd(*extra_args: str, bridge: str = "none") -> Iterator[Daemon]:
         log.close()
         for parent in set(Path("/sys/fs/cgroup").glob("*/docker")) - cgroup_parents:
             _remove_cgroup_tree(parent)
-        _unmount_under(base)
+        unmount_under(base)  # dockerd bind-mounts its data root (and may leave it)
         shutil.rmtree(base, ignore_errors=True)
-
-
-def _unmount_under(base: Path) -> None:
-    """dockerd bind-mounts its data root (and leaves it behind if it fails to start)."""
-    with open("/proc/self/mountinfo") as handle:
-        points = [line.split()[4] for line in handle]
-    for point in sorted((p for p in points if p.startswith(str(base))), reverse=True):
-        subprocess.run(["umount", "-l", point], check=False)
 
 
 def _remove_cgroup_tree(path: Path) -> None:

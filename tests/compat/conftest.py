@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,23 +12,19 @@ from typing import NamedTuple
 import httpx
 import pytest
 
+from dockyard.testing.cli import free_port
+
 
 class Registry(NamedTuple):
     address: str  # 127.0.0.1:PORT
     storage: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start_registry(tmp_path: Path, htpasswd: Path | None) -> Iterator[Registry]:
     binary = shutil.which("docker-registry")
     if binary is None:
         pytest.skip("docker-registry is not installed (Debian package docker-registry)")
-    port = _free_port()
+    port = free_port()
     storage = tmp_path / "registry-data"
     auth = (f"auth:\n  htpasswd:\n    realm: dockyard-test\n    path: {htpasswd}\n"
             if htpasswd else "")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.testing.cli import Dockyard
+from dockyard.testing.cli import Dockyard, free_port
 
 pytestmark = pytest.mark.root
 
@@ -23,12 +23,6 @@ HTTPD = "mkdir -p /www; echo {text} > /www/index.html; exec httpd -f -p 8080 -h 
 @pytest.fixture
 def dy(box: Dockyard) -> Dockyard:
     return box
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str, deadline: float = 10) -> str:
@@ -44,7 +38,7 @@ def _get(url: str, deadline: float = 10) -> str:
 
 
 def test_published_port_answers_on_loopback(dy: Dockyard) -> None:
-    port = _free_port()
+    port = free_port()
     dy("run", "-d", "--name", "web", "--network", "bridge", "-p", f"127.0.0.1:{port}:8080",
        "box:1", "sh", "-c", HTTPD.format(text="hello-from-web"))
     assert _get(f"http://127.0.0.1:{port}/") == "hello-from-web\n"
@@ -98,7 +92,7 @@ def test_publish_all_and_port(dy: Dockyard, rootfs_tar: Path) -> None:
 
 
 def test_ps_shows_published_ports(dy: Dockyard) -> None:
-    port = _free_port()
+    port = free_port()
     dy("run", "-d", "--name", "shown", "-p", f"127.0.0.1:{port}:8080", "box:1", "sleep", "30")
     assert dy("ps", "--format", "{{.Ports}}").stdout.strip() == \
         f"127.0.0.1:{port}->8080/tcp"
@@ -252,8 +246,8 @@ def test_network_container_mode_shares_the_stack(dy: Dockyard) -> None:
 
 
 def test_udp_and_port_ranges(dy: Dockyard) -> None:
-    first = _free_port()
-    udp_port = _free_port()
+    first = free_port()
+    udp_port = free_port()
     server = ("import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
               "s.bind(('0.0.0.0', 9999)); "
               "exec('while True:\\n d, a = s.recvfrom(100)\\n s.sendto(b\"echo:\" + d, a)')")
@@ -342,7 +336,7 @@ def test_coexists_with_dockers_forward_drop(dy: Dockyard) -> None:
            "if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then "
            "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables; fi")
         docker_rules = sh("iptables -S DOCKER-USER")
-        port = _free_port()
+        port = free_port()
         inside("network", "create", "coexist")
         inside("run", "-d", "--name", "web", "--network", "coexist", "-p",
                f"127.0.0.1:{port}:8080", "box:1", "sh", "-c", HTTPD.format(text="coexisting"))
@@ -406,7 +400,7 @@ def test_published_port_on_a_host_address_goes_through_dnat(dy: Dockyard) -> Non
     from dockyard.network.firewall import port_chains
 
     dy("network", "create", "--subnet", "10.219.20.0/24", "pub")
-    port = _free_port()
+    port = free_port()
     dy("run", "-d", "--name", "web", "--network", "pub", "-p", f"10.219.20.1:{port}:8080",
        "box:1", "sh", "-c", HTTPD.format(text="via-dnat"))
     assert _get(f"http://10.219.20.1:{port}/") == "via-dnat\n"
