@@ -15,7 +15,7 @@ from typing import NamedTuple
 from dockyard.errors import DockyardError
 from dockyard.oci.runtime_spec import Process, parse_spec
 from dockyard.runtime import messages, process
-from dockyard.runtime.linux import console, namespaces
+from dockyard.runtime.linux import console, namespaces, signals
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.seccomp import compile_filter
 from dockyard.runtime.state import ContainerDir, ContainerRecord, can_exec, status_of
@@ -65,6 +65,7 @@ def _child(record: ContainerRecord, ns_types: list[str], cgroup_dirs: dict[str, 
            proc: Process, seccomp: object, options: ExecOptions,
            channel: messages.Channel) -> None:
     try:
+        signals.reset()
         for path in cgroup_dirs.values():
             with open(os.path.join(path, "cgroup.procs"), "w") as handle:
                 handle.write("0")

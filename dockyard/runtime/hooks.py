@@ -6,6 +6,7 @@ import json
 
 from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import Hook
+from dockyard.runtime.linux import signals
 
 
 def run_hooks(hooks: tuple[Hook, ...], state: dict[str, object], kind: str) -> None:
@@ -19,6 +20,7 @@ def run_hooks(hooks: tuple[Hook, ...], state: dict[str, object], kind: str) -> N
             result = subprocess.run(
                 argv, executable=hook.path, input=payload, env=dict(_split_env(hook.env)),
                 capture_output=True, timeout=hook.timeout, check=False,
+                preexec_fn=signals.reset,  # the runtime's own dispositions stay here
             )
         except subprocess.TimeoutExpired as exc:
             raise InvalidSpec(f"{kind} hook {hook.path} timed out after {hook.timeout}s") from exc

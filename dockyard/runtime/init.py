@@ -15,7 +15,7 @@ from typing import NamedTuple
 from dockyard.errors import DockyardError, InvalidSpec
 from dockyard.oci.runtime_spec import Spec
 from dockyard.runtime import hooks, messages, process
-from dockyard.runtime.linux import namespaces, rootfs
+from dockyard.runtime.linux import namespaces, rootfs, signals
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.seccomp import SeccompFilter
 
@@ -37,6 +37,7 @@ class InitContext(NamedTuple):
 def run_init(ctx: InitContext) -> None:
     """Entry point in the child; never returns."""
     try:
+        signals.reset()  # first: hooks and the container process start from it
         _init(ctx)
     except DockyardError as exc:
         _report(ctx, messages.Error.from_exception(exc))

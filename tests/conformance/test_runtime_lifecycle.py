@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.testing.bundles import BundleFactory, Runtime, base_config
+from dockyard.testing.bundles import BundleFactory, Runtime, base_config, busybox_path
 
 pytestmark = pytest.mark.root
 
@@ -234,3 +234,48 @@ def test_container_hooks_run_inside(runtime: Runtime, factory: BundleFactory,
     assert result.returncode == 0, result.stderr
     assert result.stdout == "started\n"
     assert log.read_text().strip() != os.readlink("/proc/self/ns/mnt")
+
+
+SIGNAL_LINES = "grep -E '^Sig(Blk|Ign|Cgt):' /proc/self/status"
+CLEAN_SIGNALS = ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16, "SigCgt:", "0" * 16]
+
+
+def test_exec_starts_with_clean_signal_state(sleeper: tuple[Runtime, str, Path]) -> None:
+    runtime, cid, _ = sleeper
+    runtime.call("start", cid)
+    result = runtime.call("exec", cid, "sh", "-c", f"{SIGNAL_LINES}; yes | head -n1",
+                          stdin=subprocess.DEVNULL)
+    assert result.stdout.split() == [*CLEAN_SIGNALS, "y"], result.stderr
+    assert result.stderr == ""
+
+
+def _ignore_hangup() -> None:
+    """What a supervisor (or nohup) does before it starts the runtime."""
+    import signal
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("caller", ["plain", "ignoring-SIGHUP"])
+def test_hooks_start_with_clean_signal_state(runtime: Runtime, factory: BundleFactory,
+                                             tmp_path: Path, caller: str) -> None:
+    """Every hook kind; startContainer runs inside, so it writes into the rootfs.
+
+    Busybox probes on the host too (GNU grep catches SIGSEGV for itself).
+    """
+    busybox = busybox_path()
+    assert busybox is not None
+    config = base_config(["true"])
+    host_kinds = ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
+    config["hooks"] = {kind: [{"path": busybox, "args": [
+        "sh", "-c", f"{SIGNAL_LINES} > {tmp_path}/{kind}; true"]}] for kind in host_kinds}
+    config["hooks"]["startContainer"] = [{"path": "/bin/sh", "args": [
+        "sh", "-c", f"{SIGNAL_LINES} > /startContainer; true"]}]
+    bundle = factory.make(config)
+    result = runtime.call("run", "--bundle", str(bundle), f"hooks-{uuid.uuid4().hex[:6]}",
+                          stdin=subprocess.DEVNULL,
+                          preexec_fn=_ignore_hangup if caller != "plain" else None)
+    assert result.returncode == 0, result.stderr
+    for kind in host_kinds:
+        assert (tmp_path / kind).read_text().split() == CLEAN_SIGNALS, kind
+    assert (bundle / "rootfs" / "startContainer").read_text().split() == CLEAN_SIGNALS

@@ -9,6 +9,7 @@ runs a set of probes under both and compares their outputs directly.
 from __future__ import annotations
 
 import re
+import subprocess
 from typing import Any
 
 import pytest
@@ -246,8 +247,8 @@ def test_network_namespace_has_only_loopback(runtime: Runtime, factory: BundleFa
 def test_same_view_as_runc(dockyard: Runtime, runc: Runtime, factory: BundleFactory) -> None:
     """One probe script, both runtimes, outputs compared line by line."""
     script = ("id; hostname; echo $$; cat /proc/self/status | grep -E "
-              "'^(Cap|NoNewPrivs|Seccomp:)'; ulimit -n; ls -l /dev | awk '{print $1, $NF}'; "
-              "umask; cat /proc/self/mountinfo")
+              "'^(Cap|NoNewPrivs|Seccomp:|Sig(Blk|Ign|Cgt):)'; ulimit -n; "
+              "ls -l /dev | awk '{print $1, $NF}'; umask; cat /proc/self/mountinfo")
     config = sh(script)
     config["hostname"] = "same"
     config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 1000}]
@@ -270,3 +271,34 @@ def _split_mountinfo(text: str) -> tuple[list[str], list[tuple[str, str, str]]]:
         else:
             lines.append(line)
     return lines, sorted(mounts)
+
+
+SIGNAL_PROBE = "grep -E '^Sig(Blk|Ign|Cgt):' /proc/self/status; yes | head -n1"
+CLEAN_SIGNALS = ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16, "SigCgt:", "0" * 16, "y"]
+
+
+def _ignore_hangup() -> None:
+    """What a supervisor (or nohup) does before it starts the runtime."""
+    import signal
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def test_signal_state_is_clean(runtime: Runtime, factory: BundleFactory) -> None:
+    """Default dispositions, nothing blocked: `yes | head` ends quietly by SIGPIPE.
+
+    The runtime's own interpreter ignores SIGPIPE and SIGXFSZ; execve keeps
+    ignored dispositions, so the runtime must reset them in the container process.
+    """
+    result = run_and_get_output(runtime, factory, sh(SIGNAL_PROBE))
+    assert result.stdout.split() == CLEAN_SIGNALS
+    assert result.stderr == ""
+
+
+def test_signal_state_is_clean_when_the_caller_ignores_hangup(
+        runtime: Runtime, factory: BundleFactory) -> None:
+    bundle = factory.make(sh(SIGNAL_PROBE))
+    result = runtime.call("run", "--bundle", str(bundle), "sighup-ignored",
+                          stdin=subprocess.DEVNULL, preexec_fn=_ignore_hangup)
+    assert result.stdout.split() == CLEAN_SIGNALS, result.stderr
+    assert result.stderr == ""
