@@ -11,10 +11,8 @@ Metadata (parent chain, diff_id, size) lives in the SQLite database.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import shutil
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 from dockyard.errors import AlreadyExists, DigestMismatch, NotFound
+from dockyard.fs.tree import remove_tree, tree_size
 from dockyard.snapshots.mount import Mount
 from dockyard.store.db import Database
 
@@ -97,10 +96,10 @@ class OverlaySnapshotter:
             if actual != diff_id:
                 raise DigestMismatch(f"layer {diff_id}: uncompressed content has digest "
                                      f"{actual}")
-            size = _tree_size(work)
+            size = tree_size(work)
             target = self.layer_dir(chain_id)
             if target.exists():  # a concurrent unpack won; ours is redundant
-                shutil.rmtree(work)
+                remove_tree(work)
             else:
                 os.rename(work, target)
             with self.db.transaction("recording a layer") as conn:
@@ -108,7 +107,7 @@ class OverlaySnapshotter:
                              (chain_id, parent, diff_id, size))
         finally:
             if work.exists():
-                shutil.rmtree(work, ignore_errors=True)
+                remove_tree(work, ignore_errors=True)
 
     def lower_dirs(self, chain_id: str) -> list[str]:
         """Top-most first, as overlayfs's lowerdir option wants them."""
@@ -157,7 +156,7 @@ class OverlaySnapshotter:
             raise NotFound(f"snapshot {key} not found")
         if not self.has_layer(chain_id):
             upper = self.upper_dir(key)
-            size = _tree_size(upper)
+            size = tree_size(upper)
             target = self.layer_dir(chain_id)
             # A directory already there is complete (it got there by one rename): a
             # concurrent build committed the same layer, or a crash came before the
@@ -177,23 +176,14 @@ class OverlaySnapshotter:
         return self.root / "active" / key / "upper"
 
     def remove(self, key: str) -> None:
-        shutil.rmtree(self.root / "active" / key, ignore_errors=True)
+        remove_tree(self.root / "active" / key, ignore_errors=True)
         with self.db.transaction("removing a snapshot") as conn:
             conn.execute("DELETE FROM active WHERE key=?", (key,))
 
     def remove_layer(self, chain_id: str) -> None:
-        shutil.rmtree(self.layer_dir(chain_id), ignore_errors=True)
+        remove_tree(self.layer_dir(chain_id), ignore_errors=True)
         with self.db.transaction("removing a layer") as conn:
             conn.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
 
     def layers(self) -> list[LayerInfo]:
         return [LayerInfo(*row) for row in self.db.query("SELECT * FROM layers")]
-
-
-def _tree_size(path: Path) -> int:
-    total = 0
-    for directory, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(directory, name)).st_size
-    return total

@@ -1,4 +1,4 @@
-"""Apply one layer tar to a directory, in overlayfs's on-disk format.
+"""dockyard's one tar reader: layers, ``cp``, ``ADD`` of local archives, build contexts.
 
 Each layer is extracted once, into its own directory (shared by every image and
 container whose chain includes it).  OCI whiteouts become what overlayfs reads:
@@ -6,9 +6,19 @@ container whose chain includes it).  OCI whiteouts become what overlayfs reads:
 ``trusted.overlay.opaque`` xattr on the directory.
 
 Hostile archives are refused with an error naming the entry: ``..`` components,
-entries below a symlink (writing through it would leave the directory), and hard
-links to anything outside the layer.  Absolute names are taken relative to the
-layer root, as Docker does.  Nothing is ever written outside ``target``.
+names longer than PATH_MAX, entries below a symlink (writing through it would
+leave the directory), hard links to anything outside the layer.  Absolute names are
+taken relative to the layer root, as Docker does.  ``tarfile`` only parses
+headers here; every member is placed by descriptor through
+:class:`dockyard.fs.inroot.Root` (never ``tarfile.extract*``), so nothing is ever
+written outside the target, and directories are removed iteratively.
+
+:func:`check_layer` runs the same rules as a streaming pass without writing
+anything: ``import``, ``load``, ``pull`` and ``build`` refuse at the door what
+``run`` would refuse.  The other archives (``cp``, ``ADD``, contexts) go through
+:func:`extract_tar`, where names are literal (no whiteouts) and parent
+directories are resolved inside the destination's root the way a process
+chrooted there would see them.
 """
 
 from __future__ import annotations
@@ -20,9 +30,12 @@ import io
 import os
 import stat
 import tarfile
-from typing import IO
+from collections.abc import Iterator
+from typing import IO, NamedTuple
 
 from dockyard.errors import InvalidArgument, NotImplementedFeature
+from dockyard.fs import tree
+from dockyard.fs.inroot import PATH_MAX, Root, proc_path
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -75,57 +88,94 @@ def decompressed(stream: IO[bytes], compression: str) -> IO[bytes]:
     raise NotImplementedFeature(f"layer compression {compression!r} is not supported")
 
 
-def _clean_name(name: str) -> str:
+class TarRules(NamedTuple):
+    """How an archive's members land: a layer's rules by default."""
+
+    whiteouts: bool = True  # ``.wh.X`` deletes X (layers); otherwise a literal name
+    follow: bool = False  # parents resolved in the root following symlinks (cp, ADD)
+    overwrite: bool = True  # False: Docker's cp refuses a directory ↔ non-directory swap
+    owner: tuple[int, int] | None = None  # every entry owned by this (cp without -a)
+    what: str = "layer"
+
+
+LAYER = TarRules()
+
+
+def clean_name(name: str, what: str = "layer") -> str:
+    """A member name as a path below the target; ``..`` and over-long names refused."""
+    if len(name.encode("utf-8", "surrogateescape")) >= PATH_MAX:
+        raise InvalidArgument(f"{what} entry {name[:64]!r}... is longer than PATH_MAX "
+                              f"({PATH_MAX} bytes)")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise InvalidArgument(f"layer entry {name!r} has a '..' component")
+        raise InvalidArgument(f"{what} entry {name!r} has a '..' component")
     return "/".join(parts)
 
 
-def _check_parents(target: str, relative: str, name: str) -> None:
-    current = target
-    for part in relative.split("/")[:-1]:
-        current = os.path.join(current, part)
-        try:
-            st = os.lstat(current)
-        except FileNotFoundError:
-            return
-        if stat.S_ISLNK(st.st_mode):
-            raise InvalidArgument(f"layer entry {name!r} is below the symlink "
-                                  f"{os.path.relpath(current, target)!r}")
+def _check_type(member: tarfile.TarInfo, what: str) -> None:
+    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()
+            or member.ischr() or member.isblk() or member.isfifo()):
+        raise InvalidArgument(f"{what} entry {member.name!r} has an unsupported type")
 
 
-def _remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        import shutil
-
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.unlink(path)
+def _place_all(archive: tarfile.TarFile, placer: _Placer) -> None:
+    """Every member placed; the archive's parse and read errors as clear ones."""
+    what = placer.rules.what
+    try:
+        for member in archive:
+            placer.place(archive, member)
+    except tarfile.TarError as exc:
+        raise InvalidArgument(f"{what} is not a valid tar archive: {exc}") from exc
+    except EOFError as exc:
+        raise InvalidArgument(f"{what} is truncated") from exc
 
 
 def apply_layer(stream: IO[bytes], target: str) -> str:
-    """Extract the (uncompressed) tar ``stream`` into ``target``; returns its diff_id."""
-    if _regular_file(stream):
-        return _apply_file(stream, target)
-    reader = HashingReader(stream)
-    buffered = io.BufferedReader(reader, 1 << 20)
-    dirs: list[tuple[str, tarfile.TarInfo]] = []
+    """Extract the (uncompressed) layer tar ``stream`` into the directory ``target``
+    (a fresh one of ours); returns its diff_id."""
+    with Root(target, what="layer") as root:
+        if _regular_file(stream):
+            return _apply_file(stream, root)
+        reader = HashingReader(stream)
+        buffered = io.BufferedReader(reader, 1 << 20)
+        placer = _Placer(root, "", LAYER)
+        try:
+            # stream mode reads in `bufsize` pieces: tarfile's 10 KiB default means ten
+            # times the Python calls per megabyte
+            with _open_tar(buffered, "r|", bufsize=1 << 20) as archive:
+                _place_all(archive, placer)
+            buffered.read()
+            reader.drain()
+            placer.finish()
+        finally:
+            placer.close()
+        return reader.digest
+
+
+@contextlib.contextmanager
+def _open_tar(stream: IO[bytes], mode: str, bufsize: int = tarfile.RECORDSIZE
+              ) -> Iterator[tarfile.TarFile]:
     try:
-        # stream mode reads in `bufsize` pieces: tarfile's 10 KiB default means ten times
-        # the Python calls per megabyte
-        with tarfile.open(fileobj=buffered, mode="r|", bufsize=1 << 20) as archive:
-            for member in archive:
-                _apply_member(archive, member, target, dirs)
+        archive = tarfile.open(fileobj=stream, mode=mode,  # noqa: SIM115 - closed below
+                               bufsize=bufsize)  # type: ignore[call-overload]
     except tarfile.TarError as exc:
-        raise InvalidArgument(f"layer is not a valid tar archive: {exc}") from exc
+        raise InvalidArgument(f"not a valid tar archive: {exc}") from exc
     except EOFError as exc:
-        raise InvalidArgument("layer is truncated") from exc
-    buffered.read()
-    reader.drain()
-    for path, member in reversed(dirs):  # directory times and modes last
-        _set_attributes(path, member)
-    return reader.digest
+        raise InvalidArgument("archive is truncated") from exc
+    with archive:
+        yield archive
+
+
+def extract_tar(stream: IO[bytes], root: Root, base: str, rules: TarRules) -> None:
+    """Extract an archive (any compression tar reads) below ``base`` inside ``root``:
+    ``cp`` into a container, ``ADD`` of a local archive, a build context."""
+    placer = _Placer(root, base, rules)
+    try:
+        with _open_tar(stream, "r|*", bufsize=1 << 20) as archive:
+            _place_all(archive, placer)
+        placer.finish()
+    finally:
+        placer.close()
 
 
 def _regular_file(stream: IO[bytes]) -> bool:
@@ -139,7 +189,7 @@ def _regular_file(stream: IO[bytes]) -> bool:
         return False
 
 
-def _apply_file(stream: IO[bytes], target: str) -> str:
+def _apply_file(stream: IO[bytes], root: Root) -> str:
     """An uncompressed layer that is a file (a content-store blob): the diff_id is hashed
     by a thread reading its own descriptor (hashlib releases the GIL) while the tar is
     walked with seeks and file contents are copied by the kernel (copy_file_range), so
@@ -155,98 +205,292 @@ def _apply_file(stream: IO[bytes], target: str) -> str:
 
     hasher = threading.Thread(target=hash_all, name="layer-digest")
     hasher.start()
-    dirs: list[tuple[str, tarfile.TarInfo]] = []
+    placer = _Placer(root, "", LAYER, source_fd=fd)
     try:
-        with tarfile.open(fileobj=stream, mode="r:") as archive:
-            for member in archive:
-                _apply_member(archive, member, target, dirs, source_fd=fd)
-    except tarfile.TarError as exc:
-        raise InvalidArgument(f"layer is not a valid tar archive: {exc}") from exc
-    except EOFError as exc:
-        raise InvalidArgument("layer is truncated") from exc
+        with _open_tar(stream, "r:") as archive:
+            _place_all(archive, placer)
+        placer.finish()
     finally:
+        placer.close()
         hasher.join()
-    for path, member in reversed(dirs):
-        _set_attributes(path, member)
     return digest["value"]
 
 
-def _copy_range(source_fd: int, path: str, offset: int, size: int) -> None:
-    with open(path, "wb") as out:
-        done = 0
-        while done < size:
-            moved = os.copy_file_range(source_fd, out.fileno(), size - done,
-                                       offset_src=offset + done)
-            if moved == 0:
-                raise InvalidArgument("layer is truncated")
-            done += moved
+class _Placer:
+    """Places members one by one, each through a descriptor of its parent directory."""
+
+    def __init__(self, root: Root, base: str, rules: TarRules, source_fd: int = -1) -> None:
+        self.root = root
+        self.base = base.strip("/")
+        self.rules = rules
+        self.source_fd = source_fd
+        self.parents: dict[str, int] = {}  # parent path → O_PATH descriptor (a cache)
+        self.dirs: list[tuple[str, tarfile.TarInfo]] = []
+
+    def close(self) -> None:
+        self._forget()
+
+    def _forget(self, keep: int = -1) -> None:
+        """Drop cached parents (but ``keep``, in use): an entry was removed or replaced,
+        and a cached descriptor might now name a directory no longer in the tree."""
+        kept = {path: fd for path, fd in self.parents.items() if fd == keep}
+        for fd in self.parents.values():
+            if fd != keep:
+                os.close(fd)
+        self.parents = kept
+
+    def _inner(self, relative: str) -> str:
+        return f"{self.base}/{relative}" if self.base else relative
+
+    def _parent(self, relative: str) -> tuple[int, str]:
+        parent, _, name = self._inner(relative).rpartition("/")
+        fd = self.parents.get(parent)
+        if fd is None:
+            if len(self.parents) >= 64:
+                self._forget()
+            fd = self.root.make_dirs([p for p in parent.split("/") if p],
+                                     follow=self.rules.follow)
+            self.parents[parent] = fd
+        return fd, name
+
+    def place(self, archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        what = self.rules.what
+        relative = clean_name(member.name, what)
+        if not relative:
+            if member.isdir() and not self.base:
+                return
+            raise InvalidArgument(f"{what} entry {member.name!r} names the root")
+        _check_type(member, what)
+        try:
+            self._place(archive, member, relative)
+        except InvalidArgument as exc:
+            if exc.message.startswith(f"{what}:"):  # from the resolver: name the entry
+                raise InvalidArgument(f"{what} entry {member.name!r}: "
+                                      f"{exc.message[len(what) + 2:]}") from None
+            raise
+
+    def _place(self, archive: tarfile.TarFile, member: tarfile.TarInfo,
+               relative: str) -> None:
+        parent_fd, name = self._parent(relative)
+        if self.rules.whiteouts and name == OPAQUE_MARKER:
+            os.setxattr(proc_path(parent_fd), OPAQUE_XATTR, b"y")
+            return
+        if self.rules.whiteouts and name.startswith(WHITEOUT_PREFIX):
+            hidden = name[len(WHITEOUT_PREFIX):]
+            if hidden in ("", ".", ".."):
+                raise InvalidArgument(f"layer entry {member.name!r} is not a valid whiteout")
+            self._replace(parent_fd, hidden, member, whiteout=True)
+            os.mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent_fd)
+            return
+        if member.isdir():
+            if self._replace(parent_fd, name, member):
+                os.mkdir(name, 0o700, dir_fd=parent_fd)
+            self.dirs.append((relative, member))
+            return
+        self._replace(parent_fd, name, member)
+        if member.isreg():
+            self._write_file(archive, member, parent_fd, name)
+            return
+        if member.issym():
+            os.symlink(member.linkname, name, dir_fd=parent_fd)
+        elif member.islnk():
+            self._hard_link(member, parent_fd, name)
+            return
+        elif member.ischr() or member.isblk():
+            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+            os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor),
+                     dir_fd=parent_fd)
+        else:
+            os.mkfifo(name, 0o600, dir_fd=parent_fd)
+        self._set_attributes(parent_fd, name, member)
+
+    def _replace(self, parent_fd: int, name: str, member: tarfile.TarInfo, *,
+                 whiteout: bool = False) -> bool:
+        """Clear the way for ``member`` at ``name``; False when an existing directory
+        is kept (a directory entry over a directory merges)."""
+        try:
+            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return True
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if member.isdir() and is_dir and not whiteout:
+            return False
+        if not self.rules.overwrite and not whiteout and is_dir != member.isdir():
+            kinds = ("non-directory", "directory") if member.isdir() else \
+                ("directory", "non-directory")
+            raise InvalidArgument(f"cannot overwrite {kinds[0]} {member.name!r} with "
+                                  f"{kinds[1]}")
+        if is_dir:
+            self._forget(keep=parent_fd)
+        tree.remove_at(parent_fd, name)
+        return True
+
+    def _write_file(self, archive: tarfile.TarFile, member: tarfile.TarInfo,
+                    parent_fd: int, name: str) -> None:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600, dir_fd=parent_fd)
+        try:
+            if self.source_fd >= 0 and not member.sparse:
+                _copy_range(self.source_fd, fd, member.offset_data, member.size)
+            else:
+                source = archive.extractfile(member)
+                assert source is not None
+                with os.fdopen(os.dup(fd), "wb") as out:
+                    while chunk := source.read(1 << 20):
+                        out.write(chunk)
+            self._own_and_mode(fd, member)
+            _set_xattrs(fd, member)
+            os.utime(fd, (member.mtime, member.mtime))
+        finally:
+            os.close(fd)
+
+    def _hard_link(self, member: tarfile.TarInfo, parent_fd: int, name: str) -> None:
+        link = clean_name(member.linkname, self.rules.what)
+        if not link:
+            raise InvalidArgument(f"{self.rules.what} entry {member.name!r} is a hard link "
+                                  "to the root")
+        source_fd, source_name = self._parent(link)
+        try:
+            st = os.stat(source_name, dir_fd=source_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        if st is None or stat.S_ISDIR(st.st_mode):
+            raise InvalidArgument(f"{self.rules.what} entry {member.name!r} is a hard link to "
+                                  f"{member.linkname!r}, which is not in this {self.rules.what}")
+        os.link(source_name, name, src_dir_fd=source_fd, dst_dir_fd=parent_fd,
+                follow_symlinks=False)
+
+    def _own_and_mode(self, fd: int | str, member: tarfile.TarInfo) -> None:
+        uid, gid = self.rules.owner or (member.uid, member.gid)
+        os.chown(fd, uid, gid)  # before chmod: chown clears set-id bits
+        os.chmod(fd, member.mode & 0o7777)
+
+    def _set_attributes(self, parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
+        """Owner, mode, xattrs and times of a non-regular entry, by descriptor."""
+        if member.issym():
+            uid, gid = self.rules.owner or (member.uid, member.gid)
+            os.chown(name, uid, gid, dir_fd=parent_fd, follow_symlinks=False)
+            with contextlib.suppress(OSError):
+                os.utime(name, (member.mtime, member.mtime), dir_fd=parent_fd,
+                         follow_symlinks=False)
+            return
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+        try:
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                return  # swapped for a symlink by a running container: leave it
+            path = proc_path(fd)  # names exactly this inode, never a redirected path
+            self._own_and_mode(path, member)
+            _set_xattrs(path, member)
+            with contextlib.suppress(OSError):
+                os.utime(path, (member.mtime, member.mtime))
+        finally:
+            os.close(fd)
+
+    def finish(self) -> None:
+        """Directory owners, modes and times, last (their contents changed them)."""
+        self._forget()
+        for relative, member in reversed(self.dirs):
+            try:
+                parent_fd, name = self._parent(relative)
+            except (InvalidArgument, FileNotFoundError):
+                continue  # removed or replaced by a later entry
+            with contextlib.suppress(FileNotFoundError):
+                self._set_attributes(parent_fd, name, member)
+        self._forget()
 
 
-def _apply_member(archive: tarfile.TarFile, member: tarfile.TarInfo, target: str,
-                  dirs: list[tuple[str, tarfile.TarInfo]], source_fd: int = -1) -> None:
-    relative = _clean_name(member.name)
+def _set_xattrs(target: int | str, member: tarfile.TarInfo) -> None:
+    for key, value in (member.pax_headers or {}).items():
+        if not key.startswith("SCHILY.xattr."):
+            continue
+        attr = key[len("SCHILY.xattr."):]
+        if attr.startswith("trusted.overlay."):
+            continue  # overlayfs's own bookkeeping: a layer must not forge it
+        with contextlib.suppress(OSError):
+            os.setxattr(target, attr, value.encode("utf-8", "surrogateescape"))
+
+
+def _copy_range(source_fd: int, out_fd: int, offset: int, size: int) -> None:
+    done = 0
+    while done < size:
+        moved = os.copy_file_range(source_fd, out_fd, size - done, offset_src=offset + done)
+        if moved == 0:
+            raise InvalidArgument("layer is truncated")
+        done += moved
+
+
+# --- the door: a layer's rules checked without writing anything -------------------------
+class _Node:
+    __slots__ = ("children", "kind")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # "d" directory, "l" symlink, "f" anything else
+        self.children: dict[str, _Node] = {}
+
+
+def check_layer(stream: IO[bytes]) -> str:
+    """The unpacker's rules over an uncompressed layer stream, nothing written:
+    raises what :func:`apply_layer` would raise; returns the diff_id."""
+    reader = HashingReader(stream)
+    buffered = io.BufferedReader(reader, 1 << 20)
+    top = _Node("d")
+    with _open_tar(buffered, "r|", bufsize=1 << 20) as archive:
+        try:
+            for member in archive:
+                _check_member(top, member)
+        except tarfile.TarError as exc:
+            raise InvalidArgument(f"layer is not a valid tar archive: {exc}") from exc
+        except EOFError as exc:
+            raise InvalidArgument("layer is truncated") from exc
+    buffered.read()
+    reader.drain()
+    return reader.digest
+
+
+def _walk_parents(top: _Node, parts: list[str], name: str) -> _Node:
+    node = top
+    for depth, part in enumerate(parts):
+        child = node.children.get(part)
+        if child is None:
+            child = node.children[part] = _Node("d")
+        elif child.kind == "l":
+            raise InvalidArgument(f"layer entry {name!r}: {'/' + '/'.join(parts[:depth + 1])!r}"
+                                  f" is below the symlink {part!r}")
+        elif child.kind != "d":
+            raise InvalidArgument(f"layer entry {name!r}: {'/' + '/'.join(parts[:depth + 1])!r}"
+                                  f": {part!r} is not a directory")
+        node = child
+    return node
+
+
+def _check_member(top: _Node, member: tarfile.TarInfo) -> None:
+    relative = clean_name(member.name)
     if not relative:
-        return
-    _check_parents(target, relative, member.name)
-    base = os.path.basename(relative)
-    parent = os.path.join(target, os.path.dirname(relative))
+        if member.isdir():
+            return
+        raise InvalidArgument(f"layer entry {member.name!r} names the root")
+    _check_type(member, "layer")
+    *parents, base = relative.split("/")
+    parent = _walk_parents(top, parents, member.name)
     if base == OPAQUE_MARKER:
-        os.makedirs(parent, exist_ok=True)
-        os.setxattr(parent, OPAQUE_XATTR, b"y")
         return
     if base.startswith(WHITEOUT_PREFIX):
-        os.makedirs(parent, exist_ok=True)
-        whiteout = os.path.join(parent, base[len(WHITEOUT_PREFIX):])
-        _remove(whiteout)
-        os.mknod(whiteout, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+        hidden = base[len(WHITEOUT_PREFIX):]
+        if hidden in ("", ".", ".."):
+            raise InvalidArgument(f"layer entry {member.name!r} is not a valid whiteout")
+        parent.children[hidden] = _Node("f")
         return
-    path = os.path.join(target, relative)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    existing = parent.children.get(base)
     if member.isdir():
-        if os.path.lexists(path) and not os.path.isdir(path):
-            _remove(path)
-        os.makedirs(path, exist_ok=True)
-        dirs.append((path, member))
+        if existing is None or existing.kind != "d":
+            parent.children[base] = _Node("d")
         return
-    _remove(path)
-    if member.isreg() and source_fd >= 0 and not member.sparse:
-        _copy_range(source_fd, path, member.offset_data, member.size)
-    elif member.isreg():
-        source = archive.extractfile(member)
-        assert source is not None
-        with open(path, "wb") as out:
-            while chunk := source.read(1 << 20):
-                out.write(chunk)
-    elif member.issym():
-        os.symlink(member.linkname, path)
-    elif member.islnk():
-        link = _clean_name(member.linkname)
-        _check_parents(target, link, member.linkname)
-        source_path = os.path.join(target, link)
-        if not link or not os.path.lexists(source_path):
+    if member.islnk():
+        link = clean_name(member.linkname)
+        *link_parents, link_base = link.split("/") if link else ("",)
+        holder = _walk_parents(top, list(link_parents), member.linkname) if link else None
+        target = holder.children.get(link_base) if holder is not None else None
+        if target is None or target.kind == "d":
             raise InvalidArgument(f"layer entry {member.name!r} is a hard link to "
                                   f"{member.linkname!r}, which is not in this layer")
-        os.link(source_path, path, follow_symlinks=False)
-        return
-    elif member.ischr() or member.isblk():
-        kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-        os.mknod(path, kind | (member.mode & 0o7777),
-                 os.makedev(member.devmajor, member.devminor))
-    elif member.isfifo():
-        os.mkfifo(path, member.mode & 0o7777)
-    else:
-        raise InvalidArgument(f"layer entry {member.name!r} has an unsupported type")
-    _set_attributes(path, member)
-
-
-def _set_attributes(path: str, member: tarfile.TarInfo) -> None:
-    os.lchown(path, member.uid, member.gid)
-    if not member.issym():
-        os.chmod(path, member.mode & 0o7777)
-    for key, value in (member.pax_headers or {}).items():
-        if key.startswith("SCHILY.xattr."):
-            with contextlib.suppress(OSError):
-                os.setxattr(path, key[len("SCHILY.xattr."):], value.encode("utf-8",
-                            "surrogateescape"), follow_symlinks=False)
-    with contextlib.suppress(OSError):
-        os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
+    parent.children[base] = _Node("l" if member.issym() else "f")

@@ -1,0 +1,293 @@
+"""Walking, measuring, removing and archiving trees someone else made.
+
+``os.walk``, ``shutil.rmtree``, ``shutil.copytree`` and ``tarfile.add`` recurse
+(a container that makes a tree 1,100 levels deep crashes them with
+RecursionError) and re-resolve path strings (a container that swaps a directory
+for a symlink mid-walk sends them to the host).  Everything here keeps an
+explicit stack with one directory descriptor per level and names one component
+at a time relative to it, never following a symlink.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import stat
+import tarfile
+from collections.abc import Callable, Iterator
+from typing import IO, NamedTuple
+
+from dockyard.errors import InvalidArgument
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class Entry(NamedTuple):
+    """One entry of a walk; ``dir_fd`` is valid only while the walk stands on it."""
+
+    dir_fd: int
+    name: str
+    relative: str  # slash-separated below the top
+    stat: os.stat_result  # of the entry itself (a symlink is not followed)
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.stat.st_mode)
+
+
+class _Frame(NamedTuple):
+    fd: int
+    prefix: str
+    names: list[str]  # still to visit, last first
+    entry: Entry | None  # the directory itself (None for the top)
+
+
+def open_dir(dir_fd: int, name: str) -> int:
+    """A readable descriptor of directory ``name`` below ``dir_fd``, never through a
+    symlink; a deep tree may need more descriptors than the soft limit allows."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno != errno.EMFILE or not _raise_fd_limit():
+            raise
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def _raise_fd_limit() -> bool:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= hard:
+        return False
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return True
+
+
+def _listing(fd: int) -> list[str]:
+    return sorted(os.listdir(fd), reverse=True)
+
+
+def walk(top_fd: int, *, descend: Callable[[Entry], bool] | None = None,
+         leave: Callable[[Entry], None] | None = None) -> Iterator[Entry]:
+    """Every entry below ``top_fd`` (any descriptor of a directory), depth first, names
+    in order.  A directory is yielded before its contents and entered afterwards
+    unless ``descend(entry)`` says no; ``leave(entry)`` runs once its contents are
+    done (directory times are set there).  A directory swapped for something else
+    while the walk stands before it is skipped, never followed."""
+    first = open_dir(top_fd, ".")  # an O_PATH descriptor cannot be listed
+    stack = [_Frame(first, "", _listing(first), None)]
+    try:
+        while stack:
+            frame = stack[-1]
+            if not frame.names:
+                stack.pop()
+                os.close(frame.fd)
+                if frame.entry is not None and leave is not None:
+                    leave(frame.entry)
+                continue
+            name = frame.names.pop()
+            try:
+                st = os.stat(name, dir_fd=frame.fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # gone meanwhile (a running container)
+            entry = Entry(frame.fd, name, frame.prefix + name, st)
+            yield entry
+            if not entry.is_dir or (descend is not None and not descend(entry)):
+                continue
+            try:
+                child = open_dir(frame.fd, name)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                continue  # became a symlink
+            stack.append(_Frame(child, entry.relative + "/", _listing(child), entry))
+    finally:
+        for frame in stack:
+            os.close(frame.fd)
+
+
+def remove_at(dir_fd: int, name: str, *, ignore_errors: bool = False) -> None:
+    """Remove ``name`` below ``dir_fd`` whatever it is: a whole tree, iteratively.
+    ``ignore_errors`` removes what it can (a busy mount point stays)."""
+    try:
+        _remove_tree_at(dir_fd, name, ignore_errors)
+    except OSError:
+        if not ignore_errors:
+            raise
+
+
+def _remove_tree_at(dir_fd: int, name: str, ignore_errors: bool) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        pass
+    first = open_dir(dir_fd, name)
+    stack = [(first, dir_fd, name, _listing(first))]
+    try:
+        while stack:
+            fd, parent, own_name, names = stack[-1]
+            if not names:
+                stack.pop()
+                os.close(fd)
+                _attempt(os.rmdir, own_name, parent, ignore_errors)
+                continue
+            child = names.pop()
+            try:
+                os.unlink(child, dir_fd=fd)
+            except FileNotFoundError:
+                continue
+            except IsADirectoryError:
+                try:
+                    child_fd = open_dir(fd, child)
+                    stack.append((child_fd, fd, child, _listing(child_fd)))
+                except OSError:
+                    if not ignore_errors:
+                        raise
+            except OSError:
+                if not ignore_errors:
+                    raise
+    finally:
+        for fd, *_rest in stack:
+            os.close(fd)
+
+
+def _attempt(operation: Callable[..., None], name: str, dir_fd: int,
+             ignore_errors: bool) -> None:
+    try:
+        operation(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        if not ignore_errors:
+            raise
+
+
+def remove_tree(path: str | os.PathLike[str], *, ignore_errors: bool = False) -> None:
+    """``rm -rf PATH`` without recursion and without following any symlink below it
+    (the drop-in for ``shutil.rmtree`` on trees a container or a layer made); a
+    missing PATH is no error."""
+    path = os.fspath(path).rstrip("/") or "/"
+    parent, name = os.path.split(path)
+    try:
+        parent_fd = os.open(parent or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        remove_at(parent_fd, name, ignore_errors=ignore_errors)
+    finally:
+        os.close(parent_fd)
+
+
+def tree_size(path: str | os.PathLike[str]) -> int:
+    """Bytes of the regular files below ``path`` (what ``df``-style reports count)."""
+    try:
+        top = os.open(os.fspath(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    try:
+        return sum(e.stat.st_size for e in walk(top) if stat.S_ISREG(e.stat.st_mode))
+    finally:
+        os.close(top)
+
+
+# --- archiving ------------------------------------------------------------------------
+def tar_info(name: str, st: os.stat_result, linkname: str = "") -> tarfile.TarInfo:
+    """A tar header for an entry from its lstat (no owner names: ids only, since a
+    host's names mean nothing for a container's files)."""
+    info = tarfile.TarInfo(name)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.uname = info.gname = ""
+    info.mtime = int(st.st_mtime)
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        info.type, info.size = tarfile.REGTYPE, st.st_size
+    elif stat.S_ISDIR(mode):
+        info.type = tarfile.DIRTYPE
+    elif stat.S_ISLNK(mode):
+        info.type, info.linkname = tarfile.SYMTYPE, linkname
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    elif stat.S_ISFIFO(mode):
+        info.type = tarfile.FIFOTYPE
+    else:
+        raise InvalidArgument(f"{name}: sockets cannot be archived")
+    return info
+
+
+class _Exactly:
+    """Reads a file as ``size`` bytes even if a running container truncates or
+    extends it meanwhile (zeros pad a shrunk file), so the archive stays valid."""
+
+    def __init__(self, handle: IO[bytes], size: int) -> None:
+        self.handle = handle
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.handle.read(n)
+        data += bytes(n - len(data))
+        self.left -= n
+        return data
+
+
+class TarWriter:
+    """Adds entries read by descriptor to a tar stream, hard links recorded once."""
+
+    def __init__(self, archive: tarfile.TarFile,
+                 normalise: Callable[[tarfile.TarInfo], None] | None = None) -> None:
+        self.archive = archive
+        self.normalise = normalise
+        self.links: dict[tuple[int, int], str] = {}
+
+    def add(self, dir_fd: int, name: str, arcname: str, st: os.stat_result) -> None:
+        """One entry (not its contents, for a directory); sockets are skipped."""
+        if stat.S_ISSOCK(st.st_mode):
+            return
+        linkname = os.readlink(name, dir_fd=dir_fd) if stat.S_ISLNK(st.st_mode) else ""
+        info = tar_info(arcname, st, linkname)
+        if self.normalise is not None:
+            self.normalise(info)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+            first = self.links.setdefault((st.st_dev, st.st_ino), arcname)
+            if first != arcname:
+                info.type, info.linkname, info.size = tarfile.LNKTYPE, first, 0
+                self.archive.addfile(info)
+                return
+        if not stat.S_ISREG(st.st_mode):
+            self.archive.addfile(info)
+            return
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            return  # swapped for a symlink after it was listed: not followed
+        with os.fdopen(fd, "rb") as handle:
+            now = os.fstat(fd)
+            if not stat.S_ISREG(now.st_mode):
+                return
+            info.size = now.st_size
+            self.archive.addfile(info, _Exactly(handle, info.size))
+
+    def add_tree(self, top_fd: int, prefix: str) -> None:
+        """Everything below ``top_fd``, named ``prefix/…``."""
+        for entry in walk(top_fd):
+            self.add(entry.dir_fd, entry.name, f"{prefix}/{entry.relative}".lstrip("/"),
+                     entry.stat)
+
+
+def write_tree_tar(top_fd: int, out: IO[bytes], *, arcname: str) -> None:
+    """The directory ``top_fd`` as a tar stream with its entries under ``arcname``."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+        writer = TarWriter(archive)
+        st = os.stat(top_fd)
+        if arcname not in ("", "."):
+            writer.archive.addfile(tar_info(arcname, st))
+        writer.add_tree(top_fd, "" if arcname == "." else arcname)

@@ -1,0 +1,233 @@
+"""Hostile trees and archives against the host-side code that touches them.
+
+Each test plants a sentinel directory on the host, lets hostile input aim at it
+(symlinks to it at every component, swaps, deep trees) and proves the sentinel's
+tree, modes, owners and contents are unchanged afterwards.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dockyard.errors import InvalidArgument
+from dockyard.fs import tree
+from dockyard.fs.inroot import Root, read_regular_file
+from dockyard.snapshots.unpack import LAYER, TarRules, apply_layer, check_layer, extract_tar
+from dockyard.testing.trees import tree as snapshot_tree
+
+pytestmark = pytest.mark.root
+
+Member = tuple[str, str, str]  # (kind, name, data or link target)
+
+
+def make_tar(members: list[Member], mode: int = 0o777) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for kind, name, data in members:
+            info = tarfile.TarInfo(name)
+            info.mode = mode
+            if kind == "file":
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data.encode()))
+                continue
+            info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+                         "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE}[kind]
+            info.linkname = data if kind in ("symlink", "hardlink") else ""
+            archive.addfile(info)
+    return buffer.getvalue()
+
+
+class Sentinel:
+    """A host directory hostile input aims at; ``unchanged()`` compares every entry's
+    kind, mode, owner and content (and the directory's own) with the start."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir()
+        (path / "secret").write_text("host data")
+        (path / "sub").mkdir(mode=0o700)
+        os.chmod(path, 0o700)
+        self.before = self._fingerprint()
+
+    def _fingerprint(self) -> tuple[object, ...]:
+        st = os.lstat(self.path)
+        return (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, snapshot_tree(self.path))
+
+    def unchanged(self) -> bool:
+        return self._fingerprint() == self.before
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path) -> Sentinel:
+    return Sentinel(tmp_path / "host-sentinel")
+
+
+def _layer(tmp_path: Path, data: bytes) -> str:
+    target = tmp_path / "layer"
+    target.mkdir(exist_ok=True)
+    return apply_layer(io.BytesIO(data), str(target))
+
+
+HOSTILE_LAYERS: dict[str, Callable[[str], list[Member]]] = {
+    # a directory entry over a symlink to the host, and a symlink over a directory
+    # entry whose mode is applied last: either order must leave the host alone
+    "symlink-then-dir": lambda s: [("symlink", "a", s), ("dir", "a", "")],
+    "dir-then-symlink": lambda s: [("dir", "a", ""), ("symlink", "a", s)],
+    "dir-symlink-dir": lambda s: [("dir", "a", ""), ("symlink", "a", s), ("dir", "a/", "")],
+    "file-below-symlink": lambda s: [("symlink", "a", s), ("file", "a/secret", "pwned")],
+    "dir-below-symlink": lambda s: [("symlink", "a", s), ("dir", "a/sub", "")],
+    "hardlink-to-host": lambda s: [("hardlink", "h", s + "/secret")],
+    "whiteout-through-symlink": lambda s: [("symlink", "a", s), ("file", "a/.wh.secret", "")],
+    "opaque-through-symlink": lambda s: [("symlink", "a", s), ("file", "a/.wh..wh..opq", "")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_LAYERS))
+def test_hostile_layers_leave_the_host_alone(case: str, tmp_path: Path,
+                                            sentinel: Sentinel) -> None:
+    data = make_tar(HOSTILE_LAYERS[case](str(sentinel.path)))
+    try:
+        _layer(tmp_path, data)
+    except InvalidArgument:
+        pass
+    assert sentinel.unchanged()
+    # a directory entry over a symlink turns it into a real directory in the layer
+    if case == "symlink-then-dir":
+        assert stat.S_ISDIR(os.lstat(tmp_path / "layer/a").st_mode)
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_LAYERS))
+def test_the_door_refuses_what_unpacking_refuses(case: str, tmp_path: Path,
+                                                 sentinel: Sentinel) -> None:
+    """check_layer (import/load/pull/build) and apply_layer (run) agree on every case,
+    with the same message."""
+    data = make_tar(HOSTILE_LAYERS[case](str(sentinel.path)))
+    outcomes = []
+    for step in (lambda: check_layer(io.BytesIO(data)), lambda: _layer(tmp_path, data)):
+        try:
+            outcomes.append(("ok", step()))
+        except InvalidArgument as exc:
+            outcomes.append(("refused", str(exc)))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_deep_layers_unpack_measure_and_remove(tmp_path: Path) -> None:
+    """1,500 levels: deeper than Python's recursion limit, within PATH_MAX."""
+    depth = 1500
+    members: list[Member] = [("dir", "d/" * (i + 1), "") for i in range(depth)]
+    members.append(("file", "d/" * depth + "leaf", "x"))
+    data = make_tar(members, mode=0o755)
+    assert check_layer(io.BytesIO(data)) == _layer(tmp_path, data)
+    assert tree.tree_size(tmp_path / "layer") == 1
+    tree.remove_tree(tmp_path / "layer")
+    assert not (tmp_path / "layer").exists()
+
+
+def test_names_longer_than_path_max_are_refused(tmp_path: Path) -> None:
+    data = make_tar([("file", "a/" * 2100 + "x", "x")])
+    with pytest.raises(InvalidArgument, match="PATH_MAX"):
+        check_layer(io.BytesIO(data))
+    with pytest.raises(InvalidArgument, match="PATH_MAX"):
+        _layer(tmp_path, data)
+
+
+def test_a_deep_tree_made_at_run_time_is_walked_archived_and_removed(tmp_path: Path) -> None:
+    """What a container can make with mkdir+chdir: 2,000 levels, longer than PATH_MAX."""
+    top = tmp_path / "upper"
+    top.mkdir()
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    opened = [fd]
+    for _ in range(2000):
+        os.mkdir("dd", dir_fd=opened[-1])
+        opened.append(os.open("dd", os.O_RDONLY | os.O_DIRECTORY, dir_fd=opened[-1]))
+    for held in reversed(opened):
+        os.close(held)
+    out = io.BytesIO()
+    with Root(top) as root:
+        tree.write_tree_tar(root.fd, out, arcname=".")
+    assert sum(1 for _ in tarfile.open(fileobj=io.BytesIO(out.getvalue()))) == 2000
+    tree.remove_tree(top)
+    assert not top.exists()
+
+
+def test_cp_rules_follow_symlinks_inside_the_root_only(tmp_path: Path,
+                                                       sentinel: Sentinel) -> None:
+    """``cp``/``ADD``: parents are followed as in the container (an absolute link
+    restarts at the container's root), never to the host."""
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "real").mkdir(parents=True)
+    os.symlink(str(sentinel.path), rootfs / "escape")  # absolute: the host's path
+    os.symlink("../../..", rootfs / "real/up")
+    rules = TarRules(whiteouts=False, follow=True, overwrite=False, what="cp")
+    with Root(rootfs, what="container") as root:
+        # dangling inside the container (its target exists only on the host): refused
+        with pytest.raises(InvalidArgument, match="dangling"):
+            extract_tar(io.BytesIO(make_tar([("file", "escape/secret", "pwned")])), root,
+                        "/", rules)
+        inside = rootfs / str(sentinel.path).lstrip("/")
+        inside.mkdir(parents=True)
+        data = make_tar([("file", "escape/secret", "pwned"), ("file", "real/up/x", "y")])
+        extract_tar(io.BytesIO(data), root, "/", rules)
+    assert sentinel.unchanged()
+    assert (inside / "secret").read_text() == "pwned"  # where the container sees the link
+    assert (rootfs / "x").read_text() == "y"  # ../../.. stopped at the root
+
+
+def test_cp_refuses_replacing_a_symlink_with_a_directory(tmp_path: Path,
+                                                         sentinel: Sentinel) -> None:
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "dst").mkdir(parents=True)
+    os.symlink(str(sentinel.path), rootfs / "dst/DIR")
+    data = make_tar([("dir", "DIR", ""), ("file", "DIR/secret", "pwned")])
+    with Root(rootfs, what="container") as root, \
+            pytest.raises(InvalidArgument, match="cannot overwrite non-directory"):
+        extract_tar(io.BytesIO(data), root, "/dst", TarRules(whiteouts=False, follow=True,
+                                                             overwrite=False, what="cp"))
+    assert sentinel.unchanged()
+
+
+def test_whiteout_names_are_literal_outside_layers(tmp_path: Path) -> None:
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    (rootfs / "X").write_text("keep")
+    with Root(rootfs) as root:
+        extract_tar(io.BytesIO(make_tar([("file", ".wh.X", "literal")])), root, "/",
+                    TarRules(whiteouts=False, follow=True, what="cp"))
+    assert (rootfs / "X").read_text() == "keep"
+    assert (rootfs / ".wh.X").read_text() == "literal"
+    assert LAYER.whiteouts
+
+
+@pytest.mark.parametrize("kind", ["host-symlink", "dev-zero", "fifo", "huge", "dir"])
+def test_account_files_are_read_safely(kind: str, tmp_path: Path, sentinel: Sentinel) -> None:
+    """/etc/passwd of a hostile image: resolved in the root, regular files only,
+    size-capped — never the host's file, never a hang, never memory exhaustion."""
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    passwd = rootfs / "etc/passwd"
+    if kind == "host-symlink":
+        os.symlink(str(sentinel.path / "secret"), passwd)
+    elif kind == "dev-zero":
+        os.symlink("/dev/zero", passwd)
+        (rootfs / "dev").mkdir()
+        os.mknod(rootfs / "dev/zero", stat.S_IFCHR | 0o666, os.makedev(1, 5))
+    elif kind == "fifo":
+        os.mkfifo(passwd)
+    elif kind == "huge":
+        passwd.write_bytes(b"x" * (2 << 20))
+    else:
+        passwd.mkdir()
+    with Root(rootfs) as root:
+        if kind == "huge":
+            with pytest.raises(InvalidArgument, match="larger than"):
+                read_regular_file(root, "/etc/passwd", 1 << 20)
+        else:
+            assert read_regular_file(root, "/etc/passwd", 1 << 20) is None
+    assert sentinel.unchanged()
