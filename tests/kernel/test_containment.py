@@ -7,6 +7,7 @@ tree, modes, owners and contents are unchanged afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -93,10 +94,8 @@ HOSTILE_LAYERS: dict[str, Callable[[str], list[Member]]] = {
 def test_hostile_layers_leave_the_host_alone(case: str, tmp_path: Path,
                                             sentinel: Sentinel) -> None:
     data = make_tar(HOSTILE_LAYERS[case](str(sentinel.path)))
-    try:
+    with contextlib.suppress(InvalidArgument):
         _layer(tmp_path, data)
-    except InvalidArgument:
-        pass
     assert sentinel.unchanged()
     # a directory entry over a symlink turns it into a real directory in the layer
     if case == "symlink-then-dir":
@@ -110,7 +109,9 @@ def test_the_door_refuses_what_unpacking_refuses(case: str, tmp_path: Path,
     with the same message."""
     data = make_tar(HOSTILE_LAYERS[case](str(sentinel.path)))
     outcomes = []
-    for step in (lambda: check_layer(io.BytesIO(data)), lambda: _layer(tmp_path, data)):
+    steps: list[Callable[[], str]] = [lambda: check_layer(io.BytesIO(data)),
+                                      lambda: _layer(tmp_path, data)]
+    for step in steps:
         try:
             outcomes.append(("ok", step()))
         except InvalidArgument as exc:
@@ -152,7 +153,8 @@ def test_a_deep_tree_made_at_run_time_is_walked_archived_and_removed(tmp_path: P
     out = io.BytesIO()
     with Root(top) as root:
         tree.write_tree_tar(root.fd, out, arcname=".")
-    assert sum(1 for _ in tarfile.open(fileobj=io.BytesIO(out.getvalue()))) == 2000
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as archive:
+        assert len(archive.getmembers()) == 2000
     tree.remove_tree(top)
     assert not top.exists()
 
