@@ -12,7 +12,7 @@ import click
 from dockyard.cli.containers import container_group, parse_bytes
 from dockyard.cli.render import human_size, render
 from dockyard.engine.engine import Engine
-from dockyard.errors import InvalidArgument
+from dockyard.errors import InvalidArgument, NotFound
 
 
 @click.command("exec", context_settings={"allow_interspersed_args": False})
@@ -162,8 +162,11 @@ def export_cmd(engine: Engine, output: str | None, container: str) -> None:
 @click.pass_obj
 def cp_cmd(engine: Engine, source: str, dest: str) -> None:
     """Copy files between a container and the host (CONTAINER:PATH, a host path, or -)."""
-    import io
-    import tarfile
+    import tempfile
+
+    from dockyard.fs.inroot import Root
+    from dockyard.fs.tree import write_entry_tar
+    from dockyard.snapshots.unpack import TarRules, extract_tar
 
     ops = engine.container_ops
     if ":" in source and not source.startswith(("/", ".")):
@@ -171,15 +174,18 @@ def cp_cmd(engine: Engine, source: str, dest: str) -> None:
         if dest == "-":
             ops.copy_out(container, path, sys.stdout.buffer)
             return
-        buffer = io.BytesIO()
-        ops.copy_out(container, path, buffer)
-        buffer.seek(0)
-        with tarfile.open(fileobj=buffer) as archive:
-            target = dest if os.path.isdir(dest) else os.path.dirname(dest) or "."
-            members = archive.getmembers()
-            if not os.path.isdir(dest) and members:
-                members[0].name = os.path.basename(dest)
-            archive.extractall(target, members=members, filter="data")
+        into = os.path.isdir(dest)
+        target = dest if into else os.path.dirname(dest) or "."
+        with tempfile.TemporaryFile() as spool:
+            ops.copy_out(container, path, spool,
+                         arcname=None if into else os.path.basename(dest.rstrip("/")))
+            spool.seek(0)
+            # what the container wrote lands below the destination only: no entry below
+            # a symlink, files owned by the caller, no set-id bits (as docker cp)
+            with Root(target, what="destination") as root:
+                extract_tar(spool, root, "/", TarRules(
+                    whiteouts=False, follow=False, overwrite=False,
+                    owner=(os.getuid(), os.getgid()), mode_mask=0o1777, what="cp"))
         return
     if ":" not in dest:
         raise InvalidArgument("cp: one side must be CONTAINER:PATH")
@@ -187,11 +193,14 @@ def cp_cmd(engine: Engine, source: str, dest: str) -> None:
     if source == "-":
         ops.copy_in(container, sys.stdin.buffer, path)
         return
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        archive.add(source, arcname=os.path.basename(source.rstrip("/")))
-    buffer.seek(0)
-    ops.copy_in(container, buffer, path)
+    parent, name = os.path.split(os.path.abspath(source))
+    with tempfile.TemporaryFile() as spool, Root(parent, what="source") as root:
+        try:
+            write_entry_tar(root.fd, name, spool, arcname=name)
+        except FileNotFoundError:
+            raise NotFound(f"no such file or directory: {source}") from None
+        spool.seek(0)
+        ops.copy_in(container, spool, path)
 
 
 @container_group.command("prune")

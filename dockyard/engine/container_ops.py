@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import stat
 import subprocess
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -164,27 +164,26 @@ class ContainerOps:
             unmount(str(rootfs))
 
     def diff(self, ref: str) -> list[tuple[str, str]]:
-        """Docker's ``diff``: (kind, path) with kind A(dded), C(hanged), D(eleted)."""
+        """Docker's ``diff``: (kind, path) with kind A(dded), C(hanged), D(eleted).
+        The upper directory is walked by descriptor (a container made it)."""
+        from dockyard.fs.inroot import Root
+        from dockyard.fs.tree import walk
+
         record = self.service.get(ref)
         upper = self.service.images.snapshotter.upper_dir(record.id)
         parent = self._parent(record)
         lowers = self.service.images.snapshotter.lower_dirs(parent) if parent else []
         changes: list[tuple[str, str]] = []
-        for directory, dirs, files in os.walk(upper):
-            dirs.sort()
-            relative = os.path.relpath(directory, upper)
-            base = "/" if relative == "." else "/" + relative
-            if base != "/":
-                changes.append(("C" if _in_lowers(lowers, relative) and not _opaque(directory)
-                                else "A", base))
-            for name in sorted(files):
-                path = os.path.join(directory, name)
-                inner = os.path.join(base, name)
-                st = os.lstat(path)
+        with Root(upper, what="upper directory") as root:
+            for entry in walk(root.fd):
+                inner = "/" + entry.relative
+                st = entry.stat
                 if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                     changes.append(("D", inner))
+                elif entry.is_dir and _opaque_at(entry.dir_fd, entry.name):
+                    changes.append(("A", inner))
                 else:
-                    changes.append(("C" if _in_lowers(lowers, inner.lstrip("/")) else "A",
+                    changes.append(("C" if _in_lowers(lowers, entry.relative) else "A",
                                     inner))
         return sorted(changes, key=lambda c: c[1])
 
@@ -235,34 +234,62 @@ class ContainerOps:
         return new.config_digest
 
     def export(self, ref: str, out: IO[bytes]) -> None:
-        record = self.service.get(ref)
-        with self.mounted(record) as rootfs, tarfile.open(fileobj=out, mode="w|") as archive:
-            for entry in sorted(os.listdir(rootfs)):
-                archive.add(rootfs / entry, arcname=entry)
-
-    def copy_out(self, ref: str, path: str, out: IO[bytes]) -> None:
-        """``cp CONTAINER:PATH -``: a tar of PATH from inside the container."""
-        from dockyard.runtime.linux.paths import resolve_in_root
+        from dockyard.fs.inroot import Root
+        from dockyard.fs.tree import write_tree_tar
 
         record = self.service.get(ref)
-        with self.mounted(record) as rootfs:
-            source = resolve_in_root(str(rootfs), path, what="cp source")
-            if not os.path.lexists(source):
-                raise NotFound(f"Could not find the file {path} in container {ref}")
-            with tarfile.open(fileobj=out, mode="w|") as archive:
-                archive.add(source, arcname=os.path.basename(path.rstrip("/")) or ".")
+        with self.mounted(record) as rootfs, Root(rootfs, what="container") as root:
+            write_tree_tar(root.fd, out, arcname=".")
 
-    def copy_in(self, ref: str, stream: IO[bytes], dest: str) -> None:
-        """``cp - CONTAINER:DIR``: extract a tar into DIR inside the container (safely)."""
-        from dockyard.runtime.linux.paths import resolve_in_root
-        from dockyard.snapshots.unpack import apply_layer
+    def copy_out(self, ref: str, path: str, out: IO[bytes], *,
+                 arcname: str | None = None) -> None:
+        """``cp CONTAINER:PATH -``: a tar of PATH from inside the container, its top
+        entry named ``arcname`` (PATH's base name by default).
+
+        PATH is resolved inside the container's root in one step and then read by
+        descriptor, so a running container swapping a directory for a symlink can
+        not make it read a host file."""
+        from dockyard.fs.inroot import Root
+        from dockyard.fs.tree import write_entry_tar
 
         record = self.service.get(ref)
-        with self.mounted(record) as rootfs:
-            target = resolve_in_root(str(rootfs), dest, what="cp destination")
-            if not os.path.isdir(target):
-                raise NotFound(f"Could not find the directory {dest} in container {ref}")
-            apply_layer(stream, target)
+        base = posixpath.basename(posixpath.normpath("/" + path)) or "."
+        missing = NotFound(f"Could not find the file {path} in container {ref}")
+        with self.mounted(record) as rootfs, Root(rootfs, what="container") as root:
+            try:
+                parent_fd, last = root.parent(path) if base != "." else (os.dup(root.fd), ".")
+            except (FileNotFoundError, NotADirectoryError, InvalidArgument):
+                raise missing from None
+            try:
+                write_entry_tar(parent_fd, last, out, arcname=arcname or base)
+            except (FileNotFoundError, NotADirectoryError):
+                raise missing from None
+            finally:
+                os.close(parent_fd)
+
+    def copy_in(self, ref: str, stream: IO[bytes], dest: str, *,
+                owner: tuple[int, int] | None = (0, 0)) -> None:
+        """``cp - CONTAINER:DIR``: extract a tar into DIR inside the container.
+
+        Every member is placed through a descriptor resolved inside the container's
+        root (symlinks followed as the container sees them, never out of it); names
+        are literal (``.wh.X`` is a file, not a deletion); a directory and a
+        non-directory never replace each other (Docker's rule for ``cp``).  Files
+        are owned by the container's root unless ``owner`` is None (``cp -a``)."""
+        from dockyard.fs.inroot import Root
+        from dockyard.snapshots.unpack import TarRules, extract_tar
+
+        record = self.service.get(ref)
+        with self.mounted(record) as rootfs, Root(rootfs, what="container") as root:
+            try:
+                target = root.open(dest, os.O_PATH | os.O_DIRECTORY)
+            except (FileNotFoundError, NotADirectoryError):
+                raise NotFound(f"Could not find the directory {dest} in container "
+                               f"{ref}") from None
+            os.close(target)
+            extract_tar(stream, root, dest, TarRules(whiteouts=False, follow=True,
+                                                     overwrite=False, owner=owner,
+                                                     what="cp"))
 
     def prune(self) -> list[str]:
         removed = []
@@ -289,11 +316,19 @@ def _host_memory() -> int:
 
 
 def _in_lowers(lowers: list[str], relative: str) -> bool:
-    return any(os.path.lexists(os.path.join(lower, relative)) for lower in lowers)
+    from dockyard.fs.inroot import lexists_beneath
+
+    return any(lexists_beneath(lower, relative) for lower in lowers)
 
 
-def _opaque(path: str) -> bool:
+def _opaque_at(dir_fd: int, name: str) -> bool:
     try:
-        return os.getxattr(path, OPAQUE_XATTR) == b"y"
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return False
+    try:
+        return os.getxattr(f"/proc/self/fd/{fd}", OPAQUE_XATTR) == b"y"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

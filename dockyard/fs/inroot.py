@@ -209,6 +209,24 @@ def _open_child_dir(fd: int, part: str, what: str, where: str) -> int:
     raise InvalidArgument(f"{what}: {where!r}: {part!r} is not a directory") from None
 
 
+def lexists_beneath(top: str, relative: str) -> bool:
+    """Whether ``relative`` names an entry below ``top`` without any symlink on the way
+    (how overlayfs looks a name up in a lower layer)."""
+    try:
+        top_fd = os.open(top, O_PATH_DIR)
+    except OSError:
+        return False
+    try:
+        fd = openat2(top_fd, relative.lstrip("/") or ".", os.O_PATH | os.O_NOFOLLOW,
+                     resolve=RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+    except OSError:
+        return False
+    finally:
+        os.close(top_fd)
+    os.close(fd)
+    return True
+
+
 def read_regular_file(root: Root, inner: str, limit: int) -> bytes | None:
     """A small regular file from inside ``root``, or None when there is none.
 

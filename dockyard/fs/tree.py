@@ -283,6 +283,21 @@ class TarWriter:
                      entry.stat)
 
 
+def write_entry_tar(parent_fd: int, name: str, out: IO[bytes], *, arcname: str) -> None:
+    """One entry below ``parent_fd`` as a tar stream named ``arcname`` — and everything
+    below it when it is a directory (``cp``); a final symlink is archived as one."""
+    st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+        writer = TarWriter(archive)
+        writer.add(parent_fd, name, arcname, st)
+        if stat.S_ISDIR(st.st_mode):
+            top = open_dir(parent_fd, name)
+            try:
+                writer.add_tree(top, arcname)
+            finally:
+                os.close(top)
+
+
 def write_tree_tar(top_fd: int, out: IO[bytes], *, arcname: str) -> None:
     """The directory ``top_fd`` as a tar stream with its entries under ``arcname``."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:

@@ -15,6 +15,8 @@ import stat
 import tarfile
 from typing import IO
 
+from dockyard.fs.inroot import Root, proc_path
+from dockyard.fs.tree import Entry, TarWriter, walk
 from dockyard.snapshots.unpack import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX
 
 
@@ -37,38 +39,49 @@ def _is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(0, 0)
 
 
-def _is_opaque(path: str) -> bool:
+def _is_opaque(dir_fd: int) -> bool:
     try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        return os.getxattr(proc_path(dir_fd), OPAQUE_XATTR) == b"y"
     except OSError:
         return False
 
 
 def write_diff(upper: str, out: IO[bytes]) -> str:
-    """Write the changes in ``upper`` as an uncompressed layer tar; returns its diff_id."""
+    """Write the changes in ``upper`` as an uncompressed layer tar; returns its diff_id.
+
+    The walk is :func:`dockyard.fs.tree.walk` (a descriptor per level, no recursion,
+    no symlink followed): the upper directory is what a container wrote.
+    """
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     clamp = int(epoch) if epoch else None
     sink = _HashingWriter(out)
     stream: IO[bytes] = sink  # type: ignore[assignment]  # a write-only file is all tar needs
-    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as archive:
-        for directory, dirs, files in os.walk(upper):
-            dirs.sort()
-            relative_dir = os.path.relpath(directory, upper)
-            prefix = "" if relative_dir == "." else relative_dir + "/"
-            if prefix and _is_opaque(directory):
-                archive.addfile(_marker(prefix + OPAQUE_MARKER, clamp))
-            for name in sorted(files + [d for d in dirs if os.path.islink(
-                    os.path.join(directory, d))]):
-                _add(archive, os.path.join(directory, name), prefix + name, clamp)
-            for name in list(dirs):
-                path = os.path.join(directory, name)
-                if os.path.islink(path):
-                    dirs.remove(name)
-                    continue
-                info = archive.gettarinfo(path, prefix + name)
-                _normalise(info, clamp)
-                archive.addfile(info)
+    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as archive, \
+            Root(upper, what="upper directory") as root:
+        writer = TarWriter(archive, lambda info: _normalise(info, clamp))
+        for entry in walk(root.fd):
+            if _is_whiteout(entry.stat):
+                parent, _, base = entry.relative.rpartition("/")
+                marker = f"{parent}/{WHITEOUT_PREFIX}{base}" if parent else WHITEOUT_PREFIX + base
+                archive.addfile(_marker(marker, clamp))
+                continue
+            writer.add(entry.dir_fd, entry.name, entry.relative, entry.stat)
+            if entry.is_dir:
+                _add_opaque_marker(archive, entry, clamp)
     return f"sha256:{sink.hash.hexdigest()}"
+
+
+def _add_opaque_marker(archive: tarfile.TarFile, entry: Entry, clamp: int | None) -> None:
+    try:
+        fd = os.open(entry.name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=entry.dir_fd)
+    except OSError:
+        return
+    try:
+        if _is_opaque(fd):
+            archive.addfile(_marker(f"{entry.relative}/{OPAQUE_MARKER}", clamp))
+    finally:
+        os.close(fd)
 
 
 def _marker(name: str, clamp: int | None) -> tarfile.TarInfo:
@@ -81,18 +94,3 @@ def _normalise(info: tarfile.TarInfo, clamp: int | None) -> None:
     info.uname = info.gname = ""
     if clamp is not None and info.mtime > clamp:
         info.mtime = clamp
-
-
-def _add(archive: tarfile.TarFile, path: str, name: str, clamp: int | None) -> None:
-    st = os.lstat(path)
-    if _is_whiteout(st):
-        parent, base = os.path.split(name)
-        archive.addfile(_marker(os.path.join(parent, WHITEOUT_PREFIX + base), clamp))
-        return
-    info = archive.gettarinfo(path, name)
-    _normalise(info, clamp)
-    if info.isreg():
-        with open(path, "rb") as handle:
-            archive.addfile(info, handle)
-    else:
-        archive.addfile(info)

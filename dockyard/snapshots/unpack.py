@@ -95,6 +95,7 @@ class TarRules(NamedTuple):
     follow: bool = False  # parents resolved in the root following symlinks (cp, ADD)
     overwrite: bool = True  # False: Docker's cp refuses a directory ↔ non-directory swap
     owner: tuple[int, int] | None = None  # every entry owned by this (cp without -a)
+    mode_mask: int = 0o7777  # 0o1777 on the host side: no set-id bits from a container
     what: str = "layer"
 
 
@@ -363,7 +364,7 @@ class _Placer:
     def _own_and_mode(self, fd: int | str, member: tarfile.TarInfo) -> None:
         uid, gid = self.rules.owner or (member.uid, member.gid)
         os.chown(fd, uid, gid)  # before chmod: chown clears set-id bits
-        os.chmod(fd, member.mode & 0o7777)
+        os.chmod(fd, member.mode & self.rules.mode_mask)
 
     def _set_attributes(self, parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
         """Owner, mode, xattrs and times of a non-regular entry, by descriptor."""

@@ -21,6 +21,7 @@ from dockyard.errors import InvalidArgument
 from dockyard.fs import tree
 from dockyard.fs.inroot import Root, read_regular_file
 from dockyard.snapshots.unpack import LAYER, TarRules, apply_layer, check_layer, extract_tar
+from dockyard.testing.cli import Dockyard
 from dockyard.testing.trees import tree as snapshot_tree
 
 pytestmark = pytest.mark.root
@@ -233,3 +234,68 @@ def test_account_files_are_read_safely(kind: str, tmp_path: Path, sentinel: Sent
         else:
             assert read_regular_file(root, "/etc/passwd", 1 << 20) is None
     assert sentinel.unchanged()
+
+
+# --- through the CLI, against a running container ------------------------------------
+def test_cp_into_a_directory_the_container_made_a_host_symlink(box: Dockyard, tmp_path: Path,
+                                                              sentinel: Sentinel) -> None:
+    box("run", "-d", "--name", "evil", "box:1", "sh", "-c",
+        f"mkdir -p /dst && ln -s {sentinel.path} /dst/DIR && sleep 300")
+    source = tmp_path / "DIR"
+    source.mkdir()
+    (source / "secret").write_text("pwned")
+    os.chmod(source, 0o777)
+    result = box("cp", str(source), "evil:/dst/", check=False)
+    assert result.returncode != 0 and "cannot overwrite non-directory" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sentinel.unchanged()
+
+
+def test_cp_against_a_container_swapping_a_directory_for_a_symlink(
+        box: Dockyard, tmp_path: Path, sentinel: Sentinel) -> None:
+    """The container flips /r/d between a directory and a symlink to the host's
+    sentinel path in a loop while cp copies in and out: never a host write, never a
+    host read (the same path inside the container holds a decoy)."""
+    decoy = f"{sentinel.path}"
+    box("run", "-d", "--name", "racer", "box:1", "sh", "-c",
+        f"mkdir -p {decoy} /r && echo decoy > {decoy}/secret && "
+        "while true; do mkdir /r/d 2>/dev/null; echo inside > /r/d/secret; "
+        f"rm -rf /r/d; ln -s {decoy} /r/d; rm -f /r/d; done")
+    payload = tmp_path / "payload"
+    payload.write_text("pwned")
+    out = tmp_path / "out"
+    out.mkdir()
+    for attempt in range(40):
+        box("cp", str(payload), "racer:/r/d/", check=False)
+        target = out / f"copy{attempt}"
+        result = box("cp", "racer:/r/d/secret", str(target), check=False)
+        assert "Traceback" not in result.stderr
+        if target.exists():
+            assert target.read_text() in ("inside\n", "decoy\n", "pwned", "")
+    assert sentinel.unchanged()
+
+
+def test_cp_of_a_whiteout_named_file_is_literal(box: Dockyard, tmp_path: Path) -> None:
+    box("run", "-d", "--name", "wh", "box:1", "sh", "-c", "echo keep > /tmp/X; sleep 300")
+    named = tmp_path / ".wh.X"
+    named.write_text("literal\n")
+    box("cp", str(named), "wh:/tmp/")
+    assert box("exec", "wh", "cat", "/tmp/X", "/tmp/.wh.X").stdout == "keep\nliteral\n"
+
+
+def test_a_deep_tree_made_by_a_container(box: Dockyard, tmp_path: Path) -> None:
+    """1,100 levels made inside: diff, commit, export, cp out and rm -f all work."""
+    box("run", "--name", "deep", "box:1", "sh", "-c",
+        "i=0; while [ $i -lt 1100 ]; do mkdir d && cd d; i=$((i+1)); done; echo x > leaf")
+    changes = box("diff", "deep").stdout.splitlines()
+    assert len([c for c in changes if c.startswith("A /d")]) == 1101
+    box("commit", "deep", "deep:1")
+    export = box("export", "-o", str(tmp_path / "deep.tar"), "deep", check=False)
+    assert export.returncode == 0, export.stderr
+    box("cp", "deep:/d", str(tmp_path / "copied"))
+    assert (tmp_path / "copied").is_dir()
+    box("rm", "-f", "deep")
+    leaf = box("run", "--rm", "deep:1", "sh", "-c", "cd " + "/d" * 1100 + " 2>/dev/null; "
+               "find / -name leaf | wc -l")
+    assert leaf.stdout.strip() == "1"
+    box("rmi", "deep:1")
