@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -302,3 +304,45 @@ def test_signal_state_is_clean_when_the_caller_ignores_hangup(
                           stdin=subprocess.DEVNULL, preexec_fn=_ignore_hangup)
     assert result.stdout.split() == CLEAN_SIGNALS, result.stderr
     assert result.stderr == ""
+
+
+@pytest.fixture(params=["private-host", "shared-host"])
+def placed_factory(request: pytest.FixtureRequest, factory: BundleFactory,
+                   tmp_path: Path) -> Iterator[BundleFactory]:
+    """Bundles where the tests keep them (private mounts here), or on a tmpfs the
+    test makes shared, as every mount is on a systemd host."""
+    if request.param == "private-host":
+        yield factory
+        return
+    base = tmp_path / "shared-mount"
+    base.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "dockyard-test", str(base)],
+                   check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(base)], check=True)
+        yield BundleFactory(base)
+        with open("/proc/self/mountinfo") as handle:
+            below = [line.split()[4] for line in handle
+                     if line.split()[4].startswith(f"{base}/")]
+        assert below == [], "container mounts propagated to the host"
+    finally:
+        subprocess.run(["umount", "-l", str(base)], check=True)
+
+
+@pytest.mark.parametrize("propagation", ["shared", "rshared", "slave", "private", "rprivate"])
+def test_rootfs_propagation(runtime: Runtime, placed_factory: BundleFactory,
+                            propagation: str) -> None:
+    """pivot_root refuses a new root whose parent mount is shared: the runtime makes
+    the rootfs's parent private first, and applies a shared propagation after."""
+    config = sh("awk '$5 == \"/\" {print $7}' /proc/self/mountinfo; echo ran")
+    config["linux"]["rootfsPropagation"] = propagation
+    result = run_and_get_output(runtime, placed_factory, config)
+    assert result.returncode == 0, result.stderr
+    root_tag, ran = result.stdout.split()
+    assert ran == "ran"
+    if propagation.endswith("private"):
+        assert root_tag == "-"
+    if propagation.endswith("shared") and runtime.name == "dockyard-runtime":
+        # runc does this from 1.2.7/1.3 (opencontainers/runc#4724); Debian's 1.1.5
+        # leaves the root private
+        assert root_tag.startswith("shared:")

@@ -10,6 +10,7 @@ paths and a read-only root are applied after the pivot, from inside.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Mapping
 
@@ -42,7 +43,8 @@ def _propagation_flags(spec: Spec) -> int:
 
 def prepare(spec: Spec, rootfs: str, bundle: str, cgroup_paths: Mapping[str, str]) -> None:
     """Everything up to (not including) pivot_root."""
-    sc.mount(None, "/", None, _propagation_flags(spec) | sc.MS_REC, None)
+    sc.mount(None, "/", None, _propagation_flags(spec), None)
+    _make_parent_mount_private(rootfs)
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
     for index, mnt in enumerate(spec.mounts):
         where = f"mounts[{index}] ({mnt.destination})"
@@ -53,6 +55,40 @@ def prepare(spec: Spec, rootfs: str, bundle: str, cgroup_paths: Mapping[str, str
     _create_devices(rootfs, spec)
     for key, value in spec.linux.sysctl:
         _write_sysctl(key, value)
+
+
+def _make_parent_mount_private(rootfs: str) -> None:
+    """runc's rootfsParentMountPrivate: the mount holding the rootfs becomes private
+    in our namespace when it is shared (a "shared" rootfsPropagation, or a systemd
+    host where every mount is).  Otherwise pivot_root fails (the kernel refuses a
+    new root whose parent mount is shared) and the rootfs bind mount, with every
+    mount made under it, would propagate to the host.  An unbindable parent becomes
+    private too, or the bind mount below is refused.
+    """
+    path = os.path.realpath(rootfs)
+    best, best_tags = "", [""]
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            fields = line.split(" - ", 1)[0].split()
+            point = _unescape(fields[4])
+            inside = point == "/" or path == point or path.startswith(point + "/")
+            if inside and len(point) >= len(best):
+                best, best_tags = point, fields[6:]
+    if any(tag.startswith("shared:") or tag == "unbindable" for tag in best_tags):
+        sc.mount(None, best, None, sc.MS_PRIVATE, None)
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def apply_root_propagation(spec: Spec) -> None:
+    """After pivot_root: a shared or unbindable rootfsPropagation applies to the new
+    root itself (runc since 1.2.7/1.3); private and slave ones were applied before."""
+    flags = _propagation_flags(spec)
+    if flags & (sc.MS_SHARED | sc.MS_UNBINDABLE):
+        sc.mount(None, "/", None, flags, None)
 
 
 def _mount_one(rootfs: str, bundle: str, mnt: Mount, where: str) -> None:
@@ -181,7 +217,8 @@ def pivot(rootfs: str) -> None:
 
 
 def finalize(spec: Spec) -> None:
-    """After pivot_root: masked paths, read-only paths, read-only root."""
+    """After pivot_root: the root's propagation, masked paths, read-only paths and root."""
+    apply_root_propagation(spec)
     for path in spec.linux.masked_paths:
         _mask(path)
     for path in spec.linux.readonly_paths:
