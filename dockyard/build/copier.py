@@ -183,15 +183,8 @@ def extract_archive(path: str, rootfs: str, dest_inner: str, owner: Ownership) -
 def ownership(rootfs: Path, chown: str, chmod: int | None) -> Ownership:
     """``--chown=user[:group]`` through the image's passwd and group files; a user
     without a group gets the user's id as group id (Docker's rule)."""
-    from dockyard.images.users import resolve_user
+    from dockyard.images.users import resolve_user_in
 
     _user, _, group = chown.partition(":")
-    ids = resolve_user(chown, _read(rootfs / "etc/passwd"), _read(rootfs / "etc/group"))
+    ids = resolve_user_in(rootfs, chown)
     return Ownership(ids.uid, ids.gid if group else ids.uid, chmod)
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""

@@ -241,9 +241,9 @@ def step_config(image: dict[str, Any], step: StepProcess, rootfs: Path,
     unless the step asked for none."""
     from dockyard.engine import ocispec
     from dockyard.engine.spec import ContainerSpec
+    from dockyard.images.users import resolve_user_in
 
-    user = ocispec.resolve_user(step.user or "0", _read(rootfs / "etc/passwd"),
-                                _read(rootfs / "etc/group"))
+    user = resolve_user_in(rootfs, step.user or "0")
     spec = ContainerSpec(image="", command=tuple(step.args), entrypoint=(), env=step.env,
                          working_dir=step.cwd,
                          network_mode="none" if step.network == "none" else "host")
@@ -263,13 +263,6 @@ def _copy_tree_with_owners(source: Path, dest: Path) -> None:
             path = os.path.join(directory, name)
             info = os.lstat(path)
             os.lchown(dest / os.path.relpath(path, source), info.st_uid, info.st_gid)
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from dockyard.engine.containers import ContainerService, read_text_or_empty
+from dockyard.engine.containers import ContainerService
 from dockyard.engine.names import valid
 from dockyard.engine.records import ContainerRecord
 from dockyard.errors import Conflict, InvalidArgument, NotFound
@@ -99,11 +99,10 @@ class ContainerOps:
         return [*argv, record.id, *command]
 
     def _numeric_user(self, record: ContainerRecord, user: str) -> str:
-        from dockyard.engine.ocispec import resolve_user
+        from dockyard.images.users import resolve_user_in
 
         rootfs = self.service.bundle(record.id) / "rootfs"
-        ids = resolve_user(user, read_text_or_empty(rootfs / "etc/passwd"),
-                           read_text_or_empty(rootfs / "etc/group"))
+        ids = resolve_user_in(rootfs, user)
         return f"{ids.uid}:{ids.gid}"
 
     def update(self, ref: str, *, memory: int | None = None, pids_limit: int | None = None,

@@ -6,15 +6,37 @@ the names mean what they mean inside the image, never on the host.
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 from dockyard.errors import NotFound
+from dockyard.fs.inroot import Root, read_regular_file
+
+ACCOUNT_FILE_LIMIT = 4 << 20  # bytes: a passwd or group file past this is refused
 
 
 class UserIds(NamedTuple):
     uid: int
     gid: int
     additional_gids: tuple[int, ...] = ()
+
+
+def resolve_user_in(rootfs: str | os.PathLike[str], user: str) -> UserIds:
+    """``user`` through the passwd and group files of the image mounted at ``rootfs``.
+
+    The files are what the image says they are: resolved inside ``rootfs`` (a
+    symlink to a host file reads the image's own path), regular files only (a FIFO
+    or ``/dev/zero`` reads as absent), at most ``ACCOUNT_FILE_LIMIT`` bytes."""
+    passwd, group = account_files(rootfs)
+    return resolve_user(user, passwd, group)
+
+
+def account_files(rootfs: str | os.PathLike[str]) -> tuple[str, str]:
+    with Root(rootfs, what="image root") as root:
+        texts = [read_regular_file(root, f"/etc/{name}", ACCOUNT_FILE_LIMIT)
+                 for name in ("passwd", "group")]
+    return tuple(  # type: ignore[return-value]
+        (text or b"").decode("utf-8", "replace") for text in texts)
 
 
 def resolve_user(user: str, passwd: str, group: str) -> UserIds:
@@ -25,7 +47,8 @@ def resolve_user(user: str, passwd: str, group: str) -> UserIds:
     home_user = None
     for line in passwd.splitlines():
         fields = line.split(":")
-        if len(fields) >= 4 and (fields[0] == name or (uid is not None and fields[2] == name)):
+        if len(fields) >= 4 and (fields[0] == name or (uid is not None and fields[2] == name)) \
+                and fields[2].isdigit() and fields[3].isdigit():
             uid, gid, home_user = int(fields[2]), int(fields[3]), fields[0]
             break
     if uid is None:
@@ -41,6 +64,6 @@ def resolve_user(user: str, passwd: str, group: str) -> UserIds:
 def _group_id(name: str, group: str) -> int:
     for line in group.splitlines():
         fields = line.split(":")
-        if len(fields) >= 3 and fields[0] == name:
+        if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
             return int(fields[2])
     raise NotFound(f"unable to find group {name}: no matching entries in group file")

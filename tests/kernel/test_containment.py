@@ -299,3 +299,21 @@ def test_a_deep_tree_made_by_a_container(box: Dockyard, tmp_path: Path) -> None:
                "find / -name leaf | wc -l")
     assert leaf.stdout.strip() == "1"
     box("rmi", "deep:1")
+
+
+@pytest.mark.parametrize("kind", ["host-symlink", "fifo", "dev-zero"])
+def test_user_lookup_in_a_hostile_image(kind: str, box: Dockyard, tmp_path: Path,
+                                        sentinel: Sentinel) -> None:
+    """An image whose /etc/passwd points at a host file, a FIFO or /dev/zero: ``run -u``
+    answers with the image's own view (no such user) at once, and nothing is left
+    mounted or running."""
+    (sentinel.path / "passwd").write_text("hostonly:x:4242:4242::/:/bin/sh\n")
+    setup = {"host-symlink": f"ln -sf {sentinel.path}/passwd /etc/passwd",
+             "fifo": "rm /etc/passwd; mkfifo /etc/passwd",
+             "dev-zero": "ln -sf /dev/zero /etc/passwd"}[kind]
+    box("run", "--name", "mk", "box:1", "sh", "-c", setup)
+    box("commit", "mk", "hostile:1")
+    result = box("run", "--rm", "-u", "hostonly", "hostile:1", "id", "-u", check=False)
+    assert result.returncode != 0
+    assert "unable to find user hostonly" in result.stderr
+    assert "Traceback" not in result.stderr
