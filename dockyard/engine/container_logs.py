@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dockyard.engine.containers import pid_alive
+from dockyard.engine.containers import supervised
 
 if TYPE_CHECKING:
     from dockyard.engine.containers import ContainerService
@@ -56,8 +56,7 @@ def _follow(service: ContainerService, container_id: str, path: Path, position: 
             buffer += chunk
         *complete, buffer = buffer.split(b"\n")
         yield from _parse_lines(b"\n".join(complete))
-        if record.state not in ("running", "paused") and \
-                not pid_alive(record.supervisor_pid):
+        if record.state not in ("running", "paused") and not supervised(record):
             return
         time.sleep(0.01)
 

@@ -25,6 +25,7 @@ from dockyard.engine.records import ContainerRecord, ContainerStore
 from dockyard.engine.spec import ContainerSpec, MountSpec
 from dockyard.errors import Conflict, InternalError, InvalidArgument
 from dockyard.store.layout import Layout
+from dockyard.supervise import process as processes
 from dockyard.supervise.logfile import now_iso
 from dockyard.volumes.store import VolumeStore
 
@@ -36,10 +37,18 @@ BUILTIN_DRIVER = "dockyard.runtime.driver"
 
 
 def pid_alive(pid: int) -> bool:
-    """Running (not gone, not a zombie): the runtime's own test of a live init."""
-    from dockyard.runtime.state import process_start_time
+    """Running (not gone, not a zombie); a pid alone: prefer ``supervised``/``init_alive``,
+    which check the recorded start time too."""
+    return processes.start_time(pid) is not None
 
-    return pid > 0 and process_start_time(pid) is not None
+
+def supervised(record: ContainerRecord) -> bool:
+    """The container's supervisor — the very process recorded — still runs."""
+    return processes.is_alive(record.supervisor_pid, record.supervisor_start)
+
+
+def init_alive(record: ContainerRecord) -> bool:
+    return processes.is_alive(record.pid, record.pid_start)
 
 
 class ContainerService:
@@ -200,7 +209,7 @@ class ContainerService:
         status = _read_status(self.bundle(record.id))
         if status:
             keys = ("state", "pid", "exit_code", "started_at", "finished_at", "restart_count",
-                    "error", "supervisor_pid")
+                    "error", "supervisor_pid", "pid_start", "supervisor_start")
             fields: dict[str, Any] = {k: status[k] for k in keys if k in status}
             fields["oom_killed"] = int(bool(status.get("oom_killed")))
             if fields["state"] == "restarting":
@@ -210,10 +219,9 @@ class ContainerService:
             if fields != current:
                 self.store.update(record.id, **fields)
                 record = self.store.find(record.id)
-        if record.state == "running" and pid_alive(record.pid) and self._paused(record.id):
+        if record.state == "running" and init_alive(record) and self._paused(record.id):
             return record._replace(state="paused")
-        if record.state == "running" and not pid_alive(record.supervisor_pid) and \
-                not pid_alive(record.pid):
+        if record.state == "running" and not supervised(record) and not init_alive(record):
             self.store.update(record.id, state="exited", exit_code=255, finished_at=now_iso(),
                               error="container and its supervisor disappeared",
                               supervisor_pid=0)
@@ -373,8 +381,7 @@ class ContainerService:
             if repair:
                 self.cleanup(name)
         for record in records.values():
-            idle = record.state not in ("running", "paused") and \
-                not pid_alive(record.supervisor_pid)
+            idle = record.state not in ("running", "paused") and not supervised(record)
             if idle and os.path.ismount(self.bundle(record.id) / "rootfs"):
                 problems.append(f"container {record.id[:12]}: rootfs mounted but not running")
                 if repair:
@@ -392,7 +399,7 @@ class ContainerService:
         Idempotent; run it at boot (``dockyard system restore``)."""
         restarted = []
         for record in self.list(all_containers=True):
-            if record.state in ("running", "paused") or pid_alive(record.supervisor_pid):
+            if record.state in ("running", "paused") or supervised(record):
                 continue
             policy = record.spec.restart.name
             stopped = (self.bundle(record.id) / "stop-requested").exists()
@@ -430,7 +437,7 @@ class ContainerService:
             return
         with self._locked(record.id):
             record = self.get(ref)
-            if record.state in ("running", "paused") or pid_alive(record.supervisor_pid):
+            if record.state in ("running", "paused") or supervised(record):
                 return
             self._unmount_if_idle(record.id)
             self._withdraw_names(record.id)
@@ -450,13 +457,29 @@ class ContainerService:
         _unmount_quietly(self.bundle(container_id) / "rootfs", unmount)
 
     def kill(self, ref: str, sig: int = signal.SIGKILL) -> ContainerRecord:
+        """Docker's kill: the signal to the container's init (the recorded, verified
+        process: never a pid 0 or a process group).  SIGKILL, the stop signal, or any
+        signal when none is configured, also cancels the restart policy; a container
+        waiting to restart has no process, so that is all there is to do."""
         record = self.get(ref)
         if record.state not in ("running", "paused"):
             raise Conflict(f"Cannot kill container: {ref}: Container {record.id} is not "
                            "running")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(record.pid, sig)
+        stop_signal = record.spec.stop_signal or self._image_stop_signal(record)
+        cancels = sig == signal.SIGKILL or not stop_signal or \
+            sig == _signal_number(stop_signal)
+        if cancels:
+            (self.bundle(record.id) / "stop-requested").touch()
+        if not processes.send_signal(record.pid, record.pid_start, sig) and cancels:
+            self._wake_supervisor(record)
+            return self.wait_exited(record.id)
         return record
+
+    def _wake_supervisor(self, record: ContainerRecord) -> None:
+        """A supervisor waiting out a restart back-off looks at ``stop-requested`` now."""
+        if record.supervisor_start:  # recorded only by supervisors that handle SIGUSR1
+            processes.send_signal(record.supervisor_pid, record.supervisor_start,
+                                  signal.SIGUSR1)
 
     def stop(self, ref: str, timeout: int | None = None) -> ContainerRecord:
         record = self.get(ref)
@@ -470,10 +493,11 @@ class ContainerService:
         sig = _signal_number(record.spec.stop_signal or self._image_stop_signal(record) or
                              "SIGTERM")
         wait = timeout if timeout is not None else (record.spec.stop_timeout or 10)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(record.pid, sig)
-        if not _wait_gone(record.pid, wait):
-            self._kill_all(record)
+        if processes.send_signal(record.pid, record.pid_start, sig):
+            if not processes.wait_exit(record.pid, record.pid_start, wait):
+                self._kill_all(record)
+        else:  # waiting to restart: nothing to signal, the restart is cancelled
+            self._wake_supervisor(record)
         return self.wait_exited(record.id)
 
     def _image_stop_signal(self, record: ContainerRecord) -> str | None:
@@ -490,17 +514,16 @@ class ContainerService:
         with contextlib.suppress(Exception):
             operations.kill(self.layout.runtime_root, record.id, signal.SIGKILL,
                             all_processes=True)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(record.pid, signal.SIGKILL)
-        _wait_gone(record.pid, 10)
+        if processes.send_signal(record.pid, record.pid_start, signal.SIGKILL):
+            processes.wait_exit(record.pid, record.pid_start, 10)
+        self._wake_supervisor(record)  # in case it waits to restart
 
     def wait_exited(self, ref: str, timeout: float = 30) -> ContainerRecord:
         """Until the supervisor has recorded the exit (or the record is gone)."""
         deadline = time.monotonic() + timeout
         while True:
             record = self.get(ref)
-            if record.state not in ("running", "paused") and \
-                    not pid_alive(record.supervisor_pid):
+            if record.state not in ("running", "paused") and not supervised(record):
                 return record
             if time.monotonic() > deadline:
                 raise InternalError(f"container {record.id[:12]} did not finish its exit "
@@ -597,12 +620,6 @@ def _read_status(bundle: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    from dockyard.runtime.operations import wait_gone
-
-    return wait_gone(pid, timeout)
 
 
 def _signal_number(name: str) -> int:

@@ -39,6 +39,11 @@ MIGRATIONS = [
         stopped_by_user INTEGER NOT NULL DEFAULT 0
     )
     """,
+    # a pid is an identity only with its start time (see supervise.process)
+    """
+    ALTER TABLE containers ADD COLUMN pid_start INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN supervisor_start INTEGER NOT NULL DEFAULT 0
+    """,
 ]
 
 
@@ -50,7 +55,7 @@ class ContainerRecord(NamedTuple):
     manifest_digest: str
     spec: ContainerSpec
     created: str
-    state: str  # created | running | exited | dead
+    state: str  # created | running | restarting | exited | dead (paused: from the runtime)
     pid: int
     exit_code: int
     started_at: str
@@ -60,6 +65,8 @@ class ContainerRecord(NamedTuple):
     error: str
     supervisor_pid: int
     stopped_by_user: bool
+    pid_start: int = 0  # the start times of pid and supervisor_pid (/proc/PID/stat)
+    supervisor_start: int = 0
 
 
 def spec_to_json(spec: ContainerSpec) -> str:
@@ -83,7 +90,7 @@ def spec_from_json(text: str) -> ContainerSpec:
 
 _COLUMNS = ("id, name, image, image_id, manifest_digest, spec, created, state, pid, exit_code, "
             "started_at, finished_at, restart_count, oom_killed, error, supervisor_pid, "
-            "stopped_by_user")
+            "stopped_by_user, pid_start, supervisor_start")
 
 
 def _record(row: tuple[Any, ...]) -> ContainerRecord:

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from dockyard.supervise.health import HealthChecker
 from dockyard.supervise.helper import run_in_fork
 from dockyard.supervise.iohub import IOHub
 from dockyard.supervise.logfile import JsonLog, now_iso
+from dockyard.supervise.process import start_time
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -68,10 +68,13 @@ class Supervisor:
         self.dns: Any = None
         self.health: HealthChecker | None = None
         self._lock = threading.Lock()
-        self.status: dict[str, Any] = {"state": "created", "pid": 0, "exit_code": 0,
-                                       "started_at": "", "finished_at": "", "restart_count": 0,
-                                       "oom_killed": False, "error": "",
-                                       "supervisor_pid": os.getpid()}
+        # set (by SIGUSR1 from the engine) when a stop is requested: ends a back-off wait
+        self.wake = threading.Event()
+        self.status: dict[str, Any] = {"state": "created", "pid": 0, "pid_start": 0,
+                                       "exit_code": 0, "started_at": "", "finished_at": "",
+                                       "restart_count": 0, "oom_killed": False, "error": "",
+                                       "supervisor_pid": os.getpid(),
+                                       "supervisor_start": start_time(os.getpid()) or 0}
 
     def save(self, **changes: Any) -> None:
         with self._lock:  # the health thread saves too
@@ -240,7 +243,8 @@ class Supervisor:
             self.hub.close()
             self._exit_hook()
             return 1
-        self.save(state="running", pid=pid, started_at=now_iso())
+        self.save(state="running", pid=pid, pid_start=start_time(pid) or 0,
+                  started_at=now_iso())
         if not announced:
             os.write(ready_fd, b"ok\n")
             os.close(ready_fd)
@@ -256,9 +260,10 @@ class Supervisor:
                 self.driver.delete(self.id)
                 break
             self.driver.delete(self.id)
-            self.save(state="restarting", pid=0, exit_code=code, finished_at=now_iso(),
-                      oom_killed=oom)
-            time.sleep(delay)  # Docker's back-off: doubling from 100 ms
+            self.save(state="restarting", pid=0, pid_start=0, exit_code=code,
+                      finished_at=now_iso(), oom_killed=oom)
+            self.wake.wait(delay)  # Docker's back-off: doubling from 100 ms
+            self.wake.clear()
             delay = min(delay * 2, 60.0)
             if (self.bundle / "stop-requested").exists():
                 self.save(state="exited", supervisor_pid=0)
@@ -268,8 +273,12 @@ class Supervisor:
             except RuntimeError as exc:
                 self.save(state="exited", error=str(exc), supervisor_pid=0)
                 break
-            self.save(state="running", pid=pid, started_at=now_iso(),
-                      restart_count=self.status["restart_count"] + 1)
+            self.save(state="running", pid=pid, pid_start=start_time(pid) or 0,
+                      started_at=now_iso(), restart_count=self.status["restart_count"] + 1)
+            if (self.bundle / "stop-requested").exists():
+                # asked to stop while restarting, too late for the check above: the
+                # engine saw no process to signal, so the one just started goes now
+                os.kill(pid, signal.SIGKILL)  # our own child, not yet reaped: that pid
         for proxy in self.proxies:
             proxy.close()
         self._unpublish_dnat()
@@ -406,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     supervisor = Supervisor(args)
     signal.signal(signal.SIGUSR2, lambda *_: supervisor.reload_network())
+    # before our pid and start time are published (the first save): the engine pokes
+    # us when it asks a container waiting to restart to stop
+    signal.signal(signal.SIGUSR1, lambda *_: supervisor.wake.set())
     return supervisor.run(args.ready_fd)
 
 

@@ -34,8 +34,10 @@ from pathlib import Path
 # carries a stamp of the supervisor's code; the old zygote keeps serving its own
 # containers under the old name and exits with the last of them.
 _CODE = ("supervise/monitor.py", "supervise/zygote.py", "supervise/iohub.py",
-         "runtime/driver.py", "network/bridge.py", "network/dns.py", "network/names.py",
-         "network/proxy.py", "network/firewall.py")
+         "supervise/process.py", "supervise/helper.py", "supervise/driver.py",
+         "supervise/health.py", "supervise/logfile.py", "runtime/driver.py",
+         "network/bridge.py", "network/dns.py", "network/names.py", "network/proxy.py",
+         "network/firewall.py")
 
 
 def _code_stamp() -> str:

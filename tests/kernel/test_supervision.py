@@ -1,0 +1,86 @@
+"""Supervision under faults: signals only to verified processes, no hang and no
+orphan when a supervisor or a CLI is killed at a named phase, dead supervisors
+noticed and their containers re-adopted, Docker's restart semantics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard.testing.cli import Dockyard
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def dy(box: Dockyard) -> Dockyard:
+    return box
+
+
+def inspect(dy: Dockyard, name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(dy("container", "inspect", name).stdout)[0]
+    return doc
+
+
+def bundle_of(dy: Dockyard, name: str) -> Path:
+    return Path(str(inspect(dy, name)["LogPath"])).parent
+
+
+def status_of(bundle: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((bundle / "status.json").read_text())
+    return data
+
+
+def until(what: str, check: Any, timeout: float = 30) -> Any:
+    """Poll ``check`` until it returns something true; fail naming ``what`` after the
+    deadline (a deadline, not a timed assertion: a slow machine only waits longer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
+
+
+def in_own_group(dy: Dockyard, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a session of its own, beside a sentinel in the same process group: a
+    signal sent to the CLI's process group (kill(0, ...)) kills the shell and the
+    sentinel instead of pytest, and shows as a missing ``sentinel-alive``."""
+    script = ('sleep 600 & s=$!; "$@"; rc=$?; kill -0 $s && echo sentinel-alive; '
+              'kill $s; wait $s 2>/dev/null; exit $rc')
+    return subprocess.run(["sh", "-c", script, "sh", *dy.argv, "--root", str(dy.root), *args],
+                          env=dy.env, start_new_session=True, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+# --- 1. signals only to recorded, verified live processes ----------------------------
+
+def test_kill_stop_rm_of_a_container_waiting_to_restart_signal_no_process_group(
+        dy: Dockyard) -> None:
+    names = ("killed", "stopped", "removed")
+    try:
+        for name in names:
+            dy("run", "-d", "--name", name, "--restart", "always", "box:1", "sh", "-c",
+               "exit 1")
+        bundles = {name: bundle_of(dy, name) for name in names}
+        for name, command in zip(names, (("kill",), ("stop",), ("rm", "-f")), strict=True):
+            # the back-off has grown past a second: the container spends it "restarting"
+            until(f"{name} waiting to restart", lambda name=name: (
+                status_of(bundles[name]).get("restart_count", 0) >= 4 and
+                status_of(bundles[name])["state"] == "restarting"))
+            result = in_own_group(dy, *command, name)
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.split() == [name, "sentinel-alive"]
+        for name in names[:2]:  # Docker: kill and stop cancel the pending restart
+            state = inspect(dy, name)["State"]
+            assert state["Status"] == "exited" and not state["Restarting"]
+        assert sorted(dy("ps", "-a", "--format", "{{.Names}}").stdout.split()) == \
+            ["killed", "stopped"]
+    finally:  # never from pytest's own process group: a broken rm -f would kill it
+        in_own_group(dy, "rm", "-f", *names)
