@@ -71,7 +71,8 @@ def runtime(request: pytest.FixtureRequest) -> Runtime:
 
 @pytest.fixture(autouse=True)
 def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail any root test that leaves a mount, netns, link, test cgroup or child behind."""
+    """Fail any root test that leaves a mount, netns, link, test cgroup, iptables chain,
+    child or dockyard daemon behind, or removes a mount, netns, link or chain it found."""
     if request.node.get_closest_marker("root") is None or os.geteuid() != 0:
         yield
         return

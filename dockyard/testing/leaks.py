@@ -1,19 +1,38 @@
-"""Leak checks: what a test left behind on the host that it did not have before.
+"""Leak checks: what a test left behind on the host that it did not have before, and
+what of the host's it removed.
 
-Mounts, network namespaces, network links, cgroups named like test cgroups,
-dockyard's iptables chains (``DY-*``), and live child processes of the test process.
-A leak is a bug: the kernel tests compare a snapshot before and after each test
-and fail on any difference.
+Mounts, network namespaces, network links, cgroups named like test cgroups (in every
+mounted cgroup hierarchy, v1 and the v2 unified one), dockyard's iptables chains
+(``DY-*``), live child processes of the test process, and dockyard's own daemonized
+processes (supervisor zygotes and the supervisors they fork, which reparent to pid 1)
+started since the snapshot.  A leak is a bug: the kernel tests compare a snapshot
+before and after each test and fail on any difference.
+
+Not a leak: the ``/run/netns`` mount point itself.  The first ``ip netns add`` on a
+machine bind-mounts that directory onto itself (shared), once and for good; every
+namespace file under it is still counted.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 TEST_CGROUP_PREFIX = "dockyard-"  # tests' own cgroups and every container's
+NETNS_DIR = "/run/netns"  # iproute2's named network namespaces
+# Kinds of host object a test must never remove if it did not make them (reported as
+# removed_<kind>); cgroups and processes come and go with their owners.
+NO_REMOVAL = ("mounts", "netns", "links", "chains")
+# How long dockyard's daemons get to finish exiting after a test (a zygote notices its
+# last supervisor's exit asynchronously): gone by then is not a leak.
+DAEMON_GRACE = 5.0
+# The modules dockyard runs as daemonizing processes (``python -m MODULE``); a
+# supervisor is forked from a zygote and keeps its command line.
+DAEMON_MODULES = frozenset({"dockyard.supervise.zygote", "dockyard.supervise.monitor"})
 
 
 class HostSnapshot(NamedTuple):
@@ -23,19 +42,67 @@ class HostSnapshot(NamedTuple):
     cgroups: frozenset[str]
     chains: frozenset[str]
     children: frozenset[int]
+    daemons: frozenset[str]  # "PID@START: cmdline" of dockyard's daemonized processes
+    taken_at: int  # clock ticks since boot when the snapshot began
 
 
-def _mounts() -> frozenset[str]:
-    with open("/proc/self/mountinfo") as handle:
-        return frozenset(line.split()[4] for line in handle)
+class _MountEntry(NamedTuple):
+    device: str  # major:minor
+    root: str  # the mounted directory, inside its filesystem
+    point: str
 
 
-def _test_cgroups(root: Path = CGROUP_ROOT) -> frozenset[str]:
+def _mountinfo(text: str) -> list[_MountEntry]:
+    entries = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 5:
+            entries.append(_MountEntry(fields[2], fields[3], fields[4]))
+    return entries
+
+
+def _mounts(mountinfo: str | None = None, netns_dir: str = NETNS_DIR) -> frozenset[str]:
+    """Every mount point but ``netns_dir``'s own mount and its propagation twins (the
+    same directory of the same filesystem showing up again below a peer of its parent
+    mount, e.g. ``/some/bind/of/run/netns``); the namespace files mounted under it
+    count like any mount."""
+    if mountinfo is None:
+        with open("/proc/self/mountinfo") as handle:
+            mountinfo = handle.read()
+    entries = _mountinfo(mountinfo)
+    netns_mount = {(e.device, e.root) for e in entries if e.point == netns_dir}
+    name = os.path.basename(netns_dir)
+    return frozenset(
+        e.point for e in entries
+        if e.point != netns_dir
+        and not ((e.device, e.root) in netns_mount and os.path.basename(e.point) == name))
+
+
+def _cgroup_hierarchies(mountinfo: str | None = None) -> list[Path]:
+    """Where cgroup filesystems are mounted: each v1 hierarchy and the v2 unified one
+    (``/sys/fs/cgroup/unified`` beside v1, or ``/sys/fs/cgroup`` itself on a v2-only
+    host)."""
+    if mountinfo is None:
+        with open("/proc/self/mountinfo") as handle:
+            mountinfo = handle.read()
+    found = []
+    for line in mountinfo.splitlines():
+        _, _, after = line.partition(" - ")
+        if after.split()[:1] in (["cgroup"], ["cgroup2"]):
+            found.append(Path(line.split()[4]))
+    return found
+
+
+def _test_cgroups(hierarchies: Iterable[Path] | None = None) -> frozenset[str]:
     found = set()
-    if root.is_dir():
-        for hierarchy in root.iterdir():
-            if hierarchy.is_dir():
-                for entry in hierarchy.glob(f"**/{TEST_CGROUP_PREFIX}*"):
+    if hierarchies is None:
+        hierarchies = _cgroup_hierarchies()
+    for hierarchy in hierarchies:
+        if hierarchy.is_dir():
+            # "**/" matches the hierarchy's root too: a cgroup right at the top of a
+            # v2-only /sys/fs/cgroup is found
+            for entry in hierarchy.glob(f"**/{TEST_CGROUP_PREFIX}*"):
+                if entry.is_dir():
                     found.add(str(entry))
     return frozenset(found)
 
@@ -52,25 +119,75 @@ def _chains() -> frozenset[str]:
                      if line.startswith(":DY-"))
 
 
+def _stat(pid: str) -> tuple[bytes, int, int] | None:
+    """(state, parent pid, start time in clock ticks since boot) of a process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    return fields[0], int(fields[1]), int(fields[19])
+
+
 def _children() -> frozenset[int]:
     me = os.getpid()
     kids = set()
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                raw = handle.read()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(b")") + 2 :].split()
-        if int(fields[1]) == me and fields[0] not in (b"Z", b"X"):
+        stat = _stat(name)
+        if stat is not None and stat[1] == me and stat[0] not in (b"Z", b"X"):
             kids.add(int(name))
     return frozenset(kids)
 
 
+def is_dockyard_daemon(argv: list[str]) -> bool:
+    """A command line of one of dockyard's daemonizing processes: ``python [opts] -m
+    dockyard.supervise.zygote …`` (and the supervisors it forks, which keep it)."""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "-m":
+            return next(args, "") in DAEMON_MODULES
+        if arg in ("-W", "-X"):  # interpreter options with a separate value
+            next(args, "")
+        elif not arg.startswith("-") or arg == "-c":
+            return False  # a script or a command: not a module
+    return False
+
+
+def _daemons() -> frozenset[str]:
+    me = str(os.getpid())
+    found = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or name == me:
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as handle:
+                argv = handle.read().decode(errors="replace").split("\0")[:-1]
+        except OSError:
+            continue
+        if not is_dockyard_daemon(argv):
+            continue
+        stat = _stat(name)
+        if stat is not None and stat[0] not in (b"Z", b"X"):
+            found.add(f"{name}@{stat[2]}: {' '.join(argv)}")
+    return frozenset(found)
+
+
+def _started(daemon: str) -> int:
+    return int(daemon.split(":", 1)[0].split("@")[1])
+
+
+def _clock_ticks() -> int:
+    with open("/proc/uptime") as handle:
+        uptime = float(handle.read().split()[0])
+    return int(uptime * os.sysconf("SC_CLK_TCK"))
+
+
 def snapshot() -> HostSnapshot:
-    netns_dir = Path("/run/netns")
+    taken_at = _clock_ticks()
+    netns_dir = Path(NETNS_DIR)
     return HostSnapshot(
         mounts=_mounts(),
         netns=frozenset(os.listdir(netns_dir)) if netns_dir.is_dir() else frozenset(),
@@ -78,15 +195,37 @@ def snapshot() -> HostSnapshot:
         cgroups=_test_cgroups(),
         chains=_chains(),
         children=_children(),
+        daemons=_daemons(),
+        taken_at=taken_at,
     )
 
 
+def _new_daemons(before: HostSnapshot, now: frozenset[str]) -> frozenset[str]:
+    """dockyard daemons that started since ``before`` (never one that was there)."""
+    return frozenset(d for d in now - before.daemons if _started(d) >= before.taken_at)
+
+
 def leaked(before: HostSnapshot, after: HostSnapshot | None = None) -> dict[str, list[str]]:
-    """What exists now that did not before, per kind; empty when clean."""
+    """What exists now that did not before, per kind, and what of the host's is gone
+    (``removed_<kind>``); empty when clean."""
     now = after or snapshot()
+    if after is None and _new_daemons(before, now.daemons):
+        deadline = time.monotonic() + DAEMON_GRACE
+        while time.monotonic() < deadline and _new_daemons(before, _daemons()):
+            time.sleep(0.05)
+        now = now._replace(daemons=_daemons())
     report: dict[str, list[str]] = {}
     for kind in HostSnapshot._fields:
-        extra = getattr(now, kind) - getattr(before, kind)
+        if kind == "taken_at":
+            continue
+        if kind == "daemons":
+            extra: frozenset[object] = _new_daemons(before, now.daemons)
+        else:
+            extra = getattr(now, kind) - getattr(before, kind)
         if extra:
             report[kind] = sorted(str(item) for item in extra)
+        if kind in NO_REMOVAL:
+            gone = getattr(before, kind) - getattr(now, kind)
+            if gone:
+                report[f"removed_{kind}"] = sorted(str(item) for item in gone)
     return report
