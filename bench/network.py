@@ -58,24 +58,17 @@ def _measure(base: str, conns: int) -> tuple[float, float]:
 
 def _docker(tar: Path, conns: int) -> tuple[float, float]:
     """The same server behind docker's published port: a private dockerd whose default
-    bridge is one made here (removed afterwards), so the host's networks are untouched."""
-    bridge = "dybench0"
-    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
-    try:
-        subprocess.run(["ip", "addr", "add", "10.216.0.1/24", "dev", bridge], check=True)
-        subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
-        with dockerd.running_dockerd("--storage-driver=overlay2",
-                                     bridge=bridge) as daemon:
-            daemon.docker("import", "-", "netbench:1", stdin=tar.read_bytes())
-            port = free_port()
-            daemon.docker("run", "-d", "--name", "srv", "-p", f"127.0.0.1:{port}:8080",
-                          "netbench:1", "httpd", "-f", "-p", "8080", "-h", "/www")
-            try:
-                return _measure(f"http://127.0.0.1:{port}", conns)
-            finally:
-                daemon.docker("rm", "-f", "srv", check=False)
-    finally:
-        subprocess.run(["ip", "link", "del", bridge], check=False)
+    bridge is one of its own (made and removed by the helper), so the host's networks
+    are untouched."""
+    with dockerd.running_dockerd("--storage-driver=overlay2") as daemon:
+        daemon.docker("import", "-", "netbench:1", stdin=tar.read_bytes())
+        port = free_port()
+        daemon.docker("run", "-d", "--name", "srv", "-p", f"127.0.0.1:{port}:8080",
+                      "netbench:1", "httpd", "-f", "-p", "8080", "-h", "/www")
+        try:
+            return _measure(f"http://127.0.0.1:{port}", conns)
+        finally:
+            daemon.docker("rm", "-f", "srv", check=False)
 
 
 def _in_private_netns() -> int:

@@ -1,15 +1,17 @@
 """Docker itself drives dockyard-runtime: ``dockerd --add-runtime dy=dockyard-runtime``.
 
 Runs where Debian's docker.io (dockerd + containerd) is installed.  The daemon gets
-private data, exec and socket paths under the test's temp dir, no bridge and no
-iptables rules, and is stopped (by its pid) at the end; the cgroup parents it
-creates are removed if they did not exist before.
+private data, exec and socket paths under the test's temp dir, a bridge of its own
+(removed afterwards) and no iptables rules, and is stopped (by its pid) at the end;
+the cgroup parents it creates are removed if they did not exist before.  The runtime
+it drives is the ``dockyard-runtime`` beside this interpreter (the test virtualenv's),
+never one found on PATH.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,10 +29,9 @@ pytestmark = pytest.mark.root
 
 def _runtime_path() -> str:
     beside = Path(sys.executable).with_name("dockyard-runtime")
-    found = str(beside) if beside.exists() else shutil.which("dockyard-runtime")
-    if not found:
-        pytest.skip("dockyard-runtime is not installed as a command")
-    return found
+    if not beside.exists():
+        pytest.skip(f"dockyard-runtime is not installed beside {sys.executable}")
+    return str(beside)
 
 
 @pytest.fixture
@@ -120,3 +121,35 @@ def test_dockyard_loads_what_docker_saves(daemon: Daemon, busybox_image: str,
     ours = json.loads(dy("image", "inspect", busybox_image).stdout)[0]["Id"]
     theirs = daemon.docker("image", "inspect", "--format", "{{.Id}}", busybox_image)
     assert ours == theirs.stdout.strip()
+
+
+def test_private_dockerd_has_a_bridge_of_its_own_and_removes_only_it() -> None:
+    """dockerd given ``--bridge=none`` deletes the host's docker0: the helper gives it a
+    bridge made for it instead, and deletes that one (and nothing else) afterwards."""
+    if not dockerd.available():
+        pytest.skip("dockerd is not installed (Debian package docker.io)")
+    before = set(os.listdir("/sys/class/net"))
+    with dockerd.running_dockerd("--storage-driver=vfs") as running:
+        bridge = running.docker("network", "inspect", "--format",
+                                '{{index .Options "com.docker.network.bridge.name"}}',
+                                "bridge").stdout.strip()
+        assert bridge.startswith("dyd-") and len(bridge) <= 15, bridge
+        during = set(os.listdir("/sys/class/net"))
+        assert bridge in during - before
+        assert before <= during  # docker0, if the host has one, and every other link
+    after = set(os.listdir("/sys/class/net"))
+    assert bridge not in after
+    assert before <= after
+
+
+def test_private_bridge_subnet_overlaps_no_route() -> None:
+    import ipaddress
+
+    taken = [ipaddress.IPv4Network("10.217.0.0/17"), ipaddress.IPv4Network("10.217.128.0/18"),
+             ipaddress.IPv4Network("10.217.192.0/24")]
+    for _ in range(20):
+        subnet = dockerd.free_subnet(taken)
+        assert subnet.prefixlen == 24 and subnet.subnet_of(dockerd.BRIDGE_POOL)
+        assert not any(subnet.overlaps(other) for other in taken), subnet
+    with pytest.raises(RuntimeError):
+        dockerd.free_subnet([dockerd.BRIDGE_POOL])
