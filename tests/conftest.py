@@ -19,6 +19,12 @@ from dockyard.testing.cli import Dockyard
 os.environ["DOCKYARD_ZYGOTE_LINGER"] = "0"
 # ... and publishes ports only on loopback (test traffic stays on 127.0.0.1)
 os.environ["DOCKYARD_DEFAULT_BIND_IP"] = "127.0.0.1"
+# The commands under test are the ones installed beside this interpreter (the test
+# virtualenv's, see scripts/test.sh), also when looked up by name: never another
+# install's links in /usr/local/bin.
+_BIN = Path(sys.executable).parent
+if (_BIN / "dockyard-runtime").exists():
+    os.environ["PATH"] = os.pathsep.join([str(_BIN), os.environ.get("PATH", os.defpath)])
 
 
 def dockyard_runtime_argv() -> tuple[str, ...]:
