@@ -1,5 +1,5 @@
 """The build context: a directory (used in place), a tar on stdin (extracted to a
-private directory with tarfile's ``data`` filter, so nothing lands outside it), or
+private directory by dockyard's one tar reader, so nothing lands outside it), or
 nothing (a Dockerfile piped on stdin).  ``.dockerignore`` decides what COPY and ADD
 can see; the checksum of what a COPY takes is part of its cache key.
 """
@@ -16,6 +16,7 @@ from typing import IO, Protocol
 
 from dockyard.build.patterns import IgnoreMatcher, glob_match, has_magic
 from dockyard.errors import InvalidArgument, NotFound
+from dockyard.fs.tree import Entry
 
 
 class DigestCache(Protocol):
@@ -47,16 +48,23 @@ class BuildContext:
 
     @classmethod
     def from_tar(cls, stream: IO[bytes], scratch: Path) -> BuildContext:
-        import shutil
-        import tarfile
+        """A context sent as a tar: every member placed by descriptor inside a private
+        directory (``..`` refused, links resolved inside it), owned by root, no set-id
+        bits, nothing of a refused archive left behind."""
         import tempfile
+
+        from dockyard.fs.inroot import Root
+        from dockyard.fs.tree import remove_tree
+        from dockyard.snapshots.unpack import TarRules, extract_tar
 
         target = Path(tempfile.mkdtemp(prefix="context-", dir=scratch))
         try:
-            with tarfile.open(fileobj=stream, mode="r|*") as archive:
-                archive.extractall(target, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            shutil.rmtree(target, ignore_errors=True)
+            with Root(target, what="build context") as root:
+                extract_tar(stream, root, "/", TarRules(
+                    whiteouts=False, follow=True, overwrite=True, owner=(0, 0),
+                    mode_mask=0o1777, what="build context"))
+        except (InvalidArgument, OSError) as exc:
+            remove_tree(target, ignore_errors=True)
             raise InvalidArgument(f"the build context is not a valid tar archive: {exc}") \
                 from exc
         return cls(target, owned=True)
@@ -69,9 +77,9 @@ class BuildContext:
 
     def close(self) -> None:
         if self.owned:
-            import shutil
+            from dockyard.fs.tree import remove_tree
 
-            shutil.rmtree(self.root, ignore_errors=True)
+            remove_tree(self.root, ignore_errors=True)
 
     def included(self, relative: str) -> bool:
         return relative in ("", ".") or not self.ignore.excluded(relative)
@@ -95,23 +103,28 @@ class BuildContext:
         return sorted(hits)
 
     def walk(self, relative: str) -> Iterator[str]:
-        """Every included path below ``relative`` (not itself), parents first."""
-        base = self.root / relative if relative else self.root
-        for directory, dirs, files in os.walk(base):
-            rel_dir = os.path.relpath(directory, self.root)
-            prefix = "" if rel_dir == "." else rel_dir + "/"
-            kept = []
-            for name in sorted(dirs):
-                path = prefix + name
-                if self.included(path):
-                    yield path
-                    kept.append(name)
-                elif self.ignore.may_reinclude_under(path):
-                    kept.append(name)
-            dirs[:] = kept
-            for name in sorted(files):
-                if self.included(prefix + name):
-                    yield prefix + name
+        """Every included path below ``relative`` (not itself), parents first; by
+        descriptor and without recursion (a context can be any depth)."""
+        from dockyard.fs.inroot import Root
+        from dockyard.fs.tree import walk
+
+        prefix = f"{relative}/" if relative else ""
+
+        def descend(entry: Entry) -> bool:
+            path = prefix + entry.relative
+            return self.included(path) or self.ignore.may_reinclude_under(path)
+
+        try:
+            with Root(self.root, what="build context") as root:  # followed inside it
+                top = root.open(relative, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            for entry in walk(top, descend=descend):
+                if self.included(prefix + entry.relative):
+                    yield prefix + entry.relative
+        finally:
+            os.close(top)
 
     def checksum(self, relative: str) -> str:
         """Content hash of a context path and, for a directory, everything included

@@ -1,26 +1,35 @@
 """COPY and ADD into a mounted step rootfs.
 
-Every path written is resolved inside the rootfs first (``resolve_in_root``), so a
-symlink in the image — ``/app -> /`` or ``lib -> /usr/lib`` — is followed the way
-it would be inside the container, never out to the host.  Docker's rules: a
-directory source copies its contents; several sources (or a glob) need a
-destination ending in ``/``; an existing directory destination receives the
-file; files are root-owned unless ``--chown``; ``--chmod`` sets every mode; ADD
-unpacks local tar archives (gzip, bzip2, xz) into the destination.
+Both sides are hostile trees: the image's rootfs (``/app -> /`` or ``lib ->
+/usr/lib``) and the build context or another stage.  Every destination path is
+resolved inside the rootfs by the kernel in one step and written by descriptor
+(:class:`dockyard.fs.inroot.Root`, :class:`dockyard.snapshots.unpack.Placer`), so a
+symlink is followed the way it would be inside the container, never out to the
+host.  Sources are read by descriptor too: the named source is followed inside
+its own root, and what it resolves to must be something ``.dockerignore`` lets
+in (a symlink in the context never reaches an excluded file, BuildKit's rule);
+below it, symlinks are copied as symlinks.  Docker's rules: a directory source
+copies its contents; several sources (or a glob) need a destination ending in
+``/``; an existing directory destination receives the file; files are
+root-owned unless ``--chown``; ``--chmod`` sets every mode; ADD unpacks local tar
+archives (gzip, bzip2, xz) into the destination.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 import stat
+import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from dockyard.errors import InvalidArgument
-from dockyard.runtime.linux.paths import resolve_in_root
+from dockyard.errors import InvalidArgument, NotFound
+from dockyard.fs.inroot import Root, clean, proc_path
+from dockyard.fs.tree import Entry, copy_data, open_dir, tar_info, walk
+from dockyard.snapshots.unpack import Placer, TarRules, extract_tar
 
 
 class Source(NamedTuple):
@@ -28,7 +37,7 @@ class Source(NamedTuple):
 
     root: str
     relative: str  # slash-separated, below root ("" for the root itself)
-    path: str  # the source itself, symlinks resolved inside its root
+    path: str  # kept for callers' messages; the source is resolved in ``root`` again
     include: Callable[[str], bool]
     # whether to look below an excluded directory (a .dockerignore "!" may bring back
     # something under it); None: never
@@ -41,125 +50,142 @@ class Ownership(NamedTuple):
     mode: int | None = None  # --chmod
 
 
-def _host(rootfs: str, inner: str) -> str:
-    return resolve_in_root(rootfs, inner, what="COPY destination")
+def _rules(owner: Ownership, what: str = "COPY") -> TarRules:
+    return TarRules(whiteouts=False, follow=True, overwrite=True,
+                    owner=(owner.uid, owner.gid), mode=owner.mode, what=what)
 
 
-def make_dirs(rootfs: str, inner: str, owner: Ownership, *, chown_new: bool) -> str:
+def make_dirs(rootfs: str, inner: str, owner: Ownership, *, chown_new: bool) -> None:
     """``mkdir -p`` inside the rootfs; new directories 0755 (owned per --chown)."""
-    current = "/"
-    for part in [p for p in inner.split("/") if p]:
-        current = posixpath.join(current, part)
-        host = _host(rootfs, current)
-        if not os.path.lexists(host):
-            os.mkdir(host, 0o755)
-            os.chmod(host, 0o755)
-            if chown_new:
-                os.lchown(host, owner.uid, owner.gid)
-        elif not os.path.isdir(host):
-            raise InvalidArgument(f"cannot copy to {inner}: {current} is not a directory")
-    return _host(rootfs, inner)
+    def created(fd: int) -> None:
+        if chown_new:
+            os.chown(proc_path(fd), owner.uid, owner.gid)
+
+    with Root(rootfs, what="image") as root:
+        os.close(root.make_dirs(clean(inner), created=created))
 
 
-def _apply(path: str, info: os.stat_result, owner: Ownership) -> None:
-    os.lchown(path, owner.uid, owner.gid)
-    if not stat.S_ISLNK(info.st_mode):
-        os.chmod(path, owner.mode if owner.mode is not None else stat.S_IMODE(info.st_mode))
-    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
+def is_dir(rootfs: str, inner: str) -> bool:
+    """Whether ``inner`` is a directory as the container sees it (links followed)."""
+    with Root(rootfs, what="image") as root:
+        try:
+            os.close(root.open(inner, os.O_PATH | os.O_DIRECTORY))
+        except OSError:
+            return False
+    return True
 
 
-def _copy_entry(src: str, rootfs: str, inner: str, owner: Ownership) -> None:
-    info = os.lstat(src)
-    parent = posixpath.dirname(inner) or "/"
-    target = _host(rootfs, parent)
-    if not os.path.isdir(target):  # under a directory .dockerignore left out
-        target = make_dirs(rootfs, parent, owner, chown_new=True)
-    host = os.path.join(target, posixpath.basename(inner))
-    if stat.S_ISDIR(info.st_mode):
-        if os.path.islink(host):  # followed inside the rootfs, as in the container
-            host = _host(rootfs, inner)
-        if os.path.lexists(host) and not os.path.isdir(host):
-            os.unlink(host)
-        if not os.path.lexists(host):
-            os.mkdir(host, 0o700)
-        _apply(host, info, owner)
-        return
-    if os.path.isdir(host) and not os.path.islink(host):
-        raise InvalidArgument(f"cannot replace directory {inner} with a file")
-    if os.path.lexists(host):
-        os.unlink(host)
-    if stat.S_ISLNK(info.st_mode):
-        os.symlink(os.readlink(src), host)
-    elif stat.S_ISREG(info.st_mode):
-        shutil.copyfile(src, host, follow_symlinks=False)
-    else:
-        return  # sockets, fifos and devices are not copied (as BuildKit)
-    _apply(host, info, owner)
+def _copy_from(dir_fd: int, name: str) -> Callable[[int], None]:
+    """Contents of the regular file ``name`` below ``dir_fd``, never through a symlink
+    (an empty ``name``: the file ``dir_fd`` holds itself)."""
+    def fill(out_fd: int) -> None:
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+        source = os.open(proc_path(dir_fd), flags) if not name else \
+            os.open(name, flags | os.O_NOFOLLOW, dir_fd=dir_fd)
+        try:
+            copy_data(source, out_fd)
+        finally:
+            os.close(source)
+    return fill
+
+
+def _header(name: str, st: os.stat_result, dir_fd: int, entry_name: str) -> tarfile.TarInfo:
+    linkname = os.readlink(entry_name, dir_fd=dir_fd) if stat.S_ISLNK(st.st_mode) else ""
+    return tar_info(name, st, linkname)
+
+
+def _resolved(src: Root, relative: str, fd: int) -> str:
+    """Where ``relative`` led inside ``src`` (its symlinks followed), as a path below it."""
+    real_root = os.readlink(proc_path(src.fd))
+    real = os.readlink(proc_path(fd))
+    return "" if real == real_root else os.path.relpath(real, real_root)
 
 
 def copy_source(source: Source, rootfs: str, dest_inner: str, owner: Ownership, *,
                 into_directory: bool, parents: bool) -> None:
     """Copy one matched source to ``dest_inner`` (absolute in the container)."""
-    top = source.path  # the source itself is followed when it is a symlink
-    info = os.stat(top)
-    if parents and source.relative:
-        dest_inner = posixpath.join(dest_inner, posixpath.dirname(source.relative)) \
-            if not stat.S_ISDIR(info.st_mode) else posixpath.join(dest_inner, source.relative)
-    if stat.S_ISDIR(info.st_mode):
-        make_dirs(rootfs, dest_inner, owner, chown_new=True)
-        dir_times: list[tuple[str, os.stat_result]] = []
-        for directory, dirs, files in os.walk(top):
-            rel_dir = os.path.relpath(directory, top)
-            dirs.sort()
-            for name in sorted(dirs) + sorted(files):
-                src = os.path.join(directory, name)
-                rel_in_root = os.path.relpath(src, source.root)
-                if not source.include(rel_in_root):
-                    if name in dirs and not (source.descend and source.descend(rel_in_root)):
-                        dirs.remove(name)  # dockerignore: nothing below it either
-                    continue
-                inner = posixpath.normpath(posixpath.join(dest_inner, rel_dir, name))
-                _copy_entry(src, rootfs, inner, owner)
-                if name in dirs and not os.path.islink(src):
-                    dir_times.append((inner, os.lstat(src)))
-        for inner, dir_info in reversed(dir_times):  # after their contents were written
-            os.utime(_host(rootfs, inner), ns=(dir_info.st_atime_ns, dir_info.st_mtime_ns))
-        return
-    name = posixpath.basename(source.relative) or "file"
-    if into_directory:
-        make_dirs(rootfs, dest_inner, owner, chown_new=True)
-        target_inner = posixpath.join(dest_inner, name)
-    else:
-        make_dirs(rootfs, posixpath.dirname(dest_inner) or "/", owner, chown_new=True)
-        target_inner = dest_inner
-    host = _host(rootfs, posixpath.dirname(target_inner) or "/")
-    out = os.path.join(host, posixpath.basename(target_inner))
-    if os.path.lexists(out) and not os.path.islink(out) and os.path.isdir(out):
-        raise InvalidArgument(f"cannot replace directory {target_inner} with a file")
-    if os.path.lexists(out):
-        os.unlink(out)
-    shutil.copyfile(top, out)
-    _apply(out, info, owner)
+    with Root(source.root, what="build context") as src, Root(rootfs, what="image") as dst:
+        try:
+            top = src.open(source.relative, os.O_PATH)  # the source itself is followed
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"{source.relative or '.'}: not found") from None
+        try:
+            resolved = _resolved(src, source.relative, top)
+            if resolved and not source.include(resolved):
+                raise NotFound(f"{source.relative}: not found (it leads to {resolved}, "
+                               "which .dockerignore excludes)")
+            info = os.fstat(top)
+            if stat.S_ISDIR(info.st_mode):
+                if parents and source.relative:
+                    dest_inner = posixpath.join(dest_inner, source.relative)
+                _copy_directory(source, resolved, top, dst, dest_inner, owner)
+                return
+            if parents and source.relative:
+                dest_inner = posixpath.join(dest_inner, posixpath.dirname(source.relative))
+            name = posixpath.basename(source.relative) or "file"
+            target = posixpath.join(dest_inner, name) if into_directory else dest_inner
+            existing = dst.lstat(target)
+            if existing is not None and stat.S_ISDIR(existing.st_mode):
+                raise InvalidArgument(f"cannot replace directory {target} with a file")
+            placer = Placer(dst, "/", _rules(owner))
+            try:
+                header = tar_info(target, info)
+                placer.place_member(header, _copy_from(top, ""))
+            finally:
+                placer.close()
+        finally:
+            os.close(top)
+
+
+def _copy_directory(source: Source, resolved: str, top: int, dst: Root, dest_inner: str,
+                    owner: Ownership) -> None:
+    def below(entry: Entry) -> str:
+        return f"{resolved}/{entry.relative}" if resolved else entry.relative
+
+    def descend(entry: Entry) -> bool:
+        return source.include(below(entry)) or bool(source.descend and
+                                                     source.descend(below(entry)))
+
+    make_dirs(dst.path, dest_inner, owner, chown_new=True)
+    placer = Placer(dst, dest_inner, _rules(owner))
+    readable = open_dir(top, ".")
+    try:
+        for entry in walk(readable, descend=descend):
+            if not source.include(below(entry)):
+                continue  # dockerignore (a "!" below it may still bring some back)
+            mode = entry.stat.st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+                continue  # sockets, fifos and devices are not copied (as BuildKit)
+            header = _header(entry.relative, entry.stat, entry.dir_fd, entry.name)
+            fill = _copy_from(entry.dir_fd, entry.name) if stat.S_ISREG(mode) else None
+            placer.place_member(header, fill)
+        placer.finish()
+    finally:
+        os.close(readable)
+        placer.close()
 
 
 def write_file(rootfs: str, inner: str, data: bytes, owner: Ownership, mode: int = 0o644,
                mtime: float | None = None) -> None:
     """A file from a heredoc or a URL."""
-    make_dirs(rootfs, posixpath.dirname(inner) or "/", owner, chown_new=True)
-    host = os.path.join(_host(rootfs, posixpath.dirname(inner) or "/"), posixpath.basename(inner))
-    if os.path.lexists(host):
-        os.unlink(host)
-    with open(host, "wb") as handle:
-        handle.write(data)
-    os.lchown(host, owner.uid, owner.gid)
-    os.chmod(host, owner.mode if owner.mode is not None else mode)
-    if mtime is not None:
-        os.utime(host, (mtime, mtime))
+    header = tarfile.TarInfo(inner)
+    header.size, header.mode = len(data), mode
+    header.mtime = int(mtime) if mtime is not None else int(time.time())
+    with Root(rootfs, what="image") as dst:
+        placer = Placer(dst, "/", _rules(owner))
+        try:
+            placer.place_member(header, lambda fd: _write_all(fd, data))
+        finally:
+            placer.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def is_archive(path: str) -> bool:
-    import tarfile
-
     try:
         return os.path.isfile(path) and tarfile.is_tarfile(path)
     except OSError:
@@ -167,17 +193,13 @@ def is_archive(path: str) -> bool:
 
 
 def extract_archive(path: str, rootfs: str, dest_inner: str, owner: Ownership) -> None:
-    """ADD of a local tar: unpacked into the destination directory; tarfile's ``tar``
-    filter refuses members that would land outside it (absolute names, ``..``,
-    links pointing out)."""
-    import tarfile
-
-    target = make_dirs(rootfs, dest_inner, owner, chown_new=True)
-    try:
-        with tarfile.open(path) as archive:
-            archive.extractall(target, filter="tar")
-    except (tarfile.TarError, OSError) as exc:
-        raise InvalidArgument(f"ADD: cannot unpack {os.path.basename(path)}: {exc}") from exc
+    """ADD of a local tar: unpacked into the destination directory by dockyard's one tar
+    reader (members placed inside the rootfs by descriptor, ``..`` refused); owners
+    and modes come from the archive, as Docker's ADD keeps them."""
+    make_dirs(rootfs, dest_inner, owner, chown_new=True)
+    with Root(rootfs, what="image") as dst, open(path, "rb") as stream:
+        extract_tar(stream, dst, dest_inner, TarRules(whiteouts=False, follow=True,
+                                                      overwrite=True, what="ADD"))
 
 
 def ownership(rootfs: Path, chown: str, chmod: int | None) -> Ownership:

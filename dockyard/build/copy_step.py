@@ -19,7 +19,8 @@ from dockyard.build.model import HISTORY_COMMENT, StageState, first_line
 from dockyard.build.patterns import glob_match, has_magic
 from dockyard.build.shellwords import expand_heredoc, expand_word
 from dockyard.errors import DockyardError
-from dockyard.runtime.linux.paths import resolve_in_root
+from dockyard.fs.inroot import Root
+from dockyard.fs.tree import walk
 
 if TYPE_CHECKING:
     from dockyard.build.executor import Builder
@@ -122,8 +123,7 @@ def copy(builder: Builder, state: StageState, instruction: Instruction, title: s
             for relative in _match_in_root(str(other), patterns, instruction, cmd):
                 if any(glob_match(e, relative) for e in excludes):
                     continue
-                path = resolve_in_root(str(other), "/" + relative, what=f"{cmd} source")
-                source = copier.Source(str(other), relative, path, lambda _r: True)
+                source = copier.Source(str(other), relative, "/" + relative, lambda _r: True)
                 copier.copy_source(source, root, dest, owner,
                                    into_directory=target_is_dir, parents=parents)
 
@@ -164,36 +164,39 @@ def _download(url: str,
 
 
 def _is_dir(root: str, inner: str) -> bool:
-    try:
-        return os.path.isdir(resolve_in_root(root, inner))
-    except DockyardError:
-        return False
+    return copier.is_dir(root, inner)
 
 
 def _match_in_root(root: str, patterns: list[str], instruction: Instruction,
                    cmd: str) -> list[str]:
-    """COPY --from sources: paths (or globs) inside another stage's rootfs."""
+    """COPY --from sources: paths (or globs) inside another stage's rootfs, looked up
+    in that root by descriptor (its symlinks followed inside it, never out)."""
     found: list[str] = []
-    for pattern in patterns:
-        cleaned = clean_path(pattern)
-        if not has_magic(cleaned):
-            host = resolve_in_root(root, "/" + cleaned, what=f"{cmd} source")
-            if not os.path.lexists(host):
-                raise instruction.error(f"{cmd} --from failed: {pattern} not found")
-            found.append(cleaned)
-            continue
-        magic_at = min(i for i, c in enumerate(cleaned) if c in "*?[")
-        base = cleaned[:magic_at].rsplit("/", 1)[0] if "/" in cleaned[:magic_at] else ""
-        start = resolve_in_root(root, "/" + base, what=f"{cmd} source")
-        hits = []
-        for directory, dirs, names in os.walk(start):
-            rel = os.path.relpath(directory, start)
-            for name in dirs + names:
-                relative = posixpath.normpath(posixpath.join(base, rel, name))
-                if glob_match(cleaned, relative):
-                    hits.append(relative)
-        if not hits:
-            raise instruction.error(f"{cmd} --from failed: no source files were specified "
-                                    f"(nothing matches {pattern})")
-        found += sorted(hits)
+    with Root(root, what=f"{cmd} --from") as other:
+        for pattern in patterns:
+            cleaned = clean_path(pattern)
+            if not has_magic(cleaned):
+                if other.lstat(cleaned) is None:
+                    raise instruction.error(f"{cmd} --from failed: {pattern} not found")
+                found.append(cleaned)
+                continue
+            magic_at = min(i for i, c in enumerate(cleaned) if c in "*?[")
+            base = cleaned[:magic_at].rsplit("/", 1)[0] if "/" in cleaned[:magic_at] else ""
+            try:
+                start = other.open(base, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                start = -1
+            hits = []
+            if start >= 0:
+                try:
+                    for entry in walk(start):
+                        relative = posixpath.join(base, entry.relative)
+                        if glob_match(cleaned, relative):
+                            hits.append(relative)
+                finally:
+                    os.close(start)
+            if not hits:
+                raise instruction.error(f"{cmd} --from failed: no source files were "
+                                        f"specified (nothing matches {pattern})")
+            found += sorted(hits)
     return found

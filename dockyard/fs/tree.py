@@ -194,6 +194,34 @@ def tree_size(path: str | os.PathLike[str]) -> int:
         os.close(top)
 
 
+def copy_data(source_fd: int, out_fd: int, *, offset: int | None = None,
+              size: int | None = None) -> int:
+    """Bytes from ``source_fd`` (from ``offset``, or its position) to ``out_fd``, by
+    the kernel: copy_file_range within a filesystem, sendfile across filesystems
+    (where copy_file_range answers EXDEV).  Stops at ``size`` bytes or at the end;
+    returns the count."""
+    done = 0
+    use_range = True
+    while size is None or done < size:
+        want = (1 << 30) if size is None else min(size - done, 1 << 30)
+        position = None if offset is None else offset + done
+        try:
+            if use_range:
+                moved = os.copy_file_range(source_fd, out_fd, want, offset_src=position)
+            else:
+                moved = os.sendfile(out_fd, source_fd, position, want)
+        except OSError as exc:
+            if not use_range or exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS,
+                                                   errno.EOPNOTSUPP):
+                raise
+            use_range = False
+            continue
+        if moved == 0:
+            break
+        done += moved
+    return done
+
+
 # --- archiving ------------------------------------------------------------------------
 def tar_info(name: str, st: os.stat_result, linkname: str = "") -> tarfile.TarInfo:
     """A tar header for an entry from its lstat (no owner names: ids only, since a

@@ -30,7 +30,7 @@ import io
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, NamedTuple
 
 from dockyard.errors import InvalidArgument, NotImplementedFeature
@@ -96,6 +96,7 @@ class TarRules(NamedTuple):
     overwrite: bool = True  # False: Docker's cp refuses a directory ↔ non-directory swap
     owner: tuple[int, int] | None = None  # every entry owned by this (cp without -a)
     mode_mask: int = 0o7777  # 0o1777 on the host side: no set-id bits from a container
+    mode: int | None = None  # every entry's mode (COPY --chmod)
     what: str = "layer"
 
 
@@ -119,7 +120,7 @@ def _check_type(member: tarfile.TarInfo, what: str) -> None:
         raise InvalidArgument(f"{what} entry {member.name!r} has an unsupported type")
 
 
-def _place_all(archive: tarfile.TarFile, placer: _Placer) -> None:
+def _place_all(archive: tarfile.TarFile, placer: Placer) -> None:
     """Every member placed; the archive's parse and read errors as clear ones."""
     what = placer.rules.what
     try:
@@ -139,7 +140,7 @@ def apply_layer(stream: IO[bytes], target: str) -> str:
             return _apply_file(stream, root)
         reader = HashingReader(stream)
         buffered = io.BufferedReader(reader, 1 << 20)
-        placer = _Placer(root, "", LAYER)
+        placer = Placer(root, "", LAYER)
         try:
             # stream mode reads in `bufsize` pieces: tarfile's 10 KiB default means ten
             # times the Python calls per megabyte
@@ -170,7 +171,7 @@ def _open_tar(stream: IO[bytes], mode: str, bufsize: int = tarfile.RECORDSIZE
 def extract_tar(stream: IO[bytes], root: Root, base: str, rules: TarRules) -> None:
     """Extract an archive (any compression tar reads) below ``base`` inside ``root``:
     ``cp`` into a container, ``ADD`` of a local archive, a build context."""
-    placer = _Placer(root, base, rules)
+    placer = Placer(root, base, rules)
     try:
         with _open_tar(stream, "r|*", bufsize=1 << 20) as archive:
             _place_all(archive, placer)
@@ -206,7 +207,7 @@ def _apply_file(stream: IO[bytes], root: Root) -> str:
 
     hasher = threading.Thread(target=hash_all, name="layer-digest")
     hasher.start()
-    placer = _Placer(root, "", LAYER, source_fd=fd)
+    placer = Placer(root, "", LAYER, source_fd=fd)
     try:
         with _open_tar(stream, "r:") as archive:
             _place_all(archive, placer)
@@ -217,7 +218,7 @@ def _apply_file(stream: IO[bytes], root: Root) -> str:
     return digest["value"]
 
 
-class _Placer:
+class Placer:
     """Places members one by one, each through a descriptor of its parent directory."""
 
     def __init__(self, root: Root, base: str, rules: TarRules, source_fd: int = -1) -> None:
@@ -250,11 +251,28 @@ class _Placer:
             if len(self.parents) >= 64:
                 self._forget()
             fd = self.root.make_dirs([p for p in parent.split("/") if p],
-                                     follow=self.rules.follow)
+                                     follow=self.rules.follow, created=self._own_new_dir)
             self.parents[parent] = fd
         return fd, name
 
     def place(self, archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        """One member of ``archive``; its contents read from the archive."""
+        def fill(out_fd: int) -> None:
+            if self.source_fd >= 0 and not member.sparse:
+                _copy_range(self.source_fd, out_fd, member.offset_data, member.size)
+                return
+            source = archive.extractfile(member)
+            assert source is not None
+            with os.fdopen(os.dup(out_fd), "wb") as out:
+                while chunk := source.read(1 << 20):
+                    out.write(chunk)
+
+        self.place_member(member, fill if member.isreg() else None)
+
+    def place_member(self, member: tarfile.TarInfo,
+                     fill: Callable[[int], None] | None = None) -> None:
+        """One entry described by a tar header; ``fill`` writes a regular file's
+        contents into the descriptor it is given (COPY passes entries this way)."""
         what = self.rules.what
         relative = clean_name(member.name, what)
         if not relative:
@@ -263,15 +281,15 @@ class _Placer:
             raise InvalidArgument(f"{what} entry {member.name!r} names the root")
         _check_type(member, what)
         try:
-            self._place(archive, member, relative)
+            self._place(member, relative, fill)
         except InvalidArgument as exc:
             if exc.message.startswith(f"{what}:"):  # from the resolver: name the entry
                 raise InvalidArgument(f"{what} entry {member.name!r}: "
                                       f"{exc.message[len(what) + 2:]}") from None
             raise
 
-    def _place(self, archive: tarfile.TarFile, member: tarfile.TarInfo,
-               relative: str) -> None:
+    def _place(self, member: tarfile.TarInfo, relative: str,
+               fill: Callable[[int], None] | None) -> None:
         parent_fd, name = self._parent(relative)
         if self.rules.whiteouts and name == OPAQUE_MARKER:
             os.setxattr(proc_path(parent_fd), OPAQUE_XATTR, b"y")
@@ -290,7 +308,7 @@ class _Placer:
             return
         self._replace(parent_fd, name, member)
         if member.isreg():
-            self._write_file(archive, member, parent_fd, name)
+            self._write_file(member, parent_fd, name, fill)
             return
         if member.issym():
             os.symlink(member.linkname, name, dir_fd=parent_fd)
@@ -326,19 +344,13 @@ class _Placer:
         tree.remove_at(parent_fd, name)
         return True
 
-    def _write_file(self, archive: tarfile.TarFile, member: tarfile.TarInfo,
-                    parent_fd: int, name: str) -> None:
+    def _write_file(self, member: tarfile.TarInfo, parent_fd: int, name: str,
+                    fill: Callable[[int], None] | None) -> None:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                      | os.O_CLOEXEC, 0o600, dir_fd=parent_fd)
         try:
-            if self.source_fd >= 0 and not member.sparse:
-                _copy_range(self.source_fd, fd, member.offset_data, member.size)
-            else:
-                source = archive.extractfile(member)
-                assert source is not None
-                with os.fdopen(os.dup(fd), "wb") as out:
-                    while chunk := source.read(1 << 20):
-                        out.write(chunk)
+            if fill is not None:
+                fill(fd)
             self._own_and_mode(fd, member)
             _set_xattrs(fd, member)
             os.utime(fd, (member.mtime, member.mtime))
@@ -364,7 +376,13 @@ class _Placer:
     def _own_and_mode(self, fd: int | str, member: tarfile.TarInfo) -> None:
         uid, gid = self.rules.owner or (member.uid, member.gid)
         os.chown(fd, uid, gid)  # before chmod: chown clears set-id bits
-        os.chmod(fd, member.mode & self.rules.mode_mask)
+        mode = self.rules.mode if self.rules.mode is not None else member.mode
+        os.chmod(fd, mode & self.rules.mode_mask)
+
+    def _own_new_dir(self, fd: int) -> None:
+        """A parent directory this extraction had to make belongs to ``owner``."""
+        if self.rules.owner is not None:
+            os.chown(proc_path(fd), *self.rules.owner)
 
     def _set_attributes(self, parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
         """Owner, mode, xattrs and times of a non-regular entry, by descriptor."""
@@ -412,12 +430,8 @@ def _set_xattrs(target: int | str, member: tarfile.TarInfo) -> None:
 
 
 def _copy_range(source_fd: int, out_fd: int, offset: int, size: int) -> None:
-    done = 0
-    while done < size:
-        moved = os.copy_file_range(source_fd, out_fd, size - done, offset_src=offset + done)
-        if moved == 0:
-            raise InvalidArgument("layer is truncated")
-        done += moved
+    if tree.copy_data(source_fd, out_fd, offset=offset, size=size) != size:
+        raise InvalidArgument("layer is truncated")
 
 
 # --- the door: a layer's rules checked without writing anything -------------------------

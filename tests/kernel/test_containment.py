@@ -317,3 +317,65 @@ def test_user_lookup_in_a_hostile_image(kind: str, box: Dockyard, tmp_path: Path
     assert result.returncode != 0
     assert "unable to find user hostonly" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- the builder: ADD archives, contexts on stdin, .dockerignore and symlinks --------
+def _context(tmp_path: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(dockerfile)
+    for name, text in (files or {}).items():
+        (context / name).write_text(text)
+    return context
+
+
+def test_add_of_a_crafted_archive_stays_in_the_image(box: Dockyard, tmp_path: Path,
+                                                     sentinel: Sentinel) -> None:
+    """A symlink to the host's sentinel and a file through it; an absolute symlink
+    chain; a directory entry over the link: all land inside the image or fail."""
+    context = _context(tmp_path, "FROM box:1\nADD crafted.tar /x/\n"
+                       "RUN find /x | sort > /found\n")
+    (context / "crafted.tar").write_bytes(make_tar([
+        ("symlink", "a", str(sentinel.path)), ("dir", "a", ""),
+        ("symlink", "b", "/"), ("file", "b" + str(sentinel.path) + "/secret", "pwned"),
+        ("symlink", "c", "../../../../../../.." + str(sentinel.path)),
+        ("file", "c/new", "pwned")]))
+    result = box("build", "-q", "-t", "crafted:1", str(context), check=False)
+    assert "Traceback" not in result.stderr
+    assert sentinel.unchanged()
+    if result.returncode == 0:
+        found = box("run", "--rm", "crafted:1", "cat", "/found").stdout
+        assert "/x/a" in found
+
+
+def test_a_context_tar_on_stdin_cannot_write_outside(box: Dockyard, tmp_path: Path,
+                                                     sentinel: Sentinel) -> None:
+    for members in ([("file", "Dockerfile", "FROM box:1\n"), ("file", "../../escape", "x")],
+                    [("file", "Dockerfile", "FROM box:1\n"),
+                     ("symlink", "l", str(sentinel.path)), ("file", "l/secret", "pwned")]):
+        result = box("build", "-q", "-", input=make_tar(members), check=False)
+        assert "Traceback" not in result.stderr
+        assert sentinel.unchanged()
+        assert not (tmp_path.parent / "escape").exists()
+    assert "'..' component" in box("build", "-q", "-", input=make_tar(
+        [("file", "Dockerfile", "FROM box:1\n"), ("file", "../x", "x")]), check=False).stderr
+
+
+def test_dockerignored_files_never_reach_the_image_through_symlinks(box: Dockyard,
+                                                                     tmp_path: Path) -> None:
+    """A symlink inside a copied directory is copied as a symlink; a source named
+    directly or by a glob is followed, and refused when it leads to an excluded file
+    (BuildKit never has the file: its context omits it)."""
+    context = _context(tmp_path, "FROM box:1\nCOPY . /dst/\n",
+                       {"secret.key": "top secret\n", "ok.txt": "fine\n",
+                        ".dockerignore": "secret.key\n"})
+    os.symlink("secret.key", context / "alias")
+    box("build", "-q", "-t", "ign:1", str(context))
+    listing = box("run", "--rm", "ign:1", "sh", "-c",
+                  "ls /dst; cat /dst/* 2>/dev/null; true").stdout
+    assert "top secret" not in listing and "fine" in listing
+    for line in ("COPY alias /copied", "COPY ./* /dst/"):
+        (context / "Dockerfile").write_text(f"FROM box:1\n{line}\n")
+        named = box("build", "-q", str(context), check=False)
+        assert named.returncode != 0 and "dockerignore" in named.stderr
+        assert "Traceback" not in named.stderr
