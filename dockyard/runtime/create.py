@@ -20,7 +20,7 @@ from dockyard.errors import DockyardError, InternalError, InvalidArgument
 from dockyard.runtime import hooks, messages
 from dockyard.runtime.bundle import Bundle
 from dockyard.runtime.init import InitContext, check_spec, run_init
-from dockyard.runtime.linux import capabilities, cgroups, namespaces, rlimits
+from dockyard.runtime.linux import capabilities, cgroups, namespaces, rlimits, rootfs
 from dockyard.runtime.linux.seccomp import compile_filter
 from dockyard.runtime.state import (
     ContainerDir,
@@ -77,6 +77,10 @@ def create(
             id=container_id, bundle=bundle.path, rootfs=bundle.rootfs, created=now_rfc3339(),
             annotations=spec.annotations, cgroup=manager.to_dict(), config=bundle.raw,
         )
+        shares_mounts = spec.linux.namespace("mount") is None
+        if shares_mounts:  # the init mounts in our namespace: undo must find them
+            mounts_before = {entry.id for entry in rootfs.mount_table()}
+            undo.callback(_unmount_made, bundle.rootfs, mounts_before)
         parent_end, child_end = messages.channel_pair()
         ctx = InitContext(
             spec=spec, container_id=container_id, bundle=bundle.path, rootfs=bundle.rootfs,
@@ -92,6 +96,9 @@ def create(
         if start_time is None:
             raise InternalError("container init exited right after setting up")
         record = record._replace(pid=pid, pid_start=start_time)
+        if shares_mounts:
+            record = record._replace(host_mounts=tuple(
+                rootfs.mounts_made_under(bundle.rootfs, mounts_before)))
         cdir.save(record)
         if options.pid_file:
             write_pid_file(options.pid_file, pid)
@@ -157,6 +164,10 @@ def _serve_init(ctx: InitContext, record: ContainerRecord, pid: int,
                 ctx.channel.send(messages.Proceed())
     finally:
         ctx.channel.close()
+
+
+def _unmount_made(rootfs_path: str, before: set[int]) -> None:
+    rootfs.unmount_made(rootfs.mounts_made_under(rootfs_path, before))
 
 
 def _kill_and_reap(pid: int) -> None:

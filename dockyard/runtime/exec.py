@@ -76,6 +76,9 @@ def _child(record: ContainerRecord, ns_types: list[str], cgroup_dirs: dict[str, 
         for ns_type, fd in fds.items():
             sc.setns(fd, namespaces.CLONE_FLAGS[ns_type], ns_type)
             os.close(fd)
+        if "mount" not in ns_types:  # the container shares our mount namespace: its
+            os.chroot(f"/proc/{record.pid}/root")  # root is where its init chrooted
+            os.chdir("/")
         if sock is not None:
             console.setup_in_container(sock, proc.console_size, bind_console=False)
         process.enter_cwd(proc.cwd)

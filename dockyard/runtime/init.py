@@ -73,9 +73,8 @@ def _init(ctx: InitContext) -> None:
     if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
         ctx.channel.send(messages.RunHooks())
         waiter.wait_for(messages.Proceed)
-    new_mount_ns = bool(ctx.ns_plan.unshare_flags & sc.CLONE_NEWNS)
-    if new_mount_ns:
-        rootfs.prepare(spec, ctx.rootfs, ctx.bundle, ctx.cgroup_dirs)
+    own_mount_ns = bool(ctx.ns_plan.unshare_flags & sc.CLONE_NEWNS)
+    rootfs.prepare(spec, ctx.rootfs, ctx.bundle, ctx.cgroup_dirs, own_namespace=own_mount_ns)
     if spec.hooks.get("createContainer"):
         hooks.run_hooks(spec.hooks["createContainer"], _state(ctx, "creating"), "createContainer")
     fifo_fd = os.open(ctx.fifo_path, os.O_PATH | os.O_CLOEXEC)
@@ -86,12 +85,8 @@ def _init(ctx: InitContext) -> None:
         from dockyard.runtime.linux import console
 
         console_sock = console.connect(ctx.console_socket)
-    if new_mount_ns:
-        rootfs.pivot(ctx.rootfs)
-        rootfs.finalize(spec)
-    else:
-        os.chroot(ctx.rootfs)
-        os.chdir("/")
+    rootfs.enter(ctx.rootfs, own_namespace=own_mount_ns)
+    rootfs.finalize(spec, own_namespace=own_mount_ns)
     if spec.hostname:
         sc.sethostname(spec.hostname)
     if spec.domainname:
@@ -154,8 +149,12 @@ def check_spec(spec: Spec) -> None:
     if spec.process is None:
         raise InvalidSpec("process: missing (required to create a container)")
     ns_types = {ns.type for ns in spec.linux.namespaces}
-    if "mount" not in ns_types and (spec.mounts or spec.linux.masked_paths):
-        raise InvalidSpec("linux.namespaces: mounts and masked paths need a mount namespace")
+    if "mount" not in ns_types:  # the container shares the runtime's mount namespace
+        if spec.linux.masked_paths or spec.linux.readonly_paths:
+            raise InvalidSpec("unable to restrict sys entries without a private MNT namespace")
+        if spec.linux.rootfs_propagation:  # runc would change the host's own mounts
+            raise InvalidSpec("linux.rootfsPropagation: needs a mount namespace (without one "
+                              "it would change the propagation of the host's mounts)")
     if (spec.hostname or spec.domainname) and "uts" not in ns_types:
         raise InvalidSpec("hostname: setting it needs a private uts namespace")
     if spec.linux.namespace("cgroup") is None and any(m.type == "cgroup" for m in spec.mounts):

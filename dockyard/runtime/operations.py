@@ -140,6 +140,10 @@ def _destroy(cdir: ContainerDir, record: ContainerRecord) -> None:
         while manager.pids() and time.monotonic() < deadline:
             time.sleep(0.01)
         manager.destroy()
+    if record.host_mounts:
+        from dockyard.runtime.linux import rootfs
+
+        rootfs.unmount_made([(int(i), str(point)) for i, point in record.host_mounts])
     spec = parse_spec(record.config)
     poststop = spec.hooks.get("poststop", ())
     final_state = state.state_json(cdir, record)

@@ -64,6 +64,9 @@ class ContainerRecord(NamedTuple):
     cgroup: dict[str, object] = {}  # noqa: RUF012
     config: dict[str, Any] = {}  # noqa: RUF012
     owner: str = ""
+    # (mount id, mount point) of the mounts a container without a mount namespace of
+    # its own made in the runtime's; removed with the container
+    host_mounts: tuple[tuple[int, str], ...] = ()
 
     def cgroup_manager(self) -> cgroups.CgroupManager:
         return cgroups.from_dict(self.cgroup)

@@ -279,3 +279,24 @@ def test_hooks_start_with_clean_signal_state(runtime: Runtime, factory: BundleFa
     for kind in host_kinds:
         assert (tmp_path / kind).read_text().split() == CLEAN_SIGNALS, kind
     assert (bundle / "rootfs" / "startContainer").read_text().split() == CLEAN_SIGNALS
+
+
+def test_exec_without_a_mount_namespace_sees_the_rootfs(dockyard: Runtime,
+                                                         factory: BundleFactory) -> None:
+    """dockyard-runtime only, on purpose: runc 1.1's exec into a container that shares
+    its mount namespace leaves the new process at the host's root directory."""
+    config = base_config(["sleep", "300"])
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
+                                     if ns["type"] != "mount"]
+    config["linux"]["maskedPaths"] = config["linux"]["readonlyPaths"] = []
+    bundle = factory.make(config)
+    result = dockyard.call("run", "-d", "--bundle", str(bundle), "shared-mnt",
+                           stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    try:
+        result = dockyard.call("exec", "shared-mnt", "sh", "-c", "ls / | tr '\\n' ' '; pwd",
+                               stdin=subprocess.DEVNULL)
+        assert result.stdout.split() == ["bin", "dev", "etc", "proc", "root", "sys", "tmp",
+                                         "/"], result.stderr
+    finally:
+        dockyard.call("delete", "--force", "shared-mnt")

@@ -346,3 +346,35 @@ def test_rootfs_propagation(runtime: Runtime, placed_factory: BundleFactory,
         # runc does this from 1.2.7/1.3 (opencontainers/runc#4724); Debian's 1.1.5
         # leaves the root private
         assert root_tag.startswith("shared:")
+
+
+def _mounts_below(path: Path) -> list[str]:
+    with open("/proc/self/mountinfo") as handle:
+        points = [line.split()[4] for line in handle]
+    return [p for p in points if p == str(path) or p.startswith(f"{path}/")]
+
+
+def test_without_a_mount_namespace(runtime: Runtime, factory: BundleFactory) -> None:
+    """No mount namespace in the config: the container shares the runtime's, its
+    mounts are made there and it is chrooted into its rootfs (runc's behaviour).
+    runc leaves those mounts on the host when the container goes; dockyard-runtime
+    removes them with the container."""
+    import os
+
+    config = sh("readlink /proc/self/ns/mnt; ls / | tr '\\n' ' '")
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
+                                     if ns["type"] != "mount"]
+    config["linux"]["maskedPaths"] = config["linux"]["readonlyPaths"] = []
+    bundle = factory.make(config)
+    try:
+        result = runtime.run_bundle(bundle)
+        left = _mounts_below(bundle / "rootfs")
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(bundle / "rootfs")], capture_output=True,
+                       check=False)
+    assert result.returncode == 0, result.stderr
+    ns, listing = result.stdout.splitlines()
+    assert ns == os.readlink("/proc/self/ns/mnt")
+    assert listing.split() == ["bin", "dev", "etc", "proc", "root", "sys", "tmp"]
+    if runtime.name == "dockyard-runtime":
+        assert left == []

@@ -158,3 +158,36 @@ def test_log_file_gets_json_error(dockyard: Runtime, factory: BundleFactory,
     assert result.returncode != 0
     entry = json.loads(log.read_text().splitlines()[-1])
     assert entry["level"] == "error" and "no-such-binary" in entry["msg"]
+
+
+def _without_mount_namespace(config: dict[str, Any]) -> dict[str, Any]:
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"]
+                                     if n["type"] != "mount"]
+    return config
+
+
+def test_masked_paths_without_a_mount_namespace(dockyard: Runtime,
+                                                factory: BundleFactory) -> None:
+    config = _without_mount_namespace(base_config(["true"]))
+    config["linux"]["readonlyPaths"] = []
+    assert "unable to restrict sys entries without a private MNT namespace" in create_fails(
+        dockyard, bundle_with(factory, config))
+
+
+def test_rootfs_propagation_without_a_mount_namespace(dockyard: Runtime,
+                                                      factory: BundleFactory) -> None:
+    """runc would apply it to the host's own mounts; refused instead."""
+    config = _without_mount_namespace(base_config(["true"]))
+    config["linux"]["maskedPaths"] = config["linux"]["readonlyPaths"] = []
+    config["linux"]["rootfsPropagation"] = "shared"
+    assert "linux.rootfsPropagation: needs a mount namespace" in create_fails(
+        dockyard, bundle_with(factory, config))
+
+
+def test_failed_create_without_a_mount_namespace_unmounts(dockyard: Runtime,
+                                                          factory: BundleFactory) -> None:
+    """The init mounts in the runtime's namespace; a later failure takes them away
+    (the leak check would see any left)."""
+    config = _without_mount_namespace(base_config(["no-such-binary"]))
+    config["linux"]["maskedPaths"] = config["linux"]["readonlyPaths"] = []
+    assert "executable file not found" in create_fails(dockyard, bundle_with(factory, config))

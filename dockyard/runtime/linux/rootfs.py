@@ -4,17 +4,21 @@ Runs in the init stage, after unshare(CLONE_NEWNS).  The steps follow runc's
 order: make the host's mounts slaves, bind the rootfs onto itself, perform the
 spec's mounts in order (each destination resolved by ``paths.resolve_in_root``),
 create device nodes and /dev links, then pivot_root; masked paths, read-only
-paths and a read-only root are applied after the pivot, from inside.
+paths and a read-only root are applied after the pivot, from inside.  A config
+without a mount namespace shares the runtime's: the same mounts are made there
+(the runtime records and later removes them) and the init chroots instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
-from dockyard.errors import InvalidSpec
+from dockyard.errors import InvalidSpec, KernelError
 from dockyard.oci.runtime_spec import Device, Mount, Spec
 from dockyard.runtime.linux import mountopts, paths
 from dockyard.runtime.linux import syscalls as sc
@@ -41,10 +45,17 @@ def _propagation_flags(spec: Spec) -> int:
     return mountopts.PROPAGATION[name]
 
 
-def prepare(spec: Spec, rootfs: str, bundle: str, cgroup_paths: Mapping[str, str]) -> None:
-    """Everything up to (not including) pivot_root."""
-    sc.mount(None, "/", None, _propagation_flags(spec), None)
-    _make_parent_mount_private(rootfs)
+def prepare(spec: Spec, rootfs: str, bundle: str, cgroup_paths: Mapping[str, str], *,
+            own_namespace: bool = True) -> None:
+    """Everything up to (not including) pivot_root.
+
+    Without a mount namespace of its own (``own_namespace`` false) the container
+    shares the runtime's: its mounts are made there, as runc makes them, but the
+    propagation of mounts the runtime did not make is left alone.
+    """
+    if own_namespace:
+        sc.mount(None, "/", None, _propagation_flags(spec), None)
+        _make_parent_mount_private(rootfs)
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
     for index, mnt in enumerate(spec.mounts):
         where = f"mounts[{index}] ({mnt.destination})"
@@ -66,21 +77,70 @@ def _make_parent_mount_private(rootfs: str) -> None:
     private too, or the bind mount below is refused.
     """
     path = os.path.realpath(rootfs)
-    best, best_tags = "", [""]
+    parent: MountEntry | None = None
+    for entry in mount_table():
+        if _is_at_or_under(path, entry.point) and (
+                parent is None or len(entry.point) >= len(parent.point)):
+            parent = entry
+    if parent is not None and any(tag.startswith("shared:") or tag == "unbindable"
+                                  for tag in parent.tags):
+        sc.mount(None, parent.point, None, sc.MS_PRIVATE, None)
+
+
+class MountEntry(NamedTuple):
+    id: int
+    point: str
+    tags: tuple[str, ...]  # optional fields: shared:N, master:N, unbindable
+
+
+def mount_table() -> list[MountEntry]:
+    """/proc/self/mountinfo in order (a mount stacked on another comes after it)."""
+    entries = []
     with open("/proc/self/mountinfo") as handle:
         for line in handle:
             fields = line.split(" - ", 1)[0].split()
-            point = _unescape(fields[4])
-            inside = point == "/" or path == point or path.startswith(point + "/")
-            if inside and len(point) >= len(best):
-                best, best_tags = point, fields[6:]
-    if any(tag.startswith("shared:") or tag == "unbindable" for tag in best_tags):
-        sc.mount(None, best, None, sc.MS_PRIVATE, None)
+            entries.append(MountEntry(int(fields[0]), _unescape(fields[4]), tuple(fields[6:])))
+    return entries
 
 
 def _unescape(field: str) -> str:
     """mountinfo writes space, tab, newline and backslash as octal escapes."""
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _is_at_or_under(path: str, point: str) -> bool:
+    return point == "/" or path == point or path.startswith(point + "/")
+
+
+def mounts_made_under(rootfs: str, before: set[int]) -> list[tuple[int, str]]:
+    """(id, mount point) of the mounts at or under ``rootfs`` not in ``before``."""
+    path = os.path.realpath(rootfs)
+    return [(entry.id, entry.point) for entry in mount_table()
+            if entry.id not in before and _is_at_or_under(entry.point, path)
+            and entry.point != "/"]
+
+
+def unmount_made(made: Sequence[tuple[int, str]]) -> None:
+    """Detach mounts from ``mounts_made_under``, deepest first.
+
+    A mount is detached only while it is still the topmost at its mount point, so
+    one the container already removed never takes another (the image's) with it.
+    """
+    remaining = {mount_id: point for mount_id, point in made}
+    while remaining:
+        table = mount_table()
+        present = {entry.id for entry in table}
+        top = {entry.point: entry.id for entry in table}  # later entries are on top
+        for mount_id in [i for i in remaining if i not in present]:
+            del remaining[mount_id]
+        candidates = [(point.count("/"), mount_id) for mount_id, point in remaining.items()
+                      if top.get(point) == mount_id]
+        if not candidates:
+            return
+        _depth, mount_id = max(candidates)
+        with contextlib.suppress(KernelError):
+            sc.umount2(remaining[mount_id], sc.MNT_DETACH)
+        del remaining[mount_id]
 
 
 def apply_root_propagation(spec: Spec) -> None:
@@ -216,9 +276,20 @@ def pivot(rootfs: str) -> None:
         os.close(new_root)
 
 
-def finalize(spec: Spec) -> None:
+def enter(rootfs: str, *, own_namespace: bool) -> None:
+    """pivot_root in the container's own mount namespace; chroot in the runtime's
+    (pivot_root there would move the root of every process on the host)."""
+    if own_namespace:
+        pivot(rootfs)
+        return
+    os.chroot(rootfs)
+    os.chdir("/")
+
+
+def finalize(spec: Spec, *, own_namespace: bool = True) -> None:
     """After pivot_root: the root's propagation, masked paths, read-only paths and root."""
-    apply_root_propagation(spec)
+    if own_namespace:
+        apply_root_propagation(spec)
     for path in spec.linux.masked_paths:
         _mask(path)
     for path in spec.linux.readonly_paths:
