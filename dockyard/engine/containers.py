@@ -343,24 +343,64 @@ class ContainerService:
                 "--log-max-size", str(spec.log_max_size),
                 "--log-max-file", str(spec.log_max_file),
                 "--health", json.dumps(health) if health else "",
-                "--network", json.dumps(network) if network else "", *flags]
-        ready_r, ready_w = os.pipe()
-        try:
-            from dockyard.supervise.zygote import request
-
-            self.layout.run_dir.mkdir(parents=True, exist_ok=True)
-            request(self.layout.run_dir, argv, ready_w, sys.executable,
-                    preload=(BUILTIN_DRIVER,))
-        finally:
-            os.close(ready_w)
-        with os.fdopen(ready_r, "rb") as ready:
-            # one line, not "until EOF": the container's init, forked in the supervisor,
-            # holds a copy of the pipe until it execs
-            answer = ready.readline().decode(errors="replace").strip()
+                "--network", json.dumps(network) if network else "",
+                "--pause-at", os.environ.get(processes.PAUSE_ENV, ""), *flags]
+        answer = self._launch_supervisor(argv)
         if answer != "ok":
-            self.wait_exited(record.id)
+            record = self.wait_exited(record.id)
+            if not answer:  # it died without a word (killed): do what it owed
+                self._bury(record, "the supervisor exited before the container started")
             raise _start_error(answer or "the supervisor exited before the container started")
         return self.get(record.id)
+
+    def _launch_supervisor(self, argv: list[str]) -> str:
+        """A supervisor from the zygote; its one-line answer ("ok" or the error), or ""
+        if it died first: waited for with an eye on the supervisor itself, never on
+        the pipe alone (whoever else holds it could keep us waiting for ever)."""
+        from dockyard.supervise.zygote import request
+
+        ready_r, ready_w = os.pipe()
+        try:
+            try:
+                self.layout.run_dir.mkdir(parents=True, exist_ok=True)
+                supervisor = request(self.layout.run_dir, argv, ready_w, sys.executable,
+                                     preload=(BUILTIN_DRIVER,))
+            finally:
+                os.close(ready_w)
+            return processes.read_answer(ready_r, supervisor)
+        finally:
+            os.close(ready_r)
+
+    def _bury(self, record: ContainerRecord, error: str) -> ContainerRecord:
+        """What a supervisor that died owed its dead (or never started) container: the
+        runtime state deleted (with a created init waiting to be started), the exit
+        recorded (255: the status died with it), its ports' DNAT rules and its names
+        withdrawn, the rootfs unmounted; ``--rm`` removes it.  Under the lock."""
+        from dockyard.runtime import operations
+
+        if (self.layout.runtime_root / record.id).exists():
+            with contextlib.suppress(Exception):
+                operations.delete(self.layout.runtime_root, record.id, force=True)
+        self._unpublish_ports(record.id)
+        fields = {"state": "exited", "pid": 0, "pid_start": 0, "exit_code": 255,
+                  "finished_at": now_iso(), "error": error, "supervisor_pid": 0,
+                  "supervisor_start": 0}
+        _write_status(self.bundle(record.id), fields)
+        self.store.update(record.id, **fields)
+        record = self.store.find(record.id)
+        self._after_exit(record)
+        return record
+
+    def _unpublish_ports(self, container_id: str) -> None:
+        try:
+            config = json.loads((self.bundle(container_id) / "network.json").read_text())
+        except (OSError, ValueError):
+            return
+        if config.get("ports") and config.get("firewall_root"):
+            from dockyard.network import firewall
+
+            with contextlib.suppress(Exception):
+                firewall.unpublish_ports(config["firewall_root"], container_id)
 
     def check(self, *, repair: bool = False) -> list[str]:
         """Problems a crash can leave, for ``system check`` (``--repair`` fixes them):
@@ -439,11 +479,14 @@ class ContainerService:
             record = self.get(ref)
             if record.state in ("running", "paused") or supervised(record):
                 return
-            self._unmount_if_idle(record.id)
-            self._withdraw_names(record.id)
-            if record.spec.auto_remove:
-                self.remove_anonymous_volumes(record)  # Docker: --rm takes anonymous volumes
-                self.cleanup(record.id)
+            self._after_exit(record)
+
+    def _after_exit(self, record: ContainerRecord) -> None:
+        self._unmount_if_idle(record.id)
+        self._withdraw_names(record.id)
+        if record.spec.auto_remove:
+            self.remove_anonymous_volumes(record)  # Docker: --rm takes anonymous volumes
+            self.cleanup(record.id)
 
     def _withdraw_names(self, container_id: str) -> None:
         from dockyard.engine.container_network import withdraw_names
@@ -620,6 +663,16 @@ def _read_status(bundle: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _write_status(bundle: Path, changes: dict[str, Any]) -> None:
+    """Only for a container whose supervisor (the status file's writer) is dead."""
+    from dockyard.store.atomic import atomic_write
+
+    status = _read_status(bundle)
+    status.update(changes)
+    with contextlib.suppress(OSError):
+        atomic_write(bundle / "status.json", json.dumps(status).encode(), durable=False)
 
 
 def _signal_number(name: str) -> int:

@@ -37,10 +37,10 @@ from dockyard.store.atomic import atomic_write
 from dockyard.supervise.driver import CliDriver, RuntimeDriver
 from dockyard.supervise.fdpass import receive_fd
 from dockyard.supervise.health import HealthChecker
-from dockyard.supervise.helper import run_in_fork
+from dockyard.supervise.helper import keep_out_of_forks, release, run_in_fork
 from dockyard.supervise.iohub import IOHub
 from dockyard.supervise.logfile import JsonLog, now_iso
-from dockyard.supervise.process import start_time
+from dockyard.supervise.process import pause_at, start_time
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -57,6 +57,7 @@ class Supervisor:
         self.tty: bool = args.tty
         self.stdin: bool = args.stdin
         self.wait_attach: bool = args.wait_attach
+        self.pause_at: str = args.pause_at  # tests only: see supervise.process.pause_at
         self.driver = load_driver(args.driver, self.runtime, self.runtime_root)
         self.log = JsonLog(self.bundle / "container.log", args.log_max_size, args.log_max_file)
         self.hub = IOHub(self.bundle, self.log, tty=self.tty)
@@ -108,11 +109,11 @@ class Supervisor:
                 stdio.abandon()
                 raise
             stdio.hand_over(self.hub)
+        pause_at("after-create", self.bundle, self.pause_at, container_pid=pid)
         if self.network:
             self._connect(pid)
         if self.wait_attach and ready_fd >= 0:
-            os.write(ready_fd, b"ok\n")
-            os.close(ready_fd)
+            _answer_cli(ready_fd, "ok")
             self.hub.wait_for_client(10.0)
             self.wait_attach = False
         self.driver.start(self.id)
@@ -238,16 +239,14 @@ class Supervisor:
         except RuntimeError as exc:
             self.save(state="exited", exit_code=128, error=str(exc), supervisor_pid=0)
             if not announced:
-                os.write(ready_fd, (str(exc).replace("\n", " ") or "error").encode() + b"\n")
-                os.close(ready_fd)
+                _answer_cli(ready_fd, str(exc).replace("\n", " ") or "error")
             self.hub.close()
             self._exit_hook()
             return 1
         self.save(state="running", pid=pid, pid_start=start_time(pid) or 0,
                   started_at=now_iso())
         if not announced:
-            os.write(ready_fd, b"ok\n")
-            os.close(ready_fd)
+            _answer_cli(ready_fd, "ok")
         delay = 0.1
         while True:
             code = self.pump(pid)
@@ -302,6 +301,20 @@ class Supervisor:
         if self.exit_hook:
             subprocess.run(self.exit_hook, check=False, stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _answer_cli(ready_fd: int, answer: str) -> None:
+    """The one line the CLI waits for.  The CLI may be gone (killed, its terminal
+    closed): the container goes on without it, as a detached one would (EPIPE is not
+    our death: a supervisor ignores SIGPIPE, as every Python program does)."""
+    try:
+        os.write(ready_fd, answer.encode() + b"\n")
+    except OSError as exc:
+        print(f"supervisor: the CLI is gone ({exc.strerror}); "
+              "carrying on", file=sys.stderr, flush=True)
+    finally:
+        release(ready_fd)
+        os.close(ready_fd)
 
 
 class _Stdio:
@@ -388,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wait-attach", action="store_true")
     parser.add_argument("--log-max-size", type=int, default=0)
     parser.add_argument("--log-max-file", type=int, default=1)
+    parser.add_argument("--pause-at", default="", help="test hook: phases to pause at")
     return parser
 
 
@@ -413,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     # The one prctl outside runtime/linux/syscalls.py: supervise sits below the runtime
     # and may not import it.  As subreaper we inherit the init when `create` exits.
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a vanished CLI is an EPIPE, not a death
+    keep_out_of_forks(args.ready_fd)  # no container's init may hold the CLI's pipe
     supervisor = Supervisor(args)
     signal.signal(signal.SIGUSR2, lambda *_: supervisor.reload_network())
     # before our pid and start time are published (the first save): the engine pokes

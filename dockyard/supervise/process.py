@@ -105,3 +105,31 @@ def pause_at(phase: str, directory: Path, wanted: str | None = None,
         partial.rename(marker)  # whole, or not there at all
         while marker.exists():
             time.sleep(0.01)
+
+
+def read_answer(fd: int, pid: int) -> str:
+    """One line from ``fd`` (a pipe ``pid`` answers on), or "" once ``pid`` is gone
+    without one: never wait on the pipe alone, which another process may hold."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        pidfd = -1
+    data = b""
+    try:
+        while not data.endswith(b"\n"):
+            ready, _, _ = select.select([fd, *([pidfd] if pidfd >= 0 else [])], [], [])
+            if fd in ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                data += chunk
+            else:  # it exited: what it wrote is in the pipe already
+                os.set_blocking(fd, False)
+                with contextlib.suppress(BlockingIOError):
+                    while not data.endswith(b"\n") and (chunk := os.read(fd, 4096)):
+                        data += chunk
+                break
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+    return data.decode(errors="replace").strip()

@@ -5,6 +5,8 @@ noticed and their containers re-adopted, Docker's restart semantics."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -84,3 +86,73 @@ def test_kill_stop_rm_of_a_container_waiting_to_restart_signal_no_process_group(
             ["killed", "stopped"]
     finally:  # never from pytest's own process group: a broken rm -f would kill it
         in_own_group(dy, "rm", "-f", *names)
+
+
+# --- 2. no hang, no orphan: a supervisor or a CLI killed at a named phase ------------
+
+def paused_at(dy: Dockyard, phase: str) -> tuple[Path, dict[str, Any]]:
+    """The marker a process paused at ``phase`` wrote (supervise.process.pause_at)."""
+    marker: Path = until(f"a pause at {phase}", lambda: next(
+        (dy.root / "containers").glob(f"*/pause-{phase}"), None))
+    return marker, json.loads(marker.read_text())
+
+
+def start_cli(dy: Dockyard, *args: str, pause_at: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*dy.argv, "--root", str(dy.root), *args],
+                            env={**dy.env, "DOCKYARD_TEST_PAUSE_AT": pause_at},
+                            start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def test_run_d_fails_instead_of_hanging_when_its_supervisor_dies_before_start(
+        dy: Dockyard) -> None:
+    cli = start_cli(dy, "run", "-d", "--name", "halfway", "box:1", "sleep", "300",
+                    pause_at="after-create")
+    try:
+        _marker, paused = paused_at(dy, "after-create")
+        os.kill(paused["pid"], signal.SIGKILL)  # the supervisor, between create and start
+        _out, err = cli.communicate(timeout=60)  # a hang fails here, not forever
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+    assert cli.returncode == 125, err
+    assert "supervisor" in err
+    until("the created-but-not-started init to go", lambda: gone(paused["container_pid"]))
+    assert inspect(dy, "halfway")["State"]["Status"] == "exited"
+    assert dy("system", "check").stdout.strip() == "ok: store consistent"
+    dy("rm", "halfway")
+    assert dy("run", "--rm", "box:1", "echo", "again").stdout == "again\n"
+
+
+@pytest.mark.parametrize("mode", ["-d", "--rm"])
+def test_a_run_cli_killed_after_create_leaves_its_supervisor_running(
+        dy: Dockyard, mode: str) -> None:
+    args = ["-d"] if mode == "-d" else ["--rm"]
+    cli = start_cli(dy, "run", *args, "--name", "orphan", "box:1", "sleep", "300",
+                    pause_at="after-create")
+    marker, paused = paused_at(dy, "after-create")
+    cli.kill()  # the CLI dies while its supervisor is about to answer it
+    cli.communicate()
+    marker.unlink()  # the supervisor goes on: starts, answers into a closed pipe
+    bundle = marker.parent
+    until("the container to run", lambda: status_of(bundle)["state"] == "running")
+    status = status_of(bundle)
+    assert status["supervisor_pid"] == paused["pid"] and not gone(paused["pid"])
+    assert inspect(dy, "orphan")["State"]["Running"]
+    dy("stop", "-t", "0", "orphan")
+    if mode == "--rm":  # the supervisor's exit hook removes it, as it would have
+        until("the --rm container to go", lambda: dy("ps", "-a", "-q").stdout == "")
+        assert not bundle.exists()
+    else:
+        assert inspect(dy, "orphan")["State"]["ExitCode"] == 137
+        assert not os.path.ismount(bundle / "rootfs")
+    assert dy("system", "check").stdout.strip() == "ok: store consistent"
