@@ -73,7 +73,7 @@ def _init(ctx: InitContext) -> None:
     if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
         ctx.channel.send(messages.RunHooks())
         waiter.wait_for(messages.Proceed)
-    own_mount_ns = bool(ctx.ns_plan.unshare_flags & sc.CLONE_NEWNS)
+    own_mount_ns = ctx.ns_plan.own_mount_namespace
     rootfs.prepare(spec, ctx.rootfs, ctx.bundle, ctx.cgroup_dirs, own_namespace=own_mount_ns)
     if spec.hooks.get("createContainer"):
         hooks.run_hooks(spec.hooks["createContainer"], _state(ctx, "creating"), "createContainer")

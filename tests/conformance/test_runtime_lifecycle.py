@@ -300,3 +300,31 @@ def test_exec_without_a_mount_namespace_sees_the_rootfs(dockyard: Runtime,
                                          "/"], result.stderr
     finally:
         dockyard.call("delete", "--force", "shared-mnt")
+
+
+def test_join_mount_namespace_by_path(runtime: Runtime, factory: BundleFactory) -> None:
+    """A mount namespace joined by path is the container's: the rootfs is set up and
+    pivoted into there, as in a new one (runc's behaviour); the host's is untouched."""
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private",
+                               "sleep", "300"])
+    try:
+        ns_path = f"/proc/{holder.pid}/ns/mnt"
+        deadline = time.monotonic() + 5
+        while os.readlink(ns_path) == os.readlink("/proc/self/ns/mnt"):
+            assert time.monotonic() < deadline, "unshare never made its namespace"
+            time.sleep(0.01)
+        config = base_config(["sh", "-c", "readlink /proc/self/ns/mnt; ls / | tr '\\n' ' '"])
+        config["linux"]["namespaces"] = [
+            ns if ns["type"] != "mount" else {"type": "mount", "path": ns_path}
+            for ns in config["linux"]["namespaces"]]
+        result = runtime.run_bundle(factory.make(config))
+        assert result.returncode == 0, result.stderr
+        ns, listing = result.stdout.splitlines()
+        assert ns == os.readlink(ns_path)
+        assert listing.split() == ["bin", "dev", "etc", "proc", "root", "sys", "tmp"]
+        # pivot_root (not a chroot) moved the root of every process in the namespace
+        # whose root was the old one: the holder now sees the container's rootfs
+        assert sorted(os.listdir(f"/proc/{holder.pid}/root")) == listing.split()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -48,6 +48,13 @@ class NamespacePlan(NamedTuple):
     joins: tuple[tuple[str, str], ...]  # (type, path) in setns order; pid excluded
     join_pid: str  # path of a pid namespace to join, or ""
 
+    @property
+    def own_mount_namespace(self) -> bool:
+        """A new or joined mount namespace: the container's, set up and pivoted into.
+        Without one the container shares the runtime's."""
+        return bool(self.unshare_flags & syscalls.CLONE_NEWNS) or any(
+            ns_type == "mount" for ns_type, _path in self.joins)
+
 
 def plan(linux: Linux) -> NamespacePlan:
     flags = 0
