@@ -28,8 +28,8 @@ from typing import NamedTuple
 
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.fs.inroot import Root, clean, proc_path
-from dockyard.fs.tree import Entry, copy_data, open_dir, tar_info, walk
-from dockyard.snapshots.unpack import Placer, TarRules, extract_tar
+from dockyard.fs.tree import tar_info
+from dockyard.snapshots.unpack import Placer, TarRules, copy_from, extract_tar, place_tree
 
 
 class Source(NamedTuple):
@@ -75,20 +75,6 @@ def is_dir(rootfs: str, inner: str) -> bool:
     return True
 
 
-def _copy_from(dir_fd: int, name: str) -> Callable[[int], None]:
-    """Contents of the regular file ``name`` below ``dir_fd``, never through a symlink
-    (an empty ``name``: the file ``dir_fd`` holds itself)."""
-    def fill(out_fd: int) -> None:
-        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
-        source = os.open(proc_path(dir_fd), flags) if not name else \
-            os.open(name, flags | os.O_NOFOLLOW, dir_fd=dir_fd)
-        try:
-            copy_data(source, out_fd)
-        finally:
-            os.close(source)
-    return fill
-
-
 def _header(name: str, st: os.stat_result, dir_fd: int, entry_name: str) -> tarfile.TarInfo:
     linkname = os.readlink(entry_name, dir_fd=dir_fd) if stat.S_ISLNK(st.st_mode) else ""
     return tar_info(name, st, linkname)
@@ -130,7 +116,7 @@ def copy_source(source: Source, rootfs: str, dest_inner: str, owner: Ownership, 
             placer = Placer(dst, "/", _rules(owner))
             try:
                 header = tar_info(target, info)
-                placer.place_member(header, _copy_from(top, ""))
+                placer.place_member(header, copy_from(top, ""))
             finally:
                 placer.close()
         finally:
@@ -139,29 +125,18 @@ def copy_source(source: Source, rootfs: str, dest_inner: str, owner: Ownership, 
 
 def _copy_directory(source: Source, resolved: str, top: int, dst: Root, dest_inner: str,
                     owner: Ownership) -> None:
-    def below(entry: Entry) -> str:
-        return f"{resolved}/{entry.relative}" if resolved else entry.relative
-
-    def descend(entry: Entry) -> bool:
-        return source.include(below(entry)) or bool(source.descend and
-                                                     source.descend(below(entry)))
+    def below(relative: str) -> str:
+        return f"{resolved}/{relative}" if resolved else relative
 
     make_dirs(dst.path, dest_inner, owner, chown_new=True)
     placer = Placer(dst, dest_inner, _rules(owner))
-    readable = open_dir(top, ".")
     try:
-        for entry in walk(readable, descend=descend):
-            if not source.include(below(entry)):
-                continue  # dockerignore (a "!" below it may still bring some back)
-            mode = entry.stat.st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
-                continue  # sockets, fifos and devices are not copied (as BuildKit)
-            header = _header(entry.relative, entry.stat, entry.dir_fd, entry.name)
-            fill = _copy_from(entry.dir_fd, entry.name) if stat.S_ISREG(mode) else None
-            placer.place_member(header, fill)
-        placer.finish()
+        # dockerignore (a "!" below an excluded directory may still bring some back);
+        # sockets, fifos and devices are not copied (as BuildKit)
+        place_tree(placer, top, include=lambda r: source.include(below(r)),
+                   descend=lambda r: bool(source.descend and source.descend(below(r))),
+                   special=False)
     finally:
-        os.close(readable)
         placer.close()
 
 

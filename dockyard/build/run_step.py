@@ -162,7 +162,7 @@ def oci_mount(builder: Builder, spec: dict[str, str], bundle: Path, stack: conte
                 "options": ["rbind", "ro"]}
     scratch = bundle / f"bind-{os.urandom(4).hex()}"  # rw: writes are thrown away
     if os.path.isdir(source):
-        shutil.copytree(source, scratch, symlinks=True)
+        _copy_scratch(source, scratch)
     else:
         shutil.copy2(source, scratch)
     return {"destination": target, "type": "bind", "source": str(scratch),
@@ -222,3 +222,18 @@ def parse_mount(instruction: Instruction, text: str, env: Mapping[str, str],
     if not spec["target"].startswith("/"):
         spec["target"] = posixpath.join("/", spec["target"])
     return spec
+
+
+def _copy_scratch(source: str, scratch: Path) -> None:
+    """A throw-away copy of a directory (another stage's or the context's), read and
+    written by descriptor, without recursion."""
+    from dockyard.fs.inroot import Root
+    from dockyard.snapshots.unpack import Placer, TarRules, place_tree
+
+    scratch.mkdir()
+    with Root(source, what="mount source") as src, Root(scratch, what="scratch") as out:
+        placer = Placer(out, "/", TarRules(whiteouts=False, follow=False, what="mount"))
+        try:
+            place_tree(placer, src.fd)
+        finally:
+            placer.close()

@@ -253,16 +253,18 @@ def step_config(image: dict[str, Any], step: StepProcess, rootfs: Path,
 
 def _copy_tree_with_owners(source: Path, dest: Path) -> None:
     """``type=local``: the image's files with their modes, times and owners (symlinks
-    are copied as links, never followed)."""
-    import shutil
+    are copied as links, never followed; the image's tree is read by descriptor and
+    written below ``dest`` only)."""
+    from dockyard.fs.inroot import Root
+    from dockyard.snapshots.unpack import Placer, TarRules, place_tree
 
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
-    for directory, dirs, files in os.walk(source):
-        for name in dirs + files:
-            path = os.path.join(directory, name)
-            info = os.lstat(path)
-            os.lchown(dest / os.path.relpath(path, source), info.st_uid, info.st_gid)
+    with Root(source, what="image") as image, Root(dest, what="destination") as out:
+        placer = Placer(out, "/", TarRules(whiteouts=False, follow=False, what="output"))
+        try:
+            place_tree(placer, image.fd)
+        finally:
+            placer.close()
 
 
 @contextlib.contextmanager

@@ -418,6 +418,51 @@ class Placer:
         self._forget()
 
 
+def place_tree(placer: Placer, top_fd: int, *, include: Callable[[str], bool] | None = None,
+               descend: Callable[[str], bool] | None = None, special: bool = True) -> None:
+    """Copy everything below the directory ``top_fd`` through ``placer`` (a tree to a
+    tree, both by descriptor: volume copy-up, COPY of a directory, ``-o type=local``).
+    ``include`` filters paths (relative to the top); ``descend`` may still enter an
+    excluded directory; ``special`` False skips devices, FIFOs and sockets."""
+    def enter(entry: tree.Entry) -> bool:
+        return include is None or include(entry.relative) or bool(
+            descend and descend(entry.relative))
+
+    readable = tree.open_dir(top_fd, ".")
+    try:
+        for entry in tree.walk(readable, descend=enter):
+            if include is not None and not include(entry.relative):
+                continue
+            mode = entry.stat.st_mode
+            if stat.S_ISSOCK(mode):
+                continue
+            if not special and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)
+                                    or stat.S_ISLNK(mode)):
+                continue
+            link = os.readlink(entry.name, dir_fd=entry.dir_fd) if stat.S_ISLNK(mode) else ""
+            header = tree.tar_info(entry.relative, entry.stat, link)
+            placer.place_member(header, copy_from(entry.dir_fd, entry.name)
+                                if stat.S_ISREG(mode) else None)
+        placer.finish()
+    finally:
+        os.close(readable)
+
+
+def copy_from(dir_fd: int, name: str) -> Callable[[int], None]:
+    """Contents of the regular file ``name`` below ``dir_fd``, never through a symlink
+    (an empty ``name``: the file ``dir_fd`` holds itself)."""
+    def fill(out_fd: int) -> None:
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+        source = os.open(proc_path(dir_fd), flags) if not name else \
+            os.open(name, flags | os.O_NOFOLLOW, dir_fd=dir_fd)
+        try:
+            tree.copy_data(source, out_fd)
+        finally:
+            os.close(source)
+    return fill
+
+
+
 def _set_xattrs(target: int | str, member: tarfile.TarInfo) -> None:
     for key, value in (member.pax_headers or {}).items():
         if not key.startswith("SCHILY.xattr."):

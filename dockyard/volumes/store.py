@@ -10,11 +10,11 @@ import datetime
 import json
 import re
 import secrets
-import shutil
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.fs.tree import remove_tree
 from dockyard.store.db import Database
 
 MIGRATIONS = [
@@ -105,7 +105,7 @@ class VolumeStore:
         self.get(name)
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
-        shutil.rmtree(self.root / name, ignore_errors=True)
+        remove_tree(self.root / name, ignore_errors=True)  # a container filled it
         with self.db.transaction("removing a volume") as conn:
             conn.execute("DELETE FROM volumes WHERE name=?", (name,))
 
