@@ -8,7 +8,14 @@ from typing import IO, Any
 
 import click
 
-from dockyard.cli.render import human_ago, human_size, render
+from dockyard.cli.render import (
+    go_rfc3339,
+    go_time,
+    human_ago,
+    human_size,
+    render,
+    render_inspect,
+)
 from dockyard.engine.engine import Engine
 
 
@@ -81,7 +88,7 @@ def _parse_changes(changes: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
 @click.option("-f", "--filter", "filters", multiple=True, help="dangling=true|false, "
               "reference=PATTERN")
-@click.option("--format", "fmt", default=None, help="table, json or a Go-like template.")
+@click.option("--format", "fmt", default=None, help="table, json or a Go template.")
 def images_cmd(repository: str | None, all_images: bool, quiet: bool, digests: bool,
                no_trunc: bool, filters: tuple[str, ...], fmt: str | None) -> None:
     """List images."""
@@ -109,8 +116,9 @@ def images_cmd(repository: str | None, all_images: bool, quiet: bool, digests: b
         return
     table = [{"Repository": r.repository, "Tag": r.tag, "Digest": r.digest,
               "ID": r.id if no_trunc else r.id.split(":")[1][:12],
-              "CreatedSince": human_ago(r.created), "CreatedAt": r.created,
-              "Size": human_size(r.size)} for r in rows]
+              "CreatedSince": human_ago(r.created), "CreatedAt": go_time(r.created),
+              "Size": human_size(r.size), "VirtualSize": human_size(r.size),
+              "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A"} for r in rows]
     columns = ["Repository", "Tag"] + (["Digest"] if digests else []) + \
         ["ID", "CreatedSince", "Size"]
     headers = {"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
@@ -148,7 +156,7 @@ def history_cmd(name: str, quiet: bool, no_trunc: bool, fmt: str | None) -> None
         click.echo("\n".join(r["Id"] for r in rows))
         return
     table = [{"ID": r["Id"] if no_trunc or r["Id"] == "<missing>" else r["Id"].split(":")[1][:12],
-              "CreatedSince": human_ago(r["Created"]),
+              "CreatedSince": human_ago(r["Created"]), "CreatedAt": go_rfc3339(r["Created"]),
               "CreatedBy": _one_line(r["CreatedBy"], no_trunc),
               "Size": human_size(r["Size"]), "Comment": r["Comment"]} for r in rows]
     click.echo(render(table, ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"], fmt,
@@ -217,11 +225,7 @@ def image_group() -> None:
 @click.option("-f", "--format", "fmt", default=None)
 def image_inspect(names: tuple[str, ...], fmt: str | None) -> None:
     """Display detailed information on one or more images."""
-    docs = [_engine().images.inspect(name) for name in names]
-    if fmt:
-        click.echo(render(docs, [], fmt))
-    else:
-        click.echo(json.dumps(docs, indent=4))
+    click.echo(render_inspect([_engine().images.inspect(name) for name in names], fmt))
 
 
 @image_group.command("prune")
@@ -258,7 +262,7 @@ def inspect_cmd(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> 
             docs.append(engine.containers.inspect(name))
         except NotFound:
             docs.append(engine.images.inspect(name))
-    click.echo(render(docs, [], fmt) if fmt else json.dumps(docs, indent=4))
+    click.echo(render_inspect(docs, fmt))
 
 
 COMMANDS = [import_cmd, images_cmd, tag_cmd, rmi_cmd, history_cmd, save_cmd, load_cmd,

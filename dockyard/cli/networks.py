@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from dockyard.cli.render import render
+from dockyard.cli.render import go_time, label_method, labels_text, render, render_inspect
 from dockyard.engine.engine import Engine
 
 
@@ -47,12 +45,16 @@ def network_ls(engine: Engine, quiet: bool, no_trunc: bool, fmt: str | None) -> 
         records["bridge"] = engine.networks.default()
     for record in sorted(records.values(), key=lambda r: r.name):
         rows.append({"ID": record.id, "Name": record.name, "Driver": record.driver,
-                     "Scope": "local", "Subnet": record.subnet,
-                     "Internal": "true" if record.internal else "false"})
+                     "Scope": "local", "Subnet": record.subnet, "IPv6": "false",
+                     "Internal": "true" if record.internal else "false",
+                     "Labels": labels_text(record.labels), "Label": label_method(record.labels),
+                     "CreatedAt": go_time(record.created, fraction=True)})
     for name in ("host", "none"):
         doc = predefined_inspect(name)
         rows.append({"ID": doc["Id"], "Name": name, "Driver": doc["Driver"], "Scope": "local",
-                     "Subnet": "", "Internal": "false"})
+                     "Subnet": "", "IPv6": "false", "Internal": "false", "Labels": "",
+                     "Label": label_method({}),
+                     "CreatedAt": go_time(doc.get("Created", ""), fraction=True)})
     rows.sort(key=lambda r: r["Name"])
     if quiet:
         click.echo("\n".join(r["ID"] if no_trunc else r["ID"][:12] for r in rows))
@@ -80,7 +82,7 @@ def network_inspect(engine: Engine, fmt: str | None, names: tuple[str, ...]) -> 
             docs.append(predefined_inspect(name))
         else:
             docs.append(engine.networks.inspect(engine.networks.get(name), container_names))
-    click.echo(render(docs, [], fmt) if fmt else json.dumps(docs, indent=4))
+    click.echo(render_inspect(docs, fmt))
 
 
 @network_group.command("rm")

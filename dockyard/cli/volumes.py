@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from dockyard.cli.containers import _labels
-from dockyard.cli.render import render
+from dockyard.cli.render import label_method, labels_text, render, render_inspect
 from dockyard.engine.engine import Engine
 
 
@@ -49,18 +47,21 @@ def volume_ls(engine: Engine, quiet: bool, filters: tuple[str, ...], fmt: str | 
         for volume in volumes:
             click.echo(volume.name)
         return
-    rows = [{"Driver": v.driver, "Name": v.name} for v in volumes]
+    rows = [{"Driver": v.driver, "Name": v.name, "Scope": "local",
+             "Mountpoint": str(engine.volumes.data_dir(v.name)), "Labels": labels_text(v.labels),
+             "Label": label_method(v.labels), "Links": "N/A", "Size": "N/A"} for v in volumes]
     click.echo(render(rows, ["Driver", "Name"], fmt, {"Driver": "DRIVER",
                                                        "Name": "VOLUME NAME"}))
 
 
 @volume_group.command("inspect")
 @click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--format", "fmt", default=None)
 @click.pass_obj
-def volume_inspect(engine: Engine, names: tuple[str, ...]) -> None:
+def volume_inspect(engine: Engine, names: tuple[str, ...], fmt: str | None) -> None:
     """Display detailed information on volumes."""
     docs = [engine.volumes.inspect(engine.volumes.get(name)) for name in names]
-    click.echo(json.dumps(docs, indent=4))
+    click.echo(render_inspect(docs, fmt))
 
 
 @volume_group.command("rm")
