@@ -326,6 +326,7 @@ class Builder:
         import tempfile
 
         from dockyard.snapshots.diff import write_diff
+        from dockyard.snapshots.unpack import check_layer
 
         snapshotter = self.images.snapshotter
         content = self.images.content
@@ -337,6 +338,8 @@ class Builder:
                 return CachedLayer(None, None, None, 0, now_iso())
             with tempfile.TemporaryFile(dir=content.ingest_dir) as tmp:
                 diff_id = write_diff(str(upper), tmp)
+                tmp.seek(0)
+                check_layer(tmp)  # the door: what RUN made must be runnable (PATH_MAX…)
                 tmp.seek(0)
                 digest = content.write_stream(tmp, None)
             snapshotter.commit(key, chain_ids([*state.diff_ids, diff_id])[-1], diff_id)

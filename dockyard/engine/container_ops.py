@@ -200,6 +200,7 @@ class ContainerOps:
         from dockyard.oci import mediatypes as mt
         from dockyard.oci import reference
         from dockyard.snapshots.diff import write_diff
+        from dockyard.snapshots.unpack import check_layer
 
         record = self.service.get(ref)
         images = self.service.images
@@ -210,6 +211,8 @@ class ContainerOps:
         manifest = images.manifest(image)
         with tempfile.TemporaryFile(dir=images.content.ingest_dir) as tmp:
             diff_id = write_diff(str(images.snapshotter.upper_dir(record.id)), tmp)
+            tmp.seek(0)
+            check_layer(tmp)  # the door: refuse now what run would refuse later
             tmp.seek(0)
             digest = images.content.write_stream(tmp, diff_id)
         layers = [Layer(d.digest, d.media_type, d.size, i) for d, i in

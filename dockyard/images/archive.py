@@ -18,12 +18,22 @@ import tempfile
 from typing import IO, Any
 
 from dockyard.errors import DataLoss, InvalidArgument
+from dockyard.images import door
 from dockyard.images.content import LocalContentStore
 from dockyard.images.imagefile import Layer, base_config, now_iso, write_image
 from dockyard.images.index import ImageIndex, ImageRecord
 from dockyard.oci import mediatypes as mt
 from dockyard.oci import reference
-from dockyard.oci.image import Index, Manifest, load_json, parse_config, parse_manifest_or_index
+from dockyard.oci.digest import Digest
+from dockyard.oci.image import (
+    Index,
+    Manifest,
+    descriptor,
+    load_json,
+    load_json_value,
+    parse_config,
+    parse_manifest_or_index,
+)
 from dockyard.snapshots.unpack import HashingReader, decompressed
 
 
@@ -35,8 +45,10 @@ def _sniff_compression(head: bytes) -> str:
     return ""
 
 
-def store_layer_stream(content: LocalContentStore, stream: IO[bytes]) -> Layer:
-    """Store a layer (compressed or not) as an uncompressed tar blob; diff_id = digest."""
+def store_layer_stream(content: LocalContentStore, stream: IO[bytes],
+                       brought: set[str]) -> Layer:
+    """Store a layer (compressed or not) as an uncompressed tar blob; diff_id = digest.
+    Its digest joins ``brought`` (see :func:`dockyard.images.door.discarding`)."""
     peek = io.BufferedReader(stream, 1 << 16)  # type: ignore[type-var]
     compression = _sniff_compression(peek.peek(4)[:4])
     plain = decompressed(peek, compression)
@@ -45,25 +57,18 @@ def store_layer_stream(content: LocalContentStore, stream: IO[bytes]) -> Layer:
         while chunk := hashing.read(1 << 20):
             writer.write(chunk)
         digest = writer.commit()
-    _check_tar(content, digest)
+    brought.add(digest)
     return Layer(digest, mt.OCI_LAYER, content.size(digest), digest)
-
-
-def _check_tar(content: LocalContentStore, digest: str) -> None:
-    try:
-        with content.open(digest) as handle, tarfile.open(fileobj=handle, mode="r|") as archive:
-            for _ in archive:
-                pass
-    except (tarfile.TarError, EOFError) as exc:
-        content.delete(digest)
-        raise InvalidArgument(f"not a valid tar archive: {exc}") from exc
 
 
 def import_rootfs(content: LocalContentStore, index: ImageIndex, stream: IO[bytes],
                   names: list[str], *, message: str = "",
                   changes: dict[str, Any] | None = None) -> str:
-    """``dockyard import``: a rootfs tarball becomes a one-layer image."""
-    layer = store_layer_stream(content, stream)
+    """``dockyard import``: a rootfs tarball becomes a one-layer image, checked at the
+    door by the unpacker's rules (a refused one leaves nothing stored)."""
+    with door.discarding(content, index) as brought:
+        layer = store_layer_stream(content, stream, brought)
+        door.admit(content, [(layer.digest, layer.media_type)], [layer.diff_id])
     created = now_iso()
     config = base_config([layer.diff_id], created=created,
                          comment=message or "dockyard import", container_config=changes or {})
@@ -105,21 +110,34 @@ def _member(archive: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name:
     return handle
 
 
+def _strings(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"load: {where} must be a list of strings")
+    return value
+
+
 def _load_docker(content: LocalContentStore, index: ImageIndex, archive: tarfile.TarFile,
                  members: dict[str, tarfile.TarInfo]) -> list[str]:
-    entries = json.loads(_member(archive, members, "manifest.json").read())
+    entries = load_json_value(_member(archive, members, "manifest.json").read(),
+                              "load: manifest.json")
     if not isinstance(entries, list):
         raise InvalidArgument("load: manifest.json must be a list")
     loaded: list[str] = []
     for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or "Config" not in entry or "Layers" not in entry:
+        if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):
             raise InvalidArgument(f"load: manifest.json[{i}] needs Config and Layers")
+        layer_names = _strings(entry.get("Layers"), f"manifest.json[{i}].Layers")
+        names = [str(reference.parse(tag)) for tag in
+                 _strings(entry.get("RepoTags") or [], f"manifest.json[{i}].RepoTags")]
+        door.check_layer_count(len(layer_names))
         config_bytes = _member(archive, members, entry["Config"]).read()
         config = parse_config(config_bytes)
-        layers = [store_layer_stream(content, _member(archive, members, name))
-                  for name in entry["Layers"]]
-        _check_diff_ids(config, layers)
-        names = [str(reference.parse(tag)) for tag in entry.get("RepoTags") or []]
+        with door.discarding(content, index) as brought:
+            layers = [store_layer_stream(content, _member(archive, members, name), brought)
+                      for name in layer_names]
+            _check_diff_ids(config, layers)
+            door.admit(content, [(layer.digest, layer.media_type) for layer in layers],
+                       [layer.diff_id for layer in layers])
         write_image(content, index, layers, config, names, config_bytes=config_bytes)
         loaded += names or [f"sha256:{_config_id(config_bytes)}"]
     return loaded
@@ -141,31 +159,37 @@ def _check_diff_ids(config: dict[str, Any], layers: list[Layer]) -> None:
 def _load_oci(content: LocalContentStore, index: ImageIndex, archive: tarfile.TarFile,
               members: dict[str, tarfile.TarInfo]) -> list[str]:
     top = load_json(_member(archive, members, "index.json").read(), "index.json")
+    entries = top.get("manifests") or []
+    if not isinstance(entries, list):
+        raise InvalidArgument("load: index.json manifests must be a list")
     loaded: list[str] = []
+    for i, raw in enumerate(entries):
+        entry = descriptor(raw, f"index.json manifests[{i}]")
+        with door.discarding(content, index) as brought:
+            def blob(digest: str, size: int | None = None) -> str:
+                algorithm, hexpart = Digest.parse(digest).algorithm, Digest.parse(digest).hex
+                stored = content.write_stream(
+                    _member(archive, members, f"blobs/{algorithm}/{hexpart}"), digest, size)
+                brought.add(stored)
+                return stored
 
-    def blob(digest: str, size: int | None = None) -> str:
-        algorithm, hexpart = digest.split(":", 1)
-        return content.write_stream(_member(archive, members, f"blobs/{algorithm}/{hexpart}"),
-                                    digest, size)
-
-    for entry in top.get("manifests") or []:
-        digest = entry.get("digest", "")
-        blob(digest, entry.get("size"))
-        parsed = parse_manifest_or_index(content.read(digest), entry.get("mediaType", ""))
-        manifest_digest, manifest = _pick_manifest(content, parsed, digest, blob)
-        blob(manifest.config.digest, manifest.config.size)
-        for layer in manifest.layers:
-            blob(layer.digest, layer.size)
-        name = (entry.get("annotations") or {}).get("io.containerd.image.name") or \
-            (entry.get("annotations") or {}).get("org.opencontainers.image.ref.name")
-        names = [str(reference.parse(name))] if name and ("/" in name or ":" in name) else []
-        if name and not names:
-            names = [str(reference.parse(f"{name}"))]
-        config = content.read(manifest.config.digest)
-        parse_config(config)
+            blob(entry.digest, entry.size)
+            parsed = parse_manifest_or_index(content.read(entry.digest), entry.media_type)
+            manifest_digest, manifest = _pick_manifest(content, parsed, entry.digest, blob)
+            blob(manifest.config.digest, manifest.config.size)
+            door.check_layer_count(len(manifest.layers))
+            for layer in manifest.layers:
+                blob(layer.digest, layer.size)
+            config = content.read(manifest.config.digest)
+            diff_ids = parse_config(config)["rootfs"]["diff_ids"]
+            door.admit(content, [(x.digest, x.media_type) for x in manifest.layers],
+                       [str(d) for d in diff_ids])
+        name = entry.annotations.get("io.containerd.image.name") or \
+            entry.annotations.get("org.opencontainers.image.ref.name")
+        names = [str(reference.parse(str(name)))] if name else []
         index.add(manifest_digest, manifest.config.digest, manifest.media_type,
                   manifest.config.size + sum(x.size for x in manifest.layers),
-                  str(json.loads(config).get("created", "")), names)
+                  str(load_json(config, "image config").get("created", "")), names)
         loaded += names or [manifest_digest]
     return loaded
 

@@ -44,6 +44,9 @@ def write_image(content: LocalContentStore, index: ImageIndex, layers: list[Laye
     ``config_bytes``, when given, are stored as they are: an image's ID is the digest of
     its config bytes, so a loaded image keeps the ID it had where it came from.
     """
+    from dockyard.images.door import check_layer_count
+
+    check_layer_count(len(layers))
     config_bytes = config_bytes if config_bytes is not None else canonical_json(config)
     config_digest = content.write(config_bytes)
     config_desc = Descriptor(mt.OCI_CONFIG, config_digest, len(config_bytes))

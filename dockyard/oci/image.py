@@ -44,7 +44,7 @@ class Index(NamedTuple):
     manifests: tuple[Descriptor, ...]
 
 
-def _descriptor(raw: Any, where: str) -> Descriptor:
+def descriptor(raw: Any, where: str) -> Descriptor:
     if not isinstance(raw, dict):
         raise InvalidArgument(f"{where}: must be an object")
     media_type, digest, size = raw.get("mediaType"), raw.get("digest"), raw.get("size")
@@ -55,14 +55,34 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
     Digest.parse(digest)
     if not isinstance(size, int) or size < 0:
         raise InvalidArgument(f"{where}.size: must be a non-negative integer")
-    return Descriptor(media_type, digest, size, raw.get("annotations") or {}, raw.get("platform"))
+    annotations = raw.get("annotations") or {}
+    if not isinstance(annotations, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()):
+        raise InvalidArgument(f"{where}.annotations: must map strings to strings")
+    platform = raw.get("platform")
+    if platform is not None and not isinstance(platform, dict):
+        raise InvalidArgument(f"{where}.platform: must be an object")
+    return Descriptor(media_type, digest, size, annotations, platform)
+
+
+MAX_JSON_BYTES = 16 << 20  # a manifest, index or config past this is refused
+
+
+def load_json_value(data: bytes, what: str) -> Any:
+    """Any JSON document from an image or archive: size-capped, and a nesting bomb
+    (which makes Python's parser recurse until RecursionError) is a clear error."""
+    if len(data) > MAX_JSON_BYTES:
+        raise InvalidArgument(f"{what}: larger than {MAX_JSON_BYTES} bytes")
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise InvalidArgument(f"{what}: JSON nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"{what}: not valid JSON: {exc}") from exc
 
 
 def load_json(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"{what}: not valid JSON: {exc}") from exc
+    doc = load_json_value(data, what)
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{what}: must be a JSON object")
     return doc
@@ -77,14 +97,14 @@ def parse_manifest_or_index(data: bytes, media_type: str = "") -> Manifest | Ind
         entries = doc.get("manifests")
         if not isinstance(entries, list):
             raise InvalidArgument("index.manifests: must be a list")
-        return Index(kind, tuple(_descriptor(e, f"index.manifests[{i}]")
+        return Index(kind, tuple(descriptor(e, f"index.manifests[{i}]")
                                  for i, e in enumerate(entries)))
     if kind in mt.MANIFESTS:
         layers = doc.get("layers")
         if not isinstance(layers, list):
             raise InvalidArgument("manifest.layers: must be a list")
-        config = _descriptor(doc.get("config"), "manifest.config")
-        parsed = tuple(_descriptor(e, f"manifest.layers[{i}]") for i, e in enumerate(layers))
+        config = descriptor(doc.get("config"), "manifest.config")
+        parsed = tuple(descriptor(e, f"manifest.layers[{i}]") for i, e in enumerate(layers))
         for i, layer in enumerate(parsed):
             if layer.media_type not in mt.LAYERS:
                 raise InvalidArgument(f"manifest.layers[{i}]: unknown layer media type "

@@ -51,6 +51,9 @@ class Reference(NamedTuple):
         return self._replace(tag=tag, digest=None)
 
 
+NAME_TOTAL_LENGTH_MAX = 255
+
+
 def parse(text: str) -> Reference:
     """Parse and normalise; raises InvalidArgument naming what is wrong."""
     if not text or text != text.strip():
@@ -74,6 +77,11 @@ def parse(text: str) -> Reference:
         registry, path = first, rest
     else:
         registry, path = DEFAULT_REGISTRY, remainder
+    if len(remainder) > NAME_TOTAL_LENGTH_MAX:
+        # distribution/reference's limit, with its wording (Docker counts the name as
+        # written, registry included)
+        raise InvalidArgument(f"invalid reference format: repository name (with the registry) "
+                              f"must not be more than {NAME_TOTAL_LENGTH_MAX} characters")
     if registry in ("index.docker.io", "registry-1.docker.io"):
         registry = DEFAULT_REGISTRY
     if registry == DEFAULT_REGISTRY and "/" not in path:

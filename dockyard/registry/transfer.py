@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from dockyard.errors import InvalidArgument
+from dockyard.images import door
 from dockyard.images.content import LocalContentStore, ResumableWriter
 from dockyard.images.index import ImageIndex, ImageRecord
 from dockyard.images.platform import pick
@@ -91,12 +92,19 @@ def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
         if not isinstance(manifest, Manifest):
             raise InvalidArgument(f"{text}: nested indexes are not supported")
         blobs = [manifest.config, *manifest.layers]
-        with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
-            jobs = [pool.submit(_fetch_blob, client, content, ref.repository, d, progress)
-                    for d in blobs]
-            for job in jobs:
-                job.result()
-        config = parse_config(content.read(manifest.config.digest))
+        door.check_layer_count(len(manifest.layers))
+        with door.discarding(content, index) as brought:
+            brought.update({top_digest, manifest_digest})
+            brought.update(d.digest for d in blobs if not content.exists(d.digest))
+            with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
+                jobs = [pool.submit(_fetch_blob, client, content, ref.repository, d, progress)
+                        for d in blobs]
+                for job in jobs:
+                    job.result()
+            config = parse_config(content.read(manifest.config.digest))
+            # the door: every layer passes the unpacker's rules before the image exists
+            door.admit(content, [(d.digest, d.media_type) for d in manifest.layers],
+                       [str(d) for d in config["rootfs"]["diff_ids"]])
         names = [str(ref)] if ref.tag else []
         index.add(manifest_digest, manifest.config.digest, media_type or manifest.media_type,
                   sum(d.size for d in blobs), str(config.get("created", "")), names,

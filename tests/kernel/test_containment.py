@@ -379,3 +379,81 @@ def test_dockerignored_files_never_reach_the_image_through_symlinks(box: Dockyar
         named = box("build", "-q", str(context), check=False)
         assert named.returncode != 0 and "dockerignore" in named.stderr
         assert "Traceback" not in named.stderr
+
+
+# --- the door: import, load (docker-archive, OCI) refuse what run would refuse ------
+def _blobs(root: Path) -> set[str]:
+    return {p.name for p in (root / "content/blobs/sha256").glob("*")} \
+        if (root / "content/blobs/sha256").is_dir() else set()
+
+
+def _docker_archive(layer: bytes, manifest: object | None = None) -> bytes:
+    import hashlib
+    import json
+
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    entries = manifest if manifest is not None else [
+        {"Config": "config.json", "RepoTags": ["hostile:1"], "Layers": ["layer.tar"]}]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in (("config.json", config), ("layer.tar", layer),
+                           ("manifest.json", json.dumps(entries).encode()
+                            if not isinstance(entries, bytes) else entries)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _oci_archive(index: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in (("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'),
+                           ("index.json", index)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+HOSTILE_LAYER = [("symlink", "etc", "/"), ("file", "etc/evil", "x")]
+
+
+def test_the_door_refuses_hostile_layers_on_import_and_load(box: Dockyard,
+                                                          tmp_path: Path) -> None:
+    before = _blobs(box.root)
+    layer = make_tar(HOSTILE_LAYER)
+    (tmp_path / "rootfs.tar").write_bytes(layer)
+    imported = box("import", str(tmp_path / "rootfs.tar"), "hostile:0", check=False)
+    assert imported.returncode != 0 and "below the symlink" in imported.stderr
+    loaded = box("load", input=_docker_archive(layer), check=False)
+    assert loaded.returncode != 0 and "below the symlink" in loaded.stderr
+    for result in (imported, loaded):
+        assert "Traceback" not in result.stderr
+    assert "hostile" not in box("images").stdout
+    assert _blobs(box.root) == before  # nothing of a refused image stays
+    assert box("system", "check").returncode == 0
+
+
+@pytest.mark.parametrize("archive", ["nesting-bomb", "manifest-string", "digest-no-algorithm",
+                                     "layers-not-strings", "long-repository"])
+def test_malformed_archives_are_one_line_errors(archive: str, box: Dockyard) -> None:
+    layer = make_tar([("file", "ok", "x")])
+    data = {
+        "nesting-bomb": lambda: _docker_archive(layer, b"[" * 100_000 + b"]" * 100_000),
+        "manifest-string": lambda: _oci_archive(b'{"manifests": ["x"]}'),
+        "digest-no-algorithm": lambda: _oci_archive(
+            b'{"manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",'
+            b' "digest": "' + b"a" * 64 + b'", "size": 1}]}'),
+        "layers-not-strings": lambda: _docker_archive(
+            layer, [{"Config": "config.json", "Layers": [1]}]),
+        "long-repository": lambda: _docker_archive(
+            layer, [{"Config": "config.json", "RepoTags": ["a" * 300 + ":1"],
+                     "Layers": ["layer.tar"]}]),
+    }[archive]()
+    result = box("load", input=data, check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2  # the error and maybe a hint
