@@ -13,6 +13,8 @@ class Mount(NamedTuple):
     options: tuple[str, ...] = ()
 
 
+# mount(2) takes its data in one page; longer overlay options are shortened below
+MOUNT_DATA_MAX = 4096 - 1
 
 
 def mount_all(mounts: list[Mount], target: str) -> None:
@@ -32,8 +34,35 @@ def mount_all(mounts: list[Mount], target: str) -> None:
             sc.mount(mnt.source, target, None, flags | sc.MS_BIND, None)
             if flags & sc.MS_RDONLY:
                 sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY, None)
+        elif mnt.type == "overlay" and len(",".join(data)) > MOUNT_DATA_MAX:
+            _mount_overlay_by_fd(mnt.source, target, flags, data)
         else:
             sc.mount(mnt.source, target, mnt.type, flags, ",".join(data) or None)
+
+
+def _mount_overlay_by_fd(source: str, target: str, flags: int, data: list[str]) -> None:
+    """An image of many layers: 125 absolute lower paths overflow mount(2)'s one page
+    of data, so each lower directory is opened and named by its short
+    ``/proc/self/fd/N`` link for the duration of the call (overlay2 uses short link
+    names for the same reason; a descriptor needs no extra files and no chdir)."""
+    import os
+
+    from dockyard.runtime.linux import syscalls as sc
+
+    opened: list[int] = []
+    try:
+        shortened = []
+        for option in data:
+            if option.startswith("lowerdir="):
+                paths = option[len("lowerdir="):].split(":")
+                opened += [os.open(p, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for p in paths]
+                option = "lowerdir=" + ":".join(f"/proc/self/fd/{fd}" for fd in
+                                                opened[-len(paths):])
+            shortened.append(option)
+        sc.mount(source, target, "overlay", flags, ",".join(shortened))
+    finally:
+        for fd in opened:
+            os.close(fd)
 
 
 def unmount(target: str) -> None:

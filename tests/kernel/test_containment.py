@@ -457,3 +457,39 @@ def test_malformed_archives_are_one_line_errors(archive: str, box: Dockyard) -> 
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 2  # the error and maybe a hint
+
+
+def _many_layer_archive(base: bytes, count: int, tag: str) -> bytes:
+    import hashlib
+    import json
+
+    layers = [base] + [make_tar([("file", f"f{i}", str(i))], mode=0o644)
+                       for i in range(1, count)]
+    diff_ids = ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    manifest = json.dumps([{"Config": "config.json", "RepoTags": [tag],
+                            "Layers": [f"{i}/layer.tar" for i in range(count)]}]).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        files = [("config.json", config), ("manifest.json", manifest)]
+        files += [(f"{i}/layer.tar", layer) for i, layer in enumerate(layers)]
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_125_layers_run_and_126_are_refused_at_the_door(box: Dockyard,
+                                                       rootfs_tar: Path) -> None:
+    """Docker's limit: 125 lower layers run (their paths no longer overflow mount's
+    one page of options); one more is refused when the image enters the store."""
+    base = rootfs_tar.read_bytes()
+    box("load", input=_many_layer_archive(base, 125, "tall:125"))
+    out = box("run", "--rm", "tall:125", "cat", "/f1", "/f124").stdout
+    assert out == "1124"
+    refused = box("load", input=_many_layer_archive(base, 126, "tall:126"), check=False)
+    assert refused.returncode != 0 and "at most 125" in refused.stderr
+    assert "tall:126" not in box("images").stdout
