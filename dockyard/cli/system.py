@@ -35,11 +35,13 @@ def system_df(engine: Engine) -> None:
 @click.pass_obj
 def system_check(engine: Engine, repair: bool) -> None:
     """Verify every blob, image and container record; exit 1 and list problems if any."""
-    problems = engine.images.check() + engine.containers.check(repair=repair)
-    containers = engine.containers.list(all_containers=True)
+    problems = engine.images.check(repair=repair) + engine.containers.check(repair=repair)
+    # a plain check changes nothing: a dead supervisor is reported, not re-adopted here
+    containers = engine.containers.list(all_containers=True, recover=repair)
     problems += engine.builds.check(repair=repair)
     problems += engine.networks.check({r.id for r in containers},
-                                      {r.id for r in containers if r.state == "running"},
+                                      {r.id for r in containers
+                                       if r.state in ("running", "paused", "restarting")},
                                       repair=repair)
     for problem in problems:
         click.echo(problem)

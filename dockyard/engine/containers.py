@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.engine import names
 from dockyard.engine.images import ImageService
-from dockyard.engine.records import ContainerRecord, ContainerStore
+from dockyard.engine.records import ACTIVE_STATES, ContainerRecord, ContainerStore
 from dockyard.engine.spec import ContainerSpec, MountSpec
-from dockyard.errors import Conflict, InternalError, InvalidArgument
+from dockyard.errors import Conflict, ContainerNotFound, InternalError, InvalidArgument
 from dockyard.store.layout import Layout
 from dockyard.supervise import process as processes
 from dockyard.supervise.logfile import now_iso
@@ -60,6 +60,7 @@ class ContainerService:
         self.images = images
         self.volumes = volumes
         self._networks = networks
+        self._held: set[str] = set()  # containers whose lock this process holds
 
     @property
     def networks(self) -> NetworkService:
@@ -201,19 +202,17 @@ class ContainerService:
         return bool(self.store.db.query("SELECT 1 FROM containers WHERE name=?", (name,)))
 
     def get(self, ref: str) -> ContainerRecord:
-        return self.refresh(self.store.find(ref))
+        return self.recovered(self.refresh(self.store.find(ref)))
 
     def refresh(self, record: ContainerRecord) -> ContainerRecord:
-        """Fold the supervisor's status.json into the record; after a crash, a
-        'running' container whose supervisor and process are both gone is exited."""
+        """Fold the supervisor's status.json into the record (bookkeeping only: a dead
+        supervisor is noticed, and its container re-adopted, by ``recovered``)."""
         status = _read_status(self.bundle(record.id))
         if status:
             keys = ("state", "pid", "exit_code", "started_at", "finished_at", "restart_count",
                     "error", "supervisor_pid", "pid_start", "supervisor_start")
             fields: dict[str, Any] = {k: status[k] for k in keys if k in status}
             fields["oom_killed"] = int(bool(status.get("oom_killed")))
-            if fields["state"] == "restarting":
-                fields["state"] = "running"
             current: dict[str, Any] = {k: getattr(record, k) for k in fields}
             current["oom_killed"] = int(record.oom_killed)
             if fields != current:
@@ -221,12 +220,69 @@ class ContainerService:
                 record = self.store.find(record.id)
         if record.state == "running" and init_alive(record) and self._paused(record.id):
             return record._replace(state="paused")
-        if record.state == "running" and not supervised(record) and not init_alive(record):
-            self.store.update(record.id, state="exited", exit_code=255, finished_at=now_iso(),
-                              error="container and its supervisor disappeared",
-                              supervisor_pid=0)
-            return self.store.find(record.id)
         return record
+
+    @staticmethod
+    def orphaned(record: ContainerRecord) -> bool:
+        """A supervisor was recorded (it clears itself when it finishes) and is gone."""
+        return bool(record.supervisor_pid) and not supervised(record)
+
+    def recovered(self, record: ContainerRecord) -> ContainerRecord:
+        """Every command notices a dead supervisor: a live container gets a new one
+        (re-adopted: logs, exit, restart policy); a dead one gets its exit recorded
+        and its restart policy applied — what dockerd does for its containers."""
+        if not self.orphaned(record) or record.id in self._held:
+            return record
+        try:
+            with self._locked(record.id):
+                record = self.refresh(self.store.find(record.id))
+                if not self.orphaned(record):
+                    return record
+                return self._recover_locked(record)
+        except FileNotFoundError:  # removed meanwhile (its directory and lock went)
+            return record
+
+    def _recover_locked(self, record: ContainerRecord) -> ContainerRecord:
+        if record.state in ACTIVE_STATES and init_alive(record):
+            return self._adopt_locked(record)
+        # dead (or never started): a container waiting to restart already has its exit
+        code = record.exit_code if record.state == "restarting" else 255
+        why = "the container's supervisor died"
+        if self._policy_restarts(record, code):
+            self._bury(record, why, code, after_exit=False)
+            return self._start_locked(self.store.find(record.id), False,
+                                      restart_count=record.restart_count + 1)
+        return self._bury(record, why, code)
+
+    def _policy_restarts(self, record: ContainerRecord, code: int) -> bool:
+        """The restart policy's answer to an exit (the supervisor's ``wants_restart``)."""
+        if (self.bundle(record.id) / "stop-requested").exists():
+            return False
+        policy = record.spec.restart
+        if policy.name in ("always", "unless-stopped"):
+            return True
+        return policy.name == "on-failure" and code != 0 and (
+            policy.maximum_retry_count == 0 or
+            record.restart_count < policy.maximum_retry_count)
+
+    def _adopt_locked(self, record: ContainerRecord) -> ContainerRecord:
+        """A new supervisor for a running container (its stdio pipes reopened through
+        /proc, its published ports served again): it records the exit and applies the
+        policy.  The exit code is lost with the old supervisor (the init's parent): 255."""
+        try:
+            network: dict[str, Any] | None = json.loads(
+                (self.bundle(record.id) / "network.json").read_text())
+        except (OSError, ValueError):
+            network = {"endpoints": [], "ports": [], "dns": {}} \
+                if record.spec.network_mode == "none" else None
+        argv = self._supervisor_argv(record, network, attach=False,
+                                     restart_count=record.restart_count,
+                                     adopt=f"{record.pid}:{record.pid_start}")
+        answer = self._launch_supervisor(argv)
+        if answer != "ok":
+            raise InternalError(f"container {record.id[:12]}: its supervisor died and a new "
+                                f"one could not adopt it: {answer or 'it exited'}")
+        return self.refresh(self.store.find(record.id))
 
     def runtime_argv(self) -> list[str]:
         from dockyard.engine.runtime_command import runtime_argv
@@ -294,9 +350,12 @@ class ContainerService:
         container and waits (up to 10 s) for a client on its attach socket before
         starting it, so an attached terminal sees the first byte of output."""
         record = self.get(ref)
-        if record.state in ("running", "paused"):
+        if record.state in ACTIVE_STATES:
             return record
         with self._locked(record.id):
+            record = self.refresh(self.store.find(record.id))
+            if record.state in ACTIVE_STATES or supervised(record):
+                return record  # started meanwhile
             return self._start_locked(record, attach)
 
     @contextlib.contextmanager
@@ -308,11 +367,14 @@ class ContainerService:
         fd = os.open(self.bundle(container_id) / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._held.add(container_id)
             yield
         finally:
+            self._held.discard(container_id)
             os.close(fd)
 
-    def _start_locked(self, record: ContainerRecord, attach: bool) -> ContainerRecord:
+    def _start_locked(self, record: ContainerRecord, attach: bool, *,
+                      restart_count: int = 0) -> ContainerRecord:
         bundle = self.bundle(record.id)
         (bundle / "stop-requested").unlink(missing_ok=True)
         (bundle / "status.json").unlink(missing_ok=True)
@@ -326,6 +388,19 @@ class ContainerService:
         except BaseException:
             self._unmount_if_idle(record.id)
             raise
+        argv = self._supervisor_argv(record, network, attach=attach,
+                                     restart_count=restart_count)
+        answer = self._launch_supervisor(argv)
+        if answer != "ok":
+            record = self.wait_exited(record.id)
+            if not answer:  # it died without a word (killed): do what it owed
+                self._bury(record, "the supervisor exited before the container started")
+            raise _start_error(answer or "the supervisor exited before the container started")
+        return self.get(record.id)
+
+    def _supervisor_argv(self, record: ContainerRecord, network: dict[str, Any] | None, *,
+                         attach: bool, restart_count: int, adopt: str = "") -> list[str]:
+        bundle = self.bundle(record.id)
         self.layout.runtime_root.mkdir(parents=True, exist_ok=True)
         restart = record.spec.restart
         exit_hook = [sys.executable, "-P", "-m", "dockyard.cli.main", "--root",
@@ -344,14 +419,9 @@ class ContainerService:
                 "--log-max-file", str(spec.log_max_file),
                 "--health", json.dumps(health) if health else "",
                 "--network", json.dumps(network) if network else "",
+                "--restart-count", str(restart_count),
                 "--pause-at", os.environ.get(processes.PAUSE_ENV, ""), *flags]
-        answer = self._launch_supervisor(argv)
-        if answer != "ok":
-            record = self.wait_exited(record.id)
-            if not answer:  # it died without a word (killed): do what it owed
-                self._bury(record, "the supervisor exited before the container started")
-            raise _start_error(answer or "the supervisor exited before the container started")
-        return self.get(record.id)
+        return [*argv, "--adopt", adopt] if adopt else argv
 
     def _launch_supervisor(self, argv: list[str]) -> str:
         """A supervisor from the zygote; its one-line answer ("ok" or the error), or ""
@@ -371,24 +441,27 @@ class ContainerService:
         finally:
             os.close(ready_r)
 
-    def _bury(self, record: ContainerRecord, error: str) -> ContainerRecord:
+    def _bury(self, record: ContainerRecord, error: str, exit_code: int = 255, *,
+              after_exit: bool = True) -> ContainerRecord:
         """What a supervisor that died owed its dead (or never started) container: the
         runtime state deleted (with a created init waiting to be started), the exit
-        recorded (255: the status died with it), its ports' DNAT rules and its names
-        withdrawn, the rootfs unmounted; ``--rm`` removes it.  Under the lock."""
+        recorded (255 unless known: the status died with the init's parent), its ports'
+        DNAT rules withdrawn; then (``after_exit``) the exit hook's work: names
+        withdrawn, rootfs unmounted, ``--rm`` removal.  Under the lock."""
         from dockyard.runtime import operations
 
         if (self.layout.runtime_root / record.id).exists():
             with contextlib.suppress(Exception):
                 operations.delete(self.layout.runtime_root, record.id, force=True)
         self._unpublish_ports(record.id)
-        fields = {"state": "exited", "pid": 0, "pid_start": 0, "exit_code": 255,
+        fields = {"state": "exited", "pid": 0, "pid_start": 0, "exit_code": exit_code,
                   "finished_at": now_iso(), "error": error, "supervisor_pid": 0,
                   "supervisor_start": 0}
         _write_status(self.bundle(record.id), fields)
         self.store.update(record.id, **fields)
         record = self.store.find(record.id)
-        self._after_exit(record)
+        if after_exit:
+            self._after_exit(record)
         return record
 
     def _unpublish_ports(self, container_id: str) -> None:
@@ -409,7 +482,7 @@ class ContainerService:
         from dockyard.runtime import operations
 
         problems = []
-        records = {r.id: r for r in self.list(all_containers=True)}
+        records = {r.id: r for r in self.list(all_containers=True, recover=False)}
         root = self.layout.root / "containers"
         on_disk = {p.name for p in root.iterdir()} if root.is_dir() else set()
         for container_id in sorted(set(records) - on_disk):
@@ -421,16 +494,30 @@ class ContainerService:
             if repair:
                 self.cleanup(name)
         for record in records.values():
-            idle = record.state not in ("running", "paused") and not supervised(record)
-            if idle and os.path.ismount(self.bundle(record.id) / "rootfs"):
+            orphaned = self.orphaned(record)
+            live = orphaned and record.state in ACTIVE_STATES and init_alive(record)
+            if orphaned:
+                problems.append(f"container {record.id[:12]}: supervisor gone" + (
+                    ", container running unsupervised" if live else ", exit not recorded"))
+            idle = (record.state not in ACTIVE_STATES or orphaned) and not live and \
+                not supervised(record)
+            mounted = idle and os.path.ismount(self.bundle(record.id) / "rootfs")
+            if mounted:
                 problems.append(f"container {record.id[:12]}: rootfs mounted but not running")
-                if repair:
-                    self._unmount_if_idle(record.id)
-            if idle and (self.layout.runtime_root / record.id).exists():
+            stale = idle and (self.layout.runtime_root / record.id).exists()
+            if stale:
                 problems.append(f"container {record.id[:12]}: stale runtime state")
-                if repair:
-                    with contextlib.suppress(Exception):
-                        operations.delete(self.layout.runtime_root, record.id, force=True)
+            if not repair:
+                continue
+            if orphaned:  # re-adopted, or exit recorded (unmounted...) and policy applied
+                with contextlib.suppress(ContainerNotFound):
+                    self.recovered(record)
+                continue
+            if mounted:
+                self._unmount_if_idle(record.id)
+            if stale:
+                with contextlib.suppress(Exception):
+                    operations.delete(self.layout.runtime_root, record.id, force=True)
         return problems
 
     def restore(self) -> list[str]:
@@ -438,8 +525,13 @@ class ContainerService:
         ``unless-stopped`` ones the user did not stop), as dockerd does when it starts.
         Idempotent; run it at boot (``dockyard system restore``)."""
         restarted = []
-        for record in self.list(all_containers=True):
-            if record.state in ("running", "paused") or supervised(record):
+        for record in self.list(all_containers=True, recover=False):
+            if self.orphaned(record):  # re-adopted, or restarted by its policy
+                with contextlib.suppress(ContainerNotFound):
+                    if self.recovered(record).state in ACTIVE_STATES:
+                        restarted.append(record.id)
+                continue
+            if record.state in ACTIVE_STATES or supervised(record):
                 continue
             policy = record.spec.restart.name
             stopped = (self.bundle(record.id) / "stop-requested").exists()
@@ -477,7 +569,7 @@ class ContainerService:
             return
         with self._locked(record.id):
             record = self.get(ref)
-            if record.state in ("running", "paused") or supervised(record):
+            if record.state in ACTIVE_STATES or supervised(record):
                 return
             self._after_exit(record)
 
@@ -505,7 +597,7 @@ class ContainerService:
         signal when none is configured, also cancels the restart policy; a container
         waiting to restart has no process, so that is all there is to do."""
         record = self.get(ref)
-        if record.state not in ("running", "paused"):
+        if record.state not in ACTIVE_STATES:
             raise Conflict(f"Cannot kill container: {ref}: Container {record.id} is not "
                            "running")
         stop_signal = record.spec.stop_signal or self._image_stop_signal(record)
@@ -526,7 +618,7 @@ class ContainerService:
 
     def stop(self, ref: str, timeout: int | None = None) -> ContainerRecord:
         record = self.get(ref)
-        if record.state not in ("running", "paused"):
+        if record.state not in ACTIVE_STATES:
             return record
         (self.bundle(record.id) / "stop-requested").touch()
         if record.state == "paused":  # a frozen process cannot act on the stop signal
@@ -566,7 +658,7 @@ class ContainerService:
         deadline = time.monotonic() + timeout
         while True:
             record = self.get(ref)
-            if record.state not in ("running", "paused") and not supervised(record):
+            if record.state not in ACTIVE_STATES and not supervised(record):
                 return record
             if time.monotonic() > deadline:
                 raise InternalError(f"container {record.id[:12]} did not finish its exit "
@@ -575,7 +667,7 @@ class ContainerService:
 
     def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> str:
         record = self.get(ref)
-        if record.state in ("running", "paused"):
+        if record.state in ACTIVE_STATES:
             if not force:
                 raise Conflict(f"You cannot remove a running container {record.id}. Stop the "
                                "container before attempting removal or force remove")
@@ -607,10 +699,18 @@ class ContainerService:
         shutil.rmtree(self.bundle(container_id), ignore_errors=True)
         self.store.remove(container_id)  # last: once the record is gone, so is the rest
 
-    def list(self, *, all_containers: bool = False) -> list[ContainerRecord]:
-        records = [self.refresh(r) for r in self.store.all()]
+    def list(self, *, all_containers: bool = False, recover: bool = True) -> list[ContainerRecord]:
+        """Refreshed records (``recover``: dead supervisors noticed, see ``recovered``);
+        one removed while we list is left out, not an error."""
+        records = []
+        for record in self.store.all():
+            try:
+                record = self.refresh(record)
+                records.append(self.recovered(record) if recover else record)
+            except ContainerNotFound:
+                continue
         return records if all_containers else [r for r in records
-                                               if r.state in ("running", "paused")]
+                                               if r.state in ACTIVE_STATES]
 
     def logs(self, ref: str, *, follow: bool = False, tail: int | None = None,
              since: str | None = None) -> Iterator[dict[str, str]]:

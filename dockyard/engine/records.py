@@ -47,6 +47,10 @@ MIGRATIONS = [
 ]
 
 
+# states in which a container counts as running (Docker: State.Running is true)
+ACTIVE_STATES = ("running", "paused", "restarting")
+
+
 class ContainerRecord(NamedTuple):
     id: str
     name: str

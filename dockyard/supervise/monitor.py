@@ -26,10 +26,12 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +42,25 @@ from dockyard.supervise.health import HealthChecker
 from dockyard.supervise.helper import keep_out_of_forks, release, run_in_fork
 from dockyard.supervise.iohub import IOHub
 from dockyard.supervise.logfile import JsonLog, now_iso
-from dockyard.supervise.process import pause_at, start_time
+from dockyard.supervise.process import is_alive, pause_at, start_time, wait_exit
 
 PR_SET_CHILD_SUBREAPER = 36
+
+# Docker's restart manager: the first restart waits 100 ms, each next one twice as long,
+# at most a minute; a container that ran 10 s or more starts again at 100 ms
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 60.0
+BACKOFF_RESET_AFTER = 10.0
+
+
+def restart_delay(previous: float, ran_for: float) -> float:
+    """The wait before the next restart, given the last one (0 at first) and how long
+    the container ran before this exit (moby's ``RestartManager.ShouldRestart``)."""
+    if ran_for >= BACKOFF_RESET_AFTER:
+        previous = 0.0
+    if previous == 0.0:
+        return BACKOFF_FIRST
+    return min(previous * 2, BACKOFF_MAX)
 
 
 class Supervisor:
@@ -58,6 +76,11 @@ class Supervisor:
         self.stdin: bool = args.stdin
         self.wait_attach: bool = args.wait_attach
         self.pause_at: str = args.pause_at  # tests only: see supervise.process.pause_at
+        # re-adoption: a running init whose supervisor died (not our child)
+        self.adopted = (0, 0)
+        if args.adopt:
+            pid, _, start = args.adopt.partition(":")
+            self.adopted = (int(pid), int(start or 0))
         self.driver = load_driver(args.driver, self.runtime, self.runtime_root)
         self.log = JsonLog(self.bundle / "container.log", args.log_max_size, args.log_max_file)
         self.hub = IOHub(self.bundle, self.log, tty=self.tty)
@@ -73,9 +96,14 @@ class Supervisor:
         self.wake = threading.Event()
         self.status: dict[str, Any] = {"state": "created", "pid": 0, "pid_start": 0,
                                        "exit_code": 0, "started_at": "", "finished_at": "",
-                                       "restart_count": 0, "oom_killed": False, "error": "",
+                                       "restart_count": args.restart_count,
+                                       "oom_killed": False, "error": "",
                                        "supervisor_pid": os.getpid(),
                                        "supervisor_start": start_time(os.getpid()) or 0}
+        if self.adopted[0]:  # what the dead supervisor knew that still holds
+            with contextlib.suppress(OSError, ValueError):
+                old = json.loads((self.bundle / "status.json").read_text())
+                self.status["started_at"] = str(old.get("started_at", ""))
 
     def save(self, **changes: Any) -> None:
         with self._lock:  # the health thread saves too
@@ -119,29 +147,30 @@ class Supervisor:
         self.driver.start(self.id)
         return pid
 
-    def _connect(self, pid: int) -> None:
-        """Between create and start: the container's interfaces on its networks, and (the
-        first time) the published ports bound and the embedded DNS listening, so a taken
-        port fails before anything runs."""
-        from dockyard.network.bridge import Attachment, attach, loopback_up
+    def _connect(self, pid: int, *, attach: bool = True) -> None:
+        """Between create and start: the container's interfaces on its networks
+        (``attach``), and (the first time) the published ports bound and the embedded
+        DNS listening, so a taken port fails before anything runs."""
+        from dockyard.network.bridge import Attachment, loopback_up
+        from dockyard.network.bridge import attach as attach_to
         from dockyard.network.proxy import open_proxy
 
         net = self.network
         try:
-            if not net["endpoints"]:
+            if attach and not net["endpoints"]:
                 def only_loopback() -> int:
                     loopback_up(pid)
                     return 0
 
                 run_in_fork(only_loopback)
-            for endpoint in net["endpoints"]:
+            for endpoint in net["endpoints"] if attach else []:
                 attachment = Attachment(endpoint["bridge"], endpoint["address"],
                                         int(endpoint["prefix"]), endpoint["gateway"],
                                         endpoint["host_ifname"], endpoint["ifname"],
                                         bool(endpoint["default_route"]))
 
                 def connect(attachment: Attachment = attachment) -> int:
-                    attach(pid, attachment)  # netlink work in a throw-away fork: it setns-es
+                    attach_to(pid, attachment)  # netlink work in a throw-away fork: it setns-es
                     return 0
 
                 run_in_fork(connect)
@@ -157,7 +186,8 @@ class Supervisor:
             self._serve_dns()
         except Exception as exc:  # noqa: BLE001 - any failure here fails the start
             self._unpublish_dnat()
-            self.driver.delete(self.id)
+            if attach:  # (an adopted container runs on, if without its ports)
+                self.driver.delete(self.id)
             raise RuntimeError(str(exc)) from exc
 
     def _publish_dnat(self, address: str, ports: list[tuple[str, int, int, str]]) -> None:
@@ -207,9 +237,42 @@ class Supervisor:
         self._start_health()
         try:
             self.hub.run()
+            if pid == self.adopted[0]:
+                # not our child: we can see it go, but its status went with the
+                # supervisor that was its parent (Docker's "unknown": 255)
+                wait_exit(*self.adopted, None)
+                return 255
             return self._reap(pid)
         finally:
             self._stop_health()
+
+    def adopt(self) -> int:
+        """Take over a running container whose supervisor died: its output pipes
+        reopened through /proc (a pty's master died with the old supervisor), its
+        published ports and DNS served again; the interfaces are already in place."""
+        pid, start = self.adopted
+        if not is_alive(pid, start):
+            raise RuntimeError("the container to adopt is gone")
+        if not self.tty:
+            seen: set[int] = set()
+            for fd, stream in ((1, "stdout"), (2, "stderr")):
+                with contextlib.suppress(OSError):
+                    info = os.stat(f"/proc/{pid}/fd/{fd}")
+                    if stat.S_ISFIFO(info.st_mode) and info.st_ino not in seen:
+                        reopened = os.open(f"/proc/{pid}/fd/{fd}",
+                                           os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                        os.set_blocking(reopened, True)
+                        self.hub.outputs[reopened] = stream
+                        seen.add(info.st_ino)
+        if self.network:
+            self.dnat_published = True
+            self._unpublish_dnat()  # the dead supervisor's rules, if any, once
+            try:
+                self._connect(pid, attach=False)
+            except RuntimeError as exc:
+                print(f"supervisor: adopted without its published ports: {exc}",
+                      file=sys.stderr, flush=True)
+        return pid
 
     @staticmethod
     def _reap(pid: int) -> int:
@@ -235,7 +298,7 @@ class Supervisor:
         self.save()  # our pid is visible from the first instant (see ContainerService._locked)
         announced = self.wait_attach
         try:
-            pid = self.start_once(ready_fd)
+            pid = self.adopt() if self.adopted[0] else self.start_once(ready_fd)
         except RuntimeError as exc:
             self.save(state="exited", exit_code=128, error=str(exc), supervisor_pid=0)
             if not announced:
@@ -243,27 +306,32 @@ class Supervisor:
             self.hub.close()
             self._exit_hook()
             return 1
-        self.save(state="running", pid=pid, pid_start=start_time(pid) or 0,
-                  started_at=now_iso())
+        self.save(state="running", pid=pid, pid_start=start_time(pid) or 0, exit_code=0,
+                  started_at=self.status["started_at"] if self.adopted[0] else now_iso())
         if not announced:
             _answer_cli(ready_fd, "ok")
-        delay = 0.1
+        delay = 0.0
+        started = time.monotonic()
         while True:
             code = self.pump(pid)
+            ran_for = time.monotonic() - started
             oom = self._oom_killed()
             again = self.wants_restart(code)
             if not again:
                 # the exit is recorded first: whoever waits for it need not wait for us
-                self.save(state="exited", pid=0, exit_code=code, finished_at=now_iso(),
-                          oom_killed=oom, supervisor_pid=0)
+                self.save(state="exited", pid=0, pid_start=0, exit_code=code,
+                          finished_at=now_iso(), oom_killed=oom, supervisor_pid=0)
                 self.driver.delete(self.id)
                 break
             self.driver.delete(self.id)
+            delay = restart_delay(delay, ran_for)
+            # Docker counts the restart as it decides it, and shows "Restarting (code)"
             self.save(state="restarting", pid=0, pid_start=0, exit_code=code,
-                      finished_at=now_iso(), oom_killed=oom)
-            self.wake.wait(delay)  # Docker's back-off: doubling from 100 ms
+                      finished_at=now_iso(), oom_killed=oom,
+                      restart_count=self.status["restart_count"] + 1,
+                      restart_delays=[*self.status.get("restart_delays", []), delay][-20:])
+            self.wake.wait(delay)
             self.wake.clear()
-            delay = min(delay * 2, 60.0)
             if (self.bundle / "stop-requested").exists():
                 self.save(state="exited", supervisor_pid=0)
                 break
@@ -272,8 +340,10 @@ class Supervisor:
             except RuntimeError as exc:
                 self.save(state="exited", error=str(exc), supervisor_pid=0)
                 break
-            self.save(state="running", pid=pid, pid_start=start_time(pid) or 0,
-                      started_at=now_iso(), restart_count=self.status["restart_count"] + 1)
+            started = time.monotonic()
+            # Docker's SetRunning: a running container's exit code is 0 again
+            self.save(state="running", pid=pid, pid_start=start_time(pid) or 0, exit_code=0,
+                      error="", oom_killed=False, started_at=now_iso())
             if (self.bundle / "stop-requested").exists():
                 # asked to stop while restarting, too late for the check above: the
                 # engine saw no process to signal, so the one just started goes now
@@ -402,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-max-size", type=int, default=0)
     parser.add_argument("--log-max-file", type=int, default=1)
     parser.add_argument("--pause-at", default="", help="test hook: phases to pause at")
+    parser.add_argument("--restart-count", type=int, default=0, help="restarts so far")
+    parser.add_argument("--adopt", default="", help="PID:START of a running init to adopt")
     return parser
 
 

@@ -156,3 +156,66 @@ def test_a_run_cli_killed_after_create_leaves_its_supervisor_running(
         assert inspect(dy, "orphan")["State"]["ExitCode"] == 137
         assert not os.path.ismount(bundle / "rootfs")
     assert dy("system", "check").stdout.strip() == "ok: store consistent"
+
+
+# --- 3. a dead supervisor is noticed; its container re-adopted or its policy applied ---
+
+def kill_supervisor(bundle: Path) -> dict[str, Any]:
+    status = status_of(bundle)
+    os.kill(status["supervisor_pid"], signal.SIGKILL)
+    until("the supervisor to die", lambda: gone(status["supervisor_pid"]))
+    return status
+
+
+def test_a_container_whose_supervisor_died_is_readopted_and_keeps_its_policy(
+        dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "adoptee", "--restart", "always", "box:1", "sh", "-c",
+       "echo one; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo two; sleep 300")
+    bundle = bundle_of(dy, "adoptee")
+    until("the first line", lambda: dy("logs", "adoptee").stdout == "one\n")
+    before = kill_supervisor(bundle)
+    assert not gone(before["pid"])  # the container runs on, unsupervised
+    check = dy("system", "check", check=False)
+    assert check.returncode == 1
+    assert "supervisor gone, container running unsupervised" in check.stdout
+    assert dy("ps", "--format", "{{.Names}}").stdout.split() == ["adoptee"]  # re-adopts
+    adopted = status_of(bundle)
+    assert adopted["supervisor_pid"] != before["supervisor_pid"]
+    assert not gone(adopted["supervisor_pid"]) and adopted["pid"] == before["pid"]
+    assert dy("system", "check").stdout.strip() == "ok: store consistent"
+    dy("exec", "adoptee", "touch", "/tmp/go")  # its output reaches the log again
+    until("the line written after adoption",
+          lambda: dy("logs", "adoptee").stdout == "one\ntwo\n")
+    os.kill(before["pid"], signal.SIGKILL)  # the new supervisor applies the policy
+    state = until("the policy restart", lambda: (
+        (doc := inspect(dy, "adoptee"))["RestartCount"] == 1 and doc["State"]["Running"]
+        and doc["State"]["Pid"] not in (0, before["pid"]) and doc["State"]))
+    assert state["ExitCode"] == 0
+
+
+def test_restore_restarts_an_always_container_whose_supervisor_and_init_died(
+        dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "phoenix2", "--restart", "always", "box:1", "sleep", "300")
+    bundle = bundle_of(dy, "phoenix2")
+    before = kill_supervisor(bundle)
+    os.kill(before["pid"], signal.SIGKILL)
+    until("the init to die", lambda: gone(before["pid"]))
+    assert dy("system", "restore").stdout.split() == [inspect(dy, "phoenix2")["Id"]]
+    state = inspect(dy, "phoenix2")["State"]
+    assert state["Running"] and state["Pid"] not in (0, before["pid"])
+    assert not gone(status_of(bundle)["supervisor_pid"])
+    assert dy("system", "restore").stdout == ""  # idempotent
+    assert dy("system", "check").stdout.strip() == "ok: store consistent"
+
+
+def test_the_next_command_records_the_exit_of_a_container_that_died_unsupervised(
+        dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "lost", "box:1", "sleep", "300")
+    bundle = bundle_of(dy, "lost")
+    before = kill_supervisor(bundle)
+    os.kill(before["pid"], signal.SIGKILL)
+    until("the init to die", lambda: gone(before["pid"]))
+    state = inspect(dy, "lost")["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 255
+    assert not os.path.ismount(bundle / "rootfs")  # the exit hook's work, done for it
+    assert dy("system", "check").stdout.strip() == "ok: store consistent"
