@@ -21,6 +21,7 @@ from dockyard.runtime import hooks, messages
 from dockyard.runtime.bundle import Bundle
 from dockyard.runtime.init import InitContext, check_spec, run_init
 from dockyard.runtime.linux import capabilities, cgroups, namespaces, rlimits, rootfs
+from dockyard.runtime.linux.cgroups.plan import spec_device_lines
 from dockyard.runtime.linux.seccomp import compile_filter
 from dockyard.runtime.state import (
     ContainerDir,
@@ -71,8 +72,7 @@ def create(
         manager = cgroups.open_manager(spec.linux.cgroups_path or container_id, options.cgroup_root)
         manager.create()
         undo.callback(manager.destroy)
-        manager.set(spec.linux.resources, tuple(
-            f"{d.type} {d.major}:{d.minor} rwm" for d in spec.linux.devices))
+        manager.set(spec.linux.resources, spec_device_lines(spec.linux.devices))
         record = ContainerRecord(
             id=container_id, bundle=bundle.path, rootfs=bundle.rootfs, created=now_rfc3339(),
             annotations=spec.annotations, cgroup=manager.to_dict(), config=bundle.raw,

@@ -208,6 +208,24 @@ def test_default_devices_and_links(runtime: Runtime, factory: BundleFactory) -> 
     assert lines[9:] == ["null-ok", "/dev/probe 1:3"], result.stderr
 
 
+def test_fifo_device(runtime: Runtime, factory: BundleFactory) -> None:
+    """A FIFO is made in /dev; only block and character devices are cgroup rules
+    (an unbuffered "u" device is a character one to the cgroup)."""
+    config = sh("stat -c '%n %F %a %u' /dev/probe-fifo; "
+                "(echo through > /dev/probe-fifo &); cat /dev/probe-fifo; "
+                "echo x > /dev/probe-null && echo null-written; "
+                "cat /sys/fs/cgroup/devices/devices.list")
+    config["linux"]["devices"] = [
+        {"path": "/dev/probe-fifo", "type": "p", "major": 0, "minor": 0, "fileMode": 0o620,
+         "uid": 1000, "gid": 0},
+        {"path": "/dev/probe-null", "type": "u", "major": 1, "minor": 3, "fileMode": 0o666}]
+    result = run_and_get_output(runtime, factory, config)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == ["/dev/probe-fifo fifo 620 1000", "through", "null-written"]
+    assert not any(rule.startswith(("p ", "u ")) for rule in lines[3:])
+
+
 def test_cgroup_limits_visible_inside(runtime: Runtime, factory: BundleFactory) -> None:
     config = sh("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
                 "/sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us "

@@ -7,9 +7,10 @@ is checked without touching the kernel.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
-from dockyard.oci.runtime_spec import DeviceRule, Resources
+from dockyard.oci.runtime_spec import Device, DeviceRule, Resources
 
 
 class CgroupWrite(NamedTuple):
@@ -24,6 +25,15 @@ def _device_line(rule: DeviceRule) -> str:
     if rule.type == "a":
         return "a"
     return f"{rule.type} {major}:{minor} {rule.access}"
+
+
+def spec_device_lines(devices: Sequence[Device]) -> tuple[str, ...]:
+    """Allow lines for the spec's ``linux.devices``: the devices cgroup knows only
+    block and character devices ("u", unbuffered, is a character one); a FIFO is
+    made in /dev like the others but is no cgroup rule (the kernel refuses "p")."""
+    kinds = {"b": "b", "c": "c", "u": "c"}
+    return tuple(f"{kinds[d.type]} {d.major}:{d.minor} rwm" for d in devices
+                 if d.type in kinds)
 
 
 # Devices every container may use whatever its rules say (runc's AllowedDevices):
