@@ -259,8 +259,10 @@ class ImageService:
                 "Reclaimable": sum(r.size for r in images
                                    if not self.index.names_of(r.manifest_digest))}
 
-    def check(self) -> list[str]:
-        """Problems ``system check`` reports: corrupt or missing blobs, broken records."""
+    def check(self, *, repair: bool = False) -> list[str]:
+        """Problems ``system check`` reports: corrupt or missing blobs, broken records,
+        and what interrupted imports, pulls and unpacks left (``repair`` removes those:
+        only files and dirs no live process holds)."""
         problems = [f"blob {d}: content does not match its digest"
                     for d in self.content.verify_all()]
         for record in self.index.images():
@@ -272,9 +274,20 @@ class ImageService:
                     if not self.content.exists(layer.digest):
                         problems.append(f"image {record.config_digest}: layer {layer.digest} "
                                         "is missing")
-        leftovers = list(self.content.ingest_dir.iterdir())
+        leftovers = self.content.abandoned_ingests()
         if leftovers:
             problems.append(f"{len(leftovers)} interrupted write(s) in {self.content.ingest_dir}")
+        unpacks = self.snapshotter.abandoned_work()
+        if unpacks:
+            problems.append(f"{len(unpacks)} interrupted layer unpack(s) in "
+                            f"{unpacks[0].parent}")
+        if repair:
+            from dockyard.fs.tree import remove_tree
+
+            for path in leftovers:
+                path.unlink(missing_ok=True)
+            for work in unpacks:
+                remove_tree(work, ignore_errors=True)
         return problems
 
 

@@ -10,6 +10,7 @@ whatever instant the process dies at; leftovers in ``ingest/`` are garbage that
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import uuid
@@ -35,6 +36,27 @@ class ContentStore(ContentProvider, Protocol):
     def walk(self) -> Iterator[tuple[str, int]]: ...
 
 
+def _hold(handle: IO[bytes]) -> None:
+    """A writer holds an exclusive lock on its ingest file while it is open, so
+    ``system check`` can tell an abandoned file (lock free) from one in use."""
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+
+
+def unlocked(path: Path) -> bool:
+    """Whether nobody holds ``path``'s lock (its writer is gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
 class BlobWriter:
     """A blob being written; ``commit`` verifies and publishes it atomically."""
 
@@ -44,6 +66,7 @@ class BlobWriter:
         self._size = size
         self._tmp = store.ingest_dir / f"{uuid.uuid4().hex}.part"
         self._file: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
+        _hold(self._file)
         self._hash = hashlib.sha256()
         self.written = 0
 
@@ -105,11 +128,13 @@ class ResumableWriter(BlobWriter):
                     self._hash.update(chunk)
                     self.written += len(chunk)
         self._file = open(self._tmp, "ab")  # noqa: SIM115 - closed in commit/abort
+        _hold(self._file)
 
     def restart(self) -> None:
         """The server ignored our Range request: start the blob over."""
         self._file.close()
         self._file = open(self._tmp, "wb")  # noqa: SIM115
+        _hold(self._file)
         self._hash = hashlib.sha256()
         self.written = 0
 
@@ -188,6 +213,11 @@ class LocalContentStore:
         for algorithm in sorted(self.blobs.iterdir()):
             for blob in sorted(algorithm.iterdir()):
                 yield f"{algorithm.name}:{blob.name}", blob.stat().st_size
+
+    def abandoned_ingests(self) -> list[Path]:
+        """Ingest files no live writer holds: interrupted imports, loads and pulls
+        (a pull's ``.partial`` would be resumed; removing it only costs a restart)."""
+        return [p for p in sorted(self.ingest_dir.iterdir()) if unlocked(p)]
 
     def verify_all(self) -> list[str]:
         """Digests whose bytes no longer match their name (for ``system check``)."""

@@ -11,6 +11,7 @@ Metadata (parent chain, diff_id, size) lives in the SQLite database.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import uuid
@@ -88,6 +89,9 @@ class OverlaySnapshotter:
             return
         work = self.root / "tmp" / uuid.uuid4().hex
         work.mkdir()
+        # held while we work: ``system check`` removes only work dirs nobody holds
+        hold = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(hold, fcntl.LOCK_EX)
         try:
             with open_layer() as stream:
                 from dockyard.snapshots.unpack import apply_layer
@@ -108,6 +112,24 @@ class OverlaySnapshotter:
         finally:
             if work.exists():
                 remove_tree(work, ignore_errors=True)
+            os.close(hold)
+
+    def abandoned_work(self) -> list[Path]:
+        """Unpack work dirs whose unpack died (killed, host crash): nobody holds them."""
+        abandoned = []
+        for work in sorted((self.root / "tmp").iterdir()):
+            try:
+                fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                abandoned.append(work)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        return abandoned
 
     def lower_dirs(self, chain_id: str) -> list[str]:
         """Top-most first, as overlayfs's lowerdir option wants them."""

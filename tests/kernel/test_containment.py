@@ -493,3 +493,27 @@ def test_125_layers_run_and_126_are_refused_at_the_door(box: Dockyard,
     refused = box("load", input=_many_layer_archive(base, 126, "tall:126"), check=False)
     assert refused.returncode != 0 and "at most 125" in refused.stderr
     assert "tall:126" not in box("images").stdout
+
+
+def test_system_check_finds_and_repairs_interrupted_writes_and_unpacks(box: Dockyard) -> None:
+    """Leftovers nobody holds are reported and removed; one a live process holds (an
+    import or unpack in progress) is neither."""
+    import fcntl
+
+    ingest = box.root / "content/ingest"
+    work = box.root / "snapshots/tmp"
+    (ingest / ("ab" * 32 + ".partial")).write_bytes(b"half a blob")
+    (work / "dead-unpack" / "d" / "d").mkdir(parents=True)
+    busy = ingest / "busy.part"
+    busy.write_bytes(b"being written")
+    with open(busy, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        found = box("system", "check", check=False)
+        assert found.returncode != 0
+        assert "1 interrupted write(s)" in found.stdout + found.stderr
+        assert "1 interrupted layer unpack(s)" in found.stdout + found.stderr
+        box("system", "check", "--repair", check=False)
+        assert busy.exists() and not (work / "dead-unpack").exists()
+        assert not (ingest / ("ab" * 32 + ".partial")).exists()
+    busy.unlink()
+    assert box("system", "check").returncode == 0
