@@ -446,6 +446,8 @@ def _command_text(doc: dict[str, Any], no_trunc: bool) -> str:
 
 
 def _status(record: Any, health: str | None = None) -> str:
+    if record.state == "restarting":  # Docker's: the exit code, and since when it waits
+        return f"Restarting ({record.exit_code}) {human_ago(record.finished_at)}"
     if record.state in ("running", "paused"):
         up = "Up " + human_ago(record.started_at).removesuffix(" ago")
         if record.state == "paused":

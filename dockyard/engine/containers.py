@@ -722,7 +722,10 @@ class ContainerService:
         from dockyard.engine.inspect import container_json
 
         record = self.get(ref)
-        return container_json(record, self.bundle(record.id), self.images)
+        doc = container_json(record, self.bundle(record.id), self.images)
+        if record.state == "restarting":  # Docker: running, restarting, no process
+            doc["State"].update(Status="restarting", Running=True, Restarting=True, Pid=0)
+        return doc
 
 
 def subprocess_run(argv: list[str]) -> None:

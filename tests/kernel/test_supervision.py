@@ -219,3 +219,50 @@ def test_the_next_command_records_the_exit_of_a_container_that_died_unsupervised
     assert state["Status"] == "exited" and state["ExitCode"] == 255
     assert not os.path.ismount(bundle / "rootfs")  # the exit hook's work, done for it
     assert dy("system", "check").stdout.strip() == "ok: store consistent"
+
+
+# --- 4. Docker's restart semantics ---------------------------------------------------
+
+def test_restart_delay_is_dockers_schedule() -> None:
+    from dockyard.supervise.monitor import restart_delay
+
+    delays, delay = [], 0.0
+    for _ in range(12):
+        delay = restart_delay(delay, ran_for=0.5)
+        delays.append(delay)
+    assert delays[:6] == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2]  # doubling from 100 ms
+    assert delays[-1] == 60.0 and max(delays) == 60.0  # at most a minute
+    assert restart_delay(60.0, ran_for=10.0) == 0.1  # reset after 10 s up
+    assert restart_delay(0.8, ran_for=9.9) == 1.6
+
+
+def test_a_container_waiting_to_restart_shows_as_restarting(dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "flapping", "--restart", "always", "box:1", "sh", "-c",
+       "exit 3")
+    bundle = bundle_of(dy, "flapping")
+    until("five restarts", lambda: status_of(bundle)["restart_count"] >= 5)
+    # the schedule the supervisor actually followed, as it recorded it
+    assert status_of(bundle)["restart_delays"][:5] == [0.1, 0.2, 0.4, 0.8, 1.6]
+    doc = until("a wait to restart", lambda: (
+        (d := inspect(dy, "flapping"))["State"]["Restarting"] and d))
+    state = doc["State"]
+    assert state["Status"] == "restarting" and state["Running"] and state["Pid"] == 0
+    assert state["ExitCode"] == 3 and doc["RestartCount"] >= 5
+    shown = until("ps showing it", lambda: [
+        line for line in dy("ps", "--format", "{{.Names}}|{{.Status}}").stdout.splitlines()
+        if line.startswith("flapping|Restarting (3) ")])
+    assert shown[0].endswith(" ago")
+    assert dy("ps", "-q", "--filter", "status=restarting").stdout.strip() == doc["Id"][:12]
+    dy("stop", "flapping")  # cancels the pending restart at once
+    assert inspect(dy, "flapping")["State"]["Status"] == "exited"
+
+
+def test_after_a_policy_restart_the_exit_code_is_zero_again(dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "comeback", "--restart", "always", "box:1", "sleep", "300")
+    first = inspect(dy, "comeback")["State"]["Pid"]
+    os.kill(first, signal.SIGKILL)
+    doc = until("the restart", lambda: (
+        (d := inspect(dy, "comeback"))["State"]["Running"] and
+        d["State"]["Pid"] not in (0, first) and d))
+    assert doc["RestartCount"] == 1
+    assert doc["State"]["ExitCode"] == 0  # Docker's; the 137 was the previous run's
