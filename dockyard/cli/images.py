@@ -17,6 +17,7 @@ from dockyard.cli.render import (
     render_inspect,
 )
 from dockyard.engine.engine import Engine
+from dockyard.errors import InvalidArgument, NotFound, PermissionDenied
 
 
 def _engine() -> Engine:
@@ -36,7 +37,14 @@ def _open_source(source: str) -> IO[bytes]:
         import io
 
         return io.BytesIO(response.content)
-    return open(source, "rb")  # noqa: SIM115 - closed by the caller
+    try:
+        return open(source, "rb")  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        raise NotFound(f"open {source}: no such file or directory") from None
+    except IsADirectoryError:
+        raise InvalidArgument(f"read {source}: is a directory") from None
+    except PermissionError:
+        raise PermissionDenied(f"open {source}: permission denied") from None
 
 
 @click.command("import")

@@ -31,6 +31,7 @@ MIGRATIONS = [
 ]
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+NAME_MAX = 255  # the volume's directory is named after it
 
 
 class Volume(NamedTuple):
@@ -69,6 +70,9 @@ class VolumeStore:
                labels: dict[str, str] | None = None, anonymous: bool = False) -> Volume:
         """Create (or, like Docker, return the existing volume of that name)."""
         name = name or secrets.token_hex(32)
+        if len(name) > NAME_MAX:
+            raise InvalidArgument(f"create {name[:32]}...: a volume name has at most "
+                                  f"{NAME_MAX} characters")
         if not _NAME.match(name):
             raise InvalidArgument(f'create {name}: "{name}" includes invalid characters for a '
                                   "local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are "
