@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from dockyard.cli.containers import container_group, parse_bytes
+from dockyard.cli.containers import container_group, parse_bytes, parse_cpus
 from dockyard.cli.render import human_size, render
 from dockyard.engine.engine import Engine
 from dockyard.errors import InvalidArgument, NotFound
@@ -28,11 +28,27 @@ from dockyard.errors import InvalidArgument, NotFound
 def exec_cmd(engine: Engine, /, container: str, command: tuple[str, ...], detach: bool,
              interactive: bool, tty: bool, env: tuple[str, ...], user: str | None,
              workdir: str | None) -> None:
-    """Run a command in a running container (its stdio is this terminal's)."""
-    argv = engine.container_ops.exec_argv(container, command, env=env, user=user,
-                                          workdir=workdir, tty=tty, detach=detach)
-    sys.stdout.flush()
-    os.execv(argv[0], argv)
+    """Run a command in a running container (its stdio is this terminal's); exit with
+    its code, or Docker's 127 (not found) / 126 (cannot be run)."""
+    import signal
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dockyard-exec-") as scratch:
+        log = os.path.join(scratch, "runtime.log")
+        argv = engine.container_ops.exec_argv(container, command, env=env, user=user,
+                                              workdir=workdir, tty=tty, detach=detach, log=log)
+        sys.stdout.flush()
+        # the terminal's ^C and ^\ reach the runtime (our process group); we outlive it
+        # to map its exit, and pass on what is sent to us alone
+        child = subprocess.Popen(argv)
+        for sig in (signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_IGN)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda number, _frame: child.send_signal(number))
+        code = child.wait()
+        failure = engine.container_ops.exec_failure(log) if code else None
+    sys.exit(failure or (128 - code if code < 0 else code))
 
 
 @click.command("pause")
@@ -89,7 +105,7 @@ def update_cmd(engine: Engine, memory: str | None, pids_limit: int | None, cpus:
 
     _each(containers, lambda ref: engine.container_ops.update(
         ref, memory=parse_bytes(memory, "--memory") if memory else None,
-        pids_limit=pids_limit, nano_cpus=int(float(cpus) * 1e9) if cpus else None,
+        pids_limit=pids_limit, nano_cpus=parse_cpus(cpus) if cpus else None,
         cpu_shares=cpu_shares))
 
 
@@ -194,13 +210,31 @@ def cp_cmd(engine: Engine, source: str, dest: str) -> None:
         ops.copy_in(container, sys.stdin.buffer, path)
         return
     parent, name = os.path.split(os.path.abspath(source))
+    target, arcname = _copy_in_target(ops, container, path, name, os.path.isdir(source))
     with tempfile.TemporaryFile() as spool, Root(parent, what="source") as root:
         try:
-            write_entry_tar(root.fd, name, spool, arcname=name)
+            write_entry_tar(root.fd, name, spool, arcname=arcname)
         except FileNotFoundError:
             raise NotFound(f"no such file or directory: {source}") from None
         spool.seek(0)
-        ops.copy_in(container, spool, path)
+        ops.copy_in(container, spool, target)
+
+
+def _copy_in_target(ops: Any, container: str, path: str, name: str,
+                    is_dir: bool) -> tuple[str, str]:
+    """Docker's rules: into DEST when it is a directory; otherwise DEST names the copy
+    (its parent must exist; a file source may not go to a missing ``DIR/``)."""
+    import stat
+
+    found = ops.stat_path(container, path)
+    if found is not None and stat.S_ISDIR(found.st_mode):
+        return path, name
+    if found is None and path.endswith("/") and not is_dir:
+        raise NotFound(f"Could not find the directory {path} in container {container}")
+    if found is not None and is_dir:
+        raise InvalidArgument(f"cannot copy a directory to {path}: it is not a directory")
+    parent, base = os.path.split(path.rstrip("/") or "/")
+    return parent or "/", base
 
 
 @container_group.command("prune")

@@ -78,14 +78,15 @@ class ContainerOps:
 
     def exec_argv(self, ref: str, command: tuple[str, ...], *, env: tuple[str, ...] = (),
                   user: str | None = None, workdir: str | None = None, tty: bool = False,
-                  detach: bool = False) -> list[str]:
-        """The runtime command that runs ``command`` in the container (the CLI execs it,
-        so the process gets this terminal's stdin/stdout/stderr directly)."""
+                  detach: bool = False, log: str | None = None) -> list[str]:
+        """The runtime command that runs ``command`` in the container (the CLI runs it
+        with this terminal's stdin/stdout/stderr); its errors also go, as JSON lines,
+        to ``log``, for ``exec_failure``."""
         record = self._running(ref)
         if not command:
             raise InvalidArgument("exec: no command given")
         argv = [*self.service.runtime_argv(), "--root", str(self.service.layout.runtime_root),
-                "exec"]
+                *(["--log", log, "--log-format", "json"] if log else []), "exec"]
         for item in env:
             argv += ["--env", item]
         if workdir:
@@ -98,6 +99,29 @@ class ContainerOps:
             argv.append("--detach")
         return [*argv, record.id, *command]
 
+    @staticmethod
+    def exec_failure(log: str) -> int | None:
+        """Docker's exit code for an exec the runtime could not start, from its log: 127
+        when the command is not found, 126 when it cannot be run; None otherwise."""
+        import re
+
+        try:
+            with open(log) as handle:
+                lines = handle.read().splitlines()
+        except OSError:
+            return None
+        for line in reversed(lines):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            message = str(entry.get("msg", "")) if isinstance(entry, dict) else ""
+            if re.match(r'exec: ".*": executable file not found', message):
+                return 127
+            if re.match(r'exec: ".*": permission denied', message):
+                return 126
+        return None
+
     def _numeric_user(self, record: ContainerRecord, user: str) -> str:
         from dockyard.images.users import resolve_user_in
 
@@ -107,6 +131,9 @@ class ContainerOps:
 
     def update(self, ref: str, *, memory: int | None = None, pids_limit: int | None = None,
                nano_cpus: int | None = None, cpu_shares: int | None = None) -> None:
+        from dockyard.engine.containers import check_nano_cpus
+
+        check_nano_cpus(nano_cpus)
         record = self.service.get(ref)
         spec = record.spec._replace(
             memory=memory if memory is not None else record.spec.memory,
@@ -268,6 +295,22 @@ class ContainerOps:
                 raise missing from None
             finally:
                 os.close(parent_fd)
+
+    def stat_path(self, ref: str, path: str) -> os.stat_result | None:
+        """What ``path`` is inside the container (symlinks followed in its root), or
+        None when it does not exist (Docker's HEAD /containers/ID/archive)."""
+        from dockyard.fs.inroot import Root
+
+        record = self.service.get(ref)
+        with self.mounted(record) as rootfs, Root(rootfs, what="container") as root:
+            try:
+                fd = root.open(path, os.O_PATH)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            try:
+                return os.fstat(fd)
+            finally:
+                os.close(fd)
 
     def copy_in(self, ref: str, stream: IO[bytes], dest: str, *,
                 owner: tuple[int, int] | None = (0, 0)) -> None:

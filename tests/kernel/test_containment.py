@@ -517,3 +517,19 @@ def test_system_check_finds_and_repairs_interrupted_writes_and_unpacks(box: Dock
         assert not (ingest / ("ab" * 32 + ".partial")).exists()
     busy.unlink()
     assert box("system", "check").returncode == 0
+
+
+def test_cp_follows_dockers_destination_rules(box: Dockyard, tmp_path: Path) -> None:
+    """Into an existing directory; otherwise the destination names the copy (its
+    parent must exist); a file may not go to a missing ``DIR/``."""
+    box("run", "-d", "--name", "dst", "box:1", "sleep", "300")
+    tree_dir = tmp_path / "tree"
+    (tree_dir / "sub").mkdir(parents=True)
+    (tree_dir / "sub/f").write_text("f\n")
+    box("cp", str(tree_dir), "dst:/tmp/renamed")
+    box("cp", str(tree_dir / "sub/f"), "dst:/tmp/g")
+    box("cp", str(tree_dir / "sub/f"), "dst:/tmp/")
+    assert box("exec", "dst", "cat", "/tmp/renamed/sub/f", "/tmp/g", "/tmp/f").stdout == \
+        "f\nf\nf\n"
+    missing = box("cp", str(tree_dir / "sub/f"), "dst:/nope/", check=False)
+    assert missing.returncode != 0 and "Could not find the directory" in missing.stderr
