@@ -491,10 +491,19 @@ class _Node:
 def check_layer(stream: IO[bytes]) -> str:
     """The unpacker's rules over an uncompressed layer stream, nothing written:
     raises what :func:`apply_layer` would raise; returns the diff_id."""
+    if _regular_file(stream):
+        return _check_file(stream)
     reader = HashingReader(stream)
     buffered = io.BufferedReader(reader, 1 << 20)
+    _check_all(buffered, "r|")
+    buffered.read()
+    reader.drain()
+    return reader.digest
+
+
+def _check_all(stream: IO[bytes], mode: str) -> None:
     top = _Node("d")
-    with _open_tar(buffered, "r|", bufsize=1 << 20) as archive:
+    with _open_tar(stream, mode, bufsize=1 << 20) as archive:
         try:
             for member in archive:
                 _check_member(top, member)
@@ -502,9 +511,30 @@ def check_layer(stream: IO[bytes]) -> str:
             raise InvalidArgument(f"layer is not a valid tar archive: {exc}") from exc
         except EOFError as exc:
             raise InvalidArgument("layer is truncated") from exc
-    buffered.read()
-    reader.drain()
-    return reader.digest
+
+
+def _check_file(stream: IO[bytes]) -> str:
+    """A stored uncompressed layer: headers read with seeks over the file contents while
+    a thread hashes the whole file on its own descriptor (as :func:`_apply_file`)."""
+    import threading
+
+    fd = stream.fileno()
+    digest: dict[str, str] = {}
+
+    def hash_all() -> None:
+        with open(f"/proc/self/fd/{fd}", "rb") as own:
+            digest["value"] = "sha256:" + hashlib.file_digest(own, "sha256").hexdigest()
+
+    hasher = threading.Thread(target=hash_all, name="layer-digest")
+    hasher.start()
+    try:
+        _check_all(stream, "r:")
+        size = os.fstat(fd).st_size
+        if stream.tell() > size:
+            raise InvalidArgument("layer is truncated")
+    finally:
+        hasher.join()
+    return digest["value"]
 
 
 def _walk_parents(top: _Node, parts: list[str], name: str) -> _Node:
