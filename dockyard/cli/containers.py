@@ -33,6 +33,18 @@ def parse_bytes(text: str, flag: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
+def parse_cpus(text: str) -> int:
+    """``--cpus`` as nano-CPUs (the range is the engine's to check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise InvalidArgument(f'invalid argument "{text}" for "--cpus" flag: failed to parse '
+                              f"{text} as a rational number")
+    return round(value * 1e9)
+
+
 def parse_restart(text: str) -> RestartPolicy:
     name, _, count = text.partition(":")
     if name not in ("no", "on-failure", "always", "unless-stopped"):
@@ -162,7 +174,7 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
         memory=parse_bytes(o["memory"], "--memory") if o["memory"] else None,
         memory_swap=parse_bytes(o["memory_swap"], "--memory-swap") if o["memory_swap"]
         else None,
-        nano_cpus=int(float(o["cpus"]) * 1e9) if o["cpus"] else None,
+        nano_cpus=parse_cpus(o["cpus"]) if o["cpus"] else None,
         cpu_shares=o["cpu_shares"], pids_limit=o["pids_limit"],
         ulimits=tuple(parse_ulimit(u) for u in o["ulimit"]),
         cap_add=o["cap_add"], cap_drop=o["cap_drop"], privileged=o["privileged"],

@@ -28,7 +28,11 @@ def exit_code_for(exc: DockyardError, *, run: bool = False) -> int:
 
 def report(exc: BaseException) -> None:
     if isinstance(exc, DockyardError):
-        print(f"Error: {exc.message}", file=sys.stderr)
+        # one line, whatever a foreign exception's text looked like (tarfile lists
+        # every compression it tried, one per line)
+        lines = [line for line in exc.message.splitlines() if line.strip()] or [""]
+        message = lines[0].rstrip(":") if len(lines) > 1 else lines[0]
+        print(f"Error: {message}", file=sys.stderr)
         if exc.hint:
             print(f"Hint: {exc.hint}", file=sys.stderr)
     else:

@@ -111,6 +111,25 @@ def run_bundle(engine: Engine, bundle: Path, name: str | None, detach: bool) -> 
     sys.exit(code)
 
 
+def subcommand(argv: list[str]) -> list[str]:
+    """The command words of a command line: ``["run"]``, ``["container", "run"]`` (the
+    group's options and their values skipped; arguments after the command ignored)."""
+    takes_value = {o for p in cli.params if isinstance(p, click.Option) and not p.is_flag
+                   for o in p.opts}
+    words: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in takes_value:
+            next(args, None)
+        elif arg.startswith("-"):
+            continue
+        else:
+            words.append(arg)
+            if arg != "container":
+                break
+    return words
+
+
 def main() -> None:
     try:
         # without standalone mode, click returns a command's Exit(code) instead of exiting
@@ -122,7 +141,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except DockyardError as exc:
         report(exc)
-        sys.exit(exit_code_for(exc, run=any(a.startswith("run") for a in sys.argv[1:])))
+        sys.exit(exit_code_for(exc, run=subcommand(sys.argv[1:]) in (["run"],
+                                                                     ["container", "run"])))
     except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything

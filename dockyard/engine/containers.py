@@ -51,6 +51,14 @@ def init_alive(record: ContainerRecord) -> bool:
     return processes.is_alive(record.pid, record.pid_start)
 
 
+def check_nano_cpus(nano_cpus: int | None) -> None:
+    """Docker's range for ``--cpus`` (dockerd's verifyPlatformContainerResources)."""
+    count = len(os.sched_getaffinity(0))
+    if nano_cpus is not None and (nano_cpus < 0 or nano_cpus > count * 1_000_000_000):
+        raise InvalidArgument(f"Range of CPUs is from 0.01 to {count}.00, as there are only "
+                              f"{count} CPUs available")
+
+
 class ContainerService:
     def __init__(self, layout: Layout, store: ContainerStore, images: ImageService,
                  volumes: VolumeStore,
@@ -82,6 +90,7 @@ class ContainerService:
 
     # --- lifecycle -------------------------------------------------------------
     def create(self, spec: ContainerSpec) -> ContainerRecord:
+        check_nano_cpus(spec.nano_cpus)
         image = self.images.get(spec.image)
         container_id = os.urandom(32).hex()  # not `secrets`: ~5 ms of imports per run
         name = (spec.name or names.generate(lambda n: self._name_taken(n))).lstrip("/")

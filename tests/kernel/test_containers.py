@@ -371,3 +371,50 @@ def test_etc_files_are_the_containers_own(dy: Dockyard) -> None:
     assert none == "127.0.1.1\tsolo\n"  # no network: the loopback alias
     host = dy("run", "--rm", "--network", "host", "box:1", "cat", "/etc/hosts").stdout
     assert host == Path("/etc/hosts").read_text()
+
+
+def test_exec_of_a_missing_or_non_executable_command_exits_127_or_126(dy: Dockyard) -> None:
+    dy("run", "-d", "--name", "target", "box:1", "sh", "-c",
+       "echo x > /tmp/plain; sleep 300")
+    missing = dy("exec", "target", "no-such-command", check=False)
+    assert missing.returncode == 127, missing.stderr
+    assert 'exec: "no-such-command": executable file not found in $PATH' in missing.stderr
+    plain = dy("exec", "target", "/tmp/plain", check=False)
+    assert plain.returncode == 126, plain.stderr
+    assert "permission denied" in plain.stderr
+    assert dy("exec", "target", "sh", "-c", "exit 7", check=False).returncode == 7
+    assert dy("exec", "target", "sh", "-c", "kill -9 $$", check=False).returncode == 137
+
+
+def test_cpus_out_of_range_is_refused_with_dockers_message(dy: Dockyard) -> None:
+    count = len(os.sched_getaffinity(0))
+    wording = (f"Range of CPUs is from 0.01 to {count}.00, as there are only {count} CPUs "
+               "available")
+    for value in ("-1", "999"):
+        refused = dy("run", "--rm", "--cpus", value, "box:1", "true", check=False)
+        assert refused.returncode == 125, refused.stderr
+        assert refused.stderr.strip() == f"Error: {wording}"
+    garbage = dy("run", "--rm", "--cpus", "lots", "box:1", "true", check=False)
+    assert garbage.returncode == 125
+    assert 'invalid argument "lots" for "--cpus" flag' in garbage.stderr
+    assert dy("ps", "-a", "-q").stdout == ""  # nothing created
+    dy("run", "-d", "--name", "cpu", "box:1", "sleep", "300")
+    update = dy("update", "--cpus", "999", "cpu", check=False)
+    assert update.returncode == 1 and wording in update.stderr
+    assert dy("run", "--rm", "--cpus", "0.5", "box:1", "true").returncode == 0
+
+
+def test_load_of_a_random_file_is_a_one_line_error(dy: Dockyard, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(bytes(range(256)) * 40)
+    result = dy("load", "-i", str(junk), check=False)
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("Error: load: not a valid tar archive")
+
+
+def test_only_the_run_subcommand_maps_errors_to_125(dy: Dockyard) -> None:
+    assert dy("image", "inspect", "runner:1", check=False).returncode == 1
+    assert dy("inspect", "run", check=False).returncode == 1
+    assert dy("--root", str(dy.root), "run", "no-such-image:1", check=False).returncode == 125
+    assert dy("container", "run", "no-such-image:1", check=False).returncode == 125
