@@ -292,8 +292,7 @@ class Builder:
                  keep: bool = False) -> Iterator[tuple[str, Path]]:
         """A fresh snapshot on the state's layers, mounted; yields (key, rootfs).  The
         snapshot is removed afterwards unless ``keep`` (a step about to commit it)."""
-        import shutil
-
+        from dockyard.fs.tree import remove_tree
         from dockyard.snapshots.mount import mount_all, unmount
 
         snapshotter = self.images.snapshotter
@@ -320,7 +319,7 @@ class Builder:
             if not keep:
                 snapshotter.remove(key)
         finally:
-            shutil.rmtree(bundle, ignore_errors=True)
+            remove_tree(bundle, ignore_errors=True)
 
     def _execute(self, state: StageState, work: Callable[[Path], None]) -> CachedLayer:
         import tempfile

@@ -222,12 +222,11 @@ def builder_group() -> None:
 @click.pass_obj
 def builder_prune(engine: Engine, all_entries: bool, force: bool) -> None:
     """Forget every build cache entry and free the layers only it kept."""
-    import shutil
-
     from dockyard.build.cache import BuildCache
+    from dockyard.fs.tree import remove_tree
 
     removed = BuildCache(engine.db).prune()
-    shutil.rmtree(engine.layout.root / "build-cache", ignore_errors=True)
+    remove_tree(engine.layout.root / "build-cache", ignore_errors=True)
     freed = engine.images.collect_garbage()
     click.echo(f"Deleted build cache objects: {removed}")
     click.echo(f"Total reclaimed space: {freed / 1e6:.1f}MB")

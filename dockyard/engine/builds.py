@@ -173,8 +173,7 @@ class BuildService:
 
     @contextlib.contextmanager
     def _rootfs(self, image_id: str) -> Iterator[Path]:
-        import shutil
-
+        from dockyard.fs.tree import remove_tree
         from dockyard.snapshots.mount import mount_all, unmount
 
         images = self.engine.images
@@ -195,13 +194,12 @@ class BuildService:
             finally:
                 images.snapshotter.remove(key)
         finally:
-            shutil.rmtree(bundle, ignore_errors=True)
+            remove_tree(bundle, ignore_errors=True)
 
     def check(self, *, repair: bool = False) -> list[str]:
         """Leftovers of builds that died (killed, host crash): step snapshots, their work
         dirs and mounts whose owning process is gone.  ``repair`` removes them."""
-        import shutil
-
+        from dockyard.fs.tree import remove_tree
         from dockyard.snapshots.mount import unmount
 
         work_root = self.engine.layout.run_dir / "build"
@@ -221,7 +219,7 @@ class BuildService:
                 if os.path.ismount(bundle / "rootfs"):
                     unmount(str(bundle / "rootfs"))
                 snapshotter.remove(key)
-                shutil.rmtree(bundle, ignore_errors=True)
+                remove_tree(bundle, ignore_errors=True)
         return problems
 
 
