@@ -36,12 +36,6 @@ if TYPE_CHECKING:
 BUILTIN_DRIVER = "dockyard.runtime.driver"
 
 
-def pid_alive(pid: int) -> bool:
-    """Running (not gone, not a zombie); a pid alone: prefer ``supervised``/``init_alive``,
-    which check the recorded start time too."""
-    return processes.start_time(pid) is not None
-
-
 def supervised(record: ContainerRecord) -> bool:
     """The container's supervisor — the very process recorded — still runs."""
     return processes.is_alive(record.supervisor_pid, record.supervisor_start)
