@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from dockyard.errors import NotFound
+from dockyard.errors import InvalidArgument, NotFound
 from dockyard.fs.inroot import Root, read_regular_file
 
 ACCOUNT_FILE_LIMIT = 4 << 20  # bytes: a passwd or group file past this is refused
+MAX_ID = 2**31 - 1  # runc's maxId
 
 
 class UserIds(NamedTuple):
@@ -40,25 +41,42 @@ def account_files(rootfs: str | os.PathLike[str]) -> tuple[str, str]:
 
 
 def resolve_user(user: str, passwd: str, group: str) -> UserIds:
-    """``user``, ``uid``, ``user:group``, ``uid:gid`` against the image's files."""
+    """``user``, ``uid``, ``user:group``, ``uid:gid`` against the image's files.
+
+    Docker's rules (moby's ``getUser`` over runc's ``GetExecUser``): a number is
+    always a uid (a gid after the colon), and one without an entry is taken as it
+    is; the additional gids are the primary gid first, then, when no group is named,
+    every group whose member list names the user."""
     name, _, group_name = user.partition(":")
     uid: int | None = int(name) if name.isdigit() else None
-    gid: int | None = None
-    home_user = None
+    gid = 0
+    matched = ""
     for line in passwd.splitlines():
         fields = line.split(":")
-        if len(fields) >= 4 and (fields[0] == name or (uid is not None and fields[2] == name)) \
-                and fields[2].isdigit() and fields[3].isdigit():
-            uid, gid, home_user = int(fields[2]), int(fields[3]), fields[0]
+        if len(fields) < 4 or not fields[2].isdigit() or not fields[3].isdigit():
+            continue
+        if (int(fields[2]) == uid if uid is not None
+                else fields[0] == name if name else fields[2] == "0"):
+            uid, gid, matched = int(fields[2]), int(fields[3]), fields[0]
             break
     if uid is None:
-        raise NotFound(f"unable to find user {name}: no matching entries in passwd file")
+        if name:
+            raise NotFound(f"unable to find user {name}: no matching entries in passwd file")
+        uid = 0
+    _check_range(uid)
+    supplementary: list[int] = []
     if group_name:
         gid = int(group_name) if group_name.isdigit() else _group_id(group_name, group)
-    extra = tuple(int(f[2]) for f in (line.split(":") for line in group.splitlines())
-                  if len(f) >= 4 and home_user and home_user in f[3].split(",")
-                  and f[2].isdigit())
-    return UserIds(uid, gid if gid is not None else 0, extra)
+        _check_range(gid)
+    elif matched:
+        supplementary = [int(f[2]) for f in (line.split(":") for line in group.splitlines())
+                         if len(f) >= 4 and f[2].isdigit() and matched in f[3].split(",")]
+    return UserIds(uid, gid, (gid, *supplementary))
+
+
+def _check_range(value: int) -> None:
+    if value > MAX_ID:
+        raise InvalidArgument(f"uids and gids must be in range 0-{MAX_ID}")
 
 
 def _group_id(name: str, group: str) -> int:

@@ -39,9 +39,15 @@ def test_env_overrides_by_key() -> None:
 def test_user_resolution() -> None:
     passwd = "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n"
     group = "root:x:0:\nstaff:x:50:app,other\napp:x:1001:\n"
-    assert ocispec.resolve_user("app", passwd, group) == ocispec.UserIds(1000, 1001, (50,))
-    assert ocispec.resolve_user("1000:staff", passwd, group).gid == 50
-    assert ocispec.resolve_user("4242:7", passwd, group) == ocispec.UserIds(4242, 7)
+    # Docker's additionalGids: the primary gid first, then the groups listing the user
+    assert ocispec.resolve_user("app", passwd, group) == ocispec.UserIds(1000, 1001, (1001, 50))
+    assert ocispec.resolve_user("0", passwd, group) == ocispec.UserIds(0, 0, (0,))
+    # a named group replaces the primary one and brings no others (runc's GetExecUser)
+    assert ocispec.resolve_user("1000:staff", passwd, group) == ocispec.UserIds(1000, 50, (50,))
+    assert ocispec.resolve_user("4242:7", passwd, group) == ocispec.UserIds(4242, 7, (7,))
+    assert ocispec.resolve_user("4242", passwd, group) == ocispec.UserIds(4242, 0, (0,))
+    with pytest.raises(NotFound, match="unable to find group nope"):
+        ocispec.resolve_user("app:nope", passwd, group)
     with pytest.raises(NotFound, match="unable to find user ghost"):
         ocispec.resolve_user("ghost", passwd, group)
 
