@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from dockyard.cli.render import human_ago, render
+from dockyard.cli.render import container_fields, human_ago, render
 from dockyard.engine.engine import Engine
 from dockyard.engine.spec import (
     ContainerSpec,
@@ -507,11 +507,16 @@ def ps_cmd(engine: Engine, all_containers: bool, quiet: bool, no_trunc: bool,
         if health:
             healths[record.id] = health["Status"] if health["Status"] != "starting" \
                 else "health: starting"
-    rows = [{"ID": r.id if no_trunc else r.id[:12], "Image": r.image,
-             "Command": f'"{_command_text(engine.containers.inspect(r.id), no_trunc)}"',
-             "RunningFor": human_ago(r.created), "Status": _status(r, healths.get(r.id)),
-             "Ports": _ports(engine, r.id) if r.state in ("running", "paused") else "",
-             "Names": r.name, "State": r.state} for r in records]
+    rows = []
+    for r in records:
+        inspected = engine.containers.inspect(r.id)  # once: COMMAND and the template fields
+        rows.append({
+            "ID": r.id if no_trunc else r.id[:12], "Image": r.image,
+            "Command": f'"{_command_text(inspected, no_trunc)}"',
+            "RunningFor": human_ago(r.created), "Status": _status(r, healths.get(r.id)),
+            "Ports": _ports(engine, r.id) if r.state in ("running", "paused") else "",
+            "Names": r.name, "State": r.state,
+            **container_fields(inspected, not no_trunc)})
     click.echo(render(rows, ["ID", "Image", "Command", "RunningFor", "Status", "Ports",
                              "Names"], fmt,
                       {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",

@@ -304,8 +304,9 @@ class ContainerService:
         image_config = self.images.config(image) if image else {"config": {}}
         spec = record.spec
         user_text = spec.user or (image_config.get("config") or {}).get("User") or "0"
-        user = ocispec.resolve_user(user_text, read_text_or_empty(rootfs / "etc/passwd"),
-                                    read_text_or_empty(rootfs / "etc/group"))
+        from dockyard.images.users import resolve_user_in
+
+        user = resolve_user_in(rootfs, user_text)
         seccomp = None
         if spec.seccomp_profile not in (None, "unconfined"):
             seccomp = Path(str(spec.seccomp_profile)).read_text()
@@ -754,13 +755,6 @@ def _unmount_quietly(rootfs: Path, unmount: Any) -> None:
     if os.path.ismount(rootfs):
         with contextlib.suppress(KernelError):
             unmount(str(rootfs))
-
-
-def read_text_or_empty(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
 
 
 def _read_status(bundle: Path) -> dict[str, Any]:
