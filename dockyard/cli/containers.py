@@ -62,6 +62,25 @@ def parse_ulimit(text: str) -> Ulimit:
     return Ulimit(name, int(soft), int(hard or soft))
 
 
+# what Docker accepts after the second colon of -v (z/Z and the consistency words are
+# accepted and mean nothing here, as on hosts without SELinux or on Linux)
+VOLUME_MODES = {"ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "shared", "rshared",
+                "slave", "rslave", "consistent", "cached", "delegated"}
+
+
+def _stop_signal(text: str | None) -> str | None:
+    """Docker refuses an unknown ``--stop-signal`` when the container is created."""
+    if text is None:
+        return None
+    from dockyard.runtime.operations import parse_signal
+
+    try:
+        parse_signal(text)
+    except InvalidArgument:
+        raise InvalidArgument(f"Invalid signal: {text}") from None
+    return text
+
+
 def parse_volume(text: str) -> MountSpec:
     """``-v``: /ctr (anonymous), NAME:/ctr[:ro], /host:/ctr[:ro] (host dir created)."""
     parts = text.split(":")
@@ -70,6 +89,9 @@ def parse_volume(text: str) -> MountSpec:
     if len(parts) > 3 or not parts[0] or not parts[1]:
         raise InvalidArgument(f"invalid volume specification: {text!r}")
     modes = set(parts[2].split(",")) if len(parts) == 3 else set()
+    unknown = sorted(modes - VOLUME_MODES)
+    if unknown or {"ro", "rw"} <= modes:
+        raise InvalidArgument(f"invalid mode: {parts[2]}")
     readonly = "ro" in modes
     source, target = parts[0], parts[1]
     if source.startswith(("/", ".")):
@@ -169,7 +191,8 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
         read_only=o["read_only"], stdin_open=o["interactive"],
         log_max_size=log_max_size, log_max_file=log_max_file,
         tmpfs=tuple(TmpfsMount(*t.split(":", 1)) for t in o["tmpfs"]),
-        init=o["init"], stop_signal=o["stop_signal"], stop_timeout=o["stop_timeout"],
+        init=o["init"], stop_signal=_stop_signal(o["stop_signal"]),
+        stop_timeout=o["stop_timeout"],
         restart=parse_restart(o["restart"]), auto_remove=o["rm"],
         memory=parse_bytes(o["memory"], "--memory") if o["memory"] else None,
         memory_swap=parse_bytes(o["memory_swap"], "--memory-swap") if o["memory_swap"]
@@ -549,7 +572,11 @@ def port_cmd(engine: Engine, container: str, private_port: str | None) -> None:
 def logs_cmd(engine: Engine, follow: bool, tail: str, since: str | None, timestamps: bool,
              container: str) -> None:
     """Fetch the logs of a container."""
-    count = None if tail == "all" else int(tail)
+    try:
+        count = None if tail == "all" or int(tail) < 0 else int(tail)
+    except ValueError:
+        raise InvalidArgument(f"invalid --tail {tail!r}: want a number of lines or all") \
+            from None
     for entry in engine.containers.logs(container, follow=follow, tail=count, since=since):
         stream = sys.stdout if entry["stream"] == "stdout" else sys.stderr
         stream.write((entry["time"] + " " if timestamps else "") + entry["log"])

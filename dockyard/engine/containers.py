@@ -133,7 +133,11 @@ class ContainerService:
                 if not mount.create_host_path:
                     raise InvalidArgument(f'invalid mount config for type "bind": bind source '
                                           f"path does not exist: {mount.source}")
-                os.makedirs(mount.source, exist_ok=True)
+                try:
+                    os.makedirs(mount.source, exist_ok=True)
+                except OSError as exc:  # a dangling symlink, a file in the way, EACCES
+                    raise InvalidArgument(f"error while creating mount source path "
+                                          f"'{mount.source}': {exc.strerror}") from None
             resolved.append(mount)
         targets = {m.target.rstrip("/") for m in resolved}
         image_volumes = (self.images.config(image).get("config") or {}).get("Volumes") or {}
