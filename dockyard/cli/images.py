@@ -113,7 +113,8 @@ def images_cmd(repository: str | None, all_images: bool, quiet: bool, digests: b
 
             raise InvalidArgument(f"invalid filter {key!r}")
     rows = _engine().images.summaries(all_images=all_images, dangling=dangling,
-                                      reference_pattern=pattern)
+                                      reference_pattern=pattern, digests=digests,
+                                      digest_columns=digests or "{{.Digest}}" in (fmt or ""))
     if quiet:
         seen: list[str] = []
         for row in rows:

@@ -57,23 +57,45 @@ class ImageService:
         return parse_config(self.content.read(record.config_digest))
 
     def summaries(self, *, all_images: bool = False, dangling: bool | None = None,
-             reference_pattern: str | None = None) -> list[ImageSummary]:
+                  reference_pattern: str | None = None, digests: bool = False,
+                  digest_columns: bool | None = None) -> list[ImageSummary]:
+        """``docker images``' rows (the docker CLI's imageFormatTaggedAndDigest): a row
+        per tag, its digest the registry digest recorded for that tag's repository
+        (``<none>`` for a tag never pushed or pulled there); with ``digest_columns``
+        (``--digests``, or a format naming ``.Digest``: ``digests`` by default) a row
+        per such digest; then a row per repository known by digest only."""
         import fnmatch
 
+        expand = digests if digest_columns is None else digest_columns
         rows: list[ImageSummary] = []
+
+        def add(repo: str, tag: str, digest: str, record: ImageRecord) -> None:
+            if reference_pattern and not fnmatch.fnmatch(repo, reference_pattern) and not \
+                    fnmatch.fnmatch(f"{repo}:{tag}", reference_pattern):
+                return
+            rows.append(ImageSummary(repo, tag, record.config_digest, digest,
+                                     record.created, record.size, record.manifest_digest))
+
         for record in self.index.images():
             names = self.index.names_of(record.manifest_digest)
-            digests = self.index.repo_digests_of(record.manifest_digest)
             if dangling is True and names or dangling is False and not names:
                 continue
-            for name in names or ["<none>:<none>"]:
+            by_repo: dict[str, list[str]] = {}
+            for text in self.index.repo_digests_of(record.manifest_digest):
+                name, _, digest = text.partition("@")
+                by_repo.setdefault(reference.parse(name).familiar, []).append(digest)
+            if not names and not by_repo:
+                add("<none>", "<none>", "<none>", record)
+                continue
+            for name in names:
                 repo, tag = _split_name(name)
-                if reference_pattern and not fnmatch.fnmatch(repo, reference_pattern) and not \
-                        fnmatch.fnmatch(f"{repo}:{tag}", reference_pattern):
-                    continue
-                digest = next((d.split("@", 1)[1] for d in digests), "<none>")
-                rows.append(ImageSummary(repo, tag, record.config_digest, digest,
-                                         record.created, record.size, record.manifest_digest))
+                for digest in (by_repo.get(repo) if expand else None) or ["<none>"]:
+                    add(repo, tag, digest, record)
+            tagged = {_split_name(name)[0] for name in names}
+            for repo, repo_digests in by_repo.items():
+                if repo not in tagged:
+                    for digest in repo_digests if digests else [""]:
+                        add(repo, "<none>", digest, record)
         return rows
 
     def inspect(self, name: str) -> dict[str, Any]:
