@@ -29,7 +29,6 @@ import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -130,7 +129,7 @@ class Supervisor:
         When a client is to attach first, "ok" goes out on ``ready_fd`` right after
         create (the client attaches only once it hears it), then we wait for it.
         """
-        with _Stdio(self.tty, self.stdin) as stdio:
+        with _Stdio(self.tty, self.stdin, self.bundle) as stdio:
             try:
                 pid = self.driver.create(self.id, self.bundle, stdio)
             except RuntimeError:
@@ -389,10 +388,14 @@ def _answer_cli(ready_fd: int, answer: str) -> None:
 
 class _Stdio:
     """The container's end of its stdio for one ``create``: pipes, or a pty received
-    over a console socket (in a short temp dir: socket paths are limited)."""
+    over a console socket.  The socket lives in the container's bundle (nothing is
+    written outside dockyard's own directories); its path is given as
+    ``/proc/PID/fd/N/c.sock`` — the bundle held by a descriptor of ours — because a
+    bundle path may be longer than a socket path can be."""
 
-    def __init__(self, tty: bool, stdin: bool) -> None:
+    def __init__(self, tty: bool, stdin: bool, bundle: Path) -> None:
         self.tty = tty
+        self._dir_fd = -1
         self.console_path = ""
         self._console: socket.socket | None = None
         self._dir = ""
@@ -401,8 +404,11 @@ class _Stdio:
         self.child_out: int = subprocess.DEVNULL
         self.child_err: int = subprocess.DEVNULL
         if tty:
-            self._dir = tempfile.mkdtemp(prefix="dy-console-", dir="/tmp")
-            self.console_path = os.path.join(self._dir, "c.sock")
+            self._dir = str(bundle / "console")
+            shutil.rmtree(self._dir, ignore_errors=True)  # a crashed create's, ours
+            os.mkdir(self._dir, 0o700)
+            self._dir_fd = os.open(self._dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.console_path = f"/proc/{os.getpid()}/fd/{self._dir_fd}/c.sock"
             self._console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self._console.bind(self.console_path)
             self._console.listen(1)
@@ -440,6 +446,7 @@ class _Stdio:
                 os.close(fd)
         if self._console is not None:
             self._console.close()
+            os.close(self._dir_fd)
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
@@ -490,7 +497,6 @@ def warm_up() -> None:
     import dockyard.network.names
     import dockyard.network.proxy  # noqa: F401 - imported to be shared, not used here
     now_iso()
-    tempfile.gettempdir()
 
 
 def main(argv: list[str] | None = None) -> int:
