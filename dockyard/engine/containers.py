@@ -167,7 +167,6 @@ class ContainerService:
     def _prepare_volumes(self, record: ContainerRecord, rootfs: Path) -> dict[str, str]:
         """Mount volumes that are filesystems; fill empty ones from the image (Docker's
         copy-up on first use); return volume name -> host directory."""
-        from dockyard.runtime.linux.paths import resolve_in_root
         from dockyard.snapshots.mount import Mount, mount_all
 
         dirs = {}
@@ -180,9 +179,7 @@ class ContainerService:
             if plan is not None and not os.path.ismount(data):
                 mount_all([Mount(*plan)], str(data))
             if not any(data.iterdir()):
-                inside = resolve_in_root(str(rootfs), mount.target, what="volume target")
-                if os.path.isdir(inside) and os.listdir(inside):
-                    subprocess_run(["cp", "-a", f"{inside}/.", str(data)])
+                _copy_up(rootfs, mount.target, data)
             dirs[volume.name] = str(data)
         return dirs
 
@@ -759,6 +756,30 @@ def _unmount_quietly(rootfs: Path, unmount: Any) -> None:
     if os.path.ismount(rootfs):
         with contextlib.suppress(KernelError):
             unmount(str(rootfs))
+
+
+def _copy_up(rootfs: Path, target: str, data: Path) -> None:
+    """Docker's copy-up: what the image has at ``target`` fills an empty volume, owners,
+    modes and times kept.  ``target`` is resolved in the container's root in one step
+    and both trees are walked and written by descriptor (the image is hostile input)."""
+    from dockyard.fs.inroot import Root
+    from dockyard.snapshots.unpack import Placer, TarRules, place_tree
+
+    with Root(rootfs, what="container") as root:
+        try:
+            top = root.open(target, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return  # nothing there (or not a directory): the volume starts empty
+        try:
+            with Root(data, what="volume") as volume:
+                placer = Placer(volume, "/", TarRules(whiteouts=False, follow=False,
+                                                      what="volume copy-up"))
+                try:
+                    place_tree(placer, top)
+                finally:
+                    placer.close()
+        finally:
+            os.close(top)
 
 
 def _read_status(bundle: Path) -> dict[str, Any]:

@@ -533,3 +533,16 @@ def test_cp_follows_dockers_destination_rules(box: Dockyard, tmp_path: Path) -> 
         "f\nf\nf\n"
     missing = box("cp", str(tree_dir / "sub/f"), "dst:/nope/", check=False)
     assert missing.returncode != 0 and "Could not find the directory" in missing.stderr
+
+
+def test_volume_copy_up_from_a_hostile_image(box: Dockyard, sentinel: Sentinel) -> None:
+    """The image's /data holds a symlink to the host's sentinel and /link is one:
+    copy-up copies the link as a link and resolves /link inside the container."""
+    box("run", "--name", "mk", "box:1", "sh", "-c",
+        f"mkdir -p /data/sub && echo seed > /data/sub/f && ln -s {sentinel.path} /data/out "
+        f"&& ln -s {sentinel.path} /link")
+    box("commit", "mk", "seeded:1")
+    out = box("run", "--rm", "-v", "vol1:/data", "-v", "vol2:/link", "seeded:1", "sh", "-c",
+              "cat /data/sub/f; readlink /data/out; ls -A /link | wc -l").stdout.split()
+    assert out == ["seed", str(sentinel.path), "0"]
+    assert sentinel.unchanged()
