@@ -35,6 +35,7 @@ from dockyard.build.model import (
     StageResult,
     StageState,
     first_line,
+    owner_text,
 )
 from dockyard.build.plan import (
     Plan,
@@ -301,7 +302,7 @@ class Builder:
         rootfs = bundle / "rootfs"
         rootfs.mkdir(parents=True)
         # whose step this is: `system check` tells a crashed build's leftovers by it
-        (bundle / OWNER_FILE).write_text(str(os.getpid()))
+        (bundle / OWNER_FILE).write_text(owner_text())
         mounted = False
         try:
             mounts = snapshotter.prepare(key, self._unpacked(state))

@@ -3,6 +3,7 @@ the progress reporter, and the state of a stage as it is built."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,14 @@ if TYPE_CHECKING:
     from dockyard.store.layout import Layout
 
 HISTORY_COMMENT = "dockyard.build.v0"
-OWNER_FILE = "owner"  # in a step's work dir: the pid of the build that made it
+OWNER_FILE = "owner"  # in a step's work dir: "PID START" of the build that made it
+
+
+def owner_text() -> str:
+    """This process as a step's owner: pid and start time (a reused pid is not it)."""
+    from dockyard.supervise.process import start_time
+
+    return f"{os.getpid()} {start_time(os.getpid()) or 0}"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

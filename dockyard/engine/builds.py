@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from dockyard.build.context import BuildContext
 from dockyard.build.executor import BuildEnvironment, Builder, BuildOptions, Reporter
-from dockyard.build.model import OWNER_FILE
+from dockyard.build.model import OWNER_FILE, owner_text
 from dockyard.build.plan import parse_plan
 from dockyard.build.sandbox import HOSTNAME, StepProcess
 from dockyard.errors import InvalidArgument, NotFound
@@ -182,7 +182,7 @@ class BuildService:
         bundle = self.engine.layout.run_dir / "build" / key
         target = bundle / "rootfs"
         target.mkdir(parents=True)
-        (bundle / OWNER_FILE).write_text(str(os.getpid()))
+        (bundle / OWNER_FILE).write_text(owner_text())
         try:
             mounts = images.snapshotter.prepare(key, images.unpack(record))
             try:
@@ -224,12 +224,13 @@ class BuildService:
 
 
 def _owner_alive(bundle: Path) -> bool:
+    from dockyard.supervise.process import is_alive
+
     try:
-        pid = int((bundle / OWNER_FILE).read_text())
-        os.kill(pid, 0)
+        pid, _, start = (bundle / OWNER_FILE).read_text().strip().partition(" ")
+        return is_alive(int(pid), int(start or 0))
     except (OSError, ValueError):
         return False
-    return True
 
 
 def step_config(image: dict[str, Any], step: StepProcess, rootfs: Path,

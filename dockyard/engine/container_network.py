@@ -5,9 +5,7 @@ kept in ``network.json`` for inspect, ps and port."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.records import ContainerRecord
@@ -176,8 +174,9 @@ def connect(service: ContainerService, record: ContainerRecord, network_ref: str
         if record.supervisor_pid:  # its supervisor starts serving DNS on the new network
             import signal
 
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(record.supervisor_pid, signal.SIGUSR2)
+            from dockyard.supervise.process import send_signal
+
+            send_signal(record.supervisor_pid, record.supervisor_start, signal.SIGUSR2)
 
 
 def disconnect(service: ContainerService, record: ContainerRecord, network_ref: str) -> None:
