@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from dockyard.cli.progress import progress_for_terminal
 from dockyard.engine.engine import Engine
+
+if TYPE_CHECKING:
+    from dockyard.registry.transfer import Progress
 
 
 def _insecure(engine: Engine, tls_verify: bool, ref: str) -> frozenset[str]:
@@ -17,6 +22,15 @@ def _insecure(engine: Engine, tls_verify: bool, ref: str) -> frozenset[str]:
     if not tls_verify:
         extra.add(reference.parse(ref).registry)
     return frozenset(extra)
+
+
+def _progress(quiet: bool) -> contextlib.AbstractContextManager[Progress]:
+    """Per-layer lines, or nothing with -q (Docker prints only the reference then)."""
+    from dockyard.registry.transfer import NoProgress
+
+    if quiet:
+        return contextlib.nullcontext(NoProgress())
+    return progress_for_terminal()
 
 
 @click.command("pull")
@@ -32,7 +46,7 @@ def pull_cmd(engine: Engine, ref: str, quiet: bool, tls_verify: bool) -> None:
 
     parsed = reference.parse(ref)
     images = engine.images
-    with progress_for_terminal(quiet) as progress:
+    with _progress(quiet) as progress:
         digest = pull(images.content, images.index, ref,
                       insecure=_insecure(engine, tls_verify, ref), progress=progress)
     if quiet:
@@ -62,13 +76,19 @@ def push_cmd(engine: Engine, ref: str, quiet: bool, tls_verify: bool,
                images.index.repo_digests_of(record.manifest_digest)]
     mount_from = next((s.repository for s in sources if s.registry == parsed.registry and
                        s.repository != parsed.repository), None)
-    with progress_for_terminal(quiet) as progress:
+    if not quiet:
+        click.echo(f"The push refers to repository [{parsed.name}]")
+    with _progress(quiet) as progress:
         digest = push(images.content, images.index, record, ref,
                       insecure=_insecure(engine, tls_verify, ref), progress=progress,
                       chunk_size=chunk_size,
                       mount_source=(lambda _digest: mount_from) if mount_from else None)
-    click.echo(f"{parsed.tag or 'latest'}: digest: {digest} size: "
-               f"{images.content.size(record.manifest_digest)}")
+    if quiet:  # as docker push -q: the reference alone
+        click.echo(str(parsed))
+        return
+    size = images.content.size(digest if images.content.exists(digest)
+                               else record.manifest_digest)
+    click.echo(f"{parsed.tag or 'latest'}: digest: {digest} size: {size}")
 
 
 @click.command("login")

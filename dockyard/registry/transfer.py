@@ -133,21 +133,33 @@ def push(content: LocalContentStore, index: ImageIndex, record: ImageRecord, tex
     parsed = parse_manifest_or_index(content.read(record.manifest_digest), record.media_type)
     if not isinstance(parsed, Manifest):
         raise InvalidArgument(f"{text}: only single-platform images can be pushed")
+    diff_ids = [str(d) for d in parse_config(content.read(parsed.config.digest))
+                ["rootfs"]["diff_ids"]]
+    if len(diff_ids) != len(parsed.layers):
+        raise InvalidArgument(f"{text}: {len(parsed.layers)} layers but {len(diff_ids)} "
+                              "diff_ids in the config")
     client = RegistryClient(ref.registry, insecure=insecure)
     try:
-        def upload(desc: Descriptor) -> None:
-            key = desc.digest.split(":", 1)[1][:12]
-            progress.start(key, desc.size, "Pushing")
+        def upload(desc: Descriptor, key: str | None) -> None:
+            """One blob; a layer's progress is shown under its diff ID (as Docker's:
+            the config goes up silently)."""
+            if key is not None:
+                progress.start(key, desc.size, "Pushing")
             source = mount_source(desc.digest) if mount_source else None
             status = client.upload_blob(
                 ref.repository, desc.digest, desc.size,
                 lambda: content.open(desc.digest), mount_from=source, chunk_size=chunk_size)
-            progress.advance(key, desc.size)
-            progress.done(key, {"exists": "Layer already exists", "mounted": "Mounted",
-                                "pushed": "Pushed"}[status])
+            if key is not None:
+                progress.advance(key, desc.size)
+                progress.done(key, {"exists": "Layer already exists",
+                                    "mounted": f"Mounted from {source}",
+                                    "pushed": "Pushed"}[status])
 
         with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
-            for job in [pool.submit(upload, d) for d in (*parsed.layers, parsed.config)]:
+            jobs = [pool.submit(upload, d, diff_id.split(":", 1)[1][:12])
+                    for d, diff_id in zip(parsed.layers, diff_ids, strict=True)]
+            jobs.append(pool.submit(upload, parsed.config, None))
+            for job in jobs:
                 job.result()
         data = content.read(record.manifest_digest)
         digest = client.put_manifest(ref.repository, ref.digest or ref.tag or "latest", data,
