@@ -52,7 +52,9 @@ def pull_cmd(engine: Engine, ref: str, quiet: bool, tls_verify: bool) -> None:
     if quiet:
         click.echo(str(parsed))
         return
-    click.echo(f"Digest: {digest}")
+    shown = next((text.split("@", 1)[1] for text in images.index.repo_digests_of(digest)
+                  if text.split("@", 1)[0] == parsed.name), digest)  # the registry's
+    click.echo(f"Digest: {shown}")
     click.echo(f"Status: Downloaded newer image for {parsed}")
     click.echo(str(parsed))
 

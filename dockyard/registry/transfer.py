@@ -5,25 +5,44 @@ config and layers in parallel; each blob streams into a resumable, verified
 ingest, so an interrupted pull continues where it stopped and nothing
 half-written is ever visible.  The image is recorded only after every blob is in.
 Push uploads what the registry lacks (cross-repository mount first when the
-blob is known to be in another repository there), then the manifest.
+blob is known to be in another repository there), then the manifest.  Layers go
+up gzip-compressed, as Docker's do: an uncompressed layer is compressed once,
+deterministically (level 6, no name, mtime 0), into a copy in the content store;
+the pushed manifest, stored beside it and recorded as the repository's digest,
+names that copy, so a second push, or a push to another repository, reuses it and
+gives the same manifest digest.  The config (and its diff_ids) is unchanged: the
+image ID is the same wherever the image is pulled.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import json
+import zlib
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from dockyard.errors import InvalidArgument
+from dockyard.errors import DigestMismatch, DockyardError, InvalidArgument
 from dockyard.images import door
 from dockyard.images.content import LocalContentStore, ResumableWriter
 from dockyard.images.index import ImageIndex, ImageRecord
 from dockyard.images.platform import pick
+from dockyard.oci import mediatypes as mt
 from dockyard.oci import reference
-from dockyard.oci.image import Descriptor, Index, Manifest, parse_config, parse_manifest_or_index
+from dockyard.oci.image import (
+    Descriptor,
+    Index,
+    Manifest,
+    load_json,
+    parse_config,
+    parse_manifest_or_index,
+)
 from dockyard.registry.client import RegistryClient
 
 PARALLEL = 4
+GZIP_LEVEL = 6  # Docker's: Go's gzip.DefaultCompression
+_CHUNK = 1 << 20
 
 
 class Progress(Protocol):
@@ -91,6 +110,14 @@ def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
             manifest_digest, media_type = chosen.digest, inner.media_type or chosen.media_type
         if not isinstance(manifest, Manifest):
             raise InvalidArgument(f"{text}: nested indexes are not supported")
+        names = [str(ref)] if ref.tag else []
+        here = _image_with_config(index, content, manifest.config.digest)
+        if here is not None:  # the same image (config) is here, pushed from or pulled before
+            for layer in manifest.layers:
+                progress.done(layer.digest.split(":", 1)[1][:12], "Already exists")
+            index.add(here.manifest_digest, here.config_digest, here.media_type, here.size,
+                      here.created, names, (ref.name, top_digest))
+            return here.manifest_digest
         blobs = [manifest.config, *manifest.layers]
         door.check_layer_count(len(manifest.layers))
         with door.discarding(content, index) as brought:
@@ -105,13 +132,30 @@ def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
             # the door: every layer passes the unpacker's rules before the image exists
             door.admit(content, [(d.digest, d.media_type) for d in manifest.layers],
                        [str(d) for d in config["rootfs"]["diff_ids"]])
-        names = [str(ref)] if ref.tag else []
         index.add(manifest_digest, manifest.config.digest, media_type or manifest.media_type,
                   sum(d.size for d in blobs), str(config.get("created", "")), names,
                   (ref.name, top_digest))
         return manifest_digest
     finally:
         client.close()
+
+
+def _image_with_config(index: ImageIndex, content: LocalContentStore,
+                       config_digest: str) -> ImageRecord | None:
+    """The recorded image whose ID is ``config_digest``, its blobs all here: an image is
+    its config (Docker's image ID), whatever manifest (compressed or not) it came by."""
+    for record in index.images():
+        if record.config_digest != config_digest:
+            continue
+        try:
+            parsed = parse_manifest_or_index(content.read(record.manifest_digest),
+                                             record.media_type)
+        except (DockyardError, OSError):
+            continue
+        if isinstance(parsed, Manifest) and all(
+                content.exists(d.digest) for d in (parsed.config, *parsed.layers)):
+            return record
+    return None
 
 
 def _verify_manifest(data: bytes, expected: str) -> str:
@@ -127,7 +171,8 @@ def push(content: LocalContentStore, index: ImageIndex, record: ImageRecord, tex
          insecure: frozenset[str] = frozenset(), progress: Progress | None = None,
          chunk_size: int | None = None,
          mount_source: Callable[[str], str | None] | None = None) -> str:
-    """Push ``record`` as ``text``; returns the pushed manifest's digest."""
+    """Push ``record`` as ``text``; returns the pushed manifest's digest (its bytes are
+    in the content store)."""
     progress = progress or NoProgress()
     ref = reference.parse(text)
     parsed = parse_manifest_or_index(content.read(record.manifest_digest), record.media_type)
@@ -138,13 +183,15 @@ def push(content: LocalContentStore, index: ImageIndex, record: ImageRecord, tex
     if len(diff_ids) != len(parsed.layers):
         raise InvalidArgument(f"{text}: {len(parsed.layers)} layers but {len(diff_ids)} "
                               "diff_ids in the config")
+    copies = gzip_copies(content, index)
     client = RegistryClient(ref.registry, insecure=insecure)
     try:
-        def upload(desc: Descriptor, key: str | None) -> None:
-            """One blob; a layer's progress is shown under its diff ID (as Docker's:
-            the config goes up silently)."""
+        def upload(desc: Descriptor, key: str | None) -> Descriptor:
+            """One blob (a layer compressed first if it is not); a layer's progress is
+            shown under its diff ID, as Docker's: the config goes up silently."""
             if key is not None:
                 progress.start(key, desc.size, "Pushing")
+                desc = _compressed(content, desc, parsed.media_type, copies)
             source = mount_source(desc.digest) if mount_source else None
             status = client.upload_blob(
                 ref.repository, desc.digest, desc.size,
@@ -154,18 +201,95 @@ def push(content: LocalContentStore, index: ImageIndex, record: ImageRecord, tex
                 progress.done(key, {"exists": "Layer already exists",
                                     "mounted": f"Mounted from {source}",
                                     "pushed": "Pushed"}[status])
+            return desc
 
         with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
             jobs = [pool.submit(upload, d, diff_id.split(":", 1)[1][:12])
                     for d, diff_id in zip(parsed.layers, diff_ids, strict=True)]
-            jobs.append(pool.submit(upload, parsed.config, None))
-            for job in jobs:
-                job.result()
-        data = content.read(record.manifest_digest)
-        digest = client.put_manifest(ref.repository, ref.digest or ref.tag or "latest", data,
+            config_job = pool.submit(upload, parsed.config, None)
+            pushed = [job.result() for job in jobs]
+            config_job.result()
+        data = _manifest_with_layers(content.read(record.manifest_digest), parsed, pushed)
+        digest = content.write(data)
+        remote = client.put_manifest(ref.repository, ref.digest or ref.tag or "latest", data,
                                      record.media_type)
+        if remote and remote != digest:
+            raise DigestMismatch(f"{text}: the registry stored the manifest as {remote}, "
+                                 f"not {digest}")
         index.add(record.manifest_digest, record.config_digest, record.media_type, record.size,
-                  record.created, [], (ref.name, record.manifest_digest))
-        return digest or record.manifest_digest
+                  record.created, [], (ref.name, digest))
+        return digest
     finally:
         client.close()
+
+
+def _compressed(content: LocalContentStore, desc: Descriptor, manifest_type: str,
+                copies: dict[str, Descriptor]) -> Descriptor:
+    """``desc`` as it is pushed: a compressed layer as it is, an uncompressed one as its
+    gzip copy (made now if there is none yet), typed for the manifest's family."""
+    if mt.layer_compression(desc.media_type) or desc.media_type != mt.OCI_LAYER:
+        return desc
+    known = copies.get(desc.digest)
+    if known is not None and content.exists(known.digest):
+        digest, size = known.digest, known.size
+    else:
+        digest, size = gzip_into_store(content, desc.digest)
+    media_type = mt.DOCKER_LAYER_GZIP if manifest_type == mt.DOCKER_MANIFEST else \
+        mt.OCI_LAYER_GZIP
+    return desc._replace(media_type=media_type, digest=digest, size=size)
+
+
+def gzip_into_store(content: LocalContentStore, digest: str) -> tuple[str, int]:
+    """Compress the stored uncompressed blob ``digest`` into a new blob, 1 MiB at a time,
+    hashing both sides as they stream (the source must still match its name); the gzip
+    stream is deterministic: level 6, no file name, mtime 0 (zlib's own header)."""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    source_hash = hashlib.sha256()
+    with content.open(digest) as source, content.ingest() as writer:
+        while chunk := source.read(_CHUNK):
+            source_hash.update(chunk)
+            writer.write(compressor.compress(chunk))
+        writer.write(compressor.flush())
+        if f"sha256:{source_hash.hexdigest()}" != digest:
+            raise DigestMismatch(f"blob {digest}: content does not match its digest")
+        compressed = writer.commit()
+    return compressed, content.size(compressed)
+
+
+def gzip_copies(content: LocalContentStore, index: ImageIndex) -> dict[str, Descriptor]:
+    """Gzip blobs in the store by the digest of what they decompress to: the layers of
+    pulled images and of the manifests pushed from here (each image's manifest and those
+    its repo digests name, where stored), matched to layers by the config's diff_ids."""
+    copies: dict[str, Descriptor] = {}
+    for record in index.images():
+        manifests = [record.manifest_digest] + [
+            text.split("@", 1)[1] for text in index.repo_digests_of(record.manifest_digest)]
+        try:
+            diff_ids = [str(d) for d in parse_config(content.read(record.config_digest))
+                        ["rootfs"]["diff_ids"]]
+        except (DockyardError, OSError):
+            continue
+        for digest in manifests:
+            try:
+                manifest = parse_manifest_or_index(content.read(digest))
+            except (DockyardError, OSError):
+                continue
+            if not isinstance(manifest, Manifest) or len(manifest.layers) != len(diff_ids) or \
+                    manifest.config.digest != record.config_digest:
+                continue
+            for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
+                if mt.layer_compression(layer.media_type) == "gzip" and \
+                        content.exists(layer.digest):
+                    copies.setdefault(diff_id, layer)
+    return copies
+
+
+def _manifest_with_layers(data: bytes, parsed: Manifest, pushed: list[Descriptor]) -> bytes:
+    """The manifest as pushed: the same bytes when no layer changed, else the same
+    document with the layers' mediaType, digest and size replaced."""
+    if list(parsed.layers) == pushed:
+        return data
+    doc: dict[str, Any] = load_json(data, "manifest")
+    for entry, desc in zip(doc["layers"], pushed, strict=True):
+        entry.update({"mediaType": desc.media_type, "digest": desc.digest, "size": desc.size})
+    return json.dumps(doc, separators=(",", ":")).encode()

@@ -167,6 +167,14 @@ def test_basic_auth_login_push_pull(dy: Dockyard, rootfs_tar: Path,
     assert dy("pull", name, root=tmp_path / "third", check=False).returncode != 0
 
 
+def _pushed_layer(registry: Registry, repository: str, tag: str) -> str:
+    """The digest of the (gzip) layer blob a push put in the registry."""
+    manifest = httpx.get(f"http://{registry.address}/v2/{repository}/manifests/{tag}",
+                         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    digest: str = manifest.json()["layers"][0]["digest"]
+    return digest
+
+
 def _registry_blob(registry: Registry, digest: str) -> Path:
     hexpart = digest.split(":")[1]
     return (registry.storage / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart /
@@ -178,8 +186,7 @@ def test_corrupt_and_truncated_blobs_are_refused(dy: Dockyard, rootfs_tar: Path,
     name = f"{registry.address}/team/box:v1"
     dy("import", str(rootfs_tar), name)
     dy("push", name)
-    layer = json.loads(dy("image", "inspect", name).stdout)[0]["RootFS"]["Layers"][0]
-    blob = _registry_blob(registry, layer)
+    blob = _registry_blob(registry, _pushed_layer(registry, "team/box", "v1"))
     original = blob.read_bytes()
     blob.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
     other = tmp_path / "other"
@@ -198,7 +205,7 @@ def test_interrupted_pull_resumes(dy: Dockyard, rootfs_tar: Path, registry: Regi
     name = f"{registry.address}/team/box:v1"
     dy("import", str(rootfs_tar), name)
     dy("push", name)
-    layer = json.loads(dy("image", "inspect", name).stdout)[0]["RootFS"]["Layers"][0]
+    layer = _pushed_layer(registry, "team/box", "v1")
     data = _registry_blob(registry, layer).read_bytes()
     other = tmp_path / "other"
     ingest = other / "content" / "ingest"
