@@ -263,12 +263,38 @@ class ContainerOps:
         return new.config_digest
 
     def export(self, ref: str, out: IO[bytes]) -> None:
+        """``docker export``: the container's files, read by descriptor, with Docker's
+        init layer merged in (``engine.initlayer``: ``/.dockerenv``, ``/dev/console``,
+        ``/dev/pts``, ``/dev/shm``, ``/etc/mtab``, empty etc files of mode 0755, as
+        headers), in the order of a sorted depth-first walk, as Docker's."""
+        import datetime
+        import tarfile
+
+        from dockyard.engine import initlayer
         from dockyard.fs.inroot import Root
-        from dockyard.fs.tree import write_tree_tar
+        from dockyard.fs.tree import TarWriter, walk
 
         record = self.service.get(ref)
-        with self.mounted(record) as rootfs, Root(rootfs, what="container") as root:
-            write_tree_tar(root.fd, out, arcname=".")
+        try:
+            mtime = int(datetime.datetime.fromisoformat(record.created).timestamp())
+        except ValueError:
+            mtime = 0
+        pending = initlayer.entries(mtime)
+        with self.mounted(record) as rootfs, Root(rootfs, what="container") as root, \
+                tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+            writer = TarWriter(archive)
+            for entry in walk(root.fd):
+                key = initlayer.key_of(entry.relative)
+                while pending and pending[0].key < key:
+                    archive.addfile(pending.pop(0).info)
+                if pending and pending[0].key == key:
+                    init = pending.pop(0)
+                    if not entry.is_dir:  # moby unlinks what is there; a directory stays
+                        archive.addfile(init.info)
+                        continue
+                writer.add(entry.dir_fd, entry.name, entry.relative, entry.stat)
+            for init in pending:
+                archive.addfile(init.info)
 
     def copy_out(self, ref: str, path: str, out: IO[bytes], *,
                  arcname: str | None = None) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import re
 import shutil
+import stat
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,3 +163,36 @@ def test_docker_pulls_what_dockyard_pushes(dy: Dockyard, rootfs_tar: Path,
     assert theirs["Id"] == ours["Id"]
     assert theirs["RepoDigests"] == [f"{registry.address}/team/box@{pushed}"]
     assert theirs["RootFS"]["Layers"] == ours["RootFS"]["Layers"]
+
+
+def _tar_entries(raw: bytes) -> dict[str, tuple[bytes, int, str, int, int, int]]:
+    """name → (type, permission bits, link target, uid, gid, size): what export keeps
+    (times differ, and Docker puts the type bits in the mode field as well)."""
+    with tarfile.open(fileobj=io.BytesIO(raw)) as archive:
+        return {m.name.removeprefix("./"): (m.type, stat.S_IMODE(m.mode), m.linkname, m.uid,
+                                            m.gid, m.size) for m in archive.getmembers()}
+
+
+def test_export_matches_docker_export(dy: Dockyard, rootfs_tar: Path,
+                                      daemon: Daemon) -> None:
+    tar = rootfs_tar.read_bytes()
+    assert dockerd.DOCKER is not None
+    subprocess.run([dockerd.DOCKER, "import", "-", "same:1"], input=tar, env=daemon.env,
+                   capture_output=True, check=True, timeout=120)
+    daemon.docker("create", "--name", "theirs", "same:1", "true")
+    try:
+        raw = daemon.docker_bytes("export", "theirs")
+    finally:
+        daemon.docker("rm", "theirs")
+    theirs = list(_tar_entries(raw).items())
+    dy("import", str(rootfs_tar), "same:1")
+    dy("create", "--name", "created", "same:1", "true")
+    dy("run", "--name", "ran", "--network", "none", "same:1", "true")
+    try:
+        for name in ("created", "ran"):
+            ours = _tar_entries(subprocess.run([*dy.argv, "--root", str(dy.root), "export",
+                                                name], env=dy.env, capture_output=True,
+                                               check=True).stdout)
+            assert list(ours.items()) == theirs, name  # same entries, same order
+    finally:
+        dy("rm", "created", "ran")

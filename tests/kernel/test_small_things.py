@@ -3,6 +3,10 @@ output and compression, export's entries, each as Docker has them."""
 
 from __future__ import annotations
 
+import io
+import stat
+import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -37,3 +41,42 @@ def test_id_lists_the_primary_group(box: Dockyard, tmp_path: Path, user: str | N
     box("import", "-c", 'CMD ["sh"]', str(tar), "accounts:1")
     flags = ["--user", user] if user else []
     assert box("run", "--rm", *flags, "accounts:1", "id").stdout.strip() == expected
+
+
+def _export(box: Dockyard, name: str) -> dict[str, tuple[bytes, int, str, int, int, int]]:
+    """name → (type, permission bits, link target, uid, gid, size) of each entry."""
+    raw = subprocess.run([*box.argv, "--root", str(box.root), "export", name], env=box.env,
+                         capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(raw)) as archive:
+        return {m.name: (m.type, stat.S_IMODE(m.mode), m.linkname, m.uid, m.gid, m.size)
+                for m in archive.getmembers()}
+
+
+def test_export_has_dockers_init_entries(box: Dockyard, tmp_path: Path) -> None:
+    def image_files(rootfs: Path) -> None:  # the image's own, which the init layer hides
+        (rootfs / "etc" / "hosts").write_text("10.0.0.1 from-the-image\n")
+        (rootfs / "etc" / "mtab").write_text("not a link\n")
+        (rootfs / ".dockerenv").mkdir()  # a directory stays, as under moby's Setup
+
+    tar = make_rootfs_tar(tmp_path / "own", image_files)
+    box("import", str(tar), "own:1")
+    empty_file, directory = (tarfile.REGTYPE, 0o755, "", 0, 0, 0), \
+        (tarfile.DIRTYPE, 0o755, "", 0, 0, 0)
+    box("create", "--name", "created", "box:1", "true")
+    box("run", "--name", "ran", "--network", "none", "box:1", "true")
+    for name in ("created", "ran"):
+        entries = _export(box, name)
+        names = list(entries)
+        assert names == sorted(names, key=lambda n: n.split("/"))  # a sorted walk's order
+        for path in (".dockerenv", "dev/console", "etc/hostname", "etc/hosts",
+                     "etc/resolv.conf"):
+            assert entries[path] == empty_file, (name, path)
+        for path in ("dev/pts", "dev/shm", "proc", "sys"):
+            assert entries[path] == directory, (name, path)
+        assert entries["etc/mtab"] == (tarfile.SYMTYPE, 0o777, "/proc/mounts", 0, 0, 0)
+        assert entries["etc/passwd"][:2] == (tarfile.REGTYPE, 0o644)  # the image's, as is
+    box("create", "--name", "own", "own:1", "true")
+    entries = _export(box, "own")
+    assert entries["etc/hosts"] == empty_file
+    assert entries["etc/mtab"][2] == "/proc/mounts"
+    assert entries[".dockerenv"][0] == tarfile.DIRTYPE
