@@ -9,12 +9,23 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dockyard.errors import InvalidArgument
 from dockyard.errors import RuntimeContainerNotFound as ContainerNotFound
-from dockyard.oci.runtime_spec import Capabilities, Process, User, parse_process
+from dockyard.oci.runtime_spec import (
+    Capabilities,
+    Linux,
+    Process,
+    User,
+    parse_process,
+    parse_spec,
+)
 from dockyard.runtime import operations
 from dockyard.runtime.state import ContainerDir, status_of
+
+if TYPE_CHECKING:
+    from dockyard.runtime.stdio import PipeRelay
 
 
 def dispatch(args: argparse.Namespace, root: Path) -> int:
@@ -45,10 +56,15 @@ def _run(args: argparse.Namespace, root: Path) -> int:
 
         tty = TerminalReceiver()
         console_socket = tty.path
+    relay = None if args.detach or bundle.spec.process.terminal else _relay_for(
+        bundle.spec.linux)
     try:
         record = create(root, args.id, bundle, CreateOptions(
             console_socket=console_socket, pid_file=args.pid_file,
-            preserve_fds=args.preserve_fds))
+            preserve_fds=args.preserve_fds,
+            stdio=relay.container_ends() if relay is not None else None))
+        if relay is not None:
+            relay.close_container_ends()
         try:
             operations.start(root, args.id)
         except BaseException:
@@ -56,17 +72,28 @@ def _run(args: argparse.Namespace, root: Path) -> int:
             raise
         if args.detach:
             return 0
-        code = _wait_forwarding_signals(record.pid, tty)
+        code = _wait_forwarding_signals(record.pid, tty, relay)
     finally:
         if tty is not None:
             tty.close()
+        if relay is not None:
+            relay.close()
     if not args.keep:
         with contextlib.suppress(ContainerNotFound):
             operations.delete(root, args.id, force=True)
     return code
 
 
-def _wait_forwarding_signals(pid: int, tty: object) -> int:
+def _relay_for(linux: Linux) -> PipeRelay | None:
+    """Pipes owned by the container's root, for a foreground container with a user
+    namespace (see ``runtime.stdio``); None otherwise."""
+    from dockyard.runtime.stdio import PipeRelay, host_root
+
+    ids = host_root(linux)
+    return PipeRelay(*ids) if ids is not None else None
+
+
+def _wait_forwarding_signals(pid: int, tty: object, relay: PipeRelay | None = None) -> int:
     """Wait for our child ``pid``; pass on the signals a foreground runc forwards."""
     forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                  signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
@@ -82,6 +109,8 @@ def _wait_forwarding_signals(pid: int, tty: object) -> int:
 
         assert isinstance(tty, TerminalReceiver)
         tty.proxy_until_exit(pid)
+    if relay is not None:
+        relay.pump_until_exit(pid)
     _pid, status = os.waitpid(pid, 0)
     return exit_code(status)
 
@@ -186,19 +215,27 @@ def _exec(args: argparse.Namespace, root: Path) -> int:
 
         tty = TerminalReceiver()
         console_socket = tty.path
+    relay = None
+    if not args.detach and not proc.terminal:
+        relay = _relay_for(parse_spec(record.config).linux)
     try:
         pid = exec_mod.exec_in(cdir, proc, exec_mod.ExecOptions(
-            console_socket=console_socket, preserve_fds=args.preserve_fds))
+            console_socket=console_socket, preserve_fds=args.preserve_fds,
+            stdio=relay.container_ends() if relay is not None else None))
+        if relay is not None:
+            relay.close_container_ends()
         if args.pid_file:
             from dockyard.runtime.create import write_pid_file
 
             write_pid_file(args.pid_file, pid)
         if args.detach:
             return 0
-        return _wait_forwarding_signals(pid, tty)
+        return _wait_forwarding_signals(pid, tty, relay)
     finally:
         if tty is not None:
             tty.close()
+        if relay is not None:
+            relay.close()
 
 
 def _apply_exec_flags(proc: Process, args: argparse.Namespace) -> Process:

@@ -20,7 +20,8 @@ from dockyard.errors import DockyardError, InternalError, InvalidArgument
 from dockyard.runtime import hooks, messages
 from dockyard.runtime.bundle import Bundle
 from dockyard.runtime.init import InitContext, check_spec, run_init
-from dockyard.runtime.linux import capabilities, cgroups, namespaces, rlimits, rootfs
+from dockyard.runtime.linux import capabilities, cgroups, namespaces, rlimits, rootfs, userns
+from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.cgroups.plan import spec_device_lines
 from dockyard.runtime.linux.seccomp import compile_filter
 from dockyard.runtime.state import (
@@ -37,6 +38,7 @@ class CreateOptions(NamedTuple):
     pid_file: str | None = None
     preserve_fds: int = 0
     cgroup_root: Path = cgroups.DEFAULT_ROOT
+    stdio: tuple[int, int, int] | None = None  # the init's fds 0-2, if not ours
 
 
 def _validate(bundle: Bundle, options: CreateOptions) -> None:
@@ -47,6 +49,7 @@ def _validate(bundle: Bundle, options: CreateOptions) -> None:
         capabilities.validate(spec.process.capabilities)
     for limit in spec.process.rlimits:
         rlimits.resource_number(limit.type)
+    userns.check(spec.linux, spec.process)
     if spec.process.terminal and not options.console_socket:
         raise InvalidArgument("cannot allocate tty if runc will detach without setting "
                               "console socket")
@@ -86,7 +89,7 @@ def create(
             spec=spec, container_id=container_id, bundle=bundle.path, rootfs=bundle.rootfs,
             ns_plan=ns_plan, cgroup_dirs=manager.mount_paths(), channel=parent_end,
             fifo_path=str(cdir.fifo), console_socket=options.console_socket,
-            preserve_fds=options.preserve_fds, seccomp=seccomp,
+            preserve_fds=options.preserve_fds, seccomp=seccomp, stdio=options.stdio,
         )
         pid = _spawn_init(ctx, child_end)
         undo.callback(_kill_and_reap, pid)
@@ -113,6 +116,8 @@ def write_pid_file(path: str, pid: int) -> None:
 
 def _spawn_init(ctx: InitContext, child_end: messages.Channel) -> int:
     """Fork the init, inside the new (or joined) pid namespace when the spec asks."""
+    if ctx.ns_plan.has_user_namespace:
+        return _spawn_in_user_namespace(ctx, child_end)
     pid = namespaces.fork_in_pid_namespace(new=ctx.ns_plan.new_pid,
                                            join_path=ctx.ns_plan.join_pid)
     if pid == 0:
@@ -120,6 +125,52 @@ def _spawn_init(ctx: InitContext, child_end: messages.Channel) -> int:
         run_init(ctx._replace(channel=child_end))  # never returns
     child_end.close()
     return pid
+
+
+def _spawn_in_user_namespace(ctx: InitContext, child_end: messages.Channel) -> int:
+    """Fork the init's first stage (see ``init._enter_namespaces_in_two_stages``), map
+    its user namespace, and adopt the init it forks: while the first stage runs we
+    are a child subreaper, so its orphan becomes our child, as a one-stage init is
+    (``run`` waits for it; the supervisor adopts it when our helper exits)."""
+    was_subreaper = sc.is_child_subreaper()
+    if not was_subreaper:
+        sc.set_child_subreaper(True)
+    try:
+        stage = os.fork()
+        if stage == 0:
+            ctx.channel.close()
+            run_init(ctx._replace(channel=child_end))  # never returns
+        child_end.close()
+        try:
+            return _serve_first_stage(ctx, stage)
+        except BaseException:
+            _kill_and_reap(stage)
+            ctx.channel.close()
+            raise
+    finally:
+        if not was_subreaper:
+            sc.set_child_subreaper(False)
+
+
+def _serve_first_stage(ctx: InitContext, stage: int) -> int:
+    """Write the first stage's mappings when it asks; return the init's pid once the
+    first stage is gone (the init is then our child)."""
+    while True:
+        message = ctx.channel.receive()
+        if message is None:
+            _pid, status = os.waitpid(stage, 0)
+            raise InternalError(f"container init exited before it was ready "
+                                f"(status {os.waitstatus_to_exitcode(status)})")
+        if isinstance(message, messages.Error):
+            raise message.to_exception()
+        if isinstance(message, messages.MapUser):
+            userns.write_mappings(stage, ctx.spec.linux)
+            ctx.channel.send(messages.Mapped())
+        elif isinstance(message, messages.InitPid):
+            os.waitpid(stage, 0)
+            return message.pid
+        else:
+            raise InternalError(f"container init: unexpected {type(message).__name__}")
 
 
 def _join_cgroup(ctx: InitContext, manager: cgroups.CgroupManager,

@@ -1,9 +1,9 @@
 """``exec``: a new process inside a running container's namespaces and cgroup.
 
 The parent enters the container's pid namespace for its one fork (as ``create``
-does); the child joins the cgroup and every other namespace (mount last: setns
-into it also moves root and cwd to the container's root), then runs the shared
-``process`` steps and execs.
+does); the child joins the cgroup and every other namespace (user first, becoming
+its root, as runc; mount last: setns into it also moves root and cwd to the
+container's root), then runs the shared ``process`` steps and execs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import NamedTuple
 from dockyard.errors import DockyardError
 from dockyard.oci.runtime_spec import Process, parse_spec
 from dockyard.runtime import messages, process
-from dockyard.runtime.linux import console, namespaces, signals
+from dockyard.runtime.linux import console, namespaces, signals, userns
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.seccomp import compile_filter
 from dockyard.runtime.state import ContainerDir, ContainerRecord, can_exec, status_of
@@ -24,6 +24,7 @@ from dockyard.runtime.state import ContainerDir, ContainerRecord, can_exec, stat
 class ExecOptions(NamedTuple):
     console_socket: str | None = None
     preserve_fds: int = 0
+    stdio: tuple[int, int, int] | None = None  # the process's fds 0-2, if not ours
 
 
 def base_process(record: ContainerRecord) -> Process:
@@ -66,16 +67,21 @@ def _child(record: ContainerRecord, ns_types: list[str], cgroup_dirs: dict[str, 
            channel: messages.Channel) -> None:
     try:
         signals.reset()
+        if options.stdio is not None:
+            for target, fd in enumerate(options.stdio):
+                os.dup2(fd, target)
         for path in cgroup_dirs.values():
             with open(os.path.join(path, "cgroup.procs"), "w") as handle:
                 handle.write("0")
         sock = console.connect(options.console_socket) if options.console_socket else None
-        order = ("ipc", "uts", "network", "cgroup", "time", "mount")
+        order = ("user", "ipc", "uts", "network", "cgroup", "time", "mount")
         fds = {t: os.open(f"/proc/{record.pid}/ns/{namespaces.PROC_NAMES[t]}",
                           os.O_RDONLY | os.O_CLOEXEC) for t in order if t in ns_types}
         for ns_type, fd in fds.items():
             sc.setns(fd, namespaces.CLONE_FLAGS[ns_type], ns_type)
             os.close(fd)
+            if ns_type == "user":  # as runc's setns stage: the namespace's root from here
+                userns.become_root()
         if "mount" not in ns_types:  # the container shares our mount namespace: its
             os.chroot(f"/proc/{record.pid}/root")  # root is where its init chrooted
             os.chdir("/")

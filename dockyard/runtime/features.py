@@ -16,7 +16,7 @@ def features() -> dict[str, object]:
         "hooks": list(HOOK_KINDS),
         "mountOptions": list(ALL_OPTIONS),
         "linux": {
-            "namespaces": [n for n in NAMESPACE_TYPES if n != "user"],
+            "namespaces": list(NAMESPACE_TYPES),
             "capabilities": list(CAPABILITY_NAMES),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
             "seccomp": {

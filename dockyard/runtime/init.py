@@ -1,6 +1,7 @@
 """The container init stage: runs in the forked child, ends in execve or os._exit.
 
-It joins its cgroup, enters or creates namespaces, builds the rootfs, pivots,
+It enters or creates namespaces (in two stages with a user namespace, as runc:
+see ``_enter_namespaces_in_two_stages``), builds the rootfs, pivots,
 drops privileges, reports ``Ready`` and blocks opening the exec fifo until
 ``start`` opens the other end.  Any failure is sent to the parent as an ``Error``
 message; nothing here returns into the parent's code.
@@ -9,13 +10,14 @@ message; nothing here returns into the parent's code.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import NamedTuple
 
 from dockyard.errors import DockyardError, InvalidSpec
 from dockyard.oci.runtime_spec import Spec
 from dockyard.runtime import hooks, messages, process
-from dockyard.runtime.linux import namespaces, rootfs, signals
+from dockyard.runtime.linux import namespaces, rootfs, signals, userns
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.seccomp import SeccompFilter
 
@@ -32,12 +34,16 @@ class InitContext(NamedTuple):
     console_socket: str | None
     preserve_fds: int
     seccomp: SeccompFilter | None
+    stdio: tuple[int, int, int] | None = None  # fds 0-2 to give the container
 
 
 def run_init(ctx: InitContext) -> None:
     """Entry point in the child; never returns."""
     try:
         signals.reset()  # first: hooks and the container process start from it
+        if ctx.stdio is not None:
+            for target, fd in enumerate(ctx.stdio):
+                os.dup2(fd, target)
         _init(ctx)
     except DockyardError as exc:
         _report(ctx, messages.Error.from_exception(exc))
@@ -66,17 +72,9 @@ def _init(ctx: InitContext) -> None:
     proc = spec.process
     assert proc is not None
     waiter = _Waiter(ctx.channel)
-    for ns_type, path in ctx.ns_plan.joins:
-        if ns_type != "cgroup":
-            namespaces.join(ns_type, path)
-    sc.unshare(ctx.ns_plan.unshare_flags & ~sc.CLONE_NEWCGROUP)
-    if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
-        ctx.channel.send(messages.RunHooks())
-        waiter.wait_for(messages.Proceed)
-    own_mount_ns = ctx.ns_plan.own_mount_namespace
-    rootfs.prepare(spec, ctx.rootfs, ctx.bundle, ctx.cgroup_dirs, own_namespace=own_mount_ns)
-    if spec.hooks.get("createContainer"):
-        hooks.run_hooks(spec.hooks["createContainer"], _state(ctx, "creating"), "createContainer")
+    # opened while we are the runtime's root in its namespaces: the fifo, the
+    # namespaces joined late and the console socket may be out of the reach of a
+    # joined mount namespace or of a user namespace's root
     fifo_fd = os.open(ctx.fifo_path, os.O_PATH | os.O_CLOEXEC)
     cgroup_ns_fds = [os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                      for ns_type, path in ctx.ns_plan.joins if ns_type == "cgroup"]
@@ -85,6 +83,21 @@ def _init(ctx: InitContext) -> None:
         from dockyard.runtime.linux import console
 
         console_sock = console.connect(ctx.console_socket)
+    process.write_oom_score_adj(proc.oom_score_adj)  # privileged: it may be negative
+    if ctx.ns_plan.has_user_namespace:
+        _enter_namespaces_in_two_stages(ctx, waiter)  # returns in the second
+    else:
+        namespaces.join_opened(namespaces.open_all(
+            [(t, path) for t, path in ctx.ns_plan.joins if t != "cgroup"]))
+        sc.unshare(ctx.ns_plan.unshare_flags & ~sc.CLONE_NEWCGROUP)
+    if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
+        ctx.channel.send(messages.RunHooks())
+        waiter.wait_for(messages.Proceed)
+    own_mount_ns = ctx.ns_plan.own_mount_namespace
+    rootfs.prepare(spec, ctx.rootfs, ctx.bundle, ctx.cgroup_dirs, own_namespace=own_mount_ns,
+                   user_namespace=ctx.ns_plan.has_user_namespace)
+    if spec.hooks.get("createContainer"):
+        hooks.run_hooks(spec.hooks["createContainer"], _state(ctx, "creating"), "createContainer")
     rootfs.enter(ctx.rootfs, own_namespace=own_mount_ns)
     rootfs.finalize(spec, own_namespace=own_mount_ns)
     if spec.hostname:
@@ -103,7 +116,6 @@ def _init(ctx: InitContext) -> None:
         os.close(fd)
     if ctx.ns_plan.unshare_flags & sc.CLONE_NEWCGROUP:
         sc.unshare(sc.CLONE_NEWCGROUP)
-    process.write_oom_score_adj(proc.oom_score_adj)
     process.enter_cwd(proc.cwd)
     executable = process.lookup_executable(proc.args[0], proc.env)
     process.drop_privileges(proc, ctx.seccomp)
@@ -114,6 +126,50 @@ def _init(ctx: InitContext) -> None:
     if spec.hooks.get("startContainer"):
         hooks.run_hooks(spec.hooks["startContainer"], _state(ctx, "running"), "startContainer")
     process.exec_process(proc, executable, ctx.seccomp)
+
+
+def _enter_namespaces_in_two_stages(ctx: InitContext, waiter: _Waiter) -> None:
+    """runc's nsexec order, for a config with a user namespace.
+
+    This first stage joins every namespace given by path (user first, pid too), makes
+    the new user namespace and has the runtime map it, becomes its root, then
+    unshares the rest -- pid included, so that every new namespace is owned by the
+    user namespace (a pid namespace the runtime made would be the host's, and /proc
+    could not be mounted for it).  Only children enter a new pid namespace: the
+    first stage forks the init, reports its pid and exits; the runtime, a child
+    subreaper meanwhile, inherits the init.  Returns in the init only.
+    """
+    plan = ctx.ns_plan
+    namespaces.join_opened(namespaces.open_all(
+        [(t, path) for t, path in plan.all_joins() if t != "cgroup"]))
+    if plan.new_user:
+        sc.unshare(sc.CLONE_NEWUSER)
+        ctx.channel.send(messages.MapUser())
+        waiter.wait_for(messages.Mapped)
+    else:
+        userns.check_joined(ctx.spec.linux, plan.join_user)
+    userns.become_root_user()
+    sc.unshare((plan.unshare_flags & ~sc.CLONE_NEWCGROUP)
+               | (sc.CLONE_NEWPID if plan.new_pid else 0))
+    go_read, go_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the init: wait until the runtime knows its pid
+        os.close(go_write)
+        go = os.read(go_read, 1)
+        os.close(go_read)
+        if go != b"1":
+            os._exit(1)
+        userns.become_root_group()
+        return
+    os.close(go_read)
+    try:
+        ctx.channel.send(messages.InitPid(pid))
+        os.write(go_write, b"1")
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    os._exit(0)
 
 
 class _Waiter:

@@ -33,6 +33,22 @@ class Joined(NamedTuple):
     for an RCU grace period, ~10 ms, which would otherwise add to every start)."""
 
 
+class MapUser(NamedTuple):
+    """The init's first stage made its user namespace: the runtime should write its
+    uid_map and gid_map (only a process outside the namespace may)."""
+
+
+class Mapped(NamedTuple):
+    """The runtime's answer to ``MapUser``: the mappings are in place."""
+
+
+class InitPid(NamedTuple):
+    """The first stage forked the container's init (inside the namespaces the user
+    namespace owns) and exits: ``pid`` is the init, as the runtime sees it."""
+
+    pid: int
+
+
 class Error(NamedTuple):
     kind: str
     message: str
@@ -68,10 +84,10 @@ _ERROR_CLASSES: tuple[type[errors.DockyardError], ...] = (
     errors.InternalError,
 )
 
-Message = Ready | RunHooks | Proceed | Joined | Error
+Message = Ready | RunHooks | Proceed | Joined | MapUser | Mapped | InitPid | Error
 _TYPES: dict[str, type[Message]] = {
     "ready": Ready, "run-hooks": RunHooks, "proceed": Proceed, "joined": Joined,
-    "error": Error,
+    "map-user": MapUser, "mapped": Mapped, "init-pid": InitPid, "error": Error,
 }
 _NAMES = {cls: name for name, cls in _TYPES.items()}
 

@@ -10,10 +10,11 @@ no_new_privileges; after the start signal, seccomp when no_new_privileges is on
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 
-from dockyard.errors import ExecutableNotFound, NotExecutable
+from dockyard.errors import ExecutableNotFound, InvalidSpec, NotExecutable
 from dockyard.oci.runtime_spec import Process
 from dockyard.runtime.linux import capabilities, rlimits, syscalls
 from dockyard.runtime.linux.seccomp import SeccompFilter
@@ -74,10 +75,8 @@ def drop_privileges(process: Process, seccomp: SeccompFilter | None) -> None:
     if caps is not None:
         capabilities.drop_bounding(caps)
         syscalls.set_keep_caps(True)
+    _switch_user(process)
     user = process.user
-    os.setgroups(list(user.additional_gids))
-    os.setgid(user.gid)
-    os.setuid(user.uid)
     if user.umask is not None:
         os.umask(user.umask)
     if caps is not None:
@@ -85,6 +84,24 @@ def drop_privileges(process: Process, seccomp: SeccompFilter | None) -> None:
         capabilities.apply_sets(caps)
     if process.no_new_privileges:
         syscalls.set_no_new_privs()
+
+
+def _switch_user(process: Process) -> None:
+    """setgroups, setgid, setuid; in a user namespace the ids are the namespace's,
+    and where setgroups is denied there the groups are left alone (runc's rule)."""
+    from dockyard.runtime.linux import userns
+
+    user = process.user
+    if userns.setgroups_allowed():
+        os.setgroups(list(user.additional_gids))
+    for kind, call, value in (("gid", os.setgid, user.gid), ("uid", os.setuid, user.uid)):
+        try:
+            call(value)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            raise InvalidSpec(f"process.user.{kind}: cannot set {kind} to unmapped user in "
+                              f"user namespace ({value})") from exc
 
 
 def exec_process(process: Process, executable: str, seccomp: SeccompFilter | None) -> None:

@@ -95,10 +95,16 @@ class RunResult(NamedTuple):
 
 
 class BundleFactory:
-    """Makes bundles under one temp dir, copying a template rootfs built once."""
+    """Makes bundles under one temp dir, copying a template rootfs built once.
 
-    def __init__(self, workdir: Path) -> None:
+    With ``owner`` (host uid, gid) every rootfs copy belongs to that owner, as an
+    image for a user namespace mapping container root there must (the template
+    stays root's).
+    """
+
+    def __init__(self, workdir: Path, owner: tuple[int, int] | None = None) -> None:
         self.workdir = workdir
+        self.owner = owner
         self.template = workdir / "template-rootfs"
         if not self.template.exists():
             make_rootfs(self.template)
@@ -107,8 +113,24 @@ class BundleFactory:
         bundle = self.workdir / f"bundle-{uuid.uuid4().hex[:10]}"
         bundle.mkdir()
         shutil.copytree(self.template, bundle / "rootfs", symlinks=True)
+        if self.owner is not None:
+            chown_tree(bundle / "rootfs", *self.owner)
         (bundle / "config.json").write_text(json.dumps(config, indent=2))
         return bundle
+
+
+def chown_tree(top: Path, uid: int, gid: int) -> None:
+    """``chown -R -h uid:gid top`` by descriptor: each entry named relative to its
+    directory's descriptor, symlinks changed themselves and never followed."""
+    from dockyard.fs.tree import walk
+
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.chown(fd, uid, gid)
+        for entry in walk(fd):
+            os.chown(entry.name, uid, gid, dir_fd=entry.dir_fd, follow_symlinks=False)
+    finally:
+        os.close(fd)
 
 
 class Runtime(NamedTuple):

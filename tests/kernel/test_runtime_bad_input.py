@@ -191,3 +191,118 @@ def test_failed_create_without_a_mount_namespace_unmounts(dockyard: Runtime,
     config = _without_mount_namespace(base_config(["no-such-binary"]))
     config["linux"]["maskedPaths"] = config["linux"]["readonlyPaths"] = []
     assert "executable file not found" in create_fails(dockyard, bundle_with(factory, config))
+
+
+MAPPING = {"containerID": 0, "hostID": 100000, "size": 65536}
+
+
+def _with_user_namespace(config: dict[str, Any], path: str = "") -> dict[str, Any]:
+    config["linux"]["namespaces"].append({"type": "user", "path": path} if path
+                                         else {"type": "user"})
+    config["linux"]["uidMappings"] = [dict(MAPPING)]
+    config["linux"]["gidMappings"] = [dict(MAPPING)]
+    return config
+
+
+def test_mappings_without_a_user_namespace(dockyard: Runtime, factory: BundleFactory) -> None:
+    """runc 1.1 silently ignores them; refused instead."""
+    config = _with_user_namespace(base_config(["true"]))
+    config["linux"]["namespaces"].pop()
+    assert "linux.uidMappings: given without a user namespace" in create_fails(
+        dockyard, bundle_with(factory, config))
+
+
+def test_user_namespace_without_gid_mappings(dockyard: Runtime,
+                                             factory: BundleFactory) -> None:
+    config = _with_user_namespace(base_config(["true"]))
+    config["linux"]["gidMappings"] = []
+    assert "user namespaces enabled, but no gid mappings found" in create_fails(
+        dockyard, bundle_with(factory, config))
+    config["linux"]["gidMappings"] = [dict(MAPPING)]
+    config["linux"]["uidMappings"] = []
+    assert "user namespaces enabled, but no uid mappings found" in create_fails(
+        dockyard, bundle_with(factory, config))
+
+
+@pytest.mark.parametrize(("second", "side"), [
+    ({"containerID": 50, "hostID": 200000, "size": 100}, "container IDs 50-149"),
+    ({"containerID": 500, "hostID": 100050, "size": 100}, "host IDs 100050-100149"),
+])
+def test_overlapping_mappings(dockyard: Runtime, factory: BundleFactory,
+                              second: dict[str, int], side: str) -> None:
+    config = _with_user_namespace(base_config(["true"]))
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 100},
+                                      second]
+    stderr = create_fails(dockyard, bundle_with(factory, config))
+    assert f"linux.uidMappings[1]: {side} overlap those of linux.uidMappings[0]" in stderr
+
+
+def test_mapping_ranges_checked(dockyard: Runtime, factory: BundleFactory) -> None:
+    config = _with_user_namespace(base_config(["true"]))
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 0}]
+    assert "linux.gidMappings[0].size: must be at least 1" in create_fails(
+        dockyard, bundle_with(factory, config))
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 4294967295, "size": 2}]
+    assert "linux.gidMappings[0]: host IDs 4294967295-4294967296 go past 4294967294" in \
+        create_fails(dockyard, bundle_with(factory, config))
+
+
+def test_no_mapping_for_root(dockyard: Runtime, factory: BundleFactory) -> None:
+    config = _with_user_namespace(base_config(["true"]))
+    config["linux"]["uidMappings"] = [{"containerID": 1, "hostID": 100000, "size": 100}]
+    assert "linux.uidMappings: no mapping for uid 0" in create_fails(
+        dockyard, bundle_with(factory, config))
+
+
+def test_unmapped_process_user(dockyard: Runtime, factory: BundleFactory) -> None:
+    config = _with_user_namespace(base_config(["true"]))
+    config["process"]["user"] = {"uid": 70000, "gid": 0}
+    assert "process.user.uid: cannot set uid to unmapped user in user namespace" in \
+        create_fails(dockyard, bundle_with(factory, config))
+    config["process"]["user"] = {"uid": 0, "gid": 0, "additionalGids": [70000]}
+    assert "process.user.additionalGids: gid 70000 is not mapped" in create_fails(
+        dockyard, bundle_with(factory, config))
+
+
+def test_user_namespace_without_a_mount_namespace(dockyard: Runtime,
+                                                  factory: BundleFactory) -> None:
+    config = _with_user_namespace(_without_mount_namespace(base_config(["true"])))
+    config["linux"]["maskedPaths"] = config["linux"]["readonlyPaths"] = []
+    assert "a user namespace needs a mount namespace" in create_fails(
+        dockyard, bundle_with(factory, config))
+
+
+def test_joined_user_namespace_with_other_mappings(dockyard: Runtime,
+                                                   factory: BundleFactory) -> None:
+    """Mappings given with a namespace path must be that namespace's own; the half
+    made container (a forked stage in the joined namespace) leaves nothing behind."""
+    import subprocess
+    import time
+
+    holder = subprocess.Popen(["unshare", "--user", "sleep", "300"])
+    try:
+        ns_path = f"/proc/{holder.pid}/ns/user"
+        deadline = time.monotonic() + 5
+        while os.readlink(ns_path) == os.readlink("/proc/self/ns/user"):
+            assert time.monotonic() < deadline, "unshare never made its namespace"
+            time.sleep(0.01)
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{holder.pid}/{name}", "w") as handle:
+                handle.write("0 200000 65536\n")
+        config = _with_user_namespace(base_config(["true"]), path=ns_path)
+        stderr = create_fails(dockyard, bundle_with(factory, config))
+        assert f"linux.uidMappings: do not match the user namespace joined at {ns_path}" \
+            in stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_rootfs_out_of_reach_of_the_mapped_root(dockyard: Runtime,
+                                                factory: BundleFactory) -> None:
+    """The rootfs is set up by the mapped root (runc's order): under pytest's private
+    0700 temp dir it cannot reach it.  The failure comes from the init, after the
+    two-stage fork: both stages are gone and nothing is left mounted or running."""
+    stderr = create_fails(dockyard, bundle_with(factory, _with_user_namespace(
+        base_config(["true"]))))
+    assert "is out of reach of the user namespace's root" in stderr

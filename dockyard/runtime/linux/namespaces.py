@@ -2,7 +2,9 @@
 
 A namespace with a ``path`` is joined with setns(2); one without is created with
 unshare(2).  The pid namespace is special: both only take effect for children, so
-the parent stage handles it around its fork (see ``runtime.create``).
+the parent stage handles it around its fork (see ``runtime.create``) -- unless a
+user namespace is involved: then the init's first stage joins and creates them
+all, user first, and forks the init itself (see ``runtime.init``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from dockyard.errors import InvalidSpec, NotImplementedFeature
+from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import Linux
 from dockyard.runtime.linux import syscalls
 
@@ -37,16 +39,31 @@ PROC_NAMES: dict[str, str] = {
     "time": "time",
 }
 
-# setns order: user first would matter with user namespaces; mount last so that
-# the paths of the other namespaces are still resolvable in the runtime's mount ns.
+# setns order (runc's): user first, so that the joins after it are checked against
+# the capabilities it grants; mount last, as it moves root and cwd.
 _JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "pid", "mount")
 
 
 class NamespacePlan(NamedTuple):
-    unshare_flags: int  # new namespaces other than pid
+    unshare_flags: int  # new namespaces other than pid and user
     new_pid: bool
     joins: tuple[tuple[str, str], ...]  # (type, path) in setns order; pid excluded
     join_pid: str  # path of a pid namespace to join, or ""
+    new_user: bool = False
+
+    @property
+    def has_user_namespace(self) -> bool:
+        """A new or joined user namespace: the init is made in two stages."""
+        return self.new_user or any(ns_type == "user" for ns_type, _path in self.joins)
+
+    @property
+    def join_user(self) -> str:
+        return next((path for ns_type, path in self.joins if ns_type == "user"), "")
+
+    def all_joins(self) -> list[tuple[str, str]]:
+        """Every join, pid included, in setns order (for a first stage that forks)."""
+        items = list(self.joins) + ([("pid", self.join_pid)] if self.join_pid else [])
+        return sorted(items, key=lambda item: _JOIN_ORDER.index(item[0]))
 
     @property
     def own_mount_namespace(self) -> bool:
@@ -59,12 +76,12 @@ class NamespacePlan(NamedTuple):
 def plan(linux: Linux) -> NamespacePlan:
     flags = 0
     joins: list[tuple[str, str]] = []
-    new_pid = False
+    new_pid = new_user = False
     join_pid = ""
     for ns in linux.namespaces:
-        if ns.type == "user":
-            raise NotImplementedFeature("linux.namespaces: user namespaces are not supported "
-                                        "by dockyard-runtime yet")
+        if ns.type == "user" and not ns.path:
+            new_user = True
+            continue
         if ns.type == "pid":
             new_pid, join_pid = (not ns.path), ns.path
             continue
@@ -73,7 +90,7 @@ def plan(linux: Linux) -> NamespacePlan:
         else:
             flags |= CLONE_FLAGS[ns.type]
     joins.sort(key=lambda item: _JOIN_ORDER.index(item[0]))
-    return NamespacePlan(flags, new_pid, tuple(joins), join_pid)
+    return NamespacePlan(flags, new_pid, tuple(joins), join_pid, new_user)
 
 
 def check_paths(ns_plan: NamespacePlan) -> None:
@@ -122,3 +139,29 @@ def join(ns_type: str, path: str) -> None:
         syscalls.setns(fd, CLONE_FLAGS[ns_type], path)
     finally:
         os.close(fd)
+
+
+def open_all(items: list[tuple[str, str]]) -> list[tuple[str, str, int]]:
+    """Descriptors of every namespace to join, opened before the first setns (runc's
+    rule: once a user or mount namespace is joined, the paths may be out of reach)."""
+    opened: list[tuple[str, str, int]] = []
+    try:
+        for ns_type, path in items:
+            fd = syscalls.os_call("open", path, os.open, path, os.O_RDONLY | os.O_CLOEXEC)
+            assert isinstance(fd, int)
+            opened.append((ns_type, path, fd))
+    except BaseException:
+        for _type, _path, fd in opened:
+            os.close(fd)
+        raise
+    return opened
+
+
+def join_opened(opened: list[tuple[str, str, int]]) -> None:
+    """setns into each opened namespace, in order, closing the descriptors."""
+    try:
+        for ns_type, path, fd in opened:
+            syscalls.setns(fd, CLONE_FLAGS[ns_type], path)
+    finally:
+        for _type, _path, fd in opened:
+            os.close(fd)

@@ -12,6 +12,7 @@ without a mount namespace shares the runtime's: the same mounts are made there
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import stat
@@ -46,24 +47,37 @@ def _propagation_flags(spec: Spec) -> int:
 
 
 def prepare(spec: Spec, rootfs: str, bundle: str, cgroup_paths: Mapping[str, str], *,
-            own_namespace: bool = True) -> None:
+            own_namespace: bool = True, user_namespace: bool = False) -> None:
     """Everything up to (not including) pivot_root.
 
     Without a mount namespace of its own (``own_namespace`` false) the container
     shares the runtime's: its mounts are made there, as runc makes them, but the
-    propagation of mounts the runtime did not make is left alone.
+    propagation of mounts the runtime did not make is left alone.  In a user
+    namespace (``user_namespace``) this runs as its root: device nodes are the
+    host's, bound (mknod is not allowed there), and sysfs, when the kernel refuses
+    it (a network namespace the user namespace does not own), is the host's /sys
+    bound recursively.
     """
     if own_namespace:
         sc.mount(None, "/", None, _propagation_flags(spec), None)
         _make_parent_mount_private(rootfs)
-    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+    try:
+        sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
+    except KernelError as exc:
+        if user_namespace and exc.errno == errno.EACCES:
+            raise InvalidSpec(f"root.path: {rootfs} is out of reach of the user namespace's "
+                              "root: it and every directory above it must be searchable by "
+                              "the host uid container root maps to") from exc
+        raise
     for index, mnt in enumerate(spec.mounts):
         where = f"mounts[{index}] ({mnt.destination})"
         if mnt.type == "cgroup":
             _mount_cgroups(rootfs, mnt, cgroup_paths, where)
+        elif mnt.type == "sysfs" and user_namespace:
+            _mount_sysfs_or_bind(rootfs, mnt, where)
         else:
             _mount_one(rootfs, bundle, mnt, where)
-    _create_devices(rootfs, spec)
+    _create_devices(rootfs, spec, bind=user_namespace)
     for key, value in spec.linux.sysctl:
         _write_sysctl(key, value)
 
@@ -174,6 +188,24 @@ def _mount_one(rootfs: str, bundle: str, mnt: Mount, where: str) -> None:
         sc.mount(None, dest, None, flag, None)
 
 
+def _mount_sysfs_or_bind(rootfs: str, mnt: Mount, where: str) -> None:
+    """sysfs needs the network namespace to belong to our user namespace; otherwise
+    the host's /sys, recursively bound, with the mount's flags (runc 1.2's fallback)."""
+    try:
+        _mount_one(rootfs, "", mnt, where)
+        return
+    except KernelError as exc:
+        if exc.errno not in (errno.EPERM, errno.EBUSY):
+            raise
+    opts = mountopts.parse(mnt.options, where=where)
+    dest = paths.resolve_in_root(rootfs, mnt.destination, what=f"{where}: destination")
+    sc.mount("/sys", dest, None, sc.MS_BIND | sc.MS_REC, None)
+    extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+    if extra:
+        kept = mountopts.flags_from_statvfs(os.statvfs(dest).f_flag)
+        sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | kept | extra, None)
+
+
 def _make_mountpoint(dest: str, *, source_is_dir: bool, where: str) -> None:
     if os.path.lexists(dest):
         if source_is_dir and not os.path.isdir(dest):
@@ -207,12 +239,18 @@ def _bind_cgroup(host_path: str, target: str, flags: int) -> None:
     sc.mount(host_path, target, None, sc.MS_BIND | sc.MS_REC, None)
     keep = flags & (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
     if keep:
-        sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | keep, None)
+        # with the flags the mount has (in a user namespace the kernel refuses a
+        # remount that would clear one of the host's)
+        kept = mountopts.flags_from_statvfs(os.statvfs(target).f_flag)
+        sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | kept | keep, None)
 
 
-def _create_devices(rootfs: str, spec: Spec) -> None:
+def _create_devices(rootfs: str, spec: Spec, *, bind: bool = False) -> None:
     for device in (*DEFAULT_DEVICES, *spec.linux.devices):
-        _create_device(rootfs, device)
+        if bind and device.type != "p":  # a FIFO needs no privilege to make
+            _bind_device(rootfs, device)
+        else:
+            _create_device(rootfs, device)
     for target, link in DEV_SYMLINKS:
         _symlink(rootfs, target, link)
     if os.path.exists("/proc/kcore") and _mounts_proc(spec):
@@ -247,6 +285,30 @@ def _create_device(rootfs: str, device: Device) -> None:
     sc.os_call("mknod", path, os.mknod, path, mode, os.makedev(device.major, device.minor))
     os.chmod(path, mode & 0o7777)  # mknod honours the umask; the spec's mode does not
     os.chown(path, device.uid or 0, device.gid or 0)
+
+
+def _bind_device(rootfs: str, device: Device) -> None:
+    """runc's bindMountDeviceNode: the host's node at the same path, bound over an
+    empty file (it keeps the host's owner and mode)."""
+    path = paths.resolve_in_root(rootfs, device.path, what=f"linux.devices {device.path}")
+    kind = stat.S_IFBLK if device.type == "b" else stat.S_IFCHR
+    try:
+        host = os.stat(device.path)
+    except OSError:
+        raise InvalidSpec(f"linux.devices: {device.path}: a user namespace cannot make device "
+                          "nodes, and the host has none at that path to bind") from None
+    if stat.S_IFMT(host.st_mode) != kind or host.st_rdev != os.makedev(device.major,
+                                                                      device.minor):
+        raise InvalidSpec(f"linux.devices: {device.path}: a user namespace cannot make device "
+                          f"nodes, and the host's {device.path} is not {device.type} "
+                          f"{device.major}:{device.minor}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.lexists(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise InvalidSpec(f"linux.devices: {device.path} exists and is a directory")
+        os.unlink(path)
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+    sc.mount(device.path, path, None, sc.MS_BIND, None)
 
 
 def _write_sysctl(key: str, value: str) -> None:
