@@ -186,7 +186,7 @@ def test_export_matches_docker_export(dy: Dockyard, rootfs_tar: Path,
         daemon.docker("rm", "theirs")
     theirs = list(_tar_entries(raw).items())
     dy("import", str(rootfs_tar), "same:1")
-    dy("create", "--name", "created", "same:1", "true")
+    dy("create", "--name", "created", "--network", "none", "same:1", "true")
     dy("run", "--name", "ran", "--network", "none", "same:1", "true")
     try:
         for name in ("created", "ran"):
@@ -195,4 +195,4 @@ def test_export_matches_docker_export(dy: Dockyard, rootfs_tar: Path,
                                                check=True).stdout)
             assert list(ours.items()) == theirs, name  # same entries, same order
     finally:
-        dy("rm", "created", "ran")
+        dy.remove_everything()

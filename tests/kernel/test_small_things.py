@@ -62,7 +62,7 @@ def test_export_has_dockers_init_entries(box: Dockyard, tmp_path: Path) -> None:
     box("import", str(tar), "own:1")
     empty_file, directory = (tarfile.REGTYPE, 0o755, "", 0, 0, 0), \
         (tarfile.DIRTYPE, 0o755, "", 0, 0, 0)
-    box("create", "--name", "created", "box:1", "true")
+    box("create", "--name", "created", "--network", "none", "box:1", "true")
     box("run", "--name", "ran", "--network", "none", "box:1", "true")
     for name in ("created", "ran"):
         entries = _export(box, name)
@@ -75,7 +75,7 @@ def test_export_has_dockers_init_entries(box: Dockyard, tmp_path: Path) -> None:
             assert entries[path] == directory, (name, path)
         assert entries["etc/mtab"] == (tarfile.SYMTYPE, 0o777, "/proc/mounts", 0, 0, 0)
         assert entries["etc/passwd"][:2] == (tarfile.REGTYPE, 0o644)  # the image's, as is
-    box("create", "--name", "own", "own:1", "true")
+    box("create", "--name", "own", "--network", "none", "own:1", "true")
     entries = _export(box, "own")
     assert entries["etc/hosts"] == empty_file
     assert entries["etc/mtab"][2] == "/proc/mounts"
