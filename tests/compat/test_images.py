@@ -3,15 +3,22 @@ docker-registry (push/pull), skopeo and umoci (OCI layout), all on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import http.server
 import json
 import shutil
 import subprocess
 import tarfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
 
+from dockyard.oci import mediatypes as mt
 from dockyard.testing.cli import Dockyard
 from tests.compat.conftest import Registry
 
@@ -200,50 +207,161 @@ def test_corrupt_and_truncated_blobs_are_refused(dy: Dockyard, rootfs_tar: Path,
     assert dy("images", "-q", root=other).stdout.strip() == ""
 
 
+class _Seen(NamedTuple):
+    method: str
+    path: str
+    range: str | None
+    status: int
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Forwards GET and HEAD to the registry, recording each request's Range header
+    and the registry's answer (what a pull sends is what the test checks)."""
+
+    protocol_version = "HTTP/1.1"
+    server: _RecordingProxy
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._forward(body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._forward(body=False)
+
+    def _forward(self, *, body: bool) -> None:
+        sent = {k: v for k, v in self.headers.items()
+                if k.lower() in ("accept", "range", "authorization")}
+        with httpx.stream(self.command, f"http://{self.server.upstream}{self.path}",
+                          headers={**sent, "Accept-Encoding": "identity"}) as answer:
+            self.server.seen.append(_Seen(self.command, self.path,
+                                          self.headers.get("Range"), answer.status_code))
+            self.send_response(answer.status_code)
+            for key, value in answer.headers.items():
+                if key.lower() not in ("connection", "transfer-encoding", "date", "server"):
+                    self.send_header(key, value)
+            self.end_headers()
+            if body:
+                for chunk in answer.iter_raw():
+                    self.wfile.write(chunk)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+class _RecordingProxy(http.server.ThreadingHTTPServer):
+    def __init__(self, upstream: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Recorder)
+        self.upstream = upstream
+        self.seen: list[_Seen] = []
+
+
+@contextlib.contextmanager
+def recording_proxy(registry: Registry) -> Iterator[_RecordingProxy]:
+    """A 127.0.0.1 HTTP proxy in front of ``registry`` (its address: ``.address``)."""
+    proxy = _RecordingProxy(registry.address)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+        thread.join()
+
+
+def _manifest(registry: Registry, repository: str, ref: str) -> tuple[str, str, bytes]:
+    """(digest, media type, bytes) of a manifest in ``registry``."""
+    got = httpx.get(f"http://{registry.address}/v2/{repository}/manifests/{ref}",
+                    headers={"Accept": f"{mt.OCI_MANIFEST}, {mt.DOCKER_MANIFEST}"})
+    assert got.status_code == 200, got.text
+    return (got.headers["docker-content-digest"],
+            got.headers["content-type"].split(";")[0], got.content)
+
+
 def test_interrupted_pull_resumes(dy: Dockyard, rootfs_tar: Path, registry: Registry,
                                   tmp_path: Path) -> None:
+    """The partial download is continued, not thrown away: the registry is asked for
+    the rest of the layer (a Range request answered 206), never for all of it."""
     name = f"{registry.address}/team/box:v1"
     dy("import", str(rootfs_tar), name)
     dy("push", name)
-    layer = _pushed_layer(registry, "team/box", "v1")
+    _digest, _type, raw = _manifest(registry, "team/box", "v1")
+    layer = json.loads(raw)["layers"][0]["digest"]  # as stored there (maybe compressed)
     data = _registry_blob(registry, layer).read_bytes()
     other = tmp_path / "other"
     ingest = other / "content" / "ingest"
     ingest.mkdir(parents=True)
-    (ingest / f"{layer.split(':')[1]}.partial").write_bytes(data[: len(data) // 3])
-    dy("pull", name, root=other)
+    done = len(data) // 3
+    (ingest / f"{layer.split(':')[1]}.partial").write_bytes(data[:done])
+    with recording_proxy(registry) as proxy:
+        address = f"127.0.0.1:{proxy.server_address[1]}"
+        dy("pull", f"{address}/team/box:v1", root=other)
+    fetched = [(seen.method, seen.range, seen.status) for seen in proxy.seen
+               if seen.path == f"/v2/team/box/blobs/{layer}"]
+    assert fetched == [("GET", f"bytes={done}-", 206)], proxy.seen
     assert dy("system", "check", root=other).returncode == 0
     assert not list(ingest.iterdir())
+    assert dy("run", "--rm", "--network", "none", f"{address}/team/box:v1", "echo", "whole",
+              root=other).stdout == "whole\n"
+
+
+def _put_blob(registry: Registry, repository: str, data: bytes) -> str:
+    digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    started = httpx.post(f"http://{registry.address}/v2/{repository}/blobs/uploads/")
+    assert started.status_code == 202, started.text
+    location = str(httpx.URL(f"http://{registry.address}/").join(started.headers["location"]))
+    put = httpx.put(location + ("&" if "?" in location else "?") + f"digest={digest}",
+                    content=data, headers={"Content-Type": "application/octet-stream"})
+    assert put.status_code == 201, put.text
+    return digest
 
 
 def test_pull_of_an_index_picks_the_host_platform(dy: Dockyard, rootfs_tar: Path,
                                                   registry: Registry, tmp_path: Path) -> None:
+    """An index of three different images, one per platform, the host's in the middle:
+    taking the first or the last entry, or any but the host's, pulls the wrong one."""
     from dockyard.images.imagefile import host_platform
-    from dockyard.oci import mediatypes as mt
 
     name = f"{registry.address}/multi/box"
-    dy("import", str(rootfs_tar), f"{name}:amd")
-    digest = dy("push", f"{name}:amd").stdout.strip().split("digest: ")[1].split()[0]
-    manifest = httpx.get(f"http://{registry.address}/v2/multi/box/manifests/{digest}",
-                         headers={"Accept": mt.OCI_MANIFEST}).content
+    dy("import", "-c", 'CMD ["echo", "host"]', str(rootfs_tar), f"{name}:host")
+    dy("push", f"{name}:host")
+    host_digest, media_type, raw = _manifest(registry, "multi/box", "host")
+    manifest = json.loads(raw)
+    config = json.loads(httpx.get(f"http://{registry.address}/v2/multi/box/blobs/"
+                                  f"{manifest['config']['digest']}").content)
     host = host_platform()
-    other = {"os": "linux", "architecture": "s390x" if host["architecture"] != "s390x"
-             else "riscv64"}
+    foreign = [arch for arch in ("s390x", "ppc64le", "riscv64")
+               if arch != host["architecture"]][:2]
+    entries = []
+    for arch in foreign:  # the same layer, another config: another manifest
+        data = json.dumps({**config, "architecture": arch,
+                           "config": {**config["config"], "Cmd": ["echo", arch]}}).encode()
+        other = json.dumps({**manifest, "config": {**manifest["config"], "size": len(data),
+                                                   "digest": _put_blob(registry, "multi/box",
+                                                                       data)}}).encode()
+        put = httpx.put(f"http://{registry.address}/v2/multi/box/manifests/{arch}",
+                        content=other, headers={"Content-Type": media_type})
+        assert put.status_code == 201, put.text
+        entries.append({"mediaType": media_type, "size": len(other),
+                        "digest": put.headers["docker-content-digest"],
+                        "platform": {"os": "linux", "architecture": arch}})
+    assert len({host_digest, *(entry["digest"] for entry in entries)}) == 3
     index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
-        {"mediaType": mt.OCI_MANIFEST, "digest": digest, "size": len(manifest),
-         "platform": other},
-        {"mediaType": mt.OCI_MANIFEST, "digest": digest, "size": len(manifest),
-         "platform": host}]}).encode()
+        entries[0], {"mediaType": media_type, "digest": host_digest, "size": len(raw),
+                     "platform": {"os": host["os"], "architecture": host["architecture"]}},
+        entries[1]]}).encode()
     put = httpx.put(f"http://{registry.address}/v2/multi/box/manifests/multi", content=index,
                     headers={"Content-Type": mt.OCI_INDEX})
     assert put.status_code == 201, put.text
     other_root = tmp_path / "other"
     dy("pull", f"{name}:multi", root=other_root)
     doc = json.loads(dy("image", "inspect", f"{name}:multi", root=other_root).stdout)[0]
-    assert doc["Descriptor"]["digest"] == digest
+    assert doc["Descriptor"]["digest"] == host_digest
     assert doc["Architecture"] == host["architecture"]
+    assert doc["Config"]["Cmd"] == ["echo", "host"]
     index_digest = put.headers["docker-content-digest"]
     assert doc["RepoDigests"] == [f"{name}@{index_digest}"]
+    assert dy("run", "--rm", "--network", "none", f"{name}:multi",
+              root=other_root).stdout == "host\n"
 
 
 def test_system_check_reports_a_corrupt_blob(dy: Dockyard, rootfs_tar: Path,

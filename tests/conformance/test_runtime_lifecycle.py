@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from dockyard.supervise.process import send_signal, start_time
 from dockyard.testing.bundles import BundleFactory, Runtime, base_config, busybox_path
 
 pytestmark = pytest.mark.root
@@ -22,6 +25,14 @@ def status(runtime: Runtime, cid: str) -> str:
     result = runtime.call("state", cid)
     assert result.returncode == 0, result.stderr
     return str(json.loads(result.stdout)["status"])
+
+
+def until(what: str, check: Callable[[], object], timeout: float = 10) -> None:
+    """Poll ``check`` until true; fail naming ``what`` after the deadline."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
 
 
 def wait_status(runtime: Runtime, cid: str, want: str, timeout: float = 5) -> None:
@@ -72,16 +83,44 @@ def test_list_and_ps(sleeper: tuple[Runtime, str, Path]) -> None:
     assert pids == [json.loads(runtime.call("state", cid).stdout)["pid"]]
 
 
-def test_pause_and_resume(sleeper: tuple[Runtime, str, Path]) -> None:
-    runtime, cid, _ = sleeper
-    runtime.call("start", cid)
-    assert runtime.call("pause", cid).returncode == 0
-    assert status(runtime, cid) == "paused"
-    pid = json.loads(runtime.call("state", cid).stdout)["pid"]
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    assert stat[stat.rfind(")") + 2] in "DS"
-    assert runtime.call("resume", cid).returncode == 0
-    assert status(runtime, cid) == "running"
+def freezer_state(config: dict[str, Any]) -> str:
+    """The container's cgroup freezer as the kernel reports it: FROZEN or THAWED (v1),
+    or "1"/"0" from cgroup.freeze (v2)."""
+    path = str(config["linux"]["cgroupsPath"]).lstrip("/")
+    v1 = Path("/sys/fs/cgroup/freezer") / path / "freezer.state"
+    if v1.exists():
+        return v1.read_text().strip()
+    return (Path("/sys/fs/cgroup") / path / "cgroup.freeze").read_text().strip()
+
+
+def test_pause_and_resume(runtime: Runtime, factory: BundleFactory) -> None:
+    """Paused means frozen: the kernel's freezer says so and a counting loop stops
+    counting (a sleeping, unfrozen process would pass a look at its state letter)."""
+    config = base_config(["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; "
+                          "sleep 0.01; done"])
+    bundle = factory.make(config)
+    counter = bundle / "rootfs" / "tmp" / "n"
+    cid = f"pause-{uuid.uuid4().hex[:8]}"
+    assert runtime.call("run", "-d", "--bundle", str(bundle), cid,
+                        stdin=subprocess.DEVNULL).returncode == 0
+    try:
+        until("the counter to count", lambda: counter.exists() and
+              counter.read_text().strip() not in ("", "1"))
+        assert runtime.call("pause", cid).returncode == 0
+        assert status(runtime, cid) == "paused"
+        assert freezer_state(config) in ("FROZEN", "1")
+        frozen_at = counter.read_text()
+        # ~50 of its periods: an unfrozen loop counts on meanwhile (a frozen one never
+        # does, however slow the machine: this wait cannot make the test fail wrongly)
+        time.sleep(0.5)
+        assert counter.read_text() == frozen_at
+        assert status(runtime, cid) == "paused"
+        assert runtime.call("resume", cid).returncode == 0
+        assert status(runtime, cid) == "running"
+        assert freezer_state(config) in ("THAWED", "0")
+        until("the counter to count again", lambda: counter.read_text() != frozen_at)
+    finally:
+        runtime.call("delete", "--force", cid)
 
 
 def test_exec_joins_namespaces_and_cgroup(sleeper: tuple[Runtime, str, Path]) -> None:
@@ -116,14 +155,36 @@ def test_exec_with_process_file_and_detach(sleeper: tuple[Runtime, str, Path],
     assert pid in pids
 
 
-def test_kill_all_reaches_every_process(sleeper: tuple[Runtime, str, Path]) -> None:
-    runtime, cid, _ = sleeper
-    runtime.call("start", cid)
-    runtime.call("exec", "--detach", cid, "sleep", "60", stdin=subprocess.DEVNULL)
-    pids = json.loads(runtime.call("ps", "--format", "json", cid).stdout)
-    assert len(pids) == 2
-    assert runtime.call("kill", "--all", cid, "9").returncode == 0
-    wait_status(runtime, cid, "stopped")
+def test_kill_all_reaches_every_process(runtime: Runtime, factory: BundleFactory,
+                                        tmp_path: Path) -> None:
+    """In a pid namespace of its own every process dies with the init, so a plain kill
+    would pass too: here the container shares the host's, and an exec'd process
+    outlives its init unless ``kill --all`` (every process in its cgroup) reaches it."""
+    config = base_config(["sleep", "300"])
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
+                                     if ns["type"] != "pid"]
+    cid = f"killall-{uuid.uuid4().hex[:8]}"
+    result = runtime.call("run", "-d", "--bundle", str(factory.make(config)), cid,
+                          stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    pid_file = tmp_path / "exec.pid"
+    survivor, survivor_start = 0, None
+    try:
+        result = runtime.call("exec", "--detach", "--pid-file", str(pid_file), cid,
+                              "sleep", "301", stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stderr
+        survivor = int(pid_file.read_text())
+        survivor_start = start_time(survivor)
+        init = json.loads(runtime.call("state", cid).stdout)["pid"]
+        pids = json.loads(runtime.call("ps", "--format", "json", cid).stdout)
+        assert sorted(pids) == sorted([init, survivor])  # host pids: no pid namespace
+        assert runtime.call("kill", "--all", cid, "9").returncode == 0
+        wait_status(runtime, cid, "stopped")
+        until("the exec'd process to die", lambda: start_time(survivor) is None)
+    finally:
+        if survivor and survivor_start is not None:
+            send_signal(survivor, survivor_start, signal.SIGKILL)  # only if it is ours
+        runtime.call("delete", "--force", cid)
 
 
 def test_hooks_run_with_state(runtime: Runtime, factory: BundleFactory, tmp_path: Path) -> None:
