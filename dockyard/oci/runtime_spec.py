@@ -10,6 +10,7 @@ list of strings`` rather than a ``KeyError``.
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from dockyard.errors import InvalidSpec
@@ -108,6 +109,43 @@ class DeviceRule(NamedTuple):
     access: str = "rwm"
 
 
+class WeightDevice(NamedTuple):
+    """``blockIO.weightDevice[]``: a weight and/or leaf weight for one block device."""
+
+    major: int
+    minor: int
+    weight: int | None = None
+    leaf_weight: int | None = None
+
+
+class ThrottleDevice(NamedTuple):
+    """``blockIO.throttle*Device[]``: bytes or I/O operations per second on one device."""
+
+    major: int
+    minor: int
+    rate: int
+
+
+class BlockIO(NamedTuple):
+    weight: int | None = None
+    leaf_weight: int | None = None
+    weight_devices: tuple[WeightDevice, ...] = ()
+    throttle_read_bps: tuple[ThrottleDevice, ...] = ()
+    throttle_write_bps: tuple[ThrottleDevice, ...] = ()
+    throttle_read_iops: tuple[ThrottleDevice, ...] = ()
+    throttle_write_iops: tuple[ThrottleDevice, ...] = ()
+
+
+class HugepageLimit(NamedTuple):
+    page_size: str  # the kernel's name for it: "2MB", "1GB", "64KB"
+    limit: int
+
+
+class InterfacePriority(NamedTuple):
+    name: str
+    priority: int
+
+
 class Resources(NamedTuple):
     memory_limit: int | None = None
     memory_reservation: int | None = None
@@ -122,6 +160,10 @@ class Resources(NamedTuple):
     pids_limit: int | None = None
     devices: tuple[DeviceRule, ...] = ()
     unified: tuple[tuple[str, str], ...] = ()
+    block_io: BlockIO = BlockIO()
+    hugepage_limits: tuple[HugepageLimit, ...] = ()
+    net_class_id: int | None = None
+    net_priorities: tuple[InterfacePriority, ...] = ()
 
 
 class SyscallArg(NamedTuple):
@@ -362,8 +404,68 @@ def _parse_device(r: _Reader) -> Device:
     )
 
 
+_UINT16, _UINT32, _UINT64 = (1 << 16) - 1, (1 << 32) - 1, (1 << 64) - 1
+_PAGE_SIZE = re.compile(r"[1-9][0-9]*[KMGTP]B")
+# a name is one token of net_prio's "NAME PRIORITY" line (IFNAMSIZ: 15 bytes and a NUL)
+_INTERFACE = re.compile(r"[^\s/:]{1,15}")
+
+
+def _bounded(r: _Reader, key: str, top: int) -> int | None:
+    """An optional integer in [0, top] (the spec's uint16/uint32 fields)."""
+    if not r.has(key):
+        return None
+    value = r.data[key]
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
+        raise InvalidSpec(f"{r._where(key)}: must be an integer from 0 to {top}")
+    return value
+
+
+def _count(r: _Reader, key: str) -> int:
+    """A required integer in [0, 2**64) (rates, limits)."""
+    value = r.data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _UINT64:
+        raise InvalidSpec(f"{r._where(key)}: must be a non-negative integer")
+    return value
+
+
+def _parse_block_io(r: _Reader) -> BlockIO:
+    def throttles(key: str) -> tuple[ThrottleDevice, ...]:
+        return tuple(ThrottleDevice(major=t.integer("major"), minor=t.integer("minor"),
+                                    rate=_count(t, "rate")) for t in r.children(key))
+
+    return BlockIO(
+        weight=_bounded(r, "weight", _UINT16),
+        leaf_weight=_bounded(r, "leafWeight", _UINT16),
+        weight_devices=tuple(
+            WeightDevice(major=w.integer("major"), minor=w.integer("minor"),
+                         weight=_bounded(w, "weight", _UINT16),
+                         leaf_weight=_bounded(w, "leafWeight", _UINT16))
+            for w in r.children("weightDevice")),
+        throttle_read_bps=throttles("throttleReadBpsDevice"),
+        throttle_write_bps=throttles("throttleWriteBpsDevice"),
+        throttle_read_iops=throttles("throttleReadIOPSDevice"),
+        throttle_write_iops=throttles("throttleWriteIOPSDevice"),
+    )
+
+
+def _parse_hugepage_limit(r: _Reader) -> HugepageLimit:
+    size = r.string("pageSize")
+    if not _PAGE_SIZE.fullmatch(size):
+        raise InvalidSpec(f"{r._where('pageSize')}: want a size like 2MB or 1GB, got {size!r}")
+    return HugepageLimit(page_size=size, limit=_count(r, "limit"))
+
+
+def _parse_priority(r: _Reader) -> InterfacePriority:
+    name = r.string("name")
+    if not _INTERFACE.fullmatch(name) or name in (".", ".."):
+        raise InvalidSpec(f"{r._where('name')}: not a network interface name: {name!r}")
+    priority = _bounded(r, "priority", _UINT32)
+    return InterfacePriority(name=name, priority=priority or 0)
+
+
 def _parse_resources(r: _Reader) -> Resources:
     mem, cpu, pids = r.child("memory"), r.child("cpu"), r.child("pids")
+    network = r.child("network")
     rules = tuple(
         DeviceRule(
             allow=d.boolean("allow"),
@@ -388,6 +490,10 @@ def _parse_resources(r: _Reader) -> Resources:
         pids_limit=pids.opt_int("limit"),
         devices=rules,
         unified=tuple(sorted(r.str_map("unified").items())),
+        block_io=_parse_block_io(r.child("blockIO")),
+        hugepage_limits=tuple(_parse_hugepage_limit(h) for h in r.children("hugepageLimits")),
+        net_class_id=_bounded(network, "classID", _UINT32),
+        net_priorities=tuple(_parse_priority(p) for p in network.children("priorities")),
     )
 
 

@@ -96,6 +96,7 @@ def _add_update(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--cpu-shares", type=int, default=None)
     cmd.add_argument("--cpu-quota", type=int, default=None)
     cmd.add_argument("--cpu-period", type=int, default=None)
+    cmd.add_argument("--blkio-weight", type=int, default=None)
 
 
 def _add_spec(cmd: argparse.ArgumentParser) -> None:

@@ -278,6 +278,9 @@ def _update(args: argparse.Namespace, root: Path) -> int:
     body["memory"], body["cpu"] = mem, cpu
     if args.pids_limit is not None:
         body["pids"] = {"limit": args.pids_limit}
+    if args.blkio_weight is not None:
+        body["blockIO"] = {**dict(body.get("blockIO") or {}),  # type: ignore[call-overload]
+                           "weight": args.blkio_weight}
     resources = _parse_resources(_Reader(body, "resources"))
     if status_of(cdir, record) == "stopped":
         raise InvalidArgument(f"container {args.id} is not running")

@@ -308,3 +308,119 @@ def test_rootfs_out_of_reach_of_the_mapped_root(dockyard: Runtime,
     stderr = create_fails(dockyard, bundle_with(factory, _with_user_namespace(
         base_config(["true"]))))
     assert "is out of reach of the user namespace's root" in stderr
+
+
+# cgroup limits this host cannot apply: create fails naming the field, as runc fails
+# (tests/conformance/test_runtime_cgroup_limits.py checks runc fails on the same input)
+
+def _limits(resources: dict[str, Any]) -> dict[str, Any]:
+    config = base_config(["true"])
+    config["linux"]["resources"].update(resources)
+    return config
+
+
+def _needs_blkio_v1() -> None:
+    from tests.conformance.test_runtime_cgroup_limits import V2_ONLY, has_controller
+
+    if V2_ONLY or not has_controller("blkio"):
+        pytest.skip("needs a cgroup v1 blkio hierarchy")
+
+
+def test_blkio_weight_out_of_range(dockyard: Runtime, factory: BundleFactory) -> None:
+    from tests.conformance.test_runtime_cgroup_limits import has_blkio_weight
+
+    _needs_blkio_v1()
+    if not has_blkio_weight():
+        pytest.skip("no blkio weight on this host (neither CFQ nor BFQ)")
+    stderr = create_fails(dockyard, bundle_with(factory, _limits(
+        {"blockIO": {"weight": 5000}})))
+    assert "linux.resources.blockIO.weight: cannot write '5000' to /sys/fs/cgroup/blkio/" \
+        in stderr
+    assert "Numerical result out of range" in stderr
+
+
+def test_blkio_throttle_for_a_device_that_does_not_exist(dockyard: Runtime,
+                                                          factory: BundleFactory) -> None:
+    _needs_blkio_v1()
+    stderr = create_fails(dockyard, bundle_with(factory, _limits({"blockIO": {
+        "throttleReadBpsDevice": [{"major": 254, "minor": 1048575, "rate": 1048576}]}})))
+    assert "linux.resources.blockIO.throttleReadBpsDevice: cannot write '254:1048575 " \
+        "1048576'" in stderr
+    assert "No such device" in stderr
+
+
+def test_blkio_leaf_weight_without_cfq(dockyard: Runtime, factory: BundleFactory) -> None:
+    """Leaf weights were CFQ's (gone since Linux 5.0): BFQ has no blkio.leaf_weight."""
+    _needs_blkio_v1()
+    if any("cfq" in p.read_text() for p in Path("/sys/block").glob("*/queue/scheduler")):
+        pytest.skip("this kernel has CFQ")
+    stderr = create_fails(dockyard, bundle_with(factory, _limits(
+        {"blockIO": {"leafWeight": 300}})))
+    assert "linux.resources.blockIO.leafWeight: blkio.leaf_weight is not supported by this " \
+        "kernel" in stderr
+
+
+def test_blkio_weight_device_without_bfq(dockyard: Runtime, factory: BundleFactory) -> None:
+    from tests.conformance.test_runtime_cgroup_limits import scheduler, whole_disk
+
+    _needs_blkio_v1()
+    major, minor, disk = whole_disk()
+    if scheduler(disk) in ("bfq", "cfq"):
+        pytest.skip(f"the root disk {disk} runs {scheduler(disk)}")
+    stderr = create_fails(dockyard, bundle_with(factory, _limits({"blockIO": {
+        "weightDevice": [{"major": major, "minor": minor, "weight": 300}]}})))
+    assert f"linux.resources.blockIO.weightDevice: cannot write '{major}:{minor} 300'" in stderr
+    assert "Operation not supported (a per-device weight needs the BFQ scheduler on that " \
+        "disk)" in stderr
+
+
+def test_hugetlb_without_the_controller(dockyard: Runtime, factory: BundleFactory) -> None:
+    from tests.conformance.test_runtime_cgroup_limits import V2_ONLY, has_controller
+
+    if V2_ONLY or has_controller("hugetlb"):
+        pytest.skip("the hugetlb controller is mounted here (or the host is v2-only)")
+    stderr = create_fails(dockyard, bundle_with(factory, _limits(
+        {"hugepageLimits": [{"pageSize": "2MB", "limit": 1 << 30}]})))
+    assert "linux.resources.hugepageLimits: the hugetlb cgroup controller is not mounted on " \
+        "this host" in stderr
+
+
+def test_hugetlb_page_size_the_kernel_lacks(dockyard: Runtime, factory: BundleFactory) -> None:
+    from tests.conformance.test_runtime_cgroup_limits import has_controller
+
+    if not has_controller("hugetlb"):
+        pytest.skip("no hugetlb controller for containers on this host")
+    stderr = create_fails(dockyard, bundle_with(factory, _limits(
+        {"hugepageLimits": [{"pageSize": "3MB", "limit": 1 << 30}]})))
+    assert "linux.resources.hugepageLimits: hugetlb.3MB." in stderr
+    assert "is not supported by this kernel" in stderr
+
+
+def test_hugetlb_page_size_that_is_no_size(dockyard: Runtime, factory: BundleFactory) -> None:
+    """The page size becomes a file name: one that could lead elsewhere is refused."""
+    stderr = create_fails(dockyard, bundle_with(factory, _limits(
+        {"hugepageLimits": [{"pageSize": "../memory/x", "limit": 1}]})))
+    assert "linux.resources.hugepageLimits[0].pageSize: want a size like 2MB or 1GB, got " \
+        "'../memory/x'" in stderr
+
+
+@pytest.mark.parametrize(("network", "field", "controller"), [
+    ({"classID": 0x100001}, "network.classID", "net_cls"),
+    ({"priorities": [{"name": "lo", "priority": 5}]}, "network.priorities", "net_prio")])
+def test_network_limits_without_the_controller(dockyard: Runtime, factory: BundleFactory,
+                                               network: dict[str, Any], field: str,
+                                               controller: str) -> None:
+    from tests.conformance.test_runtime_cgroup_limits import V2_ONLY, has_controller
+
+    if V2_ONLY or has_controller(controller):
+        pytest.skip(f"{controller} is mounted here (or the host is v2-only)")
+    stderr = create_fails(dockyard, bundle_with(factory, _limits({"network": network})))
+    assert f"linux.resources.{field}: the {controller} cgroup controller is not mounted on " \
+        "this host" in stderr
+
+
+def test_network_priority_for_a_name_that_is_no_interface(dockyard: Runtime,
+                                                          factory: BundleFactory) -> None:
+    stderr = create_fails(dockyard, bundle_with(factory, _limits(
+        {"network": {"priorities": [{"name": "lo 1\neth0", "priority": 5}]}})))
+    assert "linux.resources.network.priorities[0].name: not a network interface name" in stderr

@@ -7,7 +7,13 @@ from typing import Protocol
 
 from dockyard.oci.runtime_spec import Resources
 from dockyard.runtime.linux.cgroups import common
-from dockyard.runtime.linux.cgroups.plan import CgroupWrite, plan_v1, plan_v2, shares_to_weight
+from dockyard.runtime.linux.cgroups.plan import (
+    CgroupWrite,
+    blkio_to_io_weight,
+    plan_v1,
+    plan_v2,
+    shares_to_weight,
+)
 from dockyard.runtime.linux.cgroups.v1 import CgroupV1Manager
 from dockyard.runtime.linux.cgroups.v2 import CgroupV2Manager
 
@@ -52,6 +58,7 @@ __all__ = [
     "CgroupV1Manager",
     "CgroupV2Manager",
     "CgroupWrite",
+    "blkio_to_io_weight",
     "from_dict",
     "open_manager",
     "plan_v1",

@@ -10,15 +10,28 @@ from pathlib import Path
 from dockyard.errors import InvalidSpec, KernelError
 
 
-def write(directory: Path, name: str, value: str) -> None:
+def write(directory: Path, name: str, value: str, field: str = "") -> None:
+    """Write one value; errors name the spec field it came from (``field``, a path
+    under linux.resources) when there is one."""
     path = directory / name
+    where = f"linux.resources.{field}" if field else "cgroup"
     try:
-        with open(path, "w") as handle:
-            handle.write(value)
+        # no O_CREAT (as runc's openat2): a file the kernel lacks is ENOENT, not the
+        # EACCES cgroupfs answers an attempt to create one with
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
     except FileNotFoundError as exc:
-        raise InvalidSpec(f"cgroup: {name} is not supported by this kernel ({path})") from exc
+        raise InvalidSpec(f"{where}: {name} is not supported by this kernel ({path})") from exc
     except OSError as exc:
-        raise InvalidSpec(f"cgroup: cannot write {value!r} to {path}: {exc.strerror}") from exc
+        hint = ""
+        if exc.errno == errno.EOPNOTSUPP and name in ("blkio.bfq.weight_device",
+                                                      "io.bfq.weight"):
+            hint = " (a per-device weight needs the BFQ scheduler on that disk)"
+        raise InvalidSpec(f"{where}: cannot write {value!r} to {path}: "
+                          f"{exc.strerror}{hint}") from exc
 
 
 def read(directory: Path, name: str) -> str:

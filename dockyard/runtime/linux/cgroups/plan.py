@@ -7,16 +7,27 @@ is checked without touching the kernel.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from dockyard.oci.runtime_spec import Device, DeviceRule, Resources
+from dockyard.errors import InvalidSpec
+from dockyard.oci.runtime_spec import BlockIO, Device, DeviceRule, Resources, ThrottleDevice
+
+# Whether a cgroup file exists: (controller, file) -> bool.  The managers answer it
+# from the container's own cgroup directory; which weight file a kernel offers
+# (CFQ's blkio.weight, BFQ's blkio.bfq.weight) is the only thing the plans ask.
+Present = Callable[[str, str], bool]
+
+
+def _every_file(_controller: str, _file: str) -> bool:
+    return True
 
 
 class CgroupWrite(NamedTuple):
     controller: str  # v1 hierarchy name ("memory", "cpu", …); "" on v2
     file: str
     value: str
+    field: str = ""  # the linux.resources field it applies ("blockIO.weight"), for errors
 
 
 def _device_line(rule: DeviceRule) -> str:
@@ -44,12 +55,17 @@ DEFAULT_ALLOWED_DEVICES: tuple[str, ...] = (
 )
 
 
-def plan_v1(res: Resources, extra_devices: tuple[str, ...] = ()) -> list[CgroupWrite]:
-    """Writes for ``res``; ``extra_devices`` are allow lines for the spec's linux.devices."""
+def plan_v1(res: Resources, extra_devices: tuple[str, ...] = (),
+            present: Present = _every_file) -> list[CgroupWrite]:
+    """Writes for ``res``; ``extra_devices`` are allow lines for the spec's linux.devices.
+
+    In runc's order (its subsystem list: …, pids, blkio, hugetlb, net_cls, net_prio),
+    so the first limit a host cannot apply is the one reported, as under runc.
+    """
     writes: list[CgroupWrite] = []
 
-    def add(controller: str, file: str, value: object) -> None:
-        writes.append(CgroupWrite(controller, file, str(value)))
+    def add(controller: str, file: str, value: object, field: str = "") -> None:
+        writes.append(CgroupWrite(controller, file, str(value), field))
 
     if res.memory_limit is not None:
         add("memory", "memory.limit_in_bytes", res.memory_limit)
@@ -78,6 +94,59 @@ def plan_v1(res: Resources, extra_devices: tuple[str, ...] = ()) -> list[CgroupW
     if res.devices:
         for line in (*DEFAULT_ALLOWED_DEVICES, *extra_devices):
             add("devices", "devices.allow", line)
+    writes += _blkio_v1(res.block_io, present)
+    for limit in res.hugepage_limits:
+        add("hugetlb", f"hugetlb.{limit.page_size}.limit_in_bytes", limit.limit,
+            "hugepageLimits")
+    if res.net_class_id:  # 0 means "unset", as for runc
+        add("net_cls", "net_cls.classid", res.net_class_id, "network.classID")
+    for prio in res.net_priorities:
+        add("net_prio", "net_prio.ifpriomap", f"{prio.name} {prio.priority}",
+            "network.priorities")
+    return writes
+
+
+_THROTTLES = (("throttle_read_bps", "throttleReadBpsDevice", "read_bps_device", "rbps"),
+              ("throttle_write_bps", "throttleWriteBpsDevice", "write_bps_device", "wbps"),
+              ("throttle_read_iops", "throttleReadIOPSDevice", "read_iops_device", "riops"),
+              ("throttle_write_iops", "throttleWriteIOPSDevice", "write_iops_device", "wiops"))
+
+
+def _throttles(block_io: BlockIO) -> list[tuple[str, str, str, ThrottleDevice]]:
+    """(spec field, v1 file suffix, v2 io.max key, device) for every throttle, in order."""
+    found = []
+    for attr, field, v1_suffix, v2_key in _THROTTLES:
+        devices: tuple[ThrottleDevice, ...] = getattr(block_io, attr)
+        found += [(f"blockIO.{field}", v1_suffix, v2_key, device) for device in devices]
+    return found
+
+
+def _blkio_v1(block_io: BlockIO, present: Present) -> list[CgroupWrite]:
+    """runc's BlkioGroup.Set: CFQ's blkio.weight where the kernel has it, else BFQ's
+    blkio.bfq.weight (and the matching weight_device); leaf weights only exist under
+    CFQ; a weight of 0 is "unset", a throttle rate of 0 removes the device's rule."""
+    if present("blkio", "blkio.weight"):
+        weight_file, device_file = "blkio.weight", "blkio.weight_device"
+    else:
+        weight_file, device_file = "blkio.bfq.weight", "blkio.bfq.weight_device"
+    writes = []
+    if block_io.weight:
+        writes.append(CgroupWrite("blkio", weight_file, str(block_io.weight), "blockIO.weight"))
+    if block_io.leaf_weight:
+        writes.append(CgroupWrite("blkio", "blkio.leaf_weight", str(block_io.leaf_weight),
+                                  "blockIO.leafWeight"))
+    for wdev in block_io.weight_devices:
+        if wdev.weight:
+            writes.append(CgroupWrite("blkio", device_file,
+                                      f"{wdev.major}:{wdev.minor} {wdev.weight}",
+                                      "blockIO.weightDevice"))
+        if wdev.leaf_weight:
+            writes.append(CgroupWrite("blkio", "blkio.leaf_weight_device",
+                                      f"{wdev.major}:{wdev.minor} {wdev.leaf_weight}",
+                                      "blockIO.weightDevice"))
+    for field, suffix, _key, tdev in _throttles(block_io):
+        writes.append(CgroupWrite("blkio", f"blkio.throttle.{suffix}",
+                                  f"{tdev.major}:{tdev.minor} {tdev.rate}", field))
     return writes
 
 
@@ -88,11 +157,36 @@ def shares_to_weight(shares: int) -> int:
     return 1 + ((shares - 2) * 9999) // 262142
 
 
-def plan_v2(res: Resources) -> list[CgroupWrite]:
+def blkio_to_io_weight(weight: int) -> int:
+    """v1 blkio.weight [10, 1000] -> v2 io.weight [1, 10000] (runc's
+    ConvertBlkIOToIOWeightValue); 0 stays "unset"."""
+    if weight == 0:
+        return 0
+    return 1 + (weight - 10) * 9999 // 990
+
+
+def _refuse_v2(res: Resources) -> None:
+    """What cgroup v2 has no file for is refused, not dropped."""
+    where = "linux.resources"
+    if res.block_io.leaf_weight:
+        raise InvalidSpec(f"{where}.blockIO.leafWeight: cgroup v2 has no leaf weights")
+    for index, dev in enumerate(res.block_io.weight_devices):
+        if dev.leaf_weight:
+            raise InvalidSpec(f"{where}.blockIO.weightDevice[{index}].leafWeight: cgroup v2 "
+                              "has no leaf weights")
+    if res.net_class_id:
+        raise InvalidSpec(f"{where}.network.classID: cgroup v2 has no net_cls controller "
+                          "(match the cgroup path in a firewall rule instead)")
+    if res.net_priorities:
+        raise InvalidSpec(f"{where}.network.priorities: cgroup v2 has no net_prio controller")
+
+
+def plan_v2(res: Resources, present: Present = _every_file) -> list[CgroupWrite]:
+    _refuse_v2(res)
     writes: list[CgroupWrite] = []
 
-    def add(file: str, value: object) -> None:
-        writes.append(CgroupWrite("", file, str(value)))
+    def add(file: str, value: object, field: str = "") -> None:
+        writes.append(CgroupWrite("", file, str(value), field))
 
     if res.memory_limit is not None:
         add("memory.max", "max" if res.memory_limit < 0 else res.memory_limit)
@@ -114,6 +208,23 @@ def plan_v2(res: Resources) -> list[CgroupWrite]:
         add("cpuset.mems", res.cpuset_mems)
     if res.pids_limit is not None:
         add("pids.max", "max" if res.pids_limit <= 0 else res.pids_limit)
+    # runc's setIo: BFQ's io.bfq.weight where the kernel has it, else io.weight with
+    # the weight converted; per-device weights only BFQ takes (a write to the missing
+    # file then fails clearly rather than dropping them); io.max for throttles.
+    bfq = present("", "io.bfq.weight")
+    if res.block_io.weight:
+        if bfq:
+            add("io.bfq.weight", res.block_io.weight, "blockIO.weight")
+        else:
+            add("io.weight", blkio_to_io_weight(res.block_io.weight), "blockIO.weight")
+    for wdev in res.block_io.weight_devices:
+        if wdev.weight:
+            add("io.bfq.weight", f"{wdev.major}:{wdev.minor} {wdev.weight}",
+                "blockIO.weightDevice")
+    for field, _suffix, key, tdev in _throttles(res.block_io):
+        add("io.max", f"{tdev.major}:{tdev.minor} {key}={tdev.rate or 'max'}", field)
+    for limit in res.hugepage_limits:
+        add(f"hugetlb.{limit.page_size}.max", limit.limit, "hugepageLimits")
     for key, value in res.unified:
         add(key, value)
     return writes

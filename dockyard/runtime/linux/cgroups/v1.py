@@ -55,15 +55,32 @@ class CgroupV1Manager:
                 if not common.read(level, file).strip():
                     common.write(level, file, common.read(level.parent, file).strip())
 
+    def _dir(self, controller: str) -> Path | None:
+        """The cgroup directory in the hierarchy holding ``controller``: its own mount,
+        or a co-mounted one ("net_cls,net_prio", "cpu,cpuacct")."""
+        directory = self.dirs.get(controller)
+        if directory is not None:
+            return directory
+        for name, candidate in self.dirs.items():
+            if controller in name.split(","):
+                return candidate
+        return None
+
+    def _present(self, controller: str, file: str) -> bool:
+        directory = self._dir(controller)
+        return directory is not None and (directory / file).exists()
+
     def set(self, resources: Resources, extra_devices: tuple[str, ...] = ()) -> None:
-        for write in plan_v1(resources, extra_devices):
-            directory = self.dirs.get(write.controller)
+        for write in plan_v1(resources, extra_devices, self._present):
+            directory = self._dir(write.controller)
             if directory is None:
-                raise InvalidSpec(f"cgroup: controller {write.controller!r} is not mounted")
+                where = f"linux.resources.{write.field}" if write.field else "cgroup"
+                raise InvalidSpec(f"{where}: the {write.controller} cgroup controller is not "
+                                  "mounted on this host")
             swap_file = write.file == "memory.memsw.limit_in_bytes"
             if swap_file and not (directory / write.file).exists():
                 continue  # swap accounting is off on this kernel: nothing to limit
-            common.write(directory, write.file, write.value)
+            common.write(directory, write.file, write.value, write.field)
 
     def add(self, pid: int) -> None:
         for directory in self.dirs.values():

@@ -51,8 +51,8 @@ class CgroupV2Manager:
 
     def set(self, resources: Resources, extra_devices: tuple[str, ...] = ()) -> None:
         """v2 device control needs eBPF programs; ``extra_devices`` is unused here."""
-        for write in plan_v2(resources):
-            common.write(self.directory, write.file, write.value)
+        for write in plan_v2(resources, lambda _c, file: (self.directory / file).exists()):
+            common.write(self.directory, write.file, write.value, write.field)
 
     def add(self, pid: int) -> None:
         common.write(self.directory, "cgroup.procs", str(pid))
