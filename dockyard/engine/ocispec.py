@@ -5,15 +5,20 @@ and drops its Cmd unless a command is given; the command replaces Cmd; env is
 the image's with the container's overriding by key; ``--user`` names resolve
 through the image's /etc/passwd and /etc/group; ``--privileged`` means every
 capability, no seccomp, no masked or read-only paths; ``--cpus`` is a CFS quota
-over a 100 ms period.
+over a 100 ms period; block I/O devices are named by path and become the
+major:minor of the host's device node when the config is built (at each start,
+as moby's getBlkio*Devices do).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
+from collections.abc import Callable
 from typing import Any
 
-from dockyard.engine.spec import ContainerSpec
+from dockyard.engine.spec import BlkioThrottleDevice, ContainerSpec
 from dockyard.errors import ExecutableNotFound, InvalidArgument
 from dockyard.images.users import UserIds, resolve_user
 from dockyard.runtime.linux.capabilities import CAPABILITY_NAMES, DOCKER_DEFAULT_CAPABILITIES
@@ -77,11 +82,14 @@ INIT_PATH = "/sbin/docker-init"
 def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hostname: str,
           cgroup_path: str, user: UserIds, seccomp_json: str | None = None,
           init_binary: str | None = None,
-          volume_dirs: dict[str, str] | None = None) -> dict[str, Any]:
+          volume_dirs: dict[str, str] | None = None,
+          device_numbers: Callable[[str], tuple[int, int]] | None = None) -> dict[str, Any]:
     """The config.json for this container.
 
     With ``--init``, ``init_binary`` (tini) is bound read-only at /sbin/docker-init
     and runs as pid 1 in front of the command, reaping zombies and forwarding signals.
+    ``device_numbers`` maps a block device path to its major:minor (the host's
+    device nodes by default).
     """
     config = image_config.get("config") or {}
     caps = capabilities(spec)
@@ -109,7 +117,7 @@ def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hos
     process["capabilities"]["inheritable"] = []
     linux = oci["linux"]
     linux["cgroupsPath"] = cgroup_path
-    linux["resources"] = _resources(spec)
+    linux["resources"] = _resources(spec, device_numbers or host_block_device)
     if spec.network_mode == "host":
         linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
     _security(oci, spec, caps, seccomp_json)
@@ -138,7 +146,55 @@ def user_mounts(spec: ContainerSpec, volume_dirs: dict[str, str]) -> list[dict[s
     return mounts
 
 
-def _resources(spec: ContainerSpec) -> dict[str, Any]:
+def check_blkio(spec: ContainerSpec) -> None:
+    """The daemon's own check of ``--blkio-weight`` (moby's words); the CLI checks the
+    per-device weights as it parses them."""
+    if spec.blkio_weight and not 10 <= spec.blkio_weight <= 1000:
+        raise InvalidArgument("Range of blkio weight is from 10 to 1000")
+
+
+def host_block_device(path: str) -> tuple[int, int]:
+    """major, minor of the block device node at ``path`` on the host (symlinks such as
+    /dev/disk/by-id/… followed, as moby's stat(2) does)."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InvalidArgument(f"stat {path}: {reason[:1].lower()}{reason[1:]}") from exc
+    if not stat.S_ISBLK(info.st_mode):
+        raise InvalidArgument(f"{path} is not a block device: a block I/O limit needs one")
+    return os.major(info.st_rdev), os.minor(info.st_rdev)
+
+
+_THROTTLES = (("device_read_bps", "throttleReadBpsDevice"),
+              ("device_write_bps", "throttleWriteBpsDevice"),
+              ("device_read_iops", "throttleReadIOPSDevice"),
+              ("device_write_iops", "throttleWriteIOPSDevice"))
+
+
+def _block_io(spec: ContainerSpec,
+              device_numbers: Callable[[str], tuple[int, int]]) -> dict[str, Any]:
+    check_blkio(spec)
+
+    def entry(path: str, key: str, value: int) -> dict[str, int]:
+        major, minor = device_numbers(path)
+        return {"major": major, "minor": minor, key: value}
+
+    block_io: dict[str, Any] = {}
+    if spec.blkio_weight:
+        block_io["weight"] = spec.blkio_weight
+    if spec.blkio_weight_device:
+        block_io["weightDevice"] = [entry(d.path, "weight", d.weight)
+                                    for d in spec.blkio_weight_device]
+    for field, key in _THROTTLES:
+        throttles: tuple[BlkioThrottleDevice, ...] = getattr(spec, field)
+        if throttles:
+            block_io[key] = [entry(t.path, "rate", t.rate) for t in throttles]
+    return block_io
+
+
+def _resources(spec: ContainerSpec,
+               device_numbers: Callable[[str], tuple[int, int]]) -> dict[str, Any]:
     resources: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
     if spec.privileged:
         resources["devices"] = [{"allow": True, "access": "rwm"}]
@@ -160,6 +216,9 @@ def _resources(spec: ContainerSpec) -> dict[str, Any]:
         resources["cpu"] = cpu
     if spec.pids_limit:
         resources["pids"] = {"limit": spec.pids_limit}
+    block_io = _block_io(spec, device_numbers)
+    if block_io:
+        resources["blockIO"] = block_io
     return resources
 
 
@@ -181,5 +240,5 @@ def _security(oci: dict[str, Any], spec: ContainerSpec, caps: list[str],
     linux["seccomp"] = default_profile(tuple(caps))
 
 
-__all__ = ["ExecutableNotFound", "UserIds", "build", "capabilities", "merge_env",
-           "process_args", "resolve_user"]
+__all__ = ["ExecutableNotFound", "UserIds", "build", "capabilities", "check_blkio",
+           "host_block_device", "merge_env", "process_args", "resolve_user"]

@@ -6,6 +6,8 @@ import json
 from typing import Any, NamedTuple
 
 from dockyard.engine.spec import (
+    BlkioThrottleDevice,
+    BlkioWeightDevice,
     ContainerSpec,
     Healthcheck,
     MountSpec,
@@ -77,15 +79,25 @@ def spec_to_json(spec: ContainerSpec) -> str:
     return json.dumps(spec._asdict())
 
 
+_THROTTLE_FIELDS = ("device_read_bps", "device_write_bps", "device_read_iops",
+                    "device_write_iops")
+_NESTED = ("tmpfs", "ulimits", "mounts", "ports", "blkio_weight_device", *_THROTTLE_FIELDS)
+
+
 def spec_from_json(text: str) -> ContainerSpec:
+    """A stored spec; fields added since it was written keep their defaults."""
     raw: dict[str, Any] = json.loads(text)
-    tupled: dict[str, Any] = {k: tuple(v) if isinstance(v, list) and k not in ("tmpfs",
-                              "ulimits", "mounts", "ports") else v for k, v in raw.items()}
+    tupled: dict[str, Any] = {k: tuple(v) if isinstance(v, list) and k not in _NESTED
+                              else v for k, v in raw.items()}
     tupled["restart"] = RestartPolicy(*raw["restart"])
     tupled["tmpfs"] = tuple(TmpfsMount(*t) for t in raw.get("tmpfs") or [])
     tupled["ulimits"] = tuple(Ulimit(*u) for u in raw.get("ulimits") or [])
     tupled["mounts"] = tuple(MountSpec(*m) for m in raw.get("mounts") or [])
     tupled["ports"] = tuple(PortSpec(*p) for p in raw.get("ports") or [])
+    tupled["blkio_weight_device"] = tuple(BlkioWeightDevice(*d)
+                                          for d in raw.get("blkio_weight_device") or [])
+    for key in _THROTTLE_FIELDS:
+        tupled[key] = tuple(BlkioThrottleDevice(*d) for d in raw.get(key) or [])
     if raw.get("healthcheck"):
         check = raw["healthcheck"]
         tupled["healthcheck"] = Healthcheck(tuple(check[0]), *check[1:])

@@ -55,6 +55,21 @@ class PortSpec(NamedTuple):
     protocol: str = "tcp"
 
 
+class BlkioWeightDevice(NamedTuple):
+    """``--blkio-weight-device /dev/sda:500`` (Docker's blkiodev.WeightDevice)."""
+
+    path: str
+    weight: int
+
+
+class BlkioThrottleDevice(NamedTuple):
+    """``--device-read-bps /dev/sda:1mb`` and the like: bytes or I/O operations per
+    second (Docker's blkiodev.ThrottleDevice)."""
+
+    path: str
+    rate: int
+
+
 class ContainerSpec(NamedTuple):
     image: str
     name: str | None = None
@@ -79,6 +94,12 @@ class ContainerSpec(NamedTuple):
     nano_cpus: int | None = None
     cpu_shares: int | None = None
     pids_limit: int | None = None
+    blkio_weight: int | None = None  # 10-1000; 0 or None: unset
+    blkio_weight_device: tuple[BlkioWeightDevice, ...] = ()
+    device_read_bps: tuple[BlkioThrottleDevice, ...] = ()
+    device_write_bps: tuple[BlkioThrottleDevice, ...] = ()
+    device_read_iops: tuple[BlkioThrottleDevice, ...] = ()
+    device_write_iops: tuple[BlkioThrottleDevice, ...] = ()
     ulimits: tuple[Ulimit, ...] = ()
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
