@@ -1,7 +1,10 @@
 """The ``dockyard`` command: a click group whose commands import their work lazily.
 
 Front ends stay thin: parse flags, call the library, render.  Every
-``DockyardError`` becomes a one-line message (and hint) with a non-zero exit.
+``DockyardError`` becomes a one-line message (and hint) with a non-zero exit, and
+so does an ``OSError`` a user can act on (a full disk, a read-only root, a denied
+path: ``store.oserror``) that no seam below translated; any other exception is a
+bug and prints its traceback.
 """
 
 from __future__ import annotations
@@ -130,6 +133,10 @@ def subcommand(argv: list[str]) -> list[str]:
     return words
 
 
+def _is_run() -> bool:
+    return subcommand(sys.argv[1:]) in (["run"], ["container", "run"])
+
+
 def main() -> None:
     try:
         # without standalone mode, click returns a command's Exit(code) instead of exiting
@@ -141,10 +148,15 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except DockyardError as exc:
         report(exc)
-        sys.exit(exit_code_for(exc, run=subcommand(sys.argv[1:]) in (["run"],
-                                                                     ["container", "run"])))
+        sys.exit(exit_code_for(exc, run=_is_run()))
     except SystemExit:
         raise
+    except OSError as exc:
+        from dockyard.store.oserror import user_error
+
+        error = user_error(exc)
+        report(error or exc)
+        sys.exit(EXIT_BUG if error is None else exit_code_for(error, run=_is_run()))
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         report(exc)
         sys.exit(EXIT_BUG)

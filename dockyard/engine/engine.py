@@ -51,9 +51,10 @@ class Engine:
         from dockyard.images.index import ImageIndex
         from dockyard.snapshots.overlay import OverlaySnapshotter
 
+        db = self.db  # first: the root is checked and made (and its reserve) here
         content = LocalContentStore(self.layout.root / "content")
-        snapshotter = OverlaySnapshotter(self.layout.root / "snapshots", self.db)
-        return ImageService(content, ImageIndex(self.db), snapshotter,
+        snapshotter = OverlaySnapshotter(self.layout.root / "snapshots", db)
+        return ImageService(content, ImageIndex(db), snapshotter,
                             # the container store is opened only when an image is removed
                             in_use=lambda digest: self.container_store.users_of_image(digest),
                             extra_live=self._build_cache_blobs)

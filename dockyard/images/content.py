@@ -21,6 +21,7 @@ from typing import IO, Protocol
 from dockyard.errors import DataLoss, DigestMismatch, NotFound
 from dockyard.oci.digest import Digest
 from dockyard.store.atomic import fsync_dir
+from dockyard.store.oserror import translated, user_error
 
 
 class ContentProvider(Protocol):
@@ -58,29 +59,51 @@ def unlocked(path: Path) -> bool:
 
 
 class BlobWriter:
-    """A blob being written; ``commit`` verifies and publishes it atomically."""
+    """A blob being written; ``commit`` verifies and publishes it atomically.
+
+    A full disk, a read-only root or a denied path fails as a one-line error naming
+    the file (``store.oserror``), and the partial file is removed (a resumable one,
+    kept for its retry, is reported by ``system check``)."""
 
     def __init__(self, store: LocalContentStore, expected: str | None, size: int | None) -> None:
         self._store = store
         self._expected = Digest.parse(expected) if expected else None
         self._size = size
         self._tmp = store.ingest_dir / f"{uuid.uuid4().hex}.part"
-        self._file: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
+        with translated(self._tmp):
+            self._file: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
         _hold(self._file)
         self._hash = hashlib.sha256()
         self.written = 0
 
     def write(self, chunk: bytes) -> None:
-        self._file.write(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            error = user_error(exc, self._tmp)
+            if error is None:
+                raise
+            raise error from exc
         self._hash.update(chunk)
         self.written += len(chunk)
 
+    def _close(self) -> None:
+        """Close the file, whatever its buffer's flush says (the write that failed,
+        if any, has raised already)."""
+        with contextlib.suppress(OSError):
+            self._file.close()
+
     def commit(self) -> str:
         try:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-        finally:
-            self._file.close()
+            with translated(self._tmp):
+                try:
+                    self._file.flush()
+                    os.fsync(self._file.fileno())
+                finally:
+                    self._close()
+        except BaseException:
+            self._discard()
+            raise
         digest = f"sha256:{self._hash.hexdigest()}"
         try:
             if self._size is not None and self.written != self._size:
@@ -90,21 +113,25 @@ class BlobWriter:
                 raise DigestMismatch(f"blob: digest mismatch: expected {self._expected}, "
                                      f"got {digest}")
             target = self._store.path(digest)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._tmp, target)
-            fsync_dir(target.parent)
+            with translated(target):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self._tmp, target)
+                fsync_dir(target.parent)
         except BaseException:
-            self._tmp.unlink(missing_ok=True)
+            self._discard()
             raise
         return digest
 
-    def abort(self) -> None:
-        self._file.close()
+    def _discard(self) -> None:
         self._tmp.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        self._close()
+        self._discard()
 
     def suspend(self) -> None:
         """Keep the partial file for a later ``resume`` (an interrupted download)."""
-        self._file.close()
+        self._close()
 
     def __enter__(self) -> BlobWriter:
         return self
@@ -127,13 +154,15 @@ class ResumableWriter(BlobWriter):
                 for chunk in iter(lambda: existing.read(1 << 20), b""):
                     self._hash.update(chunk)
                     self.written += len(chunk)
-        self._file = open(self._tmp, "ab")  # noqa: SIM115 - closed in commit/abort
+        with translated(self._tmp):
+            self._file = open(self._tmp, "ab")  # noqa: SIM115 - closed in commit/abort
         _hold(self._file)
 
     def restart(self) -> None:
         """The server ignored our Range request: start the blob over."""
-        self._file.close()
-        self._file = open(self._tmp, "wb")  # noqa: SIM115
+        self._close()
+        with translated(self._tmp):
+            self._file = open(self._tmp, "wb")  # noqa: SIM115
         _hold(self._file)
         self._hash = hashlib.sha256()
         self.written = 0

@@ -1,7 +1,9 @@
 """Crash-safe file writes: temp file in the same directory, fsync, rename, fsync dir.
 
 Whatever instant the process dies at, a reader sees either the old content or the
-new, never a torn file.
+new, never a torn file.  A write that fails (a full disk) removes its temp file and
+raises an ``OSError`` naming the target (``os.write`` on a descriptor names none),
+so ``store.oserror`` can say which path could not be written.
 """
 
 from __future__ import annotations
@@ -11,6 +13,17 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Give an ``OSError`` that names no file the target's name (same class, errno)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def fsync_dir(path: Path) -> None:
@@ -30,15 +43,20 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, data)
-        if durable:
-            os.fsync(fd)
-    except BaseException:
+        with _naming(path):
+            view = memoryview(data)
+            while view:  # a short write (a nearly full disk) writes the rest or fails
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
         os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
-    os.close(fd)
-    os.replace(tmp, path)
     if durable:
         fsync_dir(path.parent)
 
@@ -52,8 +70,9 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
         with open(tmp, "wb") as out:
             os.chmod(tmp, mode)
             yield out
-            out.flush()
-            os.fsync(out.fileno())
+            with _naming(path):
+                out.flush()
+                os.fsync(out.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent.absolute())
     finally:

@@ -10,6 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
+from dockyard.errors import InvalidArgument
+from dockyard.store import reserve
+from dockyard.store.oserror import translated
+
 DEFAULT_ROOT = Path("/var/lib/dockyard")
 DEFAULT_RUN_DIR = Path("/run/dockyard")
 
@@ -30,5 +34,14 @@ class Layout(NamedTuple):
         return self.run_dir / "runtime"
 
     def ensure(self) -> None:
-        for path in (self.root, self.run_dir):
-            path.mkdir(mode=0o711, parents=True, exist_ok=True)
+        """Make the root and the run dir (an existing one is left as it is, also on a
+        read-only filesystem) and the root's space reserve."""
+        for path, flag in ((self.root, "--root "), (self.run_dir, "")):
+            with translated(path, prefix=flag):
+                if path.exists() and not path.is_dir():
+                    raise InvalidArgument(f"{flag}{path}: not a directory")
+                try:
+                    path.mkdir(mode=0o711, parents=True, exist_ok=True)
+                except FileNotFoundError as exc:  # a parent that cannot be made (/proc/x)
+                    raise InvalidArgument(f"{flag}{path}: no such file or directory") from exc
+        reserve.ensure(self.root)
