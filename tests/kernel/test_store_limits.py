@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -236,3 +237,15 @@ def test_commit_on_a_full_disk_gives_up_the_reserve_and_replays(tmp_path: Path) 
                 assert conn.execute("DELETE FROM t").rowcount == 500
             assert db.query("SELECT count(*) FROM t") == [(0,)]
             assert not (fs / reserve.NAME).exists()
+
+
+def test_root_the_user_may_not_use_is_one_line(tmp_path: Path) -> None:
+    """EACCES: an unprivileged user pointing --root into root's private directory."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("needs setpriv (util-linux)")
+    os.chmod(tmp_path, 0o700)
+    dy = Dockyard(tmp_path / "root", tmp_path / "docker-config")
+    dy.argv = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *dy.argv]
+    assert (one_line_error(dy("ps", check=False))
+            == f"Error: --root {tmp_path / 'root'}: permission denied")
