@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from dockyard.network import names as name_table
 from dockyard.network.ipam import Endpoint, Ipam
 from dockyard.network.store import (
@@ -69,9 +69,11 @@ class NetworkService:
             _subnet, gateway = check_subnet(subnet, None, [])
             record = NetworkRecord("bridge", os.urandom(32).hex(), "bridge", bridge, subnet,
                                    gateway, False, {}, _now())
+            if self.store.db.read_only:  # listing a read-only root: the would-be default
+                return record
             try:
                 self.store.add(record)
-            except Exception:  # noqa: BLE001 - made by a concurrent command meanwhile
+            except AlreadyExists:  # made by a concurrent command meanwhile
                 return self.store.find("bridge")
             return record
 

@@ -212,6 +212,9 @@ class Database:
         if self._versions.get(component, 0) >= len(migrations):
             return
         if self.read_only:
+            if self._versions.get(component, 0) == 0:
+                self._empty_in_memory(component, migrations)
+                return
             raise PermissionDenied(f"migrating {component}: {self.path}: {self.read_only}")
         with self.transaction(f"migrating {component}") as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_versions "
@@ -226,6 +229,20 @@ class Database:
                 conn.execute("INSERT OR REPLACE INTO schema_versions VALUES (?, ?)",
                              (component, version))
         self._versions[component] = max(current, len(migrations))
+
+    def _empty_in_memory(self, component: str, migrations: Sequence[str]) -> None:
+        """A component this read-only root never used (``network ls`` before any
+        network was made): its tables are made empty in SQLite's in-memory TEMP schema,
+        so reading them answers "nothing" and the file is not touched."""
+        with self.lock, self._errors(f"reading {component}"):
+            for script in migrations:
+                for statement in script.split(";"):
+                    text = statement.strip()
+                    if text.upper().startswith("CREATE TABLE"):
+                        text = "CREATE TEMP TABLE" + text[len("CREATE TABLE"):]
+                    if text:
+                        self.conn.execute(text)
+        self._versions[component] = len(migrations)
 
     @contextlib.contextmanager
     def transaction(self, what: str) -> Iterator[Transaction]:
