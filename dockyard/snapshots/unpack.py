@@ -350,7 +350,13 @@ class Placer:
                      | os.O_CLOEXEC, 0o600, dir_fd=parent_fd)
         try:
             if fill is not None:
-                fill(fd)
+                try:
+                    fill(fd)
+                except OSError as exc:  # ENOSPC and friends: name the file being written
+                    if exc.filename is not None:
+                        raise
+                    where = os.path.join(self.root.path, self._inner(member.name).lstrip("/"))
+                    raise OSError(exc.errno, exc.strerror, where) from None
             self._own_and_mode(fd, member)
             _set_xattrs(fd, member)
             os.utime(fd, (member.mtime, member.mtime))
