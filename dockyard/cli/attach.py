@@ -1,9 +1,11 @@
 """The client side of a container's attach socket: this terminal <-> the container.
 
-With a TTY the local terminal goes raw and bytes pass through unchanged, window
-size changes are sent as ``resize`` requests; without one, output arrives in
-Docker's stdcopy frames and is split back into stdout and stderr, and local EOF
-on stdin closes the container's stdin.
+With a TTY the local terminal goes raw and window size changes are sent as
+``resize`` requests; output arrives in Docker's stdcopy frames (a TTY's all as
+stdout) and is split back into stdout and stderr, and local EOF on stdin closes the
+container's stdin.  The supervisor sends the output as it reads it from the
+container's stdio (the json-file log is written beside, never read here), and then
+the exit code (``attach exit``, see ``supervise.iohub``).
 """
 
 from __future__ import annotations
@@ -21,12 +23,18 @@ import tty
 from pathlib import Path
 from types import FrameType
 
+EXIT_STREAM = 4  # supervise.iohub.EXIT_STREAM (the CLI does not import the supervisor)
+
 
 def _connect(bundle: Path, first_line: str) -> socket.socket:
     fd = os.open(bundle, os.O_RDONLY | os.O_DIRECTORY)
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(f"/proc/self/fd/{fd}/attach.sock")
+        try:
+            sock.connect(f"/proc/self/fd/{fd}/attach.sock")
+        except OSError:
+            sock.close()
+            raise
     finally:
         os.close(fd)
     sock.sendall(first_line.encode() + b"\n")
@@ -40,13 +48,19 @@ def _send_size(bundle: Path) -> None:
         _connect(bundle, f"resize {rows} {cols}").close()
 
 
-def attach(bundle: Path, *, tty_mode: bool, stdin: bool) -> None:
-    stdin_fd = sys.stdin.fileno()
+def attach(bundle: Path, *, tty_mode: bool, stdin: bool) -> int | None:
+    """Until the container's output ends; its exit code, or None when the supervisor
+    went away without one (it died, or the container never ran): the caller then
+    asks the record."""
+    stdin_fd = sys.stdin.fileno() if stdin or tty_mode else -1
     saved = None
     interactive_tty = tty_mode and os.isatty(stdin_fd)
     if interactive_tty:
         _send_size(bundle)  # before attaching: the container starts once we attach
-    sock = _connect(bundle, "attach")
+    try:
+        sock = _connect(bundle, "attach exit")
+    except OSError:  # no supervisor serves the socket (any more)
+        return None
     if interactive_tty:
         saved = termios.tcgetattr(stdin_fd)
         tty.setraw(stdin_fd)
@@ -56,16 +70,16 @@ def attach(bundle: Path, *, tty_mode: bool, stdin: bool) -> None:
 
         signal.signal(signal.SIGWINCH, on_winch)
     try:
-        _pump(sock, stdin_fd if stdin else None, tty_mode)
+        return _pump(sock, stdin_fd if stdin else None)
     finally:
         if saved is not None:
             termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
         sock.close()
 
 
-def _pump(sock: socket.socket, stdin_fd: int | None, raw: bool) -> None:
+def _pump(sock: socket.socket, stdin_fd: int | None) -> int | None:
     watch: list[int | socket.socket] = [sock] + ([stdin_fd] if stdin_fd is not None else [])
-    buffer = b""
+    demux = _Demux()
     while True:
         try:
             ready, _, _ = select.select(watch, [], [])
@@ -73,11 +87,11 @@ def _pump(sock: socket.socket, stdin_fd: int | None, raw: bool) -> None:
             continue
         if stdin_fd is not None and stdin_fd in ready:
             data = os.read(stdin_fd, 65536)
-            if data:
-                sock.sendall(data)
-            else:
-                watch.remove(stdin_fd)
-                with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # a supervisor gone shows on the socket
+                if data:
+                    sock.sendall(data)
+                else:
+                    watch.remove(stdin_fd)
                     sock.shutdown(socket.SHUT_WR)
         if sock in ready:
             try:
@@ -85,21 +99,33 @@ def _pump(sock: socket.socket, stdin_fd: int | None, raw: bool) -> None:
             except ConnectionResetError:
                 data = b""
             if not data:
-                return
-            if raw:
-                os.write(sys.stdout.fileno(), data)
+                return demux.exit_code
+            demux.feed(data)
+
+
+class _Demux:
+    """stdcopy frames to stdout and stderr; the exit frame's code kept."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.exit_code: int | None = None
+
+    def feed(self, data: bytes) -> None:
+        buffer = self.buffer + data
+        while len(buffer) >= 8:
+            stream, length = struct.unpack(">BxxxL", buffer[:8])
+            if len(buffer) < 8 + length:
+                break
+            payload = buffer[8:8 + length]
+            buffer = buffer[8 + length:]
+            if stream == EXIT_STREAM:
+                self.exit_code = int(payload)
                 continue
-            buffer += data
-            buffer = _demux(buffer)
+            _write_all(sys.stdout.fileno() if stream == 1 else sys.stderr.fileno(), payload)
+        self.buffer = buffer
 
 
-def _demux(buffer: bytes) -> bytes:
-    """Write out every complete stdcopy frame; returns what is left."""
-    while len(buffer) >= 8:
-        stream, length = struct.unpack(">BxxxL", buffer[:8])
-        if len(buffer) < 8 + length:
-            break
-        target = sys.stdout if stream == 1 else sys.stderr
-        os.write(target.fileno(), buffer[8:8 + length])
-        buffer = buffer[8 + length:]
-    return buffer
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

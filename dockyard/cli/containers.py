@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
@@ -171,6 +170,8 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
             log_max_file = int(value)
         else:
             raise InvalidArgument(f"unknown log opt {key!r} for the json-file log driver")
+    if o["rm"] and o["restart"] not in ("", "no"):  # the docker CLI's refusal
+        raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
     network = o["network"]
     if (o["publish"] or o["publish_all"]) and (network in ("none", "host") or
                                                network.startswith("container:")):
@@ -339,32 +340,24 @@ def run_cmd(engine: Engine, /, image: str, command: tuple[str, ...], detach: boo
     spec = spec_from_flags(image, command, o)
     service = engine.containers
     record = service.create(spec)
-    attached = not detach and (spec.tty or spec.stdin_open)
     try:
-        service.start(record.id, attach=attached)
+        # Docker attaches before it starts: the supervisor creates the container and
+        # waits for us, so the first byte of output comes to us from its stdio
+        service.start(record.id, attach=not detach)
     except BaseException:
         if spec.auto_remove:
-            service.cleanup(record.id)
+            service.remove_after_run(record.id)
         raise
     if detach:
         click.echo(record.id)
         return
-    if attached:
-        from dockyard.cli.attach import attach
+    from dockyard.cli.attach import attach
 
-        attach(service.bundle(record.id), tty_mode=spec.tty, stdin=spec.stdin_open)
-    else:
-        for entry in service.logs(record.id, follow=True):
-            stream = sys.stdout if entry["stream"] == "stdout" else sys.stderr
-            stream.write(entry["log"])
-            stream.flush()
-    final = service.wait_exited(record.id)
-    code = final.exit_code
-    if spec.auto_remove:
-        from dockyard.errors import NotFound
-
-        with contextlib.suppress(NotFound):  # the exit hook may have removed it already
-            service.cleanup(record.id)
+    code = attach(service.bundle(record.id), tty_mode=spec.tty, stdin=spec.stdin_open)
+    if code is None:  # no word from the supervisor: what the record says (re-adopted...)
+        code = service.wait_exited(record.id, timeout=10**9).exit_code
+    if spec.auto_remove:  # removed with its anonymous volumes by its exit hook: wait
+        service.remove_after_run(record.id)
     sys.exit(code)
 
 
@@ -395,9 +388,11 @@ def attach_cmd(engine: Engine, no_stdin: bool, container: str) -> None:
     record = engine.containers.get(container)
     if record.state not in ("running", "paused"):
         raise InvalidArgument("You cannot attach to a stopped container, start it first")
-    attach(engine.containers.bundle(record.id), tty_mode=record.spec.tty,
-           stdin=record.spec.stdin_open and not no_stdin)
-    sys.exit(engine.containers.wait_exited(record.id, timeout=10**9).exit_code)
+    code = attach(engine.containers.bundle(record.id), tty_mode=record.spec.tty,
+                  stdin=record.spec.stdin_open and not no_stdin)
+    if code is None:
+        code = engine.containers.wait_exited(record.id, timeout=10**9).exit_code
+    sys.exit(code)
 
 
 @click.command("start")

@@ -1,5 +1,15 @@
 """Reading a container's json-file log: all of it, the tail, or following it across
-rotations while the container runs."""
+rotations while the container runs.
+
+Files are known by inode, never by name: a rotation renames ``container.log`` to
+``container.log.1`` (``.1`` to ``.2``, …; the oldest goes) and starts a new
+``container.log``, so a name means another file after every rotation.  Every file
+is read through a descriptor held from the moment it is found, so a file renamed or
+even deleted under the reader is still read to its end.  A follower reads its file
+until a newer one exists (the writer closes a file before it rotates it, so it is
+complete by then), then goes on with the next newer one, whatever its name is by
+then — however many rotations happened in between, as long as those files exist.
+"""
 
 from __future__ import annotations
 
@@ -9,86 +19,126 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from dockyard.engine.containers import supervised
+from dockyard.errors import ContainerNotFound
 
 if TYPE_CHECKING:
     from dockyard.engine.containers import ContainerService
 
+_File = tuple[int, IO[bytes]]  # (inode, open file)
+
 
 def read(service: ContainerService, ref: str, *, follow: bool = False, tail: int | None = None,
-     since: str | None = None) -> Iterator[dict[str, str]]:
+         since: str | None = None) -> Iterator[dict[str, str]]:
     record = service.get(ref)
     path = service.log_path(record.id)
-    lines = [entry for file in _rotated_files(path) for entry in _entries(file)]
-    position, inode = 0, 0
-    with contextlib.suppress(FileNotFoundError), open(path, "rb") as current:
-        data = current.read()
-        position, inode = len(data), os.fstat(current.fileno()).st_ino
-        lines += _parse_lines(data)
+    files = _snapshot(path)
+    data = b""
+    try:
+        lines: list[dict[str, str]] = []
+        for _inode, handle in files:
+            data = handle.read()
+            if handle is not files[-1][1]:
+                lines += _parse_lines(data)
+        # the newest file may end in a line being written: it is finished by following
+        complete, _, partial = data.rpartition(b"\n")
+        lines += _parse_lines(complete)
+    except BaseException:
+        _close(files)
+        raise
     if since:
         lines = [entry for entry in lines if entry["time"] >= since]
     if tail is not None:
         lines = lines[-tail:] if tail > 0 else []
-    yield from lines
-    if not follow:
-        return
-    yield from _follow(service, record.id, path, position, inode)
+    _close(files[:-1])
+    current = files[-1:]
+    try:
+        yield from lines
+        if follow:
+            yield from _follow(service, record.id, path, current, partial)
+    finally:
+        _close(current)
 
 
-def _follow(service: ContainerService, container_id: str, path: Path, position: int,
-        inode: int) -> Iterator[dict[str, str]]:
-    """Tail the log; a rotation (new inode) is followed into the new file, after
-    reading what the old one still had."""
-    buffer = b""
+def _follow(service: ContainerService, container_id: str, path: Path, queue: list[_File],
+            buffer: bytes) -> Iterator[dict[str, str]]:
+    """Until the container stops: ``queue`` holds the file being read (first) and the
+    newer files found after it, oldest first; each poll finds the files newer than
+    the newest held one and reads on through them, in order."""
     while True:
-        record = service.get(container_id)
-        with contextlib.suppress(FileNotFoundError), open(path, "rb") as handle:
-            current = os.fstat(handle.fileno()).st_ino
-            if inode and current != inode:
-                buffer += _rest_of_rotated(path, inode, position)
-                position = 0
-            inode = current
-            handle.seek(position)
-            chunk = handle.read()
-            position += len(chunk)
-            buffer += chunk
-        *complete, buffer = buffer.split(b"\n")
-        yield from _parse_lines(b"\n".join(complete))
-        if record.state not in ("running", "paused") and not supervised(record):
+        try:
+            record = service.get(container_id)
+            running = record.state in ("running", "paused", "restarting") or \
+                supervised(record)
+        except ContainerNotFound:  # removed (--rm) once it exited: all it wrote is here
+            running = False
+        _newer_files(path, queue)
+        while queue:
+            buffer += queue[0][1].read()
+            *complete, buffer = buffer.split(b"\n")
+            yield from _parse_lines(b"\n".join(complete))
+            if len(queue) == 1:
+                break
+            # a newer file exists: this one was complete before we read it to its end
+            queue.pop(0)[1].close()
+            buffer = b""  # (nothing: the writer writes whole lines)
+        if not running:
             return
         time.sleep(0.01)
 
 
+def _newer_files(path: Path, queue: list[_File]) -> None:
+    """Append to ``queue`` the log's files newer than its last one (all of them if that
+    one is gone: files go oldest first), or the first file if ``queue`` is empty."""
+    found = _snapshot(path)
+    inodes = [inode for inode, _ in found]
+    if not queue:
+        newer = found
+    elif queue[-1][0] in inodes:
+        newer = found[inodes.index(queue[-1][0]) + 1:]
+    else:
+        newer = found
+    queue += newer
+    _close([item for item in found if item not in newer])
+
+
+def _snapshot(path: Path) -> list[_File]:
+    """The log's files, oldest first, each open: a view of one instant, taken again
+    if a rotation moved any of them while we looked (every name is looked at twice)."""
+    from dockyard.supervise.logfile import log_files
+
+    while True:
+        files: list[_File] = []
+        seen: dict[str, int] = {}
+        for name in log_files(path):
+            try:
+                handle = open(name, "rb")  # noqa: SIM115 - held by the caller
+            except FileNotFoundError:
+                continue
+            inode = os.fstat(handle.fileno()).st_ino
+            files.append((inode, handle))
+            seen[name.name] = inode
+        again: dict[str, int] = {}
+        for name in log_files(path):
+            with contextlib.suppress(FileNotFoundError):
+                again[name.name] = name.stat().st_ino
+        if again == seen:
+            return files
+        _close(files)
+
+
+def _close(files: list[_File]) -> None:
+    for _inode, handle in files:
+        handle.close()
+
+
 def _parse_lines(data: bytes) -> list[dict[str, str]]:
-    """json-file lines; a torn line (a rotation raced a reader) is skipped, not fatal."""
+    """json-file lines; a torn line (a file rotated away under a writer) is skipped."""
     entries = []
     for line in data.split(b"\n"):
         if line.strip():
             with contextlib.suppress(ValueError):
                 entries.append(json.loads(line))
     return entries
-
-
-def _rotated_files(path: Path) -> list[Path]:
-    from dockyard.supervise.logfile import log_files
-
-    return [p for p in log_files(path) if p != path]
-
-
-def _entries(path: Path) -> list[dict[str, str]]:
-    try:
-        return _parse_lines(path.read_bytes())
-    except OSError:
-        return []
-
-
-def _rest_of_rotated(path: Path, inode: int, position: int) -> bytes:
-    """What the file we were following (now ``container.log.1``) got after ``position``."""
-    rotated = path.with_name(path.name + ".1")
-    with contextlib.suppress(OSError), open(rotated, "rb") as handle:
-        if os.fstat(handle.fileno()).st_ino == inode:
-            handle.seek(position)
-            return handle.read()
-    return b""

@@ -578,6 +578,27 @@ class ContainerService:
                 return
             self._after_exit(record)
 
+    def remove_after_run(self, container_id: str) -> None:
+        """``run --rm`` in the foreground, once the container exited: it goes with its
+        anonymous volumes, named ones stay (Docker's order: one party removes both).
+        That party is its supervisor's exit hook; this waits for the supervisor to be
+        done and does the hook's work only if the hook could not (the supervisor died
+        first, or never started) — never beside it."""
+        while True:
+            status = _read_status(self.bundle(container_id))
+            processes.wait_exit(int(status.get("monitor_pid") or 0),
+                                int(status.get("monitor_start") or 0), None)
+            try:
+                record = self.get(container_id)  # (a dead supervisor's work done here)
+            except ContainerNotFound:
+                return
+            if record.state in ACTIVE_STATES or supervised(record):
+                time.sleep(0.05)  # re-adopted or started again: wait for that supervisor
+                continue
+            with contextlib.suppress(ContainerNotFound, FileNotFoundError):
+                self.on_exit(record.id)
+            return
+
     def _after_exit(self, record: ContainerRecord) -> None:
         self._unmount_if_idle(record.id)
         self._withdraw_names(record.id)

@@ -6,6 +6,13 @@ Clients connect to ``attach.sock`` in the container's directory (through
 one line first: ``attach`` (then raw input; output comes back framed as Docker's
 stdcopy does — 1 byte stream, 3 zero bytes, 4-byte big-endian length — or raw for a
 TTY) or ``resize ROWS COLS`` (sets the pty window size; the container gets SIGWINCH).
+
+``attach exit`` is the foreground ``run``'s (and ``attach``'s) way in: output always
+framed (a TTY's as stdout), and after the last of it, once the supervisor has
+recorded the exit, one frame of stream ``EXIT_STREAM`` carrying the exit code in
+decimal — Docker's ``wait`` condition ``next-exit``, on the same connection.  The
+client gets every byte the container writes, whatever the log's rotation does: the
+output goes to the clients as it is read, before it is written to the log.
 """
 
 from __future__ import annotations
@@ -23,6 +30,11 @@ from pathlib import Path
 from dockyard.supervise.logfile import JsonLog
 
 STREAM_IDS = {"stdout": 1, "stderr": 2}
+EXIT_STREAM = 4  # not one of stdcopy's (0 stdin, 1 stdout, 2 stderr, 3 system error)
+
+
+def frame(stream: int, data: bytes) -> bytes:
+    return struct.pack(">BxxxL", stream, len(data)) + data
 
 
 def _close_gently(client: socket.socket) -> None:
@@ -54,6 +66,8 @@ class IOHub:
         self.clients: list[socket.socket] = []
         self.readable: list[socket.socket] = []  # clients whose input is still open
         self.pending: dict[socket.socket, bytes] = {}
+        self.framed: set[socket.socket] = set()  # clients that get frames even with a TTY
+        self.waiting: list[socket.socket] = []  # ``attach exit`` clients: get the exit code
         self.outputs: dict[int, str] = {}
         self.input_fd: int | None = None  # pty master or stdin pipe write end
 
@@ -91,19 +105,29 @@ class IOHub:
                     self.log.write(stream, line + b"\n")
             self._service([s for s in ready if not isinstance(s, int)])
         for client in self.clients:
-            _close_gently(client)
+            if client not in self.waiting:
+                _close_gently(client)
         self.clients.clear()
+        self.readable.clear()
         if self.input_fd is not None and not self.tty:
             with contextlib.suppress(OSError):
                 os.close(self.input_fd)
             self.input_fd = None
 
+    def exited(self, code: int) -> None:
+        """After the exit is recorded: the code to the clients that asked for it."""
+        for client in self.waiting:
+            with contextlib.suppress(OSError):
+                client.sendall(frame(EXIT_STREAM, str(code).encode()))
+            _close_gently(client)
+            self.framed.discard(client)
+        self.waiting.clear()
+
     def _broadcast(self, stream: str, data: bytes) -> None:
-        frame = data if self.tty else struct.pack(">BxxxL", STREAM_IDS[stream], len(data)) + \
-            data
+        framed = frame(STREAM_IDS[stream], data)
         for client in list(self.clients):
             try:
-                client.sendall(frame)
+                client.sendall(framed if client in self.framed else data)
             except OSError:
                 self._drop(client)
 
@@ -137,6 +161,10 @@ class IOHub:
         elif words[:1] == ["attach"]:
             self.clients.append(conn)
             self.readable.append(conn)
+            if not self.tty or "exit" in words[1:]:
+                self.framed.add(conn)
+            if "exit" in words[1:]:
+                self.waiting.append(conn)
             if rest:
                 self._forward(rest)
         else:
@@ -161,13 +189,19 @@ class IOHub:
                 os.write(self.input_fd, data)
 
     def _drop(self, client: socket.socket) -> None:
-        for group in (self.clients, self.readable):
+        for group in (self.clients, self.readable, self.waiting):
             if client in group:
                 group.remove(client)
+        self.framed.discard(client)
         with contextlib.suppress(OSError):
             client.close()
 
     def close(self) -> None:
+        """The end: a client still waiting for an exit code hears none (the exit went
+        unrecorded, as when the container could not start) and looks at the record."""
+        for client in self.waiting:
+            _close_gently(client)
+        self.waiting.clear()
         self.listener.close()
         with contextlib.suppress(OSError):
             os.unlink(socket_path(self.bundle_fd))

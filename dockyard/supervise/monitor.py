@@ -74,6 +74,7 @@ class Supervisor:
         self.tty: bool = args.tty
         self.stdin: bool = args.stdin
         self.wait_attach: bool = args.wait_attach
+        self.answered = False  # the CLI's one line went out (see _answer)
         self.pause_at: str = args.pause_at  # tests only: see supervise.process.pause_at
         # re-adoption: a running init whose supervisor died (not our child)
         self.adopted = (0, 0)
@@ -99,6 +100,10 @@ class Supervisor:
                                        "oom_killed": False, "error": "",
                                        "supervisor_pid": os.getpid(),
                                        "supervisor_start": start_time(os.getpid()) or 0}
+        # never cleared, unlike supervisor_pid (cleared once the exit is recorded): who
+        # is still finishing the container's exit (its exit hook: unmount, --rm)
+        self.status.update(monitor_pid=self.status["supervisor_pid"],
+                           monitor_start=self.status["supervisor_start"])
         if self.adopted[0]:  # what the dead supervisor knew that still holds
             with contextlib.suppress(OSError, ValueError):
                 old = json.loads((self.bundle / "status.json").read_text())
@@ -140,7 +145,7 @@ class Supervisor:
         if self.network:
             self._connect(pid)
         if self.wait_attach and ready_fd >= 0:
-            _answer_cli(ready_fd, "ok")
+            self._answer(ready_fd, "ok")
             self.hub.wait_for_client(10.0)
             self.wait_attach = False
         self.driver.start(self.id)
@@ -295,20 +300,19 @@ class Supervisor:
 
     def run(self, ready_fd: int) -> int:
         self.save()  # our pid is visible from the first instant (see ContainerService._locked)
-        announced = self.wait_attach
         try:
             pid = self.adopt() if self.adopted[0] else self.start_once(ready_fd)
         except RuntimeError as exc:
             self.save(state="exited", exit_code=128, error=str(exc), supervisor_pid=0)
-            if not announced:
-                _answer_cli(ready_fd, str(exc).replace("\n", " ") or "error")
+            # (also when a client was to attach: create failed before "ok" went out,
+            # and the CLI, waiting for a word, holds the lock our exit hook takes)
+            self._answer(ready_fd, str(exc).replace("\n", " ") or "error")
             self.hub.close()
             self._exit_hook()
             return 1
         self.save(state="running", pid=pid, pid_start=start_time(pid) or 0, exit_code=0,
                   started_at=self.status["started_at"] if self.adopted[0] else now_iso())
-        if not announced:
-            _answer_cli(ready_fd, "ok")
+        self._answer(ready_fd, "ok")
         delay = 0.0
         started = time.monotonic()
         while True:
@@ -320,6 +324,7 @@ class Supervisor:
                 # the exit is recorded first: whoever waits for it need not wait for us
                 self.save(state="exited", pid=0, pid_start=0, exit_code=code,
                           finished_at=now_iso(), oom_killed=oom, supervisor_pid=0)
+                self.hub.exited(code)  # the attached foreground run's answer
                 self.driver.delete(self.id)
                 break
             self.driver.delete(self.id)
@@ -329,6 +334,7 @@ class Supervisor:
                       finished_at=now_iso(), oom_killed=oom,
                       restart_count=self.status["restart_count"] + 1,
                       restart_delays=[*self.status.get("restart_delays", []), delay][-20:])
+            self.hub.exited(code)  # Docker's run waits for the next exit, not the last
             self.wake.wait(delay)
             self.wake.clear()
             if (self.bundle / "stop-requested").exists():
@@ -355,6 +361,13 @@ class Supervisor:
         self.hub.close()
         self._exit_hook()
         return 0
+
+    def _answer(self, ready_fd: int, answer: str) -> None:
+        """The CLI's one line, once: "ok" (after create when a client is to attach,
+        else after start) or why the container could not start."""
+        if not self.answered and ready_fd >= 0:
+            self.answered = True
+            _answer_cli(ready_fd, answer)
 
     def _oom_killed(self) -> bool:
         config = json.loads((self.bundle / "config.json").read_text())
