@@ -126,16 +126,37 @@ def parse_mount(text: str) -> MountSpec:
     return MountSpec(kind, source, target, readonly, ",".join(options))
 
 
-def _env(env: tuple[str, ...], env_files: tuple[str, ...]) -> tuple[str, ...]:
-    import os
+def _env_file(path: str) -> list[str]:
+    """The docker CLI's env file: ``NAME=value`` (the value kept as it is), ``NAME``
+    (its value from this environment), ``#`` comments and blank lines."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "invalid utf8 bytes"
+        raise InvalidArgument(f"open {path}: {str(reason).lower()}") from None
+    result = []
+    for raw in text.splitlines():
+        line = raw.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        name, has_value, value = line.partition("=")
+        if not name:
+            raise InvalidArgument(f"no variable name on line '{line}'")
+        if any(c.isspace() for c in name):
+            raise InvalidArgument(f"poorly formatted environment: variable '{name}' contains "
+                                  "whitespaces")
+        if has_value:
+            result.append(f"{name}={value}")
+        else:
+            result.append(f"{name}={os.environ[name]}" if name in os.environ else name)
+    return result
 
+
+def _env(env: tuple[str, ...], env_files: tuple[str, ...]) -> tuple[str, ...]:
     result: list[str] = []
     for path in env_files:
-        with open(path) as handle:
-            for line in handle:
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    result.append(line)
+        result += _env_file(path)
     for item in env:
         if "=" not in item and item in os.environ:
             item = f"{item}={os.environ[item]}"

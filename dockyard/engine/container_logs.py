@@ -14,15 +14,17 @@ then — however many rotations happened in between, as long as those files exis
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from dockyard.engine.containers import supervised
-from dockyard.errors import ContainerNotFound
+from dockyard.errors import ContainerNotFound, InvalidArgument
 
 if TYPE_CHECKING:
     from dockyard.engine.containers import ContainerService
@@ -49,7 +51,8 @@ def read(service: ContainerService, ref: str, *, follow: bool = False, tail: int
         _close(files)
         raise
     if since:
-        lines = [entry for entry in lines if entry["time"] >= since]
+        after = since_ns(since)
+        lines = [entry for entry in lines if _entry_ns(entry) >= after]
     if tail is not None:
         lines = lines[-tail:] if tail > 0 else []
     _close(files[:-1])
@@ -132,6 +135,52 @@ def _snapshot(path: Path) -> list[_File]:
 def _close(files: list[_File]) -> None:
     for _inode, handle in files:
         handle.close()
+
+
+_DURATION = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
+            "h": 3600 * 10**9}
+_STAMP = re.compile(r"(\d{4}-\d\d-\d\d(?:T\d\d(?::\d\d(?::\d\d)?)?)?)(?:\.(\d+))?"
+                    r"([Zz]|[+-]\d\d:\d\d)?")
+
+
+def since_ns(value: str, now_ns: int | None = None) -> int:
+    """Docker's ``--since`` (the docker CLI's ``GetTimestamp``) in nanoseconds since the
+    epoch: a Go duration back from now (``10m``, ``1h30m``: whole seconds), an RFC 3339
+    date or time (``2024-05-01``, ``…T10:00``, ``…T10:00:00.5Z``, ``…+02:00``; local
+    time without a zone) or a unix timestamp (``1714557600``, ``1714557600.5``)."""
+    text = value.strip()
+    sign, body = (-1, text[1:]) if text[:1] == "-" else (1, text.removeprefix("+"))
+    if body and _DURATION.sub("", body) == "":
+        nanos = sum(float(n) * _UNIT_NS[unit] for n, unit in _DURATION.findall(body))
+        now = time.time_ns() if now_ns is None else now_ns
+        return (now - sign * int(nanos)) // 10**9 * 10**9
+    unix = re.fullmatch(r"(\d+)(?:\.(\d{1,9}))?", text)
+    if unix:
+        return int(unix[1]) * 10**9 + int((unix[2] or "").ljust(9, "0"))
+    stamp = _STAMP.fullmatch(text)
+    if stamp is None:
+        raise InvalidArgument(f'failed to parse value as time or duration: "{value}"')
+    try:
+        moment = datetime.datetime.fromisoformat(stamp[1])
+    except ValueError as exc:
+        raise InvalidArgument(f'failed to parse value as time or duration: "{value}": '
+                              f"{exc}") from None
+    zone = stamp[3]
+    if zone in ("Z", "z"):
+        moment = moment.replace(tzinfo=datetime.UTC)
+    elif zone:
+        offset = datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        moment = moment.replace(tzinfo=datetime.timezone(offset if zone[0] == "+"
+                                                         else -offset))
+    return int(moment.timestamp()) * 10**9 + int((stamp[2] or "")[:9].ljust(9, "0"))
+
+
+def _entry_ns(entry: dict[str, str]) -> int:
+    try:
+        return since_ns(entry["time"])
+    except (InvalidArgument, KeyError):
+        return 0
 
 
 def _parse_lines(data: bytes) -> list[dict[str, str]]:
