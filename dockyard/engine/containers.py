@@ -426,6 +426,8 @@ class ContainerService:
                 "--network", json.dumps(network) if network else "",
                 "--restart-count", str(restart_count),
                 "--pause-at", os.environ.get(processes.PAUSE_ENV, ""), *flags]
+        if attach:  # we attach: waited for while we live (see supervise.monitor)
+            argv += ["--attach-client", f"{os.getpid()}:{processes.start_time(os.getpid()) or 0}"]
         return [*argv, "--adopt", adopt] if adopt else argv
 
     def _launch_supervisor(self, argv: list[str]) -> str:

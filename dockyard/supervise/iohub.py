@@ -24,6 +24,7 @@ import select
 import socket
 import struct
 import termios
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -71,13 +72,20 @@ class IOHub:
         self.outputs: dict[int, str] = {}
         self.input_fd: int | None = None  # pty master or stdin pipe write end
 
-    def wait_for_client(self, timeout: float) -> None:
-        """Docker attaches before it starts: block until a client says ``attach``."""
-        deadline = timeout
-        while not self.clients and deadline > 0:
-            watch: list[socket.socket] = [self.listener, *self.pending]
-            ready, _, _ = select.select(watch, [], [], 0.1)
-            deadline -= 0.1
+    def wait_for_client(self, timeout: float, gone_fd: int | None = None) -> None:
+        """Docker attaches before it starts: block until a client says ``attach``, for
+        ``timeout`` seconds at most, or until ``gone_fd`` (a pidfd of the process that
+        is to attach) says that process died."""
+        deadline = time.monotonic() + timeout
+        while not self.clients:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            watch: list[int | socket.socket] = [self.listener, *self.pending]
+            ready, _, _ = select.select(watch + ([gone_fd] if gone_fd is not None else []),
+                                        [], [], left)
+            if gone_fd is not None and gone_fd in ready:
+                return
             self._service(ready)
 
     def run(self) -> None:

@@ -41,7 +41,13 @@ from dockyard.supervise.health import HealthChecker
 from dockyard.supervise.helper import keep_out_of_forks, release, run_in_fork
 from dockyard.supervise.iohub import IOHub
 from dockyard.supervise.logfile import JsonLog, now_iso
-from dockyard.supervise.process import is_alive, pause_at, start_time, wait_exit
+from dockyard.supervise.process import (
+    is_alive,
+    open_verified,
+    pause_at,
+    start_time,
+    wait_exit,
+)
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -50,6 +56,9 @@ PR_SET_CHILD_SUBREAPER = 36
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 60.0
 BACKOFF_RESET_AFTER = 10.0
+# how long a supervisor waits for the live CLI of a foreground run to attach (it does
+# at once; this only bounds a client that never comes)
+ATTACH_WAIT = 120.0
 
 
 def restart_delay(previous: float, ran_for: float) -> float:
@@ -75,6 +84,8 @@ class Supervisor:
         self.stdin: bool = args.stdin
         self.wait_attach: bool = args.wait_attach
         self.answered = False  # the CLI's one line went out (see _answer)
+        pid, _, start = args.attach_client.partition(":")
+        self.attach_client = (int(pid or 0), int(start or 0))  # PID:START to wait for
         self.pause_at: str = args.pause_at  # tests only: see supervise.process.pause_at
         # re-adoption: a running init whose supervisor died (not our child)
         self.adopted = (0, 0)
@@ -145,8 +156,18 @@ class Supervisor:
         if self.network:
             self._connect(pid)
         if self.wait_attach and ready_fd >= 0:
+            # the client (a foreground run's CLI) attaches as soon as it hears "ok":
+            # waited for while it lives (a pidfd opened first: a CLI killed before the
+            # answer is not waited for), 10 s when it is not known
+            client = open_verified(*self.attach_client) if self.attach_client[0] else None
             self._answer(ready_fd, "ok")
-            self.hub.wait_for_client(10.0)
+            try:  # (a client known to be gone already is not waited for at all)
+                if client is not None or not self.attach_client[0]:
+                    self.hub.wait_for_client(ATTACH_WAIT if client is not None else 10.0,
+                                             client)
+            finally:
+                if client is not None:
+                    os.close(client)
             self.wait_attach = False
         self.driver.start(self.id)
         return pid
@@ -489,6 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--network", default="", help="JSON bridge attachment and ports")
     parser.add_argument("--stdin", action="store_true")
     parser.add_argument("--wait-attach", action="store_true")
+    parser.add_argument("--attach-client", default="",
+                        help="PID:START of the process to attach (waited for while alive)")
     parser.add_argument("--log-max-size", type=int, default=0)
     parser.add_argument("--log-max-file", type=int, default=1)
     parser.add_argument("--pause-at", default="", help="test hook: phases to pause at")
