@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from dockyard.cli import blkio
 from dockyard.cli.render import container_fields, human_ago, render
 from dockyard.engine.engine import Engine
 from dockyard.engine.spec import (
@@ -233,7 +234,7 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
         tuple(parse_mount(m) for m in o["mount"]),
         volumes_from=tuple(o["volumes_from"]),
         ports=tuple(p for text in o["publish"] for p in parse_publish(text)),
-        publish_all=o["publish_all"])
+        publish_all=o["publish_all"], **blkio.spec_fields(o))
 
 
 def _port_range(text: str, spec: str) -> tuple[int, int]:
@@ -310,6 +311,7 @@ def container_options(func: Any) -> Any:
         click.option("--rm", is_flag=True), click.option("-m", "--memory"),
         click.option("--memory-swap"), click.option("--cpus"),
         click.option("--cpu-shares", type=int), click.option("--pids-limit", type=int),
+        *blkio.click_options(),
         click.option("--ulimit", multiple=True), click.option("--cap-add", multiple=True),
         click.option("--cap-drop", multiple=True), click.option("--security-opt", multiple=True),
         click.option("--privileged", is_flag=True), click.option("--oom-kill-disable",

@@ -87,3 +87,19 @@ def test_a_path_that_is_no_block_device_fails_start_clearly(box: Dockyard) -> No
         blkio_weight_device=(BlkioWeightDevice("/dev/null", 500),)))
     assert result.returncode != 0
     assert "start: /dev/null is not a block device" in result.stderr
+
+
+def test_run_flags_reach_the_cgroup(box: Dockyard) -> None:
+    """``dockyard run --device-read-bps/--device-write-iops/--blkio-weight`` as users
+    type them: read back inside the container; a weight out of range is refused (125)."""
+    _major, _minor, disk = whole_disk()
+    device = f"/dev/{disk}"
+    if not Path(device).exists():
+        pytest.skip(f"no {device} node on this host")
+    out = box("run", "--rm", "--network", "none", "--device-read-bps", f"{device}:1mb",
+              "--device-write-iops", f"{device}:70", "box:1", "cat",
+              "/sys/fs/cgroup/blkio/blkio.throttle.read_bps_device",
+              "/sys/fs/cgroup/blkio/blkio.throttle.write_iops_device").stdout.split()
+    assert out[1::2] == ["1048576", "70"]
+    refused = box("run", "--rm", "--blkio-weight", "5", "box:1", "true", check=False)
+    assert refused.returncode == 125 and "Range of blkio weight" in refused.stderr
