@@ -52,14 +52,27 @@ def merge_env(image_env: list[str], extra: tuple[str, ...]) -> list[str]:
     return list(merged.values())
 
 
+def available_capabilities() -> list[str]:
+    """Every capability this environment can grant: those of our bounding set (moby's
+    GetAllCapabilities; a host without CAP_SYS_RESOURCE, as this VM kind, cannot give
+    it to a container, and asking for it makes capset fail)."""
+    try:
+        with open("/proc/self/status") as handle:
+            line = next(x for x in handle if x.startswith("CapBnd:"))
+        bounding = int(line.split()[1], 16)
+    except (OSError, StopIteration, ValueError):
+        return list(CAPABILITY_NAMES)
+    return [name for number, name in enumerate(CAPABILITY_NAMES) if bounding >> number & 1]
+
+
 def capabilities(spec: ContainerSpec) -> list[str]:
     if spec.privileged:
-        return list(CAPABILITY_NAMES)
+        return available_capabilities()
     caps = list(DOCKER_DEFAULT_CAPABILITIES)
     adds = [_cap(c) for c in spec.cap_add]
     drops = [_cap(c) for c in spec.cap_drop]
     if "ALL" in adds:
-        caps = list(CAPABILITY_NAMES)
+        caps = available_capabilities()
     if "ALL" in drops:
         caps = []
     caps += [c for c in adds if c != "ALL" and c not in caps]
@@ -118,6 +131,8 @@ def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hos
     linux = oci["linux"]
     linux["cgroupsPath"] = cgroup_path
     linux["resources"] = _resources(spec, device_numbers or host_block_device)
+    if spec.privileged:
+        linux["devices"] = host_devices()
     if spec.network_mode == "host":
         linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
     _security(oci, spec, caps, seccomp_json)
@@ -220,6 +235,34 @@ def _resources(spec: ContainerSpec,
     if block_io:
         resources["blockIO"] = block_io
     return resources
+
+
+# made by the runtime in every container (or by its mounts): not listed again
+_RUNTIME_DEVICES = {"null", "zero", "full", "random", "urandom", "tty", "console", "ptmx"}
+_SKIPPED_DEV_DIRS = {"pts", "shm", "mqueue", ".lxc", ".lxd-mounts"}
+
+
+def host_devices() -> list[dict[str, Any]]:
+    """``--privileged``: every device node of the host's /dev, as moby's HostDevices
+    (the devices cgroup already allows all of them)."""
+    found: list[dict[str, Any]] = []
+    for directory, dirs, files in os.walk("/dev"):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DEV_DIRS)
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            if directory == "/dev" and name in _RUNTIME_DEVICES:
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+                continue
+            found.append({"path": path, "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+                          "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                          "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
+                          "gid": st.st_gid})
+    return found
 
 
 def _security(oci: dict[str, Any], spec: ContainerSpec, caps: list[str],

@@ -147,11 +147,6 @@ def _host_device() -> str:
     pytest.skip("no device node to look for in /dev")
 
 
-@pytest.mark.xfail(strict=True, reason="engine/ocispec.py: --privileged asks for every "
-                   "capability dockyard knows, also those outside this host's bounding set "
-                   "(CAP_SYS_RESOURCE here: 'capset self: Operation not permitted'; moby "
-                   "gives the caps of the current bounding set), and adds no host devices "
-                   "to /dev (moby: every host device)")
 def test_privileged_has_every_capability_and_the_hosts_devices(dy: Dockyard) -> None:
     device = _host_device()
     with open("/proc/self/status") as handle:  # ours: root's whole bounding set
