@@ -134,7 +134,7 @@ def subcommand(argv: list[str]) -> list[str]:
 
 
 def _is_run() -> bool:
-    return subcommand(sys.argv[1:]) in (["run"], ["container", "run"])
+    return subcommand(sys.argv[1:]) in (["run"], ["container", "run"], ["run-bundle"])
 
 
 def main() -> None:
