@@ -21,7 +21,7 @@ from dockyard.engine.spec import (
     TmpfsMount,
     Ulimit,
 )
-from dockyard.errors import InvalidArgument
+from dockyard.errors import ContainerNotFound, InvalidArgument
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
@@ -550,7 +550,10 @@ def ps_cmd(engine: Engine, all_containers: bool, quiet: bool, no_trunc: bool,
                 else "health: starting"
     rows = []
     for r in records:
-        inspected = engine.containers.inspect(r.id)  # once: COMMAND and the template fields
+        try:
+            inspected = engine.containers.inspect(r.id)  # once: COMMAND and template fields
+        except ContainerNotFound:
+            continue  # removed while we list: left out, as Docker does
         rows.append({
             "ID": r.id if no_trunc else r.id[:12], "Image": r.image,
             "Command": f'"{_command_text(inspected, no_trunc)}"',

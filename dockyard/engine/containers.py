@@ -94,9 +94,11 @@ class ContainerService:
         top = self.images.unpack(image)
         spec = spec._replace(mounts=self._resolve_mounts(spec, image))
         bundle = self.bundle(container_id)
-        with contextlib.ExitStack() as undo:
+        with contextlib.ExitStack() as held, contextlib.ExitStack() as undo:
             bundle.mkdir(parents=True)
             undo.callback(shutil.rmtree, bundle, True)
+            # held until the record exists: `system check` leaves a folder in the making
+            held.enter_context(self._locked(container_id))
             (bundle / "rootfs").mkdir()
             self.images.snapshotter.prepare(container_id, top)
             undo.callback(self.images.snapshotter.remove, container_id)
@@ -378,6 +380,26 @@ class ContainerService:
             self._held.discard(container_id)
             os.close(fd)
 
+    def _busy(self, container_id: str) -> bool:
+        """Whether another live process holds the container's lock (creating, starting,
+        running its exit hook or removing it): ``system check`` leaves it alone, since
+        nothing about it is provably abandoned."""
+        import fcntl
+
+        if container_id in self._held:
+            return False
+        try:
+            fd = os.open(self.bundle(container_id) / "lock", os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
     def _start_locked(self, record: ContainerRecord, attach: bool, *,
                       restart_count: int = 0) -> ContainerRecord:
         bundle = self.bundle(record.id)
@@ -493,14 +515,21 @@ class ContainerService:
         root = self.layout.root / "containers"
         on_disk = {p.name for p in root.iterdir()} if root.is_dir() else set()
         for container_id in sorted(set(records) - on_disk):
+            if not self.store.db.query("SELECT 1 FROM containers WHERE id=?", (container_id,)):
+                continue  # removed meanwhile (a cleanup takes the files, then the record)
             problems.append(f"container {container_id[:12]}: record without files")
             if repair:
                 self.store.remove(container_id)
         for name in sorted(on_disk - set(records)):
+            if self._busy(name) or self.store.db.query(
+                    "SELECT 1 FROM containers WHERE id=?", (name,)):
+                continue  # being created or removed by a live command right now
             problems.append(f"container directory {name[:12]}: no record")
             if repair:
                 self.cleanup(name)
         for record in records.values():
+            if self._busy(record.id):
+                continue  # a live command (start, exit hook, rm) is working on it
             orphaned = self.orphaned(record)
             live = orphaned and record.state in ACTIVE_STATES and init_alive(record)
             if orphaned:
@@ -574,11 +603,14 @@ class ContainerService:
         record = self.get(ref)
         if not self.bundle(record.id).exists():
             return
-        with self._locked(record.id):
-            record = self.get(ref)
-            if record.state in ACTIVE_STATES or supervised(record):
-                return
-            self._after_exit(record)
+        try:
+            with self._locked(record.id):
+                record = self.get(ref)
+                if record.state in ACTIVE_STATES or supervised(record):
+                    return
+                self._after_exit(record)
+        except (FileNotFoundError, ContainerNotFound):
+            return  # removed (rm -f) while we waited for the lock: nothing left to do
 
     def remove_after_run(self, container_id: str) -> None:
         """``run --rm`` in the foreground, once the container exited: it goes with its
@@ -704,7 +736,8 @@ class ContainerService:
             self.wait_exited(record.id)
         if volumes:
             self.remove_anonymous_volumes(record)
-        self.cleanup(record.id)
+        with self._locked(record.id):  # `system check` leaves a removal in progress alone
+            self.cleanup(record.id)
         return record.id
 
     def cleanup(self, container_id: str) -> None:
