@@ -9,6 +9,7 @@ started per container in its own session so the container outlives the CLI.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -371,7 +372,13 @@ class ContainerService:
         the rootfs): without it a restart could lose its rootfs to a late unmount."""
         import fcntl
 
-        fd = os.open(self.bundle(container_id) / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        path = self.bundle(container_id) / "lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:  # a read-only root: an existing lock still locks
+            if exc.errno not in (errno.EROFS, errno.EACCES) or not path.exists():
+                raise
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._held.add(container_id)
