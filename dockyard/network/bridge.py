@@ -9,6 +9,7 @@ disappears by itself when the container's namespace does.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 from typing import Any, NamedTuple
@@ -71,10 +72,17 @@ def attach(pid: int, attachment: Attachment) -> None:
         if not bridge:
             raise InternalError(f"network bridge {attachment.bridge} does not exist")
         ipr.link("add", ifname=attachment.host_ifname, kind="veth", peer=peer)
-        host = ipr.link_lookup(ifname=attachment.host_ifname)[0]
-        inner = ipr.link_lookup(ifname=peer)[0]
-        ipr.link("set", index=host, master=bridge[0], state="up")
-        ipr.link("set", index=inner, net_ns_pid=pid)
+        try:
+            host = ipr.link_lookup(ifname=attachment.host_ifname)[0]
+            inner = ipr.link_lookup(ifname=peer)[0]
+            ipr.link("set", index=host, master=bridge[0], state="up")
+            ipr.link("set", index=inner, net_ns_pid=pid)
+        except BaseException:
+            # the container died meanwhile (an rm -f during a restart): both ends are
+            # still ours on the host, so delete the pair instead of leaving it behind
+            with contextlib.suppress(Exception):
+                ipr.link("del", ifname=attachment.host_ifname)
+            raise
     # setns ourselves rather than pyroute2's NetNS, which starts a helper process
     setns(f"/proc/{pid}/ns/net", flags=0)
     with _ipr() as ns:
