@@ -225,10 +225,15 @@ class Scene:
 
     def release(self) -> None:
         """Let a supervisor paused at a phase go on."""
-        if self.containers.is_dir():
-            for marker in self.containers.glob("*/pause-*"):
-                with contextlib.suppress(OSError):
-                    marker.unlink()
+        if not self.containers.is_dir():
+            return
+        try:  # a container folder may go while we look (a removal beside us)
+            markers = list(self.containers.glob("*/pause-*"))
+        except FileNotFoundError:
+            return
+        for marker in markers:
+            with contextlib.suppress(OSError):
+                marker.unlink()
 
     def let_go(self) -> None:
         """Make the container's command end (exit 0) if it runs."""
