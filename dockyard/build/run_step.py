@@ -228,12 +228,8 @@ def _copy_scratch(source: str, scratch: Path) -> None:
     """A throw-away copy of a directory (another stage's or the context's), read and
     written by descriptor, without recursion."""
     from dockyard.fs.inroot import Root
-    from dockyard.snapshots.unpack import Placer, TarRules, place_tree
+    from dockyard.snapshots.unpack import copy_tree
 
     scratch.mkdir()
-    with Root(source, what="mount source") as src, Root(scratch, what="scratch") as out:
-        placer = Placer(out, "/", TarRules(whiteouts=False, follow=False, what="mount"))
-        try:
-            place_tree(placer, src.fd)
-        finally:
-            placer.close()
+    with Root(source, what="mount source") as src:
+        copy_tree(src.fd, scratch, "mount")

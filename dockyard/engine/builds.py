@@ -255,15 +255,11 @@ def _copy_tree_with_owners(source: Path, dest: Path) -> None:
     are copied as links, never followed; the image's tree is read by descriptor and
     written below ``dest`` only)."""
     from dockyard.fs.inroot import Root
-    from dockyard.snapshots.unpack import Placer, TarRules, place_tree
+    from dockyard.snapshots.unpack import copy_tree
 
     dest.mkdir(parents=True, exist_ok=True)
-    with Root(source, what="image") as image, Root(dest, what="destination") as out:
-        placer = Placer(out, "/", TarRules(whiteouts=False, follow=False, what="output"))
-        try:
-            place_tree(placer, image.fd)
-        finally:
-            placer.close()
+    with Root(source, what="image") as image:
+        copy_tree(image.fd, dest, "output")
 
 
 @contextlib.contextmanager

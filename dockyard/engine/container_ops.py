@@ -22,7 +22,6 @@ from dockyard.engine.names import valid
 from dockyard.engine.records import ContainerRecord
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.runtime import operations
-from dockyard.snapshots.unpack import OPAQUE_XATTR
 
 
 class ContainerOps:
@@ -194,6 +193,7 @@ class ContainerOps:
         The upper directory is walked by descriptor (a container made it)."""
         from dockyard.fs.inroot import Root
         from dockyard.fs.tree import walk
+        from dockyard.snapshots.diff import opaque_at
 
         record = self.service.get(ref)
         upper = self.service.images.snapshotter.upper_dir(record.id)
@@ -206,7 +206,7 @@ class ContainerOps:
                 st = entry.stat
                 if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                     changes.append(("D", inner))
-                elif entry.is_dir and _opaque_at(entry.dir_fd, entry.name):
+                elif entry.is_dir and opaque_at(entry.dir_fd, entry.name):
                     changes.append(("A", inner))
                 else:
                     changes.append(("C" if _in_lowers(lowers, entry.relative) else "A",
@@ -390,16 +390,3 @@ def _in_lowers(lowers: list[str], relative: str) -> bool:
     from dockyard.fs.inroot import lexists_beneath
 
     return any(lexists_beneath(lower, relative) for lower in lowers)
-
-
-def _opaque_at(dir_fd: int, name: str) -> bool:
-    try:
-        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-    except OSError:
-        return False
-    try:
-        return os.getxattr(f"/proc/self/fd/{fd}", OPAQUE_XATTR) == b"y"
-    except OSError:
-        return False
-    finally:
-        os.close(fd)

@@ -826,7 +826,7 @@ def _copy_up(rootfs: Path, target: str, data: Path) -> None:
     modes and times kept.  ``target`` is resolved in the container's root in one step
     and both trees are walked and written by descriptor (the image is hostile input)."""
     from dockyard.fs.inroot import Root
-    from dockyard.snapshots.unpack import Placer, TarRules, place_tree
+    from dockyard.snapshots.unpack import copy_tree
 
     with Root(rootfs, what="container") as root:
         try:
@@ -834,13 +834,7 @@ def _copy_up(rootfs: Path, target: str, data: Path) -> None:
         except OSError:
             return  # nothing there (or not a directory): the volume starts empty
         try:
-            with Root(data, what="volume") as volume:
-                placer = Placer(volume, "/", TarRules(whiteouts=False, follow=False,
-                                                      what="volume copy-up"))
-                try:
-                    place_tree(placer, top)
-                finally:
-                    placer.close()
+            copy_tree(top, data, "volume copy-up")
         finally:
             os.close(top)
 

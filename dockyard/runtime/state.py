@@ -42,15 +42,9 @@ def now_rfc3339() -> str:
 
 def process_start_time(pid: int) -> int | None:
     """Field 22 of /proc/<pid>/stat, or None if the process is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read()
-    except OSError:
-        return None
-    fields = raw[raw.rfind(b")") + 2 :].split()
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[19])
+    from dockyard.supervise.process import start_time  # the one parser of /proc/PID/stat
+
+    return start_time(pid)
 
 
 class ContainerRecord(NamedTuple):

@@ -71,17 +71,23 @@ def write_diff(upper: str, out: IO[bytes]) -> str:
     return f"sha256:{sink.hash.hexdigest()}"
 
 
-def _add_opaque_marker(archive: tarfile.TarFile, entry: Entry, clamp: int | None) -> None:
+def opaque_at(dir_fd: int, name: str) -> bool:
+    """Whether the directory ``name`` below ``dir_fd`` is opaque (overlayfs's xattr),
+    looked at through a descriptor of it, never a path."""
     try:
-        fd = os.open(entry.name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     dir_fd=entry.dir_fd)
+        fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
     except OSError:
-        return
+        return False
     try:
-        if _is_opaque(fd):
-            archive.addfile(_marker(f"{entry.relative}/{OPAQUE_MARKER}", clamp))
+        return _is_opaque(fd)
     finally:
         os.close(fd)
+
+
+def _add_opaque_marker(archive: tarfile.TarFile, entry: Entry, clamp: int | None) -> None:
+    if opaque_at(entry.dir_fd, entry.name):
+        archive.addfile(_marker(f"{entry.relative}/{OPAQUE_MARKER}", clamp))
 
 
 def _marker(name: str, clamp: int | None) -> tarfile.TarInfo:

@@ -454,6 +454,18 @@ def place_tree(placer: Placer, top_fd: int, *, include: Callable[[str], bool] | 
         os.close(readable)
 
 
+def copy_tree(top_fd: int, dest: str | os.PathLike[str], what: str) -> None:
+    """Everything below the directory ``top_fd`` into the directory ``dest`` (owners,
+    modes and times kept; links copied as links), both sides by descriptor: volume
+    copy-up, ``-o type=local``, a RUN step's rw bind copy."""
+    with Root(dest, what=what) as out:
+        placer = Placer(out, "/", TarRules(whiteouts=False, follow=False, what=what))
+        try:
+            place_tree(placer, top_fd)
+        finally:
+            placer.close()
+
+
 def copy_from(dir_fd: int, name: str) -> Callable[[int], None]:
     """Contents of the regular file ``name`` below ``dir_fd``, never through a symlink
     (an empty ``name``: the file ``dir_fd`` holds itself)."""
