@@ -102,12 +102,9 @@ def rootfs_tar(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def box(tmp_path: Path, rootfs_tar: Path) -> Iterator[Dockyard]:
-    """The CLI with a busybox image ``box:1``; every container and the root's bridge
-    are removed afterwards."""
+    """The CLI with a busybox image ``box:1``; every container, the root's bridge and
+    its volumes are removed afterwards."""
     cli = Dockyard(tmp_path / "root", tmp_path / "docker-config")
     cli("import", "-c", 'CMD ["sh"]', str(rootfs_tar), "box:1")
     yield cli
-    ids = cli("ps", "-a", "-q", "--no-trunc", check=False).stdout.split()
-    if ids:
-        cli("rm", "-f", *ids, check=False)
-    cli("network", "prune", "-f", check=False)
+    cli.remove_everything()

@@ -58,11 +58,15 @@ class Dockyard:
                             env={**self.env, **(env or {})}, input=input, check=check)
 
     def remove_everything(self) -> None:
-        """Every container of this root, then its networks (bridges, iptables chains)."""
+        """Every container of this root (with its anonymous volumes), its networks
+        (bridges, iptables chains) and its volumes (a tmpfs-backed one is a mount)."""
         ids = self("ps", "-a", "-q", "--no-trunc", check=False).stdout.split()
         if ids:
-            self("rm", "-f", *ids, check=False)
+            self("rm", "-f", "-v", *ids, check=False)
         self("network", "prune", "-f", check=False)
+        names = self("volume", "ls", "-q", check=False).stdout.split()
+        if names:
+            self("volume", "rm", "-f", *names, check=False)
 
 
 @contextlib.contextmanager

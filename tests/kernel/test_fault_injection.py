@@ -28,7 +28,6 @@ import random
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 import pytest
 
 from dockyard.supervise.process import send_signal, start_time
+from dockyard.testing import poll
 from dockyard.testing.bundles import make_rootfs_tar
 from dockyard.testing.cli import Dockyard
 from tests.conftest import dockyard_runtime_argv
@@ -320,15 +320,10 @@ class Scene:
         raise AssertionError(what)
 
 
+
 def until(what: str, check: Callable[[], Any], timeout: float = DEADLINE,
           every: float = 0.002) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(every)
+    return poll.until(what, check, timeout, every)
 
 
 @contextlib.contextmanager

@@ -12,13 +12,13 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dockyard.testing.cli import Dockyard
+from dockyard.testing.poll import until
 
 pytestmark = pytest.mark.root
 
@@ -28,27 +28,14 @@ CAP_CHOWN, CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_SYS_ADMIN = 0, 10, 12, 21
 
 
 @pytest.fixture
-def dy(box: Dockyard) -> Iterator[Dockyard]:
-    yield box
-    names = box("volume", "ls", "-q", check=False).stdout.split()
-    if names:
-        box("volume", "rm", "-f", *names, check=False)
+def dy(box: Dockyard) -> Dockyard:
+    return box  # its teardown removes containers, networks and volumes
 
 
 def inspect(dy: Dockyard, name: str) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(dy("container", "inspect", name).stdout)[0]
     return doc
 
-
-def until(what: str, check: Any, timeout: float = 30) -> Any:
-    """Poll until ``check`` gives something true (a deadline, not a timed assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.02)
 
 
 def run(dy: Dockyard, *args: str) -> str:

@@ -8,13 +8,13 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dockyard.testing.cli import Dockyard
+from dockyard.testing.poll import until
 
 pytestmark = pytest.mark.root
 
@@ -37,17 +37,6 @@ def status_of(bundle: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((bundle / "status.json").read_text())
     return data
 
-
-def until(what: str, check: Any, timeout: float = 30) -> Any:
-    """Poll ``check`` until it returns something true; fail naming ``what`` after the
-    deadline (a deadline, not a timed assertion: a slow machine only waits longer)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.02)
 
 
 def in_own_group(dy: Dockyard, *args: str) -> subprocess.CompletedProcess[str]:

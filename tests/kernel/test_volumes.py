@@ -28,13 +28,7 @@ def dy(tmp_path: Path) -> Iterator[Dockyard]:
     cli = Dockyard(tmp_path / "root", tmp_path / "docker-config")
     cli("import", "-c", 'CMD ["sh"]', str(tar), "vbox:1")
     yield cli
-    ids = cli("ps", "-a", "-q", "--no-trunc", check=False).stdout.split()
-    if ids:
-        cli("rm", "-f", "-v", *ids, check=False)
-    cli("network", "prune", "-f", check=False)
-    names = cli("volume", "ls", "-q", check=False).stdout.split()
-    if names:
-        cli("volume", "rm", "-f", *names, check=False)
+    cli.remove_everything()
 
 
 def test_named_volume_outlives_its_container_and_is_seeded(dy: Dockyard) -> None:
