@@ -420,7 +420,8 @@ def test_cp_against_a_container_swapping_a_directory_for_a_symlink(
             target = out / f"copy{attempt}"
             cp("cp", f"{container}:/r/d/secret", str(target))
             if target.exists():
-                assert target.read_text() in ("inside\n", "decoy\n", "pwned", "")
+                assert any(legit.startswith(target.read_text()) for legit in (
+                    "inside\n", "decoy\n", "pwned"))  # or a prefix: copied while written
             assert sentinel.unchanged()
 
     with _docker_container(daemon, docker_box, script) as container:

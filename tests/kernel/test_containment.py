@@ -271,7 +271,8 @@ def test_cp_against_a_container_swapping_a_directory_for_a_symlink(
         result = box("cp", "racer:/r/d/secret", str(target), check=False)
         assert "Traceback" not in result.stderr
         if target.exists():
-            assert target.read_text() in ("inside\n", "decoy\n", "pwned", "")
+            assert any(legit.startswith(target.read_text()) for legit in (
+                "inside\n", "decoy\n", "pwned"))  # or a prefix: copied while written
     assert sentinel.unchanged()
 
 
