@@ -24,12 +24,15 @@ import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.fs.inroot import Root, clean, proc_path
 from dockyard.fs.tree import tar_info
 from dockyard.snapshots.unpack import Placer, TarRules, copy_from, extract_tar, place_tree
+
+if TYPE_CHECKING:
+    from dockyard.store.idmap import IdMap
 
 
 class Source(NamedTuple):
@@ -48,18 +51,25 @@ class Ownership(NamedTuple):
     uid: int = 0
     gid: int = 0
     mode: int | None = None  # --chmod
+    idmap: IdMap | None = None  # a remapped root: the ids above are stored shifted
 
 
 def _rules(owner: Ownership, what: str = "COPY") -> TarRules:
     return TarRules(whiteouts=False, follow=True, overwrite=True,
-                    owner=(owner.uid, owner.gid), mode=owner.mode, what=what)
+                    owner=(owner.uid, owner.gid), mode=owner.mode, what=what,
+                    idmap=owner.idmap)
 
 
 def make_dirs(rootfs: str, inner: str, owner: Ownership, *, chown_new: bool) -> None:
-    """``mkdir -p`` inside the rootfs; new directories 0755 (owned per --chown)."""
+    """``mkdir -p`` inside the rootfs; new directories 0755 (owned per --chown, else
+    by the container's root)."""
+    uid, gid = (owner.uid, owner.gid) if chown_new else (0, 0)
+    if owner.idmap is not None:
+        uid, gid = owner.idmap.to_host(uid, gid)
+
     def created(fd: int) -> None:
-        if chown_new:
-            os.chown(proc_path(fd), owner.uid, owner.gid)
+        if chown_new or owner.idmap is not None:
+            os.chown(proc_path(fd), uid, gid)
 
     with Root(rootfs, what="image") as root:
         os.close(root.make_dirs(clean(inner), created=created))
@@ -174,14 +184,18 @@ def extract_archive(path: str, rootfs: str, dest_inner: str, owner: Ownership) -
     make_dirs(rootfs, dest_inner, owner, chown_new=True)
     with Root(rootfs, what="image") as dst, open(path, "rb") as stream:
         extract_tar(stream, dst, dest_inner, TarRules(whiteouts=False, follow=True,
-                                                      overwrite=True, what="ADD"))
+                                                      overwrite=True, what="ADD",
+                                                      idmap=owner.idmap))
 
 
-def ownership(rootfs: Path, chown: str, chmod: int | None) -> Ownership:
+def ownership(rootfs: Path, chown: str, chmod: int | None,
+              idmap: IdMap | None = None) -> Ownership:
     """``--chown=user[:group]`` through the image's passwd and group files; a user
     without a group gets the user's id as group id (Docker's rule)."""
     from dockyard.images.users import resolve_user_in
 
+    if not chown:
+        return Ownership(mode=chmod, idmap=idmap)
     _user, _, group = chown.partition(":")
     ids = resolve_user_in(rootfs, chown)
-    return Ownership(ids.uid, ids.gid if group else ids.uid, chmod)
+    return Ownership(ids.uid, ids.gid if group else ids.uid, chmod, idmap)

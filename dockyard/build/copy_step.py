@@ -101,7 +101,7 @@ def copy(builder: Builder, state: StageState, instruction: Instruction, title: s
                    material, files)
 
     def work(rootfs: Path, step: int) -> None:
-        owner = copier.ownership(rootfs, chown, chmod) if chown else copier.Ownership(mode=chmod)
+        owner = copier.ownership(rootfs, chown, chmod, builder.images.snapshotter.idmap)
         root = str(rootfs)
         target_is_dir = into_directory or many or _is_dir(root, dest)
         for name, data, mode, mtime in literal:

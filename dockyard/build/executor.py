@@ -337,7 +337,7 @@ class Builder:
             if not os.listdir(upper):
                 return CachedLayer(None, None, None, 0, now_iso())
             with tempfile.TemporaryFile(dir=content.ingest_dir) as tmp:
-                diff_id = write_diff(str(upper), tmp)
+                diff_id = write_diff(str(upper), tmp, snapshotter.idmap)
                 tmp.seek(0)
                 check_layer(tmp)  # the door: what RUN made must be runnable (PATH_MAX…)
                 tmp.seek(0)
@@ -355,7 +355,7 @@ class Builder:
 
         def work(rootfs: Path, step: int) -> None:
             # as BuildKit: a directory WORKDIR creates belongs to the current USER
-            owner = copier.ownership(rootfs, user, None) if user else copier.Ownership()
+            owner = copier.ownership(rootfs, user, None, self.images.snapshotter.idmap)
             copier.make_dirs(str(rootfs), path, owner, chown_new=bool(user))
 
         self.layer_step(state, title, step_key(state.key, "WORKDIR", path, user), work,

@@ -116,6 +116,13 @@ def oci_mount(builder: Builder, spec: dict[str, str], bundle: Path, stack: conte
     import shutil
 
     kind, target = spec["type"], spec["target"]
+    idmap = builder.images.snapshotter.idmap
+
+    def owner_ids() -> tuple[int, int]:
+        """The mount's uid/gid options, as the host stores them."""
+        ids = int(spec.get("uid", "0")), int(spec.get("gid", "0"))
+        return idmap.to_host(*ids) if idmap else ids
+
     if kind == "tmpfs":
         options = ["nosuid", "nodev"] + ([f"size={spec['size']}"] if "size" in spec else [])
         return {"destination": target, "type": "tmpfs", "source": "tmpfs",
@@ -126,7 +133,7 @@ def oci_mount(builder: Builder, spec: dict[str, str], bundle: Path, stack: conte
                      hashlib.sha256(ident.encode()).hexdigest()[:32])
         if not directory.exists():
             directory.mkdir(parents=True, mode=int(spec.get("mode", "755"), 8))
-            os.chown(directory, int(spec.get("uid", "0")), int(spec.get("gid", "0")))
+            os.chown(directory, *owner_ids())
         if spec.get("sharing") == "locked":
             import fcntl
 
@@ -147,7 +154,7 @@ def oci_mount(builder: Builder, spec: dict[str, str], bundle: Path, stack: conte
         copy = bundle / f"secret-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
         shutil.copyfile(source, copy)
         copy.chmod(int(spec.get("mode", "400"), 8))
-        os.chown(copy, int(spec.get("uid", "0")), int(spec.get("gid", "0")))
+        os.chown(copy, *owner_ids())
         return {"destination": target or f"/run/secrets/{ident}", "type": "bind",
                 "source": str(copy), "options": ["rbind", "ro"]}
     # bind: from the context, or from a stage or image
@@ -181,7 +188,8 @@ def context_view(builder: Builder, relative: str, bundle: Path) -> str:
     view.mkdir()
     for source in [copier.Source(str(builder.context.root), cleaned, str(path),
                                  builder.context.included)]:
-        copier.copy_source(source, str(view), "/", copier.Ownership(),
+        copier.copy_source(source, str(view), "/",
+                           copier.Ownership(idmap=builder.images.snapshotter.idmap),
                            into_directory=True, parents=False)
     return str(view)
 

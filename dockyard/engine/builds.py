@@ -8,6 +8,7 @@ Front ends (the CLI now, the Docker API's ``/build`` later) build a
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from dockyard.errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from dockyard.engine.engine import Engine
+    from dockyard.store.idmap import IdMap
 
 OUTPUT_TYPES = ("image", "docker", "oci", "tar", "local")
 
@@ -127,7 +129,8 @@ class BuildService:
 
         engine = self.engine
         return BuildEnvironment(engine.images, engine.db, engine.layout,
-                                engine.insecure_registries, runtime_argv(), step_config)
+                                engine.insecure_registries, runtime_argv(),
+                                functools.partial(step_config, idmap=engine.idmap))
 
     def _dockerfile(self, request: BuildRequest, context: BuildContext,
                     stdin: IO[bytes] | None) -> str:
@@ -160,14 +163,15 @@ class BuildService:
             with _destination(output.dest) as out:
                 images.save([image_id], out, fmt=output.type)
             return
-        import tarfile
-
         with self._rootfs(image_id) as rootfs:
             if output.type == "tar":
-                with _destination(output.dest) as out, \
-                        tarfile.open(fileobj=out, mode="w|") as archive:
-                    for entry in sorted(os.listdir(rootfs)):
-                        archive.add(rootfs / entry, arcname=entry)
+                from dockyard.fs.inroot import Root
+                from dockyard.fs.tree import write_tree_tar
+
+                idmap = self.engine.idmap
+                with _destination(output.dest) as out, Root(rootfs, what="image") as root:
+                    write_tree_tar(root.fd, out, arcname=".", normalise=(
+                        idmap.header_to_container if idmap else None))
                 return
             _copy_tree_with_owners(rootfs, Path(output.dest))
 
@@ -234,10 +238,10 @@ def _owner_alive(bundle: Path) -> bool:
 
 
 def step_config(image: dict[str, Any], step: StepProcess, rootfs: Path,
-                step_id: str) -> dict[str, Any]:
+                step_id: str, *, idmap: IdMap | None = None) -> dict[str, Any]:
     """The OCI config of a RUN step: the same rules as a container's (Docker's default
     capabilities and seccomp profile), the image's user names, the host's network
-    unless the step asked for none."""
+    unless the step asked for none, the root's user namespace mapping."""
     from dockyard.engine import ocispec
     from dockyard.engine.spec import ContainerSpec
     from dockyard.images.users import resolve_user_in
@@ -247,7 +251,7 @@ def step_config(image: dict[str, Any], step: StepProcess, rootfs: Path,
                          working_dir=step.cwd,
                          network_mode="none" if step.network == "none" else "host")
     return ocispec.build(image, spec, rootfs=str(rootfs), hostname=HOSTNAME,
-                         cgroup_path=f"/dockyard-build-{step_id}", user=user)
+                         cgroup_path=f"/dockyard-build-{step_id}", user=user, idmap=idmap)
 
 
 def _copy_tree_with_owners(source: Path, dest: Path) -> None:

@@ -13,15 +13,18 @@ import os
 import posixpath
 import stat
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.names import valid
 from dockyard.engine.records import ContainerRecord
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.runtime import operations
+
+if TYPE_CHECKING:
+    import tarfile
 
 
 class ContainerOps:
@@ -237,7 +240,8 @@ class ContainerOps:
         config = images.config(image)
         manifest = images.manifest(image)
         with tempfile.TemporaryFile(dir=images.content.ingest_dir) as tmp:
-            diff_id = write_diff(str(images.snapshotter.upper_dir(record.id)), tmp)
+            diff_id = write_diff(str(images.snapshotter.upper_dir(record.id)), tmp,
+                                 images.snapshotter.idmap)
             tmp.seek(0)
             check_layer(tmp)  # the door: refuse now what run would refuse later
             tmp.seek(0)
@@ -282,7 +286,7 @@ class ContainerOps:
         pending = initlayer.entries(mtime)
         with self.mounted(record) as rootfs, Root(rootfs, what="container") as root, \
                 tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
-            writer = TarWriter(archive)
+            writer = TarWriter(archive, self._to_container_ids())
             for entry in walk(root.fd):
                 key = initlayer.key_of(entry.relative)
                 while pending and pending[0].key < key:
@@ -295,6 +299,11 @@ class ContainerOps:
                 writer.add(entry.dir_fd, entry.name, entry.relative, entry.stat)
             for init in pending:
                 archive.addfile(init.info)
+
+    def _to_container_ids(self) -> Callable[[tarfile.TarInfo], None] | None:
+        """A remapped root's archives carry the container's ids, not the host's."""
+        idmap = self.service.idmap
+        return idmap.header_to_container if idmap is not None else None
 
     def copy_out(self, ref: str, path: str, out: IO[bytes], *,
                  arcname: str | None = None) -> None:
@@ -316,7 +325,8 @@ class ContainerOps:
             except (FileNotFoundError, NotADirectoryError, InvalidArgument):
                 raise missing from None
             try:
-                write_entry_tar(parent_fd, last, out, arcname=arcname or base)
+                write_entry_tar(parent_fd, last, out, arcname=arcname or base,
+                                normalise=self._to_container_ids())
             except (FileNotFoundError, NotADirectoryError):
                 raise missing from None
             finally:
@@ -360,7 +370,7 @@ class ContainerOps:
             os.close(target)
             extract_tar(stream, root, dest, TarRules(whiteouts=False, follow=True,
                                                      overwrite=False, owner=owner,
-                                                     what="cp"))
+                                                     what="cp", idmap=self.service.idmap))
 
     def prune(self) -> list[str]:
         removed = []

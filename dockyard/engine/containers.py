@@ -32,6 +32,7 @@ from dockyard.volumes.store import VolumeStore
 
 if TYPE_CHECKING:
     from dockyard.engine.networks import NetworkService
+    from dockyard.store.idmap import IdMap
 
 # The engine's choice of runtime driver for supervisors: the runtime library in-process.
 BUILTIN_DRIVER = "dockyard.runtime.driver"
@@ -84,8 +85,17 @@ class ContainerService:
         return self.bundle(container_id) / "container.log"
 
     # --- lifecycle -------------------------------------------------------------
+    @property
+    def idmap(self) -> IdMap | None:
+        """The root's user namespace mapping (``userns_remap``); None: not remapped."""
+        return self.images.snapshotter.idmap
+
     def create(self, spec: ContainerSpec) -> ContainerRecord:
         check_nano_cpus(spec.nano_cpus)
+        if self.idmap is not None:
+            from dockyard.engine.ocispec import check_remappable
+
+            check_remappable(spec)
         image = self.images.get(spec.image)
         container_id = os.urandom(32).hex()  # not `secrets`: ~5 ms of imports per run
         name = (spec.name or names.generate(lambda n: self._name_taken(n))).lstrip("/")
@@ -183,6 +193,8 @@ class ContainerService:
                 mount_all([Mount(*plan)], str(data))
             if not any(data.iterdir()):
                 _copy_up(rootfs, mount.target, data)
+                if self.idmap is not None and data.stat().st_uid == 0:
+                    os.chown(data, *self.idmap.root)  # dockerd: the mapped root owns it
             dirs[volume.name] = str(data)
         return dirs
 
@@ -323,14 +335,16 @@ class ContainerService:
         config = ocispec.build(image_config, spec, rootfs=str(rootfs), hostname=hostname,
                                cgroup_path=f"/dockyard-{record.id[:24]}", user=user,
                                seccomp_json=seccomp, init_binary=_init_binary(),
-                               volume_dirs=self._prepare_volumes(record, rootfs))
+                               volume_dirs=self._prepare_volumes(record, rootfs),
+                               idmap=self.idmap)
         if shared is not None:  # --network container:NAME joins that container's netns
             config["linux"]["namespaces"] = [
                 n for n in config["linux"]["namespaces"] if n["type"] != "network"] + [
                 {"type": "network", "path": f"/proc/{shared.pid}/ns/net"}]
         targets = {m["destination"] for m in config["mounts"]}
         etc = etcfiles.write(self.bundle(record.id), spec, hostname, network,
-                             shared_from=self.bundle(shared.id) if shared else None)
+                             shared_from=self.bundle(shared.id) if shared else None,
+                             owner=self.idmap.root if self.idmap else None)
         config["mounts"] += [m for m in etc if m["destination"] not in targets]
         (self.bundle(record.id) / "config.json").write_text(json.dumps(config))
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from dockyard.engine.records import ContainerStore
     from dockyard.store.config import EngineConfig
     from dockyard.store.db import Database
+    from dockyard.store.idmap import IdMap
     from dockyard.volumes.store import VolumeStore
 
 
@@ -53,7 +54,7 @@ class Engine:
 
         db = self.db  # first: the root is checked and made (and its reserve) here
         content = LocalContentStore(self.layout.root / "content")
-        snapshotter = OverlaySnapshotter(self.layout.root / "snapshots", db)
+        snapshotter = OverlaySnapshotter(self.layout.root / "snapshots", db, self.idmap)
         return ImageService(content, ImageIndex(db), snapshotter,
                             # the container store is opened only when an image is removed
                             in_use=lambda digest: self.container_store.users_of_image(digest),
@@ -89,6 +90,16 @@ class Engine:
         from dockyard.store.config import load
 
         return load(self.layout.root)
+
+    @cached_property
+    def idmap(self) -> IdMap | None:
+        """The root's user namespace mapping (``userns_remap``), None when unset."""
+        from dockyard.store.idmap import check_reachable, resolve
+
+        idmap = resolve(self.config.userns_remap)
+        if idmap is not None:
+            check_reachable(self.layout.root, idmap)
+        return idmap
 
     @cached_property
     def networks(self) -> NetworkService:

@@ -10,6 +10,7 @@ container sharing another's network stack shares its files too.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,11 @@ def hosts(spec: ContainerSpec, hostname: str, network: dict[str, Any] | None) ->
 
 def write(bundle: Path, spec: ContainerSpec, hostname: str,
           network: dict[str, Any] | None = None, *,
-          shared_from: Path | None = None) -> list[dict[str, Any]]:
+          shared_from: Path | None = None,
+          owner: tuple[int, int] | None = None) -> list[dict[str, Any]]:
     """Write the files (or, sharing a network stack, use the other container's);
-    return the OCI mounts that put them in place."""
+    return the OCI mounts that put them in place.  ``owner``: a remapped root's
+    container root, who may edit them as Docker's may."""
     mounts = []
     names = ("hostname", "hosts", "resolv.conf")
     if shared_from is None:
@@ -80,6 +83,8 @@ def write(bundle: Path, spec: ContainerSpec, hostname: str,
                     "resolv.conf": resolv_conf(spec, network)}
         for name in names:
             (bundle / name).write_text(contents[name])
+            if owner is not None:
+                os.chown(bundle / name, *owner)
     for name in names:
         source = (shared_from or bundle) / name
         options = ["rbind", "rprivate"] + (["ro"] if spec.read_only else [])

@@ -24,6 +24,7 @@ from dockyard.images.users import UserIds, resolve_user
 from dockyard.runtime.linux.capabilities import CAPABILITY_NAMES, DOCKER_DEFAULT_CAPABILITIES
 from dockyard.runtime.seccomp_profile import default_profile
 from dockyard.runtime.spec import DEFAULT_ENV, default_spec
+from dockyard.store.idmap import IdMap
 
 CPU_PERIOD = 100_000
 
@@ -96,13 +97,15 @@ def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hos
           cgroup_path: str, user: UserIds, seccomp_json: str | None = None,
           init_binary: str | None = None,
           volume_dirs: dict[str, str] | None = None,
-          device_numbers: Callable[[str], tuple[int, int]] | None = None) -> dict[str, Any]:
+          device_numbers: Callable[[str], tuple[int, int]] | None = None,
+          idmap: IdMap | None = None) -> dict[str, Any]:
     """The config.json for this container.
 
     With ``--init``, ``init_binary`` (tini) is bound read-only at /sbin/docker-init
     and runs as pid 1 in front of the command, reaping zombies and forwarding signals.
     ``device_numbers`` maps a block device path to its major:minor (the host's
-    device nodes by default).
+    device nodes by default).  ``idmap`` (a remapped root) puts the container in a
+    user namespace of that mapping.
     """
     config = image_config.get("config") or {}
     caps = capabilities(spec)
@@ -135,6 +138,8 @@ def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hos
         linux["devices"] = host_devices()
     if spec.network_mode == "host":
         linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
+    if idmap is not None:
+        _user_namespace(linux, spec, idmap)
     _security(oci, spec, caps, seccomp_json)
     oci["root"]["readonly"] = spec.read_only
     for tmpfs in spec.tmpfs:
@@ -144,6 +149,25 @@ def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hos
     oci["mounts"] += user_mounts(spec, volume_dirs or {})
     oci["annotations"] = dict(spec.labels)
     return oci
+
+
+def _user_namespace(linux: dict[str, Any], spec: ContainerSpec, idmap: IdMap) -> None:
+    """A remapped root's container: its own user namespace (a RUN step on the host's
+    network too: it joins that network namespace, and administers nothing in it)."""
+    check_remappable(spec)
+    linux["namespaces"].append({"type": "user"})
+    linux.update(idmap.oci())
+
+
+def check_remappable(spec: ContainerSpec) -> None:
+    """dockerd's refusals, on a remapped root, of what only the host's root may have."""
+    if spec.privileged:
+        raise InvalidArgument("privileged mode is incompatible with user namespaces.  You "
+                              "must run the container in the host namespace when running "
+                              "privileged mode")
+    if spec.network_mode == "host" and spec.image:
+        raise InvalidArgument("cannot share the host's network namespace when user "
+                              "namespaces are enabled")
 
 
 def user_mounts(spec: ContainerSpec, volume_dirs: dict[str, str]) -> list[dict[str, Any]]:

@@ -311,12 +311,14 @@ class TarWriter:
                      entry.stat)
 
 
-def write_entry_tar(parent_fd: int, name: str, out: IO[bytes], *, arcname: str) -> None:
+def write_entry_tar(parent_fd: int, name: str, out: IO[bytes], *, arcname: str,
+                    normalise: Callable[[tarfile.TarInfo], None] | None = None) -> None:
     """One entry below ``parent_fd`` as a tar stream named ``arcname`` — and everything
-    below it when it is a directory (``cp``); a final symlink is archived as one."""
+    below it when it is a directory (``cp``); a final symlink is archived as one.
+    ``normalise`` edits each header (a remapped root gives container ids)."""
     st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
-        writer = TarWriter(archive)
+        writer = TarWriter(archive, normalise)
         writer.add(parent_fd, name, arcname, st)
         if stat.S_ISDIR(st.st_mode):
             top = open_dir(parent_fd, name)
@@ -326,10 +328,11 @@ def write_entry_tar(parent_fd: int, name: str, out: IO[bytes], *, arcname: str) 
                 os.close(top)
 
 
-def write_tree_tar(top_fd: int, out: IO[bytes], *, arcname: str) -> None:
+def write_tree_tar(top_fd: int, out: IO[bytes], *, arcname: str,
+                   normalise: Callable[[tarfile.TarInfo], None] | None = None) -> None:
     """The directory ``top_fd`` as a tar stream with its entries under ``arcname``."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
-        writer = TarWriter(archive)
+        writer = TarWriter(archive, normalise)
         st = os.stat(top_fd)
         if arcname not in ("", "."):
             writer.archive.addfile(tar_info(arcname, st))

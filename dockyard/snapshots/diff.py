@@ -13,11 +13,14 @@ import hashlib
 import os
 import stat
 import tarfile
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from dockyard.fs.inroot import Root, proc_path
 from dockyard.fs.tree import Entry, TarWriter, walk
 from dockyard.snapshots.unpack import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX
+
+if TYPE_CHECKING:
+    from dockyard.store.idmap import IdMap
 
 
 class _HashingWriter:
@@ -46,8 +49,9 @@ def _is_opaque(dir_fd: int) -> bool:
         return False
 
 
-def write_diff(upper: str, out: IO[bytes]) -> str:
+def write_diff(upper: str, out: IO[bytes], idmap: IdMap | None = None) -> str:
     """Write the changes in ``upper`` as an uncompressed layer tar; returns its diff_id.
+    A remapped root's host ids go back to the container's (``idmap``).
 
     The walk is :func:`dockyard.fs.tree.walk` (a descriptor per level, no recursion,
     no symlink followed): the upper directory is what a container wrote.
@@ -58,7 +62,7 @@ def write_diff(upper: str, out: IO[bytes]) -> str:
     stream: IO[bytes] = sink  # type: ignore[assignment]  # a write-only file is all tar needs
     with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as archive, \
             Root(upper, what="upper directory") as root:
-        writer = TarWriter(archive, lambda info: _normalise(info, clamp))
+        writer = TarWriter(archive, lambda info: _normalise(info, clamp, idmap))
         for entry in walk(root.fd):
             if _is_whiteout(entry.stat):
                 parent, _, base = entry.relative.rpartition("/")
@@ -96,7 +100,9 @@ def _marker(name: str, clamp: int | None) -> tarfile.TarInfo:
     return info
 
 
-def _normalise(info: tarfile.TarInfo, clamp: int | None) -> None:
+def _normalise(info: tarfile.TarInfo, clamp: int | None, idmap: IdMap | None) -> None:
     info.uname = info.gname = ""
+    if idmap is not None:
+        idmap.header_to_container(info)
     if clamp is not None and info.mtime > clamp:
         info.mtime = clamp

@@ -24,6 +24,7 @@ from dockyard.errors import AlreadyExists, DigestMismatch, NotFound
 from dockyard.fs.tree import remove_tree, tree_size
 from dockyard.snapshots.mount import Mount
 from dockyard.store.db import Database
+from dockyard.store.idmap import IdMap, check_marker
 
 MIGRATIONS = [
     """
@@ -63,12 +64,24 @@ class LayerInfo(NamedTuple):
 
 
 class OverlaySnapshotter:
-    def __init__(self, root: Path, db: Database) -> None:
+    """``idmap``: a remapped root (``userns_remap``) keeps every layer and upper
+    directory in the mapping's host ids (see dockyard.store.idmap)."""
+
+    def __init__(self, root: Path, db: Database, idmap: IdMap | None = None) -> None:
         self.root = root
         self.db = db
+        self.idmap = idmap
         db.migrate("snapshots", MIGRATIONS)
         for sub in ("layers", "active", "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
+        if idmap is not None or (root / "idmap").exists():
+            check_marker(root, idmap, holds_layers=bool(
+                db.query("SELECT 1 FROM layers LIMIT 1")))
+
+    def _own(self, directory: Path) -> None:
+        """A directory a container's root must own (a layer's or upper's top)."""
+        if self.idmap is not None:
+            os.chown(directory, *self.idmap.root)
 
     def layer_dir(self, chain_id: str) -> Path:
         return self.root / "layers" / chain_id.split(":", 1)[1]
@@ -96,7 +109,8 @@ class OverlaySnapshotter:
             with open_layer() as stream:
                 from dockyard.snapshots.unpack import apply_layer
 
-                actual = apply_layer(stream, str(work))
+                actual = apply_layer(stream, str(work), self.idmap)
+                self._own(work)
             if actual != diff_id:
                 raise DigestMismatch(f"layer {diff_id}: uncompressed content has digest "
                                      f"{actual}")
@@ -149,6 +163,7 @@ class OverlaySnapshotter:
         except FileExistsError:
             raise AlreadyExists(f"snapshot {key} already exists") from None
         (active / "upper").mkdir()
+        self._own(active / "upper")
         (active / "work").mkdir()
         with self.db.transaction("preparing a snapshot") as conn:
             conn.execute("INSERT INTO active VALUES (?, ?, 0)", (key, parent))

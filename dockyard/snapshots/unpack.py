@@ -31,11 +31,14 @@ import os
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
-from typing import IO, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 from dockyard.errors import InvalidArgument, NotImplementedFeature
 from dockyard.fs import tree
 from dockyard.fs.inroot import PATH_MAX, Root, proc_path
+
+if TYPE_CHECKING:
+    from dockyard.store.idmap import IdMap
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -98,6 +101,7 @@ class TarRules(NamedTuple):
     mode_mask: int = 0o7777  # 0o1777 on the host side: no set-id bits from a container
     mode: int | None = None  # every entry's mode (COPY --chmod)
     what: str = "layer"
+    idmap: IdMap | None = None  # a remapped root: container ids stored as host ids
 
 
 LAYER = TarRules()
@@ -132,15 +136,17 @@ def _place_all(archive: tarfile.TarFile, placer: Placer) -> None:
         raise InvalidArgument(f"{what} is truncated") from exc
 
 
-def apply_layer(stream: IO[bytes], target: str) -> str:
+def apply_layer(stream: IO[bytes], target: str, idmap: IdMap | None = None) -> str:
     """Extract the (uncompressed) layer tar ``stream`` into the directory ``target``
-    (a fresh one of ours); returns its diff_id."""
+    (a fresh one of ours); returns its diff_id.  With ``idmap`` (a remapped root)
+    owners are stored shifted into the mapping's host range."""
+    rules = LAYER._replace(idmap=idmap)
     with Root(target, what="layer") as root:
         if _regular_file(stream):
-            return _apply_file(stream, root)
+            return _apply_file(stream, root, rules)
         reader = HashingReader(stream)
         buffered = io.BufferedReader(reader, 1 << 20)
-        placer = Placer(root, "", LAYER)
+        placer = Placer(root, "", rules)
         try:
             # stream mode reads in `bufsize` pieces: tarfile's 10 KiB default means ten
             # times the Python calls per megabyte
@@ -191,7 +197,7 @@ def _regular_file(stream: IO[bytes]) -> bool:
         return False
 
 
-def _apply_file(stream: IO[bytes], root: Root) -> str:
+def _apply_file(stream: IO[bytes], root: Root, rules: TarRules) -> str:
     """An uncompressed layer that is a file (a content-store blob): the diff_id is hashed
     by a thread reading its own descriptor (hashlib releases the GIL) while the tar is
     walked with seeks and file contents are copied by the kernel (copy_file_range), so
@@ -207,7 +213,7 @@ def _apply_file(stream: IO[bytes], root: Root) -> str:
 
     hasher = threading.Thread(target=hash_all, name="layer-digest")
     hasher.start()
-    placer = Placer(root, "", LAYER, source_fd=fd)
+    placer = Placer(root, "", rules, source_fd=fd)
     try:
         with _open_tar(stream, "r:") as archive:
             _place_all(archive, placer)
@@ -379,22 +385,25 @@ class Placer:
         os.link(source_name, name, src_dir_fd=source_fd, dst_dir_fd=parent_fd,
                 follow_symlinks=False)
 
+    def _owner(self, member: tarfile.TarInfo | None) -> tuple[int, int]:
+        """The host owner of an entry (of a parent made on the way for None)."""
+        uid, gid = self.rules.owner or ((member.uid, member.gid) if member else (0, 0))
+        return self.rules.idmap.to_host(uid, gid) if self.rules.idmap else (uid, gid)
+
     def _own_and_mode(self, fd: int | str, member: tarfile.TarInfo) -> None:
-        uid, gid = self.rules.owner or (member.uid, member.gid)
-        os.chown(fd, uid, gid)  # before chmod: chown clears set-id bits
+        os.chown(fd, *self._owner(member))  # before chmod: chown clears set-id bits
         mode = self.rules.mode if self.rules.mode is not None else member.mode
         os.chmod(fd, mode & self.rules.mode_mask)
 
     def _own_new_dir(self, fd: int) -> None:
         """A parent directory this extraction had to make belongs to ``owner``."""
-        if self.rules.owner is not None:
-            os.chown(proc_path(fd), *self.rules.owner)
+        if self.rules.owner is not None or self.rules.idmap is not None:
+            os.chown(proc_path(fd), *self._owner(None))
 
     def _set_attributes(self, parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
         """Owner, mode, xattrs and times of a non-regular entry, by descriptor."""
         if member.issym():
-            uid, gid = self.rules.owner or (member.uid, member.gid)
-            os.chown(name, uid, gid, dir_fd=parent_fd, follow_symlinks=False)
+            os.chown(name, *self._owner(member), dir_fd=parent_fd, follow_symlinks=False)
             with contextlib.suppress(OSError):
                 os.utime(name, (member.mtime, member.mtime), dir_fd=parent_fd,
                          follow_symlinks=False)

@@ -3,7 +3,9 @@ the like in daemon.json), each overridable by an environment variable.
 
   {"bridge_subnet": "10.213.0.0/24",   # the default network's subnet  DOCKYARD_SUBNET
    "network_pool": "10.215.0.0/16",    # user networks' /24s come from  DOCKYARD_NETWORK_POOL
-   "default_bind_ip": "127.0.0.1"}     # -p without an address binds    DOCKYARD_DEFAULT_BIND_IP
+   "default_bind_ip": "127.0.0.1",     # -p without an address binds    DOCKYARD_DEFAULT_BIND_IP
+   "userns_remap": "default"}          # containers' root an unprivileged DOCKYARD_USERNS_REMAP
+                                       # host uid (see dockyard.store.idmap)
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from dockyard.errors import InvalidArgument
 
 CONFIG_FILE = "engine.json"
 _ENV = {"bridge_subnet": "DOCKYARD_SUBNET", "network_pool": "DOCKYARD_NETWORK_POOL",
-        "default_bind_ip": "DOCKYARD_DEFAULT_BIND_IP"}
+        "default_bind_ip": "DOCKYARD_DEFAULT_BIND_IP", "userns_remap": "DOCKYARD_USERNS_REMAP"}
 
 
 class EngineConfig(NamedTuple):
     bridge_subnet: str | None = None  # None: 10.213.0.0/24 (default root) or per-root
     network_pool: str = "10.215.0.0/16"
     default_bind_ip: str = ""  # "": every address, as dockerd's default
+    userns_remap: str = ""  # "": containers' root is the host's root (Docker's default)
 
 
 def load(root: Path) -> EngineConfig:

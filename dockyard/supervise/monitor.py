@@ -453,6 +453,11 @@ class _Stdio:
         if stdin:
             self.child_in, in_w = os.pipe()
             self._parent["stdin"] = in_w
+        owner = _mapped_root(bundle)
+        if owner is not None:  # /dev/stdout reopens in a user namespace (containerd's
+            for fd in (self.child_in, self.child_out, self.child_err):  # NewPipeIO)
+                if fd >= 0:
+                    os.fchown(fd, *owner)
 
     def hand_over(self, hub: IOHub) -> None:
         if self._console is not None:
@@ -553,3 +558,20 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _mapped_root(bundle: Path) -> tuple[int, int] | None:
+    """The host uid and gid of the container's root when its config maps them (a
+    remapped root); None otherwise."""
+    try:
+        linux = json.loads((bundle / "config.json").read_text()).get("linux") or {}
+    except (OSError, ValueError):
+        return None
+    ids = []
+    for key in ("uidMappings", "gidMappings"):
+        found = [m["hostID"] - m["containerID"] for m in linux.get(key) or ()
+                 if m["containerID"] <= 0 < m["containerID"] + m["size"]]
+        if not found:
+            return None
+        ids.append(found[0])
+    return ids[0], ids[1]
