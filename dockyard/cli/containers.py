@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from dockyard import trace
 from dockyard.cli import blkio
 from dockyard.cli.render import container_fields, human_ago, render
 from dockyard.engine.engine import Engine
@@ -377,10 +378,12 @@ def run_cmd(engine: Engine, /, image: str, command: tuple[str, ...], detach: boo
     from dockyard.cli.attach import attach
 
     code = attach(service.bundle(record.id), tty_mode=spec.tty, stdin=spec.stdin_open)
+    trace.mark(f"attach ended: exit code {code}")
     if code is None:  # no word from the supervisor: what the record says (re-adopted...)
         code = service.wait_exited(record.id, timeout=10**9).exit_code
     if spec.auto_remove:  # removed with its anonymous volumes by its exit hook: wait
         service.remove_after_run(record.id)
+        trace.mark("removed")
     sys.exit(code)
 
 

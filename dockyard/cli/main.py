@@ -12,12 +12,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import click
+from dockyard import trace
 
-from dockyard.cli.errors import EXIT_BUG, exit_code_for, report
-from dockyard.engine.engine import Engine
-from dockyard.errors import DockyardError
-from dockyard.store.layout import Layout
+trace.begin("cli")  # before the heavy imports: DOCKYARD_TRACE=1 times them too
+
+import click  # noqa: E402
+
+from dockyard.cli.errors import EXIT_BUG, exit_code_for, report  # noqa: E402
+from dockyard.engine.engine import Engine  # noqa: E402
+from dockyard.errors import DockyardError  # noqa: E402
+from dockyard.store.layout import Layout  # noqa: E402
 
 # command name → the modules that define it (imported only when that command runs,
 # so `dockyard build` does not pay for the container commands' imports); checked
@@ -138,6 +142,14 @@ def _is_run() -> bool:
 
 
 def main() -> None:
+    trace.mark("imports done")
+    try:
+        _main()
+    finally:
+        trace.report()
+
+
+def _main() -> None:
     try:
         # without standalone mode, click returns a command's Exit(code) instead of exiting
         code = cli.main(standalone_mode=False)

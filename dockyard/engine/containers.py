@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dockyard import trace
 from dockyard.engine import names
 from dockyard.engine.images import ImageService
 from dockyard.engine.records import ACTIVE_STATES, ContainerRecord, ContainerStore
@@ -97,12 +98,14 @@ class ContainerService:
 
             check_remappable(spec)
         image = self.images.get(spec.image)
+        trace.mark("image resolved")
         container_id = os.urandom(32).hex()  # not `secrets`: ~5 ms of imports per run
         name = (spec.name or names.generate(lambda n: self._name_taken(n))).lstrip("/")
         if not names.valid(name):
             raise InvalidArgument(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-]'
                                   " are allowed")
         top = self.images.unpack(image)
+        trace.mark("layers unpacked")
         spec = spec._replace(mounts=self._resolve_mounts(spec, image))
         bundle = self.bundle(container_id)
         with contextlib.ExitStack() as held, contextlib.ExitStack() as undo:
@@ -121,6 +124,7 @@ class ContainerService:
                 stopped_by_user=False)
             self.store.add(record)
             undo.pop_all()
+        trace.mark("created: snapshot and record")
         return record
 
     def _resolve_mounts(self, spec: ContainerSpec, image: Any) -> tuple[MountSpec, ...]:
@@ -297,7 +301,9 @@ class ContainerService:
         argv = self._supervisor_argv(record, network, attach=False,
                                      restart_count=record.restart_count,
                                      adopt=f"{record.pid}:{record.pid_start}")
+        trace.mark("supervisor requested")
         answer = self._launch_supervisor(argv)
+        trace.mark(f"supervisor answered {answer!r}")
         if answer != "ok":
             raise InternalError(f"container {record.id[:12]}: its supervisor died and a new "
                                 f"one could not adopt it: {answer or 'it exited'}")
@@ -428,7 +434,9 @@ class ContainerService:
         (bundle / "status.json").unlink(missing_ok=True)
         try:
             network = self._network(record)
+            trace.mark("network planned")
             self._write_runtime_config(record, network)
+            trace.mark("rootfs mounted, config written")
             if network is not None:
                 from dockyard.engine.container_network import publish_names
 

@@ -540,6 +540,23 @@ def warm_up() -> None:
     now_iso()
 
 
+def _mapped_root(bundle: Path) -> tuple[int, int] | None:
+    """The host uid and gid of the container's root when its config maps them (a
+    remapped root); None otherwise."""
+    try:
+        linux = json.loads((bundle / "config.json").read_text()).get("linux") or {}
+    except (OSError, ValueError):
+        return None
+    ids = []
+    for key in ("uidMappings", "gidMappings"):
+        found = [m["hostID"] - m["containerID"] for m in linux.get(key) or ()
+                 if m["containerID"] <= 0 < m["containerID"] + m["size"]]
+        if not found:
+            return None
+        ids.append(found[0])
+    return ids[0], ids[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -558,20 +575,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _mapped_root(bundle: Path) -> tuple[int, int] | None:
-    """The host uid and gid of the container's root when its config maps them (a
-    remapped root); None otherwise."""
-    try:
-        linux = json.loads((bundle / "config.json").read_text()).get("linux") or {}
-    except (OSError, ValueError):
-        return None
-    ids = []
-    for key in ("uidMappings", "gidMappings"):
-        found = [m["hostID"] - m["containerID"] for m in linux.get(key) or ()
-                 if m["containerID"] <= 0 < m["containerID"] + m["size"]]
-        if not found:
-            return None
-        ids.append(found[0])
-    return ids[0], ids[1]
