@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 # The engine's choice of runtime driver for supervisors: the runtime library in-process.
 BUILTIN_DRIVER = "dockyard.runtime.driver"
+EXIT_HOOK_MODULE = "dockyard.engine.exit_hook"
+EXIT_HOOK_TAG = "@python"  # supervise.monitor.PYTHON_HOOK
 
 
 def supervised(record: ContainerRecord) -> bool:
@@ -459,8 +461,9 @@ class ContainerService:
         bundle = self.bundle(record.id)
         self.layout.runtime_root.mkdir(parents=True, exist_ok=True)
         restart = record.spec.restart
-        exit_hook = [sys.executable, "-P", "-m", "dockyard.cli.main", "--root",
-                     str(self.layout.root), "system", "container-exited", record.id]
+        # a call in the supervisor of a module the zygote preloads (see engine.exit_hook)
+        exit_hook = [EXIT_HOOK_TAG, EXIT_HOOK_MODULE, "container_exited",
+                     str(self.layout.root), record.id]
         spec = record.spec
         flags = [flag for flag, wanted in (("--tty", spec.tty), ("--stdin", spec.stdin_open),
                                            ("--wait-attach", attach)) if wanted]
@@ -477,6 +480,8 @@ class ContainerService:
                 "--network", json.dumps(network) if network else "",
                 "--restart-count", str(restart_count),
                 "--pause-at", os.environ.get(processes.PAUSE_ENV, ""), *flags]
+        if trace.path():
+            argv += ["--trace", trace.path()]
         if attach:  # we attach: waited for while we live (see supervise.monitor)
             argv += ["--attach-client", f"{os.getpid()}:{processes.start_time(os.getpid()) or 0}"]
         return [*argv, "--adopt", adopt] if adopt else argv
@@ -492,7 +497,7 @@ class ContainerService:
             try:
                 self.layout.run_dir.mkdir(parents=True, exist_ok=True)
                 supervisor = request(self.layout.run_dir, argv, ready_w, sys.executable,
-                                     preload=(BUILTIN_DRIVER,))
+                                     preload=(BUILTIN_DRIVER, EXIT_HOOK_MODULE))
             finally:
                 os.close(ready_w)
             return processes.read_answer(ready_r, supervisor)

@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 from typing import NamedTuple
 
+from dockyard import trace
 from dockyard.errors import DockyardError, InternalError, InvalidArgument
 from dockyard.runtime import hooks, messages
 from dockyard.runtime.bundle import Bundle
@@ -66,6 +67,7 @@ def create(
     ns_plan = namespaces.plan(spec.linux)
     namespaces.check_paths(ns_plan)
     seccomp = compile_filter(spec.linux.seccomp) if spec.linux.seccomp else None
+    trace.mark("runtime: config read, seccomp compiled")
     cdir = ContainerDir(root, container_id)
     with contextlib.ExitStack() as undo:
         cdir.make()
@@ -76,6 +78,7 @@ def create(
         manager.create()
         undo.callback(manager.destroy)
         manager.set(spec.linux.resources, spec_device_lines(spec.linux.devices))
+        trace.mark("runtime: cgroup made and set")
         record = ContainerRecord(
             id=container_id, bundle=bundle.path, rootfs=bundle.rootfs, created=now_rfc3339(),
             annotations=spec.annotations, cgroup=manager.to_dict(), config=bundle.raw,
@@ -92,9 +95,11 @@ def create(
             preserve_fds=options.preserve_fds, seccomp=seccomp, stdio=options.stdio,
         )
         pid = _spawn_init(ctx, child_end)
+        trace.mark("runtime: init forked")
         undo.callback(_kill_and_reap, pid)
         join_error = _join_cgroup(ctx, manager, pid)
         _serve_init(ctx, record, pid, join_error)
+        trace.mark("runtime: init ready")
         start_time = process_start_time(pid)
         if start_time is None:
             raise InternalError("container init exited right after setting up")

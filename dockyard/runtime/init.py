@@ -14,6 +14,7 @@ import signal
 import sys
 from typing import NamedTuple
 
+from dockyard import trace
 from dockyard.errors import DockyardError, InvalidSpec
 from dockyard.oci.runtime_spec import Spec
 from dockyard.runtime import hooks, messages, process
@@ -72,6 +73,7 @@ def _init(ctx: InitContext) -> None:
     proc = spec.process
     assert proc is not None
     waiter = _Waiter(ctx.channel)
+    trace.mark("init: forked")
     # opened while we are the runtime's root in its namespaces: the fifo, the
     # namespaces joined late and the console socket may be out of the reach of a
     # joined mount namespace or of a user namespace's root
@@ -90,16 +92,19 @@ def _init(ctx: InitContext) -> None:
         namespaces.join_opened(namespaces.open_all(
             [(t, path) for t, path in ctx.ns_plan.joins if t != "cgroup"]))
         sc.unshare(ctx.ns_plan.unshare_flags & ~sc.CLONE_NEWCGROUP)
+    trace.mark("init: namespaces made")
     if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
         ctx.channel.send(messages.RunHooks())
         waiter.wait_for(messages.Proceed)
     own_mount_ns = ctx.ns_plan.own_mount_namespace
     rootfs.prepare(spec, ctx.rootfs, ctx.bundle, ctx.cgroup_dirs, own_namespace=own_mount_ns,
                    user_namespace=ctx.ns_plan.has_user_namespace)
+    trace.mark("init: rootfs mounts done")
     if spec.hooks.get("createContainer"):
         hooks.run_hooks(spec.hooks["createContainer"], _state(ctx, "creating"), "createContainer")
     rootfs.enter(ctx.rootfs, own_namespace=own_mount_ns)
     rootfs.finalize(spec, own_namespace=own_mount_ns)
+    trace.mark("init: pivoted and finalized")
     if spec.hostname:
         sc.sethostname(spec.hostname)
     if spec.domainname:
@@ -111,6 +116,7 @@ def _init(ctx: InitContext) -> None:
     # as late as possible (the runtime's cgroup.procs write overlaps all of the
     # above), but while we still hold CAP_SYS_ADMIN for setns/unshare
     waiter.wait_for(messages.Joined)  # a cgroup namespace is rooted where we are now
+    trace.mark("init: cgroup joined")
     for fd in cgroup_ns_fds:
         sc.setns(fd, sc.CLONE_NEWCGROUP, "cgroup namespace")
         os.close(fd)
@@ -119,6 +125,7 @@ def _init(ctx: InitContext) -> None:
     process.enter_cwd(proc.cwd)
     executable = process.lookup_executable(proc.args[0], proc.env)
     process.drop_privileges(proc, ctx.seccomp)
+    trace.mark("init: privileges dropped")
     process.keep_fds(ctx.preserve_fds)
     ctx.channel.send(messages.Ready())
     ctx.channel.close()

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dockyard import trace
 from dockyard.store.atomic import atomic_write
 from dockyard.supervise.driver import CliDriver, RuntimeDriver
 from dockyard.supervise.fdpass import receive_fd
@@ -151,6 +152,7 @@ class Supervisor:
             except RuntimeError:
                 stdio.abandon()
                 raise
+            trace.mark("runtime create done")
             stdio.hand_over(self.hub)
         pause_at("after-create", self.bundle, self.pause_at, container_pid=pid)
         if self.network:
@@ -169,7 +171,9 @@ class Supervisor:
                 if client is not None:
                     os.close(client)
             self.wait_attach = False
+            trace.mark("client attached")
         self.driver.start(self.id)
+        trace.mark("runtime start done")
         return pid
 
     def _connect(self, pid: int, *, attach: bool = True) -> None:
@@ -338,6 +342,7 @@ class Supervisor:
         started = time.monotonic()
         while True:
             code = self.pump(pid)
+            trace.mark(f"container exited ({code})")
             ran_for = time.monotonic() - started
             oom = self._oom_killed()
             again = self.wants_restart(code)
@@ -346,7 +351,9 @@ class Supervisor:
                 self.save(state="exited", pid=0, pid_start=0, exit_code=code,
                           finished_at=now_iso(), oom_killed=oom, supervisor_pid=0)
                 self.hub.exited(code)  # the attached foreground run's answer
+                trace.mark("exit recorded and sent")
                 self.driver.delete(self.id)
+                trace.mark("runtime delete done")
                 break
             self.driver.delete(self.id)
             delay = restart_delay(delay, ran_for)
@@ -381,6 +388,7 @@ class Supervisor:
             self.dns.close()
         self.hub.close()
         self._exit_hook()
+        trace.mark("exit hook done")
         return 0
 
     def _answer(self, ready_fd: int, answer: str) -> None:
@@ -400,10 +408,40 @@ class Supervisor:
         return False
 
     def _exit_hook(self) -> None:
-        """Unmount and ``--rm`` happen in the hook, after the exit is already recorded."""
-        if self.exit_hook:
+        """Unmount and ``--rm`` happen in the hook, after the exit is already recorded.
+        A hook ``["@python", MODULE, FUNCTION, *ARGS]`` is a call in this process (its
+        module preloaded by the zygote: no new interpreter); any other is a command."""
+        if self.exit_hook[:1] == [PYTHON_HOOK]:
+            _run_python_hook(self.exit_hook[1:])
+        elif self.exit_hook:
             subprocess.run(self.exit_hook, check=False, stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+PYTHON_HOOK = "@python"  # an exit hook that is a function call (engine.exit_hook)
+HOOK_NAME = b"dy-exit-hook"  # the hook process's name (comm), for ps and tests
+PR_SET_NAME = 15
+
+
+def _run_python_hook(hook_argv: list[str]) -> None:
+    """``MODULE FUNCTION ARGS…`` called in a fork of ours, waited for: the module is
+    preloaded by the zygote (a fork, not an interpreter's start and imports), and, as a
+    hook run as a command, it finishes its work if we are killed meanwhile."""
+    module, function, *args = hook_argv
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, HOOK_NAME, 0, 0, 0)
+            getattr(importlib.import_module(module), function)(*args)
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 - reported; the next command recovers
+            with contextlib.suppress(Exception):
+                print(f"supervisor: exit hook {module}.{function} failed: {exc!r}",
+                      file=sys.stderr, flush=True)
+        finally:
+            os._exit(code)
+    os.waitpid(pid, 0)
 
 
 def _answer_cli(ready_fd: int, answer: str) -> None:
@@ -522,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pause-at", default="", help="test hook: phases to pause at")
     parser.add_argument("--restart-count", type=int, default=0, help="restarts so far")
     parser.add_argument("--adopt", default="", help="PID:START of a running init to adopt")
+    parser.add_argument("--trace", default="", help="DOCKYARD_TRACE's file (dockyard.trace)")
     return parser
 
 
@@ -559,6 +598,8 @@ def _mapped_root(bundle: Path) -> tuple[int, int] | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    trace.join(args.trace, "supervisor")
+    trace.mark("forked")
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # The one prctl outside runtime/linux/syscalls.py: supervise sits below the runtime
     # and may not import it.  As subreaper we inherit the init when `create` exits.

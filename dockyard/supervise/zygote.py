@@ -40,12 +40,21 @@ _CODE = ("supervise/monitor.py", "supervise/zygote.py", "supervise/iohub.py",
          "network/firewall.py")
 
 
+# packages a preloaded exit hook (engine.exit_hook) runs code of: stamped whole
+_HOOK_PACKAGES = ("engine", "store", "snapshots", "images", "volumes", "fs", "oci",
+                  "runtime")
+
+
 def _code_stamp() -> str:
     import hashlib
 
     package = Path(__file__).resolve().parents[1]
     stamp = hashlib.sha1()
-    for relative in _CODE:
+    files = list(_CODE)
+    for name in _HOOK_PACKAGES:
+        with contextlib.suppress(OSError), os.scandir(package / name) as entries:
+            files += sorted(f"{name}/{e.name}" for e in entries if e.name.endswith(".py"))
+    for relative in files:
         with contextlib.suppress(OSError):
             info = os.stat(package / relative)
             stamp.update(f"{relative}:{info.st_mtime_ns}:{info.st_size};".encode())

@@ -161,13 +161,20 @@ def _processes_of(root: Path) -> list[int]:
     return found
 
 
-def _hook_of(container_id: str) -> int:
-    """The supervisor's exit hook (``system container-exited ID``), if it runs."""
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            argv = _cmdline(int(name))
-            if "container-exited" in argv and container_id in argv:
-                return int(name)
+def _hook_of(supervisor: int) -> int:
+    """The supervisor's exit hook (a fork of it named ``dy-exit-hook``), if it runs."""
+    try:
+        with open(f"/proc/{supervisor}/task/{supervisor}/children") as handle:
+            children = [int(pid) for pid in handle.read().split()]
+    except OSError:
+        return 0
+    for child in children:
+        try:
+            with open(f"/proc/{child}/comm") as handle:
+                if handle.read().strip() == "dy-exit-hook":
+                    return child
+        except OSError:
+            continue
     return 0
 
 
@@ -268,7 +275,7 @@ class Scene:
             return bundle is not None and (bundle / "stop-requested").exists()
         if phase == "exit-hook":
             # seen running, or missed: its supervisor already gone
-            return bool(_hook_of(self.container_id)) or \
+            return bool(_hook_of(self.old_supervisor)) or \
                 start_time(self.old_supervisor) is None
         raise AssertionError(phase)
 
@@ -316,7 +323,7 @@ class Scene:
             pid = int(marker["container_pid"]) if marker else int(status.get("pid") or 0)
             return Target.find(what, pid)
         if what == "hook":
-            return Target.find(what, _hook_of(self.container_id))
+            return Target.find(what, _hook_of(self.old_supervisor))
         raise AssertionError(what)
 
 

@@ -1,0 +1,42 @@
+"""The supervisor's exit hook, run inside the supervisor instead of as a new process.
+
+When a container's last exit is recorded its supervisor unmounts the rootfs, takes
+its names out of the networks' DNS and, for ``--rm``, removes it with its
+anonymous volumes (``ContainerService.on_exit``).  Run as ``dockyard system
+container-exited`` that costs a fresh interpreter and the CLI's imports — ~85 ms,
+more than the rest of a ``run --rm`` — and a foreground ``run --rm`` waits for it.
+The zygote preloads this module (and so the engine code below it) before it forks
+supervisors, so the hook is a function call on pages the zygote already holds.
+
+The zygote's code stamp covers these packages too (``supervise.zygote``): an
+upgraded engine gets a new zygote, never a hook of the old code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+# imported here, at module level, so the zygote's preload holds them all
+import dockyard.engine.container_network  # noqa: F401
+import dockyard.images.content  # noqa: F401
+import dockyard.images.index  # noqa: F401
+import dockyard.snapshots.mount  # noqa: F401
+import dockyard.snapshots.overlay  # noqa: F401
+import dockyard.volumes.store  # noqa: F401
+from dockyard.engine.engine import Engine
+from dockyard.errors import NotFound
+from dockyard.store.layout import Layout
+
+ARGV_TAG = "@python"  # an exit hook given as [ARGV_TAG, module, function, *args]
+
+
+def container_exited(root: str, container_id: str) -> None:
+    """What ``dockyard --root ROOT system container-exited ID`` does."""
+    engine = Engine(Layout.for_root(root))
+    with contextlib.suppress(NotFound):
+        engine.containers.on_exit(container_id)
+
+
+def argv(root: str, container_id: str) -> list[str]:
+    """The ``--exit-hook`` argv naming this function."""
+    return [ARGV_TAG, __name__, "container_exited", root, container_id]
