@@ -126,8 +126,11 @@ class BuildService:
         from dockyard.engine.runtime_command import runtime_argv
 
         engine = self.engine
-        return BuildEnvironment(engine.images, engine.db, engine.layout,
-                                engine.insecure_registries, runtime_argv(), step_config)
+        layout = engine.layout
+        return BuildEnvironment(engine.images, engine.db, layout, engine.insecure_registries,
+                                runtime_argv(),
+                                lambda image, step, rootfs, step_id: step_config(
+                                    image, step, rootfs, layout.cgroup_path(f"build-{step_id}")))
 
     def _dockerfile(self, request: BuildRequest, context: BuildContext,
                     stdin: IO[bytes] | None) -> str:
@@ -234,7 +237,7 @@ def _owner_alive(bundle: Path) -> bool:
 
 
 def step_config(image: dict[str, Any], step: StepProcess, rootfs: Path,
-                step_id: str) -> dict[str, Any]:
+                cgroup_path: str) -> dict[str, Any]:
     """The OCI config of a RUN step: the same rules as a container's (Docker's default
     capabilities and seccomp profile), the image's user names, the host's network
     unless the step asked for none."""
@@ -247,7 +250,7 @@ def step_config(image: dict[str, Any], step: StepProcess, rootfs: Path,
                          working_dir=step.cwd,
                          network_mode="none" if step.network == "none" else "host")
     return ocispec.build(image, spec, rootfs=str(rootfs), hostname=HOSTNAME,
-                         cgroup_path=f"/dockyard-build-{step_id}", user=user)
+                         cgroup_path=cgroup_path, user=user)
 
 
 def _copy_tree_with_owners(source: Path, dest: Path) -> None:
