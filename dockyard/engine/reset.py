@@ -15,9 +15,10 @@ chains, other roots' objects, links without our alias.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import TYPE_CHECKING
 
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, InvalidArgument
 
 if TYPE_CHECKING:
     from dockyard.engine.engine import Engine
@@ -28,6 +29,7 @@ def reset(engine: Engine) -> list[str]:
     """Remove everything of ``engine``'s root; returns what was removed, a line each
     (containers by ID, then host objects, then the directories)."""
     layout = engine.layout
+    _refuse_a_foreign_directory(layout)
     removed = []
     if (layout.root / "metadata.db").is_file():
         removed += _records(engine)
@@ -36,6 +38,29 @@ def reset(engine: Engine) -> list[str]:
     removed += [f"iptables chain {name}" for name in _chains(layout)]
     removed += _directories(layout)
     return removed
+
+
+def _refuse_a_foreign_directory(layout: Layout) -> None:
+    """A root that is there must be one dockyard made (``metadata.db`` or the space
+    ``reserve`` in it) or be empty: ``--root`` mistyped as a home directory or a file
+    is refused before anything is removed."""
+    import stat
+
+    from dockyard.store import reserve
+
+    try:
+        info = os.lstat(layout.root)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise InvalidArgument(f"--root {layout.root}: {exc.strerror}") from exc
+    if stat.S_ISDIR(info.st_mode):
+        with contextlib.suppress(OSError):
+            entries = set(os.listdir(layout.root))
+            if not entries or {"metadata.db", reserve.NAME} & entries:
+                return
+    raise InvalidArgument(f"--root {layout.root} is not a dockyard root (no metadata.db in "
+                          "it): nothing removed")
 
 
 def _records(engine: Engine) -> list[str]:

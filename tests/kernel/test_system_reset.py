@@ -64,14 +64,16 @@ def _start_web(box: Dockyard) -> tuple[str, str]:
 
 def test_reset_of_a_root_deleted_by_hand_removes_its_bridges_and_chains(
         box: Dockyard, other: Dockyard) -> None:
-    bridge, _cid = _start_web(box)
+    bridge, cid = _start_web(box)
     default_bridge = _bridge(box, "bridge")
     root = str(box.root)
     assert set(firewall.existing_chains(root)) == {
         *firewall.chain_names(root), *firewall.port_chains(root)}
+    status = json.loads((box.root / "containers" / cid / "status.json").read_text())
     box("kill", "web")
-    until("the exit recorded", lambda: box("inspect", "-f", "{{.State.Status}}", "web")
-          .stdout.strip() == "exited")
+    # its supervisor done (exit recorded, rootfs unmounted), nothing writes in the root
+    until("the supervisor gone", lambda: not os.path.exists(
+        f"/proc/{status['supervisor_pid']}"))
     remove_tree(box.root)  # by hand: the records are gone, the host objects stay
     assert _link(bridge) and firewall.existing_chains(root)
     other_bridge, other_chains = _bridge(other, "otherside"), firewall.existing_chains(
@@ -117,3 +119,16 @@ def test_reset_removes_everything_the_records_know(box: Dockyard, tmp_path: Path
     assert box("images", "-q").stdout == "" and box("volume", "ls", "-q").stdout == ""
     assert box("ps", "-a", "-q").stdout == ""
     box("system", "reset", "-f")  # the listing above made an empty root again
+
+
+def test_reset_refuses_a_directory_dockyard_did_not_make(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes").write_text("mine\n")
+    for root in (home, home / "notes"):
+        dy = Dockyard(root, tmp_path / "docker-config")
+        refused = dy("system", "reset", "-f", check=False)
+        assert refused.returncode == 1
+        assert refused.stderr == (f"Error: --root {root} is not a dockyard root (no "
+                                  "metadata.db in it): nothing removed\n")
+    assert (home / "notes").read_text() == "mine\n"
