@@ -229,7 +229,7 @@ def report(containers: list[Watched], zygote: dict[str, list[int]], minutes: flo
 def ours(report: dict[str, list[str]], work: Path, ids: list[str]) -> dict[str, list[str]]:
     """The part of a host-wide leak report that this run made (tests running beside
     it come and go too)."""
-    marks = [str(work), *(f"dockyard-{i[:24]}" for i in ids)]
+    marks = [str(work), *(f"-{i[:24]}" for i in ids)]  # cgroups: dockyard-<tag>-<id24>
     found = {}
     for kind, items in report.items():
         mine = [item for item in items if any(mark in item for mark in marks)]

@@ -1,4 +1,4 @@
-"""System commands: disk usage and the consistency check."""
+"""System commands: disk usage, the consistency check, restore and reset."""
 
 from __future__ import annotations
 
@@ -48,6 +48,34 @@ def system_check(engine: Engine, repair: bool) -> None:
     if problems:
         raise click.exceptions.Exit(1)
     click.echo("ok: store consistent")
+
+
+@system_group.command("reset")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.pass_obj
+def system_reset(engine: Engine, force: bool) -> None:
+    """Remove all containers, images, volumes, networks and build cache of this root,
+    the host objects it made (bridges, veths, iptables chains, cgroups), and its
+    directories; also when the root directory was already deleted by hand."""
+    layout = engine.layout
+    if not force:
+        click.echo("WARNING! This will remove:\n"
+                   "        - all containers\n        - all images\n"
+                   "        - all networks, their bridges and iptables chains\n"
+                   "        - all build cache\n        - all volumes\n"
+                   f'        - the root directory: "{layout.root}"\n'
+                   f'        - the run directory: "{layout.run_dir}"', err=True)
+        try:
+            answer = click.prompt("Are you sure you want to continue? [y/N]", default="",
+                                  show_default=False, prompt_suffix=" ", err=True)
+        except click.exceptions.Abort:  # no terminal, no answer: no
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            return
+    from dockyard.engine.reset import reset
+
+    for line in reset(engine):
+        click.echo(line)
 
 
 @system_group.command("restore")

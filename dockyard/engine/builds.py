@@ -8,7 +8,6 @@ Front ends (the CLI now, the Docker API's ``/build`` later) build a
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -128,9 +127,12 @@ class BuildService:
         from dockyard.engine.runtime_command import runtime_argv
 
         engine = self.engine
-        return BuildEnvironment(engine.images, engine.db, engine.layout,
-                                engine.insecure_registries, runtime_argv(),
-                                functools.partial(step_config, idmap=engine.idmap))
+        layout, idmap = engine.layout, engine.idmap
+        return BuildEnvironment(engine.images, engine.db, layout, engine.insecure_registries,
+                                runtime_argv(),
+                                lambda image, step, rootfs, step_id: step_config(
+                                    image, step, rootfs, layout.cgroup_path(f"build-{step_id}"),
+                                    idmap=idmap))
 
     def _dockerfile(self, request: BuildRequest, context: BuildContext,
                     stdin: IO[bytes] | None) -> str:
@@ -238,7 +240,7 @@ def _owner_alive(bundle: Path) -> bool:
 
 
 def step_config(image: dict[str, Any], step: StepProcess, rootfs: Path,
-                step_id: str, *, idmap: IdMap | None = None) -> dict[str, Any]:
+                cgroup_path: str, *, idmap: IdMap | None = None) -> dict[str, Any]:
     """The OCI config of a RUN step: the same rules as a container's (Docker's default
     capabilities and seccomp profile), the image's user names, the host's network
     unless the step asked for none, the root's user namespace mapping."""
@@ -251,7 +253,7 @@ def step_config(image: dict[str, Any], step: StepProcess, rootfs: Path,
                          working_dir=step.cwd,
                          network_mode="none" if step.network == "none" else "host")
     return ocispec.build(image, spec, rootfs=str(rootfs), hostname=HOSTNAME,
-                         cgroup_path=f"/dockyard-build-{step_id}", user=user, idmap=idmap)
+                         cgroup_path=cgroup_path, user=user, idmap=idmap)
 
 
 def _copy_tree_with_owners(source: Path, dest: Path) -> None:

@@ -84,7 +84,7 @@ class ContainerOps:
         """The runtime command that runs ``command`` in the container (the CLI runs it
         with this terminal's stdin/stdout/stderr); its errors also go, as JSON lines,
         to ``log``, for ``exec_failure``."""
-        record = self._running(ref)
+        record = self._exec_target(ref)
         if not command:
             raise InvalidArgument("exec: no command given")
         argv = [*self.service.runtime_argv(), "--root", str(self.service.layout.runtime_root),
@@ -100,6 +100,20 @@ class ContainerOps:
         if detach:
             argv.append("--detach")
         return [*argv, record.id, *command]
+
+    def _exec_target(self, ref: str) -> ContainerRecord:
+        """A container exec can join: running, not frozen (an exec would hang in the
+        frozen cgroup), not between two runs (no process to join); Docker's wording."""
+        record = self.service.get(ref)
+        if record.state == "restarting":
+            raise Conflict(f"Container {record.id} is restarting, wait until the container "
+                           "is running")
+        if record.state not in ("running", "paused"):
+            raise Conflict(f"Container {record.id} is not running")
+        if self.is_paused(record):
+            raise Conflict(f"Container {record.id} is paused, unpause the container before "
+                           "exec")
+        return record
 
     @staticmethod
     def exec_failure(log: str) -> int | None:

@@ -341,7 +341,7 @@ class ContainerService:
         if shared is not None:
             hostname = shared.spec.hostname or shared.id[:12]
         config = ocispec.build(image_config, spec, rootfs=str(rootfs), hostname=hostname,
-                               cgroup_path=f"/dockyard-{record.id[:24]}", user=user,
+                               cgroup_path=self.layout.cgroup_path(record.id[:24]), user=user,
                                seccomp_json=seccomp, init_binary=_init_binary(),
                                volume_dirs=self._prepare_volumes(record, rootfs),
                                idmap=self.idmap)

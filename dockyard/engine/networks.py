@@ -117,7 +117,7 @@ class NetworkService:
 
         if os.path.exists(f"/sys/class/net/{record.bridge}/bridge"):
             return
-        ensure_bridge(record.bridge, record.gateway, record.prefix)
+        ensure_bridge(record.bridge, record.gateway, record.prefix, self.layout.link_alias)
         self.apply_firewall()
 
     def apply_firewall(self) -> None:

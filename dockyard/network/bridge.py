@@ -33,9 +33,11 @@ def _ipr() -> Any:
     return IPRoute()
 
 
-def ensure_bridge(name: str, gateway: str, prefix: int) -> None:
-    """Create the bridge unless it is there.  The check needs no netlink: importing
-    pyroute2 alone costs ~130 ms, which every container start would otherwise pay."""
+def ensure_bridge(name: str, gateway: str, prefix: int, alias: str = "") -> None:
+    """Create the bridge unless it is there, marked with ``alias`` (its root's, so
+    ``system reset`` finds it by that root alone).  The check needs no netlink:
+    importing pyroute2 alone costs ~130 ms, which every container start would
+    otherwise pay."""
     if os.path.exists(f"/sys/class/net/{name}/bridge"):
         return
     with _ipr() as ipr:
@@ -44,6 +46,8 @@ def ensure_bridge(name: str, gateway: str, prefix: int) -> None:
             ipr.link("add", ifname=name, kind="bridge")
             found = ipr.link_lookup(ifname=name)
         index = found[0]
+        if alias:
+            ipr.link("set", index=index, ifalias=alias)
         addresses = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index)}
         if gateway not in addresses:
             ipr.addr("add", index=index, address=gateway, prefixlen=prefix)
@@ -85,6 +89,9 @@ def attach(pid: int, attachment: Attachment) -> None:
             host = ipr.link_lookup(ifname=attachment.host_ifname)[0]
             inner = ipr.link_lookup(ifname=peer)[0]
             ipr.link("set", index=host, master=bridge[0], state="up")
+            alias = link_alias(attachment.bridge)
+            if alias:  # the bridge's root owns the pair too
+                ipr.link("set", index=host, ifalias=alias)
             ipr.link("set", index=inner, net_ns_pid=pid)
         except BaseException:
             # the container died meanwhile (an rm -f during a restart): both ends are
@@ -119,6 +126,31 @@ def loopback_up(pid: int) -> None:
         fcntl.ioctl(sock, 0x8914, struct.pack("16sH22x", b"lo", flags))  # SIOCSIFFLAGS
 
 
+def link_alias(name: str) -> str:
+    """A link's alias ("" for none, or no such link), from sysfs."""
+    try:
+        with open(f"/sys/class/net/{name}/ifalias") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def links_of(alias: str, bridges: set[str]) -> list[str]:
+    """The host's links that carry ``alias`` or are one of ``bridges`` or a port of
+    one: bridges first, so deleting in this order leaves no port to look up."""
+    try:
+        names = sorted(os.listdir("/sys/class/net"))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        try:
+            master = os.path.basename(os.readlink(f"/sys/class/net/{name}/master"))
+        except OSError:
+            master = ""
+        if name in bridges or master in bridges or (alias and link_alias(name) == alias):
+            found.append(name)
+    return sorted(found, key=lambda n: not os.path.exists(f"/sys/class/net/{n}/bridge"))
 
 
 def hosts_in(subnet: str) -> list[str]:

@@ -107,14 +107,20 @@ def remove(root: str) -> None:
         _run(["iptables", "-w", "-t", table, "-X", chain])
 
 
-def present(root: str) -> bool:
-    """Whether this root has chains on the host (``system check`` reports leftovers)."""
+def existing_chains(root: str) -> list[str]:
+    """This root's chains that are on the host (all four are named after its path, so
+    they are found also once the root's directory is gone)."""
     if not available():
-        return False
+        return []
     chains = [("filter", chain_names(root)[0]), ("nat", chain_names(root)[1])] + [
         ("nat", chain) for chain in port_chains(root)]
-    return any(_run(["iptables", "-w", "-t", table, "-S", chain]).returncode == 0
-               for table, chain in chains)
+    return [chain for table, chain in chains
+            if _run(["iptables", "-w", "-t", table, "-S", chain]).returncode == 0]
+
+
+def present(root: str) -> bool:
+    """Whether this root has chains on the host (``system check`` reports leftovers)."""
+    return bool(existing_chains(root))
 
 
 # --- published ports: DNAT for traffic that does not come over loopback ---------------

@@ -31,7 +31,9 @@ def env_value(env: tuple[str, ...], key: str) -> str | None:
 
 
 def lookup_executable(name: str, env: tuple[str, ...]) -> str:
-    """Resolve args[0] in the container's PATH, as execvp would, with runc's errors."""
+    """Resolve args[0] in the container's PATH, as execvp would, with runc's errors.
+    A directory met in the search is skipped, as Go's LookPath does (so an empty name,
+    which joins to each PATH directory itself, is not found: Docker's 127)."""
     if "/" in name:
         candidates = [name]
     else:
@@ -44,7 +46,7 @@ def lookup_executable(name: str, env: tuple[str, ...]) -> str:
         except OSError:
             continue
         if stat.S_ISDIR(st.st_mode):
-            denied = True
+            denied = denied or "/" in name  # a path naming a directory: EISDIR, 126
             continue
         if os.access(path, os.X_OK):
             return path

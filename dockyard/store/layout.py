@@ -7,6 +7,7 @@ Persistent data lives under ``--root`` (default /var/lib/dockyard); run state
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,6 +28,22 @@ class Layout(NamedTuple):
         base = Path(root) if root else DEFAULT_ROOT
         base = base.absolute()
         return cls(base, DEFAULT_RUN_DIR if base == DEFAULT_ROOT else base / "run")
+
+    @property
+    def owner_tag(self) -> str:
+        """This root's mark on the host objects it makes outside itself (the alias of
+        its links, the name of its cgroups), so ``system reset`` finds them by the
+        path alone, also once the directory is gone."""
+        return hashlib.sha1(str(self.root).encode()).hexdigest()[:16]
+
+    @property
+    def link_alias(self) -> str:
+        """The alias (``ip link`` shows it) of every bridge and veth this root makes."""
+        return f"dockyard-root-{self.owner_tag}"
+
+    def cgroup_path(self, name: str) -> str:
+        """The cgroup (``cgroupsPath``) of a container or build step of this root."""
+        return f"/dockyard-{self.owner_tag}-{name}"
 
     @property
     def runtime_root(self) -> Path:

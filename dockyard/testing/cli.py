@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from dockyard.store.layout import Layout
+
 
 def run_captured(argv: list[str], *, env: dict[str, str], input: bytes | None = None,
                  timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -50,6 +52,11 @@ class Dockyard:
         beside = Path(sys.executable).with_name("dockyard")
         self.argv = [str(beside)] if beside.exists() else [sys.executable, "-m",
                                                            "dockyard.cli.main"]
+
+    @property
+    def layout(self) -> Layout:
+        """This root's paths and names (its cgroups' and links' mark among them)."""
+        return Layout.for_root(self.root)
 
     def __call__(self, *args: str, check: bool = True, input: bytes | None = None,
                  root: Path | None = None,

@@ -337,7 +337,8 @@ def test_a_killed_build_leaves_what_system_check_repairs(box: Dockyard, tmp_path
     process.wait()
     process.stdout.close()
     deadline = time.monotonic() + 15  # the step's container ends by itself (sleep 2)
-    while glob.glob("/sys/fs/cgroup/*/dockyard-build-*") and time.monotonic() < deadline:
+    while glob.glob(f"/sys/fs/cgroup/*/dockyard-{box.layout.owner_tag}-build-*") \
+            and time.monotonic() < deadline:
         time.sleep(0.1)
     check = box("system", "check", check=False)
     assert check.returncode == 1 and "left behind by a build that is gone" in check.stdout

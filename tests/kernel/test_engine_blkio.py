@@ -70,7 +70,7 @@ def test_device_throttles_and_weight_reach_the_cgroup(box: Dockyard) -> None:
         device_read_iops=(BlkioThrottleDevice(device, 100),),
         device_write_iops=(BlkioThrottleDevice(device, 50),)))
     assert result.returncode == 0, result.stderr
-    cgroup = Path("/sys/fs/cgroup/blkio") / f"dockyard-{cid[:24]}"
+    cgroup = Path("/sys/fs/cgroup/blkio") / box.layout.cgroup_path(cid[:24]).lstrip("/")
     read = {name: (cgroup / f"blkio.throttle.{name}").read_text() for name in (
         "read_bps_device", "write_bps_device", "read_iops_device", "write_iops_device")}
     dev = f"{major}:{minor}"

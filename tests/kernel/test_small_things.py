@@ -1,9 +1,11 @@
 """The small things users notice (issue 11): supplementary groups, local digests, push
-output and compression, export's entries, each as Docker has them."""
+output and compression, export's entries, exit codes and error wording, each as Docker
+has them."""
 
 from __future__ import annotations
 
 import io
+import os
 import stat
 import subprocess
 import tarfile
@@ -13,6 +15,7 @@ import pytest
 
 from dockyard.testing.bundles import make_rootfs_tar
 from dockyard.testing.cli import Dockyard
+from dockyard.testing.poll import until
 
 pytestmark = pytest.mark.root
 
@@ -80,3 +83,52 @@ def test_export_has_dockers_init_entries(box: Dockyard, tmp_path: Path) -> None:
     assert entries["etc/hosts"] == empty_file
     assert entries["etc/mtab"][2] == "/proc/mounts"
     assert entries[".dockerenv"][0] == tarfile.DIRTYPE
+
+
+def test_create_refuses_cpus_out_of_range_as_docker_create_does(box: Dockyard) -> None:
+    """docker create (CLI 28) exits 1 here, with the daemon's wording; run exits 125
+    (test_containers)."""
+    count = len(os.sched_getaffinity(0))
+    for value in ("-1", "999", str(count + 1)):
+        refused = box("create", "--cpus", value, "box:1", check=False)
+        assert refused.returncode == 1, refused.stderr
+        assert refused.stderr.strip() == (f"Error: Range of CPUs is from 0.01 to {count}.00, "
+                                          f"as there are only {count} CPUs available")
+    assert box("ps", "-a", "-q").stdout == ""
+    box("create", "--cpus", str(count), "--network", "none", "box:1", "true")
+
+
+def test_an_empty_command_is_not_found(box: Dockyard) -> None:
+    """docker run IMAGE '' exits 127 (exec: "": not found); docker create takes it."""
+    empty = box("run", "--rm", "--network", "none", "box:1", "", check=False)
+    assert empty.returncode == 127, empty.stderr
+    assert 'exec: "": executable file not found in $PATH' in empty.stderr
+    box("create", "--name", "empty", "--network", "none", "box:1", "")
+
+
+def test_exec_into_a_restarting_or_paused_container_gets_dockers_error(box: Dockyard) -> None:
+    cid = box("run", "-d", "--name", "flaky", "--network", "none", "--restart", "always",
+              "box:1", "sh", "-c", "exit 3").stdout.strip()
+    # the back-off doubles (100 ms, 200 ms, …): past a few restarts each wait is long
+    # enough to be caught; an exec caught between two runs is refused, never started
+    wording = f"Container {cid} is restarting, wait until the container is running"
+
+    def refused_while_restarting() -> bool:
+        state = box("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "flaky").stdout
+        status, count = state.split()
+        if status != "restarting" or int(count) < 4:
+            return False
+        result = box("exec", "flaky", "true", check=False)
+        return result.returncode == 1 and result.stderr.strip() == f"Error: {wording}"
+
+    until("an exec refused while the container waits to restart", refused_while_restarting)
+    box("rm", "-f", "flaky")
+    cid = box("run", "-d", "--name", "frozen", "--network", "none", "box:1",
+              "sleep", "300").stdout.strip()
+    box("pause", "frozen")
+    paused = box("exec", "frozen", "true", check=False)
+    assert paused.returncode == 1
+    assert paused.stderr.strip() == (f"Error: Container {cid} is paused, unpause the "
+                                     "container before exec")
+    box("unpause", "frozen")
+    assert box("exec", "frozen", "true").returncode == 0
