@@ -99,6 +99,9 @@ class ContainerService:
             from dockyard.engine.ocispec import check_remappable
 
             check_remappable(spec)
+        from dockyard.runtime.linux.cgroups.common import warm_attach_lock
+
+        warm_attach_lock()  # see there: the init's cgroup move, ~50 ms from now, is quick
         image = self.images.get(spec.image)
         trace.mark("image resolved")
         container_id = os.urandom(32).hex()  # not `secrets`: ~5 ms of imports per run

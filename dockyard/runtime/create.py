@@ -26,6 +26,7 @@ from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.cgroups.plan import spec_device_lines
 from dockyard.runtime.linux.seccomp import compile_filter
 from dockyard.runtime.state import (
+    SECCOMP_CACHE,
     ContainerDir,
     ContainerRecord,
     now_rfc3339,
@@ -66,7 +67,8 @@ def create(
     spec = bundle.spec
     ns_plan = namespaces.plan(spec.linux)
     namespaces.check_paths(ns_plan)
-    seccomp = compile_filter(spec.linux.seccomp) if spec.linux.seccomp else None
+    seccomp = compile_filter(spec.linux.seccomp, root / SECCOMP_CACHE) \
+        if spec.linux.seccomp else None
     trace.mark("runtime: config read, seccomp compiled")
     cdir = ContainerDir(root, container_id)
     with contextlib.ExitStack() as undo:

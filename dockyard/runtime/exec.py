@@ -18,7 +18,13 @@ from dockyard.runtime import messages, process
 from dockyard.runtime.linux import console, namespaces, signals, userns
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.seccomp import compile_filter
-from dockyard.runtime.state import ContainerDir, ContainerRecord, can_exec, status_of
+from dockyard.runtime.state import (
+    SECCOMP_CACHE,
+    ContainerDir,
+    ContainerRecord,
+    can_exec,
+    status_of,
+)
 
 
 class ExecOptions(NamedTuple):
@@ -38,7 +44,8 @@ def exec_in(cdir: ContainerDir, proc: Process, options: ExecOptions) -> int:
     record = cdir.load()
     can_exec(status_of(cdir, record))
     spec = parse_spec(record.config)
-    seccomp = compile_filter(spec.linux.seccomp) if spec.linux.seccomp else None
+    seccomp = compile_filter(spec.linux.seccomp, cdir.path.parent / SECCOMP_CACHE) \
+        if spec.linux.seccomp else None
     ns_types = [ns.type for ns in spec.linux.namespaces if ns.type != "pid"]
     has_pid_ns = spec.linux.namespace("pid") is not None
     cgroup_dirs = record.cgroup_manager().mount_paths() if record.cgroup else {}
