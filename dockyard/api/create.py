@@ -45,14 +45,14 @@ class Fields:
                                   f"field {self.where}.{key} of type {_GO_TYPES[kind]}")
         return value
 
-    def str(self, key: str) -> str | None:
+    def text(self, key: str) -> str | None:
         result: str | None = self._typed(key, str)
         return result
 
-    def bool(self, key: str) -> bool:
+    def boolean(self, key: str) -> bool:
         return bool(self._typed(key, bool))
 
-    def int(self, key: str) -> int | None:
+    def integer(self, key: str) -> int | None:
         value = self._typed(key, int)
         return None if value is None else int(value)
 
@@ -92,7 +92,10 @@ def _json_type(value: Any) -> str:
         return "bool"
     if isinstance(value, int | float):
         return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), "null")
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object" if isinstance(value, dict) \
+        else "null"
 
 
 def _ports(host: Fields) -> tuple[PortSpec, ...]:
@@ -103,32 +106,32 @@ def _ports(host: Fields) -> tuple[PortSpec, ...]:
         if not number.isdigit() or proto not in ("", "tcp", "udp"):
             raise InvalidArgument(f"invalid port specification: {key!r}")
         for entry in Fields({"B": entries}, "HostConfig.PortBindings").objects("B"):
-            host_port = entry.str("HostPort") or "0"
+            host_port = entry.text("HostPort") or "0"
             if not host_port.isdigit() or int(host_port) > 65535:
                 raise InvalidArgument(f"invalid host port {host_port!r} for {key}")
-            specs.append(PortSpec(entry.str("HostIp") or "", int(host_port), int(number),
+            specs.append(PortSpec(entry.text("HostIp") or "", int(host_port), int(number),
                                   proto or "tcp"))
     return tuple(specs)
 
 
 def _mount(item: Fields) -> MountSpec:
-    kind = item.str("Type") or "volume"
+    kind = item.text("Type") or "volume"
     if kind not in ("volume", "bind", "tmpfs"):
         raise InvalidArgument(f"mount type {kind!r} is not supported (volume, bind, tmpfs)")
-    target = item.str("Target") or ""
+    target = item.text("Target") or ""
     if not target:
         raise InvalidArgument("invalid mount config: Target must not be empty")
-    source = item.str("Source") or ""
+    source = item.text("Source") or ""
     if kind == "bind" and not source.startswith("/"):
         raise InvalidArgument(f'invalid mount config for type "bind": invalid mount path: '
                               f"'{source}' mount path must be absolute")
     options = []
     tmpfs = item.object("TmpfsOptions")
-    if tmpfs.int("SizeBytes"):
-        options.append(f"size={tmpfs.int('SizeBytes')}")
-    if tmpfs.int("Mode"):
-        options.append(f"mode={tmpfs.int('Mode'):o}")
-    return MountSpec(kind, source, target, item.bool("ReadOnly"), ",".join(options))
+    if tmpfs.integer("SizeBytes"):
+        options.append(f"size={tmpfs.integer('SizeBytes')}")
+    if tmpfs.integer("Mode"):
+        options.append(f"mode={tmpfs.integer('Mode'):o}")
+    return MountSpec(kind, source, target, item.boolean("ReadOnly"), ",".join(options))
 
 
 def _healthcheck(config: Fields) -> Healthcheck | None:
@@ -136,9 +139,10 @@ def _healthcheck(config: Fields) -> Healthcheck | None:
     test = check.strings("Test")
     if not test:
         return None
-    return Healthcheck(test, (check.int("Interval") or 30 * 10**9) / 1e9,
-                       (check.int("Timeout") or 30 * 10**9) / 1e9, check.int("Retries") or 3,
-                       (check.int("StartPeriod") or 0) / 1e9)
+    seconds = {key: (check.integer(key) or default) / 1e9 for key, default in
+               (("Interval", 30 * 10**9), ("Timeout", 30 * 10**9), ("StartPeriod", 0))}
+    return Healthcheck(test, seconds["Interval"], seconds["Timeout"],
+                       check.integer("Retries") or 3, seconds["StartPeriod"])
 
 
 def _security(host: Fields) -> tuple[bool, str | None]:
@@ -156,8 +160,8 @@ def _security(host: Fields) -> tuple[bool, str | None]:
 
 def _log_config(host: Fields) -> tuple[int, int]:
     log = host.object("LogConfig")
-    if (log.str("Type") or "json-file") != "json-file":
-        raise InvalidArgument(f"log driver {log.str('Type')!r} is not supported (json-file)")
+    if (log.text("Type") or "json-file") != "json-file":
+        raise InvalidArgument(f"log driver {log.text('Type')!r} is not supported (json-file)")
     options = log.mapping("Config")
     size, count = 0, 1
     if options.get("max-size"):
@@ -170,7 +174,7 @@ def _log_config(host: Fields) -> tuple[int, int]:
 
 
 def _network(host: Fields, body: Fields) -> tuple[str, tuple[str, ...], str | None]:
-    mode = host.str("NetworkMode") or "bridge"
+    mode = host.text("NetworkMode") or "bridge"
     mode = "bridge" if mode == "default" else mode
     endpoints = body.object("NetworkingConfig").object("EndpointsConfig")
     aliases: tuple[str, ...] = ()
@@ -179,7 +183,7 @@ def _network(host: Fields, body: Fields) -> tuple[str, tuple[str, ...], str | No
         if name == mode:
             endpoint = endpoints.object(name)
             aliases = endpoint.strings("Aliases")
-            address = endpoint.object("IPAMConfig").str("IPv4Address") or None
+            address = endpoint.object("IPAMConfig").text("IPv4Address") or None
     return mode, aliases, address
 
 
@@ -190,7 +194,7 @@ def _positive(value: int | None) -> int | None:
 def spec_from_body(body: Any, name: str | None) -> ContainerSpec:
     config = Fields(body, "container.Config")
     host = config.object("HostConfig")
-    image = config.str("Image")
+    image = config.text("Image")
     if not image:
         raise InvalidArgument("config cannot be empty in order to create a container: "
                               "no Image given")
@@ -198,32 +202,32 @@ def spec_from_body(body: Any, name: str | None) -> ContainerSpec:
     if entrypoint is not None and list(entrypoint) in ([], [""]):
         entrypoint = ()  # --entrypoint "": the image's is cleared
     restart = host.object("RestartPolicy")
-    policy = restart_policy(restart.str("Name") or "no", restart.int("MaximumRetryCount") or 0)
-    if policy.name != "no" and host.bool("AutoRemove"):
+    policy = restart_policy(restart.text("Name") or "no", restart.integer("MaximumRetryCount") or 0)
+    if policy.name != "no" and host.boolean("AutoRemove"):
         raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
     network, aliases, address = _network(host, config)
     nnp, seccomp = _security(host)
     log_size, log_files = _log_config(host)
-    pids = host.int("PidsLimit")
+    pids = host.integer("PidsLimit")
     return ContainerSpec(
         image=image, name=name or None, command=config.command("Cmd"), entrypoint=entrypoint,
-        env=config.strings("Env"), working_dir=config.str("WorkingDir") or None,
-        user=config.str("User") or None, hostname=config.str("Hostname") or None,
-        labels=config.mapping("Labels"), tty=config.bool("Tty"),
-        stdin_open=config.bool("OpenStdin"), read_only=host.bool("ReadonlyRootfs"),
+        env=config.strings("Env"), working_dir=config.text("WorkingDir") or None,
+        user=config.text("User") or None, hostname=config.text("Hostname") or None,
+        labels=config.mapping("Labels"), tty=config.boolean("Tty"),
+        stdin_open=config.boolean("OpenStdin"), read_only=host.boolean("ReadonlyRootfs"),
         tmpfs=tuple(TmpfsMount(k, v) for k, v in host.mapping("Tmpfs").items()),
-        init=host.bool("Init"), stop_signal=stop_signal(config.str("StopSignal")),
-        stop_timeout=config.int("StopTimeout"), restart=policy,
-        auto_remove=host.bool("AutoRemove"), memory=_positive(host.int("Memory")),
-        memory_swap=_positive(host.int("MemorySwap")),
-        nano_cpus=_positive(host.int("NanoCpus")),
-        cpu_shares=_positive(host.int("CpuShares")),
+        init=host.boolean("Init"), stop_signal=stop_signal(config.text("StopSignal")),
+        stop_timeout=config.integer("StopTimeout"), restart=policy,
+        auto_remove=host.boolean("AutoRemove"), memory=_positive(host.integer("Memory")),
+        memory_swap=_positive(host.integer("MemorySwap")),
+        nano_cpus=_positive(host.integer("NanoCpus")),
+        cpu_shares=_positive(host.integer("CpuShares")),
         pids_limit=pids if pids and pids > 0 else None,
-        ulimits=tuple(Ulimit(u.str("Name") or "", u.int("Soft") or 0, u.int("Hard") or 0)
+        ulimits=tuple(Ulimit(u.text("Name") or "", u.integer("Soft") or 0, u.integer("Hard") or 0)
                       for u in host.objects("Ulimits")),
         cap_add=host.strings("CapAdd"), cap_drop=host.strings("CapDrop"),
-        privileged=host.bool("Privileged"), no_new_privileges=nnp, seccomp_profile=seccomp,
-        oom_kill_disable=host.bool("OomKillDisable"), network_mode=network,
+        privileged=host.boolean("Privileged"), no_new_privileges=nnp, seccomp_profile=seccomp,
+        oom_kill_disable=host.boolean("OomKillDisable"), network_mode=network,
         network_aliases=aliases, ip_address=address, dns=host.strings("Dns"),
         dns_search=host.strings("DnsSearch"), dns_options=host.strings("DnsOptions"),
         extra_hosts=host.strings("ExtraHosts"), healthcheck=_healthcheck(config),
@@ -231,4 +235,4 @@ def spec_from_body(body: Any, name: str | None) -> ContainerSpec:
         mounts=tuple(parse_volume(b) for b in host.strings("Binds")) +
         tuple(_mount(m) for m in host.objects("Mounts")),
         volumes_from=host.strings("VolumesFrom"), ports=_ports(host),
-        publish_all=host.bool("PublishAllPorts"))
+        publish_all=host.boolean("PublishAllPorts"))

@@ -96,6 +96,16 @@ class _Failed:
         self.exc = exc
 
 
+def body_file(request: web.Request) -> io.BufferedReader:
+    """The request body as a buffered binary file, for a worker thread."""
+    return io.BufferedReader(BodyReader(request, asyncio.get_running_loop()), 1 << 16)
+
+
+def response_file(response: web.StreamResponse) -> io.BufferedWriter:
+    """A prepared response as a buffered binary file, for a worker thread (flush it)."""
+    return io.BufferedWriter(ResponseWriter(response, asyncio.get_running_loop()), 1 << 16)
+
+
 class BodyReader(io.RawIOBase):
     """A request body as a blocking file, for a worker thread (never the loop's)."""
 
