@@ -34,8 +34,9 @@ class NotModified(Exception):
 
 
 def error_response(status: int, message: str) -> web.Response:
-    return web.Response(status=status, text=json.dumps({"message": message}) + "\n",
-                        content_type="application/json")
+    # exactly "application/json": the docker CLI reads the message only then
+    return web.Response(status=status, body=json.dumps({"message": message}).encode() + b"\n",
+                        headers={"Content-Type": "application/json"})
 
 
 def status_for(exc: DockyardError) -> int:

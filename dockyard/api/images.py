@@ -180,9 +180,15 @@ async def load(request: web.Request) -> web.StreamResponse:
     engine = request.app[ENGINE]
     stream = JsonStream(request, asyncio.get_running_loop())
     names = await call(request, engine.images.load, body_file(request))
+    from dockyard.oci import reference
+
     for name in names:
-        what = "Loaded image ID" if name.startswith("sha256:") else "Loaded image"
-        await stream._send({"stream": f"{what}: {name}\n"})
+        if name.startswith("sha256:"):
+            line = f"Loaded image ID: {name}"
+        else:
+            ref = reference.parse(name)
+            line = f"Loaded image: {ref.familiar}" + (f":{ref.tag}" if ref.tag else "")
+        await stream._send({"stream": line + "\n"})
     return await stream.finish(None)
 
 
