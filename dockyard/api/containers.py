@@ -111,9 +111,10 @@ def _matches(record: ContainerRecord, wanted: dict[str, list[str]]) -> bool:
         join = all if key == "label" else any
         if values and not join(_test(record, key, v) for v in values):
             return False
-        if not values:
-            _test(record, key, "")  # an unknown key is refused even without values
     return True
+
+
+FILTERS = ("id", "name", "status", "label", "ancestor", "network")
 
 
 def _summary(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
@@ -136,6 +137,9 @@ def _summary(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
 
 def _list(engine: Engine, everything: bool, wanted: dict[str, list[str]],
           limit: int | None) -> list[dict[str, Any]]:
+    unknown = sorted(set(wanted) - set(FILTERS))
+    if unknown:  # refused even when no container is there to test
+        raise InvalidArgument(f"invalid filter '{unknown[0]}'")
     records = engine.containers.list(all_containers=everything or "status" in wanted)
     records = [r for r in records if _matches(r, wanted)]
     records.sort(key=lambda r: r.created, reverse=True)
