@@ -6,6 +6,7 @@ from __future__ import annotations
 import stat
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -94,7 +95,7 @@ def test_bad_query_values_are_400(http: httpx.Client) -> None:
 
 
 def test_create_maps_the_body_onto_the_spec(http: httpx.Client) -> None:
-    body = {"Image": "box:1", "Cmd": ["true"], "Entrypoint": None, "Env": ["A=1"],
+    body: dict[str, Any] = {"Image": "box:1", "Cmd": ["true"], "Entrypoint": None, "Env": ["A=1"],
             "Labels": {"k": "v"}, "WorkingDir": "/tmp", "User": "1:1", "Tty": True,
             "OpenStdin": True, "ExposedPorts": {"80/tcp": {}},
             "HostConfig": {"Binds": ["/tmp:/host:ro"], "NetworkMode": "none",
