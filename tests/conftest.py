@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.testing import leaks
+from dockyard.testing.apiserver import ApiServer, api_server
 from dockyard.testing.bundles import BundleFactory, Runtime, busybox_path, make_rootfs_tar
 from dockyard.testing.cli import Dockyard
 
@@ -108,3 +109,10 @@ def box(tmp_path: Path, rootfs_tar: Path) -> Iterator[Dockyard]:
     cli("import", "-c", 'CMD ["sh"]', str(rootfs_tar), "box:1")
     yield cli
     cli.remove_everything()
+
+
+@pytest.fixture
+def api(box: Dockyard) -> Iterator[ApiServer]:
+    """``dockyard serve`` on ``box``'s root (stopped before ``box`` cleans up)."""
+    with api_server(box) as server:
+        yield server

@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
-from dockyard.cli.containers import container_group, parse_bytes, parse_cpus
+from dockyard.cli.containers import container_group, parse_cpus
 from dockyard.cli.render import human_size, render
 from dockyard.engine.engine import Engine
+from dockyard.engine.flags import parse_bytes
 from dockyard.errors import InvalidArgument, NotFound
 
 

@@ -13,25 +13,17 @@ from dockyard import trace
 from dockyard.cli import blkio
 from dockyard.cli.render import container_fields, human_ago, render
 from dockyard.engine.engine import Engine
+from dockyard.engine.flags import parse_bytes, parse_restart, parse_volume
+from dockyard.engine.flags import stop_signal as _stop_signal
 from dockyard.engine.spec import (
     ContainerSpec,
     Healthcheck,
     MountSpec,
     PortSpec,
-    RestartPolicy,
     TmpfsMount,
     Ulimit,
 )
 from dockyard.errors import ContainerNotFound, InvalidArgument
-
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
-def parse_bytes(text: str, flag: str) -> int:
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", text.strip().lower())
-    if not match:
-        raise InvalidArgument(f"invalid value {text!r} for {flag}: want a size like 16m or 1g")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
 def parse_cpus(text: str) -> int:
@@ -46,59 +38,12 @@ def parse_cpus(text: str) -> int:
     return round(value * 1e9)
 
 
-def parse_restart(text: str) -> RestartPolicy:
-    name, _, count = text.partition(":")
-    if name not in ("no", "on-failure", "always", "unless-stopped"):
-        raise InvalidArgument(f"invalid restart policy {text!r}")
-    if count and (name != "on-failure" or not count.isdigit()):
-        raise InvalidArgument(f"invalid restart policy {text!r}: only on-failure takes a count")
-    return RestartPolicy(name, int(count or 0))
-
-
 def parse_ulimit(text: str) -> Ulimit:
     name, _, values = text.partition("=")
     soft, _, hard = values.partition(":")
     if not name or not soft.lstrip("-").isdigit() or (hard and not hard.lstrip("-").isdigit()):
         raise InvalidArgument(f"invalid ulimit {text!r}: want name=soft[:hard]")
     return Ulimit(name, int(soft), int(hard or soft))
-
-
-# what Docker accepts after the second colon of -v (z/Z and the consistency words are
-# accepted and mean nothing here, as on hosts without SELinux or on Linux)
-VOLUME_MODES = {"ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "shared", "rshared",
-                "slave", "rslave", "consistent", "cached", "delegated"}
-
-
-def _stop_signal(text: str | None) -> str | None:
-    """Docker refuses an unknown ``--stop-signal`` when the container is created."""
-    if text is None:
-        return None
-    from dockyard.runtime.operations import parse_signal
-
-    try:
-        parse_signal(text)
-    except InvalidArgument:
-        raise InvalidArgument(f"Invalid signal: {text}") from None
-    return text
-
-
-def parse_volume(text: str) -> MountSpec:
-    """``-v``: /ctr (anonymous), NAME:/ctr[:ro], /host:/ctr[:ro] (host dir created)."""
-    parts = text.split(":")
-    if len(parts) == 1:
-        return MountSpec("volume", "", parts[0])
-    if len(parts) > 3 or not parts[0] or not parts[1]:
-        raise InvalidArgument(f"invalid volume specification: {text!r}")
-    modes = set(parts[2].split(",")) if len(parts) == 3 else set()
-    unknown = sorted(modes - VOLUME_MODES)
-    if unknown or {"ro", "rw"} <= modes:
-        raise InvalidArgument(f"invalid mode: {parts[2]}")
-    readonly = "ro" in modes
-    source, target = parts[0], parts[1]
-    if source.startswith(("/", ".")):
-        return MountSpec("bind", os.path.abspath(source), target, readonly,
-                         create_host_path=True)
-    return MountSpec("volume", source, target, readonly)
 
 
 def parse_mount(text: str) -> MountSpec:

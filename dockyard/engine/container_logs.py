@@ -19,7 +19,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -33,7 +33,10 @@ _File = tuple[int, IO[bytes]]  # (inode, open file)
 
 
 def read(service: ContainerService, ref: str, *, follow: bool = False, tail: int | None = None,
-         since: str | None = None) -> Iterator[dict[str, str]]:
+         since: str | None = None,
+         stop: Callable[[], bool] | None = None) -> Iterator[dict[str, str]]:
+    """The log's entries; with ``follow``, on until the container stops or ``stop()``
+    says the reader has gone (a server's client that hung up: looked at every poll)."""
     record = service.get(ref)
     path = service.log_path(record.id)
     files = _snapshot(path)
@@ -60,13 +63,13 @@ def read(service: ContainerService, ref: str, *, follow: bool = False, tail: int
     try:
         yield from lines
         if follow:
-            yield from _follow(service, record.id, path, current, partial)
+            yield from _follow(service, record.id, path, current, partial, stop)
     finally:
         _close(current)
 
 
 def _follow(service: ContainerService, container_id: str, path: Path, queue: list[_File],
-            buffer: bytes) -> Iterator[dict[str, str]]:
+            buffer: bytes, stop: Callable[[], bool] | None = None) -> Iterator[dict[str, str]]:
     """Until the container stops: ``queue`` holds the file being read (first) and the
     newer files found after it, oldest first; each poll finds the files newer than
     the newest held one and reads on through them, in order."""
@@ -87,7 +90,7 @@ def _follow(service: ContainerService, container_id: str, path: Path, queue: lis
             # a newer file exists: this one was complete before we read it to its end
             queue.pop(0)[1].close()
             buffer = b""  # (nothing: the writer writes whole lines)
-        if not running:
+        if not running or (stop is not None and stop()):
             return
         time.sleep(0.01)
 

@@ -811,10 +811,11 @@ class ContainerService:
                                                if r.state in ACTIVE_STATES]
 
     def logs(self, ref: str, *, follow: bool = False, tail: int | None = None,
-             since: str | None = None) -> Iterator[dict[str, str]]:
+             since: str | None = None,
+             stop: Callable[[], bool] | None = None) -> Iterator[dict[str, str]]:
         from dockyard.engine import container_logs
 
-        return container_logs.read(self, ref, follow=follow, tail=tail, since=since)
+        return container_logs.read(self, ref, follow=follow, tail=tail, since=since, stop=stop)
 
     def inspect(self, ref: str) -> dict[str, Any]:
         from dockyard.engine.inspect import container_json

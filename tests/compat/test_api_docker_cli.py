@@ -1,0 +1,191 @@
+"""The real docker CLI and docker-py against ``dockyard serve``: the same containers as
+the ``dockyard`` CLI sees, driven through the Docker Engine API."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dockyard.testing.apiserver import ApiServer
+from dockyard.testing.cli import Dockyard
+from dockyard.testing.poll import until
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(autouse=True)
+def _docker_cli() -> None:
+    if shutil.which("docker") is None:
+        pytest.skip("the docker CLI is not installed (Debian package docker.io)")
+
+
+def test_version_and_ping(api: ApiServer) -> None:
+    out = api.docker("version", "--format", "{{.Server.APIVersion}} {{.Server.MinAPIVersion}}")
+    assert out.stdout.split() == ["1.50", "1.24"]
+    assert api.docker("info", "--format", "{{.OSType}} {{.Driver}}").stdout.strip() == \
+        "linux overlay2"
+
+
+def test_run_rm_prints_output_and_exit_code(api: ApiServer, box: Dockyard) -> None:
+    assert api.docker("run", "--rm", "box:1", "echo", "hi").stdout == "hi\n"
+    failed = api.docker("run", "--rm", "box:1", "sh", "-c", "echo out; echo err >&2; exit 3",
+                        check=False)
+    assert (failed.returncode, failed.stdout, failed.stderr) == (3, "out\n", "err\n")
+    assert box("ps", "-a", "-q").stdout == ""  # --rm: nothing left
+
+
+def test_run_with_stdin_and_tty(api: ApiServer) -> None:
+    assert api.docker("run", "-i", "--rm", "box:1", "cat", input=b"piped\n").stdout == \
+        "piped\n"
+    # -t without a terminal here: the docker CLI still gets a pty-backed container
+    out = api.docker("run", "-t", "--rm", "box:1", "sh", "-c", "test -t 1 && echo tty")
+    assert out.stdout.replace("\r", "") == "tty\n"
+
+
+def test_detached_lifecycle_seen_by_both_clis(api: ApiServer, box: Dockyard) -> None:
+    cid = api.docker("run", "-d", "--name", "web", "-l", "team=a", "box:1", "sh", "-c",
+                     "echo out; echo err >&2; exec sleep 60").stdout.strip()
+    assert len(cid) == 64
+    assert box("ps", "-q", "--no-trunc").stdout.split() == [cid]  # dockyard sees it
+    ps = api.docker("ps", "--filter", "label=team=a", "--format", "{{.Names}} {{.State}}")
+    assert ps.stdout == "web running\n"
+    until("the container's output", lambda: "out" in api.docker("logs", "web").stdout)
+    logs = api.docker("logs", "web")
+    assert (logs.stdout, logs.stderr) == ("out\n", "err\n")
+    assert api.docker("inspect", "-f", "{{.State.Status}} {{.Name}} {{.Config.Labels.team}}",
+                      "web").stdout == "running /web a\n"
+    api.docker("stop", "-t", "1", "web")
+    assert api.docker("inspect", "-f", "{{.State.Running}}", "web").stdout == "false\n"
+    assert api.docker("ps", "-a", "--format", "{{.Status}}").stdout.startswith("Exited (")
+    api.docker("rm", "web")
+    assert box("ps", "-a", "-q").stdout == ""
+
+
+def test_dockyard_run_shows_in_docker_ps(api: ApiServer, box: Dockyard) -> None:
+    box("run", "-d", "--name", "fromcli", "box:1", "sleep", "60")
+    assert api.docker("ps", "--format", "{{.Names}} {{.Image}}").stdout == "fromcli box:1\n"
+    api.docker("rm", "-f", "fromcli")
+    assert box("ps", "-a", "-q").stdout == ""
+
+
+def test_errors_in_docker_words(api: ApiServer) -> None:
+    missing = api.docker("rm", "nosuch", check=False)
+    assert missing.returncode == 1
+    assert "Error response from daemon: No such container: nosuch" in missing.stderr
+    api.docker("run", "-d", "--name", "busy", "box:1", "sleep", "60")
+    busy = api.docker("rm", "busy", check=False)
+    assert busy.returncode == 1 and "You cannot remove a running container" in busy.stderr
+    api.docker("rm", "-f", "busy")
+
+
+def test_images_tag_and_remove(api: ApiServer) -> None:
+    rows = api.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert rows == ["box:1"]
+    api.docker("tag", "box:1", "other/box:2")
+    rows = api.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert sorted(rows) == ["box:1", "other/box:2"]
+    assert api.docker("rmi", "other/box:2").stdout == "Untagged: other/box:2\n"
+    assert api.docker("image", "inspect", "-f", "{{.Os}}", "box:1").stdout == "linux\n"
+
+
+def test_save_and_load_round_trip(api: ApiServer) -> None:
+    saved = subprocess.run(["docker", "save", "box:1"], env=api.env, capture_output=True,
+                           check=True, timeout=120).stdout
+    api.docker("rmi", "box:1")
+    assert api.docker("images", "-q").stdout == ""
+    loaded = api.docker("load", input=saved)
+    assert "Loaded image: box:1" in loaded.stdout
+    assert api.docker("run", "--rm", "box:1", "echo", "back").stdout == "back\n"
+
+
+def test_logs_follow_does_not_block_other_requests(api: ApiServer) -> None:
+    api.docker("run", "-d", "--name", "quiet", "box:1", "sleep", "60")
+    followers = [subprocess.Popen(["docker", "logs", "-f", "quiet"], env=api.env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for _ in range(20)]  # more than the server's thread pool
+    try:
+        assert api.docker("ps", "--format", "{{.Names}}").stdout == "quiet\n"
+    finally:
+        for process in followers:
+            process.kill()
+            process.wait()
+    api.docker("rm", "-f", "quiet")
+    assert api.docker("version", "--format", "{{.Server.APIVersion}}").stdout == "1.50\n"
+
+
+# --- docker-py -----------------------------------------------------------------------------
+@pytest.fixture
+def client(api: ApiServer) -> Iterator[Any]:
+    docker = pytest.importorskip("docker")
+    connected = docker.DockerClient(base_url=api.url, timeout=120)
+    try:
+        yield connected
+    finally:
+        connected.close()
+
+
+def test_docker_py_containers(client: Any, box: Dockyard) -> None:
+    import docker
+
+    assert client.containers.run("box:1", ["echo", "hi"], remove=True) == b"hi\n"
+    container = client.containers.run("box:1", ["sh", "-c", "echo one; echo two >&2; exit 2"],
+                                      detach=True, labels={"k": "v"})
+    assert container.wait()["StatusCode"] == 2
+    assert container.logs(stdout=True, stderr=False) == b"one\n"
+    assert container.logs(stdout=False, stderr=True) == b"two\n"
+    assert [c.id for c in client.containers.list(all=True, filters={"label": "k=v"})] == \
+        [container.id]
+    container.reload()
+    assert container.status == "exited" and container.attrs["State"]["ExitCode"] == 2
+    container.remove()
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(container.id)
+    assert box("ps", "-a", "-q").stdout == ""
+
+
+def test_docker_py_streamed_logs(client: Any) -> None:
+    container = client.containers.run("box:1", ["sh", "-c", "for i in 1 2 3; do echo $i; "
+                                                            "sleep 0.1; done"], detach=True)
+    lines = list(container.logs(stream=True, follow=True))
+    assert b"".join(lines) == b"1\n2\n3\n"
+    container.remove(force=True)
+
+
+def test_docker_py_images_networks_volumes(client: Any) -> None:
+    import docker
+
+    assert "box:1" in [tag for image in client.images.list() for tag in image.tags]
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get("nosuch:1")
+    network = client.networks.create("apinet")
+    assert "apinet" in [n.name for n in client.networks.list()]
+    assert client.networks.get("apinet").attrs["Driver"] == "bridge"
+    network.remove()
+    volume = client.volumes.create("apivol", labels={"a": "b"})
+    assert client.volumes.get("apivol").attrs["Labels"] == {"a": "b"}
+    assert "apivol" in [v.name for v in client.volumes.list()]
+    volume.remove()
+    with pytest.raises(docker.errors.NotFound):
+        client.volumes.get("apivol")
+
+
+def test_docker_py_low_level_create_body(client: Any) -> None:
+    """A create body with HostConfig fields lands in the container's inspect document."""
+    api = client.api
+    host_config = api.create_host_config(mem_limit=64 * 1024 * 1024, cap_drop=["NET_RAW"],
+                                         restart_policy={"Name": "on-failure",
+                                                         "MaximumRetryCount": 2})
+    created = api.create_container("box:1", ["true"], environment={"A": "1"},
+                                   working_dir="/tmp", host_config=host_config)
+    doc = api.inspect_container(created["Id"])
+    assert doc["HostConfig"]["Memory"] == 64 * 1024 * 1024
+    assert doc["HostConfig"]["CapDrop"] == ["NET_RAW"]
+    assert doc["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert "A=1" in doc["Config"]["Env"] and doc["Config"]["WorkingDir"] == "/tmp"
+    api.remove_container(created["Id"])
+    assert json.dumps(api.containers(all=True)) == "[]"

@@ -1,0 +1,140 @@
+"""``dockyard serve`` over raw HTTP: routing, versions, Docker's error statuses and
+words, bad input refused with a 400 (the server alive, nothing created)."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from dockyard.testing.apiserver import ApiServer
+from dockyard.testing.cli import Dockyard
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def http(api: ApiServer) -> Iterator[httpx.Client]:
+    transport = httpx.HTTPTransport(uds=str(api.socket))
+    with httpx.Client(transport=transport, base_url="http://docker", timeout=60) as client:
+        yield client
+
+
+def test_socket_is_0660(api: ApiServer) -> None:
+    assert stat.S_IMODE(api.socket.stat().st_mode) == 0o660
+
+
+def test_ping_headers_and_versions(http: httpx.Client) -> None:
+    for method in ("GET", "HEAD"):
+        answer = http.request(method, "/_ping")
+        assert answer.status_code == 200
+        assert answer.headers["API-Version"] == "1.50"
+        assert answer.headers["OSType"] == "linux"
+        assert answer.headers["Docker-Experimental"] == "false"
+    assert http.get("/_ping").text == "OK"
+    assert http.get("/v1.24/version").json()["MinAPIVersion"] == "1.24"
+    old = http.get("/v1.23/version")
+    assert old.status_code == 400 and "too old" in old.json()["message"]
+    new = http.get("/v1.99/containers/json")
+    assert new.status_code == 400 and "too new" in new.json()["message"]
+    missing = http.get("/v1.50/no/such/route")
+    assert (missing.status_code, missing.json()) == (404, {"message": "page not found"})
+
+
+def test_docker_error_words_and_statuses(http: httpx.Client, box: Dockyard) -> None:
+    answer = http.get("/containers/nosuch/json")
+    assert (answer.status_code, answer.json()) == (404, {"message": "No such container: nosuch"})
+    assert answer.headers["Content-Type"] == "application/json"
+    created = http.post("/containers/create", json={"Image": "nosuch:1"})
+    assert (created.status_code, created.json()) == (404, {"message": "No such image: nosuch:1"})
+    cid = http.post("/containers/create?name=c1",
+                    json={"Image": "box:1", "Cmd": ["sleep", "60"]}).json()["Id"]
+    assert http.post(f"/containers/{cid}/stop").status_code == 304  # not running
+    assert http.post(f"/containers/{cid}/kill").status_code == 409
+    assert http.post(f"/containers/{cid}/start").status_code == 204
+    assert http.post(f"/containers/{cid}/start").status_code == 304  # already running
+    refused = http.delete(f"/containers/{cid}")
+    assert refused.status_code == 409 and "cannot remove a running" in refused.json()["message"]
+    taken = http.post("/containers/create?name=c1", json={"Image": "box:1"})
+    assert taken.status_code == 409
+    assert http.delete(f"/containers/{cid}?force=1").status_code == 204
+    assert box("ps", "-a", "-q").stdout == ""
+
+
+@pytest.mark.parametrize("body", [
+    b"{not json",
+    b'{"Image": "box:1", "Cmd": 5}',
+    b'{"Image": "box:1", "Env": "A=1"}',
+    b'{"Image": "box:1", "Tty": "yes"}',
+    b'{"Image": "box:1", "HostConfig": {"Memory": "lots"}}',
+    b'{"Image": "box:1", "HostConfig": {"Binds": ["a:b:c:d"]}}',
+    b'{"Image": "box:1", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}',
+    b'{"Image": "box:1", "HostConfig": {"PortBindings": {"http": []}}}',
+    b'{"Image": "box:1", "HostConfig": []}',
+    b"[1, 2]",
+    b"{}",
+])
+def test_bad_create_bodies_are_400(http: httpx.Client, box: Dockyard, body: bytes) -> None:
+    answer = http.post("/containers/create", content=body,
+                       headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["message"]
+    assert http.get("/_ping").status_code == 200  # alive
+    assert http.get("/containers/json?all=1").json() == []  # nothing created
+
+
+def test_bad_query_values_are_400(http: httpx.Client) -> None:
+    assert http.get("/containers/json?filters=%7Bnope").status_code == 400
+    assert http.get('/containers/json?filters={"colour":["red"]}').status_code == 400
+    assert http.get("/containers/json?all=maybe").status_code == 400
+    assert http.post("/containers/x/wait?condition=sometime").status_code == 400
+
+
+def test_create_maps_the_body_onto_the_spec(http: httpx.Client) -> None:
+    body: dict[str, Any] = {"Image": "box:1", "Cmd": ["true"], "Entrypoint": None, "Env": ["A=1"],
+            "Labels": {"k": "v"}, "WorkingDir": "/tmp", "User": "1:1", "Tty": True,
+            "OpenStdin": True, "ExposedPorts": {"80/tcp": {}},
+            "HostConfig": {"Binds": ["/tmp:/host:ro"], "NetworkMode": "none",
+                           "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+                           "Memory": 32 * 1024 * 1024, "NanoCpus": 500_000_000,
+                           "CapAdd": ["SYS_TIME"], "CapDrop": ["NET_RAW"],
+                           "Mounts": [{"Type": "tmpfs", "Target": "/scratch"}]}}
+    cid = http.post("/containers/create", json=body).json()["Id"]
+    doc = http.get(f"/v1.44/containers/{cid}/json").json()
+    config, host = doc["Config"], doc["HostConfig"]
+    assert (config["Cmd"], config["WorkingDir"], config["User"], config["Tty"]) == \
+        (["true"], "/tmp", "1:1", True)
+    assert "A=1" in config["Env"] and config["Labels"] == {"k": "v"}
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert (host["Memory"], host["NanoCpus"], host["NetworkMode"]) == \
+        (32 * 1024 * 1024, 500_000_000, "none")
+    assert (host["CapAdd"], host["CapDrop"]) == (["SYS_TIME"], ["NET_RAW"])
+    mounts = {m["Destination"]: m for m in doc["Mounts"]}
+    assert mounts["/host"]["Source"] == "/tmp" and mounts["/host"]["RW"] is False
+    assert mounts["/scratch"]["Type"] == "tmpfs"
+    assert http.delete(f"/containers/{cid}").status_code == 204
+
+
+def test_logs_are_framed_and_wait_reports_the_code(http: httpx.Client) -> None:
+    cid = http.post("/containers/create",
+                    json={"Image": "box:1",
+                          "Cmd": ["sh", "-c", "echo out; echo err >&2; exit 7"]}).json()["Id"]
+    assert http.post(f"/containers/{cid}/start").status_code == 204
+    waited = http.post(f"/containers/{cid}/wait")
+    assert waited.json() == {"StatusCode": 7, "Error": None}
+    logs = http.get(f"/containers/{cid}/logs?stdout=1&stderr=1").content
+    assert logs == b"\x01\0\0\0\0\0\0\x04out\n" + b"\x02\0\0\0\0\0\0\x04err\n"
+    assert http.get(f"/containers/{cid}/logs").status_code == 400  # no stream chosen
+    assert http.delete(f"/containers/{cid}").status_code == 204
+
+
+def test_non_loopback_tcp_is_refused(box: Dockyard) -> None:
+    result = subprocess.run([*box.argv, "--root", str(box.root), "serve", "--host",
+                             "tcp://0.0.0.0:2375"], capture_output=True, text=True,
+                            timeout=60, env=box.env)
+    assert result.returncode != 0
+    assert "non-loopback" in result.stderr and "TLS" in result.stderr
