@@ -1,9 +1,11 @@
-"""Start N sleeping containers; report the start rate and the memory dockyard keeps per
-running container (the unique memory — USS, from /proc/PID/smaps_rollup — of every
-supervisor process), then remove them all.  With ``--docker-host``, the same against
-that dockerd: its per-container process is containerd's shim.
+"""Start N sleeping containers on the default bridge (networking on); report the start
+rate, the memory dockyard keeps per running container (the unique memory — USS, from
+/proc/PID/smaps_rollup — of each container's supervisor) and the supervisors' thread
+counts at rest, then remove them all.  The same against docker (a private dockerd on a
+bridge made here, or ``--docker-host``): its per-container process is containerd's shim,
+found as the parent of each container's PID 1 (other daemons' shims are not counted).
 
-Usage (as root): python bench/density.py [--count 100] [--docker-host unix:///…]
+Usage (as root): python bench/density.py [--count 100] [--docker-host unix:///…|--no-docker]
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.testing.bundles import make_rootfs_tar
-from dockyard.testing.cli import scratch_root
+from engines import Engine, engines
 
 
 def uss_kib(pid: int) -> int:
@@ -30,65 +31,79 @@ def uss_kib(pid: int) -> int:
     return total
 
 
+def _status_field(pid: int, name: str) -> int:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+    raise KeyError(name)
+
+
+@dataclass
+class Footprint:
+    """The per-container processes of one engine: USS (KiB) and thread count of each."""
+
+    what: str
+    uss: list[int]
+    threads: list[int]
+
+    def line(self) -> str:
+        if not self.uss:
+            return f"{self.what}: none found"
+        return (f"{self.what}: {len(self.uss)} found, USS median "
+                f"{statistics.median(self.uss) / 1024:.2f} MiB, max {max(self.uss) / 1024:.2f}"
+                f" MiB; threads median {statistics.median(self.threads):g}, "
+                f"max {max(self.threads)}")
+
+
+def _footprint(what: str, pids: list[int]) -> Footprint:
+    return Footprint(what, [uss_kib(pid) for pid in pids],
+                     [_status_field(pid, "Threads") for pid in pids])
+
+
+def dockyard_footprint(root: Path, ids: list[str]) -> Footprint:
+    """Each container's supervisor, from the pid its status.json records."""
+    pids = []
+    for container_id in ids:
+        status = json.loads((root / "containers" / container_id / "status.json").read_text())
+        pids.append(int(status["supervisor_pid"]))
+    return _footprint("dockyard supervisors", pids)
+
+
+def docker_footprint(docker: Engine, ids: list[str]) -> Footprint:
+    """Each container's shim: the parent of the container's PID 1."""
+    _, out = docker.timed("inspect", "-f", "{{.State.Pid}}", *ids)
+    shims = sorted({_status_field(int(pid), "PPid") for pid in out.split() if pid != "0"})
+    return _footprint("docker shims (containerd-shim-runc-v2)", shims)
+
+
+def _start(engine: Engine, count: int) -> tuple[float, list[str]]:
+    start = time.perf_counter()
+    ids = [engine.new_container("run", "-d", engine.image, "sleep", "3600")[1]
+           for _ in range(count)]
+    return time.perf_counter() - start, ids
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--docker-host", default=None)
+    parser.add_argument("--no-docker", action="store_true")
     args = parser.parse_args()
-    with scratch_root("dy-density-") as (work, cli):
-        root = cli.root
-
-        def dy(*argv: str) -> str:
-            return cli(*argv).stdout
-
-        tar = make_rootfs_tar(work)
-        dy("import", str(tar), "density:1")
-        start = time.perf_counter()
-        ids = [dy("run", "-d", "density:1", "sleep", "3600").strip() for _ in range(args.count)]
-        elapsed = time.perf_counter() - start
-        supervisors = []
-        for container_id in ids:
-            status = json.loads((root / "containers" / container_id / "status.json").read_text())
-            supervisors.append(int(status["supervisor_pid"]))
-        per = [uss_kib(pid) for pid in supervisors]
-        print(f"started {args.count} containers in {elapsed:.1f} s "
-              f"({args.count / elapsed:.1f} containers/s)")
-        print(f"per-container supervisor USS: median {statistics.median(per) / 1024:.2f} MiB, "
-              f"max {max(per) / 1024:.2f} MiB (target <= 3 MiB)")
-        dy("rm", "-f", *ids)
-        if args.docker_host:
-            _docker(args.count, args.docker_host, tar)
+    docker = "none" if args.no_docker else (args.docker_host or "private")
+    with engines("dy-density-", docker) as peers:
+        for engine in filter(None, (peers.dockyard, peers.docker)):
+            elapsed, ids = _start(engine, args.count)
+            time.sleep(1.0)  # at rest
+            print(f"{engine.name}: started {args.count} containers in {elapsed:.1f} s "
+                  f"({args.count / elapsed:.1f} containers/s)")
+            if engine is peers.dockyard:
+                found = dockyard_footprint(peers.root, ids)
+                print(found.line() + " (target: USS <= 3 MiB, no threads beyond the first)")
+            else:
+                print(docker_footprint(engine, ids).line())
+            engine.remove(*ids)
     return 0
-
-
-def _docker(count: int, host: str, tar: Path) -> None:
-    import os
-
-    env = dict(os.environ, DOCKER_HOST=host)
-
-    def docker(*argv: str) -> str:
-        return subprocess.run(["docker", *argv], env=env, check=True, capture_output=True,
-                              text=True).stdout
-
-    docker("import", str(tar), "density:1")
-    start = time.perf_counter()
-    ids = [docker("run", "-d", "--network", "none", "density:1", "sleep", "3600").strip()
-           for _ in range(count)]
-    elapsed = time.perf_counter() - start
-    shims = [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and
-             _comm(int(pid)).startswith("containerd-shim")]
-    per = [uss_kib(pid) for pid in shims]
-    print(f"docker: started {count} containers in {elapsed:.1f} s ({count / elapsed:.1f}/s); "
-          f"{len(shims)} shims, USS median {statistics.median(per) / 1024:.2f} MiB")
-    docker("rm", "-f", *ids)
-
-
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as handle:
-            return handle.read().strip()
-    except OSError:
-        return ""
 
 
 if __name__ == "__main__":
