@@ -129,3 +129,16 @@ def engines(prefix: str, docker: str = "private") -> Iterator[Peers]:
                                capture_output=True, check=False)
             stack.callback(theirs.remove_made)
         yield Peers(work, cli.root, tar, ours, theirs, daemon)
+
+
+def print_traces(dockyard: Engine, networks: tuple[str, ...] = ("none", "bridge")) -> None:
+    """The ``DOCKYARD_TRACE=1`` timeline (stderr) of one ``run --rm`` per network."""
+    env = dict(dockyard.env, DOCKYARD_TRACE="1")
+    for network in networks:
+        proc = subprocess.run(dockyard.cmd("run", "--rm", "--network", network,
+                                           dockyard.image, "/bin/true"),
+                              env=env, capture_output=True, text=True, timeout=120,
+                              check=False)
+        print(f"\nDOCKYARD_TRACE=1 dockyard run --rm --network {network} IMG /bin/true "
+              f"(exit {proc.returncode}):")
+        print(proc.stderr.rstrip() or "(no timeline on stderr)")

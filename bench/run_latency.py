@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from density import docker_footprint, dockyard_footprint
-from engines import STOPPABLE, CommandFailed, Engine, Peers, engines
+from engines import STOPPABLE, CommandFailed, Engine, Peers, engines, print_traces
 
 import dockyard
 from dockyard.testing.bundles import BundleFactory, base_config
@@ -204,18 +204,6 @@ def many(peers: Peers, count: int, parallel: int, budget: float) -> None:
         print(line)
     print("goal: parallel rate >= 3x docker's\nmemory per running container, at rest:")
     print("\n".join(notes))
-
-
-def print_traces(dockyard_: Engine) -> None:
-    env = dict(dockyard_.env, DOCKYARD_TRACE="1")
-    for network in ("none", "bridge"):
-        proc = subprocess.run(dockyard_.cmd("run", "--rm", "--network", network,
-                                            dockyard_.image, "/bin/true"),
-                              env=env, capture_output=True, text=True, timeout=120,
-                              check=False)
-        print(f"\nDOCKYARD_TRACE=1 dockyard run --rm --network {network} IMG /bin/true "
-              f"(exit {proc.returncode}):")
-        print(proc.stderr.rstrip() or "(no timeline on stderr)")
 
 
 def describe_setup() -> None:
