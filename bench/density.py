@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines import Engine, engines
+from engines import Engine, engines, exit_on_signals
 
 
 def uss_kib(pid: int) -> int:
@@ -90,6 +90,7 @@ def main() -> int:
     parser.add_argument("--docker-host", default=None)
     parser.add_argument("--no-docker", action="store_true")
     args = parser.parse_args()
+    exit_on_signals()
     docker = "none" if args.no_docker else (args.docker_host or "private")
     with engines("dy-density-", docker) as peers:
         for engine in filter(None, (peers.dockyard, peers.docker)):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -72,6 +73,13 @@ class Engine:
         self.made.difference_update(ids)
         return elapsed, out
 
+    def remove_all(self) -> None:
+        """Every container of this engine's private store (clean-up path)."""
+        ids = subprocess.run(self.cmd("ps", "-a", "-q", "--no-trunc"), env=self.env,
+                             capture_output=True, text=True, timeout=120, check=False).stdout
+        self.made.update(ids.split())
+        self.remove_made()
+
     def remove_made(self) -> None:
         """Best effort (clean-up path): every container this engine made."""
         if self.made:
@@ -96,6 +104,16 @@ class Peers:
     dockyard: Engine
     docker: Engine | None
     daemon: dockerd.Daemon | None  # the private dockerd, when one was started here
+
+
+def exit_on_signals() -> None:
+    """SIGTERM, and SIGINT even where a shell started the bench with it ignored, end it
+    through its clean-up (KeyboardInterrupt unwinds every ``finally``)."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
 
 
 @contextlib.contextmanager
@@ -127,7 +145,9 @@ def engines(prefix: str, docker: str = "private") -> Iterator[Peers]:
             if daemon is None:  # a foreign daemon: take our tag back out of it
                 stack.callback(subprocess.run, theirs.cmd("rmi", "-f", tag), env=theirs.env,
                                capture_output=True, check=False)
-            stack.callback(theirs.remove_made)
+                stack.callback(theirs.remove_made)
+            else:  # ours alone: also what an interrupted `run -d` made before its id came
+                stack.callback(theirs.remove_all)
         yield Peers(work, cli.root, tar, ours, theirs, daemon)
 
 

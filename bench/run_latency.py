@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from density import docker_footprint, dockyard_footprint
-from engines import STOPPABLE, CommandFailed, Engine, Peers, engines, print_traces
+from engines import (
+    STOPPABLE,
+    CommandFailed,
+    Engine,
+    Peers,
+    engines,
+    exit_on_signals,
+    print_traces,
+)
 
 import dockyard
 from dockyard.testing.bundles import BundleFactory, base_config
@@ -169,8 +177,12 @@ def start_many(engine: Engine, count: int, parallel: int, budget: float
         return engine.new_container("run", "-d", engine.image, "sleep", "3600")[1]
 
     start = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
-        ids = [i for i in pool.map(one, range(count)) if i is not None]
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=parallel)
+    try:
+        futures = [pool.submit(one, i) for i in range(count)]
+        ids = [i for i in (f.result() for f in futures) if i is not None]
+    finally:  # interrupted: start nothing more; what did start is in engine.made
+        pool.shutdown(wait=True, cancel_futures=True)
     return Burst(time.perf_counter() - start, len(ids)), ids
 
 
@@ -224,6 +236,7 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=120.0,
                         help="seconds per startup-of-many burst, at most")
     args = parser.parse_args()
+    exit_on_signals()
     # measure as a user would: a shell that sets this makes every command recompile
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     describe_setup()

@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from engines import engines, print_traces
+from engines import engines, exit_on_signals, print_traces
 
 from dockyard.runtime.linux.capabilities import DOCKER_DEFAULT_CAPABILITIES
 from dockyard.runtime.seccomp_profile import default_profile
@@ -65,6 +65,13 @@ def one_round(argv: list[str], bundle: Path) -> dict[str, float]:
     _wait_stopped(argv, cid)
     got["delete (exited)"] = _timed([*argv, "delete", cid])
     return got
+
+
+def delete_all(argv: list[str]) -> None:
+    listed = subprocess.run([*argv, "list", "-q"], capture_output=True, text=True,
+                            check=False).stdout
+    for cid in listed.split():
+        subprocess.run([*argv, "delete", "-f", cid], capture_output=True, check=False)
 
 
 def measure(runtimes: dict[str, list[str]], bundle: Path, runs: int
@@ -111,6 +118,7 @@ def main() -> int:
     parser.add_argument("--no-trace", action="store_true",
                         help="skip the closing DOCKYARD_TRACE timeline of dockyard run --rm")
     args = parser.parse_args()
+    exit_on_signals()
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # as a user runs it
     runc = shutil.which("runc")
     ours = Path(sys.executable).with_name("dockyard-runtime")
@@ -126,12 +134,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="dy-rtbench-") as tmp:
         work = Path(tmp)
         factory = BundleFactory(work)
-        for seccomp in variants:
-            bundle = factory.make(config_for(seccomp))
-            tag = "seccomp" if seccomp else "no seccomp"
-            runtimes = {"dockyard-runtime": [str(ours), "--root", str(work / f"d-{tag}")],
-                        "runc": [runc, "--root", str(work / f"r-{tag}")]}
-            print_table(tag, measure(runtimes, bundle, args.runs))
+        made: list[list[str]] = []
+        try:
+            for seccomp in variants:
+                bundle = factory.make(config_for(seccomp))
+                tag = "seccomp" if seccomp else "no seccomp"
+                runtimes = {"dockyard-runtime": [str(ours), "--root", str(work / f"d-{tag}")],
+                            "runc": [runc, "--root", str(work / f"r-{tag}")]}
+                made.extend(runtimes.values())
+                print_table(tag, measure(runtimes, bundle, args.runs))
+        finally:  # interrupted: what a runtime still has (its cgroup with it)
+            for argv in made:
+                delete_all(argv)
     floor = [_timed([sys.executable, "-c", "pass"]) for _ in range(args.runs)]
     print(f"for scale: {sys.executable} -c pass, median "
           f"{statistics.median(floor) * 1000:.1f} ms (the floor of any command in Python)")
