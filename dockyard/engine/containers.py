@@ -99,7 +99,7 @@ class ContainerService:
             from dockyard.engine.ocispec import check_remappable
 
             check_remappable(spec)
-        from dockyard.runtime.linux.cgroups.common import warm_attach_lock
+        from dockyard.runtime.linux.cgroup_warmup import warm_attach_lock
 
         warm_attach_lock()  # see there: the init's cgroup move, ~50 ms from now, is quick
         image = self.images.get(spec.image)
@@ -638,6 +638,7 @@ class ContainerService:
         """The supervisor's exit hook: unmount the rootfs; ``--rm`` removes everything.
         Skipped when the container was started again meanwhile."""
         record = self.get(ref)
+        trace.mark("exit hook: record read")
         if not self.bundle(record.id).exists():
             return
         try:
@@ -671,6 +672,7 @@ class ContainerService:
             return
 
     def _after_exit(self, record: ContainerRecord) -> None:
+        trace.mark("exit hook: locked")
         self._unmount_if_idle(record.id)
         self._withdraw_names(record.id)
         if record.spec.auto_remove:
@@ -783,6 +785,7 @@ class ContainerService:
 
         self._withdraw_names(container_id)
         Ipam(self.store.db).release(container_id)
+        trace.mark("cleanup: names and addresses released")
 
         from dockyard.snapshots.mount import unmount
 
@@ -793,9 +796,12 @@ class ContainerService:
             with contextlib.suppress(Exception):
                 operations.delete(self.layout.runtime_root, container_id, force=True)
         _unmount_quietly(self.bundle(container_id) / "rootfs", unmount)
+        trace.mark("cleanup: unmounted")
         self.images.snapshotter.remove(container_id)
+        trace.mark("cleanup: snapshot removed")
         shutil.rmtree(self.bundle(container_id), ignore_errors=True)
         self.store.remove(container_id)  # last: once the record is gone, so is the rest
+        trace.mark("cleanup: record removed")
 
     def list(self, *, all_containers: bool = False, recover: bool = True) -> list[ContainerRecord]:
         """Refreshed records (``recover``: dead supervisors noticed, see ``recovered``);
