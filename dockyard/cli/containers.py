@@ -11,7 +11,6 @@ import click
 
 from dockyard import trace
 from dockyard.cli import blkio
-from dockyard.cli.render import container_fields, human_ago, render
 from dockyard.engine.engine import Engine
 from dockyard.engine.flags import parse_bytes, parse_restart, parse_volume
 from dockyard.engine.flags import stop_signal as _stop_signal
@@ -447,6 +446,8 @@ def _command_text(doc: dict[str, Any], no_trunc: bool) -> str:
 
 
 def _status(record: Any, health: str | None = None) -> str:
+    from dockyard.cli.render import human_ago
+
     if record.state == "restarting":  # Docker's: the exit code, and since when it waits
         return f"Restarting ({record.exit_code}) {human_ago(record.finished_at)}"
     if record.state in ("running", "paused"):
@@ -488,6 +489,7 @@ def ps_cmd(engine: Engine, all_containers: bool, quiet: bool, no_trunc: bool,
         for record in records:
             click.echo(record.id if no_trunc else record.id[:12])
         return
+    from dockyard.cli.render import container_fields, human_ago, render
     from dockyard.engine.inspect import health_of
 
     healths: dict[str, str] = {}
@@ -564,6 +566,8 @@ def container_group() -> None:
 def container_inspect(engine: Engine, containers: tuple[str, ...], fmt: str | None) -> None:
     """Display detailed information on one or more containers."""
     import json
+
+    from dockyard.cli.render import render
 
     docs = [engine.containers.inspect(ref) for ref in containers]
     click.echo(render(docs, [], fmt) if fmt else json.dumps(docs, indent=4))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import shutil
@@ -22,18 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard import trace
 from dockyard.engine import names
-from dockyard.engine.images import ImageService
 from dockyard.engine.records import ACTIVE_STATES, ContainerRecord, ContainerStore
 from dockyard.engine.spec import ContainerSpec, MountSpec
 from dockyard.errors import Conflict, ContainerNotFound, InternalError, InvalidArgument
 from dockyard.store.layout import Layout
 from dockyard.supervise import process as processes
 from dockyard.supervise.logfile import now_iso
-from dockyard.volumes.store import VolumeStore
 
 if TYPE_CHECKING:
+    from dockyard.engine.images import ImageService
     from dockyard.engine.networks import NetworkService
     from dockyard.store.idmap import IdMap
+    from dockyard.volumes.store import VolumeStore
 
 # The engine's choice of runtime driver for supervisors: the runtime library in-process.
 BUILTIN_DRIVER = "dockyard.runtime.driver"
@@ -59,15 +60,26 @@ def check_nano_cpus(nano_cpus: int | None) -> None:
 
 
 class ContainerService:
-    def __init__(self, layout: Layout, store: ContainerStore, images: ImageService,
-                 volumes: VolumeStore,
+    """``images`` and ``volumes`` are given as builders, called on first use: listing
+    and inspecting containers (``ps``) need neither's imports nor their tables."""
+
+    def __init__(self, layout: Layout, store: ContainerStore,
+                 images: Callable[[], ImageService], volumes: Callable[[], VolumeStore],
                  networks: Callable[[], NetworkService] | None = None) -> None:
         self.layout = layout
         self.store = store
-        self.images = images
-        self.volumes = volumes
+        self._images = images
+        self._volumes = volumes
         self._networks = networks
         self._held: set[str] = set()  # containers whose lock this process holds
+
+    @functools.cached_property
+    def images(self) -> ImageService:
+        return self._images()
+
+    @functools.cached_property
+    def volumes(self) -> VolumeStore:
+        return self._volumes()
 
     @property
     def networks(self) -> NetworkService:
@@ -99,7 +111,7 @@ class ContainerService:
             from dockyard.engine.ocispec import check_remappable
 
             check_remappable(spec)
-        from dockyard.runtime.linux.cgroups.common import warm_attach_lock
+        from dockyard.runtime.linux.cgroup_peek import warm_attach_lock
 
         warm_attach_lock()  # see there: the init's cgroup move, ~50 ms from now, is quick
         image = self.images.get(spec.image)
@@ -368,15 +380,11 @@ class ContainerService:
         return other
 
     def _paused(self, container_id: str) -> bool:
-        if not (self.layout.runtime_root / container_id).exists():
-            return False
-        from dockyard.runtime import operations
+        """The running container's freezer says frozen (read as the runtime's state
+        records its cgroup; ``operations.get_state`` costs ~4 ms a container)."""
+        from dockyard.runtime.linux.cgroup_peek import is_frozen
 
-        try:
-            return operations.get_state(self.layout.runtime_root, container_id)["status"] == \
-                "paused"
-        except Exception:  # noqa: BLE001 - no runtime record: not paused
-            return False
+        return is_frozen(self.layout.runtime_root / container_id)
 
     def start(self, ref: str, *, attach: bool = False) -> ContainerRecord:
         """Start through a new supervisor; with ``attach``, the supervisor creates the
@@ -638,6 +646,7 @@ class ContainerService:
         """The supervisor's exit hook: unmount the rootfs; ``--rm`` removes everything.
         Skipped when the container was started again meanwhile."""
         record = self.get(ref)
+        trace.mark("exit hook: record read")
         if not self.bundle(record.id).exists():
             return
         try:
@@ -671,6 +680,7 @@ class ContainerService:
             return
 
     def _after_exit(self, record: ContainerRecord) -> None:
+        trace.mark("exit hook: locked")
         self._unmount_if_idle(record.id)
         self._withdraw_names(record.id)
         if record.spec.auto_remove:
@@ -783,6 +793,7 @@ class ContainerService:
 
         self._withdraw_names(container_id)
         Ipam(self.store.db).release(container_id)
+        trace.mark("cleanup: names and addresses released")
 
         from dockyard.snapshots.mount import unmount
 
@@ -793,9 +804,12 @@ class ContainerService:
             with contextlib.suppress(Exception):
                 operations.delete(self.layout.runtime_root, container_id, force=True)
         _unmount_quietly(self.bundle(container_id) / "rootfs", unmount)
+        trace.mark("cleanup: unmounted")
         self.images.snapshotter.remove(container_id)
+        trace.mark("cleanup: snapshot removed")
         shutil.rmtree(self.bundle(container_id), ignore_errors=True)
         self.store.remove(container_id)  # last: once the record is gone, so is the rest
+        trace.mark("cleanup: record removed")
 
     def list(self, *, all_containers: bool = False, recover: bool = True) -> list[ContainerRecord]:
         """Refreshed records (``recover``: dead supervisors noticed, see ``recovered``);

@@ -82,8 +82,8 @@ class Engine:
     def containers(self) -> ContainerService:
         from dockyard.engine.containers import ContainerService
 
-        return ContainerService(self.layout, self.container_store, self.images, self.volumes,
-                                networks=lambda: self.networks)
+        return ContainerService(self.layout, self.container_store, lambda: self.images,
+                                lambda: self.volumes, networks=lambda: self.networks)
 
     @cached_property
     def config(self) -> EngineConfig:

@@ -23,6 +23,7 @@ import dockyard.images.index  # noqa: F401
 import dockyard.snapshots.mount  # noqa: F401
 import dockyard.snapshots.overlay  # noqa: F401
 import dockyard.volumes.store  # noqa: F401
+from dockyard import trace
 from dockyard.engine.engine import Engine
 from dockyard.errors import NotFound
 from dockyard.store.layout import Layout
@@ -32,6 +33,7 @@ ARGV_TAG = "@python"  # an exit hook given as [ARGV_TAG, module, function, *args
 
 def container_exited(root: str, container_id: str) -> None:
     """What ``dockyard --root ROOT system container-exited ID`` does."""
+    trace.mark("exit hook: forked")
     engine = Engine(Layout.for_root(root))
     with contextlib.suppress(NotFound):
         engine.containers.on_exit(container_id)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dockyard.engine import ocispec
-from dockyard.engine.images import ImageService
 from dockyard.engine.records import ContainerRecord
+
+if TYPE_CHECKING:
+    from dockyard.engine.images import ImageService
 
 
 def _image_config(record: ContainerRecord, images: ImageService) -> dict[str, Any]:
@@ -59,6 +60,8 @@ def health_of(bundle: Path) -> dict[str, Any] | None:
 
 def container_json(record: ContainerRecord, bundle: Path,
                    images: ImageService) -> dict[str, Any]:
+    from dockyard.engine import ocispec
+
     spec = record.spec
     config = _image_config(record, images)
     try:

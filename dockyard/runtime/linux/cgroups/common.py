@@ -99,39 +99,3 @@ def own_cgroups(pid: int | str = "self") -> dict[str, str]:
             else:
                 result[controllers.removeprefix("name=")] = path
     return result
-
-
-def warm_attach_lock() -> None:
-    """Start, in a thread, a no-op move of this process into its own cgroup.
-
-    Moving a process between cgroups takes the kernel's threadgroup lock, whose
-    first writer waits for an RCU grace period (10-30 ms here); writers that follow
-    within a grace period do not.  Called as a create begins, the wait overlaps the
-    rest of the create, and the init's own move, moments later, is ~0.5 ms instead
-    of the whole grace period.  Best effort: nothing depends on it."""
-    import threading
-
-    def move_to_own_cgroup() -> None:
-        try:
-            with open("/proc/self/cgroup") as handle:
-                lines = handle.read().splitlines()
-            for line in lines:
-                _hierarchy, controllers, path = line.split(":", 2)
-                base = _own_cgroup_dir(controllers)
-                if base is not None:
-                    write(Path(base + path), "cgroup.procs", str(os.getpid()))
-                    return
-        except (OSError, ValueError, InvalidSpec):
-            return
-
-    threading.Thread(target=move_to_own_cgroup, daemon=True).start()
-
-
-def _own_cgroup_dir(controllers: str) -> str | None:
-    """Where the hierarchy of a /proc/self/cgroup line is mounted (v1 ``pids`` or
-    the v2 tree), or None for one we do not use."""
-    if controllers == "pids" and os.path.isdir("/sys/fs/cgroup/pids"):
-        return "/sys/fs/cgroup/pids"
-    if controllers == "" and os.path.exists("/sys/fs/cgroup/cgroup.procs"):
-        return "/sys/fs/cgroup"
-    return None
