@@ -672,11 +672,6 @@ def _race_the_end_of_create(root: Dockyard, attempt: int) -> bool:
             _finish(scene, "cli")  # removes (and reports) a leftover runtime state
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a supervisor killed while its create helper finishes: run --rm gives up and "
-    "removes the container, then the helper saves the runtime state; the init (blocked "
-    "on exec.fifo, the zygote's command line), its cgroup and run/runtime/ID stay for "
-    "good, and system check does not see them"))
 def test_a_supervisor_killed_as_its_create_ends_leaves_no_init(root: Dockyard) -> None:
     """The create runs in a fork of the supervisor (the runtime driver's helper).  The
     helper is stopped in the last moment of a create (the init waits on its exec fifo,
