@@ -762,11 +762,6 @@ def test_check_and_repair_leave_a_starting_container_alone(root: Dockyard,
 
 # --- concurrent commands ---------------------------------------------------------------
 
-@pytest.mark.xfail(strict=False, reason=(
-    "sometimes still: check --repair beside run/rm reports 'rootfs mounted but not running' "
-    "for a container at work, in a window outside the container lock (ps -a, the creating "
-    "and starting windows and removals are fixed: check leaves a container whose lock a "
-    "live command holds alone)"))
 def test_concurrent_run_rm_check_and_ps(root: Dockyard) -> None:
     """run -d, rm -f, system check --repair and ps -a in parallel threads, a bounded
     number of times: every run succeeds and runs until removed (a repair never breaks
