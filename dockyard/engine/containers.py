@@ -424,6 +424,8 @@ class ContainerService:
         try:
             fd = self._lock_fd(container_id, blocking=False)
         except OSError:
+            fd = -1
+        if fd < 0:
             yield False
             return
         try:
