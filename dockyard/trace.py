@@ -28,6 +28,8 @@ def begin(role: str) -> None:
     """A command's first process: start a trace if ``DOCKYARD_TRACE`` asks for one;
     processes it starts find the file in their environment."""
     global _owner
+    if _role:
+        return  # begun already (the fast entry, then the full CLI)
     if os.environ.get("DOCKYARD_TRACE", "") in ("", "0"):
         join(os.environ.get(FILE_ENV, ""), role)
         return

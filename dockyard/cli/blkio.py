@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import click
-
+from dockyard.cli.flagtable import Opt, opt
+from dockyard.cli.flagtable import click_options as click_options_of
 from dockyard.engine.spec import BlkioThrottleDevice, BlkioWeightDevice
 from dockyard.errors import InvalidArgument
 
@@ -87,7 +87,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
 
 def spec_fields(options: Mapping[str, Any]) -> dict[str, Any]:
     """``ContainerSpec`` keyword arguments from the click options of
-    :func:`click_options` (absent or empty ones are left out)."""
+    :data:`OPTIONS` (absent or empty ones are left out)."""
     fields: dict[str, Any] = {}
     if options.get("blkio_weight") is not None:
         fields["blkio_weight"] = int(options["blkio_weight"])
@@ -99,21 +99,22 @@ def spec_fields(options: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
+OPTIONS: tuple[Opt, ...] = (
+    opt("--blkio-weight", type=int,
+        help="Block IO (relative weight), between 10 and 1000, or 0 to disable"),
+    opt("--blkio-weight-device", kind="multi",
+        help="Block IO weight (relative device weight), e.g. /dev/sda:500"),
+    opt("--device-read-bps", kind="multi",
+        help="Limit read rate (bytes per second) from a device, e.g. /dev/sda:1mb"),
+    opt("--device-write-bps", kind="multi",
+        help="Limit write rate (bytes per second) to a device, e.g. /dev/sda:1mb"),
+    opt("--device-read-iops", kind="multi",
+        help="Limit read rate (IO per second) from a device, e.g. /dev/sda:100"),
+    opt("--device-write-iops", kind="multi",
+        help="Limit write rate (IO per second) to a device, e.g. /dev/sda:100"),
+)
+
+
 def click_options() -> list[Callable[[Any], Any]]:
     """The six flags as click options, with Docker's help texts."""
-    return [
-        click.option("--blkio-weight", type=int, default=None,
-                     help="Block IO (relative weight), between 10 and 1000, or 0 to disable"),
-        click.option("--blkio-weight-device", multiple=True,
-                     help="Block IO weight (relative device weight), e.g. /dev/sda:500"),
-        click.option("--device-read-bps", multiple=True,
-                     help="Limit read rate (bytes per second) from a device, e.g. "
-                          "/dev/sda:1mb"),
-        click.option("--device-write-bps", multiple=True,
-                     help="Limit write rate (bytes per second) to a device, e.g. "
-                          "/dev/sda:1mb"),
-        click.option("--device-read-iops", multiple=True,
-                     help="Limit read rate (IO per second) from a device, e.g. /dev/sda:100"),
-        click.option("--device-write-iops", multiple=True,
-                     help="Limit write rate (IO per second) to a device, e.g. /dev/sda:100"),
-    ]
+    return [click_options_of((row,)) for row in OPTIONS]

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from dockyard.cli.containers import container_group, parse_cpus
+from dockyard.cli.container_flags import parse_cpus
+from dockyard.cli.containers import container_group
 from dockyard.cli.render import human_size, render
 from dockyard.engine.engine import Engine
 from dockyard.engine.flags import parse_bytes

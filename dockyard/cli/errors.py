@@ -8,6 +8,7 @@ any other error; 2 for a bug (an exception that is not a DockyardError).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from dockyard.errors import DockyardError, ExecutableNotFound, NotExecutable
 
@@ -41,3 +42,26 @@ def report(exc: BaseException) -> None:
         traceback.print_exception(exc, file=sys.stderr)
         print("Error: internal error (a bug in dockyard; the traceback is above)",
               file=sys.stderr)
+
+
+def guarded(call: Callable[[], object], *, run: bool) -> int:
+    """Run a command's body as the CLI does: its exit code; a ``DockyardError`` or
+    an ``OSError`` a user can act on as one line and Docker's exit code (``run``:
+    125/126/127); anything else as a bug.  ``SystemExit`` passes through."""
+    try:
+        code = call()
+    except DockyardError as exc:
+        report(exc)
+        return exit_code_for(exc, run=run)
+    except OSError as exc:
+        from dockyard.store.oserror import user_error
+
+        error = user_error(exc)
+        report(error or exc)
+        return EXIT_BUG if error is None else exit_code_for(error, run=run)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that catches everything
+        report(exc)
+        return EXIT_BUG
+    return code if isinstance(code, int) else 0

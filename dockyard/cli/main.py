@@ -18,9 +18,8 @@ trace.begin("cli")  # before the heavy imports: DOCKYARD_TRACE=1 times them too
 
 import click  # noqa: E402
 
-from dockyard.cli.errors import EXIT_BUG, exit_code_for, report  # noqa: E402
+from dockyard.cli.errors import guarded  # noqa: E402
 from dockyard.engine.engine import Engine  # noqa: E402
-from dockyard.errors import DockyardError  # noqa: E402
 from dockyard.store.layout import Layout  # noqa: E402
 
 # command name → the modules that define it (imported only when that command runs,
@@ -150,29 +149,17 @@ def main() -> None:
 
 
 def _main() -> None:
-    try:
-        # without standalone mode, click returns a command's Exit(code) instead of exiting
-        code = cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except DockyardError as exc:
-        report(exc)
-        sys.exit(exit_code_for(exc, run=_is_run()))
-    except SystemExit:
-        raise
-    except OSError as exc:
-        from dockyard.store.oserror import user_error
+    def call() -> object:
+        try:
+            # without standalone mode, click returns a command's Exit(code)
+            return cli.main(standalone_mode=False)
+        except click.exceptions.Abort:
+            return 130
+        except click.ClickException as exc:
+            exc.show()
+            return exc.exit_code
 
-        error = user_error(exc)
-        report(error or exc)
-        sys.exit(EXIT_BUG if error is None else exit_code_for(error, run=_is_run()))
-    except Exception as exc:  # noqa: BLE001 - the one place that catches everything
-        report(exc)
-        sys.exit(EXIT_BUG)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(guarded(call, run=_is_run()))
 
 
 if __name__ == "__main__":

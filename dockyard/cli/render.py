@@ -21,8 +21,6 @@ from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import click
-
 from dockyard.cli.errors import report
 from dockyard.errors import InvalidArgument
 
@@ -95,7 +93,7 @@ def render_inspect(docs: Sequence[Mapping[str, Any]], fmt: str | None) -> str:
             errors.append(f"template parsing error: {exc}")
     if errors:
         if lines:   # as Docker: the documents that did render, then the errors
-            click.echo("\n".join(lines))
+            print("\n".join(lines), flush=True)
         raise InvalidArgument("\n".join(errors))
     return "\n".join(lines)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dockyard.cli.containers import _labels
+from dockyard.cli.container_flags import _labels
 from dockyard.cli.render import label_method, labels_text, render, render_inspect
 from dockyard.engine.engine import Engine
 

@@ -9,7 +9,6 @@ started per container in its own session so the container outlives the CLI.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import json
 import os
@@ -126,10 +125,12 @@ class ContainerService:
         spec = spec._replace(mounts=self._resolve_mounts(spec, image))
         bundle = self.bundle(container_id)
         with contextlib.ExitStack() as held, contextlib.ExitStack() as undo:
-            bundle.mkdir(parents=True)
-            undo.callback(shutil.rmtree, bundle, True)
-            # held until the record exists: `system check` leaves a folder in the making
-            held.enter_context(self._locked(container_id))
+            with self._folders_locked(shared=True):  # a folder is never seen unlocked
+                bundle.mkdir()
+                undo.callback(shutil.rmtree, bundle, True)
+                # held until the record exists: `system check` leaves a folder in the
+                # making alone
+                held.enter_context(self._locked(container_id))
             (bundle / "rootfs").mkdir()
             self.images.snapshotter.prepare(container_id, top)
             undo.callback(self.images.snapshotter.remove, container_id)
@@ -402,43 +403,70 @@ class ContainerService:
     @contextlib.contextmanager
     def _locked(self, container_id: str) -> Iterator[None]:
         """Serialises start against the previous supervisor's exit hook (which unmounts
-        the rootfs): without it a restart could lose its rootfs to a late unmount."""
-        import fcntl
+        the rootfs): without it a restart could lose its rootfs to a late unmount.
 
-        path = self.bundle(container_id) / "lock"
+        The lock is the container's folder itself (flock on a descriptor of it): it
+        stays held until the folder is gone (``cleanup`` removes the record before
+        the folder), so ``system check`` never finds a removal half-way unlocked."""
+        fd = self._lock_fd(container_id, blocking=True)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:  # a read-only root: an existing lock still locks
-            if exc.errno not in (errno.EROFS, errno.EACCES) or not path.exists():
-                raise
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             self._held.add(container_id)
             yield
         finally:
             self._held.discard(container_id)
             os.close(fd)
 
-    def _busy(self, container_id: str) -> bool:
-        """Whether another live process holds the container's lock (creating, starting,
-        running its exit hook or removing it): ``system check`` leaves it alone, since
-        nothing about it is provably abandoned."""
+    def _lock_fd(self, container_id: str, *, blocking: bool) -> int:
+        """A descriptor of the container's folder, locked; FileNotFoundError if the
+        folder is gone, BlockingIOError if someone holds it and not ``blocking``."""
         import fcntl
 
-        if container_id in self._held:
-            return False
+        fd = os.open(self.bundle(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fd = os.open(self.bundle(container_id) / "lock", os.O_RDWR | os.O_CLOEXEC)
-        except OSError:
-            return False
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @contextlib.contextmanager
+    def _folders_locked(self, *, shared: bool) -> Iterator[None]:
+        """The folder of all containers, locked: shared by a create from making its
+        container's folder until it holds that folder's lock; exclusively by ``check``
+        while it looks at folders without a record (one made and not locked yet is
+        not there for it to see)."""
+        import fcntl
+
+        root = self.layout.root / "containers"
+        root.mkdir(exist_ok=True)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
         finally:
             os.close(fd)
-        return False
+
+    @contextlib.contextmanager
+    def _unless_busy(self, container_id: str) -> Iterator[bool]:
+        """The container's lock, if no live process holds it (creating, starting,
+        running its exit hook, removing it): True then, held for the block.  False if
+        it is held, or if the folder is gone (removed meanwhile, or never there)."""
+        if container_id in self._held:
+            yield True
+            return
+        try:
+            fd = self._lock_fd(container_id, blocking=False)
+        except OSError:
+            fd = -1
+        if fd < 0:
+            yield False
+            return
+        try:
+            self._held.add(container_id)
+            yield True
+        finally:
+            self._held.discard(container_id)
+            os.close(fd)
 
     def _start_locked(self, record: ContainerRecord, attach: bool, *,
                       restart_count: int = 0) -> ContainerRecord:
@@ -552,53 +580,96 @@ class ContainerService:
     def check(self, *, repair: bool = False) -> list[str]:
         """Problems a crash can leave, for ``system check`` (``--repair`` fixes them):
         records without files, files without records, rootfs mounts of containers
-        nothing runs, runtime state of dead containers."""
-        from dockyard.runtime import operations
+        nothing runs, runtime state of dead containers, runtime state and cgroups of
+        containers without a record.
+
+        Only what is provably abandoned: each container is looked at under its lock
+        (one a live command holds is at work: left alone), its record read again
+        under it, and one whose supervisor still runs (finishing an exit: its hook
+        unmounts, takes the runtime state) is left to it."""
+        from dockyard.engine import leftovers
 
         problems = []
         records = {r.id: r for r in self.list(all_containers=True, recover=False)}
         root = self.layout.root / "containers"
         on_disk = {p.name for p in root.iterdir()} if root.is_dir() else set()
         for container_id in sorted(set(records) - on_disk):
-            if not self.store.db.query("SELECT 1 FROM containers WHERE id=?", (container_id,)):
-                continue  # removed meanwhile (a cleanup takes the files, then the record)
-            problems.append(f"container {container_id[:12]}: record without files")
-            if repair:
-                self.store.remove(container_id)
-        for name in sorted(on_disk - set(records)):
-            if self._busy(name) or self.store.db.query(
-                    "SELECT 1 FROM containers WHERE id=?", (name,)):
-                continue  # being created or removed by a live command right now
-            problems.append(f"container directory {name[:12]}: no record")
-            if repair:
-                self.cleanup(name)
-        for record in records.values():
-            if self._busy(record.id):
-                continue  # a live command (start, exit hook, rm) is working on it
-            orphaned = self.orphaned(record)
-            live = orphaned and record.state in ACTIVE_STATES and init_alive(record)
-            if orphaned:
-                problems.append(f"container {record.id[:12]}: supervisor gone" + (
-                    ", container running unsupervised" if live else ", exit not recorded"))
-            idle = (record.state not in ACTIVE_STATES or orphaned) and not live and \
-                not supervised(record)
-            mounted = idle and os.path.ismount(self.bundle(record.id) / "rootfs")
-            if mounted:
-                problems.append(f"container {record.id[:12]}: rootfs mounted but not running")
-            stale = idle and (self.layout.runtime_root / record.id).exists()
-            if stale:
-                problems.append(f"container {record.id[:12]}: stale runtime state")
-            if not repair:
-                continue
-            if orphaned:  # re-adopted, or exit recorded (unmounted...) and policy applied
-                with contextlib.suppress(ContainerNotFound):
-                    self.recovered(record)
-                continue
-            if mounted:
-                self._unmount_if_idle(record.id)
-            if stale:
-                with contextlib.suppress(Exception):
-                    operations.delete(self.layout.runtime_root, record.id, force=True)
+            # (a removal takes the record before the folder: this is no removal at work)
+            if not self.bundle(container_id).exists() and self._recorded(container_id):
+                problems.append(f"container {container_id[:12]}: record without files")
+                if repair:
+                    self.store.remove(container_id)
+        if on_disk - set(records):
+            with self._folders_locked(shared=False):
+                problems += self._check_unrecorded(sorted(on_disk - set(records)), repair)
+        for container_id in records:
+            with self._unless_busy(container_id) as free:
+                if free:
+                    problems += self._check_one(container_id, repair)
+        return problems + leftovers.check(self.layout, self._known_prefix, repair=repair)
+
+    def _check_unrecorded(self, names: list[str], repair: bool) -> list[str]:
+        problems = []
+        for name in names:
+            with self._unless_busy(name) as free:
+                if free and not self._recorded(name):
+                    problems.append(f"container directory {name[:12]}: no record")
+                    if repair:
+                        self.cleanup(name)
+        return problems
+
+    def _recorded(self, container_id: str) -> bool:
+        return bool(self.store.db.query("SELECT 1 FROM containers WHERE id=?",
+                                        (container_id,)))
+
+    def _known_prefix(self, prefix: str) -> bool:
+        """A record, or a container folder, whose id starts with ``prefix``."""
+        root = self.layout.root / "containers"
+        return bool(self.store.db.query("SELECT 1 FROM containers WHERE id LIKE ?",
+                                        (prefix + "%",))) or (root.is_dir() and any(
+            name.startswith(prefix) for name in os.listdir(root)))
+
+    def _finishing(self, container_id: str) -> bool:
+        """Its supervisor still runs (it recorded the exit and is still deleting the
+        runtime state or running the exit hook): not abandoned."""
+        status = _read_status(self.bundle(container_id))
+        start = int(status.get("monitor_start") or 0)
+        return bool(start) and processes.is_alive(int(status.get("monitor_pid") or 0), start)
+
+    def _check_one(self, container_id: str, repair: bool) -> list[str]:
+        """One container's problems, under its lock (held by the caller)."""
+        from dockyard.runtime import operations
+
+        try:
+            record = self.refresh(self.store.find(container_id))
+        except ContainerNotFound:
+            return []  # removed meanwhile
+        problems = []
+        orphaned = self.orphaned(record)
+        if not orphaned and (supervised(record) or self._finishing(record.id)):
+            return []  # its supervisor is at work
+        live = orphaned and record.state in ACTIVE_STATES and init_alive(record)
+        if orphaned:
+            problems.append(f"container {record.id[:12]}: supervisor gone" + (
+                ", container running unsupervised" if live else ", exit not recorded"))
+        idle = (record.state not in ACTIVE_STATES or orphaned) and not live
+        mounted = idle and os.path.ismount(self.bundle(record.id) / "rootfs")
+        if mounted:
+            problems.append(f"container {record.id[:12]}: rootfs mounted but not running")
+        stale = idle and (self.layout.runtime_root / record.id).exists()
+        if stale:
+            problems.append(f"container {record.id[:12]}: stale runtime state")
+        if not repair:
+            return problems
+        if orphaned:  # re-adopted, or exit recorded (unmounted...) and policy applied
+            with contextlib.suppress(ContainerNotFound):
+                self._recover_locked(record)
+            return problems
+        if mounted:
+            self._unmount_if_idle(record.id)
+        if stale:
+            with contextlib.suppress(Exception):
+                operations.delete(self.layout.runtime_root, record.id, force=True)
         return problems
 
     def restore(self) -> list[str]:
@@ -803,12 +874,23 @@ class ContainerService:
 
             with contextlib.suppress(Exception):
                 operations.delete(self.layout.runtime_root, container_id, force=True)
-        _unmount_quietly(self.bundle(container_id) / "rootfs", unmount)
+        bundle = self.bundle(container_id)
+        _unmount_quietly(bundle / "rootfs", unmount)
         trace.mark("cleanup: unmounted")
         self.images.snapshotter.remove(container_id)
         trace.mark("cleanup: snapshot removed")
-        shutil.rmtree(self.bundle(container_id), ignore_errors=True)
-        self.store.remove(container_id)  # last: once the record is gone, so is the rest
+        # the folder is the lock (see _locked): emptied, then the record goes, then the
+        # folder, so `system check` meets neither a record nor a folder left unlocked
+        for entry in os.listdir(bundle) if bundle.is_dir() else []:
+            path = bundle / entry
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        self.store.remove(container_id)  # once the record is gone, so is the rest
+        with contextlib.suppress(OSError):
+            bundle.rmdir()
         trace.mark("cleanup: record removed")
 
     def list(self, *, all_containers: bool = False, recover: bool = True) -> list[ContainerRecord]:

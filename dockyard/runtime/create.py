@@ -24,9 +24,8 @@ from dockyard.runtime.init import InitContext, check_spec, run_init
 from dockyard.runtime.linux import capabilities, cgroups, namespaces, rlimits, rootfs, userns
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.cgroups.plan import spec_device_lines
-from dockyard.runtime.linux.seccomp import compile_filter
+from dockyard.runtime.linux.seccomp import SECCOMP_CACHE, compile_filter
 from dockyard.runtime.state import (
-    SECCOMP_CACHE,
     ContainerDir,
     ContainerRecord,
     now_rfc3339,
@@ -67,7 +66,7 @@ def create(
     spec = bundle.spec
     ns_plan = namespaces.plan(spec.linux)
     namespaces.check_paths(ns_plan)
-    seccomp = compile_filter(spec.linux.seccomp, root / SECCOMP_CACHE) \
+    seccomp = compile_filter(spec.linux.seccomp, SECCOMP_CACHE) \
         if spec.linux.seccomp else None
     trace.mark("runtime: config read, seccomp compiled")
     cdir = ContainerDir(root, container_id)

@@ -7,20 +7,58 @@ zygote and siblings, and those pages go away with the helper.  The container's
 init, forked by the helper, is orphaned when the helper exits and re-parented to
 the supervisor, which is a child subreaper.  ``create`` gives the init the caller's
 fds 0-2, so the helper points them at the container's stdio first.
+
+A create helper dies with its supervisor, and takes what it made with it: with the
+supervisor gone, nothing would ever start, watch or delete a created init (it waits
+on its exec fifo for good, in its cgroup, its runtime state saved after whoever
+gave up on the supervisor looked for it).  The helper asks for SIGTERM at its
+parent's death (PR_SET_PDEATHSIG, then getppid, since the parent may be gone
+already), which interrupts the create and so undoes it; after the create it looks
+once more (the state is saved by then: a supervisor that dies later dies after the
+save, so whoever notices the death finds the state) and deletes what it made if
+the supervisor is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 from dockyard.errors import DockyardError
 from dockyard.runtime import operations
 from dockyard.runtime.bundle import load_bundle
 from dockyard.runtime.create import CreateOptions, create
+from dockyard.runtime.linux import syscalls as sc
+from dockyard.runtime.state import ContainerRecord
 from dockyard.supervise.driver import Stdio
 from dockyard.supervise.helper import run_in_fork
+
+
+class SupervisorGone(BaseException):
+    """The create helper's supervisor died (a BaseException: nothing may swallow it
+    on its way out of the create, whose undo steps run as it passes)."""
+
+
+def _supervisor_died(_sig: int, _frame: FrameType | None) -> None:
+    raise SupervisorGone
+
+
+@contextlib.contextmanager
+def _dying_with(supervisor: int) -> Iterator[None]:
+    """Within the block, the death of ``supervisor`` (our parent) raises
+    ``SupervisorGone``; past it, the signal is ignored."""
+    signal.signal(signal.SIGTERM, _supervisor_died)
+    try:
+        sc.set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != supervisor:  # died before we asked
+            raise SupervisorGone
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _started(root: Path, container_id: str) -> int:
@@ -34,6 +72,8 @@ class BuiltinDriver:
         self.root = Path(root)
 
     def create(self, container_id: str, bundle: Path, stdio: Stdio) -> int:
+        supervisor = os.getpid()
+
         def work() -> int:
             with contextlib.suppress(DockyardError):
                 if (self.root / container_id).exists():  # left by a crash
@@ -43,11 +83,23 @@ class BuiltinDriver:
                 if target < 0:
                     target = os.open(os.devnull, os.O_RDWR)
                 os.dup2(target, fd)
-            record = create(self.root, container_id, load_bundle(str(bundle)),
-                            CreateOptions(console_socket=stdio.console_path or None))
+            record: ContainerRecord | None = None
+            with contextlib.suppress(SupervisorGone), _dying_with(supervisor):
+                record = create(self.root, container_id, load_bundle(str(bundle)),
+                                CreateOptions(console_socket=stdio.console_path or None))
+            if record is None or os.getppid() != supervisor:
+                self._undo_create(container_id)
+                raise RuntimeError("the supervisor died while the container was created")
             return record.pid
 
         return run_in_fork(work)
+
+    def _undo_create(self, container_id: str) -> None:
+        """What a create interrupted by its supervisor's death left: nothing (its undo
+        ran) or, once the state was saved, a created init (ours, not yet reaped)."""
+        with contextlib.suppress(DockyardError):
+            if (self.root / container_id).exists():
+                operations.delete(self.root, container_id, force=True)
 
     def start(self, container_id: str) -> None:
         try:

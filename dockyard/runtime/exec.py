@@ -17,9 +17,8 @@ from dockyard.oci.runtime_spec import Process, parse_spec
 from dockyard.runtime import messages, process
 from dockyard.runtime.linux import console, namespaces, signals, userns
 from dockyard.runtime.linux import syscalls as sc
-from dockyard.runtime.linux.seccomp import compile_filter
+from dockyard.runtime.linux.seccomp import SECCOMP_CACHE, compile_filter
 from dockyard.runtime.state import (
-    SECCOMP_CACHE,
     ContainerDir,
     ContainerRecord,
     can_exec,
@@ -44,7 +43,7 @@ def exec_in(cdir: ContainerDir, proc: Process, options: ExecOptions) -> int:
     record = cdir.load()
     can_exec(status_of(cdir, record))
     spec = parse_spec(record.config)
-    seccomp = compile_filter(spec.linux.seccomp, cdir.path.parent / SECCOMP_CACHE) \
+    seccomp = compile_filter(spec.linux.seccomp, SECCOMP_CACHE) \
         if spec.linux.seccomp else None
     ns_types = [ns.type for ns in spec.linux.namespaces if ns.type != "pid"]
     has_pid_ns = spec.linux.namespace("pid") is not None

@@ -29,11 +29,6 @@ STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
 
 
-# compiled seccomp programs (runtime.linux.seccomp), kept beside the containers under
-# a name no container id can have
-SECCOMP_CACHE = "seccomp@cache"
-
-
 def validate_id(container_id: str) -> None:
     if not _ID_RE.match(container_id) or container_id in (".", ".."):
         raise InvalidArgument(f"invalid container id format: {container_id!r}")

@@ -38,19 +38,11 @@ def run_in_fork(work: Callable[[], int]) -> int:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.close(read_fd)
-        for fd in _PRIVATE_FDS:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        answer: dict[str, object]
-        try:
-            answer = {"value": work()}
-        except DockyardError as exc:
-            answer = {"error": exc.message}
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent, never raised
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        os.write(write_fd, json.dumps(answer).encode() + b"\n")
-        os._exit(0)
+        try:  # never unwind into the parent's code: a dead parent's pipe is an EPIPE
+            os.close(read_fd)
+            _run_child(work, write_fd)
+        finally:
+            os._exit(0)
     os.close(write_fd)
     try:
         data = _answer(read_fd, pid)
@@ -61,6 +53,21 @@ def run_in_fork(work: Callable[[], int]) -> int:
     if "error" in result:
         raise RuntimeError(str(result["error"]))
     return int(result["value"])
+
+
+def _run_child(work: Callable[[], int], write_fd: int) -> None:
+    for fd in _PRIVATE_FDS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    answer: dict[str, object]
+    try:
+        answer = {"value": work()}
+    except DockyardError as exc:
+        answer = {"error": exc.message}
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, never raised
+        answer = {"error": f"{type(exc).__name__}: {exc}"}
+    with contextlib.suppress(OSError):
+        os.write(write_fd, json.dumps(answer).encode() + b"\n")
 
 
 def _answer(read_fd: int, pid: int) -> bytes:

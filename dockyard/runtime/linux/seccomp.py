@@ -49,6 +49,9 @@ class SeccompFilter:
 
 # bump when what is cached changes meaning
 _CACHE_FORMAT = "bpf-1"
+# compiled programs by profile digest, shared by every runtime root (content-addressed,
+# written atomically); on /run, a tmpfs: a reboot (a new libseccomp) starts it afresh
+SECCOMP_CACHE = Path("/run/dockyard-runtime/seccomp")
 
 
 def cache_key(profile: Seccomp) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol
 
@@ -43,6 +44,23 @@ def open_manager(cgroups_path: str, root: Path = DEFAULT_ROOT) -> CgroupManager:
     return CgroupV1Manager.for_path(root, cgroups_path)
 
 
+def top_level_names(root: Path = DEFAULT_ROOT) -> set[str]:
+    """Names of the cgroups right under the top of the hierarchies ``open_manager``
+    uses for an absolute path (v2: ``root`` itself; v1: each v1 hierarchy)."""
+    if (root / "cgroup.controllers").exists():
+        tops = [root]
+    else:
+        tops = [root / name for name, fstype in common.cgroup_mounts(root).items()
+                if name and fstype == "cgroup"]
+    names: set[str] = set()
+    for top in tops:
+        try:
+            names.update(entry.name for entry in os.scandir(top) if entry.is_dir())
+        except OSError:
+            continue
+    return names
+
+
 def from_dict(data: dict[str, object]) -> CgroupManager:
     root = Path(str(data["root"]))
     if data.get("version") == 2:
@@ -64,4 +82,5 @@ __all__ = [
     "plan_v1",
     "plan_v2",
     "shares_to_weight",
+    "top_level_names",
 ]

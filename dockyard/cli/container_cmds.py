@@ -1,0 +1,143 @@
+"""The bodies of the hot container commands, without click: the click commands of
+``cli.containers`` and the fast path (``cli.fast``) both call these, with the
+flags their ``flagtable`` rows give.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from dockyard import trace
+from dockyard.cli.container_flags import spec_from_flags
+from dockyard.cli.flagtable import Opt, opt
+from dockyard.engine.engine import Engine
+from dockyard.errors import ContainerNotFound, InvalidArgument
+
+PS_OPTIONS: tuple[Opt, ...] = (
+    opt("-a", "--all", dest="all_containers", kind="flag"),
+    opt("-q", "--quiet", kind="flag"),
+    opt("--no-trunc", kind="flag"),
+    opt("-f", "--filter", dest="filters", kind="multi"),
+    opt("--format", dest="fmt"),
+)
+
+
+def echo(text: str) -> None:
+    """A line on stdout (what click.echo does with a str)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def run(engine: Engine, image: str, command: tuple[str, ...], *, detach: bool,
+        **o: Any) -> int:
+    """``run``: create and start; without ``detach``, show the output; the exit code."""
+    spec = spec_from_flags(image, command, o)
+    service = engine.containers
+    record = service.create(spec)
+    try:
+        # Docker attaches before it starts: the supervisor creates the container and
+        # waits for us, so the first byte of output comes to us from its stdio
+        service.start(record.id, attach=not detach)
+    except BaseException:
+        if spec.auto_remove:
+            service.remove_after_run(record.id)
+        raise
+    if detach:
+        echo(record.id)
+        return 0
+    from dockyard.cli.attach import attach
+
+    code = attach(service.bundle(record.id), tty_mode=spec.tty, stdin=spec.stdin_open)
+    trace.mark(f"attach ended: exit code {code}")
+    if code is None:  # no word from the supervisor: what the record says (re-adopted...)
+        code = service.wait_exited(record.id, timeout=10**9).exit_code
+    if spec.auto_remove:  # removed with its anonymous volumes by its exit hook: wait
+        service.remove_after_run(record.id)
+        trace.mark("removed")
+    return code
+
+
+def ps(engine: Engine, *, all_containers: bool, quiet: bool, no_trunc: bool,
+       filters: tuple[str, ...], fmt: str | None) -> None:
+    """``ps``: Docker's table (or ``--format``) of the containers."""
+    records = engine.containers.list(all_containers=all_containers or bool(filters))
+    for item in filters:
+        key, _, value = item.partition("=")
+        if key == "status":
+            records = [r for r in records if r.state == value]
+        elif key == "name":
+            records = [r for r in records if value in r.name]
+        elif key == "label":
+            lk, _, lv = value.partition("=")
+            records = [r for r in records if lk in r.spec.labels and
+                       (not lv or r.spec.labels[lk] == lv)]
+        elif key == "id":
+            records = [r for r in records if r.id.startswith(value)]
+        else:
+            raise InvalidArgument(f"invalid filter {key!r}")
+    if quiet:
+        for record in records:
+            echo(record.id if no_trunc else record.id[:12])
+        return
+    from dockyard.cli.render import container_fields, human_ago, render
+    from dockyard.engine.inspect import health_of
+
+    healths: dict[str, str] = {}
+    for record in records:
+        health = health_of(engine.containers.bundle(record.id))
+        if health:
+            healths[record.id] = health["Status"] if health["Status"] != "starting" \
+                else "health: starting"
+    rows = []
+    for r in records:
+        try:
+            inspected = engine.containers.inspect(r.id)  # once: COMMAND and template fields
+        except ContainerNotFound:
+            continue  # removed while we list: left out, as Docker does
+        rows.append({
+            "ID": r.id if no_trunc else r.id[:12], "Image": r.image,
+            "Command": f'"{_command_text(inspected, no_trunc)}"',
+            "RunningFor": human_ago(r.created), "Status": _status(r, healths.get(r.id)),
+            "Ports": _ports(engine, r.id) if r.state in ("running", "paused") else "",
+            "Names": r.name, "State": r.state,
+            **container_fields(inspected, not no_trunc)})
+    echo(render(rows, ["ID", "Image", "Command", "RunningFor", "Status", "Ports",
+                             "Names"], fmt,
+                      {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+                       "RunningFor": "CREATED", "Status": "STATUS", "Ports": "PORTS",
+                       "Names": "NAMES"}))
+
+
+def _ports(engine: Engine, container_id: str) -> str:
+    """Docker's PORTS column: 127.0.0.1:8080->80/tcp, …"""
+    import json
+
+    try:
+        config = json.loads((engine.containers.bundle(container_id) / "network.json")
+                            .read_text())
+    except (OSError, ValueError):
+        return ""
+    return ", ".join(f"{ip or '0.0.0.0'}:{host}->{port}/{proto}"
+                     for ip, host, port, proto in config.get("ports", []))
+
+
+def _command_text(doc: dict[str, Any], no_trunc: bool) -> str:
+    """Docker's COMMAND column: path and args, cut at 20 characters with an ellipsis."""
+    text = " ".join([doc["Path"], *doc["Args"]])
+    return text if no_trunc or len(text) <= 20 else text[:19] + "…"
+
+
+def _status(record: Any, health: str | None = None) -> str:
+    from dockyard.cli.render import human_ago
+
+    if record.state == "restarting":  # Docker's: the exit code, and since when it waits
+        return f"Restarting ({record.exit_code}) {human_ago(record.finished_at)}"
+    if record.state in ("running", "paused"):
+        up = "Up " + human_ago(record.started_at).removesuffix(" ago")
+        if record.state == "paused":
+            return up + " (Paused)"
+        return f"{up} ({health})" if health else up
+    if record.state == "created":
+        return "Created"
+    return f"Exited ({record.exit_code}) {human_ago(record.finished_at)}"

@@ -1,0 +1,283 @@
+"""What ``run`` and ``create`` read from their flags: the flag table (defined once,
+for click and the fast path: ``cli.flagtable``) and the ``ContainerSpec`` it makes.
+
+No click here: the fast path (``cli.fast``) runs ``run`` with this module alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from dockyard.cli import blkio
+from dockyard.cli.flagtable import Opt, opt
+from dockyard.engine.flags import parse_bytes, parse_restart, parse_volume
+from dockyard.engine.flags import stop_signal as _stop_signal
+from dockyard.engine.spec import (
+    ContainerSpec,
+    Healthcheck,
+    MountSpec,
+    PortSpec,
+    TmpfsMount,
+    Ulimit,
+)
+from dockyard.errors import InvalidArgument
+
+CONTAINER_OPTIONS: tuple[Opt, ...] = (
+    opt("--name"), opt("-e", "--env", kind="multi"),
+    opt("--env-file", kind="multi"), opt("-w", "--workdir"),
+    opt("-u", "--user"), opt("--entrypoint"),
+    opt("-h", "--hostname"), opt("-l", "--label", kind="multi"),
+    opt("-t", "--tty", kind="flag"), opt("-i", "--interactive", kind="flag"),
+    opt("--read-only", kind="flag"), opt("--tmpfs", kind="multi"),
+    opt("--init", kind="flag"), opt("--stop-signal"),
+    opt("--stop-timeout", type=int), opt("--restart", default="no"),
+    opt("--rm", kind="flag"), opt("-m", "--memory"),
+    opt("--memory-swap"), opt("--cpus"),
+    opt("--cpu-shares", type=int), opt("--pids-limit", type=int),
+    *blkio.OPTIONS,
+    opt("--ulimit", kind="multi"), opt("--cap-add", kind="multi"),
+    opt("--cap-drop", kind="multi"), opt("--security-opt", kind="multi"),
+    opt("--privileged", kind="flag"), opt("--oom-kill-disable", kind="flag"),
+    opt("--network", "--net", dest="network", default="bridge",
+        help="bridge (default), none, host, container:NAME or a network's name"),
+    opt("--network-alias", "--net-alias", dest="network_alias", kind="multi"),
+    opt("--ip", help="This address on a user-defined network."),
+    opt("--dns", kind="multi"), opt("--dns-search", kind="multi"),
+    opt("--dns-option", "--dns-opt", dest="dns_option", kind="multi"),
+    opt("--add-host", kind="multi", help="NAME:IP in /etc/hosts"),
+    opt("--log-opt", kind="multi", help="max-size=10m, max-file=3"),
+    opt("-v", "--volume", kind="multi", help="NAME:/path[:ro], /host:/path[:ro]"),
+    opt("--mount", kind="multi", help="type=volume|bind|tmpfs,source=,target="),
+    opt("--volumes-from", kind="multi"),
+    opt("-p", "--publish", kind="multi",
+        help="[IP:][HOST:]CONTAINER[/tcp|udp], ranges as 8000-8002"),
+    opt("-P", "--publish-all", kind="flag",
+        help="Publish the image's exposed ports to random host ports."),
+    opt("--health-cmd"), opt("--health-interval"),
+    opt("--health-timeout"), opt("--health-retries", type=int),
+    opt("--health-start-period"), opt("--no-healthcheck", kind="flag"),
+)
+RUN_OPTIONS: tuple[Opt, ...] = (
+    *CONTAINER_OPTIONS,
+    opt("-d", "--detach", kind="flag", help="Run in the background, print the ID."),
+)
+
+
+def parse_cpus(text: str) -> int:
+    """``--cpus`` as nano-CPUs (the range is the engine's to check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise InvalidArgument(f'invalid argument "{text}" for "--cpus" flag: failed to parse '
+                              f"{text} as a rational number")
+    return round(value * 1e9)
+
+
+def parse_ulimit(text: str) -> Ulimit:
+    name, _, values = text.partition("=")
+    soft, _, hard = values.partition(":")
+    if not name or not soft.lstrip("-").isdigit() or (hard and not hard.lstrip("-").isdigit()):
+        raise InvalidArgument(f"invalid ulimit {text!r}: want name=soft[:hard]")
+    return Ulimit(name, int(soft), int(hard or soft))
+
+
+def parse_mount(text: str) -> MountSpec:
+    """``--mount type=volume|bind|tmpfs,source=…,target=…,readonly,tmpfs-size=…``."""
+    fields: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        fields[key.strip()] = value if sep else "true"
+    kind = fields.get("type", "volume")
+    if kind not in ("volume", "bind", "tmpfs"):
+        raise InvalidArgument(f"invalid mount type {kind!r}")
+    target = fields.get("target") or fields.get("destination") or fields.get("dst") or ""
+    if not target:
+        raise InvalidArgument(f"invalid mount config: target is required: {text!r}")
+    source = fields.get("source") or fields.get("src") or ""
+    readonly = fields.get("readonly", fields.get("ro", "false")) in ("true", "1")
+    if kind == "bind":
+        if not source:
+            raise InvalidArgument('invalid mount config for type "bind": field Source must '
+                                  "not be empty")
+        source = os.path.abspath(source)
+    options = []
+    if "tmpfs-size" in fields:
+        options.append(f"size={parse_bytes(fields['tmpfs-size'], 'tmpfs-size')}")
+    if "tmpfs-mode" in fields:
+        options.append(f"mode={fields['tmpfs-mode']}")
+    return MountSpec(kind, source, target, readonly, ",".join(options))
+
+
+def _env_file(path: str) -> list[str]:
+    """The docker CLI's env file: ``NAME=value`` (the value kept as it is), ``NAME``
+    (its value from this environment), ``#`` comments and blank lines."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "invalid utf8 bytes"
+        raise InvalidArgument(f"open {path}: {str(reason).lower()}") from None
+    result = []
+    for raw in text.splitlines():
+        line = raw.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        name, has_value, value = line.partition("=")
+        if not name:
+            raise InvalidArgument(f"no variable name on line '{line}'")
+        if any(c.isspace() for c in name):
+            raise InvalidArgument(f"poorly formatted environment: variable '{name}' contains "
+                                  "whitespaces")
+        if has_value:
+            result.append(f"{name}={value}")
+        else:
+            result.append(f"{name}={os.environ[name]}" if name in os.environ else name)
+    return result
+
+
+def _env(env: tuple[str, ...], env_files: tuple[str, ...]) -> tuple[str, ...]:
+    result: list[str] = []
+    for path in env_files:
+        result += _env_file(path)
+    for item in env:
+        if "=" not in item and item in os.environ:
+            item = f"{item}={os.environ[item]}"
+        result.append(item)
+    return tuple(result)
+
+
+def _labels(labels: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in labels:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> ContainerSpec:
+    seccomp, nnp = None, False
+    for security in o["security_opt"]:
+        key, _, value = security.partition("=")
+        if security in ("no-new-privileges", "no-new-privileges=true",
+                        "no-new-privileges:true"):
+            nnp = True
+        elif key == "seccomp":
+            seccomp = value
+        else:
+            raise InvalidArgument(f"invalid --security-opt: {security!r}")
+    log_max_size, log_max_file = 0, 1
+    for log_opt in o["log_opt"]:
+        key, _, value = log_opt.partition("=")
+        if key == "max-size":
+            log_max_size = parse_bytes(value, "--log-opt max-size")
+        elif key == "max-file":
+            log_max_file = int(value)
+        else:
+            raise InvalidArgument(f"unknown log opt {key!r} for the json-file log driver")
+    if o["rm"] and o["restart"] not in ("", "no"):  # the docker CLI's refusal
+        raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
+    network = o["network"]
+    if (o["publish"] or o["publish_all"]) and (network in ("none", "host") or
+                                               network.startswith("container:")):
+        raise InvalidArgument(f"-p cannot be used with --network {network}: it has no "
+                              "network of its own to publish from")
+    if network.startswith("container:") and o["hostname"]:
+        raise InvalidArgument("conflicting options: hostname and the network mode "
+                              f"{network}")
+    if o["ip"] and (network in ("bridge", "host", "none") or network.startswith("container:")):
+        raise InvalidArgument("user specified IP address is supported on user defined networks "
+                              "only")
+    return ContainerSpec(
+        image=image, name=o["name"], command=command or None,
+        entrypoint=(tuple(o["entrypoint"].split()) if o["entrypoint"] else ())
+        if o["entrypoint"] is not None else None,
+        env=_env(o["env"], o["env_file"]), working_dir=o["workdir"], user=o["user"],
+        hostname=o["hostname"], labels=_labels(o["label"]), tty=o["tty"],
+        read_only=o["read_only"], stdin_open=o["interactive"],
+        log_max_size=log_max_size, log_max_file=log_max_file,
+        tmpfs=tuple(TmpfsMount(*t.split(":", 1)) for t in o["tmpfs"]),
+        init=o["init"], stop_signal=_stop_signal(o["stop_signal"]),
+        stop_timeout=o["stop_timeout"],
+        restart=parse_restart(o["restart"]), auto_remove=o["rm"],
+        memory=parse_bytes(o["memory"], "--memory") if o["memory"] else None,
+        memory_swap=parse_bytes(o["memory_swap"], "--memory-swap") if o["memory_swap"]
+        else None,
+        nano_cpus=parse_cpus(o["cpus"]) if o["cpus"] else None,
+        cpu_shares=o["cpu_shares"], pids_limit=o["pids_limit"],
+        ulimits=tuple(parse_ulimit(u) for u in o["ulimit"]),
+        cap_add=o["cap_add"], cap_drop=o["cap_drop"], privileged=o["privileged"],
+        no_new_privileges=nnp, seccomp_profile=seccomp,
+        oom_kill_disable=o["oom_kill_disable"], network_mode=network,
+        network_aliases=tuple(o["network_alias"]), ip_address=o["ip"],
+        dns=tuple(o["dns"]), dns_search=tuple(o["dns_search"]),
+        dns_options=tuple(o["dns_option"]), extra_hosts=tuple(o["add_host"]),
+        healthcheck=_healthcheck(o), no_healthcheck=o["no_healthcheck"],
+        mounts=tuple(parse_volume(v) for v in o["volume"]) +
+        tuple(parse_mount(m) for m in o["mount"]),
+        volumes_from=tuple(o["volumes_from"]),
+        ports=tuple(p for text in o["publish"] for p in parse_publish(text)),
+        publish_all=o["publish_all"], **blkio.spec_fields(o))
+
+
+def _port_range(text: str, spec: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    try:
+        first, last = int(low), int(high or low)
+    except ValueError:
+        raise InvalidArgument(f"invalid publish specification: {spec!r}") from None
+    if not (0 <= first <= last <= 65535):
+        raise InvalidArgument(f"invalid port range in {spec!r}")
+    return first, last
+
+
+def parse_publish(text: str) -> list[PortSpec]:
+    """``-p [IP:][HOST[-HOST]:]CONTAINER[-CONTAINER][/tcp|/udp]`` (ranges pair up)."""
+    spec, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise InvalidArgument(f"-p {text}: protocol must be tcp or udp")
+    parts = spec.rsplit(":", 2)
+    host_ip, host_text = ("", "") if len(parts) == 1 else (
+        ("", parts[0]) if len(parts) == 2 else (parts[0], parts[1]))
+    first, last = _port_range(parts[-1], text)
+    if host_text:
+        host_first, host_last = _port_range(host_text, text)
+        if host_last - host_first not in (0, last - first) or (
+                host_last != host_first and last == first):
+            raise InvalidArgument(f"invalid ranges in {text!r}: host and container ranges "
+                                  "must be the same size")
+    else:
+        host_first = host_last = 0
+    specs = []
+    for offset, port in enumerate(range(first, last + 1)):
+        host_port = host_first + offset if host_last > host_first else host_first
+        specs.append(PortSpec(host_ip, host_port, port, proto))
+    return specs
+
+
+def parse_duration(text: str | None, flag: str, default: float) -> float:
+    """Go-style durations as Docker takes them: 30s, 1m30s, 500ms, 2h."""
+    if not text:
+        return default
+    total, number = 0.0, ""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "ns": 1e-9}
+    for match in re.finditer(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)", text):
+        number = match.group(0)
+        total += float(match.group(1)) * units[match.group(2)]
+    if not number or re.sub(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)", "", text):
+        raise InvalidArgument(f"invalid duration {text!r} for {flag}")
+    return total
+
+
+def _healthcheck(o: dict[str, Any]) -> Healthcheck | None:
+    if not o["health_cmd"]:
+        return None
+    return Healthcheck(("CMD-SHELL", o["health_cmd"]),
+                       parse_duration(o["health_interval"], "--health-interval", 30.0),
+                       parse_duration(o["health_timeout"], "--health-timeout", 30.0),
+                       o["health_retries"] or 3,
+                       parse_duration(o["health_start_period"], "--health-start-period", 0.0))

@@ -1,0 +1,33 @@
+"""The ``dockyard`` executable: hot commands on the fast path, the rest through click.
+
+This module imports almost nothing: what a command needs is imported by the path
+that runs it (``cli.fast`` for ``run`` and ``ps``, ``cli.main``'s click group for
+everything, and for whatever the fast path leaves to click).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from dockyard import trace
+
+
+def main() -> None:
+    trace.begin("cli")
+    from dockyard.cli.fast import dispatch
+
+    code: int | None = None
+    try:
+        code = dispatch(sys.argv[1:])
+    finally:
+        if code is not None or sys.exc_info()[0] is not None:
+            trace.report()  # (the full CLI reports its own trace)
+    if code is not None:
+        sys.exit(code)
+    from dockyard.cli.main import main as full
+
+    full()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The fast path and click read every flag of the hot commands alike (one table,
+two parsers), and the fast path leaves to click whatever it is not sure of."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+import pytest
+
+from dockyard.cli import fast
+from dockyard.cli.container_cmds import PS_OPTIONS
+from dockyard.cli.container_flags import RUN_OPTIONS
+from dockyard.cli.containers import ps_cmd, run_cmd
+from dockyard.cli.flagtable import NotFast, Opt, parse
+
+
+def _click_reading(command: click.Command, args: list[str]) -> dict[str, Any]:
+    context = command.make_context(command.name or "", list(args))
+    return dict(context.params)
+
+
+def _samples(row: Opt) -> list[list[str]]:
+    """Every spelling of one flag the docker CLI's users write."""
+    value = "7" if row.type is int else "v=1:x"
+    spellings: list[list[str]] = []
+    for name in row.names:
+        if row.kind == "flag":
+            spellings.append([name])
+        elif name.startswith("--"):
+            spellings += [[name, value], [f"{name}={value}"]]
+        else:
+            spellings += [[name, value], [f"{name}{value}"]]
+    if row.kind == "multi":
+        spellings.append([row.names[0], "a", row.names[-1], "b"])
+    return spellings
+
+
+def _fast_reading(table: Sequence[Opt], args: list[str], *,
+                  interspersed: bool) -> tuple[dict[str, Any], list[str]]:
+    return parse(table, args, interspersed=interspersed)
+
+
+@pytest.mark.parametrize("row", RUN_OPTIONS, ids=lambda r: r.names[-1])
+def test_run_reads_every_flag_as_click_does(row: Opt) -> None:
+    for spelling in _samples(row):
+        args = [*spelling, "img:1", "sh", "-c", "echo --rm -d"]
+        options, positionals = _fast_reading(RUN_OPTIONS, args, interspersed=False)
+        clicked = _click_reading(run_cmd, args)
+        assert positionals == ["img:1", "sh", "-c", "echo --rm -d"]
+        assert clicked.pop("image") == "img:1"
+        assert clicked.pop("command") == ("sh", "-c", "echo --rm -d")
+        assert options == clicked, spelling
+
+
+@pytest.mark.parametrize("row", PS_OPTIONS, ids=lambda r: r.names[-1])
+def test_ps_reads_every_flag_as_click_does(row: Opt) -> None:
+    for spelling in _samples(row):
+        options, positionals = _fast_reading(PS_OPTIONS, spelling, interspersed=True)
+        assert positionals == [] and options == _click_reading(ps_cmd, spelling), spelling
+
+
+def test_clustered_short_flags_and_a_last_value_winning() -> None:
+    args = ["-it", "--rm", "-eA=1", "-e", "B=2", "--name", "a", "--name=b", "img"]
+    options, positionals = parse(RUN_OPTIONS, args, interspersed=False)
+    assert options == {k: v for k, v in _click_reading(run_cmd, args).items()
+                       if k not in ("image", "command")}
+    assert options["interactive"] and options["tty"] and options["env"] == ("A=1", "B=2")
+    assert options["name"] == "b" and positionals == ["img"]
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"], ["--bogus", "img"], ["--stop-timeout", "soon", "img"], ["--rm=yes", "img"],
+    ["-x", "img"], ["--name"],
+])
+def test_what_the_fast_path_leaves_to_click(args: list[str]) -> None:
+    with pytest.raises(NotFast):
+        parse(RUN_OPTIONS, args, interspersed=False)
+
+
+@pytest.mark.parametrize("argv", [
+    ["ps", "--help"], ["ps", "extra"], ["run"], ["--version"], ["images"],
+    ["--root"], ["--debug", "ps"], ["ps", "--filter"],
+])
+def test_dispatch_hands_these_to_click(argv: list[str]) -> None:
+    assert fast.dispatch(argv) is None
