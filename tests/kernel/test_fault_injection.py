@@ -469,6 +469,10 @@ def _retry(scene: Scene, policy: str) -> None:
     if scene.op == "stop":
         assert state["Status"] == "exited", state
     else:
+        if state["Status"] == "restarting":  # the policy's restart after the kill, under
+            # way: `start` leaves it be (dockerd's 304, a success), and it comes up
+            state = until("the restart to come up", lambda: (
+                s if (s := _state(dy, name)) and s["Status"] != "restarting" else None))
         assert state["Status"] == "running" and state["Pid"] > 0, state
 
 
