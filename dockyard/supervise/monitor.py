@@ -213,6 +213,7 @@ class Supervisor:
                     proxy.start()
                 self._publish_dnat(address, ports)
             self._serve_dns()
+            trace.mark("network connected")
         except Exception as exc:  # noqa: BLE001 - any failure here fails the start
             self._unpublish_dnat()
             if attach:  # (an adopted container runs on, if without its ports)
