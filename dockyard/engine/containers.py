@@ -503,6 +503,9 @@ class ContainerService:
         # a call in the supervisor of a module the zygote preloads (see engine.exit_hook)
         exit_hook = [EXIT_HOOK_TAG, EXIT_HOOK_MODULE, "container_exited",
                      str(self.layout.root), record.id]
+        # run by the zygote if this supervisor is killed: the container re-adopted now
+        on_lost = [EXIT_HOOK_TAG, EXIT_HOOK_MODULE, "supervisor_lost",
+                   str(self.layout.root), record.id]
         spec = record.spec
         flags = [flag for flag, wanted in (("--tty", spec.tty), ("--stdin", spec.stdin_open),
                                            ("--wait-attach", attach)) if wanted]
@@ -513,6 +516,7 @@ class ContainerService:
                 "--driver", BUILTIN_DRIVER,
                 "--restart", f"{restart.name}:{restart.maximum_retry_count}",
                 "--exit-hook", json.dumps(exit_hook),
+                "--on-lost", json.dumps(on_lost),
                 "--log-max-size", str(spec.log_max_size),
                 "--log-max-file", str(spec.log_max_file),
                 "--health", json.dumps(health) if health else "",

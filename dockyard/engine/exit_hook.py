@@ -39,6 +39,19 @@ def container_exited(root: str, container_id: str) -> None:
         engine.containers.on_exit(container_id)
 
 
+def supervisor_lost(root: str, container_id: str) -> None:
+    """The zygote's watchdog: the container's supervisor was killed.  What any command
+    does when it meets an orphaned container (``ContainerService.recovered``): a new
+    supervisor adopts it (stdio to the log, exit recorded, restart policy kept), or,
+    if it died meanwhile, its policy is applied — now, not at the next command."""
+    from dockyard.errors import ContainerNotFound
+
+    engine = Engine(Layout.for_root(root))
+    with contextlib.suppress(NotFound, ContainerNotFound):
+        service = engine.containers
+        service.recovered(service.refresh(service.store.find(container_id)))
+
+
 def argv(root: str, container_id: str) -> list[str]:
     """The ``--exit-hook`` argv naming this function."""
     return [ARGV_TAG, __name__, "container_exited", root, container_id]

@@ -562,6 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--restart-count", type=int, default=0, help="restarts so far")
     parser.add_argument("--adopt", default="", help="PID:START of a running init to adopt")
     parser.add_argument("--trace", default="", help="DOCKYARD_TRACE's file (dockyard.trace)")
+    parser.add_argument("--on-lost", default="",
+                        help="JSON hook the zygote runs if this supervisor is killed")
     return parser
 
 

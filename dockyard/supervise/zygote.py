@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+PYTHON_HOOK = "@python"  # a hook that is a function call (supervise.monitor's too)
+
 # The code a zygote has loaded is what every supervisor it forks runs: after an
 # upgrade (or an edit) a new zygote must serve new containers, so the socket name
 # carries a stamp of the supervisor's code; the old zygote keeps serving its own
@@ -86,24 +88,32 @@ def serve(run_dir: Path, preload: list[str]) -> int:
         os.unlink(_path(dir_fd))
     listener.bind(_path(dir_fd))
     listener.listen(16)
-    children: set[int] = set()
+    children: dict[int, list[str]] = {}  # supervisor pid -> its arguments
+    watchers: set[int] = set()  # forks running a lost supervisor's --on-lost hook
     served = False
     linger = float(os.environ.get("DOCKYARD_ZYGOTE_LINGER", "2"))
     idle_since = time.monotonic()
     try:
         # a zygote nobody asks within a minute (its requester died) does not stay around
-        while (not served and time.monotonic() - idle_since < 60) or children or (
-                served and time.monotonic() - idle_since < linger):
+        while (not served and time.monotonic() - idle_since < 60) or children or watchers \
+                or (served and time.monotonic() - idle_since < linger):
             ready, _, _ = select.select([listener], [], [], 0.05)
             if ready:
                 conn, _ = listener.accept()
                 with conn:
-                    pid = _fork_supervisor(conn, listener, monitor)
+                    pid, argv = _fork_supervisor(conn, listener, monitor)
                 if pid:
-                    children.add(pid)
+                    children[pid] = argv
                     served = True
-            children = {pid for pid in children if not _reaped(pid)}
-            if children:
+            for pid in list(children):
+                status = _exit_status(pid)
+                if status is None:
+                    continue
+                argv = children.pop(pid)
+                if os.WIFSIGNALED(status):  # killed: its container is unsupervised now
+                    watchers.add(_watch(argv, listener))
+            watchers = {pid for pid in watchers if pid and _exit_status(pid) is None}
+            if children or watchers:
                 idle_since = time.monotonic()
     finally:
         with contextlib.suppress(OSError):
@@ -112,22 +122,55 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     return 0
 
 
-def _reaped(pid: int) -> bool:
+def _exit_status(pid: int) -> int | None:
+    """The wait status of our child ``pid`` once it ended (reaped), else None."""
     try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
+        done, status = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        return True
-    return done == pid
+        return 0
+    return status if done == pid else None
 
 
-def _fork_supervisor(conn: socket.socket, listener: socket.socket, monitor: object) -> int:
+def _watch(argv: list[str], listener: socket.socket) -> int:
+    """The zygote as watchdog: a supervisor was killed, so its ``--on-lost`` hook (the
+    engine's re-adoption: a new supervisor takes the container over, or its restart
+    policy is applied) runs at once, in a fork not waited for here (it asks this
+    zygote for the new supervisor), instead of when the next command looks."""
+    if "--on-lost" not in argv:
+        return 0
+    try:
+        hook = json.loads(argv[argv.index("--on-lost") + 1])
+    except (IndexError, ValueError):
+        return 0
+    if not isinstance(hook, list) or hook[:1] != [PYTHON_HOOK] or len(hook) < 3:
+        return 0
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            listener.close()
+            os.setsid()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            import importlib
+
+            getattr(importlib.import_module(hook[1]), hook[2])(*hook[3:])
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _fork_supervisor(conn: socket.socket, listener: socket.socket,
+                     monitor: object) -> tuple[int, list[str]]:
     fds = array.array("i")
     data, ancdata, _flags, _addr = conn.recvmsg(65536, socket.CMSG_LEN(fds.itemsize))
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
     if not fds:
-        return 0
+        return 0, []
     argv: list[str] = json.loads(data)
     ready_fd = fds[0]
     # SCM_RIGHTS fds arrive inheritable; the container's init must not keep the ready
@@ -150,7 +193,7 @@ def _fork_supervisor(conn: socket.socket, listener: socket.socket, monitor: obje
             os._exit(code)
     os.close(ready_fd)
     conn.sendall(str(pid).encode())
-    return pid
+    return pid, argv
 
 
 def request(run_dir: Path, argv: list[str], ready_fd: int, python: str,
