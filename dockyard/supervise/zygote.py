@@ -92,6 +92,8 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     watchers: set[int] = set()  # forks running a lost supervisor's --on-lost hook
     served = False
     linger = float(os.environ.get("DOCKYARD_ZYGOTE_LINGER", "2"))
+    # off only for tests of what the next command does without it
+    watchdog = os.environ.get("DOCKYARD_ZYGOTE_WATCHDOG", "1") != "0"
     idle_since = time.monotonic()
     try:
         # a zygote nobody asks within a minute (its requester died) does not stay around
@@ -110,7 +112,8 @@ def serve(run_dir: Path, preload: list[str]) -> int:
                 if status is None:
                     continue
                 argv = children.pop(pid)
-                if os.WIFSIGNALED(status):  # killed: its container is unsupervised now
+                if watchdog and os.WIFSIGNALED(status):  # killed: its container runs
+                    # unsupervised now
                     watchers.add(_watch(argv, listener))
             watchers = {pid for pid in watchers if pid and _exit_status(pid) is None}
             if children or watchers:
