@@ -154,6 +154,11 @@ class Supervisor:
                 raise
             trace.mark("runtime create done")
             stdio.hand_over(self.hub)
+        if self.tty and self.hub.input_fd is not None:
+            # a copy in the zygote: the terminal outlives us if we are killed
+            from dockyard.supervise.zygote import park_console
+
+            park_console(self.id, pid, self.hub.input_fd)
         pause_at("after-create", self.bundle, self.pause_at, container_pid=pid)
         if self.network:
             self._connect(pid)
@@ -278,12 +283,19 @@ class Supervisor:
 
     def adopt(self) -> int:
         """Take over a running container whose supervisor died: its output pipes
-        reopened through /proc (a pty's master died with the old supervisor), its
+        reopened through /proc, or its pty master taken back from the zygote, its
         published ports and DNS served again; the interfaces are already in place."""
         pid, start = self.adopted
         if not is_alive(pid, start):
             raise RuntimeError("the container to adopt is gone")
-        if not self.tty:
+        if self.tty:  # the pty master the zygote kept for us (see start_once)
+            from dockyard.supervise.zygote import unpark_console
+
+            master = unpark_console(self.id)
+            if master is not None:
+                self.hub.outputs[master] = "stdout"
+                self.hub.input_fd = master
+        else:
             seen: set[int] = set()
             for fd, stream in ((1, "stdout"), (2, "stderr")):
                 with contextlib.suppress(OSError):

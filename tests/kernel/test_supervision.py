@@ -231,6 +231,26 @@ def test_the_zygote_readopts_a_container_whose_supervisor_was_killed(box: Dockya
     assert box("system", "check").stdout.strip() == "ok: store consistent"
 
 
+def test_a_tty_container_keeps_its_terminal_when_its_supervisor_is_killed(
+        box: Dockyard) -> None:
+    """The zygote keeps a copy of a TTY container's pty master: a killed supervisor
+    does not hang the terminal up (SIGHUP would end the shell), and the new
+    supervisor takes the master back, so output goes on reaching the log."""
+    box("run", "-d", "-t", "--name", "teletype", "--network", "none", "box:1", "sh", "-c",
+        "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.1; done")
+    bundle = bundle_of(box, "teletype")
+    until("some output", lambda: "tick2" in box("logs", "teletype").stdout)
+    before = kill_supervisor(bundle)
+    until("a new supervisor", lambda: (
+        (s := status_of(bundle))["supervisor_pid"] not in (0, before["supervisor_pid"])
+        and not gone(s["supervisor_pid"])))
+    assert not gone(before["pid"]) and status_of(bundle)["pid"] == before["pid"]
+    seen = box("logs", "teletype").stdout.count("tick")
+    until("output after the adoption",
+          lambda: box("logs", "teletype").stdout.count("tick") >= seen + 5)
+    assert not gone(before["pid"])
+
+
 def test_the_zygote_applies_the_policy_when_supervisor_and_container_died(
         box: Dockyard) -> None:
     box("run", "-d", "--name", "phoenix3", "--restart", "always", "--network", "none",
