@@ -86,10 +86,13 @@ def up_cmd(ctx: ComposeContext, detach: bool, scale: tuple[str, ...], remove_orp
 @compose_group.command("down")
 @click.option("-v", "--volumes", is_flag=True, help="Also the named volumes of the file.")
 @click.option("--remove-orphans", is_flag=True)
+@click.option("-t", "--timeout", type=int, default=None,
+              help="Seconds to wait for a container to stop before killing it.")
 @click.pass_obj
-def down_cmd(ctx: ComposeContext, volumes: bool, remove_orphans: bool) -> None:
+def down_cmd(ctx: ComposeContext, volumes: bool, remove_orphans: bool,
+             timeout: int | None) -> None:
     """Stop and remove the project's containers and networks."""
-    ctx.project().down(volumes=volumes, remove_orphans=remove_orphans)
+    ctx.project().down(volumes=volumes, remove_orphans=remove_orphans, timeout=timeout)
 
 
 @compose_group.command("ps")
@@ -168,16 +171,19 @@ def config_cmd(ctx: ComposeContext, only_services: bool, quiet: bool) -> None:
         for name in project.plan.services:
             click.echo(name)
         return
-    click.echo(yaml.safe_dump(project.plan.doc, sort_keys=False, default_flow_style=False),
+    doc = {"name": project.plan.name, **project.plan.doc}
+    click.echo(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False),
                nl=False)
 
 
 @compose_group.command("stop")
+@click.option("-t", "--timeout", type=int, default=None,
+              help="Seconds to wait for a container to stop before killing it.")
 @click.argument("services", nargs=-1)
 @click.pass_obj
-def stop_cmd(ctx: ComposeContext, services: tuple[str, ...]) -> None:
+def stop_cmd(ctx: ComposeContext, timeout: int | None, services: tuple[str, ...]) -> None:
     """Stop the project's containers (dependents first)."""
-    ctx.project().stop(services)
+    ctx.project().stop(services, timeout)
 
 
 @compose_group.command("start")
@@ -189,11 +195,13 @@ def start_cmd(ctx: ComposeContext, services: tuple[str, ...]) -> None:
 
 
 @compose_group.command("restart")
+@click.option("-t", "--timeout", type=int, default=None,
+              help="Seconds to wait for a container to stop before killing it.")
 @click.argument("services", nargs=-1)
 @click.pass_obj
-def restart_cmd(ctx: ComposeContext, services: tuple[str, ...]) -> None:
+def restart_cmd(ctx: ComposeContext, timeout: int | None, services: tuple[str, ...]) -> None:
     """Restart the project's containers."""
-    ctx.project().restart(services)
+    ctx.project().restart(services, timeout)
 
 
 @compose_group.command("rm")

@@ -150,9 +150,9 @@ class Project:
             connect(self.engine.containers, record, network, more)
         return record
 
-    def _remove(self, record: ContainerRecord) -> None:
+    def _remove(self, record: ContainerRecord, timeout: int | None = None) -> None:
         self.report(f"Container {record.name}  Removing")
-        self.engine.containers.stop(record.id)
+        self.engine.containers.stop(record.id, timeout)
         self.engine.containers.remove(record.id, force=True)
 
     # --- dependencies ------------------------------------------------------------
@@ -199,13 +199,13 @@ class Project:
         return str(health.get("Status"))
 
     # --- the other verbs -----------------------------------------------------------
-    def down(self, *, volumes: bool, remove_orphans: bool) -> None:
+    def down(self, *, volumes: bool, remove_orphans: bool, timeout: int | None = None) -> None:
         records = self.containers()
         if not remove_orphans:
             records = [r for r in records if r.spec.labels.get(L.SERVICE) in self.plan.services]
         order = list(self.plan.services)
         for record in sorted(records, key=lambda r: -_index(order, r)):
-            self._remove(record)  # dependents first: the reverse of the start order
+            self._remove(record, timeout)  # dependents first: the reverse of the start order
         for network in self.plan.networks.values():
             if network.external:
                 continue
@@ -222,13 +222,13 @@ class Project:
                     self.engine.volumes.remove(volume.name,
                                                self.engine.containers.volume_users(volume.name))
 
-    def stop(self, services: tuple[str, ...] = ()) -> None:
+    def stop(self, services: tuple[str, ...] = (), timeout: int | None = None) -> None:
         self._check_services(services)
         order = list(self.plan.services)
         for record in sorted(self.containers(services),
                              key=lambda r: -_index(order, r)):
             self.report(f"Container {record.name}  Stopping")
-            self.engine.containers.stop(record.id)
+            self.engine.containers.stop(record.id, timeout)
 
     def start(self, services: tuple[str, ...] = ()) -> None:
         self._check_services(services)
@@ -241,8 +241,8 @@ class Project:
                 self.report(f"Container {record.name}  Starting")
                 self.engine.containers.start(record.id)
 
-    def restart(self, services: tuple[str, ...] = ()) -> None:
-        self.stop(services)
+    def restart(self, services: tuple[str, ...] = (), timeout: int | None = None) -> None:
+        self.stop(services, timeout)
         self.start(services)
 
     def rm(self, services: tuple[str, ...] = (), *, stop: bool = False,

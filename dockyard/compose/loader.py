@@ -93,7 +93,10 @@ def load(options: Options, cwd: Path, environ: Mapping[str, str]) -> LoadedProje
     env = _environment(options, working_dir, cwd, environ)
     merged: dict[str, Any] = {}
     for path in files:
-        doc = interpolate(_read_yaml(path), env)
+        try:
+            doc = interpolate(_read_yaml(path), env)
+        except InvalidArgument as exc:
+            raise type(exc)(f"{path}: {exc}") from None
         schema.validate(doc, str(path))
         schema.check_supported(doc, str(path))
         merged = merge(merged, doc)

@@ -64,6 +64,15 @@ class ProjectPlan(NamedTuple):
 
 
 def lower(project: LoadedProject) -> ProjectPlan:
+    """The plan; an error names the file(s) it comes from."""
+    try:
+        return _lower(project)
+    except (InvalidArgument, NotImplementedFeature) as exc:
+        files = ", ".join(str(p) for p in project.config_files)
+        raise type(exc)(f"{files}: {exc}") from None
+
+
+def _lower(project: LoadedProject) -> ProjectPlan:
     doc = project.doc
     services_doc: dict[str, Any] = doc.get("services") or {}
     if not services_doc:
