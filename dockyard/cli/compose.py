@@ -118,10 +118,10 @@ def ps_cmd(ctx: ComposeContext, all_states: bool, quiet: bool, fmt: str | None,
              "State": r.state, "Status": _status(r), "ExitCode": r.exit_code,
              "Labels": ",".join(f"{k}={v}" for k, v in sorted(r.spec.labels.items()))}
             for r in records]
-    if rows or fmt not in (None, "", "table"):
-        click.echo(render(rows, ["Name", "Image", "Service", "Status"], fmt,
-                          {"Name": "NAME", "Image": "IMAGE", "Service": "SERVICE",
-                           "Status": "STATUS"}))
+    text = render(rows, ["Name", "Image", "Service", "Status"], fmt,
+                  {"Name": "NAME", "Image": "IMAGE", "Service": "SERVICE", "Status": "STATUS"})
+    if text:
+        click.echo(text)
 
 
 def _status(record: Any) -> str:
