@@ -64,7 +64,8 @@ def _scale(items: tuple[str, ...]) -> dict[str, int]:
 
 
 @compose_group.command("up")
-@click.option("-d", "--detach", is_flag=True, help="Start in the background.")
+@click.option("-d", "--detach", is_flag=True,
+              help="Start in the background (else follow the logs; Ctrl-C stops).")
 @click.option("--scale", multiple=True, metavar="SERVICE=NUM")
 @click.option("--remove-orphans", is_flag=True)
 @click.option("--wait-timeout", type=float, default=120.0,
@@ -75,12 +76,16 @@ def up_cmd(ctx: ComposeContext, detach: bool, scale: tuple[str, ...], remove_orp
            wait_timeout: float, services: tuple[str, ...]) -> None:
     """Create and start the project's containers (converging to the file)."""
     from dockyard.compose.converge import UpOptions
-    from dockyard.errors import NotImplementedFeature
 
-    if not detach:
-        raise NotImplementedFeature("compose up without -d (attached) is not supported yet: "
-                                    "use up -d and compose logs -f")
-    ctx.project().up(UpOptions(services, _scale(scale), remove_orphans, wait_timeout))
+    project = ctx.project()
+    project.up(UpOptions(services, _scale(scale), remove_orphans, wait_timeout))
+    if detach:
+        return
+    try:  # attached: the logs until every container exits; Ctrl-C stops the project
+        _print_logs(project, project.containers(services), follow=True, tail=None)
+    except KeyboardInterrupt:
+        _progress("Gracefully stopping... (press Ctrl+C again to force)")
+        project.stop(services)
 
 
 @compose_group.command("down")
@@ -139,20 +144,24 @@ def _status(record: Any) -> str:
 def logs_cmd(ctx: ComposeContext, follow: bool, tail: str, no_log_prefix: bool,
              services: tuple[str, ...]) -> None:
     """The logs of the project's containers, each line prefixed by its container."""
-    from dockyard.compose.logs import stream_logs
-
     try:
         count = None if tail == "all" or int(tail) < 0 else int(tail)
     except ValueError:
         raise InvalidArgument(f"invalid --tail {tail!r}: want a number of lines or all") \
             from None
     project = ctx.project()
-    records = project.containers(services)
+    _print_logs(project, project.containers(services), follow=follow, tail=count,
+                prefix=not no_log_prefix)
+
+
+def _print_logs(project: Any, records: list[Any], *, follow: bool, tail: int | None,
+                prefix: bool = True) -> None:
+    from dockyard.compose.logs import stream_logs
+
     width = max((len(r.name) for r in records), default=0)
-    for record, entry in stream_logs(project.engine, records, follow=follow, tail=count):
-        prefix = "" if no_log_prefix else f"{record.name.ljust(width)}  | "
+    for record, entry in stream_logs(project.engine, records, follow=follow, tail=tail):
         stream = sys.stdout if entry["stream"] == "stdout" else sys.stderr
-        stream.write(prefix + entry["log"])
+        stream.write((f"{record.name.ljust(width)}  | " if prefix else "") + entry["log"])
         stream.flush()
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from dockyard.compose import labels as L
 from dockyard.compose.lower import ProjectPlan, ServicePlan
 from dockyard.compose.order import dependents, with_dependencies
-from dockyard.errors import InvalidArgument, NotFound, Unavailable
+from dockyard.errors import Conflict, InvalidArgument, NotFound, Unavailable
 
 if TYPE_CHECKING:
     from dockyard.engine.engine import Engine
@@ -214,7 +214,10 @@ class Project:
             except NotFound:
                 continue
             self.report(f"Network {network.name}  Removing")
-            self.engine.networks.remove(network.name)
+            try:
+                self.engine.networks.remove(network.name)
+            except Conflict:  # a container outside the file (an orphan) still uses it
+                self.report(f"Network {network.name}  Resource is still in use")
         if volumes:
             for volume in self.plan.volumes.values():
                 if not volume.external and self.engine.volumes.find(volume.name):
