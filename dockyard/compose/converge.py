@@ -150,10 +150,14 @@ class Project:
             connect(self.engine.containers, record, network, more)
         return record
 
-    def _remove(self, record: ContainerRecord, timeout: int | None = None) -> None:
+    def _remove(self, record: ContainerRecord, timeout: int | None = None, *,
+                volumes: bool = True) -> None:
+        """Stopped and removed; with its anonymous volumes unless ``volumes`` is False
+        (``down`` without ``-v``, as Compose keeps them then).  A recreated container
+        does not inherit its predecessor's anonymous volumes, unlike Compose's."""
         self.report(f"Container {record.name}  Removing")
         self.engine.containers.stop(record.id, timeout)
-        self.engine.containers.remove(record.id, force=True)
+        self.engine.containers.remove(record.id, force=True, volumes=volumes)
 
     # --- dependencies ------------------------------------------------------------
     def _wait_for_dependencies(self, service: ServicePlan, timeout: float) -> None:
@@ -191,12 +195,26 @@ class Project:
         state = self.engine.containers.inspect(record.id)["State"]
         health = state.get("Health")
         if health is None:
-            raise InvalidArgument(f"container {record.name} has no healthcheck configured "
-                                  "(depends_on condition service_healthy)")
+            if not self._has_healthcheck(record):
+                raise InvalidArgument(f"container {record.name} has no healthcheck configured "
+                                      "(depends_on condition service_healthy)")
+            health = {"Status": "starting"}  # its supervisor has not written it yet
         if not state.get("Running") and health.get("Status") != "healthy":
             raise Unavailable(f"dependency failed to start: container {record.name} exited "
                               f"({state.get('ExitCode')})")
         return str(health.get("Status"))
+
+    def _has_healthcheck(self, record: ContainerRecord) -> bool:
+        """The container's own check, else its image's; ``NONE`` or disabled: none."""
+        spec = record.spec
+        if spec.no_healthcheck:
+            return False
+        test: list[str] = list(spec.healthcheck.test) if spec.healthcheck else []
+        if not test:
+            image = self.engine.images.get(record.image)
+            raw = (self.engine.images.config(image).get("config") or {}).get("Healthcheck")
+            test = list((raw or {}).get("Test") or [])
+        return bool(test) and test[0] != "NONE"
 
     # --- the other verbs -----------------------------------------------------------
     def down(self, *, volumes: bool, remove_orphans: bool, timeout: int | None = None) -> None:
@@ -205,7 +223,8 @@ class Project:
             records = [r for r in records if r.spec.labels.get(L.SERVICE) in self.plan.services]
         order = list(self.plan.services)
         for record in sorted(records, key=lambda r: -_index(order, r)):
-            self._remove(record, timeout)  # dependents first: the reverse of the start order
+            # dependents first: the reverse of the start order
+            self._remove(record, timeout, volumes=volumes)
         for network in self.plan.networks.values():
             if network.external:
                 continue

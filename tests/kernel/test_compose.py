@@ -180,6 +180,13 @@ def test_scale_verbs_orphans_and_an_unhealthy_dependency(box: Dockyard,
         assert set(_ids(box, compose)) == {"small-other-1"}
         box(*compose, "rm", "-s", "-f")
         assert _ids(box, compose) == {}
+
+        (folder / "compose.yaml").write_text(
+            "services:\n  plain: {image: box:1, init: true, command: [sleep, '1000']}\n"
+            "  after: {image: box:1, depends_on: {plain: {condition: service_healthy}}}\n")
+        unchecked = box(*compose, "up", "-d", check=False)
+        assert "container small-plain-1 has no healthcheck configured" in unchecked.stderr
+        assert set(_ids(box, compose)) == {"small-plain-1"}
     finally:
         box(*compose, "down", "-v", "--remove-orphans", check=False)
     assert box("ps", "-a", "-q").stdout == "" and _networks(box) == set()
