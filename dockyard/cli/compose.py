@@ -70,15 +70,23 @@ def _scale(items: tuple[str, ...]) -> dict[str, int]:
 @click.option("--remove-orphans", is_flag=True)
 @click.option("--wait-timeout", type=float, default=120.0,
               help="Seconds to wait for a dependency's condition (healthy, completed).")
+@click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
+@click.option("--no-recreate", is_flag=True, help="Never recreate existing containers.")
+@click.option("--no-deps", is_flag=True, help="Do not start the services' dependencies.")
 @click.argument("services", nargs=-1)
 @click.pass_obj
 def up_cmd(ctx: ComposeContext, detach: bool, scale: tuple[str, ...], remove_orphans: bool,
-           wait_timeout: float, services: tuple[str, ...]) -> None:
+           wait_timeout: float, force_recreate: bool, no_recreate: bool, no_deps: bool,
+           services: tuple[str, ...]) -> None:
     """Create and start the project's containers (converging to the file)."""
     from dockyard.compose.converge import UpOptions
 
+    if force_recreate and no_recreate:
+        raise InvalidArgument("--force-recreate and --no-recreate are incompatible")
+    recreate = "force" if force_recreate else "never" if no_recreate else "diverged"
     project = ctx.project()
-    project.up(UpOptions(services, _scale(scale), remove_orphans, wait_timeout))
+    project.up(UpOptions(services, _scale(scale), remove_orphans, wait_timeout, recreate,
+                         no_deps))
     if detach:
         return
     try:  # attached: the logs until every container exits; Ctrl-C stops the project

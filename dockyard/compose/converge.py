@@ -26,7 +26,8 @@ class UpOptions(NamedTuple):
     scale: dict[str, int] = {}  # noqa: RUF012 - never mutated
     remove_orphans: bool = False
     wait_timeout: float = 120.0
-    detach: bool = True
+    recreate: str = "diverged"  # diverged | force (--force-recreate) | never (--no-recreate)
+    no_deps: bool = False  # the named services alone, not what they depend on
 
 
 class Project:
@@ -59,7 +60,8 @@ class Project:
     def up(self, options: UpOptions) -> None:
         self._check_services(options.services + tuple(options.scale))
         depends = {n: s.depends_on for n, s in self.plan.services.items()}
-        selected = with_dependencies(list(options.services or self.plan.services), depends)
+        selected = set(options.services) if options.no_deps and options.services else \
+            with_dependencies(list(options.services or self.plan.services), depends)
         for name in selected:  # every image first: a missing one creates nothing
             self.engine.images.get(self.plan.services[name].spec.image)
         self._orphans(options.remove_orphans)
@@ -70,9 +72,11 @@ class Project:
             if name not in selected:
                 continue
             self._wait_for_dependencies(service, options.wait_timeout)
-            force = bool(dependents(changed, depends) & {name}) if changed else False
+            recreate = options.recreate
+            if recreate == "diverged" and name in dependents(changed, depends):
+                recreate = "force"
             if self._converge_service(service, options.scale.get(name, service.replicas),
-                                      force):
+                                      recreate):
                 changed.add(name)
 
     def _orphans(self, remove: bool) -> None:
@@ -114,9 +118,9 @@ class Project:
             self.engine.volumes.create(volume.name, options=volume.options,
                                        labels=volume.labels)
 
-    def _converge_service(self, service: ServicePlan, replicas: int, force: bool) -> bool:
-        """Its containers 1..replicas, matching the plan and started; True when one was
-        recreated because its configuration changed."""
+    def _converge_service(self, service: ServicePlan, replicas: int, recreate: str) -> bool:
+        """Its containers 1..replicas, matching the plan (``recreate``: when they
+        diverge from it, always, or never) and started; True when one was recreated."""
         existing = {_number(r): r for r in self.containers((service.name,))}
         for number in sorted(existing, reverse=True):  # scaled down: from the top
             if number > replicas:
@@ -124,8 +128,10 @@ class Project:
         recreated = False
         for number in range(1, replicas + 1):
             record = existing.get(number)
-            if record is not None and (force or record.spec.labels.get(L.CONFIG_HASH) !=
-                                       service.config_hash):
+            diverged = record is not None and \
+                record.spec.labels.get(L.CONFIG_HASH) != service.config_hash
+            if record is not None and (recreate == "force" or
+                                       (recreate == "diverged" and diverged)):
                 self.report(f"Container {record.name}  Recreate")
                 self._remove(record)
                 record, recreated = None, True

@@ -157,6 +157,10 @@ def test_scale_verbs_orphans_and_an_unhealthy_dependency(box: Dockyard,
         assert all(scaled[n] == first[n] for n in first)
         box(*compose, "up", "-d", "--scale", "worker=1", "worker")
         assert _ids(box, compose) == {"small-worker-1": first["small-worker-1"]}
+        box(*compose, "up", "-d", "--no-recreate", "--scale", "worker=1", "worker")
+        assert _ids(box, compose) == {"small-worker-1": first["small-worker-1"]}
+        box(*compose, "up", "-d", "--force-recreate", "--scale", "worker=1", "worker")
+        assert _ids(box, compose)["small-worker-1"] != first["small-worker-1"]
 
         box(*compose, "stop", "worker")
         assert box(*compose, "ps", "-q").stdout == ""
