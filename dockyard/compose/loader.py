@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from dockyard.compose import schema
 from dockyard.compose.interpolate import interpolate
+from dockyard.compose.lines import LineIndex
 from dockyard.compose.merge import merge
 from dockyard.errors import InvalidArgument, NotFound
 
@@ -93,12 +94,14 @@ def load(options: Options, cwd: Path, environ: Mapping[str, str]) -> LoadedProje
     env = _environment(options, working_dir, cwd, environ)
     merged: dict[str, Any] = {}
     for path in files:
+        text, raw = _read_yaml(path)
         try:
-            doc = interpolate(_read_yaml(path), env)
+            doc = interpolate(raw, env)
         except InvalidArgument as exc:
             raise type(exc)(f"{path}: {exc}") from None
-        schema.validate(doc, str(path))
-        schema.check_supported(doc, str(path))
+        lines = LineIndex(text)
+        schema.validate(doc, str(path), lines)
+        schema.check_supported(doc, str(path), lines)
         merged = merge(merged, doc)
     name = _project_name(options, env, merged, working_dir)
     merged["name"] = name
@@ -135,7 +138,7 @@ def _project_name(options: Options, env: Mapping[str, str], doc: dict[str, Any],
                           "gives none): use -p")
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path) -> tuple[str, dict[str, Any]]:
     import yaml
 
     try:
@@ -150,7 +153,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise InvalidArgument(f"{path}: empty compose file")
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{path}: top-level object must be a mapping")
-    return _drop_extensions(doc)
+    return text, _drop_extensions(doc)
 
 
 def _drop_extensions(doc: dict[str, Any]) -> dict[str, Any]:

@@ -10,10 +10,12 @@ nothing is silently dropped.
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from dockyard.compose.lines import LineIndex
 from dockyard.errors import InvalidArgument, NotImplementedFeature
 
 SERVICE_KEYS = frozenset({
@@ -37,15 +39,24 @@ def _validator() -> Any:
     return jsonschema.Draft7Validator(schema)
 
 
-def validate(doc: dict[str, Any], source: str) -> None:
+def validate(doc: dict[str, Any], source: str, lines: LineIndex | None = None) -> None:
     """The compose-spec schema over one (interpolated) file: every error named by its
-    key path, the first few together."""
+    file, line and key path, the first few together."""
     errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
     if not errors:
         return
-    lines = [f"{source}: {_path(e.absolute_path) or '(top level)'}: {_message(e)}"
-             for e in errors[:5]]
-    raise InvalidArgument("invalid compose file: " + "; ".join(lines))
+    found = []
+    for error in errors[:5]:
+        message, extra = _message(error)
+        path = list(error.absolute_path)
+        found.append(f"{_where(source, lines, path + extra[:1])}: "
+                     f"{_path(path) or '(top level)'}: {message}")
+    raise InvalidArgument("invalid compose file: " + "; ".join(found))
+
+
+def _where(source: str, lines: LineIndex | None, path: list[Any]) -> str:
+    line = lines.line(path) if lines is not None else None
+    return f"{source}:{line}" if line else source
 
 
 def _path(parts: Any) -> str:
@@ -55,40 +66,44 @@ def _path(parts: Any) -> str:
     return out
 
 
-def _message(error: Any) -> str:
+def _message(error: Any) -> tuple[str, list[str]]:
+    """The message, and the keys it is about when they are below its path."""
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        pattern_ok = error.schema.get("patternProperties", {})
-        import re
-
-        extra = [k for k in extra if not any(re.match(p, k) for p in pattern_ok)]
+        patterns = error.schema.get("patternProperties", {})
+        extra = [k for k in sorted(set(error.instance) - set(error.schema.get("properties", {})))
+                 if not any(re.match(p, k) for p in patterns)]
         if extra:
-            return f"additional property {', '.join(map(repr, extra))} is not allowed"
+            return f"additional property {', '.join(map(repr, extra))} is not allowed", extra
     if error.validator in ("oneOf", "anyOf"):
-        return f"{error.instance!r} is not of a valid type"
-    return str(error.message)
+        return f"{error.instance!r} is not of a valid type", []
+    return str(error.message), []
 
 
-def check_supported(doc: dict[str, Any], source: str) -> None:
-    """Keys the schema allows but dockyard does not implement yet, one by one."""
-    unsupported: list[str] = []
-    unsupported += _extra(doc, TOP_KEYS, "")
+def check_supported(doc: dict[str, Any], source: str, lines: LineIndex | None = None) -> None:
+    """Keys the schema allows but dockyard does not implement yet, one by one (with
+    their lines)."""
+    unsupported: list[list[str]] = []
+    unsupported += _extra(doc, TOP_KEYS, [])
     for name, service in (doc.get("services") or {}).items():
         if isinstance(service, dict):
-            unsupported += _extra(service, SERVICE_KEYS, f"services.{name}.")
+            unsupported += _extra(service, SERVICE_KEYS, ["services", name])
             deploy = service.get("deploy")
             if isinstance(deploy, dict):
-                unsupported += _extra(deploy, DEPLOY_KEYS, f"services.{name}.deploy.")
+                unsupported += _extra(deploy, DEPLOY_KEYS, ["services", name, "deploy"])
     for section, allowed in (("networks", NETWORK_KEYS), ("volumes", VOLUME_KEYS)):
         for name, item in (doc.get(section) or {}).items():
             if isinstance(item, dict):
-                unsupported += _extra(item, allowed, f"{section}.{name}.")
+                unsupported += _extra(item, allowed, [section, name])
     if unsupported:
-        raise NotImplementedFeature(
-            f"{source}: not supported by dockyard compose yet: " +
-            ", ".join(unsupported))
+        named = []
+        for path in unsupported:
+            line = lines.line(path) if lines is not None else None
+            named.append(_path(path) + (f" (line {line})" if line else ""))
+        raise NotImplementedFeature(f"{source}: not supported by dockyard compose yet: " +
+                                    ", ".join(named))
 
 
-def _extra(mapping: dict[str, Any], allowed: frozenset[str], prefix: str) -> list[str]:
-    return [f"{prefix}{key}" for key in mapping
+def _extra(mapping: dict[str, Any], allowed: frozenset[str], prefix: list[str]
+           ) -> list[list[str]]:
+    return [[*prefix, key] for key in mapping
             if key not in allowed and not str(key).startswith("x-")]

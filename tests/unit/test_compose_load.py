@@ -127,9 +127,9 @@ def _load_bad(name: str, env: dict[str, str] | None = None) -> None:
 
 @pytest.mark.parametrize(("name", "error", "words"), [
     ("unknown-key.yaml", InvalidArgument,
-     r"unknown-key\.yaml: services\.web: additional property 'imagee' is not allowed"),
+     r"unknown-key\.yaml:4: services\.web: additional property 'imagee' is not allowed"),
     ("wrong-type.yaml", InvalidArgument,
-     r"wrong-type\.yaml: services\.web\.read_only: .* is not of type"),
+     r"wrong-type\.yaml:4: services\.web\.read_only: .* is not of type"),
     ("cycle.yaml", InvalidArgument, r"cycle\.yaml: dependency cycle detected: a -> b -> c -> a"),
     ("undefined-network.yaml", InvalidArgument,
      r"undefined-network\.yaml: service 'web' refers to undefined network nowhere"),
@@ -139,8 +139,8 @@ def _load_bad(name: str, env: dict[str, str] | None = None) -> None:
      r"missing-variable\.yaml: services\.web\.environment\.TOKEN: required variable "
      r"COMPOSE_TEST_TOKEN is missing a value: set COMPOSE_TEST_TOKEN first"),
     ("unsupported.yaml", NotImplementedFeature,
-     r"unsupported\.yaml: not supported by dockyard compose yet: secrets, "
-     r"services\.web\.secrets, services\.web\.sysctls"),
+     r"unsupported\.yaml: not supported by dockyard compose yet: secrets \(line 6\), "
+     r"services\.web\.secrets \(line 4\), services\.web\.sysctls \(line 5\)"),
 ])
 def test_bad_input_names_file_and_key(name: str, error: type[Exception], words: str) -> None:
     with pytest.raises(error, match=words):
@@ -158,3 +158,21 @@ def test_invalid_yaml_and_empty_file(tmp_path: Path) -> None:
     (tmp_path / "compose.yaml").write_text("")
     with pytest.raises(InvalidArgument, match="empty compose file"):
         load(Options(), tmp_path, {})
+
+
+def test_error_lines_follow_anchors_and_merges(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "x-base: &base\n"
+        "  image: box:1\n"
+        "  init: [1]\n"
+        "services:\n"
+        "  a:\n"
+        "    <<: *base\n"
+        "    ports:\n"
+        "      - 80\n"
+        "      - {target: 81, bogus: 1}\n")
+    with pytest.raises(InvalidArgument) as caught:
+        load(Options(), tmp_path, {})
+    message = str(caught.value)
+    assert "compose.yaml:3: services.a.init: [1] is not of type" in message
+    assert "compose.yaml:9: services.a.ports[1]:" in message
