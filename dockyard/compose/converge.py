@@ -68,9 +68,9 @@ class Project:
         self._ensure_networks(selected)
         self._ensure_volumes(selected)
         changed: set[str] = set()
-        for name, service in self.plan.services.items():
-            if name not in selected:
-                continue
+
+        def one(name: str) -> None:
+            service = self.plan.services[name]
             self._wait_for_dependencies(service, options.wait_timeout)
             recreate = options.recreate
             if recreate == "diverged" and name in dependents(changed, depends):
@@ -78,6 +78,9 @@ class Project:
             if self._converge_service(service, options.scale.get(name, service.replicas),
                                       recreate):
                 changed.add(name)
+
+        in_parallel([n for n in self.plan.services if n in selected],
+                    {n: set(depends[n]) & selected for n in selected}, one)
 
     def _orphans(self, remove: bool) -> None:
         orphans = self.orphans()
@@ -286,6 +289,37 @@ class Project:
             self.engine.containers.remove(record.id, force=True, volumes=volumes)
             removed.append(record.name)
         return removed
+
+
+def in_parallel(order: list[str], needs: dict[str, set[str]],
+                work: Callable[[str], None], workers: int = 4) -> None:
+    """``work`` for every name, each once all it ``needs`` are done, independent ones
+    at the same time; the first error stops what has not begun and is raised once
+    what runs has ended."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    done: set[str] = set()
+    running: dict[Future[None], str] = {}
+    pending = list(order)
+    error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while pending or running:
+            if error is None:
+                for name in [n for n in pending if needs[n] <= done]:
+                    pending.remove(name)
+                    running[pool.submit(work, name)] = name
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                exc = future.exception()
+                if exc is not None:
+                    error = error or exc
+                else:
+                    done.add(name)
+    if error is not None:
+        raise error
 
 
 def _number(record: ContainerRecord) -> int:

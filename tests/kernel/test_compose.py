@@ -175,13 +175,17 @@ def test_scale_verbs_orphans_and_an_unhealthy_dependency(box: Dockyard,
         assert "container small-sick-1 (service 'sick') is unhealthy" in failed.stderr
         assert "small-needs-sick-1" not in _ids(box, compose)
 
+        # two independent services (started side by side); the rest are orphans now
         (folder / "compose.yaml").write_text(
-            "services:\n  other: {image: box:1, init: true, command: [sleep, '1000']}\n")
+            "x-box: &box {image: box:1, init: true, command: [sleep, '1000']}\n"
+            "services:\n  other: *box\n  another: {<<: *box, deploy: {replicas: 2}}\n")
         warned = box(*compose, "up", "-d")
         assert "Found orphan containers (small-sick-1, small-worker-1)" in warned.stderr
-        assert set(_ids(box, compose)) == {"small-other-1", "small-sick-1", "small-worker-1"}
+        fresh = {"small-other-1", "small-another-1", "small-another-2"}
+        assert set(_ids(box, compose)) == fresh | {"small-sick-1", "small-worker-1"}
+        assert box(*compose, "ps", "-q", "another").stdout.count("\n") == 2
         box(*compose, "up", "-d", "--remove-orphans")
-        assert set(_ids(box, compose)) == {"small-other-1"}
+        assert set(_ids(box, compose)) == fresh
         box(*compose, "rm", "-s", "-f")
         assert _ids(box, compose) == {}
 
