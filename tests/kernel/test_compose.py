@@ -200,11 +200,16 @@ def test_scale_verbs_orphans_and_an_unhealthy_dependency(box: Dockyard,
     assert box("ps", "-a", "-q").stdout == "" and _networks(box) == set()
 
 
-def test_bad_input_creates_nothing(box: Dockyard) -> None:
+def test_bad_input_creates_nothing(box: Dockyard, tmp_path: Path) -> None:
     for path in sorted((DATA / "bad").glob("*.yaml")):
         result = box("compose", "-f", str(path), "up", "-d", check=False)
         assert result.returncode != 0, path.name
         assert path.name in result.stderr, result.stderr
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  ok: {image: box:1, volumes: [v:/v]}\n  gone: {image: nosuch:1}\n"
+        "volumes:\n  v: {}\n")
+    result = box("compose", "-f", str(tmp_path / "compose.yaml"), "up", "-d", check=False)
+    assert result.returncode != 0 and "nosuch:1" in result.stderr
     missing = box("compose", "-f", str(DATA / "app" / "compose.yaml"), "-p", "noimage",
                   "up", "-d", env={"GREETING": ""}, check=False)
     assert "required variable GREETING is missing a value" in missing.stderr
