@@ -150,8 +150,9 @@ class Project:
 
         name = f"{self.plan.name}-{service.name}-{number}"
         primary, aliases = service.networks[0]
+        image_id = self.engine.images.get(service.spec.image).config_digest
         spec = service.spec._replace(
-            name=name, labels={**service.spec.labels, L.NUMBER: str(number)},
+            name=name, labels={**service.spec.labels, L.NUMBER: str(number), L.IMAGE: image_id},
             network_mode=primary, network_aliases=aliases)
         self.report(f"Container {name}  Creating")
         record = self.engine.containers.create(spec)

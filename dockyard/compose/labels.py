@@ -10,6 +10,7 @@ PREFIX = "com.docker.compose"
 PROJECT = f"{PREFIX}.project"
 SERVICE = f"{PREFIX}.service"
 NUMBER = f"{PREFIX}.container-number"
+IMAGE = f"{PREFIX}.image"  # the image's ID (config digest) when the container was made
 CONFIG_HASH = f"{PREFIX}.config-hash"
 ONEOFF = f"{PREFIX}.oneoff"
 WORKING_DIR = f"{PREFIX}.project.working_dir"
@@ -27,5 +28,5 @@ def service_labels(project: Any, service: str, config_hash: str,
         PROJECT: project.name, SERVICE: service, ONEOFF: "False",
         CONFIG_HASH: config_hash, WORKING_DIR: str(project.working_dir),
         CONFIG_FILES: ",".join(str(p) for p in project.config_files),
-        DEPENDS_ON: ",".join(f"{dep}:{cond}:false" for dep, cond in depends_on.items()),
+        DEPENDS_ON: ",".join(f"{dep}:{cond}:false" for dep, cond in sorted(depends_on.items())),
     }
