@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
                                               "cp")},
     "volume": ("volumes",), "network": ("networks",), "system": ("system",),
     "build": ("build",), "builder": ("build",), "serve": ("serve",),
+    "compose": ("compose",),
 }
 
 
