@@ -10,8 +10,9 @@ import click
 import pytest
 
 from dockyard.cli import fast
-from dockyard.cli.container_cmds import PS_OPTIONS
+from dockyard.cli.container_cmds import EXEC_OPTIONS, PS_OPTIONS
 from dockyard.cli.container_flags import RUN_OPTIONS
+from dockyard.cli.container_ops import exec_cmd
 from dockyard.cli.containers import ps_cmd, run_cmd
 from dockyard.cli.flagtable import NotFast, Opt, parse
 from dockyard.cli.image_cmds import IMAGES_OPTIONS, INSPECT_OPTIONS
@@ -61,6 +62,16 @@ def test_ps_reads_every_flag_as_click_does(row: Opt) -> None:
     for spelling in _samples(row):
         options, positionals = _fast_reading(PS_OPTIONS, spelling, interspersed=True)
         assert positionals == [] and options == _click_reading(ps_cmd, spelling), spelling
+
+
+@pytest.mark.parametrize("row", EXEC_OPTIONS, ids=lambda r: r.names[-1])
+def test_exec_reads_every_flag_as_click_does(row: Opt) -> None:
+    for spelling in _samples(row):
+        args = [*spelling, "box", "sh", "-c", "exit 3"]
+        options, positionals = _fast_reading(EXEC_OPTIONS, args, interspersed=False)
+        clicked = _click_reading(exec_cmd, args)
+        assert positionals == [clicked.pop("container"), *clicked.pop("command")]
+        assert options == clicked, spelling
 
 
 @pytest.mark.parametrize("row", IMAGES_OPTIONS, ids=lambda r: r.names[-1])
