@@ -11,7 +11,6 @@ import sys
 from typing import Any
 
 from dockyard import trace
-from dockyard.cli.container_flags import spec_from_flags
 from dockyard.cli.flagtable import Opt, opt
 from dockyard.engine.engine import Engine
 from dockyard.errors import ContainerNotFound, InvalidArgument
@@ -44,6 +43,8 @@ def echo(text: str) -> None:
 def run(engine: Engine, image: str, command: tuple[str, ...], *, detach: bool,
         **o: Any) -> int:
     """``run``: create and start; without ``detach``, show the output; the exit code."""
+    from dockyard.cli.container_flags import spec_from_flags
+
     spec = spec_from_flags(image, command, o)
     service = engine.containers
     record = service.create(spec)
