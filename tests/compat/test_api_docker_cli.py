@@ -189,3 +189,45 @@ def test_docker_py_low_level_create_body(client: Any) -> None:
     assert "A=1" in doc["Config"]["Env"] and doc["Config"]["WorkingDir"] == "/tmp"
     api.remove_container(created["Id"])
     assert json.dumps(api.containers(all=True)) == "[]"
+
+
+# --- exec ------------------------------------------------------------------------------------
+def test_exec_with_and_without_a_tty(api: ApiServer) -> None:
+    api.docker("run", "-d", "--name", "ex", "box:1", "sleep", "60")
+    out = api.docker("exec", "ex", "sh", "-c", "echo out; echo err >&2; exit 5", check=False)
+    assert (out.returncode, out.stdout, out.stderr) == (5, "out\n", "err\n")
+    assert api.docker("exec", "-i", "ex", "cat", input=b"in\n").stdout == "in\n"
+    assert api.docker("exec", "-e", "A=1", "-w", "/tmp", "-u", "nobody", "ex", "sh", "-c",
+                      "echo $A $(pwd) $(id -u)").stdout == "1 /tmp 65534\n"
+    missing = api.docker("exec", "ex", "nosuch", check=False)
+    assert missing.returncode == 127 and "nosuch" in missing.stdout + missing.stderr
+    api.docker("exec", "-d", "ex", "sh", "-c", "echo detached > /tmp/d")
+    until("the detached exec's file",
+          lambda: api.docker("exec", "ex", "cat", "/tmp/d", check=False).stdout == "detached\n")
+    # -it through a real terminal (script), a window size set by the CLI
+    session = subprocess.run(
+        ["script", "-qec", "stty cols 91 rows 17; docker exec -it ex sh -c "
+                           "'test -t 0 && stty size; exit 3'", "/dev/null"],
+        env=api.env, capture_output=True, text=True, timeout=60, check=False)
+    assert session.returncode == 3, session
+    assert "17 91" in session.stdout
+    stopped = api.docker("run", "-d", "box:1", "true").stdout.strip()
+    api.docker("wait", stopped)
+    refused = api.docker("exec", stopped, "true", check=False)
+    assert refused.returncode == 1 and f"Container {stopped} is not running" in refused.stderr
+    api.docker("rm", "-f", "ex", stopped)
+
+
+def test_docker_py_exec_run(client: Any) -> None:
+    container = client.containers.run("box:1", ["sleep", "60"], detach=True)
+    result = container.exec_run(["sh", "-c", "echo out; echo err >&2; exit 4"])
+    assert (result.exit_code, result.output) == (4, b"out\nerr\n")
+    result = container.exec_run(["sh", "-c", "echo out; echo err >&2"], demux=True)
+    assert (result.exit_code, result.output) == (0, (b"out\n", b"err\n"))
+    assert container.exec_run("sh -c 'test -t 1 && echo tty'", tty=True).output == b"tty\r\n"
+    api = client.api
+    exec_id = api.exec_create(container.id, ["sh", "-c", "exit 7"])["Id"]
+    assert api.exec_inspect(exec_id)["Running"] is False
+    api.exec_start(exec_id)
+    assert api.exec_inspect(exec_id)["ExitCode"] == 7
+    container.remove(force=True)

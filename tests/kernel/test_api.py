@@ -138,3 +138,46 @@ def test_non_loopback_tcp_is_refused(box: Dockyard) -> None:
                             timeout=60, env=box.env)
     assert result.returncode != 0
     assert "non-loopback" in result.stderr and "TLS" in result.stderr
+
+
+def test_exec_frames_statuses_and_a_vanished_client(http: httpx.Client, api: ApiServer) -> None:
+    import socket
+    import time
+
+    cid = http.post("/containers/create",
+                    json={"Image": "box:1", "Cmd": ["sleep", "60"]}).json()["Id"]
+    created = http.post(f"/containers/{cid}/exec", json={"Cmd": ["true"]})
+    assert created.status_code == 409  # not running
+    assert created.json()["message"] == f"Container {cid} is not running"
+    assert http.post(f"/containers/{cid}/start").status_code == 204
+    assert http.post(f"/containers/{cid}/exec", json={"Cmd": []}).json()["message"] == \
+        "No exec command specified"
+    assert http.post(f"/containers/{cid}/exec", json={"Cmd": ["x"], "Tty": 1}).status_code \
+        == 400
+    assert http.post("/exec/nosuch/start", json={}).json() == \
+        {"message": "No such exec instance: nosuch"}
+    exec_id = http.post(f"/containers/{cid}/exec", json={
+        "Cmd": ["sh", "-c", "echo out; echo err >&2; exit 3"], "AttachStdout": True,
+        "AttachStderr": True}).json()["Id"]
+    assert http.post(f"/exec/{exec_id}/resize?h=x&w=1").status_code == 400
+    answer = http.post(f"/exec/{exec_id}/start", json={})
+    assert answer.content == b"\x01\0\0\0\0\0\0\x04out\n" + b"\x02\0\0\0\0\0\0\x04err\n"
+    doc = http.get(f"/exec/{exec_id}/json").json()
+    assert (doc["ExitCode"], doc["Running"], doc["ContainerID"]) == (3, False, cid)
+    again = http.post(f"/exec/{exec_id}/start", json={})
+    assert again.status_code == 409 and "has already run" in again.json()["message"]
+    # a client that hangs up mid-stream: the command runs on, its code recorded
+    exec_id = http.post(f"/containers/{cid}/exec", json={
+        "Cmd": ["sh", "-c", "sleep 0.5; echo late; exit 9"], "AttachStdout": True}).json()["Id"]
+    with socket.socket(socket.AF_UNIX) as raw:
+        raw.connect(str(api.socket))
+        raw.sendall(f"POST /exec/{exec_id}/start HTTP/1.1\r\nHost: d\r\nConnection: Upgrade"
+                    "\r\nUpgrade: tcp\r\nContent-Type: application/json\r\n"
+                    "Content-Length: 2\r\n\r\n{}".encode())
+        assert raw.recv(4096).startswith(b"HTTP/1.1 101 UPGRADED")
+    deadline = time.monotonic() + 30
+    while http.get(f"/exec/{exec_id}/json").json()["Running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert http.get(f"/exec/{exec_id}/json").json()["ExitCode"] == 9
+    assert http.get("/_ping").status_code == 200
+    assert http.delete(f"/containers/{cid}?force=1").status_code == 204
