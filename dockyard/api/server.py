@@ -100,9 +100,17 @@ def make_app(engine: Engine, *, workers: int = 16) -> web.Application:
 
     app.on_cleanup.append(shutdown)
     router = Router(app)
-    from dockyard.api import containers, exec, images, networks, system, volumes
+    from dockyard.api import (
+        container_files,
+        containers,
+        exec,
+        images,
+        networks,
+        system,
+        volumes,
+    )
 
-    for module in (system, containers, exec, images, networks, volumes):
+    for module in (system, containers, container_files, exec, images, networks, volumes):
         module.register(router)
     return app
 

@@ -231,3 +231,65 @@ def test_docker_py_exec_run(client: Any) -> None:
     api.exec_start(exec_id)
     assert api.exec_inspect(exec_id)["ExitCode"] == 7
     container.remove(force=True)
+
+
+# --- files ------------------------------------------------------------------------------------
+def test_cp_both_ways_export_and_diff(api: ApiServer, tmp_path: Any) -> None:
+    api.docker("run", "-d", "--name", "files", "box:1", "sh", "-c",
+               "mkdir -p /data/sub && echo hello > /data/sub/f && rm /bin/true && sleep 60")
+    until("the container's files",
+          lambda: api.docker("exec", "files", "test", "-f", "/data/sub/f", check=False)
+          .returncode == 0)
+    api.docker("cp", "files:/data", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "sub" / "f").read_text() == "hello\n"
+    api.docker("cp", "files:/data/sub/f", str(tmp_path / "one"))
+    assert (tmp_path / "one").read_text() == "hello\n"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "g").write_text("from host\n")
+    api.docker("cp", str(tmp_path / "in"), "files:/data/")
+    api.docker("cp", str(tmp_path / "in" / "g"), "files:/data/renamed")
+    assert api.docker("exec", "files", "cat", "/data/in/g", "/data/renamed").stdout == \
+        "from host\nfrom host\n"
+    assert api.docker("exec", "files", "stat", "-c", "%u", "/data/renamed").stdout == "0\n"
+    missing = api.docker("cp", "files:/nosuch", str(tmp_path / "x"), check=False)
+    assert missing.returncode == 1
+    assert "Could not find the file /nosuch in container files" in missing.stderr
+    diff = api.docker("diff", "files").stdout.splitlines()
+    assert "A /data/sub/f" in diff and "D /bin/true" in diff and "C /bin" in diff
+    exported = subprocess.run(["docker", "export", "files"], env=api.env, capture_output=True,
+                              check=True, timeout=120).stdout
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(exported)) as archive:
+        names = archive.getnames()
+    assert "data/sub/f" in names and "data/renamed" in names and "bin/true" not in names
+    api.docker("rm", "-f", "files")
+
+
+def test_docker_py_put_and_get_archive(client: Any) -> None:
+    import io
+    import tarfile
+
+    container = client.containers.run("box:1", ["sleep", "60"], detach=True)
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as archive:
+        info = tarfile.TarInfo("note")
+        info.size, info.uid, info.mode = 3, 1234, 0o640
+        archive.addfile(info, io.BytesIO(b"hi\n"))
+    assert container.put_archive("/tmp", data.getvalue()) is True
+    chunks, stat = container.get_archive("/tmp/note")
+    assert (stat["name"], stat["size"], stat["mode"]) == ("note", 3, 0o640)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+        member = archive.getmember("note")
+        assert archive.extractfile(member).read() == b"hi\n"  # type: ignore[union-attr]
+        assert member.uid == 0  # owned by the container's root, as docker cp
+    _, stat = container.get_archive("/tmp")
+    assert stat["mode"] & (1 << 31)  # Go's ModeDir
+    import docker
+
+    with pytest.raises(docker.errors.NotFound):
+        container.get_archive("/nosuch")
+    with pytest.raises(docker.errors.NotFound):
+        container.put_archive("/nosuch", data.getvalue())
+    container.remove(force=True)

@@ -181,3 +181,24 @@ def test_exec_frames_statuses_and_a_vanished_client(http: httpx.Client, api: Api
     assert http.get(f"/exec/{exec_id}/json").json()["ExitCode"] == 9
     assert http.get("/_ping").status_code == 200
     assert http.delete(f"/containers/{cid}?force=1").status_code == 204
+
+
+def test_archive_stat_header_and_refusals(http: httpx.Client) -> None:
+    import base64
+    import json
+
+    cid = http.post("/containers/create", json={"Image": "box:1", "Cmd": ["true"]}).json()["Id"]
+    head = http.head(f"/containers/{cid}/archive?path=/etc/passwd")  # a stopped container
+    assert head.status_code == 200
+    found = json.loads(base64.b64decode(head.headers["X-Docker-Container-Path-Stat"]))
+    assert (found["name"], found["mode"], found["linkTarget"]) == ("passwd", 0o644, "")
+    assert found["size"] > 0 and found["mtime"].endswith("Z")
+    assert http.get(f"/containers/{cid}/archive").status_code == 400  # no path
+    assert http.head(f"/containers/{cid}/archive?path=/nosuch").status_code == 404
+    put = http.put(f"/containers/{cid}/archive?path=/etc/passwd", content=b"")
+    assert put.status_code == 400 and "not a directory" in put.json()["message"]
+    bad = http.put(f"/containers/{cid}/archive?path=/tmp", content=b"not a tar" * 100)
+    assert bad.status_code == 400, bad.text
+    assert http.get("/containers/nosuch/export").status_code == 404
+    assert http.get(f"/containers/{cid}/changes").json() is None
+    assert http.delete(f"/containers/{cid}").status_code == 204
