@@ -102,6 +102,7 @@ def make_app(engine: Engine, *, workers: int = 16) -> web.Application:
     router = Router(app)
     from dockyard.api import (
         container_files,
+        container_ops,
         containers,
         exec,
         images,
@@ -110,7 +111,8 @@ def make_app(engine: Engine, *, workers: int = 16) -> web.Application:
         volumes,
     )
 
-    for module in (system, containers, container_files, exec, images, networks, volumes):
+    for module in (system, containers, container_files, container_ops, exec, images,
+                   networks, volumes):
         module.register(router)
     return app
 

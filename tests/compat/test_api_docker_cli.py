@@ -293,3 +293,86 @@ def test_docker_py_put_and_get_archive(client: Any) -> None:
     with pytest.raises(docker.errors.NotFound):
         container.put_archive("/nosuch", data.getvalue())
     container.remove(force=True)
+
+
+# --- more container operations ------------------------------------------------------------
+def test_top_stats_pause_rename_update_prune(api: ApiServer, box: Dockyard) -> None:
+    api.docker("run", "-d", "--name", "ops", "box:1", "sleep", "60")
+    top = api.docker("top", "ops").stdout.splitlines()
+    assert top[0].split()[:2] == ["UID", "PID"] and "sleep 60" in top[1]
+    stats = api.docker("stats", "--no-stream", "--format",
+                       "{{.Name}} {{.MemUsage}} {{.PIDs}}", "ops").stdout.split()
+    assert stats[0] == "ops" and stats[-1] == "1" and stats[1].endswith("B")
+    api.docker("pause", "ops")
+    assert api.docker("inspect", "-f", "{{.State.Status}}", "ops").stdout == "paused\n"
+    again = api.docker("pause", "ops", check=False)
+    assert again.returncode == 1 and "is already paused" in again.stderr
+    api.docker("unpause", "ops")
+    not_paused = api.docker("unpause", "ops", check=False)
+    assert not_paused.returncode == 1 and "is not paused" in not_paused.stderr
+    api.docker("rename", "ops", "renamed")
+    assert api.docker("ps", "--format", "{{.Names}}").stdout == "renamed\n"
+    api.docker("update", "--memory", "64m", "--pids-limit", "50", "renamed")
+    assert api.docker("inspect", "-f", "{{.HostConfig.Memory}}", "renamed").stdout == \
+        f"{64 * 1024 * 1024}\n"
+    assert api.docker("exec", "renamed", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                      check=False).stdout in (f"{64 * 1024 * 1024}\n", "")
+    api.docker("run", "--name", "done1", "-l", "keep=no", "box:1", "true")
+    api.docker("run", "--name", "done2", "-l", "keep=yes", "box:1", "true")
+    pruned = api.docker("container", "prune", "-f", "--filter", "label=keep=no").stdout
+    assert "Deleted Containers:" in pruned
+    assert sorted(api.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()) == \
+        ["done2", "renamed"]
+    api.docker("container", "prune", "-f")
+    assert api.docker("ps", "-a", "--format", "{{.Names}}").stdout == "renamed\n"
+    df = api.docker("system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}")
+    assert df.stdout.splitlines()[:2] == ["Images 1 1", "Containers 1 1"]
+    api.docker("rm", "-f", "renamed")
+
+
+def test_network_connect_and_disconnect(api: ApiServer) -> None:
+    api.docker("network", "create", "--subnet", "10.231.7.0/24", "apiconn")
+    api.docker("run", "-d", "--name", "joiner", "box:1", "sleep", "60")
+    api.docker("network", "connect", "--alias", "extra", "--ip", "10.231.7.9", "apiconn",
+               "joiner")
+    addresses = api.docker("exec", "joiner", "ip", "-4", "-o", "addr").stdout
+    assert "10.231.7.9/24" in addresses
+    networks = api.docker("inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}"
+                          "{{$k}} {{end}}", "joiner").stdout.split()
+    assert sorted(networks) == ["apiconn", "bridge"]
+    twice = api.docker("network", "connect", "apiconn", "joiner", check=False)
+    assert twice.returncode == 1 and "already exists in network" in twice.stderr
+    api.docker("network", "disconnect", "apiconn", "joiner")
+    assert "10.231.7.9" not in api.docker("exec", "joiner", "ip", "-4", "-o", "addr").stdout
+    missing = api.docker("network", "connect", "nosuchnet", "joiner", check=False)
+    assert missing.returncode == 1 and "not found" in missing.stderr
+    api.docker("rm", "-f", "joiner")
+    api.docker("network", "rm", "apiconn")
+
+
+def test_docker_py_top_stats_and_friends(client: Any) -> None:
+    import docker
+
+    container = client.containers.run("box:1", ["sleep", "60"], detach=True)
+    assert any("sleep 60" in " ".join(row) for row in container.top()["Processes"])
+    stats = container.stats(stream=False)
+    assert stats["id"] == container.id and stats["memory_stats"]["usage"] > 0
+    assert stats["cpu_stats"]["system_cpu_usage"] >= stats["precpu_stats"]["system_cpu_usage"]
+    streamed = container.stats(stream=True, decode=True)
+    first, second = next(streamed), next(streamed)
+    assert second["precpu_stats"] == first["cpu_stats"]
+    streamed.close()
+    container.pause()
+    container.reload()
+    assert container.status == "paused"
+    container.unpause()
+    container.update(mem_limit="32m")
+    assert client.api.inspect_container(container.id)["HostConfig"]["Memory"] == 32 << 20
+    with pytest.raises(docker.errors.APIError) as refused:
+        container.update(cpuset_cpus="0")
+    assert refused.value.status_code == 400
+    container.rename("pyrenamed")
+    assert client.containers.get("pyrenamed").id == container.id
+    assert client.df()["Containers"][0]["Id"] == container.id
+    container.remove(force=True)
+    assert client.containers.prune() == {"ContainersDeleted": None, "SpaceReclaimed": 0}
