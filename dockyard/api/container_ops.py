@@ -9,7 +9,6 @@ import datetime
 import json
 import os
 import shlex
-import time
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +18,7 @@ from dockyard.api.create import Fields
 from dockyard.api.server import ENGINE, Router, _common_headers
 from dockyard.api.streams import call
 from dockyard.engine.engine import Engine
+from dockyard.engine.events import parse_time
 from dockyard.engine.records import ContainerRecord
 from dockyard.errors import Conflict, ContainerNotFound, InvalidArgument
 
@@ -115,7 +115,7 @@ def _prune(engine: Engine, labels: list[str], until: list[str]) -> list[str]:
 
     if not labels and not until:
         return engine.container_ops.prune()
-    limit = min((_until(u) for u in until), default=None)
+    limit = min((parse_time(u) for u in until), default=None)
     removed = []
     for record in engine.containers.list(all_containers=True):
         if record.state not in ("exited", "created", "dead"):
@@ -137,23 +137,6 @@ def _has_label(record: ContainerRecord, wanted: str) -> bool:
     name, sep, value = wanted.lstrip("!").partition("=")
     found = name in record.spec.labels and (not sep or record.spec.labels[name] == value)
     return found != negate
-
-
-def _until(text: str) -> float:
-    """Docker's ``until``: Unix seconds, an RFC 3339 time or a Go duration ago."""
-    import re
-
-    from dockyard.api.containers import epoch
-
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    match = re.fullmatch(r"(\d+)(s|m|h)", text)
-    if match:
-        return time.time() - int(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2]]
-    stamp = epoch(text)
-    if not stamp:
-        raise InvalidArgument(f"invalid until: {text!r}")
-    return stamp
 
 
 async def prune(request: web.Request) -> web.Response:

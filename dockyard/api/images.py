@@ -146,6 +146,7 @@ def _pull(engine: Engine, ref: str, stream: JsonStream) -> None:
     stream.send({"status": f"Pulling from {parsed.repository}", "id": parsed.tag or "latest"})
     digest = pull(engine.images.content, engine.images.index, ref,
                   insecure=frozenset(engine.insecure_registries), progress=stream)
+    engine.images.pulled(digest, str(parsed))
     stream.send({"status": f"Digest: {digest}"})
     stream.send({"status": f"Status: Downloaded newer image for {parsed}"})
 

@@ -104,6 +104,7 @@ def make_app(engine: Engine, *, workers: int = 16) -> web.Application:
         container_files,
         container_ops,
         containers,
+        events,
         exec,
         images,
         networks,
@@ -111,8 +112,8 @@ def make_app(engine: Engine, *, workers: int = 16) -> web.Application:
         volumes,
     )
 
-    for module in (system, containers, container_files, container_ops, exec, images,
-                   networks, volumes):
+    for module in (system, containers, container_files, container_ops, events, exec,
+                   images, networks, volumes):
         module.register(router)
     return app
 

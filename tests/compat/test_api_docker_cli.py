@@ -376,3 +376,66 @@ def test_docker_py_top_stats_and_friends(client: Any) -> None:
     assert client.df()["Containers"][0]["Id"] == container.id
     container.remove(force=True)
     assert client.containers.prune() == {"ContainersDeleted": None, "SpaceReclaimed": 0}
+
+
+# --- events -------------------------------------------------------------------------------------
+def test_events_from_both_clis(api: ApiServer, box: Dockyard) -> None:
+    import time
+
+    since = f"{time.time() - 1:.3f}"
+    follower = subprocess.Popen(["docker", "events", "--filter", "type=container",
+                                 "--filter", "event=start", "--format",
+                                 "{{.Action}} {{.Actor.Attributes.name}}"],
+                                env=api.env, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)  # the follower is listening (events before it are not streamed)
+        code = api.docker("run", "--rm", "--name", "ev1", "-l", "team=x", "box:1", "sh", "-c",
+                          "exit 3", check=False).returncode
+        assert code == 3
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "start ev1\n"  # streamed as it happened
+    finally:
+        follower.kill()
+        follower.communicate()
+    api.docker("tag", "box:1", "evtag:1")
+    api.docker("rmi", "evtag:1")
+    box("run", "-d", "--name", "ev2", "box:1", "sleep", "60")  # by dockyard's own CLI
+    box("kill", "ev2")
+    api.docker("volume", "create", "evvol")
+    api.docker("volume", "rm", "evvol")
+    api.docker("network", "create", "evnet")
+    api.docker("network", "connect", "evnet", "ev2")
+    api.docker("network", "disconnect", "evnet", "ev2")
+    api.docker("rm", "ev2")
+    api.docker("network", "rm", "evnet")
+    until_ = f"{time.time() + 0.5:.3f}"
+    time.sleep(0.6)
+    shown = api.docker("events", "--since", since, "--until", until_, "--format",
+                       "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}").stdout.splitlines()
+    assert shown[:4] == ["container create ev1", "container start ev1", "container die ev1",
+                         "container destroy ev1"]
+    assert "container kill ev2" in shown and "container destroy ev2" in shown
+    assert "image tag evtag:1" in shown and "image untag evtag:1" in shown
+    assert "volume create <no value>" in shown and "volume destroy <no value>" in shown, shown
+    assert "network connect evnet" in shown and "network disconnect evnet" in shown
+    died = api.docker("events", "--since", since, "--until", until_, "--filter", "event=die",
+                      "--filter", "label=team=x", "--format",
+                      "{{.Actor.Attributes.exitCode}}").stdout
+    assert died == "3\n"
+    own = box("events", "--since", since, "--until", until_, "--filter", "container=ev2")
+    assert [line.split()[2] for line in own.stdout.splitlines()] == \
+        ["create", "start", "kill", "die", "destroy"]
+    refused = api.docker("events", "--filter", "colour=red", "--until", "1", check=False)
+    assert refused.returncode == 1 and "invalid filter 'colour'" in refused.stderr
+
+
+def test_docker_py_events(client: Any) -> None:
+    import time
+
+    since = time.time() - 1
+    container = client.containers.run("box:1", ["true"], detach=True)
+    container.wait()
+    container.remove()
+    found = client.events(since=since, until=time.time() + 0.2, decode=True,
+                          filters={"container": container.id})
+    assert [e["Action"] for e in found] == ["create", "start", "die", "destroy"]
