@@ -21,6 +21,7 @@ def register(router: Router) -> None:
     router.add("POST", "/networks/create", create)
     router.add("GET", "/networks/{id}", inspect)
     router.add("DELETE", "/networks/{id}", delete)
+    router.add("POST", "/networks/prune", prune)
     router.add("POST", "/networks/{id}/connect", connect)
     router.add("POST", "/networks/{id}/disconnect", disconnect)
 
@@ -49,7 +50,9 @@ def _find(engine: Engine, ref: str) -> Any:
 def _all(engine: Engine, wanted: dict[str, list[str]]) -> list[dict[str, Any]]:
     docs = [_inspect(engine, name) for name in PREDEFINED]
     names = _container_names(engine)
-    docs += [engine.networks.inspect(r, names) for r in engine.networks.all()]
+    # the default bridge's record is listed once, as "bridge", above
+    docs += [engine.networks.inspect(r, names) for r in engine.networks.all()
+             if r.name not in PREDEFINED]
     for key in ("name", "id", "driver"):
         if key in wanted:
             field = {"name": "Name", "id": "Id", "driver": "Driver"}[key]
@@ -121,3 +124,12 @@ async def disconnect(request: web.Request) -> web.Response:
     record = await call(request, engine.containers.get, container)
     await call(request, engine_disconnect, engine.containers, record, network.name)
     return web.Response(status=200)
+
+
+async def prune(request: web.Request) -> web.Response:
+    unknown = sorted(set(params.filters(request)))
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{unknown[0]}'")
+    removed = await call(request, request.app[ENGINE].networks.prune)
+    return web.json_response({"NetworksDeleted": [n for n in removed if n != "bridge"]
+                              or None})

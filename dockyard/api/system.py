@@ -151,7 +151,7 @@ def _disk_usage(engine: Engine) -> dict[str, Any]:
         doc["UsageData"] = {"Size": tree_size(doc["Mountpoint"]),
                             "RefCount": len(engine.containers.volume_users(volume.name))}
         volumes.append(doc)
-    return {"LayersSize": engine.images.disk_usage()["LayerBytes"], "Images": images,
+    return {"LayersSize": sum(i["Size"] for i in images), "Images": images,
             "Containers": containers, "Volumes": volumes, "BuildCache": []}
 
 

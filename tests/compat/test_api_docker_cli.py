@@ -340,6 +340,8 @@ def test_network_connect_and_disconnect(api: ApiServer) -> None:
     networks = api.docker("inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}"
                           "{{$k}} {{end}}", "joiner").stdout.split()
     assert sorted(networks) == ["apiconn", "bridge"]
+    assert sorted(api.docker("network", "ls", "--format", "{{.Name}}").stdout.split()) == \
+        ["apiconn", "bridge", "host", "none"]  # the default bridge once
     twice = api.docker("network", "connect", "apiconn", "joiner", check=False)
     assert twice.returncode == 1 and "already exists in network" in twice.stderr
     api.docker("network", "disconnect", "apiconn", "joiner")
@@ -348,6 +350,19 @@ def test_network_connect_and_disconnect(api: ApiServer) -> None:
     assert missing.returncode == 1 and "not found" in missing.stderr
     api.docker("rm", "-f", "joiner")
     api.docker("network", "rm", "apiconn")
+
+
+def test_system_prune(api: ApiServer) -> None:
+    api.docker("run", "--name", "gone", "box:1", "true")
+    api.docker("network", "create", "unused")
+    api.docker("tag", "box:1", "spare:1")
+    out = api.docker("system", "prune", "-f").stdout
+    assert "Deleted Containers:" in out and "Deleted Networks:\nunused" in out
+    assert api.docker("ps", "-aq").stdout == ""
+    assert api.docker("network", "ls", "-q", "--filter", "name=unused").stdout == ""
+    assert len(set(api.docker("images", "-q").stdout.split())) == 1  # tagged: not dangling
+    out = api.docker("image", "prune", "-af").stdout
+    assert "Total reclaimed space" in out and api.docker("images", "-q").stdout == ""
 
 
 def test_docker_py_top_stats_and_friends(client: Any) -> None:
