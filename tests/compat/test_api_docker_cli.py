@@ -211,6 +211,10 @@ def test_exec_with_and_without_a_tty(api: ApiServer) -> None:
         env=api.env, capture_output=True, text=True, timeout=60, check=False)
     assert session.returncode == 3, session
     assert "17 91" in session.stdout
+    typed = subprocess.run(["script", "-qec", "docker exec -it ex sh", "/dev/null"],
+                           env=api.env, input="echo typed-$((1+1))\nexit 4\n",
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert typed.returncode == 4 and "typed-2" in typed.stdout, typed
     stopped = api.docker("run", "-d", "box:1", "true").stdout.strip()
     api.docker("wait", stopped)
     refused = api.docker("exec", stopped, "true", check=False)
