@@ -202,3 +202,41 @@ def test_archive_stat_header_and_refusals(http: httpx.Client) -> None:
     assert http.get("/containers/nosuch/export").status_code == 404
     assert http.get(f"/containers/{cid}/changes").json() is None
     assert http.delete(f"/containers/{cid}").status_code == 204
+
+
+BAD_OPERATIONS = [
+    ("POST", "/containers/{cid}/update", b'{"Memory": "lots"}', 400),
+    ("POST", "/containers/{cid}/update", b'{"CpusetCpus": "0"}', 400),
+    ("POST", "/containers/{cid}/update", b"[1]", 400),
+    ("POST", "/containers/{cid}/rename", b"", 400),
+    ("POST", "/containers/{cid}/rename?name=bad%20name", b"", 400),
+    ("POST", "/containers/{cid}/pause", b"", 409),
+    ("POST", "/containers/{cid}/unpause", b"", 409),
+    ("GET", "/containers/{cid}/top", b"", 409),
+    ("GET", "/containers/{cid}/stats?stream=maybe", b"", 400),
+    ("GET", "/containers/{cid}/stats?stream=1&one-shot=1", b"", 400),
+    ("POST", "/containers/{cid}/exec", b'{"Cmd": "true", "Env": "A=1"}', 400),
+    ("POST", "/exec/nosuch/resize?h=1&w=1", b"", 404),
+    ("POST", "/containers/prune?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D", b"", 400),
+    ("POST", "/images/prune?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D", b"", 400),
+    ("POST", "/networks/nosuch/connect", b'{"Container": "x"}', 404),
+    ("POST", "/networks/bridge/connect", b'{"Container": 5}', 400),
+    ("POST", "/networks/bridge/disconnect", b"{}", 400),
+    ("GET", "/events?since=yesterday", b"", 400),
+    ("GET", "/events?since=20&until=10", b"", 400),
+    ("GET", "/events?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D", b"", 400),
+]
+
+
+def test_bad_operations_are_refused(http: httpx.Client, box: Dockyard) -> None:
+    """Each a 4xx with a message; the server alive, nothing made or lost."""
+    cid = http.post("/containers/create", json={"Image": "box:1", "Cmd": ["true"]}).json()["Id"]
+    for method, path, body, status in BAD_OPERATIONS:
+        answer = http.request(method, path.format(cid=cid), content=body,
+                              headers={"Content-Type": "application/json"})
+        assert answer.status_code == status, (method, path, answer.text)
+        assert answer.json()["message"]
+    assert http.get("/_ping").status_code == 200  # alive
+    assert [c["Id"] for c in http.get("/containers/json?all=1").json()] == [cid]
+    assert http.get("/networks").json()[0]["Name"] == "bridge"
+    assert http.delete(f"/containers/{cid}").status_code == 204
