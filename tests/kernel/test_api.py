@@ -217,6 +217,7 @@ BAD_OPERATIONS = [
     ("GET", "/containers/{cid}/stats?stream=1&one-shot=1", b"", 400),
     ("POST", "/containers/{cid}/exec", b'{"Cmd": "true", "Env": "A=1"}', 400),
     ("POST", "/exec/nosuch/resize?h=1&w=1", b"", 404),
+    ("POST", "/containers/{cid}/exec", b'{"Cmd": ["true"], "Privileged": true}', 400),
     ("POST", "/containers/prune?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D", b"", 400),
     ("POST", "/images/prune?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D", b"", 400),
     ("POST", "/networks/nosuch/connect", b'{"Container": "x"}', 404),
