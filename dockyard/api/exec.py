@@ -170,12 +170,16 @@ async def start(request: web.Request) -> web.StreamResponse:
         await run.spawn(argv)
     except BaseException:
         instance.started = False
-        run.cleanup()
+        await run.abort()
         raise
     if detach:
         _background(run.finish(None, None))
         return web.Response(status=200)
-    response, feeder = await hijack(request, tty)
+    try:
+        response, feeder = await hijack(request, tty)
+    except BaseException:  # the client went before the headers: the command runs on
+        _background(run.finish(None, None))
+        raise
     task = _background(run.finish(_sink(response), feeder if instance.stdin else None))
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.shield(task)  # cancelled when the client goes: the run goes on
@@ -275,6 +279,19 @@ class _Run:
                 os.close(instance.master)
                 instance.master = None
             self.cleanup()
+
+    async def abort(self) -> None:
+        """A start that failed half way: no process left behind, no files."""
+        process = self.process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        if self.instance.master is not None:
+            os.close(self.instance.master)
+            self.instance.master = None
+        self.instance.running = False
+        self.cleanup()
 
     def cleanup(self) -> None:
         if self.listener is not None:
