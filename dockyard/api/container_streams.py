@@ -108,7 +108,7 @@ class Attachments:
 ATTACHMENTS = Attachments()
 
 
-class _Input(asyncio.Protocol):
+class Input(asyncio.Protocol):
     """The hijacked connection's protocol once the headers are out: input into a
     queue (None at EOF), and a half-close kept half: the docker CLI closes its write
     side as soon as it has no more stdin (at once without ``-i``) and still reads the
@@ -141,7 +141,7 @@ class _Input(asyncio.Protocol):
             self.inner.resume_writing()
 
 
-async def _hijack(request: web.Request, tty: bool) -> tuple[web.StreamResponse, _Input]:
+async def hijack(request: web.Request, tty: bool) -> tuple[web.StreamResponse, Input]:
     """Docker's hijacked response: ``101 UPGRADED`` (``Upgrade: tcp``), then raw bytes
     both ways, no chunking; a client that did not ask to upgrade gets a 200."""
     upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
@@ -156,7 +156,7 @@ async def _hijack(request: web.Request, tty: bool) -> tuple[web.StreamResponse, 
     response.force_close()
     await response.prepare(request)
     transport = request.transport
-    feeder = _Input(transport.get_protocol() if transport is not None else None)
+    feeder = Input(transport.get_protocol() if transport is not None else None)
     if upgrade and transport is not None:
         transport.set_protocol(feeder)
     return response, feeder
@@ -192,7 +192,7 @@ async def _pump_output(reader: asyncio.StreamReader, response: web.StreamRespons
                 await response.write(payload if tty else frame(stream, payload))
 
 
-async def _pump_input(feeder: _Input, writer: asyncio.StreamWriter) -> None:
+async def _pump_input(feeder: Input, writer: asyncio.StreamWriter) -> None:
     while True:
         data = await feeder.queue.get()
         if data is None:
@@ -211,7 +211,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     stdin = params.flag(request, "stdin") and record.spec.stdin_open
     if not params.flag(request, "stream") and not params.flag(request, "logs"):
         raise InvalidArgument("Bad parameters: at least one of stream or logs must be set")
-    response, feeder = await _hijack(request, tty)
+    response, feeder = await hijack(request, tty)
     try:
         await _attached(request, response, feeder, record, tty=tty, wanted=wanted, stdin=stdin)
     except (DockyardError, OSError) as exc:  # after the headers: the connection just ends
@@ -219,7 +219,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _attached(request: web.Request, response: web.StreamResponse, feeder: _Input,
+async def _attached(request: web.Request, response: web.StreamResponse, feeder: Input,
                     record: ContainerRecord, *, tty: bool, wanted: set[int],
                     stdin: bool) -> None:
     engine = request.app[ENGINE]

@@ -22,6 +22,8 @@ def register(router: Router) -> None:
     router.add("POST", "/images/create", create)
     router.add("POST", "/images/load", load)
     router.add("GET", "/images/get", get_many)
+    router.add("POST", "/images/prune", prune)
+    router.add("POST", "/build/prune", build_prune)
     router.add("GET", "/images/{name:.+}/json", inspect)
     router.add("GET", "/images/{name:.+}/history", history)
     router.add("GET", "/images/{name:.+}/get", get_one)
@@ -146,6 +148,7 @@ def _pull(engine: Engine, ref: str, stream: JsonStream) -> None:
     stream.send({"status": f"Pulling from {parsed.repository}", "id": parsed.tag or "latest"})
     digest = pull(engine.images.content, engine.images.index, ref,
                   insecure=frozenset(engine.insecure_registries), progress=stream)
+    engine.images.pulled(digest, str(parsed))
     stream.send({"status": f"Digest: {digest}"})
     stream.send({"status": f"Status: Downloaded newer image for {parsed}"})
 
@@ -214,3 +217,25 @@ async def get_one(request: web.Request) -> web.StreamResponse:
 
 async def get_many(request: web.Request) -> web.StreamResponse:
     return await _save(request, request.query.getall("names", []))
+
+
+async def prune(request: web.Request) -> web.Response:
+    """Dangling images (``dangling=false``: every unused one), as ``image prune``."""
+    wanted = params.filters(request)
+    unknown = sorted(set(wanted) - {"dangling"})
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{unknown[0]}'")
+    dangling = wanted.get("dangling", ["true"])[-1].lower() in ("true", "1")
+    deleted, freed = await call(request, request.app[ENGINE].images.prune,
+                                all_images=not dangling)
+    return web.json_response({"ImagesDeleted": [{"Deleted": d} for d in deleted] or None,
+                              "SpaceReclaimed": freed})
+
+
+async def build_prune(request: web.Request) -> web.Response:
+    from dockyard.build.cache import BuildCache
+
+    engine = request.app[ENGINE]
+    removed = await call(request, lambda: BuildCache(engine.db).prune())
+    return web.json_response({"CachesDeleted": [f"entry-{n}" for n in range(removed)] or None,
+                              "SpaceReclaimed": 0})

@@ -21,6 +21,9 @@ def register(router: Router) -> None:
     router.add("POST", "/networks/create", create)
     router.add("GET", "/networks/{id}", inspect)
     router.add("DELETE", "/networks/{id}", delete)
+    router.add("POST", "/networks/prune", prune)
+    router.add("POST", "/networks/{id}/connect", connect)
+    router.add("POST", "/networks/{id}/disconnect", disconnect)
 
 
 def _container_names(engine: Engine) -> dict[str, str]:
@@ -47,7 +50,9 @@ def _find(engine: Engine, ref: str) -> Any:
 def _all(engine: Engine, wanted: dict[str, list[str]]) -> list[dict[str, Any]]:
     docs = [_inspect(engine, name) for name in PREDEFINED]
     names = _container_names(engine)
-    docs += [engine.networks.inspect(r, names) for r in engine.networks.all()]
+    # the default bridge's record is listed once, as "bridge", above
+    docs += [engine.networks.inspect(r, names) for r in engine.networks.all()
+             if r.name not in PREDEFINED]
     for key in ("name", "id", "driver"):
         if key in wanted:
             field = {"name": "Name", "id": "Id", "driver": "Driver"}[key]
@@ -84,3 +89,47 @@ async def create(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     await call(request, request.app[ENGINE].networks.remove, request.match_info["id"])
     return web.Response(status=204)
+
+
+async def connect(request: web.Request) -> web.Response:
+    """A running container is wired in by a helper process (``api.helper``): the
+    server never forks into a container's namespaces."""
+    from dockyard.api import helper
+
+    body = Fields(await params.json_body(request), "network.ConnectOptions")
+    container = body.text("Container")
+    if not container:
+        raise InvalidArgument("container is required")
+    endpoint = body.object("EndpointConfig")
+    ip = endpoint.object("IPAMConfig").text("IPv4Address") or None
+    engine = request.app[ENGINE]
+    network = await call(request, _find, engine, request.match_info["id"])
+    record = await call(request, engine.containers.get, container)
+    await helper.run(engine.layout.root, {
+        "op": "connect", "network": network.name, "container": record.id,
+        "aliases": list(endpoint.strings("Aliases")), "ip": ip})
+    return web.Response(status=200)
+
+
+async def disconnect(request: web.Request) -> web.Response:
+    from dockyard.engine.container_network import disconnect as engine_disconnect
+
+    body = Fields(await params.json_body(request), "network.DisconnectOptions")
+    container = body.text("Container")
+    if not container:
+        raise InvalidArgument("container is required")
+    body.boolean("Force")
+    engine = request.app[ENGINE]
+    network = await call(request, _find, engine, request.match_info["id"])
+    record = await call(request, engine.containers.get, container)
+    await call(request, engine_disconnect, engine.containers, record, network.name)
+    return web.Response(status=200)
+
+
+async def prune(request: web.Request) -> web.Response:
+    unknown = sorted(set(params.filters(request)))
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{unknown[0]}'")
+    removed = await call(request, request.app[ENGINE].networks.prune)
+    return web.json_response({"NetworksDeleted": [n for n in removed if n != "bridge"]
+                              or None})

@@ -100,9 +100,20 @@ def make_app(engine: Engine, *, workers: int = 16) -> web.Application:
 
     app.on_cleanup.append(shutdown)
     router = Router(app)
-    from dockyard.api import containers, images, networks, system, volumes
+    from dockyard.api import (
+        container_files,
+        container_ops,
+        containers,
+        events,
+        exec,
+        images,
+        networks,
+        system,
+        volumes,
+    )
 
-    for module in (system, containers, images, networks, volumes):
+    for module in (system, containers, container_files, container_ops, events, exec,
+                   images, networks, volumes):
         module.register(router)
     return app
 

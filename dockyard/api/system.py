@@ -28,6 +28,7 @@ def register(router: Router) -> None:
     router.add("HEAD", "/_ping", ping)
     router.add("GET", "/version", version)
     router.add("GET", "/info", info)
+    router.add("GET", "/system/df", disk_usage)
 
 
 async def ping(request: web.Request) -> web.Response:
@@ -113,3 +114,46 @@ async def info(request: web.Request) -> web.Response:
         "SecurityOptions": ["name=seccomp,profile=builtin"], "CDISpecDirs": [],
         "Warnings": None}
     return web.json_response(doc)
+
+
+# --- /system/df ------------------------------------------------------------------------------
+def tree_size(path: str) -> int:
+    """The bytes of the regular files below ``path``, walked by descriptor (a
+    container or its user made the tree); 0 when it is not there."""
+    import stat
+
+    from dockyard.errors import NotFound
+    from dockyard.fs.inroot import Root
+    from dockyard.fs.tree import walk
+
+    try:
+        with Root(path, what="tree") as root:
+            return sum(e.stat.st_size for e in walk(root.fd) if stat.S_ISREG(e.stat.st_mode))
+    except (NotFound, OSError):
+        return 0
+
+
+def _disk_usage(engine: Engine) -> dict[str, Any]:
+    from dockyard.api.containers import _list
+    from dockyard.api.images import _summaries
+
+    containers = _list(engine, True, {}, None)
+    for row in containers:
+        upper = engine.images.snapshotter.upper_dir(row["Id"])
+        row["SizeRw"], row["SizeRootFs"] = tree_size(str(upper)), 0
+    images = _summaries(engine, {})
+    for image in images:
+        image["SharedSize"] = 0
+        image["Containers"] = sum(1 for c in containers if c["ImageID"] == image["Id"])
+    volumes = []
+    for volume in engine.volumes.all():
+        doc = engine.volumes.inspect(volume)
+        doc["UsageData"] = {"Size": tree_size(doc["Mountpoint"]),
+                            "RefCount": len(engine.containers.volume_users(volume.name))}
+        volumes.append(doc)
+    return {"LayersSize": sum(i["Size"] for i in images), "Images": images,
+            "Containers": containers, "Volumes": volumes, "BuildCache": []}
+
+
+async def disk_usage(request: web.Request) -> web.Response:
+    return web.json_response(await call(request, _disk_usage, request.app[ENGINE]))

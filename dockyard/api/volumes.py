@@ -11,11 +11,13 @@ from dockyard.api.create import Fields
 from dockyard.api.server import ENGINE, Router
 from dockyard.api.streams import call
 from dockyard.engine.engine import Engine
+from dockyard.errors import InvalidArgument
 
 
 def register(router: Router) -> None:
     router.add("GET", "/volumes", list_volumes)
     router.add("POST", "/volumes/create", create)
+    router.add("POST", "/volumes/prune", prune)
     router.add("GET", "/volumes/{name}", inspect)
     router.add("DELETE", "/volumes/{name}", delete)
 
@@ -67,3 +69,24 @@ def _remove(engine: Engine, name: str) -> None:
 async def delete(request: web.Request) -> web.Response:
     await call(request, _remove, request.app[ENGINE], request.match_info["name"])
     return web.Response(status=204)
+
+
+def _prune(engine: Engine, everything: bool) -> list[str]:
+    removed = []
+    for volume in engine.volumes.all():
+        if (volume.anonymous or everything) and not engine.containers.volume_users(volume.name):
+            engine.containers.unmount_volume(volume.name)
+            engine.volumes.remove(volume.name, [])
+            removed.append(volume.name)
+    return removed
+
+
+async def prune(request: web.Request) -> web.Response:
+    """Unused anonymous volumes (``all=true``: named ones too), as API 1.42+."""
+    wanted = params.filters(request)
+    unknown = sorted(set(wanted) - {"all"})
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{unknown[0]}'")
+    everything = wanted.get("all", ["false"])[-1].lower() in ("true", "1")
+    removed = await call(request, _prune, request.app[ENGINE], everything)
+    return web.json_response({"VolumesDeleted": removed or None, "SpaceReclaimed": 0})

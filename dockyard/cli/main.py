@@ -37,6 +37,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
                                               "update", "stats", "diff", "commit", "export",
                                               "cp")},
     "volume": ("volumes",), "network": ("networks",), "system": ("system",),
+    "events": ("system",),
     "build": ("build",), "builder": ("build",), "serve": ("serve",),
     "compose": ("compose",),
 }

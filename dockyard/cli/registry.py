@@ -49,6 +49,7 @@ def pull_cmd(engine: Engine, ref: str, quiet: bool, tls_verify: bool) -> None:
     with _progress(quiet) as progress:
         digest = pull(images.content, images.index, ref,
                       insecure=_insecure(engine, tls_verify, ref), progress=progress)
+    images.pulled(digest, str(parsed))
     if quiet:
         click.echo(str(parsed))
         return

@@ -97,4 +97,68 @@ def container_exited(engine: Engine, container_id: str) -> None:
         engine.containers.on_exit(container_id)
 
 
-COMMANDS = [system_group]
+
+
+@click.command("events")
+@click.option("--since", default=None, help="Show events from this time (Unix seconds, "
+              "RFC 3339 or a duration ago: 10m).")
+@click.option("--until", default=None, help="Stream events until this time.")
+@click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="type, event, container, image, network, volume, label.")
+@click.option("--format", "fmt", default=None, help="A Go template, or json.")
+@click.pass_obj
+def events_cmd(engine: Engine, since: str | None, until: str | None,
+               filters: tuple[str, ...], fmt: str | None) -> None:
+    """Show this root's events (what the CLI and the API did), then follow new ones
+    until --until passes or Ctrl-C."""
+    import time
+
+    from dockyard.engine.events import FILTERS, matches, parse_time
+    from dockyard.errors import InvalidArgument
+
+    wanted: dict[str, list[str]] = {}
+    for item in filters:
+        key, sep, value = item.partition("=")
+        if not sep or key not in FILTERS:
+            raise InvalidArgument(f"invalid filter '{item}'")
+        wanted.setdefault(key, []).append(value)
+    start = parse_time(since) if since else None
+    end = parse_time(until) if until else None
+    follow = end is None or end > time.time()
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        for event in engine.events.read(since=start, until=end, follow=follow):
+            if matches(event, wanted):
+                click.echo(_event_line(event, fmt))
+
+
+def _event_line(event: dict[str, object], fmt: str | None) -> str:
+    """Docker's line: time, type, action, actor, its attributes; or a template."""
+    import datetime
+    import json
+
+    from dockyard.cli.render import render_inspect
+
+    if fmt == "json":
+        return json.dumps(event)
+    actor = event.get("Actor") or {}
+    assert isinstance(actor, dict)
+    if fmt:
+        go = {"Type": event.get("Type"), "Action": event.get("Action"),
+              "Actor": {"ID": actor.get("ID"), "Attributes": actor.get("Attributes")},
+              "Scope": event.get("scope"), "Time": event.get("time"),
+              "TimeNano": event.get("timeNano"), "Status": event.get("status", ""),
+              "ID": event.get("id", ""), "From": event.get("from", "")}
+        return render_inspect([go], fmt)
+    nano = int(str(event.get("timeNano") or 0))
+    stamp = datetime.datetime.fromtimestamp(nano // 1_000_000_000, datetime.UTC)
+    when = stamp.strftime("%Y-%m-%dT%H:%M:%S") + f".{nano % 1_000_000_000:09d}Z"
+    attributes = actor.get("Attributes") or {}
+    assert isinstance(attributes, dict)
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(attributes.items()))
+    return f"{when} {event.get('Type')} {event.get('Action')} {actor.get('ID')}" + \
+        (f" ({shown})" if shown else "")
+
+
+system_group.add_command(events_cmd)
+
+COMMANDS = [system_group, events_cmd]

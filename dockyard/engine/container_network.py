@@ -142,6 +142,7 @@ def connect(service: ContainerService, record: ContainerRecord, network_ref: str
     address = networks.ipam.lease(network.name, network.subnet, network.gateway, record.id,
                                   requested=ip, names=names)
     if record.state != "running" or not record.pid:
+        _network_event(service, "connect", network, record)
         return
     path = service.bundle(record.id) / "network.json"
     config = json.loads(path.read_text())
@@ -177,6 +178,7 @@ def connect(service: ContainerService, record: ContainerRecord, network_ref: str
             from dockyard.supervise.process import send_signal
 
             send_signal(record.supervisor_pid, record.supervisor_start, signal.SIGUSR2)
+    _network_event(service, "connect", network, record)
 
 
 def disconnect(service: ContainerService, record: ContainerRecord, network_ref: str) -> None:
@@ -196,6 +198,13 @@ def disconnect(service: ContainerService, record: ContainerRecord, network_ref: 
         path.write_text(json.dumps(config))
     name_table.withdraw(networks.names_path(network.name), record.id)
     networks.ipam.release(record.id, network.name)
+    _network_event(service, "disconnect", network, record)
+
+
+def _network_event(service: ContainerService, action: str, network: Any,
+                   record: ContainerRecord) -> None:
+    service.events.record("network", action, network.id,
+                          {"container": record.id, "name": network.name, "type": "bridge"})
 
 
 def _free_port(host_ip: str, protocol: str = "tcp") -> int:

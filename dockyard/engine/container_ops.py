@@ -80,10 +80,12 @@ class ContainerOps:
 
     def exec_argv(self, ref: str, command: tuple[str, ...], *, env: tuple[str, ...] = (),
                   user: str | None = None, workdir: str | None = None, tty: bool = False,
-                  detach: bool = False, log: str | None = None) -> list[str]:
+                  detach: bool = False, log: str | None = None,
+                  console_socket: str | None = None) -> list[str]:
         """The runtime command that runs ``command`` in the container (the CLI runs it
         with this terminal's stdin/stdout/stderr); its errors also go, as JSON lines,
-        to ``log``, for ``exec_failure``."""
+        to ``log``, for ``exec_failure``.  With ``tty`` and ``console_socket`` the
+        terminal's master end is sent to that socket (the API server's exec)."""
         record = self._exec_target(ref)
         if not command:
             raise InvalidArgument("exec: no command given")
@@ -97,6 +99,8 @@ class ContainerOps:
             argv += ["--user", self._numeric_user(record, user)]
         if tty:
             argv.append("--tty")
+        if tty and console_socket:
+            argv += ["--console-socket", console_socket]
         if detach:
             argv.append("--detach")
         return [*argv, record.id, *command]

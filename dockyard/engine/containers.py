@@ -30,6 +30,7 @@ from dockyard.supervise import process as processes
 from dockyard.supervise.logfile import now_iso
 
 if TYPE_CHECKING:
+    from dockyard.engine.events import EventLog
     from dockyard.engine.images import ImageService
     from dockyard.engine.networks import NetworkService
     from dockyard.store.idmap import IdMap
@@ -71,6 +72,16 @@ class ContainerService:
         self._volumes = volumes
         self._networks = networks
         self._held: set[str] = set()  # containers whose lock this process holds
+
+    @functools.cached_property
+    def events(self) -> EventLog:
+        from dockyard.engine.events import EventLog
+
+        return EventLog(self.layout.root)
+
+    def _event(self, action: str, record: ContainerRecord, **extra: str) -> None:
+        self.events.container(action, record.id, record.name, record.image,
+                              dict(record.spec.labels), **extra)
 
     @functools.cached_property
     def images(self) -> ImageService:
@@ -143,6 +154,7 @@ class ContainerService:
             self.store.add(record)
             undo.pop_all()
         trace.mark("created: snapshot and record")
+        self._event("create", record)
         return record
 
     def _resolve_mounts(self, spec: ContainerSpec, image: Any) -> tuple[MountSpec, ...]:
@@ -493,6 +505,7 @@ class ContainerService:
             if not answer:  # it died without a word (killed): do what it owed
                 self._bury(record, "the supervisor exited before the container started")
             raise _start_error(answer or "the supervisor exited before the container started")
+        self._event("start", record)
         return self.get(record.id)
 
     def _supervisor_argv(self, record: ContainerRecord, network: dict[str, Any] | None, *,
@@ -724,6 +737,7 @@ class ContainerService:
         Skipped when the container was started again meanwhile."""
         record = self.get(ref)
         trace.mark("exit hook: record read")
+        self._event("die", record, exitCode=str(record.exit_code))
         if not self.bundle(record.id).exists():
             return
         try:
@@ -789,6 +803,7 @@ class ContainerService:
             sig == _signal_number(stop_signal)
         if cancels:
             (self.bundle(record.id) / "stop-requested").touch()
+        self._event("kill", record, signal=str(int(sig)))
         if not processes.send_signal(record.pid, record.pid_start, sig) and cancels:
             self._wake_supervisor(record)
             return self.wait_exited(record.id)
@@ -817,7 +832,9 @@ class ContainerService:
                 self._kill_all(record)
         else:  # waiting to restart: nothing to signal, the restart is cancelled
             self._wake_supervisor(record)
-        return self.wait_exited(record.id)
+        stopped = self.wait_exited(record.id)
+        self._event("stop", record)
+        return stopped
 
     def _image_stop_signal(self, record: ContainerRecord) -> str | None:
         with contextlib.suppress(Exception):
@@ -894,7 +911,12 @@ class ContainerService:
             else:
                 with contextlib.suppress(OSError):
                     path.unlink()
+        gone = None
+        with contextlib.suppress(Exception):
+            gone = self.store.find(container_id)
         self.store.remove(container_id)  # once the record is gone, so is the rest
+        if gone is not None:
+            self._event("destroy", gone)
         with contextlib.suppress(OSError):
             bundle.rmdir()
         trace.mark("cleanup: record removed")

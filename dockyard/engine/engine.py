@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from dockyard.engine.builds import BuildService
     from dockyard.engine.container_ops import ContainerOps
     from dockyard.engine.containers import ContainerService
+    from dockyard.engine.events import EventLog
     from dockyard.engine.images import ImageService
     from dockyard.engine.networks import NetworkService
     from dockyard.engine.records import ContainerStore
@@ -55,16 +56,27 @@ class Engine:
         db = self.db  # first: the root is checked and made (and its reserve) here
         content = LocalContentStore(self.layout.root / "content")
         snapshotter = OverlaySnapshotter(self.layout.root / "snapshots", db, self.idmap)
-        return ImageService(content, ImageIndex(db), snapshotter,
-                            # the container store is opened only when an image is removed
-                            in_use=lambda digest: self.container_store.users_of_image(digest),
-                            extra_live=self._build_cache_blobs)
+        service = ImageService(content, ImageIndex(db), snapshotter,
+                               # the container store is opened only when an image is removed
+                               in_use=lambda digest: self.container_store.users_of_image(
+                                   digest),
+                               extra_live=self._build_cache_blobs)
+        service.events = self.events
+        return service
 
     def _build_cache_blobs(self) -> set[str]:
         """Layers only the build cache refers to survive image garbage collection."""
         from dockyard.build.cache import BuildCache
 
         return BuildCache(self.db).digests()
+
+    @cached_property
+    def events(self) -> EventLog:
+        """The root's event log (``engine.events``): recorded by the services, read by
+        ``dockyard events`` and the API's ``/events``."""
+        from dockyard.engine.events import EventLog
+
+        return EventLog(self.layout.root)
 
     @cached_property
     def builds(self) -> BuildService:
@@ -76,7 +88,10 @@ class Engine:
     def volumes(self) -> VolumeStore:
         from dockyard.volumes.store import VolumeStore
 
-        return VolumeStore(self.layout.root / "volumes", self.db)
+        store = VolumeStore(self.layout.root / "volumes", self.db)
+        store.on_event = lambda action, name: self.events.record("volume", action, name,
+                                                                 {"driver": "local"})
+        return store
 
     @cached_property
     def containers(self) -> ContainerService:

@@ -18,6 +18,7 @@ import contextlib
 
 # imported here, at module level, so the zygote's preload holds them all
 import dockyard.engine.container_network  # noqa: F401
+import dockyard.engine.events  # noqa: F401
 import dockyard.images.content  # noqa: F401
 import dockyard.images.index  # noqa: F401
 import dockyard.snapshots.mount  # noqa: F401

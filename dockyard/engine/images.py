@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from dockyard.errors import Conflict, ImageNotFound, InvalidArgument
 from dockyard.images.content import LocalContentStore
@@ -19,6 +19,9 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci import reference
 from dockyard.oci.image import Manifest, parse_config, parse_manifest_or_index
 from dockyard.snapshots.overlay import OverlaySnapshotter, chain_ids
+
+if TYPE_CHECKING:
+    from dockyard.engine.events import EventLog
 
 
 class ImageSummary(NamedTuple):
@@ -41,6 +44,17 @@ class ImageService:
         self.snapshotter = snapshotter
         self._in_use = in_use or (lambda _digest: [])
         self._extra_live = extra_live or set
+        self.events: EventLog | None = None  # set by the engine: tag, untag, delete
+
+    def _event(self, action: str, image_id: str, name: str) -> None:
+        if self.events is not None:
+            self.events.record("image", action, image_id, {"name": name})
+
+    def pulled(self, manifest_digest: str, name: str) -> None:
+        """Record a pull (the registry client pulls; this is its event)."""
+        record = self.index.get(manifest_digest)
+        self._event("pull", record.config_digest if record else manifest_digest,
+                    _familiar(name))
 
     # --- reading -------------------------------------------------------------
     def get(self, name: str) -> ImageRecord:
@@ -159,6 +173,7 @@ class ImageService:
     def tag(self, source: str, target: str) -> None:
         record = self.get(source)
         self.index.tag(str(reference.parse(target)), record.manifest_digest)
+        self._event("tag", record.config_digest, _familiar(str(reference.parse(target))))
 
     def remove(self, name: str, *, force: bool = False) -> list[str]:
         """``rmi``: untag, and delete the image when no name is left; Docker's messages."""
@@ -173,11 +188,14 @@ class ImageService:
         target = _matching_name(name, names)
         if target and len(names) > 1 and not force:
             self.index.untag(target)
+            self._event("untag", record.config_digest, _familiar(target))
             return [f"Untagged: {_familiar(target)}"]
         for each in names:
             self.index.untag(each)
+            self._event("untag", record.config_digest, _familiar(each))
             events.append(f"Untagged: {_familiar(each)}")
         self.index.remove(record.manifest_digest)
+        self._event("delete", record.config_digest, _familiar(names[0]) if names else "")
         events.append(f"Deleted: {record.config_digest}")
         self.collect_garbage()
         return events

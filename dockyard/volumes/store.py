@@ -10,6 +10,7 @@ import datetime
 import json
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -62,6 +63,8 @@ class VolumeStore:
         self.db = db
         db.migrate("volumes", MIGRATIONS)
         root.mkdir(parents=True, exist_ok=True)
+        # (action, name) for the engine's event log: create, destroy
+        self.on_event: Callable[[str, str], None] | None = None
 
     def data_dir(self, name: str) -> Path:
         return self.root / name / "_data"
@@ -90,6 +93,8 @@ class VolumeStore:
             conn.execute("INSERT OR IGNORE INTO volumes VALUES (?, ?, ?, ?, ?, ?)",
                          (name, "local", json.dumps(volume.options), json.dumps(volume.labels),
                           volume.created, int(anonymous)))
+        if self.on_event is not None:
+            self.on_event("create", name)
         return volume
 
     def find(self, name: str) -> Volume | None:
@@ -112,6 +117,8 @@ class VolumeStore:
         remove_tree(self.root / name, ignore_errors=True)  # a container filled it
         with self.db.transaction("removing a volume") as conn:
             conn.execute("DELETE FROM volumes WHERE name=?", (name,))
+        if self.on_event is not None:
+            self.on_event("destroy", name)
 
     def inspect(self, volume: Volume) -> dict[str, Any]:
         return {"CreatedAt": volume.created, "Driver": volume.driver,

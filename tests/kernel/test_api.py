@@ -138,3 +138,106 @@ def test_non_loopback_tcp_is_refused(box: Dockyard) -> None:
                             timeout=60, env=box.env)
     assert result.returncode != 0
     assert "non-loopback" in result.stderr and "TLS" in result.stderr
+
+
+def test_exec_frames_statuses_and_a_vanished_client(http: httpx.Client, api: ApiServer) -> None:
+    import socket
+    import time
+
+    cid = http.post("/containers/create",
+                    json={"Image": "box:1", "Cmd": ["sleep", "60"]}).json()["Id"]
+    created = http.post(f"/containers/{cid}/exec", json={"Cmd": ["true"]})
+    assert created.status_code == 409  # not running
+    assert created.json()["message"] == f"Container {cid} is not running"
+    assert http.post(f"/containers/{cid}/start").status_code == 204
+    assert http.post(f"/containers/{cid}/exec", json={"Cmd": []}).json()["message"] == \
+        "No exec command specified"
+    assert http.post(f"/containers/{cid}/exec", json={"Cmd": ["x"], "Tty": 1}).status_code \
+        == 400
+    assert http.post("/exec/nosuch/start", json={}).json() == \
+        {"message": "No such exec instance: nosuch"}
+    exec_id = http.post(f"/containers/{cid}/exec", json={
+        "Cmd": ["sh", "-c", "echo out; echo err >&2; exit 3"], "AttachStdout": True,
+        "AttachStderr": True}).json()["Id"]
+    assert http.post(f"/exec/{exec_id}/resize?h=x&w=1").status_code == 400
+    answer = http.post(f"/exec/{exec_id}/start", json={})
+    assert answer.content == b"\x01\0\0\0\0\0\0\x04out\n" + b"\x02\0\0\0\0\0\0\x04err\n"
+    doc = http.get(f"/exec/{exec_id}/json").json()
+    assert (doc["ExitCode"], doc["Running"], doc["ContainerID"]) == (3, False, cid)
+    again = http.post(f"/exec/{exec_id}/start", json={})
+    assert again.status_code == 409 and "has already run" in again.json()["message"]
+    # a client that hangs up mid-stream: the command runs on, its code recorded
+    exec_id = http.post(f"/containers/{cid}/exec", json={
+        "Cmd": ["sh", "-c", "sleep 0.5; echo late; exit 9"], "AttachStdout": True}).json()["Id"]
+    with socket.socket(socket.AF_UNIX) as raw:
+        raw.connect(str(api.socket))
+        raw.sendall(f"POST /exec/{exec_id}/start HTTP/1.1\r\nHost: d\r\nConnection: Upgrade"
+                    "\r\nUpgrade: tcp\r\nContent-Type: application/json\r\n"
+                    "Content-Length: 2\r\n\r\n{}".encode())
+        assert raw.recv(4096).startswith(b"HTTP/1.1 101 UPGRADED")
+    deadline = time.monotonic() + 30
+    while http.get(f"/exec/{exec_id}/json").json()["Running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert http.get(f"/exec/{exec_id}/json").json()["ExitCode"] == 9
+    assert http.get("/_ping").status_code == 200
+    assert http.delete(f"/containers/{cid}?force=1").status_code == 204
+
+
+def test_archive_stat_header_and_refusals(http: httpx.Client) -> None:
+    import base64
+    import json
+
+    cid = http.post("/containers/create", json={"Image": "box:1", "Cmd": ["true"]}).json()["Id"]
+    head = http.head(f"/containers/{cid}/archive?path=/etc/passwd")  # a stopped container
+    assert head.status_code == 200
+    found = json.loads(base64.b64decode(head.headers["X-Docker-Container-Path-Stat"]))
+    assert (found["name"], found["mode"], found["linkTarget"]) == ("passwd", 0o644, "")
+    assert found["size"] > 0 and found["mtime"].endswith("Z")
+    assert http.get(f"/containers/{cid}/archive").status_code == 400  # no path
+    assert http.head(f"/containers/{cid}/archive?path=/nosuch").status_code == 404
+    put = http.put(f"/containers/{cid}/archive?path=/etc/passwd", content=b"")
+    assert put.status_code == 400 and "not a directory" in put.json()["message"]
+    bad = http.put(f"/containers/{cid}/archive?path=/tmp", content=b"not a tar" * 100)
+    assert bad.status_code == 400, bad.text
+    assert http.get("/containers/nosuch/export").status_code == 404
+    assert http.get(f"/containers/{cid}/changes").json() is None
+    assert http.delete(f"/containers/{cid}").status_code == 204
+
+
+BAD_OPERATIONS = [
+    ("POST", "/containers/{cid}/update", b'{"Memory": "lots"}', 400),
+    ("POST", "/containers/{cid}/update", b'{"CpusetCpus": "0"}', 400),
+    ("POST", "/containers/{cid}/update", b"[1]", 400),
+    ("POST", "/containers/{cid}/rename", b"", 400),
+    ("POST", "/containers/{cid}/rename?name=bad%20name", b"", 400),
+    ("POST", "/containers/{cid}/pause", b"", 409),
+    ("POST", "/containers/{cid}/unpause", b"", 409),
+    ("GET", "/containers/{cid}/top", b"", 409),
+    ("GET", "/containers/{cid}/stats?stream=maybe", b"", 400),
+    ("GET", "/containers/{cid}/stats?stream=1&one-shot=1", b"", 400),
+    ("POST", "/containers/{cid}/exec", b'{"Cmd": "true", "Env": "A=1"}', 400),
+    ("POST", "/exec/nosuch/resize?h=1&w=1", b"", 404),
+    ("POST", "/containers/{cid}/exec", b'{"Cmd": ["true"], "Privileged": true}', 400),
+    ("POST", "/containers/prune?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D", b"", 400),
+    ("POST", "/images/prune?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D", b"", 400),
+    ("POST", "/networks/nosuch/connect", b'{"Container": "x"}', 404),
+    ("POST", "/networks/bridge/connect", b'{"Container": 5}', 400),
+    ("POST", "/networks/bridge/disconnect", b"{}", 400),
+    ("GET", "/events?since=yesterday", b"", 400),
+    ("GET", "/events?since=20&until=10", b"", 400),
+    ("GET", "/events?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D", b"", 400),
+]
+
+
+def test_bad_operations_are_refused(http: httpx.Client, box: Dockyard) -> None:
+    """Each a 4xx with a message; the server alive, nothing made or lost."""
+    cid = http.post("/containers/create", json={"Image": "box:1", "Cmd": ["true"]}).json()["Id"]
+    for method, path, body, status in BAD_OPERATIONS:
+        answer = http.request(method, path.format(cid=cid), content=body,
+                              headers={"Content-Type": "application/json"})
+        assert answer.status_code == status, (method, path, answer.text)
+        assert answer.json()["message"]
+    assert http.get("/_ping").status_code == 200  # alive
+    assert [c["Id"] for c in http.get("/containers/json?all=1").json()] == [cid]
+    assert http.get("/networks").json()[0]["Name"] == "bridge"
+    assert http.delete(f"/containers/{cid}").status_code == 204
