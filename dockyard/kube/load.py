@@ -77,7 +77,8 @@ def load_text(text: str, source: str, problems: list[str]) -> list[KubeObject]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise InvalidArgument(f"kube: {where}: invalid YAML: {exc}") from exc
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InvalidArgument(f"kube: {where}: invalid YAML: {problem}") from exc
     objects = []
     for index, doc in enumerate(documents, 1):
         where = f"{source}#{index}"
