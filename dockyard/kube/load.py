@@ -65,7 +65,9 @@ def load_files(paths: list[Path]) -> list[KubeObject]:
     if problems:
         unsupported = all(p.startswith("unsupported") for p in problems)
         cls = NotImplementedFeature if unsupported else InvalidArgument
-        raise cls("kube: " + "\n  ".join(["invalid input:", *problems]))
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        hint = "every problem, one a line:\n" + "\n".join(f"  {p}" for p in problems)
+        raise cls(f"kube: {problems[0]}{more}", hint=hint if more else None)
     return objects
 
 

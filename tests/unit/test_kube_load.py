@@ -65,7 +65,8 @@ def test_unsupported_fields_are_each_reported(tmp_path: Path) -> None:
     text = text.replace("image: box:1}", "image: box:1, readinessProbe: {exec: {command: [t]}}}")
     with pytest.raises(NotImplementedFeature) as caught:
         _load(tmp_path, text)
-    lines = str(caught.value).splitlines()
+    assert "(and 2 more)" in caught.value.message
+    lines = str(caught.value.hint).splitlines()
     assert sum("unsupported field" in line for line in lines) == 3
     for field in ("spec.hostNetwork", "spec.nodeName", "spec.containers[0].readinessProbe"):
         assert any(field in line and "Pod/solo" in line for line in lines), field
