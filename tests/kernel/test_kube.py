@@ -69,6 +69,21 @@ def _nothing_left(dy: Dockyard) -> None:
     assert "kube-default" not in dy("network", "ls").stdout
     assert dy("volume", "ls", "-q").stdout.split() == []
     assert not list((dy.root / "kube" / "controllers").glob("*.json"))
+    # this root's own leftovers (the shared leak check also sees other roots' tests)
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert f"{dy.root}/" not in mounts
+    tag = f"dockyard-{dy.layout.owner_tag}-"
+    assert not [p for p in Path("/sys/fs/cgroup/memory").iterdir() if p.name.startswith(tag)]
+    controllers = [p for p in Path("/proc").iterdir() if p.name.isdigit()
+                   and str(dy.root).encode() in _cmdline(p)]
+    assert controllers == []
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_deployment_with_service_spreads_and_is_reconciled(dy: Dockyard) -> None:
@@ -151,12 +166,21 @@ spec:
   - {name: site, configMap: {name: site}}
   - {name: data, persistentVolumeClaim: {claimName: data}}
   - {name: scratch, emptyDir: {}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: duo}
+spec:
+  type: NodePort
+  selector: {app: duo}
+  ports: [{port: 8081, targetPort: 8080, nodePort: NODEPORT}]
 """
 
 
 def test_pod_shares_namespaces_and_uses_config_sources(dy: Dockyard) -> None:
-    port = free_port()
-    path = _copy(dy, "duo.yaml", POD.replace("HOSTPORT", str(port)))
+    port, node_port = free_port(), free_port()
+    path = _copy(dy, "duo.yaml", POD.replace("HOSTPORT", str(port)).replace(
+        "NODEPORT", str(node_port)))
     dy("kube", "play", "--detach", str(path))
 
     def ns(container: str, kind: str) -> str:
@@ -166,6 +190,7 @@ def test_pod_shares_namespaces_and_uses_config_sources(dy: Dockyard) -> None:
         assert ns("duo-web", kind) == ns("duo-side", kind)
     assert dy("exec", "duo-side", "hostname").stdout.strip() == "duo"
     assert until("the hostPort", lambda: _http("127.0.0.1", port)) == "from-configmap"
+    assert until("the NodePort", lambda: _http("127.0.0.1", node_port)) == "from-configmap"
     assert "TOKEN=s3cret" in dy("exec", "duo-side", "env").stdout
     assert dy("exec", "duo-side", "cat", "/data/init").stdout.strip() == "prepared"
     written = dy("exec", "duo-web", "touch", "/x", check=False)
@@ -242,4 +267,24 @@ def test_the_controller_process_goes_with_down(dy: Dockyard) -> None:
     assert Path(f"/proc/{pid}").exists()
     dy("kube", "down", str(path))
     until("the controller to exit", lambda: not Path(f"/proc/{pid}").exists())
+    _nothing_left(dy)
+
+
+def test_play_in_the_foreground_removes_everything_when_interrupted(dy: Dockyard) -> None:
+    import signal
+    import subprocess
+
+    path = _copy(dy, "myapp.yaml", (DATA / "myapp.yaml").read_text().replace(
+        "replicas: 3", "replicas: 2"))
+    play = subprocess.Popen([*dy.argv, "--root", str(dy.root), "kube", "play", str(path)],
+                            env=dy.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        until("two pods", lambda: len(_pods(dy)) == 2)
+        dy("kill", _pods(dy)[0])
+        until("a replacement", lambda: len(_pods(dy)) == 2 and all(
+            p.startswith("myapp-") for p in _pods(dy)))
+    finally:
+        play.send_signal(signal.SIGINT)
+        out, err = play.communicate(timeout=120)
+    assert play.returncode == 0, err
     _nothing_left(dy)
