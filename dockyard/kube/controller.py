@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dockyard.errors import DockyardError, InternalError
 from dockyard.kube import play
 from dockyard.kube.load import KubeObject, matches
 from dockyard.kube.lower import LABEL_OWNER, LABEL_POD, LABEL_ROLE, Context
@@ -59,6 +60,17 @@ def spawn(engine: Engine, objects: list[KubeObject]) -> int:
                                   str(path)], stdin=subprocess.DEVNULL, stdout=log,
                                  stderr=log, start_new_session=True)
     _set_pid(path, child.pid)
+    ready = path.with_suffix(".ready")
+    deadline = time.monotonic() + 30
+    while not ready.exists():  # its Services listen before play returns
+        if child.poll() is not None or time.monotonic() > deadline:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+            text = path.with_suffix(".log").read_text(errors="replace").strip()
+            raise InternalError("kube: the controller did not come up: "
+                                + (text.splitlines()[-1] if text else "no output"))
+        time.sleep(0.02)
     return child.pid
 
 
@@ -83,8 +95,8 @@ def stop_for(engine: Engine, owners: set[str]) -> list[str]:
         if pid and _is_controller(pid, path):
             _terminate(pid)
             stopped.append(f"controller {pid}")
-        path.unlink(missing_ok=True)
-        path.with_suffix(".log").unlink(missing_ok=True)
+        for suffix in (".json", ".log", ".ready"):
+            path.with_suffix(suffix).unlink(missing_ok=True)
     return stopped
 
 
@@ -138,12 +150,16 @@ class Controller:
         self.ctx: Context = play.context(engine, objects)
         self.proxies: list[ServiceProxy] = []
         self.ready: dict[str, list[str]] = {}  # Service ref → ready pod addresses
+        self.known: dict[str, set[tuple[str, str]]] = {}  # … → (pod infra id, address)
         self.stopping = False
 
-    def run(self) -> None:
+    def run(self, ready: Path | None = None) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         self._open_services()
+        self.reconcile()  # endpoints known before anyone is told the play is up
+        if ready is not None:
+            ready.touch()
         while not self.stopping:
             try:
                 self.reconcile()
@@ -165,7 +181,21 @@ class Controller:
         records = self.engine.containers.list(all_containers=True)
         for obj in self.objects:
             if obj.kind == "Service":
-                self.ready[obj.ref] = self._endpoints(obj, records)
+                ready = self._endpoints(obj, records)
+                new = ready - self.known.get(obj.ref, set())
+                self._forget_stale({address for _, address in new})
+                self.known[obj.ref] = ready
+                self.ready[obj.ref] = sorted(address for _, address in ready)
+
+    def _forget_stale(self, new: set[str]) -> None:
+        """A new endpoint (pod) may have the address a removed pod had, even within one
+        round: the host (where the proxy connects from) forgets that pod's MAC first."""
+        from dockyard.network.bridge import forget_neighbour
+
+        if new:
+            bridge = self.engine.networks.get(self.ctx.network).bridge
+            for address in sorted(new):
+                forget_neighbour(bridge, address)
 
     def _scale(self, obj: KubeObject, records: list[ContainerRecord]) -> None:
         pods: dict[str, list[ContainerRecord]] = {}
@@ -173,7 +203,7 @@ class Controller:
             pods.setdefault(record.spec.labels.get(LABEL_POD, ""), []).append(record)
         healthy = []
         for pod, members in sorted(pods.items()):
-            if pod and pod_healthy(members, obj):
+            if pod and pod_healthy(members, obj) and not self._unhealthy(members):
                 healthy.append(pod)
             elif pod:
                 print(f"{obj.ref}: pod {pod} failed: replacing it", flush=True)
@@ -189,21 +219,33 @@ class Controller:
                 raise
             print(f"{obj.ref}: started pod {plan.name}", flush=True)
 
-    def _endpoints(self, obj: KubeObject, records: list[ContainerRecord]) -> list[str]:
+    def _unhealthy(self, members: list[ContainerRecord]) -> bool:
+        """A container's livenessProbe (its healthcheck) says unhealthy."""
+        for record in members:
+            if record.spec.healthcheck is not None and record.state == "running":
+                with contextlib.suppress(DockyardError):
+                    health = self.engine.containers.inspect(record.id)["State"].get("Health")
+                    if health and health.get("Status") == "unhealthy":
+                        return True
+        return False
+
+    def _endpoints(self, obj: KubeObject,
+                   records: list[ContainerRecord]) -> set[tuple[str, str]]:
+        """(pod's infra id, address) of each running pod the Service selects."""
         selector = obj.body["spec"]["selector"]
         pods: dict[str, list[ContainerRecord]] = {}
         for record in records:
             if LABEL_POD in record.spec.labels:
                 pods.setdefault(record.spec.labels[LABEL_POD], []).append(record)
-        addresses = []
+        addresses = set()
         for members in pods.values():
             infra = [r for r in members if r.spec.labels.get(LABEL_ROLE) == "infra"]
             if infra and matches(selector, infra[0].spec.labels) and pod_healthy(members,
                                                                                    None):
                 for endpoint in self.engine.networks.endpoints(network=self.ctx.network,
                                                                container_id=infra[0].id):
-                    addresses.append(endpoint.address.split("/")[0])
-        return sorted(addresses)
+                    addresses.add((infra[0].id, endpoint.address.split("/")[0]))
+        return addresses
 
     def _open_services(self) -> None:
         for obj in self.objects:
@@ -257,7 +299,7 @@ def main(argv: list[str]) -> None:
 
     root, state = argv
     engine = Engine(Layout.for_root(root))
-    Controller(engine, read_objects(Path(state))).run()
+    Controller(engine, read_objects(Path(state))).run(ready=Path(state).with_suffix(".ready"))
 
 
 if __name__ == "__main__":

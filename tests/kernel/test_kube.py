@@ -26,6 +26,8 @@ DATA = Path(__file__).parent.parent / "data" / "kube"
 @pytest.fixture
 def dy(box: Dockyard) -> Iterator[Dockyard]:
     yield box
+    for log in (box.root / "kube" / "controllers").glob("*.log"):
+        print(f"--- {log.name}\n{log.read_text()}")  # shown when the test failed
     # whatever a test played: its `down` ran, or this one takes it all away
     for path in box.root.parent.glob("*.yaml"):
         box("kube", "down", str(path), check=False)
@@ -287,4 +289,38 @@ def test_play_in_the_foreground_removes_everything_when_interrupted(dy: Dockyard
         play.send_signal(signal.SIGINT)
         out, err = play.communicate(timeout=120)
     assert play.returncode == 0, err
+    _nothing_left(dy)
+
+
+LIVE = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: live}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: live}}
+  template:
+    metadata: {labels: {app: live}}
+    spec:
+      containers:
+      - name: main
+        image: box:1
+        command: [sh, -c, "touch /tmp/alive; exec sleep 300"]
+        livenessProbe:
+          exec: {command: [test, -f, /tmp/alive]}
+          periodSeconds: 1
+          failureThreshold: 1
+"""
+
+
+def test_a_failing_liveness_probe_replaces_the_pod(dy: Dockyard) -> None:
+    path = _copy(dy, "live.yaml", LIVE)
+    dy("kube", "play", "-d", str(path))
+    (pod,) = _pods(dy, "default.Deployment.live")
+    until("the probe to pass", lambda: '"healthy"' in dy(
+        "container", "inspect", "--format", "{{json .State.Health.Status}}",
+        f"{pod}-main").stdout)
+    dy("exec", f"{pod}-main", "rm", "/tmp/alive")
+    until("a new pod", lambda: _pods(dy, "default.Deployment.live") not in ([], [pod]))
+    dy("kube", "down", str(path))
     _nothing_left(dy)
