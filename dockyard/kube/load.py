@@ -27,6 +27,7 @@ CONTAINER_FIELDS = frozenset({"name", "image", "command", "args", "env", "envFro
                               "terminationMessagePolicy", "stdin", "tty"})
 SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "readOnlyRootFilesystem",
                              "capabilities", "privileged", "allowPrivilegeEscalation"})
+POD_SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup"})  # defaults for containers
 VOLUME_FIELDS = frozenset({"name", "configMap", "secret", "persistentVolumeClaim", "emptyDir",
                            "hostPath"})
 DEPLOYMENT_FIELDS = frozenset({"replicas", "selector", "template", "strategy"})
@@ -149,12 +150,18 @@ def unsupported(obj: KubeObject) -> list[str]:
 
 def _pod_unsupported(spec: dict[str, Any], at: str) -> list[str]:
     found = _extra(spec, POD_FIELDS, at)
+    found += _extra(spec.get("securityContext") or {}, POD_SECURITY_FIELDS,
+                    f"{at}.securityContext")
+    if spec.get("dnsPolicy", "ClusterFirst") != "ClusterFirst":
+        found.append(f"{at}.dnsPolicy={spec['dnsPolicy']}")
     for key in ("initContainers", "containers"):
         for i, container in enumerate(spec.get(key) or []):
             here = f"{at}.{key}[{i}]"
             found += _extra(container, CONTAINER_FIELDS, here)
             found += _extra(container.get("securityContext") or {}, SECURITY_FIELDS,
                             f"{here}.securityContext")
+            if container.get("imagePullPolicy") == "Always":
+                found.append(f"{here}.imagePullPolicy=Always (local images only)")
             probe = container.get("livenessProbe")
             if probe and "exec" not in probe:
                 found.append(f"{here}.livenessProbe (only exec probes)")

@@ -68,9 +68,14 @@ def lower_pod(pod: str, owner: str, meta: dict[str, Any], spec: dict[str, Any],
     env_ctx = {"metadata.name": pod, "metadata.namespace": ctx.namespace}
     policy = spec.get("restartPolicy", "Always")
 
+    pod_security = spec.get("securityContext") or {}
+    grace = spec.get("terminationGracePeriodSeconds")
+
     def one(container: dict[str, Any], role: str, restart: str) -> ContainerSpec:
-        return _container(pod, container, {**base, LABEL_ROLE: role}, restart, mounts, ctx,
-                          env_ctx)
+        security = {**pod_security, **(container.get("securityContext") or {})}
+        lowered = _container(pod, {**container, "securityContext": security},
+                             {**base, LABEL_ROLE: role}, restart, mounts, ctx, env_ctx)
+        return lowered._replace(stop_timeout=int(grace) if grace is not None else None)
 
     inits = tuple(one(c, "init", "no") for c in spec.get("initContainers") or [])
     apps = tuple(one(c, "app", RESTART[policy]) for c in containers)

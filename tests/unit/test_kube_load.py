@@ -90,3 +90,15 @@ def test_broken_yaml_names_the_line() -> None:
     with pytest.raises(InvalidArgument, match=r"x.yaml:2: invalid YAML: mapping values are "
                                               "not allowed here"):
         load_text("a: 1\nb: c: d\n", "x.yaml", [])
+
+
+def test_pod_level_fields_outside_the_supported_set_are_reported(tmp_path: Path) -> None:
+    text = POD.replace("  containers:", "  dnsPolicy: Default\n  securityContext: "
+                       "{fsGroup: 2}\n  containers:").replace(
+        "image: box:1}", "image: box:1, imagePullPolicy: Always}")
+    with pytest.raises(NotImplementedFeature) as caught:
+        _load(tmp_path, text)
+    hint = str(caught.value.hint)
+    for field in ("spec.dnsPolicy=Default", "spec.securityContext.fsGroup",
+                  "spec.containers[0].imagePullPolicy=Always"):
+        assert field in hint, field

@@ -98,3 +98,13 @@ def test_bad_quantities_and_secret_data() -> None:
         "k": "hi"}
     with pytest.raises(InvalidArgument, match="Secret/s: data.k"):
         config_data("Secret", {"metadata": {"name": "s"}, "data": {"k": "!!"}})
+
+
+def test_pod_security_defaults_and_grace_period() -> None:
+    spec = _pod(securityContext={"runAsUser": 7})
+    spec["containers"].append({"name": "b", "image": "box:1"})
+    spec["securityContext"] = {"runAsUser": 1000, "runAsGroup": 5}
+    spec["terminationGracePeriodSeconds"] = 3
+    plan = lower_pod("p", "o", {}, spec, CTX)
+    assert [a.user for a in plan.apps] == ["7:5", "1000:5"]
+    assert {a.stop_timeout for a in plan.apps} == {3}
