@@ -13,7 +13,7 @@ import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dockyard.errors import Conflict, ContainerNotFound, DockyardError, InvalidArgument, NotFound
 from dockyard.kube.load import KubeObject
@@ -246,7 +246,3 @@ def _remove_network(engine: Engine, name: str) -> None:
         return
     if NETWORK_LABEL in record.labels and not engine.networks.endpoints(network=name):
         engine.networks.remove(name)
-
-
-def pod_labels(record: ContainerRecord) -> dict[str, Any]:
-    return dict(record.spec.labels)
