@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from dockyard.errors import DockyardError, InternalError
 from dockyard.kube import play
 from dockyard.kube.load import KubeObject, matches
-from dockyard.kube.lower import LABEL_OWNER, LABEL_POD, LABEL_ROLE, Context
+from dockyard.kube.lower import LABEL_OWNER, LABEL_POD, LABEL_PROBE, LABEL_ROLE, Context
 from dockyard.kube.proxy import ServiceProxy, listen_in_netns
 
 if TYPE_CHECKING:
@@ -221,13 +221,21 @@ class Controller:
 
     def _unhealthy(self, members: list[ContainerRecord]) -> bool:
         """A container's livenessProbe (its healthcheck) says unhealthy."""
-        for record in members:
-            if record.spec.healthcheck is not None and record.state == "running":
-                with contextlib.suppress(DockyardError):
-                    health = self.engine.containers.inspect(record.id)["State"].get("Health")
-                    if health and health.get("Status") == "unhealthy":
-                        return True
-        return False
+        return any(self._health(r) == "unhealthy" for r in members
+                   if r.spec.labels.get(LABEL_PROBE) == "liveness")
+
+    def _ready(self, members: list[ContainerRecord]) -> bool:
+        """Every readinessProbe of the pod passes (its healthcheck says healthy)."""
+        return all(self._health(r) == "healthy" for r in members
+                   if r.spec.labels.get(LABEL_PROBE) == "readiness")
+
+    def _health(self, record: ContainerRecord) -> str:
+        if record.spec.healthcheck is None or record.state != "running":
+            return ""
+        with contextlib.suppress(DockyardError):
+            health = self.engine.containers.inspect(record.id)["State"].get("Health")
+            return str((health or {}).get("Status", ""))
+        return ""
 
     def _endpoints(self, obj: KubeObject,
                    records: list[ContainerRecord]) -> set[tuple[str, str]]:
@@ -240,8 +248,8 @@ class Controller:
         addresses = set()
         for members in pods.values():
             infra = [r for r in members if r.spec.labels.get(LABEL_ROLE) == "infra"]
-            if infra and matches(selector, infra[0].spec.labels) and pod_healthy(members,
-                                                                                   None):
+            if infra and matches(selector, infra[0].spec.labels) and pod_healthy(
+                    members, None) and self._ready(members):
                 for endpoint in self.engine.networks.endpoints(network=self.ctx.network,
                                                                container_id=infra[0].id):
                     addresses.add((infra[0].id, endpoint.address.split("/")[0]))

@@ -23,7 +23,8 @@ POD_FIELDS = frozenset({"containers", "initContainers", "volumes", "restartPolic
                         "terminationGracePeriodSeconds", "dnsPolicy", "securityContext"})
 CONTAINER_FIELDS = frozenset({"name", "image", "command", "args", "env", "envFrom", "ports",
                               "resources", "securityContext", "volumeMounts", "workingDir",
-                              "imagePullPolicy", "livenessProbe", "terminationMessagePath",
+                              "imagePullPolicy", "livenessProbe", "readinessProbe",
+                              "terminationMessagePath",
                               "terminationMessagePolicy", "stdin", "tty"})
 SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "readOnlyRootFilesystem",
                              "capabilities", "privileged", "allowPrivilegeEscalation"})
@@ -162,9 +163,13 @@ def _pod_unsupported(spec: dict[str, Any], at: str) -> list[str]:
                             f"{here}.securityContext")
             if container.get("imagePullPolicy") == "Always":
                 found.append(f"{here}.imagePullPolicy=Always (local images only)")
-            probe = container.get("livenessProbe")
-            if probe and "exec" not in probe:
-                found.append(f"{here}.livenessProbe (only exec probes)")
+            for kind in ("livenessProbe", "readinessProbe"):
+                probe = container.get(kind)
+                if probe and "exec" not in probe:
+                    found.append(f"{here}.{kind} (only exec probes)")
+            if container.get("livenessProbe") and container.get("readinessProbe"):
+                found.append(f"{here}.readinessProbe (with a livenessProbe: one probe a "
+                             "container)")
     for i, volume in enumerate(spec.get("volumes") or []):
         found += _extra(volume, VOLUME_FIELDS, f"{at}.volumes[{i}]")
     return found

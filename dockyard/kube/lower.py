@@ -17,6 +17,7 @@ from dockyard.errors import InvalidArgument
 LABEL_OWNER = "io.dockyard.kube.owner"  # namespace.Kind.name of the object that made it
 LABEL_POD = "io.dockyard.kube.pod"
 LABEL_ROLE = "io.dockyard.kube.role"  # infra | init | app | service
+LABEL_PROBE = "io.dockyard.kube.probe"  # liveness | readiness: what the healthcheck is
 INFRA_COMMAND = ("sleep", "2147483647")  # the pod's holder: the first image's sleep
 
 RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
@@ -96,6 +97,10 @@ def _container(pod: str, c: dict[str, Any], labels: dict[str, str], restart: str
         if "runAsGroup" in security:
             user += f":{security['runAsGroup']}"
     caps = security.get("capabilities") or {}
+    probe_kind = "readiness" if c.get("readinessProbe") else "liveness"
+    probe = c.get("readinessProbe") or c.get("livenessProbe")
+    if probe:
+        labels = {**labels, LABEL_PROBE: probe_kind}
     return ContainerSpec(
         image=c["image"], name=f"{pod}-{c['name']}",
         entrypoint=tuple(command) if command is not None else None,
@@ -108,7 +113,7 @@ def _container(pod: str, c: dict[str, Any], labels: dict[str, str], restart: str
         privileged=bool(security.get("privileged")),
         no_new_privileges=security.get("allowPrivilegeEscalation") is False,
         network_mode=f"container:{pod}", ipc_mode=f"container:{pod}",
-        uts_mode=f"container:{pod}", healthcheck=_probe(c.get("livenessProbe")),
+        uts_mode=f"container:{pod}", healthcheck=_probe(probe),
         mounts=_mounts(c, mounts, where), tty=bool(c.get("tty")),
         stdin_open=bool(c.get("stdin")))
 

@@ -324,3 +324,30 @@ def test_a_failing_liveness_probe_replaces_the_pod(dy: Dockyard) -> None:
     until("a new pod", lambda: _pods(dy, "default.Deployment.live") not in ([], [pod]))
     dy("kube", "down", str(path))
     _nothing_left(dy)
+
+
+READY = (DATA / "myapp.yaml").read_text().replace("replicas: 3", "replicas: 2").replace(
+    "        ports:\n        - containerPort: 8080\n",
+    "        ports:\n        - containerPort: 8080\n        readinessProbe:\n"
+    "          exec: {command: [test, -f, /tmp/ready]}\n          periodSeconds: 1\n")
+
+
+def test_readiness_gates_the_service_endpoints(dy: Dockyard) -> None:
+    path = _copy(dy, "ready.yaml", READY)
+    dy("kube", "play", "-d", str(path))
+    first, second = _pods(dy)
+    service = _address(dy, "svc-default-myapp")
+    assert _http(service, 80) is None  # no pod ready: the connection is closed
+    dy("exec", f"{first}-web", "touch", "/tmp/ready")
+    until("the ready pod behind the Service", lambda: _http(service, 80))
+    assert {(_http(service, 80) or "").split()[0] for _ in range(6)} == {first}
+    dy("exec", f"{second}-web", "touch", "/tmp/ready")
+    seen: set[str] = set()
+
+    def both() -> bool:
+        seen.add((_http(service, 80) or "-").split()[0])
+        return {first, second} <= seen
+
+    until("both pods behind the Service", both)
+    dy("kube", "down", str(path))
+    _nothing_left(dy)

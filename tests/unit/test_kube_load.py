@@ -62,13 +62,13 @@ def test_a_wrong_type_is_a_schema_error() -> None:
 
 def test_unsupported_fields_are_each_reported(tmp_path: Path) -> None:
     text = POD.replace("  containers:", "  hostNetwork: true\n  nodeName: n1\n  containers:")
-    text = text.replace("image: box:1}", "image: box:1, readinessProbe: {exec: {command: [t]}}}")
+    text = text.replace("image: box:1}", "image: box:1, startupProbe: {exec: {command: [t]}}}")
     with pytest.raises(NotImplementedFeature) as caught:
         _load(tmp_path, text)
     assert "(and 2 more)" in caught.value.message
     lines = str(caught.value.hint).splitlines()
     assert sum("unsupported field" in line for line in lines) == 3
-    for field in ("spec.hostNetwork", "spec.nodeName", "spec.containers[0].readinessProbe"):
+    for field in ("spec.hostNetwork", "spec.nodeName", "spec.containers[0].startupProbe"):
         assert any(field in line and "Pod/solo" in line for line in lines), field
 
 

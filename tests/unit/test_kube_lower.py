@@ -108,3 +108,13 @@ def test_pod_security_defaults_and_grace_period() -> None:
     plan = lower_pod("p", "o", {}, spec, CTX)
     assert [a.user for a in plan.apps] == ["7:5", "1000:5"]
     assert {a.stop_timeout for a in plan.apps} == {3}
+
+
+def test_a_readiness_probe_is_the_healthcheck_and_says_so() -> None:
+    plan = lower_pod("p", "o", {}, _pod(readinessProbe={
+        "exec": {"command": ["test", "-f", "/ready"]}, "periodSeconds": 1}), CTX)
+    app = plan.apps[0]
+    assert app.labels["io.dockyard.kube.probe"] == "readiness"
+    assert app.healthcheck is not None and app.healthcheck.test[1:] == ("test", "-f", "/ready")
+    plain = lower_pod("p", "o", {}, _pod(), CTX).apps[0]
+    assert "io.dockyard.kube.probe" not in plain.labels and plain.healthcheck is None
