@@ -7,20 +7,25 @@ No click here: the fast path (``cli.fast``) runs ``run`` with this module alone.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 from dockyard.cli import blkio
 from dockyard.cli.flagtable import Opt, opt
-from dockyard.engine.flags import parse_bytes, parse_restart, parse_volume
+from dockyard.engine.flags import (
+    env_file,
+    parse_bytes,
+    parse_duration,
+    parse_publish,
+    parse_restart,
+    parse_ulimit,
+    parse_volume,
+)
 from dockyard.engine.flags import stop_signal as _stop_signal
 from dockyard.engine.spec import (
     ContainerSpec,
     Healthcheck,
     MountSpec,
-    PortSpec,
     TmpfsMount,
-    Ulimit,
 )
 from dockyard.errors import InvalidArgument
 
@@ -77,14 +82,6 @@ def parse_cpus(text: str) -> int:
     return round(value * 1e9)
 
 
-def parse_ulimit(text: str) -> Ulimit:
-    name, _, values = text.partition("=")
-    soft, _, hard = values.partition(":")
-    if not name or not soft.lstrip("-").isdigit() or (hard and not hard.lstrip("-").isdigit()):
-        raise InvalidArgument(f"invalid ulimit {text!r}: want name=soft[:hard]")
-    return Ulimit(name, int(soft), int(hard or soft))
-
-
 def parse_mount(text: str) -> MountSpec:
     """``--mount type=volume|bind|tmpfs,source=…,target=…,readonly,tmpfs-size=…``."""
     fields: dict[str, str] = {}
@@ -112,37 +109,10 @@ def parse_mount(text: str) -> MountSpec:
     return MountSpec(kind, source, target, readonly, ",".join(options))
 
 
-def _env_file(path: str) -> list[str]:
-    """The docker CLI's env file: ``NAME=value`` (the value kept as it is), ``NAME``
-    (its value from this environment), ``#`` comments and blank lines."""
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "invalid utf8 bytes"
-        raise InvalidArgument(f"open {path}: {str(reason).lower()}") from None
-    result = []
-    for raw in text.splitlines():
-        line = raw.lstrip()
-        if not line or line.startswith("#"):
-            continue
-        name, has_value, value = line.partition("=")
-        if not name:
-            raise InvalidArgument(f"no variable name on line '{line}'")
-        if any(c.isspace() for c in name):
-            raise InvalidArgument(f"poorly formatted environment: variable '{name}' contains "
-                                  "whitespaces")
-        if has_value:
-            result.append(f"{name}={value}")
-        else:
-            result.append(f"{name}={os.environ[name]}" if name in os.environ else name)
-    return result
-
-
 def _env(env: tuple[str, ...], env_files: tuple[str, ...]) -> tuple[str, ...]:
     result: list[str] = []
     for path in env_files:
-        result += _env_file(path)
+        result += env_file(path)
     for item in env:
         if "=" not in item and item in os.environ:
             item = f"{item}={os.environ[item]}"
@@ -221,56 +191,6 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
         volumes_from=tuple(o["volumes_from"]),
         ports=tuple(p for text in o["publish"] for p in parse_publish(text)),
         publish_all=o["publish_all"], **blkio.spec_fields(o))
-
-
-def _port_range(text: str, spec: str) -> tuple[int, int]:
-    low, _, high = text.partition("-")
-    try:
-        first, last = int(low), int(high or low)
-    except ValueError:
-        raise InvalidArgument(f"invalid publish specification: {spec!r}") from None
-    if not (0 <= first <= last <= 65535):
-        raise InvalidArgument(f"invalid port range in {spec!r}")
-    return first, last
-
-
-def parse_publish(text: str) -> list[PortSpec]:
-    """``-p [IP:][HOST[-HOST]:]CONTAINER[-CONTAINER][/tcp|/udp]`` (ranges pair up)."""
-    spec, _, proto = text.partition("/")
-    proto = proto or "tcp"
-    if proto not in ("tcp", "udp"):
-        raise InvalidArgument(f"-p {text}: protocol must be tcp or udp")
-    parts = spec.rsplit(":", 2)
-    host_ip, host_text = ("", "") if len(parts) == 1 else (
-        ("", parts[0]) if len(parts) == 2 else (parts[0], parts[1]))
-    first, last = _port_range(parts[-1], text)
-    if host_text:
-        host_first, host_last = _port_range(host_text, text)
-        if host_last - host_first not in (0, last - first) or (
-                host_last != host_first and last == first):
-            raise InvalidArgument(f"invalid ranges in {text!r}: host and container ranges "
-                                  "must be the same size")
-    else:
-        host_first = host_last = 0
-    specs = []
-    for offset, port in enumerate(range(first, last + 1)):
-        host_port = host_first + offset if host_last > host_first else host_first
-        specs.append(PortSpec(host_ip, host_port, port, proto))
-    return specs
-
-
-def parse_duration(text: str | None, flag: str, default: float) -> float:
-    """Go-style durations as Docker takes them: 30s, 1m30s, 500ms, 2h."""
-    if not text:
-        return default
-    total, number = 0.0, ""
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "ns": 1e-9}
-    for match in re.finditer(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)", text):
-        number = match.group(0)
-        total += float(match.group(1)) * units[match.group(2)]
-    if not number or re.sub(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)", "", text):
-        raise InvalidArgument(f"invalid duration {text!r} for {flag}")
-    return total
 
 
 def _healthcheck(o: dict[str, Any]) -> Healthcheck | None:

@@ -9,8 +9,10 @@ from typing import Any
 
 import click
 
+from dockyard.cli.container_cmds import EXEC_OPTIONS, exec_
 from dockyard.cli.container_flags import parse_cpus
 from dockyard.cli.containers import container_group
+from dockyard.cli.flagtable import click_options
 from dockyard.cli.render import human_size, render
 from dockyard.engine.engine import Engine
 from dockyard.engine.flags import parse_bytes
@@ -18,39 +20,14 @@ from dockyard.errors import InvalidArgument, NotFound
 
 
 @click.command("exec", context_settings={"allow_interspersed_args": False})
-@click.option("-d", "--detach", is_flag=True)
-@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open (it always is).")
-@click.option("-t", "--tty", is_flag=True)
-@click.option("-e", "--env", multiple=True)
-@click.option("-u", "--user")
-@click.option("-w", "--workdir")
+@click_options(EXEC_OPTIONS)
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
-def exec_cmd(engine: Engine, /, container: str, command: tuple[str, ...], detach: bool,
-             interactive: bool, tty: bool, env: tuple[str, ...], user: str | None,
-             workdir: str | None) -> None:
+def exec_cmd(engine: Engine, /, container: str, command: tuple[str, ...], **o: Any) -> None:
     """Run a command in a running container (its stdio is this terminal's); exit with
     its code, or Docker's 127 (not found) / 126 (cannot be run)."""
-    import signal
-    import subprocess
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="dockyard-exec-") as scratch:
-        log = os.path.join(scratch, "runtime.log")
-        argv = engine.container_ops.exec_argv(container, command, env=env, user=user,
-                                              workdir=workdir, tty=tty, detach=detach, log=log)
-        sys.stdout.flush()
-        # the terminal's ^C and ^\ reach the runtime (our process group); we outlive it
-        # to map its exit, and pass on what is sent to us alone
-        child = subprocess.Popen(argv)
-        for sig in (signal.SIGINT, signal.SIGQUIT):
-            signal.signal(sig, signal.SIG_IGN)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, lambda number, _frame: child.send_signal(number))
-        code = child.wait()
-        failure = engine.container_ops.exec_failure(log) if code else None
-    sys.exit(failure or (128 - code if code < 0 else code))
+    sys.exit(exec_(engine, container, *command, **o))
 
 
 @click.command("pause")

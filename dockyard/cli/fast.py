@@ -1,6 +1,6 @@
 """The fast path: hot commands run without click.
 
-``dockyard ps`` and ``dockyard run`` are what users and scripts type most, and
+``run``, ``exec``, ``ps``, ``images`` and ``inspect`` are what users and scripts type most, and
 click alone costs ~16 ms of imports: more than ``ps``'s own work.  ``dispatch``
 reads the global flags and a hot command's flags from the same ``flagtable`` rows
 the click commands are built from, and calls the same body (``container_cmds``).
@@ -50,9 +50,50 @@ def _ps(engine: Any, **options: Any) -> object:
     return 0
 
 
+def _images_options() -> Sequence[Opt]:
+    from dockyard.cli.image_cmds import IMAGES_OPTIONS
+
+    return IMAGES_OPTIONS
+
+
+def _images(engine: Any, *repository: str, **options: Any) -> object:
+    from dockyard.cli.image_cmds import images
+
+    images(engine, *repository, **options)
+    return 0
+
+
+def _inspect_options() -> Sequence[Opt]:
+    from dockyard.cli.image_cmds import INSPECT_OPTIONS
+
+    return INSPECT_OPTIONS
+
+
+def _inspect(engine: Any, *names: str, **options: Any) -> object:
+    from dockyard.cli.image_cmds import inspect
+
+    inspect(engine, *names, **options)
+    return 0
+
+
+def _exec_options() -> Sequence[Opt]:
+    from dockyard.cli.container_cmds import EXEC_OPTIONS
+
+    return EXEC_OPTIONS
+
+
+def _exec(engine: Any, container: str, *command: str, **options: Any) -> object:
+    from dockyard.cli.container_cmds import exec_
+
+    return exec_(engine, container, *command, **options)
+
+
 COMMANDS: dict[str, FastCommand] = {
     "run": FastCommand(_run_options, _run, (1, None), interspersed=False),
     "ps": FastCommand(_ps_options, _ps, (0, 0)),
+    "images": FastCommand(_images_options, _images, (0, 1)),
+    "inspect": FastCommand(_inspect_options, _inspect, (1, None)),
+    "exec": FastCommand(_exec_options, _exec, (2, None), interspersed=False),
 }
 
 

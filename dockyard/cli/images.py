@@ -8,9 +8,11 @@ from typing import IO, Any
 
 import click
 
+from dockyard.cli import image_cmds
+from dockyard.cli.flagtable import click_options
+from dockyard.cli.image_cmds import IMAGES_OPTIONS, INSPECT_OPTIONS
 from dockyard.cli.render import (
     go_rfc3339,
-    go_time,
     human_ago,
     human_size,
     render,
@@ -90,49 +92,10 @@ def _parse_changes(changes: tuple[str, ...]) -> dict[str, Any]:
 
 @click.command("images")
 @click.argument("repository", required=False)
-@click.option("-a", "--all", "all_images", is_flag=True, help="Show all images.")
-@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
-@click.option("--digests", is_flag=True, help="Show digests.")
-@click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
-@click.option("-f", "--filter", "filters", multiple=True, help="dangling=true|false, "
-              "reference=PATTERN")
-@click.option("--format", "fmt", default=None, help="table, json or a Go template.")
-def images_cmd(repository: str | None, all_images: bool, quiet: bool, digests: bool,
-               no_trunc: bool, filters: tuple[str, ...], fmt: str | None) -> None:
+@click_options(IMAGES_OPTIONS)
+def images_cmd(repository: str | None, **o: Any) -> None:
     """List images."""
-    dangling: bool | None = None
-    pattern = repository
-    for item in filters:
-        key, _, value = item.partition("=")
-        if key == "dangling":
-            dangling = value.lower() in ("true", "1")
-        elif key == "reference":
-            pattern = value
-        else:
-            from dockyard.errors import InvalidArgument
-
-            raise InvalidArgument(f"invalid filter {key!r}")
-    rows = _engine().images.summaries(all_images=all_images, dangling=dangling,
-                                      reference_pattern=pattern, digests=digests,
-                                      digest_columns=digests or "{{.Digest}}" in (fmt or ""))
-    if quiet:
-        seen: list[str] = []
-        for row in rows:
-            short = row.id if no_trunc else row.id.split(":")[1][:12]
-            if short not in seen:
-                seen.append(short)
-        click.echo("\n".join(seen)) if seen else None
-        return
-    table = [{"Repository": r.repository, "Tag": r.tag, "Digest": r.digest,
-              "ID": r.id if no_trunc else r.id.split(":")[1][:12],
-              "CreatedSince": human_ago(r.created), "CreatedAt": go_time(r.created),
-              "Size": human_size(r.size), "VirtualSize": human_size(r.size),
-              "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A"} for r in rows]
-    columns = ["Repository", "Tag"] + (["Digest"] if digests else []) + \
-        ["ID", "CreatedSince", "Size"]
-    headers = {"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
-               "CreatedSince": "CREATED", "Size": "SIZE"}
-    click.echo(render(table, columns, fmt, headers))
+    image_cmds.images(_engine(), repository, **o)
 
 
 @click.command("tag")
@@ -258,20 +221,10 @@ for _name, _cmd in (("ls", images_cmd), ("rm", rmi_cmd), ("tag", tag_cmd),
 
 @click.command("inspect")
 @click.argument("names", nargs=-1, required=True)
-@click.option("-f", "--format", "fmt", default=None)
-@click.pass_context
-def inspect_cmd(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None:
+@click_options(INSPECT_OPTIONS)
+def inspect_cmd(names: tuple[str, ...], fmt: str | None) -> None:
     """Inspect containers or images (a container wins when both match, as in Docker)."""
-    from dockyard.errors import NotFound
-
-    engine = _engine()
-    docs = []
-    for name in names:
-        try:
-            docs.append(engine.containers.inspect(name))
-        except NotFound:
-            docs.append(engine.images.inspect(name))
-    click.echo(render_inspect(docs, fmt))
+    image_cmds.inspect(_engine(), *names, fmt=fmt)
 
 
 COMMANDS = [import_cmd, images_cmd, tag_cmd, rmi_cmd, history_cmd, save_cmd, load_cmd,

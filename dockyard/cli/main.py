@@ -37,7 +37,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
                                               "update", "stats", "diff", "commit", "export",
                                               "cp")},
     "volume": ("volumes",), "network": ("networks",), "system": ("system",),
-    "build": ("build",), "builder": ("build",), "serve": ("serve",), "kube": ("kube",),
+    "build": ("build",), "builder": ("build",), "serve": ("serve",),
+    "compose": ("compose",), "kube": ("kube",),
 }
 
 

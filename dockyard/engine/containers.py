@@ -540,6 +540,8 @@ class ContainerService:
                 "--pause-at", os.environ.get(processes.PAUSE_ENV, ""), *flags]
         if trace.path():
             argv += ["--trace", trace.path()]
+        if self.idmap is not None:  # its pipes belong to the container's mapped root
+            argv += ["--stdio-owner", "{}:{}".format(*self.idmap.root)]
         if attach:  # we attach: waited for while we live (see supervise.monitor)
             argv += ["--attach-client", f"{os.getpid()}:{processes.start_time(os.getpid()) or 0}"]
         return [*argv, "--adopt", adopt] if adopt else argv

@@ -1,5 +1,6 @@
 """Docker's text forms of container options, shared by every front end that takes them:
-``-v``/``Binds`` strings, restart policies, stop signals.
+``-v``/``Binds`` strings, restart policies, stop signals, ``-p``, durations, ulimits and
+env files (compose reads the same forms).
 
 The CLI parses them from flags, the Docker Engine API from a create body's
 ``HostConfig.Binds`` and ``RestartPolicy``: one parser each, so both refuse the same
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 
-from dockyard.engine.spec import MountSpec, RestartPolicy
+from dockyard.engine.spec import MountSpec, PortSpec, RestartPolicy, Ulimit
 from dockyard.errors import InvalidArgument
 
 # what Docker accepts after the second colon of -v (z/Z and the consistency words are
@@ -83,3 +84,88 @@ def stop_signal(text: str | None) -> str | None:
     except InvalidArgument:
         raise InvalidArgument(f"Invalid signal: {text}") from None
     return text
+
+
+def parse_ulimit(text: str) -> Ulimit:
+    name, _, values = text.partition("=")
+    soft, _, hard = values.partition(":")
+    if not name or not soft.lstrip("-").isdigit() or (hard and not hard.lstrip("-").isdigit()):
+        raise InvalidArgument(f"invalid ulimit {text!r}: want name=soft[:hard]")
+    return Ulimit(name, int(soft), int(hard or soft))
+
+
+def env_file(path: str) -> list[str]:
+    """The docker CLI's env file: ``NAME=value`` (the value kept as it is), ``NAME``
+    (its value from this environment), ``#`` comments and blank lines."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "invalid utf8 bytes"
+        raise InvalidArgument(f"open {path}: {str(reason).lower()}") from None
+    result = []
+    for raw in text.splitlines():
+        line = raw.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        name, has_value, value = line.partition("=")
+        if not name:
+            raise InvalidArgument(f"no variable name on line '{line}'")
+        if any(c.isspace() for c in name):
+            raise InvalidArgument(f"poorly formatted environment: variable '{name}' contains "
+                                  "whitespaces")
+        if has_value:
+            result.append(f"{name}={value}")
+        else:
+            result.append(f"{name}={os.environ[name]}" if name in os.environ else name)
+    return result
+
+
+def _port_range(text: str, spec: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    try:
+        first, last = int(low), int(high or low)
+    except ValueError:
+        raise InvalidArgument(f"invalid publish specification: {spec!r}") from None
+    if not (0 <= first <= last <= 65535):
+        raise InvalidArgument(f"invalid port range in {spec!r}")
+    return first, last
+
+
+def parse_publish(text: str) -> list[PortSpec]:
+    """``-p [IP:][HOST[-HOST]:]CONTAINER[-CONTAINER][/tcp|/udp]`` (ranges pair up)."""
+    spec, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise InvalidArgument(f"-p {text}: protocol must be tcp or udp")
+    parts = spec.rsplit(":", 2)
+    host_ip, host_text = ("", "") if len(parts) == 1 else (
+        ("", parts[0]) if len(parts) == 2 else (parts[0], parts[1]))
+    first, last = _port_range(parts[-1], text)
+    if host_text:
+        host_first, host_last = _port_range(host_text, text)
+        if host_last - host_first not in (0, last - first) or (
+                host_last != host_first and last == first):
+            raise InvalidArgument(f"invalid ranges in {text!r}: host and container ranges "
+                                  "must be the same size")
+    else:
+        host_first = host_last = 0
+    specs = []
+    for offset, port in enumerate(range(first, last + 1)):
+        host_port = host_first + offset if host_last > host_first else host_first
+        specs.append(PortSpec(host_ip, host_port, port, proto))
+    return specs
+
+
+def parse_duration(text: str | None, flag: str, default: float) -> float:
+    """Go-style durations as Docker takes them: 30s, 1m30s, 500ms, 2h."""
+    if not text:
+        return default
+    total, number = 0.0, ""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "ns": 1e-9}
+    for match in re.finditer(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)", text):
+        number = match.group(0)
+        total += float(match.group(1)) * units[match.group(2)]
+    if not number or re.sub(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)", "", text):
+        raise InvalidArgument(f"invalid duration {text!r} for {flag}")
+    return total

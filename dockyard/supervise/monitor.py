@@ -84,6 +84,8 @@ class Supervisor:
         self.tty: bool = args.tty
         self.stdin: bool = args.stdin
         self.wait_attach: bool = args.wait_attach
+        uid, _, gid = args.stdio_owner.partition(":")
+        self.stdio_owner = (int(uid), int(gid)) if gid else None
         self.answered = False  # the CLI's one line went out (see _answer)
         pid, _, start = args.attach_client.partition(":")
         self.attach_client = (int(pid or 0), int(start or 0))  # PID:START to wait for
@@ -146,7 +148,7 @@ class Supervisor:
         When a client is to attach first, "ok" goes out on ``ready_fd`` right after
         create (the client attaches only once it hears it), then we wait for it.
         """
-        with _Stdio(self.tty, self.stdin, self.bundle) as stdio:
+        with _Stdio(self.tty, self.stdin, self.bundle, self.stdio_owner) as stdio:
             try:
                 pid = self.driver.create(self.id, self.bundle, stdio)
             except RuntimeError:
@@ -154,6 +156,11 @@ class Supervisor:
                 raise
             trace.mark("runtime create done")
             stdio.hand_over(self.hub)
+        if self.tty and self.hub.input_fd is not None:
+            # a copy in the zygote: the terminal outlives us if we are killed
+            from dockyard.supervise.zygote import park_console
+
+            park_console(self.id, pid, self.hub.input_fd)
         pause_at("after-create", self.bundle, self.pause_at, container_pid=pid)
         if self.network:
             self._connect(pid)
@@ -278,12 +285,19 @@ class Supervisor:
 
     def adopt(self) -> int:
         """Take over a running container whose supervisor died: its output pipes
-        reopened through /proc (a pty's master died with the old supervisor), its
+        reopened through /proc, or its pty master taken back from the zygote, its
         published ports and DNS served again; the interfaces are already in place."""
         pid, start = self.adopted
         if not is_alive(pid, start):
             raise RuntimeError("the container to adopt is gone")
-        if not self.tty:
+        if self.tty:  # the pty master the zygote kept for us (see start_once)
+            from dockyard.supervise.zygote import unpark_console
+
+            master = unpark_console(self.id)
+            if master is not None:
+                self.hub.outputs[master] = "stdout"
+                self.hub.input_fd = master
+        else:
             seen: set[int] = set()
             for fd, stream in ((1, "stdout"), (2, "stderr")):
                 with contextlib.suppress(OSError):
@@ -466,7 +480,8 @@ class _Stdio:
     ``/proc/PID/fd/N/c.sock`` — the bundle held by a descriptor of ours — because a
     bundle path may be longer than a socket path can be."""
 
-    def __init__(self, tty: bool, stdin: bool, bundle: Path) -> None:
+    def __init__(self, tty: bool, stdin: bool, bundle: Path,
+                 owner: tuple[int, int] | None = None) -> None:
         self.tty = tty
         self._dir_fd = -1
         self.console_path = ""
@@ -492,7 +507,6 @@ class _Stdio:
         if stdin:
             self.child_in, in_w = os.pipe()
             self._parent["stdin"] = in_w
-        owner = _mapped_root(bundle)
         if owner is not None:  # /dev/stdout reopens in a user namespace (containerd's
             for fd in (self.child_in, self.child_out, self.child_err):  # NewPipeIO)
                 if fd >= 0:
@@ -562,6 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--restart-count", type=int, default=0, help="restarts so far")
     parser.add_argument("--adopt", default="", help="PID:START of a running init to adopt")
     parser.add_argument("--trace", default="", help="DOCKYARD_TRACE's file (dockyard.trace)")
+    parser.add_argument("--stdio-owner", default="",
+                        help="UID:GID of the container's root (a user namespace): its pipes' owner")
     parser.add_argument("--on-lost", default="",
                         help="JSON hook the zygote runs if this supervisor is killed")
     return parser
@@ -580,23 +596,6 @@ def warm_up() -> None:
     import dockyard.network.names
     import dockyard.network.proxy  # noqa: F401 - imported to be shared, not used here
     now_iso()
-
-
-def _mapped_root(bundle: Path) -> tuple[int, int] | None:
-    """The host uid and gid of the container's root when its config maps them (a
-    remapped root); None otherwise."""
-    try:
-        linux = json.loads((bundle / "config.json").read_text()).get("linux") or {}
-    except (OSError, ValueError):
-        return None
-    ids = []
-    for key in ("uidMappings", "gidMappings"):
-        found = [m["hostID"] - m["containerID"] for m in linux.get(key) or ()
-                 if m["containerID"] <= 0 < m["containerID"] + m["size"]]
-        if not found:
-            return None
-        ids.append(found[0])
-    return ids[0], ids[1]
 
 
 def main(argv: list[str] | None = None) -> int:

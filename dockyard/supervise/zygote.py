@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 PYTHON_HOOK = "@python"  # a hook that is a function call (supervise.monitor's too)
+SOCKET_ENV = "DOCKYARD_ZYGOTE_SOCKET"  # a supervisor's: its zygote's socket
 
 # The code a zygote has loaded is what every supervisor it forks runs: after an
 # upgrade (or an edit) a new zygote must serve new containers, so the socket name
@@ -89,28 +90,33 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     listener.bind(_path(dir_fd))
     listener.listen(16)
     children: dict[int, list[str]] = {}  # supervisor pid -> its arguments
+    parked: dict[str, tuple[int, int]] = {}  # container id -> (its pty master, its pidfd)
     watchers: set[int] = set()  # forks running a lost supervisor's --on-lost hook
     served = False
     linger = float(os.environ.get("DOCKYARD_ZYGOTE_LINGER", "2"))
+    # off only for tests of what the next command does without it
+    watchdog = os.environ.get("DOCKYARD_ZYGOTE_WATCHDOG", "1") != "0"
     idle_since = time.monotonic()
     try:
         # a zygote nobody asks within a minute (its requester died) does not stay around
         while (not served and time.monotonic() - idle_since < 60) or children or watchers \
-                or (served and time.monotonic() - idle_since < linger):
+                or parked or (served and time.monotonic() - idle_since < linger):
             ready, _, _ = select.select([listener], [], [], 0.05)
             if ready:
                 conn, _ = listener.accept()
                 with conn:
-                    pid, argv = _fork_supervisor(conn, listener, monitor)
+                    pid, argv = _serve_request(conn, listener, monitor, parked)
                 if pid:
                     children[pid] = argv
                     served = True
+            _drop_ended(parked)
             for pid in list(children):
                 status = _exit_status(pid)
                 if status is None:
                     continue
                 argv = children.pop(pid)
-                if os.WIFSIGNALED(status):  # killed: its container is unsupervised now
+                if watchdog and os.WIFSIGNALED(status):  # killed: its container runs
+                    # unsupervised now
                     watchers.add(_watch(argv, listener))
             watchers = {pid for pid in watchers if pid and _exit_status(pid) is None}
             if children or watchers:
@@ -162,24 +168,115 @@ def _watch(argv: list[str], listener: socket.socket) -> int:
     return pid
 
 
-def _fork_supervisor(conn: socket.socket, listener: socket.socket,
-                     monitor: object) -> tuple[int, list[str]]:
+def _serve_request(conn: socket.socket, listener: socket.socket, monitor: object,
+                   parked: dict[str, tuple[int, int]]) -> tuple[int, list[str]]:
+    """One request: a supervisor to fork (its arguments, a JSON list, and its ready
+    pipe), or a TTY container's pty master to keep or to give back (a JSON object)."""
     fds = array.array("i")
     data, ancdata, _flags, _addr = conn.recvmsg(65536, socket.CMSG_LEN(fds.itemsize))
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-    if not fds:
+    try:
+        message = json.loads(data)
+    except ValueError:
+        message = None
+    if isinstance(message, dict):
+        _park_request(conn, message, list(fds), parked)
         return 0, []
-    argv: list[str] = json.loads(data)
-    ready_fd = fds[0]
+    if not fds or not isinstance(message, list):
+        for fd in fds:
+            os.close(fd)
+        return 0, []
+    return _fork_supervisor(conn, listener, monitor, message, fds[0])
+
+
+def _park_request(conn: socket.socket, message: dict[str, object], fds: list[int],
+                  parked: dict[str, tuple[int, int]]) -> None:
+    """A TTY container's pty master kept here (``park``), beside its init's pidfd, so
+    the container's terminal outlives a killed supervisor (the master closing would
+    hang the terminal up: SIGHUP to the container) and a new supervisor gets it back
+    (``unpark``); dropped once the init exits."""
+    container_id = str(message.get("park") or message.get("unpark") or "")
+    if "park" in message and fds:
+        try:
+            pidfd = os.pidfd_open(int(str(message.get("pid"))))
+        except (OSError, ValueError):
+            for fd in fds:
+                os.close(fd)
+            conn.sendall(b"gone")
+            return
+        os.set_inheritable(fds[0], False)
+        old = parked.pop(container_id, None)
+        if old:
+            for fd in old:
+                os.close(fd)
+        parked[container_id] = (fds[0], pidfd)
+        conn.sendall(b"ok")
+        return
+    for fd in fds:
+        os.close(fd)
+    kept = parked.get(container_id)
+    if kept is None:
+        conn.sendall(b"none")
+        return
+    conn.sendmsg([b"ok"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [kept[0]]))])
+
+
+def _drop_ended(parked: dict[str, tuple[int, int]]) -> None:
+    if not parked:
+        return
+    ended, _, _ = select.select([pidfd for _fd, pidfd in parked.values()], [], [], 0)
+    for container_id, (fd, pidfd) in list(parked.items()):
+        if pidfd in ended:
+            os.close(fd)
+            os.close(pidfd)
+            del parked[container_id]
+
+
+def park_console(container_id: str, pid: int, master: int) -> None:
+    """A supervisor's: keep a copy of its container's pty master in its zygote."""
+    _ask_zygote({"park": container_id, "pid": pid}, master)
+
+
+def unpark_console(container_id: str) -> int | None:
+    """An adopting supervisor's: the pty master its zygote kept, or None."""
+    return _ask_zygote({"unpark": container_id}, None)
+
+
+def _ask_zygote(message: dict[str, object], fd: int | None) -> int | None:
+    path = os.environ.get(SOCKET_ENV, "")
+    if not path:
+        return None
+    fds = array.array("i")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+            sock.sendmsg([json.dumps(message).encode()], [] if fd is None else [
+                (socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+            _data, ancdata, _flags, _addr = sock.recvmsg(64, socket.CMSG_LEN(fds.itemsize))
+    except OSError:
+        return None
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    return fds[0] if fds else None
+
+
+def _fork_supervisor(conn: socket.socket, listener: socket.socket, monitor: object,
+                     argv: list[str], ready_fd: int) -> tuple[int, list[str]]:
     # SCM_RIGHTS fds arrive inheritable; the container's init must not keep the ready
     # pipe open (the CLI reads it to EOF)
     os.set_inheritable(ready_fd, False)
+    # the zygote's socket as its children can reach it: through the zygote's own
+    # descriptor of the run dir (a run dir's path may be longer than a socket's)
+    socket_path = f"/proc/{os.getpid()}{str(listener.getsockname()).removeprefix('/proc/self')}"
     pid = os.fork()
     if pid == 0:
         listener.close()
         os.setsid()
+        os.environ[SOCKET_ENV] = str(socket_path)  # where to park a pty master
         log = os.open(Path(argv[argv.index("--bundle") + 1]) / "supervisor.log",
                       os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         devnull = os.open(os.devnull, os.O_RDONLY)

@@ -309,6 +309,7 @@ def test_init_reaps_zombies_and_forwards_signals(dy: Dockyard) -> None:
 
 
 def test_restore_brings_back_always_containers(dy: Dockyard) -> None:
+    dy.env["DOCKYARD_ZYGOTE_WATCHDOG"] = "0"  # a host crash: no zygote survives it
     dy("run", "-d", "--restart", "always", "--name", "phoenix", "box:1", "sleep", "300")
     dy("run", "-d", "--restart", "unless-stopped", "--name", "stopped", "box:1", "sleep", "300")
     dy("stop", "-t", "0", "stopped")
@@ -366,6 +367,7 @@ def test_restart_command(dy: Dockyard) -> None:
 
 
 def test_system_check_finds_and_repairs_crash_leftovers(dy: Dockyard, tmp_path: Path) -> None:
+    dy.env["DOCKYARD_ZYGOTE_WATCHDOG"] = "0"  # a host crash: no zygote survives it
     dy("run", "-d", "--name", "crashy", "box:1", "sleep", "300")
     doc = inspect(dy, "crashy")
     bundle = Path(str(doc["LogPath"])).parent

@@ -21,6 +21,10 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture
 def dy(box: Dockyard) -> Dockyard:
+    """Without the zygote's watchdog: these tests show what the next command, ``system
+    check`` and ``system restore`` do about a supervisor that died (the watchdog would
+    do it first; its own tests are below)."""
+    box.env["DOCKYARD_ZYGOTE_WATCHDOG"] = "0"
     return box
 
 
@@ -208,6 +212,63 @@ def test_the_next_command_records_the_exit_of_a_container_that_died_unsupervised
     assert state["Status"] == "exited" and state["ExitCode"] == 255
     assert not os.path.ismount(bundle / "rootfs")  # the exit hook's work, done for it
     assert dy("system", "check").stdout.strip() == "ok: store consistent"
+
+
+def test_the_zygote_readopts_a_container_whose_supervisor_was_killed(box: Dockyard) -> None:
+    """The zygote's watchdog: no command runs after the kill, yet a new supervisor
+    takes the running container over, and its restart policy holds."""
+    box("run", "-d", "--name", "watched", "--restart", "always", "--network", "none",
+        "box:1", "sleep", "300")
+    bundle = bundle_of(box, "watched")
+    before = kill_supervisor(bundle)
+    adopted = until("a new supervisor", lambda: (
+        (s := status_of(bundle))["supervisor_pid"] not in (0, before["supervisor_pid"])
+        and not gone(s["supervisor_pid"]) and s))
+    assert adopted["pid"] == before["pid"] and adopted["state"] == "running"
+    os.kill(before["pid"], signal.SIGKILL)  # the new supervisor applies the policy
+    until("the policy restart", lambda: (
+        (s := status_of(bundle))["state"] == "running" and s["pid"] not in (0, before["pid"])))
+    assert box("system", "check").stdout.strip() == "ok: store consistent"
+
+
+def test_a_tty_container_keeps_its_terminal_when_its_supervisor_is_killed(
+        box: Dockyard) -> None:
+    """The zygote keeps a copy of a TTY container's pty master: a killed supervisor
+    does not hang the terminal up (SIGHUP would end the shell), and the new
+    supervisor takes the master back, so output goes on reaching the log."""
+    box("run", "-d", "-t", "--name", "teletype", "--network", "none", "box:1", "sh", "-c",
+        "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.1; done")
+    bundle = bundle_of(box, "teletype")
+    until("some output", lambda: "tick2" in box("logs", "teletype").stdout)
+    before = kill_supervisor(bundle)
+    until("a new supervisor", lambda: (
+        (s := status_of(bundle))["supervisor_pid"] not in (0, before["supervisor_pid"])
+        and not gone(s["supervisor_pid"])))
+    assert not gone(before["pid"]) and status_of(bundle)["pid"] == before["pid"]
+    seen = box("logs", "teletype").stdout.count("tick")
+    until("output after the adoption",
+          lambda: box("logs", "teletype").stdout.count("tick") >= seen + 5)
+    assert not gone(before["pid"])
+
+
+def test_the_zygote_applies_the_policy_when_supervisor_and_container_died(
+        box: Dockyard) -> None:
+    box("run", "-d", "--name", "phoenix3", "--restart", "always", "--network", "none",
+        "box:1", "sleep", "300")
+    bundle = bundle_of(box, "phoenix3")
+    status = status_of(bundle)
+    os.kill(status["pid"], signal.SIGKILL)  # the container first, then its supervisor,
+    os.kill(status["supervisor_pid"], signal.SIGKILL)  # before it could see the exit
+    def back() -> bool:
+        try:  # (a start writes it anew)
+            now = status_of(bundle)
+        except (OSError, ValueError):
+            return False
+        return now["state"] == "running" and now["pid"] not in (0, status["pid"]) and \
+            not gone(now["supervisor_pid"])
+
+    until("the container to come back", back)
+    assert box("system", "check").stdout.strip() == "ok: store consistent"
 
 
 # --- 4. Docker's restart semantics ---------------------------------------------------

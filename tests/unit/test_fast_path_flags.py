@@ -10,10 +10,13 @@ import click
 import pytest
 
 from dockyard.cli import fast
-from dockyard.cli.container_cmds import PS_OPTIONS
+from dockyard.cli.container_cmds import EXEC_OPTIONS, PS_OPTIONS
 from dockyard.cli.container_flags import RUN_OPTIONS
+from dockyard.cli.container_ops import exec_cmd
 from dockyard.cli.containers import ps_cmd, run_cmd
 from dockyard.cli.flagtable import NotFast, Opt, parse
+from dockyard.cli.image_cmds import IMAGES_OPTIONS, INSPECT_OPTIONS
+from dockyard.cli.images import images_cmd, inspect_cmd
 
 
 def _click_reading(command: click.Command, args: list[str]) -> dict[str, Any]:
@@ -61,6 +64,34 @@ def test_ps_reads_every_flag_as_click_does(row: Opt) -> None:
         assert positionals == [] and options == _click_reading(ps_cmd, spelling), spelling
 
 
+@pytest.mark.parametrize("row", EXEC_OPTIONS, ids=lambda r: r.names[-1])
+def test_exec_reads_every_flag_as_click_does(row: Opt) -> None:
+    for spelling in _samples(row):
+        args = [*spelling, "box", "sh", "-c", "exit 3"]
+        options, positionals = _fast_reading(EXEC_OPTIONS, args, interspersed=False)
+        clicked = _click_reading(exec_cmd, args)
+        assert positionals == [clicked.pop("container"), *clicked.pop("command")]
+        assert options == clicked, spelling
+
+
+@pytest.mark.parametrize("row", IMAGES_OPTIONS, ids=lambda r: r.names[-1])
+def test_images_reads_every_flag_as_click_does(row: Opt) -> None:
+    for spelling in _samples(row):
+        args = [*spelling, "box"]
+        options, positionals = _fast_reading(IMAGES_OPTIONS, args, interspersed=True)
+        clicked = _click_reading(images_cmd, args)
+        assert positionals == [clicked.pop("repository")] and options == clicked, spelling
+
+
+@pytest.mark.parametrize("row", INSPECT_OPTIONS, ids=lambda r: r.names[-1])
+def test_inspect_reads_every_flag_as_click_does(row: Opt) -> None:
+    for spelling in _samples(row):
+        args = ["one", *spelling, "two"]
+        options, positionals = _fast_reading(INSPECT_OPTIONS, args, interspersed=True)
+        clicked = _click_reading(inspect_cmd, args)
+        assert tuple(positionals) == clicked.pop("names") and options == clicked, spelling
+
+
 def test_clustered_short_flags_and_a_last_value_winning() -> None:
     args = ["-it", "--rm", "-eA=1", "-e", "B=2", "--name", "a", "--name=b", "img"]
     options, positionals = parse(RUN_OPTIONS, args, interspersed=False)
@@ -80,7 +111,8 @@ def test_what_the_fast_path_leaves_to_click(args: list[str]) -> None:
 
 
 @pytest.mark.parametrize("argv", [
-    ["ps", "--help"], ["ps", "extra"], ["run"], ["--version"], ["images"],
+    ["ps", "--help"], ["ps", "extra"], ["run"], ["--version"], ["images", "a", "b"],
+    ["inspect"], ["rmi", "x"],
     ["--root"], ["--debug", "ps"], ["ps", "--filter"],
 ])
 def test_dispatch_hands_these_to_click(argv: list[str]) -> None:

