@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import DockyardError, InternalError
 from dockyard.kube import play
-from dockyard.kube.load import KubeObject, matches
+from dockyard.kube.load import REPLICATED, KubeObject, matches
 from dockyard.kube.lower import LABEL_OWNER, LABEL_POD, LABEL_PROBE, LABEL_ROLE, Context
 from dockyard.kube.proxy import ServiceProxy, listen_in_netns
 
@@ -175,7 +175,7 @@ class Controller:
     def reconcile(self) -> None:
         records = self.engine.containers.list(all_containers=True)
         for obj in self.objects:
-            if obj.kind == "Deployment":
+            if obj.kind in REPLICATED:
                 self._scale(obj, [r for r in records if r.spec.labels.get(LABEL_OWNER)
                                   == obj.owner])
         records = self.engine.containers.list(all_containers=True)

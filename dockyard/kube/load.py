@@ -16,7 +16,8 @@ from dockyard.errors import InvalidArgument, NotImplementedFeature
 
 K8S_VERSION = "1.37"  # the schemas kube input is checked against (and generate's output)
 
-SUPPORTED_KINDS = ("Pod", "Deployment", "Service", "ConfigMap", "Secret",
+REPLICATED = ("Deployment", "ReplicaSet")  # kinds that keep `replicas` pods of a template
+SUPPORTED_KINDS = ("Pod", *REPLICATED, "Service", "ConfigMap", "Secret",
                    "PersistentVolumeClaim")
 # fields dockyard lowers; anything else in these objects is reported
 POD_FIELDS = frozenset({"containers", "initContainers", "volumes", "restartPolicy", "hostname",
@@ -135,7 +136,7 @@ def unsupported(obj: KubeObject) -> list[str]:
     body = obj.body
     if obj.kind == "Pod":
         return _pod_unsupported(body.get("spec") or {}, "spec")
-    if obj.kind == "Deployment":
+    if obj.kind in REPLICATED:
         spec = body.get("spec") or {}
         found = _extra(spec, DEPLOYMENT_FIELDS, "spec")
         template = spec.get("template") or {}
@@ -186,7 +187,7 @@ def _check_selectors(objects: list[KubeObject], problems: list[str]) -> None:
     for obj in objects:
         if obj.kind == "Pod":
             templates.append(obj.body.get("metadata", {}).get("labels") or {})
-        if obj.kind == "Deployment":
+        if obj.kind in REPLICATED:
             spec = obj.body["spec"]
             labels = (spec["template"].get("metadata") or {}).get("labels") or {}
             wanted = spec["selector"].get("matchLabels") or {}

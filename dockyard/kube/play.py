@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dockyard.errors import Conflict, ContainerNotFound, DockyardError, InvalidArgument, NotFound
-from dockyard.kube.load import KubeObject
+from dockyard.kube.load import REPLICATED, KubeObject
 from dockyard.kube.lower import (
     INFRA_COMMAND,
     LABEL_OWNER,
@@ -62,7 +62,7 @@ def plan_pods(objects: list[KubeObject], ctx: Context) -> list[tuple[str, PodPla
         if obj.kind == "Pod":
             plans.append((obj.owner, lower_pod(obj.name, obj.owner, obj.body.get("metadata")
                                                or {}, obj.body["spec"], ctx)))
-        elif obj.kind == "Deployment":
+        elif obj.kind in REPLICATED:
             for _ in range(replicas(obj)):
                 plans.append((obj.owner, plan_replica(obj, ctx)))
     return plans

@@ -102,3 +102,16 @@ def test_pod_level_fields_outside_the_supported_set_are_reported(tmp_path: Path)
     for field in ("spec.dnsPolicy=Default", "spec.securityContext.fsGroup",
                   "spec.containers[0].imagePullPolicy=Always"):
         assert field in hint, field
+
+
+def test_a_replica_set_is_a_replicated_kind(tmp_path: Path) -> None:
+    from dockyard.kube.lower import Context
+    from dockyard.kube.play import plan_pods
+
+    text = (DATA / "myapp.yaml").read_text().replace("kind: Deployment", "kind: ReplicaSet")
+    objects = _load(tmp_path, text)
+    plans = plan_pods(objects, Context("kube-default", "default", {"ConfigMap/myapp-config": {
+        "GREETING": "hello"}}, {}))
+    assert [owner for owner, _ in plans] == ["default.ReplicaSet.myapp"] * 3
+    with pytest.raises(InvalidArgument, match=r"ReplicaSet/myapp .*'strategy' was unexpected"):
+        _load(tmp_path, text.replace("  replicas: 3", "  replicas: 3\n  strategy: {}"))
