@@ -39,7 +39,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "volume": ("volumes",), "network": ("networks",), "system": ("system",),
     "events": ("system",),
     "build": ("build",), "builder": ("build",), "serve": ("serve",),
-    "compose": ("compose",),
+    "compose": ("compose",), "kube": ("kube",),
 }
 
 

@@ -377,6 +377,7 @@ class ContainerService:
             config["linux"]["namespaces"] = [
                 n for n in config["linux"]["namespaces"] if n["type"] != "network"] + [
                 {"type": "network", "path": f"/proc/{shared.pid}/ns/net"}]
+        self._join_namespaces(spec, config)
         targets = {m["destination"] for m in config["mounts"]}
         etc = etcfiles.write(self.bundle(record.id), spec, hostname, network,
                              shared_from=self.bundle(shared.id) if shared else None,
@@ -391,6 +392,20 @@ class ContainerService:
         if other.state != "running" or not other.pid:
             raise Conflict(f"cannot join network of a non running container: {other.name}")
         return other
+
+    def _join_namespaces(self, spec: ContainerSpec, config: dict[str, Any]) -> None:
+        """``ipc_mode``/``uts_mode`` ``container:NAME``: that running container's IPC and
+        UTS namespaces are joined (a kube pod's containers share its infra's)."""
+        for kind, mode in (("ipc", spec.ipc_mode), ("uts", spec.uts_mode)):
+            if not mode or not mode.startswith("container:"):
+                continue
+            other = self.get(mode.split(":", 1)[1])
+            if other.state != "running" or not other.pid:
+                raise Conflict(f"cannot join {kind} namespace of a non running container: "
+                               f"{other.name}")
+            config["linux"]["namespaces"] = [
+                n for n in config["linux"]["namespaces"] if n["type"] != kind] + [
+                {"type": kind, "path": f"/proc/{other.pid}/ns/{kind}"}]
 
     def _paused(self, container_id: str) -> bool:
         """The running container's freezer says frozen (read as the runtime's state

@@ -108,6 +108,8 @@ class ContainerSpec(NamedTuple):
     seccomp_profile: str | None = None  # None: Docker's default; "unconfined"; a JSON path
     oom_kill_disable: bool = False
     network_mode: str = "bridge"  # bridge | none | host | container:NAME | a network's name
+    ipc_mode: str | None = None  # "container:NAME" joins that container's IPC namespace
+    uts_mode: str | None = None  # "container:NAME" joins its UTS namespace (a kube pod)
     network_aliases: tuple[str, ...] = ()  # more names the embedded DNS answers for it
     ip_address: str | None = None  # --ip, on a user network
     dns: tuple[str, ...] = ()

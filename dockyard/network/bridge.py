@@ -66,6 +66,17 @@ def delete_link(name: str) -> bool:
         return True
 
 
+def forget_neighbour(bridge: str, address: str) -> None:
+    """Drop the host's ARP entry for ``address`` on ``bridge`` (ours): an address
+    leased again to a new container has a new MAC, and a stale entry would black-hole
+    the host's connections to it until the entry expires (up to ~45 s)."""
+    with _ipr() as ipr:
+        found = ipr.link_lookup(ifname=bridge)
+        if found:
+            with contextlib.suppress(Exception):  # no entry: nothing to forget
+                ipr.neigh("del", dst=address, ifindex=found[0])
+
+
 def _enter_netns_of(pid: int) -> None:
     """setns(2) into ``pid``'s network namespace.  pyroute2's ``setns`` is called
     with our libc: left to find one itself, it runs ``ldconfig -p`` (a fork and an

@@ -32,7 +32,9 @@ NO_REMOVAL = ("mounts", "netns", "links", "chains")
 DAEMON_GRACE = 5.0
 # The modules dockyard runs as daemonizing processes (``python -m MODULE``); a
 # supervisor is forked from a zygote and keeps its command line.
-DAEMON_MODULES = frozenset({"dockyard.supervise.zygote", "dockyard.supervise.monitor"})
+# (``dockyard.kube.controller``: the reconcile loop of `kube play --detach`)
+DAEMON_MODULES = frozenset({"dockyard.supervise.zygote", "dockyard.supervise.monitor",
+                            "dockyard.kube.controller"})
 
 
 class HostSnapshot(NamedTuple):

@@ -45,6 +45,9 @@ def test_dockyard_daemons_are_recognised_by_module() -> None:
     assert leaks.is_dockyard_daemon(zygote)
     assert leaks.is_dockyard_daemon(["python3", "-W", "error", "-m",
                                      "dockyard.supervise.monitor", "--id", "x"])
+    # the reconcile loop of `kube play --detach`
+    assert leaks.is_dockyard_daemon(["python3", "-m", "dockyard.kube.controller", "/r",
+                                     "/r/kube/controllers/x.json"])
     for other in (["python3", "-m", "dockyard.cli.main", "ps"],
                   ["python3", "script.py", "-m", "dockyard.supervise.zygote"],
                   ["python3", "-c", "pass", "-m", "dockyard.supervise.zygote"],

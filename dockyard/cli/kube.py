@@ -1,0 +1,69 @@
+"""``dockyard kube``: play and take down Kubernetes YAML, generate it from containers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dockyard.engine.engine import Engine
+
+
+@click.group("kube")
+def kube_group() -> None:
+    """Run Kubernetes YAML locally; turn containers into Kubernetes YAML."""
+
+
+@kube_group.command("play")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-d", "--detach", is_flag=True,
+              help="Leave the reconcile loop running in the background.")
+@click.pass_obj
+def kube_play(engine: Engine, files: tuple[Path, ...], detach: bool) -> None:
+    """Create the objects in FILE… (Pod, Deployment, Service, ConfigMap, Secret,
+    PersistentVolumeClaim) and keep them at their desired state: in the foreground
+    until interrupted (then they are removed), or with --detach in the background."""
+    from dockyard.kube import controller, play
+    from dockyard.kube.load import load_files
+
+    objects = load_files(list(files))
+    for line in play.apply(engine, objects):
+        click.echo(line)
+    if detach:
+        try:
+            pid = controller.spawn(engine, objects)
+        except BaseException:
+            play.down(engine, objects)
+            raise
+        click.echo(f"controller {pid}")
+        return
+    click.echo("reconciling; interrupt to stop and remove", err=True)
+    controller.run_foreground(engine, objects)
+
+
+@kube_group.command("down")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def kube_down(engine: Engine, files: tuple[Path, ...]) -> None:
+    """Remove everything `kube play` made for the objects in FILE…"""
+    from dockyard.kube import play
+    from dockyard.kube.load import load_files
+
+    for line in play.down(engine, load_files(list(files))):
+        click.echo(f"removed {line}")
+
+
+@kube_group.command("generate")
+@click.argument("containers", nargs=-1, required=True)
+@click.option("--pin", is_flag=True, help="Reference images by digest.")
+@click.pass_obj
+def kube_generate(engine: Engine, containers: tuple[str, ...], pin: bool) -> None:
+    """Print a Deployment (and a Service for published ports) for each CONTAINER."""
+    from dockyard.kube.generate import generate
+
+    click.echo(generate(engine, list(containers), pin=pin), nl=False)
+
+
+COMMANDS = [kube_group]

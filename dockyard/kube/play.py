@@ -1,0 +1,248 @@
+"""Apply Kubernetes objects to an engine, and remove exactly what was applied.
+
+Everything made is labelled ``io.dockyard.kube.owner=<namespace>.<Kind>.<name>``
+(containers, volumes, the project network), so ``down`` of the same files finds it
+all, also after a play that failed half-way (which runs ``down`` itself before
+raising: nothing stays half-applied).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dockyard.errors import Conflict, ContainerNotFound, DockyardError, InvalidArgument, NotFound
+from dockyard.kube.load import REPLICATED, KubeObject
+from dockyard.kube.lower import (
+    INFRA_COMMAND,
+    LABEL_OWNER,
+    LABEL_POD,
+    LABEL_ROLE,
+    Context,
+    PodPlan,
+    config_data,
+    lower_pod,
+)
+
+if TYPE_CHECKING:
+    from dockyard.engine.engine import Engine
+    from dockyard.engine.records import ContainerRecord
+
+NETWORK_LABEL = "io.dockyard.kube.network"
+
+
+def network_name(namespace: str) -> str:
+    return f"kube-{namespace}"
+
+
+def kube_dir(engine: Engine) -> Path:
+    return engine.layout.root / "kube"
+
+
+def context(engine: Engine, objects: list[KubeObject]) -> Context:
+    """The lowering context: ConfigMap/Secret data and the folders of their files."""
+    data: dict[str, dict[str, str]] = {}
+    dirs: dict[str, Path] = {}
+    for obj in objects:
+        if obj.kind in ("ConfigMap", "Secret"):
+            data[obj.ref] = config_data(obj.kind, obj.body)
+            dirs[obj.ref] = kube_dir(engine) / "config" / obj.namespace / f"{obj.kind}-{obj.name}"
+    namespace = objects[0].namespace if objects else "default"
+    return Context(network_name(namespace), namespace, data, dirs)
+
+
+def plan_pods(objects: list[KubeObject], ctx: Context) -> list[tuple[str, PodPlan]]:
+    """(owner, plan) of every pod the input asks for: Pods, and Deployment replicas."""
+    plans = []
+    for obj in objects:
+        if obj.kind == "Pod":
+            plans.append((obj.owner, lower_pod(obj.name, obj.owner, obj.body.get("metadata")
+                                               or {}, obj.body["spec"], ctx)))
+        elif obj.kind in REPLICATED:
+            for _ in range(replicas(obj)):
+                plans.append((obj.owner, plan_replica(obj, ctx)))
+    return plans
+
+
+def replicas(obj: KubeObject) -> int:
+    value = obj.body["spec"].get("replicas")
+    return 1 if value is None else int(value)
+
+
+def plan_replica(obj: KubeObject, ctx: Context) -> PodPlan:
+    template = obj.body["spec"]["template"]
+    pod = f"{obj.name}-{os.urandom(3).hex()[:5]}"
+    return lower_pod(pod, obj.owner, template.get("metadata") or {}, template["spec"], ctx)
+
+
+def apply(engine: Engine, objects: list[KubeObject]) -> list[str]:
+    """Make everything; on any failure, remove what was made and raise."""
+    namespaces = {o.namespace for o in objects}
+    if len(namespaces) > 1:
+        raise InvalidArgument(f"kube: one namespace per play, not {sorted(namespaces)}")
+    owners = {o.owner for o in objects}
+    if owned(engine, owners):
+        raise Conflict("kube: these objects are already playing: run `dockyard kube down` "
+                       "with the same files first")
+    ctx = context(engine, objects)
+    plans = plan_pods(objects, ctx)  # every lowering error before anything is made
+    for image in {s.image for _, p in plans for s in (p.infra, *p.apps, *p.inits)}:
+        engine.images.get(image)
+    made: list[str] = []
+    try:
+        ensure_network(engine, ctx)
+        _write_configs(objects, ctx)
+        for obj in objects:
+            if obj.kind == "PersistentVolumeClaim":
+                engine.volumes.create(obj.name, labels={LABEL_OWNER: obj.owner})
+                made.append(f"volume {obj.name}")
+        for _, plan in plans:
+            start_pod(engine, plan)
+            made.append(f"pod {plan.name}")
+        for obj in objects:
+            if obj.kind == "Service":
+                start_service(engine, obj, ctx)
+                made.append(f"service {obj.name}")
+    except BaseException:
+        down(engine, objects)
+        raise
+    return made
+
+
+def ensure_network(engine: Engine, ctx: Context) -> None:
+    try:
+        engine.networks.get(ctx.network)
+    except NotFound:
+        engine.networks.create(ctx.network, labels={NETWORK_LABEL: ctx.namespace})
+
+
+def _write_configs(objects: list[KubeObject], ctx: Context) -> None:
+    for ref, folder in ctx.config_dirs.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        for key, value in ctx.config_data[ref].items():
+            if "/" in key or key in (".", ".."):
+                raise InvalidArgument(f"{ref}: data key {key!r} is not a file name")
+            (folder / key).write_text(value)
+            if ref.startswith("Secret/"):
+                (folder / key).chmod(0o644)
+
+
+def start_pod(engine: Engine, plan: PodPlan) -> None:
+    """Create and start one pod: infra, then each init container to completion in
+    order (a failing one fails the pod), then the containers."""
+    containers = engine.containers
+    for name in plan.volumes:
+        engine.volumes.create(name, labels={LABEL_OWNER: plan.infra.labels[LABEL_OWNER],
+                                            LABEL_POD: plan.name})
+    containers.create(plan.infra)
+    containers.start(plan.name)
+    for spec in plan.inits:
+        containers.create(spec)
+        containers.start(str(spec.name))
+        record = containers.wait_exited(str(spec.name), timeout=300)
+        if record.exit_code != 0:
+            raise DockyardError(f"pod {plan.name}: init container {spec.name} exited with "
+                                f"code {record.exit_code}")
+    for spec in plan.apps:
+        containers.create(spec)
+        containers.start(str(spec.name))
+
+
+def start_service(engine: Engine, obj: KubeObject, ctx: Context) -> None:
+    """A Service's holder: a container on the project network answering to the
+    Service's DNS names, whose network namespace the controller's proxy listens in;
+    a NodePort is published on the host from it."""
+    from dockyard.engine.spec import ContainerSpec, PortSpec
+
+    spec = obj.body["spec"]
+    image = service_image(engine, obj)
+    ports = tuple(PortSpec("", int(p["nodePort"]), int(p["port"]))
+                  for p in spec.get("ports") or [] if p.get("nodePort"))
+    fqdn = f"{obj.name}.{obj.namespace}.svc.cluster.local"
+    engine.containers.create(ContainerSpec(
+        image=image, name=service_container(obj), entrypoint=INFRA_COMMAND[:1],
+        command=INFRA_COMMAND[1:], labels={LABEL_OWNER: obj.owner, LABEL_ROLE: "service"},
+        network_mode=ctx.network, network_aliases=(obj.name, fqdn), ports=ports))
+    engine.containers.start(service_container(obj))
+
+
+def service_container(obj: KubeObject) -> str:
+    return f"svc-{obj.namespace}-{obj.name}"
+
+
+def service_image(engine: Engine, obj: KubeObject) -> str:
+    """The image the Service's holder sleeps in: that of a pod it selects."""
+    for record in engine.containers.list(all_containers=True):
+        if record.spec.labels.get(LABEL_ROLE) == "infra":
+            labels = record.spec.labels
+            if all(labels.get(k) == v for k, v in obj.body["spec"]["selector"].items()):
+                return record.spec.image
+    raise InvalidArgument(f"{obj.ref}: spec.selector matches no pod")
+
+
+def owned(engine: Engine, owners: Iterable[str]) -> list[ContainerRecord]:
+    wanted = set(owners)
+    return [r for r in engine.containers.list(all_containers=True)
+            if r.spec.labels.get(LABEL_OWNER) in wanted]
+
+
+def remove_pod(engine: Engine, pod: str) -> None:
+    """Every container of the pod (apps first, infra last) and its emptyDir volumes."""
+    records = [r for r in engine.containers.list(all_containers=True)
+               if r.spec.labels.get(LABEL_POD) == pod]
+    records.sort(key=lambda r: r.spec.labels.get(LABEL_ROLE) == "infra")
+    for record in records:
+        _remove_container(engine, record.id)
+    for volume in engine.volumes.all():
+        if volume.labels.get(LABEL_POD) == pod:
+            _remove_volume(engine, volume.name)
+
+
+def _remove_container(engine: Engine, ref: str) -> None:
+    with contextlib.suppress(ContainerNotFound):
+        engine.containers.remove(ref, force=True, volumes=True)
+
+
+def _remove_volume(engine: Engine, name: str) -> None:
+    engine.containers.unmount_volume(name)
+    with contextlib.suppress(NotFound):
+        engine.volumes.remove(name, engine.containers.volume_users(name))
+
+
+def down(engine: Engine, objects: list[KubeObject]) -> list[str]:
+    """Remove everything the objects' play made: its controller first (so nothing is
+    replaced meanwhile), then containers, volumes, config files, and the network
+    once no container uses it."""
+    from dockyard.kube import controller
+
+    owners = {o.owner for o in objects}
+    removed = controller.stop_for(engine, owners)
+    records = owned(engine, owners)
+    for pod in sorted({r.spec.labels[LABEL_POD] for r in records if LABEL_POD in r.spec.labels}):
+        remove_pod(engine, pod)
+        removed.append(f"pod {pod}")
+    for record in owned(engine, owners):
+        _remove_container(engine, record.id)
+        removed.append(f"container {record.name}")
+    for volume in engine.volumes.all():
+        if volume.labels.get(LABEL_OWNER) in owners:
+            _remove_volume(engine, volume.name)
+            removed.append(f"volume {volume.name}")
+    ctx = context(engine, objects)
+    for folder in ctx.config_dirs.values():
+        shutil.rmtree(folder, ignore_errors=True)
+    _remove_network(engine, ctx.network)
+    return removed
+
+
+def _remove_network(engine: Engine, name: str) -> None:
+    try:
+        record = engine.networks.get(name)
+    except NotFound:
+        return
+    if NETWORK_LABEL in record.labels and not engine.networks.endpoints(network=name):
+        engine.networks.remove(name)
