@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import struct
 from pathlib import Path
@@ -25,6 +24,7 @@ from aiohttp import web
 from dockyard.api import params
 from dockyard.api.server import ENGINE, _common_headers
 from dockyard.api.streams import STDERR, STDOUT, call, frame, iterate
+from dockyard.engine.attach_socket import connect as connect_attach
 from dockyard.engine.records import ACTIVE_STATES, ContainerRecord
 from dockyard.errors import DockyardError, InvalidArgument
 
@@ -45,18 +45,8 @@ STATE: web.AppKey[_State] = web.AppKey("attachments", _State)
 
 
 def _connect(bundle: Path, first_line: str) -> socket.socket:
-    """The supervisor's attach socket (through /proc/self/fd: long paths fit)."""
-    fd = os.open(bundle, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(f"/proc/self/fd/{fd}/attach.sock")
-        except OSError:
-            sock.close()
-            raise
-    finally:
-        os.close(fd)
-    sock.sendall(first_line.encode() + b"\n")
+    """The supervisor's attach socket, non-blocking for the event loop."""
+    sock = connect_attach(bundle, first_line)
     sock.setblocking(False)
     return sock
 

@@ -23,22 +23,13 @@ import tty
 from pathlib import Path
 from types import FrameType
 
+from dockyard.engine.attach_socket import connect as connect_attach
+
 EXIT_STREAM = 4  # supervise.iohub.EXIT_STREAM (the CLI does not import the supervisor)
 
 
 def _connect(bundle: Path, first_line: str) -> socket.socket:
-    fd = os.open(bundle, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(f"/proc/self/fd/{fd}/attach.sock")
-        except OSError:
-            sock.close()
-            raise
-    finally:
-        os.close(fd)
-    sock.sendall(first_line.encode() + b"\n")
-    return sock
+    return connect_attach(bundle, first_line)
 
 
 def _send_size(bundle: Path) -> None:

@@ -4,13 +4,13 @@ connection over the ready endpoints, round robin."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import socket
 import threading
 from collections.abc import Callable
 
+from dockyard.network.proxy import TcpProxy
 from dockyard.runtime.linux import syscalls
 
 
@@ -43,47 +43,18 @@ def listen_in_netns(pid: int, port: int) -> socket.socket:
     return made[0]
 
 
-class ServiceProxy:
+class ServiceProxy(TcpProxy):
     """Accepts on ``listener``; each connection goes to the next of ``endpoints()``
-    (addresses of ready pods) on ``target_port``."""
+    (addresses of ready pods) on ``target_port``; none ready: refused (closed)."""
 
     def __init__(self, listener: socket.socket, target_port: int,
                  endpoints: Callable[[], list[str]]) -> None:
-        self.listener = listener
+        super().__init__(listener)
         self.target_port = target_port
         self.endpoints = endpoints
         self._turn = itertools.count()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._forward, args=(client,), daemon=True).start()
-
-    def _forward(self, client: socket.socket) -> None:
-        upstream = self._connect()
-        if upstream is None:
-            client.close()  # no ready endpoint: the connection is refused by closing
-            return
-        pump = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
-        pump.start()
-        _pump(client, upstream)
-        pump.join()
-        client.close()
-        upstream.close()
-
-    def _connect(self) -> socket.socket | None:
+    def connect(self) -> socket.socket | None:
         ready = self.endpoints()
         if not ready:
             return None
@@ -95,14 +66,3 @@ class ServiceProxy:
             except OSError:
                 continue
         return None
-
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    source.settimeout(None)
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    with contextlib.suppress(OSError):
-        sink.shutdown(socket.SHUT_WR)

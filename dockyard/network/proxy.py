@@ -39,12 +39,18 @@ def _bound(kind: int, host_ip: str, host_port: int, suffix: str) -> socket.socke
     return sock
 
 
-class PortProxy:
-    def __init__(self, host_ip: str, host_port: int, target_ip: str, target_port: int) -> None:
-        self.target = (target_ip, target_port)
-        self.listener = _bound(socket.SOCK_STREAM, host_ip, host_port, "")
-        self.listener.listen(128)
+class TcpProxy:
+    """Accepts on ``listener`` and relays each connection (a thread each, both
+    directions spliced in the kernel) to the upstream ``connect`` gives: a published
+    port's container here, a Service's next ready endpoint in ``kube``."""
+
+    def __init__(self, listener: socket.socket) -> None:
+        self.listener = listener
         self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def connect(self) -> socket.socket | None:
+        """The upstream connection for a new client; None refuses it (closed)."""
+        raise NotImplementedError
 
     def start(self) -> None:
         self._thread.start()
@@ -63,9 +69,8 @@ class PortProxy:
             threading.Thread(target=self._splice, args=(client,), daemon=True).start()
 
     def _splice(self, client: socket.socket) -> None:
-        try:
-            upstream = socket.create_connection(self.target, timeout=5)
-        except OSError:
+        upstream = self.connect()
+        if upstream is None:
             client.close()
             return
         upstream.settimeout(None)
@@ -74,6 +79,20 @@ class PortProxy:
         finally:
             client.close()
             upstream.close()
+
+
+class PortProxy(TcpProxy):
+    def __init__(self, host_ip: str, host_port: int, target_ip: str, target_port: int) -> None:
+        self.target = (target_ip, target_port)
+        listener = _bound(socket.SOCK_STREAM, host_ip, host_port, "")
+        listener.listen(128)
+        super().__init__(listener)
+
+    def connect(self) -> socket.socket | None:
+        try:
+            return socket.create_connection(self.target, timeout=5)
+        except OSError:
+            return None
 
 
 def _pipe() -> tuple[int, int]:

@@ -57,7 +57,13 @@ def daemon() -> Iterator[Daemon]:
 
 
 def _labels(labels: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in labels.items() if k not in UNCOMPARED}
+    """The labels compared: hashes and versions aside, and ``depends_on``'s entries in
+    a sorted order (Docker Compose writes them from a Go map: any order, run to run)."""
+    kept = {k: v for k, v in labels.items() if k not in UNCOMPARED}
+    if "com.docker.compose.depends_on" in kept:
+        kept["com.docker.compose.depends_on"] = ",".join(
+            sorted(kept["com.docker.compose.depends_on"].split(",")))
+    return kept
 
 
 def _view(containers: list[dict[str, Any]], networks: list[dict[str, Any]],

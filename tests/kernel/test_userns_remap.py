@@ -39,6 +39,20 @@ def _members(data: bytes) -> dict[str, tuple[int, int]]:
         return {m.name.lstrip("./").rstrip("/"): (m.uid, m.gid) for m in archive}
 
 
+def _saved_owners(cli: Dockyard, image: str) -> dict[str, tuple[int, int]]:
+    """Owner of every entry of ``image``'s layers, as ``save`` writes them."""
+    saved = subprocess.run([*cli.argv, "--root", str(cli.root), "save", image],
+                           capture_output=True, env=cli.env, check=True).stdout
+    owners: dict[str, tuple[int, int]] = {}
+    with tarfile.open(fileobj=io.BytesIO(saved)) as outer:
+        for member in outer:
+            if member.name.endswith("layer.tar"):
+                layer = outer.extractfile(member)
+                assert layer is not None
+                owners.update(_members(layer.read()))
+    return owners
+
+
 @pytest.fixture
 def work() -> Iterator[Path]:
     """A work dir the mapped root can walk into (pytest's own tmp dirs are 0700)."""
@@ -113,15 +127,7 @@ def test_archives_carry_the_containers_ids(remapped: Dockyard, work: Path) -> No
     members = _members(exported)
     assert members["out/root-file"] == (0, 0) and members["seed/owned"] == (1000, 1000)
     remapped("commit", "src", "snap:1")
-    saved = subprocess.run([*remapped.argv, "--root", str(remapped.root), "save", "snap:1"],
-                           capture_output=True, env=remapped.env, check=True).stdout
-    owners: dict[str, tuple[int, int]] = {}
-    with tarfile.open(fileobj=io.BytesIO(saved)) as outer:
-        for member in outer:
-            if member.name.endswith("layer.tar"):
-                layer = outer.extractfile(member)
-                assert layer is not None
-                owners.update(_members(layer.read()))
+    owners = _saved_owners(remapped, "snap:1")
     assert owners["out/from-host"] == (0, 0) and owners["out/root-file"] == (0, 0)
     assert all(uid < 65536 and gid < 65536 for uid, gid in owners.values()), owners
 
@@ -140,15 +146,7 @@ def test_builds_run_and_copy_in_the_mapping(remapped: Dockyard, work: Path) -> N
     out = remapped("run", "--rm", "--network", "none", "built:1", "sh", "-c",
                    "cat /run-uid /run-map; stat -c %u:%g /copied /plain /after").stdout
     assert out.split() == ["0", "0", str(HOST_BASE), "65536", "1000:1000", "0:0", "0:0"]
-    saved = subprocess.run([*remapped.argv, "--root", str(remapped.root), "save", "built:1"],
-                           capture_output=True, env=remapped.env, check=True).stdout
-    owners: dict[str, tuple[int, int]] = {}
-    with tarfile.open(fileobj=io.BytesIO(saved)) as outer:
-        for member in outer:
-            if member.name.endswith("layer.tar"):
-                layer = outer.extractfile(member)
-                assert layer is not None
-                owners.update(_members(layer.read()))
+    owners = _saved_owners(remapped, "built:1")
     assert owners["copied"] == (1000, 1000) and owners["plain"] == (0, 0)
     assert owners["run-uid"] == (0, 0) and owners["after"] == (0, 0)
 
