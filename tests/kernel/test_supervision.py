@@ -42,6 +42,18 @@ def status_of(bundle: Path) -> dict[str, Any]:
     return data
 
 
+def adopted_by_a_new_supervisor(bundle: Path, old: dict[str, Any]) -> dict[str, Any] | None:
+    """The status once a supervisor other than ``old``'s runs the container (None
+    before; a status being rewritten counts as before)."""
+    try:
+        now = status_of(bundle)
+    except (OSError, ValueError):
+        return None
+    fresh = now["supervisor_pid"] not in (0, old["supervisor_pid"]) and \
+        not gone(now["supervisor_pid"]) and now["state"] == "running"
+    return now if fresh else None
+
+
 
 def in_own_group(dy: Dockyard, *args: str) -> subprocess.CompletedProcess[str]:
     """The CLI in a session of its own, beside a sentinel in the same process group: a
@@ -221,10 +233,9 @@ def test_the_zygote_readopts_a_container_whose_supervisor_was_killed(box: Dockya
         "box:1", "sleep", "300")
     bundle = bundle_of(box, "watched")
     before = kill_supervisor(bundle)
-    adopted = until("a new supervisor", lambda: (
-        (s := status_of(bundle))["supervisor_pid"] not in (0, before["supervisor_pid"])
-        and not gone(s["supervisor_pid"]) and s))
-    assert adopted["pid"] == before["pid"] and adopted["state"] == "running"
+    adopted = until("a new supervisor running it",
+                    lambda: adopted_by_a_new_supervisor(bundle, before))
+    assert adopted["pid"] == before["pid"]
     os.kill(before["pid"], signal.SIGKILL)  # the new supervisor applies the policy
     until("the policy restart", lambda: (
         (s := status_of(bundle))["state"] == "running" and s["pid"] not in (0, before["pid"])))
@@ -241,10 +252,9 @@ def test_a_tty_container_keeps_its_terminal_when_its_supervisor_is_killed(
     bundle = bundle_of(box, "teletype")
     until("some output", lambda: "tick2" in box("logs", "teletype").stdout)
     before = kill_supervisor(bundle)
-    until("a new supervisor", lambda: (
-        (s := status_of(bundle))["supervisor_pid"] not in (0, before["supervisor_pid"])
-        and not gone(s["supervisor_pid"])))
-    assert not gone(before["pid"]) and status_of(bundle)["pid"] == before["pid"]
+    adopted = until("a new supervisor running it",
+                    lambda: adopted_by_a_new_supervisor(bundle, before))
+    assert not gone(before["pid"]) and adopted["pid"] == before["pid"]
     seen = box("logs", "teletype").stdout.count("tick")
     until("output after the adoption",
           lambda: box("logs", "teletype").stdout.count("tick") >= seen + 5)
