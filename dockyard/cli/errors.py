@@ -53,6 +53,8 @@ def guarded(call: Callable[[], object], *, run: bool) -> int:
     except DockyardError as exc:
         report(exc)
         return exit_code_for(exc, run=run)
+    except BrokenPipeError:  # our reader left (`dockyard ps | head -1`): quietly, as a
+        return 128 + 13  # program SIGPIPE ends (what a shell's pipefail then sees)
     except OSError as exc:
         from dockyard.store.oserror import user_error
 

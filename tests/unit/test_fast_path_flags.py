@@ -117,3 +117,14 @@ def test_what_the_fast_path_leaves_to_click(args: list[str]) -> None:
 ])
 def test_dispatch_hands_these_to_click(argv: list[str]) -> None:
     assert fast.dispatch(argv) is None
+
+
+def test_a_reader_that_left_ends_the_command_quietly(capsys: pytest.CaptureFixture[str]) -> None:
+    """``dockyard ps | head -1``: a broken pipe is a SIGPIPE-like exit (141), no report."""
+    from dockyard.cli.errors import guarded
+
+    def write_to_a_closed_pipe() -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    assert guarded(write_to_a_closed_pipe, run=False) == 141
+    assert capsys.readouterr().err == ""
