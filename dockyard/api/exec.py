@@ -235,10 +235,15 @@ class _Run:
         accepting = asyncio.ensure_future(loop.sock_accept(self.listener))
         exited = asyncio.ensure_future(self.process.wait())
         await asyncio.wait([accepting, exited], return_when=asyncio.FIRST_COMPLETED)
-        if not accepting.done():
-            accepting.cancel()
-            return None
         exited.cancel()
+        if not accepting.done():
+            # exited first: a fast command's runtime may have sent the master and gone
+            # before the loop saw the connection, which then waits in the backlog
+            try:
+                await asyncio.wait_for(asyncio.shield(accepting), 0.5)
+            except TimeoutError:
+                accepting.cancel()
+                return None
         conn, _ = accepting.result()
         with conn:
             conn.setblocking(True)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 BUILTIN_DRIVER = "dockyard.runtime.driver"
 EXIT_HOOK_MODULE = "dockyard.engine.exit_hook"
 EXIT_HOOK_TAG = "@python"  # supervise.monitor.PYTHON_HOOK
+DIE_EVENT_MARKER = "die-event"  # in a container's folder: its exit's event went out
 
 
 def supervised(record: ContainerRecord) -> bool:
@@ -82,6 +83,18 @@ class ContainerService:
     def _event(self, action: str, record: ContainerRecord, **extra: str) -> None:
         self.events.container(action, record.id, record.name, record.image,
                               dict(record.spec.labels), **extra)
+
+    def _died(self, record: ContainerRecord) -> None:
+        """The ``die`` event of an exit, once: called with the container's lock held,
+        by its exit hook or by a removal that came first (``rm`` right after ``wait``
+        may take the lock before the hook), whichever is first; a marker in the
+        container's folder says it went out (a start removes it)."""
+        marker = self.bundle(record.id) / DIE_EVENT_MARKER
+        if record.state in ACTIVE_STATES or not record.started_at or marker.exists():
+            return
+        self._event("die", record, exitCode=str(record.exit_code))
+        with contextlib.suppress(OSError):
+            marker.touch()
 
     @functools.cached_property
     def images(self) -> ImageService:
@@ -500,6 +513,7 @@ class ContainerService:
         bundle = self.bundle(record.id)
         (bundle / "stop-requested").unlink(missing_ok=True)
         (bundle / "status.json").unlink(missing_ok=True)
+        (bundle / DIE_EVENT_MARKER).unlink(missing_ok=True)
         try:
             network = self._network(record)
             trace.mark("network planned")
@@ -752,12 +766,12 @@ class ContainerService:
         Skipped when the container was started again meanwhile."""
         record = self.get(ref)
         trace.mark("exit hook: record read")
-        self._event("die", record, exitCode=str(record.exit_code))
         if not self.bundle(record.id).exists():
             return
         try:
             with self._locked(record.id):
                 record = self.get(ref)
+                self._died(record)
                 if record.state in ACTIVE_STATES or supervised(record):
                     return
                 self._after_exit(record)
@@ -900,6 +914,8 @@ class ContainerService:
         """Everything a container leaves: runtime state, mount, snapshot, files, record."""
         from dockyard.network.ipam import Ipam
 
+        with contextlib.suppress(ContainerNotFound):  # its exit told before it goes
+            self._died(self.refresh(self.store.find(container_id)))
         self._withdraw_names(container_id)
         Ipam(self.store.db).release(container_id)
         trace.mark("cleanup: names and addresses released")
