@@ -49,8 +49,11 @@ class CgroupV1Manager:
         while not current.exists():
             missing.append(current)
             current = current.parent
-        for level in reversed(missing):
-            level.mkdir()
+        # the directory may be there already, made by a create of the same container
+        # racing ours (a policy restart beside a `restart`) that has not filled its sets
+        # yet: a task written to it then fails with ENOSPC — so fill it too, if empty
+        for level in [*reversed(missing)] or [directory]:
+            level.mkdir(exist_ok=True)
             for file in ("cpuset.cpus", "cpuset.mems"):
                 if not common.read(level, file).strip():
                     common.write(level, file, common.read(level.parent, file).strip())
