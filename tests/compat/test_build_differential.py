@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from dockyard.testing import dockerd
-from dockyard.testing.bundles import busybox_path, make_rootfs_tar
+from dockyard.testing.bundles import make_rootfs_tar
 from dockyard.testing.cli import Dockyard
 from dockyard.testing.trees import tree
+from tests.compat.daemons import busybox_dockerd
 
 pytestmark = pytest.mark.root
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "build"
@@ -37,11 +38,7 @@ CASES = ("stages", "ignore", "config", "onbuild")
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[dockerd.Daemon]:
-    if not dockerd.available():
-        pytest.skip("dockerd is not installed (Debian package docker.io)")
-    if busybox_path() is None:
-        pytest.skip("needs a static busybox (apt-get install busybox-static)")
-    with dockerd.running_dockerd("--storage-driver=vfs") as running:
+    with busybox_dockerd() as running:
         yield running
 
 

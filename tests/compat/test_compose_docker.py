@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from dockyard.testing import dockerd
-from dockyard.testing.bundles import busybox_path, make_rootfs_tar
+from dockyard.testing.bundles import make_rootfs_tar
 from dockyard.testing.cli import Dockyard, free_port
 from dockyard.testing.dockerd import DOCKER, Daemon
 from dockyard.testing.poll import until
+from tests.compat.daemons import busybox_dockerd
 
 pytestmark = pytest.mark.root
 
@@ -48,11 +48,7 @@ def _compose_binary() -> str:
 
 @pytest.fixture
 def daemon() -> Iterator[Daemon]:
-    if not dockerd.available():
-        pytest.skip("dockerd is not installed (Debian package docker.io)")
-    if busybox_path() is None:
-        pytest.skip("needs a static busybox (apt-get install busybox-static)")
-    with dockerd.running_dockerd("--storage-driver=vfs") as running:
+    with busybox_dockerd() as running:
         yield running
 
 

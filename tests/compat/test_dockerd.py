@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from dockyard.testing import dockerd
-from dockyard.testing.bundles import busybox_path, make_rootfs_tar
+from dockyard.testing.bundles import make_rootfs_tar
 from dockyard.testing.dockerd import DOCKER, Daemon
+from tests.compat.daemons import busybox_dockerd
 
 pytestmark = pytest.mark.root
 
@@ -36,12 +37,7 @@ def _runtime_path() -> str:
 
 @pytest.fixture
 def daemon() -> Iterator[Daemon]:
-    if not dockerd.available():
-        pytest.skip("dockerd is not installed (Debian package docker.io)")
-    if busybox_path() is None:
-        pytest.skip("needs a static busybox (apt-get install busybox-static)")
-    with dockerd.running_dockerd("--storage-driver=vfs",
-                                 f"--add-runtime=dy={_runtime_path()}") as running:
+    with busybox_dockerd(f"--add-runtime=dy={_runtime_path()}") as running:
         yield running
 
 
