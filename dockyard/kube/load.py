@@ -16,8 +16,10 @@ from dockyard.errors import InvalidArgument, NotImplementedFeature
 
 K8S_VERSION = "1.37"  # the schemas kube input is checked against (and generate's output)
 
-REPLICATED = ("Deployment", "ReplicaSet")  # kinds that keep `replicas` pods of a template
-SUPPORTED_KINDS = ("Pod", *REPLICATED, "Service", "ConfigMap", "Secret",
+# kinds that keep `replicas` pods of a template (a DaemonSet: one, on this host)
+REPLICATED = ("Deployment", "ReplicaSet", "DaemonSet")
+WORKLOADS = (*REPLICATED, "Job")  # kinds with a pod template
+SUPPORTED_KINDS = ("Namespace", "Pod", *WORKLOADS, "Service", "ConfigMap", "Secret",
                    "PersistentVolumeClaim")
 # fields dockyard lowers; anything else in these objects is reported
 POD_FIELDS = frozenset({"containers", "initContainers", "volumes", "restartPolicy", "hostname",
@@ -33,6 +35,10 @@ POD_SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup"})  # defaults for con
 VOLUME_FIELDS = frozenset({"name", "configMap", "secret", "persistentVolumeClaim", "emptyDir",
                            "hostPath"})
 DEPLOYMENT_FIELDS = frozenset({"replicas", "selector", "template", "strategy"})
+WORKLOAD_FIELDS = {"Deployment": DEPLOYMENT_FIELDS, "ReplicaSet": DEPLOYMENT_FIELDS,
+                   "DaemonSet": frozenset({"selector", "template", "updateStrategy"}),
+                   "Job": frozenset({"template", "completions", "parallelism",
+                                     "backoffLimit", "selector", "manualSelector"})}
 SERVICE_FIELDS = frozenset({"selector", "ports", "type", "clusterIP"})
 
 
@@ -136,11 +142,15 @@ def unsupported(obj: KubeObject) -> list[str]:
     body = obj.body
     if obj.kind == "Pod":
         return _pod_unsupported(body.get("spec") or {}, "spec")
-    if obj.kind in REPLICATED:
+    if obj.kind in WORKLOADS:
         spec = body.get("spec") or {}
-        found = _extra(spec, DEPLOYMENT_FIELDS, "spec")
+        found = _extra(spec, WORKLOAD_FIELDS[obj.kind], "spec")
         template = spec.get("template") or {}
-        return found + _pod_unsupported(template.get("spec") or {}, "spec.template.spec")
+        pod = template.get("spec") or {}
+        if obj.kind == "Job" and pod.get("restartPolicy", "Always") == "Always":
+            found.append("spec.template.spec.restartPolicy=Always (a Job's pods: Never or "
+                         "OnFailure)")
+        return found + _pod_unsupported(pod, "spec.template.spec")
     if obj.kind == "Service":
         spec = body.get("spec") or {}
         found = _extra(spec, SERVICE_FIELDS, "spec")
@@ -187,6 +197,9 @@ def _check_selectors(objects: list[KubeObject], problems: list[str]) -> None:
     for obj in objects:
         if obj.kind == "Pod":
             templates.append(obj.body.get("metadata", {}).get("labels") or {})
+        if obj.kind == "Job":  # its selector is made from its template's labels
+            template = obj.body["spec"]["template"]
+            templates.append((template.get("metadata") or {}).get("labels") or {})
         if obj.kind in REPLICATED:
             spec = obj.body["spec"]
             labels = (spec["template"].get("metadata") or {}).get("labels") or {}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dockyard.errors import Conflict, ContainerNotFound, DockyardError, InvalidArgument, NotFound
-from dockyard.kube.load import REPLICATED, KubeObject
+from dockyard.kube.load import REPLICATED, KubeObject, matches
 from dockyard.kube.lower import (
     INFRA_COMMAND,
     LABEL_OWNER,
@@ -27,6 +27,8 @@ from dockyard.kube.lower import (
     config_data,
     lower_pod,
 )
+from dockyard.kube.rollout import HASH_LABEL, bounds, strategy_of, template_hash
+from dockyard.store.atomic import atomic_write
 
 if TYPE_CHECKING:
     from dockyard.engine.engine import Engine
@@ -51,12 +53,13 @@ def context(engine: Engine, objects: list[KubeObject]) -> Context:
         if obj.kind in ("ConfigMap", "Secret"):
             data[obj.ref] = config_data(obj.kind, obj.body)
             dirs[obj.ref] = kube_dir(engine) / "config" / obj.namespace / f"{obj.kind}-{obj.name}"
-    namespace = objects[0].namespace if objects else "default"
+    namespace = next((o.namespace for o in objects if o.kind != "Namespace"), "default")
     return Context(network_name(namespace), namespace, data, dirs)
 
 
 def plan_pods(objects: list[KubeObject], ctx: Context) -> list[tuple[str, PodPlan]]:
-    """(owner, plan) of every pod the input asks for: Pods, and Deployment replicas."""
+    """(owner, plan) of every pod the input asks for: Pods, and Deployment replicas
+    (a Job's pods are the controller's to start)."""
     plans = []
     for obj in objects:
         if obj.kind == "Pod":
@@ -69,33 +72,40 @@ def plan_pods(objects: list[KubeObject], ctx: Context) -> list[tuple[str, PodPla
 
 
 def replicas(obj: KubeObject) -> int:
+    """A DaemonSet runs one pod on this host (the only node)."""
     value = obj.body["spec"].get("replicas")
-    return 1 if value is None else int(value)
+    return 1 if value is None or obj.kind == "DaemonSet" else int(value)
 
 
 def plan_replica(obj: KubeObject, ctx: Context) -> PodPlan:
+    """One pod of ``obj``'s template, labelled with the template's hash and named as
+    Kubernetes names them (``NAME-HASH-xxxxx`` for a Deployment's)."""
     template = obj.body["spec"]["template"]
-    pod = f"{obj.name}-{os.urandom(3).hex()[:5]}"
-    return lower_pod(pod, obj.owner, template.get("metadata") or {}, template["spec"], ctx)
+    digest = template_hash(template)
+    suffix = os.urandom(3).hex()[:5]
+    pod = f"{obj.name}-{digest}-{suffix}" if obj.kind == "Deployment" else f"{obj.name}-{suffix}"
+    meta = dict(template.get("metadata") or {})
+    meta["labels"] = {**(meta.get("labels") or {}), HASH_LABEL: digest}
+    spec = template["spec"]
+    if obj.kind == "Job":  # a failed pod is replaced (and counted against backoffLimit)
+        spec = {**spec, "restartPolicy": "Never"}
+    return lower_pod(pod, obj.owner, meta, spec, ctx)
 
 
 def apply(engine: Engine, objects: list[KubeObject]) -> list[str]:
     """Make everything; on any failure, remove what was made and raise."""
-    namespaces = {o.namespace for o in objects}
+    namespaces = {o.namespace for o in objects if o.kind != "Namespace"}
     if len(namespaces) > 1:
         raise InvalidArgument(f"kube: one namespace per play, not {sorted(namespaces)}")
-    owners = {o.owner for o in objects}
-    if owned(engine, owners):
-        raise Conflict("kube: these objects are already playing: run `dockyard kube down` "
-                       "with the same files first")
+    if owned(engine, {o.owner for o in objects}):
+        return update(engine, objects)
     ctx = context(engine, objects)
-    plans = plan_pods(objects, ctx)  # every lowering error before anything is made
-    for image in {s.image for _, p in plans for s in (p.infra, *p.apps, *p.inits)}:
-        engine.images.get(image)
+    plans = check(engine, objects, ctx)  # every error before anything is made
     made: list[str] = []
     try:
         ensure_network(engine, ctx)
-        _write_configs(objects, ctx)
+        write_configs(ctx)
+        made += [f"namespace {o.name}" for o in objects if o.kind == "Namespace"]
         for obj in objects:
             if obj.kind == "PersistentVolumeClaim":
                 engine.volumes.create(obj.name, labels={LABEL_OWNER: obj.owner})
@@ -105,12 +115,54 @@ def apply(engine: Engine, objects: list[KubeObject]) -> list[str]:
             made.append(f"pod {plan.name}")
         for obj in objects:
             if obj.kind == "Service":
-                start_service(engine, obj, ctx)
+                start_service(engine, obj, ctx, objects)
                 made.append(f"service {obj.name}")
     except BaseException:
         down(engine, objects)
         raise
     return made
+
+
+def check(engine: Engine, objects: list[KubeObject], ctx: Context) -> list[tuple[str, PodPlan]]:
+    """Lower every pod template and find every image (of Jobs' templates too) and
+    strategy: any error before anything is made or changed."""
+    plans = plan_pods(objects, ctx)
+    images = {s.image for _, p in plans for s in (p.infra, *p.apps, *p.inits)}
+    for obj in objects:
+        if obj.kind in (*REPLICATED, "Job"):
+            plan = plan_replica(obj, ctx)
+            images |= {s.image for s in (*plan.apps, *plan.inits)}
+        if obj.kind in REPLICATED:
+            try:
+                bounds(strategy_of(obj.kind, obj.body["spec"]), replicas(obj))
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"{obj.ref} ({obj.source}): spec.{exc}") from None
+    for image in sorted(images):
+        engine.images.get(image)
+    return plans
+
+
+def update(engine: Engine, objects: list[KubeObject]) -> list[str]:
+    """A play of objects already playing: the controller is handed the new desired
+    state (a changed template rolls out per its strategy); Services, and the set of
+    objects, stay as they are."""
+    from dockyard.kube import controller
+
+    playing = controller.playing(engine, {o.owner for o in objects})
+    if playing is None:
+        raise Conflict("kube: some of these objects are already playing (with other "
+                       "objects, or without a controller): run `dockyard kube down` first")
+    path, before = playing
+    old = {o.owner: o for o in before}
+    for obj in objects:
+        if obj.kind in ("Service", "PersistentVolumeClaim", "Namespace") and (
+                obj.body.get("spec") != old[obj.owner].body.get("spec")):
+            raise Conflict(f"kube: {obj.ref} changed: only workloads, ConfigMaps and "
+                           "Secrets change in place; run `dockyard kube down` first")
+    check(engine, objects, context(engine, objects))
+    controller.hand_over(path, objects)
+    return [f"{o.ref} {'unchanged' if o.body == old[o.owner].body else 'configured'}"
+            for o in objects]
 
 
 def ensure_network(engine: Engine, ctx: Context) -> None:
@@ -120,15 +172,15 @@ def ensure_network(engine: Engine, ctx: Context) -> None:
         engine.networks.create(ctx.network, labels={NETWORK_LABEL: ctx.namespace})
 
 
-def _write_configs(objects: list[KubeObject], ctx: Context) -> None:
+def write_configs(ctx: Context) -> None:
+    """One file per key of each ConfigMap and Secret (replaced atomically when a
+    re-applied play changes them)."""
     for ref, folder in ctx.config_dirs.items():
         folder.mkdir(parents=True, exist_ok=True)
         for key, value in ctx.config_data[ref].items():
             if "/" in key or key in (".", ".."):
                 raise InvalidArgument(f"{ref}: data key {key!r} is not a file name")
-            (folder / key).write_text(value)
-            if ref.startswith("Secret/"):
-                (folder / key).chmod(0o644)
+            atomic_write(folder / key, value.encode(), 0o644, durable=False)
 
 
 def start_pod(engine: Engine, plan: PodPlan) -> None:
@@ -152,14 +204,15 @@ def start_pod(engine: Engine, plan: PodPlan) -> None:
         containers.start(str(spec.name))
 
 
-def start_service(engine: Engine, obj: KubeObject, ctx: Context) -> None:
+def start_service(engine: Engine, obj: KubeObject, ctx: Context,
+                  objects: list[KubeObject]) -> None:
     """A Service's holder: a container on the project network answering to the
     Service's DNS names, whose network namespace the controller's proxy listens in;
     a NodePort is published on the host from it."""
     from dockyard.engine.spec import ContainerSpec, PortSpec
 
     spec = obj.body["spec"]
-    image = service_image(engine, obj)
+    image = service_image(engine, obj, objects)
     ports = tuple(PortSpec("", int(p["nodePort"]), int(p["port"]))
                   for p in spec.get("ports") or [] if p.get("nodePort"))
     fqdn = f"{obj.name}.{obj.namespace}.svc.cluster.local"
@@ -174,13 +227,18 @@ def service_container(obj: KubeObject) -> str:
     return f"svc-{obj.namespace}-{obj.name}"
 
 
-def service_image(engine: Engine, obj: KubeObject) -> str:
-    """The image the Service's holder sleeps in: that of a pod it selects."""
+def service_image(engine: Engine, obj: KubeObject, objects: list[KubeObject]) -> str:
+    """The image the Service's holder sleeps in: that of a pod it selects (or of a
+    template it selects: a Job's pods start later)."""
+    selector = obj.body["spec"]["selector"]
     for record in engine.containers.list(all_containers=True):
-        if record.spec.labels.get(LABEL_ROLE) == "infra":
-            labels = record.spec.labels
-            if all(labels.get(k) == v for k, v in obj.body["spec"]["selector"].items()):
-                return record.spec.image
+        if record.spec.labels.get(LABEL_ROLE) == "infra" and matches(selector,
+                                                                     record.spec.labels):
+            return record.spec.image
+    for other in objects:
+        template = (other.body.get("spec") or {}).get("template") or {}
+        if matches(selector, (template.get("metadata") or {}).get("labels") or {}):
+            return str(template["spec"]["containers"][0]["image"])
     raise InvalidArgument(f"{obj.ref}: spec.selector matches no pod")
 
 

@@ -1,0 +1,134 @@
+"""`dockyard kube`: the issue's canonical example whole — a Deployment `myapp` of 5
+replicas from a locally built image behind a Service: the Service spreads requests
+over the five, two killed pods come back, and playing the file again with a new image
+tag rolls out (RollingUpdate, readiness-gated) while a client loop counts zero failed
+requests; Recreate takes every old pod away before a new one starts; `kube get`
+reads it all back Kubernetes-shaped.
+
+Traffic goes only to the project bridge these tests create."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dockyard.testing.cli import Dockyard
+from dockyard.testing.poll import until
+from tests.kernel.test_kube import DATA, _address, _copy, _http, _nothing_left, _pods
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def dy(box: Dockyard) -> Iterator[Dockyard]:
+    yield box
+    for log in (box.root / "kube" / "controllers").glob("*.log"):
+        print(f"--- {log.name}\n{log.read_text()}")
+    for path in box.root.parent.glob("*.yaml"):
+        box("kube", "down", str(path), check=False)
+
+
+def _build(dy: Dockyard, tag: str) -> None:
+    context = dy.root.parent / f"ctx-{tag}"
+    context.mkdir()
+    (context / "version").write_text(f"{tag}\n")
+    (context / "Dockerfile").write_text("FROM box:1\nCOPY version /version\n"
+                                        "COPY version /www/.keep\n")
+    dy("build", "-q", "-t", f"myapp:{tag}", str(context))
+
+
+def _deployment(dy: Dockyard) -> dict[str, object]:
+    out = dy("kube", "get", "deploy", "myapp", "-o", "yaml").stdout
+    doc: dict[str, object] = yaml.safe_load(out)
+    return doc
+
+
+def _rolled_out(dy: Dockyard, replicas: int) -> bool:
+    state = _deployment(dy)["status"]
+    assert isinstance(state, dict)
+    return (state.get("updatedReplicas"), state.get("readyReplicas"),
+            state.get("replicas")) == (replicas,) * 3
+
+
+class Client(threading.Thread):
+    """Requests to the Service one after another, counting answers and failures."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(daemon=True)
+        self.address = address
+        self.answers: list[str] = []
+        self.failures = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 240  # bounded, whatever happens
+        while not self.done.is_set() and time.monotonic() < deadline:
+            body = _http(self.address, 80)
+            if body is None:
+                self.failures += 1
+            else:
+                self.answers.append(body)
+            time.sleep(0.01)
+
+
+def test_canonical_five_replicas_heal_and_roll_out_without_a_failed_request(
+        dy: Dockyard) -> None:
+    _build(dy, "v1")
+    _build(dy, "v2")
+    path = _copy(dy, "canonical.yaml")
+    dy("kube", "play", "--detach", str(path))
+    until("five ready replicas", lambda: _rolled_out(dy, 5), timeout=90, every=0.5)
+    pods = _pods(dy)
+    assert len(pods) == 5 and all(p.startswith("myapp-") for p in pods)
+    service = _address(dy, "svc-default-myapp")
+    seen: set[str] = set()
+
+    def spread() -> bool:
+        body = _http(service, 80) or ""
+        seen.add(body.split()[0] if body else "")
+        return set(pods) <= seen
+
+    until("the Service to answer from all five", spread, timeout=60)
+    assert "v1" in (_http(service, 80) or "")
+    # two pods killed: two new ones, within seconds
+    dy("kill", pods[0], pods[1])
+    until("two replacements", lambda: len(_pods(dy)) == 5 and not {pods[0], pods[1]}
+          & set(_pods(dy)), timeout=30)
+    until("five ready again", lambda: _rolled_out(dy, 5), timeout=60, every=0.5)
+    # a new image tag rolls out while a client keeps asking
+    client = Client(service)
+    client.start()
+    until("the client's first answers", lambda: len(client.answers) > 5)
+    before = set(_pods(dy))
+    out = dy("kube", "play", "--detach", str(_copy(
+        dy, "canonical.yaml", path.read_text().replace("myapp:v1", "myapp:v2")))).stdout
+    assert "Deployment/myapp configured" in out and "Service/myapp unchanged" in out
+    until("the rollout", lambda: _rolled_out(dy, 5) and not before & set(_pods(dy)),
+          timeout=180, every=0.5)
+    time.sleep(1)
+    client.done.set()
+    client.join()
+    versions = [answer.split()[1] for answer in client.answers]
+    assert client.failures == 0, f"{client.failures} failed of {len(client.answers)}"
+    assert versions[0] == "v1" and versions[-1] == "v2"
+    assert len(client.answers) > 50
+    # every old pod retired (the controller says so)
+    log = next((dy.root / "kube" / "controllers").glob("*.log")).read_text()
+    assert log.count("retired pod") == 5
+    got = _deployment(dy)
+    assert got["kind"] == "Deployment" and got["metadata"]["name"] == "myapp"  # type: ignore[index]
+    listed = json.loads(dy("kube", "get", "pods", "-o", "json").stdout)
+    assert listed["kind"] == "List" and len(listed["items"]) == 5
+    assert {i["status"]["phase"] for i in listed["items"]} == {"Running"}
+    assert {i["spec"]["containers"][0]["image"] for i in listed["items"]} == {"myapp:v2"}
+    table = dy("kube", "get", "deploy").stdout.splitlines()
+    assert table[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE"]
+    assert table[1].split() == ["myapp", "5/5", "5", "5"]
+    dy("kube", "down", str(path))
+    _nothing_left(dy)
