@@ -234,6 +234,9 @@ class Controller:
         for obj in self.objects:
             if obj.kind == "Service":
                 ready = self._endpoints(obj, records)
+                if not ready and (self.known.get(obj.ref) or obj.ref not in self.known):
+                    print(f"{obj.ref}: no ready endpoints: its connections are refused "
+                          f"(selector {obj.body['spec']['selector']})", flush=True)
                 new = ready - self.known.get(obj.ref, set())
                 self._forget_stale({address for _, address in new})
                 self.known[obj.ref] = ready

@@ -170,7 +170,8 @@ def _pod(engine: Engine, pod: str, owner: KubeObject, holder: ContainerRecord,
     addresses = engine.networks.endpoints(network=play.network_name(owner.namespace),
                                           container_id=holder.id)
     ready = status.ready(engine, members)
-    meta: dict[str, Any] = {"name": holder.spec.labels[LABEL_POD], "namespace": owner.namespace,
+    name = holder.spec.labels[LABEL_POD].removeprefix(f"{owner.namespace}.")
+    meta: dict[str, Any] = {"name": name, "namespace": owner.namespace,
                             "labels": labels, "creationTimestamp": holder.created}
     if owner.kind != "Pod":
         meta["ownerReferences"] = [{"apiVersion": owner.body["apiVersion"],

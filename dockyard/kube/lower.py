@@ -57,16 +57,17 @@ def config_data(obj_kind: str, body: dict[str, Any]) -> dict[str, str]:
 def lower_pod(pod: str, owner: str, meta: dict[str, Any], spec: dict[str, Any],
               ctx: Context) -> PodPlan:
     """The specs of pod ``pod`` from a pod ``spec`` (a Pod's, or a template's)."""
-    base = {LABEL_OWNER: owner, LABEL_POD: pod}
+    name, key = pod, pod_key(ctx.namespace, pod)
+    base = {LABEL_OWNER: owner, LABEL_POD: key}
     containers = spec["containers"]
     ports = tuple(p for c in containers for p in _ports(c))
-    mounts, volumes = _volumes(pod, spec.get("volumes") or [], ctx)
+    mounts, volumes = _volumes(key, spec.get("volumes") or [], ctx)
     infra = ContainerSpec(
-        image=containers[0]["image"], name=pod, entrypoint=INFRA_COMMAND[:1],
+        image=containers[0]["image"], name=key, entrypoint=INFRA_COMMAND[:1],
         command=INFRA_COMMAND[1:], hostname=spec.get("hostname") or pod,
         labels={**(meta.get("labels") or {}), **base, LABEL_ROLE: "infra"},
         network_mode=ctx.network, network_aliases=(pod,), ports=ports, init=False)
-    env_ctx = {"metadata.name": pod, "metadata.namespace": ctx.namespace}
+    env_ctx = {"metadata.name": name, "metadata.namespace": ctx.namespace}
     policy = spec.get("restartPolicy", "Always")
 
     pod_security = spec.get("securityContext") or {}
@@ -74,13 +75,19 @@ def lower_pod(pod: str, owner: str, meta: dict[str, Any], spec: dict[str, Any],
 
     def one(container: dict[str, Any], role: str, restart: str) -> ContainerSpec:
         security = {**pod_security, **(container.get("securityContext") or {})}
-        lowered = _container(pod, {**container, "securityContext": security},
+        lowered = _container(key, {**container, "securityContext": security},
                              {**base, LABEL_ROLE: role}, restart, mounts, ctx, env_ctx)
         return lowered._replace(stop_timeout=int(grace) if grace is not None else None)
 
     inits = tuple(one(c, "init", "no") for c in spec.get("initContainers") or [])
     apps = tuple(one(c, "app", RESTART[policy]) for c in containers)
-    return PodPlan(pod, infra, inits, apps, volumes)
+    return PodPlan(key, infra, inits, apps, volumes)
+
+
+def pod_key(namespace: str, pod: str) -> str:
+    """The name of a pod's containers (and its label): the pod's name, prefixed with
+    its namespace outside ``default`` (namespaces keep names apart)."""
+    return pod if namespace == "default" else f"{namespace}.{pod}"
 
 
 def _container(pod: str, c: dict[str, Any], labels: dict[str, str], restart: str,

@@ -132,3 +132,42 @@ def test_canonical_five_replicas_heal_and_roll_out_without_a_failed_request(
     assert table[1].split() == ["myapp", "5/5", "5", "5"]
     dy("kube", "down", str(path))
     _nothing_left(dy)
+
+
+RECREATE = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: myapp}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: myapp}}
+  strategy: {type: Recreate}
+  template:
+    metadata: {labels: {app: myapp}}
+    spec:
+      containers:
+      - {name: web, image: myapp:v1, command: [sleep, "300"]}
+"""
+
+
+def test_recreate_removes_every_old_pod_before_a_new_one_starts(dy: Dockyard) -> None:
+    _build(dy, "v1")
+    path = _copy(dy, "recreate.yaml", RECREATE)
+    dy("kube", "play", "-d", str(path))
+    old = until("two pods", lambda: len(_pods(dy)) == 2 and _pods(dy))
+    _copy(dy, "recreate.yaml", RECREATE.replace('"300"]}', '"300"], env: [{name: A, '
+                                                'value: b}]}'))
+    assert "Deployment/myapp configured" in dy("kube", "play", "-d", str(path)).stdout
+    log = next((dy.root / "kube" / "controllers").glob("*.log"))
+
+    def events() -> list[str]:
+        after = log.read_text().partition("desired state re-read")[2].splitlines()
+        return [line.split(": ")[1].split()[0] for line in after if "pod " in line]
+
+    until("the new pods", lambda: len(events()) == 4, timeout=60)
+    assert events() == ["retired", "retired", "started", "started"], log.read_text()
+    assert len(_pods(dy)) == 2 and not set(old) & set(_pods(dy))
+    env = json.loads(dy("container", "inspect", f"{_pods(dy)[0]}-web").stdout)[0]
+    assert "A=b" in env["Config"]["Env"]
+    dy("kube", "down", str(path))
+    _nothing_left(dy)
