@@ -1,0 +1,133 @@
+"""`dockyard kube`: a DaemonSet (one pod on this host), Jobs (completions,
+parallelism, backoffLimit) with their status read back, and namespaces that keep
+the same names apart."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from dockyard.testing.cli import Dockyard
+from dockyard.testing.poll import until
+from tests.kernel.test_kube import _copy, _nothing_left
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def dy(box: Dockyard) -> Iterator[Dockyard]:
+    yield box
+    for log in (box.root / "kube" / "controllers").glob("*.log"):
+        print(f"--- {log.name}\n{log.read_text()}")
+    for path in box.root.parent.glob("*.yaml"):
+        box("kube", "down", str(path), check=False)
+
+
+WORK = """\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers:
+      - {name: main, image: box:1, command: [sleep, "300"]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: batch}
+spec:
+  completions: 3
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: step, image: box:1, command: [sh, -c, "echo $HOSTNAME done"]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: broken}
+spec:
+  backoffLimit: 1
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers:
+      - {name: step, image: box:1, command: [sh, -c, "exit 4"]}
+"""
+
+
+def _get(dy: Dockyard, *args: str) -> Any:
+    return yaml.safe_load(dy("kube", "get", *args, "-o", "yaml").stdout)
+
+
+def test_daemonset_and_jobs(dy: Dockyard) -> None:
+    path = _copy(dy, "work.yaml", WORK)
+    dy("kube", "play", "-d", str(path))
+    until("the DaemonSet's pod ready", lambda: _get(dy, "ds", "agent")["status"][
+        "numberReady"] == 1)
+    done = until("the Job to complete", lambda: (_get(dy, "job", "batch")["status"].get(
+        "conditions") or [{}])[0].get("type") == "Complete" and _get(dy, "job", "batch"),
+                 timeout=60)
+    assert done["status"]["succeeded"] == 3 and "failed" not in done["status"]
+    failed = until("the broken Job to fail", lambda: (_get(dy, "job", "broken")["status"].get(
+        "conditions") or [{}])[0].get("reason") == "BackoffLimitExceeded" and _get(
+            dy, "job", "broken"), timeout=60)
+    assert failed["status"]["failed"] == 2  # the first try and one retry (backoffLimit 1)
+    pods = _get(dy, "pods")["items"]
+    by_owner: dict[str, list[dict[str, Any]]] = {}
+    for pod in pods:
+        by_owner.setdefault(pod["metadata"]["ownerReferences"][0]["name"], []).append(pod)
+    assert len(by_owner["agent"]) == 1 and by_owner["agent"][0]["status"]["phase"] == "Running"
+    assert [p["status"]["phase"] for p in by_owner["batch"]] == ["Succeeded"] * 3
+    assert [p["status"]["phase"] for p in by_owner["broken"]] == ["Failed"] * 2
+    exit_codes = {p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"]
+                  for p in by_owner["broken"]}
+    assert exit_codes == {4}
+    table = dy("kube", "get", "jobs").stdout.split()
+    assert table[3:] == ["batch", "3/3", "Complete", "broken", "0/1", "Failed"]
+    dy("kube", "down", str(path))
+    _nothing_left(dy)
+
+
+SOLO = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: NS}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: solo, namespace: NS, labels: {app: solo}}
+spec:
+  containers:
+  - {name: main, image: box:1, command: [sleep, "300"]}
+"""
+
+
+def test_namespaces_keep_the_same_names_apart(dy: Dockyard) -> None:
+    team_a = _copy(dy, "team-a.yaml", SOLO.replace("NS", "team-a"))
+    team_b = _copy(dy, "team-b.yaml", SOLO.replace("NS", "team-b"))
+    assert "namespace team-a" in dy("kube", "play", "-d", str(team_a)).stdout
+    dy("kube", "play", "-d", str(team_b))
+    for ns in ("team-a", "team-b"):
+        (pod,) = _get(dy, "pods", "-n", ns)["items"]
+        assert pod["metadata"]["name"] == "solo" and pod["metadata"]["namespace"] == ns
+        assert _get(dy, "ns", ns)["status"]["phase"] == "Active"
+        doc = json.loads(dy("container", "inspect", f"{ns}.solo-main").stdout)[0]
+        assert "kube-" + ns in doc["NetworkSettings"]["Networks"] or doc["HostConfig"][
+            "NetworkMode"].startswith("container:")
+        assert dy("exec", f"{ns}.solo-main", "hostname").stdout.strip() == "solo"
+    assert dy("kube", "get", "pods").stderr.strip() == "No resources found in default namespace."
+    dy("kube", "down", str(team_a))
+    assert "kube-team-a" not in dy("network", "ls").stdout
+    assert _get(dy, "pods", "-n", "team-b")["items"][0]["status"]["phase"] == "Running"
+    dy("kube", "down", str(team_b))
+    _nothing_left(dy)
+    assert "kube-team-b" not in dy("network", "ls").stdout
