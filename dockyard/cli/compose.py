@@ -193,6 +193,25 @@ def config_cmd(ctx: ComposeContext, only_services: bool, quiet: bool) -> None:
                nl=False)
 
 
+@compose_group.command("convert")
+@click.option("--kubernetes", is_flag=True,
+              help="Kubernetes YAML (made by dockyard.kube.generate); required.")
+@click.option("--kind", default="Deployment", show_default=True,
+              type=click.Choice(["Deployment", "Pod", "Job", "DaemonSet"]))
+@click.option("--pin", is_flag=True, help="Reference images by digest.")
+@click.pass_obj
+def convert_cmd(ctx: ComposeContext, kubernetes: bool, kind: str, pin: bool) -> None:
+    """The project as Kubernetes YAML: depends_on becomes initContainers that wait on
+    the dependency's Service (see `dockyard kube generate`)."""
+    from dockyard.cli.kube import emit
+    from dockyard.kube.generate import apps_from_compose
+
+    if not kubernetes:
+        raise InvalidArgument("compose convert: only --kubernetes is supported (the "
+                              "resolved compose file is `compose config`)")
+    emit(ctx.engine, apps_from_compose(ctx.project().plan), kind, pin)
+
+
 @compose_group.command("stop")
 @click.option("-t", "--timeout", type=int, default=None,
               help="Seconds to wait for a container to stop before killing it.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -61,14 +62,58 @@ def kube_down(engine: Engine, files: tuple[Path, ...]) -> None:
 
 
 @kube_group.command("generate")
-@click.argument("containers", nargs=-1, required=True)
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER|PROJECT...")
 @click.option("--pin", is_flag=True, help="Reference images by digest.")
+@click.option("--kind", default="Deployment", show_default=True,
+              type=click.Choice(["Deployment", "Pod", "Job", "DaemonSet"]),
+              help="The workload each app becomes.")
 @click.pass_obj
-def kube_generate(engine: Engine, containers: tuple[str, ...], pin: bool) -> None:
-    """Print a Deployment (and a Service for published ports) for each CONTAINER."""
-    from dockyard.kube.generate import generate
+def kube_generate(engine: Engine, refs: tuple[str, ...], pin: bool, kind: str) -> None:
+    """Print Kubernetes YAML for each CONTAINER, or each running compose PROJECT: a
+    workload, a Service for its ports, ConfigMaps/Secrets, PVCs for named volumes."""
+    from dockyard.errors import ContainerNotFound
+    from dockyard.kube import generate
 
-    click.echo(generate(engine, list(containers), pin=pin), nl=False)
+    apps: list[generate.App] = []
+    for ref in refs:
+        try:
+            apps += generate.apps_of_containers(engine, [ref])
+            continue
+        except ContainerNotFound:
+            members = generate.project_containers(engine, ref)
+            if not members:
+                raise
+        apps += _project_apps(engine, ref, members)
+    emit(engine, apps, kind, pin)
+
+
+def _project_apps(engine: Engine, project: str, members: list[str]) -> list[Any]:
+    """A running compose project's apps, from its compose files where they are still
+    there (env files, configs, secrets, depends_on), else from its containers."""
+    import os
+
+    from dockyard.compose.labels import CONFIG_FILES, WORKING_DIR
+    from dockyard.compose.loader import Options, load
+    from dockyard.compose.lower import lower
+    from dockyard.kube import generate
+
+    labels = engine.containers.get(members[0]).spec.labels
+    files = tuple(f for f in labels.get(CONFIG_FILES, "").split(",") if f)
+    if files and all(Path(f).is_file() for f in files):
+        options = Options(files, project, (), labels.get(WORKING_DIR))
+        return generate.apps_from_compose(lower(load(options, Path.cwd(), os.environ)))
+    return generate.apps_of_containers(engine, members)
+
+
+def emit(engine: Engine, apps: list[Any], kind: str, pin: bool) -> None:
+    """Print the YAML of ``apps`` (warnings on stderr)."""
+    from dockyard.kube import generate
+
+    image_of = (lambda image: generate.pinned(engine, image)) if pin else None
+    documents, warnings = generate.documents(apps, kind=kind, image_of=image_of)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(generate.render(documents), nl=False)
 
 
 @kube_group.command("get")

@@ -13,14 +13,13 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
 
 from dockyard.testing.cli import Dockyard
 from dockyard.testing.poll import until
-from tests.kernel.test_kube import DATA, _address, _copy, _http, _nothing_left, _pods
+from tests.kernel.test_kube import _address, _copy, _http, _nothing_left, _pods
 
 pytestmark = pytest.mark.root
 
