@@ -25,9 +25,19 @@ from typing import TYPE_CHECKING, Any
 from dockyard.errors import InternalError
 from dockyard.kube import play, rollout
 from dockyard.kube.load import REPLICATED, KubeObject, matches
-from dockyard.kube.lower import Context, PodPlan
-from dockyard.kube.proxy import ServiceProxy, listen_in_netns
-from dockyard.kube.status import Pods, alive, finished, infra, live, pods_of, ready
+from dockyard.kube.lower import LABEL_ROLE, Context, PodPlan
+from dockyard.kube.proxy import ServiceProxy
+from dockyard.kube.status import (
+    Pods,
+    alive,
+    apps,
+    finished,
+    infra,
+    initialising,
+    live,
+    pods_of,
+    ready,
+)
 from dockyard.store.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -180,10 +190,11 @@ class Controller:
         self.objects = objects
         self.state = state  # re-read on SIGHUP: a re-applied play's new desired state
         self.ctx: Context = play.context(engine, objects)
-        self.proxies: list[ServiceProxy] = []
+        self.proxies: dict[str, list[ServiceProxy]] = {}  # Service ref → its ports' proxies
         self.ready: dict[str, list[str]] = {}  # Service ref → ready pod addresses
         self.known: dict[str, set[tuple[str, str]]] = {}  # … → (pod infra id, address)
         self.draining: set[str] = set()  # pods out of their Services, about to go
+        self.failed: dict[str, str] = {}  # pod → why it failed (told once)
         self.stopping = False
         self.reload = False
 
@@ -203,7 +214,7 @@ class Controller:
             except Exception:  # a bad round is logged; the next one tries again
                 traceback.print_exc()
             time.sleep(PERIOD)
-        for proxy in self.proxies:
+        for proxy in (p for proxies in self.proxies.values() for p in proxies):
             proxy.close()
 
     def _stop(self, signum: int, frame: Any) -> None:
@@ -223,11 +234,40 @@ class Controller:
     def reconcile(self) -> None:
         records = self.engine.containers.list(all_containers=True)
         for obj in self.objects:
-            if obj.kind in REPLICATED:
-                self._scale(obj, pods_of(records, obj.owner))
-            elif obj.kind == "Job":
-                self._run_job(obj, pods_of(records, obj.owner))
+            if obj.kind in (*REPLICATED, "Job", "Pod"):
+                failed = self._initialise(obj, pods_of(records, obj.owner))
+                pods = {p: m for p, m in pods_of(records, obj.owner).items() if p not in failed}
+                if obj.kind in REPLICATED:
+                    self._scale(obj, pods)
+                elif obj.kind == "Job":
+                    self._run_job(obj, pods)
         self._refresh_services()
+
+    def _initialise(self, obj: KubeObject, pods: Pods) -> set[str]:
+        """Move each pod in its init phase on (``play.advance_pod``); a pod whose init
+        container failed is removed to be replaced (a bare Pod's stays, failed)."""
+        failed = set()
+        template = obj.body["spec"] if obj.kind == "Pod" else obj.body["spec"]["template"]
+        current = rollout.template_hash(template)
+        for pod, members in sorted(pods.items()):
+            holder = infra(members)
+            if holder is None or holder.state != "running" or apps(members) or not any(
+                    r.spec.labels.get(LABEL_ROLE) == "init" for r in members):
+                continue
+            if obj.kind != "Pod" and holder.spec.labels.get(rollout.HASH_LABEL) != current:
+                why = "its template changed while it initialised"
+            else:
+                name = pod.removeprefix(f"{obj.namespace}.")
+                why = play.advance_pod(self.engine, play.plan_of(obj, self.ctx, name), members)
+            if why in ("", "initialising") or (obj.kind in ("Pod", "Job") and why == (
+                    self.failed.get(pod))):
+                continue
+            print(f"{obj.ref}: pod {pod} failed: {why}", flush=True)
+            self.failed[pod] = why
+            if obj.kind in REPLICATED:
+                play.remove_pod(self.engine, pod)
+                failed.add(pod)
+        return failed
 
     def _refresh_services(self) -> None:
         records = self.engine.containers.list(all_containers=True)
@@ -241,6 +281,8 @@ class Controller:
                 self._forget_stale({address for _, address in new})
                 self.known[obj.ref] = ready
                 self.ready[obj.ref] = sorted(address for _, address in ready)
+                for proxy in self.proxies.get(obj.ref, []):
+                    proxy.follow(bool(ready))
 
     def _forget_stale(self, new: set[str]) -> None:
         """A new endpoint (pod) may have the address a removed pod had, even within one
@@ -261,7 +303,9 @@ class Controller:
         for pod, members in sorted(pods.items()):
             holder = infra(members)
             made_from = holder.spec.labels.get(rollout.HASH_LABEL, "") if holder else ""
-            if alive(members, wanted if made_from == current else None) and live(
+            if initialising(members):
+                states.append(rollout.PodState(pod, made_from, False))
+            elif alive(members, wanted if made_from == current else None) and live(
                     self.engine, members):
                 states.append(rollout.PodState(pod, made_from, ready(self.engine, members)))
             else:
@@ -326,11 +370,9 @@ class Controller:
                 continue
             holder = self.engine.containers.get(play.service_container(obj))
             for port in obj.body["spec"].get("ports") or []:
-                listener = listen_in_netns(holder.pid, int(port["port"]))
                 target = resolve_target(port.get("targetPort", port["port"]), self.objects)
-                proxy = ServiceProxy(listener, target, self._ready_of(obj.ref))
-                proxy.start()
-                self.proxies.append(proxy)
+                self.proxies.setdefault(obj.ref, []).append(ServiceProxy(
+                    holder.pid, int(port["port"]), target, self._ready_of(obj.ref)))
 
     def _ready_of(self, ref: str) -> Callable[[], list[str]]:
         return lambda: list(self.ready.get(ref, []))

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dockyard.errors import Conflict, ContainerNotFound, DockyardError, InvalidArgument, NotFound
+from dockyard.errors import Conflict, ContainerNotFound, InvalidArgument, NotFound
 from dockyard.kube.load import REPLICATED, KubeObject, matches
 from dockyard.kube.lower import (
     INFRA_COMMAND,
@@ -57,6 +57,14 @@ def context(engine: Engine, objects: list[KubeObject]) -> Context:
     return Context(network_name(namespace), namespace, data, dirs)
 
 
+def plan_of(obj: KubeObject, ctx: Context, pod: str) -> PodPlan:
+    """The plan of pod ``pod`` (its Kubernetes name) of ``obj``."""
+    if obj.kind == "Pod":
+        return lower_pod(obj.name, obj.owner, obj.body.get("metadata") or {},
+                         obj.body["spec"], ctx)
+    return plan_replica(obj, ctx, pod)
+
+
 def plan_pods(objects: list[KubeObject], ctx: Context) -> list[tuple[str, PodPlan]]:
     """(owner, plan) of every pod the input asks for: Pods, and Deployment replicas
     (a Job's pods are the controller's to start)."""
@@ -77,13 +85,15 @@ def replicas(obj: KubeObject) -> int:
     return 1 if value is None or obj.kind == "DaemonSet" else int(value)
 
 
-def plan_replica(obj: KubeObject, ctx: Context) -> PodPlan:
-    """One pod of ``obj``'s template, labelled with the template's hash and named as
-    Kubernetes names them (``NAME-HASH-xxxxx`` for a Deployment's)."""
+def plan_replica(obj: KubeObject, ctx: Context, pod: str | None = None) -> PodPlan:
+    """One pod of ``obj``'s template (named ``pod``, or as Kubernetes names them:
+    ``NAME-HASH-xxxxx`` for a Deployment's), labelled with the template's hash."""
     template = obj.body["spec"]["template"]
     digest = template_hash(template)
     suffix = os.urandom(3).hex()[:5]
-    pod = f"{obj.name}-{digest}-{suffix}" if obj.kind == "Deployment" else f"{obj.name}-{suffix}"
+    if pod is None:
+        pod = f"{obj.name}-{digest}-{suffix}" if obj.kind == "Deployment" else (
+            f"{obj.name}-{suffix}")
     meta = dict(template.get("metadata") or {})
     meta["labels"] = {**(meta.get("labels") or {}), HASH_LABEL: digest}
     spec = template["spec"]
@@ -184,24 +194,38 @@ def write_configs(ctx: Context) -> None:
 
 
 def start_pod(engine: Engine, plan: PodPlan) -> None:
-    """Create and start one pod: infra, then each init container to completion in
-    order (a failing one fails the pod), then the containers."""
-    containers = engine.containers
+    """Create and start one pod: its infra, then its first init container (the
+    controller starts the next ones, and then the containers: see ``advance_pod``),
+    or its containers at once."""
     for name in plan.volumes:
         engine.volumes.create(name, labels={LABEL_OWNER: plan.infra.labels[LABEL_OWNER],
                                             LABEL_POD: plan.name})
-    containers.create(plan.infra)
-    containers.start(plan.name)
+    engine.containers.create(plan.infra)
+    engine.containers.start(plan.name)
+    advance_pod(engine, plan, [])
+
+
+def advance_pod(engine: Engine, plan: PodPlan, members: list[ContainerRecord]) -> str:
+    """One step of a pod's start, from what exists (``members``): the next init
+    container once the one before exited 0, then the containers.  Returns "" once
+    the containers are started, "initialising" while an init container runs, or why
+    the pod failed (an init container exited otherwise)."""
+    made = {r.name: r for r in members}
     for spec in plan.inits:
-        containers.create(spec)
-        containers.start(str(spec.name))
-        record = containers.wait_exited(str(spec.name), timeout=300)
+        record = made.get(str(spec.name))
+        if record is None:
+            engine.containers.create(spec)
+            engine.containers.start(str(spec.name))
+            return "initialising"
+        if record.state != "exited":
+            return "initialising"
         if record.exit_code != 0:
-            raise DockyardError(f"pod {plan.name}: init container {spec.name} exited with "
-                                f"code {record.exit_code}")
+            return f"init container {spec.name} exited with code {record.exit_code}"
     for spec in plan.apps:
-        containers.create(spec)
-        containers.start(str(spec.name))
+        if str(spec.name) not in made:
+            engine.containers.create(spec)
+            engine.containers.start(str(spec.name))
+    return ""
 
 
 def start_service(engine: Engine, obj: KubeObject, ctx: Context,

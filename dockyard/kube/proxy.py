@@ -1,6 +1,6 @@
 """A Service's ClusterIP: a TCP proxy listening inside the Service holder's network
-namespace (its address and DNS names on the project network), spreading each new
-connection over the ready endpoints, round robin."""
+namespace (its address and DNS names on the project network) while it has ready
+endpoints, spreading each new connection over them, round robin."""
 
 from __future__ import annotations
 
@@ -44,15 +44,36 @@ def listen_in_netns(pid: int, port: int) -> socket.socket:
 
 
 class ServiceProxy(TcpProxy):
-    """Accepts on ``listener``; each connection goes to the next of ``endpoints()``
-    (addresses of ready pods) on ``target_port``; none ready: refused (closed)."""
+    """Listens on ``port`` in the network namespace of process ``pid`` (the
+    Service's holder) while the Service has ready endpoints, as kube-proxy rejects
+    connections to a Service without any; each connection goes to the next of
+    ``endpoints()`` (addresses of ready pods) on ``target_port``."""
 
-    def __init__(self, listener: socket.socket, target_port: int,
+    def __init__(self, pid: int, port: int, target_port: int,
                  endpoints: Callable[[], list[str]]) -> None:
-        super().__init__(listener)
+        self.pid = pid
+        self.port = port
         self.target_port = target_port
         self.endpoints = endpoints
         self._turn = itertools.count()
+        self.listening = False
+
+    def start(self) -> None:
+        """Listening follows the endpoints: see ``follow``."""
+
+    def follow(self, has_endpoints: bool) -> None:
+        if has_endpoints and not self.listening:
+            super().__init__(listen_in_netns(self.pid, self.port))
+            super().start()
+            self.listening = True
+        elif not has_endpoints and self.listening:
+            super().close()
+            self.listening = False
+
+    def close(self) -> None:
+        if self.listening:
+            super().close()
+            self.listening = False
 
     def connect(self) -> socket.socket | None:
         ready = self.endpoints()

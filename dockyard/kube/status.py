@@ -72,11 +72,26 @@ def ready(engine: Engine, members: list[ContainerRecord]) -> bool:
                if r.spec.labels.get(LABEL_PROBE) == "readiness")
 
 
+def initialising(members: list[ContainerRecord]) -> bool:
+    """The infra runs, its containers are not made yet, and no init container
+    failed: the controller is moving the pod through its initContainers."""
+    holder = infra(members)
+    return (holder is not None and holder.state == "running" and not apps(members)
+            and not _init_failed(members))
+
+
+def _init_failed(members: list[ContainerRecord]) -> bool:
+    return any(r.spec.labels.get(LABEL_ROLE) == "init" and r.state == "exited"
+               and r.exit_code != 0 for r in members)
+
+
 def finished(members: list[ContainerRecord]) -> str:
     """A run-to-completion pod: "Succeeded" (every container exited 0), "Failed"
-    (one exited otherwise), or "" while it runs."""
+    (one, or an init container, exited otherwise), or "" while it runs."""
     containers = apps(members)
-    if not containers or any(r.state in ("running", "restarting", "paused", "created")
+    if not containers:
+        return "Failed" if _init_failed(members) else ""
+    if any(r.state in ("running", "restarting", "paused", "created")
                              for r in containers):
         failed = any(r.state == "exited" and r.exit_code for r in containers)
         return "Failed" if failed else ""
@@ -90,4 +105,6 @@ def phase(engine: Engine, members: list[ContainerRecord]) -> str:
     holder = infra(members)
     if holder is None or holder.state != "running":
         return "Failed"
-    return "Running" if all(r.state == "running" for r in apps(members)) else "Pending"
+    containers = apps(members)
+    return "Running" if containers and all(r.state == "running" for r in containers) else (
+        "Pending")

@@ -224,14 +224,29 @@ def test_bad_input_is_named_and_creates_nothing(dy: Dockyard, text: str, message
     _nothing_left(dy)
 
 
-def test_a_play_failing_half_way_is_undone(dy: Dockyard) -> None:
-    text = (DATA / "myapp.yaml").read_text().replace(
+def test_a_failing_init_container_fails_its_pod_and_a_failed_play_is_undone(
+        dy: Dockyard) -> None:
+    # an init container that fails fails its pod (told, and the pod replaced), as
+    # in Kubernetes: the play itself stands
+    text = (DATA / "myapp.yaml").read_text().replace("replicas: 3", "replicas: 1").replace(
         "      containers:", "      initContainers:\n      - {name: fail, image: box:1, "
         "command: [sh, -c, 'exit 3']}\n      containers:")
     path = _copy(dy, "half.yaml", text)
-    result = dy("kube", "play", "--detach", str(path), check=False)
+    dy("kube", "play", "--detach", str(path))
+    log = next((dy.root / "kube" / "controllers").glob("*.log"))
+    until("the failure told", lambda: "init container myapp-" in log.read_text()
+          and "exited with code 3" in log.read_text())
+    dy("kube", "down", str(path))
+    _nothing_left(dy)
+    # a play that fails on the way (a hostPort already taken) leaves nothing
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        text = POD.replace("HOSTPORT", str(port)).replace("NODEPORT", str(free_port()))
+        path = _copy(dy, "taken.yaml", text)
+        result = dy("kube", "play", "--detach", str(path), check=False)
     assert result.returncode != 0
-    assert "init container myapp-" in result.stderr and "exited with code 3" in result.stderr
+    assert f"127.0.0.1:{port} failed: port is already allocated" in result.stderr
     _nothing_left(dy)
 
 

@@ -131,3 +131,65 @@ def test_namespaces_keep_the_same_names_apart(dy: Dockyard) -> None:
     dy("kube", "down", str(team_b))
     _nothing_left(dy)
     assert "kube-team-b" not in dy("network", "ls").stdout
+
+
+COMPOSE = """\
+services:
+  api:
+    image: box:1
+    env_file: [api.env]
+    command: [sh, -c, "mkdir -p /www && echo api says $$GREETING > /www/index.html
+              && echo kept > /data/mark && exec httpd -f -p 8080 -h /www"]
+    ports: ["8080"]
+    volumes: [data:/data]
+    healthcheck:
+      test: [CMD, wget, -q, -O, /dev/null, "http://127.0.0.1:8080/"]
+      interval: 1s
+  front:
+    image: box:1
+    depends_on:
+      api: {condition: service_healthy}
+    command: [sh, -c, "mkdir -p /www && until wget -q -O /www/index.html http://api:8080/;
+              do sleep 1; done && exec httpd -f -p 8081 -h /www"]
+    ports: ["127.0.0.1:HOSTPORT:8081"]
+volumes:
+  data: {}
+"""
+
+
+def test_compose_project_round_trip(dy: Dockyard) -> None:
+    from dockyard.kube.load import schema_error
+    from dockyard.testing.cli import free_port
+    from tests.kernel.test_kube import _address, _http
+
+    folder = dy.root.parent / "rt"
+    folder.mkdir()
+    port = free_port()
+    (folder / "compose.yaml").write_text(COMPOSE.replace("HOSTPORT", str(port)))
+    (folder / "api.env").write_text("GREETING=hello-from-env\n")
+    compose = ["compose", "-f", str(folder / "compose.yaml"), "-p", "rt"]
+    dy(*compose, "up", "-d")
+    try:
+        before = until("the compose app", lambda: _http("127.0.0.1", port), timeout=60)
+        generated = dy("kube", "generate", "rt").stdout
+        converted = dy(*compose, "convert", "--kubernetes").stdout
+    finally:
+        dy(*compose, "down", "-v")
+    assert before == "api says hello-from-env"
+    assert generated == converted
+    docs = list(yaml.safe_load_all(generated))
+    assert all(schema_error(d) is None for d in docs)
+    assert generated.startswith("# Kubernetes 1.37 objects")
+    kinds = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    assert kinds == [("PersistentVolumeClaim", "rt-data"), ("ConfigMap", "api-env"),
+                     ("Deployment", "api"), ("Service", "api"), ("Deployment", "front"),
+                     ("Service", "front")]
+    front = docs[4]["spec"]["template"]["spec"]
+    assert front["initContainers"][0]["name"] == "wait-for-api"
+    path = _copy(dy, "rt.yaml", generated)
+    dy("kube", "play", "-d", str(path))
+    service = _address(dy, "svc-default-front")
+    assert until("the same app under kube play", lambda: _http(service, 8081),
+                 timeout=60) == before
+    dy("kube", "down", str(path))
+    _nothing_left(dy)
