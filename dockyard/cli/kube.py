@@ -147,4 +147,38 @@ def kube_get(engine: Engine, kind: str, name: str | None, namespace: str,
         click.echo("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+@kube_group.command("apply")
+@click.option("-f", "--filename", "files", multiple=True, required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="YAML to apply.")
+@click.option("--context", default=None, help="The kubeconfig context (default: current).")
+@click.option("--kubeconfig", default=None, help="Instead of $KUBECONFIG / ~/.kube/config.")
+@click.option("-n", "--namespace", default=None, help="Instead of the context's namespace.")
+@click.option("--push-to", default=None, metavar="REGISTRY",
+              help="Push local images there first; reference them by digest.")
+@click.pass_obj
+def kube_apply(engine: Engine, files: tuple[Path, ...], context: str | None,
+               kubeconfig: str | None, namespace: str | None, push_to: str | None) -> None:
+    """Send the objects in the files to a cluster (server-side apply, field manager
+    `dockyard`), after a dry run of them all: nothing is applied if any is refused."""
+    from dockyard.errors import InvalidArgument
+    from dockyard.kube import apply
+
+    texts = []
+    for path in files:
+        try:
+            texts.append((str(path), path.read_text()))
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc
+    documents = apply.load_documents(texts)
+    target = apply.connect(kubeconfig, context)
+    if namespace:
+        target = target._replace(namespace=namespace)
+    if push_to:
+        documents, pushed = apply.push_images(engine, documents, push_to)
+        for line in pushed:
+            click.echo(line)
+    for line in apply.apply(target, documents):
+        click.echo(line)
+
+
 COMMANDS = [kube_group]
