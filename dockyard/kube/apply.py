@@ -87,7 +87,7 @@ def apply(target: Target, documents: list[dict[str, Any]]) -> list[str]:
     created = {d["metadata"]["name"] for d in documents if d["kind"] == "Namespace"}
     for doc in documents:  # a namespace made by this input does not exist yet
         if (doc.get("metadata") or {}).get("namespace") not in created:
-            pass
+            _patch(target, doc, dry_run=True)
     return [_patch(target, doc, dry_run=False) for doc in _ordered(documents)]
 
 
