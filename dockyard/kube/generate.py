@@ -41,6 +41,9 @@ class App(NamedTuple):
     depends_on: tuple[str, ...] = ()  # names of the apps it waits for
     env_file: dict[str, str] = {}  # what came from env files: a ConfigMap of its own
     files: tuple[FileSource, ...] = ()
+    more: tuple[tuple[str, ContainerSpec], ...] = ()  # a pod's other containers (name, spec)
+    inits: tuple[tuple[str, ContainerSpec], ...] = ()  # … and its init containers
+    container: str = ""  # the first container's name (default: the app's)
 
 
 def dns_name(name: str) -> str:
@@ -62,7 +65,35 @@ def render(documents: list[dict[str, Any]]) -> str:
 
 
 def apps_of_containers(engine: Engine, refs: list[str]) -> list[App]:
-    return [App(dns_name(r.name), r.spec) for r in (engine.containers.get(ref) for ref in refs)]
+    """A container each; a pod that ``kube play`` made (named by its infra, the
+    pod's name) with all its containers."""
+    from dockyard.kube.lower import LABEL_POD, LABEL_ROLE
+
+    apps = []
+    for record in (engine.containers.get(ref) for ref in refs):
+        labels = record.spec.labels
+        if labels.get(LABEL_ROLE) != "infra":
+            apps.append(App(dns_name(record.name), record.spec))
+            continue
+        members = [r for r in engine.containers.list(all_containers=True)
+                   if r.spec.labels.get(LABEL_POD) == labels[LABEL_POD]]
+        members.sort(key=lambda r: r.created)
+
+        containers, inits = ([(dns_name(r.name[len(record.name) + 1:]), _bare(r.spec))
+                              for r in members if r.spec.labels.get(LABEL_ROLE) == role]
+                             for role in ("app", "init"))
+        if not containers:
+            raise InvalidArgument(f"kube generate: pod {record.name} has no containers yet")
+        first = containers[0][1]._replace(ports=record.spec.ports)  # the infra's hostPorts
+        name = record.spec.hostname or record.name
+        apps.append(App(dns_name(name), first, more=tuple(containers[1:]),
+                        inits=tuple(inits), container=containers[0][0]))
+    return apps
+
+
+def _bare(spec: ContainerSpec) -> ContainerSpec:
+    """A pod member's spec without what play added: labels, the infra's namespaces."""
+    return spec._replace(labels={}, network_mode="bridge", ipc_mode=None, uts_mode=None)
 
 
 def project_containers(engine: Engine, project: str) -> list[str]:
@@ -136,8 +167,7 @@ def documents(apps: list[App], *, kind: str = "Deployment",
     out: list[dict[str, Any]] = []
     claims: list[str] = []
     for app in apps:
-        image = image_of(app.spec.image) if image_of else app.spec.image
-        pod, extra = _pod(app, image, services, warnings)
+        pod, extra = _pod(app, image_of or (lambda i: i), services, warnings)
         for claim in _claims(app):
             if claim not in claims:
                 claims.append(claim)
@@ -189,13 +219,25 @@ def _pvc(claim: str) -> dict[str, Any]:
 
 
 def _claims(app: App) -> list[str]:
-    return [dns_name(m.source) for m in app.spec.mounts if m.type == "volume" and m.source]
+    specs = [app.spec, *(s for _, s in (*app.more, *app.inits))]
+    return [dns_name(m.source) for spec in specs for m in spec.mounts
+            if m.type == "volume" and m.source]
 
 
-def _pod(app: App, image: str, services: dict[str, App],
+def _pod(app: App, pin: Any, services: dict[str, App],
          warnings: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    container = _container(app.name, app.spec, image, behind_service=bool(app.spec.ports))
+    image = pin(app.spec.image)
+    container = _container(app.container or app.name, app.spec, image,
+                           behind_service=bool(app.spec.ports))
     volumes, mounts, extra = _volumes(app, warnings)
+    others = []
+    for n, (name, spec) in enumerate((*app.inits, *app.more)):
+        other = _container(name, spec, pin(spec.image), behind_service=False)
+        more_volumes, more_mounts = _mounts_of(spec, f"c{n}", warnings, app.name)
+        volumes += [v for v in more_volumes if v not in volumes]
+        if more_mounts:
+            other["volumeMounts"] = more_mounts
+        others.append(other)
     if app.env_file:
         config = f"{app.name}-env"
         extra.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": config},
@@ -214,9 +256,10 @@ def _pod(app: App, image: str, services: dict[str, App],
         if dep not in services:
             warnings.append(f"{app.name}: depends on {dep}, which publishes no port: no "
                             "Service to wait on (not waited for)")
+    waits += others[:len(app.inits)]
     if waits:
         pod["initContainers"] = waits
-    pod["containers"] = [container]
+    pod["containers"] = [container, *others[len(app.inits):]]
     if volumes:
         pod["volumes"] = volumes
     return pod, extra
@@ -233,18 +276,8 @@ def _wait(dep: str, target: App, image: str) -> dict[str, Any]:
 
 def _volumes(app: App, warnings: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
                                                      list[dict[str, Any]]]:
-    volumes: list[dict[str, Any]] = []
-    mounts: list[dict[str, Any]] = []
+    volumes, mounts = _mounts_of(app.spec, "", warnings, app.name)
     extra: list[dict[str, Any]] = []
-    for i, mount in enumerate(app.spec.mounts):
-        volume = _volume(mount, f"vol-{i}", warnings, app.name)
-        if volume is not None:
-            volumes.append(volume)
-            mounts.append({"name": volume["name"], "mountPath": mount.target,
-                           **({"readOnly": True} if mount.readonly else {})})
-    for i, tmpfs in enumerate(app.spec.tmpfs):
-        volumes.append({"name": f"tmp-{i}", "emptyDir": {"medium": "Memory"}})
-        mounts.append({"name": f"tmp-{i}", "mountPath": tmpfs.target})
     groups: dict[tuple[str, str], dict[str, str]] = {}
     for source in app.files:
         folder, key = posixpath.split(source.target)
@@ -261,6 +294,23 @@ def _volumes(app: App, warnings: list[str]) -> tuple[list[dict[str, Any]], list[
         volumes.append({"name": name, key: ref})
         mounts.append({"name": name, "mountPath": folder, "readOnly": True})
     return volumes, mounts, extra
+
+
+def _mounts_of(spec: ContainerSpec, prefix: str, warnings: list[str],
+               app: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The volumes one container's mounts need, and its volumeMounts."""
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    for i, mount in enumerate(spec.mounts):
+        volume = _volume(mount, f"{prefix}vol-{i}", warnings, app)
+        if volume is not None:
+            volumes.append(volume)
+            mounts.append({"name": volume["name"], "mountPath": mount.target,
+                           **({"readOnly": True} if mount.readonly else {})})
+    for i, tmpfs in enumerate(spec.tmpfs):
+        volumes.append({"name": f"{prefix}tmp-{i}", "emptyDir": {"medium": "Memory"}})
+        mounts.append({"name": f"{prefix}tmp-{i}", "mountPath": tmpfs.target})
+    return volumes, mounts
 
 
 def _volume(mount: MountSpec, name: str, warnings: list[str], app: str) -> dict[str, Any] | None:

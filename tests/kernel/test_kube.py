@@ -201,6 +201,14 @@ def test_pod_shares_namespaces_and_uses_config_sources(dy: Dockyard) -> None:
         "Memory"]
     assert memory == 32 * 2**20
     assert "data" in dy("volume", "ls", "-q").stdout.split()
+    # the played pod, generated back: one Pod with both containers and the init one
+    import yaml
+
+    docs = list(yaml.safe_load_all(dy("kube", "generate", "--kind", "Pod", "duo").stdout))
+    (pod,) = [d for d in docs if d["kind"] == "Pod"]
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["web", "side"]
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["prep"]
+    assert all(schema_error(d) is None for d in docs)
     dy("kube", "down", str(path))
     _nothing_left(dy)
 
@@ -352,7 +360,11 @@ def test_readiness_gates_the_service_endpoints(dy: Dockyard) -> None:
     dy("kube", "play", "-d", str(path))
     first, second = _pods(dy)
     service = _address(dy, "svc-default-myapp")
-    assert _http(service, 80) is None  # no pod ready: the connection is closed
+    assert _http(service, 80) is None  # no pod ready: the connection is refused
+    # a Service without endpoints says so: in `kube get ep` and in the controller's log
+    assert dy("kube", "get", "ep", "myapp").stdout.split()[2:] == ["myapp", "<none>"]
+    log = next((dy.root / "kube" / "controllers").glob("*.log")).read_text()
+    assert "Service/myapp: no ready endpoints: its connections are refused" in log
     dy("exec", f"{first}-web", "touch", "/tmp/ready")
     until("the ready pod behind the Service", lambda: _http(service, 80))
     assert {(_http(service, 80) or "").split()[0] for _ in range(6)} == {first}
