@@ -91,8 +91,7 @@ def finished(members: list[ContainerRecord]) -> str:
     containers = apps(members)
     if not containers:
         return "Failed" if _init_failed(members) else ""
-    if any(r.state in ("running", "restarting", "paused", "created")
-                             for r in containers):
+    if any(r.state in ("running", "restarting", "paused", "created") for r in containers):
         failed = any(r.state == "exited" and r.exit_code for r in containers)
         return "Failed" if failed else ""
     return "Succeeded" if all(r.exit_code == 0 for r in containers) else "Failed"
