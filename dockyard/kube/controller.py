@@ -26,6 +26,7 @@ from dockyard.errors import InternalError
 from dockyard.kube import play, rollout
 from dockyard.kube.load import REPLICATED, KubeObject, matches
 from dockyard.kube.lower import LABEL_ROLE, Context, PodPlan
+from dockyard.kube.prober import Prober, probes_of
 from dockyard.kube.proxy import ServiceProxy
 from dockyard.kube.status import (
     Pods,
@@ -135,7 +136,7 @@ def stop_for(engine: Engine, owners: set[str]) -> list[str]:
         if pid and _is_controller(pid, path):
             _terminate(pid)
             stopped.append(f"controller {pid}")
-        for suffix in (".json", ".log", ".ready"):
+        for suffix in (".json", ".log", ".ready", ".probes"):
             path.with_suffix(suffix).unlink(missing_ok=True)
     return stopped
 
@@ -195,6 +196,7 @@ class Controller:
         self.known: dict[str, set[tuple[str, str]]] = {}  # … → (pod infra id, address)
         self.draining: set[str] = set()  # pods out of their Services, about to go
         self.failed: dict[str, str] = {}  # pod → why it failed (told once)
+        self.prober = Prober()
         self.stopping = False
         self.reload = False
 
@@ -233,6 +235,7 @@ class Controller:
 
     def reconcile(self) -> None:
         records = self.engine.containers.list(all_containers=True)
+        self._probe(records)
         for obj in self.objects:
             if obj.kind in (*REPLICATED, "Job", "Pod"):
                 failed = self._initialise(obj, pods_of(records, obj.owner))
@@ -268,6 +271,27 @@ class Controller:
                 play.remove_pod(self.engine, pod)
                 failed.add(pod)
         return failed
+
+    def _probe(self, records: list[ContainerRecord]) -> None:
+        """Run the network probes that are due, against each pod's address."""
+        pods = pods_of(records)
+        for members in pods.values():
+            holder = infra(members)
+            for record in apps(members):
+                probes = probes_of(record.spec.labels)
+                if holder is None or record.state != "running" or not probes:
+                    continue
+                address = self._address(holder.id)
+                for kind, probe in probes.items():
+                    if address:
+                        self.prober.run(record.id, kind, probe, address, _started(record))
+        self.prober.forget({r.id for r in records})
+        if self.state is not None:
+            self.prober.save(self.state.with_suffix(".probes"))
+
+    def _address(self, infra_id: str) -> str:
+        found = self.engine.networks.endpoints(network=self.ctx.network, container_id=infra_id)
+        return found[0].address.split("/")[0] if found else ""
 
     def _refresh_services(self) -> None:
         records = self.engine.containers.list(all_containers=True)
@@ -306,8 +330,9 @@ class Controller:
             if initialising(members):
                 states.append(rollout.PodState(pod, made_from, False))
             elif alive(members, wanted if made_from == current else None) and live(
-                    self.engine, members):
-                states.append(rollout.PodState(pod, made_from, ready(self.engine, members)))
+                    self.engine, members, self.prober.verdicts()):
+                states.append(rollout.PodState(pod, made_from, ready(
+                    self.engine, members, self.prober.verdicts())))
             else:
                 print(f"{obj.ref}: pod {pod} failed: replacing it", flush=True)
                 play.remove_pod(self.engine, pod)
@@ -358,7 +383,8 @@ class Controller:
             holder = infra(members)
             if holder is None or pod in self.draining:
                 continue
-            if matches(selector, holder.spec.labels) and ready(self.engine, members):
+            if matches(selector, holder.spec.labels) and ready(self.engine, members,
+                                                               self.prober.verdicts()):
                 for endpoint in self.engine.networks.endpoints(network=self.ctx.network,
                                                                container_id=holder.id):
                     addresses.add((holder.id, endpoint.address.split("/")[0]))
@@ -376,6 +402,17 @@ class Controller:
 
     def _ready_of(self, ref: str) -> Callable[[], list[str]]:
         return lambda: list(self.ready.get(ref, []))
+
+
+def _started(record: ContainerRecord) -> float:
+    """When the container started, on the monotonic clock."""
+    from datetime import datetime
+
+    try:
+        wall = datetime.fromisoformat(record.started_at).timestamp()
+    except ValueError:
+        return time.monotonic()
+    return time.monotonic() - max(0.0, time.time() - wall)
 
 
 def job_numbers(spec: dict[str, Any]) -> tuple[int, int, int]:

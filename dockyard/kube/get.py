@@ -12,6 +12,7 @@ from dockyard.errors import InvalidArgument, NotFound
 from dockyard.kube import controller, play, rollout, status
 from dockyard.kube.load import REPLICATED, KubeObject, matches
 from dockyard.kube.lower import LABEL_OWNER, LABEL_POD
+from dockyard.kube.prober import read_verdicts
 
 if TYPE_CHECKING:
     from dockyard.engine.engine import Engine
@@ -89,7 +90,8 @@ def _replicated(engine: Engine, obj: KubeObject, pods: status.Pods) -> dict[str,
     current = rollout.template_hash(obj.body["spec"]["template"])
     total = len(pods)
     updated = sum(1 for m in pods.values() if _hash(m) == current)
-    ready = sum(1 for m in pods.values() if status.ready(engine, m))
+    verdicts = read_verdicts(controller.state_dir(engine))
+    ready = sum(1 for m in pods.values() if status.ready(engine, m, verdicts))
     want = play.replicas(obj)
     if obj.kind == "DaemonSet":
         return {"currentNumberScheduled": total, "desiredNumberScheduled": want,
@@ -169,7 +171,8 @@ def _pod(engine: Engine, pod: str, owner: KubeObject, holder: ContainerRecord,
     spec = owner.body["spec"] if owner.kind == "Pod" else owner.body["spec"]["template"]["spec"]
     addresses = engine.networks.endpoints(network=play.network_name(owner.namespace),
                                           container_id=holder.id)
-    ready = status.ready(engine, members)
+    verdicts = read_verdicts(controller.state_dir(engine))
+    ready = status.ready(engine, members, verdicts)
     name = holder.spec.labels[LABEL_POD].removeprefix(f"{owner.namespace}.")
     meta: dict[str, Any] = {"name": name, "namespace": owner.namespace,
                             "labels": labels, "creationTimestamp": holder.created}
@@ -183,10 +186,12 @@ def _pod(engine: Engine, pod: str, owner: KubeObject, holder: ContainerRecord,
                 "podIP": addresses[0].address.split("/")[0] if addresses else "",
                 "startTime": holder.started_at,
                 "conditions": [_condition("Ready", ready, "")],
-                "containerStatuses": [_container(engine, r) for r in status.apps(members)]}}
+                "containerStatuses": [_container(engine, r, verdicts)
+                                      for r in status.apps(members)]}}
 
 
-def _container(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
+def _container(engine: Engine, record: ContainerRecord,
+               verdicts: dict[str, bool]) -> dict[str, Any]:
     if record.state == "running":
         state: dict[str, Any] = {"running": {"startedAt": record.started_at}}
     elif record.state == "exited":
@@ -196,7 +201,7 @@ def _container(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
         state = {"waiting": {"reason": record.state.capitalize()}}
     probe = record.spec.labels.get("io.dockyard.kube.probe")
     ready = record.state == "running" and (probe != "readiness" or status.health(
-        engine, record) == "healthy")
+        engine, record) == "healthy") and verdicts.get(f"{record.id}/readiness", True)
     pod = record.spec.labels[LABEL_POD]
     return {"name": record.name[len(pod) + 1:], "image": record.spec.image,
             "imageID": record.image_id, "ready": ready, "restartCount": record.restart_count,

@@ -176,11 +176,14 @@ def _pod_unsupported(spec: dict[str, Any], at: str) -> list[str]:
                 found.append(f"{here}.imagePullPolicy=Always (local images only)")
             for kind in ("livenessProbe", "readinessProbe"):
                 probe = container.get(kind)
-                if probe and "exec" not in probe:
-                    found.append(f"{here}.{kind} (only exec probes)")
-            if container.get("livenessProbe") and container.get("readinessProbe"):
-                found.append(f"{here}.readinessProbe (with a livenessProbe: one probe a "
-                             "container)")
+                if probe and not {"exec", "httpGet", "tcpSocket"} & set(probe):
+                    found.append(f"{here}.{kind} (exec, httpGet and tcpSocket probes only)")
+                if (probe or {}).get("httpGet", {}).get("scheme", "HTTP") != "HTTP":
+                    found.append(f"{here}.{kind}.httpGet.scheme (HTTP only)")
+            if all("exec" in (container.get(k) or {}) for k in ("livenessProbe",
+                                                                 "readinessProbe")):
+                found.append(f"{here}.readinessProbe (with an exec livenessProbe: one exec "
+                             "probe a container)")
     for i, volume in enumerate(spec.get("volumes") or []):
         found += _extra(volume, VOLUME_FIELDS, f"{at}.volumes[{i}]")
     return found

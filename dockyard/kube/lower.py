@@ -104,10 +104,13 @@ def _container(pod: str, c: dict[str, Any], labels: dict[str, str], restart: str
         if "runAsGroup" in security:
             user += f":{security['runAsGroup']}"
     caps = security.get("capabilities") or {}
-    probe_kind = "readiness" if c.get("readinessProbe") else "liveness"
-    probe = c.get("readinessProbe") or c.get("livenessProbe")
+    execs = {k: c[f"{k}Probe"] for k in ("readiness", "liveness")
+             if "exec" in (c.get(f"{k}Probe") or {})}
+    probe_kind = "readiness" if "readiness" in execs else "liveness"
+    probe = execs.get(probe_kind)  # the exec one: the healthcheck
     if probe:
         labels = {**labels, LABEL_PROBE: probe_kind}
+    labels = {**labels, **_net_probes(c, where)}
     return ContainerSpec(
         image=c["image"], name=f"{pod}-{c['name']}",
         entrypoint=tuple(command) if command is not None else None,
@@ -213,6 +216,31 @@ def _mounts(c: dict[str, Any], volumes: dict[str, MountSpec], where: str) -> tup
         mounts.append(mount._replace(target=item["mountPath"],
                                      readonly=mount.readonly or bool(item.get("readOnly"))))
     return tuple(mounts)
+
+
+def _net_probes(c: dict[str, Any], where: str) -> dict[str, str]:
+    """httpGet and tcpSocket probes as labels the controller runs them from (a named
+    port resolved against the container's ports)."""
+    import json
+
+    from dockyard.kube.prober import LABEL
+
+    found = {}
+    for kind in ("readiness", "liveness"):
+        probe = c.get(f"{kind}Probe") or {}
+        action = "httpGet" if "httpGet" in probe else "tcpSocket" if "tcpSocket" in probe else ""
+        if not action:
+            continue
+        port = probe[action]["port"]
+        if not (isinstance(port, int) or str(port).isdigit()):
+            named = [p["containerPort"] for p in c.get("ports") or [] if p.get("name") == port]
+            if not named:
+                raise InvalidArgument(f"{where}: {kind}Probe.{action}.port: no container port "
+                                      f"named {port!r}")
+            port = named[0]
+        probe = {**probe, action: {**probe[action], "port": int(port)}}
+        found[f"{LABEL}{kind}"] = json.dumps(probe, sort_keys=True)
+    return found
 
 
 def _probe(probe: dict[str, Any] | None) -> Healthcheck | None:

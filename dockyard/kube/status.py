@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from dockyard.errors import DockyardError
 from dockyard.kube.lower import LABEL_OWNER, LABEL_POD, LABEL_PROBE, LABEL_ROLE
+from dockyard.kube.prober import probes_of
 
 if TYPE_CHECKING:
     from dockyard.engine.engine import Engine
@@ -58,15 +59,25 @@ def health(engine: Engine, record: ContainerRecord) -> str:
     return ""
 
 
-def live(engine: Engine, members: list[ContainerRecord]) -> bool:
-    """No livenessProbe (a container's healthcheck) says unhealthy."""
+def live(engine: Engine, members: list[ContainerRecord],
+         verdicts: dict[str, bool] | None = None) -> bool:
+    """No livenessProbe says failing: an exec one (the container's healthcheck says
+    unhealthy) or a network one (the controller's ``verdicts``)."""
+    if any(verdicts is not None and verdicts.get(f"{r.id}/liveness") is False
+           for r in members if "liveness" in probes_of(r.spec.labels)):
+        return False
     return not any(health(engine, r) == "unhealthy" for r in members
                    if r.spec.labels.get(LABEL_PROBE) == "liveness")
 
 
-def ready(engine: Engine, members: list[ContainerRecord]) -> bool:
-    """Alive, every container running, and every readinessProbe passing."""
+def ready(engine: Engine, members: list[ContainerRecord],
+          verdicts: dict[str, bool] | None = None) -> bool:
+    """Alive, every container running, and every readinessProbe passing (exec: the
+    healthcheck says healthy; network: the controller's ``verdicts`` say so)."""
     if not alive(members, None) or any(r.state != "running" for r in apps(members)):
+        return False
+    if not all((verdicts or {}).get(f"{r.id}/readiness") for r in members
+               if "readiness" in probes_of(r.spec.labels)):
         return False
     return all(health(engine, r) == "healthy" for r in members
                if r.spec.labels.get(LABEL_PROBE) == "readiness")

@@ -5,6 +5,7 @@ the same names apart."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -191,5 +192,62 @@ def test_compose_project_round_trip(dy: Dockyard) -> None:
     service = _address(dy, "svc-default-front")
     assert until("the same app under kube play", lambda: _http(service, 8081),
                  timeout=60) == before
+    dy("kube", "down", str(path))
+    _nothing_left(dy)
+
+
+NETPROBES = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: net}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: net}}
+  template:
+    metadata: {labels: {app: net}}
+    spec:
+      containers:
+      - name: web
+        image: box:1
+        command: [sh, -c, "mkdir -p /www && echo up > /www/index.html
+                  && httpd -p 8080 -h /www && exec sleep 300"]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe:
+          httpGet: {path: /ready, port: http}
+          periodSeconds: 1
+        livenessProbe:
+          tcpSocket: {port: 8080}
+          initialDelaySeconds: 2
+          periodSeconds: 1
+          failureThreshold: 2
+---
+apiVersion: v1
+kind: Service
+metadata: {name: net}
+spec:
+  selector: {app: net}
+  ports: [{port: 80, targetPort: http}]
+"""
+
+
+def test_http_and_tcp_probes_run_by_the_controller(dy: Dockyard) -> None:
+    from tests.kernel.test_kube import _address, _http, _pods
+
+    path = _copy(dy, "net.yaml", NETPROBES)
+    dy("kube", "play", "-d", str(path))
+    (pod,) = _pods(dy, "default.Deployment.net")
+    service = _address(dy, "svc-default-net")
+    time.sleep(2)  # a few probe periods: /ready answers 404, so not ready
+    assert _http(service, 80) is None
+    assert _get(dy, "pod", pod)["status"]["conditions"][0]["status"] == "False"
+    dy("exec", f"{pod}-web", "touch", "/www/ready")
+    assert until("the httpGet probe to pass", lambda: _http(service, 80)) == "up"
+    assert _get(dy, "deploy", "net")["status"]["readyReplicas"] == 1
+    # the tcpSocket liveness probe: httpd gone, the pod is replaced
+    dy("exec", f"{pod}-web", "killall", "httpd")
+    until("a new pod", lambda: _pods(dy, "default.Deployment.net") not in ([], [pod]),
+          timeout=30)
+    log = next((dy.root / "kube" / "controllers").glob("*.log")).read_text()
+    assert f"pod {pod} failed: replacing it" in log
     dy("kube", "down", str(path))
     _nothing_left(dy)
