@@ -1,4 +1,5 @@
-"""``dockyard kube``: play and take down Kubernetes YAML, generate it from containers."""
+"""``dockyard kube``: play, read back (get) and take down Kubernetes YAML; generate it
+from containers and compose projects; apply it to a cluster."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from dockyard.engine.engine import Engine
 
 @click.group("kube")
 def kube_group() -> None:
-    """Run Kubernetes YAML locally; turn containers into Kubernetes YAML."""
+    """Run Kubernetes YAML locally and read it back; turn containers and compose
+    projects into Kubernetes YAML; apply it to a cluster."""
 
 
 @kube_group.command("play")
