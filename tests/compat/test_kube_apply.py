@@ -180,3 +180,21 @@ def test_apply_refused_by_the_dry_run_applies_nothing(box: Dockyard, cluster: Re
     app.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: 3}\n")
     result = box("kube", "apply", "-f", str(app), env=env, check=False)
     assert "Service/s (" in result.stderr and "spec.ports" in result.stderr
+
+
+def test_generate_pin_prefers_the_repo_digest_of_a_push(box: Dockyard,
+                                                       registry: Registry) -> None:
+    import yaml
+
+    name = f"{registry.address}/team/box"
+    box("tag", "box:1", f"{name}:1")
+    pushed = box("push", f"{name}:1").stdout.splitlines()[-1].split("digest: ")[1].split()[0]
+    box("run", "-d", "--name", "pinme", f"{name}:1", "sleep", "30")
+    box("run", "-d", "--name", "local", "box:1", "sleep", "30")
+    docs = list(yaml.safe_load_all(box("kube", "generate", "--pin", "pinme", "local").stdout))
+    images = [d["spec"]["template"]["spec"]["containers"][0]["image"] for d in docs]
+    assert images[0] == f"{name}@{pushed}"  # what the registry has
+    # box:1 was never pushed under its own name: its local manifest digest, which
+    # differs (the push compressed the imported layer)
+    assert images[1].startswith("box@sha256:") and images[1] != f"box@{pushed}"
+    box("rm", "-f", "pinme", "local")
