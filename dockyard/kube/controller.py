@@ -282,8 +282,15 @@ class Controller:
                 if holder is None or record.state != "running" or not probes:
                     continue
                 address = self._address(holder.id)
+                if not address:
+                    continue
+                if "startup" in probes:  # until it passes, the others wait
+                    self.prober.run(record.id, "startup", probes["startup"], address,
+                                    _started(record))
+                if not self.prober.started(record.id):
+                    continue
                 for kind, probe in probes.items():
-                    if address:
+                    if kind != "startup":
                         self.prober.run(record.id, kind, probe, address, _started(record))
         self.prober.forget({r.id for r in records})
         if self.state is not None:

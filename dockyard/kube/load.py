@@ -26,7 +26,7 @@ POD_FIELDS = frozenset({"containers", "initContainers", "volumes", "restartPolic
                         "terminationGracePeriodSeconds", "dnsPolicy", "securityContext"})
 CONTAINER_FIELDS = frozenset({"name", "image", "command", "args", "env", "envFrom", "ports",
                               "resources", "securityContext", "volumeMounts", "workingDir",
-                              "imagePullPolicy", "livenessProbe", "readinessProbe",
+                              "imagePullPolicy", "livenessProbe", "readinessProbe", "startupProbe",
                               "terminationMessagePath",
                               "terminationMessagePolicy", "stdin", "tty"})
 SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "readOnlyRootFilesystem",
@@ -174,6 +174,10 @@ def _pod_unsupported(spec: dict[str, Any], at: str) -> list[str]:
                             f"{here}.securityContext")
             if container.get("imagePullPolicy") == "Always":
                 found.append(f"{here}.imagePullPolicy=Always (local images only)")
+            startup = container.get("startupProbe") or {}
+            if startup and not {"httpGet", "tcpSocket"} & set(startup):
+                found.append(f"{here}.startupProbe (httpGet and tcpSocket startup probes "
+                             "only)")
             for kind in ("livenessProbe", "readinessProbe"):
                 probe = container.get(kind)
                 if probe and not {"exec", "httpGet", "tcpSocket"} & set(probe):

@@ -226,7 +226,7 @@ def _net_probes(c: dict[str, Any], where: str) -> dict[str, str]:
     from dockyard.kube.prober import LABEL
 
     found = {}
-    for kind in ("readiness", "liveness"):
+    for kind in ("readiness", "liveness", "startup"):
         probe = c.get(f"{kind}Probe") or {}
         action = "httpGet" if "httpGet" in probe else "tcpSocket" if "tcpSocket" in probe else ""
         if not action:

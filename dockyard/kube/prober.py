@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from dockyard.store.atomic import atomic_write
 
-LABEL = "io.dockyard.kube.netprobe."  # + readiness | liveness
+LABEL = "io.dockyard.kube.netprobe."  # + readiness | liveness | startup
 
 
 class Track(NamedTuple):
@@ -28,6 +28,7 @@ class Track(NamedTuple):
     successes: int
     failures: int
     passing: bool  # what the probe says now (readiness starts False, liveness True)
+    given_up: bool = False  # a startup probe that failed failureThreshold times
 
 
 def check(probe: dict[str, Any], address: str) -> bool:
@@ -63,8 +64,8 @@ class Prober:
         key = f"{container_id}/{kind}"
         now = time.monotonic()
         track = self.tracks.get(key) or Track(
-            started + float(probe.get("initialDelaySeconds", 0)), 0, 0, kind != "readiness")
-        if now < track.due:
+            started + float(probe.get("initialDelaySeconds", 0)), 0, 0, kind == "liveness")
+        if now < track.due or (kind == "startup" and (track.passing or track.given_up)):
             self.tracks[key] = track
             return
         ok = check(probe, address)
@@ -72,16 +73,29 @@ class Prober:
         passing = track.passing
         if ok and successes >= int(probe.get("successThreshold", 1)):
             passing = True
+        given_up = False
         if not ok and failures >= int(probe.get("failureThreshold", 3)):
             passing = False
+            given_up = kind == "startup"
         self.tracks[key] = Track(now + float(probe.get("periodSeconds", 10)), successes,
-                                 failures, passing)
+                                 failures, passing, given_up)
 
     def forget(self, alive: set[str]) -> None:
         self.tracks = {k: t for k, t in self.tracks.items() if k.split("/")[0] in alive}
 
+    def started(self, container_id: str) -> bool:
+        """Its startup probe (if any) has passed: the others may run."""
+        track = self.tracks.get(f"{container_id}/startup")
+        return track is None or track.passing
+
     def verdicts(self) -> dict[str, bool]:
-        return {key: track.passing for key, track in self.tracks.items()}
+        """"ID/KIND" → passing; a startup probe that gave up says "ID/liveness": False
+        (the container is restarted, as the kubelet does)."""
+        found = {key: track.passing for key, track in self.tracks.items()}
+        for key, track in self.tracks.items():
+            if track.given_up:
+                found[key.replace("/startup", "/liveness")] = False
+        return found
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(self.verdicts()).encode(), durable=False)

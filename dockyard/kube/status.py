@@ -64,7 +64,7 @@ def live(engine: Engine, members: list[ContainerRecord],
     """No livenessProbe says failing: an exec one (the container's healthcheck says
     unhealthy) or a network one (the controller's ``verdicts``)."""
     if any(verdicts is not None and verdicts.get(f"{r.id}/liveness") is False
-           for r in members if "liveness" in probes_of(r.spec.labels)):
+           for r in members if {"liveness", "startup"} & set(probes_of(r.spec.labels))):
         return False
     return not any(health(engine, r) == "unhealthy" for r in members
                    if r.spec.labels.get(LABEL_PROBE) == "liveness")
@@ -76,8 +76,8 @@ def ready(engine: Engine, members: list[ContainerRecord],
     healthcheck says healthy; network: the controller's ``verdicts`` say so)."""
     if not alive(members, None) or any(r.state != "running" for r in apps(members)):
         return False
-    if not all((verdicts or {}).get(f"{r.id}/readiness") for r in members
-               if "readiness" in probes_of(r.spec.labels)):
+    if not all((verdicts or {}).get(f"{r.id}/{kind}") for r in members
+               for kind in ("readiness", "startup") if kind in probes_of(r.spec.labels)):
         return False
     return all(health(engine, r) == "healthy" for r in members
                if r.spec.labels.get(LABEL_PROBE) == "readiness")

@@ -251,3 +251,51 @@ def test_http_and_tcp_probes_run_by_the_controller(dy: Dockyard) -> None:
     assert f"pod {pod} failed: replacing it" in log
     dy("kube", "down", str(path))
     _nothing_left(dy)
+
+
+STARTUP = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: NAME}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: NAME}}
+  template:
+    metadata: {labels: {app: NAME}}
+    spec:
+      containers:
+      - name: web
+        image: box:1
+        command: [sh, -c, "mkdir -p /www && echo up > /www/index.html && sleep DELAY
+                  && exec httpd -f -p 8080 -h /www"]
+        startupProbe:
+          tcpSocket: {port: 8080}
+          periodSeconds: 1
+          failureThreshold: LIMIT
+        livenessProbe:
+          tcpSocket: {port: 8080}
+          periodSeconds: 1
+          failureThreshold: 1
+"""
+
+
+def test_a_startup_probe_holds_the_others_back_and_gives_up(dy: Dockyard) -> None:
+    from tests.kernel.test_kube import _pods
+
+    slow = STARTUP.replace("NAME", "slow").replace("DELAY", "3").replace("LIMIT", "20")
+    never = STARTUP.replace("NAME", "never").replace("DELAY", "300").replace("LIMIT", "2")
+    path = _copy(dy, "startup.yaml", slow + "---\n" + never)
+    dy("kube", "play", "-d", str(path))
+    (first,) = _pods(dy, "default.Deployment.slow")
+    (doomed,) = _pods(dy, "default.Deployment.never")
+    # slow: not ready while it starts (its liveness probe, which would fail, waits),
+    # then ready, and the same pod
+    assert _get(dy, "deploy", "slow")["status"]["readyReplicas"] == 0
+    until("slow to be ready", lambda: _get(dy, "deploy", "slow")["status"][
+        "readyReplicas"] == 1, timeout=30)
+    assert _pods(dy, "default.Deployment.slow") == [first]
+    # never: its startup probe gives up and the pod is replaced
+    until("never's pod replaced", lambda: _pods(dy, "default.Deployment.never") not in (
+        [], [doomed]), timeout=30)
+    dy("kube", "down", str(path))
+    _nothing_left(dy)
