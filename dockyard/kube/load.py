@@ -27,11 +27,12 @@ POD_FIELDS = frozenset({"containers", "initContainers", "volumes", "restartPolic
 CONTAINER_FIELDS = frozenset({"name", "image", "command", "args", "env", "envFrom", "ports",
                               "resources", "securityContext", "volumeMounts", "workingDir",
                               "imagePullPolicy", "livenessProbe", "readinessProbe", "startupProbe",
+                              "lifecycle",
                               "terminationMessagePath",
                               "terminationMessagePolicy", "stdin", "tty"})
-SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "readOnlyRootFilesystem",
+SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "runAsNonRoot", "readOnlyRootFilesystem",
                              "capabilities", "privileged", "allowPrivilegeEscalation"})
-POD_SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup"})  # defaults for containers
+POD_SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "runAsNonRoot"})  # defaults
 VOLUME_FIELDS = frozenset({"name", "configMap", "secret", "persistentVolumeClaim", "emptyDir",
                            "hostPath"})
 DEPLOYMENT_FIELDS = frozenset({"replicas", "selector", "template", "strategy"})
@@ -174,6 +175,9 @@ def _pod_unsupported(spec: dict[str, Any], at: str) -> list[str]:
                             f"{here}.securityContext")
             if container.get("imagePullPolicy") == "Always":
                 found.append(f"{here}.imagePullPolicy=Always (local images only)")
+            for hook, handler in (container.get("lifecycle") or {}).items():
+                if "exec" not in (handler or {}):
+                    found.append(f"{here}.lifecycle.{hook} (exec handlers only)")
             startup = container.get("startupProbe") or {}
             if startup and not {"httpGet", "tcpSocket"} & set(startup):
                 found.append(f"{here}.startupProbe (httpGet and tcpSocket startup probes "

@@ -18,6 +18,8 @@ LABEL_OWNER = "io.dockyard.kube.owner"  # namespace.Kind.name of the object that
 LABEL_POD = "io.dockyard.kube.pod"
 LABEL_ROLE = "io.dockyard.kube.role"  # infra | init | app | service
 LABEL_PROBE = "io.dockyard.kube.probe"  # liveness | readiness: what the healthcheck is
+LABEL_HOOK = "io.dockyard.kube.lifecycle."  # + postStart | preStop: the exec command (JSON)
+LABEL_NONROOT = "io.dockyard.kube.run-as-non-root"  # the image's user is checked
 INFRA_COMMAND = ("sleep", "2147483647")  # the pod's holder: the first image's sleep
 
 RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
@@ -110,7 +112,11 @@ def _container(pod: str, c: dict[str, Any], labels: dict[str, str], restart: str
     probe = execs.get(probe_kind)  # the exec one: the healthcheck
     if probe:
         labels = {**labels, LABEL_PROBE: probe_kind}
-    labels = {**labels, **_net_probes(c, where)}
+    labels = {**labels, **_net_probes(c, where), **_hooks(c)}
+    if security.get("runAsNonRoot"):
+        if user is not None and user.split(":")[0] == "0":
+            raise InvalidArgument(f"{where}: container's runAsUser breaks non-root policy")
+        labels = {**labels, LABEL_NONROOT: "true"}
     return ContainerSpec(
         image=c["image"], name=f"{pod}-{c['name']}",
         entrypoint=tuple(command) if command is not None else None,
@@ -216,6 +222,13 @@ def _mounts(c: dict[str, Any], volumes: dict[str, MountSpec], where: str) -> tup
         mounts.append(mount._replace(target=item["mountPath"],
                                      readonly=mount.readonly or bool(item.get("readOnly"))))
     return tuple(mounts)
+
+
+def _hooks(c: dict[str, Any]) -> dict[str, str]:
+    import json
+
+    return {f"{LABEL_HOOK}{hook}": json.dumps(handler["exec"]["command"])
+            for hook, handler in (c.get("lifecycle") or {}).items() if "exec" in handler}
 
 
 def _net_probes(c: dict[str, Any], where: str) -> dict[str, str]:

@@ -15,10 +15,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dockyard.errors import Conflict, ContainerNotFound, InvalidArgument, NotFound
+from dockyard.errors import Conflict, ContainerNotFound, DockyardError, InvalidArgument, NotFound
 from dockyard.kube.load import REPLICATED, KubeObject, matches
 from dockyard.kube.lower import (
     INFRA_COMMAND,
+    LABEL_HOOK,
+    LABEL_NONROOT,
     LABEL_OWNER,
     LABEL_POD,
     LABEL_ROLE,
@@ -33,6 +35,7 @@ from dockyard.store.atomic import atomic_write
 if TYPE_CHECKING:
     from dockyard.engine.engine import Engine
     from dockyard.engine.records import ContainerRecord
+    from dockyard.engine.spec import ContainerSpec
 
 NETWORK_LABEL = "io.dockyard.kube.network"
 
@@ -149,7 +152,28 @@ def check(engine: Engine, objects: list[KubeObject], ctx: Context) -> list[tuple
                 raise InvalidArgument(f"{obj.ref} ({obj.source}): spec.{exc}") from None
     for image in sorted(images):
         engine.images.get(image)
+    for obj in objects:  # runAsNonRoot: the image's user, where no runAsUser is given
+        if obj.kind in (*REPLICATED, "Job", "Pod"):
+            plan = plan_of(obj, ctx, obj.name)
+            for spec in (*plan.inits, *plan.apps):
+                if spec.labels.get(LABEL_NONROOT) and spec.user is None:
+                    _check_non_root(engine, spec, f"{obj.ref} ({obj.source})")
     return plans
+
+
+def _check_non_root(engine: Engine, spec: ContainerSpec, where: str) -> None:
+    """The kubelet's refusal of a runAsNonRoot container whose image runs as root
+    (its wording)."""
+    config = engine.images.config(engine.images.get(spec.image)).get("config") or {}
+    user = str(config.get("User") or "0").split(":")[0]
+    name = str(spec.name).rsplit("-", 1)[-1]
+    if user in ("0", "root"):
+        raise InvalidArgument(f"{where}: container {name}: container has runAsNonRoot and "
+                              "image will run as root")
+    if not user.isdigit():
+        raise InvalidArgument(f"{where}: container {name}: container has runAsNonRoot and "
+                              f"image has non-numeric user ({user}), cannot verify user is "
+                              "non-root")
 
 
 def update(engine: Engine, objects: list[KubeObject]) -> list[str]:
@@ -202,7 +226,9 @@ def start_pod(engine: Engine, plan: PodPlan) -> None:
                                             LABEL_POD: plan.name})
     engine.containers.create(plan.infra)
     engine.containers.start(plan.name)
-    advance_pod(engine, plan, [])
+    why = advance_pod(engine, plan, [])
+    if why not in ("", "initialising"):
+        raise DockyardError(f"pod {plan.name}: {why}")
 
 
 def advance_pod(engine: Engine, plan: PodPlan, members: list[ContainerRecord]) -> str:
@@ -225,7 +251,25 @@ def advance_pod(engine: Engine, plan: PodPlan, members: list[ContainerRecord]) -
         if str(spec.name) not in made:
             engine.containers.create(spec)
             engine.containers.start(str(spec.name))
+            hook = spec.labels.get(f"{LABEL_HOOK}postStart")
+            code = run_hook(engine, str(spec.name), hook, 30) if hook else 0
+            if code != 0:
+                return f"postStart hook of {spec.name} exited with code {code}"
     return ""
+
+
+def run_hook(engine: Engine, container: str, command: str, timeout: float) -> int:
+    """A lifecycle hook (its exec command, JSON) run in the container; its exit code
+    (-1 past ``timeout``)."""
+    import json
+    import subprocess
+
+    argv = engine.container_ops.exec_argv(container, tuple(json.loads(command)))
+    try:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        return -1
 
 
 def start_service(engine: Engine, obj: KubeObject, ctx: Context,
@@ -277,6 +321,11 @@ def remove_pod(engine: Engine, pod: str) -> None:
     records = [r for r in engine.containers.list(all_containers=True)
                if r.spec.labels.get(LABEL_POD) == pod]
     records.sort(key=lambda r: r.spec.labels.get(LABEL_ROLE) == "infra")
+    for record in records:  # preStop first, within the grace period (30 s at most)
+        hook = record.spec.labels.get(f"{LABEL_HOOK}preStop")
+        if hook and record.state == "running":
+            with contextlib.suppress(DockyardError):
+                run_hook(engine, record.id, hook, min(30, record.spec.stop_timeout or 30))
     for record in records:
         _remove_container(engine, record.id)
     for volume in engine.volumes.all():

@@ -299,3 +299,51 @@ def test_a_startup_probe_holds_the_others_back_and_gives_up(dy: Dockyard) -> Non
         [], [doomed]), timeout=30)
     dy("kube", "down", str(path))
     _nothing_left(dy)
+
+
+HOOKS = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: hooked}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: main
+    image: box:1
+    command: [sleep, "300"]
+    lifecycle:
+      postStart: {exec: {command: [sh, -c, "echo started > /tmp/post-start"]}}
+      preStop: {exec: {command: [sh, -c, "echo stopping > /out/pre-stop"]}}
+    volumeMounts: [{name: out, mountPath: /out}]
+  volumes:
+  - {name: out, hostPath: {path: OUT, type: DirectoryOrCreate}}
+"""
+
+
+def test_lifecycle_hooks_and_run_as_non_root(dy: Dockyard) -> None:
+    out = dy.root.parent / "hook-out"
+    path = _copy(dy, "hooks.yaml", HOOKS.replace("OUT", str(out)))
+    dy("kube", "play", "-d", str(path))
+    # postStart ran once the container started, before play returned
+    assert dy("exec", "hooked-main", "cat", "/tmp/post-start").stdout == "started\n"
+    dy("kube", "down", str(path))
+    assert (out / "pre-stop").read_text() == "stopping\n"  # preStop ran before removal
+    _nothing_left(dy)
+    # runAsNonRoot: box:1 runs as root, so the pod is refused before anything is made
+    refused = _copy(dy, "hooks.yaml", HOOKS.replace("OUT", str(out)).replace(
+        "  terminationGracePeriodSeconds: 5", "  securityContext: {runAsNonRoot: true}"))
+    result = dy("kube", "play", "-d", str(refused), check=False)
+    assert result.returncode != 0
+    assert "Pod/hooked" in result.stderr and (
+        "container main: container has runAsNonRoot and image will run as root"
+        in result.stderr)
+    _nothing_left(dy)
+    # … and with a non-root runAsUser it runs as that user
+    _copy(dy, "hooks.yaml", HOOKS.replace("OUT", str(out)).replace(
+        "  terminationGracePeriodSeconds: 5",
+        "  securityContext: {runAsNonRoot: true, runAsUser: 1000}").replace(
+        "> /tmp/post-start", "> /dev/null"))  # uid 1000 may not write to this /tmp
+    dy("kube", "play", "-d", str(refused))
+    assert dy("exec", "hooked-main", "id", "-u").stdout.strip() == "1000"
+    dy("kube", "down", str(refused))
+    _nothing_left(dy)
