@@ -1,6 +1,9 @@
-"""The reconcile loop of one play: keeps each Deployment at its replicas (a pod
-whose infra or container died is removed and replaced) and serves each Service's
-ClusterIP over the ready pods its selector matches.
+"""The reconcile loop of one play: keeps each Deployment, ReplicaSet and DaemonSet
+at its replicas (a pod whose infra or container died, or whose liveness probe
+fails, is removed and replaced), rolls a changed template out per its strategy,
+runs Jobs to their completions, moves pods through their initContainers, runs the
+httpGet/tcpSocket probes, and serves each Service's ClusterIP over the ready pods
+its selector matches.
 
 Run by ``kube play`` in the foreground, or detached as its own process
 (``python -m dockyard.kube.controller ROOT STATE``); its state file under
