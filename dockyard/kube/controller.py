@@ -193,7 +193,7 @@ class Controller:
         self.engine = engine
         self.objects = objects
         self.state = state  # re-read on SIGHUP: a re-applied play's new desired state
-        self.ctx: Context = play.context(engine, objects)
+        self.contexts = self._contexts()
         self.proxies: dict[str, list[ServiceProxy]] = {}  # Service ref → its ports' proxies
         self.ready: dict[str, list[str]] = {}  # Service ref → ready pod addresses
         self.known: dict[str, set[tuple[str, str]]] = {}  # … → (pod infra id, address)
@@ -232,9 +232,15 @@ class Controller:
         self.reload = False
         if self.state is not None:
             self.objects = read_objects(self.state)
-            self.ctx = play.context(self.engine, self.objects)
-            play.write_configs(self.ctx)
+            self.contexts = self._contexts()
+            for ctx in self.contexts.values():
+                play.write_configs(ctx)
             print("desired state re-read", flush=True)
+
+    def _contexts(self) -> dict[str, Context]:
+        """Each namespace's lowering context."""
+        return {ns: play.context(self.engine, group)
+                for ns, group in play.by_namespace(self.objects).items() if ns}
 
     def reconcile(self) -> None:
         records = self.engine.containers.list(all_containers=True)
@@ -264,7 +270,8 @@ class Controller:
                 why = "its template changed while it initialised"
             else:
                 name = pod.removeprefix(f"{obj.namespace}.")
-                why = play.advance_pod(self.engine, play.plan_of(obj, self.ctx, name), members)
+                plan = play.plan_of(obj, self.contexts[obj.namespace], name)
+                why = play.advance_pod(self.engine, plan, members)
             if why in ("", "initialising") or (obj.kind in ("Pod", "Job") and why == (
                     self.failed.get(pod))):
                 continue
@@ -284,7 +291,7 @@ class Controller:
                 probes = probes_of(record.spec.labels)
                 if holder is None or record.state != "running" or not probes:
                     continue
-                address = self._address(holder.id)
+                address = self._address(holder)
                 if not address:
                     continue
                 if "startup" in probes:  # until it passes, the others wait
@@ -299,8 +306,10 @@ class Controller:
         if self.state is not None:
             self.prober.save(self.state.with_suffix(".probes"))
 
-    def _address(self, infra_id: str) -> str:
-        found = self.engine.networks.endpoints(network=self.ctx.network, container_id=infra_id)
+    def _address(self, holder: ContainerRecord) -> str:
+        """The pod's address on its namespace's network (where its infra is)."""
+        found = self.engine.networks.endpoints(network=holder.spec.network_mode,
+                                               container_id=holder.id)
         return found[0].address.split("/")[0] if found else ""
 
     def _refresh_services(self) -> None:
@@ -312,19 +321,20 @@ class Controller:
                     print(f"{obj.ref}: no ready endpoints: its connections are refused "
                           f"(selector {obj.body['spec']['selector']})", flush=True)
                 new = ready - self.known.get(obj.ref, set())
-                self._forget_stale({address for _, address in new})
+                self._forget_stale({address for _, address in new},
+                                   play.network_name(obj.namespace))
                 self.known[obj.ref] = ready
                 self.ready[obj.ref] = sorted(address for _, address in ready)
                 for proxy in self.proxies.get(obj.ref, []):
                     proxy.follow(bool(ready))
 
-    def _forget_stale(self, new: set[str]) -> None:
+    def _forget_stale(self, new: set[str], network: str) -> None:
         """A new endpoint (pod) may have the address a removed pod had, even within one
         round: the host (where the proxy connects from) forgets that pod's MAC first."""
         from dockyard.network.bridge import forget_neighbour
 
         if new:
-            bridge = self.engine.networks.get(self.ctx.network).bridge
+            bridge = self.engine.networks.get(network).bridge
             for address in sorted(new):
                 forget_neighbour(bridge, address)
 
@@ -350,7 +360,7 @@ class Controller:
         step = rollout.plan_step(states, current, play.replicas(obj), strategy)
         self._retire(obj, step.retire)
         for _ in range(step.start):
-            self._start(obj, play.plan_replica(obj, self.ctx))
+            self._start(obj, play.plan_replica(obj, self.contexts[obj.namespace]))
 
     def _start(self, obj: KubeObject, plan: PodPlan) -> None:
         try:
@@ -382,7 +392,7 @@ class Controller:
             return
         active = counts["active"]
         for _ in range(min(parallelism - active, completions - counts["succeeded"] - active)):
-            self._start(obj, play.plan_replica(obj, self.ctx))
+            self._start(obj, play.plan_replica(obj, self.contexts[obj.namespace]))
 
     def _endpoints(self, obj: KubeObject,
                    records: list[ContainerRecord]) -> set[tuple[str, str]]:
@@ -395,8 +405,8 @@ class Controller:
                 continue
             if matches(selector, holder.spec.labels) and ready(self.engine, members,
                                                                self.prober.verdicts()):
-                for endpoint in self.engine.networks.endpoints(network=self.ctx.network,
-                                                               container_id=holder.id):
+                for endpoint in self.engine.networks.endpoints(
+                        network=play.network_name(obj.namespace), container_id=holder.id):
                     addresses.add((holder.id, endpoint.address.split("/")[0]))
         return addresses
 

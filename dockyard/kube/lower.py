@@ -195,7 +195,8 @@ def _volumes(pod: str, volumes: list[dict[str, Any]],
                 empty_dirs.append(f"{pod}-{name}")
                 found[name] = MountSpec("volume", f"{pod}-{name}", "")
         elif "persistentVolumeClaim" in volume:
-            found[name] = MountSpec("volume", volume["persistentVolumeClaim"]["claimName"], "")
+            claim = volume["persistentVolumeClaim"]["claimName"]
+            found[name] = MountSpec("volume", pod_key(ctx.namespace, claim), "")
         elif "hostPath" in volume:
             found[name] = MountSpec("bind", volume["hostPath"]["path"], "",
                                     create_host_path=volume["hostPath"].get("type") in (

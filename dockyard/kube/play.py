@@ -28,6 +28,7 @@ from dockyard.kube.lower import (
     PodPlan,
     config_data,
     lower_pod,
+    pod_key,
 )
 from dockyard.kube.rollout import HASH_LABEL, bounds, strategy_of, template_hash
 from dockyard.store.atomic import atomic_write
@@ -49,7 +50,8 @@ def kube_dir(engine: Engine) -> Path:
 
 
 def context(engine: Engine, objects: list[KubeObject]) -> Context:
-    """The lowering context: ConfigMap/Secret data and the folders of their files."""
+    """The lowering context of one namespace's objects: its network, ConfigMap/Secret
+    data and the folders of their files."""
     data: dict[str, dict[str, str]] = {}
     dirs: dict[str, Path] = {}
     for obj in objects:
@@ -105,34 +107,51 @@ def plan_replica(obj: KubeObject, ctx: Context, pod: str | None = None) -> PodPl
     return lower_pod(pod, obj.owner, meta, spec, ctx)
 
 
+def by_namespace(objects: list[KubeObject]) -> dict[str, list[KubeObject]]:
+    """The objects of each namespace (Namespace objects, cluster-wide, under "")."""
+    groups: dict[str, list[KubeObject]] = {}
+    for obj in objects:
+        groups.setdefault("" if obj.kind == "Namespace" else obj.namespace, []).append(obj)
+    return groups
+
+
 def apply(engine: Engine, objects: list[KubeObject]) -> list[str]:
     """Make everything; on any failure, remove what was made and raise."""
-    namespaces = {o.namespace for o in objects if o.kind != "Namespace"}
-    if len(namespaces) > 1:
-        raise InvalidArgument(f"kube: one namespace per play, not {sorted(namespaces)}")
     if owned(engine, {o.owner for o in objects}):
         return update(engine, objects)
-    ctx = context(engine, objects)
-    plans = check(engine, objects, ctx)  # every error before anything is made
-    made: list[str] = []
+    groups = by_namespace(objects)
+    contexts = {ns: context(engine, group) for ns, group in groups.items()}
+    plans = {ns: check(engine, group, contexts[ns])  # every error before anything is made
+             for ns, group in groups.items()}
+    made: list[str] = [f"namespace {o.name}" for o in groups.get("", [])]
     try:
-        ensure_network(engine, ctx)
-        write_configs(ctx)
-        made += [f"namespace {o.name}" for o in objects if o.kind == "Namespace"]
-        for obj in objects:
-            if obj.kind == "PersistentVolumeClaim":
-                engine.volumes.create(obj.name, labels={LABEL_OWNER: obj.owner})
-                made.append(f"volume {obj.name}")
-        for _, plan in plans:
-            start_pod(engine, plan)
-            made.append(f"pod {plan.name}")
-        for obj in objects:
-            if obj.kind == "Service":
-                start_service(engine, obj, ctx, objects)
-                made.append(f"service {obj.name}")
+        for ns, group in groups.items():
+            if ns:
+                made += _make(engine, group, contexts[ns], plans[ns])
     except BaseException:
         down(engine, objects)
         raise
+    return made
+
+
+def _make(engine: Engine, objects: list[KubeObject], ctx: Context,
+          plans: list[tuple[str, PodPlan]]) -> list[str]:
+    """One namespace's network, config files, volumes, pods and Services."""
+    made = []
+    ensure_network(engine, ctx)
+    write_configs(ctx)
+    for obj in objects:
+        if obj.kind == "PersistentVolumeClaim":
+            name = pod_key(obj.namespace, obj.name)
+            engine.volumes.create(name, labels={LABEL_OWNER: obj.owner})
+            made.append(f"volume {name}")
+    for _, plan in plans:
+        start_pod(engine, plan)
+        made.append(f"pod {plan.name}")
+    for obj in objects:
+        if obj.kind == "Service":
+            start_service(engine, obj, ctx, objects)
+            made.append(f"service {obj.name}")
     return made
 
 
@@ -193,7 +212,8 @@ def update(engine: Engine, objects: list[KubeObject]) -> list[str]:
                 obj.body.get("spec") != old[obj.owner].body.get("spec")):
             raise Conflict(f"kube: {obj.ref} changed: only workloads, ConfigMaps and "
                            "Secrets change in place; run `dockyard kube down` first")
-    check(engine, objects, context(engine, objects))
+    for group in by_namespace(objects).values():
+        check(engine, group, context(engine, group))
     controller.hand_over(path, objects)
     return [f"{o.ref} {'unchanged' if o.body == old[o.owner].body else 'configured'}"
             for o in objects]
@@ -363,10 +383,12 @@ def down(engine: Engine, objects: list[KubeObject]) -> list[str]:
         if volume.labels.get(LABEL_OWNER) in owners:
             _remove_volume(engine, volume.name)
             removed.append(f"volume {volume.name}")
-    ctx = context(engine, objects)
-    for folder in ctx.config_dirs.values():
-        shutil.rmtree(folder, ignore_errors=True)
-    _remove_network(engine, ctx.network)
+    for ns, group in by_namespace(objects).items():
+        ctx = context(engine, group)
+        for folder in ctx.config_dirs.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        if ns:
+            _remove_network(engine, ctx.network)
     return removed
 
 

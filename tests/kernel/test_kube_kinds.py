@@ -104,15 +104,40 @@ kind: Namespace
 metadata: {name: NS}
 ---
 apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: NS}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
 kind: Pod
 metadata: {name: solo, namespace: NS, labels: {app: solo}}
 spec:
   containers:
-  - {name: main, image: box:1, command: [sleep, "300"]}
+  - name: main
+    image: box:1
+    command: [sh, -c, "echo NS > /data/who; exec sleep 300"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - {name: data, persistentVolumeClaim: {claimName: data}}
 """
 
 
 def test_namespaces_keep_the_same_names_apart(dy: Dockyard) -> None:
+    # two namespaces in one play: a network, a volume and a pod each, same names
+    both = _copy(dy, "both.yaml", SOLO.replace("NS", "team-a") + "---\n"
+                 + SOLO.replace("NS", "team-b"))
+    dy("kube", "play", "-d", str(both))
+    for ns in ("team-a", "team-b"):
+        assert until(f"{ns}'s pod to write", lambda ns=ns: dy(
+            "exec", f"{ns}.solo-main", "cat", "/data/who", check=False).stdout) == f"{ns}\n"
+        assert f"kube-{ns}" in dy("network", "ls").stdout
+    assert {"team-a.data", "team-b.data"} <= set(dy("volume", "ls", "-q").stdout.split())
+    dy("kube", "down", str(both))
+    _nothing_left(dy)
+    assert "kube-team" not in dy("network", "ls").stdout
+    # and in two plays, one taken down while the other runs
     team_a = _copy(dy, "team-a.yaml", SOLO.replace("NS", "team-a"))
     team_b = _copy(dy, "team-b.yaml", SOLO.replace("NS", "team-b"))
     assert "namespace team-a" in dy("kube", "play", "-d", str(team_a)).stdout
