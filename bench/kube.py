@@ -5,7 +5,8 @@ seconds until the rollout is done (RollingUpdate, maxSurge 1, maxUnavailable 1),
 with a client asking the Service over and over meanwhile, counting failed
 requests.  Against: the same 5 containers started with ``dockyard run -d`` and
 waited healthy (what the controller's path costs over plain runs), and, where
-``podman`` is installed, ``podman kube play`` of the same file (it makes 1 replica).
+``podman`` is installed, ``podman kube play`` of the same file and ``--replace``
+with the new tag.
 
 Usage (as root): python bench/kube.py [--runs 3]
 """
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +29,7 @@ from pathlib import Path
 from engines import exit_on_signals
 
 from dockyard.testing.bundles import make_rootfs_tar
-from dockyard.testing.cli import Dockyard, scratch_root
+from dockyard.testing.cli import Dockyard, scratch_root, unmount_under
 
 DEPLOYMENT = Path(__file__).resolve().parents[1] / "tests" / "data" / "kube" / "canonical.yaml"
 PROBE = ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
@@ -55,28 +58,34 @@ def _wait(what: str, check: Callable[[], bool], timeout: float = 300) -> None:
         time.sleep(0.1)
 
 
-def _http(address: str) -> bool:
+def _http(address: str) -> str:
+    """"" when the Service answered; else what went wrong."""
+    start = time.monotonic()
     try:
         with socket.create_connection((address, 80), timeout=3) as sock:
             sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            return sock.recv(64).startswith(b"HTTP/1.")
-    except OSError:
-        return False
+            head = sock.recv(64)
+            return "" if head.startswith(b"HTTP/1.") else f"answer {head!r}"
+    except OSError as exc:
+        return f"{type(exc).__name__} after {time.monotonic() - start:.2f} s"
 
 
 class Client(threading.Thread):
     def __init__(self, address: str) -> None:
         super().__init__(daemon=True)
         self.address, self.ok, self.failed = address, 0, 0
+        self.reasons: list[str] = []
         self.done = threading.Event()
 
     def run(self) -> None:
         deadline = time.monotonic() + 600
         while not self.done.is_set() and time.monotonic() < deadline:
-            if _http(self.address):
+            why = _http(self.address)
+            if not why:
                 self.ok += 1
             else:
                 self.failed += 1
+                self.reasons.append(why)
 
 
 def kube_run(dy: Dockyard, work: Path) -> tuple[float, float, int, int]:
@@ -98,6 +107,8 @@ def kube_run(dy: Dockyard, work: Path) -> tuple[float, float, int, int]:
     rollout = time.monotonic() - start
     client.done.set()
     client.join()
+    for why in client.reasons:
+        print(f"  a failed request: {why}", flush=True)
     dy("kube", "down", str(path))
     return ready, rollout, client.ok, client.failed
 
@@ -119,16 +130,53 @@ def plain_run(dy: Dockyard) -> float:
     return took
 
 
-def podman_run() -> str:
-    if shutil.which("podman") is None:
-        return "podman: not installed (Debian package podman): no comparison"
-    start = time.monotonic()
-    result = subprocess.run(["podman", "kube", "play", str(DEPLOYMENT)], capture_output=True,
-                            text=True)
-    took = time.monotonic() - start
-    subprocess.run(["podman", "kube", "down", str(DEPLOYMENT)], capture_output=True)
-    return (f"podman kube play: exit {result.returncode} in {took:.2f} s "
-            f"({result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'ok'})")
+def podman_run(dy: Dockyard, work: Path) -> str:
+    """``podman kube play`` of the same file, the same images (saved by dockyard,
+    loaded by podman into storage of its own under /tmp; ``--network none``, so it
+    adds no bridge to the host), then ``--replace`` with the new tag: its only way
+    to change a played file (everything torn down and made again)."""
+    if shutil.which("podman") is None or shutil.which("catatonit") is None:
+        return "podman: not installed (Debian packages podman, catatonit): no comparison"
+    home = Path(tempfile.mkdtemp(prefix="dypm-"))  # its runroot: 50 characters at most
+    conf = home / "containers.conf"  # this VM may not raise RLIMIT_NOFILE/NPROC
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", '
+                    '"nproc=4096:4096"]\n')
+    argv = ["podman", "--root", str(home / "storage"), "--runroot", str(home / "run"),
+            "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+
+    def podman(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*argv, *args], env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    try:
+        for tag in ("v1", "v2"):
+            dy("save", "-o", str(work / f"{tag}.tar"), f"myapp:{tag}")
+            podman("load", "-i", str(work / f"{tag}.tar"))
+        path = work / "podman.yaml"
+        # without the containerPort: under --network none podman refuses port mappings
+        text = DEPLOYMENT.read_text().replace("        ports:\n        - containerPort: 8080\n",
+                                              "")
+        path.write_text(text)
+        start = time.monotonic()
+        played = podman("kube", "play", "--network", "none", str(path))
+        took = time.monotonic() - start
+        running = len(podman("pod", "ps", "--filter", "status=running", "-q").stdout.split())
+        path.write_text(text.replace("myapp:v1", "myapp:v2"))
+        start = time.monotonic()
+        replaced = podman("kube", "play", "--replace", "--network", "none", str(path))
+        again = time.monotonic() - start
+        podman("kube", "down", str(path))
+        if played.returncode:
+            print(f"  podman: {played.stderr.strip()[-300:]}")
+        return (f"podman kube play: exit {played.returncode} in {took:.2f} s, {running} pods "
+                f"running (no readiness wait, the Service ignored); the new tag by --replace "
+                f"(every pod down, then up: no rolling update): exit {replaced.returncode} "
+                f"in {again:.2f} s")
+    finally:
+        podman("system", "reset", "--force")
+        unmount_under(home)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:
@@ -155,7 +203,7 @@ def main() -> None:
               f"healthy: {median_plain:.2f} s; ratio {median_ready / median_plain:.2f}")
         print(f"rollout 5 → 5 (maxSurge 1, maxUnavailable 1): median "
               f"{statistics.median(rollout):.2f} s; failed requests {failed} of {asked}")
-        print(podman_run())
+        print(podman_run(dy, work))
 
 
 if __name__ == "__main__":

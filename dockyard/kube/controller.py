@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 MARKER = "dockyard.kube.controller"
 PERIOD = 0.5
-DRAIN = 1.0  # seconds a retired pod keeps serving the connections it has
+DRAIN = 10.0  # seconds at most a retired pod keeps serving the connections it has
 
 
 def state_dir(engine: Engine) -> Path:
@@ -371,12 +371,20 @@ class Controller:
         print(f"{obj.ref}: started pod {plan.name}", flush=True)
 
     def _retire(self, obj: KubeObject, pods: tuple[str, ...]) -> None:
-        """Out of every Service first, a moment for connections under way, then gone."""
+        """Out of every Service first; gone once the connections the Services' proxies
+        relay to them are done (DRAIN seconds at most)."""
         if not pods:
             return
         self.draining |= set(pods)
         self._refresh_services()
-        time.sleep(DRAIN)
+        records = self.engine.containers.list(all_containers=True)
+        holders = [infra(m) for p, m in pods_of(records).items() if p in pods]
+        addresses = {self._address(h) for h in holders if h is not None} - {""}
+        proxies = [p for group in self.proxies.values() for p in group]
+        deadline = time.monotonic() + DRAIN
+        time.sleep(0.2)  # a connection that read the endpoints just before is counted
+        while any(p.busy(addresses) for p in proxies) and time.monotonic() < deadline:
+            time.sleep(0.02)
         for pod in pods:
             play.remove_pod(self.engine, pod)
             print(f"{obj.ref}: retired pod {pod}", flush=True)

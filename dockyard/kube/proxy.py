@@ -4,6 +4,7 @@ endpoints, spreading each new connection over them, round robin."""
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import socket
@@ -57,6 +58,9 @@ class ServiceProxy(TcpProxy):
         self.endpoints = endpoints
         self._turn = itertools.count()
         self.listening = False
+        self.active: collections.Counter[str] = collections.Counter()  # address → relays
+        self._lock = threading.Lock()
+        self._local = threading.local()  # the endpoint of this thread's connection
 
     def start(self) -> None:
         """Listening follows the endpoints: see ``follow``."""
@@ -75,6 +79,22 @@ class ServiceProxy(TcpProxy):
             super().close()
             self.listening = False
 
+    def _splice(self, client: socket.socket) -> None:
+        """One connection, counted against its endpoint while it lasts (so a pod on
+        its way out is removed once its connections are done)."""
+        self._local.address = None
+        try:
+            super()._splice(client)
+        finally:
+            if self._local.address is not None:
+                with self._lock:
+                    self.active[self._local.address] -= 1
+
+    def busy(self, addresses: set[str]) -> int:
+        """Connections under way to any of ``addresses``."""
+        with self._lock:
+            return sum(self.active[a] for a in addresses)
+
     def connect(self) -> socket.socket | None:
         ready = self.endpoints()
         if not ready:
@@ -83,7 +103,11 @@ class ServiceProxy(TcpProxy):
         for i in range(len(ready)):
             address = ready[(start + i) % len(ready)]
             try:
-                return socket.create_connection((address, self.target_port), timeout=2)
+                upstream = socket.create_connection((address, self.target_port), timeout=2)
             except OSError:
                 continue
+            with self._lock:
+                self.active[address] += 1
+            self._local.address = address
+            return upstream
         return None

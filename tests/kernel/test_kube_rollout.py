@@ -19,7 +19,7 @@ import yaml
 
 from dockyard.testing.cli import Dockyard
 from dockyard.testing.poll import until
-from tests.kernel.test_kube import _address, _copy, _http, _nothing_left, _pods
+from tests.kernel.test_kube import DATA, _address, _copy, _http, _nothing_left, _pods
 
 pytestmark = pytest.mark.root
 
@@ -168,5 +168,35 @@ def test_recreate_removes_every_old_pod_before_a_new_one_starts(dy: Dockyard) ->
     assert len(_pods(dy)) == 2 and not set(old) & set(_pods(dy))
     env = json.loads(dy("container", "inspect", f"{_pods(dy)[0]}-web").stdout)[0]
     assert "A=b" in env["Config"]["Env"]
+    dy("kube", "down", str(path))
+    _nothing_left(dy)
+
+
+def test_a_retired_pod_finishes_the_connections_it_has(dy: Dockyard) -> None:
+    import socket
+
+    _build(dy, "v1")
+    text = (DATA / "canonical.yaml").read_text().replace("replicas: 5", "replicas: 1").replace(
+        "          periodSeconds: 1", "          periodSeconds: 1\n          timeoutSeconds: 5")
+    path = _copy(dy, "drain.yaml", text)
+    dy("kube", "play", "-d", str(path))
+    until("one ready replica", lambda: _rolled_out(dy, 1), timeout=60, every=0.5)
+    (old,) = _pods(dy)
+    service = _address(dy, "svc-default-myapp")
+    with socket.create_connection((service, 80), timeout=30) as held:  # relayed to `old`
+        time.sleep(0.5)
+        _copy(dy, "drain.yaml", text.replace("            fieldPath: metadata.name",
+                                             "            fieldPath: metadata.name\n"
+                                             "        - {name: EDITED, value: 'yes'}"))
+        dy("kube", "play", "-d", str(path))
+        time.sleep(2.5)  # the old pod is out of the Service, and still waits for us
+        assert old in _pods(dy)
+        held.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        answer = b""
+        while chunk := held.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.") and old.encode() in answer
+    until("the rollout", lambda: old not in _pods(dy) and _rolled_out(dy, 1), timeout=60,
+          every=0.5)
     dy("kube", "down", str(path))
     _nothing_left(dy)
