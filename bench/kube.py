@@ -61,13 +61,17 @@ def _wait(what: str, check: Callable[[], bool], timeout: float = 300) -> None:
 def _http(address: str) -> str:
     """"" when the Service answered; else what went wrong."""
     start = time.monotonic()
+    stage = "connect"
     try:
         with socket.create_connection((address, 80), timeout=3) as sock:
+            stage = "answer"
             sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
             head = sock.recv(64)
             return "" if head.startswith(b"HTTP/1.") else f"answer {head!r}"
     except OSError as exc:
-        return f"{type(exc).__name__} after {time.monotonic() - start:.2f} s"
+        return (f"{type(exc).__name__} waiting for the {stage} after "
+                f"{time.monotonic() - start:.2f} s (load average "
+                f"{Path('/proc/loadavg').read_text().split()[0]})")
 
 
 class Client(threading.Thread):

@@ -102,8 +102,11 @@ class ServiceProxy(TcpProxy):
         start = next(self._turn)
         for i in range(len(ready)):
             address = ready[(start + i) % len(ready)]
+            # a pod on the bridge answers at once: one that does not within half a
+            # second is passed over for the next (the last one gets 2 s)
+            wait = 2.0 if i == len(ready) - 1 else 0.5
             try:
-                upstream = socket.create_connection((address, self.target_port), timeout=2)
+                upstream = socket.create_connection((address, self.target_port), timeout=wait)
             except OSError:
                 continue
             with self._lock:
