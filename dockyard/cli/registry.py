@@ -81,11 +81,15 @@ def push_cmd(engine: Engine, ref: str, quiet: bool, tls_verify: bool,
                        s.repository != parsed.repository), None)
     if not quiet:
         click.echo(f"The push refers to repository [{parsed.name}]")
+    from dockyard.images.referrers import ReferrerIndex
+
+    referrers = ReferrerIndex(engine.db).of(record.manifest_digest)  # an attached SBOM
     with _progress(quiet) as progress:
         digest = push(images.content, images.index, record, ref,
                       insecure=_insecure(engine, tls_verify, ref), progress=progress,
                       chunk_size=chunk_size,
-                      mount_source=(lambda _digest: mount_from) if mount_from else None)
+                      mount_source=(lambda _digest: mount_from) if mount_from else None,
+                      referrers=referrers)
     if quiet:  # as docker push -q: the reference alone
         click.echo(str(parsed))
         return

@@ -91,6 +91,20 @@ def _memory_file(data: bytes) -> str:
     return path
 
 
+def dockerfile_path(request: BuildRequest, context_root: Path) -> Path:
+    """Where the Dockerfile of ``request`` is read from (``-f`` relative to the working
+    directory first, then to the context; else the context's Dockerfile/Containerfile)."""
+    if request.dockerfile:
+        path = Path(request.dockerfile)
+        if not path.is_absolute() and not path.exists() and request.context != "-":
+            path = context_root / request.dockerfile
+        return path
+    path = context_root / "Dockerfile"
+    if not path.exists() and (context_root / "Containerfile").exists():
+        path = context_root / "Containerfile"
+    return path
+
+
 class BuildService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -138,14 +152,7 @@ class BuildService:
                     stdin: IO[bytes] | None) -> str:
         if request.dockerfile == "-":
             return (stdin or sys.stdin.buffer).read().decode()
-        if request.dockerfile:
-            path = Path(request.dockerfile)
-            if not path.is_absolute() and not path.exists() and request.context != "-":
-                path = context.root / request.dockerfile
-        else:
-            path = context.root / "Dockerfile"
-            if not path.exists() and (context.root / "Containerfile").exists():
-                path = context.root / "Containerfile"
+        path = dockerfile_path(request, context.root)
         try:
             text = path.read_text()
         except FileNotFoundError:
@@ -165,7 +172,7 @@ class BuildService:
             with _destination(output.dest) as out:
                 images.save([image_id], out, fmt=output.type)
             return
-        with self._rootfs(image_id) as rootfs:
+        with self.image_rootfs(image_id) as rootfs:
             if output.type == "tar":
                 from dockyard.fs.inroot import Root
                 from dockyard.fs.tree import write_tree_tar
@@ -178,7 +185,9 @@ class BuildService:
             _copy_tree_with_owners(rootfs, Path(output.dest))
 
     @contextlib.contextmanager
-    def _rootfs(self, image_id: str) -> Iterator[Path]:
+    def image_rootfs(self, image_id: str) -> Iterator[Path]:
+        """The image's files mounted read-write on a throw-away snapshot (removed on
+        exit); what `-o type=tar|local`, `sbom` and `scan` read."""
         from dockyard.fs.tree import remove_tree
         from dockyard.snapshots.mount import mount_all, unmount
 

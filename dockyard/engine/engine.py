@@ -65,10 +65,14 @@ class Engine:
         return service
 
     def _build_cache_blobs(self) -> set[str]:
-        """Layers only the build cache refers to survive image garbage collection."""
+        """Layers only the build cache refers to, and the referrers (an SBOM attached by
+        ``build --sbom``) of the images here, survive image garbage collection."""
         from dockyard.build.cache import BuildCache
+        from dockyard.images.referrers import ReferrerIndex
 
-        return BuildCache(self.db).digests()
+        subjects = {record.manifest_digest for record in self.images.index.images()}
+        return BuildCache(self.db).digests() | ReferrerIndex(self.db).live_blobs(
+            self.images.content, subjects)
 
     @cached_property
     def events(self) -> EventLog:

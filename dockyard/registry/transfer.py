@@ -21,7 +21,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dockyard.errors import DigestMismatch, DockyardError, InvalidArgument
 from dockyard.images import door
@@ -39,6 +39,9 @@ from dockyard.oci.image import (
     parse_manifest_or_index,
 )
 from dockyard.registry.client import RegistryClient
+
+if TYPE_CHECKING:
+    from dockyard.images.referrers import Referrer
 
 PARALLEL = 4
 GZIP_LEVEL = 6  # Docker's: Go's gzip.DefaultCompression
@@ -170,9 +173,11 @@ def _verify_manifest(data: bytes, expected: str) -> str:
 def push(content: LocalContentStore, index: ImageIndex, record: ImageRecord, text: str, *,
          insecure: frozenset[str] = frozenset(), progress: Progress | None = None,
          chunk_size: int | None = None,
-         mount_source: Callable[[str], str | None] | None = None) -> str:
+         mount_source: Callable[[str], str | None] | None = None,
+         referrers: list[Referrer] | None = None) -> str:
     """Push ``record`` as ``text``; returns the pushed manifest's digest (its bytes are
-    in the content store)."""
+    in the content store).  ``referrers`` (an attached SBOM) follow the image, their
+    subject the manifest as pushed (``registry/referrers.py``)."""
     progress = progress or NoProgress()
     ref = reference.parse(text)
     parsed = parse_manifest_or_index(content.read(record.manifest_digest), record.media_type)
@@ -218,6 +223,11 @@ def push(content: LocalContentStore, index: ImageIndex, record: ImageRecord, tex
                                  f"not {digest}")
         index.add(record.manifest_digest, record.config_digest, record.media_type, record.size,
                   record.created, [], (ref.name, digest))
+        if referrers:
+            from dockyard.registry.referrers import push_referrers
+
+            push_referrers(client, content, ref.repository,
+                           Descriptor(record.media_type, digest, len(data)), referrers)
         return digest
     finally:
         client.close()
