@@ -229,7 +229,9 @@ def _supply_steps(engine: Engine, request: BuildRequest, image_id: str, sbom: st
 
     supply = SupplyChain(engine)
     if sbom:
-        referrer = supply.attach_sbom(image_id, sbom)
+        # the document names the image by its first tag (its ID when it has none)
+        referrer = supply.attach_sbom(request.options.tags[0] if request.options.tags
+                                      else image_id, sbom)
         click.echo(f"attached SBOM ({sbom}) {referrer.digest}", err=True)
     if pin:
         path, changes = supply.pin_dockerfile(request)
