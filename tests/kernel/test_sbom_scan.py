@@ -80,6 +80,8 @@ def _plant_mistakes(rootfs: Path) -> None:
     _write(rootfs / "usr/local/bin/helper", "#!/bin/sh\n", 0o4755)
     (rootfs / "var/drop").mkdir(parents=True)
     (rootfs / "var/drop").chmod(0o777)
+    (rootfs / "var/shared").mkdir(parents=True)
+    (rootfs / "var/shared").chmod(0o1777)  # sticky: fine
     _write(rootfs / "app/.env", "DATABASE_URL=postgres://u:p@db/app\n")
     _write(rootfs / "root/.ssh/id_rsa", PRIVATE_KEY, 0o600)
 
@@ -184,6 +186,7 @@ def test_scan_finds_planted_vulnerabilities_and_mistakes(planted: Dockyard,
     assert {("DY001", "config.User"), ("DY002", "config.Env GITHUB_TOKEN"),
             ("DY005", "/usr/local/bin/helper"), ("DY006", "/var/drop"),
             ("DY004", "layer 1: app/.env"), ("DY004", "layer 1: root/.ssh/id_rsa")} <= rules
+    assert not {where for rule, where in rules if where == "/var/shared"}
     assert GITHUB_TOKEN not in result.stdout  # findings name secrets, never repeat them
     # the threshold: only UNKNOWN..CRITICAL at or above it count
     critical = planted("scan", "planted:1", "--db", str(_osv(tmp_path)), "--severity",
@@ -251,6 +254,8 @@ def test_hostile_package_databases(kind: str, box: Dockyard, tmp_path: Path) -> 
     assert json.loads(result.stdout).get("components", []) == []
     if kind in ("fifo", "huge", "dir"):
         assert "skipped" in result.stderr
+        notes = [p["value"] for p in json.loads(result.stdout)["metadata"]["properties"]]
+        assert any("skipped" in note for note in notes)
     assert stat.S_ISREG(host.stat().st_mode) and "hostleak" in host.read_text()
 
 
@@ -287,6 +292,7 @@ def test_build_pin_rewrites_from_lines_and_digests_resolve(box: Dockyard, tmp_pa
     dockerfile = context / "Dockerfile"
     dockerfile.write_text("# base\nARG V=1\nFROM box:${V} AS vars\nFROM box:1 AS first\n"
                           "RUN true\nFROM first\nFROM scratch\nCOPY --from=first /bin/busybox /\n")
+    dockerfile.chmod(0o640)
     result = box("build", "--pin", "-t", "pinned:1", str(context))
     digest = json.loads(box("image", "inspect", "box:1").stdout)[0]["Id"]
     assert digest.startswith("sha256:")
@@ -304,6 +310,23 @@ def test_build_pin_rewrites_from_lines_and_digests_resolve(box: Dockyard, tmp_pa
     assert box("run", "--rm", pinned, "true").returncode == 0
     wrong = box("run", "--rm", "box@sha256:" + "0" * 64, "true", check=False)
     assert wrong.returncode == 125
+    assert stat.S_IMODE(dockerfile.stat().st_mode) == 0o640
     # building again from the pinned file changes nothing more
     box("build", "--pin", str(context))
     assert dockerfile.read_text() == text
+    refused = box("build", "--pin", "-", input=b"FROM box:1\n", check=False)
+    assert refused.returncode == 1 and "--pin rewrites a Dockerfile on disk" in refused.stderr
+
+
+def test_a_secret_deleted_by_a_later_layer_is_still_found(planted: Dockyard,
+                                                          tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM planted:1\nRUN rm /app/.env /root/.ssh/id_rsa\n"
+                                        "USER nobody\n")
+    planted("build", "-t", "tidied:1", str(context))
+    assert planted("run", "--rm", "tidied:1", "ls", "/app/.env", check=False).returncode != 0
+    report = json.loads(planted("scan", "tidied:1", "--format", "json", check=False).stdout)
+    rules = {(f["id"], f["location"]) for f in report["findings"]}
+    assert {("DY004", "layer 1: app/.env"), ("DY004", "layer 1: root/.ssh/id_rsa")} <= rules
+    assert "DY001" not in {rule for rule, _where in rules}

@@ -3,8 +3,10 @@ scores, the config/history lint, rpm header parsing."""
 
 from __future__ import annotations
 
+import io
 import json
 import struct
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -166,3 +168,38 @@ def test_the_sbom_libraries_load_only_for_the_commands_that_use_them() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def _tar(files: dict[str, str]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    return buffer
+
+
+def test_secret_files_in_a_layer() -> None:
+    layer = _tar({
+        "home/u/.npmrc": "//registry.npmjs.org/:_authToken=abc123\n",
+        "home/u/.netrc": "# nothing here\n",
+        "etc/ssl/server.key": "-----BEGIN EC PRIVATE KEY-----\nMHc\n",
+        "etc/ssl/cert.pem": "-----BEGIN CERTIFICATE-----\nMII\n",
+        "srv/.env.production": "SECRET=1\n",
+        "srv/readme.env": "# only a comment\n",
+        "srv/notes.txt": "-----BEGIN RSA PRIVATE KEY-----\n",  # not a candidate name
+    })
+    found = {f.location for f in lint.layer_findings(3, layer)}
+    assert found == {"layer 3: home/u/.npmrc", "layer 3: etc/ssl/server.key",
+                     "layer 3: srv/.env.production"}
+
+
+def test_threshold_counts_unknown_only_when_asked() -> None:
+    from dockyard.images.scan.report import ScanResult
+
+    match = osv.Match("X-1", (), "", "UNKNOWN", Package("p", "1", "npm", "/"), "")
+    result = ScanResult("img", "sha256:x", [match], [], [])
+    assert result.worst_at_least("LOW") == 0 and result.worst_at_least("UNKNOWN") == 1
