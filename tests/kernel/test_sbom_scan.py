@@ -13,6 +13,7 @@ import pytest
 from dockyard.images.sbom.formats import validate_cyclonedx, validate_spdx_json
 from dockyard.testing.bundles import make_rootfs_tar
 from dockyard.testing.cli import Dockyard
+from tests.unit.test_scan_rules import fake_go_binary
 
 pytestmark = pytest.mark.root
 
@@ -74,6 +75,11 @@ def _plant_packages(rootfs: Path) -> None:
     _write(rootfs / "app/node_modules/@acme/util/package.json",
            json.dumps({"name": "@acme/util", "version": "1.0.0-beta.2"}))
     _write(rootfs / "app/package.json", json.dumps({"name": "app", "version": "1.0.0"}))
+    server = rootfs / "usr/local/bin/server"
+    server.parent.mkdir(parents=True, exist_ok=True)
+    server.write_bytes(fake_go_binary("path\texample.com/server\nmod\texample.com/server\t"
+                                      "v1.0.0\th1:a=\ndep\tgolang.org/x/net\tv0.17.0\th1:b=\n"))
+    server.chmod(0o755)
 
 
 def _plant_mistakes(rootfs: Path) -> None:
@@ -126,6 +132,10 @@ def _osv(tmp_path: Path) -> Path:
          "affected": [{"package": {"ecosystem": "npm", "name": "lodash"},
                        "ranges": [{"type": "SEMVER", "events": [
                            {"introduced": "0"}, {"fixed": "4.17.20"}]}]}]},
+        {"id": "GO-TEST-1", "database_specific": {"severity": "HIGH"},
+         "affected": [{"package": {"ecosystem": "Go", "name": "golang.org/x/net"},
+                       "ranges": [{"type": "SEMVER", "events": [
+                           {"introduced": "0"}, {"fixed": "0.23.0"}]}]}]},
         {"id": "GHSA-test-acme", "affected": [{"package": {"ecosystem": "npm",
                                                            "name": "@acme/util"},
                                                "ranges": [{"type": "SEMVER", "events": [
@@ -151,12 +161,14 @@ def test_sbom_lists_every_kind_and_validates(planted: Dockyard) -> None:
         "pkg:pypi/requests@2.25.0",
         "pkg:npm/lodash@4.17.20",
         "pkg:npm/%40acme/util@1.0.0-beta.2",
+        "pkg:golang/example.com/server@v1.0.0",
+        "pkg:golang/golang.org/x/net@v0.17.0",
     }
     cdx = planted("sbom", "--format", "cyclonedx-json", "planted:1").stdout
     validate_cyclonedx(cdx)
     names = {c["name"] for c in json.loads(cdx)["components"]}
     assert names == {"libfoo1", "openssl", "tzdata", "musl", "busybox-extras", "Requests",
-                     "lodash", "@acme/util"}
+                     "lodash", "@acme/util", "example.com/server", "golang.org/x/net"}
 
 
 def test_sbom_output_file_and_bad_format(planted: Dockyard, tmp_path: Path) -> None:
@@ -179,6 +191,7 @@ def test_scan_finds_planted_vulnerabilities_and_mistakes(planted: Dockyard,
     assert found == {("DSA-TEST-1", "libfoo1", "CRITICAL"), ("ALPINE-TEST-1", "musl", "HIGH"),
                      ("PYSEC-TEST-1", "Requests", "MEDIUM"),
                      ("GHSA-test-lodash", "lodash", "LOW"),
+                     ("GO-TEST-1", "golang.org/x/net", "HIGH"),
                      ("GHSA-test-acme", "@acme/util", "UNKNOWN")}
     fixed = {v["id"]: v["fixedVersion"] for v in report["vulnerabilities"]}
     assert fixed["DSA-TEST-1"] == "1.2.3-2" and fixed["ALPINE-TEST-1"] == "1.2.4-r2"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import tarfile
 import zipfile
@@ -33,6 +34,8 @@ from dockyard.images.scan.versions import Unordered, compare
     # semver: pre-releases before the release, numeric identifiers numerically
     ("npm", "1.0.0-alpha", "1.0.0-alpha.1"), ("npm", "1.0.0-beta.2", "1.0.0-beta.10"),
     ("npm", "1.0.0-rc.1", "1.0.0"), ("npm", "4.17.20", "4.17.21"), ("npm", "1.0.0-1", "1.0.0-a"),
+    # Go modules: semver with a "v", pseudo-versions before the release they precede
+    ("Go", "v0.0.0-20250403165618-22662109213e", "v0.0.1"), ("Go", "v1.2.0", "1.10.0"),
 ])
 def test_versions_order_as_their_package_managers_do(ecosystem: str, low: str,
                                                      high: str) -> None:
@@ -46,7 +49,7 @@ def test_equal_spellings_and_unparsable_versions() -> None:
     assert compare("npm", "1.0.0+build.5", "1.0.0") == 0
     assert compare("PyPI", "1.0", "1.0.0") == 0
     for ecosystem, bad in [("npm", "latest"), ("PyPI", "not a version"), ("Alpine", "1.2_x"),
-                           ("Debian", "abc"), ("Go", "v1.0.0")]:
+                           ("Debian", "abc"), ("Maven", "1.0")]:
         with pytest.raises(Unordered):
             compare(ecosystem, bad, "1.0.0")
 
@@ -203,3 +206,55 @@ def test_threshold_counts_unknown_only_when_asked() -> None:
     match = osv.Match("X-1", (), "", "UNKNOWN", Package("p", "1", "npm", "/"), "")
     result = ScanResult("img", "sha256:x", [match], [], [])
     assert result.worst_at_least("LOW") == 0 and result.worst_at_least("UNKNOWN") == 1
+
+
+def _uvarint(value: int) -> bytes:
+    out = b""
+    while value >= 0x80:
+        out += bytes([value & 0x7F | 0x80])
+        value >>= 7
+    return out + bytes([value])
+
+
+SENTINEL = bytes.fromhex("3077af0c9274080241e1c107e6d618e6")
+
+
+def fake_go_binary(modinfo: str, go_version: str = "go1.22.5") -> bytes:
+    """A minimal ELF64 whose only sections are ``.shstrtab`` and a Go 1.18+
+    ``.go.buildinfo`` (header, flags 2, inline version and module info)."""
+    info = SENTINEL + modinfo.encode() + b"\n" + SENTINEL
+    section = (b"\xff Go buildinf:" + bytes([8, 2]) + bytes(16) + _uvarint(len(go_version))
+               + go_version.encode() + _uvarint(len(info)) + info)
+    names = b"\0.shstrtab\0.go.buildinfo\0"
+    names_at, section_at = 64, 64 + len(names)
+    shoff = section_at + len(section)
+    header = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9) + struct.pack(
+        "<HHIQQQIHHHHHH", 2, 62, 1, 0, 0, shoff, 0, 64, 0, 0, 64, 3, 1)
+    entries = [bytes(64),
+               struct.pack("<IIQQQQIIQQ", 1, 3, 0, 0, names_at, len(names), 0, 0, 1, 0),
+               struct.pack("<IIQQQQIIQQ", 11, 1, 3, 0, section_at, len(section), 0, 0, 16, 0)]
+    return (header + names + section + b"".join(entries)).ljust(8192, b"\0")  # binary-sized
+
+
+def test_go_buildinfo_modules(tmp_path: Path) -> None:
+    from dockyard.images.sbom.gobuild import modules
+
+    binary = tmp_path / "app"
+    binary.write_bytes(fake_go_binary(
+        "path\texample.com/app\nmod\texample.com/app\t(devel)\t\n"
+        "dep\tgolang.org/x/net\tv0.17.0\th1:x=\n"
+        "dep\tgithub.com/old/lib\tv1.0.0\th1:y=\n=>\tgithub.com/new/lib\tv1.2.0\th1:z=\n"
+        "dep\tgithub.com/local/thing\tv0.1.0\n=>\t../thing\n"))
+    fd = os.open(binary, os.O_RDONLY)
+    try:
+        assert modules(fd) == [("golang.org/x/net", "v0.17.0"), ("github.com/new/lib", "v1.2.0"),
+                               ("github.com/local/thing", "v0.1.0")]
+    finally:
+        os.close(fd)
+    for junk in (b"\x7fELF" + b"\xff" * 200, b"#!/bin/sh\n" * 500, fake_go_binary("x")[:100]):
+        binary.write_bytes(junk)
+        fd = os.open(binary, os.O_RDONLY)
+        try:
+            assert modules(fd) == []
+        finally:
+            os.close(fd)

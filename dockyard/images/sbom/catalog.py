@@ -9,7 +9,7 @@ What cannot be read is skipped with a note, never guessed.
 Sources: dpkg (``/var/lib/dpkg/status`` and distroless ``status.d/``), apk
 (``/lib/apk/db/installed``), rpm (the sqlite rpmdb; a Berkeley DB is noted, not read),
 Python ``*.dist-info/METADATA`` and ``*.egg-info/PKG-INFO``, npm ``package.json`` under
-``node_modules``.
+``node_modules``, the modules recorded in Go binaries (``gobuild.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from dockyard.fs.tree import Entry, walk
 
 DB_LIMIT = 64 << 20  # a package database (dpkg status, apk installed, rpmdb) past this
 SMALL_LIMIT = 1 << 20  # a METADATA, package.json, os-release
+GO_MIN_SIZE = 4096  # smaller executables are scripts, not Go binaries
 WALK_SKIP = {"proc", "sys", "dev"}  # pseudo-filesystems' mount points: nothing installed
 _RPM_TAGS = {1000: "name", 1001: "version", 1002: "release", 1003: "epoch", 1014: "license",
              1022: "arch", 1044: "sourcerpm"}
@@ -48,7 +49,7 @@ class Package(NamedTuple):
     def ecosystem(self) -> str:
         """OSV's name for the ecosystem ("" when OSV has none we match)."""
         return {"deb": "Debian", "apk": "Alpine", "pypi": "PyPI", "npm": "npm",
-                "rpm": ""}.get(self.type, "")
+                "golang": "Go", "rpm": ""}.get(self.type, "")
 
 
 class Distro(NamedTuple):
@@ -248,6 +249,9 @@ def _walked(root: Root, notes: list[str]) -> Iterator[Package]:
         elif entry.name == "package.json" and stat.S_ISREG(entry.stat.st_mode) and \
                 _is_node_module(entry.relative):
             yield from _npm(root, path, notes)
+        elif stat.S_ISREG(entry.stat.st_mode) and entry.stat.st_mode & 0o111 and \
+                GO_MIN_SIZE <= entry.stat.st_size:
+            yield from _go_binary(entry, path)
 
 
 def _is_node_module(relative: str) -> bool:
@@ -283,6 +287,25 @@ def _npm(root: Root, inner: str, notes: list[str]) -> Iterator[Package]:
                       license=licence if isinstance(licence, str) else "")
 
 
+def _go_binary(entry: Entry, path: str) -> Iterator[Package]:
+    """The modules a Go binary was built from (its ``.go.buildinfo``), opened by name
+    below the walk's directory descriptor, never through a symlink, never blocking."""
+    from dockyard.images.sbom.gobuild import modules
+
+    try:
+        fd = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY,
+                     dir_fd=entry.dir_fd)
+    except OSError:
+        return
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        for module_path, version in modules(fd):
+            yield Package(module_path, version, "golang", path)
+    finally:
+        os.close(fd)
+
+
 # --- package URLs ---------------------------------------------------------------------
 _PEP503 = re.compile(r"[-_.]+")
 _FAMILIES = {
@@ -315,5 +338,7 @@ def purl_of(package: Package, distro: Distro) -> str:
         name = _PEP503.sub("-", name).lower()
     elif package.type == "npm" and name.startswith("@") and "/" in name:
         namespace, name = name.split("/", 1)
+    elif package.type == "golang" and "/" in name:
+        namespace, name = name.rsplit("/", 1)
     return str(PackageURL(type=package.type, namespace=namespace or None, name=name,
                           version=package.version, qualifiers=qualifiers or None))

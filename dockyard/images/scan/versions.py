@@ -167,6 +167,7 @@ def semver_compare(a: str, b: str) -> int:
 
 COMPARATORS: dict[str, Callable[[str, str], int]] = {
     "Debian": dpkg_compare, "Alpine": apk_compare, "PyPI": pep440_compare, "npm": semver_compare,
+    "Go": semver_compare,  # module versions are semver with a "v" (pseudo-versions too)
 }
 
 
