@@ -250,7 +250,7 @@ def _walked(root: Root, notes: list[str]) -> Iterator[Package]:
                 _is_node_module(entry.relative):
             yield from _npm(root, path, notes)
         elif stat.S_ISREG(entry.stat.st_mode) and entry.stat.st_mode & 0o111 and \
-                GO_MIN_SIZE <= entry.stat.st_size:
+                entry.stat.st_size >= GO_MIN_SIZE:
             yield from _go_binary(entry, path)
 
 
