@@ -24,12 +24,19 @@ if TYPE_CHECKING:
     from dockyard.images.scan.report import ScanResult
 
 
-def pinned_reference(images: ImageService, text: str, *, keep_tag: bool = False) -> str:
+def pinned_reference(images: ImageService, text: str, *, keep_tag: bool = False,
+                     manifest_digest: str | None = None) -> str:
     """``text`` (a local image's name) as ``name@sha256:…``: the digest the registry
     knows it by when it was pulled or pushed under that name, else the digest of its
     manifest here (which ``run``/``FROM`` here resolve too).  ``keep_tag`` gives
-    ``name:tag@sha256:…`` (the tag is then only a comment: the digest decides)."""
-    record = images.get(text)
+    ``name:tag@sha256:…`` (the tag is then only a comment: the digest decides).
+    ``manifest_digest`` names the image instead of what ``text`` points at now (a
+    container's image, when the tag has moved since)."""
+    record = images.index.get(manifest_digest) if manifest_digest else images.get(text)
+    if record is None:
+        from dockyard.errors import ImageNotFound
+
+        raise ImageNotFound(f"{text}@{manifest_digest}")
     ref = reference.parse(text)
     digest = ref.digest
     if digest is None:

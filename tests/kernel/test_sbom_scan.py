@@ -324,6 +324,13 @@ def test_build_pin_rewrites_from_lines_and_digests_resolve(box: Dockyard, tmp_pa
     wrong = box("run", "--rm", "box@sha256:" + "0" * 64, "true", check=False)
     assert wrong.returncode == 125
     assert stat.S_IMODE(dockerfile.stat().st_mode) == 0o640
+    from dockyard.engine.engine import Engine
+    from dockyard.engine.supply import pinned_reference
+
+    images = Engine(box.layout).images
+    assert pinned_reference(images, "box:1") == bare
+    assert pinned_reference(images, "docker.io/library/box", keep_tag=True,
+                            manifest_digest=bare.split("@")[1]) == pinned.replace(":1@", ":latest@")
     # building again from the pinned file changes nothing more
     box("build", "--pin", str(context))
     assert dockerfile.read_text() == text
