@@ -122,6 +122,12 @@ def test_databases_load_from_files_dirs_and_zips(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / "db" / "all.zip", "w") as archive:
         archive.writestr("D.json", json.dumps({"id": "D", "affected": []}))
     assert sorted(r["id"] for r in osv.load(tmp_path / "db")) == ["A", "B", "C", "D"]
+    os.mkfifo(tmp_path / "db" / "sub" / "fifo.json")
+    with pytest.raises(InvalidArgument, match="fifo.json: not a regular file"):
+        osv.load(tmp_path / "db")
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(InvalidArgument, match="not a readable zip archive"):
+        osv.load(tmp_path / "broken.zip")
     bad = tmp_path / "bad.json"
     for text in ("[1, 2]", "{", "[" * 100_000, json.dumps({"id": 5})):
         bad.write_text(text)

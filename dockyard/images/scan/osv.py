@@ -19,7 +19,7 @@ import stat
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.images.sbom.catalog import Package
@@ -64,19 +64,25 @@ def load(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def _load_file(path: Path) -> list[dict[str, Any]]:
-    if path.suffix == ".zip":
-        return list(_load_zip(path))
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(RECORD_LIMIT + 1)
+    try:  # a FIFO or device named x.json is refused, not waited on
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidArgument(f"{path}: not a regular file")
+        if path.suffix == ".zip":
+            return list(_load_zip(handle, path))
+        try:
+            data = handle.read(RECORD_LIMIT + 1)
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from None
     return _records(data, str(path))
 
 
-def _load_zip(path: Path) -> Iterator[dict[str, Any]]:
+def _load_zip(handle: IO[bytes], path: Path) -> Iterator[dict[str, Any]]:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(handle) as archive:
             for info in archive.infolist():
                 if info.is_dir() or not info.filename.endswith(".json"):
                     continue
