@@ -24,9 +24,12 @@ def fallback_tag(subject_digest: str) -> str:
 
 
 def supports_referrers_api(client: RegistryClient, repository: str, digest: str) -> bool:
+    """An OCI index answered for the referrers API; the statuses registries without it
+    give (404, and 400/405/406 from some) mean "use the fallback tag", as other
+    clients read them; anything else is an error."""
     response = client.request("GET", f"/v2/{repository}/referrers/{digest}",
                               f"repository:{repository}:pull",
-                              headers={"Accept": mt.OCI_INDEX}, ok=(200, 404))
+                              headers={"Accept": mt.OCI_INDEX}, ok=(200, 400, 404, 405, 406))
     kind = response.headers.get("content-type", "").split(";")[0].strip()
     return response.status_code == 200 and kind == mt.OCI_INDEX
 
