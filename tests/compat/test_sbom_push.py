@@ -53,6 +53,17 @@ def test_push_carries_the_sbom_as_a_referrer(box: Dockyard, registry: Registry,
     box("push", f"{registry.address}/team/app:2")
     again = _get(registry, f"team/app/manifests/{pushed.replace(':', '-')}").json()
     assert [e["digest"] for e in again["manifests"]] == [entry["digest"]]
+    # and the client reads them back (the fallback, as the registry has no API)
+    from dockyard.registry.client import RegistryClient
+    from dockyard.registry.referrers import list_referrers, supports_referrers_api
+
+    client = RegistryClient(registry.address)
+    try:
+        assert not supports_referrers_api(client, "team/app", pushed)
+        assert list_referrers(client, "team/app", pushed) == again["manifests"]
+        assert list_referrers(client, "team/app", "sha256:" + "0" * 64) == []
+    finally:
+        client.close()
 
 
 def test_digest_references_pull_build_and_run(box: Dockyard, registry: Registry,
