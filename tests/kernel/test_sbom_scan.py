@@ -350,3 +350,43 @@ def test_a_secret_deleted_by_a_later_layer_is_still_found(planted: Dockyard,
     rules = {(f["id"], f["location"]) for f in report["findings"]}
     assert {("DY004", "layer 1: app/.env"), ("DY004", "layer 1: root/.ssh/id_rsa")} <= rules
     assert "DY001" not in {rule for rule, _where in rules}
+
+
+def test_lint_reads_what_the_builder_records(box: Dockyard, tmp_path: Path) -> None:
+    """ADD of a URL with and without --checksum, a secret ENV and a token in a RUN line,
+    as dockyard's builder writes them into the config and history."""
+    import hashlib
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "tool.sh").write_text("echo tool\n")
+    handler = type("Quiet", (http.server.SimpleHTTPRequestHandler,),
+                   {"log_message": lambda *a: None})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), lambda *a: handler(*a, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/tool.sh"
+        checksum = "sha256:" + hashlib.sha256(b"echo tool\n").hexdigest()
+        context = tmp_path / "ctx"
+        context.mkdir()
+        (context / "Dockerfile").write_text(
+            f"FROM box:1\nADD {url} /opt/unchecked.sh\n"
+            f"ADD --checksum={checksum} {url} /opt/checked.sh\n"
+            "ENV SERVICE_API_KEY=k3y-from-the-vendor\n"
+            f"RUN echo {GITHUB_TOKEN} > /dev/null\nUSER nobody\n")
+        box("build", "--label", "org.opencontainers.image.base.name=box", "-t", "linted:1",
+            str(context))
+    finally:
+        server.shutdown()
+        server.server_close()
+    report = json.loads(box("scan", "linted:1", "--format", "json", check=False).stdout)
+    found = {(f["id"], f["location"].split("[")[0]) for f in report["findings"]}
+    assert found == {("DY008", "history"), ("DY002", "config.Env SERVICE_API_KEY"),
+                     ("DY003", "history"), ("DY007", "config.Labels")}
+    [add] = [f for f in report["findings"] if f["id"] == "DY008"]
+    assert "unchecked.sh" in add["title"]
+    assert GITHUB_TOKEN not in json.dumps(report)
