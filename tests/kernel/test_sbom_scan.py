@@ -166,7 +166,11 @@ def test_sbom_lists_every_kind_and_validates(planted: Dockyard) -> None:
     }
     cdx = planted("sbom", "--format", "cyclonedx-json", "planted:1").stdout
     validate_cyclonedx(cdx)
-    names = {c["name"] for c in json.loads(cdx)["components"]}
+    components = json.loads(cdx)["components"]
+    licences = {c["name"]: c.get("licenses") for c in components}
+    assert licences["lodash"] == [{"license": {"id": "MIT"}}]
+    assert licences["Requests"] == [{"license": {"name": "Apache 2.0"}}]
+    names = {c["name"] for c in components}
     assert names == {"libfoo1", "openssl", "tzdata", "musl", "busybox-extras", "Requests",
                      "lodash", "@acme/util", "example.com/server", "golang.org/x/net"}
 

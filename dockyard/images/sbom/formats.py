@@ -94,6 +94,7 @@ def _notes_comment(catalog: Catalog) -> str | None:
 
 
 def cyclonedx_json(catalog: Catalog, subject: Subject, created: datetime.datetime) -> bytes:
+    from cyclonedx.contrib.license.factories import LicenseFactory
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component, ComponentType
@@ -108,9 +109,12 @@ def cyclonedx_json(catalog: Catalog, subject: Subject, created: datetime.datetim
                                    properties=[Property(name="dockyard:note", value=note)
                                                for note in catalog.notes]))
     bom.serial_number = uuid.uuid4()
+    licences = LicenseFactory()
     components = [Component(
         name=package.name, version=package.version, type=ComponentType.LIBRARY,
         purl=PackageURL.from_string(package.purl), bom_ref=f"pkg-{index}",
+        # what the package says: an SPDX id or expression where it is one, else a name
+        licenses=[licences.make_from_string(package.license)] if package.license else None,
         properties=[Property(name="dockyard:location", value=package.location)])
         for index, package in enumerate(catalog.packages, 1)]
     bom.components.update(components)
