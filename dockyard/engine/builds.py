@@ -168,7 +168,7 @@ class BuildService:
         with self._rootfs(image_id) as rootfs:
             if output.type == "tar":
                 from dockyard.fs.inroot import Root
-                from dockyard.fs.tree import write_tree_tar
+                from dockyard.fs.tartree import write_tree_tar
 
                 idmap = self.engine.idmap
                 with _destination(output.dest) as out, Root(rootfs, what="image") as root:

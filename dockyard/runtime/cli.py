@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from dockyard import trace
 from dockyard.errors import DockyardError
 from dockyard.runtime import log
 
@@ -152,9 +153,21 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    trace.begin("runtime")
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    finally:
+        trace.report()
+
+
+def _main(argv: list[str]) -> int:
     wanted = _subcommand_in(argv)
+    if wanted in ("create", "run"):
+        from dockyard.runtime.linux.cgroup_peek import warm_attach_lock
+
+        warm_attach_lock()  # the init's cgroup move, ~15 ms from now, is then quick
     args = _parser(wanted if wanted in _COMMANDS else None).parse_args(argv)
+    trace.mark("arguments parsed")
     log.configure(args.log, args.log_format)
     if args.version:
         print("dockyard-runtime version 0.1.0\nspec: 1.2.0")

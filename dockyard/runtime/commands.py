@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dockyard import trace
 from dockyard.errors import InvalidArgument
 from dockyard.errors import RuntimeContainerNotFound as ContainerNotFound
 from dockyard.oci.runtime_spec import (
@@ -65,14 +66,17 @@ def _run(args: argparse.Namespace, root: Path) -> int:
             stdio=relay.container_ends() if relay is not None else None))
         if relay is not None:
             relay.close_container_ends()
+        trace.mark("created")
         try:
             operations.start(root, args.id)
         except BaseException:
             operations.delete(root, args.id, force=True)
             raise
+        trace.mark("started")
         if args.detach:
             return 0
         code = _wait_forwarding_signals(record.pid, tty, relay)
+        trace.mark("container exited")
     finally:
         if tty is not None:
             tty.close()
@@ -81,6 +85,7 @@ def _run(args: argparse.Namespace, root: Path) -> int:
     if not args.keep:
         with contextlib.suppress(ContainerNotFound):
             operations.delete(root, args.id, force=True)
+        trace.mark("deleted")
     return code
 
 

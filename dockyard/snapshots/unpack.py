@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, NamedTuple
 
 from dockyard.errors import InvalidArgument, NotImplementedFeature
-from dockyard.fs import tree
+from dockyard.fs import tartree, tree
 from dockyard.fs.inroot import PATH_MAX, Root, proc_path
 
 if TYPE_CHECKING:
@@ -455,7 +455,7 @@ def place_tree(placer: Placer, top_fd: int, *, include: Callable[[str], bool] | 
                                     or stat.S_ISLNK(mode)):
                 continue
             link = os.readlink(entry.name, dir_fd=entry.dir_fd) if stat.S_ISLNK(mode) else ""
-            header = tree.tar_info(entry.relative, entry.stat, link)
+            header = tartree.tar_info(entry.relative, entry.stat, link)
             placer.place_member(header, copy_from(entry.dir_fd, entry.name)
                                 if stat.S_ISREG(mode) else None)
         placer.finish()
