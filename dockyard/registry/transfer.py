@@ -123,15 +123,24 @@ def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
         with door.discarding(content, index) as brought:
             brought.update({top_digest, manifest_digest})
             brought.update(d.digest for d in blobs if not content.exists(d.digest))
+            # the config first: it names the diff_id each layer is checked against
+            _fetch_blob(client, content, ref.repository, manifest.config, progress)
+            config = parse_config(content.read(manifest.config.digest))
+            diff_ids = [str(d) for d in config["rootfs"]["diff_ids"]]
+            door.check_diff_ids(len(manifest.layers), diff_ids)
+
+            def fetch_and_check(layer: Descriptor, diff_id: str) -> None:
+                """The door as each layer arrives (every layer passes the unpacker's
+                rules before the image exists), overlapping the other downloads:
+                checking them all after the last one made pulls ~1.3x skopeo's time."""
+                _fetch_blob(client, content, ref.repository, layer, progress)
+                door.verify_layer(content, layer.digest, layer.media_type, diff_id)
+
             with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
-                jobs = [pool.submit(_fetch_blob, client, content, ref.repository, d, progress)
-                        for d in blobs]
+                jobs = [pool.submit(fetch_and_check, layer, diff_id)
+                        for layer, diff_id in zip(manifest.layers, diff_ids, strict=True)]
                 for job in jobs:
                     job.result()
-            config = parse_config(content.read(manifest.config.digest))
-            # the door: every layer passes the unpacker's rules before the image exists
-            door.admit(content, [(d.digest, d.media_type) for d in manifest.layers],
-                       [str(d) for d in config["rootfs"]["diff_ids"]])
         index.add(manifest_digest, manifest.config.digest, media_type or manifest.media_type,
                   sum(d.size for d in blobs), str(config.get("created", "")), names,
                   (ref.name, top_digest))
