@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import signal
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from dockyard import trace
@@ -29,12 +29,12 @@ if TYPE_CHECKING:
     from dockyard.runtime.stdio import PipeRelay
 
 
-def dispatch(args: argparse.Namespace, root: Path) -> int:
+def dispatch(args: SimpleNamespace, root: Path) -> int:
     handler = _HANDLERS[args.subcommand]
     return handler(args, root)
 
 
-def _create(args: argparse.Namespace, root: Path) -> int:
+def _create(args: SimpleNamespace, root: Path) -> int:
     from dockyard.runtime.bundle import load_bundle
     from dockyard.runtime.create import CreateOptions, create
 
@@ -44,7 +44,7 @@ def _create(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, root: Path) -> int:
+def _run(args: SimpleNamespace, root: Path) -> int:
     from dockyard.runtime.bundle import load_bundle
     from dockyard.runtime.create import CreateOptions, create
 
@@ -125,22 +125,22 @@ def exit_code(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def _start(args: argparse.Namespace, root: Path) -> int:
+def _start(args: SimpleNamespace, root: Path) -> int:
     operations.start(root, args.id)
     return 0
 
 
-def _state(args: argparse.Namespace, root: Path) -> int:
+def _state(args: SimpleNamespace, root: Path) -> int:
     print(json.dumps(operations.get_state(root, args.id), indent=2))
     return 0
 
 
-def _kill(args: argparse.Namespace, root: Path) -> int:
+def _kill(args: SimpleNamespace, root: Path) -> int:
     operations.kill(root, args.id, operations.parse_signal(args.signal), all_processes=args.all)
     return 0
 
 
-def _delete(args: argparse.Namespace, root: Path) -> int:
+def _delete(args: SimpleNamespace, root: Path) -> int:
     try:
         operations.delete(root, args.id, force=args.force)
     except ContainerNotFound:
@@ -149,17 +149,17 @@ def _delete(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
-def _pause(args: argparse.Namespace, root: Path) -> int:
+def _pause(args: SimpleNamespace, root: Path) -> int:
     operations.pause(root, args.id)
     return 0
 
 
-def _resume(args: argparse.Namespace, root: Path) -> int:
+def _resume(args: SimpleNamespace, root: Path) -> int:
     operations.resume(root, args.id)
     return 0
 
 
-def _list(args: argparse.Namespace, root: Path) -> int:
+def _list(args: SimpleNamespace, root: Path) -> int:
     states = operations.list_states(root)
     if args.quiet:
         for item in states:
@@ -175,7 +175,7 @@ def _list(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
-def _ps(args: argparse.Namespace, root: Path) -> int:
+def _ps(args: SimpleNamespace, root: Path) -> int:
     pids = operations.pids(root, args.id)
     if args.format == "json":
         print(json.dumps(pids))
@@ -196,7 +196,7 @@ def _ps(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
-def _exec(args: argparse.Namespace, root: Path) -> int:
+def _exec(args: SimpleNamespace, root: Path) -> int:
     from dockyard.runtime import exec as exec_mod
 
     cdir = ContainerDir(root, args.id)
@@ -243,7 +243,7 @@ def _exec(args: argparse.Namespace, root: Path) -> int:
             relay.close()
 
 
-def _apply_exec_flags(proc: Process, args: argparse.Namespace) -> Process:
+def _apply_exec_flags(proc: Process, args: SimpleNamespace) -> Process:
     if args.user:
         uid, _, gid = args.user.partition(":")
         if not uid.isdigit() or (gid and not gid.isdigit()):
@@ -262,7 +262,7 @@ def _apply_exec_flags(proc: Process, args: argparse.Namespace) -> Process:
     return proc
 
 
-def _update(args: argparse.Namespace, root: Path) -> int:
+def _update(args: SimpleNamespace, root: Path) -> int:
     from dockyard.oci.runtime_spec import _parse_resources, _Reader
 
     cdir = ContainerDir(root, args.id)
@@ -293,14 +293,14 @@ def _update(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
-def _features(_args: argparse.Namespace, _root: Path) -> int:
+def _features(_args: SimpleNamespace, _root: Path) -> int:
     from dockyard.runtime.features import features
 
     print(json.dumps(features(), indent=4))
     return 0
 
 
-def _spec(args: argparse.Namespace, _root: Path) -> int:
+def _spec(args: SimpleNamespace, _root: Path) -> int:
     from dockyard.runtime.spec import default_spec
 
     target = Path(args.bundle) / "config.json"
