@@ -190,18 +190,21 @@ def test_refusals_name_the_rule_and_store_nothing(box: Dockyard, registry: Regis
     good_name = f"{registry.address}/team/good:v1"
     box("tag", "box:1", other_name)
     box(*trust.args(), "push", "--sign-by", keyring.other, other_name, env=keyring.env)
-    # an image signed by the trusted key, whose signature is then put beside another image
+    # a tampered image: another manifest pushed over a signed tag, the signature copied
+    # to it (the same identity: only the signed digest tells them apart)
     box("build", "-t", good_name, "-", input=b"FROM box:1\nLABEL x=1\n")
-    box(*trust.args(), "push", "--sign-by", keyring.trusted, good_name, env=keyring.env)
-    good_digest, _ = _manifest(registry, "team/good", "v1")
     tampered = f"{registry.address}/team/tampered:v1"
+    box("tag", good_name, tampered)
+    box(*trust.args(), "push", "--sign-by", keyring.trusted, tampered, env=keyring.env)
+    box(*trust.args(), "push", "--sign-by", keyring.trusted, good_name, env=keyring.env)
+    signed_digest, _ = _manifest(registry, "team/tampered", "v1")
     box("tag", "box:1", tampered)
     box("push", tampered)
     tampered_digest, _ = _manifest(registry, "team/tampered", "v1")
-    assert tampered_digest != good_digest
+    assert tampered_digest != signed_digest
     target = trust.lookaside / f"team/tampered@sha256={tampered_digest[7:]}"
     target.mkdir(parents=True)
-    shutil.copy(trust.lookaside / f"team/good@sha256={good_digest[7:]}/signature-1",
+    shutil.copy(trust.lookaside / f"team/tampered@sha256={signed_digest[7:]}/signature-1",
                 target / "signature-1")
     cases = {other_name: "which the policy does not trust",
              tampered: "Signature for a different manifest"}
@@ -232,3 +235,151 @@ def test_refusals_name_the_rule_and_store_nothing(box: Dockyard, registry: Regis
     _nothing_stored(box, builder)
     # without a policy file, nothing changes: everything is accepted
     box("pull", other_name, root=tmp_path / "no-policy")
+
+
+# --- cosign -------------------------------------------------------------------------------
+# go-securesystemslib's own test vector (encrypted/encrypted_test.go, TestDecrypt): the
+# document format cosign.key wraps, decrypting to "reallyimportant" with "supersecret"
+SSL_VECTOR = (b'{"kdf":{"name":"scrypt","params":{"N":32768,"r":8,"p":1},"salt":'
+              b'"N9a7x5JFGbrtB2uBR81jPwp0eiLR4A7FV3mjVAQrg1g="},"cipher":{"name":'
+              b'"nacl/secretbox","nonce":"2h8HxMmgRfuYdpswZBQaU3xJ1nkA/5Ik"},"ciphertext":'
+              b'"SEW6sUh0jf2wfdjJGPNS9+bkk2uB+Cxamf32zR8XkQ=="}')
+
+
+def _open_cosign_key(pem: bytes, password: bytes) -> Any:
+    """Independently of dockyard's code: PEM → JSON → scrypt (hashlib) → secretbox →
+    PKCS#8 → an ECDSA key."""
+    import nacl.secret
+    from cryptography.hazmat.primitives import serialization
+
+    lines = pem.decode().strip().splitlines()
+    assert lines[0] == "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"
+    assert lines[-1] == "-----END ENCRYPTED SIGSTORE PRIVATE KEY-----"
+    doc = json.loads(base64.b64decode("".join(lines[1:-1])))
+    assert doc["kdf"]["name"] == "scrypt" and doc["cipher"]["name"] == "nacl/secretbox"
+    params = doc["kdf"]["params"]
+    key = hashlib.scrypt(password, salt=base64.b64decode(doc["kdf"]["salt"]), n=params["N"],
+                         r=params["r"], p=params["p"], dklen=32, maxmem=64 << 20)
+    der = nacl.secret.SecretBox(key).decrypt(base64.b64decode(doc["ciphertext"]),
+                                             base64.b64decode(doc["cipher"]["nonce"]))
+    return serialization.load_der_private_key(der, None)
+
+
+def test_cosign_key_format() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from dockyard.errors import PermissionDenied
+    from dockyard.registry.trust import cosign
+
+    assert cosign.decrypt(SSL_VECTOR, b"supersecret") == b"reallyimportant"
+    with pytest.raises(PermissionDenied):
+        cosign.decrypt(SSL_VECTOR, b"wrong")
+    pair = cosign.generate(b"pw")
+    private = _open_cosign_key(pair.private_pem, b"pw")
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    assert private.curve.name == "secp256r1"
+    public = serialization.load_pem_public_key(pair.public_pem)
+    assert pair.public_pem.startswith(b"-----BEGIN PUBLIC KEY-----")
+    assert public.public_numbers() == private.public_key().public_numbers()
+    with pytest.raises(PermissionDenied):
+        cosign.load_private(pair.private_pem, b"not it")
+
+
+def _cosign_keys(box: Dockyard, where: Path, password: str) -> tuple[Path, Path]:
+    where.mkdir()
+    prefix = where / "cosign"
+    box("image", "keygen", "--output-key-prefix", str(prefix),
+        env={"COSIGN_PASSWORD": password})
+    return prefix.with_suffix(".key"), prefix.with_suffix(".pub")
+
+
+def test_cosign_sign_verify_and_policy(box: Dockyard, registry: Registry,
+                                       tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key, pub = _cosign_keys(box, tmp_path / "keys", "s3cret")
+    other_key, other_pub = _cosign_keys(box, tmp_path / "other-keys", "")
+    assert (key.stat().st_mode & 0o777) == 0o600
+    name = f"{registry.address}/cos/box:v1"
+    box("tag", "box:1", name)
+    box("push", name)
+    digest, _ = _manifest(registry, "cos/box", "v1")
+    box("image", "sign", "--key", str(key), name, env={"COSIGN_PASSWORD": "s3cret"})
+    # cosign's structure: the sha256-<hex>.sig tag, one simplesigning layer, the annotation
+    tag = f"sha256-{digest[7:]}.sig"
+    tags = httpx.get(f"http://{registry.address}/v2/cos/box/tags/list").json()["tags"]
+    assert tag in tags
+    _, raw = _manifest(registry, "cos/box", tag)
+    sig_manifest = json.loads(raw)
+    assert sig_manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    [layer] = sig_manifest["layers"]
+    assert layer["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json"
+    payload = httpx.get(f"http://{registry.address}/v2/cos/box/blobs/{layer['digest']}"
+                        ).content
+    assert json.loads(payload) == {
+        "critical": {"identity": {"docker-reference": f"{registry.address}/cos/box"},
+                     "image": {"docker-manifest-digest": digest},
+                     "type": "cosign container image signature"},
+        "optional": None}
+    signature = base64.b64decode(layer["annotations"]["dev.cosignproject.cosign/signature"])
+    public = serialization.load_pem_public_key(pub.read_bytes())
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    public.verify(signature, payload, ec.ECDSA(hashes.SHA256()))  # raises if wrong
+    # the OCI 1.1 referrer, listed by the referrers tag schema (docker-registry has no API)
+    _, raw_index = _manifest(registry, "cos/box", f"sha256-{digest[7:]}")
+    [entry] = json.loads(raw_index)["manifests"]
+    assert entry["artifactType"] == "application/vnd.dev.cosign.artifact.sig.v1+json"
+    _, raw_referrer = _manifest(registry, "cos/box", entry["digest"])
+    referrer = json.loads(raw_referrer)
+    assert referrer["subject"]["digest"] == digest
+    assert referrer["layers"] == [layer]
+    # verify: the right key passes with the payload on stdout, another key fails
+    verified = box("image", "verify", "--key", str(pub), name)
+    assert json.loads(verified.stdout)[0]["critical"]["image"][
+        "docker-manifest-digest"] == digest
+    wrong = box("image", "verify", "--key", str(other_pub), name, check=False)
+    assert wrong.returncode != 0 and "no matching signatures" in wrong.stderr
+    # the policy: sigstoreSigned by the key, cosign's identity (the repository) accepted
+    trust = _trust(tmp_path, registry, {registry.address: [{
+        "type": "sigstoreSigned", "keyPath": str(pub),
+        "signedIdentity": {"type": "matchRepository"}}]}, attachments=True)
+    box(*trust.args(), "pull", name, root=tmp_path / "cos-ok")
+    unsigned = f"{registry.address}/cos/unsigned:v1"
+    by_other = f"{registry.address}/cos/other:v1"
+    tampered = f"{registry.address}/cos/tampered:v1"
+    box("build", "-t", by_other, "-", input=b"FROM box:1\nLABEL other=1\n")
+    box("build", "-t", tampered, "-", input=b"FROM box:1\nLABEL tampered=1\n")
+    for ref in (unsigned, by_other, tampered):
+        if ref == unsigned:
+            box("tag", "box:1", ref)
+        box("push", ref)
+    box("image", "sign", "--key", str(other_key), by_other, env={"COSIGN_PASSWORD": ""})
+    # a tampered image: another manifest pushed over a signed tag, the signature manifest
+    # copied to its .sig tag (the same identity: only the signed digest differs)
+    signed_digest, _ = _manifest(registry, "cos/tampered", "v1")
+    box("image", "sign", "--key", str(key), tampered, env={"COSIGN_PASSWORD": "s3cret"})
+    _, signed_sig = _manifest(registry, "cos/tampered", f"sha256-{signed_digest[7:]}.sig")
+    box("tag", "box:1", tampered)
+    box("push", tampered)
+    tampered_digest, _ = _manifest(registry, "cos/tampered", "v1")
+    assert tampered_digest != signed_digest
+    httpx.put(f"http://{registry.address}/v2/cos/tampered/manifests/"
+              f"sha256-{tampered_digest[7:]}.sig", content=signed_sig,
+              headers={"Content-Type": sig_manifest["mediaType"]}).raise_for_status()
+    cases = {unsigned: "no signature exists", by_other: "does not verify with the key",
+             tampered: "Signature for a different manifest"}
+    for ref, why in cases.items():
+        root = tmp_path / f"cos-{ref.rsplit('/', 1)[1].split(':')[0]}"
+        result = box(*trust.args(), "pull", ref, root=root, check=False)
+        assert result.returncode != 0 and why in result.stderr, result.stderr
+        assert "sigstoreSigned" in result.stderr
+        _nothing_stored(box, root)
+    # matchRepoDigestOrExact (the default) wants the tag cosign's identity lacks
+    strict = _trust(tmp_path / "strict", registry, {registry.address: [{
+        "type": "sigstoreSigned", "keyPath": str(pub)}]}, attachments=True) \
+        if (tmp_path / "strict").mkdir() is None else None
+    assert strict is not None
+    result = box(*strict.args(), "pull", name, root=tmp_path / "strict-root", check=False)
+    assert result.returncode != 0 and "is not accepted" in result.stderr
