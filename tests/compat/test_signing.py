@@ -280,6 +280,7 @@ def test_cosign_key_format() -> None:
     assert isinstance(private, ec.EllipticCurvePrivateKey)
     assert private.curve.name == "secp256r1"
     public = serialization.load_pem_public_key(pair.public_pem)
+    assert isinstance(public, ec.EllipticCurvePublicKey)
     assert pair.public_pem.startswith(b"-----BEGIN PUBLIC KEY-----")
     assert public.public_numbers() == private.public_key().public_numbers()
     with pytest.raises(PermissionDenied):
@@ -377,9 +378,8 @@ def test_cosign_sign_verify_and_policy(box: Dockyard, registry: Registry,
         assert "sigstoreSigned" in result.stderr
         _nothing_stored(box, root)
     # matchRepoDigestOrExact (the default) wants the tag cosign's identity lacks
+    (tmp_path / "strict").mkdir()
     strict = _trust(tmp_path / "strict", registry, {registry.address: [{
-        "type": "sigstoreSigned", "keyPath": str(pub)}]}, attachments=True) \
-        if (tmp_path / "strict").mkdir() is None else None
-    assert strict is not None
+        "type": "sigstoreSigned", "keyPath": str(pub)}]}, attachments=True)
     result = box(*strict.args(), "pull", name, root=tmp_path / "strict-root", check=False)
     assert result.returncode != 0 and "is not accepted" in result.stderr
