@@ -13,12 +13,16 @@ Every refusal is checked to leave nothing stored.
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
 import hashlib
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -104,6 +108,25 @@ def _gpg_trust(tmp_path: Path, registry: Registry, keyring: Keyring) -> Trust:
     })
 
 
+@contextlib.contextmanager
+def _http_directory(directory: Path) -> Iterator[str]:
+    """``directory`` served over HTTP on 127.0.0.1 (its URL) while the block runs."""
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def _nothing_stored(dy: Dockyard, root: Path) -> None:
     assert dy("images", "-q", root=root).stdout.strip() == ""
     blobs = root / "content"
@@ -160,6 +183,9 @@ def test_push_sign_by_is_accepted_by_skopeo_and_unsigned_refused(
     assert "no signature exists" in denied.stderr
     assert f'transports.docker["{registry.address}"]' in denied.stderr
     _nothing_stored(box, tmp_path / "denied")
+    # image sign --sign-by: the image already pushed, now signed, and skopeo accepts it
+    box(*trust.args(), "image", "sign", "--sign-by", keyring.trusted, plain, env=keyring.env)
+    _skopeo(*copy, f"docker://{plain}", f"dir:{tmp_path / 'plain-signed'}")
 
 
 def test_skopeo_signed_image_runs_under_policy(box: Dockyard, registry: Registry,
@@ -227,6 +253,17 @@ def test_refusals_name_the_rule_and_store_nothing(box: Dockyard, registry: Regis
     _nothing_stored(box, root)
     box(*trust.args(), "pull", opened, root=tmp_path / "opened")
     box(*trust.args(), "pull", good_name, root=tmp_path / "good")
+    # the lookaside read over HTTP (a 127.0.0.1 server over the same directory)
+    with _http_directory(trust.lookaside) as url:
+        (trust.registries_d / "test.yaml").write_text(
+            f"docker:\n  {registry.address}:\n    lookaside: {url}\n")
+        box(*trust.args(), "pull", good_name, root=tmp_path / "good-http")
+        result = box(*trust.args(), "pull", tampered, root=tmp_path / "tampered-http",
+                     check=False)
+        assert result.returncode != 0 and "different manifest" in result.stderr
+        _nothing_stored(box, tmp_path / "tampered-http")
+    (trust.registries_d / "test.yaml").write_text(
+        f"docker:\n  {registry.address}:\n    lookaside: file://{trust.lookaside}\n")
     # build's FROM obeys the policy too (it pulls what is not here)
     builder = tmp_path / "builder"
     built = box(*trust.args(), "build", "-t", "x:1", "-", root=builder, check=False,

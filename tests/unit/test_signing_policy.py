@@ -62,8 +62,6 @@ def test_scope_names_order() -> None:
     ({"default": [{"type": "signedBy", "keyType": "GPGKeys"}]}, "exactly one of"),
     ({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyData": "!!"}]},
      "not base64"),
-    ({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/nonexistent/k"}]},
-     "No such file"),
     ({"default": [{"type": "reject"}], "transports": {"docker": {"x": []}}}, "non-empty"),
     ({"default": [{"type": "insecureAcceptAnything"}], "extra": {}}, "unknown field"),
     ({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyData": "eA==",
@@ -73,6 +71,19 @@ def test_scope_names_order() -> None:
 def test_bad_policies_are_refused(tmp_path: Path, doc: object, error: str) -> None:
     with pytest.raises(InvalidArgument, match=error):
         _policy(tmp_path, doc)
+
+
+def test_key_files_are_read_when_needed(tmp_path: Path) -> None:
+    """As containers/image (Fedora's default policy names Red Hat's key file for
+    registry.redhat.io): a scope's missing key file does not stop other scopes."""
+    policy = _policy(tmp_path, {"default": [{"type": "insecureAcceptAnything"}],
+                                "transports": {"docker": {"reg:5000": [{
+                                    "type": "signedBy", "keyType": "GPGKeys",
+                                    "keyPath": "/nonexistent/key.gpg"}]}}})
+    scope, [requirement] = policy.requirements_for(reference.parse("reg:5000/app:v1"))
+    with pytest.raises(InvalidArgument, match="/nonexistent/key.gpg: No such file"):
+        requirement.load_keys()
+    assert policy.requirements_for(reference.parse("busybox"))[0] == "default"
 
 
 def test_unsupported_requirements_say_so(tmp_path: Path) -> None:

@@ -44,12 +44,24 @@ class Identity(NamedTuple):
 
 class Requirement(NamedTuple):
     kind: str  # reject, insecureAcceptAnything, signedBy, sigstoreSigned
-    keys: tuple[bytes, ...] = ()
-    key_source: str = ""
+    key_paths: tuple[str, ...] = ()  # read when an image of the scope is checked
+    key_data: tuple[bytes, ...] = ()
     identity: Identity = Identity("matchRepoDigestOrExact")
 
     def describe(self) -> str:
-        return f"{self.kind} ({self.key_source})" if self.key_source else self.kind
+        source = ", ".join(self.key_paths) if self.key_paths else "keyData in the policy"
+        return f"{self.kind} ({source})" if self.key_paths or self.key_data else self.kind
+
+    def load_keys(self) -> list[bytes]:
+        """The keys (as containers/image, files are read when they are needed: a scope
+        naming a key file this host lacks does not stop pulls from other scopes)."""
+        keys = list(self.key_data)
+        for path in self.key_paths:
+            try:
+                keys.append(Path(path).read_bytes())
+            except OSError as exc:
+                raise InvalidArgument(f"{self.kind} key {path}: {exc.strerror}") from None
+        return keys
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -91,7 +103,8 @@ def _identity(raw: Any, where: str) -> Identity:
     return Identity(kind)
 
 
-def _key_material(raw: dict[str, Any], where: str, pem: bool) -> tuple[tuple[bytes, ...], str]:
+def _key_material(raw: dict[str, Any], where: str, pem: bool
+                  ) -> tuple[tuple[str, ...], tuple[bytes, ...]]:
     given = [k for k in ("keyPath", "keyPaths", "keyData", "keyDatas") if k in raw]
     if len(given) != 1:
         raise InvalidArgument(f"{where}: exactly one of keyPath, keyPaths, keyData"
@@ -103,20 +116,12 @@ def _key_material(raw: dict[str, Any], where: str, pem: bool) -> tuple[tuple[byt
             not all(isinstance(v, str) and v for v in values):
         raise InvalidArgument(f"{where}: {field} must be a non-empty "
                               f"{'list of strings' if field.endswith('s') else 'string'}")
-    keys: list[bytes] = []
-    for item in values:
-        if field.startswith("keyPath"):
-            try:
-                keys.append(Path(item).read_bytes())
-            except OSError as exc:
-                raise InvalidArgument(f"{where}: {field} {item}: {exc.strerror}") from None
-        else:
-            try:
-                keys.append(base64.b64decode(item, validate=True))
-            except ValueError:
-                raise InvalidArgument(f"{where}: {field} is not base64") from None
-    source = ", ".join(values) if field.startswith("keyPath") else f"{field} in the policy"
-    return tuple(keys), source
+    if field.startswith("keyPath"):
+        return tuple(values), ()
+    try:
+        return (), tuple(base64.b64decode(item, validate=True) for item in values)
+    except ValueError:
+        raise InvalidArgument(f"{where}: {field} is not base64") from None
 
 
 def _requirement(raw: Any, where: str) -> Requirement:
@@ -132,8 +137,8 @@ def _requirement(raw: Any, where: str) -> Requirement:
         if raw.get("keyType") != "GPGKeys":
             raise NotImplementedFeature(f"{where}: signedBy keyType {raw.get('keyType')!r} "
                                         "is not supported (GPGKeys is)")
-        keys, source = _key_material(raw, where, pem=False)
-        return Requirement(kind, keys, source, _identity(raw.get("signedIdentity"), where))
+        paths, data = _key_material(raw, where, pem=False)
+        return Requirement(kind, paths, data, _identity(raw.get("signedIdentity"), where))
     if kind == "sigstoreSigned":
         unsupported = {"fulcio", "rekorPublicKeyPath", "rekorPublicKeyData", "pki"} & set(raw)
         if unsupported:
@@ -141,12 +146,8 @@ def _requirement(raw: Any, where: str) -> Requirement:
                                         "are not supported (public keys are)")
         _fields(raw, {"type", "keyPath", "keyPaths", "keyData", "keyDatas", "signedIdentity"},
                 where)
-        keys, source = _key_material(raw, where, pem=True)
-        from dockyard.registry.trust import cosign
-
-        for key in keys:
-            cosign.load_public(key, f"{where}: {source}")
-        return Requirement(kind, keys, source, _identity(raw.get("signedIdentity"), where))
+        paths, data = _key_material(raw, where, pem=True)
+        return Requirement(kind, paths, data, _identity(raw.get("signedIdentity"), where))
     if kind == "signedBaseLayer":
         raise NotImplementedFeature(f"{where}: signedBaseLayer is not supported")
     raise InvalidArgument(f"{where}: unknown requirement type {kind!r}")
@@ -292,7 +293,7 @@ class Gate:
             where = self.registries_d.base_url(ref, write=False) or "no lookaside configured"
             return f"A signature was required, but no signature exists ({where})"
         reasons: list[str] = []
-        with gpg.Verifier(requirement.keys) as verifier:
+        with gpg.Verifier(requirement.load_keys()) as verifier:
             for signature in signatures:
                 try:
                     data, _signer = verifier.verify(signature)
@@ -317,7 +318,7 @@ class Gate:
         signatures = [s for d in digests for s in cosign.fetch_signatures(client, ref, d)]
         if not signatures:
             return "A signature was required, but no signature exists"
-        keys = [cosign.load_public(k) for k in requirement.keys]
+        keys = [cosign.load_public(k, f"{requirement.kind} key") for k in requirement.load_keys()]
         reasons: list[str] = []
         for found in signatures:
             try:
