@@ -281,9 +281,11 @@ def push_signature(client: RegistryClient, ref: Reference, digest: str, media_ty
 def _referrers_index(client: RegistryClient, repo: str, digest: str
                      ) -> dict[str, Any] | None:
     """The registry's referrers API answer, or None where it has no such API."""
+    # a registry without the API answers 404 (docker-registry), or 400/405 for a route
+    # it does not know: each means "use the referrers tag schema"
     response = client.request("GET", f"/v2/{repo}/referrers/{digest}",
                               f"repository:{repo}:pull",
-                              headers={"Accept": mt.OCI_INDEX}, ok=(200, 404))
+                              headers={"Accept": mt.OCI_INDEX}, ok=(200, 400, 404, 405, 406))
     if response.status_code != 200 or not response.headers.get(
             "content-type", "").startswith(mt.OCI_INDEX):
         return None
