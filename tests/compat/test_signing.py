@@ -200,8 +200,15 @@ def test_skopeo_signed_image_runs_under_policy(box: Dockyard, registry: Registry
     _skopeo("--registries.d", str(trust.registries_d), "copy", "--dest-tls-verify=false",
             "--sign-by", keyring.trusted, f"docker-archive:{archive}", f"docker://{name}",
             env=keyring.env)
+    plain = f"{registry.address}/skopeo/plain:v1"
+    _skopeo("copy", "--dest-tls-verify=false", f"docker-archive:{archive}", f"docker://{plain}")
     runner = Dockyard(tmp_path / "runner", tmp_path / "docker-config")
     try:
+        never = runner(*trust.args(), "run", "--pull", "never", name, "true", check=False)
+        assert never.returncode == 125 and "No such image" in never.stderr
+        refused = runner(*trust.args(), "run", "--rm", plain, "true", check=False)
+        assert refused.returncode == 125 and "no signature exists" in refused.stderr
+        _nothing_stored(runner, tmp_path / "runner")
         ran = runner(*trust.args(), "run", "--rm", name, "echo", "signed and running")
         assert ran.stdout.strip() == "signed and running"
         assert "Unable to find image" in ran.stderr
