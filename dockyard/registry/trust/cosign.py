@@ -325,10 +325,16 @@ def _fetch_payload(client: RegistryClient, repo: str, layer: dict[str, Any]) -> 
     return data
 
 
+MAX_SIGNATURES = 128  # layers of a .sig manifest, or cosign referrers, read per image
+
+
 def _signatures_in(client: RegistryClient, repo: str, doc: dict[str, Any] | None,
                    where: str) -> list[CosignSignature]:
     found: list[CosignSignature] = []
-    for layer in (doc or {}).get("layers") or []:
+    layers = (doc or {}).get("layers") or []
+    if not isinstance(layers, list) or len(layers) > MAX_SIGNATURES:
+        raise InvalidSignature(f"{where}: not a list of at most {MAX_SIGNATURES} signatures")
+    for layer in layers:
         if not isinstance(layer, dict) or layer.get("mediaType") != SIMPLESIGNING:
             continue
         signature = (layer.get("annotations") or {}).get(SIGNATURE_ANNOTATION)
@@ -347,10 +353,10 @@ def fetch_signatures(client: RegistryClient, ref: Reference, digest: str
     found = _signatures_in(client, repo, _get_json(client, repo, tag), f"{ref.name}:{tag}")
     index = _referrers_index(client, repo, digest) or \
         _get_json(client, repo, digest.replace(":", "-")) or {}
-    for entry in index.get("manifests") or []:
-        if not isinstance(entry, dict) or entry.get("artifactType") != ARTIFACT_SIG or \
-                not isinstance(entry.get("digest"), str):
-            continue
+    referrers = [entry for entry in index.get("manifests") or []
+                 if isinstance(entry, dict) and entry.get("artifactType") == ARTIFACT_SIG
+                 and isinstance(entry.get("digest"), str)]
+    for entry in referrers[:MAX_SIGNATURES]:
         doc = _get_json(client, repo, entry["digest"])
         subject = (doc or {}).get("subject") or {}
         if isinstance(subject, dict) and subject.get("digest") == digest:

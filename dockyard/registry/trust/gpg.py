@@ -112,7 +112,9 @@ class Verifier:
         exactly one good signature by one of the keys covers it."""
         if len(signature) > MAX_PAYLOAD:
             raise InvalidSignature("signature is larger than 4 MiB")
-        done, status = _run(["--trust-model", "always", "--decrypt"], signature, self._home)
+        # --max-output: a compressed message cannot unfold into more than a payload may be
+        done, status = _run(["--trust-model", "always", "--max-output", str(MAX_PAYLOAD),
+                             "--decrypt"], signature, self._home)
         words = [w for w in status if w[0] in _BAD]
         if words and words[0][0] in ("ERRSIG", "NO_PUBKEY") and len(words[0]) > 1:
             raise InvalidSignature(f"signed by key {words[0][1]}, which the policy does "

@@ -315,7 +315,10 @@ class Gate:
             return ("A signature was required, but no signature exists (use-sigstore-"
                     "attachments is not set for it in registries.d: cosign signatures "
                     "are not read)")
-        signatures = [s for d in digests for s in cosign.fetch_signatures(client, ref, d)]
+        try:
+            signatures = [s for d in digests for s in cosign.fetch_signatures(client, ref, d)]
+        except InvalidSignature as exc:
+            return f"the signatures cannot be read: {exc}"
         if not signatures:
             return "A signature was required, but no signature exists"
         keys = [cosign.load_public(k, f"{requirement.kind} key") for k in requirement.load_keys()]

@@ -91,7 +91,7 @@ def verify_cosign(text: str, public_pem: bytes, insecure: frozenset[str]
             continue
         if claims.manifest_digest != image.digest:
             reasons.append(f"{item.where}: signs {claims.manifest_digest}, not {image.digest}")
-        elif reference.parse(claims.docker_reference).name != ref.name:
+        elif _repository(claims.docker_reference) != ref.name:
             reasons.append(f"{item.where}: signs {claims.docker_reference}, not {ref.name}")
         elif item.payload not in seen:
             seen.add(item.payload)
@@ -100,3 +100,10 @@ def verify_cosign(text: str, public_pem: bytes, insecure: frozenset[str]
         detail = "; ".join(reasons) if reasons else "no signatures found"
         raise NotFound(f"no matching signatures for {ref}: {detail}")
     return image, good
+
+
+def _repository(text: str) -> str:
+    try:
+        return reference.parse(text).name
+    except InvalidArgument:
+        return f"(not a reference: {text!r})"
