@@ -427,3 +427,26 @@ def test_cosign_sign_verify_and_policy(box: Dockyard, registry: Registry,
         "type": "sigstoreSigned", "keyPath": str(pub)}]}, attachments=True)
     result = box(*strict.args(), "pull", name, root=tmp_path / "strict-root", check=False)
     assert result.returncode != 0 and "is not accepted" in result.stderr
+
+
+def test_gpg_verifier_on_hostile_input(keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+                                       ) -> None:
+    from dockyard.errors import InvalidArgument
+    from dockyard.registry.trust import gpg
+    from dockyard.registry.trust.payload import InvalidSignature
+
+    monkeypatch.setenv("GNUPGHOME", str(keyring.home))
+    signed = gpg.sign(b'{"x": 1}', keyring.trusted)
+    by_other = gpg.sign(b'{"x": 1}', keyring.other)
+    with gpg.Verifier([keyring.trusted_pub.read_bytes()]) as verifier:
+        assert verifier.verify(signed) == (b'{"x": 1}', keyring.trusted)
+        with pytest.raises(InvalidSignature, match="does not trust"):
+            verifier.verify(by_other)
+        for garbage in (b"", b"\x00" * 64, os.urandom(512), signed[:-8]):
+            with pytest.raises(InvalidSignature):
+                verifier.verify(garbage)
+    with pytest.raises(InvalidArgument, match="no OpenPGP public key"), \
+            gpg.Verifier([b"not a key"]):
+        pass
+    with pytest.raises(InvalidArgument, match="signing with key"):
+        gpg.sign(b"x", "0" * 40)
