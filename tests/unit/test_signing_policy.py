@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.errors import InvalidArgument, NotImplementedFeature
+from dockyard.errors import InvalidArgument
 from dockyard.oci import reference
 from dockyard.registry.trust import lookaside, payload
-from dockyard.registry.trust.policy import Identity, Policy, identity_matches
+from dockyard.registry.trust.policy import Gate, Identity, Policy, PolicyDenied, identity_matches
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32
@@ -86,14 +86,25 @@ def test_key_files_are_read_when_needed(tmp_path: Path) -> None:
     assert policy.requirements_for(reference.parse("busybox"))[0] == "default"
 
 
-def test_unsupported_requirements_say_so(tmp_path: Path) -> None:
-    with pytest.raises(NotImplementedFeature, match="X509"):
-        _policy(tmp_path, {"default": [{"type": "signedBy", "keyType": "X509Certificates",
-                                        "keyData": "eA=="}]})
-    with pytest.raises(NotImplementedFeature, match="fulcio"):
-        _policy(tmp_path, {"default": [{"type": "sigstoreSigned", "fulcio": {}}]})
-    with pytest.raises(NotImplementedFeature, match="signedBaseLayer"):
-        _policy(tmp_path, {"default": [{"type": "signedBaseLayer"}]})
+def test_unsupported_requirements_refuse_their_scope_only(tmp_path: Path) -> None:
+    """Read, not refused as a file: a system policy with a fulcio scope still lets
+    other scopes pull; images of that scope are refused with the reason."""
+    policy = _policy(tmp_path, {"default": [{"type": "insecureAcceptAnything"}],
+                                "transports": {"docker": {
+                                    "a.example": [{"type": "signedBy",
+                                                   "keyType": "X509Certificates",
+                                                   "keyData": "eA=="}],
+                                    "b.example": [{"type": "sigstoreSigned", "fulcio": {}}],
+                                    "c.example": [{"type": "signedBaseLayer"}]}}})
+    gate = Gate(policy, lookaside.RegistriesD(None, {}))
+    for scope, reason in (("a", "X509Certificates"), ("b", "fulcio"),
+                          ("c", "signedBaseLayer")):
+        ref = reference.parse(f"{scope}.example/app:v1")
+        [requirement] = policy.requirements_for(ref)[1]
+        assert reason in requirement.unsupported
+        with pytest.raises(PolicyDenied, match=reason):
+            gate.admit(None, ref, [DIGEST])  # type: ignore[arg-type]
+    gate.admit(None, reference.parse("d.example/app:v1"), [DIGEST])  # type: ignore[arg-type]
 
 
 def test_identities() -> None:

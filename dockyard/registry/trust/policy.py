@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dockyard.errors import InvalidArgument, NotImplementedFeature, PermissionDenied
+from dockyard.errors import InvalidArgument, PermissionDenied
 from dockyard.oci import reference
 from dockyard.oci.reference import Reference
 from dockyard.registry.client import RegistryClient
@@ -47,6 +47,9 @@ class Requirement(NamedTuple):
     key_paths: tuple[str, ...] = ()  # read when an image of the scope is checked
     key_data: tuple[bytes, ...] = ()
     identity: Identity = Identity("matchRepoDigestOrExact")
+    # what dockyard cannot check (fulcio, X.509, signedBaseLayer): images of the scope are
+    # refused with this reason; the file is still read, so other scopes keep working
+    unsupported: str = ""
 
     def describe(self) -> str:
         source = ", ".join(self.key_paths) if self.key_paths else "keyData in the policy"
@@ -135,21 +138,21 @@ def _requirement(raw: Any, where: str) -> Requirement:
         _fields(raw, {"type", "keyType", "keyPath", "keyPaths", "keyData", "signedIdentity"},
                 where)
         if raw.get("keyType") != "GPGKeys":
-            raise NotImplementedFeature(f"{where}: signedBy keyType {raw.get('keyType')!r} "
-                                        "is not supported (GPGKeys is)")
+            return Requirement(kind, unsupported=f"signedBy keyType {raw.get('keyType')!r} "
+                               "is not supported (GPGKeys is)")
         paths, data = _key_material(raw, where, pem=False)
         return Requirement(kind, paths, data, _identity(raw.get("signedIdentity"), where))
     if kind == "sigstoreSigned":
         unsupported = {"fulcio", "rekorPublicKeyPath", "rekorPublicKeyData", "pki"} & set(raw)
         if unsupported:
-            raise NotImplementedFeature(f"{where}: sigstoreSigned {sorted(unsupported)} "
-                                        "are not supported (public keys are)")
+            return Requirement(kind, unsupported=f"sigstoreSigned {sorted(unsupported)} "
+                               "are not supported (public keys are)")
         _fields(raw, {"type", "keyPath", "keyPaths", "keyData", "keyDatas", "signedIdentity"},
                 where)
         paths, data = _key_material(raw, where, pem=True)
         return Requirement(kind, paths, data, _identity(raw.get("signedIdentity"), where))
     if kind == "signedBaseLayer":
-        raise NotImplementedFeature(f"{where}: signedBaseLayer is not supported")
+        return Requirement(kind, unsupported="signedBaseLayer is not supported")
     raise InvalidArgument(f"{where}: unknown requirement type {kind!r}")
 
 
@@ -275,6 +278,8 @@ class Gate:
 
     def _refusal(self, requirement: Requirement, client: RegistryClient, ref: Reference,
                  digests: list[str]) -> str:
+        if requirement.unsupported:
+            return requirement.unsupported
         if requirement.kind == "insecureAcceptAnything":
             return ""
         if requirement.kind == "reject":
