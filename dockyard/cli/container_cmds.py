@@ -45,7 +45,9 @@ def run(engine: Engine, image: str, command: tuple[str, ...], *, detach: bool,
     """``run``: create and start; without ``detach``, show the output; the exit code."""
     from dockyard.cli.container_flags import spec_from_flags
 
+    pull = o.pop("pull", "missing")
     spec = spec_from_flags(image, command, o)
+    _image_for_run(engine, spec.image, pull)
     service = engine.containers
     record = service.create(spec)
     try:
@@ -69,6 +71,26 @@ def run(engine: Engine, image: str, command: tuple[str, ...], *, detach: bool,
         service.remove_after_run(record.id)
         trace.mark("removed")
     return code
+
+
+def _image_for_run(engine: Engine, image: str, pull: str) -> None:
+    """``run --pull``: as Docker, a missing image is pulled (under the signature policy)
+    before the container is made."""
+    if pull not in ("missing", "always", "never"):
+        raise InvalidArgument(f'invalid pull option: "{pull}": must be one of "always", '
+                              '"missing" or "never"')
+    if pull == "never":
+        return
+    if pull == "missing":
+        from dockyard.errors import ImageNotFound
+
+        try:
+            engine.images.get(image)
+            return
+        except ImageNotFound:
+            sys.stderr.write(f"Unable to find image '{image}' locally\n")
+            sys.stderr.flush()
+    engine.pull_image(image)
 
 
 def ps(engine: Engine, *, all_containers: bool, quiet: bool, no_trunc: bool,

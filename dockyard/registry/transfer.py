@@ -40,6 +40,9 @@ from dockyard.oci.image import (
 )
 from dockyard.registry.client import RegistryClient
 
+# a signature policy's check (registry.trust.policy.Gate.admit): raises to refuse
+Admit = Callable[[RegistryClient, reference.Reference, list[str]], None]
+
 PARALLEL = 4
 GZIP_LEVEL = 6  # Docker's: Go's gzip.DefaultCompression
 _CHUNK = 1 << 20
@@ -90,8 +93,12 @@ def _fetch_blob(client: RegistryClient, content: LocalContentStore, repository: 
 
 
 def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
-         insecure: frozenset[str] = frozenset(), progress: Progress | None = None) -> str:
-    """Pull ``text``; returns the manifest digest of the image now stored."""
+         insecure: frozenset[str] = frozenset(), progress: Progress | None = None,
+         admit: Admit | None = None) -> str:
+    """Pull ``text``; returns the manifest digest of the image now stored.
+
+    ``admit`` (a signature policy) sees the manifest digests (the index's and the
+    chosen image's) before anything is stored, and raises to refuse the image."""
     progress = progress or NoProgress()
     ref = reference.parse(text)
     client = RegistryClient(ref.registry, insecure=insecure)
@@ -99,15 +106,19 @@ def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
         top = client.get_manifest(ref.repository, ref.digest or ref.tag or "latest")
         top_digest = _verify_manifest(top.data, ref.digest or top.digest)
         parsed = parse_manifest_or_index(top.data, top.media_type)
-        content.write(top.data, top_digest)
         manifest_digest, manifest, media_type = top_digest, parsed, top.media_type
+        inner = None
         if isinstance(parsed, Index):
             chosen = pick(parsed)
             inner = client.get_manifest(ref.repository, chosen.digest)
             _verify_manifest(inner.data, chosen.digest)
-            content.write(inner.data, chosen.digest)
             manifest = parse_manifest_or_index(inner.data, chosen.media_type)
             manifest_digest, media_type = chosen.digest, inner.media_type or chosen.media_type
+        if admit is not None:
+            admit(client, ref, list(dict.fromkeys([top_digest, manifest_digest])))
+        content.write(top.data, top_digest)
+        if inner is not None:
+            content.write(inner.data, manifest_digest)
         if not isinstance(manifest, Manifest):
             raise InvalidArgument(f"{text}: nested indexes are not supported")
         names = [str(ref)] if ref.tag else []
