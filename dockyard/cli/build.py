@@ -236,7 +236,9 @@ def _supply_steps(engine: Engine, request: BuildRequest, image_id: str, sbom: st
     if pin:
         path, changes = supply.pin_dockerfile(request)
         for change in changes:
-            click.echo(f"{path}:{change.line}: FROM {change.before} -> {change.after}",
+            click.echo(f"{path}:{change.line}: FROM {change.before} -> {change.after}"
+                       if change.after else f"{path}:{change.line}: FROM {change.before} not "
+                       "pinned: the build did not use it (pull it, or build that stage)",
                        err=True)
 
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from dockyard.errors import InvalidArgument
+from dockyard.errors import InvalidArgument, NotFound
 from dockyard.oci import reference
 
 if TYPE_CHECKING:
@@ -49,13 +49,14 @@ def pinned_reference(images: ImageService, text: str, *, keep_tag: bool = False,
     return f"{name}@{digest}"
 
 
+_IMAGE_ID_RE = re.compile(r"(?:sha256:)?[0-9a-f]{12,64}")
 _FROM_RE = re.compile(r"^(\s*FROM\s+(?:--\S+\s+)*)(\S+)(.*)$", re.IGNORECASE)
 
 
 class PinChange(NamedTuple):
     line: int
     before: str
-    after: str
+    after: str  # "" when the base is not here (a stage the build did not need)
 
 
 class SupplyChain:
@@ -148,11 +149,16 @@ class SupplyChain:
             match = _FROM_RE.match(lines[stage.line - 1]) if 0 < stage.line <= len(lines) \
                 else None
             if match is None or match.group(2) != base or base.lower() == "scratch" or \
-                    base.lower() in names or "$" in base or "@" in base:
-                continue  # a stage, a variable, already pinned, or a FROM split over lines
-            pinned = pinned_reference(self.engine.images, base, keep_tag=True)
+                    base.lower() in names or "$" in base or "@" in base or \
+                    _IMAGE_ID_RE.fullmatch(base):
+                continue  # a stage, a variable, pinned (a digest, an image ID), split lines
+            try:
+                pinned = pinned_reference(self.engine.images, base, keep_tag=True)
+            except NotFound:  # a stage --target did not need: its base was never pulled
+                changes.append(PinChange(stage.line, base, ""))
+                continue
             lines[stage.line - 1] = match.group(1) + pinned + match.group(3)
             changes.append(PinChange(stage.line, base, pinned))
-        if changes:
+        if any(change.after for change in changes):
             atomic_write(path, "\n".join(lines).encode(), path.stat().st_mode & 0o7777)
         return path, changes

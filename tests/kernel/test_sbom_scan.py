@@ -307,21 +307,24 @@ def test_build_pin_rewrites_from_lines_and_digests_resolve(box: Dockyard, tmp_pa
     context = tmp_path / "ctx"
     context.mkdir()
     dockerfile = context / "Dockerfile"
+    image_id = json.loads(box("image", "inspect", "box:1").stdout)[0]["Id"]
     dockerfile.write_text("# base\nARG V=1\nFROM box:${V} AS vars\nFROM box:1 AS first\n"
-                          "RUN true\nFROM first\nFROM scratch\nCOPY --from=first /bin/busybox /\n")
+                          "RUN true\nFROM first\nFROM scratch\nCOPY --from=first /bin/busybox /\n"
+                          f"FROM {image_id} AS by-id\nFROM elsewhere.example/never:pulled AS x\n")
     dockerfile.chmod(0o640)
-    result = box("build", "--pin", "-t", "pinned:1", str(context))
-    digest = json.loads(box("image", "inspect", "box:1").stdout)[0]["Id"]
-    assert digest.startswith("sha256:")
+    result = box("build", "--pin", "--target", "first", "-t", "pinned:1", str(context))
     text = dockerfile.read_text()
     lines = text.split("\n")
     assert lines[2] == "FROM box:${V} AS vars"  # a variable: left alone
     assert lines[3].startswith("FROM box:1@sha256:") and lines[3].endswith(" AS first")
     assert lines[5:7] == ["FROM first", "FROM scratch"]
+    assert lines[8] == f"FROM {image_id} AS by-id"  # an ID is content-addressed already
+    assert lines[9] == "FROM elsewhere.example/never:pulled AS x"  # --target skipped it
+    assert "FROM elsewhere.example/never:pulled not pinned" in result.stderr
     assert "FROM box:1 -> box:1@sha256:" in result.stderr
     pinned = lines[3].split()[1]
     # the pinned reference builds and runs, by itself and without its tag
-    box("build", "-t", "again:1", str(context))
+    box("build", "--target", "first", "-t", "again:1", str(context))
     bare = pinned.replace(":1@", "@")
     assert box("run", "--rm", bare, "echo", "pinned-ok").stdout.strip() == "pinned-ok"
     assert box("run", "--rm", pinned, "true").returncode == 0
@@ -336,7 +339,7 @@ def test_build_pin_rewrites_from_lines_and_digests_resolve(box: Dockyard, tmp_pa
     assert pinned_reference(images, "docker.io/library/box", keep_tag=True,
                             manifest_digest=bare.split("@")[1]) == pinned.replace(":1@", ":latest@")
     # building again from the pinned file changes nothing more
-    box("build", "--pin", str(context))
+    box("build", "--pin", "--target", "first", str(context))
     assert dockerfile.read_text() == text
     refused = box("build", "--pin", "-", input=b"FROM box:1\n", check=False)
     assert refused.returncode == 1 and "--pin rewrites a Dockerfile on disk" in refused.stderr
