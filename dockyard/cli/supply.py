@@ -58,7 +58,10 @@ def sbom_cmd(engine: Engine, ref: str, fmt: str, output: str | None) -> None:
 @click.pass_obj
 def scan_cmd(engine: Engine, ref: str, db: str | None, fmt: str, severity: str,
              output: str | None) -> int:
-    """Match an image's packages against OSV records and lint its hardening."""
+    """Match an image's packages against OSV records and lint its hardening.
+
+    Exit status: 0 nothing at or above --severity, 1 findings, 2 the scan did not run.
+    """
     from dockyard.cli.errors import report
     from dockyard.engine.supply import SupplyChain
     from dockyard.errors import DockyardError
