@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from dockyard.images.sbom.formats import validate_cyclonedx, validate_spdx_json
 from dockyard.testing.bundles import make_rootfs_tar
 from dockyard.testing.cli import Dockyard
-from tests.unit.test_scan_rules import fake_go_binary
+from tests.unit.test_scan_rules import fake_go_binary, rpm_blob
 
 pytestmark = pytest.mark.root
 
@@ -75,6 +76,13 @@ def _plant_packages(rootfs: Path) -> None:
     _write(rootfs / "app/node_modules/@acme/util/package.json",
            json.dumps({"name": "@acme/util", "version": "1.0.0-beta.2"}))
     _write(rootfs / "app/package.json", json.dumps({"name": "app", "version": "1.0.0"}))
+    (rootfs / "var/lib/rpm").mkdir(parents=True)
+    db = sqlite3.connect(rootfs / "var/lib/rpm/rpmdb.sqlite")
+    db.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB)")
+    db.execute("INSERT INTO Packages (blob) VALUES (?)",
+               (rpm_blob("bash", "5.2.15", "3.fc39", "GPL-3.0-or-later", "x86_64"),))
+    db.commit()
+    db.close()
     server = rootfs / "usr/local/bin/server"
     server.parent.mkdir(parents=True, exist_ok=True)
     server.write_bytes(fake_go_binary("path\texample.com/server\nmod\texample.com/server\t"
@@ -163,6 +171,7 @@ def test_sbom_lists_every_kind_and_validates(planted: Dockyard) -> None:
         "pkg:npm/%40acme/util@1.0.0-beta.2",
         "pkg:golang/example.com/server@v1.0.0",
         "pkg:golang/golang.org/x/net@v0.17.0",
+        "pkg:rpm/redhat/bash@5.2.15-3.fc39?arch=x86_64",
     }
     cdx = planted("sbom", "--format", "cyclonedx-json", "planted:1").stdout
     validate_cyclonedx(cdx)
@@ -172,7 +181,8 @@ def test_sbom_lists_every_kind_and_validates(planted: Dockyard) -> None:
     assert licences["Requests"] == [{"license": {"name": "Apache 2.0"}}]
     names = {c["name"] for c in components}
     assert names == {"libfoo1", "openssl", "tzdata", "musl", "busybox-extras", "Requests",
-                     "lodash", "@acme/util", "example.com/server", "golang.org/x/net"}
+                     "lodash", "@acme/util", "example.com/server", "golang.org/x/net",
+                     "bash"}
 
 
 def test_sbom_output_file_and_bad_format(planted: Dockyard, tmp_path: Path) -> None:

@@ -156,11 +156,19 @@ def test_config_lint_rules() -> None:
     assert [f.id for f in lint.config_findings(pinned)] == ["DY001"]
 
 
+def rpm_blob(name: str, version: str, release: str, licence: str, arch: str) -> bytes:
+    """An rpm header blob as rpmdb.sqlite's Packages table stores it."""
+    data = b""
+    entries = []
+    for tag, text in ((1000, name), (1001, version), (1002, release), (1014, licence),
+                      (1022, arch)):
+        entries.append(struct.pack(">iiii", tag, 6, len(data), 1))
+        data += text.encode() + b"\0"
+    return struct.pack(">II", len(entries), len(data)) + b"".join(entries) + data
+
+
 def test_rpm_headers_are_parsed_and_garbage_is_empty() -> None:
-    data = b"bash\x005.2.15\x003.fc39\x00GPLv3+\x00x86_64\x00"
-    entries = [(1000, 6, 0), (1001, 6, 5), (1002, 6, 12), (1014, 6, 19), (1022, 6, 26)]
-    blob = struct.pack(">II", len(entries), len(data)) + b"".join(
-        struct.pack(">iiii", tag, kind, offset, 1) for tag, kind, offset in entries) + data
+    blob = rpm_blob("bash", "5.2.15", "3.fc39", "GPLv3+", "x86_64")
     assert rpm_header(blob) == {"name": "bash", "version": "5.2.15", "release": "3.fc39",
                                 "license": "GPLv3+", "arch": "x86_64"}
     assert rpm_header(b"\xff" * 40) == {} and rpm_header(b"") == {}

@@ -311,7 +311,8 @@ _PEP503 = re.compile(r"[-_.]+")
 _FAMILIES = {
     "deb": ({"debian", "ubuntu", "raspbian", "devuan", "kali", "linuxmint", "pureos"}, "debian"),
     "apk": ({"alpine", "wolfi", "chainguard", "postmarketos", "adelie"}, "alpine"),
-    "rpm": (set(), "redhat"),
+    "rpm": ({"fedora", "rhel", "centos", "rocky", "almalinux", "ol", "amzn", "mariner",
+             "azurelinux", "photon", "opensuse-leap", "opensuse-tumbleweed", "sles"}, "redhat"),
 }
 
 
@@ -326,8 +327,7 @@ def purl_of(package: Package, distro: Distro) -> str:
         # the distribution's own name when it is of the package's family (an apk db in
         # a Debian image is still Alpine's)
         family, default = _FAMILIES[package.type]
-        namespace = distro.id if distro.id in family or (
-            package.type == "rpm" and distro.id) else default
+        namespace = distro.id if distro.id in family else default
         if package.arch:
             qualifiers["arch"] = package.arch
         if distro.id == namespace and distro.version_id:
