@@ -101,6 +101,7 @@ def make_app(engine: Engine, *, workers: int = 16) -> web.Application:
     app.on_cleanup.append(shutdown)
     router = Router(app)
     from dockyard.api import (
+        build,
         container_files,
         container_ops,
         containers,
@@ -113,7 +114,7 @@ def make_app(engine: Engine, *, workers: int = 16) -> web.Application:
     )
 
     for module in (system, containers, container_files, container_ops, events, exec,
-                   images, networks, volumes):
+                   images, build, networks, volumes):
         module.register(router)
     return app
 

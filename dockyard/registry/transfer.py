@@ -38,6 +38,7 @@ from dockyard.oci.image import (
     parse_config,
     parse_manifest_or_index,
 )
+from dockyard.registry.auth import Credentials
 from dockyard.registry.client import RegistryClient
 
 PARALLEL = 4
@@ -90,11 +91,12 @@ def _fetch_blob(client: RegistryClient, content: LocalContentStore, repository: 
 
 
 def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
-         insecure: frozenset[str] = frozenset(), progress: Progress | None = None) -> str:
+         insecure: frozenset[str] = frozenset(), progress: Progress | None = None,
+         credentials: Credentials | None = None) -> str:
     """Pull ``text``; returns the manifest digest of the image now stored."""
     progress = progress or NoProgress()
     ref = reference.parse(text)
-    client = RegistryClient(ref.registry, insecure=insecure)
+    client = RegistryClient(ref.registry, insecure=insecure, credentials=credentials)
     try:
         top = client.get_manifest(ref.repository, ref.digest or ref.tag or "latest")
         top_digest = _verify_manifest(top.data, ref.digest or top.digest)
@@ -170,7 +172,8 @@ def _verify_manifest(data: bytes, expected: str) -> str:
 def push(content: LocalContentStore, index: ImageIndex, record: ImageRecord, text: str, *,
          insecure: frozenset[str] = frozenset(), progress: Progress | None = None,
          chunk_size: int | None = None,
-         mount_source: Callable[[str], str | None] | None = None) -> str:
+         mount_source: Callable[[str], str | None] | None = None,
+         credentials: Credentials | None = None) -> str:
     """Push ``record`` as ``text``; returns the pushed manifest's digest (its bytes are
     in the content store)."""
     progress = progress or NoProgress()
@@ -184,7 +187,7 @@ def push(content: LocalContentStore, index: ImageIndex, record: ImageRecord, tex
         raise InvalidArgument(f"{text}: {len(parsed.layers)} layers but {len(diff_ids)} "
                               "diff_ids in the config")
     copies = gzip_copies(content, index)
-    client = RegistryClient(ref.registry, insecure=insecure)
+    client = RegistryClient(ref.registry, insecure=insecure, credentials=credentials)
     try:
         def upload(desc: Descriptor, key: str | None) -> Descriptor:
             """One blob (a layer compressed first if it is not); a layer's progress is
