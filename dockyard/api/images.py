@@ -15,6 +15,7 @@ from dockyard.api.server import ENGINE, Router, _common_headers
 from dockyard.api.streams import body_file, call, response_file
 from dockyard.engine.engine import Engine
 from dockyard.errors import DockyardError, InvalidArgument
+from dockyard.registry.auth import Credentials
 
 
 def register(router: Router) -> None:
@@ -140,14 +141,15 @@ def _reference(request: web.Request) -> str:
     return image
 
 
-def _pull(engine: Engine, ref: str, stream: JsonStream) -> None:
+def _pull(engine: Engine, ref: str, stream: JsonStream, creds: Credentials | None) -> None:
     from dockyard.oci import reference
     from dockyard.registry.transfer import pull
 
     parsed = reference.parse(ref)
     stream.send({"status": f"Pulling from {parsed.repository}", "id": parsed.tag or "latest"})
     digest = pull(engine.images.content, engine.images.index, ref,
-                  insecure=frozenset(engine.insecure_registries), progress=stream)
+                  insecure=frozenset(engine.insecure_registries), progress=stream,
+                  credentials=creds)
     engine.images.pulled(digest, str(parsed))
     stream.send({"status": f"Digest: {digest}"})
     stream.send({"status": f"Status: Downloaded newer image for {parsed}"})
@@ -173,7 +175,10 @@ async def create(request: web.Request) -> web.StreamResponse:
                 or None
             await call(request, _import, engine, body_file(request), ref, stream)
         else:
-            await call(request, _pull, engine, _reference(request), stream)
+            from dockyard.api.registry import credentials
+
+            await call(request, _pull, engine, _reference(request), stream,
+                       credentials(request))
     except DockyardError as exc:
         error = exc
     return await stream.finish(error)

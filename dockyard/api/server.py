@@ -109,12 +109,13 @@ def make_app(engine: Engine, *, workers: int = 16) -> web.Application:
         exec,
         images,
         networks,
+        registry,
         system,
         volumes,
     )
 
     for module in (system, containers, container_files, container_ops, events, exec,
-                   images, build, networks, volumes):
+                   images, build, registry, networks, volumes):
         module.register(router)
     return app
 

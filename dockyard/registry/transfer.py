@@ -296,3 +296,34 @@ def _manifest_with_layers(data: bytes, parsed: Manifest, pushed: list[Descriptor
     for entry, desc in zip(doc["layers"], pushed, strict=True):
         entry.update({"mediaType": desc.media_type, "digest": desc.digest, "size": desc.size})
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def describe(text: str, *, insecure: frozenset[str] = frozenset(),
+             credentials: Credentials | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What the registry has at ``text`` (the Engine API's ``/distribution``): the top
+    descriptor (manifest or index) and the platforms it offers; a single manifest's
+    platform comes from its config."""
+    ref = reference.parse(text)
+    client = RegistryClient(ref.registry, insecure=insecure, credentials=credentials)
+    try:
+        top = client.get_manifest(ref.repository, ref.digest or ref.tag or "latest")
+        digest = _verify_manifest(top.data, ref.digest or top.digest)
+        parsed = parse_manifest_or_index(top.data, top.media_type)
+        descriptor = {"mediaType": top.media_type or parsed.media_type, "digest": digest,
+                      "size": len(top.data)}
+        if isinstance(parsed, Index):
+            return descriptor, [d.platform for d in parsed.manifests if d.platform]
+        if parsed.config.size > 8 << 20:
+            raise InvalidArgument(f"{text}: image config of {parsed.config.size} bytes")
+        chunks: list[bytes] = []
+        client.fetch_blob(ref.repository, parsed.config.digest, 0, chunks.append)
+        data = b"".join(chunks)
+        if "sha256:" + hashlib.sha256(data).hexdigest() != parsed.config.digest:
+            raise DigestMismatch(f"{text}: the registry's config does not match "
+                                 f"{parsed.config.digest}")
+        config = parse_config(data)
+        platform = {key: config[key] for key in ("architecture", "os", "variant")
+                    if config.get(key)}
+        return descriptor, [platform]
+    finally:
+        client.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +132,58 @@ def _tar(files: dict[str, str]) -> Any:
     return data
 
 
-@pytest.fixture
-def auth_api(api: ApiServer, auth_registry: Registry) -> Iterator[tuple[ApiServer, Registry]]:
-    yield api, auth_registry
+def test_docker_login_push_pull_with_registry_auth(api: ApiServer, box: Dockyard,
+                                                   auth_registry: Registry) -> None:
+    host = auth_registry.address
+    wrong = api.docker("login", host, "-u", "alice", "--password-stdin", input=b"nope\n",
+                       check=False)
+    assert wrong.returncode != 0 and "401" in wrong.stderr, wrong.stderr
+    assert not (Path(api.env["DOCKER_CONFIG"]) / "config.json").exists() or \
+        host not in (Path(api.env["DOCKER_CONFIG"]) / "config.json").read_text()
+    logged = api.docker("login", host, "-u", "alice", "--password-stdin", input=b"s3cret\n")
+    assert "Login Succeeded" in logged.stdout
+    image = f"{host}/team/box:v1"
+    api.docker("tag", "box:1", image)
+    pushed = api.docker("push", image)
+    assert f"The push refers to repository [{host}/team/box]" in pushed.stdout
+    assert "v1: digest: sha256:" in pushed.stdout
+    api.docker("rmi", image)
+    pulled = api.docker("pull", image)
+    assert "Downloaded newer image" in pulled.stdout or "Image is up to date" in pulled.stdout
+    assert api.docker("run", "--rm", image, "echo", "pulled").stdout == "pulled\n"
+    # the server stores no credentials: without the client's, the registry says no
+    api.docker("logout", host)
+    refused = api.docker("push", image, check=False)
+    assert refused.returncode != 0 and "authentication required" in \
+        (refused.stdout + refused.stderr), refused.stderr
+    assert not (box.root.parent / "docker-config" / "config.json").exists()
+
+
+def test_docker_py_push_pull_login_and_distribution(api: ApiServer,
+                                                    auth_registry: Registry) -> None:
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=api.url, timeout=120)
+    host = auth_registry.address
+    good = {"username": "alice", "password": "s3cret"}
+    try:
+        assert client.login("alice", "s3cret", registry=f"http://{host}",
+                            reauth=True)["Status"] == "Login Succeeded"
+        with pytest.raises(docker.errors.APIError) as refused:
+            client.login("alice", "wrong", registry=host, reauth=True)
+        assert refused.value.status_code == 401
+        client.images.get("box:1").tag(f"{host}/py/box", "v2")
+        lines = list(client.images.push(f"{host}/py/box", "v2", auth_config=good,
+                                        stream=True, decode=True))
+        assert not [line for line in lines if "error" in line], lines
+        assert any(line.get("aux", {}).get("Tag") == "v2" for line in lines)
+        data = client.images.get_registry_data(f"{host}/py/box:v2", auth_config=good)
+        assert data.id.startswith("sha256:") and data.has_platform("linux")
+        client.images.remove(f"{host}/py/box:v2")
+        pulled = client.images.pull(f"{host}/py/box", "v2", auth_config=good)
+        assert f"{host}/py/box:v2" in pulled.tags
+        fresh = docker.DockerClient(base_url=api.url, timeout=120)  # no login remembered
+        with pytest.raises(docker.errors.APIError, match="authentication required"):
+            fresh.images.get_registry_data(f"{host}/py/box:v2")
+        fresh.close()
+    finally:
+        client.close()
