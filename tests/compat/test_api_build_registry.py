@@ -54,13 +54,16 @@ def context(tmp_path: Path) -> Path:
 
 def test_docker_build_multi_stage(legacy: ApiServer, box: Dockyard, context: Path,
                                   tmp_path: Path) -> None:
+    built_id = tmp_path / "built-id"
     built = legacy.docker("build", "-t", "built:1", "-t", "built:2", "--build-arg",
-                          "GREETING=hi there", "--label", "team=a", str(context))
+                          "GREETING=hi there", "--label", "team=a", "--iidfile",
+                          str(built_id), str(context))
     out = built.stdout
     assert "Step 3/3 (base) : RUN echo" in out and "\nbuilt the greeting\n" in out
     assert "Successfully built " in out
     assert "Successfully tagged built:1\n" in out and "Successfully tagged built:2\n" in out
     short = out.split("Successfully built ")[1].split()[0]
+    assert built_id.read_text().startswith(f"sha256:{short}")  # from the aux message
     assert legacy.docker("run", "--rm", "built:1").stdout == "hi there\nfrom the context\n"
     # the same image in dockyard's own store and CLI
     assert box("images", "-q", "built:2").stdout.strip() == short
