@@ -76,12 +76,18 @@ def _ago(stamp: str) -> str:
     return f"{seconds // (365 * 86400)} years"
 
 
-def _status(record: ContainerRecord) -> str:
+HEALTH_WORDS = {"starting": " (health: starting)", "healthy": " (healthy)",
+                "unhealthy": " (unhealthy)"}
+
+
+def _status(record: ContainerRecord, health: str | None = None) -> str:
     if record.state == "restarting":
         return f"Restarting ({record.exit_code}) {_ago(record.finished_at)} ago"
     if record.state in ("running", "paused"):
         up = f"Up {_ago(record.started_at)}"
-        return up + " (Paused)" if record.state == "paused" else up
+        if record.state == "paused":
+            return up + " (Paused)"
+        return up + HEALTH_WORDS.get(health or "", "")
     if record.state == "created":
         return "Created"
     return f"Exited ({record.exit_code}) {_ago(record.finished_at)} ago"
@@ -130,7 +136,8 @@ def _summary(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
         "Id": record.id, "Names": [f"/{record.name}"], "Image": record.image,
         "ImageID": record.image_id, "Command": command, "Created": epoch(record.created),
         "Ports": ports, "Labels": dict(record.spec.labels), "State": record.state,
-        "Status": _status(record), "HostConfig": {"NetworkMode": record.spec.network_mode},
+        "Status": _status(record, (doc["State"].get("Health") or {}).get("Status")),
+        "HostConfig": {"NetworkMode": record.spec.network_mode},
         "NetworkSettings": {"Networks": doc["NetworkSettings"]["Networks"]},
         "Mounts": [{**m, "Mode": "", "Propagation": ""} for m in doc["Mounts"]]}
 
