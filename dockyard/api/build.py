@@ -114,7 +114,7 @@ def _json_map(request: web.Request, name: str) -> dict[str, str]:
         return {}
     try:
         raw = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"invalid {name}: {exc}") from None
     if not isinstance(raw, dict) or not all(
             isinstance(v, str | None) for v in raw.values()):
@@ -160,7 +160,7 @@ def registry_config(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         raw = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"invalid X-Registry-Config header: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidArgument("invalid X-Registry-Config header: want a JSON object")

@@ -38,7 +38,7 @@ def decode_auth(text: str) -> object:
     try:
         raw = base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
         return json.loads(raw)
-    except (ValueError, binascii.Error) as exc:
+    except (ValueError, binascii.Error, RecursionError) as exc:
         raise InvalidArgument(f"invalid X-Registry-Auth header: {exc}") from None
 
 

@@ -22,6 +22,9 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from dockyard.api.errors import Handler, error_response, errors_middleware
 from dockyard.api.streams import EXECUTOR
@@ -84,6 +87,34 @@ def engine_version() -> str:
         return metadata.version("dockyard")
     except metadata.PackageNotFoundError:
         return "0.0.0"
+
+
+class _JsonErrors(RequestHandler):
+    """aiohttp's connection handler, answering what never reaches a route (a request
+    line or header it cannot parse, headers too large) with Docker's JSON error body
+    instead of aiohttp's text page."""
+
+    def handle_error(self, request: BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500:
+            super().handle_error(request, status, exc, message)  # logs the traceback
+        elif request.writer.output_size > 0:
+            raise ConnectionError("an answer was under way: cannot send an error")
+        if isinstance(exc, HttpProcessingError) and exc.message:
+            message = exc.message
+        words = " ".join(w.strip() for w in (message or "").splitlines() if w.strip())[:300]
+        words = words or ("internal error" if status >= 500 else "bad request")
+        if status < 500:
+            log.info("refused a request: %s", words)
+        response = error_response(status, words)
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonErrors(self, loop=self._loop, **self._kwargs)
 
 
 def make_app(engine: Engine, *, workers: int = 16) -> web.Application:
@@ -180,6 +211,8 @@ async def serve(engine: Engine, hosts: list[str],
     _ = engine.containers, engine.images, engine.networks, engine.volumes
     runner = web.AppRunner(make_app(engine), handler_cancellation=True, access_log=None)
     await runner.setup()
+    assert runner.server is not None
+    runner.server.__class__ = _Server  # connections get _JsonErrors (no other hook)
     paths = []
     try:
         for listener in listeners:
