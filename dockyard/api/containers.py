@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import os
 import re
+import threading
 import time
 from typing import Any
 
@@ -26,6 +28,7 @@ from dockyard.errors import ContainerNotFound, InvalidArgument
 
 def register(router: Router) -> None:
     ATTACHMENTS.setup(router.app)
+    router.app[SUMMARIES] = SummaryCache()
     router.add("POST", "/containers/create", create)
     router.add("GET", "/containers/json", list_containers)
     router.add("GET", "/containers/{id}/json", inspect)
@@ -123,8 +126,50 @@ def _matches(record: ContainerRecord, wanted: dict[str, list[str]]) -> bool:
 FILTERS = ("id", "name", "status", "label", "ancestor", "network")
 
 
-def _summary(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
-    doc = engine.containers.inspect(record.id)
+class SummaryCache:
+    """The list rows of containers, kept while nothing they are made of changed: the
+    record's state fields, and the bundle's network.json and status.json (ports,
+    networks, health: each rewritten by rename, so a change is a new mtime).  A
+    ``docker ps`` of many containers then costs a stat per container, not an inspect."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[tuple[Any, ...], dict[str, Any], str | None]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def stamp(engine: Engine, record: ContainerRecord) -> tuple[Any, ...]:
+        bundle = str(engine.containers.bundle(record.id))
+        times = []
+        for name in ("network.json", "status.json"):
+            try:
+                times.append(os.stat(os.path.join(bundle, name)).st_mtime_ns)
+            except OSError:
+                times.append(0)
+        return (record.name, record.state, record.started_at, record.finished_at,
+                record.exit_code, record.restart_count, record.pid, record.image_id, *times)
+
+    def row(self, engine: Engine, record: ContainerRecord) -> dict[str, Any]:
+        stamp = self.stamp(engine, record)
+        with self._lock:
+            cached = self._rows.get(record.id)
+        if cached is None or cached[0] != stamp:
+            doc = engine.containers.inspect(record.id)
+            cached = (stamp, _summary(record, doc),
+                      (doc["State"].get("Health") or {}).get("Status"))
+            with self._lock:
+                self._rows[record.id] = cached
+        return {**cached[1], "Status": _status(record, cached[2])}
+
+    def keep_only(self, ids: set[str]) -> None:
+        with self._lock:
+            for gone in set(self._rows) - ids:
+                del self._rows[gone]
+
+
+SUMMARIES: web.AppKey[SummaryCache] = web.AppKey("summaries", SummaryCache)
+
+
+def _summary(record: ContainerRecord, doc: dict[str, Any]) -> dict[str, Any]:
     ports = []
     for key, bindings in (doc["NetworkSettings"].get("Ports") or {}).items():
         number, _, proto = key.partition("/")
@@ -136,18 +181,20 @@ def _summary(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
         "Id": record.id, "Names": [f"/{record.name}"], "Image": record.image,
         "ImageID": record.image_id, "Command": command, "Created": epoch(record.created),
         "Ports": ports, "Labels": dict(record.spec.labels), "State": record.state,
-        "Status": _status(record, (doc["State"].get("Health") or {}).get("Status")),
         "HostConfig": {"NetworkMode": record.spec.network_mode},
         "NetworkSettings": {"Networks": doc["NetworkSettings"]["Networks"]},
         "Mounts": [{**m, "Mode": "", "Propagation": ""} for m in doc["Mounts"]]}
 
 
 def _list(engine: Engine, everything: bool, wanted: dict[str, list[str]],
-          limit: int | None) -> list[dict[str, Any]]:
+          limit: int | None, cache: SummaryCache | None = None) -> list[dict[str, Any]]:
     unknown = sorted(set(wanted) - set(FILTERS))
     if unknown:  # refused even when no container is there to test
         raise InvalidArgument(f"invalid filter '{unknown[0]}'")
+    cache = cache or SummaryCache()
     records = engine.containers.list(all_containers=everything or "status" in wanted)
+    if everything:
+        cache.keep_only({r.id for r in records})
     records = [r for r in records if _matches(r, wanted)]
     records.sort(key=lambda r: r.created, reverse=True)
     if limit is not None and limit > 0:
@@ -155,7 +202,7 @@ def _list(engine: Engine, everything: bool, wanted: dict[str, list[str]],
     rows = []
     for record in records:
         try:
-            rows.append(_summary(engine, record))
+            rows.append(cache.row(engine, record))
         except ContainerNotFound:
             continue  # removed while we list: left out, as Docker does
     return rows
@@ -165,7 +212,7 @@ async def list_containers(request: web.Request) -> web.Response:
     everything = params.flag(request, "all")
     limit = params.integer(request, "limit")
     rows = await call(request, _list, _engine(request), everything, params.filters(request),
-                      limit)
+                      limit, request.app[SUMMARIES])
     return web.json_response(rows)
 
 
