@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -74,7 +75,10 @@ def _common_headers(response: web.StreamResponse) -> None:
     response.headers["Server"] = f"Docker/{engine_version()} (linux)"
 
 
+@functools.cache
 def engine_version() -> str:
+    """The installed package's version (read once: parsing the package's metadata costs
+    milliseconds, and every response's Server header names it)."""
     from importlib import metadata
 
     try:
