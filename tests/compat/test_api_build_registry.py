@@ -112,6 +112,10 @@ def test_docker_py_build(api: ApiServer, context: Path) -> None:
         assert any(line.startswith("Successfully built ") for line in lines)
         assert "py:1" in image.tags and image.labels["by"] == "docker-py"
         assert client.containers.run("py:1", remove=True) == b"from py\nfrom the context\n"
+        zipped, _ = client.images.build(path=str(context), gzip=True, target="base",
+                                        nocache=True)  # a compressed context
+        assert client.containers.run(zipped.id, ["cat", "/greeting"], remove=True) == \
+            b"hello\n"
         with pytest.raises(docker.errors.BuildError, match="returned|exit|code"):
             client.images.build(fileobj=_tar({"Dockerfile": "FROM box:1\nRUN exit 4\n"}),
                                 custom_context=True)
