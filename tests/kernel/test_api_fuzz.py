@@ -108,11 +108,13 @@ MALFORMED_HTTP = [
 ]
 
 
-@pytest.mark.parametrize("number", range(len(MALFORMED_HTTP)))
-def test_malformed_http(api: ApiServer, number: int) -> None:
-    data, may_close = MALFORMED_HTTP[number]
-    check_answer(exchange(api.socket, data, cut=may_close), may_close=may_close)
-    alive_and_empty(api)
+def test_malformed_http(api: ApiServer) -> None:
+    for number, (data, may_close) in enumerate(MALFORMED_HTTP):
+        try:
+            check_answer(exchange(api.socket, data, cut=may_close), may_close=may_close)
+            alive_and_empty(api)
+        except AssertionError as exc:
+            raise AssertionError(f"case {number} ({data[:60]!r}): {exc}") from exc
 
 
 BAD_JSON = [
