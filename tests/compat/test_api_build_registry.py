@@ -140,7 +140,8 @@ def _tar(files: dict[str, str]) -> Any:
 
 
 def test_docker_login_push_pull_with_registry_auth(api: ApiServer, box: Dockyard,
-                                                   auth_registry: Registry) -> None:
+                                                   auth_registry: Registry,
+                                                   tmp_path: Path) -> None:
     host = auth_registry.address
     wrong = api.docker("login", host, "-u", "alice", "--password-stdin", input=b"nope\n",
                        check=False)
@@ -158,6 +159,13 @@ def test_docker_login_push_pull_with_registry_auth(api: ApiServer, box: Dockyard
     pulled = api.docker("pull", image)
     assert "Downloaded newer image" in pulled.stdout or "Image is up to date" in pulled.stdout
     assert api.docker("run", "--rm", image, "echo", "pulled").stdout == "pulled\n"
+    # a build pulls its base with the credentials of X-Registry-Config
+    api.docker("rmi", image)
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "Dockerfile").write_text(f"FROM {image}\nRUN echo on the base\n")
+    legacy = api._replace(env={**api.env, "DOCKER_BUILDKIT": "0"})
+    based = legacy.docker("build", "--pull", "-t", "onbase:1", str(tmp_path / "base"))
+    assert "on the base" in based.stdout
     # the server stores no credentials: without the client's, the registry says no
     api.docker("logout", host)
     refused = api.docker("push", image, check=False)
