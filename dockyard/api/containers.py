@@ -132,6 +132,8 @@ class SummaryCache:
     networks, health: each rewritten by rename, so a change is a new mtime).  A
     ``docker ps`` of many containers then costs a stat per container, not an inspect."""
 
+    LIMIT = 4096
+
     def __init__(self) -> None:
         self._rows: dict[str, tuple[tuple[Any, ...], dict[str, Any], str | None]] = {}
         self._lock = threading.Lock()
@@ -157,6 +159,8 @@ class SummaryCache:
             cached = (stamp, _summary(record, doc),
                       (doc["State"].get("Health") or {}).get("Status"))
             with self._lock:
+                if len(self._rows) >= self.LIMIT:  # rows of removed containers, when
+                    self._rows.clear()  # no list of all of them prunes them
                 self._rows[record.id] = cached
         return {**cached[1], "Status": _status(record, cached[2])}
 
