@@ -140,7 +140,7 @@ class SummaryCache:
 
     @staticmethod
     def stamp(engine: Engine, record: ContainerRecord) -> tuple[Any, ...]:
-        bundle = str(engine.containers.bundle(record.id))
+        bundle = os.path.join(engine.containers.containers_dir, record.id)
         times = []
         for name in ("network.json", "status.json"):
             try:
