@@ -24,6 +24,7 @@ def register(router: Router) -> None:
     router.add("POST", "/images/load", load)
     router.add("GET", "/images/get", get_many)
     router.add("POST", "/images/prune", prune)
+    router.add("GET", "/images/search", search)
     router.add("POST", "/build/prune", build_prune)
     router.add("GET", "/images/{name:.+}/json", inspect)
     router.add("GET", "/images/{name:.+}/history", history)
@@ -222,6 +223,15 @@ async def get_one(request: web.Request) -> web.StreamResponse:
 
 async def get_many(request: web.Request) -> web.StreamResponse:
     return await _save(request, request.query.getall("names", []))
+
+
+async def search(request: web.Request) -> web.Response:
+    """No index to search here (no Docker Hub): an empty answer, as the Engine API
+    allows, once the term is checked."""
+    if not request.query.get("term"):
+        raise InvalidArgument("term is required")
+    params.filters(request)
+    return web.json_response([])
 
 
 async def prune(request: web.Request) -> web.Response:

@@ -128,3 +128,22 @@ def test_testcontainers_docker_container(api: ApiServer, box: Dockyard, tmp_path
         assert running == ["tc-web:1"]
     assert box("ps", "-a", "-q").stdout == ""  # stopped and removed
     assert os.environ["DOCKER_HOST"] == api.url
+
+
+def test_docker_py_resize_and_search(api: ApiServer) -> None:
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=api.url, timeout=120)
+    try:
+        container = client.containers.run("box:1", ["sleep", "60"], detach=True, tty=True)
+        container.resize(height=33, width=111)
+        size = container.exec_run(["stty", "-F", "/dev/console", "size"])
+        assert (size.exit_code, size.output) == (0, b"33 111\n")
+        with pytest.raises(docker.errors.APIError) as refused:
+            container.resize(height=0, width=80)
+        assert refused.value.status_code == 400
+        container.remove(force=True)
+        with pytest.raises(docker.errors.NotFound):
+            container.resize(height=20, width=80)
+        assert client.images.search("busybox") == []  # no index to search here
+    finally:
+        client.close()
