@@ -5,6 +5,7 @@ against Debian's docker-registry on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,12 @@ def test_docker_build_multi_stage(legacy: ApiServer, box: Dockyard, context: Pat
                           "--label", "team=a", str(context))
     assert "Using cache" in again.stdout and "\nbuilt the greeting\n" not in again.stdout
     assert f"Successfully built {short}" in again.stdout
+    # `dockyard build` of the same context: the same cache, the same image
+    cli = box("build", "--progress", "plain", "--build-arg", "GREETING=hi there", "--label",
+              "team=a", "-t", "cli:1", str(context))
+    assert "CACHED" in cli.stderr
+    assert re.search(r"^#\d+ [\d.]+ built the greeting$", cli.stderr, re.M) is None
+    assert cli.stdout.strip() == built_id.read_text().strip()
     # -q and --iidfile read the aux ID; --target builds the named stage
     iidfile = tmp_path / "iid"
     quiet = legacy.docker("build", "-q", "--iidfile", str(iidfile), "--target", "base",
