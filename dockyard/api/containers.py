@@ -135,7 +135,8 @@ class SummaryCache:
     LIMIT = 4096
 
     def __init__(self) -> None:
-        self._rows: dict[str, tuple[tuple[Any, ...], dict[str, Any], str | None]] = {}
+        # id -> (stamp, row without Status, health, the row's JSON without its last brace)
+        self._rows: dict[str, tuple[tuple[Any, ...], dict[str, Any], str | None, str]] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -150,19 +151,31 @@ class SummaryCache:
         return (record.name, record.state, record.started_at, record.finished_at,
                 record.exit_code, record.restart_count, record.pid, record.image_id, *times)
 
-    def row(self, engine: Engine, record: ContainerRecord) -> dict[str, Any]:
+    def _entry(self, engine: Engine, record: ContainerRecord
+               ) -> tuple[tuple[Any, ...], dict[str, Any], str | None, str]:
         stamp = self.stamp(engine, record)
         with self._lock:
             cached = self._rows.get(record.id)
         if cached is None or cached[0] != stamp:
             doc = engine.containers.inspect(record.id)
-            cached = (stamp, _summary(record, doc),
-                      (doc["State"].get("Health") or {}).get("Status"))
+            row = _summary(record, doc)
+            cached = (stamp, row, (doc["State"].get("Health") or {}).get("Status"),
+                      json.dumps(row)[:-1])
             with self._lock:
                 if len(self._rows) >= self.LIMIT:  # rows of removed containers, when
                     self._rows.clear()  # no list of all of them prunes them
                 self._rows[record.id] = cached
-        return {**cached[1], "Status": _status(record, cached[2])}
+        return cached
+
+    def row(self, engine: Engine, record: ContainerRecord) -> dict[str, Any]:
+        _stamp, row, health, _text = self._entry(engine, record)
+        return {**row, "Status": _status(record, health)}
+
+    def row_json(self, engine: Engine, record: ContainerRecord) -> str:
+        """The row as JSON, Status added to the kept text (the one field that changes
+        with the clock)."""
+        _stamp, _row, health, text = self._entry(engine, record)
+        return f'{text}, "Status": {json.dumps(_status(record, health))}}}'
 
     def keep_only(self, ids: set[str]) -> None:
         with self._lock:
@@ -190,12 +203,11 @@ def _summary(record: ContainerRecord, doc: dict[str, Any]) -> dict[str, Any]:
         "Mounts": [{**m, "Mode": "", "Propagation": ""} for m in doc["Mounts"]]}
 
 
-def _list(engine: Engine, everything: bool, wanted: dict[str, list[str]],
-          limit: int | None, cache: SummaryCache | None = None) -> list[dict[str, Any]]:
+def _records(engine: Engine, everything: bool, wanted: dict[str, list[str]],
+             limit: int | None, cache: SummaryCache) -> list[ContainerRecord]:
     unknown = sorted(set(wanted) - set(FILTERS))
     if unknown:  # refused even when no container is there to test
         raise InvalidArgument(f"invalid filter '{unknown[0]}'")
-    cache = cache or SummaryCache()
     records = engine.containers.list(all_containers=everything or "status" in wanted)
     if everything:
         cache.keep_only({r.id for r in records})
@@ -203,8 +215,14 @@ def _list(engine: Engine, everything: bool, wanted: dict[str, list[str]],
     records.sort(key=lambda r: r.created, reverse=True)
     if limit is not None and limit > 0:
         records = records[:limit]
+    return records
+
+
+def _list(engine: Engine, everything: bool, wanted: dict[str, list[str]],
+          limit: int | None, cache: SummaryCache | None = None) -> list[dict[str, Any]]:
+    cache = cache or SummaryCache()
     rows = []
-    for record in records:
+    for record in _records(engine, everything, wanted, limit, cache):
         try:
             rows.append(cache.row(engine, record))
         except ContainerNotFound:
@@ -212,12 +230,24 @@ def _list(engine: Engine, everything: bool, wanted: dict[str, list[str]],
     return rows
 
 
+def _list_json(engine: Engine, everything: bool, wanted: dict[str, list[str]],
+               limit: int | None, cache: SummaryCache) -> bytes:
+    """``_list`` as the response body, from the rows' kept JSON."""
+    texts = []
+    for record in _records(engine, everything, wanted, limit, cache):
+        try:
+            texts.append(cache.row_json(engine, record))
+        except ContainerNotFound:
+            continue
+    return f"[{', '.join(texts)}]".encode()
+
+
 async def list_containers(request: web.Request) -> web.Response:
     everything = params.flag(request, "all")
     limit = params.integer(request, "limit")
-    rows = await call(request, _list, _engine(request), everything, params.filters(request),
-                      limit, request.app[SUMMARIES])
-    return web.json_response(rows)
+    body = await call(request, _list_json, _engine(request), everything,
+                      params.filters(request), limit, request.app[SUMMARIES])
+    return web.Response(body=body, content_type="application/json")
 
 
 async def inspect(request: web.Request) -> web.Response:
