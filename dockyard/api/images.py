@@ -144,14 +144,10 @@ def _reference(request: web.Request) -> str:
 
 def _pull(engine: Engine, ref: str, stream: JsonStream, creds: Credentials | None) -> None:
     from dockyard.oci import reference
-    from dockyard.registry.transfer import pull
 
     parsed = reference.parse(ref)
     stream.send({"status": f"Pulling from {parsed.repository}", "id": parsed.tag or "latest"})
-    digest = pull(engine.images.content, engine.images.index, ref,
-                  insecure=frozenset(engine.insecure_registries), progress=stream,
-                  credentials=creds)
-    engine.images.pulled(digest, str(parsed))
+    digest = engine.pull_image(ref, progress=stream, credentials=creds)
     stream.send({"status": f"Digest: {digest}"})
     stream.send({"status": f"Status: Downloaded newer image for {parsed}"})
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from dockyard.images.index import ImageIndex, ImageRecord
     from dockyard.oci.image import Manifest
     from dockyard.registry.auth import Credentials
+    from dockyard.registry.transfer import Admit
     from dockyard.snapshots.overlay import OverlaySnapshotter
     from dockyard.store.db import Database
     from dockyard.store.layout import Layout
@@ -69,6 +70,7 @@ class BuildEnvironment(NamedTuple):
     runtime_argv: list[str]
     # (image config, step, mounted rootfs, step id) → OCI config for a RUN step
     step_config: Callable[[dict[str, Any], StepProcess, Path, str], dict[str, Any]]
+    admit: Admit | None = None  # the signature policy a FROM's pull obeys
 
 
 class BuildOptions(NamedTuple):

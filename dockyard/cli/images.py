@@ -18,6 +18,7 @@ from dockyard.cli.render import (
     render,
     render_inspect,
 )
+from dockyard.cli.trust import TRUST_COMMANDS
 from dockyard.engine.engine import Engine
 from dockyard.errors import InvalidArgument, NotFound, PermissionDenied
 
@@ -217,6 +218,8 @@ for _name, _cmd in (("ls", images_cmd), ("rm", rmi_cmd), ("tag", tag_cmd),
                     ("history", history_cmd), ("save", save_cmd), ("load", load_cmd),
                     ("import", import_cmd)):
     image_group.add_command(_cmd, _name)
+for _cmd in TRUST_COMMANDS:  # keygen, sign, verify
+    image_group.add_command(_cmd)
 
 
 @click.command("inspect")

@@ -149,7 +149,7 @@ class BuildService:
                                 runtime_argv(),
                                 lambda image, step, rootfs, step_id: step_config(
                                     image, step, rootfs, layout.cgroup_path(f"build-{step_id}"),
-                                    idmap=idmap))
+                                    idmap=idmap), engine.admit)
 
     def _dockerfile(self, request: BuildRequest, context: BuildContext,
                     stdin: IO[bytes] | None) -> str:
@@ -185,7 +185,7 @@ class BuildService:
         with self._rootfs(image_id) as rootfs:
             if output.type == "tar":
                 from dockyard.fs.inroot import Root
-                from dockyard.fs.tree import write_tree_tar
+                from dockyard.fs.tartree import write_tree_tar
 
                 idmap = self.engine.idmap
                 with _destination(output.dest) as out, Root(rootfs, what="image") as root:

@@ -977,9 +977,12 @@ class ContainerService:
         return container_logs.read(self, ref, follow=follow, tail=tail, since=since, stop=stop)
 
     def inspect(self, ref: str) -> dict[str, Any]:
+        return self.inspect_record(self.get(ref))
+
+    def inspect_record(self, record: ContainerRecord) -> dict[str, Any]:
+        """``inspect`` of a record in hand (``ps`` lists them, then shows each)."""
         from dockyard.engine.inspect import container_json
 
-        record = self.get(ref)
         doc = container_json(record, self.bundle(record.id), self.images)
         if record.state == "restarting":  # Docker: running, restarting, no process
             doc["State"].update(Status="restarting", Running=True, Restarting=True, Pid=0)

@@ -7,6 +7,7 @@ commands that need one service do not pay for the others.
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dockyard.store.layout import Layout
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from dockyard.engine.images import ImageService
     from dockyard.engine.networks import NetworkService
     from dockyard.engine.records import ContainerStore
+    from dockyard.registry.auth import Credentials
+    from dockyard.registry.transfer import Admit, Progress
     from dockyard.store.config import EngineConfig
     from dockyard.store.db import Database
     from dockyard.store.idmap import IdMap
@@ -29,9 +32,37 @@ class Engine:
     """One per ``--root``; services are built on first use."""
 
     def __init__(self, layout: Layout, *,
-                 insecure_registries: frozenset[str] = frozenset()) -> None:
+                 insecure_registries: frozenset[str] = frozenset(),
+                 policy: Path | None = None, registries_d: Path | None = None) -> None:
         self.layout = layout
         self.insecure_registries = insecure_registries
+        self.policy_path = policy  # --policy: containers-policy.json (None: the default)
+        self.registries_d = registries_d  # --registries.d (None: /etc/containers/...)
+
+    @cached_property
+    def admit(self) -> Admit | None:
+        """The signature policy every pull obeys (``registry.trust.policy``); None when
+        there is no policy file: every image is accepted."""
+        from dockyard.registry.trust.policy import Gate
+
+        gate = Gate.load(self.policy_path, self.registries_d)
+        return gate.admit if gate is not None else None
+
+    def pull_image(self, ref: str, *, insecure: frozenset[str] = frozenset(),
+                   progress: Progress | None = None,
+                   credentials: Credentials | None = None) -> str:
+        """Pull ``ref`` under the policy (nothing stored if it refuses); records the
+        pull's event; returns the manifest digest.  ``credentials``: a client's own
+        (the API's X-Registry-Auth) instead of those in config.json."""
+        from dockyard.oci import reference
+        from dockyard.registry.transfer import pull
+
+        images = self.images
+        digest = pull(images.content, images.index, ref,
+                      insecure=self.insecure_registries | insecure, progress=progress,
+                      admit=self.admit, credentials=credentials)
+        images.pulled(digest, str(reference.parse(ref)))
+        return digest
 
     @cached_property
     def db(self) -> Database:

@@ -41,6 +41,9 @@ from dockyard.oci.image import (
 from dockyard.registry.auth import Credentials
 from dockyard.registry.client import RegistryClient
 
+# a signature policy's check (registry.trust.policy.Gate.admit): raises to refuse
+Admit = Callable[[RegistryClient, reference.Reference, list[str]], None]
+
 PARALLEL = 4
 GZIP_LEVEL = 6  # Docker's: Go's gzip.DefaultCompression
 _CHUNK = 1 << 20
@@ -92,8 +95,12 @@ def _fetch_blob(client: RegistryClient, content: LocalContentStore, repository: 
 
 def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
          insecure: frozenset[str] = frozenset(), progress: Progress | None = None,
-         credentials: Credentials | None = None) -> str:
-    """Pull ``text``; returns the manifest digest of the image now stored."""
+         admit: Admit | None = None, credentials: Credentials | None = None) -> str:
+    """Pull ``text``; returns the manifest digest of the image now stored.
+
+    ``admit`` (a signature policy) sees the manifest digests (the index's and the
+    chosen image's) before anything is stored, and raises to refuse the image.
+    ``credentials`` (the API's X-Registry-Auth) replace config.json's."""
     progress = progress or NoProgress()
     ref = reference.parse(text)
     client = RegistryClient(ref.registry, insecure=insecure, credentials=credentials)
@@ -101,15 +108,19 @@ def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
         top = client.get_manifest(ref.repository, ref.digest or ref.tag or "latest")
         top_digest = _verify_manifest(top.data, ref.digest or top.digest)
         parsed = parse_manifest_or_index(top.data, top.media_type)
-        content.write(top.data, top_digest)
         manifest_digest, manifest, media_type = top_digest, parsed, top.media_type
+        inner = None
         if isinstance(parsed, Index):
             chosen = pick(parsed)
             inner = client.get_manifest(ref.repository, chosen.digest)
             _verify_manifest(inner.data, chosen.digest)
-            content.write(inner.data, chosen.digest)
             manifest = parse_manifest_or_index(inner.data, chosen.media_type)
             manifest_digest, media_type = chosen.digest, inner.media_type or chosen.media_type
+        if admit is not None:
+            admit(client, ref, list(dict.fromkeys([top_digest, manifest_digest])))
+        content.write(top.data, top_digest)
+        if inner is not None:
+            content.write(inner.data, manifest_digest)
         if not isinstance(manifest, Manifest):
             raise InvalidArgument(f"{text}: nested indexes are not supported")
         names = [str(ref)] if ref.tag else []
@@ -125,15 +136,24 @@ def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
         with door.discarding(content, index) as brought:
             brought.update({top_digest, manifest_digest})
             brought.update(d.digest for d in blobs if not content.exists(d.digest))
+            # the config first: it names the diff_id each layer is checked against
+            _fetch_blob(client, content, ref.repository, manifest.config, progress)
+            config = parse_config(content.read(manifest.config.digest))
+            diff_ids = [str(d) for d in config["rootfs"]["diff_ids"]]
+            door.check_diff_ids(len(manifest.layers), diff_ids)
+
+            def fetch_and_check(layer: Descriptor, diff_id: str) -> None:
+                """The door as each layer arrives (every layer passes the unpacker's
+                rules before the image exists), overlapping the other downloads:
+                checking them all after the last one made pulls ~1.3x skopeo's time."""
+                _fetch_blob(client, content, ref.repository, layer, progress)
+                door.verify_layer(content, layer.digest, layer.media_type, diff_id)
+
             with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
-                jobs = [pool.submit(_fetch_blob, client, content, ref.repository, d, progress)
-                        for d in blobs]
+                jobs = [pool.submit(fetch_and_check, layer, diff_id)
+                        for layer, diff_id in zip(manifest.layers, diff_ids, strict=True)]
                 for job in jobs:
                     job.result()
-            config = parse_config(content.read(manifest.config.digest))
-            # the door: every layer passes the unpacker's rules before the image exists
-            door.admit(content, [(d.digest, d.media_type) for d in manifest.layers],
-                       [str(d) for d in config["rootfs"]["diff_ids"]])
         index.add(manifest_digest, manifest.config.digest, media_type or manifest.media_type,
                   sum(d.size for d in blobs), str(config.get("created", "")), names,
                   (ref.name, top_digest))
