@@ -128,14 +128,31 @@ class BuildService:
         try:
             if dockerfile_text is None:
                 dockerfile_text = self._dockerfile(request, context, stdin)
-            plan = parse_plan(dockerfile_text)
-            image_id = Builder(self._environment(), context, plan, request.options,
-                               reporter).build()
+            image_id = self._run(context, dockerfile_text, request.options, reporter)
         finally:
             context.close()
         for output in request.outputs:
             self.export(image_id, output)
         return image_id
+
+    def build_tar(self, stream: IO[bytes], dockerfile: str, options: BuildOptions,
+                  reporter: Reporter) -> str:
+        """A context sent as a tar (the Docker API's ``/build``) with its Dockerfile inside
+        at ``dockerfile``, read in the context's own tree (a link cannot lead out)."""
+        scratch = self.engine.layout.run_dir / "build"
+        scratch.mkdir(parents=True, exist_ok=True)
+        context = BuildContext.from_tar(stream, scratch)
+        try:
+            text = context.read_file(dockerfile or "Dockerfile", what="dockerfile")
+            context.use_ignore_file_of(context.root / (dockerfile or "Dockerfile"))
+            return self._run(context, text, options, reporter)
+        finally:
+            context.close()
+
+    def _run(self, context: BuildContext, dockerfile_text: str, options: BuildOptions,
+             reporter: Reporter) -> str:
+        plan = parse_plan(dockerfile_text)
+        return Builder(self._environment(), context, plan, options, reporter).build()
 
     def _environment(self) -> BuildEnvironment:
         from dockyard.engine.runtime_command import runtime_argv

@@ -116,8 +116,12 @@ class ContainerService:
         return self._networks()
 
     # --- paths ---------------------------------------------------------------
+    @functools.cached_property
+    def containers_dir(self) -> Path:
+        return self.layout.root / "containers"
+
     def bundle(self, container_id: str) -> Path:
-        return self.layout.root / "containers" / container_id
+        return self.containers_dir / container_id
 
     def log_path(self, container_id: str) -> Path:
         return self.bundle(container_id) / "container.log"
@@ -1030,7 +1034,8 @@ def _copy_up(rootfs: Path, target: str, data: Path) -> None:
 
 def _read_status(bundle: Path) -> dict[str, Any]:
     try:
-        data = json.loads((bundle / "status.json").read_text())
+        with open(os.path.join(bundle, "status.json"), "rb") as handle:
+            data = json.loads(handle.read())
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

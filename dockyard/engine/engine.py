@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from dockyard.engine.images import ImageService
     from dockyard.engine.networks import NetworkService
     from dockyard.engine.records import ContainerStore
+    from dockyard.registry.auth import Credentials
     from dockyard.registry.transfer import Admit, Progress
     from dockyard.store.config import EngineConfig
     from dockyard.store.db import Database
@@ -48,16 +49,18 @@ class Engine:
         return gate.admit if gate is not None else None
 
     def pull_image(self, ref: str, *, insecure: frozenset[str] = frozenset(),
-                   progress: Progress | None = None) -> str:
+                   progress: Progress | None = None,
+                   credentials: Credentials | None = None) -> str:
         """Pull ``ref`` under the policy (nothing stored if it refuses); records the
-        pull's event; returns the manifest digest."""
+        pull's event; returns the manifest digest.  ``credentials``: a client's own
+        (the API's X-Registry-Auth) instead of those in config.json."""
         from dockyard.oci import reference
         from dockyard.registry.transfer import pull
 
         images = self.images
         digest = pull(images.content, images.index, ref,
                       insecure=self.insecure_registries | insecure, progress=progress,
-                      admit=self.admit)
+                      admit=self.admit, credentials=credentials)
         images.pulled(digest, str(reference.parse(ref)))
         return digest
 
