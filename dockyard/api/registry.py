@@ -77,16 +77,13 @@ def _names_to_push(engine: Engine, name: str, tag: str) -> list[str]:
 def _push(engine: Engine, names: list[str], creds: Credentials | None,
           stream: JsonStream) -> None:
     from dockyard.oci import reference
-    from dockyard.registry.transfer import push as push_image
-
     images = engine.images
     first = reference.parse(names[0])
     stream.send({"status": f"The push refers to repository [{first.name}]"})
     for name in names:
         ref = reference.parse(name)
-        record = images.get(name)
-        digest = push_image(images.content, images.index, record, str(ref),
-                            insecure=_insecure(engine), progress=stream, credentials=creds)
+        record, digest = engine.push_image(str(ref), insecure=_insecure(engine),
+                                           progress=stream, credentials=creds)
         size = images.content.size(digest if images.content.exists(digest)
                                    else record.manifest_digest)
         tag = ref.tag or "latest"

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from dockyard.engine.images import ImageService
     from dockyard.engine.networks import NetworkService
     from dockyard.engine.records import ContainerStore
+    from dockyard.images.index import ImageRecord
     from dockyard.registry.auth import Credentials
     from dockyard.registry.transfer import Admit, Progress
     from dockyard.store.config import EngineConfig
@@ -63,6 +64,31 @@ class Engine:
                       admit=self.admit, credentials=credentials)
         images.pulled(digest, str(reference.parse(ref)))
         return digest
+
+    def push_image(self, ref: str, *, insecure: frozenset[str] = frozenset(),
+                   progress: Progress | None = None, chunk_size: int | None = None,
+                   credentials: Credentials | None = None) -> tuple[ImageRecord, str]:
+        """Push the image ``ref`` names, as ``ref``: blobs mounted from another
+        repository of the same registry it came from, its attached referrers (an
+        SBOM) after it.  Returns the image and the pushed manifest's digest."""
+        from dockyard.images.referrers import ReferrerIndex
+        from dockyard.oci import reference
+        from dockyard.registry.transfer import push
+
+        images = self.images
+        record = images.get(ref)
+        parsed = reference.parse(ref)
+        sources = [reference.parse(d.split("@", 1)[0]) for d in
+                   images.index.repo_digests_of(record.manifest_digest)]
+        mount_from = next((s.repository for s in sources if s.registry == parsed.registry
+                           and s.repository != parsed.repository), None)
+        digest = push(images.content, images.index, record, ref,
+                      insecure=self.insecure_registries | insecure, progress=progress,
+                      chunk_size=chunk_size,
+                      mount_source=(lambda _digest: mount_from) if mount_from else None,
+                      referrers=ReferrerIndex(self.db).of(record.manifest_digest),
+                      credentials=credentials)
+        return record, digest
 
     @cached_property
     def db(self) -> Database:
