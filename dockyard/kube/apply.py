@@ -144,10 +144,9 @@ def images_in(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def push_images(engine: Engine, documents: list[dict[str, Any]],
                 registry: str) -> tuple[list[dict[str, Any]], list[str]]:
     """Push every image the documents name that is in the local store to
-    ``registry`` (``REGISTRY/NAME:TAG``) and rewrite its references to
-    ``REGISTRY/NAME@sha256:…``; images not found here are left as they are."""
-    from dockyard.registry.transfer import push
-
+    ``registry`` (tagged ``REGISTRY/NAME:TAG`` here, then ``Engine.push_image``) and
+    rewrite its references to ``REGISTRY/NAME@sha256:…``; images not found here are
+    left as they are."""
     if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9._/-]+)?", registry):
         raise InvalidArgument(f"kube apply: --push-to {registry!r} is not a registry "
                               "(HOST[:PORT][/PATH])")
@@ -163,9 +162,9 @@ def push_images(engine: Engine, documents: list[dict[str, Any]],
                 except ImageNotFound:
                     continue
                 name = f"{registry}/{_path(image)}"
-                digest = push(engine.images.content, engine.images.index, record,
-                              f"{name}:{_tag(image)}",
-                              insecure=frozenset(engine.insecure_registries))
+                engine.images.tag(record.manifest_digest if "@" in image else image,
+                                  f"{name}:{_tag(image)}")  # as `docker tag` before a push
+                _, digest = engine.push_image(f"{name}:{_tag(image)}")
                 pushed[image] = f"{name}@{digest}"
                 lines.append(f"pushed {image} as {pushed[image]}")
             container["image"] = pushed[image]
