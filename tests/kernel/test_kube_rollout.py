@@ -189,7 +189,6 @@ def test_recreate_removes_every_old_pod_before_a_new_one_starts(dy: Dockyard) ->
 
 
 def test_a_retired_pod_finishes_the_connections_it_has(dy: Dockyard) -> None:
-
     _build(dy, "v1")
     text = (DATA / "canonical.yaml").read_text().replace("replicas: 5", "replicas: 1").replace(
         "          periodSeconds: 1", "          periodSeconds: 1\n          timeoutSeconds: 5")
