@@ -109,9 +109,10 @@ def _project_apps(engine: Engine, project: str, members: list[str]) -> list[Any]
 
 def emit(engine: Engine, apps: list[Any], kind: str, pin: bool) -> None:
     """Print the YAML of ``apps`` (warnings on stderr)."""
+    from dockyard.engine.supply import pinned_reference
     from dockyard.kube import generate
 
-    image_of = (lambda image: generate.pinned(engine, image)) if pin else None
+    image_of = (lambda image: pinned_reference(engine.images, image)) if pin else None
     documents, warnings = generate.documents(apps, kind=kind, image_of=image_of)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)

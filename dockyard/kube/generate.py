@@ -386,19 +386,3 @@ def _security(spec: ContainerSpec) -> dict[str, Any]:
     return security
 
 
-def pinned(engine: Engine, image: str) -> str:
-    """``image`` by digest, so a cluster runs exactly what ran here: its repo digest
-    (from a push or pull of that repository), else the local manifest digest."""
-    record = engine.images.get(image)
-    repo = _repository(image)
-    for item in engine.images.index.repo_digests_of(record.manifest_digest):
-        if _repository(item) == repo:
-            return item
-    return f"{repo}@{record.manifest_digest}"
-
-
-def _repository(image: str) -> str:
-    """The name without tag or digest, as written (``box`` stays ``box``)."""
-    bare = image.split("@")[0]
-    head, _, tail = bare.rpartition(":")
-    return head if head and "/" not in tail else bare
