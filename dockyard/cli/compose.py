@@ -12,27 +12,30 @@ import click
 
 from dockyard.cli.render import render
 from dockyard.engine.engine import Engine
-from dockyard.errors import InvalidArgument
+from dockyard.errors import DockyardError, InvalidArgument
 
 
 class ComposeContext:
     """The group's options; the file is loaded by the command that needs it."""
 
     def __init__(self, engine: Engine, files: tuple[str, ...], project_name: str | None,
-                 env_files: tuple[str, ...], project_directory: str | None) -> None:
+                 env_files: tuple[str, ...], project_directory: str | None,
+                 profiles: tuple[str, ...] = ()) -> None:
         from dockyard.compose.loader import Options
 
         self.engine = engine
-        self.options = Options(files, project_name, env_files, project_directory)
+        self.options = Options(files, project_name, env_files, project_directory, profiles)
 
-    def project(self) -> Any:
-        """The loaded, validated, lowered project (a ``converge.Project``)."""
+    def project(self, services: tuple[str, ...] = ()) -> Any:
+        """The loaded, validated, lowered project (a ``converge.Project``); the
+        ``services`` named on the command line are enabled whatever their profiles."""
+        from dockyard.cli.build import PlainReporter
         from dockyard.compose.converge import Project
         from dockyard.compose.loader import load
         from dockyard.compose.lower import lower
 
-        plan = lower(load(self.options, Path.cwd(), os.environ))
-        return Project(self.engine, plan, _progress)
+        plan = lower(load(self.options, Path.cwd(), os.environ, services))
+        return Project(self.engine, plan, _progress, PlainReporter())
 
 
 def _progress(line: str) -> None:
@@ -46,11 +49,15 @@ def _progress(line: str) -> None:
 @click.option("--env-file", "env_files", multiple=True, help="Instead of the project's .env.")
 @click.option("--project-directory", default=None,
               help="Where relative paths start (default: the first file's directory).")
+@click.option("--profile", "profiles", multiple=True,
+              help="Enable services of this profile (also COMPOSE_PROFILES).")
 @click.pass_context
 def compose_group(ctx: click.Context, files: tuple[str, ...], project_name: str | None,
-                  env_files: tuple[str, ...], project_directory: str | None) -> None:
+                  env_files: tuple[str, ...], project_directory: str | None,
+                  profiles: tuple[str, ...]) -> None:
     """Define and run multi-container applications (the compose-spec)."""
-    ctx.obj = ComposeContext(ctx.obj, files, project_name, env_files, project_directory)
+    ctx.obj = ComposeContext(ctx.obj, files, project_name, env_files, project_directory,
+                             profiles)
 
 
 def _scale(items: tuple[str, ...]) -> dict[str, int]:
@@ -73,20 +80,24 @@ def _scale(items: tuple[str, ...]) -> dict[str, int]:
 @click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
 @click.option("--no-recreate", is_flag=True, help="Never recreate existing containers.")
 @click.option("--no-deps", is_flag=True, help="Do not start the services' dependencies.")
+@click.option("--build", "build", is_flag=True, help="Build images before starting.")
+@click.option("--no-build", is_flag=True, help="Do not build an image, even if missing.")
 @click.argument("services", nargs=-1)
 @click.pass_obj
 def up_cmd(ctx: ComposeContext, detach: bool, scale: tuple[str, ...], remove_orphans: bool,
            wait_timeout: float, force_recreate: bool, no_recreate: bool, no_deps: bool,
-           services: tuple[str, ...]) -> None:
+           build: bool, no_build: bool, services: tuple[str, ...]) -> None:
     """Create and start the project's containers (converging to the file)."""
     from dockyard.compose.converge import UpOptions
 
     if force_recreate and no_recreate:
         raise InvalidArgument("--force-recreate and --no-recreate are incompatible")
+    if build and no_build:
+        raise InvalidArgument("--build and --no-build are incompatible")
     recreate = "force" if force_recreate else "never" if no_recreate else "diverged"
-    project = ctx.project()
+    project = ctx.project(services)
     project.up(UpOptions(services, _scale(scale), remove_orphans, wait_timeout, recreate,
-                         no_deps))
+                         no_deps, "always" if build else "never" if no_build else "missing"))
     if detach:
         return
     try:  # attached: the logs until every container exits; Ctrl-C stops the project
@@ -179,6 +190,20 @@ def _print_logs(project: Any, records: list[Any], *, follow: bool, tail: int | N
 @click.pass_obj
 def config_cmd(ctx: ComposeContext, only_services: bool, quiet: bool) -> None:
     """The resolved file: interpolated, merged, validated, as YAML."""
+    _config(ctx, only_services, quiet)
+
+
+@compose_group.command("convert")
+@click.option("--services", "only_services", is_flag=True, help="Only the service names.")
+@click.option("-q", "--quiet", is_flag=True, help="Only validate.")
+@click.pass_obj
+def convert_cmd(ctx: ComposeContext, only_services: bool, quiet: bool) -> None:
+    """The same as config."""
+    _config(ctx, only_services, quiet)
+
+
+def _config(ctx: ComposeContext, only_services: bool, quiet: bool) -> None:
+    """The resolved file: interpolated, merged, validated, as YAML."""
     import yaml
 
     project = ctx.project()
@@ -231,6 +256,317 @@ def rm_cmd(ctx: ComposeContext, force: bool, stop: bool, volumes: bool,
            services: tuple[str, ...]) -> None:
     """Remove the project's stopped containers."""
     ctx.project().rm(services, stop=stop, volumes=volumes)
+
+
+@compose_group.command("build")
+@click.option("--no-cache", is_flag=True, help="Do not use the build cache.")
+@click.option("--pull", is_flag=True, help="Always pull base images.")
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def build_cmd(ctx: ComposeContext, no_cache: bool, pull: bool,
+              services: tuple[str, ...]) -> None:
+    """Build the services that have a build section."""
+    project = ctx.project(services)
+    project._check_services(services)
+    for name in services or tuple(project.plan.services):
+        plan = project.plan.services[name]
+        if plan.build is None:
+            if services:
+                raise InvalidArgument(f"service {name!r} has no build section")
+            continue
+        if no_cache or pull:
+            build = plan.build._replace(no_cache=plan.build.no_cache or no_cache,
+                                        pull=plan.build.pull or pull)
+            project.plan.services[name] = plan._replace(build=build)
+        project.build(name)
+
+
+@compose_group.command("pull")
+@click.option("--ignore-buildable", is_flag=True, help="Skip services that have a build.")
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def pull_cmd(ctx: ComposeContext, ignore_buildable: bool, services: tuple[str, ...]) -> None:
+    """Pull the services' images."""
+    project = ctx.project(services)
+    project._check_services(services)
+    for name in services or tuple(project.plan.services):
+        if ignore_buildable and project.plan.services[name].build is not None:
+            continue
+        project.pull(name)
+
+
+@compose_group.command("push")
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def push_cmd(ctx: ComposeContext, services: tuple[str, ...]) -> None:
+    """Push the images of the services that have a build section."""
+    from dockyard.oci import reference
+    from dockyard.registry.transfer import push
+
+    project = ctx.project(services)
+    project._check_services(services)
+    engine = ctx.engine
+    for name in services or tuple(project.plan.services):
+        plan = project.plan.services[name]
+        if plan.build is None:
+            continue
+        image = plan.spec.image
+        reference.parse(image)
+        _progress(f"Image {image}  Pushing")
+        push(engine.images.content, engine.images.index, engine.images.get(image), image,
+             insecure=frozenset(engine.insecure_registries))
+        _progress(f"Image {image}  Pushed")
+
+
+@compose_group.command("create")
+@click.option("--build", "build", is_flag=True, help="Build images before creating.")
+@click.option("--no-build", is_flag=True, help="Do not build an image, even if missing.")
+@click.option("--force-recreate", is_flag=True)
+@click.option("--no-recreate", is_flag=True)
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def create_cmd(ctx: ComposeContext, build: bool, no_build: bool, force_recreate: bool,
+               no_recreate: bool, services: tuple[str, ...]) -> None:
+    """Create the project's containers without starting them."""
+    from dockyard.compose.converge import UpOptions
+
+    recreate = "force" if force_recreate else "never" if no_recreate else "diverged"
+    ctx.project(services).up(UpOptions(
+        services, recreate=recreate, start=False,
+        build="always" if build else "never" if no_build else "missing"))
+
+
+@compose_group.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("-d", "--detach", is_flag=True, help="Run the command in the background.")
+@click.option("-T", "--no-TTY", "no_tty", is_flag=True,
+              help="No pseudo-TTY (the default when stdin is not a terminal).")
+@click.option("-u", "--user", default=None)
+@click.option("-w", "--workdir", default=None)
+@click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE")
+@click.option("--index", type=int, default=1, help="Which replica (default 1).")
+@click.argument("service")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def exec_cmd(ctx: ComposeContext, detach: bool, no_tty: bool, user: str | None,
+             workdir: str | None, env: tuple[str, ...], index: int, service: str,
+             command: tuple[str, ...]) -> None:
+    """Run a command in a running container of SERVICE."""
+    from dockyard.cli.container_cmds import exec_
+
+    record = ctx.project((service,)).container(service, index)
+    tty = not no_tty and not detach and sys.stdin.isatty()
+    sys.exit(exec_(ctx.engine, record.id, *command, detach=detach, interactive=not detach,
+                   tty=tty, env=env, user=user, workdir=workdir))
+
+
+@compose_group.command("run", context_settings={"allow_interspersed_args": False})
+@click.option("-d", "--detach", is_flag=True, help="Run in the background, print its ID.")
+@click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits.")
+@click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE")
+@click.option("-l", "--label", "labels", multiple=True, metavar="KEY=VALUE")
+@click.option("--name", default=None)
+@click.option("--entrypoint", default=None)
+@click.option("-u", "--user", default=None)
+@click.option("-w", "--workdir", default=None)
+@click.option("-T", "--no-TTY", "no_tty", is_flag=True, help="No pseudo-TTY.")
+@click.option("--no-deps", is_flag=True, help="Do not start the service's dependencies.")
+@click.option("--service-ports", is_flag=True, help="Publish the service's ports.")
+@click.option("--build", "build", is_flag=True, help="Build the image first.")
+@click.argument("service")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def run_cmd(ctx: ComposeContext, detach: bool, remove: bool, env: tuple[str, ...],
+            labels: tuple[str, ...], name: str | None, entrypoint: str | None,
+            user: str | None, workdir: str | None, no_tty: bool, no_deps: bool,
+            service_ports: bool, build: bool, service: str,
+            command: tuple[str, ...]) -> None:
+    """A one-off container of SERVICE running COMMAND (default: the service's)."""
+    import shlex
+
+    from dockyard.cli.container_cmds import echo, run_created
+    from dockyard.compose.converge import OneOff
+
+    project = ctx.project((service,))
+    project.prepare_run(service, no_deps=no_deps, build="always" if build else "missing")
+    tty = not no_tty and not detach and sys.stdin.isatty()
+    options = OneOff(tuple(command) or None,
+                     tuple(shlex.split(entrypoint)) if entrypoint is not None else None,
+                     tuple(_with_values(env)), user, workdir, name,
+                     dict(item.partition("=")[::2] for item in labels), tty,
+                     not detach and sys.stdin.isatty() or tty, remove, service_ports)
+    record = project.one_off(service, options)
+    code = run_created(ctx.engine, record, detach=True) if detach else \
+        run_created(ctx.engine, record, detach=False)
+    if detach:
+        echo(record.name)
+    sys.exit(code)
+
+
+def _with_values(env: tuple[str, ...]) -> list[str]:
+    """``-e NAME`` takes NAME's value from this environment (dropped when unset)."""
+    out = []
+    for item in env:
+        if "=" in item:
+            out.append(item)
+        elif item in os.environ:
+            out.append(f"{item}={os.environ[item]}")
+    return out
+
+
+@compose_group.command("kill")
+@click.option("-s", "--signal", "sig", default="SIGKILL")
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def kill_cmd(ctx: ComposeContext, sig: str, services: tuple[str, ...]) -> None:
+    """Kill the project's running containers."""
+    import signal
+
+    name = sig.upper() if sig.upper().startswith("SIG") else f"SIG{sig.upper()}"
+    try:
+        number = int(sig) if sig.isdigit() else int(signal.Signals[name])
+    except KeyError:
+        raise InvalidArgument(f"invalid signal: {sig}") from None
+    project = ctx.project(services)
+    project._check_services(services)
+    for record in project.containers(services):
+        if record.state in ("running", "restarting", "paused"):
+            _progress(f"Container {record.name}  Killing")
+            ctx.engine.containers.kill(record.id, number)
+
+
+@compose_group.command("pause")
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def pause_cmd(ctx: ComposeContext, services: tuple[str, ...]) -> None:
+    """Pause the project's running containers."""
+    project = ctx.project(services)
+    project._check_services(services)
+    for record in project.containers(services):
+        if record.state == "running":
+            _progress(f"Container {record.name}  Pausing")
+            ctx.engine.container_ops.pause(record.id)
+
+
+@compose_group.command("unpause")
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def unpause_cmd(ctx: ComposeContext, services: tuple[str, ...]) -> None:
+    """Unpause the project's paused containers."""
+    project = ctx.project(services)
+    project._check_services(services)
+    for record in project.containers(services):
+        if record.state == "paused":
+            _progress(f"Container {record.name}  Unpausing")
+            ctx.engine.container_ops.unpause(record.id)
+
+
+@compose_group.command("top")
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def top_cmd(ctx: ComposeContext, services: tuple[str, ...]) -> None:
+    """The processes of the project's running containers."""
+    project = ctx.project(services)
+    project._check_services(services)
+    for record in project.containers(services):
+        if record.state != "running":
+            continue
+        titles, rows = ctx.engine.container_ops.top(record.id)
+        click.echo(record.name)
+        widths = [max(len(str(c)) for c in column) for column in zip(titles, *rows, strict=False)]
+        for row in (titles, *rows):
+            click.echo("   ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False))
+                       .rstrip())
+        click.echo("")
+
+
+@compose_group.command("port")
+@click.option("--protocol", default="tcp", type=click.Choice(["tcp", "udp"]))
+@click.option("--index", type=int, default=1)
+@click.argument("service")
+@click.argument("private_port", type=int)
+@click.pass_obj
+def port_cmd(ctx: ComposeContext, protocol: str, index: int, service: str,
+             private_port: int) -> None:
+    """The public address of a service's port."""
+    record = ctx.project((service,)).container(service, index)
+    ports = ctx.engine.containers.inspect(record.id)["NetworkSettings"].get("Ports") or {}
+    bindings = ports.get(f"{private_port}/{protocol}") or []
+    if not bindings:
+        raise InvalidArgument(f"no port {private_port}/{protocol} for container "
+                              f"{record.name}")
+    binding = bindings[0]
+    click.echo(f"{binding.get('HostIp') or '0.0.0.0'}:{binding['HostPort']}")
+
+
+@compose_group.command("images")
+@click.option("-q", "--quiet", is_flag=True, help="Only IDs.")
+@click.option("--format", "fmt", default=None, help="table or json.")
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def images_cmd(ctx: ComposeContext, quiet: bool, fmt: str | None,
+               services: tuple[str, ...]) -> None:
+    """The images of the project's containers."""
+    from dockyard.compose import labels as L
+
+    project = ctx.project(services)
+    rows = []
+    for record in project.containers(services):
+        image_id = record.spec.labels.get(L.IMAGE) or record.image
+        repository, _, tag = record.spec.image.rpartition(":")
+        if not repository or "/" in tag:
+            repository, tag = record.spec.image, "latest"
+        try:
+            size = ctx.engine.images.get(image_id).size
+        except DockyardError:
+            size = 0
+        rows.append({"ContainerName": record.name, "Repository": repository, "Tag": tag,
+                     "ID": image_id, "Size": size})
+    if quiet:
+        for image_id in dict.fromkeys(row["ID"] for row in rows):
+            click.echo(image_id)
+        return
+    shown = [{**row, "ID": str(row["ID"]).removeprefix("sha256:")[:12]} for row in rows]
+    text = render(shown, ["ContainerName", "Repository", "Tag", "ID", "Size"], fmt,
+                  {"ContainerName": "CONTAINER", "Repository": "REPOSITORY", "Tag": "TAG",
+                   "ID": "IMAGE ID", "Size": "SIZE"})
+    if text:
+        click.echo(text)
+
+
+@compose_group.command("ls")
+@click.option("-a", "--all", "all_states", is_flag=True, help="Stopped projects too.")
+@click.option("-q", "--quiet", is_flag=True, help="Only names.")
+@click.option("--format", "fmt", default=None, help="table or json.")
+@click.pass_obj
+def ls_cmd(ctx: ComposeContext, all_states: bool, quiet: bool, fmt: str | None) -> None:
+    """The projects that have containers here."""
+    from dockyard.compose import labels as L
+
+    projects: dict[str, dict[str, Any]] = {}
+    for record in ctx.engine.containers.list(all_containers=True):
+        name = record.spec.labels.get(L.PROJECT)
+        if not name:
+            continue
+        entry = projects.setdefault(name, {"Name": name, "states": {},
+                                           "ConfigFiles": record.spec.labels.get(
+                                               L.CONFIG_FILES, "")})
+        entry["states"][record.state] = entry["states"].get(record.state, 0) + 1
+    rows = []
+    for _name, entry in sorted(projects.items()):
+        states = entry.pop("states")
+        if not all_states and "running" not in states:
+            continue
+        entry["Status"] = ", ".join(f"{state}({count})" for state, count in sorted(
+            states.items()))
+        rows.append(entry)
+    if quiet:
+        for row in rows:
+            click.echo(row["Name"])
+        return
+    text = render(rows, ["Name", "Status", "ConfigFiles"], fmt,
+                  {"Name": "NAME", "Status": "STATUS", "ConfigFiles": "CONFIG FILES"})
+    if text:
+        click.echo(text)
 
 
 COMMANDS = [compose_group]

@@ -5,18 +5,22 @@ a changed service is recreated together with the services that depend on it."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from dockyard.compose import labels as L
 from dockyard.compose.lower import ProjectPlan, ServicePlan
 from dockyard.compose.order import dependents, with_dependencies
-from dockyard.errors import Conflict, InvalidArgument, NotFound, Unavailable
+from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, Unavailable
 
 if TYPE_CHECKING:
+    from dockyard.build.executor import Reporter
     from dockyard.engine.engine import Engine
     from dockyard.engine.records import ContainerRecord
+    from dockyard.engine.spec import MountSpec
 
 Report = Callable[[str], None]
 
@@ -28,15 +32,35 @@ class UpOptions(NamedTuple):
     wait_timeout: float = 120.0
     recreate: str = "diverged"  # diverged | force (--force-recreate) | never (--no-recreate)
     no_deps: bool = False  # the named services alone, not what they depend on
+    build: str = "missing"  # missing (build what is not there) | always (--build) | never
+    start: bool = True  # False: `create`, the containers made and left created
+
+
+class OneOff(NamedTuple):
+    """``compose run``'s options."""
+
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    env: tuple[str, ...] = ()
+    user: str | None = None
+    workdir: str | None = None
+    name: str | None = None
+    labels: dict[str, str] = {}  # noqa: RUF012 - never mutated
+    tty: bool = False
+    interactive: bool = False
+    remove: bool = False
+    service_ports: bool = False
 
 
 class Project:
     """One project on one engine: what belongs to it is found by its labels."""
 
-    def __init__(self, engine: Engine, plan: ProjectPlan, report: Report) -> None:
+    def __init__(self, engine: Engine, plan: ProjectPlan, report: Report,
+                 build_reporter: Reporter | None = None) -> None:
         self.engine = engine
         self.plan = plan
         self.report = report
+        self.build_reporter = build_reporter
 
     # --- what exists ---------------------------------------------------------------
     def containers(self, services: tuple[str, ...] = ()) -> list[ContainerRecord]:
@@ -62,8 +86,8 @@ class Project:
         depends = {n: s.depends_on for n, s in self.plan.services.items()}
         selected = set(options.services) if options.no_deps and options.services else \
             with_dependencies(list(options.services or self.plan.services), depends)
-        for name in selected:  # every image first: a missing one creates nothing
-            self.engine.images.get(self.plan.services[name].spec.image)
+        # every image first (built, pulled): a failure creates nothing
+        self.images([n for n in self.plan.services if n in selected], options.build)
         self._orphans(options.remove_orphans)
         self._ensure_networks(selected)
         self._ensure_volumes(selected)
@@ -71,16 +95,87 @@ class Project:
 
         def one(name: str) -> None:
             service = self.plan.services[name]
-            self._wait_for_dependencies(service, options.wait_timeout)
+            if options.start:
+                self._wait_for_dependencies(service, options.wait_timeout)
             recreate = options.recreate
             if recreate == "diverged" and name in dependents(changed, depends):
                 recreate = "force"
             if self._converge_service(service, options.scale.get(name, service.replicas),
-                                      recreate):
+                                      recreate, start=options.start):
                 changed.add(name)
 
         in_parallel([n for n in self.plan.services if n in selected],
                     {n: set(depends[n]) & selected for n in selected}, one)
+
+    # --- images ------------------------------------------------------------------
+    def images(self, services: list[str], build: str = "missing") -> None:
+        """Each service's image there: built (``build``: always, when missing, never),
+        else pulled as its ``pull_policy`` says; a failure names the service."""
+        for name in services:
+            service = self.plan.services[name]
+            present = self._has_image(service.spec.image)
+            if service.build is not None and build != "never" and (
+                    build == "always" or not present or service.pull_policy == "build"):
+                self.build(name)
+            elif service.pull_policy == "always" or (
+                    not present and service.pull_policy != "never"):
+                self.pull(name)
+            elif not present:
+                raise NotFound(f"service {name!r}: no such image: {service.spec.image} "
+                               f"(pull_policy: {service.pull_policy})")
+
+    def _has_image(self, ref: str) -> bool:
+        try:
+            self.engine.images.get(ref)
+        except NotFound:
+            return False
+        return True
+
+    def build(self, name: str) -> str:
+        """``name``'s image through the engine's builder (what ``dockyard build`` uses);
+        returns its ID."""
+        from dockyard.build.executor import BuildOptions
+        from dockyard.engine.builds import BuildRequest
+
+        plan = self.plan.services[name].build
+        if plan is None:
+            raise InvalidArgument(f"service {name!r} has no build section")
+        self.report(f"Service {name}  Building")
+        options = BuildOptions(tags=(plan.image, *plan.tags), build_args=plan.args,
+                               target=plan.target, no_cache=plan.no_cache, pull=plan.pull,
+                               labels=plan.labels, secrets=plan.secrets,
+                               network=plan.network)
+        stdin = None
+        dockerfile = plan.dockerfile
+        if plan.dockerfile_inline is not None:
+            import io
+
+            stdin, dockerfile = io.BytesIO(plan.dockerfile_inline.encode()), "-"
+        elif dockerfile is not None and not os.path.isabs(dockerfile):
+            dockerfile = os.path.join(plan.context, dockerfile)
+        reporter = self.build_reporter or _SilentBuild()
+        try:
+            image_id = self.engine.builds.build(BuildRequest(plan.context, dockerfile, options),
+                                                reporter, stdin)
+        except DockyardError as exc:
+            raise _renamed(exc, f"failed to build service {name!r}: {exc}") from None
+        self.report(f"Service {name}  Built")
+        return image_id
+
+    def pull(self, name: str) -> None:
+        from dockyard.oci import reference
+        from dockyard.registry.transfer import pull
+
+        image = self.plan.services[name].spec.image
+        self.report(f"Image {image}  Pulling")
+        images = self.engine.images
+        try:
+            digest = pull(images.content, images.index, image,
+                          insecure=frozenset(self.engine.insecure_registries))
+        except DockyardError as exc:
+            raise _renamed(exc, f"service {name!r}: pull {image}: {exc}") from None
+        images.pulled(digest, str(reference.parse(image)))
+        self.report(f"Image {image}  Pulled")
 
     def _orphans(self, remove: bool) -> None:
         orphans = self.orphans()
@@ -94,7 +189,7 @@ class Project:
                 self._remove(record)
 
     def _ensure_networks(self, selected: set[str]) -> None:
-        wanted = {net for n in selected for net, _ in self.plan.services[n].networks}
+        wanted = {a.network for n in selected for a in self.plan.services[n].networks}
         for network in self.plan.networks.values():
             if network.name not in wanted:
                 continue
@@ -107,7 +202,8 @@ class Project:
                                    "not be found") from None
             self.report(f"Network {network.name}  Creating")
             self.engine.networks.create(network.name, internal=network.internal,
-                                        labels=network.labels)
+                                        labels=network.labels, subnet=network.subnet,
+                                        gateway=network.gateway)
 
     def _ensure_volumes(self, selected: set[str]) -> None:
         wanted = {m.source for n in selected for m in self.plan.services[n].spec.mounts
@@ -121,7 +217,8 @@ class Project:
             self.engine.volumes.create(volume.name, options=volume.options,
                                        labels=volume.labels)
 
-    def _converge_service(self, service: ServicePlan, replicas: int, recreate: str) -> bool:
+    def _converge_service(self, service: ServicePlan, replicas: int, recreate: str, *,
+                          start: bool = True) -> bool:
         """Its containers 1..replicas, matching the plan (``recreate``: when they
         diverge from it, always, or never) and started; True when one was recreated."""
         existing = {_number(r): r for r in self.containers((service.name,))}
@@ -129,10 +226,12 @@ class Project:
             if number > replicas:
                 self._remove(existing.pop(number))
         recreated = False
+        image_id = self.engine.images.get(service.spec.image).config_digest
         for number in range(1, replicas + 1):
             record = existing.get(number)
-            diverged = record is not None and \
-                record.spec.labels.get(L.CONFIG_HASH) != service.config_hash
+            diverged = record is not None and (
+                record.spec.labels.get(L.CONFIG_HASH) != service.config_hash or
+                record.spec.labels.get(L.IMAGE) != image_id)  # rebuilt, or pulled anew
             if record is not None and (recreate == "force" or
                                        (recreate == "diverged" and diverged)):
                 self.report(f"Container {record.name}  Recreate")
@@ -140,7 +239,7 @@ class Project:
                 record, recreated = None, True
             if record is None:
                 record = self._create(service, number)
-            if record.state not in ("running", "restarting", "paused"):
+            if start and record.state not in ("running", "restarting", "paused"):
                 self.report(f"Container {record.name}  Starting")
                 self.engine.containers.start(record.id)
         return recreated
@@ -148,17 +247,112 @@ class Project:
     def _create(self, service: ServicePlan, number: int) -> ContainerRecord:
         from dockyard.engine.container_network import connect
 
-        name = f"{self.plan.name}-{service.name}-{number}"
-        primary, aliases = service.networks[0]
+        name = service.spec.name or f"{self.plan.name}-{service.name}-{number}"
         image_id = self.engine.images.get(service.spec.image).config_digest
         spec = service.spec._replace(
             name=name, labels={**service.spec.labels, L.NUMBER: str(number), L.IMAGE: image_id},
-            network_mode=primary, network_aliases=aliases)
+            mounts=service.spec.mounts + self._file_mounts(service))
+        if service.networks:
+            primary = service.networks[0]
+            spec = spec._replace(network_mode=primary.network, network_aliases=primary.aliases,
+                                 ip_address=primary.ip)
         self.report(f"Container {name}  Creating")
         record = self.engine.containers.create(spec)
-        for network, more in service.networks[1:]:
-            connect(self.engine.containers, record, network, more)
+        try:
+            for attachment in service.networks[1:]:
+                connect(self.engine.containers, record, attachment.network,
+                        attachment.aliases, attachment.ip)
+        except BaseException:
+            self.engine.containers.remove(record.id, force=True, volumes=True)
+            raise
         return record
+
+    def one_off(self, name: str, options: OneOff) -> ContainerRecord:
+        """``compose run``: a created container of ``name`` labelled one-off
+        (``<project>-<service>-run-<id>``), on the service's networks, its ports only
+        with ``service_ports``."""
+        from dockyard.engine.container_network import connect
+
+        service = self.plan.services[name]
+        spec = service.spec
+        if options.command is not None:
+            spec = spec._replace(command=options.command)
+        if options.entrypoint is not None:
+            spec = spec._replace(entrypoint=options.entrypoint)
+        container = options.name or f"{self.plan.name}-{name}-run-{os.urandom(6).hex()}"
+        image_id = self.engine.images.get(spec.image).config_digest
+        labels = {**spec.labels, **options.labels, L.ONEOFF: "True", L.IMAGE: image_id,
+                  L.NUMBER: "1"}
+        labels.pop(L.CONFIG_HASH, None)
+        spec = spec._replace(
+            name=container, labels=labels, env=spec.env + options.env,
+            user=options.user or spec.user, working_dir=options.workdir or spec.working_dir,
+            tty=options.tty, stdin_open=options.interactive, auto_remove=options.remove,
+            ports=spec.ports if options.service_ports else (),
+            restart=spec.restart._replace(name="no", maximum_retry_count=0) if options.remove
+            else spec.restart,
+            mounts=spec.mounts + self._file_mounts(service))
+        if service.networks:
+            primary = service.networks[0]
+            spec = spec._replace(network_mode=primary.network, network_aliases=primary.aliases)
+        record = self.engine.containers.create(spec)
+        try:
+            for attachment in service.networks[1:]:
+                connect(self.engine.containers, record, attachment.network, attachment.aliases)
+        except BaseException:
+            self.engine.containers.remove(record.id, force=True, volumes=True)
+            raise
+        return record
+
+    def prepare_run(self, name: str, *, no_deps: bool, build: str = "missing") -> None:
+        """What a ``compose run`` of ``name`` needs first: its image, networks and
+        volumes, and (unless ``no_deps``) its dependencies up."""
+        self._check_services((name,))
+        service = self.plan.services[name]
+        self.images([name], build)
+        if service.depends_on and not no_deps:
+            self.up(UpOptions(tuple(service.depends_on)))
+        self._ensure_networks({name})
+        self._ensure_volumes({name})
+
+    def container(self, name: str, index: int = 1) -> ContainerRecord:
+        """The ``index``-th container of service ``name`` (``exec``, ``port``)."""
+        self._check_services((name,))
+        for record in self.containers((name,)):
+            if _number(record) == index:
+                return record
+        raise NotFound(f"service {name!r} is not running" if index == 1 else
+                       f"service {name!r} has no container number {index}")
+
+    def files_dir(self) -> Path:
+        """Where the project's secrets and configs with content are written."""
+        return self.engine.layout.root / "compose" / self.plan.name
+
+    def _file_mounts(self, service: ServicePlan) -> tuple[MountSpec, ...]:
+        """Its secrets and configs as read-only binds; content written first (atomic,
+        with the mode and owner asked for; 0444 and root otherwise)."""
+        from dockyard.engine.spec import MountSpec
+
+        mounts = []
+        for item in service.files:
+            source = item.source
+            if item.content is not None:
+                folder = self.files_dir() / service.name / item.kind
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+                path = folder / item.name
+                temp = folder / f".{item.name}.tmp"
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    os.write(fd, item.content)
+                    os.fchmod(fd, 0o444 if item.mode is None else item.mode)
+                    os.fchown(fd, item.uid or 0, item.gid or 0)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(temp, path)
+                source = str(path)
+            mounts.append(MountSpec("bind", str(source), item.target, readonly=True))
+        return tuple(mounts)
 
     def _remove(self, record: ContainerRecord, timeout: int | None = None, *,
                 volumes: bool = True) -> None:
@@ -247,6 +441,10 @@ class Project:
                 self.engine.networks.remove(network.name)
             except Conflict:  # a container outside the file (an orphan) still uses it
                 self.report(f"Network {network.name}  Resource is still in use")
+        if self.files_dir().exists():
+            from dockyard.fs.tree import remove_tree
+
+            remove_tree(self.files_dir())
         if volumes:
             for volume in self.plan.volumes.values():
                 if not volume.external and self.engine.volumes.find(volume.name):
@@ -290,6 +488,33 @@ class Project:
             self.engine.containers.remove(record.id, force=True, volumes=volumes)
             removed.append(record.name)
         return removed
+
+
+def _renamed(exc: DockyardError, message: str) -> DockyardError:
+    """The same error (kind, exit code) with a message that names where it happened."""
+    import copy
+
+    out = copy.copy(exc)
+    out.message = message
+    out.args = (message,)
+    return out
+
+
+class _SilentBuild:
+    def step_started(self, step: int, title: str) -> None:
+        pass
+
+    def step_output(self, step: int, line: str) -> None:
+        pass
+
+    def step_finished(self, step: int, *, cached: bool, seconds: float) -> None:
+        pass
+
+    def step_failed(self, step: int, message: str) -> None:
+        pass
+
+    def warning(self, text: str) -> None:
+        pass
 
 
 def in_parallel(order: list[str], needs: dict[str, set[str]],

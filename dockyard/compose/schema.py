@@ -19,15 +19,32 @@ from dockyard.compose.lines import LineIndex
 from dockyard.errors import InvalidArgument, NotImplementedFeature
 
 SERVICE_KEYS = frozenset({
-    "image", "command", "entrypoint", "environment", "env_file", "ports", "volumes",
+    "image", "build", "command", "entrypoint", "environment", "env_file", "ports", "volumes",
     "networks", "depends_on", "healthcheck", "restart", "labels", "user", "working_dir",
     "init", "read_only", "cap_add", "cap_drop", "hostname", "deploy", "tmpfs",
     "stop_signal", "stop_grace_period", "extra_hosts", "dns", "privileged",
+    "extends", "profiles", "secrets", "configs", "network_mode", "volumes_from", "ipc",
+    "dns_search", "dns_opt", "tty", "stdin_open", "mem_limit", "memswap_limit", "cpus",
+    "cpu_shares", "pids_limit", "ulimits", "security_opt", "oom_kill_disable",
+    "container_name", "pull_policy", "logging",
 })
-DEPLOY_KEYS = frozenset({"replicas"})
-TOP_KEYS = frozenset({"version", "name", "services", "networks", "volumes"})
-NETWORK_KEYS = frozenset({"name", "driver", "internal", "labels", "external"})
+DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy"})
+RESOURCES_KEYS = frozenset({"limits"})
+LIMITS_KEYS = frozenset({"cpus", "memory", "pids"})
+RESTART_POLICY_KEYS = frozenset({"condition", "max_attempts"})
+BUILD_KEYS = frozenset({"context", "dockerfile", "dockerfile_inline", "args", "target",
+                        "labels", "no_cache", "pull", "network", "secrets", "tags"})
+ATTACHMENT_KEYS = frozenset({"aliases", "ipv4_address"})
+FILE_REF_KEYS = frozenset({"source", "target", "uid", "gid", "mode"})
+LOGGING_KEYS = frozenset({"driver", "options"})
+TOP_KEYS = frozenset({"version", "name", "services", "networks", "volumes", "include",
+                      "secrets", "configs"})
+NETWORK_KEYS = frozenset({"name", "driver", "internal", "labels", "external", "ipam"})
+IPAM_KEYS = frozenset({"config"})
+IPAM_CONFIG_KEYS = frozenset({"subnet", "gateway"})
 VOLUME_KEYS = frozenset({"name", "driver", "driver_opts", "labels", "external"})
+SECRET_KEYS = frozenset({"name", "file", "environment"})
+CONFIG_KEYS = frozenset({"name", "file", "environment", "content"})
 
 
 @cache
@@ -82,18 +99,24 @@ def _message(error: Any) -> tuple[str, list[str]]:
 def check_supported(doc: dict[str, Any], source: str, lines: LineIndex | None = None) -> None:
     """Keys the schema allows but dockyard does not implement yet, one by one (with
     their lines)."""
-    unsupported: list[list[str]] = []
+    unsupported: list[list[Any]] = []
     unsupported += _extra(doc, TOP_KEYS, [])
     for name, service in (doc.get("services") or {}).items():
         if isinstance(service, dict):
-            unsupported += _extra(service, SERVICE_KEYS, ["services", name])
-            deploy = service.get("deploy")
-            if isinstance(deploy, dict):
-                unsupported += _extra(deploy, DEPLOY_KEYS, ["services", name, "deploy"])
-    for section, allowed in (("networks", NETWORK_KEYS), ("volumes", VOLUME_KEYS)):
+            unsupported += _service(service, ["services", name])
+    for section, allowed in (("networks", NETWORK_KEYS), ("volumes", VOLUME_KEYS),
+                             ("secrets", SECRET_KEYS), ("configs", CONFIG_KEYS)):
         for name, item in (doc.get(section) or {}).items():
             if isinstance(item, dict):
                 unsupported += _extra(item, allowed, [section, name])
+                if section == "networks":
+                    unsupported += _nested(item, [section, name], ("ipam", IPAM_KEYS))
+                    ipam = item.get("ipam")
+                    for index, config in enumerate(ipam.get("config") or []
+                                                   if isinstance(ipam, dict) else []):
+                        if isinstance(config, dict):
+                            unsupported += _extra(config, IPAM_CONFIG_KEYS,
+                                                  [section, name, "ipam", "config", index])
     if unsupported:
         named = []
         for path in unsupported:
@@ -103,7 +126,38 @@ def check_supported(doc: dict[str, Any], source: str, lines: LineIndex | None = 
                                     ", ".join(named))
 
 
-def _extra(mapping: dict[str, Any], allowed: frozenset[str], prefix: list[str]
-           ) -> list[list[str]]:
+def _service(service: dict[str, Any], at: list[Any]) -> list[list[Any]]:
+    found = _extra(service, SERVICE_KEYS, at)
+    found += _nested(service, at, ("deploy", DEPLOY_KEYS), ("build", BUILD_KEYS),
+                     ("logging", LOGGING_KEYS))
+    deploy = service.get("deploy")
+    if isinstance(deploy, dict):
+        found += _nested(deploy, [*at, "deploy"], ("resources", RESOURCES_KEYS),
+                         ("restart_policy", RESTART_POLICY_KEYS))
+        if isinstance(deploy.get("resources"), dict):
+            found += _nested(deploy["resources"], [*at, "deploy", "resources"],
+                             ("limits", LIMITS_KEYS))
+    networks = service.get("networks")
+    if isinstance(networks, dict):
+        found += _nested(networks, [*at, "networks"], *((k, ATTACHMENT_KEYS) for k in networks))
+    for key in ("secrets", "configs"):
+        for index, item in enumerate(service.get(key) or []):
+            if isinstance(item, dict):
+                found += _extra(item, FILE_REF_KEYS, [*at, key, index])
+    return found
+
+
+def _nested(mapping: dict[str, Any], at: list[Any],
+            *keys: tuple[str, frozenset[str]]) -> list[list[Any]]:
+    found = []
+    for key, allowed in keys:
+        value = mapping.get(key)
+        if isinstance(value, dict):
+            found += _extra(value, allowed, [*at, key])
+    return found
+
+
+def _extra(mapping: dict[str, Any], allowed: frozenset[str], prefix: list[Any]
+           ) -> list[list[Any]]:
     return [[*prefix, key] for key in mapping
             if key not in allowed and not str(key).startswith("x-")]

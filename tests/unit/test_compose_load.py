@@ -139,8 +139,11 @@ def _load_bad(name: str, env: dict[str, str] | None = None) -> None:
      r"missing-variable\.yaml: services\.web\.environment\.TOKEN: required variable "
      r"COMPOSE_TEST_TOKEN is missing a value: set COMPOSE_TEST_TOKEN first"),
     ("unsupported.yaml", NotImplementedFeature,
-     r"unsupported\.yaml: not supported by dockyard compose yet: secrets \(line 6\), "
-     r"services\.web\.secrets \(line 4\), services\.web\.sysctls \(line 5\)"),
+     r"unsupported\.yaml: not supported by dockyard compose yet: "
+     r"services\.web\.sysctls \(line 4\), services\.web\.shm_size \(line 5\), "
+     r"services\.web\.build\.cache_from \(line 6\), "
+     r"services\.web\.networks\.default\.ipv6_address \(line 7\), "
+     r"secrets\.token\.external \(line 10\)"),
 ])
 def test_bad_input_names_file_and_key(name: str, error: type[Exception], words: str) -> None:
     with pytest.raises(error, match=words):
