@@ -395,11 +395,11 @@ def run_cmd(ctx: ComposeContext, detach: bool, remove: bool, env: tuple[str, ...
                      dict(item.partition("=")[::2] for item in labels), tty,
                      not detach and sys.stdin.isatty() or tty, remove, service_ports)
     record = project.one_off(service, options)
-    code = run_created(ctx.engine, record, detach=True) if detach else \
-        run_created(ctx.engine, record, detach=False)
     if detach:
+        ctx.engine.containers.start(record.id)
         echo(record.name)
-    sys.exit(code)
+        return
+    sys.exit(run_created(ctx.engine, record, detach=False))
 
 
 def _with_values(env: tuple[str, ...]) -> list[str]:

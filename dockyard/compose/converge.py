@@ -63,11 +63,13 @@ class Project:
         self.build_reporter = build_reporter
 
     # --- what exists ---------------------------------------------------------------
-    def containers(self, services: tuple[str, ...] = ()) -> list[ContainerRecord]:
-        """The project's containers (all states), by service then number."""
+    def containers(self, services: tuple[str, ...] = (), *,
+                   one_off: bool = False) -> list[ContainerRecord]:
+        """The project's containers (all states), by service then number; ``one_off``:
+        with the containers of ``run``."""
         found = [r for r in self.engine.containers.list(all_containers=True)
                  if r.spec.labels.get(L.PROJECT) == self.plan.name
-                 and r.spec.labels.get(L.ONEOFF, "False") == "False"
+                 and (one_off or r.spec.labels.get(L.ONEOFF, "False") == "False")
                  and (not services or r.spec.labels.get(L.SERVICE) in services)]
         return sorted(found, key=lambda r: (r.spec.labels.get(L.SERVICE, ""), _number(r)))
 
@@ -87,6 +89,10 @@ class Project:
         selected = set(options.services) if options.no_deps and options.services else \
             with_dependencies(list(options.services or self.plan.services), depends)
         # every image first (built, pulled): a failure creates nothing
+        for name in selected:  # a secret with no value: said before anything is made
+            for item in self.plan.services[name].files:
+                if item.missing:
+                    raise InvalidArgument(f"service {name!r}: {item.missing}")
         self.images([n for n in self.plan.services if n in selected], options.build)
         self._orphans(options.remove_orphans)
         self._ensure_networks(selected)
@@ -335,6 +341,8 @@ class Project:
 
         mounts = []
         for item in service.files:
+            if item.missing:
+                raise InvalidArgument(f"service {service.name!r}: {item.missing}")
             source = item.source
             if item.content is not None:
                 folder = self.files_dir() / service.name / item.kind
@@ -422,7 +430,7 @@ class Project:
 
     # --- the other verbs -----------------------------------------------------------
     def down(self, *, volumes: bool, remove_orphans: bool, timeout: int | None = None) -> None:
-        records = self.containers()
+        records = self.containers(one_off=True)  # `run`'s containers go too, as Compose's
         if not remove_orphans:
             records = [r for r in records if r.spec.labels.get(L.SERVICE) in self.plan.services]
         order = list(self.plan.services)

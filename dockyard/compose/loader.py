@@ -277,26 +277,26 @@ def apply_profiles(doc: dict[str, Any], active: set[str],
                    named: Sequence[str]) -> dict[str, Any]:
     """compose-spec profiles: a service without ``profiles`` is always on, one with
     them only when one is active (``*``: all); a service named on the command line
-    is on, and so is what it depends on.  An enabled service that depends on a
-    disabled one is an error naming both."""
+    adds its profiles to the active ones.  An enabled service that depends on a
+    disabled one is an error naming both, as in Docker Compose."""
     services: dict[str, Any] = doc.get("services") or {}
+    active = set(active)
+    for name in named:
+        if name in services:
+            active |= set((services[name] or {}).get("profiles") or [])
 
     def on(name: str) -> bool:
         profiles = (services[name] or {}).get("profiles") or []
         return not profiles or "*" in active or bool(active & set(profiles))
 
     enabled = {name for name in services if on(name)}
-    stack = [n for n in named if n in services]
-    while stack:
-        name = stack.pop()
-        enabled.add(name)
-        stack += [d for d in _deps(services[name]) if d in services and d not in enabled]
-    for name in enabled:
+    for name in sorted(enabled):
         for dep in _deps(services[name]):
             if dep in services and dep not in enabled:
-                raise InvalidArgument(f"service {name!r} depends on service {dep!r}, which is "
-                                      "disabled by its profiles (enable one with --profile "
-                                      "or COMPOSE_PROFILES)")
+                raise InvalidArgument(f'service "{name}" depends on undefined service "{dep}": '
+                                      "invalid compose project (its profiles "
+                                      f"{', '.join(services[dep].get('profiles') or [])} are "
+                                      "not active: use --profile or COMPOSE_PROFILES)")
     if enabled == set(services):
         return doc
     return {**doc, "services": {k: v for k, v in services.items() if k in enabled}}

@@ -86,6 +86,7 @@ class FilePlan(NamedTuple):
     uid: int | None
     gid: int | None
     mode: int | None
+    missing: str | None = None  # neither: why (an unset variable), told when it is mounted
 
 
 class Attachment(NamedTuple):
@@ -405,9 +406,11 @@ def _files(project: LoadedProject, name: str, service: dict[str, Any]) -> list[F
                     file = None
             elif top.get("environment"):
                 variable = str(top["environment"])
-                if variable not in project.env:
-                    raise InvalidArgument(f"{kind}.{source}.environment: variable {variable} "
-                                          "is not set")
+                if variable not in project.env:  # an error only for `up`, `run` (see
+                    unset = f"{kind}.{source}.environment: variable {variable} is not set"
+                    out.append(FilePlan(kind, source, None, None, target, uid, gid, mode,
+                                        unset))  # converge), not for `ps` or `down`
+                    continue
                 content = project.env[variable].encode()
             elif "content" in top:
                 content = str(top["content"]).encode()

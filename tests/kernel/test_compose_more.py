@@ -1,0 +1,258 @@
+"""``dockyard compose`` beyond the first slice, for real: build services (through the
+engine's builder), a failing build that creates nothing, ``exec``/``run`` and the
+smaller verbs, secrets and configs, ``network_mode: service:``, static IPs, internal
+networks, ``volumes_from``, profiles and include/extends at ``up``."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard.testing.cli import Dockyard
+
+pytestmark = pytest.mark.root
+
+DATA = Path(__file__).parent.parent / "data" / "compose"
+PREDEFINED = {"bridge", "host", "none"}
+
+
+def _inspect(box: Dockyard, name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(box("inspect", name).stdout)[0]
+    return doc
+
+
+def _ids(box: Dockyard, compose: list[str]) -> dict[str, str]:
+    rows = [json.loads(line) for line in
+            box(*compose, "ps", "-a", "--format", "json").stdout.splitlines()]
+    return {row["Name"]: row["ID"] for row in rows}
+
+
+def _all_names(box: Dockyard) -> set[str]:
+    return set(box("ps", "-a", "--format", "{{.Names}}").stdout.split())
+
+
+def _networks(box: Dockyard) -> set[str]:
+    return set(box("network", "ls", "--format", "{{.Name}}").stdout.split()) - PREDEFINED
+
+
+@pytest.fixture
+def built(box: Dockyard, tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "bld"
+    shutil.copytree(DATA / "build", folder)
+    yield folder
+    box("compose", "-f", str(folder / "compose.yaml"), "down", "-v", check=False)
+
+
+def test_build_up_converge_and_rebuild(box: Dockyard, built: Path) -> None:
+    compose = ["compose", "-f", str(built / "compose.yaml")]
+    up = box(*compose, "up", "-d")
+    assert "Service app  Building" in up.stderr and "Service inline  Built" in up.stderr
+    assert "#" in up.stderr  # the builder's own progress lines
+    first = _ids(box, compose)
+    assert set(first) == {"bld-app-1", "bld-inline-1", "bld-db-1", "bld-db-2"}
+    assert box("exec", "bld-app-1", "cat", "/greeting", "/stage").stdout == "hi\nfinal\n"
+    assert box("exec", "bld-inline-1", "cat", "/made").stdout == "inline\n"
+    image = json.loads(box("image", "inspect", "bld-app").stdout)[0]
+    assert image["Config"]["Labels"]["built.by"] == "compose"
+    app = _inspect(box, "bld-app-1")
+    assert app["Config"]["Labels"]["com.docker.compose.image"] == image["Id"]
+
+    # unchanged: nothing built, nothing recreated
+    again = box(*compose, "up", "-d")
+    assert "Building" not in again.stderr and _ids(box, compose) == first
+
+    # an edited Dockerfile is not looked at without --build; with it, the new image
+    # recreates the service that uses it (and only what depends on it)
+    dockerfile = built / "ctx" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("echo final", "echo rebuilt"))
+    box(*compose, "up", "-d")
+    assert _ids(box, compose) == first
+    box(*compose, "up", "-d", "--build")
+    after = _ids(box, compose)
+    assert after["bld-app-1"] != first["bld-app-1"]
+    assert {n: after[n] for n in after if n != "bld-app-1"} == \
+        {n: first[n] for n in first if n != "bld-app-1"}
+    assert box("exec", "bld-app-1", "cat", "/stage").stdout == "rebuilt\n"
+
+    # `compose build` with a build argument from the environment
+    box(*compose, "build", "app", env={"GREETING": "from-env"})
+    box(*compose, "up", "-d", "app")
+    assert box("exec", "bld-app-1", "cat", "/greeting").stdout == "from-env\n"
+
+    # the small verbs
+    assert box(*compose, "port", "app", "8080").stdout.startswith("127.0.0.1:")
+    images = box(*compose, "images", "--format", "json").stdout
+    assert {json.loads(line)["Repository"] for line in images.splitlines()} == {
+        "bld-app", "inline-img", "box"}
+    box(*compose, "pause", "db")
+    assert {_inspect(box, n)["State"]["Status"] for n in ("bld-db-1", "bld-db-2")} == {"paused"}
+    box(*compose, "unpause", "db")
+    top = box(*compose, "top", "db").stdout
+    assert "bld-db-1" in top and "sleep 1000" in top
+    assert "bld " in box(*compose, "ls").stdout
+    box(*compose, "kill", "db")
+    assert _inspect(box, "bld-db-1")["State"]["Status"] == "exited"
+
+
+def test_failing_build_names_the_service_and_creates_nothing(box: Dockyard,
+                                                             built: Path) -> None:
+    text = (built / "compose.yaml").read_text().replace("target: final", "target: broken")
+    (built / "compose.yaml").write_text(text)
+    result = box("compose", "-f", str(built / "compose.yaml"), "up", "-d", check=False)
+    assert result.returncode != 0
+    assert "failed to build service 'app'" in result.stderr
+    assert _all_names(box) == set() and _networks(box) == set()
+    assert box("images", "-q", "bld-app").stdout == ""
+
+
+def test_exec_and_run(box: Dockyard, tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("""
+services:
+  svc:
+    image: box:1
+    init: true
+    command: [sleep, "1000"]
+    environment: {FROM_FILE: "1"}
+    ports: ["127.0.0.1::80"]
+    deploy: {replicas: 2}
+    depends_on: [dep]
+  dep: {image: box:1, init: true, command: [sleep, "1000"]}
+""")
+    compose = ["compose", "-f", str(tmp_path / "compose.yaml"), "-p", "ex"]
+    try:
+        # run starts the dependencies first, not the service itself
+        done = box(*compose, "run", "--rm", "-e", "EXTRA=2", "svc", "sh", "-c",
+                   "echo $FROM_FILE$EXTRA; exit 3", check=False)
+        assert done.returncode == 3 and done.stdout == "12\n"
+        assert set(_ids(box, compose)) == {"ex-dep-1"}
+        assert _all_names(box) == {"ex-dep-1"}  # --rm: gone
+        detached = box(*compose, "run", "-d", "--no-deps", "svc").stdout.strip()
+        assert detached.startswith("ex-svc-run-")
+        labels = _inspect(box, detached)["Config"]["Labels"]
+        assert labels["com.docker.compose.oneoff"] == "True"
+        assert labels["com.docker.compose.service"] == "svc"
+        assert _inspect(box, detached)["NetworkSettings"]["Ports"] == {}
+        ported = box(*compose, "run", "-d", "--service-ports", "svc").stdout.strip()
+        assert "80/tcp" in _inspect(box, ported)["NetworkSettings"]["Ports"]
+        assert detached not in _ids(box, compose)  # ps leaves one-off containers out
+
+        box(*compose, "up", "-d")
+        out = box(*compose, "exec", "-T", "-u", "1234", "-w", "/tmp", "-e", "X=y", "svc",
+                  "sh", "-c", "id -u; pwd; echo $X$FROM_FILE; hostname").stdout.split()
+        assert out[:3] == ["1234", "/tmp", "y1"]
+        second = box(*compose, "exec", "-T", "--index", "2", "svc", "hostname").stdout.strip()
+        assert second == _inspect(box, "ex-svc-2")["Config"]["Hostname"] != out[3]
+        failed = box(*compose, "exec", "-T", "svc", "sh", "-c", "exit 4", check=False)
+        assert failed.returncode == 4
+        missing = box(*compose, "exec", "-T", "--index", "3", "svc", "true", check=False)
+        assert missing.returncode != 0 and "no container number 3" in missing.stderr
+        box(*compose, "down")
+        assert _all_names(box) == set()  # down removes run's containers too
+    finally:
+        box(*compose, "down", check=False)
+
+
+def test_secrets_network_mode_static_ip_profiles(box: Dockyard, tmp_path: Path) -> None:
+    third = random.randint(1, 250)
+    (tmp_path / "token.txt").write_text("file-token\n")
+    (tmp_path / "compose.yaml").write_text(f"""
+services:
+  main:
+    image: box:1
+    init: true
+    command: [sleep, "1000"]
+    networks:
+      fixed: {{ipv4_address: 10.231.{third}.10}}
+      inner: {{}}
+    secrets: [token, {{source: envtok, target: renamed, uid: "1000", gid: "1001", mode: 0440}}]
+    configs: [inline, {{source: conf, target: /etc/app.conf}}]
+    volumes: [shared:/shared]
+  side:
+    image: box:1
+    init: true
+    command: [sleep, "1000"]
+    network_mode: service:main
+    volumes_from: ["main:ro"]
+  dbg:
+    image: box:1
+    init: true
+    command: [sleep, "1000"]
+    profiles: [debug]
+networks:
+  fixed:
+    ipam: {{config: [{{subnet: 10.231.{third}.0/24}}]}}
+  inner: {{internal: true}}
+volumes:
+  shared: {{}}
+secrets:
+  token: {{file: ./token.txt}}
+  envtok: {{environment: TOKEN}}
+configs:
+  inline: {{content: "port=${{PORT:-80}}"}}
+  conf: {{file: ./token.txt}}
+""")
+    compose = ["compose", "-f", str(tmp_path / "compose.yaml"), "-p", "sec"]
+    env = {"TOKEN": "env-token"}
+    try:
+        unset = box(*compose, "up", "-d", check=False)
+        assert unset.returncode != 0
+        assert "service 'main': secrets.envtok.environment: variable TOKEN is not set" in \
+            unset.stderr
+        assert _all_names(box) == set() and _networks(box) == set()
+        box(*compose, "up", "-d", env=env)
+        assert set(_ids(box, compose)) == {"sec-main-1", "sec-side-1"}  # no dbg
+        show = box("exec", "sec-main-1", "sh", "-c",
+                   "cat /run/secrets/token /run/secrets/renamed /inline /etc/app.conf; echo;"
+                   "stat -c '%u %g %a' /run/secrets/renamed").stdout
+        assert show == "file-token\nenv-token\nport=80\nfile-token\n\n1000 1001 440\n" or \
+            show.splitlines() == ["file-token", "env-tokenport=80file-token", "",
+                                  "1000 1001 440"]
+        networks = _inspect(box, "sec-main-1")["NetworkSettings"]["Networks"]
+        assert networks["sec_fixed"]["IPAddress"] == f"10.231.{third}.10"
+        inner = json.loads(box("network", "inspect", "sec_inner").stdout)[0]
+        assert inner["Internal"] is True
+        ns = [box("exec", n, "readlink", "/proc/1/ns/net").stdout for n in
+              ("sec-main-1", "sec-side-1")]
+        assert ns[0] == ns[1]  # side lives in main's network namespace
+        box("exec", "sec-main-1", "sh", "-c", "echo shared > /shared/f")
+        assert box("exec", "sec-side-1", "cat", "/shared/f").stdout == "shared\n"
+        assert box("exec", "sec-side-1", "touch", "/shared/g", check=False).returncode != 0
+
+        # unchanged: nothing recreated; a changed secret's value recreates its user
+        first = _ids(box, compose)
+        box(*compose, "up", "-d", env=env)
+        assert _ids(box, compose) == first
+        box(*compose, "up", "-d", env={"TOKEN": "changed"})
+        assert _ids(box, compose)["sec-main-1"] != first["sec-main-1"]
+        assert box("exec", "sec-main-1", "cat", "/run/secrets/renamed").stdout == "changed"
+
+        box(*compose, "--profile", "debug", "up", "-d", env=env)
+        assert "sec-dbg-1" in _ids(box, compose)
+        box(*compose, "--profile", "debug", "down", "-v", env=env)
+        assert _all_names(box) == set() and _networks(box) == set()
+        assert not (box.root / "compose" / "sec").exists()
+    finally:
+        box(*compose, "--profile", "debug", "down", "-v", env=env, check=False)
+
+
+def test_include_and_extends_at_up(box: Dockyard, tmp_path: Path) -> None:
+    folder = tmp_path / "ext"
+    shutil.copytree(DATA / "extends", folder)
+    compose = ["compose", "-f", str(folder / "compose.yaml")]
+    try:
+        box(*compose, "up", "-d")
+        assert set(_ids(box, compose)) == {"ext-cache-1", "ext-worker-1"}
+        env = _inspect(box, "ext-cache-1")["Config"]["Env"]
+        assert "GREETING=from lib's .env" in env
+        mounts = {m["Destination"]: m["Source"] for m in _inspect(box, "ext-worker-1")["Mounts"]}
+        assert mounts["/data"] == str(folder / "common" / "data")
+        box(*compose, "up", "-d", "web")  # named: its profile (never) is on
+        assert "ext-web-1" in _ids(box, compose)
+    finally:
+        box(*compose, "--profile", "*", "down", "-v", check=False)
