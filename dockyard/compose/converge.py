@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from dockyard.compose import labels as L
@@ -265,6 +264,7 @@ class Project:
         self.report(f"Container {name}  Creating")
         record = self.engine.containers.create(spec)
         try:
+            self._copy_files(record, service)
             for attachment in service.networks[1:]:
                 connect(self.engine.containers, record, attachment.network,
                         attachment.aliases, attachment.ip)
@@ -303,6 +303,7 @@ class Project:
             spec = spec._replace(network_mode=primary.network, network_aliases=primary.aliases)
         record = self.engine.containers.create(spec)
         try:
+            self._copy_files(record, service)
             for attachment in service.networks[1:]:
                 connect(self.engine.containers, record, attachment.network, attachment.aliases)
         except BaseException:
@@ -330,37 +331,45 @@ class Project:
         raise NotFound(f"service {name!r} is not running" if index == 1 else
                        f"service {name!r} has no container number {index}")
 
-    def files_dir(self) -> Path:
-        """Where the project's secrets and configs with content are written."""
-        return self.engine.layout.root / "compose" / self.plan.name
-
     def _file_mounts(self, service: ServicePlan) -> tuple[MountSpec, ...]:
-        """Its secrets and configs as read-only binds; content written first (atomic,
-        with the mode and owner asked for; 0444 and root otherwise)."""
+        """Its secrets and configs from host files, as read-only binds."""
         from dockyard.engine.spec import MountSpec
 
-        mounts = []
         for item in service.files:
             if item.missing:
                 raise InvalidArgument(f"service {service.name!r}: {item.missing}")
-            source = item.source
-            if item.content is not None:
-                folder = self.files_dir() / service.name / item.kind
-                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-                path = folder / item.name
-                temp = folder / f".{item.name}.tmp"
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                try:
-                    os.write(fd, item.content)
-                    os.fchmod(fd, 0o444 if item.mode is None else item.mode)
-                    os.fchown(fd, item.uid or 0, item.gid or 0)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.replace(temp, path)
-                source = str(path)
-            mounts.append(MountSpec("bind", str(source), item.target, readonly=True))
-        return tuple(mounts)
+        return tuple(MountSpec("bind", item.source, item.target, readonly=True)
+                     for item in service.files if item.source is not None)
+
+    def _copy_files(self, record: ContainerRecord, service: ServicePlan) -> None:
+        """Its secrets and configs with content (an environment variable, inline, a
+        file with an owner or mode) copied into the created container, as Docker
+        Compose does: with their uid/gid/mode (root and 0444 otherwise)."""
+        import io
+        import tarfile
+
+        items = [f for f in service.files if f.content is not None]
+        if not items:
+            return
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            made: set[str] = set()
+            for item in items:
+                parts = item.target.strip("/").split("/")
+                for depth in range(1, len(parts)):
+                    folder = "/".join(parts[:depth])
+                    if folder not in made:
+                        made.add(folder)
+                        info = tarfile.TarInfo(folder)
+                        info.type, info.mode = tarfile.DIRTYPE, 0o755
+                        tar.addfile(info)
+                content = item.content or b""
+                info = tarfile.TarInfo("/".join(parts))
+                info.size, info.mode = len(content), 0o444 if item.mode is None else item.mode
+                info.uid, info.gid = item.uid or 0, item.gid or 0
+                tar.addfile(info, io.BytesIO(content))
+        buffer.seek(0)
+        self.engine.container_ops.copy_in(record.id, buffer, "/", owner=None)
 
     def _remove(self, record: ContainerRecord, timeout: int | None = None, *,
                 volumes: bool = True) -> None:
@@ -449,10 +458,6 @@ class Project:
                 self.engine.networks.remove(network.name)
             except Conflict:  # a container outside the file (an orphan) still uses it
                 self.report(f"Network {network.name}  Resource is still in use")
-        if self.files_dir().exists():
-            from dockyard.fs.tree import remove_tree
-
-            remove_tree(self.files_dir())
         if volumes:
             for volume in self.plan.volumes.values():
                 if not volume.external and self.engine.volumes.find(volume.name):

@@ -191,8 +191,8 @@ def _depends_on(name: str, service: dict[str, Any],
     ``volumes_from`` need (started), as Docker Compose adds them."""
     raw = service.get("depends_on") or {}
     deps = {d: {} for d in raw} if isinstance(raw, list) else dict(raw)
-    for dep in implicit_dependencies(service):
-        deps.setdefault(dep, {})
+    for dep, restart in _implicit(service):
+        deps.setdefault(dep, {"restart": restart})
     out = {}
     for dep, options in deps.items():
         if dep not in services:
@@ -207,16 +207,36 @@ def _depends_on(name: str, service: dict[str, Any],
 
 
 def implicit_dependencies(service: dict[str, Any]) -> list[str]:
+    return [dep for dep, _ in _implicit(service)]
+
+
+def _implicit(service: dict[str, Any]) -> list[tuple[str, bool]]:
+    """(service, restart) the way Docker Compose adds them: a shared namespace must
+    follow its owner (restart: true), ``volumes_from`` need not."""
     deps = []
     for key in ("network_mode", "ipc"):
         value = str(service.get(key) or "")
         if value.startswith("service:"):
-            deps.append(value.split(":", 1)[1])
+            deps.append((value.split(":", 1)[1], True))
     for item in service.get("volumes_from") or []:
         text = str(item)
         if not text.startswith("container:"):
-            deps.append(text.split(":")[0])
+            deps.append((text.split(":")[0], False))
     return deps
+
+
+def _restarts(service: dict[str, Any]) -> set[str]:
+    """The dependencies marked ``restart: true`` (the third field of Compose's
+    ``depends_on`` label)."""
+    raw = service.get("depends_on") or {}
+    out = {d for d, o in raw.items() if (o or {}).get("restart")} \
+        if isinstance(raw, dict) else set()
+    named = set(raw)
+    for dep, restart in _implicit(service):
+        if restart and dep not in named:
+            out.add(dep)
+        named.add(dep)
+    return out
 
 
 def container_name(project: str, services: Mapping[str, Any], service: str) -> str:
@@ -294,7 +314,8 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
     files = tuple(_files(project, name, service))
     config_hash = _hash(spec, service_networks, build, files)
     spec = spec._replace(labels={**as_labels(service.get("labels")),
-                                 **service_labels(project, name, config_hash, depends)})
+                                 **service_labels(project, name, config_hash, depends,
+                                                  _restarts(service))})
     replicas = int(deploy.get("replicas", 1))
     if spec.name and replicas > 1:
         raise InvalidArgument(f"{where}: container_name {spec.name!r} is unique: the service "

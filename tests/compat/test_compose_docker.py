@@ -105,14 +105,18 @@ def _health(cli: Callable[..., subprocess.CompletedProcess[str]]) -> str:
     return cli("inspect", "--format", "{{.State.Health.Status}}", "app-api-1").stdout.strip()
 
 
-def test_same_project_as_docker_compose(daemon: Daemon, box: Dockyard,
-                                        tmp_path: Path) -> None:
-    binary = _compose_binary()
+def _import_box(daemon: Daemon, tmp_path: Path) -> None:
     assert DOCKER is not None
     tar = make_rootfs_tar(tmp_path / "docker-image")
     subprocess.run([DOCKER, "import", "-c", 'CMD ["sh"]', "-", "box:1"],
                    input=tar.read_bytes(), env=daemon.env, capture_output=True, check=True,
                    timeout=120)
+
+
+def test_same_project_as_docker_compose(daemon: Daemon, box: Dockyard,
+                                        tmp_path: Path) -> None:
+    binary = _compose_binary()
+    _import_box(daemon, tmp_path)
     app = tmp_path / "app"
     shutil.copytree(DATA / "app", app)
     compose_file = str(app / "compose.yaml")
@@ -141,3 +145,61 @@ def test_same_project_as_docker_compose(daemon: Daemon, box: Dockyard,
     assert ours["volumes"] == theirs["volumes"]
     for name in ours["containers"]:
         assert ours["containers"][name] == theirs["containers"][name], name
+
+
+def test_newer_features_as_docker_compose(daemon: Daemon, box: Dockyard,
+                                          tmp_path: Path) -> None:
+    """Build, secrets/configs, network_mode service:, a static IP, an internal network,
+    volumes_from, profiles, include and extends (tests/data/compose/features): the same
+    names, labels, networks (with their IPs), volumes and mounts' destinations."""
+    import random
+
+    binary = _compose_binary()
+    _import_box(daemon, tmp_path)
+    shutil.copytree(DATA / "features", tmp_path / "features")
+    shutil.copytree(DATA / "extends", tmp_path / "extends")
+    compose_file = str(tmp_path / "features" / "compose.yaml")
+    prefix = f"10.232.{random.randint(1, 250)}"
+    env = {**daemon.env, "SUBNET_PREFIX": prefix}
+    up = subprocess.run([binary, "-f", compose_file, "up", "-d"], env=env, text=True,
+                        capture_output=True, timeout=600, check=False)
+    try:
+        assert up.returncode == 0, up.stderr
+        theirs = _docker_view(daemon)
+        their_details = _details(daemon.docker, theirs["containers"])
+    finally:
+        subprocess.run([binary, "-f", compose_file, "down", "-v", "-t", "1"], env=env,
+                       capture_output=True, timeout=300, check=False)
+    try:
+        box("compose", "-f", compose_file, "up", "-d", env={"SUBNET_PREFIX": prefix})
+        ours = _dockyard_view(box)
+        our_details = _details(box, ours["containers"])
+    finally:
+        box("compose", "-f", compose_file, "down", "-v", "-t", "1", check=False)
+
+    assert set(ours["containers"]) == {"features-built-1", "features-side-1",
+                                       "features-base-1", "features-cache-1"}
+    assert ours["networks"] == theirs["networks"]
+    assert ours["volumes"] == theirs["volumes"]
+    for name in ours["containers"]:
+        assert ours["containers"][name] == theirs["containers"][name], name
+        assert our_details[name] == their_details[name], name
+    assert our_details["features-built-1"]["ips"]["features_fixed"] == f"{prefix}.10"
+
+
+def _details(cli: Callable[..., subprocess.CompletedProcess[str]],
+             names: dict[str, Any]) -> dict[str, Any]:
+    """What the view leaves out: mount destinations, static IPs, network mode, what the
+    built image and the secrets put in the container."""
+    out = {}
+    for name in names:
+        doc = json.loads(cli("inspect", name).stdout)[0]
+        out[name] = {
+            "mounts": sorted(m["Destination"] for m in doc["Mounts"]),
+            "ips": {k: v["IPAddress"] for k, v in doc["NetworkSettings"]["Networks"].items()
+                    if k == "features_fixed"},  # the static one; the others are each's own
+            "network_mode": doc["HostConfig"]["NetworkMode"].split(":")[0],
+            "files": cli("exec", name, "sh", "-c", "cat /built /run/secrets/token "
+                         "/etc/app.conf 2>/dev/null; true").stdout,
+        }
+    return out
