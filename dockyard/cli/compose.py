@@ -24,7 +24,8 @@ class ComposeContext:
         from dockyard.compose.loader import Options
 
         self.engine = engine
-        self.options = Options(files, project_name, env_files, project_directory, profiles)
+        self.options = Options(files, project_name, env_files, project_directory, profiles,
+                               engine.layout.root / "cache" / "compose-valid")
 
     def project(self, services: tuple[str, ...] = ()) -> Any:
         """The loaded, validated, lowered project (a ``converge.Project``); the

@@ -28,6 +28,7 @@ class Options(NamedTuple):
     env_files: tuple[str, ...] = ()
     project_directory: str | None = None
     profiles: tuple[str, ...] = ()  # --profile (COMPOSE_PROFILES adds to them)
+    cache: Path | None = None  # where documents that passed the schema are remembered
 
 
 class LoadedProject(NamedTuple):
@@ -98,18 +99,21 @@ def load(options: Options, cwd: Path, environ: Mapping[str, str],
     env = _environment(options, working_dir, cwd, environ)
     merged: dict[str, Any] = {}
     for path in files:
-        merged = merge(merged, _load_file(path, env, working_dir, ()))
-    merged = resolve_extends(merged, env, files[0])
+        merged = merge(merged, _load_file(path, env, working_dir, (), options.cache))
+    merged = resolve_extends(merged, env, files[0], cache=options.cache)
     name = _project_name(options, env, merged, working_dir)
     merged["name"] = name
     active = set(options.profiles) | {p.strip() for p in
                                       env.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
-    merged = apply_profiles(merged, active, services)
+    try:
+        merged = apply_profiles(merged, active, services)
+    except InvalidArgument as exc:
+        raise type(exc)(f"{files[0]}: {exc}") from None
     return LoadedProject(name, working_dir, files, merged, env)
 
 
 def _load_file(path: Path, env: Mapping[str, str], base: Path,
-               including: tuple[Path, ...]) -> dict[str, Any]:
+               including: tuple[Path, ...], cache: Path | None = None) -> dict[str, Any]:
     """One file interpolated, validated, its relative paths made absolute against
     ``base`` and its ``include``s merged in."""
     text, raw = _read_yaml(path)
@@ -118,17 +122,17 @@ def _load_file(path: Path, env: Mapping[str, str], base: Path,
     except InvalidArgument as exc:
         raise type(exc)(f"{path}: {exc}") from None
     lines = LineIndex(text)
-    schema.validate(doc, str(path), lines)
+    schema.validate(doc, str(path), lines, cache)
     schema.check_supported(doc, str(path), lines)
     doc = absolute_paths(doc, base)
     for index, item in enumerate(doc.pop("include", None) or []):
         doc = _include(doc, item, f"{path}: include[{index}]", env, base,
-                       (*including, path))
+                       (*including, path), cache)
     return doc
 
 
 def _include(doc: dict[str, Any], item: Any, where: str, env: Mapping[str, str], base: Path,
-             including: tuple[Path, ...]) -> dict[str, Any]:
+             including: tuple[Path, ...], cache: Path | None) -> dict[str, Any]:
     """compose-spec ``include``: each file loaded as a project of its own (its directory,
     its ``.env``), its resources added; one that the including file also defines is
     an error, as in Docker Compose."""
@@ -154,8 +158,8 @@ def _include(doc: dict[str, Any], item: Any, where: str, env: Mapping[str, str],
     sub_env.update(env)
     included: dict[str, Any] = {}
     for path in paths:
-        included = merge(included, _load_file(path, sub_env, sub_base, including))
-    included = resolve_extends(included, sub_env, paths[0])
+        included = merge(included, _load_file(path, sub_env, sub_base, including, cache))
+    included = resolve_extends(included, sub_env, paths[0], cache=cache)
     out = dict(doc)
     for section in ("services", "networks", "volumes", "secrets", "configs"):
         mine = dict(out.get(section) or {})
@@ -224,7 +228,7 @@ def _absolute_volume(volume: Any, resolve: Any) -> Any:
 
 
 def resolve_extends(doc: dict[str, Any], env: Mapping[str, str], path: Path,
-                    outer: tuple[str, ...] = ()) -> dict[str, Any]:
+                    outer: tuple[str, ...] = (), cache: Path | None = None) -> dict[str, Any]:
     """Every service's ``extends`` (same file or another) replaced by the service it
     extends, merged under it with the spec's merge rules; cycles refused by name."""
     services: dict[str, Any] = dict(doc.get("services") or {})
@@ -252,11 +256,12 @@ def resolve_extends(doc: dict[str, Any], env: Mapping[str, str], path: Path,
                 raise InvalidArgument(f"{here}: extends cycle: {' -> '.join((*chain, key))}")
             if not other.is_file():
                 raise NotFound(f"{here}: open {other}: no such file or directory")
-            other_doc = _load_file(other, env, other.parent, ())
+            other_doc = _load_file(other, env, other.parent, (), cache)
             if target not in (other_doc.get("services") or {}):
                 raise NotFound(f"{here}: cannot extend service {target!r}: not found in "
                                f"{other}")
-            resolved = resolve_extends(other_doc, env, other, (*chain, f"{path}:{name}"))
+            resolved = resolve_extends(other_doc, env, other, (*chain, f"{path}:{name}"),
+                                       cache)
             return dict(resolved["services"][target])
         key = f"{path}:{target}"
         if target == name or key in chain:
@@ -354,7 +359,8 @@ def _read_yaml(path: Path) -> tuple[str, dict[str, Any]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"open {path}: {exc}") from None
     try:
-        doc = yaml.safe_load(text)
+        # libyaml's loader where PyYAML has it: ~10× the pure-Python one
+        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise InvalidArgument(f"{path}: invalid YAML: {exc}") from None
     if doc is None:

@@ -9,10 +9,13 @@ nothing is silently dropped.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from dockyard.compose.lines import LineIndex
@@ -56,11 +59,26 @@ def _validator() -> Any:
     return jsonschema.Draft7Validator(schema)
 
 
-def validate(doc: dict[str, Any], source: str, lines: LineIndex | None = None) -> None:
+def validate(doc: dict[str, Any], source: str, lines: LineIndex | None = None,
+             cache: Path | None = None) -> None:
     """The compose-spec schema over one (interpolated) file: every error named by its
-    file, line and key path, the first few together."""
+    file, line and key path, the first few together.  ``cache``: a directory where a
+    document that passed is remembered by the digest of its JSON form and of the
+    schema, so that the next ``up`` of an unchanged file skips jsonschema (its import
+    and a pass over the schema take ~0.1 s of a no-op ``up``)."""
+    mark = None
+    if cache is not None:
+        schema_text = resources.files("dockyard.compose").joinpath(
+            "compose-spec.json").read_bytes()
+        digest = hashlib.sha256(schema_text)
+        digest.update(json.dumps(doc, sort_keys=True, default=repr).encode())
+        mark = cache / digest.hexdigest()
+        if mark.exists():
+            return
     errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
     if not errors:
+        if mark is not None:
+            _remember(mark)
         return
     found = []
     for error in errors[:5]:
@@ -69,6 +87,18 @@ def validate(doc: dict[str, Any], source: str, lines: LineIndex | None = None) -
         found.append(f"{_where(source, lines, path + extra[:1])}: "
                      f"{_path(path) or '(top level)'}: {message}")
     raise InvalidArgument("invalid compose file: " + "; ".join(found))
+
+
+def _remember(mark: Path) -> None:
+    """An empty file named by the digest (written whole or not at all); a cache that
+    cannot be written is no error."""
+    try:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        temp = mark.with_name(f".{mark.name}.{os.getpid()}")
+        temp.touch()
+        os.replace(temp, mark)
+    except OSError:
+        pass
 
 
 def _where(source: str, lines: LineIndex | None, path: list[Any]) -> str:

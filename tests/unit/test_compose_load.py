@@ -138,6 +138,20 @@ def _load_bad(name: str, env: dict[str, str] | None = None) -> None:
     ("missing-variable.yaml", MissingVariable,
      r"missing-variable\.yaml: services\.web\.environment\.TOKEN: required variable "
      r"COMPOSE_TEST_TOKEN is missing a value: set COMPOSE_TEST_TOKEN first"),
+    ("undefined-secret.yaml", InvalidArgument,
+     r"undefined-secret\.yaml: service 'web' refers to undefined secret ghost: invalid "
+     r"compose project \(services\.web\.secrets\[0\]\)"),
+    ("missing-build-context.yaml", NotFound,
+     r"missing-build-context\.yaml: services\.web\.build\.context: .*/no-such-directory "
+     r"is not a directory"),
+    ("network-mode-with-networks.yaml", InvalidArgument,
+     r"network-mode-with-networks\.yaml: services\.web: network_mode and networks cannot "
+     r"be combined"),
+    ("disabled-dependency.yaml", InvalidArgument,
+     r'disabled-dependency\.yaml: service "web" depends on undefined service "tools": '
+     r"invalid compose project \(its profiles debug are not active"),
+    ("extends-cycle.yaml", InvalidArgument,
+     r"extends-cycle\.yaml: services\.[ab]\.extends: extends cycle"),
     ("unsupported.yaml", NotImplementedFeature,
      r"unsupported\.yaml: not supported by dockyard compose yet: "
      r"services\.web\.sysctls \(line 4\), services\.web\.shm_size \(line 5\), "
