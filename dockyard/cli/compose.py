@@ -83,11 +83,18 @@ def _scale(items: tuple[str, ...]) -> dict[str, int]:
 @click.option("--no-deps", is_flag=True, help="Do not start the services' dependencies.")
 @click.option("--build", "build", is_flag=True, help="Build images before starting.")
 @click.option("--no-build", is_flag=True, help="Do not build an image, even if missing.")
+@click.option("--wait", is_flag=True,
+              help="Wait for the services to be running and healthy (implies -d).")
+@click.option("--abort-on-container-exit", "abort", is_flag=True,
+              help="Stop every container when one exits (attached).")
+@click.option("--exit-code-from", "exit_from", default=None, metavar="SERVICE",
+              help="Exit with this service's code (implies --abort-on-container-exit).")
 @click.argument("services", nargs=-1)
 @click.pass_obj
 def up_cmd(ctx: ComposeContext, detach: bool, scale: tuple[str, ...], remove_orphans: bool,
            wait_timeout: float, force_recreate: bool, no_recreate: bool, no_deps: bool,
-           build: bool, no_build: bool, services: tuple[str, ...]) -> None:
+           build: bool, no_build: bool, wait: bool, abort: bool, exit_from: str | None,
+           services: tuple[str, ...]) -> None:
     """Create and start the project's containers (converging to the file)."""
     from dockyard.compose.converge import UpOptions
 
@@ -95,17 +102,31 @@ def up_cmd(ctx: ComposeContext, detach: bool, scale: tuple[str, ...], remove_orp
         raise InvalidArgument("--force-recreate and --no-recreate are incompatible")
     if build and no_build:
         raise InvalidArgument("--build and --no-build are incompatible")
+    abort = abort or exit_from is not None
+    if (detach or wait) and abort:
+        raise InvalidArgument("--abort-on-container-exit and --exit-code-from need an "
+                              "attached up (no -d, no --wait)")
     recreate = "force" if force_recreate else "never" if no_recreate else "diverged"
     project = ctx.project(services)
+    if exit_from is not None:
+        project._check_services((exit_from,))
     project.up(UpOptions(services, _scale(scale), remove_orphans, wait_timeout, recreate,
                          no_deps, "always" if build else "never" if no_build else "missing"))
+    if wait:
+        project.wait_ready(services, wait_timeout)
+        return
     if detach:
         return
     try:  # attached: the logs until every container exits; Ctrl-C stops the project
-        _print_logs(project, project.containers(services), follow=True, tail=None)
+        code = _print_logs(project, project.containers(services), follow=True, tail=None,
+                           abort=abort, exit_from=exit_from)
     except KeyboardInterrupt:
         _progress("Gracefully stopping... (press Ctrl+C again to force)")
         project.stop(services)
+        return
+    if abort:
+        project.stop(services)
+        sys.exit(code)
 
 
 @compose_group.command("down")
@@ -175,14 +196,28 @@ def logs_cmd(ctx: ComposeContext, follow: bool, tail: str, no_log_prefix: bool,
 
 
 def _print_logs(project: Any, records: list[Any], *, follow: bool, tail: int | None,
-                prefix: bool = True) -> None:
+                prefix: bool = True, abort: bool = False, exit_from: str | None = None) -> int:
+    """Print the logs; with ``abort``, until the first container exits: then its exit
+    code (or, with ``exit_from``, that service's container's)."""
+    from dockyard.compose import labels as L
     from dockyard.compose.logs import stream_logs
 
     width = max((len(r.name) for r in records), default=0)
-    for record, entry in stream_logs(project.engine, records, follow=follow, tail=tail):
+    for record, entry in stream_logs(project.engine, records, follow=follow, tail=tail,
+                                     ends=abort):
+        if not entry:  # a container exited
+            _progress(f"{record.name} exited")
+            if exit_from is None:
+                return int(project.engine.containers.wait_exited(record.id).exit_code or 0)
+            chosen = [r for r in records if r.spec.labels.get(L.SERVICE) == exit_from]
+            if chosen and record.id != chosen[0].id:
+                project.stop((exit_from,))
+            done = project.engine.containers.wait_exited(chosen[0].id) if chosen else None
+            return int(done.exit_code or 0) if done else 0
         stream = sys.stdout if entry["stream"] == "stdout" else sys.stderr
         stream.write((f"{record.name.ljust(width)}  | " if prefix else "") + entry["log"])
         stream.flush()
+    return 0
 
 
 @compose_group.command("config")

@@ -380,6 +380,21 @@ class Project:
         self.engine.containers.stop(record.id, timeout)
         self.engine.containers.remove(record.id, force=True, volumes=volumes)
 
+    def wait_ready(self, services: tuple[str, ...], timeout: float) -> None:
+        """``up --wait``: every container of ``services`` (all: none named) running, and
+        healthy where it has a healthcheck (a one-shot that exited 0 is done); else an
+        error naming the container, after ``timeout`` at the latest."""
+        deadline = time.monotonic() + timeout
+        for record in self.containers(services):
+            service = record.spec.labels.get(L.SERVICE, "")
+            if self._has_healthcheck(record):
+                self._wait_one(service, record, "service_healthy", deadline, timeout)
+                continue
+            current = self.engine.containers.get(record.id)
+            if current.state in ("exited", "dead") and current.exit_code not in (0, None):
+                raise Unavailable(f"container {record.name} exited ({current.exit_code})")
+        self.report("Project ready")
+
     # --- dependencies ------------------------------------------------------------
     def _wait_for_dependencies(self, service: ServicePlan, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -299,7 +299,8 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         dns=tuple(_as_list(service.get("dns"))),
         healthcheck=_healthcheck(service.get("healthcheck"), where),
         no_healthcheck=bool((service.get("healthcheck") or {}).get("disable")),
-        mounts=mounts, tmpfs=tmpfs, ports=_ports(service.get("ports") or [], where))
+        mounts=mounts, tmpfs=tmpfs, ports=_ports(service.get("ports") or [], where),
+        expose=_expose(service.get("expose") or [], where))
     if network_mode is not None:
         if service.get("networks") is not None:
             raise InvalidArgument(f"{where}: network_mode and networks cannot be combined")
@@ -649,6 +650,21 @@ def _ports(items: list[Any], where: str) -> tuple[PortSpec, ...]:
             out += parse_publish(f"{text}/{item.get('protocol', 'tcp')}")
         else:
             out += parse_publish(str(item))
+    return tuple(out)
+
+
+def _expose(items: list[Any], where: str) -> tuple[str, ...]:
+    """``expose``: ``PORT``, ``PORT/PROTO``, ``FIRST-LAST[/PROTO]``, one entry per port."""
+    out = []
+    for item in items:
+        text = str(item)
+        ports, _, proto = text.partition("/")
+        first, _, last = ports.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()) or \
+                (proto or "tcp") not in ("tcp", "udp"):
+            raise InvalidArgument(f"{where}.expose: invalid port {text!r}")
+        for port in range(int(first), int(last or first) + 1):
+            out.append(f"{port}/{proto or 'tcp'}")
     return tuple(out)
 
 

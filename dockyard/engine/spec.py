@@ -124,3 +124,4 @@ class ContainerSpec(NamedTuple):
     volumes_from: tuple[str, ...] = ()
     ports: tuple[PortSpec, ...] = ()
     publish_all: bool = False
+    expose: tuple[str, ...] = ()  # more exposed ports, "PORT/PROTO" (compose's `expose`)

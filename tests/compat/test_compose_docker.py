@@ -187,6 +187,17 @@ def test_newer_features_as_docker_compose(daemon: Daemon, box: Dockyard,
     assert our_details["features-built-1"]["ips"]["features_fixed"] == f"{prefix}.10"
 
 
+def _ports(exposed: dict[str, Any]) -> list[str]:
+    """Exposed ports one per port with its protocol (Docker Compose hands dockerd its
+    ``expose`` strings as written, ``9100-9101/udp``, and dockerd keeps them so)."""
+    out: set[str] = set()
+    for key in exposed:
+        ports, _, proto = key.partition("/")
+        first, _, last = ports.partition("-")
+        out.update(f"{p}/{proto or 'tcp'}" for p in range(int(first), int(last or first) + 1))
+    return sorted(out)
+
+
 def _details(cli: Callable[..., subprocess.CompletedProcess[str]],
              names: dict[str, Any]) -> dict[str, Any]:
     """What the view leaves out: mount destinations, static IPs, network mode, what the
@@ -199,6 +210,7 @@ def _details(cli: Callable[..., subprocess.CompletedProcess[str]],
             "ips": {k: v["IPAddress"] for k, v in doc["NetworkSettings"]["Networks"].items()
                     if k == "features_fixed"},  # the static one; the others are each's own
             "network_mode": doc["HostConfig"]["NetworkMode"].split(":")[0],
+            "exposed": _ports(doc["Config"].get("ExposedPorts") or {}),
             "files": cli("exec", name, "sh", "-c", "cat /built /run/secrets/token "
                          "/etc/app.conf 2>/dev/null; true").stdout,
         }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -255,3 +256,77 @@ def test_include_and_extends_at_up(box: Dockyard, tmp_path: Path) -> None:
         assert "ext-web-1" in _ids(box, compose)
     finally:
         box(*compose, "--profile", "*", "down", "-v", check=False)
+
+
+def test_up_wait_abort_exit_code_and_expose(box: Dockyard, tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("""
+services:
+  slow:
+    image: box:1
+    init: true
+    command: [sh, -c, "sleep 1; touch /tmp/ok; exec sleep 1000"]
+    healthcheck: {test: "test -f /tmp/ok", interval: 100ms, retries: 100}
+  short:
+    image: box:1
+    command: [sh, -c, "sleep 0.5; echo bye; exit 5"]
+  long:
+    image: box:1
+    init: true
+    command: [sleep, "1000"]
+    expose: ["9000", "9100-9101/udp"]
+""")
+    compose = ["compose", "-f", str(tmp_path / "compose.yaml"), "-p", "wt"]
+    try:
+        box(*compose, "up", "--wait", "slow")
+        assert _inspect(box, "wt-slow-1")["State"]["Health"]["Status"] == "healthy"
+
+        aborted = box(*compose, "up", "--abort-on-container-exit", "short", "long",
+                      check=False)
+        assert aborted.returncode == 5, aborted.stderr
+        assert "wt-short-1  | bye" in aborted.stdout
+        assert _inspect(box, "wt-long-1")["State"]["Status"] == "exited"
+        assert _inspect(box, "wt-slow-1")["State"]["Running"]  # not named: left alone
+
+        coded = box(*compose, "up", "--exit-code-from", "short", "short", "long",
+                    check=False)
+        assert coded.returncode == 5
+        refused = box(*compose, "up", "-d", "--exit-code-from", "short", check=False)
+        assert refused.returncode != 0 and "need an attached up" in refused.stderr
+
+        exposed = _inspect(box, "wt-long-1")["Config"]["ExposedPorts"]
+        assert set(exposed) == {"9000/tcp", "9100/udp", "9101/udp"}
+    finally:
+        box(*compose, "down", "-t", "1", check=False)
+
+
+def test_services_started_side_by_side_leave_no_idle_zygote(box: Dockyard,
+                                                            tmp_path: Path) -> None:
+    """Four independent services start at once from one `up`: their threads must share
+    one supervisor zygote (two started together displaced each other's socket, and the
+    loser waited a minute for a request; the leak check names it)."""
+    services = "".join(f"  s{n}: {{image: box:1, init: true, command: [sleep, '1000']}}\n"
+                       for n in range(4))
+    (tmp_path / "compose.yaml").write_text("services:\n" + services)
+    compose = ["compose", "-f", str(tmp_path / "compose.yaml"), "-p", "par"]
+    try:
+        box(*compose, "up", "-d")
+        assert len(_ids(box, compose)) == 4
+    finally:
+        box(*compose, "down", "-t", "1", check=False)
+
+    def zygotes() -> list[str]:
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"dockyard.supervise.zygote" in argv and \
+                    str(box.layout.run_dir).encode() in argv:
+                found.append(proc.name)
+        return found
+
+    deadline = time.monotonic() + 8  # the one that served lingers 2 s after its last
+    while zygotes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert zygotes() == []
