@@ -605,4 +605,74 @@ def ls_cmd(ctx: ComposeContext, all_states: bool, quiet: bool, fmt: str | None) 
         click.echo(text)
 
 
+@compose_group.command("version")
+@click.option("--short", is_flag=True, help="Only the version number.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty")
+def version_cmd(short: bool, fmt: str) -> None:
+    """The version of dockyard compose (dockyard's)."""
+    import json
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("dockyard")
+    except PackageNotFoundError:
+        number = "unknown"
+    if short:
+        click.echo(number)
+    elif fmt == "json":
+        click.echo(json.dumps({"version": number}))
+    else:
+        click.echo(f"dockyard compose version {number}")
+
+
+@compose_group.command("scale")
+@click.option("--no-deps", is_flag=True, help="Do not start the services' dependencies.")
+@click.argument("scales", nargs=-1, required=True, metavar="SERVICE=REPLICAS...")
+@click.pass_obj
+def scale_cmd(ctx: ComposeContext, no_deps: bool, scales: tuple[str, ...]) -> None:
+    """Set the number of containers of services."""
+    from dockyard.compose.converge import UpOptions
+
+    wanted = _scale(scales)
+    ctx.project(tuple(wanted)).up(UpOptions(tuple(wanted), wanted, no_deps=no_deps))
+
+
+@compose_group.command("wait")
+@click.option("--down-project", is_flag=True, help="Take the project down afterwards.")
+@click.argument("services", nargs=-1, required=True)
+@click.pass_obj
+def wait_cmd(ctx: ComposeContext, down_project: bool, services: tuple[str, ...]) -> None:
+    """Wait for the services' containers to stop; print their exit codes and exit with
+    the first one's."""
+    project = ctx.project(services)
+    project._check_services(services)
+    codes = []
+    for record in project.containers(services):
+        done = ctx.engine.containers.wait_exited(record.id, timeout=10**9)
+        codes.append(int(done.exit_code or 0))
+        click.echo(f"{record.name} exited with code {codes[-1]}")
+    if down_project:
+        project.down(volumes=False, remove_orphans=False)
+    sys.exit(codes[0] if codes else 0)
+
+
+@compose_group.command("cp")
+@click.option("--index", type=int, default=1, help="Which replica (default 1).")
+@click.argument("source")
+@click.argument("dest")
+@click.pass_obj
+def cp_cmd(ctx: ComposeContext, index: int, source: str, dest: str) -> None:
+    """Copy files between a service's container and the host (SERVICE:PATH, a path, -)."""
+    from dockyard.cli.container_ops import cp_cmd as container_cp
+
+    def resolve(text: str) -> str:
+        if ":" in text and not text.startswith(("/", ".")):
+            service, path = text.split(":", 1)
+            return f"{ctx.project((service,)).container(service, index).id}:{path}"
+        return text
+
+    with click.Context(container_cp, obj=ctx.engine) as sub:
+        sub.invoke(container_cp, source=resolve(source), dest=resolve(dest))
+
+
 COMMANDS = [compose_group]

@@ -153,6 +153,17 @@ services:
         assert failed.returncode == 4
         missing = box(*compose, "exec", "-T", "--index", "3", "svc", "true", check=False)
         assert missing.returncode != 0 and "no container number 3" in missing.stderr
+
+        (tmp_path / "in.txt").write_text("copied\n")
+        box(*compose, "cp", str(tmp_path / "in.txt"), "svc:/tmp/in.txt")
+        box(*compose, "cp", "--index", "1", "svc:/tmp/in.txt", str(tmp_path / "out.txt"))
+        assert (tmp_path / "out.txt").read_text() == "copied\n"
+        box(*compose, "scale", "svc=1")
+        assert set(_ids(box, compose)) == {"ex-dep-1", "ex-svc-1"}
+        box(*compose, "kill", "svc")
+        waited = box(*compose, "wait", "svc", check=False)
+        assert waited.returncode == 137 and "ex-svc-1 exited with code 137" in waited.stdout
+        assert box(*compose, "version", "--short").stdout.strip()
         box(*compose, "down")
         assert _all_names(box) == set()  # down removes run's containers too
     finally:
