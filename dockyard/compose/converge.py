@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from dockyard.compose import labels as L
-from dockyard.compose.lower import ProjectPlan, ServicePlan
+from dockyard.compose.lower import Hook, ProjectPlan, ServicePlan
 from dockyard.compose.order import dependents, with_dependencies
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, Unavailable
 
@@ -245,8 +245,7 @@ class Project:
             if record is None:
                 record = self._create(service, number)
             if start and record.state not in ("running", "restarting", "paused"):
-                self.report(f"Container {record.name}  Starting")
-                self.engine.containers.start(record.id)
+                self._start(service, record)
         return recreated
 
     def _create(self, service: ServicePlan, number: int) -> ContainerRecord:
@@ -371,12 +370,64 @@ class Project:
         buffer.seek(0)
         self.engine.container_ops.copy_in(record.id, buffer, "/", owner=None)
 
+    def _start(self, service: ServicePlan | None, record: ContainerRecord) -> None:
+        """Started, then its ``post_start`` hooks run in it; a failing hook stops it
+        (the compose-spec's rule) and fails the command naming the service."""
+        self.report(f"Container {record.name}  Starting")
+        self.engine.containers.start(record.id)
+        if service is None:
+            return
+        for hook in service.post_start:
+            code, output = self._hook(record, hook)
+            if code:
+                self.engine.containers.stop(record.id)
+                raise Unavailable(f"service {service.name!r}: post_start hook "
+                                  f"{' '.join(hook.command)!r} exited with status {code} in "
+                                  f"container {record.name}: {output.strip()[-500:]}")
+
+    def _stopping(self, record: ContainerRecord) -> None:
+        """A running container's ``pre_stop`` hooks, before it is stopped (a failing
+        one is reported, the stop goes on)."""
+        service = self.plan.services.get(record.spec.labels.get(L.SERVICE, ""))
+        if service is None or not service.pre_stop:
+            return
+        if self.engine.containers.get(record.id).state != "running":
+            return
+        for hook in service.pre_stop:
+            code, output = self._hook(record, hook)
+            if code:
+                self.report(f"Container {record.name}  pre_stop hook exited with status "
+                            f"{code}: {output.strip()[-200:]}")
+
+    def _hook(self, record: ContainerRecord, hook: Hook) -> tuple[int, str]:
+        """Run ``hook`` in the container through the runtime's exec (what ``exec``
+        runs); its exit code and output."""
+        import subprocess
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="dockyard-hook-") as scratch:
+            log = os.path.join(scratch, "runtime.log")
+            argv = self.engine.container_ops.exec_argv(
+                record.id, hook.command, env=hook.env, user=hook.user,
+                workdir=hook.working_dir, log=log)
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                  check=False)
+            code = done.returncode
+            if code:
+                code = self.engine.container_ops.exec_failure(log) or \
+                    (128 - code if code < 0 else code)
+        output = (done.stdout + done.stderr).decode(errors="replace")
+        for line in output.splitlines():
+            self.report(f"Container {record.name}  | {line}")
+        return code, output
+
     def _remove(self, record: ContainerRecord, timeout: int | None = None, *,
                 volumes: bool = True) -> None:
         """Stopped and removed; with its anonymous volumes unless ``volumes`` is False
         (``down`` without ``-v``, as Compose keeps them then).  A recreated container
         does not inherit its predecessor's anonymous volumes, unlike Compose's."""
         self.report(f"Container {record.name}  Removing")
+        self._stopping(record)
         self.engine.containers.stop(record.id, timeout)
         self.engine.containers.remove(record.id, force=True, volumes=volumes)
 
@@ -486,6 +537,7 @@ class Project:
         for record in sorted(self.containers(services),
                              key=lambda r: -_index(order, r)):
             self.report(f"Container {record.name}  Stopping")
+            self._stopping(record)
             self.engine.containers.stop(record.id, timeout)
 
     def start(self, services: tuple[str, ...] = ()) -> None:
@@ -496,8 +548,8 @@ class Project:
             raise NotFound("no container to start")
         for record in records:
             if record.state not in ("running", "restarting", "paused"):
-                self.report(f"Container {record.name}  Starting")
-                self.engine.containers.start(record.id)
+                self._start(self.plan.services.get(record.spec.labels.get(L.SERVICE, "")),
+                            record)
 
     def restart(self, services: tuple[str, ...] = (), timeout: int | None = None) -> None:
         self.stop(services, timeout)

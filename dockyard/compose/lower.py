@@ -89,6 +89,15 @@ class FilePlan(NamedTuple):
     missing: str | None = None  # neither: why (an unset variable), told when it is mounted
 
 
+class Hook(NamedTuple):
+    """A ``post_start``/``pre_stop`` command, run in the container as ``exec`` runs one."""
+
+    command: tuple[str, ...]
+    user: str | None
+    working_dir: str | None
+    env: tuple[str, ...]
+
+
 class Attachment(NamedTuple):
     network: str  # the network's name
     aliases: tuple[str, ...]
@@ -105,6 +114,8 @@ class ServicePlan(NamedTuple):
     build: BuildPlan | None = None
     files: tuple[FilePlan, ...] = ()
     pull_policy: str = "missing"  # always | missing | never | build
+    post_start: tuple[Hook, ...] = ()
+    pre_stop: tuple[Hook, ...] = ()
 
 
 class ProjectPlan(NamedTuple):
@@ -313,7 +324,7 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         service_networks = _service_networks(name, service, networks)
     depends = _depends_on(name, service, {d: None for d in _dep_names(service)})
     files = tuple(_files(project, name, service))
-    config_hash = _hash(spec, service_networks, build, files)
+    config_hash = _hash(spec, service_networks, build, files)  # hooks do not recreate
     spec = spec._replace(labels={**as_labels(service.get("labels")),
                                  **service_labels(project, name, config_hash, depends,
                                                   _restarts(service))})
@@ -329,7 +340,24 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
     if policy == "build" and build is None:
         raise InvalidArgument(f"{where}.pull_policy: build needs a build section")
     return ServicePlan(name, spec, replicas, depends, service_networks, config_hash, build,
-                       files, policy)
+                       files, policy, _hooks(service, "post_start", where),
+                       _hooks(service, "pre_stop", where))
+
+
+def _hooks(service: dict[str, Any], key: str, where: str) -> tuple[Hook, ...]:
+    out = []
+    for index, item in enumerate(service.get(key) or []):
+        if item.get("privileged") not in (None, False, "false"):
+            raise NotImplementedFeature(f"{where}.{key}[{index}].privileged: a privileged "
+                                        "exec is not supported")
+        command = _argv(item.get("command"))
+        if not command:
+            raise InvalidArgument(f"{where}.{key}[{index}].command: a hook needs a command")
+        env = tuple(f"{k}={'' if v is None else _scalar(v)}"
+                    for k, v in as_mapping(item.get("environment")).items())
+        out.append(Hook(command, _opt_str(item.get("user")),
+                        _opt_str(item.get("working_dir")), env))
+    return tuple(out)
 
 
 def _dep_names(service: dict[str, Any]) -> list[str]:

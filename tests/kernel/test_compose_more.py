@@ -341,3 +341,44 @@ def test_services_started_side_by_side_leave_no_idle_zygote(box: Dockyard,
     while zygotes() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert zygotes() == []
+
+
+def test_post_start_and_pre_stop_hooks(box: Dockyard, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out").chmod(0o777)  # the hook runs as uid 1234
+    (tmp_path / "compose.yaml").write_text(f"""
+services:
+  hooked:
+    image: box:1
+    init: true
+    command: [sleep, "1000"]
+    volumes: ["{tmp_path / 'out'}:/out"]
+    post_start:
+      - command: [sh, -c, "echo started as $$(id -u) in $$(pwd) with $$HOOK > /out/post"]
+        user: "1234"
+        working_dir: /tmp
+        environment: {{HOOK: yes}}
+    pre_stop:
+      - command: [sh, -c, "echo stopping > /out/pre"]
+  failing:
+    image: box:1
+    init: true
+    command: [sleep, "1000"]
+    profiles: [bad]
+    post_start:
+      - command: [sh, -c, "echo no way; exit 3"]
+""")
+    compose = ["compose", "-f", str(tmp_path / "compose.yaml"), "-p", "hk"]
+    try:
+        box(*compose, "up", "-d")
+        assert (tmp_path / "out" / "post").read_text() == "started as 1234 in /tmp with yes\n"
+        assert not (tmp_path / "out" / "pre").exists()
+        box(*compose, "stop")
+        assert (tmp_path / "out" / "pre").read_text() == "stopping\n"
+        failed = box(*compose, "up", "-d", "failing", check=False)
+        assert failed.returncode != 0
+        assert "service 'failing': post_start hook 'sh -c echo no way; exit 3' exited with " \
+            "status 3" in failed.stderr and "no way" in failed.stderr
+        assert _inspect(box, "hk-failing-1")["State"]["Running"] is False
+    finally:
+        box(*compose, "--profile", "bad", "down", "-t", "1", check=False)

@@ -206,3 +206,18 @@ services:
         _plan(tmp_path, "services:\n  a: {build: ./nope}\n")
     with pytest.raises(InvalidArgument, match="neither an image nor a build context"):
         _plan(tmp_path, "services:\n  a: {command: [x]}\n")
+
+
+def test_yaml_scalars_read_as_docker_compose_reads_them(tmp_path: Path) -> None:
+    # Docker Compose v2.40's `config` on this file says A: "yes", B: "on", C: "true",
+    # D: "256", E: "15", G: "1000", x: "no" (Go YAML: only true/false are booleans)
+    plan = _plan(tmp_path, """
+services:
+  a:
+    image: box:1
+    environment: {A: yes, B: on, C: true, D: 0400, E: 0o17, G: 1_000}
+    labels: {x: no}
+""")
+    env = plan.services["a"].spec.env
+    assert env == ("A=yes", "B=on", "C=true", "D=256", "E=15", "G=1000")
+    assert plan.services["a"].spec.labels["x"] == "no"
