@@ -237,25 +237,51 @@ class Project:
             diverged = record is not None and (
                 record.spec.labels.get(L.CONFIG_HASH) != service.config_hash or
                 record.spec.labels.get(L.IMAGE) != image_id)  # rebuilt, or pulled anew
+            carried: dict[str, str] = {}
             if record is not None and (recreate == "force" or
                                        (recreate == "diverged" and diverged)):
                 self.report(f"Container {record.name}  Recreate")
-                self._remove(record)
+                carried = self._anonymous_volumes(record)
+                self._remove(record, volumes=False)
                 record, recreated = None, True
             if record is None:
-                record = self._create(service, number)
+                record = self._create(service, number, carried)
             if start and record.state not in ("running", "restarting", "paused"):
                 self._start(service, record)
         return recreated
 
-    def _create(self, service: ServicePlan, number: int) -> ContainerRecord:
+    def _anonymous_volumes(self, record: ContainerRecord) -> dict[str, str]:
+        """Target → name of the anonymous volumes a container has (its own and its
+        image's VOLUMEs): what its replacement takes over, as Docker Compose does."""
+        out = {}
+        for mount in record.spec.mounts:
+            if mount.type == "volume" and mount.source:
+                volume = self.engine.volumes.find(mount.source)
+                if volume is not None and volume.anonymous:
+                    out[mount.target.rstrip("/") or "/"] = volume.name
+        return out
+
+    def _create(self, service: ServicePlan, number: int,
+                carried: dict[str, str] | None = None) -> ContainerRecord:
+        """Container ``number`` of ``service``; ``carried``: anonymous volumes of the
+        container it replaces, mounted again where the new one has an anonymous
+        volume or none at all (a named volume or bind there wins)."""
         from dockyard.engine.container_network import connect
+        from dockyard.engine.spec import MountSpec
 
         name = service.spec.name or f"{self.plan.name}-{service.name}-{number}"
         image_id = self.engine.images.get(service.spec.image).config_digest
+        mounts = list(service.spec.mounts)
+        if carried:
+            taken = {m.target.rstrip("/") or "/" for m in mounts
+                     if m.type != "volume" or m.source}
+            mounts = [m for m in mounts if not (m.type == "volume" and not m.source and
+                                                (m.target.rstrip("/") or "/") in carried)]
+            mounts += [MountSpec("volume", volume, target) for target, volume in
+                       carried.items() if target not in taken]
         spec = service.spec._replace(
             name=name, labels={**service.spec.labels, L.NUMBER: str(number), L.IMAGE: image_id},
-            mounts=service.spec.mounts + self._file_mounts(service))
+            mounts=(*mounts, *self._file_mounts(service)))
         if service.networks:
             primary = service.networks[0]
             spec = spec._replace(network_mode=primary.network, network_aliases=primary.aliases,
@@ -424,8 +450,8 @@ class Project:
     def _remove(self, record: ContainerRecord, timeout: int | None = None, *,
                 volumes: bool = True) -> None:
         """Stopped and removed; with its anonymous volumes unless ``volumes`` is False
-        (``down`` without ``-v``, as Compose keeps them then).  A recreated container
-        does not inherit its predecessor's anonymous volumes, unlike Compose's."""
+        (``down`` without ``-v``, as Compose keeps them then; a recreated container,
+        whose successor takes them over)."""
         self.report(f"Container {record.name}  Removing")
         self._stopping(record)
         self.engine.containers.stop(record.id, timeout)

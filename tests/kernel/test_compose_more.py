@@ -382,3 +382,33 @@ services:
         assert _inspect(box, "hk-failing-1")["State"]["Running"] is False
     finally:
         box(*compose, "--profile", "bad", "down", "-t", "1", check=False)
+
+
+def test_a_recreated_container_keeps_its_anonymous_volumes(box: Dockyard,
+                                                           tmp_path: Path) -> None:
+    text = """
+services:
+  db:
+    image: box:1
+    init: true
+    command: [sleep, "1000"]
+    environment: {VERSION: "1"}
+    volumes: [/data, "named:/named"]
+volumes:
+  named: {}
+"""
+    (tmp_path / "compose.yaml").write_text(text)
+    compose = ["compose", "-f", str(tmp_path / "compose.yaml"), "-p", "anon"]
+    try:
+        box(*compose, "up", "-d")
+        first = _ids(box, compose)["anon-db-1"]
+        box("exec", "anon-db-1", "sh", "-c", "echo kept > /data/f")
+        (tmp_path / "compose.yaml").write_text(text.replace('"1"', '"2"'))
+        box(*compose, "up", "-d")
+        assert _ids(box, compose)["anon-db-1"] != first
+        assert box("exec", "anon-db-1", "cat", "/data/f").stdout == "kept\n"
+        assert len(box("volume", "ls", "-q").stdout.split()) == 2  # the same two
+        box(*compose, "down", "-v")
+        assert box("volume", "ls", "-q").stdout == ""
+    finally:
+        box(*compose, "down", "-v", check=False)
