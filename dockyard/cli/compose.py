@@ -3,6 +3,7 @@ converge through the ``Engine``, render.  Never argv for our own CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -603,6 +604,33 @@ def ls_cmd(ctx: ComposeContext, all_states: bool, quiet: bool, fmt: str | None) 
                   {"Name": "NAME", "Status": "STATUS", "ConfigFiles": "CONFIG FILES"})
     if text:
         click.echo(text)
+
+
+@compose_group.command("watch")
+@click.option("--no-up", is_flag=True, help="Do not build and start the services first.")
+@click.option("--quiet", is_flag=True, help="Say nothing but errors.")
+@click.option("--interval", type=float, default=0.25, hidden=True,
+              help="Seconds between two looks at the watched files.")
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def watch_cmd(ctx: ComposeContext, no_up: bool, quiet: bool, interval: float,
+              services: tuple[str, ...]) -> None:
+    """Apply the services' develop.watch rules as their files change (Ctrl-C ends)."""
+    import signal
+
+    from dockyard.compose.converge import UpOptions
+    from dockyard.compose.watch import Watcher, rules_of
+
+    project = ctx.project(services)
+    project._check_services(services)
+    rules = rules_of(project, services)
+    if not no_up:
+        project.up(UpOptions(services))
+    ended = []
+    signal.signal(signal.SIGTERM, lambda *_: ended.append(True))
+    report = (lambda line: None) if quiet else _progress
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the watch, not the app
+        Watcher(project, rules, report).run(lambda: bool(ended), interval)
 
 
 @compose_group.command("version")

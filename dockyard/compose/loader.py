@@ -199,6 +199,11 @@ def absolute_paths(doc: dict[str, Any], base: Path) -> dict[str, Any]:
                                    {**i, "path": resolve(str(i["path"]))} for i in items]
         if isinstance(service.get("volumes"), list):
             service["volumes"] = [_absolute_volume(v, resolve) for v in service["volumes"]]
+        develop = service.get("develop")
+        if isinstance(develop, dict) and isinstance(develop.get("watch"), list):
+            service["develop"] = {**develop, "watch": [
+                {**rule, "path": resolve(str(rule["path"]))} if isinstance(rule, dict) and
+                rule.get("path") else rule for rule in develop["watch"]]}
         extends = service.get("extends")
         if isinstance(extends, dict) and extends.get("file"):
             service["extends"] = {**extends, "file": resolve(str(extends["file"]))}

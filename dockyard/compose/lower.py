@@ -16,6 +16,7 @@ from dockyard.compose.labels import NETWORK, PROJECT, VOLUME, service_labels
 from dockyard.compose.loader import LoadedProject
 from dockyard.compose.merge import as_mapping
 from dockyard.compose.order import start_order
+from dockyard.compose.watch import WatchRule
 from dockyard.engine.flags import (
     env_file,
     parse_bytes,
@@ -116,6 +117,7 @@ class ServicePlan(NamedTuple):
     pull_policy: str = "missing"  # always | missing | never | build
     post_start: tuple[Hook, ...] = ()
     pre_stop: tuple[Hook, ...] = ()
+    watch: tuple[WatchRule, ...] = ()  # develop.watch
 
 
 class ProjectPlan(NamedTuple):
@@ -341,7 +343,26 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         raise InvalidArgument(f"{where}.pull_policy: build needs a build section")
     return ServicePlan(name, spec, replicas, depends, service_networks, config_hash, build,
                        files, policy, _hooks(service, "post_start", where),
-                       _hooks(service, "pre_stop", where))
+                       _hooks(service, "pre_stop", where), _watch(name, service, where))
+
+
+def _watch(name: str, service: dict[str, Any], where: str) -> tuple[WatchRule, ...]:
+    out = []
+    for index, item in enumerate((service.get("develop") or {}).get("watch") or []):
+        at = f"{where}.develop.watch[{index}]"
+        action = str(item["action"])
+        if action.startswith("sync") and not item.get("target"):
+            raise InvalidArgument(f"{at}: action {action} needs a target")
+        if action == "rebuild" and not service.get("build"):
+            raise InvalidArgument(f"{at}: action rebuild needs a build section")
+        hook = _hooks({"exec": [item["exec"]]}, "exec", at)[0] if item.get("exec") else None
+        if action == "sync+exec" and hook is None:
+            raise InvalidArgument(f"{at}: action sync+exec needs exec")
+        out.append(WatchRule(name, action, str(item["path"]), _opt_str(item.get("target")),
+                             tuple(_as_list(item.get("ignore"))),
+                             tuple(_as_list(item.get("include"))), hook,
+                             bool(item.get("initial_sync"))))
+    return tuple(out)
 
 
 def _hooks(service: dict[str, Any], key: str, where: str) -> tuple[Hook, ...]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -412,3 +413,74 @@ volumes:
         assert box("volume", "ls", "-q").stdout == ""
     finally:
         box(*compose, "down", "-v", check=False)
+
+
+def test_watch_syncs_execs_and_rebuilds(box: Dockyard, tmp_path: Path) -> None:
+    import signal
+
+    from dockyard.testing.poll import until
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("one\n")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "version").write_text("v1\n")
+    (tmp_path / "Dockerfile").write_text("FROM box:1\nCOPY version /version\n")
+    (tmp_path / "compose.yaml").write_text("""
+services:
+  web:
+    build: .
+    init: true
+    command: [sleep, "1000"]
+    develop:
+      watch:
+        - {action: sync, path: ./src, target: /app, ignore: ["*.tmp"], initial_sync: true}
+        - {action: rebuild, path: ./version}
+  side:
+    image: box:1
+    init: true
+    command: [sleep, "1000"]
+    develop:
+      watch:
+        - action: sync+exec
+          path: ./conf
+          target: /conf
+          exec: {command: [sh, -c, "cat /conf/c > /tmp/seen"]}
+""")
+    compose = ["compose", "-f", str(tmp_path / "compose.yaml"), "-p", "w"]
+    watch = subprocess.Popen([*box.argv, "--root", str(box.root), *compose, "watch"],
+                             env=box.env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+
+    def read(container: str, path: str) -> str:
+        result = box("exec", container, "cat", path, check=False)
+        return result.stdout if result.returncode == 0 else ""
+
+    try:
+        until("the initial sync", lambda: read("w-web-1", "/app/a.txt") == "one\n", 120)
+        (tmp_path / "src" / "skip.tmp").write_text("no\n")
+        (tmp_path / "src" / "sub").mkdir()
+        (tmp_path / "src" / "sub" / "b.txt").write_text("two\n")
+        until("a new file synced", lambda: read("w-web-1", "/app/sub/b.txt") == "two\n")
+        assert box("exec", "w-web-1", "ls", "/app").stdout.split() == ["a.txt", "sub"]
+        (tmp_path / "src" / "a.txt").unlink()
+        until("a removed file removed", lambda: read("w-web-1", "/app/a.txt") == "")
+
+        (tmp_path / "conf" / "c").write_text("conf\n")
+        until("sync+exec ran", lambda: read("w-side-1", "/tmp/seen") == "conf\n")
+
+        first = _ids(box, compose)["w-web-1"]
+        (tmp_path / "version").write_text("v2\n")
+        until("the rebuilt service", lambda: _ids(box, compose).get("w-web-1", first) != first
+              and read("w-web-1", "/version") == "v2\n", 120)
+        assert watch.poll() is None  # still watching
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        try:
+            _, errors = watch.communicate(timeout=30)
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+                watch.wait()
+        box(*compose, "down", "-t", "1", check=False)
+    assert watch.returncode == 0, errors
+    assert "Watch enabled" in errors

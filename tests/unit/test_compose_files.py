@@ -221,3 +221,35 @@ services:
     env = plan.services["a"].spec.env
     assert env == ("A=yes", "B=on", "C=true", "D=256", "E=15", "G=1000")
     assert plan.services["a"].spec.labels["x"] == "no"
+
+
+def test_watch_rules_and_changes(tmp_path: Path) -> None:
+    from dockyard.compose.watch import WatchRule, changes, snapshot
+
+    plan = _plan(tmp_path, """
+services:
+  a:
+    build: .
+    develop:
+      watch:
+        - {action: sync, path: ./src, target: /app, ignore: [node_modules/, "*.tmp"]}
+        - {action: rebuild, path: package.json}
+""")
+    sync, rebuild = plan.services["a"].watch
+    assert sync.path == str(tmp_path / "src") and sync.target == "/app"
+    assert rebuild.path == str(tmp_path / "package.json") and rebuild.action == "rebuild"
+    (tmp_path / "src" / "node_modules" / "x").mkdir(parents=True)
+    (tmp_path / "src" / "node_modules" / "x" / "y.js").write_text("")
+    (tmp_path / "src" / "keep.js").write_text("1")
+    (tmp_path / "src" / "drop.tmp").write_text("1")
+    rule = WatchRule("a", "sync", str(tmp_path / "src"), "/app", sync.ignore)
+    before = snapshot(rule)
+    assert set(before) == {"keep.js"}
+    (tmp_path / "src" / "new").mkdir()
+    (tmp_path / "src" / "new" / "f").write_text("2")
+    (tmp_path / "src" / "keep.js").unlink()
+    assert changes(before, snapshot(rule)) == (["new", "new/f"], ["keep.js"])
+    with pytest.raises(InvalidArgument, match=r"develop\.watch\[0\]: action sync needs a "
+                                              "target"):
+        _plan(tmp_path, "services:\n  a:\n    image: box:1\n    develop:\n      watch:\n"
+                        "        - {action: sync, path: ./src}\n")
