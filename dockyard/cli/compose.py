@@ -633,6 +633,48 @@ def watch_cmd(ctx: ComposeContext, no_up: bool, quiet: bool, interval: float,
         Watcher(project, rules, report).run(lambda: bool(ended), interval)
 
 
+@compose_group.command("events")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@click.option("--since", default=None, help="Also the events since this time.")
+@click.option("--until", default=None, help="Stop at this time.")
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def events_cmd(ctx: ComposeContext, as_json: bool, since: str | None, until: str | None,
+               services: tuple[str, ...]) -> None:
+    """The project's container events as they happen (Ctrl-C ends)."""
+    import datetime
+    import json
+    import time
+
+    from dockyard.compose import labels as L
+    from dockyard.engine.events import parse_time
+
+    project = ctx.project(services)
+    project._check_services(services)
+    start = parse_time(since) if since else None
+    end = parse_time(until) if until else None
+    follow = end is None or end > time.time()
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        for event in ctx.engine.events.read(since=start, until=end, follow=follow):
+            attributes = (event.get("Actor") or {}).get("Attributes") or {}
+            service = attributes.get(L.SERVICE, "")
+            if event.get("Type") != "container" or \
+                    attributes.get(L.PROJECT) != project.plan.name or \
+                    (services and service not in services):
+                continue
+            stamp = datetime.datetime.fromtimestamp(event.get("timeNano", 0) / 1e9)
+            shown = {k: v for k, v in attributes.items() if k in ("image", "name")}
+            if as_json:
+                click.echo(json.dumps({
+                    "action": event.get("Action"), "attributes": shown,
+                    "id": (event.get("Actor") or {}).get("ID"), "service": service,
+                    "time": stamp.isoformat(), "type": "container"}))
+            else:
+                details = ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))
+                click.echo(f"{stamp.isoformat(sep=' ')} container {event.get('Action')} "
+                           f"{(event.get('Actor') or {}).get('ID')} ({details})")
+
+
 @compose_group.command("version")
 @click.option("--short", is_flag=True, help="Only the version number.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty")

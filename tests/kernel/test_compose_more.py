@@ -159,6 +159,12 @@ services:
         box(*compose, "cp", str(tmp_path / "in.txt"), "svc:/tmp/in.txt")
         box(*compose, "cp", "--index", "1", "svc:/tmp/in.txt", str(tmp_path / "out.txt"))
         assert (tmp_path / "out.txt").read_text() == "copied\n"
+        events = box(*compose, "events", "--json", "--since", "0", "--until", str(
+            int(time.time()) + 1), "svc").stdout.splitlines()
+        seen = [json.loads(line) for line in events]
+        assert {e["service"] for e in seen} == {"svc"}
+        assert {"create", "start"} <= {e["action"] for e in seen}
+        assert "ex-svc-2" in {e["attributes"]["name"] for e in seen}
         box(*compose, "scale", "svc=1")
         assert set(_ids(box, compose)) == {"ex-dep-1", "ex-svc-1"}
         box(*compose, "kill", "svc")
