@@ -534,10 +534,7 @@ class Project:
         records = self.containers(one_off=True)  # `run`'s containers go too, as Compose's
         if not remove_orphans:
             records = [r for r in records if r.spec.labels.get(L.SERVICE) in self.plan.services]
-        order = list(self.plan.services)
-        for record in sorted(records, key=lambda r: -_index(order, r)):
-            # dependents first: the reverse of the start order
-            self._remove(record, timeout, volumes=volumes)
+        self._dependents_first(records, lambda r: self._remove(r, timeout, volumes=volumes))
         for network in self.plan.networks.values():
             if network.external:
                 continue
@@ -559,12 +556,32 @@ class Project:
 
     def stop(self, services: tuple[str, ...] = (), timeout: int | None = None) -> None:
         self._check_services(services)
-        order = list(self.plan.services)
-        for record in sorted(self.containers(services),
-                             key=lambda r: -_index(order, r)):
+
+        def stop(record: ContainerRecord) -> None:
             self.report(f"Container {record.name}  Stopping")
             self._stopping(record)
             self.engine.containers.stop(record.id, timeout)
+
+        self._dependents_first(self.containers(services), stop)
+
+    def _dependents_first(self, records: list[ContainerRecord],
+                          action: Callable[[ContainerRecord], None]) -> None:
+        """``action`` on every container, a service's only once every service that
+        depends on it is done (the reverse of the start order), independent services
+        side by side; containers of services not in the file (orphans) at once."""
+        groups: dict[str, list[ContainerRecord]] = {}
+        for record in records:
+            groups.setdefault(record.spec.labels.get(L.SERVICE, ""), []).append(record)
+        depends = {n: s.depends_on for n, s in self.plan.services.items()}
+        needs = {g: {other for other in groups if other in depends and g in depends[other]}
+                 for g in groups}
+
+        def work(group: str) -> None:
+            for record in groups[group]:
+                action(record)
+
+        order = sorted(groups, key=lambda g: -_index_of(list(self.plan.services), g))
+        in_parallel(order, needs, work, workers=8)
 
     def start(self, services: tuple[str, ...] = ()) -> None:
         self._check_services(services)
@@ -659,6 +676,10 @@ def _number(record: ContainerRecord) -> int:
         return int(record.spec.labels.get(L.NUMBER, "0"))
     except ValueError:
         return 0
+
+
+def _index_of(order: list[str], service: str) -> int:
+    return order.index(service) if service in order else len(order)
 
 
 def _index(order: list[str], record: ContainerRecord) -> int:
