@@ -135,11 +135,14 @@ def up_cmd(ctx: ComposeContext, detach: bool, scale: tuple[str, ...], remove_orp
 @click.option("--remove-orphans", is_flag=True)
 @click.option("-t", "--timeout", type=int, default=None,
               help="Seconds to wait for a container to stop before killing it.")
+@click.option("--rmi", type=click.Choice(["local", "all"]), default=None,
+              help="Also the images: local (built without an image name) or all.")
 @click.pass_obj
 def down_cmd(ctx: ComposeContext, volumes: bool, remove_orphans: bool,
-             timeout: int | None) -> None:
+             timeout: int | None, rmi: str | None) -> None:
     """Stop and remove the project's containers and networks."""
-    ctx.project().down(volumes=volumes, remove_orphans=remove_orphans, timeout=timeout)
+    ctx.project().down(volumes=volumes, remove_orphans=remove_orphans, timeout=timeout,
+                       rmi=rmi)
 
 
 @compose_group.command("ps")

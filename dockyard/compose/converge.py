@@ -530,7 +530,8 @@ class Project:
         return bool(test) and test[0] != "NONE"
 
     # --- the other verbs -----------------------------------------------------------
-    def down(self, *, volumes: bool, remove_orphans: bool, timeout: int | None = None) -> None:
+    def down(self, *, volumes: bool, remove_orphans: bool, timeout: int | None = None,
+             rmi: str | None = None) -> None:
         records = self.containers(one_off=True)  # `run`'s containers go too, as Compose's
         if not remove_orphans:
             records = [r for r in records if r.spec.labels.get(L.SERVICE) in self.plan.services]
@@ -553,6 +554,28 @@ class Project:
                     self.report(f"Volume {volume.name}  Removing")
                     self.engine.volumes.remove(volume.name,
                                                self.engine.containers.volume_users(volume.name))
+        if rmi:
+            self._remove_images(rmi)
+
+    def _remove_images(self, rmi: str) -> None:
+        """``down --rmi local``: the images built for services without an ``image``
+        name; ``all``: every service's image.  One still used elsewhere is reported."""
+        if rmi not in ("local", "all"):
+            raise InvalidArgument(f"invalid --rmi {rmi!r}: want local or all")
+        images = []
+        for name, service in self.plan.services.items():
+            built_here = service.build is not None and \
+                service.spec.image == f"{self.plan.name}-{name}"
+            if rmi == "all" or built_here:
+                images.append(service.spec.image)
+        for image in dict.fromkeys(images):
+            if not self._has_image(image):
+                continue
+            self.report(f"Image {image}  Removing")
+            try:
+                self.engine.images.remove(image)
+            except Conflict as exc:
+                self.report(f"Image {image}  Resource is still in use: {exc}")
 
     def stop(self, services: tuple[str, ...] = (), timeout: int | None = None) -> None:
         self._check_services(services)

@@ -101,6 +101,12 @@ def test_build_up_converge_and_rebuild(box: Dockyard, built: Path) -> None:
     box(*compose, "kill", "db")
     assert _inspect(box, "bld-db-1")["State"]["Status"] == "exited"
 
+    # down --rmi local: the image built without a name goes, the named one stays
+    box(*compose, "down", "--rmi", "local")
+    assert box("images", "-q", "bld-app").stdout == ""
+    assert box("images", "-q", "inline-img:1").stdout.strip()
+    assert box("images", "-q", "box:1").stdout.strip()
+
 
 def test_failing_build_names_the_service_and_creates_nothing(box: Dockyard,
                                                              built: Path) -> None:
