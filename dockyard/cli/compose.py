@@ -149,16 +149,26 @@ def down_cmd(ctx: ComposeContext, volumes: bool, remove_orphans: bool,
 @click.option("-a", "--all", "all_states", is_flag=True, help="Stopped containers too.")
 @click.option("-q", "--quiet", is_flag=True, help="Only IDs.")
 @click.option("--format", "fmt", default=None, help="table, json or a Go template.")
+@click.option("--services", "only_services", is_flag=True, help="Only the service names.")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["paused", "restarting", "removing", "running", "dead",
+                                 "created", "exited"]),
+              help="Only containers in this state (repeatable).")
 @click.argument("services", nargs=-1)
 @click.pass_obj
 def ps_cmd(ctx: ComposeContext, all_states: bool, quiet: bool, fmt: str | None,
-           services: tuple[str, ...]) -> None:
+           only_services: bool, statuses: tuple[str, ...], services: tuple[str, ...]) -> None:
     """List the project's containers."""
     from dockyard.compose import labels as L
 
     project = ctx.project()
     records = [r for r in project.containers(services)
-               if all_states or r.state in ("running", "restarting", "paused")]
+               if (all_states or statuses or r.state in ("running", "restarting", "paused"))
+               and (not statuses or r.state in statuses)]
+    if only_services:
+        for name in dict.fromkeys(r.spec.labels.get(L.SERVICE, "") for r in records):
+            click.echo(name)
+        return
     if quiet:
         for record in records:
             click.echo(record.id)
@@ -184,10 +194,12 @@ def _status(record: Any) -> str:
 @click.option("-f", "--follow", is_flag=True)
 @click.option("-n", "--tail", default="all")
 @click.option("--no-log-prefix", is_flag=True)
+@click.option("-t", "--timestamps", is_flag=True, help="Each line's time too.")
+@click.option("--no-color", is_flag=True, help="No colours (the default off a terminal).")
 @click.argument("services", nargs=-1)
 @click.pass_obj
 def logs_cmd(ctx: ComposeContext, follow: bool, tail: str, no_log_prefix: bool,
-             services: tuple[str, ...]) -> None:
+             timestamps: bool, no_color: bool, services: tuple[str, ...]) -> None:
     """The logs of the project's containers, each line prefixed by its container."""
     try:
         count = None if tail == "all" or int(tail) < 0 else int(tail)
@@ -196,17 +208,32 @@ def logs_cmd(ctx: ComposeContext, follow: bool, tail: str, no_log_prefix: bool,
             from None
     project = ctx.project()
     _print_logs(project, project.containers(services), follow=follow, tail=count,
-                prefix=not no_log_prefix)
+                prefix=not no_log_prefix, timestamps=timestamps, color=not no_color)
+
+
+COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")  # Compose's order
 
 
 def _print_logs(project: Any, records: list[Any], *, follow: bool, tail: int | None,
-                prefix: bool = True, abort: bool = False, exit_from: str | None = None) -> int:
-    """Print the logs; with ``abort``, until the first container exits: then its exit
-    code (or, with ``exit_from``, that service's container's)."""
+                prefix: bool = True, abort: bool = False, exit_from: str | None = None,
+                timestamps: bool = False, color: bool = True) -> int:
+    """Print the logs, each line prefixed by its container (coloured by service on a
+    terminal); with ``abort``, until the first container exits: then its exit code
+    (or, with ``exit_from``, that service's container's)."""
     from dockyard.compose import labels as L
     from dockyard.compose.logs import stream_logs
 
     width = max((len(r.name) for r in records), default=0)
+    services = list(dict.fromkeys(r.spec.labels.get(L.SERVICE, "") for r in records))
+    color = color and sys.stdout.isatty()
+
+    def label(record: Any) -> str:
+        text = f"{record.name.ljust(width)}  | "
+        if not color:
+            return text
+        code = COLOURS[services.index(record.spec.labels.get(L.SERVICE, "")) % len(COLOURS)]
+        return f"\x1b[{code}m{text}\x1b[0m"
+
     for record, entry in stream_logs(project.engine, records, follow=follow, tail=tail,
                                      ends=abort):
         if not entry:  # a container exited
@@ -219,17 +246,33 @@ def _print_logs(project: Any, records: list[Any], *, follow: bool, tail: int | N
             done = project.engine.containers.wait_exited(chosen[0].id) if chosen else None
             return int(done.exit_code or 0) if done else 0
         stream = sys.stdout if entry["stream"] == "stdout" else sys.stderr
-        stream.write((f"{record.name.ljust(width)}  | " if prefix else "") + entry["log"])
+        stamp = f"{entry.get('time', '')} " if timestamps else ""
+        stream.write((label(record) if prefix else "") + stamp + entry["log"])
         stream.flush()
     return 0
 
 
 @compose_group.command("config")
 @click.option("--services", "only_services", is_flag=True, help="Only the service names.")
+@click.option("--volumes", "only_volumes", is_flag=True, help="Only the volume names.")
+@click.option("--hash", "hashes", default=None, metavar="SERVICES",
+              help="The config hash of these services (* for all).")
 @click.option("-q", "--quiet", is_flag=True, help="Only validate.")
 @click.pass_obj
-def config_cmd(ctx: ComposeContext, only_services: bool, quiet: bool) -> None:
+def config_cmd(ctx: ComposeContext, only_services: bool, only_volumes: bool,
+               hashes: str | None, quiet: bool) -> None:
     """The resolved file: interpolated, merged, validated, as YAML."""
+    if only_volumes or hashes is not None:
+        project = ctx.project()
+        if only_volumes or hashes is None:
+            for key in project.plan.volumes:
+                click.echo(key)
+        else:
+            wanted = list(project.plan.services) if hashes == "*" else hashes.split(",")
+            project._check_services(tuple(wanted))
+            for name in wanted:
+                click.echo(f"{name} {project.plan.services[name].config_hash}")
+        return
     _config(ctx, only_services, quiet)
 
 

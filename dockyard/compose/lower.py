@@ -208,6 +208,8 @@ def _depends_on(name: str, service: dict[str, Any],
         deps.setdefault(dep, {"restart": restart})
     out = {}
     for dep, options in deps.items():
+        if dep not in services and (options or {}).get("required") is False:
+            continue  # `required: false`: a dependency that is not there is no error
         if dep not in services:
             raise InvalidArgument(f"service {name!r} depends on undefined service {dep!r}: "
                                   "invalid compose project")
@@ -324,7 +326,7 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         service_networks: tuple[Attachment, ...] = ()
     else:
         service_networks = _service_networks(name, service, networks)
-    depends = _depends_on(name, service, {d: None for d in _dep_names(service)})
+    depends = _depends_on(name, service, services_doc)
     files = tuple(_files(project, name, service))
     config_hash = _hash(spec, service_networks, build, files)  # hooks do not recreate
     spec = spec._replace(labels={**as_labels(service.get("labels")),
@@ -379,10 +381,6 @@ def _hooks(service: dict[str, Any], key: str, where: str) -> tuple[Hook, ...]:
         out.append(Hook(command, _opt_str(item.get("user")),
                         _opt_str(item.get("working_dir")), env))
     return tuple(out)
-
-
-def _dep_names(service: dict[str, Any]) -> list[str]:
-    return list(service.get("depends_on") or []) + implicit_dependencies(service)
 
 
 def _hash(spec: ContainerSpec, networks: Any, build: BuildPlan | None,

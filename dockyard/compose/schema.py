@@ -39,6 +39,20 @@ RESTART_POLICY_KEYS = frozenset({"condition", "max_attempts"})
 BUILD_KEYS = frozenset({"context", "dockerfile", "dockerfile_inline", "args", "target",
                         "labels", "no_cache", "pull", "network", "secrets", "tags"})
 ATTACHMENT_KEYS = frozenset({"aliases", "ipv4_address"})
+HEALTHCHECK_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period",
+                              "disable"})
+VOLUME_MOUNT_KEYS = frozenset({"type", "source", "target", "read_only", "bind", "tmpfs",
+                               "volume"})
+VOLUME_OPTION_KEYS: frozenset[str] = frozenset()  # nocopy, subpath: not yet
+BIND_KEYS = frozenset({"create_host_path"})
+TMPFS_KEYS = frozenset({"size"})
+# `mode` (host or ingress: one host has no ingress mesh), `name` and `app_protocol`
+# (descriptions) change nothing on a single host: known, and without effect, as in
+# Docker Compose without swarm
+PORT_KEYS = frozenset({"target", "published", "host_ip", "protocol", "mode", "name",
+                       "app_protocol"})
+DEPENDS_KEYS = frozenset({"condition", "restart", "required"})
+ENV_FILE_KEYS = frozenset({"path", "required"})
 FILE_REF_KEYS = frozenset({"source", "target", "uid", "gid", "mode"})
 LOGGING_KEYS = frozenset({"driver", "options"})
 TOP_KEYS = frozenset({"version", "name", "services", "networks", "volumes", "include",
@@ -175,6 +189,19 @@ def _service(service: dict[str, Any], at: list[Any]) -> list[list[Any]]:
         for index, item in enumerate(service.get(key) or []):
             if isinstance(item, dict):
                 found += _extra(item, FILE_REF_KEYS, [*at, key, index])
+    found += _nested(service, at, ("healthcheck", HEALTHCHECK_KEYS))
+    for key, allowed in (("volumes", VOLUME_MOUNT_KEYS), ("ports", PORT_KEYS),
+                         ("env_file", ENV_FILE_KEYS)):
+        items = service.get(key)
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict):
+                found += _extra(item, allowed, [*at, key, index])
+                if key == "volumes":
+                    found += _nested(item, [*at, key, index], ("bind", BIND_KEYS),
+                                     ("tmpfs", TMPFS_KEYS), ("volume", VOLUME_OPTION_KEYS))
+    depends = service.get("depends_on")
+    if isinstance(depends, dict):
+        found += _nested(depends, [*at, "depends_on"], *((k, DEPENDS_KEYS) for k in depends))
     return found
 
 

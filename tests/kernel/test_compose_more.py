@@ -319,6 +319,17 @@ services:
 
         exposed = _inspect(box, "wt-long-1")["Config"]["ExposedPorts"]
         assert set(exposed) == {"9000/tcp", "9100/udp", "9101/udp"}
+
+        assert box(*compose, "ps", "--services").stdout.split() == ["slow"]
+        assert box(*compose, "ps", "--status", "exited", "--services").stdout.split() == [
+            "long", "short"]
+        hashes = dict(line.split() for line in
+                      box(*compose, "config", "--hash", "*").stdout.splitlines())
+        assert set(hashes) == {"slow", "short", "long"} and len(hashes["slow"]) == 64
+        assert hashes["long"] == _inspect(box, "wt-long-1")["Config"]["Labels"][
+            "com.docker.compose.config-hash"]
+        stamped = box(*compose, "logs", "-t", "short").stdout.splitlines()
+        assert stamped[-1].startswith("wt-short-1  | 20") and stamped[-1].endswith(" bye")
     finally:
         box(*compose, "down", "-t", "1", check=False)
 

@@ -253,3 +253,29 @@ services:
                                               "target"):
         _plan(tmp_path, "services:\n  a:\n    image: box:1\n    develop:\n      watch:\n"
                         "        - {action: sync, path: ./src}\n")
+
+
+def test_nested_keys_not_implemented_are_named(tmp_path: Path) -> None:
+    with pytest.raises(NotImplementedFeature) as caught:
+        _plan(tmp_path, """
+services:
+  a:
+    image: box:1
+    healthcheck: {test: "true", start_interval: 1s}
+    volumes: [{type: volume, source: v, target: /v, volume: {nocopy: true}},
+              {type: bind, source: ., target: /b, bind: {propagation: shared}}]
+    ports: [{target: 80, published: "8080", mode: host, name: web}]
+    env_file: [{path: x.env, format: raw}]
+    depends_on: {b: {condition: service_started, required: false}}
+volumes:
+  v: {}
+""")
+    assert str(caught.value).endswith(
+        "not supported by dockyard compose yet: services.a.healthcheck.start_interval "
+        "(line 5), services.a.volumes[0].volume.nocopy (line 6), "
+        "services.a.volumes[1].bind.propagation (line 7), "
+        "services.a.env_file[0].format (line 9)")
+    # a dependency with required: false that is not in the file is no error
+    plan = _plan(tmp_path, "services:\n  a:\n    image: box:1\n    depends_on: "
+                           "{b: {condition: service_started, required: false}}\n")
+    assert plan.services["a"].depends_on == {}
