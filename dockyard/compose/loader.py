@@ -324,6 +324,7 @@ def _deps(service: Any) -> list[str]:
         text = str(item)
         if not text.startswith("container:"):
             deps.append(text.split(":")[0])
+    deps += [str(item).split(":")[0] for item in service.get("links") or []]
     return deps
 
 

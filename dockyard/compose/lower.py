@@ -237,6 +237,8 @@ def _implicit(service: dict[str, Any]) -> list[tuple[str, bool]]:
         text = str(item)
         if not text.startswith("container:"):
             deps.append((text.split(":")[0], False))
+    for item in service.get("links") or []:  # legacy: a dependency; names come from DNS
+        deps.append((str(item).split(":")[0], True))
     return deps
 
 
@@ -264,6 +266,12 @@ def container_name(project: str, services: Mapping[str, Any], service: str) -> s
 def _service(project: LoadedProject, name: str, service: dict[str, Any],
              networks: dict[str, NetworkPlan], volumes: dict[str, VolumePlan]) -> ServicePlan:
     where = f"services.{name}"
+    _platform(service.get("platform"), where)
+    for link in service.get("links") or []:
+        target, _, alias = str(link).partition(":")
+        if alias and alias != target:
+            raise NotImplementedFeature(f"{where}.links: the alias {alias!r} of {target} "
+                                        "(the service name resolves; use networks.aliases)")
     build = _build(project, name, service, where)
     image = service.get("image") or (build.image if build else None)
     if not image:
@@ -487,6 +495,20 @@ def _files(project: LoadedProject, name: str, service: dict[str, Any]) -> list[F
                 raise InvalidArgument(f"{kind}.{source}: needs file, environment or content")
             out.append(FilePlan(kind, source, file, content, target, uid, gid, mode))
     return out
+
+
+def _platform(value: Any, where: str) -> None:
+    """``platform``: this host's (``linux/amd64``, ``linux/amd64/v2`` on x86-64) is
+    what runs anyway; another would need emulation, which dockyard does not do."""
+    if value is None:
+        return
+    from dockyard.images.imagefile import host_platform
+
+    host = host_platform()
+    parts = str(value).split("/")
+    if parts[0] != host["os"] or len(parts) < 2 or parts[1] != host["architecture"]:
+        raise NotImplementedFeature(f"{where}.platform: {value} is not this host's "
+                                    f"({host['os']}/{host['architecture']}): no emulation")
 
 
 def _opt_int(value: Any) -> int | None:

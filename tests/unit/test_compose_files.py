@@ -279,3 +279,24 @@ volumes:
     plan = _plan(tmp_path, "services:\n  a:\n    image: box:1\n    depends_on: "
                            "{b: {condition: service_started, required: false}}\n")
     assert plan.services["a"].depends_on == {}
+
+
+def test_links_and_platform(tmp_path: Path) -> None:
+    from dockyard.compose import labels as L
+    from dockyard.images.imagefile import host_platform
+
+    host = host_platform()
+    plan = _plan(tmp_path, f"""
+services:
+  a: {{image: box:1, links: [b], platform: "linux/{host['architecture']}"}}
+  b: {{image: box:1}}
+""")
+    # as Docker Compose v2.40's config says: a link is a dependency with restart: true
+    assert plan.services["a"].depends_on == {"b": "service_started"}
+    assert plan.services["a"].spec.labels[L.DEPENDS_ON] == "b:service_started:true"
+    assert list(plan.services) == ["b", "a"]
+    with pytest.raises(NotImplementedFeature, match=r"services\.a\.platform: linux/other "
+                                                    "is not this host's"):
+        _plan(tmp_path, "services:\n  a: {image: box:1, platform: linux/other}\n")
+    with pytest.raises(NotImplementedFeature, match=r"services\.a\.links: the alias 'db'"):
+        _plan(tmp_path, "services:\n  a: {image: box:1, links: ['b:db']}\n  b: {image: x}\n")
