@@ -323,7 +323,18 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         healthcheck=_healthcheck(service.get("healthcheck"), where),
         no_healthcheck=bool((service.get("healthcheck") or {}).get("disable")),
         mounts=mounts, tmpfs=tmpfs, ports=_ports(service.get("ports") or [], where),
-        expose=_expose(service.get("expose") or [], where))
+        expose=_expose(service.get("expose") or [], where),
+        sysctls=tuple((str(k), _scalar(v)) for k, v in
+                      as_mapping(service.get("sysctls")).items()),
+        shm_size=parse_bytes(str(service["shm_size"]), f"{where}.shm_size")
+        if service.get("shm_size") is not None else None)
+    if spec.sysctls:
+        from dockyard.engine.ocispec import check_sysctls
+
+        try:
+            check_sysctls(spec)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"{where}.sysctls: {exc}") from None
     if network_mode is not None:
         if service.get("networks") is not None:
             raise InvalidArgument(f"{where}: network_mode and networks cannot be combined")

@@ -148,7 +148,37 @@ def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hos
                               "source": "tmpfs", "options": options})
     oci["mounts"] += user_mounts(spec, volume_dirs or {})
     oci["annotations"] = dict(spec.labels)
+    if spec.sysctls:
+        check_sysctls(spec)
+        linux["sysctl"] = dict(spec.sysctls)
+    if spec.shm_size is not None:
+        for mount in oci["mounts"]:
+            if mount["destination"] == "/dev/shm":
+                mount["options"] = [o for o in mount["options"] if not o.startswith("size=")
+                                    ] + [f"size={spec.shm_size}"]
     return oci
+
+
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def check_sysctls(spec: ContainerSpec) -> None:
+    """Docker's (runc's) rule: only sysctls of the container's own namespaces — IPC
+    (``kernel.msg*``, ``kernel.sem``, ``kernel.shm*``, ``fs.mqueue.*``) unless it shares
+    the host's or another's IPC, ``net.*`` unless it shares a network namespace;
+    anything else would change the host's kernel."""
+    for key, _value in spec.sysctls:
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if spec.ipc_mode and spec.ipc_mode != "private" and spec.ipc_mode != "shareable":
+                raise InvalidArgument(f"sysctl {key!r} not allowed with ipc {spec.ipc_mode}")
+        elif key.startswith("net."):
+            if spec.network_mode == "host" or spec.network_mode.startswith("container:"):
+                raise InvalidArgument(f"sysctl {key!r} not allowed with network "
+                                      f"{spec.network_mode}")
+        else:
+            raise InvalidArgument(f"sysctl {key!r} is not allowed (not namespaced: it "
+                                  "would change the host)")
 
 
 def _user_namespace(linux: dict[str, Any], spec: ContainerSpec, idmap: IdMap) -> None:

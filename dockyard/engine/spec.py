@@ -125,3 +125,5 @@ class ContainerSpec(NamedTuple):
     ports: tuple[PortSpec, ...] = ()
     publish_all: bool = False
     expose: tuple[str, ...] = ()  # more exposed ports, "PORT/PROTO" (compose's `expose`)
+    sysctls: tuple[tuple[str, str], ...] = ()  # namespaced ones only (check_sysctls)
+    shm_size: int | None = None  # bytes of /dev/shm (None: Docker's 64 MiB)

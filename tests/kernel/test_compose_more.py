@@ -298,6 +298,8 @@ services:
     init: true
     command: [sleep, "1000"]
     expose: ["9000", "9100-9101/udp"]
+    sysctls: {net.ipv4.ip_local_port_range: "40000 40100", kernel.shmmni: "2048"}
+    shm_size: 8m
 """)
     compose = ["compose", "-f", str(tmp_path / "compose.yaml"), "-p", "wt"]
     try:
@@ -317,12 +319,16 @@ services:
         refused = box(*compose, "up", "-d", "--exit-code-from", "short", check=False)
         assert refused.returncode != 0 and "need an attached up" in refused.stderr
 
+        box(*compose, "up", "-d", "long")  # stopped by the abort above
+        shown = box("exec", "wt-long-1", "sh", "-c", "cat /proc/sys/net/ipv4/ip_local_port_range"
+                    " /proc/sys/kernel/shmmni; df -k /dev/shm | tail -1").stdout.split()
+        assert shown[:3] == ["40000", "40100", "2048"] and shown[4] == "8192"
         exposed = _inspect(box, "wt-long-1")["Config"]["ExposedPorts"]
         assert set(exposed) == {"9000/tcp", "9100/udp", "9101/udp"}
 
-        assert box(*compose, "ps", "--services").stdout.split() == ["slow"]
+        assert box(*compose, "ps", "--services").stdout.split() == ["long", "slow"]
         assert box(*compose, "ps", "--status", "exited", "--services").stdout.split() == [
-            "long", "short"]
+            "short"]
         hashes = dict(line.split() for line in
                       box(*compose, "config", "--hash", "*").stdout.splitlines())
         assert set(hashes) == {"slow", "short", "long"} and len(hashes["slow"]) == 64

@@ -300,3 +300,22 @@ services:
         _plan(tmp_path, "services:\n  a: {image: box:1, platform: linux/other}\n")
     with pytest.raises(NotImplementedFeature, match=r"services\.a\.links: the alias 'db'"):
         _plan(tmp_path, "services:\n  a: {image: box:1, links: ['b:db']}\n  b: {image: x}\n")
+
+
+def test_sysctls_only_namespaced(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "services:\n  a:\n    image: box:1\n    shm_size: 1g\n"
+                           "    sysctls: [net.core.somaxconn=1024, fs.mqueue.msg_max=20]\n")
+    spec = plan.services["a"].spec
+    assert spec.sysctls == (("net.core.somaxconn", "1024"), ("fs.mqueue.msg_max", "20"))
+    assert spec.shm_size == 1024**3
+    with pytest.raises(InvalidArgument, match=r"services\.a\.sysctls: sysctl 'vm\.swappiness'"
+                                              " is not allowed"):
+        _plan(tmp_path, "services:\n  a: {image: box:1, sysctls: {vm.swappiness: 1}}\n")
+    with pytest.raises(InvalidArgument, match="not allowed with network host"):
+        _plan(tmp_path, "services:\n  a: {image: box:1, network_mode: host, "
+                        "sysctls: {net.core.somaxconn: 1}}\n")
+    # the engine refuses it too, whoever built the spec
+    from dockyard.engine.ocispec import check_sysctls
+
+    with pytest.raises(InvalidArgument, match="kernel.panic"):
+        check_sysctls(spec._replace(sysctls=(("kernel.panic", "1"),)))
