@@ -316,7 +316,7 @@ def apply_profiles(doc: dict[str, Any], active: set[str],
 def _deps(service: Any) -> list[str]:
     service = service or {}
     deps = list(service.get("depends_on") or [])
-    for key in ("network_mode", "ipc"):
+    for key in ("network_mode", "ipc", "pid"):
         value = str(service.get(key) or "")
         if value.startswith("service:"):
             deps.append(value.split(":", 1)[1])

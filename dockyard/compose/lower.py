@@ -229,7 +229,7 @@ def _implicit(service: dict[str, Any]) -> list[tuple[str, bool]]:
     """(service, restart) the way Docker Compose adds them: a shared namespace must
     follow its owner (restart: true), ``volumes_from`` need not."""
     deps = []
-    for key in ("network_mode", "ipc"):
+    for key in ("network_mode", "ipc", "pid"):
         value = str(service.get(key) or "")
         if value.startswith("service:"):
             deps.append((value.split(":", 1)[1], True))
@@ -313,6 +313,7 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         log_max_size=log_size, log_max_file=log_files,
         network_mode=network_mode or "bridge",
         ipc_mode=_ipc(project, name, service),
+        pid_mode=_pid(project, name, service),
         volumes_from=tuple(_volumes_from(project, services_doc, service)),
         dns_search=tuple(_as_list(service.get("dns_search"))),
         dns_options=tuple(_as_list(service.get("dns_opt"))),
@@ -621,6 +622,20 @@ def _ipc(project: LoadedProject, name: str, service: dict[str, Any]) -> str | No
         return mode
     raise NotImplementedFeature(f"services.{name}.ipc: {mode!r} is not supported "
                                 "(service:NAME, container:NAME)")
+
+
+def _pid(project: LoadedProject, name: str, service: dict[str, Any]) -> str | None:
+    mode = service.get("pid")
+    if mode is None:
+        return None
+    mode = str(mode)
+    if mode.startswith("service:"):
+        return "container:" + container_name(project.name, project.doc.get("services") or {},
+                                             mode.split(":", 1)[1])
+    if mode == "host" or mode.startswith("container:"):
+        return mode
+    raise NotImplementedFeature(f"services.{name}.pid: {mode!r} is not supported "
+                                "(host, service:NAME, container:NAME)")
 
 
 def _volumes_from(project: LoadedProject, services: Mapping[str, Any],

@@ -407,9 +407,14 @@ class ContainerService:
         return other
 
     def _join_namespaces(self, spec: ContainerSpec, config: dict[str, Any]) -> None:
-        """``ipc_mode``/``uts_mode`` ``container:NAME``: that running container's IPC and
-        UTS namespaces are joined (a kube pod's containers share its infra's)."""
-        for kind, mode in (("ipc", spec.ipc_mode), ("uts", spec.uts_mode)):
+        """``ipc_mode``/``uts_mode``/``pid_mode`` ``container:NAME``: that running
+        container's IPC, UTS or PID namespace is joined (a kube pod's containers share
+        its infra's); ``pid_mode`` ``host``: no PID namespace of its own."""
+        if spec.pid_mode == "host":
+            config["linux"]["namespaces"] = [
+                n for n in config["linux"]["namespaces"] if n["type"] != "pid"]
+        for kind, mode in (("ipc", spec.ipc_mode), ("uts", spec.uts_mode),
+                           ("pid", spec.pid_mode)):
             if not mode or not mode.startswith("container:"):
                 continue
             other = self.get(mode.split(":", 1)[1])

@@ -201,8 +201,9 @@ services:
   side:
     image: box:1
     init: true
-    command: [sleep, "1000"]
+    command: [sleep, "1001"]
     network_mode: service:main
+    pid: service:main
     volumes_from: ["main:ro"]
   dbg:
     image: box:1
@@ -245,6 +246,7 @@ configs:
         ns = [box("exec", n, "readlink", "/proc/1/ns/net").stdout for n in
               ("sec-main-1", "sec-side-1")]
         assert ns[0] == ns[1]  # side lives in main's network namespace
+        assert "sleep 1001" in box("exec", "sec-main-1", "ps").stdout  # and its PIDs
         box("exec", "sec-main-1", "sh", "-c", "echo shared > /shared/f")
         assert box("exec", "sec-side-1", "cat", "/shared/f").stdout == "shared\n"
         assert box("exec", "sec-side-1", "touch", "/shared/g", check=False).returncode != 0
