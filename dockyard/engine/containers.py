@@ -369,9 +369,13 @@ class ContainerService:
         image_config = self.images.config(image) if image else {"config": {}}
         spec = record.spec
         user_text = spec.user or (image_config.get("config") or {}).get("User") or "0"
-        from dockyard.images.users import resolve_user_in
+        from dockyard.images.users import resolve_groups_in, resolve_user_in
 
         user = resolve_user_in(rootfs, user_text)
+        if spec.group_add:
+            extra = resolve_groups_in(rootfs, spec.group_add)
+            user = user._replace(additional_gids=(*user.additional_gids, *(
+                g for g in extra if g not in user.additional_gids)))
         seccomp = None
         if spec.seccomp_profile not in (None, "unconfined"):
             seccomp = Path(str(spec.seccomp_profile)).read_text()

@@ -111,6 +111,7 @@ class ContainerSpec(NamedTuple):
     ipc_mode: str | None = None  # "container:NAME" joins that container's IPC namespace
     uts_mode: str | None = None  # "container:NAME" joins its UTS namespace (a kube pod)
     pid_mode: str | None = None  # "host", or "container:NAME" joins its PID namespace
+    group_add: tuple[str, ...] = ()  # more groups of the process (names or gids)
     network_aliases: tuple[str, ...] = ()  # more names the embedded DNS answers for it
     ip_address: str | None = None  # --ip, on a user network
     dns: tuple[str, ...] = ()

@@ -127,6 +127,7 @@ services:
     init: true
     command: [sleep, "1000"]
     environment: {FROM_FILE: "1"}
+    group_add: [nogroup, "4242"]
     ports: ["127.0.0.1::80"]
     deploy: {replicas: 2}
     depends_on: [dep]
@@ -151,6 +152,8 @@ services:
         assert detached not in _ids(box, compose)  # ps leaves one-off containers out
 
         box(*compose, "up", "-d")
+        assert sorted(box("exec", "ex-svc-1", "id", "-G").stdout.split()) == [
+            "0", "4242", "65534"]
         out = box(*compose, "exec", "-T", "-u", "1234", "-w", "/tmp", "-e", "X=y", "svc",
                   "sh", "-c", "id -u; pwd; echo $X$FROM_FILE; hostname").stdout.split()
         assert out[:3] == ["1234", "/tmp", "y1"]
