@@ -315,6 +315,7 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         ipc_mode=_ipc(project, name, service),
         pid_mode=_pid(project, name, service),
         group_add=tuple(str(g) for g in service.get("group_add") or ()),
+        devices=_devices(service.get("devices"), where),
         volumes_from=tuple(_volumes_from(project, services_doc, service)),
         dns_search=tuple(_as_list(service.get("dns_search"))),
         dns_options=tuple(_as_list(service.get("dns_opt"))),
@@ -623,6 +624,16 @@ def _ipc(project: LoadedProject, name: str, service: dict[str, Any]) -> str | No
         return mode
     raise NotImplementedFeature(f"services.{name}.ipc: {mode!r} is not supported "
                                 "(service:NAME, container:NAME)")
+
+
+def _devices(value: Any, where: str) -> tuple[str, ...]:
+    out = []
+    for index, item in enumerate(value or []):
+        if isinstance(item, dict):  # the long syntax (CDI) is not this
+            raise NotImplementedFeature(f"{where}.devices[{index}]: only HOST[:CONTAINER"
+                                        "[:PERMS]] is supported")
+        out.append(str(item))
+    return tuple(out)
 
 
 def _pid(project: LoadedProject, name: str, service: dict[str, Any]) -> str | None:

@@ -136,6 +136,9 @@ def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hos
     linux["resources"] = _resources(spec, device_numbers or host_block_device)
     if spec.privileged:
         linux["devices"] = host_devices()
+    elif spec.devices:
+        linux["devices"], allowed = device_nodes(spec.devices)
+        linux["resources"]["devices"] += allowed
     if spec.network_mode == "host":
         linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
     if idmap is not None:
@@ -294,6 +297,39 @@ def _resources(spec: ContainerSpec,
 # made by the runtime in every container (or by its mounts): not listed again
 _RUNTIME_DEVICES = {"null", "zero", "full", "random", "urandom", "tty", "console", "ptmx"}
 _SKIPPED_DEV_DIRS = {"pts", "shm", "mqueue", ".lxc", ".lxd-mounts"}
+
+
+def device_nodes(items: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``--device``/compose ``devices``: ``HOST[:CONTAINER[:PERMS]]`` (PERMS of r, w, m;
+    default rwm) — the host's node made in the container, and the devices cgroup rule
+    that lets it be used; a path that is not a device node is refused."""
+    nodes, rules = [], []
+    for item in items:
+        parts = item.split(":")
+        host = parts[0]
+        inside = parts[1] if len(parts) > 1 and parts[1] else host
+        perms = parts[2] if len(parts) > 2 else "rwm"
+        if len(parts) == 2 and set(parts[1]) <= set("rwm") and not parts[1].startswith("/"):
+            inside, perms = host, parts[1]
+        if len(parts) > 3 or not perms or not set(perms) <= set("rwm") or \
+                not inside.startswith("/"):
+            raise InvalidArgument(f"invalid device specification: {item}")
+        try:
+            st = os.stat(host)
+        except OSError as exc:
+            raise InvalidArgument(f"error gathering device information while adding custom "
+                                  f"device {host!r}: {exc.strerror}") from None
+        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+            raise InvalidArgument(f"error gathering device information while adding custom "
+                                  f"device {host!r}: not a device node")
+        kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+        major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        nodes.append({"path": inside, "type": kind, "major": major, "minor": minor,
+                      "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
+                      "gid": st.st_gid})
+        rules.append({"allow": True, "type": kind, "major": major, "minor": minor,
+                      "access": perms})
+    return nodes, rules
 
 
 def host_devices() -> list[dict[str, Any]]:

@@ -112,6 +112,7 @@ class ContainerSpec(NamedTuple):
     uts_mode: str | None = None  # "container:NAME" joins its UTS namespace (a kube pod)
     pid_mode: str | None = None  # "host", or "container:NAME" joins its PID namespace
     group_add: tuple[str, ...] = ()  # more groups of the process (names or gids)
+    devices: tuple[str, ...] = ()  # host device nodes: "HOST[:CONTAINER[:PERMS]]"
     network_aliases: tuple[str, ...] = ()  # more names the embedded DNS answers for it
     ip_address: str | None = None  # --ip, on a user network
     dns: tuple[str, ...] = ()

@@ -305,6 +305,7 @@ services:
     expose: ["9000", "9100-9101/udp"]
     sysctls: {net.ipv4.ip_local_port_range: "40000 40100", kernel.shmmni: "2048"}
     shm_size: 8m
+    devices: ["/dev/zero:/dev/myzero:r"]
 """)
     compose = ["compose", "-f", str(tmp_path / "compose.yaml"), "-p", "wt"]
     try:
@@ -328,6 +329,8 @@ services:
         shown = box("exec", "wt-long-1", "sh", "-c", "cat /proc/sys/net/ipv4/ip_local_port_range"
                     " /proc/sys/kernel/shmmni; df -k /dev/shm | tail -1").stdout.split()
         assert shown[:3] == ["40000", "40100", "2048"] and shown[4] == "8192"
+        assert box("exec", "wt-long-1", "sh", "-c", "stat -c '%t %T' /dev/myzero; "
+                   "head -c 3 /dev/myzero | wc -c").stdout.split() == ["1", "5", "3"]
         exposed = _inspect(box, "wt-long-1")["Config"]["ExposedPorts"]
         assert set(exposed) == {"9000/tcp", "9100/udp", "9101/udp"}
 
