@@ -721,6 +721,39 @@ def events_cmd(ctx: ComposeContext, as_json: bool, since: str | None, until: str
                            f"{(event.get('Actor') or {}).get('ID')} ({details})")
 
 
+@compose_group.command("stats")
+@click.option("--no-stream", is_flag=True, help="One sample (the only kind here).")
+@click.option("--format", "fmt", default=None, help="table, json or a Go template.")
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def stats_cmd(ctx: ComposeContext, no_stream: bool, fmt: str | None,
+              services: tuple[str, ...]) -> None:
+    """Resource usage of the project's running containers (the stats command's)."""
+    from dockyard.cli.container_ops import stats_cmd as container_stats
+
+    project = ctx.project(services)
+    project._check_services(services)
+    ids = tuple(r.id for r in project.containers(services) if r.state == "running")
+    if not ids:
+        return
+    with click.Context(container_stats, obj=ctx.engine) as sub:
+        sub.invoke(container_stats, no_stream=True, fmt=fmt, containers=ids)
+
+
+@compose_group.command("attach")
+@click.option("--index", type=int, default=1, help="Which replica (default 1).")
+@click.option("--no-stdin", is_flag=True, help="Do not attach stdin.")
+@click.argument("service")
+@click.pass_obj
+def attach_cmd(ctx: ComposeContext, index: int, no_stdin: bool, service: str) -> None:
+    """Attach this terminal to a service's container (the attach command's)."""
+    from dockyard.cli.containers import attach_cmd as container_attach
+
+    record = ctx.project((service,)).container(service, index)
+    with click.Context(container_attach, obj=ctx.engine) as sub:
+        sub.invoke(container_attach, no_stdin=no_stdin, container=record.id)
+
+
 @compose_group.command("version")
 @click.option("--short", is_flag=True, help="Only the version number.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty")

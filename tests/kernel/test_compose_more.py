@@ -174,6 +174,9 @@ services:
         assert {e["service"] for e in seen} == {"svc"}
         assert {"create", "start"} <= {e["action"] for e in seen}
         assert "ex-svc-2" in {e["attributes"]["name"] for e in seen}
+        stats = box(*compose, "stats", "--no-stream", "--format", "json", "svc").stdout
+        assert {json.loads(line)["Name"] for line in stats.splitlines()} == {
+            "ex-svc-1", "ex-svc-2"}
         box(*compose, "scale", "svc=1")
         assert set(_ids(box, compose)) == {"ex-dep-1", "ex-svc-1"}
         box(*compose, "kill", "svc")
@@ -306,6 +309,10 @@ services:
     sysctls: {net.ipv4.ip_local_port_range: "40000 40100", kernel.shmmni: "2048"}
     shm_size: 8m
     devices: ["/dev/zero:/dev/myzero:r"]
+  talker:
+    image: box:1
+    command: [sh, -c, "sleep 2; echo attached; exit 7"]
+    profiles: [talk]
 """)
     compose = ["compose", "-f", str(tmp_path / "compose.yaml"), "-p", "wt"]
     try:
@@ -325,6 +332,9 @@ services:
         refused = box(*compose, "up", "-d", "--exit-code-from", "short", check=False)
         assert refused.returncode != 0 and "need an attached up" in refused.stderr
 
+        box(*compose, "up", "-d", "talker")
+        attached = box(*compose, "attach", "--no-stdin", "talker", check=False)
+        assert attached.returncode == 7 and attached.stdout == "attached\n"
         box(*compose, "up", "-d", "long")  # stopped by the abort above
         shown = box("exec", "wt-long-1", "sh", "-c", "cat /proc/sys/net/ipv4/ip_local_port_range"
                     " /proc/sys/kernel/shmmni; df -k /dev/shm | tail -1").stdout.split()
@@ -336,7 +346,7 @@ services:
 
         assert box(*compose, "ps", "--services").stdout.split() == ["long", "slow"]
         assert box(*compose, "ps", "--status", "exited", "--services").stdout.split() == [
-            "short"]
+            "short", "talker"]
         hashes = dict(line.split() for line in
                       box(*compose, "config", "--hash", "*").stdout.splitlines())
         assert set(hashes) == {"slow", "short", "long"} and len(hashes["slow"]) == 64
@@ -345,7 +355,7 @@ services:
         stamped = box(*compose, "logs", "-t", "short").stdout.splitlines()
         assert stamped[-1].startswith("wt-short-1  | 20") and stamped[-1].endswith(" bye")
     finally:
-        box(*compose, "down", "-t", "1", check=False)
+        box(*compose, "--profile", "talk", "down", "-t", "1", check=False)
 
 
 def test_services_started_side_by_side_leave_no_idle_zygote(box: Dockyard,
