@@ -151,6 +151,8 @@ def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hos
                               "source": "tmpfs", "options": options})
     oci["mounts"] += user_mounts(spec, volume_dirs or {})
     oci["annotations"] = dict(spec.labels)
+    if spec.domainname:
+        oci["domainname"] = spec.domainname
     if spec.sysctls:
         check_sysctls(spec)
         linux["sysctl"] = dict(spec.sysctls)

@@ -113,6 +113,7 @@ class ContainerSpec(NamedTuple):
     pid_mode: str | None = None  # "host", or "container:NAME" joins its PID namespace
     group_add: tuple[str, ...] = ()  # more groups of the process (names or gids)
     devices: tuple[str, ...] = ()  # host device nodes: "HOST[:CONTAINER[:PERMS]]"
+    domainname: str | None = None  # the UTS namespace's NIS domain name
     network_aliases: tuple[str, ...] = ()  # more names the embedded DNS answers for it
     ip_address: str | None = None  # --ip, on a user network
     dns: tuple[str, ...] = ()

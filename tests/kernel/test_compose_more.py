@@ -309,6 +309,7 @@ services:
     sysctls: {net.ipv4.ip_local_port_range: "40000 40100", kernel.shmmni: "2048"}
     shm_size: 8m
     devices: ["/dev/zero:/dev/myzero:r"]
+    domainname: example.org
   talker:
     image: box:1
     command: [sh, -c, "sleep 2; echo attached; exit 7"]
@@ -340,7 +341,8 @@ services:
                     " /proc/sys/kernel/shmmni; df -k /dev/shm | tail -1").stdout.split()
         assert shown[:3] == ["40000", "40100", "2048"] and shown[4] == "8192"
         assert box("exec", "wt-long-1", "sh", "-c", "stat -c '%t %T' /dev/myzero; "
-                   "head -c 3 /dev/myzero | wc -c").stdout.split() == ["1", "5", "3"]
+                   "head -c 3 /dev/myzero | wc -c; cat /proc/sys/kernel/domainname"
+                   ).stdout.split() == ["1", "5", "3", "example.org"]
         exposed = _inspect(box, "wt-long-1")["Config"]["ExposedPorts"]
         assert set(exposed) == {"9000/tcp", "9100/udp", "9101/udp"}
 
