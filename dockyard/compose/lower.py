@@ -27,6 +27,8 @@ from dockyard.engine.flags import (
     restart_policy,
 )
 from dockyard.engine.spec import (
+    BlkioThrottleDevice,
+    BlkioWeightDevice,
     ContainerSpec,
     Healthcheck,
     MountSpec,
@@ -317,6 +319,7 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         group_add=tuple(str(g) for g in service.get("group_add") or ()),
         devices=_devices(service.get("devices"), where),
         domainname=_opt_str(service.get("domainname")),
+        **_blkio(service.get("blkio_config"), where),
         volumes_from=tuple(_volumes_from(project, services_doc, service)),
         dns_search=tuple(_as_list(service.get("dns_search"))),
         dns_options=tuple(_as_list(service.get("dns_opt"))),
@@ -625,6 +628,28 @@ def _ipc(project: LoadedProject, name: str, service: dict[str, Any]) -> str | No
         return mode
     raise NotImplementedFeature(f"services.{name}.ipc: {mode!r} is not supported "
                                 "(service:NAME, container:NAME)")
+
+
+def _blkio(value: Any, where: str) -> dict[str, Any]:
+    """``blkio_config``: ``weight``, ``weight_device``, ``device_read_bps`` … (a rate as
+    a number or a size like ``1mb``, ``device_*_iops`` as a number)."""
+    if not value:
+        return {}
+    out: dict[str, Any] = {}
+    if value.get("weight") is not None:
+        out["blkio_weight"] = int(value["weight"])
+    if value.get("weight_device"):
+        out["blkio_weight_device"] = tuple(BlkioWeightDevice(str(d["path"]), int(d["weight"]))
+                                           for d in value["weight_device"])
+    for key in ("device_read_bps", "device_write_bps", "device_read_iops",
+                "device_write_iops"):
+        items = value.get(key) or []
+        if items:
+            out[key] = tuple(BlkioThrottleDevice(str(d["path"]), int(d["rate"]) if isinstance(
+                d["rate"], int) or str(d["rate"]).isdigit() or key.endswith("iops")
+                else parse_bytes(str(d["rate"]), f"{where}.blkio_config.{key}"))
+                for d in items)
+    return out
 
 
 def _devices(value: Any, where: str) -> tuple[str, ...]:

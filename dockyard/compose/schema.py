@@ -31,7 +31,7 @@ SERVICE_KEYS = frozenset({
     "cpu_shares", "pids_limit", "ulimits", "security_opt", "oom_kill_disable",
     "container_name", "pull_policy", "logging", "expose", "post_start", "pre_stop",
     "develop", "platform", "links", "sysctls", "shm_size", "pid", "group_add", "devices",
-    "domainname",
+    "domainname", "blkio_config",
 })
 DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy"})
 RESOURCES_KEYS = frozenset({"limits"})

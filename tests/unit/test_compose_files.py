@@ -319,3 +319,22 @@ def test_sysctls_only_namespaced(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidArgument, match="kernel.panic"):
         check_sysctls(spec._replace(sysctls=(("kernel.panic", "1"),)))
+
+
+def test_blkio_config_lowers_as_the_cli_flags(tmp_path: Path) -> None:
+    from dockyard.engine.spec import BlkioThrottleDevice, BlkioWeightDevice
+
+    spec = _plan(tmp_path, """
+services:
+  a:
+    image: box:1
+    blkio_config:
+      weight: 300
+      weight_device: [{path: /dev/sda, weight: 400}]
+      device_read_bps: [{path: /dev/sda, rate: 1mb}]
+      device_write_iops: [{path: /dev/sda, rate: 30}]
+""").services["a"].spec
+    assert spec.blkio_weight == 300
+    assert spec.blkio_weight_device == (BlkioWeightDevice("/dev/sda", 400),)
+    assert spec.device_read_bps == (BlkioThrottleDevice("/dev/sda", 1024**2),)
+    assert spec.device_write_iops == (BlkioThrottleDevice("/dev/sda", 30),)

@@ -154,7 +154,7 @@ def _load_bad(name: str, env: dict[str, str] | None = None) -> None:
      r"extends-cycle\.yaml: services\.[ab]\.extends: extends cycle"),
     ("unsupported.yaml", NotImplementedFeature,
      r"unsupported\.yaml: not supported by dockyard compose yet: "
-     r"services\.web\.blkio_config \(line 4\), services\.web\.runtime \(line 5\), "
+     r"services\.web\.storage_opt \(line 4\), services\.web\.runtime \(line 5\), "
      r"services\.web\.build\.cache_from \(line 6\), "
      r"services\.web\.networks\.default\.ipv6_address \(line 7\), "
      r"secrets\.token\.external \(line 10\)"),
