@@ -454,6 +454,9 @@ def exec_cmd(ctx: ComposeContext, detach: bool, no_tty: bool, user: str | None,
 @click.option("-T", "--no-TTY", "no_tty", is_flag=True, help="No pseudo-TTY.")
 @click.option("--no-deps", is_flag=True, help="Do not start the service's dependencies.")
 @click.option("--service-ports", is_flag=True, help="Publish the service's ports.")
+@click.option("-p", "--publish", "publish", multiple=True, help="Publish a port too.")
+@click.option("-v", "--volume", "volumes", multiple=True, help="Bind or mount a volume too.")
+@click.option("--use-aliases", is_flag=True, help="The service's network aliases too.")
 @click.option("--build", "build", is_flag=True, help="Build the image first.")
 @click.argument("service")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -461,7 +464,8 @@ def exec_cmd(ctx: ComposeContext, detach: bool, no_tty: bool, user: str | None,
 def run_cmd(ctx: ComposeContext, detach: bool, remove: bool, env: tuple[str, ...],
             labels: tuple[str, ...], name: str | None, entrypoint: str | None,
             user: str | None, workdir: str | None, no_tty: bool, no_deps: bool,
-            service_ports: bool, build: bool, service: str,
+            service_ports: bool, publish: tuple[str, ...], volumes: tuple[str, ...],
+            use_aliases: bool, build: bool, service: str,
             command: tuple[str, ...]) -> None:
     """A one-off container of SERVICE running COMMAND (default: the service's)."""
     import shlex
@@ -472,11 +476,15 @@ def run_cmd(ctx: ComposeContext, detach: bool, remove: bool, env: tuple[str, ...
     project = ctx.project((service,))
     project.prepare_run(service, no_deps=no_deps, build="always" if build else "missing")
     tty = not no_tty and not detach and sys.stdin.isatty()
+    from dockyard.engine.flags import parse_publish, parse_volume
+
     options = OneOff(tuple(command) or None,
                      tuple(shlex.split(entrypoint)) if entrypoint is not None else None,
                      tuple(_with_values(env)), user, workdir, name,
                      dict(item.partition("=")[::2] for item in labels), tty,
-                     not detach and sys.stdin.isatty() or tty, remove, service_ports)
+                     not detach and sys.stdin.isatty() or tty, remove, service_ports,
+                     tuple(p for text in publish for p in parse_publish(text)),
+                     tuple(parse_volume(text) for text in volumes), use_aliases)
     record = project.one_off(service, options)
     if detach:
         ctx.engine.containers.start(record.id)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from dockyard.compose import labels as L
-from dockyard.compose.lower import Hook, ProjectPlan, ServicePlan
+from dockyard.compose.lower import Attachment, Hook, ProjectPlan, ServicePlan
 from dockyard.compose.order import dependents, with_dependencies
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, Unavailable
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from dockyard.build.executor import Reporter
     from dockyard.engine.engine import Engine
     from dockyard.engine.records import ContainerRecord
-    from dockyard.engine.spec import MountSpec
+    from dockyard.engine.spec import MountSpec, PortSpec
 
 Report = Callable[[str], None]
 
@@ -49,6 +49,9 @@ class OneOff(NamedTuple):
     interactive: bool = False
     remove: bool = False
     service_ports: bool = False
+    ports: tuple[PortSpec, ...] = ()  # -p
+    mounts: tuple[MountSpec, ...] = ()  # -v
+    use_aliases: bool = False  # the service's name and aliases on its networks
 
 
 class Project:
@@ -319,18 +322,26 @@ class Project:
             name=container, labels=labels, env=spec.env + options.env,
             user=options.user or spec.user, working_dir=options.workdir or spec.working_dir,
             tty=options.tty, stdin_open=options.interactive, auto_remove=options.remove,
-            ports=spec.ports if options.service_ports else (),
+            ports=(spec.ports if options.service_ports else ()) + options.ports,
             restart=spec.restart._replace(name="no", maximum_retry_count=0) if options.remove
             else spec.restart,
-            mounts=spec.mounts + self._file_mounts(service))
+            mounts=spec.mounts + options.mounts + self._file_mounts(service))
+
+        def aliases(attachment: Attachment) -> tuple[str, ...]:
+            # Compose: a one-off answers to its service's name and aliases only with
+            # --use-aliases
+            return attachment.aliases if options.use_aliases else ()
+
         if service.networks:
             primary = service.networks[0]
-            spec = spec._replace(network_mode=primary.network, network_aliases=primary.aliases)
+            spec = spec._replace(network_mode=primary.network,
+                                 network_aliases=aliases(primary))
         record = self.engine.containers.create(spec)
         try:
             self._copy_files(record, service)
             for attachment in service.networks[1:]:
-                connect(self.engine.containers, record, attachment.network, attachment.aliases)
+                connect(self.engine.containers, record, attachment.network,
+                        aliases(attachment))
         except BaseException:
             self.engine.containers.remove(record.id, force=True, volumes=True)
             raise

@@ -149,6 +149,14 @@ services:
         assert _inspect(box, detached)["NetworkSettings"]["Ports"] == {}
         ported = box(*compose, "run", "-d", "--service-ports", "svc").stdout.strip()
         assert "80/tcp" in _inspect(box, ported)["NetworkSettings"]["Ports"]
+        extra = box(*compose, "run", "-d", "--no-deps", "-p", "127.0.0.1::81", "svc"
+                    ).stdout.strip()
+        assert list(_inspect(box, extra)["NetworkSettings"]["Ports"]) == ["81/tcp"]
+        (tmp_path / "shared").mkdir()
+        (tmp_path / "shared" / "f").write_text("bound\n")
+        bound = box(*compose, "run", "--rm", "--no-deps", "-v", f"{tmp_path / 'shared'}:/mnt",
+                    "svc", "cat", "/mnt/f")
+        assert bound.stdout == "bound\n"
         assert detached not in _ids(box, compose)  # ps leaves one-off containers out
 
         box(*compose, "up", "-d")
