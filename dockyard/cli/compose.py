@@ -486,9 +486,9 @@ def run_cmd(ctx: ComposeContext, detach: bool, remove: bool, env: tuple[str, ...
                      tuple(p for text in publish for p in parse_publish(text)),
                      tuple(parse_volume(text) for text in volumes), use_aliases)
     record = project.one_off(service, options)
-    if detach:
+    if detach:  # its ID, as Docker Compose prints
         ctx.engine.containers.start(record.id)
-        echo(record.name)
+        echo(record.id)
         return
     sys.exit(run_created(ctx.engine, record, detach=False))
 

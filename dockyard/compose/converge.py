@@ -313,11 +313,11 @@ class Project:
             spec = spec._replace(command=options.command)
         if options.entrypoint is not None:
             spec = spec._replace(entrypoint=options.entrypoint)
-        container = options.name or f"{self.plan.name}-{name}-run-{os.urandom(6).hex()}"
+        slug = os.urandom(32).hex()  # Compose's: the name carries its first 12
+        container = options.name or f"{self.plan.name}-{name}-run-{slug[:12]}"
         image_id = self.engine.images.get(spec.image).config_digest
         labels = {**spec.labels, **options.labels, L.ONEOFF: "True", L.IMAGE: image_id,
-                  L.NUMBER: "1"}
-        labels.pop(L.CONFIG_HASH, None)
+                  L.SLUG: slug}
         spec = spec._replace(
             name=container, labels=labels, env=spec.env + options.env,
             user=options.user or spec.user, working_dir=options.workdir or spec.working_dir,

@@ -13,6 +13,7 @@ NUMBER = f"{PREFIX}.container-number"
 IMAGE = f"{PREFIX}.image"  # the image's ID (config digest) when the container was made
 CONFIG_HASH = f"{PREFIX}.config-hash"
 ONEOFF = f"{PREFIX}.oneoff"
+SLUG = f"{PREFIX}.slug"  # a one-off container's random ID
 WORKING_DIR = f"{PREFIX}.project.working_dir"
 CONFIG_FILES = f"{PREFIX}.project.config_files"
 DEPENDS_ON = f"{PREFIX}.depends_on"

@@ -167,6 +167,12 @@ def test_newer_features_as_docker_compose(daemon: Daemon, box: Dockyard,
         assert up.returncode == 0, up.stderr
         theirs = _docker_view(daemon)
         their_details = _details(daemon.docker, theirs["containers"])
+        their_run = subprocess.run([binary, "-f", compose_file, "run", "-d", "--no-deps",
+                                    "base", "sleep", "100"], env=env, text=True,
+                                   capture_output=True, timeout=300, check=True).stdout.strip()
+        their_doc = json.loads(daemon.docker("inspect", their_run).stdout)[0]
+        their_run, their_run_labels = their_doc["Name"].lstrip("/"), their_doc["Config"][
+            "Labels"]
     finally:
         subprocess.run([binary, "-f", compose_file, "down", "-v", "-t", "1"], env=env,
                        capture_output=True, timeout=300, check=False)
@@ -174,6 +180,10 @@ def test_newer_features_as_docker_compose(daemon: Daemon, box: Dockyard,
         box("compose", "-f", compose_file, "up", "-d", env={"SUBNET_PREFIX": prefix})
         ours = _dockyard_view(box)
         our_details = _details(box, ours["containers"])
+        our_run = box("compose", "-f", compose_file, "run", "-d", "--no-deps", "base", "sleep",
+                      "100", env={"SUBNET_PREFIX": prefix}).stdout.strip()
+        our_doc = json.loads(box("inspect", our_run).stdout)[0]
+        our_run, our_run_labels = our_doc["Name"].lstrip("/"), our_doc["Config"]["Labels"]
     finally:
         box("compose", "-f", compose_file, "down", "-v", "-t", "1", check=False)
 
@@ -185,6 +195,13 @@ def test_newer_features_as_docker_compose(daemon: Daemon, box: Dockyard,
         assert ours["containers"][name] == theirs["containers"][name], name
         assert our_details[name] == their_details[name], name
     assert our_details["features-built-1"]["ips"]["features_fixed"] == f"{prefix}.10"
+    # a one-off container: its name's shape and its labels (but the random slug)
+    assert our_run.startswith("features-base-run-") and their_run.startswith(
+        "features-base-run-")
+    slug = "com.docker.compose.slug"
+    assert our_run.endswith(our_run_labels[slug][:12])
+    assert their_run.endswith(their_run_labels[slug][:12])
+    assert {**_labels(our_run_labels), slug: ""} == {**_labels(their_run_labels), slug: ""}
 
 
 def _ports(exposed: dict[str, Any]) -> list[str]:

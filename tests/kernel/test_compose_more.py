@@ -142,7 +142,7 @@ services:
         assert set(_ids(box, compose)) == {"ex-dep-1"}
         assert _all_names(box) == {"ex-dep-1"}  # --rm: gone
         detached = box(*compose, "run", "-d", "--no-deps", "svc").stdout.strip()
-        assert detached.startswith("ex-svc-run-")
+        assert _inspect(box, detached)["Name"].lstrip("/").startswith("ex-svc-run-")
         labels = _inspect(box, detached)["Config"]["Labels"]
         assert labels["com.docker.compose.oneoff"] == "True"
         assert labels["com.docker.compose.service"] == "svc"
@@ -157,7 +157,7 @@ services:
         bound = box(*compose, "run", "--rm", "--no-deps", "-v", f"{tmp_path / 'shared'}:/mnt",
                     "svc", "cat", "/mnt/f")
         assert bound.stdout == "bound\n"
-        assert detached not in _ids(box, compose)  # ps leaves one-off containers out
+        assert detached[:12] not in _ids(box, compose).values()  # ps leaves one-offs out
 
         box(*compose, "up", "-d")
         assert sorted(box("exec", "ex-svc-1", "id", "-G").stdout.split()) == [
