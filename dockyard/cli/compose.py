@@ -110,7 +110,7 @@ def up_cmd(ctx: ComposeContext, detach: bool, scale: tuple[str, ...], remove_orp
     recreate = "force" if force_recreate else "never" if no_recreate else "diverged"
     project = ctx.project(services)
     if exit_from is not None:
-        project._check_services((exit_from,))
+        project.check_services((exit_from,))
     project.up(UpOptions(services, _scale(scale), remove_orphans, wait_timeout, recreate,
                          no_deps, "always" if build else "never" if no_build else "missing"))
     if wait:
@@ -269,7 +269,7 @@ def config_cmd(ctx: ComposeContext, only_services: bool, only_volumes: bool,
                 click.echo(key)
         else:
             wanted = list(project.plan.services) if hashes == "*" else hashes.split(",")
-            project._check_services(tuple(wanted))
+            project.check_services(tuple(wanted))
             for name in wanted:
                 click.echo(f"{name} {project.plan.services[name].config_hash}")
         return
@@ -350,7 +350,7 @@ def build_cmd(ctx: ComposeContext, no_cache: bool, pull: bool,
               services: tuple[str, ...]) -> None:
     """Build the services that have a build section."""
     project = ctx.project(services)
-    project._check_services(services)
+    project.check_services(services)
     for name in services or tuple(project.plan.services):
         plan = project.plan.services[name]
         if plan.build is None:
@@ -371,7 +371,7 @@ def build_cmd(ctx: ComposeContext, no_cache: bool, pull: bool,
 def pull_cmd(ctx: ComposeContext, ignore_buildable: bool, services: tuple[str, ...]) -> None:
     """Pull the services' images."""
     project = ctx.project(services)
-    project._check_services(services)
+    project.check_services(services)
     for name in services or tuple(project.plan.services):
         if ignore_buildable and project.plan.services[name].build is not None:
             continue
@@ -387,7 +387,7 @@ def push_cmd(ctx: ComposeContext, services: tuple[str, ...]) -> None:
     from dockyard.registry.transfer import push
 
     project = ctx.project(services)
-    project._check_services(services)
+    project.check_services(services)
     engine = ctx.engine
     for name in services or tuple(project.plan.services):
         plan = project.plan.services[name]
@@ -518,7 +518,7 @@ def kill_cmd(ctx: ComposeContext, sig: str, services: tuple[str, ...]) -> None:
     except KeyError:
         raise InvalidArgument(f"invalid signal: {sig}") from None
     project = ctx.project(services)
-    project._check_services(services)
+    project.check_services(services)
     for record in project.containers(services):
         if record.state in ("running", "restarting", "paused"):
             _progress(f"Container {record.name}  Killing")
@@ -531,7 +531,7 @@ def kill_cmd(ctx: ComposeContext, sig: str, services: tuple[str, ...]) -> None:
 def pause_cmd(ctx: ComposeContext, services: tuple[str, ...]) -> None:
     """Pause the project's running containers."""
     project = ctx.project(services)
-    project._check_services(services)
+    project.check_services(services)
     for record in project.containers(services):
         if record.state == "running":
             _progress(f"Container {record.name}  Pausing")
@@ -544,7 +544,7 @@ def pause_cmd(ctx: ComposeContext, services: tuple[str, ...]) -> None:
 def unpause_cmd(ctx: ComposeContext, services: tuple[str, ...]) -> None:
     """Unpause the project's paused containers."""
     project = ctx.project(services)
-    project._check_services(services)
+    project.check_services(services)
     for record in project.containers(services):
         if record.state == "paused":
             _progress(f"Container {record.name}  Unpausing")
@@ -557,7 +557,7 @@ def unpause_cmd(ctx: ComposeContext, services: tuple[str, ...]) -> None:
 def top_cmd(ctx: ComposeContext, services: tuple[str, ...]) -> None:
     """The processes of the project's running containers."""
     project = ctx.project(services)
-    project._check_services(services)
+    project.check_services(services)
     for record in project.containers(services):
         if record.state != "running":
             continue
@@ -676,7 +676,7 @@ def watch_cmd(ctx: ComposeContext, no_up: bool, quiet: bool, interval: float,
     from dockyard.compose.watch import Watcher, rules_of
 
     project = ctx.project(services)
-    project._check_services(services)
+    project.check_services(services)
     rules = rules_of(project, services)
     if not no_up:
         project.up(UpOptions(services))
@@ -704,7 +704,7 @@ def events_cmd(ctx: ComposeContext, as_json: bool, since: str | None, until: str
     from dockyard.engine.events import parse_time
 
     project = ctx.project(services)
-    project._check_services(services)
+    project.check_services(services)
     start = parse_time(since) if since else None
     end = parse_time(until) if until else None
     follow = end is None or end > time.time()
@@ -740,7 +740,7 @@ def stats_cmd(ctx: ComposeContext, no_stream: bool, fmt: str | None,
     from dockyard.cli.container_ops import stats_cmd as container_stats
 
     project = ctx.project(services)
-    project._check_services(services)
+    project.check_services(services)
     ids = tuple(r.id for r in project.containers(services) if r.state == "running")
     if not ids:
         return
@@ -802,7 +802,7 @@ def wait_cmd(ctx: ComposeContext, down_project: bool, services: tuple[str, ...])
     """Wait for the services' containers to stop; print their exit codes and exit with
     the first one's."""
     project = ctx.project(services)
-    project._check_services(services)
+    project.check_services(services)
     codes = []
     for record in project.containers(services):
         done = ctx.engine.containers.wait_exited(record.id, timeout=10**9)

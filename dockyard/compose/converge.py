@@ -79,14 +79,14 @@ class Project:
         return [r for r in self.containers()
                 if r.spec.labels.get(L.SERVICE) not in self.plan.services]
 
-    def _check_services(self, names: tuple[str, ...]) -> None:
+    def check_services(self, names: tuple[str, ...]) -> None:
         for name in names:
             if name not in self.plan.services:
                 raise NotFound(f"no such service: {name}")
 
     # --- up ----------------------------------------------------------------------
     def up(self, options: UpOptions) -> None:
-        self._check_services(options.services + tuple(options.scale))
+        self.check_services(options.services + tuple(options.scale))
         depends = {n: s.depends_on for n, s in self.plan.services.items()}
         selected = set(options.services) if options.no_deps and options.services else \
             with_dependencies(list(options.services or self.plan.services), depends)
@@ -350,7 +350,7 @@ class Project:
     def prepare_run(self, name: str, *, no_deps: bool, build: str = "missing") -> None:
         """What a ``compose run`` of ``name`` needs first: its image, networks and
         volumes, and (unless ``no_deps``) its dependencies up."""
-        self._check_services((name,))
+        self.check_services((name,))
         service = self.plan.services[name]
         self.images([name], build)
         if service.depends_on and not no_deps:
@@ -360,7 +360,7 @@ class Project:
 
     def container(self, name: str, index: int = 1) -> ContainerRecord:
         """The ``index``-th container of service ``name`` (``exec``, ``port``)."""
-        self._check_services((name,))
+        self.check_services((name,))
         for record in self.containers((name,)):
             if _number(record) == index:
                 return record
@@ -415,7 +415,7 @@ class Project:
         if service is None:
             return
         for hook in service.post_start:
-            code, output = self._hook(record, hook)
+            code, output = self.run_hook(record, hook)
             if code:
                 self.engine.containers.stop(record.id)
                 raise Unavailable(f"service {service.name!r}: post_start hook "
@@ -431,12 +431,12 @@ class Project:
         if self.engine.containers.get(record.id).state != "running":
             return
         for hook in service.pre_stop:
-            code, output = self._hook(record, hook)
+            code, output = self.run_hook(record, hook)
             if code:
                 self.report(f"Container {record.name}  pre_stop hook exited with status "
                             f"{code}: {output.strip()[-200:]}")
 
-    def _hook(self, record: ContainerRecord, hook: Hook) -> tuple[int, str]:
+    def run_hook(self, record: ContainerRecord, hook: Hook) -> tuple[int, str]:
         """Run ``hook`` in the container through the runtime's exec (what ``exec``
         runs); its exit code and output."""
         import subprocess
@@ -589,7 +589,7 @@ class Project:
                 self.report(f"Image {image}  Resource is still in use: {exc}")
 
     def stop(self, services: tuple[str, ...] = (), timeout: int | None = None) -> None:
-        self._check_services(services)
+        self.check_services(services)
 
         def stop(record: ContainerRecord) -> None:
             self.report(f"Container {record.name}  Stopping")
@@ -618,7 +618,7 @@ class Project:
         in_parallel(order, needs, work, workers=8)
 
     def start(self, services: tuple[str, ...] = ()) -> None:
-        self._check_services(services)
+        self.check_services(services)
         order = list(self.plan.services)
         records = sorted(self.containers(services), key=lambda r: _index(order, r))
         if not records:
@@ -634,7 +634,7 @@ class Project:
 
     def rm(self, services: tuple[str, ...] = (), *, stop: bool = False,
            volumes: bool = False) -> list[str]:
-        self._check_services(services)
+        self.check_services(services)
         removed = []
         for record in self.containers(services):
             if record.state in ("running", "restarting", "paused"):

@@ -148,7 +148,7 @@ class Watcher:
                 project.engine.containers.stop(record.id)
                 project.engine.containers.start(record.id)
             if rule.action == "sync+exec" and rule.exec is not None:
-                project._hook(record, rule.exec)
+                project.run_hook(record, rule.exec)
 
     def _sync(self, rule: WatchRule, record: ContainerRecord, changed: list[str],
               removed: list[str]) -> None:
@@ -180,7 +180,7 @@ class Watcher:
             from dockyard.compose.lower import Hook
 
             paths = [f"{target}/{p}" if p else target for p in removed]
-            self.project._hook(record, Hook(("rm", "-rf", "--", *paths), None, None, ()))
+            self.project.run_hook(record, Hook(("rm", "-rf", "--", *paths), None, None, ()))
         self.report(f"Container {record.name}  Synced {len(files)} changed, {len(removed)} "
                     f"removed ({rule.path} -> {target})")
 
