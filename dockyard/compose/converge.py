@@ -96,7 +96,12 @@ class Project:
                 if item.missing:
                     raise InvalidArgument(f"service {name!r}: {item.missing}")
         self.images([n for n in self.plan.services if n in selected], options.build)
-        self._orphans(options.remove_orphans)
+        existing: dict[str, list[ContainerRecord]] = {}  # listed once: ~4 ms a listing
+        for record in self.containers():
+            existing.setdefault(record.spec.labels.get(L.SERVICE, ""), []).append(record)
+        self._orphans(options.remove_orphans, [
+            r for name, records in existing.items() if name not in self.plan.services
+            for r in records])
         self._ensure_networks(selected)
         self._ensure_volumes(selected)
         changed: set[str] = set()
@@ -109,7 +114,8 @@ class Project:
             if recreate == "diverged" and name in dependents(changed, depends):
                 recreate = "force"
             if self._converge_service(service, options.scale.get(name, service.replicas),
-                                      recreate, start=options.start):
+                                      recreate, start=options.start,
+                                      existing=existing.get(name, [])):
                 changed.add(name)
 
         in_parallel([n for n in self.plan.services if n in selected],
@@ -185,8 +191,7 @@ class Project:
         images.pulled(digest, str(reference.parse(image)))
         self.report(f"Image {image}  Pulled")
 
-    def _orphans(self, remove: bool) -> None:
-        orphans = self.orphans()
+    def _orphans(self, remove: bool, orphans: list[ContainerRecord]) -> None:
         if orphans and not remove:
             self.report(f"Found orphan containers ({', '.join(r.name for r in orphans)}) for "
                         "this project. If you removed or renamed this service in your compose "
@@ -226,17 +231,20 @@ class Project:
                                        labels=volume.labels)
 
     def _converge_service(self, service: ServicePlan, replicas: int, recreate: str, *,
-                          start: bool = True) -> bool:
+                          start: bool = True,
+                          existing: list[ContainerRecord] | None = None) -> bool:
         """Its containers 1..replicas, matching the plan (``recreate``: when they
         diverge from it, always, or never) and started; True when one was recreated."""
-        existing = {_number(r): r for r in self.containers((service.name,))}
-        for number in sorted(existing, reverse=True):  # scaled down: from the top
+        if existing is None:
+            existing = self.containers((service.name,))
+        numbered = {_number(r): r for r in existing}
+        for number in sorted(numbered, reverse=True):  # scaled down: from the top
             if number > replicas:
-                self._remove(existing.pop(number))
+                self._remove(numbered.pop(number))
         recreated = False
         image_id = self.engine.images.get(service.spec.image).config_digest
         for number in range(1, replicas + 1):
-            record = existing.get(number)
+            record = numbered.get(number)
             diverged = record is not None and (
                 record.spec.labels.get(L.CONFIG_HASH) != service.config_hash or
                 record.spec.labels.get(L.IMAGE) != image_id)  # rebuilt, or pulled anew
@@ -250,7 +258,9 @@ class Project:
             if record is None:
                 record = self._create(service, number, carried)
             if start and record.state not in ("running", "restarting", "paused"):
-                self._start(service, record)
+                record = self.engine.containers.get(record.id)  # the listing may be stale
+                if record.state not in ("running", "restarting", "paused"):
+                    self._start(service, record)
         return recreated
 
     def _anonymous_volumes(self, record: ContainerRecord) -> dict[str, str]:
