@@ -26,8 +26,10 @@ apt-get update -qq
 apt-get install -y -qq busybox-static runc libseccomp2 iproute2 iptables procps tini >/dev/null
 if [[ $DEV == 1 ]]; then
     # compatibility tests: a real dockerd drives dockyard-runtime; images go through
-    # Debian's docker-registry (htpasswd from apache2-utils), skopeo and umoci
-    apt-get install -y -qq docker.io docker-registry skopeo umoci apache2-utils >/dev/null
+    # Debian's docker-registry (htpasswd from apache2-utils), skopeo and umoci; gnupg for
+    # the image-signing tests (skopeo judges dockyard's GPG signatures and vice versa)
+    apt-get install -y -qq docker.io docker-registry skopeo umoci apache2-utils gnupg \
+        >/dev/null
 fi
 
 python3 -m venv "$VENV"

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.fs.inroot import Root, clean, proc_path
-from dockyard.fs.tree import tar_info
+from dockyard.fs.tartree import tar_info
 from dockyard.snapshots.unpack import Placer, TarRules, copy_from, extract_tar, place_tree
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import Any
 from dockyard import trace
 from dockyard.cli.flagtable import Opt, opt
 from dockyard.engine.engine import Engine
-from dockyard.errors import ContainerNotFound, InvalidArgument
+from dockyard.errors import InvalidArgument
 
 PS_OPTIONS: tuple[Opt, ...] = (
     opt("-a", "--all", dest="all_containers", kind="flag"),
@@ -45,7 +45,9 @@ def run(engine: Engine, image: str, command: tuple[str, ...], *, detach: bool,
     """``run``: create and start; without ``detach``, show the output; the exit code."""
     from dockyard.cli.container_flags import spec_from_flags
 
+    pull = o.pop("pull", "missing")
     spec = spec_from_flags(image, command, o)
+    _image_for_run(engine, spec.image, pull)
     return run_created(engine, engine.containers.create(spec), detach=detach)
 
 
@@ -77,6 +79,26 @@ def run_created(engine: Engine, record: Any, *, detach: bool) -> int:
     return code
 
 
+def _image_for_run(engine: Engine, image: str, pull: str) -> None:
+    """``run --pull``: as Docker, a missing image is pulled (under the signature policy)
+    before the container is made."""
+    if pull not in ("missing", "always", "never"):
+        raise InvalidArgument(f'invalid pull option: "{pull}": must be one of "always", '
+                              '"missing" or "never"')
+    if pull == "never":
+        return
+    if pull == "missing":
+        from dockyard.errors import ImageNotFound
+
+        try:
+            engine.images.get(image)
+            return
+        except ImageNotFound:
+            sys.stderr.write(f"Unable to find image '{image}' locally\n")
+            sys.stderr.flush()
+    engine.pull_image(image)
+
+
 def ps(engine: Engine, *, all_containers: bool, quiet: bool, no_trunc: bool,
        filters: tuple[str, ...], fmt: str | None) -> None:
     """``ps``: Docker's table (or ``--format``) of the containers."""
@@ -100,7 +122,7 @@ def ps(engine: Engine, *, all_containers: bool, quiet: bool, no_trunc: bool,
             echo(record.id if no_trunc else record.id[:12])
         return
     from dockyard.cli.render import container_fields, human_ago, render
-    from dockyard.engine.inspect import health_of
+    from dockyard.engine.inspect import command_of, health_of
 
     healths: dict[str, str] = {}
     for record in records:
@@ -108,19 +130,21 @@ def ps(engine: Engine, *, all_containers: bool, quiet: bool, no_trunc: bool,
         if health:
             healths[record.id] = health["Status"] if health["Status"] != "starting" \
                 else "health: starting"
+    whole = _needs_inspect(fmt)
     rows = []
     for r in records:
-        try:
-            inspected = engine.containers.inspect(r.id)  # once: COMMAND and template fields
-        except ContainerNotFound:
-            continue  # removed while we list: left out, as Docker does
+        if whole:  # once: COMMAND and the template's fields
+            inspected = engine.containers.inspect_record(r)
+            args = [inspected["Path"], *inspected["Args"]]
+        else:
+            args = command_of(r, engine.images)
         rows.append({
             "ID": r.id if no_trunc else r.id[:12], "Image": r.image,
-            "Command": f'"{_command_text(inspected, no_trunc)}"',
+            "Command": f'"{_command_text(args, no_trunc)}"',
             "RunningFor": human_ago(r.created), "Status": _status(r, healths.get(r.id)),
             "Ports": _ports(engine, r.id) if r.state in ("running", "paused") else "",
             "Names": r.name, "State": r.state,
-            **container_fields(inspected, not no_trunc)})
+            **(container_fields(inspected, not no_trunc) if whole else {})})
     echo(render(rows, ["ID", "Image", "Command", "RunningFor", "Status", "Ports",
                              "Names"], fmt,
                       {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
@@ -141,9 +165,29 @@ def _ports(engine: Engine, container_id: str) -> str:
                      for ip, host, port, proto in config.get("ports", []))
 
 
-def _command_text(doc: dict[str, Any], no_trunc: bool) -> str:
+# what ``ps`` knows without inspecting each container
+_PS_FIELDS = frozenset({"ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names",
+                        "State"})
+
+
+def _needs_inspect(fmt: str | None) -> bool:
+    """Whether ``--format`` names a field that takes a whole inspect of each container
+    (``CreatedAt``, ``Labels``, ``Mounts``…, or the whole row: ``{{json .}}``); the
+    table and templates of the columns alone need only the command line."""
+    if fmt in (None, "", "table"):
+        return False
+    import re
+
+    actions = re.findall(r"\{\{(.*?)\}\}", fmt or "", re.S)
+    if not actions:  # ``json``: every field of each row
+        return True
+    return any(name not in _PS_FIELDS for action in actions
+               for name in re.findall(r"\.(\w*)", action))
+
+
+def _command_text(args: list[str], no_trunc: bool) -> str:
     """Docker's COMMAND column: path and args, cut at 20 characters with an ellipsis."""
-    text = " ".join([doc["Path"], *doc["Args"]])
+    text = " ".join(args)
     return text if no_trunc or len(text) <= 20 else text[:19] + "…"
 
 

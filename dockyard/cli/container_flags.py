@@ -68,6 +68,8 @@ CONTAINER_OPTIONS: tuple[Opt, ...] = (
 RUN_OPTIONS: tuple[Opt, ...] = (
     *CONTAINER_OPTIONS,
     opt("-d", "--detach", kind="flag", help="Run in the background, print the ID."),
+    opt("--pull", default="missing",
+        help="Pull the image first: missing (default), always or never."),
 )
 
 

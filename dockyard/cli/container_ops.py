@@ -159,7 +159,7 @@ def cp_cmd(engine: Engine, source: str, dest: str) -> None:
     import tempfile
 
     from dockyard.fs.inroot import Root
-    from dockyard.fs.tree import write_entry_tar
+    from dockyard.fs.tartree import write_entry_tar
     from dockyard.snapshots.unpack import TarRules, extract_tar
 
     ops = engine.container_ops

@@ -97,27 +97,36 @@ COMMANDS: dict[str, FastCommand] = {
 }
 
 
-def _global_flags(argv: Sequence[str]) -> tuple[str | None, list[str], int] | None:
-    """``--root`` and ``--insecure-registry`` before the command (as the click group
-    reads them); None for any other flag."""
-    root: str | None = None
+class GlobalFlags(NamedTuple):
+    root: str | None
+    insecure: list[str]
+    policy: str | None
+    registries_d: str | None
+    end: int  # the index of the command
+
+
+def _global_flags(argv: Sequence[str]) -> GlobalFlags | None:
+    """``--root``, ``--insecure-registry``, ``--policy`` and ``--registries.d`` before
+    the command (as the click group reads them); None for any other flag."""
+    values: dict[str, str] = {}
     insecure: list[str] = []
     i = 0
     while i < len(argv) and argv[i].startswith("-"):
         name, eq, value = argv[i].partition("=")
-        if name not in ("--root", "--insecure-registry"):
+        if name not in ("--root", "--insecure-registry", "--policy", "--registries.d"):
             return None
         if not eq:
             if i + 1 >= len(argv):
                 return None
             i += 1
             value = argv[i]
-        if name == "--root":
-            root = value
-        else:
+        if name == "--insecure-registry":
             insecure.append(value)
+        else:
+            values[name] = value
         i += 1
-    return root, insecure, i
+    return GlobalFlags(values.get("--root"), insecure, values.get("--policy"),
+                       values.get("--registries.d"), i)
 
 
 def dispatch(argv: Sequence[str]) -> int | None:
@@ -125,7 +134,7 @@ def dispatch(argv: Sequence[str]) -> int | None:
     found = _global_flags(argv)
     if found is None:
         return None
-    root, insecure, i = found
+    root, insecure, i = found.root, found.insecure, found.end
     if i >= len(argv) or argv[i] not in COMMANDS:
         return None
     name = argv[i]
@@ -142,9 +151,13 @@ def dispatch(argv: Sequence[str]) -> int | None:
         root = os.environ.get("DOCKYARD_ROOT") or None
     if not insecure and os.environ.get("DOCKYARD_INSECURE_REGISTRIES"):
         insecure = os.environ["DOCKYARD_INSECURE_REGISTRIES"].split()
+    from pathlib import Path
+
     from dockyard.cli.errors import guarded
     from dockyard.engine.engine import Engine
     from dockyard.store.layout import Layout
 
-    engine = Engine(Layout.for_root(root), insecure_registries=frozenset(insecure))
+    engine = Engine(Layout.for_root(root), insecure_registries=frozenset(insecure),
+                    policy=Path(found.policy) if found.policy else None,
+                    registries_d=Path(found.registries_d) if found.registries_d else None)
     return guarded(lambda: command.body(engine, *positionals, **options), run=name == "run")

@@ -40,6 +40,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "events": ("system",),
     "build": ("build",), "builder": ("build",), "serve": ("serve",),
     "compose": ("compose",), "kube": ("kube",),
+    "sbom": ("supply",), "scan": ("supply",),
 }
 
 
@@ -70,11 +71,20 @@ class LazyGroup(click.Group):
 @click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
               envvar="DOCKYARD_INSECURE_REGISTRIES",
               help="Talk plain HTTP to this registry (127.0.0.1 and localhost always may).")
+@click.option("--policy", default=None, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Signature policy (containers-policy.json) pulls obey (default "
+                   "/etc/containers/policy.json, if there).")
+@click.option("--registries.d", "registries_d", default=None, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where signatures are stored (default /etc/containers/registries.d).")
 @click.version_option("0.1.0", prog_name="dockyard")
 @click.pass_context
-def cli(ctx: click.Context, root: str | None, insecure: tuple[str, ...]) -> None:
+def cli(ctx: click.Context, root: str | None, insecure: tuple[str, ...], policy: Path | None,
+        registries_d: Path | None) -> None:
     """dockyard: build and run OCI containers, Docker-compatible, no daemon required."""
-    ctx.obj = Engine(Layout.for_root(root), insecure_registries=frozenset(insecure))
+    ctx.obj = Engine(Layout.for_root(root), insecure_registries=frozenset(insecure),
+                     policy=policy, registries_d=registries_d)
 
 
 @cli.command()

@@ -294,7 +294,8 @@ class ContainerOps:
 
         from dockyard.engine import initlayer
         from dockyard.fs.inroot import Root
-        from dockyard.fs.tree import TarWriter, walk
+        from dockyard.fs.tartree import TarWriter
+        from dockyard.fs.tree import walk
 
         record = self.service.get(ref)
         try:
@@ -332,7 +333,7 @@ class ContainerOps:
         descriptor, so a running container swapping a directory for a symlink can
         not make it read a host file."""
         from dockyard.fs.inroot import Root
-        from dockyard.fs.tree import write_entry_tar
+        from dockyard.fs.tartree import write_entry_tar
 
         record = self.service.get(ref)
         base = posixpath.basename(posixpath.normpath("/" + path)) or "."

@@ -116,8 +116,12 @@ class ContainerService:
         return self._networks()
 
     # --- paths ---------------------------------------------------------------
+    @functools.cached_property
+    def containers_dir(self) -> Path:
+        return self.layout.root / "containers"
+
     def bundle(self, container_id: str) -> Path:
-        return self.layout.root / "containers" / container_id
+        return self.containers_dir / container_id
 
     def log_path(self, container_id: str) -> Path:
         return self.bundle(container_id) / "container.log"
@@ -982,9 +986,12 @@ class ContainerService:
         return container_logs.read(self, ref, follow=follow, tail=tail, since=since, stop=stop)
 
     def inspect(self, ref: str) -> dict[str, Any]:
+        return self.inspect_record(self.get(ref))
+
+    def inspect_record(self, record: ContainerRecord) -> dict[str, Any]:
+        """``inspect`` of a record in hand (``ps`` lists them, then shows each)."""
         from dockyard.engine.inspect import container_json
 
-        record = self.get(ref)
         doc = container_json(record, self.bundle(record.id), self.images)
         if record.state == "restarting":  # Docker: running, restarting, no process
             doc["State"].update(Status="restarting", Running=True, Restarting=True, Pid=0)
@@ -1036,7 +1043,8 @@ def _copy_up(rootfs: Path, target: str, data: Path) -> None:
 
 def _read_status(bundle: Path) -> dict[str, Any]:
     try:
-        data = json.loads((bundle / "status.json").read_text())
+        with open(os.path.join(bundle, "status.json"), "rb") as handle:
+            data = json.loads(handle.read())
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

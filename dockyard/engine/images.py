@@ -45,6 +45,7 @@ class ImageService:
         self._in_use = in_use or (lambda _digest: [])
         self._extra_live = extra_live or set
         self.events: EventLog | None = None  # set by the engine: tag, untag, delete
+        self._configs: dict[str, bytes] = {}  # config bytes by digest (see ``config``)
 
     def _event(self, action: str, image_id: str, name: str) -> None:
         if self.events is not None:
@@ -68,7 +69,16 @@ class ImageService:
         return parsed
 
     def config(self, record: ImageRecord) -> dict[str, Any]:
-        return parse_config(self.content.read(record.config_digest))
+        """The image's config, parsed anew for each caller (who may change it); its
+        bytes are kept by digest (content-addressed, so never stale): ``ps`` and the
+        API's container list read one image's config for each of its containers."""
+        data = self._configs.get(record.config_digest)
+        if data is None:
+            data = self.content.read(record.config_digest)
+            if len(self._configs) >= 64:
+                self._configs.clear()
+            self._configs[record.config_digest] = data
+        return parse_config(data)
 
     def summaries(self, *, all_images: bool = False, dangling: bool | None = None,
                   reference_pattern: str | None = None, digests: bool = False,

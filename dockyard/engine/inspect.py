@@ -58,16 +58,28 @@ def health_of(bundle: Path) -> dict[str, Any] | None:
     return health if isinstance(health, dict) else None
 
 
+def process_args(record: ContainerRecord, config: dict[str, Any]) -> list[str]:
+    """The container's command line (Path and Args) from its image's ``config``."""
+    from dockyard.engine import ocispec
+
+    try:
+        return ocispec.process_args(config, record.spec)
+    except Exception:  # noqa: BLE001 - an image with no command: show what there is
+        return []
+
+
+def command_of(record: ContainerRecord, images: ImageService) -> list[str]:
+    """``process_args`` alone, for ``ps``'s COMMAND column without a whole inspect."""
+    return process_args(record, _image_config(record, images))
+
+
 def container_json(record: ContainerRecord, bundle: Path,
                    images: ImageService) -> dict[str, Any]:
     from dockyard.engine import ocispec
 
     spec = record.spec
     config = _image_config(record, images)
-    try:
-        args = ocispec.process_args(config, spec)
-    except Exception:  # noqa: BLE001 - an image with no command: show what there is
-        args = []
+    args = process_args(record, config)
     env = ocispec.merge_env(list(config.get("Env") or []), spec.env)
     running = record.state == "running"
     state: dict[str, Any] = {}

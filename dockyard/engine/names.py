@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import random
+import os
 import re
 from collections.abc import Callable
 
@@ -21,9 +21,19 @@ def valid(name: str) -> bool:
 
 def generate(taken: Callable[[str], bool]) -> str:
     for attempt in range(100):
-        name = f"{random.choice(_LEFT)}_{random.choice(_RIGHT)}"
+        name = f"{_pick(_LEFT)}_{_pick(_RIGHT)}"
         if attempt > 10:
-            name += str(random.randint(1, 99))
+            name += str(1 + _below(99))
         if not taken(name):
             return name
     raise RuntimeError("could not generate a free container name")
+
+
+def _below(n: int) -> int:
+    """A uniform-enough number in [0, n) (``random`` costs ~1 ms of imports per
+    command; a name needs no statistics)."""
+    return int.from_bytes(os.urandom(4), "little") % n
+
+
+def _pick(choices: tuple[str, ...]) -> str:
+    return choices[_below(len(choices))]

@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Protocol
@@ -69,7 +68,7 @@ class BlobWriter:
         self._store = store
         self._expected = Digest.parse(expected) if expected else None
         self._size = size
-        self._tmp = store.ingest_dir / f"{uuid.uuid4().hex}.part"
+        self._tmp = store.ingest_dir / f"{os.urandom(16).hex()}.part"
         with translated(self._tmp):
             self._file: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
         _hold(self._file)

@@ -29,6 +29,14 @@ def check_layer_count(count: int) -> None:
                               "supported (overlayfs's limit, as in Docker)")
 
 
+def check_diff_ids(layer_count: int, diff_ids: list[str]) -> None:
+    """As many diff_ids in the config as layers in the manifest, and not too many."""
+    check_layer_count(layer_count)
+    if layer_count != len(diff_ids):
+        raise InvalidArgument(f"the image has {layer_count} layers but its config lists "
+                              f"{len(diff_ids)} diff_ids")
+
+
 def verify_layer(content: LocalContentStore, digest: str, media_type: str,
                  diff_id: str | None) -> str:
     """The unpacker's rules over a stored layer blob; returns its diff_id, which must
@@ -46,10 +54,7 @@ def admit(content: LocalContentStore, layers: Iterable[tuple[str, str]],
     """Check an image's layers (digest, media type) against its diff_ids before it is
     recorded (callers discard what they brought when this raises)."""
     pairs = list(layers)
-    check_layer_count(len(pairs))
-    if len(pairs) != len(diff_ids):
-        raise InvalidArgument(f"the image has {len(pairs)} layers but its config lists "
-                              f"{len(diff_ids)} diff_ids")
+    check_diff_ids(len(pairs), diff_ids)
     for (digest, media_type), diff_id in zip(pairs, diff_ids, strict=True):
         verify_layer(content, digest, media_type, diff_id)
 

@@ -1,35 +1,246 @@
 """``dockyard-runtime``: runc's command line over the runtime library.
 
-argparse rather than click here on purpose: this binary sits on every container
-start path, and containerd/dockerd invoke it several times per container, so its
-import cost is measured (bench/runtime_start.py) and kept to the standard library.
+The standard library only, on purpose: this binary sits on every container start
+path, and containerd/dockerd invoke it several times per container, so its cost is
+measured (bench/runtime_start.py).  The flags are declared once, in tables: a small
+parser reads them for the subcommands of a container's life, argparse (built from the
+same tables) for the rest, for help, and for every error message.
 Errors print one line (and a JSON line to ``--log`` for containerd) and exit 1.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
+from dockyard import trace
 from dockyard.errors import DockyardError
 from dockyard.runtime import log
+
+if TYPE_CHECKING:
+    import argparse
 
 DEFAULT_ROOT = "/run/dockyard-runtime"
 
 
-_GLOBAL_WITH_VALUE = {"--root", "--log", "--log-format", "--rootless", "--criu"}
+# The command line, declared once: argparse is built from these tables, and so is the
+# fast parser the hot subcommands take (argparse's import, setup and gettext lookups
+# cost ~5 ms of each call; containerd calls this binary several times per container).
+# A flag: (names, kind, default, choices); kinds: bool, str, int, append, append_int.
+Flag = tuple[tuple[str, ...], str, object, tuple[str, ...]]
+
+GLOBAL_FLAGS: tuple[Flag, ...] = (
+    (("--root",), "str", None, ()),  # default: $DOCKYARD_RUNTIME_ROOT or DEFAULT_ROOT
+    (("--log",), "str", None, ()),
+    (("--log-format",), "str", "text", ("text", "json")),
+    (("--debug",), "bool", False, ()),
+    (("--systemd-cgroup",), "bool", False, ()),
+    (("--rootless",), "str", "auto", ()),
+    (("--criu",), "str", None, ()),
+    (("-v", "--version"), "bool", False, ()),
+)
+
+_CREATE: tuple[Flag, ...] = (
+    (("-b", "--bundle"), "str", ".", ()),
+    (("--console-socket",), "str", None, ()),
+    (("--pid-file",), "str", None, ()),
+    (("--no-pivot",), "bool", False, ()),
+    (("--no-new-keyring",), "bool", False, ()),
+    (("--preserve-fds",), "int", 0, ()),
+)
+_FORMAT: Flag = (("-f", "--format"), "str", "table", ("table", "json"))
+
+# A subcommand: (help, positionals, flags).  A positional: (name, nargs) with nargs
+# "1" (required), "?" (optional: its default follows), "*" or "..." (the rest).
+Positional = tuple[str, str, object]
+Command = tuple[str, tuple[Positional, ...], tuple[Flag, ...]]
+_ID: Positional = ("id", "1", None)
+
+COMMANDS: dict[str, Command] = {
+    "create": ("create a container", (_ID,), _CREATE),
+    "run": ("create and start a container", (_ID,), (
+        *_CREATE, (("-d", "--detach"), "bool", False, ()), (("--keep",), "bool", False, ()))),
+    "start": ("start a created container", (_ID,), ()),
+    "state": ("print the state of a container", (_ID,), ()),
+    "pause": ("freeze every process of a container", (_ID,), ()),
+    "resume": ("thaw a paused container", (_ID,), ()),
+    "kill": ("send a signal to the container's init", (_ID, ("signal", "?", "SIGTERM")),
+             ((("-a", "--all"), "bool", False, ()),)),
+    "delete": ("delete a stopped container", (_ID,), ((("-f", "--force"), "bool", False, ()),)),
+    "ps": ("list the processes of a container", (_ID, ("ps_args", "*", None)), (_FORMAT,)),
+    "list": ("list containers", (), (_FORMAT, (("-q", "--quiet"), "bool", False, ()))),
+    "exec": ("run a process in a running container", (_ID, ("command", "...", None)), (
+        (("-p", "--process"), "str", None, ()),
+        (("--console-socket",), "str", None, ()),
+        (("--cwd",), "str", None, ()),
+        (("-e", "--env"), "append", None, ()),
+        (("-t", "--tty"), "bool", False, ()),
+        (("-u", "--user"), "str", None, ()),
+        (("-g", "--additional-gids"), "append_int", None, ()),
+        (("-c", "--cap"), "append", None, ()),
+        (("--no-new-privs",), "bool", False, ()),
+        (("-d", "--detach"), "bool", False, ()),
+        (("--pid-file",), "str", None, ()),
+        (("--preserve-fds",), "int", 0, ()),
+        (("--process-label",), "str", None, ()),
+        (("--apparmor",), "str", None, ()),
+        (("--ignore-paused",), "bool", False, ()))),
+    "update": ("update a container's resource limits", (_ID,), (
+        (("-r", "--resources"), "str", None, ()),
+        (("-m", "--memory"), "int", None, ()),
+        (("--memory-swap",), "int", None, ()),
+        (("--pids-limit",), "int", None, ()),
+        (("--cpu-shares",), "int", None, ()),
+        (("--cpu-quota",), "int", None, ()),
+        (("--cpu-period",), "int", None, ()),
+        (("--blkio-weight",), "int", None, ()))),
+    "features": ("print the features this runtime supports", (), ()),
+    "spec": ("write a default config.json", (), (
+        (("-b", "--bundle"), "str", ".", ()), (("--rootless",), "bool", False, ()))),
+}
+
+# what the fast parser takes: the subcommands of a container's life, without a
+# positional that swallows the rest (exec, ps: argparse's REMAINDER rules)
+FAST_COMMANDS = frozenset({"create", "run", "start", "state", "pause", "resume", "kill",
+                           "delete"})
+
+
+def _dest(names: tuple[str, ...]) -> str:
+    return names[-1].lstrip("-").replace("-", "_")
+
+
+def _default_root() -> str:
+    return os.environ.get("DOCKYARD_RUNTIME_ROOT", DEFAULT_ROOT)
+
+
+def _initial(flags: tuple[Flag, ...]) -> dict[str, object]:
+    return {_dest(names): ([] if kind.startswith("append") else default)
+            for names, kind, default, _choices in flags}
+
+
+def fast_parse(argv: list[str]) -> SimpleNamespace | None:
+    """argv as argparse would parse it, for a hot subcommand with plain flags; None for
+    anything else (help, an unknown or malformed flag, a bad value, other commands):
+    argparse then parses it and says what is wrong."""
+    values = _initial(GLOBAL_FLAGS)
+    values["root"] = _default_root()
+    by_name = {name: flag for flag in GLOBAL_FLAGS for name in flag[0]}
+    positionals: list[str] = []
+    command: Command | None = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg.startswith("-") and arg != "-":
+            name, eq, inline = arg.partition("=")
+            flag = by_name.get(name)
+            if flag is None or (eq and flag[1] == "bool"):
+                return None
+            names, kind, _default, choices = flag
+            if kind == "bool":
+                values[_dest(names)] = True
+                continue
+            if not eq:
+                if i >= len(argv) or argv[i].startswith("-"):
+                    return None
+                inline = argv[i]
+                i += 1
+            if choices and inline not in choices:
+                return None
+            if kind in ("int", "append_int"):
+                try:
+                    value: object = int(inline)
+                except ValueError:
+                    return None
+            else:
+                value = inline
+            if kind.startswith("append"):
+                listed = values[_dest(names)]
+                assert isinstance(listed, list)
+                listed.append(value)
+            else:
+                values[_dest(names)] = value
+        elif command is None:
+            if arg not in FAST_COMMANDS:
+                return None
+            command = COMMANDS[arg]
+            values["subcommand"] = arg
+            values.update(_initial(command[2]))
+            by_name = {name: flag for flag in command[2] for name in flag[0]}
+        else:
+            positionals.append(arg)
+    if command is None:
+        return None
+    wanted = command[1]
+    required = sum(1 for _name, nargs, _default in wanted if nargs == "1")
+    if not required <= len(positionals) <= len(wanted):
+        return None
+    for index, (name, _nargs, default) in enumerate(wanted):
+        values[name] = positionals[index] if index < len(positionals) else default
+    return SimpleNamespace(**values)
+
+
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argparse parser; with ``only``, just that subcommand's (argparse setup is
+    ~1 ms each subcommand)."""
+    import argparse
+
+    def add(parser: argparse.ArgumentParser, flags: tuple[Flag, ...]) -> None:
+        for names, kind, default, choices in flags:
+            options: dict[str, Any] = {"default": default}
+            if kind == "bool":
+                options = {"action": "store_true"}
+            elif kind == "int":
+                options["type"] = int
+            elif kind.startswith("append"):
+                options = {"action": "append", "default": [],
+                           **({"type": int} if kind == "append_int" else {})}
+            if choices:
+                options["choices"] = list(choices)
+            parser.add_argument(*names, **options)
+
+    p = argparse.ArgumentParser(prog="dockyard-runtime",
+                                description="An OCI runtime with runc's command line.")
+    add(p, GLOBAL_FLAGS)
+    p.set_defaults(root=_default_root())
+    sub = p.add_subparsers(dest="subcommand")
+    for name, (help_text, positionals, flags) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        cmd = sub.add_parser(name, help=help_text)
+        for dest, nargs, default in positionals:
+            if nargs == "1":
+                cmd.add_argument(dest)
+            elif nargs == "...":
+                cmd.add_argument(dest, nargs=argparse.REMAINDER)
+            else:
+                cmd.add_argument(dest, nargs=nargs, default=default)
+        add(cmd, flags)
+    return p
+
+
+def parse(argv: list[str]) -> SimpleNamespace:
+    """The fast parser where it can, else argparse (which exits 2 on bad input)."""
+    fast = fast_parse(argv)
+    if fast is not None:
+        return fast
+    wanted = _subcommand_in(argv)
+    return SimpleNamespace(**vars(_parser(wanted if wanted in COMMANDS else None)
+                                  .parse_args(argv)))
 
 
 def _subcommand_in(argv: list[str]) -> str | None:
     """The subcommand named in ``argv``, skipping global options and their values."""
+    takes_value = {name for names, kind, _d, _c in GLOBAL_FLAGS if kind != "bool"
+                   for name in names}
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg in _GLOBAL_WITH_VALUE:
+        if arg in takes_value:
             i += 2
         elif arg.startswith("-"):
             i += 1
@@ -38,123 +249,21 @@ def _subcommand_in(argv: list[str]) -> str | None:
     return None
 
 
-def _add_create(cmd: argparse.ArgumentParser, *, run: bool) -> None:
-    cmd.add_argument("-b", "--bundle", default=".")
-    cmd.add_argument("--console-socket", default=None)
-    cmd.add_argument("--pid-file", default=None)
-    cmd.add_argument("--no-pivot", action="store_true")
-    cmd.add_argument("--no-new-keyring", action="store_true")
-    cmd.add_argument("--preserve-fds", type=int, default=0)
-    if run:
-        cmd.add_argument("-d", "--detach", action="store_true")
-        cmd.add_argument("--keep", action="store_true")
-
-
-def _add_kill(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("signal", nargs="?", default="SIGTERM")
-    cmd.add_argument("-a", "--all", action="store_true")
-
-
-def _add_delete(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("-f", "--force", action="store_true")
-
-
-def _add_ps(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("-f", "--format", default="table", choices=["table", "json"])
-    cmd.add_argument("ps_args", nargs="*")
-
-
-def _add_list(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("-f", "--format", default="table", choices=["table", "json"])
-    cmd.add_argument("-q", "--quiet", action="store_true")
-
-
-def _add_exec(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("command", nargs=argparse.REMAINDER)
-    cmd.add_argument("-p", "--process", default=None)
-    cmd.add_argument("--console-socket", default=None)
-    cmd.add_argument("--cwd", default=None)
-    cmd.add_argument("-e", "--env", action="append", default=[])
-    cmd.add_argument("-t", "--tty", action="store_true")
-    cmd.add_argument("-u", "--user", default=None)
-    cmd.add_argument("-g", "--additional-gids", action="append", type=int, default=[])
-    cmd.add_argument("-c", "--cap", action="append", default=[])
-    cmd.add_argument("--no-new-privs", action="store_true")
-    cmd.add_argument("-d", "--detach", action="store_true")
-    cmd.add_argument("--pid-file", default=None)
-    cmd.add_argument("--preserve-fds", type=int, default=0)
-    cmd.add_argument("--process-label", default=None)
-    cmd.add_argument("--apparmor", default=None)
-    cmd.add_argument("--ignore-paused", action="store_true")
-
-
-def _add_update(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("-r", "--resources", default=None)
-    cmd.add_argument("-m", "--memory", type=int, default=None)
-    cmd.add_argument("--memory-swap", type=int, default=None)
-    cmd.add_argument("--pids-limit", type=int, default=None)
-    cmd.add_argument("--cpu-shares", type=int, default=None)
-    cmd.add_argument("--cpu-quota", type=int, default=None)
-    cmd.add_argument("--cpu-period", type=int, default=None)
-    cmd.add_argument("--blkio-weight", type=int, default=None)
-
-
-def _add_spec(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("-b", "--bundle", default=".")
-    cmd.add_argument("--rootless", action="store_true")
-
-
-def _no_args(cmd: argparse.ArgumentParser) -> None:
-    pass
-
-
-# name -> (help, takes a container id, adds its own arguments)
-_COMMANDS: dict[str, tuple[str, bool, Callable[[argparse.ArgumentParser], None]]] = {
-    "create": ("create a container", True, lambda c: _add_create(c, run=False)),
-    "run": ("create and start a container", True, lambda c: _add_create(c, run=True)),
-    "start": ("start a created container", True, _no_args),
-    "state": ("print the state of a container", True, _no_args),
-    "pause": ("freeze every process of a container", True, _no_args),
-    "resume": ("thaw a paused container", True, _no_args),
-    "kill": ("send a signal to the container's init", True, _add_kill),
-    "delete": ("delete a stopped container", True, _add_delete),
-    "ps": ("list the processes of a container", True, _add_ps),
-    "list": ("list containers", False, _add_list),
-    "exec": ("run a process in a running container", True, _add_exec),
-    "update": ("update a container's resource limits", True, _add_update),
-    "features": ("print the features this runtime supports", False, _no_args),
-    "spec": ("write a default config.json", False, _add_spec),
-}
-
-
-def _parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with ``only``, just that subcommand's (argparse setup is ~1 ms each
-    subcommand, and this binary runs several times per container start)."""
-    p = argparse.ArgumentParser(prog="dockyard-runtime",
-                                description="An OCI runtime with runc's command line.")
-    p.add_argument("--root", default=os.environ.get("DOCKYARD_RUNTIME_ROOT", DEFAULT_ROOT))
-    p.add_argument("--log", default=None)
-    p.add_argument("--log-format", default="text", choices=["text", "json"])
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true")
-    p.add_argument("--rootless", default="auto")
-    p.add_argument("--criu", default=None)
-    p.add_argument("-v", "--version", action="store_true")
-    sub = p.add_subparsers(dest="subcommand")
-    for name, (help_text, takes_id, add_arguments) in _COMMANDS.items():
-        if only is not None and name != only:
-            continue
-        cmd = sub.add_parser(name, help=help_text)
-        if takes_id:
-            cmd.add_argument("id")
-        add_arguments(cmd)
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    wanted = _subcommand_in(argv)
-    args = _parser(wanted if wanted in _COMMANDS else None).parse_args(argv)
+    trace.begin("runtime")
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    finally:
+        trace.report()
+
+
+def _main(argv: list[str]) -> int:
+    if "create" in argv or "run" in argv:
+        from dockyard.runtime.linux.cgroup_peek import warm_attach_lock
+
+        warm_attach_lock()  # the init's cgroup move, ~15 ms from now, is then quick
+    args = parse(argv)
+    trace.mark("arguments parsed")
     log.configure(args.log, args.log_format)
     if args.version:
         print("dockyard-runtime version 0.1.0\nspec: 1.2.0")

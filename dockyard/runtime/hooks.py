@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from dockyard.errors import InvalidSpec
-from dockyard.oci.runtime_spec import Hook
 from dockyard.runtime.linux import signals
+
+if TYPE_CHECKING:  # runtime_spec is ~2 ms of imports that state and kill do without
+    from dockyard.oci.runtime_spec import Hook
 
 
 def run_hooks(hooks: tuple[Hook, ...], state: dict[str, object], kind: str) -> None:

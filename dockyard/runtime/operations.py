@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from dockyard.errors import Conflict, InternalError, InvalidArgument
-from dockyard.oci.runtime_spec import parse_spec
 from dockyard.runtime import hooks, state
 from dockyard.runtime.state import ContainerDir, ContainerRecord
 
@@ -29,6 +28,8 @@ def start(root: Path, container_id: str) -> None:
     record = cdir.load()
     state.can_start(state.status_of(cdir, record))
     _release_init(cdir, record)
+    from dockyard.oci.runtime_spec import parse_spec  # not for state, kill, list
+
     spec = parse_spec(record.config)
     poststart = spec.hooks.get("poststart", ())
     if poststart:
@@ -144,6 +145,8 @@ def _destroy(cdir: ContainerDir, record: ContainerRecord) -> None:
         from dockyard.runtime.linux import rootfs
 
         rootfs.unmount_made([(int(i), str(point)) for i, point in record.host_mounts])
+    from dockyard.oci.runtime_spec import parse_spec  # not for state, kill, list
+
     spec = parse_spec(record.config)
     poststop = spec.hooks.get("poststop", ())
     final_state = state.state_json(cdir, record)

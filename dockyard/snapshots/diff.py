@@ -16,7 +16,8 @@ import tarfile
 from typing import IO, TYPE_CHECKING
 
 from dockyard.fs.inroot import Root, proc_path
-from dockyard.fs.tree import Entry, TarWriter, walk
+from dockyard.fs.tartree import TarWriter
+from dockyard.fs.tree import Entry, walk
 from dockyard.snapshots.unpack import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX
 
 if TYPE_CHECKING:

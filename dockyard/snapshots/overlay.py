@@ -15,7 +15,6 @@ import errno
 import fcntl
 import hashlib
 import os
-import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -101,7 +100,7 @@ class OverlaySnapshotter:
         """Extract one layer (uncompressed stream) as ``chain_id`` unless already there."""
         if self.has_layer(chain_id):
             return
-        work = self.root / "tmp" / uuid.uuid4().hex
+        work = self.root / "tmp" / os.urandom(16).hex()
         work.mkdir()
         # held while we work: ``system check`` removes only work dirs nobody holds
         hold = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -24,17 +24,17 @@ chrooted there would see them.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import io
 import os
 import stat
 import tarfile
+import zlib
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, NamedTuple
 
 from dockyard.errors import InvalidArgument, NotImplementedFeature
-from dockyard.fs import tree
+from dockyard.fs import tartree, tree
 from dockyard.fs.inroot import PATH_MAX, Root, proc_path
 
 if TYPE_CHECKING:
@@ -79,9 +79,62 @@ class HashingReader(io.RawIOBase):
         return f"sha256:{self.hash.hexdigest()}"
 
 
+class GzipReader(io.RawIOBase):
+    """A gzip stream decompressed from 1 MiB reads of the compressed file.
+
+    ``gzip.GzipFile`` reads its source 8 KiB at a time: a 200 MB layer cost ~26,000
+    read(2) calls (~0.3 s of system time) in a pull's door check and again in its
+    unpack.  zlib checks each member's CRC-32 and length itself (``wbits`` 16+15);
+    members may follow one another and zero padding may end the stream (RFC 1952, as
+    ``gzip`` reads them); anything else after a member is an error.
+    """
+
+    _BITE = 1 << 20
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""  # compressed input not yet given to zlib
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        while not self._done and len(view):
+            if self._inflate.eof:
+                self._next_member()
+                continue
+            data = self._inflate.unconsumed_tail or self._pending or self.raw.read(self._BITE)
+            self._pending = b""
+            if not data:
+                raise EOFError("compressed file ended before the end-of-stream marker "
+                               "was reached")
+            try:
+                out = self._inflate.decompress(data, len(view))
+            except zlib.error as exc:
+                raise OSError(f"not a valid gzip stream: {exc}") from exc
+            if out:
+                view[:len(out)] = out
+                return len(out)
+        return 0
+
+    def _next_member(self) -> None:
+        """After a member's end: another member, zero padding, or the end."""
+        rest = self._inflate.unused_data
+        while not (rest := rest.lstrip(b"\0")):
+            rest = self.raw.read(self._BITE)
+            if not rest:
+                self._done = True
+                return
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = rest
+
+
 def decompressed(stream: IO[bytes], compression: str) -> IO[bytes]:
     if compression == "gzip":
-        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+        return io.BufferedReader(GzipReader(stream), 1 << 20)
     if compression == "zstd":
         import zstandard  # deferred: only zstd layers need it
 
@@ -455,7 +508,7 @@ def place_tree(placer: Placer, top_fd: int, *, include: Callable[[str], bool] | 
                                     or stat.S_ISLNK(mode)):
                 continue
             link = os.readlink(entry.name, dir_fd=entry.dir_fd) if stat.S_ISLNK(mode) else ""
-            header = tree.tar_info(entry.relative, entry.stat, link)
+            header = tartree.tar_info(entry.relative, entry.stat, link)
             placer.place_member(header, copy_from(entry.dir_fd, entry.name)
                                 if stat.S_ISREG(mode) else None)
         placer.finish()

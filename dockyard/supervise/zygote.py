@@ -24,7 +24,6 @@ import json
 import os
 import select
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -347,6 +346,8 @@ def _start(run_dir: Path, python: str, preload: tuple[str, ...]) -> socket.socke
 def _spawn(run_dir: Path, python: str, preload: tuple[str, ...]) -> None:
     # -P: never import dockyard from the working directory (a checkout) instead of the
     # installed code the CLI runs; cwd="/": never keep the caller's directory busy
+    import subprocess  # only here: ~1 ms of imports otherwise on every start
+
     subprocess.Popen([python, "-P", "-m", "dockyard.supervise.zygote", str(run_dir), *preload],
                      cwd="/",
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
+import io
 import json
 import shutil
 import subprocess
@@ -372,3 +373,56 @@ def test_system_check_reports_a_corrupt_blob(dy: Dockyard, rootfs_tar: Path,
     result = dy("system", "check", check=False)
     assert result.returncode == 1
     assert f"blob {image_id}: content does not match its digest" in result.stdout
+
+
+def _upload_image(registry: Registry, repository: str, tag: str, layers: list[bytes]) -> None:
+    """An image put into the registry by hand (no dockyard on the way: its own door
+    would refuse to store a hostile layer to push)."""
+    base = f"http://{registry.address}/v2/{repository}"
+
+    def blob(data: bytes) -> dict[str, Any]:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        started = httpx.post(f"{base}/blobs/uploads/")
+        location = started.headers["Location"]
+        location = location if location.startswith("http") else \
+            f"http://{registry.address}{location}"
+        joiner = "&" if "?" in location else "?"  # the upload's state is in its query
+        httpx.put(f"{location}{joiner}digest={digest}", content=data).raise_for_status()
+        return {"mediaType": mt.OCI_LAYER, "digest": digest, "size": len(data)}
+
+    described = [blob(layer) for layer in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+        "type": "layers",
+        "diff_ids": [d["digest"] for d in described]}}).encode()
+    manifest = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+                "config": {**blob(config), "mediaType": mt.OCI_CONFIG}, "layers": described}
+    httpx.put(f"{base}/manifests/{tag}", content=json.dumps(manifest).encode(),
+              headers={"Content-Type": mt.OCI_MANIFEST}).raise_for_status()
+
+
+def _tar(*members: tuple[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_a_pulled_hostile_layer_is_refused_at_the_door(dy: Dockyard, registry: Registry,
+                                                       tmp_path: Path) -> None:
+    """Each layer is checked as it arrives, beside the other downloads: a hostile layer
+    among good ones fails the pull with the unpacker's words and leaves nothing."""
+    good = [_tar((f"file{i}", bytes(200_000))) for i in range(3)]
+    _upload_image(registry, "team/hostile", "v1",
+                  [good[0], _tar(("../escape", b"x")), good[1], good[2]])
+    root = tmp_path / "pulled"
+    result = dy("pull", f"{registry.address}/team/hostile:v1", root=root, check=False)
+    assert result.returncode != 0
+    assert "'../escape' has a '..' component" in result.stderr, result.stderr
+    assert dy("images", "-q", root=root).stdout.strip() == ""
+    assert not [p for p in (root / "content").rglob("*") if p.is_file()]
+    assert dy("system", "check", root=root).returncode == 0
+    _upload_image(registry, "team/fine", "v1", good)  # and the same good layers pass
+    dy("pull", f"{registry.address}/team/fine:v1", root=root)

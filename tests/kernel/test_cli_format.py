@@ -52,6 +52,21 @@ def test_ps_table_has_docker_header_and_alignment(dy: Dockyard) -> None:
     assert list(row) == sorted(row)
 
 
+def test_ps_columns_without_and_with_the_inspected_fields(dy: Dockyard) -> None:
+    """The table and column templates take the command line alone; a template naming
+    an inspected field, ``{{json .}}`` or ``--format json`` get every field."""
+    table = dy("ps", "-a").stdout.splitlines()
+    assert table[0].split()[:3] == ["CONTAINER", "ID", "IMAGE"]
+    assert '"true"' in table[1] and table[1].rstrip().endswith("c1")
+    assert dy("ps", "-a", "--format", "{{.Command}}|{{.Names}}").stdout == '"true"|c1\n'
+    assert dy("ps", "-a", "--format", "{{.Labels}}").stdout == "tier=web\n"
+    assert dy("ps", "-a", "--format", '{{.Label "tier"}} {{.Names}}').stdout == "web c1\n"
+    for fmt in ("{{json .}}", "json"):
+        row = json.loads(dy("ps", "-a", "--format", fmt).stdout)
+        assert row["Labels"] == "tier=web" and row["Command"] == '"true"', fmt
+        assert row["CreatedAt"] and row["LocalVolumes"] == "0", fmt
+
+
 def test_images_repository_and_tag(dy: Dockyard) -> None:
     assert dy("images", "--format", "{{.Repository}}:{{.Tag}}").stdout == "box:1\n"
     lines = dy("images", "--format", r"table {{.ID}}\t{{.Repository}}").stdout.splitlines()

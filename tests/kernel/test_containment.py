@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.errors import InvalidArgument
-from dockyard.fs import tree
+from dockyard.fs import tartree, tree
 from dockyard.fs.inroot import Root, read_regular_file
 from dockyard.snapshots.unpack import LAYER, TarRules, apply_layer, check_layer, extract_tar
 from dockyard.testing.cli import Dockyard
@@ -153,7 +153,7 @@ def test_a_deep_tree_made_at_run_time_is_walked_archived_and_removed(tmp_path: P
         os.close(held)
     out = io.BytesIO()
     with Root(top) as root:
-        tree.write_tree_tar(root.fd, out, arcname=".")
+        tartree.write_tree_tar(root.fd, out, arcname=".")
     with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as archive:
         assert len(archive.getmembers()) == 2000
     tree.remove_tree(top)

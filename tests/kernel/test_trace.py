@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import uuid
 
 import pytest
 
+from dockyard.testing.bundles import BundleFactory, Runtime, base_config
 from dockyard.testing.cli import Dockyard
 
 pytestmark = pytest.mark.root
@@ -36,3 +40,38 @@ def test_untraced_commands_print_no_timeline(box: Dockyard) -> None:
                  env={"DOCKYARD_TRACE": "0"})
     assert result.stderr == ""
     assert box("ps", env={"DOCKYARD_TRACE": ""}).stderr == ""
+
+
+def test_the_runtime_alone_prints_its_timeline(dockyard: Runtime, factory: BundleFactory
+                                               ) -> None:
+    """``DOCKYARD_TRACE=1 dockyard-runtime run``: the runtime's and its init's phases."""
+    bundle = factory.make(base_config(["/bin/true"]))
+    result = dockyard.call("run", "--bundle", str(bundle), f"trace-{uuid.uuid4().hex[:8]}",
+                           stdin=subprocess.DEVNULL, env={**os.environ, "DOCKYARD_TRACE": "1"})
+    assert result.returncode == 0, result.stderr
+    phases = [line.split(None, 4)[-1] for line in result.stderr.splitlines()[1:]]
+    expected = ["interpreter up", "arguments parsed", "runtime: init forked",
+                "init: cgroup joined", "runtime: init ready", "created", "started",
+                "container exited", "deleted", "exit"]
+    assert [phase for phase in phases if phase in expected] == expected, phases
+
+
+# What the hot commands must not import: each costs 1-10 ms of every call (measured
+# with -X importtime); the fast path exists so that they are not paid.
+NOT_ON_THE_FAST_PATH = ("click", "rich", "pyroute2", "httpx", "aiohttp", "yaml", "tarfile",
+                        "uuid", "random", "subprocess", "dockyard.cli.main")
+
+
+@pytest.mark.parametrize("args", [
+    ("run", "--rm", "--network", "none", "box:1", "true"),
+    ("ps", "-a"), ("images",), ("inspect", "box:1")], ids=lambda args: args[0])
+def test_hot_commands_import_nothing_they_do_not_use(box: Dockyard,
+                                                     args: tuple[str, ...]) -> None:
+    """Warm, as a user's machine is: the image's layers unpacked, and the zygote up
+    (here it lingers for no one: a container keeps it)."""
+    box("run", "-d", "--network", "none", "box:1", "sleep", "60")
+    result = box(*args, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "dockyard.cli.fast" in imported  # the measurement itself works
+    assert sorted(set(NOT_ON_THE_FAST_PATH) & imported) == []

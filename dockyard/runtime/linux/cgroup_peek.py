@@ -36,9 +36,19 @@ def is_frozen(container_dir: Path) -> bool:
     is no such state or cgroup."""
     try:
         cgroup = json.loads((container_dir / STATE_FILE).read_bytes()).get("cgroup") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    return frozen(cgroup)
+
+
+def frozen(cgroup: dict[str, object]) -> bool:
+    """The freezer of the cgroup a runtime state records (``CgroupManager.to_dict``)
+    says frozen; False when it says nothing or the cgroup is gone."""
+    try:
         if cgroup.get("version") == 2:
-            return (Path(cgroup["dir"]) / "cgroup.freeze").read_text().strip() == "1"
-        freezer = str((cgroup.get("dirs") or {}).get("freezer") or "")
+            return (Path(str(cgroup["dir"])) / "cgroup.freeze").read_text().strip() == "1"
+        dirs = cgroup.get("dirs")
+        freezer = str(dirs.get("freezer") or "") if isinstance(dirs, dict) else ""
         return bool(freezer) and \
             (Path(freezer) / "freezer.state").read_text().strip() == "FROZEN"
     except (OSError, ValueError, KeyError, TypeError, AttributeError):

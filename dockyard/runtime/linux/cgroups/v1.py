@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import Resources
+from dockyard.runtime.linux import cgroup_peek
 from dockyard.runtime.linux.cgroups import common
 from dockyard.runtime.linux.cgroups.plan import plan_v1
 
@@ -119,10 +120,7 @@ class CgroupV1Manager:
         raise InvalidSpec(f"cgroup: freezer did not reach {state}")
 
     def is_frozen(self) -> bool:
-        directory = self.dirs.get("freezer")
-        if directory is None or not directory.exists():
-            return False
-        return common.read(directory, "freezer.state").strip() == "FROZEN"
+        return cgroup_peek.frozen(self.to_dict())
 
     def exists(self) -> bool:
         return any(d.exists() for d in self.dirs.values())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import Resources
+from dockyard.runtime.linux import cgroup_peek
 from dockyard.runtime.linux.cgroups import common
 from dockyard.runtime.linux.cgroups.plan import plan_v2
 
@@ -77,9 +78,7 @@ class CgroupV2Manager:
             time.sleep(0.001)
 
     def is_frozen(self) -> bool:
-        if not (self.directory / "cgroup.freeze").exists():
-            return False
-        return common.read(self.directory, "cgroup.freeze").strip() == "1"
+        return cgroup_peek.frozen(self.to_dict())
 
     def exists(self) -> bool:
         return self.directory.exists()
