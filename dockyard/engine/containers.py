@@ -373,9 +373,13 @@ class ContainerService:
         image_config = self.images.config(image) if image else {"config": {}}
         spec = record.spec
         user_text = spec.user or (image_config.get("config") or {}).get("User") or "0"
-        from dockyard.images.users import resolve_user_in
+        from dockyard.images.users import resolve_groups_in, resolve_user_in
 
         user = resolve_user_in(rootfs, user_text)
+        if spec.group_add:
+            extra = resolve_groups_in(rootfs, spec.group_add)
+            user = user._replace(additional_gids=(*user.additional_gids, *(
+                g for g in extra if g not in user.additional_gids)))
         seccomp = None
         if spec.seccomp_profile not in (None, "unconfined"):
             seccomp = Path(str(spec.seccomp_profile)).read_text()
@@ -411,9 +415,14 @@ class ContainerService:
         return other
 
     def _join_namespaces(self, spec: ContainerSpec, config: dict[str, Any]) -> None:
-        """``ipc_mode``/``uts_mode`` ``container:NAME``: that running container's IPC and
-        UTS namespaces are joined (a kube pod's containers share its infra's)."""
-        for kind, mode in (("ipc", spec.ipc_mode), ("uts", spec.uts_mode)):
+        """``ipc_mode``/``uts_mode``/``pid_mode`` ``container:NAME``: that running
+        container's IPC, UTS or PID namespace is joined (a kube pod's containers share
+        its infra's); ``pid_mode`` ``host``: no PID namespace of its own."""
+        if spec.pid_mode == "host":
+            config["linux"]["namespaces"] = [
+                n for n in config["linux"]["namespaces"] if n["type"] != "pid"]
+        for kind, mode in (("ipc", spec.ipc_mode), ("uts", spec.uts_mode),
+                           ("pid", spec.pid_mode)):
             if not mode or not mode.startswith("container:"):
                 continue
             other = self.get(mode.split(":", 1)[1])
