@@ -276,15 +276,6 @@ def config_cmd(ctx: ComposeContext, only_services: bool, only_volumes: bool,
     _config(ctx, only_services, quiet)
 
 
-@compose_group.command("convert")
-@click.option("--services", "only_services", is_flag=True, help="Only the service names.")
-@click.option("-q", "--quiet", is_flag=True, help="Only validate.")
-@click.pass_obj
-def convert_cmd(ctx: ComposeContext, only_services: bool, quiet: bool) -> None:
-    """The same as config."""
-    _config(ctx, only_services, quiet)
-
-
 def _config(ctx: ComposeContext, only_services: bool, quiet: bool) -> None:
     """The resolved file: interpolated, merged, validated, as YAML."""
     import yaml
@@ -302,21 +293,26 @@ def _config(ctx: ComposeContext, only_services: bool, quiet: bool) -> None:
 
 
 @compose_group.command("convert")
+@click.option("--services", "only_services", is_flag=True, help="Only the service names.")
+@click.option("-q", "--quiet", is_flag=True, help="Only validate.")
 @click.option("--kubernetes", is_flag=True,
-              help="Kubernetes YAML (made by dockyard.kube.generate); required.")
+              help="Kubernetes YAML instead (made by dockyard.kube.generate).")
 @click.option("--kind", default="Deployment", show_default=True,
-              type=click.Choice(["Deployment", "Pod", "Job", "DaemonSet"]))
-@click.option("--pin", is_flag=True, help="Reference images by digest.")
+              type=click.Choice(["Deployment", "Pod", "Job", "DaemonSet"]),
+              help="With --kubernetes: the workload kind.")
+@click.option("--pin", is_flag=True, help="With --kubernetes: images by digest.")
 @click.pass_obj
-def convert_cmd(ctx: ComposeContext, kubernetes: bool, kind: str, pin: bool) -> None:
-    """The project as Kubernetes YAML: depends_on becomes initContainers that wait on
-    the dependency's Service (see `dockyard kube generate`)."""
+def convert_cmd(ctx: ComposeContext, only_services: bool, quiet: bool, kubernetes: bool,
+                kind: str, pin: bool) -> None:
+    """The same as config; with --kubernetes, the project as Kubernetes YAML, where
+    depends_on becomes initContainers that wait on the dependency's Service (see
+    `dockyard kube generate`)."""
+    if not kubernetes:
+        _config(ctx, only_services, quiet)
+        return
     from dockyard.cli.kube import emit
     from dockyard.kube.generate import apps_from_compose
 
-    if not kubernetes:
-        raise InvalidArgument("compose convert: only --kubernetes is supported (the "
-                              "resolved compose file is `compose config`)")
     emit(ctx.engine, apps_from_compose(ctx.project().plan), kind, pin)
 
 
