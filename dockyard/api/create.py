@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockyard.engine.flags import parse_bytes, parse_volume, restart_policy, stop_signal
+from dockyard.engine.flags import (
+    namespace_mode,
+    parse_bytes,
+    parse_volume,
+    pid_mode,
+    restart_policy,
+    stop_signal,
+)
 from dockyard.engine.spec import (
     ContainerSpec,
     Healthcheck,
@@ -194,16 +201,16 @@ def _positive(value: int | None) -> int | None:
 # Docker's HostConfig fields dockyard does not act on: still refused when of the wrong
 # JSON type, as dockerd's decoder refuses them
 _OTHER_HOST_FIELDS = {
-    "integer": ("ShmSize", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime",
+    "integer": ("CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime",
                 "MemoryReservation", "MemorySwappiness", "KernelMemory", "CpuCount",
                 "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth", "BlkioWeight"),
-    "text": ("CgroupParent", "CpusetCpus", "CpusetMems", "Cgroup", "CgroupnsMode", "IpcMode",
-             "PidMode", "UTSMode", "UsernsMode", "Runtime", "Isolation", "ContainerIDFile",
+    "text": ("CgroupParent", "CpusetCpus", "CpusetMems", "Cgroup", "CgroupnsMode",
+             "UTSMode", "UsernsMode", "Runtime", "Isolation", "ContainerIDFile",
              "VolumeDriver"),
-    "strings": ("GroupAdd", "Links", "MaskedPaths", "ReadonlyPaths", "DeviceCgroupRules"),
-    "objects": ("Devices", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
+    "strings": ("Links", "MaskedPaths", "ReadonlyPaths", "DeviceCgroupRules"),
+    "objects": ("BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
                 "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "DeviceRequests"),
-    "mapping": ("Sysctls", "StorageOpt", "Annotations"),
+    "mapping": ("StorageOpt", "Annotations"),
 }
 
 
@@ -258,4 +265,22 @@ def spec_from_body(body: Any, name: str | None) -> ContainerSpec:
         mounts=tuple(parse_volume(b) for b in host.strings("Binds")) +
         tuple(_mount(m) for m in host.objects("Mounts")),
         volumes_from=host.strings("VolumesFrom"), ports=_ports(host),
-        publish_all=host.boolean("PublishAllPorts"))
+        publish_all=host.boolean("PublishAllPorts"),
+        shm_size=_positive(host.integer("ShmSize")),
+        sysctls=tuple(sorted(host.mapping("Sysctls").items())),
+        group_add=host.strings("GroupAdd"), devices=_devices(host),
+        pid_mode=pid_mode(host.text("PidMode")), ipc_mode=namespace_mode(host.text("IpcMode")),
+        domainname=config.text("Domainname") or None,
+        expose=tuple(sorted(config._typed("ExposedPorts", dict) or {})))
+
+
+def _devices(host: Fields) -> tuple[str, ...]:
+    """Docker's DeviceMapping objects as ``--device``'s ``HOST:CONTAINER:PERMS``."""
+    devices = []
+    for item in host.objects("Devices"):
+        on_host = item.text("PathOnHost") or ""
+        if not on_host:
+            raise InvalidArgument("invalid device mapping: PathOnHost is empty")
+        devices.append(f"{on_host}:{item.text('PathInContainer') or on_host}:"
+                       f"{item.text('CgroupPermissions') or 'rwm'}")
+    return tuple(devices)

@@ -13,6 +13,7 @@ from dockyard.cli import blkio
 from dockyard.cli.flagtable import Opt, opt
 from dockyard.engine.flags import (
     env_file,
+    namespace_mode,
     parse_bytes,
     parse_cpus,
     parse_duration,
@@ -20,6 +21,7 @@ from dockyard.engine.flags import (
     parse_restart,
     parse_ulimit,
     parse_volume,
+    pid_mode,
 )
 from dockyard.engine.flags import stop_signal as _stop_signal
 from dockyard.engine.spec import (
@@ -64,6 +66,13 @@ CONTAINER_OPTIONS: tuple[Opt, ...] = (
     opt("--health-cmd"), opt("--health-interval"),
     opt("--health-timeout"), opt("--health-retries", type=int),
     opt("--health-start-period"), opt("--no-healthcheck", kind="flag"),
+    opt("--shm-size", help="Size of /dev/shm (64m by default)."),
+    opt("--sysctl", kind="multi", help="KEY=VALUE of the container's own namespaces."),
+    opt("--group-add", kind="multi", help="More groups of the process (names or gids)."),
+    opt("--device", kind="multi", help="HOST[:CONTAINER[:PERMS]], a host device node."),
+    opt("--pid", help="host, or container:NAME to share its PID namespace."),
+    opt("--ipc", help="container:NAME to share its IPC namespace (private by default)."),
+    opt("--domainname"), opt("--expose", kind="multi", help="PORT[/PROTO] to expose."),
 )
 RUN_OPTIONS: tuple[Opt, ...] = (
     *CONTAINER_OPTIONS,
@@ -181,7 +190,21 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
         tuple(parse_mount(m) for m in o["mount"]),
         volumes_from=tuple(o["volumes_from"]),
         ports=tuple(p for text in o["publish"] for p in parse_publish(text)),
-        publish_all=o["publish_all"], **blkio.spec_fields(o))
+        publish_all=o["publish_all"],
+        shm_size=parse_bytes(o["shm_size"], "--shm-size") if o["shm_size"] else None,
+        sysctls=tuple(_sysctl(item) for item in o["sysctl"]),
+        group_add=tuple(o["group_add"]), devices=tuple(o["device"]),
+        pid_mode=pid_mode(o["pid"]), ipc_mode=namespace_mode(o["ipc"]),
+        domainname=o["domainname"] or None,
+        expose=tuple(p if "/" in p else f"{p}/tcp" for p in o["expose"]),
+        **blkio.spec_fields(o))
+
+
+def _sysctl(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise InvalidArgument(f"invalid --sysctl {item!r}: want KEY=VALUE")
+    return key, value
 
 
 def _healthcheck(o: dict[str, Any]) -> Healthcheck | None:

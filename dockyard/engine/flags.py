@@ -181,3 +181,23 @@ def parse_duration(text: str | None, flag: str, default: float) -> float:
     if not number or re.sub(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)", "", text):
         raise InvalidArgument(f"invalid duration {text!r} for {flag}")
     return total
+
+
+def namespace_mode(mode: str | None) -> str | None:
+    """``--ipc``/``IpcMode``: Docker's own defaults (``private``, ``shareable``, "") are
+    a namespace of the container's own (None); ``container:NAME`` joins that one's."""
+    if mode in (None, "", "private", "shareable"):
+        return None
+    if not mode.startswith("container:") or mode == "container:":
+        raise InvalidArgument(f"invalid IPC mode {mode!r}: private, shareable or "
+                              "container:NAME")
+    return mode
+
+
+def pid_mode(mode: str | None) -> str | None:
+    """``--pid``/``PidMode``: ``host``, ``container:NAME``, or a namespace of its own."""
+    if mode in (None, "", "private"):
+        return None
+    if mode != "host" and (not mode.startswith("container:") or mode == "container:"):
+        raise InvalidArgument(f"invalid PID mode {mode!r}: host or container:NAME")
+    return mode
