@@ -72,8 +72,10 @@ def test_the_same_fields_through_the_api(api: ApiServer, box: Dockyard) -> None:
         assert client.post(f"/containers/{cid}/wait").json()["StatusCode"] == 0
         doc = client.get(f"/containers/{cid}/json").json()
         assert "9000/tcp" in doc["Config"]["ExposedPorts"]
-        for bad in ({"PidMode": "nope"}, {"IpcMode": "host"}, {"Devices": [{}]},
-                    {"Sysctls": {"kernel.shmmax": 1}}, {"ShmSize": "big"}):
+        bodies: list[dict[str, object]] = [
+            {"PidMode": "nope"}, {"IpcMode": "host"}, {"Devices": [{}]},
+            {"Sysctls": {"kernel.shmmax": 1}}, {"ShmSize": "big"}]
+        for bad in bodies:
             answer = client.post("/containers/create",
                                  json={"Image": "box:1", "HostConfig": bad})
             assert answer.status_code == 400 and answer.json()["message"], bad
