@@ -137,6 +137,7 @@ def running_dockerd(*extra_args: str, bridge: str | None = None) -> Iterator[Dae
             time.sleep(0.2)
         yield daemon
     finally:
+        _remove_what_it_made(daemon)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=60)
@@ -148,6 +149,19 @@ def running_dockerd(*extra_args: str, bridge: str | None = None) -> Iterator[Dae
             _remove_cgroup_tree(parent)
         unmount_under(base)  # dockerd bind-mounts its data root (and may leave it)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _remove_what_it_made(daemon: Daemon) -> None:
+    """Containers and user networks its clients left (a compose project whose one-off
+    container kept its network in use): dockerd does not delete a network's bridge
+    when it stops, so it would outlive the daemon on the host."""
+    if daemon.process.poll() is not None:
+        return
+    with contextlib.suppress(subprocess.SubprocessError, OSError):
+        left = daemon.docker("ps", "-aq", check=False, timeout=60).stdout.split()
+        if left:
+            daemon.docker("rm", "-f", "-v", *left, check=False, timeout=120)
+        daemon.docker("network", "prune", "-f", check=False, timeout=60)
 
 
 def _remove_cgroup_tree(path: Path) -> None:
