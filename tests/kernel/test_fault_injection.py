@@ -392,11 +392,19 @@ def _state(dy: Dockyard, name: str) -> dict[str, Any] | None:
 def _run_foreground(scene: Scene, policy: str) -> subprocess.CompletedProcess[str]:
     """``run --rm`` in the foreground, its container let go once it runs."""
     dy = scene.dy
+
+    def named() -> str:
+        found = dy("container", "inspect", "-f", "{{.Id}}", scene.name, check=False)
+        return found.stdout.strip() if found.returncode == 0 else ""
+
+    # a container of the name that is still there (the killed run's, its --rm removal
+    # under way) is not this run's: waiting for it to run would wait for ever
+    previous = named()
     cli = _popen(dy, _run_argv(scene, policy, detach=False))
     try:
         def known() -> str:
-            found = dy("container", "inspect", "-f", "{{.Id}}", scene.name, check=False)
-            return found.stdout.strip() if found.returncode == 0 else ""
+            found = named()
+            return found if found != previous else ""
 
         probe = Scene(dy, scene.name, scene.op)
         probe.container_id = until("the container's record", lambda: known() or
