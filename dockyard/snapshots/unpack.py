@@ -341,6 +341,10 @@ class Placer:
         _check_type(member, what)
         try:
             self._place(member, relative, fill)
+        except FileNotFoundError as exc:  # cp into a running container that removed the
+            # directory meanwhile: creating in a deleted directory is ENOENT
+            raise InvalidArgument(f"{what} entry {member.name!r}: its directory was removed "
+                                  f"while it was being written ({exc.strerror})") from None
         except InvalidArgument as exc:
             if exc.message.startswith(f"{what}:"):  # from the resolver: name the entry
                 raise InvalidArgument(f"{what} entry {member.name!r}: "
