@@ -47,6 +47,25 @@ class Reporter(Protocol):
     def warning(self, text: str) -> None: ...
 
 
+class SilentReporter:
+    """A Reporter that says nothing (``build -q``, compose's builds)."""
+
+    def step_started(self, step: int, title: str) -> None:
+        pass
+
+    def step_output(self, step: int, line: str) -> None:
+        pass
+
+    def step_finished(self, step: int, *, cached: bool, seconds: float) -> None:
+        pass
+
+    def step_failed(self, step: int, message: str) -> None:
+        pass
+
+    def warning(self, text: str) -> None:
+        pass
+
+
 class ImageAccess(Protocol):
     """What the builder needs from the engine's image service."""
 

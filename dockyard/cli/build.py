@@ -50,23 +50,6 @@ class PlainReporter:
         self._echo(f"[Warning] {text}")
 
 
-class QuietReporter:
-    def step_started(self, step: int, title: str) -> None:
-        pass
-
-    def step_output(self, step: int, line: str) -> None:
-        pass
-
-    def step_finished(self, step: int, *, cached: bool, seconds: float) -> None:
-        pass
-
-    def step_failed(self, step: int, message: str) -> None:
-        pass
-
-    def warning(self, text: str) -> None:
-        pass
-
-
 class TtyReporter:
     """A live view (rich): finished steps scroll up, running ones show their last
     output lines and a timer."""
@@ -203,7 +186,9 @@ def build_cmd(engine: Engine, context: str, tags: tuple[str, ...], dockerfile: s
         with TtyReporter() as live:
             image_id = engine.builds.build(request, live)
     else:
-        reporter = QuietReporter() if progress == "quiet" else PlainReporter()
+        from dockyard.build.model import SilentReporter
+
+        reporter = SilentReporter() if progress == "quiet" else PlainReporter()
         image_id = engine.builds.build(request, reporter)
     if sbom or sbom_format or pin:
         _supply_steps(engine, request, image_id,

@@ -167,7 +167,9 @@ class Project:
             stdin, dockerfile = io.BytesIO(plan.dockerfile_inline.encode()), "-"
         elif dockerfile is not None and not os.path.isabs(dockerfile):
             dockerfile = os.path.join(plan.context, dockerfile)
-        reporter = self.build_reporter or _SilentBuild()
+        from dockyard.build.model import SilentReporter
+
+        reporter = self.build_reporter or SilentReporter()
         try:
             image_id = self.engine.builds.build(BuildRequest(plan.context, dockerfile, options),
                                                 reporter, stdin)
@@ -665,23 +667,6 @@ def _renamed(exc: DockyardError, message: str) -> DockyardError:
     out.message = message
     out.args = (message,)
     return out
-
-
-class _SilentBuild:
-    def step_started(self, step: int, title: str) -> None:
-        pass
-
-    def step_output(self, step: int, line: str) -> None:
-        pass
-
-    def step_finished(self, step: int, *, cached: bool, seconds: float) -> None:
-        pass
-
-    def step_failed(self, step: int, message: str) -> None:
-        pass
-
-    def warning(self, text: str) -> None:
-        pass
 
 
 def in_parallel(order: list[str], needs: dict[str, set[str]],

@@ -17,6 +17,7 @@ import pytest
 from dockyard.kube.load import schema_error
 from dockyard.testing.cli import Dockyard, free_port
 from dockyard.testing.poll import until
+from tests.kernel.kube_support import kube_root
 
 pytestmark = pytest.mark.root
 
@@ -25,12 +26,8 @@ DATA = Path(__file__).parent.parent / "data" / "kube"
 
 @pytest.fixture
 def dy(box: Dockyard) -> Iterator[Dockyard]:
-    yield box
-    for log in (box.root / "kube" / "controllers").glob("*.log"):
-        print(f"--- {log.name}\n{log.read_text()}")  # shown when the test failed
-    # whatever a test played: its `down` ran, or this one takes it all away
-    for path in box.root.parent.glob("*.yaml"):
-        box("kube", "down", str(path), check=False)
+    with kube_root(box) as root:
+        yield root
 
 
 def _http(address: str, port: int) -> str | None:

@@ -14,6 +14,7 @@ import yaml
 
 from dockyard.testing.cli import Dockyard
 from dockyard.testing.poll import until
+from tests.kernel.kube_support import kube_root
 from tests.kernel.test_kube import _copy, _nothing_left
 
 pytestmark = pytest.mark.root
@@ -21,11 +22,8 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture
 def dy(box: Dockyard) -> Iterator[Dockyard]:
-    yield box
-    for log in (box.root / "kube" / "controllers").glob("*.log"):
-        print(f"--- {log.name}\n{log.read_text()}")
-    for path in box.root.parent.glob("*.yaml"):
-        box("kube", "down", str(path), check=False)
+    with kube_root(box) as root:
+        yield root
 
 
 WORK = """\

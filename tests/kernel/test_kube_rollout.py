@@ -20,6 +20,7 @@ import yaml
 
 from dockyard.testing.cli import Dockyard
 from dockyard.testing.poll import until
+from tests.kernel.kube_support import kube_root
 from tests.kernel.test_kube import DATA, _address, _copy, _http, _nothing_left, _pods
 
 pytestmark = pytest.mark.root
@@ -27,11 +28,8 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture
 def dy(box: Dockyard) -> Iterator[Dockyard]:
-    yield box
-    for log in (box.root / "kube" / "controllers").glob("*.log"):
-        print(f"--- {log.name}\n{log.read_text()}")
-    for path in box.root.parent.glob("*.yaml"):
-        box("kube", "down", str(path), check=False)
+    with kube_root(box) as root:
+        yield root
 
 
 def _build(dy: Dockyard, tag: str) -> None:
