@@ -60,6 +60,34 @@ def path() -> str:
     return os.environ.get(FILE_ENV, "") if _fd >= 0 else ""
 
 
+HANDOFF = "trace-to"  # in a container's folder: the trace its supervisor is to join
+
+
+def hand_to(directory: str) -> None:
+    """Ask a process already running — a container's supervisor, started by an
+    earlier command — to add its phases to this trace (``rm -f``, ``stop``): the
+    trace file's name goes into ``directory``, where ``follow`` reads it."""
+    current = path()
+    if current:
+        with contextlib.suppress(OSError), \
+                open(os.path.join(directory, HANDOFF), "w") as handle:
+            handle.write(current)
+
+
+def follow(directory: str, role: str) -> None:
+    """Join the trace a command handed to us (``hand_to``), if any (one failed open
+    when none was)."""
+    handoff = os.path.join(directory, HANDOFF)
+    try:
+        with open(handoff) as handle:
+            trace_path = handle.read().strip()
+        os.unlink(handoff)
+    except OSError:
+        return
+    if _fd < 0:
+        join(trace_path, role)
+
+
 def mark(phase: str) -> None:
     if _fd < 0:
         return

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import os
+import select
 import shutil
 import signal
 import sys
@@ -41,6 +42,10 @@ BUILTIN_DRIVER = "dockyard.runtime.driver"
 EXIT_HOOK_MODULE = "dockyard.engine.exit_hook"
 EXIT_HOOK_TAG = "@python"  # supervise.monitor.PYTHON_HOOK
 DIE_EVENT_MARKER = "die-event"  # in a container's folder: its exit's event went out
+# in a container's folder: ``rm -f`` asked for its removal, which its supervisor's exit
+# hook carries out (its text: "volumes" when anonymous volumes go too); a start removes it
+REMOVE_MARKER = "remove-requested"
+REMOVAL_WAIT = 60.0  # seconds ``rm -f`` waits for the exit hook before it removes itself
 
 
 def supervised(record: ContainerRecord) -> bool:
@@ -514,6 +519,7 @@ class ContainerService:
         (bundle / "stop-requested").unlink(missing_ok=True)
         (bundle / "status.json").unlink(missing_ok=True)
         (bundle / DIE_EVENT_MARKER).unlink(missing_ok=True)
+        (bundle / REMOVE_MARKER).unlink(missing_ok=True)
         try:
             network = self._network(record)
             trace.mark("network planned")
@@ -764,13 +770,12 @@ class ContainerService:
     def on_exit(self, ref: str) -> None:
         """The supervisor's exit hook: unmount the rootfs; ``--rm`` removes everything.
         Skipped when the container was started again meanwhile."""
-        record = self.get(ref)
-        trace.mark("exit hook: record read")
-        if not self.bundle(record.id).exists():
-            return
+        # (read once, under the lock: the hook is given the full id)
+        container_id = ref if self.bundle(ref).is_dir() else self.store.find(ref).id
         try:
-            with self._locked(record.id):
-                record = self.get(ref)
+            with self._locked(container_id):
+                record = self.get(container_id)
+                trace.mark("exit hook: record read")
                 self._died(record)
                 if record.state in ACTIVE_STATES or supervised(record):
                     return
@@ -802,10 +807,14 @@ class ContainerService:
     def _after_exit(self, record: ContainerRecord) -> None:
         trace.mark("exit hook: locked")
         self._unmount_if_idle(record.id)
+        removal = _removal_requested(self.bundle(record.id))
+        if record.spec.auto_remove or removal is not None:
+            # Docker: --rm takes anonymous volumes, ``rm -f`` only when asked (-v)
+            if record.spec.auto_remove or removal == "volumes":
+                self.remove_anonymous_volumes(record)
+            self.cleanup(record.id)  # (names withdrawn there)
+            return
         self._withdraw_names(record.id)
-        if record.spec.auto_remove:
-            self.remove_anonymous_volumes(record)  # Docker: --rm takes anonymous volumes
-            self.cleanup(record.id)
 
     def _withdraw_names(self, container_id: str) -> None:
         from dockyard.engine.container_network import withdraw_names
@@ -873,7 +882,48 @@ class ContainerService:
                 return str(signal_name) if signal_name else None
         return None
 
+    def _removed_by_hook(self, record: ContainerRecord, volumes: bool) -> bool:
+        """``rm -f`` of a supervised container: its supervisor's exit hook removes it
+        once the exit is recorded (as for ``--rm``: a fork of the zygote, the engine's
+        code already loaded, where this command would import the snapshot, network and
+        runtime code to do the same), and this waits for that supervisor to end.
+        False if the container is still there then (the supervisor was killed, or the
+        hook failed): the caller finishes the removal itself."""
+        from dockyard.store.atomic import atomic_write
+
+        bundle = self.bundle(record.id)
+        atomic_write(bundle / REMOVE_MARKER, b"volumes" if volumes else b"", durable=False)
+        status = _read_status(bundle)
+        trace.hand_to(str(bundle))
+        self._kill_all(record)
+        trace.mark("rm: killed")
+        processes.wait_exit(int(status.get("monitor_pid") or 0),
+                            int(status.get("monitor_start") or 0), REMOVAL_WAIT)
+        trace.mark("rm: supervisor done")
+        try:
+            self.get(record.id)
+        except ContainerNotFound:
+            return True
+        return False
+
     def _kill_all(self, record: ContainerRecord) -> None:
+        """SIGKILL to every process of the container.  Each container has a PID
+        namespace of its own: its init's death takes every other process in it with it
+        (the kernel kills them before the init is gone), so a running container needs
+        one signal, to the verified init, and no look at its cgroup.  A frozen
+        (paused) one is thawed by the runtime's kill, and one waiting to restart has no
+        init: its supervisor is woken to see the stop."""
+        if record.state == "running":
+            pidfd = processes.open_verified(record.pid, record.pid_start)
+            if pidfd is not None:
+                try:
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    select.select([pidfd], [], [], 10)
+                finally:
+                    os.close(pidfd)
+                self._wake_supervisor(record)
+                return
         from dockyard.runtime import operations
 
         with contextlib.suppress(Exception):
@@ -902,7 +952,12 @@ class ContainerService:
                 raise Conflict(f"You cannot remove a running container {record.id}. Stop the "
                                "container before attempting removal or force remove")
             (self.bundle(record.id) / "stop-requested").touch()
-            self._kill_all(record)
+            if supervised(record) and self._removed_by_hook(record, volumes):
+                return record.id
+            with contextlib.suppress(ContainerNotFound):
+                record = self.get(record.id)
+            if record.state in ACTIVE_STATES:
+                self._kill_all(record)
             self.wait_exited(record.id)
         if volumes:
             self.remove_anonymous_volumes(record)
@@ -1026,6 +1081,14 @@ def _copy_up(rootfs: Path, target: str, data: Path) -> None:
             copy_tree(top, data, "volume copy-up")
         finally:
             os.close(top)
+
+
+def _removal_requested(bundle: Path) -> str | None:
+    """What ``rm -f`` asked of the exit hook: None (nothing), "" or "volumes"."""
+    try:
+        return (bundle / REMOVE_MARKER).read_text().strip()
+    except OSError:
+        return None
 
 
 def _read_status(bundle: Path) -> dict[str, Any]:
