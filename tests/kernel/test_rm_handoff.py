@@ -17,7 +17,7 @@ pytestmark = pytest.mark.root
 
 def _timeline(stderr: str) -> list[tuple[str, str]]:
     """(role, phase) rows of a ``DOCKYARD_TRACE=1`` timeline."""
-    rows = [re.match(r"\s*[\d.]+\s+[\d.]+\s+(\w+) \d+\s+(.*)", line)
+    rows = [re.match(r"\s*[\d.]+\s+[\d.]+\s+(?:[\d.]+|-)\s+(\w+) \d+\s+(.*)", line)
             for line in stderr.splitlines()[1:]]
     return [(row.group(1), row.group(2)) for row in rows if row]
 
