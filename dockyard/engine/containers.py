@@ -972,8 +972,7 @@ class ContainerService:
         with contextlib.suppress(ContainerNotFound):  # its exit told before it goes
             self._died(self.refresh(self.store.find(container_id)))
         self._withdraw_names(container_id)
-        Ipam(self.store.db).release(container_id)
-        trace.mark("cleanup: names and addresses released")
+        trace.mark("cleanup: names withdrawn")
 
         from dockyard.snapshots.mount import unmount
 
@@ -986,8 +985,9 @@ class ContainerService:
         bundle = self.bundle(container_id)
         _unmount_quietly(bundle / "rootfs", unmount)
         trace.mark("cleanup: unmounted")
-        self.images.snapshotter.remove(container_id)
-        trace.mark("cleanup: snapshot removed")
+        snapshotter = self.images.snapshotter
+        snapshotter.remove_files(container_id)
+        trace.mark("cleanup: snapshot's files removed")
         # the folder is the lock (see _locked): emptied, then the record goes, then the
         # folder, so `system check` meets neither a record nor a folder left unlocked
         for entry in os.listdir(bundle) if bundle.is_dir() else []:
@@ -1000,7 +1000,13 @@ class ContainerService:
         gone = None
         with contextlib.suppress(Exception):
             gone = self.store.find(container_id)
-        self.store.remove(container_id)  # once the record is gone, so is the rest
+        # the rows in one commit (one fsync): the address lease, the snapshot's and
+        # the record; once the record is gone, so is the rest
+        ipam = Ipam(self.store.db)  # (its migrations are a transaction of their own)
+        with self.store.db.transaction("removing a container") as tx:
+            ipam.release(container_id, tx=tx)
+            snapshotter.forget(container_id, tx)
+            self.store.remove(container_id, tx=tx)
         if gone is not None:
             self._event("destroy", gone)
         with contextlib.suppress(OSError):
