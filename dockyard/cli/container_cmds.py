@@ -82,15 +82,13 @@ def run(engine: Engine, image: str, command: tuple[str, ...], *, detach: bool,
 def rm(engine: Engine, *containers: str, force: bool, volumes: bool) -> int:
     """``rm``: Docker's multi-container behaviour — each removed is named, each failure
     reported, and the exit code 1 if any failed."""
-    from dockyard.errors import DockyardError
-
     failed = False
-    for ref in containers:
-        try:
-            engine.containers.remove(ref, force=force, volumes=volumes)
+    errors = engine.containers.remove_many(containers, force=force, volumes=volumes)
+    for ref, error in zip(containers, errors, strict=True):
+        if error is None:
             echo(ref)
-        except DockyardError as exc:
-            sys.stderr.write(f"Error: {exc.message}\n")
+        else:
+            sys.stderr.write(f"Error: {error.message}\n")
             sys.stderr.flush()
             failed = True
     return 1 if failed else 0

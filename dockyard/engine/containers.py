@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,13 @@ from dockyard import trace
 from dockyard.engine import names
 from dockyard.engine.records import ACTIVE_STATES, ContainerRecord, ContainerStore
 from dockyard.engine.spec import ContainerSpec, MountSpec
-from dockyard.errors import Conflict, ContainerNotFound, InternalError, InvalidArgument
+from dockyard.errors import (
+    Conflict,
+    ContainerNotFound,
+    DockyardError,
+    InternalError,
+    InvalidArgument,
+)
 from dockyard.store.layout import Layout
 from dockyard.supervise import process as processes
 from dockyard.supervise.logfile import now_iso
@@ -882,26 +888,66 @@ class ContainerService:
                 return str(signal_name) if signal_name else None
         return None
 
-    def _removed_by_hook(self, record: ContainerRecord, volumes: bool) -> bool:
-        """``rm -f`` of a supervised container: its supervisor's exit hook removes it
-        once the exit is recorded (as for ``--rm``: a fork of the zygote, the engine's
-        code already loaded, where this command would import the snapshot, network and
-        runtime code to do the same), and this waits for that supervisor to end.
-        False if the container is still there then (the supervisor was killed, or the
-        hook failed): the caller finishes the removal itself."""
+    def remove_many(self, refs: Sequence[str], *, force: bool = False,
+                    volumes: bool = False) -> list[DockyardError | None]:
+        """``rm`` of several, each one's error (None: removed) in order.  With ``force``
+        the running ones are all handed to their supervisors and killed first, then
+        waited for: their exit hooks remove them side by side, not one after another."""
+        handed: dict[str, tuple[str, tuple[int, int]]] = {}
+        if force and len(refs) > 1:
+            seen: set[str] = set()
+            for ref in refs:
+                try:
+                    record = self.get(ref)
+                except DockyardError:
+                    continue  # said when its turn comes
+                if record.id not in seen and record.state == "running" and \
+                        supervised(record):
+                    handed[ref] = (record.id, self._hand_over(record, volumes))
+                seen.add(record.id)
+        results: list[DockyardError | None] = []
+        for ref in refs:
+            try:
+                if ref in handed and self._gone(*handed[ref]):
+                    results.append(None)
+                    continue
+                self.remove(ref, force=force, volumes=volumes)
+                results.append(None)
+            except DockyardError as exc:
+                results.append(exc)
+        return results
+
+    def _hand_over(self, record: ContainerRecord, volumes: bool) -> tuple[int, int]:
+        """``rm -f`` of a running, supervised container: its supervisor's exit hook is to
+        remove it once the exit is recorded (as for ``--rm``: a fork of the zygote, the
+        engine's code already loaded, where this command would import the snapshot,
+        network and runtime code to do the same); its init is killed (its own PID
+        namespace: the rest dies with it).  The supervisor (pid, start) to wait for."""
         from dockyard.store.atomic import atomic_write
 
         bundle = self.bundle(record.id)
+        (bundle / "stop-requested").touch()
         atomic_write(bundle / REMOVE_MARKER, b"volumes" if volumes else b"", durable=False)
         status = _read_status(bundle)
         trace.hand_to(str(bundle))
-        self._kill_all(record)
+        pidfd = processes.open_verified(record.pid, record.pid_start)
+        if pidfd is not None:  # (None: it died meanwhile, and the hook is on its way)
+            try:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            finally:
+                os.close(pidfd)
         trace.mark("rm: killed")
-        processes.wait_exit(int(status.get("monitor_pid") or 0),
-                            int(status.get("monitor_start") or 0), REMOVAL_WAIT)
+        return int(status.get("monitor_pid") or 0), int(status.get("monitor_start") or 0)
+
+    def _gone(self, container_id: str, supervisor: tuple[int, int]) -> bool:
+        """Once the supervisor a removal was handed to ended: whether the container is
+        gone.  False if not (the supervisor was killed, or its hook failed): the
+        caller finishes the removal itself."""
+        processes.wait_exit(*supervisor, REMOVAL_WAIT)
         trace.mark("rm: supervisor done")
         try:
-            self.get(record.id)
+            self.get(container_id)
         except ContainerNotFound:
             return True
         return False
@@ -951,9 +997,10 @@ class ContainerService:
             if not force:
                 raise Conflict(f"You cannot remove a running container {record.id}. Stop the "
                                "container before attempting removal or force remove")
-            (self.bundle(record.id) / "stop-requested").touch()
-            if supervised(record) and self._removed_by_hook(record, volumes):
+            if record.state == "running" and supervised(record) and \
+                    self._gone(record.id, self._hand_over(record, volumes)):
                 return record.id
+            (self.bundle(record.id) / "stop-requested").touch()
             with contextlib.suppress(ContainerNotFound):
                 record = self.get(record.id)
             if record.state in ACTIVE_STATES:

@@ -56,3 +56,22 @@ def test_a_start_forgets_an_old_removal_request(box: Dockyard) -> None:
     assert box("wait", "kept").stdout.strip() == "0"
     assert box("container", "inspect", "-f", "{{.State.Status}}", "kept").stdout.strip() == \
         "exited"
+
+
+def test_rm_f_of_several_kills_them_all_before_it_waits(box: Dockyard) -> None:
+    """Their hooks remove them side by side; a name that is no container is reported
+    in its turn, and the exit code says one failed (Docker's)."""
+    ids = [box("run", "-d", "--network", "none", "box:1", "sleep", "60").stdout.strip()
+           for _ in range(3)]
+    result = box("rm", "-f", ids[0], "no-such-box", *ids[1:], check=False,
+                 env={"DOCKYARD_TRACE": "1"})
+    assert result.returncode == 1
+    assert result.stdout.split() == ids
+    assert "Error: No such container: no-such-box" in result.stderr
+    phases = [phase for role, phase in _timeline(result.stderr) if role == "cli"]
+    assert phases.count("rm: killed") == 3, phases
+    assert phases.index("rm: supervisor done") > max(
+        i for i, phase in enumerate(phases) if phase == "rm: killed"), phases
+    left = box("ps", "-a", "-q", "--no-trunc").stdout.split()
+    assert not set(ids) & set(left)
+    assert box("system", "check").returncode == 0
