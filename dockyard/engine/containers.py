@@ -947,7 +947,8 @@ class ContainerService:
         processes.wait_exit(*supervisor, REMOVAL_WAIT)
         trace.mark("rm: supervisor done")
         try:
-            self.get(container_id)
+            self.get(container_id)  # (a dead supervisor's recovery may remove it here)
+            self.store.find(container_id)
         except ContainerNotFound:
             return True
         return False
@@ -1000,12 +1001,16 @@ class ContainerService:
             if record.state == "running" and supervised(record) and \
                     self._gone(record.id, self._hand_over(record, volumes)):
                 return record.id
-            (self.bundle(record.id) / "stop-requested").touch()
-            with contextlib.suppress(ContainerNotFound):
+            try:
+                (self.bundle(record.id) / "stop-requested").touch()
                 record = self.get(record.id)
-            if record.state in ACTIVE_STATES:
-                self._kill_all(record)
-            self.wait_exited(record.id)
+                if record.state in ACTIVE_STATES:
+                    self._kill_all(record)
+                self.wait_exited(record.id)
+            except (FileNotFoundError, ContainerNotFound):
+                # removed meanwhile: the recovery of a supervisor killed with a removal
+                # handed to it finishes that removal (whoever noticed the death first)
+                return record.id
         if volumes:
             self.remove_anonymous_volumes(record)
         with self._locked(record.id):  # `system check` leaves a removal in progress alone
