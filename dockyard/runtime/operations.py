@@ -29,10 +29,11 @@ def start(root: Path, container_id: str) -> None:
     record = cdir.load()
     state.can_start(state.status_of(cdir, record))
     _release_init(cdir, record)
-    from dockyard.oci.runtime_spec import parse_spec  # not for state, kill, list
+    poststart: Any = ()
+    if (record.config.get("hooks") or {}).get("poststart"):  # (parsed only when there)
+        from dockyard.oci.runtime_spec import parse_spec  # not for state, kill, list
 
-    spec = parse_spec(record.config)
-    poststart = spec.hooks.get("poststart", ())
+        poststart = parse_spec(record.config).hooks.get("poststart", ())
     if poststart:
         try:
             hooks.run_hooks(poststart, state.state_json(cdir, record), "poststart")

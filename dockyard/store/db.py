@@ -26,7 +26,6 @@ root that cannot be written:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 import threading
@@ -129,7 +128,6 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lock = threading.RLock()
-        self._queue_fd: int | None = None  # see _queued
         # why this database is open read-only ("read-only file system"), or None
         self.read_only: str | None = None
         with translated(path.parent):
@@ -246,39 +244,9 @@ class Database:
                         self.conn.execute(text)
         self._versions[component] = len(migrations)
 
-    def _writers_queue(self) -> int:
-        """A descriptor of ``metadata.db.writers``, opened once (-1 if it cannot be:
-        a full disk or a read-only root; SQLite's own locking still holds)."""
-        if self._queue_fd is None:
-            try:
-                self._queue_fd = os.open(self.path.with_name(self.path.name + ".writers"),
-                                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError:
-                self._queue_fd = -1
-        return self._queue_fd
-
-    @contextlib.contextmanager
-    def _queued(self) -> Iterator[None]:
-        """Writers of every process wait for the write lock in the kernel (flock on a
-        file of its own: woken the moment it is free), not in SQLite's busy handler,
-        which sleeps and polls (1, 2, 5, 10, 15, 20, 25… ms): with parallel commands
-        each committing a few times, those sleeps, not the writes, were the wait.
-        Not the database file itself: closing any descriptor of it would drop
-        SQLite's POSIX locks.  Released with the transaction, or by the kernel when
-        the process dies."""
-        fd = self._writers_queue()
-        if fd < 0:
-            yield
-            return
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
     @contextlib.contextmanager
     def transaction(self, what: str) -> Iterator[Transaction]:
-        with self.lock, self._errors(what), self._queued():
+        with self.lock, self._errors(what):
             self.conn.execute("BEGIN IMMEDIATE")
             tx = Transaction(self.conn)
             try:
@@ -320,6 +288,3 @@ class Database:
 
     def close(self) -> None:
         self.conn.close()
-        if self._queue_fd is not None and self._queue_fd >= 0:
-            os.close(self._queue_fd)
-            self._queue_fd = None
