@@ -25,10 +25,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from dockyard.snapshots.unpack import apply_layer
-from dockyard.testing.cli import free_port
+from dockyard.testing.registry import local_registry
 
 
 def _layer(size: int) -> bytes:
@@ -63,23 +61,10 @@ def main() -> int:
             return 1
     dockyard = str(Path(sys.executable).with_name("dockyard"))
     work = Path(tempfile.mkdtemp(prefix="dy-bench-"))
-    port = free_port()
-    (work / "reg.yml").write_text(
-        f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: "
-        f"{work / 'regdata'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
-    registry = subprocess.Popen(["docker-registry", "serve", str(work / "reg.yml")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        return _bench(args, work, port, dockyard)
+        with local_registry(work) as registry:
+            return _bench(args, work, int(registry.address.rsplit(":", 1)[1]), dockyard)
     finally:
-        registry.terminate()
-        registry.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 

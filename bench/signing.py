@@ -24,10 +24,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from dockyard.testing.bundles import make_rootfs_tar
-from dockyard.testing.cli import free_port
+from dockyard.testing.registry import local_registry
 
 
 def _run(*argv: str, env: dict[str, str] | None = None) -> str:
@@ -50,27 +48,14 @@ def main() -> int:
             print(f"needs {tool}", file=sys.stderr)
             return 1
     work = Path(tempfile.mkdtemp(prefix="dy-sbench-"))
-    port = free_port()
-    (work / "reg.yml").write_text(
-        f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: "
-        f"{work / 'regdata'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
-    registry = subprocess.Popen(["docker-registry", "serve", str(work / "reg.yml")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     home = work / "g"
     home.mkdir(mode=0o700)
     try:
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        return _bench(args.runs, work, f"127.0.0.1:{port}", home)
+        with local_registry(work) as registry:
+            return _bench(args.runs, work, registry.address, home)
     finally:
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False,
                        capture_output=True)
-        registry.terminate()
-        registry.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -27,9 +27,10 @@ apt-get install -y -qq busybox-static runc libseccomp2 iproute2 iptables procps 
 if [[ $DEV == 1 ]]; then
     # compatibility tests: a real dockerd drives dockyard-runtime; images go through
     # Debian's docker-registry (htpasswd from apache2-utils), skopeo and umoci; gnupg for
-    # the image-signing tests (skopeo judges dockyard's GPG signatures and vice versa)
+    # the image-signing tests (skopeo judges dockyard's GPG signatures and vice versa);
+    # podman (with catatonit, its pause) plays the kube tests' files beside `kube play`
     apt-get install -y -qq docker.io docker-registry skopeo umoci apache2-utils gnupg \
-        >/dev/null
+        podman catatonit >/dev/null
 fi
 
 python3 -m venv "$VENV"

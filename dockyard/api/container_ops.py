@@ -29,6 +29,7 @@ def register(router: Router) -> None:
     router.add("GET", "/containers/{id}/top", top)
     router.add("GET", "/containers/{id}/stats", stats)
     router.add("POST", "/containers/{id}/pause", pause)
+    router.add("POST", "/containers/{id}/resize", resize)
     router.add("POST", "/containers/{id}/unpause", unpause)
     router.add("POST", "/containers/{id}/rename", rename)
     router.add("POST", "/containers/{id}/update", update)
@@ -52,6 +53,31 @@ async def top(request: web.Request) -> web.Response:
 
 
 # --- pause, unpause, rename, update --------------------------------------------------
+def _resize(engine: Engine, ref: str, rows: int, columns: int) -> None:
+    """The container's terminal size, set by its supervisor (``resize`` on the attach
+    socket; a container without a TTY ignores it, as Docker's does)."""
+    from dockyard.engine.attach_socket import connect
+
+    record = engine.containers.get(ref)
+    if record.state not in ("running", "paused"):
+        raise Conflict(f"Container {record.id} is not running")
+    try:
+        connect(engine.containers.bundle(record.id), f"resize {rows} {columns}").close()
+    except OSError as exc:
+        raise Conflict(f"cannot resize container {record.id[:12]}: {exc.strerror}") from None
+
+
+async def resize(request: web.Request) -> web.Response:
+    sizes = []
+    for name in ("h", "w"):
+        value = params.integer(request, name)
+        if value is None or not 0 < value < 65536:
+            raise InvalidArgument(f"{name}: want a terminal size between 1 and 65535")
+        sizes.append(value)
+    await call(request, _resize, _engine(request), request.match_info["id"], *sizes)
+    return web.Response(status=200)
+
+
 async def pause(request: web.Request) -> web.Response:
     engine = _engine(request)
     record = await call(request, engine.containers.get, request.match_info["id"])

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import os
 import re
+import threading
 import time
 from typing import Any
 
@@ -26,6 +28,7 @@ from dockyard.errors import ContainerNotFound, InvalidArgument
 
 def register(router: Router) -> None:
     ATTACHMENTS.setup(router.app)
+    router.app[SUMMARIES] = SummaryCache()
     router.add("POST", "/containers/create", create)
     router.add("GET", "/containers/json", list_containers)
     router.add("GET", "/containers/{id}/json", inspect)
@@ -76,12 +79,18 @@ def _ago(stamp: str) -> str:
     return f"{seconds // (365 * 86400)} years"
 
 
-def _status(record: ContainerRecord) -> str:
+HEALTH_WORDS = {"starting": " (health: starting)", "healthy": " (healthy)",
+                "unhealthy": " (unhealthy)"}
+
+
+def _status(record: ContainerRecord, health: str | None = None) -> str:
     if record.state == "restarting":
         return f"Restarting ({record.exit_code}) {_ago(record.finished_at)} ago"
     if record.state in ("running", "paused"):
         up = f"Up {_ago(record.started_at)}"
-        return up + " (Paused)" if record.state == "paused" else up
+        if record.state == "paused":
+            return up + " (Paused)"
+        return up + HEALTH_WORDS.get(health or "", "")
     if record.state == "created":
         return "Created"
     return f"Exited ({record.exit_code}) {_ago(record.finished_at)} ago"
@@ -117,8 +126,67 @@ def _matches(record: ContainerRecord, wanted: dict[str, list[str]]) -> bool:
 FILTERS = ("id", "name", "status", "label", "ancestor", "network")
 
 
-def _summary(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
-    doc = engine.containers.inspect(record.id)
+class SummaryCache:
+    """The list rows of containers, kept while nothing they are made of changed: the
+    record's state fields, and the bundle's network.json and status.json (ports,
+    networks, health: each rewritten by rename, so a change is a new mtime).  A
+    ``docker ps`` of many containers then costs a stat per container, not an inspect."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        # id -> (stamp, row without Status, health, the row's JSON without its last brace)
+        self._rows: dict[str, tuple[tuple[Any, ...], dict[str, Any], str | None, str]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def stamp(engine: Engine, record: ContainerRecord) -> tuple[Any, ...]:
+        bundle = os.path.join(engine.containers.containers_dir, record.id)
+        times = []
+        for name in ("network.json", "status.json"):
+            try:
+                times.append(os.stat(os.path.join(bundle, name)).st_mtime_ns)
+            except OSError:
+                times.append(0)
+        return (record.name, record.state, record.started_at, record.finished_at,
+                record.exit_code, record.restart_count, record.pid, record.image_id, *times)
+
+    def _entry(self, engine: Engine, record: ContainerRecord
+               ) -> tuple[tuple[Any, ...], dict[str, Any], str | None, str]:
+        stamp = self.stamp(engine, record)
+        with self._lock:
+            cached = self._rows.get(record.id)
+        if cached is None or cached[0] != stamp:
+            doc = engine.containers.inspect(record.id)
+            row = _summary(record, doc)
+            cached = (stamp, row, (doc["State"].get("Health") or {}).get("Status"),
+                      json.dumps(row)[:-1])
+            with self._lock:
+                if len(self._rows) >= self.LIMIT:  # rows of removed containers, when
+                    self._rows.clear()  # no list of all of them prunes them
+                self._rows[record.id] = cached
+        return cached
+
+    def row(self, engine: Engine, record: ContainerRecord) -> dict[str, Any]:
+        _stamp, row, health, _text = self._entry(engine, record)
+        return {**row, "Status": _status(record, health)}
+
+    def row_json(self, engine: Engine, record: ContainerRecord) -> str:
+        """The row as JSON, Status added to the kept text (the one field that changes
+        with the clock)."""
+        _stamp, _row, health, text = self._entry(engine, record)
+        return f'{text}, "Status": {json.dumps(_status(record, health))}}}'
+
+    def keep_only(self, ids: set[str]) -> None:
+        with self._lock:
+            for gone in set(self._rows) - ids:
+                del self._rows[gone]
+
+
+SUMMARIES: web.AppKey[SummaryCache] = web.AppKey("summaries", SummaryCache)
+
+
+def _summary(record: ContainerRecord, doc: dict[str, Any]) -> dict[str, Any]:
     ports = []
     for key, bindings in (doc["NetworkSettings"].get("Ports") or {}).items():
         number, _, proto = key.partition("/")
@@ -130,36 +198,56 @@ def _summary(engine: Engine, record: ContainerRecord) -> dict[str, Any]:
         "Id": record.id, "Names": [f"/{record.name}"], "Image": record.image,
         "ImageID": record.image_id, "Command": command, "Created": epoch(record.created),
         "Ports": ports, "Labels": dict(record.spec.labels), "State": record.state,
-        "Status": _status(record), "HostConfig": {"NetworkMode": record.spec.network_mode},
+        "HostConfig": {"NetworkMode": record.spec.network_mode},
         "NetworkSettings": {"Networks": doc["NetworkSettings"]["Networks"]},
         "Mounts": [{**m, "Mode": "", "Propagation": ""} for m in doc["Mounts"]]}
 
 
-def _list(engine: Engine, everything: bool, wanted: dict[str, list[str]],
-          limit: int | None) -> list[dict[str, Any]]:
+def _records(engine: Engine, everything: bool, wanted: dict[str, list[str]],
+             limit: int | None, cache: SummaryCache) -> list[ContainerRecord]:
     unknown = sorted(set(wanted) - set(FILTERS))
     if unknown:  # refused even when no container is there to test
         raise InvalidArgument(f"invalid filter '{unknown[0]}'")
     records = engine.containers.list(all_containers=everything or "status" in wanted)
+    if everything:
+        cache.keep_only({r.id for r in records})
     records = [r for r in records if _matches(r, wanted)]
     records.sort(key=lambda r: r.created, reverse=True)
     if limit is not None and limit > 0:
         records = records[:limit]
+    return records
+
+
+def _list(engine: Engine, everything: bool, wanted: dict[str, list[str]],
+          limit: int | None, cache: SummaryCache | None = None) -> list[dict[str, Any]]:
+    cache = cache or SummaryCache()
     rows = []
-    for record in records:
+    for record in _records(engine, everything, wanted, limit, cache):
         try:
-            rows.append(_summary(engine, record))
+            rows.append(cache.row(engine, record))
         except ContainerNotFound:
             continue  # removed while we list: left out, as Docker does
     return rows
 
 
+def _list_json(engine: Engine, everything: bool, wanted: dict[str, list[str]],
+               limit: int | None, cache: SummaryCache) -> bytes:
+    """``_list`` as the response body, from the rows' kept JSON."""
+    texts = []
+    for record in _records(engine, everything, wanted, limit, cache):
+        try:
+            texts.append(cache.row_json(engine, record))
+        except ContainerNotFound:
+            continue
+    return f"[{', '.join(texts)}]".encode()
+
+
 async def list_containers(request: web.Request) -> web.Response:
     everything = params.flag(request, "all")
     limit = params.integer(request, "limit")
-    rows = await call(request, _list, _engine(request), everything, params.filters(request),
-                      limit)
-    return web.json_response(rows)
+    body = await call(request, _list_json, _engine(request), everything,
+                      params.filters(request), limit, request.app[SUMMARIES])
+    return web.Response(body=body, content_type="application/json")
 
 
 async def inspect(request: web.Request) -> web.Response:

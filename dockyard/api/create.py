@@ -191,9 +191,32 @@ def _positive(value: int | None) -> int | None:
     return value if value else None
 
 
+# Docker's HostConfig fields dockyard does not act on: still refused when of the wrong
+# JSON type, as dockerd's decoder refuses them
+_OTHER_HOST_FIELDS = {
+    "integer": ("ShmSize", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime",
+                "MemoryReservation", "MemorySwappiness", "KernelMemory", "CpuCount",
+                "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth", "BlkioWeight"),
+    "text": ("CgroupParent", "CpusetCpus", "CpusetMems", "Cgroup", "CgroupnsMode", "IpcMode",
+             "PidMode", "UTSMode", "UsernsMode", "Runtime", "Isolation", "ContainerIDFile",
+             "VolumeDriver"),
+    "strings": ("GroupAdd", "Links", "MaskedPaths", "ReadonlyPaths", "DeviceCgroupRules"),
+    "objects": ("Devices", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
+                "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "DeviceRequests"),
+    "mapping": ("Sysctls", "StorageOpt", "Annotations"),
+}
+
+
+def _check_other_fields(host: Fields) -> None:
+    for kind, keys in _OTHER_HOST_FIELDS.items():
+        for key in keys:
+            getattr(host, kind)(key)
+
+
 def spec_from_body(body: Any, name: str | None) -> ContainerSpec:
     config = Fields(body, "container.Config")
     host = config.object("HostConfig")
+    _check_other_fields(host)
     image = config.text("Image")
     if not image:
         raise InvalidArgument("config cannot be empty in order to create a container: "

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from dockyard.errors import DockyardError, ErrorKind
 
@@ -56,6 +57,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise
         message = "page not found" if exc.status == 404 else exc.reason
         return error_response(exc.status, message)
+    except HttpProcessingError as exc:  # a body aiohttp could not read (bad chunking)
+        return error_response(exc.code if 400 <= exc.code < 500 else 400,
+                              f"bad request body: {exc.message}")
     except (ConnectionResetError, BrokenPipeError):
         raise  # the client went away: nothing to answer
     except Exception as exc:  # noqa: BLE001 - the front end: a bug is a 500, not a crash

@@ -15,6 +15,7 @@ from dockyard.api.server import ENGINE, Router, _common_headers
 from dockyard.api.streams import body_file, call, response_file
 from dockyard.engine.engine import Engine
 from dockyard.errors import DockyardError, InvalidArgument
+from dockyard.registry.auth import Credentials
 
 
 def register(router: Router) -> None:
@@ -23,6 +24,7 @@ def register(router: Router) -> None:
     router.add("POST", "/images/load", load)
     router.add("GET", "/images/get", get_many)
     router.add("POST", "/images/prune", prune)
+    router.add("GET", "/images/search", search)
     router.add("POST", "/build/prune", build_prune)
     router.add("GET", "/images/{name:.+}/json", inspect)
     router.add("GET", "/images/{name:.+}/history", history)
@@ -140,12 +142,12 @@ def _reference(request: web.Request) -> str:
     return image
 
 
-def _pull(engine: Engine, ref: str, stream: JsonStream) -> None:
+def _pull(engine: Engine, ref: str, stream: JsonStream, creds: Credentials | None) -> None:
     from dockyard.oci import reference
 
     parsed = reference.parse(ref)
     stream.send({"status": f"Pulling from {parsed.repository}", "id": parsed.tag or "latest"})
-    digest = engine.pull_image(ref, progress=stream)
+    digest = engine.pull_image(ref, progress=stream, credentials=creds)
     stream.send({"status": f"Digest: {digest}"})
     stream.send({"status": f"Status: Downloaded newer image for {parsed}"})
 
@@ -170,7 +172,10 @@ async def create(request: web.Request) -> web.StreamResponse:
                 or None
             await call(request, _import, engine, body_file(request), ref, stream)
         else:
-            await call(request, _pull, engine, _reference(request), stream)
+            from dockyard.api.registry import credentials
+
+            await call(request, _pull, engine, _reference(request), stream,
+                       credentials(request))
     except DockyardError as exc:
         error = exc
     return await stream.finish(error)
@@ -214,6 +219,15 @@ async def get_one(request: web.Request) -> web.StreamResponse:
 
 async def get_many(request: web.Request) -> web.StreamResponse:
     return await _save(request, request.query.getall("names", []))
+
+
+async def search(request: web.Request) -> web.Response:
+    """No index to search here (no Docker Hub): an empty answer, as the Engine API
+    allows, once the term is checked."""
+    if not request.query.get("term"):
+        raise InvalidArgument("term is required")
+    params.filters(request)
+    return web.json_response([])
 
 
 async def prune(request: web.Request) -> web.Response:

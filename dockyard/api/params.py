@@ -42,6 +42,8 @@ def filters(request: web.Request) -> dict[str, list[str]]:
         raw = json.loads(text)
     except ValueError as exc:
         raise InvalidArgument(f"invalid filters: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument("invalid filters: nested too deeply") from None
     if not isinstance(raw, dict):
         raise InvalidArgument("invalid filters: want a JSON object")
     result: dict[str, list[str]] = {}
@@ -60,6 +62,31 @@ async def json_body(request: web.Request) -> Any:
     if not data.strip():
         return None
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"invalid JSON body: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument("invalid JSON body: nested too deeply") from None
+    _check_strings(value)
+    return value
+
+
+def _check_strings(value: Any) -> None:
+    """No string of a body may hold a NUL (no argv, environment, path or name can) or a
+    lone surrogate (it cannot be written as UTF-8)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\0" in item:
+                raise InvalidArgument(f"invalid JSON body: NUL byte in {item[:40]!r}")
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                raise InvalidArgument(f"invalid JSON body: lone surrogate in "
+                                      f"{item[:40]!r}") from None

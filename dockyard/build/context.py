@@ -28,16 +28,38 @@ class BuildContext:
         self.root = root
         self.owned = owned  # a temporary extraction we remove on close
         self.digests: DigestCache | None = None  # remembered file digests, if any
-        ignore = root / ".dockerignore"
-        self.ignore = IgnoreMatcher.from_text(ignore.read_text() if ignore.is_file() else "")
+        self.ignore = IgnoreMatcher.from_text(self._ignore_text(root / ".dockerignore") or "")
         self._checksums: dict[str, str] = {}
+
+    def _ignore_text(self, path: Path) -> str | None:
+        if not self.owned:  # the user's own directory, as Docker's CLI reads it
+            return path.read_text() if path.is_file() else None
+        try:  # a context someone sent: its links resolve inside it
+            return self.read_file(str(path.relative_to(self.root)), what="ignore file")
+        except (NotFound, ValueError):
+            return None
+
+    def read_file(self, relative: str, *, what: str, limit: int = 16 << 20) -> str:
+        """A regular file of the context, resolved inside it (a link cannot lead out,
+        a FIFO or device is not read)."""
+        from dockyard.fs.inroot import Root, read_regular_file
+
+        with Root(self.root, what="build context") as root:
+            data = read_regular_file(root, relative, limit)
+        if data is None:
+            raise NotFound(f"failed to read {what}: open {relative}: no such file or "
+                           "directory in the build context")
+        try:
+            return data.decode()
+        except UnicodeDecodeError as exc:
+            raise InvalidArgument(f"{what} {relative}: not UTF-8 text: {exc}") from None
 
     def use_ignore_file_of(self, dockerfile: Path) -> None:
         """BuildKit's rule: ``<Dockerfile name>.dockerignore`` beside the Dockerfile, when
         it exists, replaces the context's ``.dockerignore``."""
-        specific = dockerfile.with_name(dockerfile.name + ".dockerignore")
-        if specific.is_file():
-            self.ignore = IgnoreMatcher.from_text(specific.read_text())
+        text = self._ignore_text(dockerfile.with_name(dockerfile.name + ".dockerignore"))
+        if text is not None:
+            self.ignore = IgnoreMatcher.from_text(text)
             self._checksums.clear()
 
     @classmethod

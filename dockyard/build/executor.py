@@ -195,11 +195,13 @@ class Builder:
         if not self.options.pull:
             with contextlib.suppress(NotFound):
                 return self.images.get(ref)
+        from dockyard.oci import reference
         from dockyard.registry.transfer import pull
 
         with self._lock:  # one pull of a base at a time
             digest = pull(self.images.content, self.images.index, ref,
-                          insecure=self.env.insecure_registries, admit=self.env.admit)
+                          insecure=self.env.insecure_registries, admit=self.env.admit,
+                          credentials=self.options.logins.get(reference.parse(ref).registry))
         record = self.images.index.get(digest)
         if record is None:
             raise NotFound(f"No such image: {ref}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from dockyard.images.content import LocalContentStore
     from dockyard.images.index import ImageIndex, ImageRecord
     from dockyard.oci.image import Manifest
+    from dockyard.registry.auth import Credentials
     from dockyard.registry.transfer import Admit
     from dockyard.snapshots.overlay import OverlaySnapshotter
     from dockyard.store.db import Database
@@ -81,6 +82,8 @@ class BuildOptions(NamedTuple):
     labels: dict[str, str] = {}  # noqa: RUF012
     secrets: dict[str, str] = {}  # noqa: RUF012 - id → host file
     network: str = "default"
+    # registry → credentials for base images (the API's X-Registry-Config); else config.json
+    logins: Mapping[str, Credentials] = {}  # noqa: RUF012 - never mutated
 
 
 class StageResult:

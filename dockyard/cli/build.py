@@ -19,6 +19,7 @@ import click
 if TYPE_CHECKING:
     from rich.text import Text
 
+    from dockyard.engine.builds import BuildRequest
     from dockyard.engine.engine import Engine
 
 
@@ -164,11 +165,19 @@ def _key_values(values: tuple[str, ...], what: str) -> dict[str, str]:
               metavar="type=oci|docker|tar|local,dest=PATH")
 @click.option("--network", type=click.Choice(["default", "none", "host"]), default="default",
               help="Network for RUN steps.")
+@click.option("--sbom", is_flag=True,
+              help="Attach an SBOM (SPDX JSON) to the image as an OCI referrer; push "
+                   "carries it.")
+@click.option("--sbom-format", type=click.Choice(["spdx-json", "cyclonedx-json"]),
+              default=None, help="--sbom in this format.")
+@click.option("--pin", is_flag=True,
+              help="Rewrite the Dockerfile's FROM lines to the digests the build used.")
 @click.pass_obj
 def build_cmd(engine: Engine, context: str, tags: tuple[str, ...], dockerfile: str | None,
               build_args: tuple[str, ...], target: str | None, no_cache: bool, pull: bool,
               labels: tuple[str, ...], iidfile: str | None, progress: str, quiet: bool,
-              secrets: tuple[str, ...], outputs: tuple[str, ...], network: str) -> None:
+              secrets: tuple[str, ...], outputs: tuple[str, ...], network: str,
+              sbom: bool, sbom_format: str | None, pin: bool) -> None:
     """Build an image from a Dockerfile and a context (a directory, or - for stdin)."""
     from dockyard.build.executor import BuildOptions, Reporter
     from dockyard.engine.builds import BuildRequest, parse_output, parse_secret
@@ -196,6 +205,9 @@ def build_cmd(engine: Engine, context: str, tags: tuple[str, ...], dockerfile: s
     else:
         reporter = QuietReporter() if progress == "quiet" else PlainReporter()
         image_id = engine.builds.build(request, reporter)
+    if sbom or sbom_format or pin:
+        _supply_steps(engine, request, image_id,
+                      (sbom_format or "spdx-json") if sbom or sbom_format else None, pin)
     if iidfile:
         from pathlib import Path
 
@@ -209,6 +221,25 @@ def build_cmd(engine: Engine, context: str, tags: tuple[str, ...], dockerfile: s
     for tag in tags:
         click.echo(f"naming to {reference.parse(tag)} done", err=True)
     click.echo(image_id)
+
+
+def _supply_steps(engine: Engine, request: BuildRequest, image_id: str, sbom: str | None,
+                  pin: bool) -> None:
+    from dockyard.engine.supply import SupplyChain
+
+    supply = SupplyChain(engine)
+    if sbom:
+        # the document names the image by its first tag (its ID when it has none)
+        referrer = supply.attach_sbom(request.options.tags[0] if request.options.tags
+                                      else image_id, sbom)
+        click.echo(f"attached SBOM ({sbom}) {referrer.digest}", err=True)
+    if pin:
+        path, changes = supply.pin_dockerfile(request)
+        for change in changes:
+            click.echo(f"{path}:{change.line}: FROM {change.before} -> {change.after}"
+                       if change.after else f"{path}:{change.line}: FROM {change.before} not "
+                       "pinned: the build did not use it (pull it, or build that stage)",
+                       err=True)
 
 
 @click.group("builder")

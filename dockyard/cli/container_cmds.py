@@ -54,8 +54,14 @@ def run(engine: Engine, image: str, command: tuple[str, ...], *, detach: bool,
     pull = o.pop("pull", "missing")
     spec = spec_from_flags(image, command, o)
     _image_for_run(engine, spec.image, pull)
+    return run_created(engine, engine.containers.create(spec), detach=detach)
+
+
+def run_created(engine: Engine, record: Any, *, detach: bool) -> int:
+    """The rest of ``run`` for a created container (``compose run`` makes its own):
+    started attached or not; the exit code."""
     service = engine.containers
-    record = service.create(spec)
+    spec = record.spec
     try:
         # Docker attaches before it starts: the supervisor creates the container and
         # waits for us, so the first byte of output comes to us from its stdio

@@ -14,6 +14,7 @@ from dockyard.cli.flagtable import Opt, opt
 from dockyard.engine.flags import (
     env_file,
     parse_bytes,
+    parse_cpus,
     parse_duration,
     parse_publish,
     parse_restart,
@@ -70,18 +71,6 @@ RUN_OPTIONS: tuple[Opt, ...] = (
     opt("--pull", default="missing",
         help="Pull the image first: missing (default), always or never."),
 )
-
-
-def parse_cpus(text: str) -> int:
-    """``--cpus`` as nano-CPUs (the range is the engine's to check)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if value != value or value in (float("inf"), float("-inf")):
-        raise InvalidArgument(f'invalid argument "{text}" for "--cpus" flag: failed to parse '
-                              f"{text} as a rational number")
-    return round(value * 1e9)
 
 
 def parse_mount(text: str) -> MountSpec:

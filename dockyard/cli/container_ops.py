@@ -10,12 +10,11 @@ from typing import Any
 import click
 
 from dockyard.cli.container_cmds import EXEC_OPTIONS, exec_
-from dockyard.cli.container_flags import parse_cpus
 from dockyard.cli.containers import container_group
 from dockyard.cli.flagtable import click_options
 from dockyard.cli.render import human_size, render
 from dockyard.engine.engine import Engine
-from dockyard.engine.flags import parse_bytes
+from dockyard.engine.flags import parse_bytes, parse_cpus
 from dockyard.errors import InvalidArgument, NotFound
 
 

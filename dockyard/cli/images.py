@@ -63,13 +63,27 @@ def import_cmd(source: str, ref: str | None, message: str, change: tuple[str, ..
     click.echo(image_id)
 
 
+def _exec_form(value: str) -> list[str] | None:
+    """A JSON array of strings (a Dockerfile's exec form); None for anything else,
+    which is shell form, as the Dockerfile parser reads ``CMD [oops``."""
+    if not value.startswith("["):
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    if isinstance(parsed, list) and all(isinstance(item, str) for item in parsed):
+        return parsed
+    return None
+
+
 def _parse_changes(changes: tuple[str, ...]) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for change in changes:
         keyword, _, value = change.strip().partition(" ")
         keyword = keyword.upper()
         value = value.strip()
-        parsed: Any = json.loads(value) if value.startswith("[") else ["/bin/sh", "-c", value]
+        parsed = _exec_form(value) or ["/bin/sh", "-c", value]
         if keyword in ("CMD", "ENTRYPOINT"):
             config["Cmd" if keyword == "CMD" else "Entrypoint"] = parsed
         elif keyword == "ENV":

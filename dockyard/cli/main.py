@@ -40,6 +40,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "events": ("system",),
     "build": ("build",), "builder": ("build",), "serve": ("serve",),
     "compose": ("compose",), "kube": ("kube",),
+    "sbom": ("supply",), "scan": ("supply",),
 }
 
 

@@ -71,22 +71,13 @@ def push_cmd(engine: Engine, ref: str, quiet: bool, tls_verify: bool,
              chunk_size: int | None, sign_by: str | None) -> None:
     """Push an image to a registry."""
     from dockyard.oci import reference
-    from dockyard.registry.transfer import push
 
-    images = engine.images
-    record = images.get(ref)
     parsed = reference.parse(ref)
-    sources = [reference.parse(d.split("@", 1)[0]) for d in
-               images.index.repo_digests_of(record.manifest_digest)]
-    mount_from = next((s.repository for s in sources if s.registry == parsed.registry and
-                       s.repository != parsed.repository), None)
     if not quiet:
         click.echo(f"The push refers to repository [{parsed.name}]")
     with _progress(quiet) as progress:
-        digest = push(images.content, images.index, record, ref,
-                      insecure=_insecure(engine, tls_verify, ref), progress=progress,
-                      chunk_size=chunk_size,
-                      mount_source=(lambda _digest: mount_from) if mount_from else None)
+        record, digest = engine.push_image(ref, insecure=_insecure(engine, tls_verify, ref),
+                                           progress=progress, chunk_size=chunk_size)
     if sign_by is not None:  # as podman push --sign-by: after the manifest is up
         from dockyard.registry.trust.sign import sign_gpg
 
@@ -96,8 +87,8 @@ def push_cmd(engine: Engine, ref: str, quiet: bool, tls_verify: bool,
     if quiet:  # as docker push -q: the reference alone
         click.echo(str(parsed))
         return
-    size = images.content.size(digest if images.content.exists(digest)
-                               else record.manifest_digest)
+    content = engine.images.content
+    size = content.size(digest if content.exists(digest) else record.manifest_digest)
     click.echo(f"{parsed.tag or 'latest'}: digest: {digest} size: {size}")
 
 

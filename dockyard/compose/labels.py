@@ -3,7 +3,7 @@ so that ``docker compose ps`` and ``dockyard compose ps`` agree on what belongs 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Any
 
 PREFIX = "com.docker.compose"
@@ -13,6 +13,7 @@ NUMBER = f"{PREFIX}.container-number"
 IMAGE = f"{PREFIX}.image"  # the image's ID (config digest) when the container was made
 CONFIG_HASH = f"{PREFIX}.config-hash"
 ONEOFF = f"{PREFIX}.oneoff"
+SLUG = f"{PREFIX}.slug"  # a one-off container's random ID
 WORKING_DIR = f"{PREFIX}.project.working_dir"
 CONFIG_FILES = f"{PREFIX}.project.config_files"
 DEPENDS_ON = f"{PREFIX}.depends_on"
@@ -21,12 +22,14 @@ VOLUME = f"{PREFIX}.volume"
 
 
 def service_labels(project: Any, service: str, config_hash: str,
-                   depends_on: Mapping[str, str]) -> dict[str, str]:
+                   depends_on: Mapping[str, str],
+                   restarts: Set[str] = frozenset()) -> dict[str, str]:
     """The labels every container of ``service`` carries (its number added per replica);
     ``project`` is a ``loader.LoadedProject``."""
     return {
         PROJECT: project.name, SERVICE: service, ONEOFF: "False",
         CONFIG_HASH: config_hash, WORKING_DIR: str(project.working_dir),
         CONFIG_FILES: ",".join(str(p) for p in project.config_files),
-        DEPENDS_ON: ",".join(f"{dep}:{cond}:false" for dep, cond in sorted(depends_on.items())),
+        DEPENDS_ON: ",".join(f"{dep}:{cond}:{'true' if dep in restarts else 'false'}"
+                             for dep, cond in sorted(depends_on.items())),
     }

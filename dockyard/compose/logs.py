@@ -16,13 +16,15 @@ Entry = tuple["ContainerRecord", dict[str, str]]
 
 
 def stream_logs(engine: Engine, records: list[ContainerRecord], *, follow: bool,
-                tail: int | None) -> Iterator[Entry]:
+                tail: int | None, ends: bool = False) -> Iterator[Entry]:
+    """Entries ``(record, {"log": …, "stream": …})``; following with ``ends``, also
+    ``(record, {})`` when a container's log has ended (it exited)."""
     if not follow:
         for record in records:
             for entry in engine.containers.logs(record.id, tail=tail):
                 yield record, entry
         return
-    lines: queue.Queue[Entry | None] = queue.Queue()
+    lines: queue.Queue[Entry] = queue.Queue()
     done = threading.Event()
 
     def read(record: ContainerRecord) -> None:
@@ -31,7 +33,7 @@ def stream_logs(engine: Engine, records: list[ContainerRecord], *, follow: bool,
                                                 stop=done.is_set):
                 lines.put((record, entry))
         finally:
-            lines.put(None)
+            lines.put((record, {}))
 
     threads = [threading.Thread(target=read, args=(r,), daemon=True) for r in records]
     for thread in threads:
@@ -40,8 +42,10 @@ def stream_logs(engine: Engine, records: list[ContainerRecord], *, follow: bool,
     try:
         while open_readers:
             item = lines.get()
-            if item is None:
+            if not item[1]:
                 open_readers -= 1
+                if ends:
+                    yield item
             else:
                 yield item
     finally:

@@ -91,6 +91,20 @@ def _memory_file(data: bytes) -> str:
     return path
 
 
+def dockerfile_path(request: BuildRequest, context_root: Path) -> Path:
+    """Where the Dockerfile of ``request`` is read from (``-f`` relative to the working
+    directory first, then to the context; else the context's Dockerfile/Containerfile)."""
+    if request.dockerfile:
+        path = Path(request.dockerfile)
+        if not path.is_absolute() and not path.exists() and request.context != "-":
+            path = context_root / request.dockerfile
+        return path
+    path = context_root / "Dockerfile"
+    if not path.exists() and (context_root / "Containerfile").exists():
+        path = context_root / "Containerfile"
+    return path
+
+
 class BuildService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -114,14 +128,31 @@ class BuildService:
         try:
             if dockerfile_text is None:
                 dockerfile_text = self._dockerfile(request, context, stdin)
-            plan = parse_plan(dockerfile_text)
-            image_id = Builder(self._environment(), context, plan, request.options,
-                               reporter).build()
+            image_id = self._run(context, dockerfile_text, request.options, reporter)
         finally:
             context.close()
         for output in request.outputs:
             self.export(image_id, output)
         return image_id
+
+    def build_tar(self, stream: IO[bytes], dockerfile: str, options: BuildOptions,
+                  reporter: Reporter) -> str:
+        """A context sent as a tar (the Docker API's ``/build``) with its Dockerfile inside
+        at ``dockerfile``, read in the context's own tree (a link cannot lead out)."""
+        scratch = self.engine.layout.run_dir / "build"
+        scratch.mkdir(parents=True, exist_ok=True)
+        context = BuildContext.from_tar(stream, scratch)
+        try:
+            text = context.read_file(dockerfile or "Dockerfile", what="dockerfile")
+            context.use_ignore_file_of(context.root / (dockerfile or "Dockerfile"))
+            return self._run(context, text, options, reporter)
+        finally:
+            context.close()
+
+    def _run(self, context: BuildContext, dockerfile_text: str, options: BuildOptions,
+             reporter: Reporter) -> str:
+        plan = parse_plan(dockerfile_text)
+        return Builder(self._environment(), context, plan, options, reporter).build()
 
     def _environment(self) -> BuildEnvironment:
         from dockyard.engine.runtime_command import runtime_argv
@@ -138,14 +169,7 @@ class BuildService:
                     stdin: IO[bytes] | None) -> str:
         if request.dockerfile == "-":
             return (stdin or sys.stdin.buffer).read().decode()
-        if request.dockerfile:
-            path = Path(request.dockerfile)
-            if not path.is_absolute() and not path.exists() and request.context != "-":
-                path = context.root / request.dockerfile
-        else:
-            path = context.root / "Dockerfile"
-            if not path.exists() and (context.root / "Containerfile").exists():
-                path = context.root / "Containerfile"
+        path = dockerfile_path(request, context.root)
         try:
             text = path.read_text()
         except FileNotFoundError:
@@ -165,7 +189,7 @@ class BuildService:
             with _destination(output.dest) as out:
                 images.save([image_id], out, fmt=output.type)
             return
-        with self._rootfs(image_id) as rootfs:
+        with self.image_rootfs(image_id) as rootfs:
             if output.type == "tar":
                 from dockyard.fs.inroot import Root
                 from dockyard.fs.tartree import write_tree_tar
@@ -178,7 +202,9 @@ class BuildService:
             _copy_tree_with_owners(rootfs, Path(output.dest))
 
     @contextlib.contextmanager
-    def _rootfs(self, image_id: str) -> Iterator[Path]:
+    def image_rootfs(self, image_id: str) -> Iterator[Path]:
+        """The image's files mounted read-write on a throw-away snapshot (removed on
+        exit); what `-o type=tar|local`, `sbom` and `scan` read."""
         from dockyard.fs.tree import remove_tree
         from dockyard.snapshots.mount import mount_all, unmount
 

@@ -116,7 +116,7 @@ def _exposed_ports(service: ContainerService, record: ContainerRecord) -> set[tu
     exposed = (service.images.config(image).get("config") or {}).get("ExposedPorts") \
         if image else None
     result = set()
-    for key in exposed or {}:
+    for key in [*(exposed or {}), *record.spec.expose]:
         port, _, proto = key.partition("/")
         if (proto or "tcp") in ("tcp", "udp") and port.isdigit():
             result.add((int(port), proto or "tcp"))

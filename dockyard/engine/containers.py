@@ -127,8 +127,12 @@ class ContainerService:
         return self._networks()
 
     # --- paths ---------------------------------------------------------------
+    @functools.cached_property
+    def containers_dir(self) -> Path:
+        return self.layout.root / "containers"
+
     def bundle(self, container_id: str) -> Path:
-        return self.layout.root / "containers" / container_id
+        return self.containers_dir / container_id
 
     def log_path(self, container_id: str) -> Path:
         return self.bundle(container_id) / "container.log"
@@ -380,9 +384,13 @@ class ContainerService:
         image_config = self.images.config(image) if image else {"config": {}}
         spec = record.spec
         user_text = spec.user or (image_config.get("config") or {}).get("User") or "0"
-        from dockyard.images.users import resolve_user_in
+        from dockyard.images.users import resolve_groups_in, resolve_user_in
 
         user = resolve_user_in(rootfs, user_text)
+        if spec.group_add:
+            extra = resolve_groups_in(rootfs, spec.group_add)
+            user = user._replace(additional_gids=(*user.additional_gids, *(
+                g for g in extra if g not in user.additional_gids)))
         seccomp = None
         if spec.seccomp_profile not in (None, "unconfined"):
             seccomp = Path(str(spec.seccomp_profile)).read_text()
@@ -418,9 +426,14 @@ class ContainerService:
         return other
 
     def _join_namespaces(self, spec: ContainerSpec, config: dict[str, Any]) -> None:
-        """``ipc_mode``/``uts_mode`` ``container:NAME``: that running container's IPC and
-        UTS namespaces are joined (a kube pod's containers share its infra's)."""
-        for kind, mode in (("ipc", spec.ipc_mode), ("uts", spec.uts_mode)):
+        """``ipc_mode``/``uts_mode``/``pid_mode`` ``container:NAME``: that running
+        container's IPC, UTS or PID namespace is joined (a kube pod's containers share
+        its infra's); ``pid_mode`` ``host``: no PID namespace of its own."""
+        if spec.pid_mode == "host":
+            config["linux"]["namespaces"] = [
+                n for n in config["linux"]["namespaces"] if n["type"] != "pid"]
+        for kind, mode in (("ipc", spec.ipc_mode), ("uts", spec.uts_mode),
+                           ("pid", spec.pid_mode)):
             if not mode or not mode.startswith("container:"):
                 continue
             other = self.get(mode.split(":", 1)[1])
@@ -1151,7 +1164,8 @@ def _removal_requested(bundle: Path) -> str | None:
 
 def _read_status(bundle: Path) -> dict[str, Any]:
     try:
-        data = json.loads((bundle / "status.json").read_text())
+        with open(os.path.join(bundle, "status.json"), "rb") as handle:
+            data = json.loads(handle.read())
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from dockyard.engine.images import ImageService
     from dockyard.engine.networks import NetworkService
     from dockyard.engine.records import ContainerStore
+    from dockyard.images.index import ImageRecord
+    from dockyard.registry.auth import Credentials
     from dockyard.registry.transfer import Admit, Progress
     from dockyard.store.config import EngineConfig
     from dockyard.store.db import Database
@@ -48,18 +50,45 @@ class Engine:
         return gate.admit if gate is not None else None
 
     def pull_image(self, ref: str, *, insecure: frozenset[str] = frozenset(),
-                   progress: Progress | None = None) -> str:
+                   progress: Progress | None = None,
+                   credentials: Credentials | None = None) -> str:
         """Pull ``ref`` under the policy (nothing stored if it refuses); records the
-        pull's event; returns the manifest digest."""
+        pull's event; returns the manifest digest.  ``credentials``: a client's own
+        (the API's X-Registry-Auth) instead of those in config.json."""
         from dockyard.oci import reference
         from dockyard.registry.transfer import pull
 
         images = self.images
         digest = pull(images.content, images.index, ref,
                       insecure=self.insecure_registries | insecure, progress=progress,
-                      admit=self.admit)
+                      admit=self.admit, credentials=credentials)
         images.pulled(digest, str(reference.parse(ref)))
         return digest
+
+    def push_image(self, ref: str, *, insecure: frozenset[str] = frozenset(),
+                   progress: Progress | None = None, chunk_size: int | None = None,
+                   credentials: Credentials | None = None) -> tuple[ImageRecord, str]:
+        """Push the image ``ref`` names, as ``ref``: blobs mounted from another
+        repository of the same registry it came from, its attached referrers (an
+        SBOM) after it.  Returns the image and the pushed manifest's digest."""
+        from dockyard.images.referrers import ReferrerIndex
+        from dockyard.oci import reference
+        from dockyard.registry.transfer import push
+
+        images = self.images
+        record = images.get(ref)
+        parsed = reference.parse(ref)
+        sources = [reference.parse(d.split("@", 1)[0]) for d in
+                   images.index.repo_digests_of(record.manifest_digest)]
+        mount_from = next((s.repository for s in sources if s.registry == parsed.registry
+                           and s.repository != parsed.repository), None)
+        digest = push(images.content, images.index, record, ref,
+                      insecure=self.insecure_registries | insecure, progress=progress,
+                      chunk_size=chunk_size,
+                      mount_source=(lambda _digest: mount_from) if mount_from else None,
+                      referrers=ReferrerIndex(self.db).of(record.manifest_digest),
+                      credentials=credentials)
+        return record, digest
 
     @cached_property
     def db(self) -> Database:
@@ -93,10 +122,14 @@ class Engine:
         return service
 
     def _build_cache_blobs(self) -> set[str]:
-        """Layers only the build cache refers to survive image garbage collection."""
+        """Layers only the build cache refers to, and the referrers (an SBOM attached by
+        ``build --sbom``) of the images here, survive image garbage collection."""
         from dockyard.build.cache import BuildCache
+        from dockyard.images.referrers import ReferrerIndex
 
-        return BuildCache(self.db).digests()
+        subjects = {record.manifest_digest for record in self.images.index.images()}
+        return BuildCache(self.db).digests() | ReferrerIndex(self.db).live_blobs(
+            self.images.content, subjects)
 
     @cached_property
     def events(self) -> EventLog:

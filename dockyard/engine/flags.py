@@ -86,6 +86,18 @@ def stop_signal(text: str | None) -> str | None:
     return text
 
 
+def parse_cpus(text: str) -> int:
+    """``--cpus`` as nano-CPUs (the range is the engine's to check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise InvalidArgument(f'invalid argument "{text}" for "--cpus" flag: failed to parse '
+                              f"{text} as a rational number")
+    return round(value * 1e9)
+
+
 def parse_ulimit(text: str) -> Ulimit:
     name, _, values = text.partition("=")
     soft, _, hard = values.partition(":")

@@ -86,7 +86,9 @@ def container_json(record: ContainerRecord, bundle: Path,
     health = health_of(bundle)
     if health is not None:
         state["Health"] = health
-    return {
+    exposed = {**(config.get("ExposedPorts") or {}), **{port: {} for port in spec.expose},
+               **{f"{p.container_port}/{p.protocol}": {} for p in spec.ports}}
+    doc: dict[str, Any] = {
         "Id": record.id,
         "Created": record.created,
         "Path": args[0] if args else "",
@@ -142,3 +144,6 @@ def container_json(record: ContainerRecord, bundle: Path,
                    for m in spec.mounts],
         "NetworkSettings": _network_settings(record, bundle),
     }
+    if exposed:  # Docker leaves the key out when there are none
+        doc["Config"]["ExposedPorts"] = exposed
+    return doc

@@ -136,6 +136,9 @@ def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hos
     linux["resources"] = _resources(spec, device_numbers or host_block_device)
     if spec.privileged:
         linux["devices"] = host_devices()
+    elif spec.devices:
+        linux["devices"], allowed = device_nodes(spec.devices)
+        linux["resources"]["devices"] += allowed
     if spec.network_mode == "host":
         linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
     if idmap is not None:
@@ -148,7 +151,39 @@ def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hos
                               "source": "tmpfs", "options": options})
     oci["mounts"] += user_mounts(spec, volume_dirs or {})
     oci["annotations"] = dict(spec.labels)
+    if spec.domainname:
+        oci["domainname"] = spec.domainname
+    if spec.sysctls:
+        check_sysctls(spec)
+        linux["sysctl"] = dict(spec.sysctls)
+    if spec.shm_size is not None:
+        for mount in oci["mounts"]:
+            if mount["destination"] == "/dev/shm":
+                mount["options"] = [o for o in mount["options"] if not o.startswith("size=")
+                                    ] + [f"size={spec.shm_size}"]
     return oci
+
+
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def check_sysctls(spec: ContainerSpec) -> None:
+    """Docker's (runc's) rule: only sysctls of the container's own namespaces — IPC
+    (``kernel.msg*``, ``kernel.sem``, ``kernel.shm*``, ``fs.mqueue.*``) unless it shares
+    the host's or another's IPC, ``net.*`` unless it shares a network namespace;
+    anything else would change the host's kernel."""
+    for key, _value in spec.sysctls:
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if spec.ipc_mode and spec.ipc_mode != "private" and spec.ipc_mode != "shareable":
+                raise InvalidArgument(f"sysctl {key!r} not allowed with ipc {spec.ipc_mode}")
+        elif key.startswith("net."):
+            if spec.network_mode == "host" or spec.network_mode.startswith("container:"):
+                raise InvalidArgument(f"sysctl {key!r} not allowed with network "
+                                      f"{spec.network_mode}")
+        else:
+            raise InvalidArgument(f"sysctl {key!r} is not allowed (not namespaced: it "
+                                  "would change the host)")
 
 
 def _user_namespace(linux: dict[str, Any], spec: ContainerSpec, idmap: IdMap) -> None:
@@ -264,6 +299,39 @@ def _resources(spec: ContainerSpec,
 # made by the runtime in every container (or by its mounts): not listed again
 _RUNTIME_DEVICES = {"null", "zero", "full", "random", "urandom", "tty", "console", "ptmx"}
 _SKIPPED_DEV_DIRS = {"pts", "shm", "mqueue", ".lxc", ".lxd-mounts"}
+
+
+def device_nodes(items: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``--device``/compose ``devices``: ``HOST[:CONTAINER[:PERMS]]`` (PERMS of r, w, m;
+    default rwm) — the host's node made in the container, and the devices cgroup rule
+    that lets it be used; a path that is not a device node is refused."""
+    nodes, rules = [], []
+    for item in items:
+        parts = item.split(":")
+        host = parts[0]
+        inside = parts[1] if len(parts) > 1 and parts[1] else host
+        perms = parts[2] if len(parts) > 2 else "rwm"
+        if len(parts) == 2 and set(parts[1]) <= set("rwm") and not parts[1].startswith("/"):
+            inside, perms = host, parts[1]
+        if len(parts) > 3 or not perms or not set(perms) <= set("rwm") or \
+                not inside.startswith("/"):
+            raise InvalidArgument(f"invalid device specification: {item}")
+        try:
+            st = os.stat(host)
+        except OSError as exc:
+            raise InvalidArgument(f"error gathering device information while adding custom "
+                                  f"device {host!r}: {exc.strerror}") from None
+        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+            raise InvalidArgument(f"error gathering device information while adding custom "
+                                  f"device {host!r}: not a device node")
+        kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+        major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        nodes.append({"path": inside, "type": kind, "major": major, "minor": minor,
+                      "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
+                      "gid": st.st_gid})
+        rules.append({"allow": True, "type": kind, "major": major, "minor": minor,
+                      "access": perms})
+    return nodes, rules
 
 
 def host_devices() -> list[dict[str, Any]]:

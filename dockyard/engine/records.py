@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from typing import Any, NamedTuple
 
@@ -85,8 +86,11 @@ _THROTTLE_FIELDS = ("device_read_bps", "device_write_bps", "device_read_iops",
 _NESTED = ("tmpfs", "ulimits", "mounts", "ports", "blkio_weight_device", *_THROTTLE_FIELDS)
 
 
+@functools.lru_cache(maxsize=1024)
 def spec_from_json(text: str) -> ContainerSpec:
-    """A stored spec; fields added since it was written keep their defaults."""
+    """A stored spec; fields added since it was written keep their defaults.  The same
+    text is parsed once (``ps`` of many containers, a long-lived ``serve``): a spec is
+    never changed in place."""
     raw: dict[str, Any] = json.loads(text)
     tupled: dict[str, Any] = {k: tuple(v) if isinstance(v, list) and k not in _NESTED
                               else v for k, v in raw.items()}

@@ -110,6 +110,10 @@ class ContainerSpec(NamedTuple):
     network_mode: str = "bridge"  # bridge | none | host | container:NAME | a network's name
     ipc_mode: str | None = None  # "container:NAME" joins that container's IPC namespace
     uts_mode: str | None = None  # "container:NAME" joins its UTS namespace (a kube pod)
+    pid_mode: str | None = None  # "host", or "container:NAME" joins its PID namespace
+    group_add: tuple[str, ...] = ()  # more groups of the process (names or gids)
+    devices: tuple[str, ...] = ()  # host device nodes: "HOST[:CONTAINER[:PERMS]]"
+    domainname: str | None = None  # the UTS namespace's NIS domain name
     network_aliases: tuple[str, ...] = ()  # more names the embedded DNS answers for it
     ip_address: str | None = None  # --ip, on a user network
     dns: tuple[str, ...] = ()
@@ -124,3 +128,6 @@ class ContainerSpec(NamedTuple):
     volumes_from: tuple[str, ...] = ()
     ports: tuple[PortSpec, ...] = ()
     publish_all: bool = False
+    expose: tuple[str, ...] = ()  # more exposed ports, "PORT/PROTO" (compose's `expose`)
+    sysctls: tuple[tuple[str, str], ...] = ()  # namespaced ones only (check_sysctls)
+    shm_size: int | None = None  # bytes of /dev/shm (None: Docker's 64 MiB)

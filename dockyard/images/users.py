@@ -32,6 +32,20 @@ def resolve_user_in(rootfs: str | os.PathLike[str], user: str) -> UserIds:
     return resolve_user(user, passwd, group)
 
 
+def resolve_groups_in(rootfs: str | os.PathLike[str], groups: tuple[str, ...]
+                      ) -> tuple[int, ...]:
+    """``--group-add``/compose ``group_add``: numbers as they are, names through the
+    image's group file."""
+    if all(g.isdigit() for g in groups):
+        return tuple(int(g) for g in groups)
+    _passwd, group = account_files(rootfs)
+    out = []
+    for name in groups:
+        out.append(int(name) if name.isdigit() else _group_id(name, group))
+        _check_range(out[-1])
+    return tuple(out)
+
+
 def account_files(rootfs: str | os.PathLike[str]) -> tuple[str, str]:
     with Root(rootfs, what="image root") as root:
         texts = [read_regular_file(root, f"/etc/{name}", ACCOUNT_FILE_LIMIT)

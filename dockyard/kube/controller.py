@@ -1,6 +1,9 @@
-"""The reconcile loop of one play: keeps each Deployment at its replicas (a pod
-whose infra or container died is removed and replaced) and serves each Service's
-ClusterIP over the ready pods its selector matches.
+"""The reconcile loop of one play: keeps each Deployment, ReplicaSet and DaemonSet
+at its replicas (a pod whose infra or container died, or whose liveness probe
+fails, is removed and replaced), rolls a changed template out per its strategy,
+runs Jobs to their completions, moves pods through their initContainers, runs the
+httpGet/tcpSocket probes, and serves each Service's ClusterIP over the ready pods
+its selector matches.
 
 Run by ``kube play`` in the foreground, or detached as its own process
 (``python -m dockyard.kube.controller ROOT STATE``); its state file under
@@ -22,11 +25,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dockyard.errors import DockyardError, InternalError
-from dockyard.kube import play
+from dockyard.errors import InternalError
+from dockyard.kube import play, rollout
 from dockyard.kube.load import REPLICATED, KubeObject, matches
-from dockyard.kube.lower import LABEL_OWNER, LABEL_POD, LABEL_PROBE, LABEL_ROLE, Context
-from dockyard.kube.proxy import ServiceProxy, listen_in_netns
+from dockyard.kube.lower import LABEL_ROLE, Context, PodPlan
+from dockyard.kube.prober import Prober, probes_of
+from dockyard.kube.proxy import ServiceProxy
+from dockyard.kube.status import (
+    Pods,
+    alive,
+    apps,
+    finished,
+    infra,
+    initialising,
+    live,
+    pods_of,
+    ready,
+)
+from dockyard.store.atomic import atomic_write
 
 if TYPE_CHECKING:
     from dockyard.engine.engine import Engine
@@ -34,6 +50,7 @@ if TYPE_CHECKING:
 
 MARKER = "dockyard.kube.controller"
 PERIOD = 0.5
+DRAIN = 10.0  # seconds at most a retired pod keeps serving the connections it has
 
 
 def state_dir(engine: Engine) -> Path:
@@ -44,8 +61,35 @@ def write_state(engine: Engine, objects: list[KubeObject]) -> Path:
     folder = state_dir(engine)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{os.urandom(6).hex()}.json"
-    path.write_text(json.dumps({"pid": 0, "objects": [o._asdict() for o in objects]}))
+    _write(path, {"pid": 0, "objects": [o._asdict() for o in objects]})
     return path
+
+
+def _write(path: Path, state: dict[str, Any]) -> None:
+    atomic_write(path, json.dumps(state).encode(), durable=False)
+
+
+def playing(engine: Engine, owners: set[str]) -> tuple[Path, list[KubeObject]] | None:
+    """The state file and objects of the live controller playing exactly ``owners``."""
+    folder = state_dir(engine)
+    for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        objects = [KubeObject(**o) for o in state["objects"]]
+        pid = int(state.get("pid") or 0)
+        if {o.owner for o in objects} == owners and pid and _is_controller(pid, path):
+            return path, objects
+    return None
+
+
+def hand_over(path: Path, objects: list[KubeObject]) -> None:
+    """Give the controller of ``path`` a new desired state (it re-reads on SIGHUP)."""
+    state = json.loads(path.read_text())
+    state["objects"] = [o._asdict() for o in objects]
+    _write(path, state)
+    os.kill(int(state["pid"]), signal.SIGHUP)
 
 
 def read_objects(path: Path) -> list[KubeObject]:
@@ -77,7 +121,7 @@ def spawn(engine: Engine, objects: list[KubeObject]) -> int:
 def _set_pid(path: Path, pid: int) -> None:
     state = json.loads(path.read_text())
     state["pid"] = pid
-    path.write_text(json.dumps(state))
+    _write(path, state)
 
 
 def stop_for(engine: Engine, owners: set[str]) -> list[str]:
@@ -95,7 +139,7 @@ def stop_for(engine: Engine, owners: set[str]) -> list[str]:
         if pid and _is_controller(pid, path):
             _terminate(pid)
             stopped.append(f"controller {pid}")
-        for suffix in (".json", ".log", ".ready"):
+        for suffix in (".json", ".log", ".ready", ".probes"):
             path.with_suffix(suffix).unlink(missing_ok=True)
     return stopped
 
@@ -116,7 +160,7 @@ def run_foreground(engine: Engine, objects: list[KubeObject]) -> None:
     path = write_state(engine, objects)
     _set_pid(path, os.getpid())
     try:
-        Controller(engine, objects).run()
+        Controller(engine, objects, path).run()
     finally:
         path.unlink(missing_ok=True)
         play.down(engine, objects)
@@ -144,115 +188,234 @@ def _zombie(pid: int) -> bool:
 
 
 class Controller:
-    def __init__(self, engine: Engine, objects: list[KubeObject]) -> None:
+    def __init__(self, engine: Engine, objects: list[KubeObject],
+                 state: Path | None = None) -> None:
         self.engine = engine
         self.objects = objects
-        self.ctx: Context = play.context(engine, objects)
-        self.proxies: list[ServiceProxy] = []
+        self.state = state  # re-read on SIGHUP: a re-applied play's new desired state
+        self.contexts = self._contexts()
+        self.proxies: dict[str, list[ServiceProxy]] = {}  # Service ref → its ports' proxies
         self.ready: dict[str, list[str]] = {}  # Service ref → ready pod addresses
         self.known: dict[str, set[tuple[str, str]]] = {}  # … → (pod infra id, address)
+        self.draining: set[str] = set()  # pods out of their Services, about to go
+        self.failed: dict[str, str] = {}  # pod → why it failed (told once)
+        self.prober = Prober()
         self.stopping = False
+        self.reload = False
 
     def run(self, ready: Path | None = None) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGHUP, self._reload)
         self._open_services()
         self.reconcile()  # endpoints known before anyone is told the play is up
         if ready is not None:
             ready.touch()
         while not self.stopping:
             try:
+                if self.reload:
+                    self._read_state()
                 self.reconcile()
             except Exception:  # a bad round is logged; the next one tries again
                 traceback.print_exc()
             time.sleep(PERIOD)
-        for proxy in self.proxies:
+        for proxy in (p for proxies in self.proxies.values() for p in proxies):
             proxy.close()
 
     def _stop(self, signum: int, frame: Any) -> None:
         self.stopping = True
 
+    def _reload(self, signum: int, frame: Any) -> None:
+        self.reload = True
+
+    def _read_state(self) -> None:
+        self.reload = False
+        if self.state is not None:
+            self.objects = read_objects(self.state)
+            self.contexts = self._contexts()
+            for ctx in self.contexts.values():
+                play.write_configs(ctx)
+            print("desired state re-read", flush=True)
+
+    def _contexts(self) -> dict[str, Context]:
+        """Each namespace's lowering context."""
+        return {ns: play.context(self.engine, group)
+                for ns, group in play.by_namespace(self.objects).items() if ns}
+
     def reconcile(self) -> None:
         records = self.engine.containers.list(all_containers=True)
+        self._probe(records)
         for obj in self.objects:
+            if obj.kind in (*REPLICATED, "Job", "Pod"):
+                failed = self._initialise(obj, pods_of(records, obj.owner))
+                pods = {p: m for p, m in pods_of(records, obj.owner).items() if p not in failed}
+                if obj.kind in REPLICATED:
+                    self._scale(obj, pods)
+                elif obj.kind == "Job":
+                    self._run_job(obj, pods)
+        self._refresh_services()
+
+    def _initialise(self, obj: KubeObject, pods: Pods) -> set[str]:
+        """Move each pod in its init phase on (``play.advance_pod``); a pod whose init
+        container failed is removed to be replaced (a bare Pod's stays, failed)."""
+        failed = set()
+        template = obj.body["spec"] if obj.kind == "Pod" else obj.body["spec"]["template"]
+        current = rollout.template_hash(template)
+        for pod, members in sorted(pods.items()):
+            holder = infra(members)
+            if holder is None or holder.state != "running" or apps(members) or not any(
+                    r.spec.labels.get(LABEL_ROLE) == "init" for r in members):
+                continue
+            if obj.kind != "Pod" and holder.spec.labels.get(rollout.HASH_LABEL) != current:
+                why = "its template changed while it initialised"
+            else:
+                name = pod.removeprefix(f"{obj.namespace}.")
+                plan = play.plan_of(obj, self.contexts[obj.namespace], name)
+                why = play.advance_pod(self.engine, plan, members)
+            if why in ("", "initialising") or (obj.kind in ("Pod", "Job") and why == (
+                    self.failed.get(pod))):
+                continue
+            print(f"{obj.ref}: pod {pod} failed: {why}", flush=True)
+            self.failed[pod] = why
             if obj.kind in REPLICATED:
-                self._scale(obj, [r for r in records if r.spec.labels.get(LABEL_OWNER)
-                                  == obj.owner])
+                play.remove_pod(self.engine, pod)
+                failed.add(pod)
+        return failed
+
+    def _probe(self, records: list[ContainerRecord]) -> None:
+        """Run the network probes that are due, against each pod's address."""
+        pods = pods_of(records)
+        for members in pods.values():
+            holder = infra(members)
+            for record in apps(members):
+                probes = probes_of(record.spec.labels)
+                if holder is None or record.state != "running" or not probes:
+                    continue
+                address = self._address(holder)
+                if not address:
+                    continue
+                if "startup" in probes:  # until it passes, the others wait
+                    self.prober.run(record.id, "startup", probes["startup"], address,
+                                    _started(record))
+                if not self.prober.started(record.id):
+                    continue
+                for kind, probe in probes.items():
+                    if kind != "startup":
+                        self.prober.run(record.id, kind, probe, address, _started(record))
+        self.prober.forget({r.id for r in records})
+        if self.state is not None:
+            self.prober.save(self.state.with_suffix(".probes"))
+
+    def _address(self, holder: ContainerRecord) -> str:
+        """The pod's address on its namespace's network (where its infra is)."""
+        found = self.engine.networks.endpoints(network=holder.spec.network_mode,
+                                               container_id=holder.id)
+        return found[0].address.split("/")[0] if found else ""
+
+    def _refresh_services(self) -> None:
         records = self.engine.containers.list(all_containers=True)
         for obj in self.objects:
             if obj.kind == "Service":
                 ready = self._endpoints(obj, records)
+                if not ready and (self.known.get(obj.ref) or obj.ref not in self.known):
+                    print(f"{obj.ref}: no ready endpoints: its connections are refused "
+                          f"(selector {obj.body['spec']['selector']})", flush=True)
                 new = ready - self.known.get(obj.ref, set())
-                self._forget_stale({address for _, address in new})
+                self._forget_stale({address for _, address in new},
+                                   play.network_name(obj.namespace))
                 self.known[obj.ref] = ready
                 self.ready[obj.ref] = sorted(address for _, address in ready)
+                for proxy in self.proxies.get(obj.ref, []):
+                    proxy.follow(bool(ready))
 
-    def _forget_stale(self, new: set[str]) -> None:
+    def _forget_stale(self, new: set[str], network: str) -> None:
         """A new endpoint (pod) may have the address a removed pod had, even within one
         round: the host (where the proxy connects from) forgets that pod's MAC first."""
         from dockyard.network.bridge import forget_neighbour
 
         if new:
-            bridge = self.engine.networks.get(self.ctx.network).bridge
+            bridge = self.engine.networks.get(network).bridge
             for address in sorted(new):
                 forget_neighbour(bridge, address)
 
-    def _scale(self, obj: KubeObject, records: list[ContainerRecord]) -> None:
-        pods: dict[str, list[ContainerRecord]] = {}
-        for record in records:
-            pods.setdefault(record.spec.labels.get(LABEL_POD, ""), []).append(record)
-        healthy = []
+    def _scale(self, obj: KubeObject, pods: Pods) -> None:
+        """Replace dead or failing pods, then one step of scaling or rollout."""
+        template = obj.body["spec"]["template"]
+        current = rollout.template_hash(template)
+        wanted = len(template["spec"]["containers"])
+        states = []
         for pod, members in sorted(pods.items()):
-            if pod and pod_healthy(members, obj) and not self._unhealthy(members):
-                healthy.append(pod)
-            elif pod:
+            holder = infra(members)
+            made_from = holder.spec.labels.get(rollout.HASH_LABEL, "") if holder else ""
+            if initialising(members):
+                states.append(rollout.PodState(pod, made_from, False))
+            elif alive(members, wanted if made_from == current else None) and live(
+                    self.engine, members, self.prober.verdicts()):
+                states.append(rollout.PodState(pod, made_from, ready(
+                    self.engine, members, self.prober.verdicts())))
+            else:
                 print(f"{obj.ref}: pod {pod} failed: replacing it", flush=True)
                 play.remove_pod(self.engine, pod)
-        for pod in healthy[play.replicas(obj):]:
+        strategy = rollout.strategy_of(obj.kind, obj.body["spec"])
+        step = rollout.plan_step(states, current, play.replicas(obj), strategy)
+        self._retire(obj, step.retire)
+        for _ in range(step.start):
+            self._start(obj, play.plan_replica(obj, self.contexts[obj.namespace]))
+
+    def _start(self, obj: KubeObject, plan: PodPlan) -> None:
+        try:
+            play.start_pod(self.engine, plan)
+        except Exception:
+            play.remove_pod(self.engine, plan.name)
+            raise
+        print(f"{obj.ref}: started pod {plan.name}", flush=True)
+
+    def _retire(self, obj: KubeObject, pods: tuple[str, ...]) -> None:
+        """Out of every Service first; gone once the connections the Services' proxies
+        relay to them are done (DRAIN seconds at most)."""
+        if not pods:
+            return
+        self.draining |= set(pods)
+        self._refresh_services()
+        records = self.engine.containers.list(all_containers=True)
+        holders = [infra(m) for p, m in pods_of(records).items() if p in pods]
+        addresses = {self._address(h) for h in holders if h is not None} - {""}
+        proxies = [p for group in self.proxies.values() for p in group]
+        deadline = time.monotonic() + DRAIN
+        time.sleep(0.2)  # a connection that read the endpoints just before is counted
+        while any(p.busy(addresses) for p in proxies) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for pod in pods:
             play.remove_pod(self.engine, pod)
-        for _ in range(play.replicas(obj) - len(healthy)):
-            plan = play.plan_replica(obj, self.ctx)
-            try:
-                play.start_pod(self.engine, plan)
-            except Exception:
-                play.remove_pod(self.engine, plan.name)
-                raise
-            print(f"{obj.ref}: started pod {plan.name}", flush=True)
+            print(f"{obj.ref}: retired pod {pod}", flush=True)
+        self.draining -= set(pods)
 
-    def _unhealthy(self, members: list[ContainerRecord]) -> bool:
-        """A container's livenessProbe (its healthcheck) says unhealthy."""
-        return any(self._health(r) == "unhealthy" for r in members
-                   if r.spec.labels.get(LABEL_PROBE) == "liveness")
-
-    def _ready(self, members: list[ContainerRecord]) -> bool:
-        """Every readinessProbe of the pod passes (its healthcheck says healthy)."""
-        return all(self._health(r) == "healthy" for r in members
-                   if r.spec.labels.get(LABEL_PROBE) == "readiness")
-
-    def _health(self, record: ContainerRecord) -> str:
-        if record.spec.healthcheck is None or record.state != "running":
-            return ""
-        with contextlib.suppress(DockyardError):
-            health = self.engine.containers.inspect(record.id)["State"].get("Health")
-            return str((health or {}).get("Status", ""))
-        return ""
+    def _run_job(self, obj: KubeObject, pods: Pods) -> None:
+        """Start pods until ``completions`` succeeded, ``parallelism`` at a time; past
+        ``backoffLimit`` failed pods the Job has failed and its running pods go."""
+        counts = job_counts(pods)
+        completions, parallelism, limit = job_numbers(obj.body["spec"])
+        if counts["failed"] > limit or counts["succeeded"] >= completions:
+            self._retire(obj, tuple(p for p, m in pods.items() if not finished(m)))
+            return
+        active = counts["active"]
+        for _ in range(min(parallelism - active, completions - counts["succeeded"] - active)):
+            self._start(obj, play.plan_replica(obj, self.contexts[obj.namespace]))
 
     def _endpoints(self, obj: KubeObject,
                    records: list[ContainerRecord]) -> set[tuple[str, str]]:
-        """(pod's infra id, address) of each running pod the Service selects."""
+        """(pod's infra id, address) of each ready pod the Service selects."""
         selector = obj.body["spec"]["selector"]
-        pods: dict[str, list[ContainerRecord]] = {}
-        for record in records:
-            if LABEL_POD in record.spec.labels:
-                pods.setdefault(record.spec.labels[LABEL_POD], []).append(record)
         addresses = set()
-        for members in pods.values():
-            infra = [r for r in members if r.spec.labels.get(LABEL_ROLE) == "infra"]
-            if infra and matches(selector, infra[0].spec.labels) and pod_healthy(
-                    members, None) and self._ready(members):
-                for endpoint in self.engine.networks.endpoints(network=self.ctx.network,
-                                                               container_id=infra[0].id):
-                    addresses.add((infra[0].id, endpoint.address.split("/")[0]))
+        for pod, members in pods_of(records).items():
+            holder = infra(members)
+            if holder is None or pod in self.draining:
+                continue
+            if matches(selector, holder.spec.labels) and ready(self.engine, members,
+                                                               self.prober.verdicts()):
+                for endpoint in self.engine.networks.endpoints(
+                        network=play.network_name(obj.namespace), container_id=holder.id):
+                    addresses.add((holder.id, endpoint.address.split("/")[0]))
         return addresses
 
     def _open_services(self) -> None:
@@ -261,30 +424,41 @@ class Controller:
                 continue
             holder = self.engine.containers.get(play.service_container(obj))
             for port in obj.body["spec"].get("ports") or []:
-                listener = listen_in_netns(holder.pid, int(port["port"]))
                 target = resolve_target(port.get("targetPort", port["port"]), self.objects)
-                proxy = ServiceProxy(listener, target, self._ready_of(obj.ref))
-                proxy.start()
-                self.proxies.append(proxy)
-
+                self.proxies.setdefault(obj.ref, []).append(ServiceProxy(
+                    holder.pid, int(port["port"]), target, self._ready_of(obj.ref)))
 
     def _ready_of(self, ref: str) -> Callable[[], list[str]]:
         return lambda: list(self.ready.get(ref, []))
 
 
-def pod_healthy(members: list[ContainerRecord], obj: KubeObject | None) -> bool:
-    """The infra runs, every container of the template exists, and none that should
-    run (restart always) has stopped for good."""
-    infra = [r for r in members if r.spec.labels.get(LABEL_ROLE) == "infra"]
-    if not infra or infra[0].state != "running":
-        return False
-    apps = [r for r in members if r.spec.labels.get(LABEL_ROLE) == "app"]
-    if obj is not None:
-        wanted = len(obj.body["spec"]["template"]["spec"]["containers"])
-        if len(apps) != wanted:
-            return False
-    return all(r.state in ("running", "restarting", "paused") or r.spec.restart.name != "always"
-               for r in apps)
+def _started(record: ContainerRecord) -> float:
+    """When the container started, on the monotonic clock."""
+    from datetime import datetime
+
+    try:
+        wall = datetime.fromisoformat(record.started_at).timestamp()
+    except ValueError:
+        return time.monotonic()
+    return time.monotonic() - max(0.0, time.time() - wall)
+
+
+def job_numbers(spec: dict[str, Any]) -> tuple[int, int, int]:
+    """completions, parallelism, backoffLimit with Kubernetes' defaults."""
+    completions = spec.get("completions")
+    parallelism = spec.get("parallelism")
+    limit = spec.get("backoffLimit")
+    return (int(completions if completions is not None else parallelism or 1),
+            int(parallelism if parallelism is not None else 1),
+            int(limit if limit is not None else 6))
+
+
+def job_counts(pods: Pods) -> dict[str, int]:
+    counts = {"active": 0, "succeeded": 0, "failed": 0}
+    for members in pods.values():
+        done = finished(members)
+        counts[done.lower() if done else "active"] += 1
+    return counts
 
 
 def resolve_target(target: Any, objects: list[KubeObject]) -> int:
@@ -307,7 +481,8 @@ def main(argv: list[str]) -> None:
 
     root, state = argv
     engine = Engine(Layout.for_root(root))
-    Controller(engine, read_objects(Path(state))).run(ready=Path(state).with_suffix(".ready"))
+    path = Path(state)
+    Controller(engine, read_objects(path), path).run(ready=path.with_suffix(".ready"))
 
 
 if __name__ == "__main__":

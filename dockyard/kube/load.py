@@ -16,23 +16,30 @@ from dockyard.errors import InvalidArgument, NotImplementedFeature
 
 K8S_VERSION = "1.37"  # the schemas kube input is checked against (and generate's output)
 
-REPLICATED = ("Deployment", "ReplicaSet")  # kinds that keep `replicas` pods of a template
-SUPPORTED_KINDS = ("Pod", *REPLICATED, "Service", "ConfigMap", "Secret",
+# kinds that keep `replicas` pods of a template (a DaemonSet: one, on this host)
+REPLICATED = ("Deployment", "ReplicaSet", "DaemonSet")
+WORKLOADS = (*REPLICATED, "Job")  # kinds with a pod template
+SUPPORTED_KINDS = ("Namespace", "Pod", *WORKLOADS, "Service", "ConfigMap", "Secret",
                    "PersistentVolumeClaim")
 # fields dockyard lowers; anything else in these objects is reported
 POD_FIELDS = frozenset({"containers", "initContainers", "volumes", "restartPolicy", "hostname",
                         "terminationGracePeriodSeconds", "dnsPolicy", "securityContext"})
 CONTAINER_FIELDS = frozenset({"name", "image", "command", "args", "env", "envFrom", "ports",
                               "resources", "securityContext", "volumeMounts", "workingDir",
-                              "imagePullPolicy", "livenessProbe", "readinessProbe",
+                              "imagePullPolicy", "livenessProbe", "readinessProbe", "startupProbe",
+                              "lifecycle",
                               "terminationMessagePath",
                               "terminationMessagePolicy", "stdin", "tty"})
-SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "readOnlyRootFilesystem",
+SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "runAsNonRoot", "readOnlyRootFilesystem",
                              "capabilities", "privileged", "allowPrivilegeEscalation"})
-POD_SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup"})  # defaults for containers
+POD_SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "runAsNonRoot"})  # defaults
 VOLUME_FIELDS = frozenset({"name", "configMap", "secret", "persistentVolumeClaim", "emptyDir",
                            "hostPath"})
 DEPLOYMENT_FIELDS = frozenset({"replicas", "selector", "template", "strategy"})
+WORKLOAD_FIELDS = {"Deployment": DEPLOYMENT_FIELDS, "ReplicaSet": DEPLOYMENT_FIELDS,
+                   "DaemonSet": frozenset({"selector", "template", "updateStrategy"}),
+                   "Job": frozenset({"template", "completions", "parallelism",
+                                     "backoffLimit", "selector", "manualSelector"})}
 SERVICE_FIELDS = frozenset({"selector", "ports", "type", "clusterIP"})
 
 
@@ -136,11 +143,15 @@ def unsupported(obj: KubeObject) -> list[str]:
     body = obj.body
     if obj.kind == "Pod":
         return _pod_unsupported(body.get("spec") or {}, "spec")
-    if obj.kind in REPLICATED:
+    if obj.kind in WORKLOADS:
         spec = body.get("spec") or {}
-        found = _extra(spec, DEPLOYMENT_FIELDS, "spec")
+        found = _extra(spec, WORKLOAD_FIELDS[obj.kind], "spec")
         template = spec.get("template") or {}
-        return found + _pod_unsupported(template.get("spec") or {}, "spec.template.spec")
+        pod = template.get("spec") or {}
+        if obj.kind == "Job" and pod.get("restartPolicy", "Always") == "Always":
+            found.append("spec.template.spec.restartPolicy=Always (a Job's pods: Never or "
+                         "OnFailure)")
+        return found + _pod_unsupported(pod, "spec.template.spec")
     if obj.kind == "Service":
         spec = body.get("spec") or {}
         found = _extra(spec, SERVICE_FIELDS, "spec")
@@ -164,13 +175,23 @@ def _pod_unsupported(spec: dict[str, Any], at: str) -> list[str]:
                             f"{here}.securityContext")
             if container.get("imagePullPolicy") == "Always":
                 found.append(f"{here}.imagePullPolicy=Always (local images only)")
+            for hook, handler in (container.get("lifecycle") or {}).items():
+                if "exec" not in (handler or {}):
+                    found.append(f"{here}.lifecycle.{hook} (exec handlers only)")
+            startup = container.get("startupProbe") or {}
+            if startup and not {"httpGet", "tcpSocket"} & set(startup):
+                found.append(f"{here}.startupProbe (httpGet and tcpSocket startup probes "
+                             "only)")
             for kind in ("livenessProbe", "readinessProbe"):
                 probe = container.get(kind)
-                if probe and "exec" not in probe:
-                    found.append(f"{here}.{kind} (only exec probes)")
-            if container.get("livenessProbe") and container.get("readinessProbe"):
-                found.append(f"{here}.readinessProbe (with a livenessProbe: one probe a "
-                             "container)")
+                if probe and not {"exec", "httpGet", "tcpSocket"} & set(probe):
+                    found.append(f"{here}.{kind} (exec, httpGet and tcpSocket probes only)")
+                if (probe or {}).get("httpGet", {}).get("scheme", "HTTP") != "HTTP":
+                    found.append(f"{here}.{kind}.httpGet.scheme (HTTP only)")
+            if all("exec" in (container.get(k) or {}) for k in ("livenessProbe",
+                                                                 "readinessProbe")):
+                found.append(f"{here}.readinessProbe (with an exec livenessProbe: one exec "
+                             "probe a container)")
     for i, volume in enumerate(spec.get("volumes") or []):
         found += _extra(volume, VOLUME_FIELDS, f"{at}.volumes[{i}]")
     return found
@@ -187,6 +208,9 @@ def _check_selectors(objects: list[KubeObject], problems: list[str]) -> None:
     for obj in objects:
         if obj.kind == "Pod":
             templates.append(obj.body.get("metadata", {}).get("labels") or {})
+        if obj.kind == "Job":  # its selector is made from its template's labels
+            template = obj.body["spec"]["template"]
+            templates.append((template.get("metadata") or {}).get("labels") or {})
         if obj.kind in REPLICATED:
             spec = obj.body["spec"]
             labels = (spec["template"].get("metadata") or {}).get("labels") or {}

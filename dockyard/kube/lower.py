@@ -18,6 +18,8 @@ LABEL_OWNER = "io.dockyard.kube.owner"  # namespace.Kind.name of the object that
 LABEL_POD = "io.dockyard.kube.pod"
 LABEL_ROLE = "io.dockyard.kube.role"  # infra | init | app | service
 LABEL_PROBE = "io.dockyard.kube.probe"  # liveness | readiness: what the healthcheck is
+LABEL_HOOK = "io.dockyard.kube.lifecycle."  # + postStart | preStop: the exec command (JSON)
+LABEL_NONROOT = "io.dockyard.kube.run-as-non-root"  # the image's user is checked
 INFRA_COMMAND = ("sleep", "2147483647")  # the pod's holder: the first image's sleep
 
 RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
@@ -57,16 +59,17 @@ def config_data(obj_kind: str, body: dict[str, Any]) -> dict[str, str]:
 def lower_pod(pod: str, owner: str, meta: dict[str, Any], spec: dict[str, Any],
               ctx: Context) -> PodPlan:
     """The specs of pod ``pod`` from a pod ``spec`` (a Pod's, or a template's)."""
-    base = {LABEL_OWNER: owner, LABEL_POD: pod}
+    name, key = pod, pod_key(ctx.namespace, pod)
+    base = {LABEL_OWNER: owner, LABEL_POD: key}
     containers = spec["containers"]
     ports = tuple(p for c in containers for p in _ports(c))
-    mounts, volumes = _volumes(pod, spec.get("volumes") or [], ctx)
+    mounts, volumes = _volumes(key, spec.get("volumes") or [], ctx)
     infra = ContainerSpec(
-        image=containers[0]["image"], name=pod, entrypoint=INFRA_COMMAND[:1],
+        image=containers[0]["image"], name=key, entrypoint=INFRA_COMMAND[:1],
         command=INFRA_COMMAND[1:], hostname=spec.get("hostname") or pod,
         labels={**(meta.get("labels") or {}), **base, LABEL_ROLE: "infra"},
         network_mode=ctx.network, network_aliases=(pod,), ports=ports, init=False)
-    env_ctx = {"metadata.name": pod, "metadata.namespace": ctx.namespace}
+    env_ctx = {"metadata.name": name, "metadata.namespace": ctx.namespace}
     policy = spec.get("restartPolicy", "Always")
 
     pod_security = spec.get("securityContext") or {}
@@ -74,13 +77,19 @@ def lower_pod(pod: str, owner: str, meta: dict[str, Any], spec: dict[str, Any],
 
     def one(container: dict[str, Any], role: str, restart: str) -> ContainerSpec:
         security = {**pod_security, **(container.get("securityContext") or {})}
-        lowered = _container(pod, {**container, "securityContext": security},
+        lowered = _container(key, {**container, "securityContext": security},
                              {**base, LABEL_ROLE: role}, restart, mounts, ctx, env_ctx)
         return lowered._replace(stop_timeout=int(grace) if grace is not None else None)
 
     inits = tuple(one(c, "init", "no") for c in spec.get("initContainers") or [])
     apps = tuple(one(c, "app", RESTART[policy]) for c in containers)
-    return PodPlan(pod, infra, inits, apps, volumes)
+    return PodPlan(key, infra, inits, apps, volumes)
+
+
+def pod_key(namespace: str, pod: str) -> str:
+    """The name of a pod's containers (and its label): the pod's name, prefixed with
+    its namespace outside ``default`` (namespaces keep names apart)."""
+    return pod if namespace == "default" else f"{namespace}.{pod}"
 
 
 def _container(pod: str, c: dict[str, Any], labels: dict[str, str], restart: str,
@@ -97,10 +106,17 @@ def _container(pod: str, c: dict[str, Any], labels: dict[str, str], restart: str
         if "runAsGroup" in security:
             user += f":{security['runAsGroup']}"
     caps = security.get("capabilities") or {}
-    probe_kind = "readiness" if c.get("readinessProbe") else "liveness"
-    probe = c.get("readinessProbe") or c.get("livenessProbe")
+    execs = {k: c[f"{k}Probe"] for k in ("readiness", "liveness")
+             if "exec" in (c.get(f"{k}Probe") or {})}
+    probe_kind = "readiness" if "readiness" in execs else "liveness"
+    probe = execs.get(probe_kind)  # the exec one: the healthcheck
     if probe:
         labels = {**labels, LABEL_PROBE: probe_kind}
+    labels = {**labels, **_net_probes(c, where), **_hooks(c)}
+    if security.get("runAsNonRoot"):
+        if user is not None and user.split(":")[0] == "0":
+            raise InvalidArgument(f"{where}: container's runAsUser breaks non-root policy")
+        labels = {**labels, LABEL_NONROOT: "true"}
     return ContainerSpec(
         image=c["image"], name=f"{pod}-{c['name']}",
         entrypoint=tuple(command) if command is not None else None,
@@ -179,7 +195,8 @@ def _volumes(pod: str, volumes: list[dict[str, Any]],
                 empty_dirs.append(f"{pod}-{name}")
                 found[name] = MountSpec("volume", f"{pod}-{name}", "")
         elif "persistentVolumeClaim" in volume:
-            found[name] = MountSpec("volume", volume["persistentVolumeClaim"]["claimName"], "")
+            claim = volume["persistentVolumeClaim"]["claimName"]
+            found[name] = MountSpec("volume", pod_key(ctx.namespace, claim), "")
         elif "hostPath" in volume:
             found[name] = MountSpec("bind", volume["hostPath"]["path"], "",
                                     create_host_path=volume["hostPath"].get("type") in (
@@ -206,6 +223,38 @@ def _mounts(c: dict[str, Any], volumes: dict[str, MountSpec], where: str) -> tup
         mounts.append(mount._replace(target=item["mountPath"],
                                      readonly=mount.readonly or bool(item.get("readOnly"))))
     return tuple(mounts)
+
+
+def _hooks(c: dict[str, Any]) -> dict[str, str]:
+    import json
+
+    return {f"{LABEL_HOOK}{hook}": json.dumps(handler["exec"]["command"])
+            for hook, handler in (c.get("lifecycle") or {}).items() if "exec" in handler}
+
+
+def _net_probes(c: dict[str, Any], where: str) -> dict[str, str]:
+    """httpGet and tcpSocket probes as labels the controller runs them from (a named
+    port resolved against the container's ports)."""
+    import json
+
+    from dockyard.kube.prober import LABEL
+
+    found = {}
+    for kind in ("readiness", "liveness", "startup"):
+        probe = c.get(f"{kind}Probe") or {}
+        action = "httpGet" if "httpGet" in probe else "tcpSocket" if "tcpSocket" in probe else ""
+        if not action:
+            continue
+        port = probe[action]["port"]
+        if not (isinstance(port, int) or str(port).isdigit()):
+            named = [p["containerPort"] for p in c.get("ports") or [] if p.get("name") == port]
+            if not named:
+                raise InvalidArgument(f"{where}: {kind}Probe.{action}.port: no container port "
+                                      f"named {port!r}")
+            port = named[0]
+        probe = {**probe, action: {**probe[action], "port": int(port)}}
+        found[f"{LABEL}{kind}"] = json.dumps(probe, sort_keys=True)
+    return found
 
 
 def _probe(probe: dict[str, Any] | None) -> Healthcheck | None:

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dockyard.errors import Conflict, ContainerNotFound, DockyardError, InvalidArgument, NotFound
-from dockyard.kube.load import REPLICATED, KubeObject
+from dockyard.kube.load import REPLICATED, KubeObject, matches
 from dockyard.kube.lower import (
     INFRA_COMMAND,
+    LABEL_HOOK,
+    LABEL_NONROOT,
     LABEL_OWNER,
     LABEL_POD,
     LABEL_ROLE,
@@ -26,11 +28,15 @@ from dockyard.kube.lower import (
     PodPlan,
     config_data,
     lower_pod,
+    pod_key,
 )
+from dockyard.kube.rollout import HASH_LABEL, bounds, strategy_of, template_hash
+from dockyard.store.atomic import atomic_write
 
 if TYPE_CHECKING:
     from dockyard.engine.engine import Engine
     from dockyard.engine.records import ContainerRecord
+    from dockyard.engine.spec import ContainerSpec
 
 NETWORK_LABEL = "io.dockyard.kube.network"
 
@@ -44,19 +50,29 @@ def kube_dir(engine: Engine) -> Path:
 
 
 def context(engine: Engine, objects: list[KubeObject]) -> Context:
-    """The lowering context: ConfigMap/Secret data and the folders of their files."""
+    """The lowering context of one namespace's objects: its network, ConfigMap/Secret
+    data and the folders of their files."""
     data: dict[str, dict[str, str]] = {}
     dirs: dict[str, Path] = {}
     for obj in objects:
         if obj.kind in ("ConfigMap", "Secret"):
             data[obj.ref] = config_data(obj.kind, obj.body)
             dirs[obj.ref] = kube_dir(engine) / "config" / obj.namespace / f"{obj.kind}-{obj.name}"
-    namespace = objects[0].namespace if objects else "default"
+    namespace = next((o.namespace for o in objects if o.kind != "Namespace"), "default")
     return Context(network_name(namespace), namespace, data, dirs)
 
 
+def plan_of(obj: KubeObject, ctx: Context, pod: str) -> PodPlan:
+    """The plan of pod ``pod`` (its Kubernetes name) of ``obj``."""
+    if obj.kind == "Pod":
+        return lower_pod(obj.name, obj.owner, obj.body.get("metadata") or {},
+                         obj.body["spec"], ctx)
+    return plan_replica(obj, ctx, pod)
+
+
 def plan_pods(objects: list[KubeObject], ctx: Context) -> list[tuple[str, PodPlan]]:
-    """(owner, plan) of every pod the input asks for: Pods, and Deployment replicas."""
+    """(owner, plan) of every pod the input asks for: Pods, and Deployment replicas
+    (a Job's pods are the controller's to start)."""
     plans = []
     for obj in objects:
         if obj.kind == "Pod":
@@ -69,48 +85,138 @@ def plan_pods(objects: list[KubeObject], ctx: Context) -> list[tuple[str, PodPla
 
 
 def replicas(obj: KubeObject) -> int:
+    """A DaemonSet runs one pod on this host (the only node)."""
     value = obj.body["spec"].get("replicas")
-    return 1 if value is None else int(value)
+    return 1 if value is None or obj.kind == "DaemonSet" else int(value)
 
 
-def plan_replica(obj: KubeObject, ctx: Context) -> PodPlan:
+def plan_replica(obj: KubeObject, ctx: Context, pod: str | None = None) -> PodPlan:
+    """One pod of ``obj``'s template (named ``pod``, or as Kubernetes names them:
+    ``NAME-HASH-xxxxx`` for a Deployment's), labelled with the template's hash."""
     template = obj.body["spec"]["template"]
-    pod = f"{obj.name}-{os.urandom(3).hex()[:5]}"
-    return lower_pod(pod, obj.owner, template.get("metadata") or {}, template["spec"], ctx)
+    digest = template_hash(template)
+    suffix = os.urandom(3).hex()[:5]
+    if pod is None:
+        pod = f"{obj.name}-{digest}-{suffix}" if obj.kind == "Deployment" else (
+            f"{obj.name}-{suffix}")
+    meta = dict(template.get("metadata") or {})
+    meta["labels"] = {**(meta.get("labels") or {}), HASH_LABEL: digest}
+    spec = template["spec"]
+    if obj.kind == "Job":  # a failed pod is replaced (and counted against backoffLimit)
+        spec = {**spec, "restartPolicy": "Never"}
+    return lower_pod(pod, obj.owner, meta, spec, ctx)
+
+
+def by_namespace(objects: list[KubeObject]) -> dict[str, list[KubeObject]]:
+    """The objects of each namespace (Namespace objects, cluster-wide, under "")."""
+    groups: dict[str, list[KubeObject]] = {}
+    for obj in objects:
+        groups.setdefault("" if obj.kind == "Namespace" else obj.namespace, []).append(obj)
+    return groups
 
 
 def apply(engine: Engine, objects: list[KubeObject]) -> list[str]:
     """Make everything; on any failure, remove what was made and raise."""
-    namespaces = {o.namespace for o in objects}
-    if len(namespaces) > 1:
-        raise InvalidArgument(f"kube: one namespace per play, not {sorted(namespaces)}")
-    owners = {o.owner for o in objects}
-    if owned(engine, owners):
-        raise Conflict("kube: these objects are already playing: run `dockyard kube down` "
-                       "with the same files first")
-    ctx = context(engine, objects)
-    plans = plan_pods(objects, ctx)  # every lowering error before anything is made
-    for image in {s.image for _, p in plans for s in (p.infra, *p.apps, *p.inits)}:
-        engine.images.get(image)
-    made: list[str] = []
+    if owned(engine, {o.owner for o in objects}):
+        return update(engine, objects)
+    groups = by_namespace(objects)
+    contexts = {ns: context(engine, group) for ns, group in groups.items()}
+    plans = {ns: check(engine, group, contexts[ns])  # every error before anything is made
+             for ns, group in groups.items()}
+    made: list[str] = [f"namespace {o.name}" for o in groups.get("", [])]
     try:
-        ensure_network(engine, ctx)
-        _write_configs(objects, ctx)
-        for obj in objects:
-            if obj.kind == "PersistentVolumeClaim":
-                engine.volumes.create(obj.name, labels={LABEL_OWNER: obj.owner})
-                made.append(f"volume {obj.name}")
-        for _, plan in plans:
-            start_pod(engine, plan)
-            made.append(f"pod {plan.name}")
-        for obj in objects:
-            if obj.kind == "Service":
-                start_service(engine, obj, ctx)
-                made.append(f"service {obj.name}")
+        for ns, group in groups.items():
+            if ns:
+                made += _make(engine, group, contexts[ns], plans[ns])
     except BaseException:
         down(engine, objects)
         raise
     return made
+
+
+def _make(engine: Engine, objects: list[KubeObject], ctx: Context,
+          plans: list[tuple[str, PodPlan]]) -> list[str]:
+    """One namespace's network, config files, volumes, pods and Services."""
+    made = []
+    ensure_network(engine, ctx)
+    write_configs(ctx)
+    for obj in objects:
+        if obj.kind == "PersistentVolumeClaim":
+            name = pod_key(obj.namespace, obj.name)
+            engine.volumes.create(name, labels={LABEL_OWNER: obj.owner})
+            made.append(f"volume {name}")
+    for _, plan in plans:
+        start_pod(engine, plan)
+        made.append(f"pod {plan.name}")
+    for obj in objects:
+        if obj.kind == "Service":
+            start_service(engine, obj, ctx, objects)
+            made.append(f"service {obj.name}")
+    return made
+
+
+def check(engine: Engine, objects: list[KubeObject], ctx: Context) -> list[tuple[str, PodPlan]]:
+    """Lower every pod template and find every image (of Jobs' templates too) and
+    strategy: any error before anything is made or changed."""
+    plans = plan_pods(objects, ctx)
+    images = {s.image for _, p in plans for s in (p.infra, *p.apps, *p.inits)}
+    for obj in objects:
+        if obj.kind in (*REPLICATED, "Job"):
+            plan = plan_replica(obj, ctx)
+            images |= {s.image for s in (*plan.apps, *plan.inits)}
+        if obj.kind in REPLICATED:
+            try:
+                bounds(strategy_of(obj.kind, obj.body["spec"]), replicas(obj))
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"{obj.ref} ({obj.source}): spec.{exc}") from None
+    for image in sorted(images):
+        engine.images.get(image)
+    for obj in objects:  # runAsNonRoot: the image's user, where no runAsUser is given
+        if obj.kind in (*REPLICATED, "Job", "Pod"):
+            plan = plan_of(obj, ctx, obj.name)
+            for spec in (*plan.inits, *plan.apps):
+                if spec.labels.get(LABEL_NONROOT) and spec.user is None:
+                    _check_non_root(engine, spec, f"{obj.ref} ({obj.source})")
+    return plans
+
+
+def _check_non_root(engine: Engine, spec: ContainerSpec, where: str) -> None:
+    """The kubelet's refusal of a runAsNonRoot container whose image runs as root
+    (its wording)."""
+    config = engine.images.config(engine.images.get(spec.image)).get("config") or {}
+    user = str(config.get("User") or "0").split(":")[0]
+    name = str(spec.name).rsplit("-", 1)[-1]
+    if user in ("0", "root"):
+        raise InvalidArgument(f"{where}: container {name}: container has runAsNonRoot and "
+                              "image will run as root")
+    if not user.isdigit():
+        raise InvalidArgument(f"{where}: container {name}: container has runAsNonRoot and "
+                              f"image has non-numeric user ({user}), cannot verify user is "
+                              "non-root")
+
+
+def update(engine: Engine, objects: list[KubeObject]) -> list[str]:
+    """A play of objects already playing: the controller is handed the new desired
+    state (a changed template rolls out per its strategy); Services, and the set of
+    objects, stay as they are."""
+    from dockyard.kube import controller
+
+    playing = controller.playing(engine, {o.owner for o in objects})
+    if playing is None:
+        raise Conflict("kube: some of these objects are already playing (with other "
+                       "objects, or without a controller): run `dockyard kube down` first")
+    path, before = playing
+    old = {o.owner: o for o in before}
+    for obj in objects:
+        if obj.kind in ("Service", "PersistentVolumeClaim", "Namespace") and (
+                obj.body.get("spec") != old[obj.owner].body.get("spec")):
+            raise Conflict(f"kube: {obj.ref} changed: only workloads, ConfigMaps and "
+                           "Secrets change in place; run `dockyard kube down` first")
+    for group in by_namespace(objects).values():
+        check(engine, group, context(engine, group))
+    controller.hand_over(path, objects)
+    return [f"{o.ref} {'unchanged' if o.body == old[o.owner].body else 'configured'}"
+            for o in objects]
 
 
 def ensure_network(engine: Engine, ctx: Context) -> None:
@@ -120,46 +226,81 @@ def ensure_network(engine: Engine, ctx: Context) -> None:
         engine.networks.create(ctx.network, labels={NETWORK_LABEL: ctx.namespace})
 
 
-def _write_configs(objects: list[KubeObject], ctx: Context) -> None:
+def write_configs(ctx: Context) -> None:
+    """One file per key of each ConfigMap and Secret (replaced atomically when a
+    re-applied play changes them)."""
     for ref, folder in ctx.config_dirs.items():
         folder.mkdir(parents=True, exist_ok=True)
         for key, value in ctx.config_data[ref].items():
             if "/" in key or key in (".", ".."):
                 raise InvalidArgument(f"{ref}: data key {key!r} is not a file name")
-            (folder / key).write_text(value)
-            if ref.startswith("Secret/"):
-                (folder / key).chmod(0o644)
+            atomic_write(folder / key, value.encode(), 0o644, durable=False)
 
 
 def start_pod(engine: Engine, plan: PodPlan) -> None:
-    """Create and start one pod: infra, then each init container to completion in
-    order (a failing one fails the pod), then the containers."""
-    containers = engine.containers
+    """Create and start one pod: its infra, then its first init container (the
+    controller starts the next ones, and then the containers: see ``advance_pod``),
+    or its containers at once."""
     for name in plan.volumes:
         engine.volumes.create(name, labels={LABEL_OWNER: plan.infra.labels[LABEL_OWNER],
                                             LABEL_POD: plan.name})
-    containers.create(plan.infra)
-    containers.start(plan.name)
+    engine.containers.create(plan.infra)
+    engine.containers.start(plan.name)
+    why = advance_pod(engine, plan, [])
+    if why not in ("", "initialising"):
+        raise DockyardError(f"pod {plan.name}: {why}")
+
+
+def advance_pod(engine: Engine, plan: PodPlan, members: list[ContainerRecord]) -> str:
+    """One step of a pod's start, from what exists (``members``): the next init
+    container once the one before exited 0, then the containers.  Returns "" once
+    the containers are started, "initialising" while an init container runs, or why
+    the pod failed (an init container exited otherwise)."""
+    made = {r.name: r for r in members}
     for spec in plan.inits:
-        containers.create(spec)
-        containers.start(str(spec.name))
-        record = containers.wait_exited(str(spec.name), timeout=300)
+        record = made.get(str(spec.name))
+        if record is None:
+            engine.containers.create(spec)
+            engine.containers.start(str(spec.name))
+            return "initialising"
+        if record.state != "exited":
+            return "initialising"
         if record.exit_code != 0:
-            raise DockyardError(f"pod {plan.name}: init container {spec.name} exited with "
-                                f"code {record.exit_code}")
+            return f"init container {spec.name} exited with code {record.exit_code}"
     for spec in plan.apps:
-        containers.create(spec)
-        containers.start(str(spec.name))
+        if str(spec.name) not in made:
+            engine.containers.create(spec)
+            engine.containers.start(str(spec.name))
+            hook = spec.labels.get(f"{LABEL_HOOK}postStart")
+            code = run_hook(engine, str(spec.name), hook, 30) if hook else 0
+            if code != 0:
+                return f"postStart hook of {spec.name} exited with code {code}"
+    return ""
 
 
-def start_service(engine: Engine, obj: KubeObject, ctx: Context) -> None:
+def run_hook(engine: Engine, container: str, command: str, timeout: float) -> int:
+    """A lifecycle hook (its exec command, JSON) run in the container; its exit code
+    (-1 past ``timeout``)."""
+    import json
+    import subprocess
+
+    argv = engine.container_ops.exec_argv(container, tuple(json.loads(command)))
+    try:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        return -1
+
+
+def start_service(engine: Engine, obj: KubeObject, ctx: Context,
+                  objects: list[KubeObject]) -> None:
     """A Service's holder: a container on the project network answering to the
     Service's DNS names, whose network namespace the controller's proxy listens in;
     a NodePort is published on the host from it."""
     from dockyard.engine.spec import ContainerSpec, PortSpec
 
     spec = obj.body["spec"]
-    image = service_image(engine, obj)
+    image = service_image(engine, obj, objects)
     ports = tuple(PortSpec("", int(p["nodePort"]), int(p["port"]))
                   for p in spec.get("ports") or [] if p.get("nodePort"))
     fqdn = f"{obj.name}.{obj.namespace}.svc.cluster.local"
@@ -174,13 +315,18 @@ def service_container(obj: KubeObject) -> str:
     return f"svc-{obj.namespace}-{obj.name}"
 
 
-def service_image(engine: Engine, obj: KubeObject) -> str:
-    """The image the Service's holder sleeps in: that of a pod it selects."""
+def service_image(engine: Engine, obj: KubeObject, objects: list[KubeObject]) -> str:
+    """The image the Service's holder sleeps in: that of a pod it selects (or of a
+    template it selects: a Job's pods start later)."""
+    selector = obj.body["spec"]["selector"]
     for record in engine.containers.list(all_containers=True):
-        if record.spec.labels.get(LABEL_ROLE) == "infra":
-            labels = record.spec.labels
-            if all(labels.get(k) == v for k, v in obj.body["spec"]["selector"].items()):
-                return record.spec.image
+        if record.spec.labels.get(LABEL_ROLE) == "infra" and matches(selector,
+                                                                     record.spec.labels):
+            return record.spec.image
+    for other in objects:
+        template = (other.body.get("spec") or {}).get("template") or {}
+        if matches(selector, (template.get("metadata") or {}).get("labels") or {}):
+            return str(template["spec"]["containers"][0]["image"])
     raise InvalidArgument(f"{obj.ref}: spec.selector matches no pod")
 
 
@@ -195,6 +341,11 @@ def remove_pod(engine: Engine, pod: str) -> None:
     records = [r for r in engine.containers.list(all_containers=True)
                if r.spec.labels.get(LABEL_POD) == pod]
     records.sort(key=lambda r: r.spec.labels.get(LABEL_ROLE) == "infra")
+    for record in records:  # preStop first, within the grace period (30 s at most)
+        hook = record.spec.labels.get(f"{LABEL_HOOK}preStop")
+        if hook and record.state == "running":
+            with contextlib.suppress(DockyardError):
+                run_hook(engine, record.id, hook, min(30, record.spec.stop_timeout or 30))
     for record in records:
         _remove_container(engine, record.id)
     for volume in engine.volumes.all():
@@ -232,10 +383,12 @@ def down(engine: Engine, objects: list[KubeObject]) -> list[str]:
         if volume.labels.get(LABEL_OWNER) in owners:
             _remove_volume(engine, volume.name)
             removed.append(f"volume {volume.name}")
-    ctx = context(engine, objects)
-    for folder in ctx.config_dirs.values():
-        shutil.rmtree(folder, ignore_errors=True)
-    _remove_network(engine, ctx.network)
+    for ns, group in by_namespace(objects).items():
+        ctx = context(engine, group)
+        for folder in ctx.config_dirs.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        if ns:
+            _remove_network(engine, ctx.network)
     return removed
 
 

@@ -60,6 +60,48 @@ def lookup(registry: str) -> Credentials | None:
     return None
 
 
+def registry_of(server: str) -> str:
+    """A server address as Docker's auth configs name it (``https://index.docker.io/v1/``,
+    ``http://127.0.0.1:5000``, ``127.0.0.1:5000/v2/``) → the registry (``docker.io``)."""
+    host = server.strip()
+    for prefix in ("https://", "http://"):
+        host = host.removeprefix(prefix)
+    host = host.split("/", 1)[0]
+    return "docker.io" if host in _DOCKER_HUB_KEYS or host == "" else host
+
+
+def from_auth_config(raw: object) -> tuple[str, Credentials | None]:
+    """Docker's AuthConfig (``{"username", "password", "serveraddress", "auth"}``, as the
+    Engine API's ``X-Registry-Auth`` carries it) → (registry, credentials or None)."""
+    if not isinstance(raw, dict):
+        raise InvalidArgument("registry auth: want a JSON object")
+    fields = {k.lower(): v for k, v in raw.items()}
+    if not all(isinstance(v, str) for k, v in fields.items()
+               if k in ("username", "password", "auth", "serveraddress")):
+        raise InvalidArgument("registry auth: username, password, auth and serveraddress "
+                              "must be strings")
+    user, password = fields.get("username") or "", fields.get("password") or ""
+    if not (user or password) and fields.get("auth"):
+        try:
+            user, _, password = base64.b64decode(fields["auth"]).decode().partition(":")
+        except ValueError as exc:
+            raise InvalidArgument(f"registry auth: invalid auth field: {exc}") from None
+    registry = registry_of(fields.get("serveraddress") or "")
+    return registry, Credentials(user, password) if user or password else None
+
+
+def parse_auth_configs(raw: object) -> dict[str, Credentials]:
+    """``X-Registry-Config``'s ``{server: AuthConfig}`` → {registry: credentials}."""
+    if not isinstance(raw, dict):
+        raise InvalidArgument("registry config: want a JSON object")
+    logins = {}
+    for server, config in raw.items():
+        _registry, creds = from_auth_config(config)
+        if creds is not None:
+            logins[registry_of(str(server))] = creds
+    return logins
+
+
 def store(registry: str, creds: Credentials) -> Path:
     data = _load()
     auths = data.setdefault("auths", {})

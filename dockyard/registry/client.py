@@ -49,14 +49,17 @@ def _translated(what: str) -> Iterator[None]:
 
 class RegistryClient:
     def __init__(self, registry: str, *, insecure: frozenset[str] = frozenset(),
-                 timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
+                 timeout: float = 60.0, transport: httpx.BaseTransport | None = None,
+                 credentials: auth.Credentials | None = None) -> None:
+        """``credentials`` given (the API's ``X-Registry-Auth``) are used instead of the
+        ones stored in Docker's config.json."""
         self.registry = registry
         host = "registry-1.docker.io" if registry == "docker.io" else registry
         scheme = "http" if is_insecure(registry, insecure) else "https"
         self.base = f"{scheme}://{host}"
         self.http = httpx.Client(timeout=timeout, follow_redirects=True, transport=transport,
                                  limits=httpx.Limits(max_connections=16))
-        self.credentials = auth.lookup(registry)
+        self.credentials = credentials or auth.lookup(registry)
         self._auth_headers: dict[str, str] = {}  # scope -> Authorization
         self._auth_lock = threading.Lock()
 

@@ -21,7 +21,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dockyard.errors import DigestMismatch, DockyardError, InvalidArgument
 from dockyard.images import door
@@ -38,7 +38,11 @@ from dockyard.oci.image import (
     parse_config,
     parse_manifest_or_index,
 )
+from dockyard.registry.auth import Credentials
 from dockyard.registry.client import RegistryClient
+
+if TYPE_CHECKING:
+    from dockyard.images.referrers import Referrer
 
 # a signature policy's check (registry.trust.policy.Gate.admit): raises to refuse
 Admit = Callable[[RegistryClient, reference.Reference, list[str]], None]
@@ -94,14 +98,15 @@ def _fetch_blob(client: RegistryClient, content: LocalContentStore, repository: 
 
 def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
          insecure: frozenset[str] = frozenset(), progress: Progress | None = None,
-         admit: Admit | None = None) -> str:
+         admit: Admit | None = None, credentials: Credentials | None = None) -> str:
     """Pull ``text``; returns the manifest digest of the image now stored.
 
     ``admit`` (a signature policy) sees the manifest digests (the index's and the
-    chosen image's) before anything is stored, and raises to refuse the image."""
+    chosen image's) before anything is stored, and raises to refuse the image.
+    ``credentials`` (the API's X-Registry-Auth) replace config.json's."""
     progress = progress or NoProgress()
     ref = reference.parse(text)
-    client = RegistryClient(ref.registry, insecure=insecure)
+    client = RegistryClient(ref.registry, insecure=insecure, credentials=credentials)
     try:
         top = client.get_manifest(ref.repository, ref.digest or ref.tag or "latest")
         top_digest = _verify_manifest(top.data, ref.digest or top.digest)
@@ -190,9 +195,12 @@ def _verify_manifest(data: bytes, expected: str) -> str:
 def push(content: LocalContentStore, index: ImageIndex, record: ImageRecord, text: str, *,
          insecure: frozenset[str] = frozenset(), progress: Progress | None = None,
          chunk_size: int | None = None,
-         mount_source: Callable[[str], str | None] | None = None) -> str:
+         mount_source: Callable[[str], str | None] | None = None,
+         referrers: list[Referrer] | None = None,
+         credentials: Credentials | None = None) -> str:
     """Push ``record`` as ``text``; returns the pushed manifest's digest (its bytes are
-    in the content store)."""
+    in the content store).  ``referrers`` (an attached SBOM) follow the image, their
+    subject the manifest as pushed (``registry/referrers.py``)."""
     progress = progress or NoProgress()
     ref = reference.parse(text)
     parsed = parse_manifest_or_index(content.read(record.manifest_digest), record.media_type)
@@ -204,7 +212,7 @@ def push(content: LocalContentStore, index: ImageIndex, record: ImageRecord, tex
         raise InvalidArgument(f"{text}: {len(parsed.layers)} layers but {len(diff_ids)} "
                               "diff_ids in the config")
     copies = gzip_copies(content, index)
-    client = RegistryClient(ref.registry, insecure=insecure)
+    client = RegistryClient(ref.registry, insecure=insecure, credentials=credentials)
     try:
         def upload(desc: Descriptor, key: str | None) -> Descriptor:
             """One blob (a layer compressed first if it is not); a layer's progress is
@@ -238,6 +246,11 @@ def push(content: LocalContentStore, index: ImageIndex, record: ImageRecord, tex
                                  f"not {digest}")
         index.add(record.manifest_digest, record.config_digest, record.media_type, record.size,
                   record.created, [], (ref.name, digest))
+        if referrers:
+            from dockyard.registry.referrers import push_referrers
+
+            push_referrers(client, content, ref.repository,
+                           Descriptor(record.media_type, digest, len(data)), referrers)
         return digest
     finally:
         client.close()
@@ -313,3 +326,34 @@ def _manifest_with_layers(data: bytes, parsed: Manifest, pushed: list[Descriptor
     for entry, desc in zip(doc["layers"], pushed, strict=True):
         entry.update({"mediaType": desc.media_type, "digest": desc.digest, "size": desc.size})
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def describe(text: str, *, insecure: frozenset[str] = frozenset(),
+             credentials: Credentials | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What the registry has at ``text`` (the Engine API's ``/distribution``): the top
+    descriptor (manifest or index) and the platforms it offers; a single manifest's
+    platform comes from its config."""
+    ref = reference.parse(text)
+    client = RegistryClient(ref.registry, insecure=insecure, credentials=credentials)
+    try:
+        top = client.get_manifest(ref.repository, ref.digest or ref.tag or "latest")
+        digest = _verify_manifest(top.data, ref.digest or top.digest)
+        parsed = parse_manifest_or_index(top.data, top.media_type)
+        descriptor = {"mediaType": top.media_type or parsed.media_type, "digest": digest,
+                      "size": len(top.data)}
+        if isinstance(parsed, Index):
+            return descriptor, [d.platform for d in parsed.manifests if d.platform]
+        if parsed.config.size > 8 << 20:
+            raise InvalidArgument(f"{text}: image config of {parsed.config.size} bytes")
+        chunks: list[bytes] = []
+        client.fetch_blob(ref.repository, parsed.config.digest, 0, chunks.append)
+        data = b"".join(chunks)
+        if "sha256:" + hashlib.sha256(data).hexdigest() != parsed.config.digest:
+            raise DigestMismatch(f"{text}: the registry's config does not match "
+                                 f"{parsed.config.digest}")
+        config = parse_config(data)
+        platform = {key: config[key] for key in ("architecture", "os", "variant")
+                    if config.get(key)}
+        return descriptor, [platform]
+    finally:
+        client.close()

@@ -11,6 +11,7 @@ Metadata (parent chain, diff_id, size) lives in the SQLite database.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -115,10 +116,15 @@ class OverlaySnapshotter:
                                      f"{actual}")
             size = tree_size(work)
             target = self.layer_dir(chain_id)
-            if target.exists():  # a concurrent unpack won; ours is redundant
-                remove_tree(work)
-            else:
+            try:
                 os.rename(work, target)
+            except OSError as exc:
+                # a concurrent unpack of the same layer (another CLI, or a thread of
+                # this one: `compose up` creates services side by side) won: ours is
+                # redundant
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not target.exists():
+                    raise
+                remove_tree(work)
             with self.db.transaction("recording a layer") as conn:
                 conn.execute("INSERT OR IGNORE INTO layers VALUES (?, ?, ?, ?)",
                              (chain_id, parent, diff_id, size))

@@ -296,10 +296,7 @@ def request(run_dir: Path, argv: list[str], ready_fd: int, python: str,
             preload: tuple[str, ...] = ()) -> int:
     """Ask the zygote (starting one if there is none) for a supervisor; returns its pid."""
     for attempt in range(2):
-        sock = _connect(run_dir)
-        if sock is None:
-            _spawn(run_dir, python, preload)
-            sock = _wait_for(run_dir)
+        sock = _connect(run_dir) or _start(run_dir, python, preload)
         try:
             with sock:
                 sock.sendmsg([json.dumps(argv).encode()],
@@ -325,6 +322,25 @@ def _connect(run_dir: Path) -> socket.socket | None:
         return None
     finally:
         os.close(fd)
+
+
+def _start(run_dir: Path, python: str, preload: tuple[str, ...]) -> socket.socket:
+    """A connection to a zygote started now, unless another caller (a thread of this
+    process, as ``compose up`` starts services side by side, or another CLI) started
+    one meanwhile: one at a time under a lock, so that no zygote is displaced from its
+    socket by a second one and left waiting a minute for a request that never comes."""
+    import fcntl
+
+    lock = os.open(run_dir / "zygote.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        sock = _connect(run_dir)
+        if sock is None:
+            _spawn(run_dir, python, preload)
+            sock = _wait_for(run_dir)
+        return sock
+    finally:
+        os.close(lock)
 
 
 def _spawn(run_dir: Path, python: str, preload: tuple[str, ...]) -> None:

