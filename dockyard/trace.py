@@ -60,10 +60,57 @@ def path() -> str:
     return os.environ.get(FILE_ENV, "") if _fd >= 0 else ""
 
 
+HANDOFF = "trace-to"  # in a container's folder: the trace its supervisor is to join
+
+
+def hand_to(directory: str) -> None:
+    """Ask a process already running — a container's supervisor, started by an
+    earlier command — to add its phases to this trace (``rm -f``, ``stop``): the
+    trace file's name goes into ``directory``, where ``follow`` reads it."""
+    current = path()
+    if current:
+        with contextlib.suppress(OSError), \
+                open(os.path.join(directory, HANDOFF), "w") as handle:
+            handle.write(current)
+
+
+def follow(directory: str, role: str) -> None:
+    """Join the trace a command handed to us (``hand_to``), if any (one failed open
+    when none was)."""
+    handoff = os.path.join(directory, HANDOFF)
+    try:
+        with open(handoff) as handle:
+            trace_path = handle.read().strip()
+        os.unlink(handoff)
+    except OSError:
+        return
+    if _fd < 0:
+        join(trace_path, role)
+        _cpu_since_last()  # what this process spent before is not this command's
+
+
+def _cpu_since_last() -> int:
+    """This process's CPU time (user + system, ns) since its previous mark: a measure
+    that a loaded machine does not stretch as it does the wall clock.  A fork starts
+    at 0 (its own CPU times do), a process that joins later (``follow``) at its join."""
+    global _cpu_pid, _cpu_previous
+    now = time.process_time_ns()
+    pid = os.getpid()
+    previous = _cpu_previous if pid == _cpu_pid else 0
+    _cpu_pid, _cpu_previous = pid, now
+    return now - previous
+
+
+_cpu_pid = 0
+_cpu_previous = 0
+CPU_SEPARATOR = "\x1f"  # a line's phase, then (newer writers) the CPU it took
+
+
 def mark(phase: str) -> None:
     if _fd < 0:
         return
-    line = f"{time.clock_gettime_ns(time.CLOCK_MONOTONIC)} {os.getpid()} {_role} {phase}\n"
+    line = (f"{time.clock_gettime_ns(time.CLOCK_MONOTONIC)} {os.getpid()} {_role} {phase}"
+            f"{CPU_SEPARATOR}{_cpu_since_last()}\n")
     with contextlib.suppress(OSError):  # closed under us (an init closes what it keeps)
         os.write(_fd, line.encode())
 
@@ -84,8 +131,11 @@ def report() -> None:
     if not events:
         return
     first = previous = events[0][0]
-    sys.stderr.write("   at ms    +ms  process            phase\n")
-    for ns, pid, role, phase in events:
-        sys.stderr.write(f"{(ns - first) / 1e6:8.1f} {(ns - previous) / 1e6:6.1f}  "
+    # cpu: what the process that marked the phase spent on it (user + system)
+    sys.stderr.write("   at ms    +ms  cpu ms  process            phase\n")
+    for ns, pid, role, text in events:
+        phase, _, cpu = text.partition(CPU_SEPARATOR)
+        cpu_ms = f"{int(cpu) / 1e6:6.1f}" if cpu.isdigit() else "     -"
+        sys.stderr.write(f"{(ns - first) / 1e6:8.1f} {(ns - previous) / 1e6:6.1f}  {cpu_ms}  "
                          f"{role + ' ' + pid:<18} {phase}\n")
         previous = ns

@@ -34,6 +34,12 @@ EXEC_OPTIONS: tuple[Opt, ...] = (
 )
 
 
+RM_OPTIONS: tuple[Opt, ...] = (
+    opt("-f", "--force", kind="flag"),
+    opt("-v", "--volumes", kind="flag", help="Remove anonymous volumes too."),
+)
+
+
 def echo(text: str) -> None:
     """A line on stdout (what click.echo does with a str)."""
     sys.stdout.write(text + "\n")
@@ -77,6 +83,21 @@ def run_created(engine: Engine, record: Any, *, detach: bool) -> int:
         service.remove_after_run(record.id)
         trace.mark("removed")
     return code
+
+
+def rm(engine: Engine, *containers: str, force: bool, volumes: bool) -> int:
+    """``rm``: Docker's multi-container behaviour — each removed is named, each failure
+    reported, and the exit code 1 if any failed."""
+    failed = False
+    errors = engine.containers.remove_many(containers, force=force, volumes=volumes)
+    for ref, error in zip(containers, errors, strict=True):
+        if error is None:
+            echo(ref)
+        else:
+            sys.stderr.write(f"Error: {error.message}\n")
+            sys.stderr.flush()
+            failed = True
+    return 1 if failed else 0
 
 
 def _image_for_run(engine: Engine, image: str, pull: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from dockyard.cli import container_cmds
-from dockyard.cli.container_cmds import PS_OPTIONS
+from dockyard.cli.container_cmds import PS_OPTIONS, RM_OPTIONS
 from dockyard.cli.container_flags import CONTAINER_OPTIONS, RUN_OPTIONS, spec_from_flags
 from dockyard.cli.flagtable import click_options
 from dockyard.engine.engine import Engine
@@ -117,13 +117,14 @@ def kill_cmd(engine: Engine, sig: str, containers: tuple[str, ...]) -> None:
 
 
 @click.command("rm")
-@click.option("-f", "--force", is_flag=True)
-@click.option("-v", "--volumes", is_flag=True, help="Remove anonymous volumes too.")
+@click_options(RM_OPTIONS)
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_obj
-def rm_cmd(engine: Engine, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
+def rm_cmd(engine: Engine, /, containers: tuple[str, ...], **o: Any) -> None:
     """Remove containers."""
-    _each(containers, lambda ref: engine.containers.remove(ref, force=force, volumes=volumes))
+    code = container_cmds.rm(engine, *containers, **o)
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 @click.command("wait")

@@ -1,7 +1,7 @@
 """The fast path: hot commands run without click.
 
-``run``, ``exec``, ``ps``, ``images`` and ``inspect`` are what users and scripts type most, and
-click alone costs ~16 ms of imports: more than ``ps``'s own work.  ``dispatch``
+``run``, ``exec``, ``rm``, ``ps``, ``images`` and ``inspect`` are what users and scripts
+type most, and click alone costs ~16 ms of imports: more than ``ps``'s own work.  ``dispatch``
 reads the global flags and a hot command's flags from the same ``flagtable`` rows
 the click commands are built from, and calls the same body (``container_cmds``).
 Anything it is not sure to read exactly as click would — another command, an
@@ -88,12 +88,25 @@ def _exec(engine: Any, container: str, *command: str, **options: Any) -> object:
     return exec_(engine, container, *command, **options)
 
 
+def _rm_options() -> Sequence[Opt]:
+    from dockyard.cli.container_cmds import RM_OPTIONS
+
+    return RM_OPTIONS
+
+
+def _rm(engine: Any, *containers: str, **options: Any) -> object:
+    from dockyard.cli.container_cmds import rm
+
+    return rm(engine, *containers, **options)
+
+
 COMMANDS: dict[str, FastCommand] = {
     "run": FastCommand(_run_options, _run, (1, None), interspersed=False),
     "ps": FastCommand(_ps_options, _ps, (0, 0)),
     "images": FastCommand(_images_options, _images, (0, 1)),
     "inspect": FastCommand(_inspect_options, _inspect, (1, None)),
     "exec": FastCommand(_exec_options, _exec, (2, None), interspersed=False),
+    "rm": FastCommand(_rm_options, _rm, (1, None)),
 }
 
 

@@ -12,11 +12,12 @@ import contextlib
 import functools
 import json
 import os
+import select
 import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,13 @@ from dockyard import trace
 from dockyard.engine import names
 from dockyard.engine.records import ACTIVE_STATES, ContainerRecord, ContainerStore
 from dockyard.engine.spec import ContainerSpec, MountSpec
-from dockyard.errors import Conflict, ContainerNotFound, InternalError, InvalidArgument
+from dockyard.errors import (
+    Conflict,
+    ContainerNotFound,
+    DockyardError,
+    InternalError,
+    InvalidArgument,
+)
 from dockyard.store.layout import Layout
 from dockyard.supervise import process as processes
 from dockyard.supervise.logfile import now_iso
@@ -41,6 +48,10 @@ BUILTIN_DRIVER = "dockyard.runtime.driver"
 EXIT_HOOK_MODULE = "dockyard.engine.exit_hook"
 EXIT_HOOK_TAG = "@python"  # supervise.monitor.PYTHON_HOOK
 DIE_EVENT_MARKER = "die-event"  # in a container's folder: its exit's event went out
+# in a container's folder: ``rm -f`` asked for its removal, which its supervisor's exit
+# hook carries out (its text: "volumes" when anonymous volumes go too); a start removes it
+REMOVE_MARKER = "remove-requested"
+REMOVAL_WAIT = 60.0  # seconds ``rm -f`` waits for the exit hook before it removes itself
 
 
 def supervised(record: ContainerRecord) -> bool:
@@ -527,6 +538,7 @@ class ContainerService:
         (bundle / "stop-requested").unlink(missing_ok=True)
         (bundle / "status.json").unlink(missing_ok=True)
         (bundle / DIE_EVENT_MARKER).unlink(missing_ok=True)
+        (bundle / REMOVE_MARKER).unlink(missing_ok=True)
         try:
             network = self._network(record)
             trace.mark("network planned")
@@ -777,13 +789,12 @@ class ContainerService:
     def on_exit(self, ref: str) -> None:
         """The supervisor's exit hook: unmount the rootfs; ``--rm`` removes everything.
         Skipped when the container was started again meanwhile."""
-        record = self.get(ref)
-        trace.mark("exit hook: record read")
-        if not self.bundle(record.id).exists():
-            return
+        # (read once, under the lock: the hook is given the full id)
+        container_id = ref if self.bundle(ref).is_dir() else self.store.find(ref).id
         try:
-            with self._locked(record.id):
-                record = self.get(ref)
+            with self._locked(container_id):
+                record = self.get(container_id)
+                trace.mark("exit hook: record read")
                 self._died(record)
                 if record.state in ACTIVE_STATES or supervised(record):
                     return
@@ -815,10 +826,14 @@ class ContainerService:
     def _after_exit(self, record: ContainerRecord) -> None:
         trace.mark("exit hook: locked")
         self._unmount_if_idle(record.id)
+        removal = _removal_requested(self.bundle(record.id))
+        if record.spec.auto_remove or removal is not None:
+            # Docker: --rm takes anonymous volumes, ``rm -f`` only when asked (-v)
+            if record.spec.auto_remove or removal == "volumes":
+                self.remove_anonymous_volumes(record)
+            self.cleanup(record.id)  # (names withdrawn there)
+            return
         self._withdraw_names(record.id)
-        if record.spec.auto_remove:
-            self.remove_anonymous_volumes(record)  # Docker: --rm takes anonymous volumes
-            self.cleanup(record.id)
 
     def _withdraw_names(self, container_id: str) -> None:
         from dockyard.engine.container_network import withdraw_names
@@ -886,7 +901,89 @@ class ContainerService:
                 return str(signal_name) if signal_name else None
         return None
 
+    def remove_many(self, refs: Sequence[str], *, force: bool = False,
+                    volumes: bool = False) -> list[DockyardError | None]:
+        """``rm`` of several, each one's error (None: removed) in order.  With ``force``
+        the running ones are all handed to their supervisors and killed first, then
+        waited for: their exit hooks remove them side by side, not one after another."""
+        handed: dict[str, tuple[str, tuple[int, int]]] = {}
+        if force and len(refs) > 1:
+            seen: set[str] = set()
+            for ref in refs:
+                try:
+                    record = self.get(ref)
+                except DockyardError:
+                    continue  # said when its turn comes
+                if record.id not in seen and record.state == "running" and \
+                        supervised(record):
+                    handed[ref] = (record.id, self._hand_over(record, volumes))
+                seen.add(record.id)
+        results: list[DockyardError | None] = []
+        for ref in refs:
+            try:
+                if ref in handed and self._gone(*handed[ref]):
+                    results.append(None)
+                    continue
+                self.remove(ref, force=force, volumes=volumes)
+                results.append(None)
+            except DockyardError as exc:
+                results.append(exc)
+        return results
+
+    def _hand_over(self, record: ContainerRecord, volumes: bool) -> tuple[int, int]:
+        """``rm -f`` of a running, supervised container: its supervisor's exit hook is to
+        remove it once the exit is recorded (as for ``--rm``: a fork of the zygote, the
+        engine's code already loaded, where this command would import the snapshot,
+        network and runtime code to do the same); its init is killed (its own PID
+        namespace: the rest dies with it).  The supervisor (pid, start) to wait for."""
+        from dockyard.store.atomic import atomic_write
+
+        bundle = self.bundle(record.id)
+        (bundle / "stop-requested").touch()
+        atomic_write(bundle / REMOVE_MARKER, b"volumes" if volumes else b"", durable=False)
+        status = _read_status(bundle)
+        trace.hand_to(str(bundle))
+        pidfd = processes.open_verified(record.pid, record.pid_start)
+        if pidfd is not None:  # (None: it died meanwhile, and the hook is on its way)
+            try:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            finally:
+                os.close(pidfd)
+        trace.mark("rm: killed")
+        return int(status.get("monitor_pid") or 0), int(status.get("monitor_start") or 0)
+
+    def _gone(self, container_id: str, supervisor: tuple[int, int]) -> bool:
+        """Once the supervisor a removal was handed to ended: whether the container is
+        gone.  False if not (the supervisor was killed, or its hook failed): the
+        caller finishes the removal itself."""
+        processes.wait_exit(*supervisor, REMOVAL_WAIT)
+        trace.mark("rm: supervisor done")
+        try:
+            self.get(container_id)  # (a dead supervisor's recovery may remove it here)
+            self.store.find(container_id)
+        except ContainerNotFound:
+            return True
+        return False
+
     def _kill_all(self, record: ContainerRecord) -> None:
+        """SIGKILL to every process of the container.  Each container has a PID
+        namespace of its own: its init's death takes every other process in it with it
+        (the kernel kills them before the init is gone), so a running container needs
+        one signal, to the verified init, and no look at its cgroup.  A frozen
+        (paused) one is thawed by the runtime's kill, and one waiting to restart has no
+        init: its supervisor is woken to see the stop."""
+        if record.state == "running":
+            pidfd = processes.open_verified(record.pid, record.pid_start)
+            if pidfd is not None:
+                try:
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    select.select([pidfd], [], [], 10)
+                finally:
+                    os.close(pidfd)
+                self._wake_supervisor(record)
+                return
         from dockyard.runtime import operations
 
         with contextlib.suppress(Exception):
@@ -914,9 +1011,19 @@ class ContainerService:
             if not force:
                 raise Conflict(f"You cannot remove a running container {record.id}. Stop the "
                                "container before attempting removal or force remove")
-            (self.bundle(record.id) / "stop-requested").touch()
-            self._kill_all(record)
-            self.wait_exited(record.id)
+            if record.state == "running" and supervised(record) and \
+                    self._gone(record.id, self._hand_over(record, volumes)):
+                return record.id
+            try:
+                (self.bundle(record.id) / "stop-requested").touch()
+                record = self.get(record.id)
+                if record.state in ACTIVE_STATES:
+                    self._kill_all(record)
+                self.wait_exited(record.id)
+            except (FileNotFoundError, ContainerNotFound):
+                # removed meanwhile: the recovery of a supervisor killed with a removal
+                # handed to it finishes that removal (whoever noticed the death first)
+                return record.id
         if volumes:
             self.remove_anonymous_volumes(record)
         with self._locked(record.id):  # `system check` leaves a removal in progress alone
@@ -930,8 +1037,7 @@ class ContainerService:
         with contextlib.suppress(ContainerNotFound):  # its exit told before it goes
             self._died(self.refresh(self.store.find(container_id)))
         self._withdraw_names(container_id)
-        Ipam(self.store.db).release(container_id)
-        trace.mark("cleanup: names and addresses released")
+        trace.mark("cleanup: names withdrawn")
 
         from dockyard.snapshots.mount import unmount
 
@@ -944,8 +1050,9 @@ class ContainerService:
         bundle = self.bundle(container_id)
         _unmount_quietly(bundle / "rootfs", unmount)
         trace.mark("cleanup: unmounted")
-        self.images.snapshotter.remove(container_id)
-        trace.mark("cleanup: snapshot removed")
+        snapshotter = self.images.snapshotter
+        snapshotter.remove_files(container_id)
+        trace.mark("cleanup: snapshot's files removed")
         # the folder is the lock (see _locked): emptied, then the record goes, then the
         # folder, so `system check` meets neither a record nor a folder left unlocked
         for entry in os.listdir(bundle) if bundle.is_dir() else []:
@@ -958,7 +1065,13 @@ class ContainerService:
         gone = None
         with contextlib.suppress(Exception):
             gone = self.store.find(container_id)
-        self.store.remove(container_id)  # once the record is gone, so is the rest
+        # the rows in one commit (one fsync): the address lease, the snapshot's and
+        # the record; once the record is gone, so is the rest
+        ipam = Ipam(self.store.db)  # (its migrations are a transaction of their own)
+        with self.store.db.transaction("removing a container") as tx:
+            ipam.release(container_id, tx=tx)
+            snapshotter.forget(container_id, tx)
+            self.store.remove(container_id, tx=tx)
         if gone is not None:
             self._event("destroy", gone)
         with contextlib.suppress(OSError):
@@ -1039,6 +1152,14 @@ def _copy_up(rootfs: Path, target: str, data: Path) -> None:
             copy_tree(top, data, "volume copy-up")
         finally:
             os.close(top)
+
+
+def _removal_requested(bundle: Path) -> str | None:
+    """What ``rm -f`` asked of the exit hook: None (nothing), "" or "volumes"."""
+    try:
+        return (bundle / REMOVE_MARKER).read_text().strip()
+    except OSError:
+        return None
 
 
 def _read_status(bundle: Path) -> dict[str, Any]:

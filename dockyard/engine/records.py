@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from typing import Any, NamedTuple
@@ -18,7 +19,7 @@ from dockyard.engine.spec import (
     Ulimit,
 )
 from dockyard.errors import Conflict, ContainerNotFound
-from dockyard.store.db import Database
+from dockyard.store.db import Database, Transaction
 
 MIGRATIONS = [
     """
@@ -149,8 +150,9 @@ class ContainerStore:
             conn.execute(f"UPDATE containers SET {sets} WHERE id=?",
                          [*fields.values(), container_id])
 
-    def remove(self, container_id: str) -> None:
-        with self.db.transaction("removing a container") as conn:
+    def remove(self, container_id: str, *, tx: Transaction | None = None) -> None:
+        with contextlib.nullcontext(tx) if tx is not None else \
+                self.db.transaction("removing a container") as conn:
             conn.execute("DELETE FROM containers WHERE id=?", (container_id,))
 
     def all(self) -> list[ContainerRecord]:

@@ -3,12 +3,13 @@ container leaves the network) with the names the embedded DNS answers for it."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 from typing import NamedTuple
 
 from dockyard.errors import Conflict, InvalidArgument, Unavailable
-from dockyard.store.db import Database
+from dockyard.store.db import Database, Transaction
 
 MIGRATIONS = [
     """
@@ -74,8 +75,11 @@ class Ipam:
                     return address
         raise Unavailable(f"no free address in {subnet} on network {network}")
 
-    def release(self, container_id: str, network: str | None = None) -> None:
-        with self.db.transaction("releasing an address") as conn:
+    def release(self, container_id: str, network: str | None = None, *,
+                tx: Transaction | None = None) -> None:
+        """``tx``: as part of the caller's transaction (a removal commits once)."""
+        with contextlib.nullcontext(tx) if tx is not None else \
+                self.db.transaction("releasing an address") as conn:
             if network is None:
                 conn.execute("DELETE FROM leases WHERE container_id=?", (container_id,))
             else:

@@ -12,6 +12,7 @@ import select
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from dockyard.errors import Conflict, InternalError, InvalidArgument
 from dockyard.runtime import hooks, state
@@ -28,10 +29,11 @@ def start(root: Path, container_id: str) -> None:
     record = cdir.load()
     state.can_start(state.status_of(cdir, record))
     _release_init(cdir, record)
-    from dockyard.oci.runtime_spec import parse_spec  # not for state, kill, list
+    poststart: Any = ()
+    if (record.config.get("hooks") or {}).get("poststart"):  # (parsed only when there)
+        from dockyard.oci.runtime_spec import parse_spec  # not for state, kill, list
 
-    spec = parse_spec(record.config)
-    poststart = spec.hooks.get("poststart", ())
+        poststart = parse_spec(record.config).hooks.get("poststart", ())
     if poststart:
         try:
             hooks.run_hooks(poststart, state.state_json(cdir, record), "poststart")
@@ -145,10 +147,11 @@ def _destroy(cdir: ContainerDir, record: ContainerRecord) -> None:
         from dockyard.runtime.linux import rootfs
 
         rootfs.unmount_made([(int(i), str(point)) for i, point in record.host_mounts])
-    from dockyard.oci.runtime_spec import parse_spec  # not for state, kill, list
+    poststop: Any = ()
+    if (record.config.get("hooks") or {}).get("poststop"):  # (parsed only when there)
+        from dockyard.oci.runtime_spec import parse_spec  # not for state, kill, list
 
-    spec = parse_spec(record.config)
-    poststop = spec.hooks.get("poststop", ())
+        poststop = parse_spec(record.config).hooks.get("poststop", ())
     final_state = state.state_json(cdir, record)
     cdir.remove()
     if poststop:

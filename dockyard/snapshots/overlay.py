@@ -23,7 +23,7 @@ from typing import IO, NamedTuple
 from dockyard.errors import AlreadyExists, DigestMismatch, NotFound
 from dockyard.fs.tree import remove_tree, tree_size
 from dockyard.snapshots.mount import Mount
-from dockyard.store.db import Database
+from dockyard.store.db import Database, Transaction
 from dockyard.store.idmap import IdMap, check_marker
 
 MIGRATIONS = [
@@ -218,9 +218,18 @@ class OverlaySnapshotter:
         return self.root / "active" / key / "upper"
 
     def remove(self, key: str) -> None:
+        self.remove_files(key)
+        with self.db.transaction("removing a snapshot") as tx:
+            self.forget(key, tx)
+
+    def remove_files(self, key: str) -> None:
+        """An active snapshot's files, its row left (``forget``): a row without its
+        files is what a crash between the two leaves, and ``remove`` finishes it."""
         remove_tree(self.root / "active" / key, ignore_errors=True)
-        with self.db.transaction("removing a snapshot") as conn:
-            conn.execute("DELETE FROM active WHERE key=?", (key,))
+
+    def forget(self, key: str, tx: Transaction) -> None:
+        """An active snapshot's row, in the caller's transaction (after ``remove_files``)."""
+        tx.execute("DELETE FROM active WHERE key=?", (key,))
 
     def remove_layer(self, chain_id: str) -> None:
         remove_tree(self.layer_dir(chain_id), ignore_errors=True)

@@ -7,7 +7,6 @@ Persistent data lives under ``--root`` (default /var/lib/dockyard); run state
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,6 +33,8 @@ class Layout(NamedTuple):
         """This root's mark on the host objects it makes outside itself (the alias of
         its links, the name of its cgroups), so ``system reset`` finds them by the
         path alone, also once the directory is gone."""
+        import hashlib  # (~3 ms of OpenSSL loading: not for commands that never ask)
+
         return hashlib.sha1(str(self.root).encode()).hexdigest()[:16]
 
     @property

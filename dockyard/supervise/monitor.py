@@ -357,6 +357,7 @@ class Supervisor:
         started = time.monotonic()
         while True:
             code = self.pump(pid)
+            trace.follow(str(self.bundle), "supervisor")  # a traced rm -f/stop's
             trace.mark(f"container exited ({code})")
             ran_for = time.monotonic() - started
             oom = self._oom_killed()

@@ -20,13 +20,17 @@ def test_a_run_prints_its_timeline_across_processes(box: Dockyard) -> None:
                  env={"DOCKYARD_TRACE": "1"})
     assert result.stdout == "out\n"  # the timeline goes to stderr only
     lines = result.stderr.splitlines()
-    assert lines[0].split() == ["at", "ms", "+ms", "process", "phase"]
-    rows = [re.match(r"\s*([\d.]+)\s+([\d.]+)\s+(\w+) (\d+)\s+(.*)", line) for line in lines[1:]]
+    assert lines[0].split() == ["at", "ms", "+ms", "cpu", "ms", "process", "phase"]
+    rows = [re.match(r"\s*([\d.]+)\s+([\d.]+)\s+([\d.]+|-)\s+(\w+) (\d+)\s+(.*)", line)
+            for line in lines[1:]]
     assert all(rows), lines
     offsets = [float(row.group(1)) for row in rows if row]
     assert offsets == sorted(offsets) and offsets[0] == 0.0
-    roles = {row.group(3) for row in rows if row}
-    phases = [row.group(5) for row in rows if row]
+    roles = {row.group(4) for row in rows if row}
+    phases = [row.group(6) for row in rows if row]
+    # each phase with the CPU its process spent on it; some spent some
+    assert all(row.group(3) != "-" for row in rows if row), lines
+    assert sum(float(row.group(3)) for row in rows if row) > 0, lines
     assert {"cli", "supervisor"} <= roles, roles
     for phase in ("interpreter up", "runtime: init ready", "container exited (0)",
                   "exit hook done", "removed", "exit"):
@@ -49,7 +53,7 @@ def test_the_runtime_alone_prints_its_timeline(dockyard: Runtime, factory: Bundl
     result = dockyard.call("run", "--bundle", str(bundle), f"trace-{uuid.uuid4().hex[:8]}",
                            stdin=subprocess.DEVNULL, env={**os.environ, "DOCKYARD_TRACE": "1"})
     assert result.returncode == 0, result.stderr
-    phases = [line.split(None, 4)[-1] for line in result.stderr.splitlines()[1:]]
+    phases = [line.split(None, 5)[-1] for line in result.stderr.splitlines()[1:]]
     expected = ["interpreter up", "arguments parsed", "runtime: init forked",
                 "init: cgroup joined", "runtime: init ready", "created", "started",
                 "container exited", "deleted", "exit"]

@@ -10,10 +10,10 @@ import click
 import pytest
 
 from dockyard.cli import fast
-from dockyard.cli.container_cmds import EXEC_OPTIONS, PS_OPTIONS
+from dockyard.cli.container_cmds import EXEC_OPTIONS, PS_OPTIONS, RM_OPTIONS
 from dockyard.cli.container_flags import RUN_OPTIONS
 from dockyard.cli.container_ops import exec_cmd
-from dockyard.cli.containers import ps_cmd, run_cmd
+from dockyard.cli.containers import ps_cmd, rm_cmd, run_cmd
 from dockyard.cli.flagtable import NotFast, Opt, parse
 from dockyard.cli.image_cmds import IMAGES_OPTIONS, INSPECT_OPTIONS
 from dockyard.cli.images import images_cmd, inspect_cmd
@@ -92,6 +92,15 @@ def test_inspect_reads_every_flag_as_click_does(row: Opt) -> None:
         assert tuple(positionals) == clicked.pop("names") and options == clicked, spelling
 
 
+@pytest.mark.parametrize("row", RM_OPTIONS, ids=lambda r: r.names[-1])
+def test_rm_reads_every_flag_as_click_does(row: Opt) -> None:
+    for spelling in [*_samples(row), ["-fv"], ["-vf"]]:
+        args = ["one", *spelling, "two"]
+        options, positionals = _fast_reading(RM_OPTIONS, args, interspersed=True)
+        clicked = _click_reading(rm_cmd, args)
+        assert tuple(positionals) == clicked.pop("containers") and options == clicked, spelling
+
+
 def test_clustered_short_flags_and_a_last_value_winning() -> None:
     args = ["-it", "--rm", "-eA=1", "-e", "B=2", "--name", "a", "--name=b", "img"]
     options, positionals = parse(RUN_OPTIONS, args, interspersed=False)
@@ -112,7 +121,7 @@ def test_what_the_fast_path_leaves_to_click(args: list[str]) -> None:
 
 @pytest.mark.parametrize("argv", [
     ["ps", "--help"], ["ps", "extra"], ["run"], ["--version"], ["images", "a", "b"],
-    ["inspect"], ["rmi", "x"],
+    ["inspect"], ["rmi", "x"], ["rm"], ["rm", "--force=1", "x"], ["rm", "-l", "x"],
     ["--root"], ["--debug", "ps"], ["ps", "--filter"],
 ])
 def test_dispatch_hands_these_to_click(argv: list[str]) -> None:
