@@ -16,3 +16,33 @@ def kube_root(box: Dockyard) -> Iterator[Dockyard]:
         print(f"--- {log.name}\n{log.read_text()}")
     for path in box.root.parent.glob("*.yaml"):
         box("kube", "down", str(path), check=False)
+
+
+def deployment(name: str, containers: str, *, port: int | None = 8080) -> str:
+    """A one-replica Deployment ``name`` (label app=NAME) whose pod spec's containers
+    are ``containers`` (YAML, indented for a pod spec's items: 6 spaces), and a
+    Service ``name`` on port 80 to the pods' ``port`` (none without one)."""
+    text = f"""\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+{containers.rstrip()}
+"""
+    if port is None:
+        return text
+    return text + f"""\
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: {port}}}]
+"""

@@ -19,7 +19,7 @@ import pytest
 
 from dockyard.testing.cli import Dockyard
 from dockyard.testing.poll import until
-from tests.kernel.kube_support import kube_root
+from tests.kernel.kube_support import deployment, kube_root
 from tests.kernel.test_kube import _address, _copy, _http, _nothing_left, _pods
 from tests.kernel.test_kube_kinds import _get
 
@@ -32,17 +32,7 @@ def dy(box: Dockyard) -> Iterator[Dockyard]:
         yield root
 
 
-EXEC = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: NAME}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: NAME}}
-  template:
-    metadata: {labels: {app: NAME}}
-    spec:
-      containers:
+EXEC = deployment("NAME", """\
       - name: main
         image: box:1
         command: [sh, -c, "mkdir -p /www && echo NAME > /www/index.html
@@ -57,14 +47,7 @@ spec:
           periodSeconds: 1
           timeoutSeconds: 10
           failureThreshold: 1
----
-apiVersion: v1
-kind: Service
-metadata: {name: NAME}
-spec:
-  selector: {app: NAME}
-  ports: [{port: 80, targetPort: 8080}]
-"""
+""")
 STARTUP = """\
         startupProbe:
           exec: {command: [test, -f, /tmp/started]}
@@ -126,17 +109,7 @@ def test_exec_startup_readiness_and_liveness_probes_of_one_container(dy: Dockyar
     _nothing_left(dy)
 
 
-GRPC = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: rpc}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: rpc}}
-  template:
-    metadata: {labels: {app: rpc}}
-    spec:
-      containers:
+GRPC = deployment("rpc", """\
       - name: main
         image: box:1
         command: [sh, -c, "mkdir -p /www && echo rpc > /www/index.html
@@ -153,14 +126,7 @@ spec:
           grpc: {port: 50051, service: live}
           periodSeconds: 1
           failureThreshold: 2
----
-apiVersion: v1
-kind: Service
-metadata: {name: rpc}
-spec:
-  selector: {app: rpc}
-  ports: [{port: 80, targetPort: 8080}]
-"""
+""")
 
 
 class HealthServer:
