@@ -39,6 +39,11 @@ PROBE_ACTIONS = ("exec", "httpGet", "tcpSocket", "grpc")
 HOOK_ACTIONS = ("exec", "httpGet", "sleep")
 VOLUME_FIELDS = frozenset({"name", "configMap", "secret", "persistentVolumeClaim", "emptyDir",
                            "hostPath"})
+# the fields of each volume source that are lowered (items, defaultMode, sizeLimit, …: not)
+VOLUME_SOURCE_FIELDS = {"configMap": frozenset({"name"}), "secret": frozenset({"secretName"}),
+                        "emptyDir": frozenset({"medium"}),
+                        "hostPath": frozenset({"path", "type"}),
+                        "persistentVolumeClaim": frozenset({"claimName"})}
 DEPLOYMENT_FIELDS = frozenset({"replicas", "selector", "template", "strategy"})
 WORKLOAD_FIELDS = {"Deployment": DEPLOYMENT_FIELDS, "ReplicaSet": DEPLOYMENT_FIELDS,
                    "DaemonSet": frozenset({"selector", "template", "updateStrategy"}),
@@ -188,6 +193,8 @@ def _pod_unsupported(spec: dict[str, Any], at: str) -> list[str]:
                     found.append(f"{here}.{kind}.httpGet.scheme (HTTP only)")
     for i, volume in enumerate(spec.get("volumes") or []):
         found += _extra(volume, VOLUME_FIELDS, f"{at}.volumes[{i}]")
+        for source, known in VOLUME_SOURCE_FIELDS.items():
+            found += _extra(volume.get(source) or {}, known, f"{at}.volumes[{i}].{source}")
     return found
 
 

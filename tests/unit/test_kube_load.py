@@ -118,3 +118,16 @@ def test_a_replica_set_is_a_replicated_kind(tmp_path: Path) -> None:
     assert [owner for owner, _ in plans] == ["default.ReplicaSet.myapp"] * 3
     with pytest.raises(InvalidArgument, match=r"ReplicaSet/myapp .*'strategy' was unexpected"):
         _load(tmp_path, text.replace("  replicas: 3", "  replicas: 3\n  strategy: {}"))
+
+
+def test_volume_source_fields_outside_the_supported_set_are_reported(tmp_path: Path) -> None:
+    text = POD.replace("  containers:", "  volumes:\n  - {name: c, configMap: {name: c, "
+                       "defaultMode: 256}}\n  - {name: s, secret: {secretName: s, items: "
+                       "[{key: k, path: p}]}}\n  - {name: e, emptyDir: {sizeLimit: 1Mi}}\n"
+                       "  containers:")
+    with pytest.raises(NotImplementedFeature) as caught:
+        _load(tmp_path, text)
+    hint = str(caught.value.hint)
+    for field in ("spec.volumes[0].configMap.defaultMode", "spec.volumes[1].secret.items",
+                  "spec.volumes[2].emptyDir.sizeLimit"):
+        assert field in hint, field
