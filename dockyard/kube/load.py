@@ -184,6 +184,10 @@ def _pod_unsupported(spec: dict[str, Any], at: str) -> list[str]:
                             f"{here}.securityContext")
             if container.get("imagePullPolicy") == "Always":
                 found.append(f"{here}.imagePullPolicy=Always (local images only)")
+            if key == "initContainers":  # the API server's refusal, in its words
+                found += [f"{here}.{field} (Forbidden: may not be set for init containers)"
+                          for field in ("lifecycle", "livenessProbe", "readinessProbe",
+                                        "startupProbe") if field in container]
             found += _hooks_unsupported(container.get("lifecycle") or {}, here)
             for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
                 probe = container.get(kind) or {}

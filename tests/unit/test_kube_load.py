@@ -131,3 +131,15 @@ def test_volume_source_fields_outside_the_supported_set_are_reported(tmp_path: P
     for field in ("spec.volumes[0].configMap.defaultMode", "spec.volumes[1].secret.items",
                   "spec.volumes[2].emptyDir.sizeLimit"):
         assert field in hint, field
+
+
+def test_probes_and_hooks_of_an_init_container_are_refused(tmp_path: Path) -> None:
+    text = POD.replace("  containers:", "  initContainers:\n  - {name: i, image: box:1, "
+                       "readinessProbe: {exec: {command: [t]}}, lifecycle: {preStop: "
+                       "{sleep: {seconds: 1}}}}\n  containers:")
+    with pytest.raises(NotImplementedFeature) as caught:
+        _load(tmp_path, text)
+    hint = str(caught.value.hint)
+    for field in ("spec.initContainers[0].lifecycle (Forbidden: may not be set for init",
+                  "spec.initContainers[0].readinessProbe (Forbidden"):
+        assert field in hint, field
