@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import pytest
+
 from dockyard.testing.cli import Dockyard
 
 
@@ -16,6 +18,14 @@ def kube_root(box: Dockyard) -> Iterator[Dockyard]:
         print(f"--- {log.name}\n{log.read_text()}")
     for path in box.root.parent.glob("*.yaml"):
         box("kube", "down", str(path), check=False)
+
+
+@pytest.fixture(name="dy")
+def kube_dy(box: Dockyard) -> Iterator[Dockyard]:
+    """``box`` for a kube test (import ``kube_dy``, use ``dy``): ``kube_root``'s
+    teardown afterwards."""
+    with kube_root(box) as root:
+        yield root
 
 
 def deployment(name: str, containers: str, *, port: int | None = 8080) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,16 +18,10 @@ from typing import Any
 import pytest
 
 from dockyard.testing.cli import Dockyard, free_port
-from tests.kernel.kube_support import kube_root
+from tests.kernel.kube_support import kube_dy  # noqa: F401 (the `dy` fixture)
 from tests.kernel.test_kube import _copy, _nothing_left
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def dy(box: Dockyard) -> Iterator[Dockyard]:
-    with kube_root(box) as root:
-        yield root
 
 
 class HookServer:

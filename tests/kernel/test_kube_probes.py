@@ -12,24 +12,17 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dockyard.testing.cli import Dockyard
 from dockyard.testing.poll import until
-from tests.kernel.kube_support import deployment, kube_root
+from tests.kernel.kube_support import deployment, kube_dy  # noqa: F401 (the `dy` fixture)
 from tests.kernel.test_kube import _address, _copy, _http, _nothing_left, _pods
 from tests.kernel.test_kube_kinds import _get
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def dy(box: Dockyard) -> Iterator[Dockyard]:
-    with kube_root(box) as root:
-        yield root
 
 
 EXEC = deployment("NAME", """\
