@@ -289,7 +289,8 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
     memswap = service.get("memswap_limit")
     seccomp, nnp = _security_opt(service.get("security_opt") or [], where)
     log_size, log_files = _logging(service.get("logging"), where)
-    network_mode = _network_mode(project, name, service)
+    network_mode = _namespace_mode(project, name, service, "network_mode",
+                                   ("none", "host", "bridge"))
     services_doc = project.doc.get("services") or {}
     spec = ContainerSpec(
         image=str(image), name=_opt_str(service.get("container_name")),
@@ -314,8 +315,8 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         oom_kill_disable=bool(service.get("oom_kill_disable")),
         log_max_size=log_size, log_max_file=log_files,
         network_mode=network_mode or "bridge",
-        ipc_mode=_ipc(project, name, service),
-        pid_mode=_pid(project, name, service),
+        ipc_mode=_namespace_mode(project, name, service, "ipc", ()),
+        pid_mode=_namespace_mode(project, name, service, "pid", ("host",)),
         group_add=tuple(str(g) for g in service.get("group_add") or ()),
         devices=_devices(service.get("devices"), where),
         domainname=_opt_str(service.get("domainname")),
@@ -600,34 +601,22 @@ def _ulimits(value: Any) -> tuple[Ulimit, ...]:
     return tuple(out)
 
 
-def _network_mode(project: LoadedProject, name: str, service: dict[str, Any]) -> str | None:
-    """``none``, ``host``, ``bridge``, ``service:X`` (X's first container's network),
-    ``container:NAME``; None: the project's networks."""
-    mode = service.get("network_mode")
+def _namespace_mode(project: LoadedProject, name: str, service: dict[str, Any], key: str,
+                    plain: tuple[str, ...]) -> str | None:
+    """A namespace to share (``network_mode``, ``ipc``, ``pid``): one of ``plain``
+    (``none``, ``host``…), ``container:NAME``, or ``service:X`` (X's first
+    container's); None when the key is not set."""
+    mode = service.get(key)
     if mode is None:
         return None
     mode = str(mode)
     if mode.startswith("service:"):
         return "container:" + container_name(project.name, project.doc.get("services") or {},
                                              mode.split(":", 1)[1])
-    if mode in ("none", "host", "bridge") or mode.startswith("container:"):
+    if mode in plain or mode.startswith("container:"):
         return mode
-    raise NotImplementedFeature(f"services.{name}.network_mode: {mode!r} is not supported "
-                                "(none, host, bridge, service:NAME, container:NAME)")
-
-
-def _ipc(project: LoadedProject, name: str, service: dict[str, Any]) -> str | None:
-    mode = service.get("ipc")
-    if mode is None:
-        return None
-    mode = str(mode)
-    if mode.startswith("service:"):
-        return "container:" + container_name(project.name, project.doc.get("services") or {},
-                                             mode.split(":", 1)[1])
-    if mode.startswith("container:"):
-        return mode
-    raise NotImplementedFeature(f"services.{name}.ipc: {mode!r} is not supported "
-                                "(service:NAME, container:NAME)")
+    raise NotImplementedFeature(f"services.{name}.{key}: {mode!r} is not supported "
+                                f"({', '.join((*plain, 'service:NAME', 'container:NAME'))})")
 
 
 def _blkio(value: Any, where: str) -> dict[str, Any]:
@@ -660,20 +649,6 @@ def _devices(value: Any, where: str) -> tuple[str, ...]:
                                         "[:PERMS]] is supported")
         out.append(str(item))
     return tuple(out)
-
-
-def _pid(project: LoadedProject, name: str, service: dict[str, Any]) -> str | None:
-    mode = service.get("pid")
-    if mode is None:
-        return None
-    mode = str(mode)
-    if mode.startswith("service:"):
-        return "container:" + container_name(project.name, project.doc.get("services") or {},
-                                             mode.split(":", 1)[1])
-    if mode == "host" or mode.startswith("container:"):
-        return mode
-    raise NotImplementedFeature(f"services.{name}.pid: {mode!r} is not supported "
-                                "(host, service:NAME, container:NAME)")
 
 
 def _volumes_from(project: LoadedProject, services: Mapping[str, Any],
