@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from dockyard.compose import labels as L
-from dockyard.compose.lower import Attachment, Hook, ProjectPlan, ServicePlan
 from dockyard.compose.order import dependents, with_dependencies
+from dockyard.compose.plan import Attachment, Hook, ProjectPlan, ServicePlan
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, Unavailable
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from dockyard.compose.loader import Options, load
-from dockyard.compose.lower import ProjectPlan, lower
+from dockyard.compose.lower import lower
+from dockyard.compose.plan import ProjectPlan
 from dockyard.errors import InvalidArgument, NotFound, NotImplementedFeature
 
 DATA = Path(__file__).parent.parent / "data" / "compose"
@@ -224,7 +225,8 @@ services:
 
 
 def test_watch_rules_and_changes(tmp_path: Path) -> None:
-    from dockyard.compose.watch import WatchRule, changes, snapshot
+    from dockyard.compose.plan import WatchRule
+    from dockyard.compose.watch import changes, snapshot
 
     plan = _plan(tmp_path, """
 services:

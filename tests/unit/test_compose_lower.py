@@ -11,8 +11,9 @@ from dockyard.cli.container_flags import RUN_OPTIONS, spec_from_flags
 from dockyard.cli.flagtable import parse
 from dockyard.compose import labels as L
 from dockyard.compose.loader import Options, load
-from dockyard.compose.lower import Attachment, ProjectPlan, lower
+from dockyard.compose.lower import lower
 from dockyard.compose.order import dependents, start_order, with_dependencies
+from dockyard.compose.plan import Attachment, ProjectPlan
 from dockyard.engine.spec import ContainerSpec
 
 DATA = Path(__file__).parent.parent / "data" / "compose"
