@@ -58,20 +58,21 @@ class Project:
     """One project on one engine: what belongs to it is found by its labels."""
 
     def __init__(self, engine: Engine, plan: ProjectPlan, report: Report,
-                 build_reporter: Reporter | None = None) -> None:
+                 build_reporter: Callable[[], Reporter] | None = None) -> None:
         self.engine = engine
         self.plan = plan
         self.report = report
         self.build_reporter = build_reporter
+        self._image_ids: dict[str, str | None] = {}  # reference → config digest (None: none)
 
     # --- what exists ---------------------------------------------------------------
     def containers(self, services: tuple[str, ...] = (), *,
                    one_off: bool = False) -> list[ContainerRecord]:
         """The project's containers (all states), by service then number; ``one_off``:
         with the containers of ``run``."""
-        found = [r for r in self.engine.containers.list(all_containers=True)
-                 if r.spec.labels.get(L.PROJECT) == self.plan.name
-                 and (one_off or r.spec.labels.get(L.ONEOFF, "False") == "False")
+        found = [r for r in self.engine.containers.list(all_containers=True,
+                                                        labels={L.PROJECT: self.plan.name})
+                 if (one_off or r.spec.labels.get(L.ONEOFF, "False") == "False")
                  and (not services or r.spec.labels.get(L.SERVICE) in services)]
         return sorted(found, key=lambda r: (r.spec.labels.get(L.SERVICE, ""), _number(r)))
 
@@ -104,6 +105,10 @@ class Project:
             for r in records])
         self._ensure_networks(selected)
         self._ensure_volumes(selected)
+        unsettled = {n for n in selected if not self._settled(
+            self.plan.services[n], options, existing.get(n, []))}
+        # a recreated service's dependents follow it
+        todo = (unsettled | dependents(unsettled, depends)) & selected
         changed: set[str] = set()
 
         def one(name: str) -> None:
@@ -118,8 +123,28 @@ class Project:
                                       existing=existing.get(name, [])):
                 changed.add(name)
 
-        in_parallel([n for n in self.plan.services if n in selected],
-                    {n: set(depends[n]) & selected for n in selected}, one)
+        if todo:  # (a no-op up: nothing to wait for, no thread to start)
+            in_parallel([n for n in self.plan.services if n in todo],
+                        {n: set(depends[n]) & todo for n in todo}, one)
+
+    def _settled(self, service: ServicePlan, options: UpOptions,
+                 existing: list[ContainerRecord]) -> bool:
+        """Whether converging ``service`` would change nothing: its containers 1..N
+        there, made from this plan and image (or kept by ``--no-recreate``), and
+        running when ``up`` starts them."""
+        replicas = options.scale.get(service.name, service.replicas)
+        if options.recreate == "force" or \
+                sorted(_number(r) for r in existing) != list(range(1, replicas + 1)):
+            return False
+        image_id = self.image_id(service.spec.image)
+        for record in existing:
+            if options.recreate != "never" and (
+                    record.spec.labels.get(L.CONFIG_HASH) != service.config_hash or
+                    record.spec.labels.get(L.IMAGE) != image_id):
+                return False
+            if options.start and record.state not in ("running", "restarting", "paused"):
+                return False
+        return True
 
     # --- images ------------------------------------------------------------------
     def images(self, services: list[str], build: str = "missing") -> None:
@@ -139,11 +164,24 @@ class Project:
                                f"(pull_policy: {service.pull_policy})")
 
     def _has_image(self, ref: str) -> bool:
-        try:
-            self.engine.images.get(ref)
-        except NotFound:
-            return False
-        return True
+        return self.image_id(ref) is not None
+
+    def image_id(self, ref: str) -> str | None:
+        """The ID (config digest) of the image ``ref`` names; None when there is none.
+        Looked up once a command (a build or pull forgets what was looked up)."""
+        if ref not in self._image_ids:
+            try:
+                self._image_ids[ref] = self.engine.image_index.resolve(ref).config_digest
+            except NotFound:
+                self._image_ids[ref] = None
+        return self._image_ids[ref]
+
+    def _image_id(self, ref: str) -> str:
+        found = self.image_id(ref)
+        if found is None:
+            self._image_ids.pop(ref)
+            self.engine.image_index.resolve(ref)  # Docker's error
+        return str(found)
 
     def build(self, name: str) -> str:
         """``name``'s image through the engine's builder (what ``dockyard build`` uses);
@@ -169,12 +207,13 @@ class Project:
             dockerfile = os.path.join(plan.context, dockerfile)
         from dockyard.build.model import SilentReporter
 
-        reporter = self.build_reporter or SilentReporter()
+        reporter = self.build_reporter() if self.build_reporter else SilentReporter()
         try:
             image_id = self.engine.builds.build(BuildRequest(plan.context, dockerfile, options),
                                                 reporter, stdin)
         except DockyardError as exc:
             raise _renamed(exc, f"failed to build service {name!r}: {exc}") from None
+        self._image_ids.clear()
         self.report(f"Service {name}  Built")
         return image_id
 
@@ -191,6 +230,7 @@ class Project:
         except DockyardError as exc:
             raise _renamed(exc, f"service {name!r}: pull {image}: {exc}") from None
         images.pulled(digest, str(reference.parse(image)))
+        self._image_ids.clear()
         self.report(f"Image {image}  Pulled")
 
     def _orphans(self, remove: bool, orphans: list[ContainerRecord]) -> None:
@@ -244,7 +284,7 @@ class Project:
             if number > replicas:
                 self._remove(numbered.pop(number))
         recreated = False
-        image_id = self.engine.images.get(service.spec.image).config_digest
+        image_id = self._image_id(service.spec.image)
         for number in range(1, replicas + 1):
             record = numbered.get(number)
             diverged = record is not None and (
@@ -285,7 +325,7 @@ class Project:
         from dockyard.engine.spec import MountSpec
 
         name = service.spec.name or f"{self.plan.name}-{service.name}-{number}"
-        image_id = self.engine.images.get(service.spec.image).config_digest
+        image_id = self._image_id(service.spec.image)
         mounts = list(service.spec.mounts)
         if carried:
             taken = {m.target.rstrip("/") or "/" for m in mounts
@@ -327,7 +367,7 @@ class Project:
             spec = spec._replace(entrypoint=options.entrypoint)
         slug = os.urandom(32).hex()  # Compose's: the name carries its first 12
         container = options.name or f"{self.plan.name}-{name}-run-{slug[:12]}"
-        image_id = self.engine.images.get(spec.image).config_digest
+        image_id = self._image_id(spec.image)
         labels = {**spec.labels, **options.labels, L.ONEOFF: "True", L.IMAGE: image_id,
                   L.SLUG: slug}
         spec = spec._replace(

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dockyard.compose import sources
 from dockyard.compose.labels import NETWORK, PROJECT, VOLUME, service_labels
 from dockyard.compose.loader import LoadedProject
 from dockyard.compose.merge import as_mapping
@@ -352,7 +353,7 @@ def _build(project: LoadedProject, name: str, service: dict[str, Any],
     if "://" in context or context.startswith("git@"):
         raise NotImplementedFeature(f"{where}.build.context: remote contexts are not "
                                     f"supported ({context})")
-    if not Path(context).is_dir():
+    if not sources.is_dir(context):
         raise NotFound(f"{where}.build.context: {context} is not a directory")
     if build.get("dockerfile") and build.get("dockerfile_inline"):
         raise InvalidArgument(f"{where}.build: dockerfile and dockerfile_inline cannot both "
@@ -378,7 +379,7 @@ def _build(project: LoadedProject, name: str, service: dict[str, Any],
             from dockyard.engine.builds import parse_secret
 
             variable = str(declared.get("environment"))
-            if variable not in os.environ and variable in project.env:
+            if project.env.process_value(variable) is None and variable in project.env:
                 raise NotImplementedFeature(f"{where}.build.secrets: {source} comes from "
                                             f"{variable}, which only the .env file sets")
             secrets.update([parse_secret(f"id={ref.get('target') or source},env={variable}")])
@@ -415,10 +416,10 @@ def _files(project: LoadedProject, name: str, service: dict[str, Any]) -> list[F
             content: bytes | None = None
             if top.get("file"):
                 file = str(top["file"])
-                if not Path(file).is_file():
+                if not sources.is_file(file):
                     raise NotFound(f"{kind}.{source}.file: {file}: no such file")
                 if uid is not None or gid is not None or mode is not None:
-                    content = Path(file).read_bytes()  # a copy that can carry them
+                    content = sources.read_bytes(Path(file))  # a copy that can carry them
                     file = None
             elif top.get("environment"):
                 variable = str(top["environment"])
@@ -606,8 +607,9 @@ def _environment(project: LoadedProject, service: dict[str, Any]) -> tuple[str, 
     out: list[str] = []
     for item in _env_files(service.get("env_file")):
         path = (project.working_dir / item["path"])
-        if not path.is_file() and not item.get("required", True):
+        if not sources.is_file(path) and not item.get("required", True):
             continue
+        sources.watch(path)
         out += env_file(str(path))
     for key, value in as_mapping(service.get("environment")).items():
         if value is None:  # `- NAME`: from the environment, dropped when unset there
@@ -713,7 +715,7 @@ def _mounts(project: LoadedProject, service: str, items: list[Any],
             size = (long.get("tmpfs") or {}).get("size")
             tmpfs.append(TmpfsMount(target, f"size={size}" if size else ""))
         elif kind == "bind":
-            path = Path(os.path.expanduser(source))
+            path = Path(sources.expanduser(source))
             path = path if path.is_absolute() else project.working_dir / path
             create = bool((long.get("bind") or {}).get("create_host_path", True))
             mounts.append(MountSpec("bind", os.path.normpath(path), target, readonly,

@@ -14,7 +14,6 @@ import json
 import os
 import re
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +69,16 @@ CONFIG_KEYS = frozenset({"name", "file", "environment", "content"})
 def _validator() -> Any:
     import jsonschema
 
-    text = resources.files("dockyard.compose").joinpath("compose-spec.json").read_text()
+    text = _schema_text().decode()
     schema = json.loads(text)
     return jsonschema.Draft7Validator(schema)
+
+
+@cache
+def _schema_text() -> bytes:
+    from importlib import resources
+
+    return resources.files("dockyard.compose").joinpath("compose-spec.json").read_bytes()
 
 
 def validate(doc: dict[str, Any], source: str, lines: LineIndex | None = None,
@@ -84,9 +90,7 @@ def validate(doc: dict[str, Any], source: str, lines: LineIndex | None = None,
     and a pass over the schema take ~0.1 s of a no-op ``up``)."""
     mark = None
     if cache is not None:
-        schema_text = resources.files("dockyard.compose").joinpath(
-            "compose-spec.json").read_bytes()
-        digest = hashlib.sha256(schema_text)
+        digest = hashlib.sha256(_schema_text())
         digest.update(json.dumps(doc, sort_keys=True, default=repr).encode())
         mark = cache / digest.hexdigest()
         if mark.exists():

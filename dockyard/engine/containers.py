@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -1078,11 +1078,13 @@ class ContainerService:
             bundle.rmdir()
         trace.mark("cleanup: record removed")
 
-    def list(self, *, all_containers: bool = False, recover: bool = True) -> list[ContainerRecord]:
+    def list(self, *, all_containers: bool = False, recover: bool = True,
+             labels: Mapping[str, str] | None = None) -> list[ContainerRecord]:
         """Refreshed records (``recover``: dead supervisors noticed, see ``recovered``);
-        one removed while we list is left out, not an error."""
+        one removed while we list is left out, not an error.  ``labels``: only the
+        containers that carry all of them."""
         records = []
-        for record in self.store.all():
+        for record in self.store.all(labels):
             try:
                 record = self.refresh(record)
                 records.append(self.recovered(record) if recover else record)

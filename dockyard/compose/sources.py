@@ -1,0 +1,157 @@
+"""What loading a project read: every file (its content's digest, or that it was not
+there) and every environment variable (its value, or that it was unset).
+
+The loader and lowering read files and the environment only through this module, so
+that while a ``Recorder`` is active (``recording``) each read is noted.  The project
+cache (``compose.cache``) keeps the notes beside the project and uses it again only
+while every note still holds: a file edited, created or removed, or a variable set
+or changed, since then makes the project load afresh.  With no recorder active the
+functions are the plain reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from pathlib import Path
+
+MISSING = "-"  # a path that was not there
+DIRECTORY = "dir"  # a directory (its contents do not matter to the project)
+
+
+class Recorder:
+    """The notes of one load: path → what was there; variable → its value (None:
+    unset)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, str] = {}
+        self.variables: dict[str, str | None] = {}
+
+
+_active: ContextVar[Recorder | None] = ContextVar("compose_sources", default=None)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[Recorder]:
+    recorder = Recorder()
+    token = _active.set(recorder)
+    try:
+        yield recorder
+    finally:
+        _active.reset(token)
+
+
+def fingerprint(path: str | Path) -> str:
+    """What is at ``path`` now, as the notes say it: the content's digest, ``dir``,
+    or ``-`` when nothing (or nothing readable) is there."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except IsADirectoryError:
+        return DIRECTORY
+    except OSError:
+        return MISSING
+
+
+def _note(path: str | Path, seen: str | None = None) -> str:
+    recorder = _active.get()
+    if recorder is None and seen is None:
+        return fingerprint(path)
+    found = fingerprint(path) if seen is None else seen
+    if recorder is not None:
+        recorder.files[os.path.abspath(path)] = found
+    return found
+
+
+def read_text(path: Path, encoding: str = "utf-8") -> str:
+    """The file's text (``OSError`` and ``UnicodeDecodeError`` as ``Path.read_text``)."""
+    data = path.read_bytes()
+    if _active.get() is not None:
+        _note(path, hashlib.sha256(data).hexdigest())
+    return data.decode(encoding)
+
+
+def read_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    if _active.get() is not None:
+        _note(path, hashlib.sha256(data).hexdigest())
+    return data
+
+
+def is_file(path: str | Path) -> bool:
+    if _active.get() is None:
+        return os.path.isfile(path)
+    return _note(path) not in (MISSING, DIRECTORY) and os.path.isfile(path)
+
+
+def is_dir(path: str | Path) -> bool:
+    if _active.get() is None:
+        return os.path.isdir(path)
+    return _note(path) == DIRECTORY
+
+
+def expanduser(path: str) -> str:
+    """``os.path.expanduser``, noting ``HOME`` when it is used."""
+    if path.startswith("~"):
+        recorder = _active.get()
+        if recorder is not None:
+            recorder.variables["HOME"] = os.environ.get("HOME")
+    return os.path.expanduser(path)
+
+
+def watch(path: str | Path) -> None:
+    """Note ``path`` as it is now (a file that something else reads, e.g. an
+    ``env_file`` through ``engine.flags``)."""
+    if _active.get() is not None:
+        _note(path)
+
+
+class Environment(Mapping[str, str]):
+    """What interpolation sees: the process environment over ``files`` (the ``.env``
+    values, already noted as files).  Every lookup notes the variable's value in
+    the process environment."""
+
+    def __init__(self, files: Mapping[str, str], process: Mapping[str, str]) -> None:
+        self.files = dict(files)
+        self.process = process
+
+    def process_value(self, key: str) -> str | None:
+        """The variable in the process environment alone (None: unset), noted."""
+        value = self.process.get(key)
+        recorder = _active.get()
+        if recorder is not None:
+            recorder.variables[key] = value
+        return value
+
+    def __getitem__(self, key: str) -> str:
+        value = self.process_value(key)
+        if value is not None:
+            return value
+        return self.files[key]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (self.process_value(key) is not None or
+                                         key in self.files)
+
+    def __iter__(self) -> Iterator[str]:
+        # the whole environment: a project that lists it depends on all of it
+        raise TypeError("a compose environment is looked up by name, not listed")
+
+    def __len__(self) -> int:
+        raise TypeError("a compose environment is looked up by name, not listed")
+
+    def under(self, files: Mapping[str, str]) -> Environment:
+        """An included project's: its own ``.env`` values under these."""
+        return Environment({**files, **self.files}, self.process)
+
+
+def still_holds(files: Mapping[str, str], variables: Mapping[str, str | None],
+                environ: Mapping[str, str]) -> bool:
+    """Whether every note is still true (the variables against ``environ``)."""
+    for key, value in variables.items():
+        if environ.get(key) != value:
+            return False
+    return all(fingerprint(path) == seen for path, seen in files.items())
