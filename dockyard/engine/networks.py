@@ -120,12 +120,15 @@ class NetworkService:
         ensure_bridge(record.bridge, record.gateway, record.prefix, self.layout.link_alias)
         self.apply_firewall()
 
-    def apply_firewall(self) -> None:
+    def apply_firewall(self, *, removed: bool = False) -> None:
+        """This root's chains made to match its networks; ``removed``: after a
+        network's removal (the chains and their jumps are there: no check)."""
         from dockyard.network import firewall
 
         rules = [firewall.BridgeRules(r.bridge, r.subnet, r.internal) for r in self.store.all()]
-        if rules or firewall.present(str(self.layout.root)):
-            firewall.apply(str(self.layout.root), rules)
+        root = str(self.layout.root)
+        if rules or (firewall.available() and (removed or firewall.present(root))):
+            firewall.apply(root, rules, ensure_jumps=not removed)
 
     def remove(self, ref: str) -> str:
         if ref in PREDEFINED:
@@ -137,7 +140,7 @@ class NetworkService:
                            f"{record.id} has active endpoints")
         self.store.remove(record.name)
         self._bridge_down(record)
-        self.apply_firewall()
+        self.apply_firewall(removed=True)
         return record.name
 
     def _bridge_down(self, record: NetworkRecord) -> None:
