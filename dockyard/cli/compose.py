@@ -91,10 +91,12 @@ def logs_cmd(ctx: ComposeContext, follow: bool, tail: str, no_log_prefix: bool,
 @click.option("--hash", "hashes", default=None, metavar="SERVICES",
               help="The config hash of these services (* for all).")
 @click.option("-q", "--quiet", is_flag=True, help="Only validate.")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
+              help="The document's format.")
 @click.pass_obj
 def config_cmd(ctx: ComposeContext, only_services: bool, only_volumes: bool,
-               hashes: str | None, quiet: bool) -> None:
-    """The resolved file: interpolated, merged, validated, as YAML."""
+               hashes: str | None, quiet: bool, fmt: str) -> None:
+    """The resolved project in Compose's long form (as `docker compose config`)."""
     if only_volumes or hashes is not None:
         project = ctx.project()
         if only_volumes or hashes is None:
@@ -106,12 +108,12 @@ def config_cmd(ctx: ComposeContext, only_services: bool, only_volumes: bool,
             for name in wanted:
                 click.echo(f"{name} {project.plan.services[name].config_hash}")
         return
-    _config(ctx, only_services, quiet)
+    _config(ctx, only_services, quiet, fmt)
 
 
-def _config(ctx: ComposeContext, only_services: bool, quiet: bool) -> None:
-    """The resolved file: interpolated, merged, validated, as YAML."""
-    import yaml
+def _config(ctx: ComposeContext, only_services: bool, quiet: bool, fmt: str = "yaml") -> None:
+    """The resolved project (interpolated, merged, validated) in the long form."""
+    from dockyard.compose.longform import long_form, to_yaml
 
     project = ctx.project()
     if quiet:
@@ -120,9 +122,13 @@ def _config(ctx: ComposeContext, only_services: bool, quiet: bool) -> None:
         for name in project.plan.services:
             click.echo(name)
         return
-    doc = {"name": project.plan.name, **project.plan.doc}
-    click.echo(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False),
-               nl=False)
+    doc = long_form(project.plan)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(to_yaml(doc), nl=False)
 
 
 @compose_group.command("convert")

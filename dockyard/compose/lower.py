@@ -144,8 +144,10 @@ def _depends_on(name: str, service: dict[str, Any],
     return out
 
 
-def implicit_dependencies(service: dict[str, Any]) -> list[str]:
-    return [dep for dep, _ in _implicit(service)]
+def implicit_dependencies(service: dict[str, Any], *, restart_only: bool = False) -> list[str]:
+    """The services ``network_mode``/``ipc``/``pid: service:X``, ``volumes_from`` and
+    ``links`` need; ``restart_only``: those that must follow a restart of theirs."""
+    return [dep for dep, restart in _implicit(service) if restart or not restart_only]
 
 
 def _implicit(service: dict[str, Any]) -> list[tuple[str, bool]]:
