@@ -9,7 +9,6 @@ positionals — and answers ``NotFast`` for anything else (an unknown flag, ``--
 a bad integer), so click parses it and gives its own message.
 """
 
-from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple

@@ -16,7 +16,6 @@ rename) and read back only as the plan's own types.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -58,7 +57,7 @@ def project_plan(options: Options, cwd: Path, environ: Mapping[str, str],
 def _key(options: Options, cwd: Path, services: Sequence[str]) -> str:
     request = [FORMAT, [str(p) for p in find_files(options, cwd)],
                list(options._replace(cache=None)), list(services), str(cwd), _code()]
-    return hashlib.sha256(json.dumps(request).encode()).hexdigest()
+    return sources.digest(json.dumps(request).encode())
 
 
 def _code() -> list[Any]:

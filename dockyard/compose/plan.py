@@ -3,7 +3,6 @@ makes real.  Plain data only — what the project cache (``compose.cache``) keep
 that a command that reads a cached project imports no YAML, schema or lowering code.
 """
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, NamedTuple

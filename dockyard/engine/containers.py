@@ -13,7 +13,6 @@ import functools
 import json
 import os
 import select
-import shutil
 import signal
 import sys
 import time
@@ -166,6 +165,8 @@ class ContainerService:
         with contextlib.ExitStack() as held, contextlib.ExitStack() as undo:
             with self._folders_locked(shared=True):  # a folder is never seen unlocked
                 bundle.mkdir()
+                import shutil
+
                 undo.callback(shutil.rmtree, bundle, True)
                 # held until the record exists: `system check` leaves a folder in the
                 # making alone
@@ -1058,6 +1059,8 @@ class ContainerService:
         for entry in os.listdir(bundle) if bundle.is_dir() else []:
             path = bundle / entry
             if path.is_dir() and not path.is_symlink():
+                import shutil
+
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 with contextlib.suppress(OSError):

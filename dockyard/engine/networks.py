@@ -11,7 +11,6 @@ restarts until it is disconnected or removed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -41,6 +40,8 @@ def default_bridge(layout: Layout, config: EngineConfig | None = None) -> tuple[
     subnet = config.bridge_subnet if config is not None else None
     if layout.root == DEFAULT_ROOT:
         return "dockyard0", subnet or "10.213.0.0/24"
+    import hashlib
+
     digest = hashlib.sha1(str(layout.root).encode()).hexdigest()
     return f"dy{digest[:10]}", subnet or f"10.214.{int(digest[10:12], 16)}.0/24"
 
@@ -230,6 +231,8 @@ class NetworkService:
     def inspect(self, record: NetworkRecord,
                 container_names: dict[str, str]) -> dict[str, Any]:
         """Docker's ``network inspect`` shape."""
+        import hashlib
+
         containers = {}
         for endpoint in self.ipam.endpoints(network=record.name):
             containers[endpoint.container_id] = {
@@ -250,6 +253,8 @@ class NetworkService:
 
 
 def predefined_inspect(name: str) -> dict[str, Any]:
+    import hashlib
+
     return {"Name": name, "Id": hashlib.sha256(name.encode()).hexdigest(), "Scope": "local",
             "Driver": "host" if name == "host" else "null", "EnableIPv6": False,
             "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False,
