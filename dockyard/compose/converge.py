@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from dockyard.compose import labels as L
 from dockyard.compose.order import dependents, with_dependencies
 from dockyard.compose.plan import Attachment, Hook, ProjectPlan, ServicePlan
+from dockyard.compose.resources import ensure_networks, ensure_volumes
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, Unavailable
 
 if TYPE_CHECKING:
@@ -103,8 +104,11 @@ class Project:
         self._orphans(options.remove_orphans, [
             r for name, records in existing.items() if name not in self.plan.services
             for r in records])
-        self._ensure_networks(selected)
-        self._ensure_volumes(selected)
+        if ensure_networks(self, selected):  # a network made again: its containers stopped
+            existing = {}
+            for record in self.containers():
+                existing.setdefault(record.spec.labels.get(L.SERVICE, ""), []).append(record)
+        ensure_volumes(self, selected)
         unsettled = {n for n in selected if not self._settled(
             self.plan.services[n], options, existing.get(n, []))}
         # a recreated service's dependents follow it
@@ -243,35 +247,6 @@ class Project:
             for record in orphans:
                 self._remove(record)
 
-    def _ensure_networks(self, selected: set[str]) -> None:
-        wanted = {a.network for n in selected for a in self.plan.services[n].networks}
-        for network in self.plan.networks.values():
-            if network.name not in wanted:
-                continue
-            try:
-                self.engine.networks.get(network.name)
-                continue
-            except NotFound:
-                if network.external:
-                    raise NotFound(f"network {network.name} declared as external, but could "
-                                   "not be found") from None
-            self.report(f"Network {network.name}  Creating")
-            self.engine.networks.create(network.name, internal=network.internal,
-                                        labels=network.labels, subnet=network.subnet,
-                                        gateway=network.gateway)
-
-    def _ensure_volumes(self, selected: set[str]) -> None:
-        wanted = {m.source for n in selected for m in self.plan.services[n].spec.mounts
-                  if m.type == "volume" and m.source}
-        for volume in self.plan.volumes.values():
-            if volume.name not in wanted or self.engine.volumes.find(volume.name) is not None:
-                continue
-            if volume.external:
-                raise NotFound(f"external volume {volume.name!r} not found")
-            self.report(f"Volume {volume.name}  Creating")
-            self.engine.volumes.create(volume.name, options=volume.options,
-                                       labels=volume.labels)
-
     def _converge_service(self, service: ServicePlan, replicas: int, recreate: str, *,
                           start: bool = True,
                           existing: list[ContainerRecord] | None = None) -> bool:
@@ -407,8 +382,8 @@ class Project:
         self.images([name], build)
         if service.depends_on and not no_deps:
             self.up(UpOptions(tuple(service.depends_on)))
-        self._ensure_networks({name})
-        self._ensure_volumes({name})
+        ensure_networks(self, {name})
+        ensure_volumes(self, {name})
 
     def container(self, name: str, index: int = 1) -> ContainerRecord:
         """The ``index``-th container of service ``name`` (``exec``, ``port``)."""

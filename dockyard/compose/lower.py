@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.compose import sources
-from dockyard.compose.labels import NETWORK, PROJECT, VOLUME, service_labels
+from dockyard.compose.labels import CONFIG_HASH, NETWORK, PROJECT, VOLUME, service_labels
 from dockyard.compose.loader import LoadedProject
 from dockyard.compose.merge import as_mapping
 from dockyard.compose.order import start_order
@@ -98,8 +98,10 @@ def _networks(project: LoadedProject) -> dict[str, NetworkPlan]:
                                         "(dockyard's bridges are IPv4 with one subnet)")
         subnet = configs[0].get("subnet") if configs else None
         gateway = configs[0].get("gateway") if configs else None
-        out[key] = NetworkPlan(key, name, bool(item.get("internal")), labels, external,
-                               subnet, gateway)
+        internal = bool(item.get("internal"))
+        config_hash = _resource_hash([name, driver, internal, labels, subnet, gateway])
+        out[key] = NetworkPlan(key, name, internal, {**labels, CONFIG_HASH: config_hash},
+                               external, subnet, gateway, config_hash)
     return out
 
 
@@ -113,8 +115,16 @@ def _volumes(project: LoadedProject) -> dict[str, VolumePlan]:
         name = item.get("name") or (key if external else f"{project.name}_{key}")
         options = {str(k): str(v) for k, v in (item.get("driver_opts") or {}).items()}
         labels = {**as_labels(item.get("labels")), PROJECT: project.name, VOLUME: key}
-        out[key] = VolumePlan(key, name, options, labels, external)
+        config_hash = _resource_hash([name, "local", options, labels])
+        out[key] = VolumePlan(key, name, options, {**labels, CONFIG_HASH: config_hash},
+                              external, config_hash)
     return out
+
+
+def _resource_hash(config: list[Any]) -> str:
+    """A network's or volume's ``com.docker.compose.config-hash``: what it is made
+    with (name, driver, options, labels)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
 def as_labels(value: Any) -> dict[str, str]:

@@ -18,6 +18,7 @@ class NetworkPlan(NamedTuple):
     external: bool
     subnet: str | None = None  # ipam.config[0]
     gateway: str | None = None
+    config_hash: str = ""  # Compose's config-hash label: a change recreates the network
 
 
 class VolumePlan(NamedTuple):
@@ -26,6 +27,7 @@ class VolumePlan(NamedTuple):
     options: dict[str, str]
     labels: dict[str, str]
     external: bool
+    config_hash: str = ""  # Compose's config-hash label (a change is reported, not applied)
 
 
 class BuildPlan(NamedTuple):

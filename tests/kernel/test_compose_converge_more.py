@@ -1,0 +1,113 @@
+"""``dockyard compose`` for real, on what converge learnt last: networks and volumes
+carry Compose's config-hash label; a network whose configuration changed is made
+again under the same containers (stopped, reconnected, started: same IDs, as Docker
+Compose does); a volume's change is reported and the volume kept; a no-op ``up``
+reads the project from the cache and takes the fast path (no click, YAML, schema or
+thread pool), and an edited file is applied at once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard.testing.cli import Dockyard
+
+pytestmark = pytest.mark.root
+
+FILE = """\
+services:
+  a:
+    image: box:1
+    command: ["sleep", "300"]
+    init: true
+    networks: [front, back]
+    volumes: [data:/data]
+networks:
+  front: {}
+  back: {internal: false}
+volumes:
+  data: {}
+"""
+
+
+def _inspect(box: Dockyard, *args: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(box(*args).stdout)[0]
+    return doc
+
+
+@pytest.fixture
+def project(box: Dockyard, tmp_path: Path) -> Any:
+    folder = tmp_path / "hashes"
+    folder.mkdir()
+    (folder / "compose.yaml").write_text(FILE)
+    compose = ["compose", "-f", str(folder / "compose.yaml")]
+    yield folder, compose
+    box(*compose, "down", "-v", "-t", "1", check=False)
+
+
+def test_a_changed_network_is_made_again_under_the_same_container(
+        box: Dockyard, project: Any) -> None:
+    folder, compose = project
+    box(*compose, "up", "-d")
+    first = _inspect(box, "inspect", "hashes-a-1")
+    back = _inspect(box, "network", "inspect", "hashes_back")
+    volume = _inspect(box, "volume", "inspect", "hashes_data")
+    old_hash = back["Labels"]["com.docker.compose.config-hash"]
+    assert volume["Labels"]["com.docker.compose.config-hash"]
+    assert not back["Internal"]
+
+    (folder / "compose.yaml").write_text(FILE.replace("internal: false", "internal: true"))
+    up = box(*compose, "up", "-d")
+    assert "Network hashes_back  Removed" in up.stderr, up.stderr
+    back = _inspect(box, "network", "inspect", "hashes_back")
+    assert back["Internal"] and back["Labels"]["com.docker.compose.config-hash"] != old_hash
+    after = _inspect(box, "inspect", "hashes-a-1")
+    assert after["Id"] == first["Id"] and after["State"]["Running"]
+    assert sorted(after["NetworkSettings"]["Networks"]) == ["hashes_back", "hashes_front"]
+    assert after["Id"] in back["Containers"]
+    # the front network did not change: neither did it
+    front = _inspect(box, "network", "inspect", "hashes_front")
+    assert after["Id"] in front["Containers"]
+
+    # a volume's change is said, and the volume (and its data) kept
+    box("exec", "hashes-a-1", "sh", "-c", "echo kept > /data/f")
+    (folder / "compose.yaml").write_text(FILE.replace("data: {}", "data: {labels: {x: y}}"))
+    up = box(*compose, "up", "-d")
+    assert "exists but doesn't match configuration" in up.stderr, up.stderr
+    assert box("exec", "hashes-a-1", "cat", "/data/f").stdout == "kept\n"
+    assert box(*compose, "up", "-d").stderr.count("Removed") == 0
+
+
+# what a no-op `up -d` never needs (each costs milliseconds of its start)
+NOT_FOR_A_NO_OP_UP = ("click", "yaml", "jsonschema", "concurrent.futures", "pyroute2",
+                      "dockyard.cli.main", "dockyard.compose.loader",
+                      "dockyard.compose.lower", "subprocess")
+
+
+def test_a_no_op_up_takes_the_fast_path_and_an_edit_is_applied(
+        box: Dockyard, project: Any) -> None:
+    folder, compose = project
+    box(*compose, "up", "-d")
+    first = _inspect(box, "inspect", "hashes-a-1")["Id"]
+    result = box(*compose, "up", "-d", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "dockyard.cli.compose_cmds" in imported  # the measurement itself works
+    assert sorted(set(NOT_FOR_A_NO_OP_UP) & imported) == []
+    assert _inspect(box, "inspect", "hashes-a-1")["Id"] == first
+
+    (folder / ".env").write_text("GREETING=changed\n")  # read by nothing: no change
+    box(*compose, "up", "-d")
+    assert _inspect(box, "inspect", "hashes-a-1")["Id"] == first
+    (folder / "compose.yaml").write_text(FILE.replace('"300"', '"${LENGTH:-301}"'))
+    box(*compose, "up", "-d")
+    second = _inspect(box, "inspect", "hashes-a-1")
+    assert second["Id"] != first and second["Config"]["Cmd"] == ["sleep", "301"]
+    (folder / ".env").write_text("LENGTH=302\n")
+    box(*compose, "up", "-d")
+    assert _inspect(box, "inspect", "hashes-a-1")["Config"]["Cmd"] == ["sleep", "302"]
+    box(*compose, "up", "-d", env={"LENGTH": "303"})
+    assert _inspect(box, "inspect", "hashes-a-1")["Config"]["Cmd"] == ["sleep", "303"]
