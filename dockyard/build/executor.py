@@ -79,6 +79,7 @@ class Builder:
         self._steps = 0
         self._failed = threading.Event()
         self._results: dict[int, StageResult] = {}
+        self._named: dict[str, BuildContext] = {}
 
     # --- the whole build ------------------------------------------------------
     def build(self) -> str:
@@ -174,7 +175,11 @@ class Builder:
         other = find_stage(self.plan, base)
         if other is not None and other.number < stage.number:
             return self._results[other.number].result().clone()
-        record = self._image(base)
+        if self.named_context(base) is not None:
+            raise BuildError(f"Dockerfile:{stage.line}: FROM {base}: the named context "
+                             f"{base} is a directory; only an image (docker-image://) can "
+                             "be a base")
+        record = self._image(self._image_context(base))
         config = self.images.config(record)
         manifest = self.images.manifest(record)
         diff_ids = config["rootfs"]["diff_ids"]
@@ -364,11 +369,37 @@ class Builder:
                          f"WORKDIR {path}")
 
     # --- RUN --------------------------------------------------------------------
+    def named_context(self, name: str) -> BuildContext | None:
+        """The directory given as the named context ``name`` (when no stage has that
+        name), as a build context of its own; None for anything else."""
+        value = self.options.contexts.get(name)
+        if value is None or "://" in value or find_stage(self.plan, name) is not None:
+            return None
+        with self._lock:
+            if name not in self._named:
+                context = BuildContext.from_directory(Path(value))
+                context.digests = self.file_digests
+                self._named[name] = context
+            return self._named[name]
+
+    def _image_context(self, ref: str) -> str:
+        """The image a named context ``docker-image://REF`` gives for ``ref``."""
+        value = self.options.contexts.get(ref)
+        if value is None or find_stage(self.plan, ref) is not None:
+            return ref
+        if not value.startswith("docker-image://"):
+            raise BuildError(f"named context {ref}: {value!r} is not supported (a "
+                             "directory, or docker-image://REF)")
+        return value.removeprefix("docker-image://")
+
     def from_state(self, ref: str) -> StageState:
         stage = find_stage(self.plan, ref)
         if stage is not None and stage.number in self._results:
             return self._results[stage.number].result()
-        record = self._image(ref)
+        if self.named_context(ref) is not None:
+            raise BuildError(f"--from={ref}: the named context {ref} is a directory: COPY "
+                             "--from takes it; a RUN mount needs a stage or an image")
+        record = self._image(self._image_context(ref))
         config = self.images.config(record)
         manifest = self.images.manifest(record)
         layers = [Layer(d.digest, d.media_type, d.size, diff_id) for d, diff_id in

@@ -103,6 +103,10 @@ class BuildOptions(NamedTuple):
     network: str = "default"
     # registry → credentials for base images (the API's X-Registry-Config); else config.json
     logins: Mapping[str, Credentials] = {}  # noqa: RUF012 - never mutated
+    # named contexts (``--build-context``): name → an absolute directory, or
+    # ``docker-image://REF``; used by ``FROM name``, ``COPY --from=name`` and RUN's
+    # ``--mount=from=name`` where no stage has that name
+    contexts: Mapping[str, str] = {}  # noqa: RUF012 - never mutated
 
 
 class StageResult:

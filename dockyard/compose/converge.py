@@ -197,10 +197,12 @@ class Project:
         if plan is None:
             raise InvalidArgument(f"service {name!r} has no build section")
         self.report(f"Service {name}  Building")
+        for note in plan.notes:
+            self.report(note)
         options = BuildOptions(tags=(plan.image, *plan.tags), build_args=plan.args,
                                target=plan.target, no_cache=plan.no_cache, pull=plan.pull,
                                labels=plan.labels, secrets=plan.secrets,
-                               network=plan.network)
+                               network=plan.network, contexts=plan.contexts)
         stdin = None
         dockerfile = plan.dockerfile
         if plan.dockerfile_inline is not None:

@@ -18,7 +18,7 @@ from dockyard.compose import schema, sources
 from dockyard.compose.files import FILE_NAMES, Options, find_files
 from dockyard.compose.interpolate import interpolate
 from dockyard.compose.lines import LineIndex
-from dockyard.compose.merge import merge, merge_service
+from dockyard.compose.merge import as_mapping, merge, merge_service
 from dockyard.errors import InvalidArgument, NotFound
 
 __all__ = ["FILE_NAMES", "LoadedProject", "Options", "find_files", "load", "read_dotenv"]
@@ -169,6 +169,11 @@ def absolute_paths(doc: dict[str, Any], base: Path) -> dict[str, Any]:
             service["build"] = resolve(build)
         elif isinstance(build, dict):
             service["build"] = {**build, "context": resolve(str(build.get("context", ".")))}
+            if build.get("additional_contexts"):  # a directory: from the project's
+                service["build"]["additional_contexts"] = {
+                    k: v if v is None or "://" in str(v) or str(v).startswith("service:")
+                    else resolve(str(v))
+                    for k, v in as_mapping(build["additional_contexts"]).items()}
         env_file = service.get("env_file")
         if env_file is not None:
             items = env_file if isinstance(env_file, list) else [env_file]

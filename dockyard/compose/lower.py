@@ -395,13 +395,45 @@ def _build(project: LoadedProject, name: str, service: dict[str, Any],
                 raise NotImplementedFeature(f"{where}.build.secrets: {source} comes from "
                                             f"{variable}, which only the .env file sets")
             secrets.update([parse_secret(f"id={ref.get('target') or source},env={variable}")])
+    if build.get("ssh"):
+        raise NotImplementedFeature(f"{where}.build.ssh: not supported: dockyard's builder "
+                                    "has no ssh agent forwarding (RUN --mount=type=ssh)")
     image = str(service.get("image") or f"{project.name}-{name}")
     return BuildPlan(image, context, _opt_str(build.get("dockerfile")),
                      _opt_str(build.get("dockerfile_inline")), args,
                      _opt_str(build.get("target")), as_labels(build.get("labels")),
                      bool(build.get("no_cache")), bool(build.get("pull")),
                      str(build.get("network") or "default"), secrets,
-                     tuple(str(t) for t in build.get("tags") or ()))
+                     tuple(str(t) for t in build.get("tags") or ()),
+                     _contexts(build.get("additional_contexts"), where),
+                     _cache_notes(build, where))
+
+
+def _contexts(value: Any, where: str) -> dict[str, str]:
+    """``additional_contexts``: a directory (made absolute by the loader) or
+    ``docker-image://REF``, as the builder's named contexts."""
+    given = {str(k): str(v) for k, v in as_mapping(value).items()}
+    if not given:
+        return {}
+    from dockyard.engine.builds import named_contexts
+
+    for path in given.values():
+        if "://" not in path:
+            sources.is_dir(path)  # (noted: a directory made later changes the project)
+    try:
+        return named_contexts(given)
+    except (NotFound, NotImplementedFeature) as exc:
+        raise type(exc)(f"{where}.build.additional_contexts: {exc}") from None
+
+
+def _cache_notes(build: dict[str, Any], where: str) -> tuple[str, ...]:
+    """``cache_from``/``cache_to``, entry by entry: known and not used — dockyard's
+    builder keeps its cache locally, step by step, and takes no image or registry as
+    a cache source or destination (a build's result is the same without them)."""
+    return tuple(f"{where}.build.{key}[{index}]: {entry!r} not used (dockyard's builder "
+                 "caches locally, step by step)"
+                 for key in ("cache_from", "cache_to")
+                 for index, entry in enumerate(build.get(key) or []))
 
 
 def _files(project: LoadedProject, name: str, service: dict[str, Any]) -> list[FilePlan]:

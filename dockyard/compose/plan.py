@@ -45,6 +45,8 @@ class BuildPlan(NamedTuple):
     network: str
     secrets: dict[str, str]  # id → host file
     tags: tuple[str, ...]
+    contexts: dict[str, str] = {}  # noqa: RUF012 - additional_contexts: name → dir or image
+    notes: tuple[str, ...] = ()  # what is known and not used (cache_from, cache_to)
 
 
 class FilePlan(NamedTuple):

@@ -37,7 +37,8 @@ RESOURCES_KEYS = frozenset({"limits"})
 LIMITS_KEYS = frozenset({"cpus", "memory", "pids"})
 RESTART_POLICY_KEYS = frozenset({"condition", "max_attempts"})
 BUILD_KEYS = frozenset({"context", "dockerfile", "dockerfile_inline", "args", "target",
-                        "labels", "no_cache", "pull", "network", "secrets", "tags"})
+                        "labels", "no_cache", "pull", "network", "secrets", "tags",
+                        "additional_contexts", "cache_from", "cache_to", "ssh"})
 ATTACHMENT_KEYS = frozenset({"aliases", "ipv4_address"})
 HEALTHCHECK_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period",
                               "disable"})

@@ -111,3 +111,40 @@ def test_a_no_op_up_takes_the_fast_path_and_an_edit_is_applied(
     assert _inspect(box, "inspect", "hashes-a-1")["Config"]["Cmd"] == ["sleep", "302"]
     box(*compose, "up", "-d", env={"LENGTH": "303"})
     assert _inspect(box, "inspect", "hashes-a-1")["Config"]["Cmd"] == ["sleep", "303"]
+
+
+def test_build_with_additional_contexts(box: Dockyard, tmp_path: Path) -> None:
+    """``additional_contexts``: a directory that ``COPY --from=NAME`` reads, an image
+    that ``FROM NAME`` starts from; ``cache_from``/``cache_to`` said to be unused,
+    entry by entry; ``ssh`` refused by name."""
+    folder = tmp_path / "ctxs"
+    (folder / "app").mkdir(parents=True)
+    (folder / "extra").mkdir()
+    (folder / "extra" / "note.txt").write_text("from the extra context\n")
+    (folder / "app" / "Dockerfile").write_text(
+        "FROM base\nCOPY --from=extra note.txt /note.txt\n")
+    compose_file = folder / "compose.yaml"
+    compose_file.write_text(
+        "services:\n  app:\n    build:\n      context: app\n"
+        "      additional_contexts:\n        extra: ./extra\n"
+        "        base: docker-image://box:1\n"
+        "      cache_from: [box:1]\n      cache_to: [\"type=inline\"]\n"
+        "    command: [\"sleep\", \"300\"]\n")
+    compose = ["compose", "-f", str(compose_file)]
+    try:
+        up = box(*compose, "up", "-d")
+        assert "build.cache_from[0]: 'box:1' not used" in up.stderr, up.stderr
+        assert "build.cache_to[0]: 'type=inline' not used" in up.stderr
+        assert box("exec", "ctxs-app-1", "cat", "/note.txt").stdout == \
+            "from the extra context\n"
+        # the named directory is part of the step's cache key
+        (folder / "extra" / "note.txt").write_text("changed\n")
+        box(*compose, "up", "-d", "--build")
+        assert box("exec", "ctxs-app-1", "cat", "/note.txt").stdout == "changed\n"
+    finally:
+        box(*compose, "down", "--rmi", "local", "-t", "1", check=False)
+    compose_file.write_text(compose_file.read_text().replace(
+        "      cache_from", "      ssh: [default]\n      cache_from"))
+    refused = box(*compose, "up", "-d", check=False)
+    assert refused.returncode != 0 and "services.app.build.ssh: not supported" in \
+        refused.stderr, refused.stderr
