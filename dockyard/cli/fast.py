@@ -1,9 +1,11 @@
 """The fast path: hot commands run without click.
 
 ``run``, ``exec``, ``rm``, ``ps``, ``images`` and ``inspect`` are what users and scripts
-type most, and click alone costs ~16 ms of imports: more than ``ps``'s own work.  ``dispatch``
-reads the global flags and a hot command's flags from the same ``flagtable`` rows
-the click commands are built from, and calls the same body (``container_cmds``).
+type most, and click alone costs ~16 ms of imports: more than ``ps``'s own work; so are
+``compose up``/``ps``/``down`` (a no-op ``up`` is mostly start-up).  ``dispatch`` reads
+the global flags and a hot command's flags (a group's, then its subcommand's) from the
+same ``flagtable`` rows the click commands are built from, and calls the same body
+(``container_cmds``, ``compose_cmds``).
 Anything it is not sure to read exactly as click would — another command, an
 unknown or malformed flag, ``--help``, a missing argument — goes to click
 (``dispatch`` answers None), which parses it and words its errors.
@@ -20,7 +22,7 @@ from dockyard.cli.flagtable import NotFast, Opt, parse
 
 class FastCommand(NamedTuple):
     options: Callable[[], Sequence[Opt]]
-    body: Callable[..., object]  # (engine, *positionals, **options)
+    body: Callable[..., object] | None  # (engine, *positionals, **options); None: a group
     positionals: tuple[int, int | None]  # how many: at least, at most (None: any)
     interspersed: bool = True
     # a group (``compose``): its subcommands; the body of one gets the group's options
@@ -142,7 +144,7 @@ COMMANDS: dict[str, FastCommand] = {
     "inspect": FastCommand(_inspect_options, _inspect, (1, None)),
     "exec": FastCommand(_exec_options, _exec, (2, None), interspersed=False),
     "rm": FastCommand(_rm_options, _rm, (1, None)),
-    "compose": FastCommand(_compose_options, _compose_body, (1, None), interspersed=False,
+    "compose": FastCommand(_compose_options, None, (1, None), interspersed=False,
                            subcommands=_compose_commands),
 }
 
@@ -221,6 +223,7 @@ def _parsed(command: FastCommand, argv: Sequence[str]
     if len(positionals) < least or (most is not None and len(positionals) > most):
         return None
     if command.subcommands is None:
+        assert command.body is not None  # a command, not a group
         return command.body, positionals, options
     sub = command.subcommands().get(positionals[0])
     found = _parsed(sub, positionals[1:]) if sub is not None else None
