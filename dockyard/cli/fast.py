@@ -11,8 +11,6 @@ unknown or malformed flag, ``--help``, a missing argument — goes to click
 (``dispatch`` answers None), which parses it and words its errors.
 """
 
-from __future__ import annotations
-
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -27,7 +25,7 @@ class FastCommand(NamedTuple):
     interspersed: bool = True
     # a group (``compose``): its subcommands; the body of one gets the group's options
     # as its second argument
-    subcommands: Callable[[], Mapping[str, FastCommand]] | None = None
+    subcommands: "Callable[[], Mapping[str, FastCommand]] | None" = None
 
 
 def _run_options() -> Sequence[Opt]:
