@@ -653,8 +653,9 @@ def _environment(project: LoadedProject, service: dict[str, Any]) -> tuple[str, 
         path = (project.working_dir / item["path"])
         if not sources.is_file(path) and not item.get("required", True):
             continue
-        sources.watch(path)
         out += env_file(str(path))
+        for name in _bare_names(path):  # a NAME alone takes the environment's value
+            project.env.process_value(name)
     for key, value in as_mapping(service.get("environment")).items():
         if value is None:  # `- NAME`: from the environment, dropped when unset there
             if key in project.env:
@@ -662,6 +663,17 @@ def _environment(project: LoadedProject, service: dict[str, Any]) -> tuple[str, 
             continue
         out.append(f"{key}={_scalar(value)}")
     return tuple(out)
+
+
+def _bare_names(path: Path) -> list[str]:
+    """The names an env file lists without a value (``engine.flags.env_file`` gives
+    them the environment's)."""
+    try:
+        text = sources.read_text(path, "utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#") and "=" not in line]
 
 
 def _scalar(value: Any) -> str:

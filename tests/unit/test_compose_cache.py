@@ -134,6 +134,20 @@ def test_variables_set_changed_and_unset(project: Path, tmp_path: Path) -> None:
     assert not load()[1]
 
 
+def test_a_bare_name_in_an_env_file_follows_the_environment(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``NAME`` alone in an ``env_file`` takes the process environment's value (the
+    docker CLI's rule): that variable is noted too."""
+    (project / "web.env").write_text("FROM_FILE=1\nDY_BARE\n")
+    load = Cached(tmp_path / "cache", project)
+    monkeypatch.setenv("DY_BARE", "one")
+    load.env["DY_BARE"] = "one"
+    assert "DY_BARE=one" in load()[0].services["web"].spec.env
+    monkeypatch.setenv("DY_BARE", "two")
+    load.env["DY_BARE"] = "two"
+    assert "DY_BARE=two" in load()[0].services["web"].spec.env
+
+
 def test_other_options_are_other_entries(project: Path, tmp_path: Path) -> None:
     load = Cached(tmp_path / "cache", project)
     assert load()[0].name == "app"
