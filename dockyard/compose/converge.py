@@ -202,7 +202,8 @@ class Project:
         options = BuildOptions(tags=(plan.image, *plan.tags), build_args=plan.args,
                                target=plan.target, no_cache=plan.no_cache, pull=plan.pull,
                                labels=plan.labels, secrets=plan.secrets,
-                               network=plan.network, contexts=plan.contexts)
+                               network=plan.network, contexts=plan.contexts,
+                               cache_from=plan.cache_from, inline_cache=plan.inline_cache)
         stdin = None
         dockerfile = plan.dockerfile
         if plan.dockerfile_inline is not None:

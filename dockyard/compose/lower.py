@@ -406,7 +406,7 @@ def _build(project: LoadedProject, name: str, service: dict[str, Any],
                      str(build.get("network") or "default"), secrets,
                      tuple(str(t) for t in build.get("tags") or ()),
                      _contexts(build.get("additional_contexts"), where),
-                     _cache_notes(build, where))
+                     *_cache(build, where))
 
 
 def _contexts(value: Any, where: str) -> dict[str, str]:
@@ -426,14 +426,29 @@ def _contexts(value: Any, where: str) -> dict[str, str]:
         raise type(exc)(f"{where}.build.additional_contexts: {exc}") from None
 
 
-def _cache_notes(build: dict[str, Any], where: str) -> tuple[str, ...]:
-    """``cache_from``/``cache_to``, entry by entry: known and not used — dockyard's
-    builder keeps its cache locally, step by step, and takes no image or registry as
-    a cache source or destination (a build's result is the same without them)."""
-    return tuple(f"{where}.build.{key}[{index}]: {entry!r} not used (dockyard's builder "
-                 "caches locally, step by step)"
-                 for key in ("cache_from", "cache_to")
-                 for index, entry in enumerate(build.get(key) or []))
+def _cache(build: dict[str, Any], where: str
+           ) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:
+    """``cache_from``/``cache_to`` as the builder takes them: an image (``REF`` or
+    ``type=registry,ref=REF``) whose inline cache seeds the build, and ``type=inline``
+    writing the steps into the built image; any other kind (local, gha, s3, a
+    registry cache export) is a note, entry by entry: known and not used (a build's
+    result is the same without it)."""
+    sources_: list[str] = []
+    inline = False
+    notes = []
+    for key in ("cache_from", "cache_to"):
+        for index, entry in enumerate(build.get(key) or []):
+            text = str(entry)
+            fields = dict(f.partition("=")[::2] for f in text.split(",")) \
+                if "=" in text else {"type": "registry", "ref": text}
+            if key == "cache_from" and fields.get("type") == "registry" and fields.get("ref"):
+                sources_.append(fields["ref"])
+            elif key == "cache_to" and fields.get("type") == "inline":
+                inline = True
+            else:
+                notes.append(f"{where}.build.{key}[{index}]: {text!r} not used (dockyard's "
+                             "builder takes images with an inline cache, and writes one)")
+    return tuple(sources_), inline, tuple(notes)
 
 
 def _files(project: LoadedProject, name: str, service: dict[str, Any]) -> list[FilePlan]:

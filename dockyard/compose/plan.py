@@ -46,7 +46,9 @@ class BuildPlan(NamedTuple):
     secrets: dict[str, str]  # id → host file
     tags: tuple[str, ...]
     contexts: dict[str, str] = {}  # noqa: RUF012 - additional_contexts: name → dir or image
-    notes: tuple[str, ...] = ()  # what is known and not used (cache_from, cache_to)
+    cache_from: tuple[str, ...] = ()  # images whose inline cache the build may use
+    inline_cache: bool = False  # cache_to type=inline
+    notes: tuple[str, ...] = ()  # what is known and not used (other cache kinds)
 
 
 class FilePlan(NamedTuple):

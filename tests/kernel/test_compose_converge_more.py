@@ -115,8 +115,8 @@ def test_a_no_op_up_takes_the_fast_path_and_an_edit_is_applied(
 
 def test_build_with_additional_contexts(box: Dockyard, tmp_path: Path) -> None:
     """``additional_contexts``: a directory that ``COPY --from=NAME`` reads, an image
-    that ``FROM NAME`` starts from; ``cache_from``/``cache_to`` said to be unused,
-    entry by entry; ``ssh`` refused by name."""
+    that ``FROM NAME`` starts from; cache kinds the builder has not said to be
+    unused, entry by entry; ``ssh`` refused by name."""
     folder = tmp_path / "ctxs"
     (folder / "app").mkdir(parents=True)
     (folder / "extra").mkdir()
@@ -128,13 +128,15 @@ def test_build_with_additional_contexts(box: Dockyard, tmp_path: Path) -> None:
         "services:\n  app:\n    build:\n      context: app\n"
         "      additional_contexts:\n        extra: ./extra\n"
         "        base: docker-image://box:1\n"
-        "      cache_from: [box:1]\n      cache_to: [\"type=inline\"]\n"
+        "      cache_from: [\"type=local,src=/nowhere\"]\n"
+        "      cache_to: [\"type=registry,ref=x\"]\n"
         "    command: [\"sleep\", \"300\"]\n")
     compose = ["compose", "-f", str(compose_file)]
     try:
         up = box(*compose, "up", "-d")
-        assert "build.cache_from[0]: 'box:1' not used" in up.stderr, up.stderr
-        assert "build.cache_to[0]: 'type=inline' not used" in up.stderr
+        assert "build.cache_from[0]: 'type=local,src=/nowhere' not used" in up.stderr, \
+            up.stderr
+        assert "build.cache_to[0]: 'type=registry,ref=x' not used" in up.stderr
         assert box("exec", "ctxs-app-1", "cat", "/note.txt").stdout == \
             "from the extra context\n"
         # the named directory is part of the step's cache key
@@ -148,3 +150,33 @@ def test_build_with_additional_contexts(box: Dockyard, tmp_path: Path) -> None:
     refused = box(*compose, "up", "-d", check=False)
     assert refused.returncode != 0 and "services.app.build.ssh: not supported" in \
         refused.stderr, refused.stderr
+
+
+def test_an_inline_cache_seeds_another_build(box: Dockyard, tmp_path: Path) -> None:
+    """``cache_to: [type=inline]`` writes the steps into the image; a build with
+    ``cache_from`` that image, its local cache forgotten, runs none of those steps
+    again (a RUN that writes random bytes gives the same layer)."""
+    folder = tmp_path / "inl"
+    (folder / "ctx").mkdir(parents=True)
+    (folder / "ctx" / "Dockerfile").write_text(
+        "FROM box:1\nRUN head -c 16 /dev/urandom | od -x > /random\n")
+    (folder / "compose.yaml").write_text(
+        "services:\n"
+        "  first:\n    build: {context: ctx, cache_to: [type=inline]}\n"
+        "    image: inl-first:1\n    command: [\"sleep\", \"300\"]\n"
+        "  second:\n    build: {context: ctx, cache_from: [inl-first:1]}\n"
+        "    image: inl-second:1\n    command: [\"sleep\", \"300\"]\n"
+        "  third:\n    build: {context: ctx}\n"
+        "    image: inl-third:1\n    command: [\"sleep\", \"300\"]\n")
+    compose = ["compose", "-f", str(folder / "compose.yaml")]
+    try:
+        box(*compose, "up", "-d", "first")
+        first = box("exec", "inl-first-1", "cat", "/random").stdout
+        box("builder", "prune", "-f")
+        box(*compose, "up", "-d", "second")
+        assert box("exec", "inl-second-1", "cat", "/random").stdout == first
+        box("builder", "prune", "-f")  # without cache_from: run again, other bytes
+        box(*compose, "up", "-d", "third")
+        assert box("exec", "inl-third-1", "cat", "/random").stdout != first
+    finally:
+        box(*compose, "down", "--rmi", "all", "-t", "1", check=False)

@@ -344,7 +344,7 @@ services:
 
 def test_build_additional_contexts_cache_and_ssh(tmp_path: Path) -> None:
     """``additional_contexts`` resolved from the project's directory (as Compose does)
-    or kept as images; ``cache_from``/``cache_to`` kept as notes, entry by entry;
+    or kept as images; ``cache_from`` images kept, other cache kinds as notes;
     ``ssh`` and the kinds of context the builder has not refused by name."""
     (tmp_path / "ctx").mkdir()
     (tmp_path / "extra").mkdir()
@@ -355,8 +355,9 @@ def test_build_additional_contexts_cache_and_ssh(tmp_path: Path) -> None:
     build = lower(load(Options(), tmp_path, {})).services["app"].build
     assert build is not None
     assert build.contexts == {"extra": str(tmp_path / "extra"), "base": "docker-image://box:1"}
-    assert [n.split(":")[0] for n in build.notes] == ["services.app.build.cache_from[0]",
-                                                     "services.app.build.cache_from[1]"]
+    # an image is a cache source; another kind is a note
+    assert build.cache_from == ("box:1",) and not build.inline_cache
+    assert [n.split(":")[0] for n in build.notes] == ["services.app.build.cache_from[1]"]
     for extra, message in (("      ssh: [default]\n", "build.ssh: not supported"),
                            ("", "build context gone")):
         body = text.replace("extra=./extra", "extra=./gone") if not extra else text + extra
