@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +141,9 @@ class NetworkService:
             raise Conflict(f"error while removing network: network {record.name} id "
                            f"{record.id} has active endpoints")
         self.store.remove(record.name)
-        self._bridge_down(record)
-        self.apply_firewall(removed=True)
+        # side by side: the kernel's removal of a bridge waits out an RCU grace period
+        # (~30 ms), iptables-restore takes as long
+        _together(lambda: self._bridge_down(record), lambda: self.apply_firewall(removed=True))
         return record.name
 
     def _bridge_down(self, record: NetworkRecord) -> None:
@@ -250,6 +252,28 @@ class NetworkService:
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
             "Options": {"com.docker.network.bridge.name": record.bridge},
             "Labels": record.labels}
+
+
+def _together(first: Callable[[], None], second: Callable[[], None]) -> None:
+    """``first`` in a thread while ``second`` runs here; the first error raised."""
+    import threading
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            first()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="network-down")
+    thread.start()
+    try:
+        second()
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
 
 
 def predefined_inspect(name: str) -> dict[str, Any]:
