@@ -183,7 +183,7 @@ class Project:
     def _image_id(self, ref: str) -> str:
         found = self.image_id(ref)
         if found is None:
-            self._image_ids.pop(ref)
+            self._image_ids.pop(ref, None)
             self.engine.image_index.resolve(ref)  # Docker's error
         return str(found)
 

@@ -23,6 +23,7 @@ from dockyard.errors import InvalidArgument, NotFound
 
 __all__ = ["FILE_NAMES", "LoadedProject", "Options", "find_files", "load", "read_dotenv"]
 
+
 class LoadedProject(NamedTuple):
     name: str
     working_dir: Path
