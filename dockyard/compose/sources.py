@@ -15,6 +15,7 @@ import contextlib
 import functools
 import importlib
 import os
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -41,6 +42,8 @@ def digest(data: bytes) -> str:
 
 MISSING = "-"  # a path that was not there
 DIRECTORY = "dir"  # a directory (its contents do not matter to the project)
+OTHER = "other"  # neither a file nor a directory
+WHOLE = 4 << 20  # a file up to this size is known by its content
 
 
 class Recorder:
@@ -66,15 +69,31 @@ def recording() -> Iterator[Recorder]:
 
 
 def fingerprint(path: str | Path) -> str:
-    """What is at ``path`` now, as the notes say it: the content's digest, ``dir``,
-    or ``-`` when nothing (or nothing readable) is there."""
+    """What is at ``path`` now, as the notes say it: the content's digest (a file over
+    ``WHOLE`` bytes: its identity, size, mtime and ctime — any write changes the
+    ctime), ``dir``, ``other`` (a FIFO, a device: never opened for reading), or
+    ``-`` when nothing (or nothing readable) is there."""
     try:
-        with open(path, "rb") as handle:
-            return digest(handle.read())
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except IsADirectoryError:
         return DIRECTORY
     except OSError:
         return MISSING
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            return DIRECTORY
+        if not stat.S_ISREG(info.st_mode):
+            return OTHER
+        if info.st_size > WHOLE:
+            return (f"stat:{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:"
+                    f"{info.st_ctime_ns}")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return digest(handle.read())
+    except OSError:
+        return MISSING
+    finally:
+        os.close(fd)
 
 
 def _note(path: str | Path, seen: str | None = None) -> str:
@@ -91,21 +110,21 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
     """The file's text (``OSError`` and ``UnicodeDecodeError`` as ``Path.read_text``)."""
     data = path.read_bytes()
     if _active.get() is not None:
-        _note(path, digest(data))
+        _note(path, digest(data) if len(data) <= WHOLE else None)
     return data.decode(encoding)
 
 
 def read_bytes(path: Path) -> bytes:
     data = path.read_bytes()
     if _active.get() is not None:
-        _note(path, digest(data))
+        _note(path, digest(data) if len(data) <= WHOLE else None)
     return data
 
 
 def is_file(path: str | Path) -> bool:
     if _active.get() is None:
         return os.path.isfile(path)
-    return _note(path) not in (MISSING, DIRECTORY) and os.path.isfile(path)
+    return _note(path) not in (MISSING, DIRECTORY, OTHER) and os.path.isfile(path)
 
 
 def is_dir(path: str | Path) -> bool:
@@ -121,13 +140,6 @@ def expanduser(path: str) -> str:
         if recorder is not None:
             recorder.variables["HOME"] = os.environ.get("HOME")
     return os.path.expanduser(path)
-
-
-def watch(path: str | Path) -> None:
-    """Note ``path`` as it is now (a file that something else reads, e.g. an
-    ``env_file`` through ``engine.flags``)."""
-    if _active.get() is not None:
-        _note(path)
 
 
 class Environment(Mapping[str, str]):

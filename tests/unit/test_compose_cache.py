@@ -148,6 +148,22 @@ def test_a_bare_name_in_an_env_file_follows_the_environment(
     assert "DY_BARE=two" in load()[0].services["web"].spec.env
 
 
+def test_a_fifo_or_a_big_file_is_noted_without_reading_it_whole(
+        project: Path, tmp_path: Path) -> None:
+    """A FIFO where ``.env`` would be is no file (never opened to be read: no hang);
+    a secret file over 4 MiB is known by its identity, size and times, and an edit
+    to it still loads the project again."""
+    os.mkfifo(project / ".env")
+    load = Cached(tmp_path / "cache", project)
+    assert _command(load()[0], "web") == ("echo", "hello")
+    assert not load()[1]
+    (project / "token.txt").write_bytes(b"x" * (5 << 20))
+    assert load()[1] and not load()[1]
+    with open(project / "token.txt", "r+b") as handle:  # same size, other bytes
+        handle.write(b"y")
+    assert load()[1]
+
+
 def test_other_options_are_other_entries(project: Path, tmp_path: Path) -> None:
     load = Cached(tmp_path / "cache", project)
     assert load()[0].name == "app"
