@@ -632,7 +632,8 @@ class Project:
                           action: Callable[[ContainerRecord], None]) -> None:
         """``action`` on every container, a service's only once every service that
         depends on it is done (the reverse of the start order), independent services
-        side by side; containers of services not in the file (orphans) at once."""
+        and the replicas of one side by side; containers of services not in the file
+        (orphans) at once."""
         groups: dict[str, list[ContainerRecord]] = {}
         for record in records:
             groups.setdefault(record.spec.labels.get(L.SERVICE, ""), []).append(record)
@@ -641,8 +642,12 @@ class Project:
                  for g in groups}
 
         def work(group: str) -> None:
-            for record in groups[group]:
-                action(record)
+            if len(groups[group]) == 1:
+                action(groups[group][0])
+                return
+            replicas = {record.id: record for record in groups[group]}  # side by side
+            in_parallel(list(replicas), {i: set() for i in replicas},
+                        lambda i: action(replicas[i]), workers=4)
 
         order = sorted(groups, key=lambda g: -_index_of(list(self.plan.services), g))
         in_parallel(order, needs, work, workers=8)
