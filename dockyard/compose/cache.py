@@ -95,8 +95,14 @@ def _read(entry: Path, environ: Mapping[str, str]) -> ProjectPlan | None:
 
 
 def _write(entry: Path, notes: sources.Recorder, plan: ProjectPlan) -> None:
-    """Kept whole or not at all; a cache that cannot be written is no error."""
+    """Kept whole or not at all; a cache that cannot be written is no error.  A
+    project holding a secret's value (from a variable, or a file copied to carry an
+    owner or mode) is not kept: secrets are not written anywhere they were not."""
     from dockyard.store.atomic import atomic_write
+
+    if any(f.kind == "secrets" and f.content is not None
+           for service in plan.services.values() for f in service.files):
+        return
 
     header = json.dumps({"files": notes.files, "variables": notes.variables})
     try:

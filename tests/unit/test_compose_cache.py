@@ -164,6 +164,17 @@ def test_a_fifo_or_a_big_file_is_noted_without_reading_it_whole(
     assert load()[1]
 
 
+def test_a_project_holding_a_secret_value_is_not_kept(project: Path,
+                                                       tmp_path: Path) -> None:
+    (project / "compose.yaml").write_text(MAIN.replace("token: {file: token.txt}",
+                                                       "token: {environment: TOKEN}"))
+    load = Cached(tmp_path / "cache", project)
+    load.env["TOKEN"] = "s3cr3t"
+    plan, _ = load()
+    assert plan.services["web"].files[0].content == b"s3cr3t"
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
 def test_other_options_are_other_entries(project: Path, tmp_path: Path) -> None:
     load = Cached(tmp_path / "cache", project)
     assert load()[0].name == "app"
