@@ -55,6 +55,13 @@ def _become(request: dict[str, Any], fds: list[int]) -> None:
     for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
         os.dup2(fd, target)  # (dup2's copy is inheritable: a runtime child gets it)
         os.close(fd)
+    # the zygote's streams were made for /dev/null: new ones, buffered as Python
+    # makes them for these descriptors (stdout by line on a terminal, stderr by line)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the process's own, for its life
+    sys.stdout = open(1, "w", buffering=1 if os.isatty(1) else -1,  # noqa: SIM115
+                      closefd=False)
+    sys.stderr = open(2, "w", buffering=1, errors="backslashreplace",  # noqa: SIM115
+                      closefd=False)
     os.umask(int(request.get("umask", 0o022)))
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in dict(request["env"]).items()})

@@ -55,6 +55,7 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(_path(dir_fd))
     listener.bind(_path(dir_fd))
+    os.chmod(_path(dir_fd), 0o600)  # what it forks runs as us: for our user alone
     listener.listen(16)
     children: dict[int, list[str]] = {}  # supervisor pid -> its arguments
     parked: dict[str, tuple[int, int]] = {}  # container id -> (its pty master, its pidfd)
@@ -72,6 +73,9 @@ def serve(run_dir: Path, preload: list[str]) -> int:
             ready, _, _ = select.select([listener], [], [], 0.05)
             if ready:
                 conn, _ = listener.accept()
+                if not _same_user(conn):
+                    conn.close()
+                    continue
                 with conn:
                     pid, argv = _serve_request(conn, listener, monitor, parked)
                 if pid and argv == [WORKER]:
@@ -97,6 +101,16 @@ def serve(run_dir: Path, preload: list[str]) -> int:
             os.unlink(_path(dir_fd))
         listener.close()
     return 0
+
+
+def _same_user(conn: socket.socket) -> bool:
+    """The peer runs as our user (SO_PEERCRED): no one else may have a supervisor or a
+    command forked as us, whatever the socket's mode."""
+    import struct
+
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return bool(uid == os.getuid())
 
 
 def _exit_status(pid: int) -> int | None:

@@ -136,3 +136,56 @@ def test_signals_sent_to_the_caller_reach_the_worker(warm: Dockyard) -> None:
     _out, err = client.communicate(timeout=30)
     assert client.returncode == 128 + signal.SIGTERM, err  # as the command's own death
     until("the worker to end", lambda: _gone(worker))
+
+
+def _as_nobody_hand_over(run_dir: Path, name: str) -> bytes | str:
+    """In a child running as nobody: connect to the zygote and hand it a command;
+    what came back (b"" if it hung up), or the error's name.  (Through a descriptor
+    of the run dir opened before: the test's own directories above it are root's.)"""
+    import json
+    import socket
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        answer: bytes | str
+        dir_fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+        socket_path = f"/proc/self/fd/{dir_fd}/{name}"
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(10)
+                sock.connect(socket_path)
+                import array
+
+                from dockyard.cli.warm import encode_request
+
+                cwd = os.open("/", os.O_PATH)
+                sock.sendmsg([encode_request(["ps"], {}, 0o022)], [(
+                    socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2, cwd]))])
+                answer = sock.recv(64)
+        except OSError as exc:
+            answer = type(exc).__name__
+        os.write(write_end, json.dumps(answer if isinstance(answer, str)
+                                       else answer.decode()).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as handle:
+        result = json.loads(handle.read() or '"nothing"')
+    os.waitpid(pid, 0)
+    hung_up = ("BrokenPipeError", "ConnectionResetError", "")  # refused once connected
+    return "hung up" if result in hung_up else result if result == "PermissionError" \
+        else result.encode()
+
+
+def test_no_other_user_gets_a_command_run_by_the_zygote(warm: Dockyard) -> None:
+    from dockyard.supervise.zygote_address import SOCKET_NAME
+
+    sock_path = str(warm.layout.run_dir / SOCKET_NAME)
+    assert os.stat(sock_path).st_mode & 0o777 == 0o600
+    os.chmod(warm.layout.run_dir, 0o755)  # (a run dir others may enter)
+    assert _as_nobody_hand_over(warm.layout.run_dir, SOCKET_NAME) == "PermissionError"
+    os.chmod(sock_path, 0o666)  # and were the socket's mode wrong: its peer is checked
+    assert _as_nobody_hand_over(warm.layout.run_dir, SOCKET_NAME) == "hung up"
