@@ -53,6 +53,14 @@ def supervisor_lost(root: str, container_id: str) -> None:
         service.recovered(service.refresh(service.store.find(container_id)))
 
 
+def health_changed(root: str, container_id: str, status: str) -> None:
+    """The supervisor's health hook: the container's health status became ``status``."""
+    from dockyard.errors import ContainerNotFound
+
+    with contextlib.suppress(NotFound, ContainerNotFound):
+        Engine(Layout.for_root(root)).containers.health_changed(container_id, status)
+
+
 def argv(root: str, container_id: str) -> list[str]:
     """The ``--exit-hook`` argv naming this function."""
     return [ARGV_TAG, __name__, "container_exited", root, container_id]
