@@ -37,6 +37,7 @@ async def ping(request: web.Request) -> web.Response:
                             content_type="text/plain")
     response.headers["Cache-Control"] = "no-cache, no-store, must-revalidate"
     response.headers["Pragma"] = "no-cache"
+    response.headers["Builder-Version"] = "1"  # the legacy builder's API only (no BuildKit)
     _common_headers(response)
     return response
 
