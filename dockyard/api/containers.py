@@ -6,7 +6,9 @@ The list is in ``container_list``; logs and attach (the streams) in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
 
@@ -16,6 +18,7 @@ from dockyard.api.create import spec_from_body
 from dockyard.api.errors import NotModified
 from dockyard.api.server import ENGINE, Router
 from dockyard.api.streams import call
+from dockyard.engine.container_watch import ContainerWatch
 from dockyard.engine.engine import Engine
 from dockyard.engine.records import ACTIVE_STATES, ContainerRecord
 from dockyard.errors import ContainerNotFound, InvalidArgument
@@ -130,16 +133,44 @@ async def wait(request: web.Request) -> web.StreamResponse:
     first = await call(request, engine.containers.get, request.match_info["id"])
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
-    now: ContainerRecord | None = first
-    code = first.exit_code
-    while now is not None and not _done(condition, first, now):
-        await asyncio.sleep(0.02)
-        try:
-            now = await call(request, engine.containers.get, first.id)
-            code = now.exit_code
-        except ContainerNotFound:  # gone (removed, or --rm): the code its attach brought
-            code = await ATTACHMENTS.exit_code(request.app, first.id, code)
-            break
+    with _woken_by_changes(engine, first.id) as changed:
+        code = first.exit_code
+        while True:  # (looked at again once watched: a change before is not missed)
+            try:
+                now = await call(request, engine.containers.get, first.id)
+                code = now.exit_code
+            except ContainerNotFound:  # gone (removed, or --rm): the code its attach brought
+                code = await ATTACHMENTS.exit_code(request.app, first.id, code)
+                break
+            if _done(condition, first, now):
+                break
+            await changed()
     await response.write(json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n")
     await response.write_eof()
     return response
+
+
+@contextlib.contextmanager
+def _woken_by_changes(engine: Engine, container_id: str
+                      ) -> Iterator[Callable[[], Awaitable[None]]]:
+    """An awaitable that returns once the container's folder changed (its supervisor
+    rewrote ``status.json``: an exit; the folder went: a removal), read from an inotify
+    watch on the event loop — not a poll of the engine every few milliseconds beside
+    the container's own start (a second at most, or 20 ms when it cannot be watched)."""
+    watch = ContainerWatch(engine.containers.containers_dir)
+    every = 1.0 if watch.watch(container_id) else 0.02
+    woke = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(watch.fileno(), woke.set)
+
+    async def changed() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woke.wait(), every)
+        woke.clear()
+        watch.changed()  # read empty first: what is read next is at least as new
+
+    try:
+        yield changed
+    finally:
+        loop.remove_reader(watch.fileno())
+        watch.close()

@@ -48,6 +48,10 @@ class ContainerWatch:
         self._watches: dict[str, int] = {}
         self._unwatched: set[str] = set()
 
+    def fileno(self) -> int:
+        """The inotify descriptor (readable when a change is queued)."""
+        return self._fd
+
     def watch(self, container_id: str) -> bool:
         """Watch the container's folder; False (and reported changed at every look
         until a later ``watch`` succeeds) when it cannot be watched."""
