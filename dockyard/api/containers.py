@@ -158,10 +158,12 @@ def _woken_by_changes(engine: Engine, container_id: str
     watch on the event loop — not a poll of the engine every few milliseconds beside
     the container's own start (a second at most, or 20 ms when it cannot be watched)."""
     watch = ContainerWatch(engine.containers.containers_dir)
-    every = 1.0 if watch.watch(container_id) else 0.02
+    watched = watch.watch(container_id)
+    every = 1.0 if watched else 0.02
     woke = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_reader(watch.fileno(), woke.set)
+    if watched:
+        loop.add_reader(watch.fileno(), woke.set)
 
     async def changed() -> None:
         with contextlib.suppress(TimeoutError):
@@ -172,5 +174,6 @@ def _woken_by_changes(engine: Engine, container_id: str
     try:
         yield changed
     finally:
-        loop.remove_reader(watch.fileno())
+        if watched:
+            loop.remove_reader(watch.fileno())
         watch.close()

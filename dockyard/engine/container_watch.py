@@ -12,9 +12,10 @@ container list) keeps what it built from them until one of them changes:
   change was made — a CLI that returned, an API call that answered — sees it, and
   whatever is read after ``changed`` is at least that new.
 
-A folder that cannot be watched (not made yet, or the user's inotify watches used
-up) is reported as changed at every look, so the reader rebuilds it each time
-rather than show it stale; an overflowed queue reports every container changed.
+A folder that cannot be watched (not made yet, the user's inotify watches used up,
+or no inotify instance to be had: ``max_user_instances``) is reported as changed at
+every look, so the reader rebuilds it each time rather than show it stale; an
+overflowed queue reports every container changed.
 """
 
 from __future__ import annotations
@@ -43,13 +44,17 @@ class ContainerWatch:
 
     def __init__(self, containers_dir: Path) -> None:
         self.containers_dir = containers_dir
-        self._fd = sc.inotify_init1(sc.IN_NONBLOCK | sc.IN_CLOEXEC)
+        try:
+            self._fd = sc.inotify_init1(sc.IN_NONBLOCK | sc.IN_CLOEXEC)
+        except KernelError:  # EMFILE: the user's instances are used up; nothing watched
+            self._fd = -1
         self._ids: dict[int, str] = {}  # watch descriptor -> container id
         self._watches: dict[str, int] = {}
         self._unwatched: set[str] = set()
 
     def fileno(self) -> int:
-        """The inotify descriptor (readable when a change is queued)."""
+        """The inotify descriptor (readable when a change is queued); -1 if there is
+        none (then nothing can be watched)."""
         return self._fd
 
     def watch(self, container_id: str) -> bool:
@@ -57,6 +62,9 @@ class ContainerWatch:
         until a later ``watch`` succeeds) when it cannot be watched."""
         if container_id in self._watches:
             return True
+        if self._fd < 0:
+            self._unwatched.add(container_id)
+            return False
         try:
             wd = sc.inotify_add_watch(self._fd, str(self.containers_dir / container_id), _MASK)
         except KernelError:
@@ -78,7 +86,7 @@ class ContainerWatch:
         """What changed since the last call (the kernel's queue, read empty)."""
         ids = set(self._unwatched)
         everything = False
-        while True:
+        while self._fd >= 0:
             try:
                 data = os.read(self._fd, 64 * 1024)
             except BlockingIOError:
@@ -98,5 +106,7 @@ class ContainerWatch:
         return Changes(frozenset(ids), everything)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1

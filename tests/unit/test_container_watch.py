@@ -4,6 +4,8 @@ needed): a rename in a folder, a folder removed, one that cannot be watched."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from dockyard.engine.container_watch import Changes, ContainerWatch
@@ -45,3 +47,23 @@ def test_a_folder_that_cannot_be_watched_is_changed_at_every_look(tmp_path: Path
         assert watch.changed().containers == frozenset()
     finally:
         watch.close()
+
+
+def test_without_an_inotify_instance_every_folder_is_changed_at_every_look(
+        tmp_path: Path) -> None:
+    """No descriptor to be had (as when the user's inotify instances are used up): no
+    error, and nothing ever looks unchanged."""
+    (tmp_path / "a").mkdir()
+    code = (
+        "import os, resource, sys\n"
+        "from pathlib import Path\n"
+        "from dockyard.engine.container_watch import ContainerWatch\n"
+        "open_now = len(os.listdir('/proc/self/fd')) - 1\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (open_now, open_now))\n"
+        "watch = ContainerWatch(Path(sys.argv[1]))\n"
+        "print(watch.fileno(), watch.watch('a'), sorted(watch.changed().containers),\n"
+        "      sorted(watch.changed().containers))\n"
+        "watch.close()\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, check=True, timeout=60).stdout
+    assert out.split() == ["-1", "False", "['a']", "['a']"]
