@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import re
 import threading
 import time
@@ -26,11 +27,13 @@ from dockyard.api import params
 from dockyard.api.server import ENGINE, Router
 from dockyard.api.streams import call
 from dockyard.engine.container_watch import ContainerWatch
-from dockyard.engine.containers import supervised
+from dockyard.engine.containers import ContainerService, supervised
 from dockyard.engine.engine import Engine
 from dockyard.engine.records import ACTIVE_STATES, ContainerRecord
-from dockyard.errors import ContainerNotFound, InvalidArgument
+from dockyard.errors import ContainerNotFound, DockyardError, InvalidArgument
 from dockyard.runtime.linux.cgroup_peek import STATE_FILE, frozen
+
+log = logging.getLogger("dockyard.api")
 
 
 def register(router: Router) -> None:
@@ -188,12 +191,17 @@ class ContainerList:
                 raw_of = {r.id: r for r in raws}
                 self._order = [r.id for r in raws]
             else:
-                raw_of = {i: self._rows[i].raw for i in stale if i in self._rows}
+                raw_of = {i: row.raw for i, row in self._rows.items()}
             # a supervisor that died unseen: the engine's recovery, as every command does
             stale |= {i for i, row in self._rows.items() if row.record.supervisor_pid
                       and not supervised(row.record)}
-            for container_id in stale & set(raw_of):
-                self._rebuild(engine, raw_of[container_id])
+            try:
+                for container_id in stale & set(raw_of):
+                    self._rebuild(engine, raw_of[container_id])
+            except BaseException:  # what changed is forgotten: start again from nothing
+                self._rows.clear()
+                self._version = None
+                raise
             return [self._rows[i] for i in self._order if i in self._rows]
 
     def _rebuild(self, engine: Engine, raw: ContainerRecord) -> None:
@@ -201,7 +209,7 @@ class ContainerList:
         self._watch.watch(raw.id)  # before the folder is read: a change from now is seen
         service = engine.containers
         try:
-            record = service.recovered(service.refresh(raw))
+            record = _recovered(service, service.refresh(raw))
             doc = service.inspect_record(record)
         except ContainerNotFound:  # removed meanwhile: left out, as Docker does
             self._rows.pop(raw.id, None)
@@ -217,6 +225,19 @@ class ContainerList:
                 self._watch = None
             self._rows.clear()
             self._version = None
+
+
+def _recovered(service: ContainerService, record: ContainerRecord) -> ContainerRecord:
+    """``recovered``, but a recovery that failed (the container died as a new supervisor
+    came to adopt it) fails no list: the row says what is recorded, and the dead
+    supervisor, still seen at the next request, has the recovery tried again."""
+    try:
+        return service.recovered(record)
+    except ContainerNotFound:
+        raise
+    except DockyardError as exc:
+        log.warning("listing %s: %s", record.id[:12], exc)
+        return record
 
 
 def _cgroup(engine: Engine, record: ContainerRecord) -> dict[str, Any] | None:

@@ -4,7 +4,11 @@ by the container itself — shows in the very next list, never a stale row."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +16,7 @@ import pytest
 
 from dockyard.testing.apiserver import ApiServer
 from dockyard.testing.cli import Dockyard
+from dockyard.testing.poll import until
 
 pytestmark = pytest.mark.root
 
@@ -89,9 +94,22 @@ def test_health_shows_in_the_status(http: httpx.Client, box: Dockyard) -> None:
     box("run", "-d", "--name", "h1", "--network", "none", "--health-cmd", "true",
         "--health-interval", "0.2s", "box:1", "sleep", "60")
     assert _seen(http, "h1")[1].endswith("(health: starting)")
-    from dockyard.testing.poll import until
-
     until("healthy in inspect", lambda: http.get("/containers/h1/json").json()[
         "State"]["Health"]["Status"] == "healthy")
     assert _seen(http, "h1")[1].endswith("(healthy)")
     box("rm", "-f", "h1")
+
+
+def test_a_supervisor_that_died_unseen_is_noticed_by_the_list(
+        http: httpx.Client, box: Dockyard) -> None:
+    """Killed with its container, a supervisor writes nothing: the list notices the
+    dead supervisor itself (the zygote's watchdog, which would tell first, is off)."""
+    box.env["DOCKYARD_ZYGOTE_WATCHDOG"] = "0"  # (this CLI starts the root's zygote)
+    box("run", "-d", "--name", "s1", "--network", "none", "box:1", "sleep", "60")
+    assert _seen(http, "s1")[0] == "running"  # kept from here on
+    log = json.loads(box("container", "inspect", "s1").stdout)[0]["LogPath"]
+    status = json.loads((Path(log).parent / "status.json").read_text())
+    os.kill(status["supervisor_pid"], signal.SIGKILL)
+    os.kill(status["pid"], signal.SIGKILL)
+    until("the list to see the exit", lambda: _seen(http, "s1")[0] == "exited", timeout=20)
+    box("rm", "-f", "s1")
