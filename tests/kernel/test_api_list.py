@@ -102,8 +102,9 @@ def test_health_shows_in_the_status(http: httpx.Client, box: Dockyard) -> None:
 
 def test_a_supervisor_that_died_unseen_is_noticed_by_the_list(
         http: httpx.Client, box: Dockyard) -> None:
-    """Killed with its container, a supervisor writes nothing: the list notices the
-    dead supervisor itself (the zygote's watchdog, which would tell first, is off)."""
+    """Killed with its container, a supervisor writes nothing (the zygote's watchdog,
+    which would tell first, is off): its log closing is an inotify event, and the list
+    also looks at the supervisor itself at each request (red with neither)."""
     box.env["DOCKYARD_ZYGOTE_WATCHDOG"] = "0"  # (this CLI starts the root's zygote)
     box("run", "-d", "--name", "s1", "--network", "none", "box:1", "sleep", "60")
     assert _seen(http, "s1")[0] == "running"  # kept from here on
