@@ -13,11 +13,10 @@ import functools
 import json
 import os
 import select
-import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +83,9 @@ class ContainerService:
         self._volumes = volumes
         self._networks = networks
         self._held: set[str] = set()  # containers whose lock this process holds
+        # containers whose supervisor recorded the exit and died before its exit work
+        # (runtime state, DNAT rules, unmount, --rm) was done: seen by ``refresh``
+        self._lost_exits: set[str] = set()
 
     @functools.cached_property
     def events(self) -> EventLog:
@@ -170,6 +172,8 @@ class ContainerService:
         with contextlib.ExitStack() as held, contextlib.ExitStack() as undo:
             with self._folders_locked(shared=True):  # a folder is never seen unlocked
                 bundle.mkdir()
+                import shutil
+
                 undo.callback(shutil.rmtree, bundle, True)
                 # held until the record exists: `system check` leaves a folder in the
                 # making alone
@@ -293,6 +297,11 @@ class ContainerService:
         """Fold the supervisor's status.json into the record (bookkeeping only: a dead
         supervisor is noticed, and its container re-adopted, by ``recovered``)."""
         status = _read_status(self.bundle(record.id))
+        if status.get("exit_pending") and not processes.is_alive(
+                int(status.get("monitor_pid") or 0), int(status.get("monitor_start") or 0)):
+            self._lost_exits.add(record.id)
+        else:
+            self._lost_exits.discard(record.id)
         if status:
             keys = ("state", "pid", "exit_code", "started_at", "finished_at", "restart_count",
                     "error", "supervisor_pid", "pid_start", "supervisor_start")
@@ -316,7 +325,11 @@ class ContainerService:
         """Every command notices a dead supervisor: a live container gets a new one
         (re-adopted: logs, exit, restart policy); a dead one gets its exit recorded
         and its restart policy applied — what dockerd does for its containers."""
-        if not self.orphaned(record) or record.id in self._held:
+        if record.id in self._held:
+            return record
+        if record.id in self._lost_exits and record.state not in ACTIVE_STATES:
+            return self._finish_lost_exit(record)
+        if not self.orphaned(record):
             return record
         try:
             with self._locked(record.id):
@@ -326,6 +339,45 @@ class ContainerService:
                 return self._recover_locked(record)
         except FileNotFoundError:  # removed meanwhile (its directory and lock went)
             return record
+
+    def _finish_lost_exit(self, record: ContainerRecord) -> ContainerRecord:
+        """A supervisor killed after it recorded the exit (its waiters are not kept
+        waiting for its clean-up) and before that clean-up was done: whoever notices
+        does it, as for an orphan (``recovered``)."""
+        try:
+            with self._locked(record.id):
+                record = self.refresh(self.store.find(record.id))
+                if record.id in self._lost_exits and record.state not in ACTIVE_STATES:
+                    self._finish_exit(record)
+                    self._lost_exits.discard(record.id)
+            return self.refresh(self.store.find(record.id))
+        except (FileNotFoundError, ContainerNotFound):  # (removed: --rm, rm -f handed)
+            return record
+
+    def _finish_exit(self, record: ContainerRecord) -> None:
+        """A dead supervisor's work after a recorded exit, under the lock: the runtime
+        state deleted, its ports' DNAT rules withdrawn, then the exit hook's (``die``
+        event, names, unmount, --rm)."""
+        self._withdraw_runtime(record.id)
+        self._died(record)
+        self._after_exit(record)
+        self._exit_done(record.id)
+
+    def _withdraw_runtime(self, container_id: str) -> None:
+        """A dead supervisor's container: its runtime state deleted (and so a created
+        init waiting to be started, and the cgroup), its ports' DNAT rules withdrawn."""
+        from dockyard.runtime import operations
+
+        if (self.layout.runtime_root / container_id).exists():
+            with contextlib.suppress(Exception):
+                operations.delete(self.layout.runtime_root, container_id, force=True)
+        self._unpublish_ports(container_id)
+
+    def _exit_done(self, container_id: str) -> None:
+        """The exit's work all done (the supervisor's ``exit_pending`` cleared), unless
+        the container went with it (--rm).  Under the lock."""
+        if self.bundle(container_id).is_dir():
+            _write_status(self.bundle(container_id), {"exit_pending": False})
 
     def _recover_locked(self, record: ContainerRecord) -> ContainerRecord:
         if record.state in ACTIVE_STATES and init_alive(record):
@@ -630,12 +682,7 @@ class ContainerService:
         recorded (255 unless known: the status died with the init's parent), its ports'
         DNAT rules withdrawn; then (``after_exit``) the exit hook's work: names
         withdrawn, rootfs unmounted, ``--rm`` removal.  Under the lock."""
-        from dockyard.runtime import operations
-
-        if (self.layout.runtime_root / record.id).exists():
-            with contextlib.suppress(Exception):
-                operations.delete(self.layout.runtime_root, record.id, force=True)
-        self._unpublish_ports(record.id)
+        self._withdraw_runtime(record.id)
         fields = {"state": "exited", "pid": 0, "pid_start": 0, "exit_code": exit_code,
                   "finished_at": now_iso(), "error": error, "supervisor_pid": 0,
                   "supervisor_start": 0}
@@ -728,6 +775,12 @@ class ContainerService:
         orphaned = self.orphaned(record)
         if not orphaned and (supervised(record) or self._finishing(record.id)):
             return []  # its supervisor is at work
+        if not orphaned and record.id in self._lost_exits and \
+                record.state not in ACTIVE_STATES:  # (any command finishes it, as here)
+            if repair:
+                self._finish_exit(record)
+            return [f"container {record.id[:12]}: supervisor gone before its exit was "
+                    "cleaned up"]
         live = orphaned and record.state in ACTIVE_STATES and init_alive(record)
         if orphaned:
             problems.append(f"container {record.id[:12]}: supervisor gone" + (
@@ -806,6 +859,7 @@ class ContainerService:
                 if record.state in ACTIVE_STATES or supervised(record):
                     return
                 self._after_exit(record)
+                self._exit_done(container_id)
         except (FileNotFoundError, ContainerNotFound):
             return  # removed (rm -f) while we waited for the lock: nothing left to do
 
@@ -1065,6 +1119,8 @@ class ContainerService:
         for entry in os.listdir(bundle) if bundle.is_dir() else []:
             path = bundle / entry
             if path.is_dir() and not path.is_symlink():
+                import shutil
+
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 with contextlib.suppress(OSError):
@@ -1085,11 +1141,13 @@ class ContainerService:
             bundle.rmdir()
         trace.mark("cleanup: record removed")
 
-    def list(self, *, all_containers: bool = False, recover: bool = True) -> list[ContainerRecord]:
+    def list(self, *, all_containers: bool = False, recover: bool = True,
+             labels: Mapping[str, str] | None = None) -> list[ContainerRecord]:
         """Refreshed records (``recover``: dead supervisors noticed, see ``recovered``);
-        one removed while we list is left out, not an error."""
+        one removed while we list is left out, not an error.  ``labels``: only the
+        containers that carry all of them."""
         records = []
-        for record in self.store.all():
+        for record in self.store.all(labels):
             try:
                 record = self.refresh(record)
                 records.append(self.recovered(record) if recover else record)

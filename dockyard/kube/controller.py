@@ -2,8 +2,8 @@
 at its replicas (a pod whose infra or container died, or whose liveness probe
 fails, is removed and replaced), rolls a changed template out per its strategy,
 runs Jobs to their completions, moves pods through their initContainers, runs the
-httpGet/tcpSocket probes, and serves each Service's ClusterIP over the ready pods
-its selector matches.
+probes that are not a container's healthcheck, and serves each Service's ClusterIP
+over the ready pods its selector matches.
 
 Run by ``kube play`` in the foreground, or detached as its own process
 (``python -m dockyard.kube.controller ROOT STATE``); its state file under
@@ -199,7 +199,7 @@ class Controller:
         self.known: dict[str, set[tuple[str, str]]] = {}  # … → (pod infra id, address)
         self.draining: set[str] = set()  # pods out of their Services, about to go
         self.failed: dict[str, str] = {}  # pod → why it failed (told once)
-        self.prober = Prober()
+        self.prober = Prober(self._exec_probe)
         self.stopping = False
         self.reload = False
 
@@ -283,7 +283,8 @@ class Controller:
         return failed
 
     def _probe(self, records: list[ContainerRecord]) -> None:
-        """Run the network probes that are due, against each pod's address."""
+        """Run the controller's probes that are due (against each pod's address, or in the
+        container)."""
         pods = pods_of(records)
         for members in pods.values():
             holder = infra(members)
@@ -307,10 +308,10 @@ class Controller:
             self.prober.save(self.state.with_suffix(".probes"))
 
     def _address(self, holder: ContainerRecord) -> str:
-        """The pod's address on its namespace's network (where its infra is)."""
-        found = self.engine.networks.endpoints(network=holder.spec.network_mode,
-                                               container_id=holder.id)
-        return found[0].address.split("/")[0] if found else ""
+        return play.pod_address(self.engine, holder)
+
+    def _exec_probe(self, container_id: str, command: tuple[str, ...], timeout: float) -> bool:
+        return play.exec_in(self.engine, container_id, command, timeout) == 0
 
     def _refresh_services(self) -> None:
         records = self.engine.containers.list(all_containers=True)

@@ -32,9 +32,18 @@ CONTAINER_FIELDS = frozenset({"name", "image", "command", "args", "env", "envFro
                               "terminationMessagePolicy", "stdin", "tty"})
 SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "runAsNonRoot", "readOnlyRootFilesystem",
                              "capabilities", "privileged", "allowPrivilegeEscalation"})
-POD_SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "runAsNonRoot"})  # defaults
+# container defaults, and the pod's own: fsGroup on its volumes, more groups
+POD_SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup",
+                                 "fsGroupChangePolicy", "supplementalGroups"})
+PROBE_ACTIONS = ("exec", "httpGet", "tcpSocket", "grpc")
+HOOK_ACTIONS = ("exec", "httpGet", "sleep")
 VOLUME_FIELDS = frozenset({"name", "configMap", "secret", "persistentVolumeClaim", "emptyDir",
                            "hostPath"})
+# the fields of each volume source that are lowered (items, defaultMode, sizeLimit, …: not)
+VOLUME_SOURCE_FIELDS = {"configMap": frozenset({"name"}), "secret": frozenset({"secretName"}),
+                        "emptyDir": frozenset({"medium"}),
+                        "hostPath": frozenset({"path", "type"}),
+                        "persistentVolumeClaim": frozenset({"claimName"})}
 DEPLOYMENT_FIELDS = frozenset({"replicas", "selector", "template", "strategy"})
 WORKLOAD_FIELDS = {"Deployment": DEPLOYMENT_FIELDS, "ReplicaSet": DEPLOYMENT_FIELDS,
                    "DaemonSet": frozenset({"selector", "template", "updateStrategy"}),
@@ -175,25 +184,37 @@ def _pod_unsupported(spec: dict[str, Any], at: str) -> list[str]:
                             f"{here}.securityContext")
             if container.get("imagePullPolicy") == "Always":
                 found.append(f"{here}.imagePullPolicy=Always (local images only)")
-            for hook, handler in (container.get("lifecycle") or {}).items():
-                if "exec" not in (handler or {}):
-                    found.append(f"{here}.lifecycle.{hook} (exec handlers only)")
-            startup = container.get("startupProbe") or {}
-            if startup and not {"httpGet", "tcpSocket"} & set(startup):
-                found.append(f"{here}.startupProbe (httpGet and tcpSocket startup probes "
-                             "only)")
-            for kind in ("livenessProbe", "readinessProbe"):
-                probe = container.get(kind)
-                if probe and not {"exec", "httpGet", "tcpSocket"} & set(probe):
-                    found.append(f"{here}.{kind} (exec, httpGet and tcpSocket probes only)")
-                if (probe or {}).get("httpGet", {}).get("scheme", "HTTP") != "HTTP":
+            if key == "initContainers":  # the API server's refusal, in its words
+                found += [f"{here}.{field} (Forbidden: may not be set for init containers)"
+                          for field in ("lifecycle", "livenessProbe", "readinessProbe",
+                                        "startupProbe") if field in container]
+            found += _hooks_unsupported(container.get("lifecycle") or {}, here)
+            for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+                probe = container.get(kind) or {}
+                if probe and not set(PROBE_ACTIONS) & set(probe):
+                    found.append(f"{here}.{kind} (exec, httpGet, tcpSocket and grpc probes)")
+                if (probe.get("httpGet") or {}).get("scheme", "HTTP") != "HTTP":
                     found.append(f"{here}.{kind}.httpGet.scheme (HTTP only)")
-            if all("exec" in (container.get(k) or {}) for k in ("livenessProbe",
-                                                                 "readinessProbe")):
-                found.append(f"{here}.readinessProbe (with an exec livenessProbe: one exec "
-                             "probe a container)")
     for i, volume in enumerate(spec.get("volumes") or []):
         found += _extra(volume, VOLUME_FIELDS, f"{at}.volumes[{i}]")
+        for source, known in VOLUME_SOURCE_FIELDS.items():
+            found += _extra(volume.get(source) or {}, known, f"{at}.volumes[{i}].{source}")
+    return found
+
+
+def _hooks_unsupported(lifecycle: dict[str, Any], here: str) -> list[str]:
+    found = []
+    for hook, handler in lifecycle.items():
+        at = f"{here}.lifecycle.{hook}"
+        if "tcpSocket" in (handler or {}):  # the schema takes it; the kubelet fails it
+            found.append(f"{at}.tcpSocket (deprecated: \"TCPSocket is NOT supported as a "
+                         "LifecycleHandler and kept for backward compatibility\"; the "
+                         "kubelet fails such a hook at runtime: \"Cannot run handler: "
+                         "invalid handler\")")
+        elif not set(HOOK_ACTIONS) & set(handler or {}):
+            found.append(f"{at} (exec, httpGet and sleep handlers)")
+        if ((handler or {}).get("httpGet") or {}).get("scheme", "HTTP") != "HTTP":
+            found.append(f"{at}.httpGet.scheme (HTTP only)")
     return found
 
 

@@ -18,7 +18,7 @@ LABEL_OWNER = "io.dockyard.kube.owner"  # namespace.Kind.name of the object that
 LABEL_POD = "io.dockyard.kube.pod"
 LABEL_ROLE = "io.dockyard.kube.role"  # infra | init | app | service
 LABEL_PROBE = "io.dockyard.kube.probe"  # liveness | readiness: what the healthcheck is
-LABEL_HOOK = "io.dockyard.kube.lifecycle."  # + postStart | preStop: the exec command (JSON)
+LABEL_HOOK = "io.dockyard.kube.lifecycle."  # + postStart | preStop: the handler (JSON)
 LABEL_NONROOT = "io.dockyard.kube.run-as-non-root"  # the image's user is checked
 INFRA_COMMAND = ("sleep", "2147483647")  # the pod's holder: the first image's sleep
 
@@ -30,6 +30,16 @@ class Context(NamedTuple):
     namespace: str
     config_data: dict[str, dict[str, str]]  # "ConfigMap/name" or "Secret/name" → data
     config_dirs: dict[str, Path]  # same keys → host dir holding one file per key
+    fs_groups: frozenset[int] = frozenset()  # the pods' fsGroups (their config copies)
+
+
+class FsGroup(NamedTuple):
+    """A pod's ``securityContext.fsGroup``: the volumes it applies to (named volumes:
+    emptyDir and persistentVolumeClaim) and ``fsGroupChangePolicy``."""
+
+    gid: int
+    volumes: tuple[str, ...]
+    policy: str = "Always"  # or OnRootMismatch
 
 
 class PodPlan(NamedTuple):
@@ -38,6 +48,7 @@ class PodPlan(NamedTuple):
     inits: tuple[ContainerSpec, ...]
     apps: tuple[ContainerSpec, ...]
     volumes: tuple[str, ...]  # emptyDir volumes made for this pod (removed with it)
+    fs_group: FsGroup | None = None
 
 
 def config_data(obj_kind: str, body: dict[str, Any]) -> dict[str, str]:
@@ -63,7 +74,9 @@ def lower_pod(pod: str, owner: str, meta: dict[str, Any], spec: dict[str, Any],
     base = {LABEL_OWNER: owner, LABEL_POD: key}
     containers = spec["containers"]
     ports = tuple(p for c in containers for p in _ports(c))
-    mounts, volumes = _volumes(key, spec.get("volumes") or [], ctx)
+    pod_security = spec.get("securityContext") or {}
+    fs_gid = pod_security.get("fsGroup")
+    mounts, volumes = _volumes(key, spec.get("volumes") or [], ctx, fs_gid)
     infra = ContainerSpec(
         image=containers[0]["image"], name=key, entrypoint=INFRA_COMMAND[:1],
         command=INFRA_COMMAND[1:], hostname=spec.get("hostname") or pod,
@@ -71,19 +84,23 @@ def lower_pod(pod: str, owner: str, meta: dict[str, Any], spec: dict[str, Any],
         network_mode=ctx.network, network_aliases=(pod,), ports=ports, init=False)
     env_ctx = {"metadata.name": name, "metadata.namespace": ctx.namespace}
     policy = spec.get("restartPolicy", "Always")
-
-    pod_security = spec.get("securityContext") or {}
     grace = spec.get("terminationGracePeriodSeconds")
+    groups = tuple(str(g) for g in ([fs_gid] if fs_gid is not None else []) + list(
+        pod_security.get("supplementalGroups") or []))
 
     def one(container: dict[str, Any], role: str, restart: str) -> ContainerSpec:
         security = {**pod_security, **(container.get("securityContext") or {})}
         lowered = _container(key, {**container, "securityContext": security},
                              {**base, LABEL_ROLE: role}, restart, mounts, ctx, env_ctx)
-        return lowered._replace(stop_timeout=int(grace) if grace is not None else None)
+        return lowered._replace(stop_timeout=int(grace) if grace is not None else None,
+                                group_add=groups)
 
     inits = tuple(one(c, "init", "no") for c in spec.get("initContainers") or [])
     apps = tuple(one(c, "app", RESTART[policy]) for c in containers)
-    return PodPlan(key, infra, inits, apps, volumes)
+    owned = tuple(m.source for m in mounts.values() if m.type == "volume")
+    fs_group = FsGroup(int(fs_gid), owned, pod_security.get(
+        "fsGroupChangePolicy") or "Always") if fs_gid is not None else None
+    return PodPlan(key, infra, inits, apps, volumes, fs_group)
 
 
 def pod_key(namespace: str, pod: str) -> str:
@@ -106,13 +123,8 @@ def _container(pod: str, c: dict[str, Any], labels: dict[str, str], restart: str
         if "runAsGroup" in security:
             user += f":{security['runAsGroup']}"
     caps = security.get("capabilities") or {}
-    execs = {k: c[f"{k}Probe"] for k in ("readiness", "liveness")
-             if "exec" in (c.get(f"{k}Probe") or {})}
-    probe_kind = "readiness" if "readiness" in execs else "liveness"
-    probe = execs.get(probe_kind)  # the exec one: the healthcheck
-    if probe:
-        labels = {**labels, LABEL_PROBE: probe_kind}
-    labels = {**labels, **_net_probes(c, where), **_hooks(c)}
+    healthcheck, probe_labels = _probes(c, where)
+    labels = {**labels, **probe_labels, **_hooks(c, where)}
     if security.get("runAsNonRoot"):
         if user is not None and user.split(":")[0] == "0":
             raise InvalidArgument(f"{where}: container's runAsUser breaks non-root policy")
@@ -129,7 +141,7 @@ def _container(pod: str, c: dict[str, Any], labels: dict[str, str], restart: str
         privileged=bool(security.get("privileged")),
         no_new_privileges=security.get("allowPrivilegeEscalation") is False,
         network_mode=f"container:{pod}", ipc_mode=f"container:{pod}",
-        uts_mode=f"container:{pod}", healthcheck=_probe(probe),
+        uts_mode=f"container:{pod}", healthcheck=healthcheck,
         mounts=_mounts(c, mounts, where), tty=bool(c.get("tty")),
         stdin_open=bool(c.get("stdin")))
 
@@ -181,8 +193,8 @@ def _env_value(item: dict[str, Any], ctx: Context, env_ctx: dict[str, str],
     raise InvalidArgument(f"{where}: env {item['name']}: unsupported valueFrom {source}")
 
 
-def _volumes(pod: str, volumes: list[dict[str, Any]],
-             ctx: Context) -> tuple[dict[str, MountSpec], tuple[str, ...]]:
+def _volumes(pod: str, volumes: list[dict[str, Any]], ctx: Context,
+             fs_group: int | None) -> tuple[dict[str, MountSpec], tuple[str, ...]]:
     """Volume name → a mount of it (target left empty), and the emptyDir volumes."""
     found: dict[str, MountSpec] = {}
     empty_dirs = []
@@ -190,14 +202,15 @@ def _volumes(pod: str, volumes: list[dict[str, Any]],
         name = volume["name"]
         if "emptyDir" in volume:
             if (volume["emptyDir"] or {}).get("medium") == "Memory":
-                found[name] = MountSpec("tmpfs", "", "")
+                owned = f"mode=2777,gid={fs_group}" if fs_group is not None else ""
+                found[name] = MountSpec("tmpfs", "", "", options=owned)
             else:
                 empty_dirs.append(f"{pod}-{name}")
                 found[name] = MountSpec("volume", f"{pod}-{name}", "")
         elif "persistentVolumeClaim" in volume:
             claim = volume["persistentVolumeClaim"]["claimName"]
             found[name] = MountSpec("volume", pod_key(ctx.namespace, claim), "")
-        elif "hostPath" in volume:
+        elif "hostPath" in volume:  # never given to fsGroup (as the kubelet)
             found[name] = MountSpec("bind", volume["hostPath"]["path"], "",
                                     create_host_path=volume["hostPath"].get("type") in (
                                         "DirectoryOrCreate",))
@@ -208,8 +221,15 @@ def _volumes(pod: str, volumes: list[dict[str, Any]],
             ref = f"{kind}/{ref_name}"
             if ref not in ctx.config_dirs:
                 raise InvalidArgument(f"pod {pod}: volume {name}: {ref} is not in the input")
-            found[name] = MountSpec("bind", str(ctx.config_dirs[ref]), "", readonly=True)
+            found[name] = MountSpec("bind", str(config_dir(ctx.config_dirs[ref], fs_group)),
+                                    "", readonly=True)
     return found, tuple(empty_dirs)
+
+
+def config_dir(base: Path, fs_group: int | None) -> Path:
+    """Where a ConfigMap's or Secret's files are for a pod: one copy per fsGroup, its
+    files group-owned by it (``play.write_configs``)."""
+    return base if fs_group is None else base.with_name(f"{base.name}.fsgroup-{fs_group}")
 
 
 def _mounts(c: dict[str, Any], volumes: dict[str, MountSpec], where: str) -> tuple[MountSpec, ...]:
@@ -225,36 +245,53 @@ def _mounts(c: dict[str, Any], volumes: dict[str, MountSpec], where: str) -> tup
     return tuple(mounts)
 
 
-def _hooks(c: dict[str, Any]) -> dict[str, str]:
+def _hooks(c: dict[str, Any], where: str) -> dict[str, str]:
+    """postStart/preStop handlers (exec, httpGet, sleep) as labels, a named httpGet
+    port resolved against the container's ports."""
     import json
 
-    return {f"{LABEL_HOOK}{hook}": json.dumps(handler["exec"]["command"])
-            for hook, handler in (c.get("lifecycle") or {}).items() if "exec" in handler}
+    return {f"{LABEL_HOOK}{hook}": json.dumps(_resolved(handler, c, f"lifecycle.{hook}", where),
+                                              sort_keys=True)
+            for hook, handler in (c.get("lifecycle") or {}).items() if handler}
 
 
-def _net_probes(c: dict[str, Any], where: str) -> dict[str, str]:
-    """httpGet and tcpSocket probes as labels the controller runs them from (a named
-    port resolved against the container's ports)."""
+def _probes(c: dict[str, Any], where: str) -> tuple[Healthcheck | None, dict[str, str]]:
+    """The container's healthcheck (run by its supervisor) and labels for the probes
+    the controller runs.  One exec liveness or readiness probe (readiness first) is the
+    healthcheck; every other probe is the controller's: httpGet, tcpSocket and grpc
+    ones, a second exec one, and all of them while a startupProbe holds the others
+    back (a healthcheck would not wait for it)."""
     import json
 
     from dockyard.kube.prober import LABEL
 
-    found = {}
-    for kind in ("readiness", "liveness", "startup"):
-        probe = c.get(f"{kind}Probe") or {}
-        action = "httpGet" if "httpGet" in probe else "tcpSocket" if "tcpSocket" in probe else ""
-        if not action:
-            continue
-        port = probe[action]["port"]
-        if not (isinstance(port, int) or str(port).isdigit()):
-            named = [p["containerPort"] for p in c.get("ports") or [] if p.get("name") == port]
-            if not named:
-                raise InvalidArgument(f"{where}: {kind}Probe.{action}.port: no container port "
-                                      f"named {port!r}")
-            port = named[0]
-        probe = {**probe, action: {**probe[action], "port": int(port)}}
-        found[f"{LABEL}{kind}"] = json.dumps(probe, sort_keys=True)
-    return found
+    probes = {kind: c[f"{kind}Probe"] for kind in ("startup", "readiness", "liveness")
+              if c.get(f"{kind}Probe")}
+    health = None if "startup" in probes else next(
+        (k for k in ("readiness", "liveness") if "exec" in probes.get(k, {})), None)
+    labels = {LABEL_PROBE: health} if health else {}
+    for kind, probe in probes.items():
+        if kind != health:
+            labels[f"{LABEL}{kind}"] = json.dumps(
+                _resolved(probe, c, f"{kind}Probe", where), sort_keys=True)
+    return _probe(probes[health] if health else None), labels
+
+
+def _resolved(action: dict[str, Any], c: dict[str, Any], what: str,
+              where: str) -> dict[str, Any]:
+    """A probe or handler with its httpGet/tcpSocket port named by a container port
+    resolved to the number."""
+    kind = "httpGet" if "httpGet" in action else "tcpSocket" if "tcpSocket" in action else ""
+    if not kind:
+        return action
+    port = action[kind].get("port", 80)
+    if not (isinstance(port, int) or str(port).isdigit()):
+        named = [p["containerPort"] for p in c.get("ports") or [] if p.get("name") == port]
+        if not named:
+            raise InvalidArgument(f"{where}: {what}.{kind}.port: no container port named "
+                                  f"{port!r}")
+        port = named[0]
+    return {**action, kind: {**action[kind], "port": int(port)}}
 
 
 def _probe(probe: dict[str, Any] | None) -> Healthcheck | None:

@@ -9,14 +9,16 @@ raising: nothing stays half-applied).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import Conflict, ContainerNotFound, DockyardError, InvalidArgument, NotFound
-from dockyard.kube.load import REPLICATED, KubeObject, matches
+from dockyard.kube.load import REPLICATED, WORKLOADS, KubeObject, matches
 from dockyard.kube.lower import (
     INFRA_COMMAND,
     LABEL_HOOK,
@@ -27,6 +29,7 @@ from dockyard.kube.lower import (
     Context,
     PodPlan,
     config_data,
+    config_dir,
     lower_pod,
     pod_key,
 )
@@ -59,7 +62,20 @@ def context(engine: Engine, objects: list[KubeObject]) -> Context:
             data[obj.ref] = config_data(obj.kind, obj.body)
             dirs[obj.ref] = kube_dir(engine) / "config" / obj.namespace / f"{obj.kind}-{obj.name}"
     namespace = next((o.namespace for o in objects if o.kind != "Namespace"), "default")
-    return Context(network_name(namespace), namespace, data, dirs)
+    return Context(network_name(namespace), namespace, data, dirs, fs_groups(objects))
+
+
+def fs_groups(objects: list[KubeObject]) -> frozenset[int]:
+    """The fsGroups of the objects' pods (each gets its copies of the config files)."""
+    found = set()
+    for obj in objects:
+        if obj.kind in (*WORKLOADS, "Pod"):
+            spec = obj.body.get("spec") or {}
+            pod = (spec.get("template") or {}).get("spec") or {} if obj.kind != "Pod" else spec
+            gid = (pod.get("securityContext") or {}).get("fsGroup")
+            if gid is not None:
+                found.add(int(gid))
+    return frozenset(found)
 
 
 def plan_of(obj: KubeObject, ctx: Context, pod: str) -> PodPlan:
@@ -228,13 +244,19 @@ def ensure_network(engine: Engine, ctx: Context) -> None:
 
 def write_configs(ctx: Context) -> None:
     """One file per key of each ConfigMap and Secret (replaced atomically when a
-    re-applied play changes them)."""
-    for ref, folder in ctx.config_dirs.items():
-        folder.mkdir(parents=True, exist_ok=True)
-        for key, value in ctx.config_data[ref].items():
-            if "/" in key or key in (".", ".."):
-                raise InvalidArgument(f"{ref}: data key {key!r} is not a file name")
-            atomic_write(folder / key, value.encode(), 0o644, durable=False)
+    re-applied play changes them), and a copy for each fsGroup, group-owned by it."""
+    from dockyard.fs.ownership import give_group
+
+    for ref, base in ctx.config_dirs.items():
+        for gid in (None, *sorted(ctx.fs_groups)):
+            folder = config_dir(base, gid)
+            folder.mkdir(parents=True, exist_ok=True)
+            for key, value in ctx.config_data[ref].items():
+                if "/" in key or key in (".", ".."):
+                    raise InvalidArgument(f"{ref}: data key {key!r} is not a file name")
+                atomic_write(folder / key, value.encode(), 0o644, durable=False)
+            if gid is not None:
+                give_group(folder, gid, readonly=True)
 
 
 def start_pod(engine: Engine, plan: PodPlan) -> None:
@@ -244,6 +266,10 @@ def start_pod(engine: Engine, plan: PodPlan) -> None:
     for name in plan.volumes:
         engine.volumes.create(name, labels={LABEL_OWNER: plan.infra.labels[LABEL_OWNER],
                                             LABEL_POD: plan.name})
+    if plan.fs_group is not None:
+        for name in plan.fs_group.volumes:
+            engine.volumes.give_group(name, plan.fs_group.gid, on_root_mismatch=(
+                plan.fs_group.policy == "OnRootMismatch"))
     engine.containers.create(plan.infra)
     engine.containers.start(plan.name)
     why = advance_pod(engine, plan, [])
@@ -272,24 +298,54 @@ def advance_pod(engine: Engine, plan: PodPlan, members: list[ContainerRecord]) -
             engine.containers.create(spec)
             engine.containers.start(str(spec.name))
             hook = spec.labels.get(f"{LABEL_HOOK}postStart")
-            code = run_hook(engine, str(spec.name), hook, 30) if hook else 0
-            if code != 0:
-                return f"postStart hook of {spec.name} exited with code {code}"
+            why = run_handler(engine, str(spec.name), json.loads(hook), 30, lambda: (
+                pod_address(engine, engine.containers.get(plan.name)))) if hook else ""
+            if why:  # the kubelet kills the container: here its pod fails
+                return f"postStart hook of {spec.name} failed: {why}"
     return ""
 
 
-def run_hook(engine: Engine, container: str, command: str, timeout: float) -> int:
-    """A lifecycle hook (its exec command, JSON) run in the container; its exit code
-    (-1 past ``timeout``)."""
-    import json
+def run_handler(engine: Engine, container: str, handler: dict[str, Any], timeout: float,
+                address: Callable[[], str]) -> str:
+    """A lifecycle handler (exec, httpGet or sleep) for the container; "" once it
+    succeeded, or what went wrong.  An httpGet goes from the host to ``host``, or to
+    the pod's ``address()``, and succeeds on any HTTP answer (as the kubelet's)."""
+    if "exec" in handler:
+        code = exec_in(engine, container, tuple(handler["exec"]["command"]), timeout)
+        return "" if code == 0 else (f"timed out after {timeout:g}s" if code == -1 else
+                                     f"exited with code {code}")
+    if "sleep" in handler:
+        time.sleep(max(0.0, min(timeout, float(handler["sleep"]["seconds"]))))
+        return ""
+    from dockyard.kube.prober import http_get
+
+    action = handler["httpGet"]
+    host = action.get("host") or address()
+    try:
+        http_get(host, action, timeout)
+    except OSError as exc:
+        return f"GET http://{host}:{action['port']}{action.get('path') or '/'}: {exc}"
+    return ""
+
+
+def exec_in(engine: Engine, container: str, command: tuple[str, ...], timeout: float) -> int:
+    """``command`` run in the container; its exit code (-1 past ``timeout``, or when
+    the container cannot be joined)."""
     import subprocess
 
-    argv = engine.container_ops.exec_argv(container, tuple(json.loads(command)))
     try:
+        argv = engine.container_ops.exec_argv(container, command)
         return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, timeout=timeout).returncode
-    except subprocess.TimeoutExpired:
+    except (subprocess.TimeoutExpired, DockyardError):
         return -1
+
+
+def pod_address(engine: Engine, holder: ContainerRecord) -> str:
+    """The pod's address on its namespace's network (where its infra is)."""
+    found = engine.networks.endpoints(network=holder.spec.network_mode,
+                                      container_id=holder.id)
+    return found[0].address.split("/")[0] if found else ""
 
 
 def start_service(engine: Engine, obj: KubeObject, ctx: Context,
@@ -341,16 +397,35 @@ def remove_pod(engine: Engine, pod: str) -> None:
     records = [r for r in engine.containers.list(all_containers=True)
                if r.spec.labels.get(LABEL_POD) == pod]
     records.sort(key=lambda r: r.spec.labels.get(LABEL_ROLE) == "infra")
-    for record in records:  # preStop first, within the grace period (30 s at most)
-        hook = record.spec.labels.get(f"{LABEL_HOOK}preStop")
-        if hook and record.state == "running":
-            with contextlib.suppress(DockyardError):
-                run_hook(engine, record.id, hook, min(30, record.spec.stop_timeout or 30))
+    _terminate(engine, records)
     for record in records:
         _remove_container(engine, record.id)
     for volume in engine.volumes.all():
         if volume.labels.get(LABEL_POD) == pod:
             _remove_volume(engine, volume.name)
+
+
+def _terminate(engine: Engine, records: list[ContainerRecord]) -> None:
+    """The graceful end of a pod that has preStop hooks or a
+    ``terminationGracePeriodSeconds`` (30 s by default, as Kubernetes): within that
+    one period, each running container's preStop hook, then its stop signal, then
+    SIGKILL once the period is over.  (A pod with neither is killed at once.)"""
+    running = [r for r in records if r.state == "running" and r.spec.labels.get(
+        LABEL_ROLE) in ("app", "init")]
+    if not any(r.spec.stop_timeout is not None or f"{LABEL_HOOK}preStop" in r.spec.labels
+               for r in running):
+        return
+    grace = next((r.spec.stop_timeout for r in running if r.spec.stop_timeout is not None), 30)
+    deadline = time.monotonic() + grace
+    holder = next((r for r in records if r.spec.labels.get(LABEL_ROLE) == "infra"), None)
+    for record in running:
+        hook = record.spec.labels.get(f"{LABEL_HOOK}preStop")
+        with contextlib.suppress(DockyardError):
+            if hook:
+                run_handler(engine, record.id, json.loads(hook), max(
+                    0.0, deadline - time.monotonic()), lambda: pod_address(
+                        engine, holder) if holder is not None else "")
+            engine.containers.stop(record.id, timeout=max(0, int(deadline - time.monotonic())))
 
 
 def _remove_container(engine: Engine, ref: str) -> None:
@@ -386,7 +461,8 @@ def down(engine: Engine, objects: list[KubeObject]) -> list[str]:
     for ns, group in by_namespace(objects).items():
         ctx = context(engine, group)
         for folder in ctx.config_dirs.values():
-            shutil.rmtree(folder, ignore_errors=True)
+            for copy in (folder, *folder.parent.glob(f"{folder.name}.fsgroup-*")):
+                shutil.rmtree(copy, ignore_errors=True)
         if ns:
             _remove_network(engine, ctx.network)
     return removed

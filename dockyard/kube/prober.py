@@ -1,12 +1,14 @@
-"""httpGet and tcpSocket probes, run by the controller from the host against the
-pod's address (as the kubelet does from the node), with their timings:
-``initialDelaySeconds``, ``periodSeconds``, ``timeoutSeconds``, ``successThreshold``
-and ``failureThreshold``.  (An exec probe is the container's healthcheck instead,
-run by its supervisor.)
+"""Probes run by the controller, with their timings: ``initialDelaySeconds``,
+``periodSeconds``, ``timeoutSeconds``, ``successThreshold`` and
+``failureThreshold``.  httpGet, tcpSocket and grpc probes go from the host to the
+pod's address (as the kubelet's go from the node); an exec probe runs its command
+in the container.  (One exec liveness or readiness probe of a container without a
+startupProbe is its healthcheck instead, run by its supervisor: ``lower._probes``.)
 
-A container's network probes ride on labels (``io.dockyard.kube.netprobe.KIND``,
-the probe as JSON); what they last said is kept here and written beside the
-controller's state, so ``kube get`` reads the same readiness the Services use.
+A container's controller-run probes ride on labels
+(``io.dockyard.kube.netprobe.KIND``, the probe as JSON); what they last said is
+kept here and written beside the controller's state, so ``kube get`` reads the
+same readiness the Services use.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import http.client
 import json
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,30 +34,51 @@ class Track(NamedTuple):
     given_up: bool = False  # a startup probe that failed failureThreshold times
 
 
-def check(probe: dict[str, Any], address: str) -> bool:
-    """One run of a probe against ``address``."""
+# runs a command in a container within a timeout: did it exit 0?
+Exec = Callable[[str, tuple[str, ...], float], bool]
+
+
+def check(probe: dict[str, Any], address: str, exec_in: Exec, container_id: str) -> bool:
+    """One run of a probe against ``address`` (or, exec, in the container)."""
     timeout = float(probe.get("timeoutSeconds", 1))
+    if "exec" in probe:
+        return exec_in(container_id, tuple(probe["exec"]["command"]), timeout)
+    if "grpc" in probe:
+        from dockyard.kube import grpc_health
+
+        return grpc_health.serving(address, int(probe["grpc"]["port"]),
+                                   str(probe["grpc"].get("service") or ""), timeout)
     if "tcpSocket" in probe:
         try:
-            with socket.create_connection((address, int(probe["tcpSocket"]["port"])),
-                                          timeout=timeout):
+            with socket.create_connection((probe["tcpSocket"].get("host") or address,
+                                           int(probe["tcpSocket"]["port"])), timeout=timeout):
                 return True
         except OSError:
             return False
-    spec = probe["httpGet"]
-    connection = http.client.HTTPConnection(address, int(spec["port"]), timeout=timeout)
     try:
-        headers = {h["name"]: h["value"] for h in spec.get("httpHeaders") or []}
-        connection.request("GET", spec.get("path") or "/", headers=headers)
-        return 200 <= connection.getresponse().status < 400
-    except (OSError, http.client.HTTPException):
+        return 200 <= http_get(probe["httpGet"].get("host") or address, probe["httpGet"],
+                               timeout) < 400
+    except OSError:
         return False
+
+
+def http_get(host: str, action: dict[str, Any], timeout: float) -> int:
+    """The status of an httpGet action's GET (``path``, ``port``, ``httpHeaders``)
+    of ``host``; OSError when there is no HTTP answer."""
+    connection = http.client.HTTPConnection(host, int(action["port"]), timeout=timeout)
+    try:
+        headers = {h["name"]: h["value"] for h in action.get("httpHeaders") or []}
+        connection.request("GET", action.get("path") or "/", headers=headers)
+        return connection.getresponse().status
+    except http.client.HTTPException as exc:
+        raise OSError(f"not an HTTP answer: {exc!r}") from exc
     finally:
         connection.close()
 
 
 class Prober:
-    def __init__(self) -> None:
+    def __init__(self, exec_in: Exec) -> None:
+        self.exec_in = exec_in
         self.tracks: dict[str, Track] = {}  # "CONTAINER-ID/KIND" → its track
 
     def run(self, container_id: str, kind: str, probe: dict[str, Any], address: str,
@@ -68,7 +92,7 @@ class Prober:
         if now < track.due or (kind == "startup" and (track.passing or track.given_up)):
             self.tracks[key] = track
             return
-        ok = check(probe, address)
+        ok = check(probe, address, self.exec_in, container_id)
         successes, failures = (track.successes + 1, 0) if ok else (0, track.failures + 1)
         passing = track.passing
         if ok and successes >= int(probe.get("successThreshold", 1)):
@@ -113,6 +137,6 @@ def read_verdicts(folder: Path) -> dict[str, bool]:
 
 
 def probes_of(labels: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Kind → probe, of a container's network probes."""
+    """Kind → probe, of a container's controller-run probes."""
     return {key[len(LABEL):]: json.loads(value) for key, value in labels.items()
             if key.startswith(LABEL)}

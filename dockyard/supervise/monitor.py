@@ -117,7 +117,10 @@ class Supervisor:
                                        "supervisor_pid": os.getpid(),
                                        "supervisor_start": start_time(os.getpid()) or 0}
         # never cleared, unlike supervisor_pid (cleared once the exit is recorded): who
-        # is still finishing the container's exit (its exit hook: unmount, --rm)
+        # is still finishing the container's exit (its exit hook: unmount, --rm).  The
+        # exit is recorded with ``exit_pending`` (runtime state, DNAT rules, mount and
+        # --rm still to go), which the exit hook clears when all is done: a supervisor
+        # killed in between is noticed by the next command (``ContainerService``)
         self.status.update(monitor_pid=self.status["supervisor_pid"],
                            monitor_start=self.status["supervisor_start"])
         if self.adopted[0]:  # what the dead supervisor knew that still holds
@@ -299,8 +302,8 @@ class Supervisor:
         reopened through /proc, or its pty master taken back from the zygote, its
         published ports and DNS served again; the interfaces are already in place."""
         pid, start = self.adopted
-        if not is_alive(pid, start):
-            raise RuntimeError("the container to adopt is gone")
+        if not is_alive(pid, start):  # it died after the engine looked: its exit (255,
+            return pid  # unknown) is recorded, runtime state deleted, policy applied
         if self.tty:  # the pty master the zygote kept for us (see start_once)
             from dockyard.supervise.zygote import unpark_console
 
@@ -351,17 +354,21 @@ class Supervisor:
 
     def run(self, ready_fd: int) -> int:
         self.save()  # our pid is visible from the first instant (see ContainerService._locked)
+        if self.adopted[0]:
+            pause_at("before-adopt", self.bundle, self.pause_at)
         try:
             pid = self.adopt() if self.adopted[0] else self.start_once(ready_fd)
         except RuntimeError as exc:
-            self.save(state="exited", exit_code=128, error=str(exc), supervisor_pid=0)
+            self.save(state="exited", exit_code=128, error=str(exc), supervisor_pid=0,
+                      exit_pending=True)
             # (also when a client was to attach: create failed before "ok" went out,
             # and the CLI, waiting for a word, holds the lock our exit hook takes)
             self._answer(ready_fd, str(exc).replace("\n", " ") or "error")
             self.hub.close()
             self._exit_hook()
             return 1
-        self.save(state="running", pid=pid, pid_start=start_time(pid) or 0, exit_code=0,
+        pid_start = self.adopted[1] if self.adopted[0] else start_time(pid) or 0
+        self.save(state="running", pid=pid, pid_start=pid_start, exit_code=0,
                   started_at=self.status["started_at"] if self.adopted[0] else now_iso())
         self._answer(ready_fd, "ok")
         delay = 0.0
@@ -376,9 +383,11 @@ class Supervisor:
             if not again:
                 # the exit is recorded first: whoever waits for it need not wait for us
                 self.save(state="exited", pid=0, pid_start=0, exit_code=code,
-                          finished_at=now_iso(), oom_killed=oom, supervisor_pid=0)
+                          finished_at=now_iso(), oom_killed=oom, supervisor_pid=0,
+                          exit_pending=True)
                 self.hub.exited(code)  # the attached foreground run's answer
                 trace.mark("exit recorded and sent")
+                pause_at("exit-recorded", self.bundle, self.pause_at)
                 self.driver.delete(self.id)
                 trace.mark("runtime delete done")
                 break
@@ -393,12 +402,13 @@ class Supervisor:
             self.wake.wait(delay)
             self.wake.clear()
             if (self.bundle / "stop-requested").exists():
-                self.save(state="exited", supervisor_pid=0)
+                self.save(state="exited", supervisor_pid=0, exit_pending=True)
                 break
             try:
                 pid = self.start_once()
             except RuntimeError as exc:
-                self.save(state="exited", error=str(exc), supervisor_pid=0)
+                self.save(state="exited", error=str(exc), supervisor_pid=0,
+                          exit_pending=True)
                 break
             started = time.monotonic()
             # Docker's SetRunning: a running container's exit code is 0 again

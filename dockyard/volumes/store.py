@@ -97,6 +97,17 @@ class VolumeStore:
             self.on_event("create", name)
         return volume
 
+    def give_group(self, name: str, gid: int, *, on_root_mismatch: bool = False) -> int:
+        """A pod's ``fsGroup`` (kube): the volume's tree group-owned by ``gid``, setgid
+        directories (``fs.ownership``); with ``on_root_mismatch`` only when its top is
+        not so already.  How many entries were changed."""
+        from dockyard.fs import ownership
+
+        data = self.data_dir(self.get(name).name)
+        if on_root_mismatch and not ownership.needs_change(data, gid):
+            return 0
+        return ownership.give_group(data, gid)
+
     def find(self, name: str) -> Volume | None:
         rows = self.db.query("SELECT * FROM volumes WHERE name=?", (name,))
         return _volume(rows[0]) if rows else None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,11 @@ import pytest
 from dockyard.kube.load import schema_error
 from dockyard.testing.cli import Dockyard, free_port
 from dockyard.testing.poll import until
-from tests.kernel.kube_support import kube_root
+from tests.kernel.kube_support import kube_dy  # noqa: F401 (the `dy` fixture)
 
 pytestmark = pytest.mark.root
 
 DATA = Path(__file__).parent.parent / "data" / "kube"
-
-
-@pytest.fixture
-def dy(box: Dockyard) -> Iterator[Dockyard]:
-    with kube_root(box) as root:
-        yield root
 
 
 def _http(address: str, port: int) -> str | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,16 +13,10 @@ import yaml
 
 from dockyard.testing.cli import Dockyard
 from dockyard.testing.poll import until
-from tests.kernel.kube_support import kube_root
+from tests.kernel.kube_support import kube_dy  # noqa: F401 (the `dy` fixture)
 from tests.kernel.test_kube import _copy, _nothing_left
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def dy(box: Dockyard) -> Iterator[Dockyard]:
-    with kube_root(box) as root:
-        yield root
 
 
 WORK = """\

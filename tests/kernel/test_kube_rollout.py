@@ -13,23 +13,16 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import yaml
 
 from dockyard.testing.cli import Dockyard
 from dockyard.testing.poll import until
-from tests.kernel.kube_support import kube_root
+from tests.kernel.kube_support import kube_dy  # noqa: F401 (the `dy` fixture)
 from tests.kernel.test_kube import DATA, _address, _copy, _http, _nothing_left, _pods
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def dy(box: Dockyard) -> Iterator[Dockyard]:
-    with kube_root(box) as root:
-        yield root
 
 
 def _build(dy: Dockyard, tag: str) -> None:

@@ -226,6 +226,78 @@ def test_the_next_command_records_the_exit_of_a_container_that_died_unsupervised
     assert dy("system", "check").stdout.strip() == "ok: store consistent"
 
 
+def test_a_container_that_dies_while_being_adopted_gets_its_exit_recorded(
+        dy: Dockyard) -> None:
+    """The init ends between the engine's look (alive: adopt it) and the new
+    supervisor's: the exit is recorded (255) and the runtime state deleted."""
+    dy("run", "-d", "--name", "slipping", "--network", "none", "box:1", "sleep", "300")
+    bundle = bundle_of(dy, "slipping")
+    before = kill_supervisor(bundle)
+    cli = start_cli(dy, "inspect", "slipping", pause_at="before-adopt")
+    try:
+        marker, _paused = paused_at(dy, "before-adopt")
+        os.kill(before["pid"], signal.SIGKILL)
+        until("the init to die", lambda: gone(before["pid"]))
+        marker.unlink()
+        _out, err = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+    assert cli.returncode == 0, err
+    until("the exit to be recorded", lambda: status_of(bundle)["state"] == "exited")
+    state = inspect(dy, "slipping")["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 255), state
+    until("the runtime state to go",
+          lambda: not (dy.root / "run" / "runtime" / bundle.name).exists())
+    assert dy("system", "check").stdout.strip() == "ok: store consistent"
+
+
+def _killed_once_the_exit_is_recorded(dy: Dockyard, *args: str) -> Path:
+    """A container whose supervisor recorded its exit (3) and was killed right then,
+    before deleting the runtime state and running the exit hook (unmount, --rm)."""
+    cli = start_cli(dy, "run", "-d", "--name", "halfdone", *args, "box:1", "sh", "-c",
+                    "sleep 0.2; exit 3", pause_at="exit-recorded")
+    try:
+        assert cli.wait(timeout=60) == 0, cli.communicate()[1]
+        marker, paused = paused_at(dy, "exit-recorded")
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        cli.communicate()
+    os.kill(paused["pid"], signal.SIGKILL)
+    until("the supervisor to die", lambda: gone(paused["pid"]))
+    marker.unlink()
+    bundle = marker.parent
+    assert status_of(bundle)["exit_pending"] and os.path.ismount(bundle / "rootfs")
+    assert (dy.root / "run" / "runtime" / bundle.name).is_dir()
+    return bundle
+
+
+def test_the_next_command_finishes_an_exit_whose_supervisor_died_recording_it(
+        dy: Dockyard) -> None:
+    bundle = _killed_once_the_exit_is_recorded(dy)
+    found = dy("system", "check", check=False).stdout
+    assert "supervisor gone before its exit was cleaned up" in found, found
+    state = inspect(dy, "halfdone")["State"]  # any command: the exit's work done
+    assert state["Status"] == "exited" and state["ExitCode"] == 3  # (kept, not 255)
+    assert not os.path.ismount(bundle / "rootfs")
+    assert not (dy.root / "run" / "runtime" / bundle.name).exists()
+    assert not status_of(bundle)["exit_pending"]
+    assert dy("system", "check").stdout.strip() == "ok: store consistent"
+    assert "die" in dy("events", "--until", "0s", "--filter", "container=halfdone",
+                       "--format", "{{.Action}}").stdout.split()
+
+
+def test_the_zygote_finishes_an_rm_exit_whose_supervisor_died_recording_it(
+        box: Dockyard) -> None:
+    """With the watchdog: no command needed, the --rm container goes all the same."""
+    bundle = _killed_once_the_exit_is_recorded(box, "--rm")
+    until("the --rm container to go", lambda: not bundle.exists())
+    assert box("ps", "-a", "-q").stdout == ""
+    assert box("system", "check").stdout.strip() == "ok: store consistent"
+
+
 def test_the_zygote_readopts_a_container_whose_supervisor_was_killed(box: Dockyard) -> None:
     """The zygote's watchdog: no command runs after the kill, yet a new supervisor
     takes the running container over, and its restart policy holds."""

@@ -62,13 +62,15 @@ def test_a_wrong_type_is_a_schema_error() -> None:
 
 def test_unsupported_fields_are_each_reported(tmp_path: Path) -> None:
     text = POD.replace("  containers:", "  hostNetwork: true\n  nodeName: n1\n  containers:")
-    text = text.replace("image: box:1}", "image: box:1, startupProbe: {exec: {command: [t]}}}")
+    text = text.replace("image: box:1}", "image: box:1, lifecycle: {postStart: {tcpSocket: "
+                        "{port: 80}}}}")
     with pytest.raises(NotImplementedFeature) as caught:
         _load(tmp_path, text)
     assert "(and 2 more)" in caught.value.message
     lines = str(caught.value.hint).splitlines()
     assert sum("unsupported field" in line for line in lines) == 3
-    for field in ("spec.hostNetwork", "spec.nodeName", "spec.containers[0].startupProbe"):
+    for field in ("spec.hostNetwork", "spec.nodeName",
+                  "spec.containers[0].lifecycle.postStart.tcpSocket (deprecated: "):
         assert any(field in line and "Pod/solo" in line for line in lines), field
 
 
@@ -94,12 +96,13 @@ def test_broken_yaml_names_the_line() -> None:
 
 def test_pod_level_fields_outside_the_supported_set_are_reported(tmp_path: Path) -> None:
     text = POD.replace("  containers:", "  dnsPolicy: Default\n  securityContext: "
-                       "{fsGroup: 2}\n  containers:").replace(
+                       "{fsGroup: 2, seLinuxOptions: {level: s0}}\n  containers:").replace(
         "image: box:1}", "image: box:1, imagePullPolicy: Always}")
     with pytest.raises(NotImplementedFeature) as caught:
         _load(tmp_path, text)
     hint = str(caught.value.hint)
-    for field in ("spec.dnsPolicy=Default", "spec.securityContext.fsGroup",
+    assert "fsGroup" not in hint
+    for field in ("spec.dnsPolicy=Default", "spec.securityContext.seLinuxOptions",
                   "spec.containers[0].imagePullPolicy=Always"):
         assert field in hint, field
 
@@ -115,3 +118,28 @@ def test_a_replica_set_is_a_replicated_kind(tmp_path: Path) -> None:
     assert [owner for owner, _ in plans] == ["default.ReplicaSet.myapp"] * 3
     with pytest.raises(InvalidArgument, match=r"ReplicaSet/myapp .*'strategy' was unexpected"):
         _load(tmp_path, text.replace("  replicas: 3", "  replicas: 3\n  strategy: {}"))
+
+
+def test_volume_source_fields_outside_the_supported_set_are_reported(tmp_path: Path) -> None:
+    text = POD.replace("  containers:", "  volumes:\n  - {name: c, configMap: {name: c, "
+                       "defaultMode: 256}}\n  - {name: s, secret: {secretName: s, items: "
+                       "[{key: k, path: p}]}}\n  - {name: e, emptyDir: {sizeLimit: 1Mi}}\n"
+                       "  containers:")
+    with pytest.raises(NotImplementedFeature) as caught:
+        _load(tmp_path, text)
+    hint = str(caught.value.hint)
+    for field in ("spec.volumes[0].configMap.defaultMode", "spec.volumes[1].secret.items",
+                  "spec.volumes[2].emptyDir.sizeLimit"):
+        assert field in hint, field
+
+
+def test_probes_and_hooks_of_an_init_container_are_refused(tmp_path: Path) -> None:
+    text = POD.replace("  containers:", "  initContainers:\n  - {name: i, image: box:1, "
+                       "readinessProbe: {exec: {command: [t]}}, lifecycle: {preStop: "
+                       "{sleep: {seconds: 1}}}}\n  containers:")
+    with pytest.raises(NotImplementedFeature) as caught:
+        _load(tmp_path, text)
+    hint = str(caught.value.hint)
+    for field in ("spec.initContainers[0].lifecycle (Forbidden: may not be set for init",
+                  "spec.initContainers[0].readinessProbe (Forbidden"):
+        assert field in hint, field

@@ -137,3 +137,63 @@ def test_network_probes_become_labels_the_controller_runs() -> None:
     assert json.loads(json.dumps(probes))  # plain data, as the labels carry it
     with pytest.raises(InvalidArgument, match="no container port named 'web'"):
         lower_pod("p", "o", {}, _pod(livenessProbe={"tcpSocket": {"port": "web"}}), CTX)
+
+
+def test_the_healthcheck_is_one_exec_probe_and_the_controller_runs_the_rest() -> None:
+    from dockyard.kube.prober import probes_of
+
+    ready = {"exec": {"command": ["test", "-f", "/ready"]}, "periodSeconds": 1}
+    live = {"exec": {"command": ["true"]}, "failureThreshold": 1}
+    (app,) = lower_pod("p", "o", {}, _pod(readinessProbe=ready, livenessProbe=live), CTX).apps
+    assert app.labels["io.dockyard.kube.probe"] == "readiness"
+    assert app.healthcheck is not None and app.healthcheck.test == ("CMD", "test", "-f",
+                                                                    "/ready")
+    assert probes_of(app.labels) == {"liveness": live}
+    # a startupProbe holds every other back: all of them are the controller's
+    start = {"exec": {"command": ["test", "-f", "/started"]}}
+    grpc = {"grpc": {"port": 50051, "service": "s"}}
+    (gated,) = lower_pod("p", "o", {}, _pod(startupProbe=start, readinessProbe=grpc,
+                                            livenessProbe=live), CTX).apps
+    assert gated.healthcheck is None and "io.dockyard.kube.probe" not in gated.labels
+    assert probes_of(gated.labels) == {"startup": start, "readiness": grpc, "liveness": live}
+
+
+def test_lifecycle_handlers_become_labels_with_their_ports_resolved() -> None:
+    import json
+
+    (app,) = lower_pod("p", "o", {}, _pod(
+        ports=[{"name": "admin", "containerPort": 9000}],
+        lifecycle={"postStart": {"httpGet": {"path": "/up", "port": "admin"}},
+                   "preStop": {"sleep": {"seconds": 2}}}), CTX).apps
+    hooks = {k.rsplit(".", 1)[1]: json.loads(v) for k, v in app.labels.items()
+             if k.startswith("io.dockyard.kube.lifecycle.")}
+    assert hooks == {"postStart": {"httpGet": {"path": "/up", "port": 9000}},
+                     "preStop": {"sleep": {"seconds": 2}}}
+    with pytest.raises(InvalidArgument, match=r"lifecycle.preStop.httpGet.port: no container "
+                                              "port named 'web'"):
+        lower_pod("p", "o", {}, _pod(lifecycle={"preStop": {"httpGet": {"port": "web"}}}), CTX)
+
+
+def test_fs_group_reaches_the_volumes_and_the_groups() -> None:
+    from dockyard.kube.lower import FsGroup
+
+    spec = _pod(volumeMounts=[{"name": n, "mountPath": f"/{n}"}
+                              for n in ("d", "c", "m", "h", "cfg")])
+    spec["volumes"] = [{"name": "d", "emptyDir": {}},
+                       {"name": "c", "persistentVolumeClaim": {"claimName": "claim"}},
+                       {"name": "m", "emptyDir": {"medium": "Memory"}},
+                       {"name": "h", "hostPath": {"path": "/srv"}},
+                       {"name": "cfg", "configMap": {"name": "cfg"}}]
+    spec["securityContext"] = {"fsGroup": 2000, "supplementalGroups": [3000],
+                               "fsGroupChangePolicy": "OnRootMismatch"}
+    plan = lower_pod("p", "o", {}, spec, CTX)
+    assert plan.fs_group == FsGroup(2000, ("p-d", "claim"), "OnRootMismatch")
+    (app,) = plan.apps
+    assert app.group_add == ("2000", "3000")
+    sources = {m.target: (m.source, m.options) for m in app.mounts}
+    assert sources["/m"] == ("", "mode=2777,gid=2000")
+    assert sources["/h"] == ("/srv", "")  # a hostPath is never the group's
+    assert sources["/cfg"] == ("/k/cfg.fsgroup-2000", "")  # the group's copy
+    plain = lower_pod("p", "o", {}, {**spec, "securityContext": {}}, CTX)
+    assert plain.fs_group is None and plain.apps[0].group_add == ()
+    assert {m.source for m in plain.apps[0].mounts} >= {"/k/cfg"}
