@@ -40,7 +40,7 @@ def _line(follower: subprocess.Popen[str], timeout: float = 30) -> str:
     return follower.stdout.readline().rstrip("\n")
 
 
-def _health_story(env: dict[str, str], image: str,
+def _health_story(env: dict[str, str],
                   make: Callable[[str, str], None]) -> list[str]:
     """``docker events --filter event=health_status`` while a container ``make``
     (name, label) becomes healthy, then unhealthy."""
@@ -71,7 +71,7 @@ def test_health_status_events_of_api_made_containers(api: ApiServer) -> None:
         api.docker("run", "-d", "--name", name, "-l", f"team={team}", *HEALTH, "box:1",
                    "sleep", "60")
 
-    assert _health_story(api.env, "box:1", make) == WANTED
+    assert _health_story(api.env, make) == WANTED
 
 
 def test_health_status_events_of_cli_made_containers(api: ApiServer, box: Dockyard) -> None:
@@ -81,7 +81,7 @@ def test_health_status_events_of_cli_made_containers(api: ApiServer, box: Dockya
         box("run", "-d", "--name", name, "-l", f"team={team}", "--network", "none", *HEALTH,
             "box:1", "sleep", "60")
 
-    assert _health_story(api.env, "box:1", make) == WANTED
+    assert _health_story(api.env, make) == WANTED
     own = box("events", "--since", since, "--until", f"{time.time():.3f}", "--filter",
               "event=health_status", "--format", FORMAT).stdout.splitlines()
     assert own == WANTED
@@ -95,4 +95,4 @@ def test_dockerd_streams_the_same_health_status_events(tmp_path: Path) -> None:
             daemon.docker("run", "-d", "--name", name, "-l", f"team={team}", *HEALTH, "box:1",
                           "sleep", "60")
 
-        assert _health_story(daemon.env, "box:1", make) == WANTED
+        assert _health_story(daemon.env, make) == WANTED
