@@ -27,7 +27,7 @@ import sys
 
 # commands worth a hand-over: the hot ones (the fast path's) and the lifecycle ones
 WARM_COMMANDS = frozenset({"run", "ps", "images", "inspect", "rm", "start", "stop", "kill",
-                           "create", "restart", "wait", "port", "logs"})
+                           "create", "restart", "wait", "port", "logs", "compose"})
 GLOBAL_FLAGS = ("--root", "--insecure-registry", "--policy", "--registries.d")
 WORKER_MODULE = "dockyard.cli.warm_worker"
 REQUEST_TAG = "warm"

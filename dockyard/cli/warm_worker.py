@@ -19,11 +19,15 @@ import types
 from typing import Any, NoReturn
 
 # loaded here so that the zygote holds them (see above)
+import dockyard.cli.compose_cmds  # noqa: F401
 import dockyard.cli.container_cmds  # noqa: F401
 import dockyard.cli.container_flags  # noqa: F401
 import dockyard.cli.errors  # noqa: F401
 import dockyard.cli.fast  # noqa: F401
 import dockyard.cli.image_cmds  # noqa: F401
+import dockyard.compose.cache  # noqa: F401  (a converged project's up: a cache hit)
+import dockyard.compose.converge  # noqa: F401
+import dockyard.compose.sources  # noqa: F401
 from dockyard import trace
 
 

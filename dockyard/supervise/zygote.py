@@ -210,12 +210,15 @@ def _fork_worker(conn: socket.socket, listener: socket.socket, message: dict[str
         for fd in fds:
             os.close(fd)
         return 0
+    first = module_name not in sys.modules
     try:
         module = importlib.import_module(module_name)
     except ImportError:
         for fd in fds:
             os.close(fd)
         return 0
+    if first:  # out of the collector's reach, as the rest (see serve): a supervisor's
+        gc.freeze()  # collections must not write to these shared pages either
     pid = os.fork()
     if pid == 0:
         try:
