@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.kube import controller, play, rollout, status
+from dockyard.kube.kubelet import read_statuses, terminated
 from dockyard.kube.load import REPLICATED, KubeObject, matches
 from dockyard.kube.lower import LABEL_OWNER, LABEL_POD
 from dockyard.kube.prober import read_verdicts
@@ -173,6 +174,7 @@ def _pod(engine: Engine, pod: str, owner: KubeObject, holder: ContainerRecord,
                                           container_id=holder.id)
     verdicts = read_verdicts(controller.state_dir(engine))
     ready = status.ready(engine, members, verdicts)
+    restarts = read_statuses(controller.state_dir(engine))
     name = holder.spec.labels[LABEL_POD].removeprefix(f"{owner.namespace}.")
     meta: dict[str, Any] = {"name": name, "namespace": owner.namespace,
                             "labels": labels, "creationTimestamp": holder.created}
@@ -186,26 +188,33 @@ def _pod(engine: Engine, pod: str, owner: KubeObject, holder: ContainerRecord,
                 "podIP": addresses[0].address.split("/")[0] if addresses else "",
                 "startTime": holder.started_at,
                 "conditions": [_condition("Ready", ready, "")],
-                "containerStatuses": [_container(engine, r, verdicts)
+                "containerStatuses": [_container(engine, r, verdicts, restarts.get(r.id) or {})
                                       for r in status.apps(members)]}}
 
 
-def _container(engine: Engine, record: ContainerRecord,
-               verdicts: dict[str, bool]) -> dict[str, Any]:
+def _container(engine: Engine, record: ContainerRecord, verdicts: dict[str, bool],
+               known: dict[str, Any]) -> dict[str, Any]:
+    """A containerStatus; ``known``: what the controller's kubelet part says of it
+    (restartCount, lastState, a back-off it waits out)."""
     if record.state == "running":
         state: dict[str, Any] = {"running": {"startedAt": record.started_at}}
+    elif "waiting" in known and record.state == "exited":
+        state = {"waiting": known["waiting"]}
     elif record.state == "exited":
-        state = {"terminated": {"exitCode": record.exit_code, "finishedAt": record.finished_at,
-                                "reason": "Completed" if record.exit_code == 0 else "Error"}}
+        state = {"terminated": terminated(record)}
     else:
-        state = {"waiting": {"reason": record.state.capitalize()}}
+        state = {"waiting": {"reason": "ContainerCreating" if record.state == "created" else
+                             record.state.capitalize()}}
     probe = record.spec.labels.get("io.dockyard.kube.probe")
     ready = record.state == "running" and (probe != "readiness" or status.health(
         engine, record) == "healthy") and verdicts.get(f"{record.id}/readiness", True)
     pod = record.spec.labels[LABEL_POD]
-    return {"name": record.name[len(pod) + 1:], "image": record.spec.image,
-            "imageID": record.image_id, "ready": ready, "restartCount": record.restart_count,
-            "state": state}
+    found = {"name": record.name[len(pod) + 1:], "image": record.spec.image,
+             "imageID": record.image_id, "ready": ready,
+             "restartCount": int(known.get("restartCount") or 0), "state": state}
+    if known.get("lastState"):
+        found["lastState"] = known["lastState"]
+    return found
 
 
 def endpoints(engine: Engine, service: KubeObject,
@@ -253,7 +262,9 @@ def table(kind: str, objects: list[dict[str, Any]]) -> list[list[str]]:
         elif kind == "Pod":
             containers = state["containerStatuses"]
             ready = sum(1 for c in containers if c["ready"])
-            rows.append([name, f"{ready}/{len(containers)}", state["phase"],
+            waiting = [c["state"]["waiting"]["reason"] for c in containers
+                       if "waiting" in c["state"]]  # kubectl's STATUS shows the reason
+            rows.append([name, f"{ready}/{len(containers)}", (waiting or [state["phase"]])[0],
                          str(sum(c["restartCount"] for c in containers)), state["podIP"]])
         elif kind == "Service":
             ports = ",".join(f"{p['port']}/{p.get('protocol', 'TCP')}"
