@@ -249,15 +249,21 @@ class Controller:
                 for ns, group in play.by_namespace(self.objects).items() if ns}
 
     def reconcile(self) -> None:
+        began = time.monotonic()
         records = self.engine.containers.list(all_containers=True)
         self._probe(records)
         for obj in self.objects:
             if obj.kind in (*REPLICATED, "Job", "Pod"):
-                failed = self._initialise(obj, pods_of(records, obj.owner))
-                pods = {p: m for p, m in pods_of(records, obj.owner).items() if p not in failed}
-                self.kubelet.sync({p: m for p, m in pods.items() if not initialising(m)})
+                found = pods_of(records, obj.owner)
+                # a pod whose container is being made again is not judged on this list
+                busy = {p for p in found if self.kubelet.busy(p, began)}
+                failed = self._initialise(obj, {p: m for p, m in found.items()
+                                                if p not in busy})
+                pods = {p: m for p, m in found.items() if p not in failed}
+                self.kubelet.sync({p: m for p, m in pods.items()
+                                   if p not in busy and not initialising(m)})
                 if obj.kind in REPLICATED:
-                    self._scale(obj, pods)
+                    self._scale(obj, pods, busy)
                 elif obj.kind == "Job":
                     self._run_job(obj, pods)
         self._refresh_services()
@@ -356,8 +362,9 @@ class Controller:
             for address in sorted(new):
                 forget_neighbour(bridge, address)
 
-    def _scale(self, obj: KubeObject, pods: Pods) -> None:
-        """Replace dead or failing pods, then one step of scaling or rollout."""
+    def _scale(self, obj: KubeObject, pods: Pods, busy: set[str]) -> None:
+        """Replace pods that are gone (infra dead, a container removed, finished),
+        then one step of scaling or rollout (a ``busy`` pod counts, not ready)."""
         template = obj.body["spec"]["template"]
         current = rollout.template_hash(template)
         wanted = len(template["spec"]["containers"])
@@ -365,7 +372,7 @@ class Controller:
         for pod, members in sorted(pods.items()):
             holder = infra(members)
             made_from = holder.spec.labels.get(rollout.HASH_LABEL, "") if holder else ""
-            if initialising(members):
+            if initialising(members) or pod in busy:
                 states.append(rollout.PodState(pod, made_from, False))
             elif alive(members, wanted if made_from == current else None):
                 states.append(rollout.PodState(pod, made_from, ready(

@@ -188,7 +188,7 @@ def _pod(engine: Engine, pod: str, owner: KubeObject, holder: ContainerRecord,
                 "podIP": addresses[0].address.split("/")[0] if addresses else "",
                 "startTime": holder.started_at,
                 "conditions": [_condition("Ready", ready, "")],
-                "containerStatuses": [_container(engine, r, verdicts, restarts.get(r.id) or {})
+                "containerStatuses": [_container(engine, r, verdicts, restarts.get(r.name) or {})
                                       for r in status.apps(members)]}}
 
 

@@ -2,7 +2,9 @@
 liveness probe (or a startupProbe that gave up) is restarted inside its pod — the
 pod's infra keeps its network, IPC and UTS namespaces and its address — per the
 pod's restartPolicy (Always; OnFailure after a non-zero exit; Never: it stays
-ended), with the kubelet's crash-loop back-off, and counted.
+ended), with the kubelet's crash-loop back-off, and counted.  As the kubelet, a
+restart makes a new container from the same spec (a fresh root filesystem; the
+pod's volumes stay), under the same name.
 
 What the controller learns here (each container's restartCount, its last
 termination, a back-off it waits out) is written beside its state, so ``kube get``
@@ -73,29 +75,38 @@ class Kubelet:
         self.prober = prober
         self.tell = tell
         self.backoff = Backoff()
-        # container id → restartCount, lastState and (backing off) waiting
+        # container name → restartCount, lastState and (backing off) waiting
         self.statuses: dict[str, dict[str, Any]] = {}
-        self.jobs: dict[str, threading.Thread] = {}  # container id → its kill or restart
+        # container name → (its pod, its kill or restart under way)
+        self.jobs: dict[str, tuple[str, threading.Thread]] = {}
+        self.done: dict[str, float] = {}  # pod → when a job of it last ended (monotonic)
+
+    def busy(self, pod: str, since: float) -> bool:
+        """A kill or restart of one of the pod's containers is under way, or ended
+        after ``since`` (a list of containers taken before may lack the one that
+        was being made again)."""
+        return any(p == pod and t.is_alive() for p, t in self.jobs.values()) or (
+            self.done.get(pod, 0.0) >= since)
 
     def sync(self, pods: Pods) -> None:
         """One look at the pods (their infra running, their containers made): kill
         the containers whose liveness fails, restart the ended ones that are due."""
-        self.jobs = {k: t for k, t in self.jobs.items() if t.is_alive()}
+        self.jobs = {k: j for k, j in self.jobs.items() if j[1].is_alive()}
         verdicts = self.prober.verdicts()
         for pod, members in sorted(pods.items()):
             holder = infra(members)
             if holder is None or holder.state != "running":
                 continue
             for record in apps(members):
-                if record.id in self.jobs:
+                if record.name in self.jobs:
                     continue
                 if record.state == "running":
-                    self.statuses.get(record.id, {}).pop("waiting", None)
+                    self.statuses.get(record.name, {}).pop("waiting", None)
                     why = live(self.engine, record, verdicts)
                     if why:
                         self.tell(f"pod {pod}: container {_name(record)} {why}, will be "
                                   "restarted")
-                        self._job(record, self._kill, record, holder)
+                        self._job(pod, record, self._kill, record, holder)
                 elif restarts(record):
                     self._restart_when_due(pod, record, holder)
 
@@ -103,39 +114,45 @@ class Kubelet:
                           holder: ContainerRecord) -> None:
         now = time.time()
         finished = _wall(record.finished_at) or now
-        status = self.statuses.setdefault(record.id, {"restartCount": 0})
-        if self.backoff.waiting(record.id, finished, now) > 0:
+        status = self.statuses.setdefault(record.name, {"restartCount": 0})
+        if self.backoff.waiting(record.name, finished, now) > 0:
             status["waiting"] = {"reason": "CrashLoopBackOff", "message": (
-                f"back-off {self.backoff.current(record.id):g}s restarting failed "
+                f"back-off {self.backoff.current(record.name):g}s restarting failed "
                 f"container={_name(record)} pod={pod}")}
             return
-        self.backoff.next(record.id, finished)
+        self.backoff.next(record.name, finished)
         status.pop("waiting", None)
         status["restartCount"] += 1
         status["lastState"] = {"terminated": terminated(record)}
         self.prober.reset(record.id)
         self.tell(f"pod {pod}: container {_name(record)} exited with code "
                   f"{record.exit_code}: restarting it (restart {status['restartCount']})")
-        self._job(record, self._restart, record, holder)
+        self._job(pod, record, self._restart, record, holder)
 
-    def _job(self, record: ContainerRecord, work: Callable[..., None], *args: Any) -> None:
+    def _job(self, pod: str, record: ContainerRecord, work: Callable[..., None],
+             *args: Any) -> None:
         def run() -> None:
             try:
                 work(*args)
             except DockyardError as exc:
-                self.tell(f"pod {record.spec.labels.get(LABEL_POD)}: container "
-                          f"{_name(record)}: {exc}")
+                self.tell(f"pod {pod}: container {_name(record)}: {exc}")
+            finally:
+                self.done[pod] = time.monotonic()
 
-        self.jobs[record.id] = threading.Thread(target=run, name=f"kubelet {record.name}",
-                                                daemon=True)
-        self.jobs[record.id].start()
+        thread = threading.Thread(target=run, name=f"kubelet {record.name}", daemon=True)
+        self.jobs[record.name] = (pod, thread)
+        thread.start()
 
     def _kill(self, record: ContainerRecord, holder: ContainerRecord) -> None:
         play.end_containers(self.engine, [record], holder, kill=True)
 
     def _restart(self, record: ContainerRecord, holder: ContainerRecord) -> None:
-        self.engine.containers.start(record.id)
-        play.post_start(self.engine, self.engine.containers.get(record.id), holder, self.tell)
+        """A new container from the ended one's spec, in its place (its anonymous
+        volumes, already resolved in that spec, are kept for it), and its postStart."""
+        self.engine.containers.remove(record.id, force=True)
+        fresh = self.engine.containers.create(record.spec)
+        self.engine.containers.start(fresh.id)
+        play.post_start(self.engine, self.engine.containers.get(fresh.id), holder, self.tell)
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(self.statuses).encode(), durable=False)
@@ -143,7 +160,7 @@ class Kubelet:
     def close(self, wait: float = 3.0) -> None:
         """Wait (a while) for the kills and restarts under way."""
         deadline = time.monotonic() + wait
-        for thread in list(self.jobs.values()):
+        for _, thread in list(self.jobs.values()):
             thread.join(max(0.0, deadline - time.monotonic()))
 
 

@@ -28,6 +28,13 @@ def _status(dy: Dockyard, pod: str, container: str) -> dict[str, Any]:
     return dict(found)
 
 
+def _backing_off(dy: Dockyard, pod: str, container: str) -> dict[str, Any] | None:
+    """The container's status while it waits out a crash-loop back-off."""
+    found = _status(dy, pod, container)
+    waiting = found["state"].get("waiting") or {}
+    return found if waiting.get("reason") == "CrashLoopBackOff" else None
+
+
 def _started(dy: Dockyard, name: str) -> str:
     return dy("inspect", "--format", "{{.State.StartedAt}}", name).stdout.strip()
 
@@ -50,9 +57,7 @@ def test_an_exiting_container_restarts_in_its_pod_with_back_off(dy: Dockyard) ->
     # the first exit restarts it at once; the second waits out 10 s, shown as
     # CrashLoopBackOff with the exit before it as lastState
     until("the first restart", lambda: _status(dy, pod, "main")["restartCount"] >= 1)
-    main = until("the back-off", lambda: (lambda found: found if found["state"].get(
-        "waiting", {}).get("reason") == "CrashLoopBackOff" else None)(
-            _status(dy, pod, "main")), timeout=30)
+    main = until("the back-off", lambda: _backing_off(dy, pod, "main"), timeout=30)
     waiting = main["state"]["waiting"]
     assert main["restartCount"] == 1
     assert waiting["message"] == f"back-off 10s restarting failed container=main pod={pod}"
@@ -94,11 +99,15 @@ def test_a_failing_liveness_probe_restarts_only_that_container(dy: Dockyard) -> 
     address, side = _address(dy, pod), _started(dy, f"{pod}-side")
     service = _address(dy, "svc-default-live")
     assert until("live behind its Service", lambda: _http(service, 80)) == "live"
+    dy("exec", f"{pod}-main", "touch", "/tmp/mark")
     dy("exec", f"{pod}-main", "rm", "/tmp/alive")
     until("the container restarted", lambda: _status(dy, pod, "main")["restartCount"] == 1,
           timeout=30)
     main = _status(dy, pod, "main")
     assert main["lastState"]["terminated"]["exitCode"] == 137  # killed (no grace period)
+    # a new container, as the kubelet makes: its root filesystem fresh
+    until("the new container running", lambda: "running" in _status(dy, pod, "main")["state"])
+    assert dy("exec", f"{pod}-main", "test", "-f", "/tmp/mark", check=False).returncode == 1
     assert _pods(dy, "default.Deployment.live") == [pod] and _address(dy, pod) == address
     assert _started(dy, f"{pod}-side") == side
     # its command made /tmp/alive again: healthy, and behind the Service once more
