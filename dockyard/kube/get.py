@@ -174,7 +174,6 @@ def _pod(engine: Engine, pod: str, owner: KubeObject, holder: ContainerRecord,
                                           container_id=holder.id)
     verdicts = read_verdicts(controller.state_dir(engine))
     ready = status.ready(engine, members, verdicts)
-    restarts = read_statuses(controller.state_dir(engine))
     name = holder.spec.labels[LABEL_POD].removeprefix(f"{owner.namespace}.")
     meta: dict[str, Any] = {"name": name, "namespace": owner.namespace,
                             "labels": labels, "creationTimestamp": holder.created}
@@ -188,8 +187,27 @@ def _pod(engine: Engine, pod: str, owner: KubeObject, holder: ContainerRecord,
                 "podIP": addresses[0].address.split("/")[0] if addresses else "",
                 "startTime": holder.started_at,
                 "conditions": [_condition("Ready", ready, "")],
-                "containerStatuses": [_container(engine, r, verdicts, restarts.get(r.name) or {})
-                                      for r in status.apps(members)]}}
+                "containerStatuses": _containers(engine, holder, spec, members, verdicts)}}
+
+
+def _containers(engine: Engine, holder: ContainerRecord, spec: dict[str, Any],
+                members: list[ContainerRecord], verdicts: dict[str, bool]) -> list[dict[
+                    str, Any]]:
+    """A status for each container of the pod's spec, as the kubelet gives them (one
+    being made again, between its old container and its new one, is waiting)."""
+    known = read_statuses(controller.state_dir(engine))
+    made = {r.name: r for r in status.apps(members)}
+    found = []
+    for container in spec["containers"]:
+        name = f"{holder.name}-{container['name']}"
+        if name in made:
+            found.append(_container(engine, made[name], verdicts, known.get(name) or {}))
+        elif status.apps(members):
+            found.append({"name": container["name"], "image": container["image"],
+                          "ready": False, "restartCount": int(
+                              (known.get(name) or {}).get("restartCount") or 0),
+                          "state": {"waiting": {"reason": "ContainerCreating"}}})
+    return found
 
 
 def _container(engine: Engine, record: ContainerRecord, verdicts: dict[str, bool],
