@@ -12,7 +12,7 @@ from dockyard.errors import InvalidArgument, NotFound
 from dockyard.kube import controller, play, rollout, status
 from dockyard.kube.kubelet import read_statuses, terminated
 from dockyard.kube.load import REPLICATED, KubeObject, matches
-from dockyard.kube.lower import LABEL_OWNER, LABEL_POD
+from dockyard.kube.lower import LABEL_OWNER, LABEL_POD, LABEL_ROLE
 from dockyard.kube.prober import read_verdicts
 
 if TYPE_CHECKING:
@@ -193,20 +193,23 @@ def _pod(engine: Engine, pod: str, owner: KubeObject, holder: ContainerRecord,
 def _containers(engine: Engine, holder: ContainerRecord, spec: dict[str, Any],
                 members: list[ContainerRecord], verdicts: dict[str, bool]) -> list[dict[
                     str, Any]]:
-    """A status for each container of the pod's spec, as the kubelet gives them (one
-    being made again, between its old container and its new one, is waiting)."""
+    """A status for each container of the pod's spec, as the kubelet gives them: one
+    not made yet waits (PodInitializing while init containers run; ContainerCreating,
+    also between a restarted container's old one and its new one)."""
     known = read_statuses(controller.state_dir(engine))
     made = {r.name: r for r in status.apps(members)}
+    reason = "ContainerCreating" if made or not any(
+        r.spec.labels.get(LABEL_ROLE) == "init" for r in members) else "PodInitializing"
     found = []
     for container in spec["containers"]:
         name = f"{holder.name}-{container['name']}"
         if name in made:
             found.append(_container(engine, made[name], verdicts, known.get(name) or {}))
-        elif status.apps(members):
+        else:
             found.append({"name": container["name"], "image": container["image"],
                           "ready": False, "restartCount": int(
                               (known.get(name) or {}).get("restartCount") or 0),
-                          "state": {"waiting": {"reason": "ContainerCreating"}}})
+                          "state": {"waiting": {"reason": reason}}})
     return found
 
 
