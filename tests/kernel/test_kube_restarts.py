@@ -9,6 +9,7 @@ Traffic goes only to the project bridge these tests create."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from dockyard.testing.poll import until
 from tests.kernel.kube_support import deployment, kube_dy  # noqa: F401 (the `dy` fixture)
 from tests.kernel.test_kube import _address, _copy, _http, _nothing_left, _pods
 from tests.kernel.test_kube_kinds import _get
+from tests.kernel.test_kube_probes import _log
 
 pytestmark = pytest.mark.root
 
@@ -49,11 +51,24 @@ CRASH = deployment("crash", """\
 """, port=None)
 
 
-def test_an_exiting_container_restarts_in_its_pod_with_back_off(dy: Dockyard) -> None:
-    path = _copy(dy, "crash.yaml", CRASH)
+def _play(dy: Dockyard, name: str, text: str) -> tuple[Path, str, tuple[str, str]]:
+    """Play Deployment ``name``: the file, its one pod, and what must stay the same
+    while its main container restarts (the pod's address, when its side started)."""
+    path = _copy(dy, f"{name}.yaml", text)
     dy("kube", "play", "-d", str(path))
-    (pod,) = _pods(dy, "default.Deployment.crash")
-    address, side = _address(dy, pod), _started(dy, f"{pod}-side")
+    (pod,) = _pods(dy, f"default.Deployment.{name}")
+    return path, pod, (_address(dy, pod), _started(dy, f"{pod}-side"))
+
+
+def _the_same_pod(dy: Dockyard, name: str, pod: str, kept: tuple[str, str]) -> None:
+    """The same pod all along: its address, its side container never restarted."""
+    assert _pods(dy, f"default.Deployment.{name}") == [pod]
+    assert (_address(dy, pod), _started(dy, f"{pod}-side")) == kept
+    assert _status(dy, pod, "side")["restartCount"] == 0
+
+
+def test_an_exiting_container_restarts_in_its_pod_with_back_off(dy: Dockyard) -> None:
+    path, pod, kept = _play(dy, "crash", CRASH)
     # the first exit restarts it at once; the second waits out 10 s, shown as
     # CrashLoopBackOff with the exit before it as lastState
     until("the first restart", lambda: _status(dy, pod, "main")["restartCount"] >= 1)
@@ -67,10 +82,7 @@ def test_an_exiting_container_restarts_in_its_pod_with_back_off(dy: Dockyard) ->
     assert row[0] == pod and row[2] in ("CrashLoopBackOff", "Running")
     until("the second restart", lambda: _status(dy, pod, "main")["restartCount"] == 2,
           timeout=30)
-    # the same pod all along: its address, its other container never restarted
-    assert _pods(dy, "default.Deployment.crash") == [pod] and _address(dy, pod) == address
-    assert _started(dy, f"{pod}-side") == side
-    assert _status(dy, pod, "side")["restartCount"] == 0
+    _the_same_pod(dy, "crash", pod, kept)
     assert dy("kube", "get", "pods").stdout.splitlines()[1].split()[3] == "2"  # RESTARTS
     dy("kube", "down", str(path))
     _nothing_left(dy)
@@ -93,10 +105,7 @@ LIVE = deployment("live", """\
 
 
 def test_a_failing_liveness_probe_restarts_only_that_container(dy: Dockyard) -> None:
-    path = _copy(dy, "live.yaml", LIVE)
-    dy("kube", "play", "-d", str(path))
-    (pod,) = _pods(dy, "default.Deployment.live")
-    address, side = _address(dy, pod), _started(dy, f"{pod}-side")
+    path, pod, kept = _play(dy, "live", LIVE)
     service = _address(dy, "svc-default-live")
     assert until("live behind its Service", lambda: _http(service, 80)) == "live"
     dy("exec", f"{pod}-main", "touch", "/tmp/mark")
@@ -108,43 +117,34 @@ def test_a_failing_liveness_probe_restarts_only_that_container(dy: Dockyard) -> 
     # a new container, as the kubelet makes: its root filesystem fresh
     until("the new container running", lambda: "running" in _status(dy, pod, "main")["state"])
     assert dy("exec", f"{pod}-main", "test", "-f", "/tmp/mark", check=False).returncode == 1
-    assert _pods(dy, "default.Deployment.live") == [pod] and _address(dy, pod) == address
-    assert _started(dy, f"{pod}-side") == side
+    _the_same_pod(dy, "live", pod, kept)
     # its command made /tmp/alive again: healthy, and behind the Service once more
     assert until("live back behind its Service", lambda: _http(service, 80)) == "live"
-    log = "".join(p.read_text() for p in (dy.root / "kube" / "controllers").glob("*.log"))
-    assert f"pod {pod}: container main failed liveness probe, will be restarted" in log
-    assert "replacing it" not in log
+    assert f"pod {pod}: container main failed liveness probe, will be restarted" in _log(dy)
+    assert "replacing it" not in _log(dy)
     dy("kube", "down", str(path))
     _nothing_left(dy)
 
 
-PROBED = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: NAME}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: NAME}}
-  template:
-    metadata: {labels: {app: NAME}}
-    spec:
-      containers:
+SERVING = """\
       - name: main
         image: box:1
         command: [sh, -c, "mkdir -p /www && echo NAME > /www/index.html
                   && exec httpd -f -p 8080 -h /www"]
-        PROBE
 """
 # an exec startup probe that hangs until the test lets it go (timeoutSeconds far
 # beyond the test's own wait)
-HANGING = """startupProbe:
+HANGING = """\
+        startupProbe:
           exec: {command: [sh, -c, "while [ ! -f /tmp/go ]; do sleep 0.1; done"]}
           timeoutSeconds: 300
-          periodSeconds: 1"""
-QUICK = """readinessProbe:
+          periodSeconds: 1
+"""
+QUICK = """\
+        readinessProbe:
           httpGet: {path: /ready, port: 8080}
-          periodSeconds: 1"""
+          periodSeconds: 1
+"""
 
 
 def _hanging(dy: Dockyard, pod: str) -> bool:
@@ -154,8 +154,8 @@ def _hanging(dy: Dockyard, pod: str) -> bool:
 
 
 def test_a_hanging_probe_holds_no_other_probe_back(dy: Dockyard) -> None:
-    slow = PROBED.replace("NAME", "slow").replace("PROBE", HANGING)
-    quick = PROBED.replace("NAME", "quick").replace("PROBE", QUICK)
+    slow = deployment("slow", SERVING.replace("NAME", "slow") + HANGING, port=None)
+    quick = deployment("quick", SERVING.replace("NAME", "quick") + QUICK, port=None)
     path = _copy(dy, "probed.yaml", slow + "---\n" + quick)
     dy("kube", "play", "-d", str(path))
     (slow_pod,) = _pods(dy, "default.Deployment.slow")
