@@ -313,6 +313,7 @@ class Controller:
                                 for kind, probe in probes.items()]
         self.prober.watch([t for t in targets if t.argv or "exec" not in t.probe])
         self.prober.forget({r.id for r in records})
+        self.kubelet.forget({p for p, m in pods_of(records).items() if infra(m) is not None})
         self.exec_argv = {k: v for k, v in self.exec_argv.items()
                           if k[0] in {r.id for r in records}}
         if self.state is not None:

@@ -114,7 +114,7 @@ class Kubelet:
                           holder: ContainerRecord) -> None:
         now = time.time()
         finished = _wall(record.finished_at) or now
-        status = self.statuses.setdefault(record.name, {"restartCount": 0})
+        status = self.statuses.setdefault(record.name, {"restartCount": 0, "pod": pod})
         if self.backoff.waiting(record.name, finished, now) > 0:
             status["waiting"] = {"reason": "CrashLoopBackOff", "message": (
                 f"back-off {self.backoff.current(record.name):g}s restarting failed "
@@ -153,6 +153,14 @@ class Kubelet:
         fresh = self.engine.containers.create(record.spec)
         self.engine.containers.start(fresh.id)
         play.post_start(self.engine, self.engine.containers.get(fresh.id), holder, self.tell)
+
+    def forget(self, pods: set[str]) -> None:
+        """What is known of the containers of pods that are gone."""
+        gone = {name for name, status in self.statuses.items() if status["pod"] not in pods}
+        self.statuses = {k: v for k, v in self.statuses.items() if k not in gone}
+        self.backoff.entries = {k: v for k, v in self.backoff.entries.items()
+                                if k not in gone}
+        self.done = {k: v for k, v in self.done.items() if k in pods}
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(self.statuses).encode(), durable=False)
