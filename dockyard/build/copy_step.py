@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.build import copier
 from dockyard.build.cache import step_key
-from dockyard.build.context import clean_path
+from dockyard.build.context import BuildContext, clean_path
 from dockyard.build.instructions import Instruction, heredoc_name
 from dockyard.build.model import HISTORY_COMMENT, StageState, first_line
 from dockyard.build.patterns import glob_match, has_magic
@@ -78,6 +78,10 @@ def copy(builder: Builder, state: StageState, instruction: Instruction, title: s
         raise instruction.error(f"When using {cmd} with more than one source file, "
                                 "the destination must be a directory and end with a /")
     from_state = None
+    context = builder.named_context(from_ref) if from_ref else None
+    if context is not None:  # a named directory: copied as the build context is
+        from_ref = None
+    context = context or builder.context
     if from_ref:
         try:
             from_state = builder.from_state(from_ref)
@@ -87,13 +91,13 @@ def copy(builder: Builder, state: StageState, instruction: Instruction, title: s
     hits_all: list[str] = []
     if from_state is None:
         for pattern in patterns:
-            hits = builder.context.match(pattern)
+            hits = context.match(pattern)
             if not hits:
                 raise instruction.error(
                     f"{cmd} failed: file not found in build context or excluded by "
                     f".dockerignore: stat {pattern}: file does not exist")
             hits_all += [h for h in hits if not any(glob_match(e, h) for e in excludes)]
-        material: Any = [[h, builder.context.checksum(h)] for h in hits_all]
+        material: Any = [[h, context.checksum(h)] for h in hits_all]
     else:
         material = [from_ref, from_state.key, patterns, excludes]
     many = sources_given > 1 or len(hits_all) > 1 or any(has_magic(p) for p in patterns)
@@ -109,13 +113,13 @@ def copy(builder: Builder, state: StageState, instruction: Instruction, title: s
             copier.write_file(root, inner, data, owner, mode, mtime)
         if from_state is None:
             for relative in hits_all:
-                path = str(builder.context.host_path(relative))
+                path = str(context.host_path(relative))
                 if cmd == "ADD" and copier.is_archive(path):
                     copier.extract_archive(path, root, dest, owner)
                     continue
-                source = copier.Source(str(builder.context.root), relative, path,
-                                       _included(builder, excludes),
-                                       builder.context.ignore.may_reinclude_under)
+                source = copier.Source(str(context.root), relative, path,
+                                       _included(context, excludes),
+                                       context.ignore.may_reinclude_under)
                 copier.copy_source(source, root, dest, owner,
                                    into_directory=target_is_dir, parents=parents)
             return
@@ -131,9 +135,9 @@ def copy(builder: Builder, state: StageState, instruction: Instruction, title: s
                                               f"# {HISTORY_COMMENT}")
 
 
-def _included(builder: Builder, excludes: list[str]) -> Callable[[str], bool]:
+def _included(context: BuildContext, excludes: list[str]) -> Callable[[str], bool]:
     def include(relative: str) -> bool:
-        return builder.context.included(relative) and not any(
+        return context.included(relative) and not any(
             glob_match(e, relative) for e in excludes)
     return include
 

@@ -27,6 +27,7 @@ from dockyard.build.context import BuildContext
 from dockyard.build.instructions import Instruction, parse
 from dockyard.build.model import (
     DEFAULT_PATH,
+    INLINE_CACHE,
     OWNER_FILE,
     BuildEnvironment,
     BuildError,
@@ -79,11 +80,15 @@ class Builder:
         self._steps = 0
         self._failed = threading.Event()
         self._results: dict[int, StageResult] = {}
+        self._named: dict[str, BuildContext] = {}
+        self.imported: dict[str, CachedLayer] = {}  # from cache_from images
 
     # --- the whole build ------------------------------------------------------
     def build(self) -> str:
         """Build the target stage; returns the image ID (its config digest)."""
         self.work_root.mkdir(parents=True, exist_ok=True)
+        for ref in self.options.cache_from:
+            self._import_cache(ref)
         target = target_stage(self.plan, self.options.target)
         needed = dependencies(self.plan, target, self.scope)
         order = sorted(needed)
@@ -126,6 +131,8 @@ class Builder:
                                       **self.options.labels}
         image["created"] = state.created
         image["rootfs"] = {"type": "layers", "diff_ids": state.diff_ids}
+        if self.options.inline_cache:
+            image[INLINE_CACHE] = state.steps
         names = [str(reference.parse(tag)) for tag in self.options.tags]
         digest = write_image(self.images.content, self.images.index, state.layers, image, names)
         record = self.images.index.get(digest)
@@ -174,7 +181,11 @@ class Builder:
         other = find_stage(self.plan, base)
         if other is not None and other.number < stage.number:
             return self._results[other.number].result().clone()
-        record = self._image(base)
+        if self.named_context(base) is not None:
+            raise BuildError(f"Dockerfile:{stage.line}: FROM {base}: the named context "
+                             f"{base} is a directory; only an image (docker-image://) can "
+                             "be a base")
+        record = self._image(self._image_context(base))
         config = self.images.config(record)
         manifest = self.images.manifest(record)
         diff_ids = config["rootfs"]["diff_ids"]
@@ -182,7 +193,8 @@ class Builder:
                   for d, diff_id in zip(manifest.layers, diff_ids, strict=True)]
         image: dict[str, Any] = {key: value for key, value in config.items()
                                  if key not in ("rootfs", "container", "container_config",
-                                                "docker_version", "id", "parent")}
+                                                "docker_version", "id", "parent",
+                                                INLINE_CACHE)}
         inner: dict[str, Any] = dict(config.get("config") or {})
         env = list(inner.get("Env") or [])
         if not any(e.startswith("PATH=") for e in env):  # Docker's builders add one
@@ -264,7 +276,8 @@ class Builder:
                     work: Callable[[Path, int], None], created_by: str) -> None:
         step = self._next_step(title)
         started = time.monotonic()
-        cached = None if self.options.no_cache else self.cache.get(key)
+        cached = None if self.options.no_cache else \
+            self.cache.get(key) or self.imported.get(key)
         if cached is not None and (cached.digest is None or
                                    self.images.content.exists(cached.digest)):
             self._apply(state, cached, key, created_by)
@@ -281,9 +294,12 @@ class Builder:
 
     def _apply(self, state: StageState, result: CachedLayer, key: str, created_by: str) -> None:
         state.key = key
+        index = -1
         if result.digest is not None and result.diff_id is not None:
+            index = len(state.layers)
             state.layers.append(Layer(result.digest, result.media_type or mt.OCI_LAYER,
                                       result.size, result.diff_id))
+        state.steps.append([key, index, result.created])
         state.history(created_by, empty=result.digest is None, created=result.created)
 
     def _unpacked(self, state: StageState) -> str | None:
@@ -364,11 +380,67 @@ class Builder:
                          f"WORKDIR {path}")
 
     # --- RUN --------------------------------------------------------------------
+    def _import_cache(self, ref: str) -> None:
+        """The steps ``ref``'s image says made its layers (its ``INLINE_CACHE``), as
+        cache entries of this build: a step with the same key is not run again, its
+        layer is the image's.  An image that is not there (after a pull) or has no
+        inline cache is said and passed over."""
+        try:
+            record = self._image(ref)
+        except DockyardError as exc:
+            self.reporter.warning(f"cache_from {ref}: not used: {exc}")
+            return
+        config = self.images.config(record)
+        steps = config.get(INLINE_CACHE)
+        if not isinstance(steps, list):
+            self.reporter.warning(f"cache_from {ref}: not used: the image has no inline "
+                                  "cache (build it with cache_to type=inline)")
+            return
+        manifest = self.images.manifest(record)
+        diff_ids = config["rootfs"]["diff_ids"]
+        for entry in steps:
+            if not (isinstance(entry, list) and len(entry) == 3 and
+                    isinstance(entry[0], str) and isinstance(entry[1], int)):
+                continue
+            key, index, created = entry
+            if index < 0:
+                self.imported[key] = CachedLayer(None, None, None, 0, str(created))
+            elif index < len(manifest.layers):
+                layer = manifest.layers[index]
+                self.imported[key] = CachedLayer(layer.digest, diff_ids[index],
+                                                 layer.media_type, layer.size, str(created))
+
+    def named_context(self, name: str) -> BuildContext | None:
+        """The directory given as the named context ``name`` (when no stage has that
+        name), as a build context of its own; None for anything else."""
+        value = self.options.contexts.get(name)
+        if value is None or "://" in value or find_stage(self.plan, name) is not None:
+            return None
+        with self._lock:
+            if name not in self._named:
+                context = BuildContext.from_directory(Path(value))
+                context.digests = self.file_digests
+                self._named[name] = context
+            return self._named[name]
+
+    def _image_context(self, ref: str) -> str:
+        """The image a named context ``docker-image://REF`` gives for ``ref``."""
+        value = self.options.contexts.get(ref)
+        if value is None or find_stage(self.plan, ref) is not None:
+            return ref
+        if not value.startswith("docker-image://"):
+            raise BuildError(f"named context {ref}: {value!r} is not supported (a "
+                             "directory, or docker-image://REF)")
+        return value.removeprefix("docker-image://")
+
     def from_state(self, ref: str) -> StageState:
         stage = find_stage(self.plan, ref)
         if stage is not None and stage.number in self._results:
             return self._results[stage.number].result()
-        record = self._image(ref)
+        if self.named_context(ref) is not None:
+            raise BuildError(f"--from={ref}: the named context {ref} is a directory: COPY "
+                             "--from takes it; a RUN mount needs a stage or an image")
+        record = self._image(self._image_context(ref))
         config = self.images.config(record)
         manifest = self.images.manifest(record)
         layers = [Layer(d.digest, d.media_type, d.size, diff_id) for d, diff_id in

@@ -103,6 +103,19 @@ class BuildOptions(NamedTuple):
     network: str = "default"
     # registry → credentials for base images (the API's X-Registry-Config); else config.json
     logins: Mapping[str, Credentials] = {}  # noqa: RUF012 - never mutated
+    # named contexts (``--build-context``): name → an absolute directory, or
+    # ``docker-image://REF``; used by ``FROM name``, ``COPY --from=name`` and RUN's
+    # ``--mount=from=name`` where no stage has that name
+    contexts: Mapping[str, str] = {}  # noqa: RUF012 - never mutated
+    # images whose inline cache (``INLINE_CACHE`` in their config) seeds this build's
+    cache_from: tuple[str, ...] = ()
+    inline_cache: bool = False  # write the final stage's step keys into the image
+
+
+# an image config's field listing the steps that made its layers: [[step key, index of
+# the step's layer (-1: none), created], …], what ``cache_from`` reads (BuildKit's
+# inline cache plays the same part)
+INLINE_CACHE = "dev.dockyard.build.cache.v0"
 
 
 class StageResult:
@@ -136,6 +149,7 @@ class StageState:
         self.key = key
         self.args: dict[str, str | None] = {}
         self.cmd_from_base = cmd_from_base
+        self.steps: list[list[Any]] = []  # the layer steps so far (``INLINE_CACHE``)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -151,6 +165,7 @@ class StageState:
 
         state = StageState(copy.deepcopy(self.image), list(self.layers), self.key,
                            cmd_from_base=True)
+        state.steps = list(self.steps)
         return state
 
     @property

@@ -155,15 +155,23 @@ def _key_values(values: tuple[str, ...], what: str) -> dict[str, str]:
               default=None, help="--sbom in this format.")
 @click.option("--pin", is_flag=True,
               help="Rewrite the Dockerfile's FROM lines to the digests the build used.")
+@click.option("--build-context", "contexts", multiple=True, metavar="NAME=DIR|docker-image://REF",
+              help="A named context for FROM NAME / COPY --from=NAME (repeatable).")
+@click.option("--cache-from", "cache_from", multiple=True, metavar="REF",
+              help="An image whose inline cache this build may use (repeatable).")
+@click.option("--cache-to", "cache_to", type=click.Choice(["type=inline"]), default=None,
+              help="Write the steps into the image (an inline cache for --cache-from).")
 @click.pass_obj
 def build_cmd(engine: Engine, context: str, tags: tuple[str, ...], dockerfile: str | None,
               build_args: tuple[str, ...], target: str | None, no_cache: bool, pull: bool,
               labels: tuple[str, ...], iidfile: str | None, progress: str, quiet: bool,
               secrets: tuple[str, ...], outputs: tuple[str, ...], network: str,
-              sbom: bool, sbom_format: str | None, pin: bool) -> None:
+              sbom: bool, sbom_format: str | None, pin: bool,
+              contexts: tuple[str, ...], cache_from: tuple[str, ...],
+              cache_to: str | None) -> None:
     """Build an image from a Dockerfile and a context (a directory, or - for stdin)."""
     from dockyard.build.executor import BuildOptions, Reporter
-    from dockyard.engine.builds import BuildRequest, parse_output, parse_secret
+    from dockyard.engine.builds import BuildRequest, named_contexts, parse_output, parse_secret
     from dockyard.oci import reference
 
     for tag in tags:
@@ -173,7 +181,11 @@ def build_cmd(engine: Engine, context: str, tags: tuple[str, ...], dockerfile: s
     options = BuildOptions(tags=tags, build_args=_key_values(build_args, "--build-arg"),
                            target=target, no_cache=no_cache, pull=pull,
                            labels=_key_values(labels, "--label"),
-                           secrets=dict(parse_secret(s) for s in secrets), network=network)
+                           secrets=dict(parse_secret(s) for s in secrets), network=network,
+                           contexts=named_contexts(_key_values(contexts, "--build-context")),
+                           cache_from=tuple(r.removeprefix("type=registry,ref=")
+                                            for r in cache_from),
+                           inline_cache=cache_to is not None)
     request = BuildRequest(context, dockerfile, options,
                            tuple(parse_output(o) for o in outputs))
     if quiet:

@@ -6,188 +6,62 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
+from dockyard.cli.compose_cmds import (
+    COMPOSE_OPTIONS,
+    DOWN_OPTIONS,
+    PS_OPTIONS,
+    UP_OPTIONS,
+    ComposeContext,
+    down,
+    parse_scale,
+    print_logs,
+    ps,
+    up,
+)
+from dockyard.cli.compose_cmds import progress as _progress
+from dockyard.cli.flagtable import click_options
 from dockyard.cli.render import render
-from dockyard.engine.engine import Engine
 from dockyard.errors import DockyardError, InvalidArgument
 
 
-class ComposeContext:
-    """The group's options; the file is loaded by the command that needs it."""
-
-    def __init__(self, engine: Engine, files: tuple[str, ...], project_name: str | None,
-                 env_files: tuple[str, ...], project_directory: str | None,
-                 profiles: tuple[str, ...] = ()) -> None:
-        from dockyard.compose.loader import Options
-
-        self.engine = engine
-        self.options = Options(files, project_name, env_files, project_directory, profiles,
-                               engine.layout.root / "cache" / "compose-valid")
-
-    def project(self, services: tuple[str, ...] = ()) -> Any:
-        """The loaded, validated, lowered project (a ``converge.Project``); the
-        ``services`` named on the command line are enabled whatever their profiles."""
-        from dockyard.cli.build import PlainReporter
-        from dockyard.compose.converge import Project
-        from dockyard.compose.loader import load
-        from dockyard.compose.lower import lower
-
-        plan = lower(load(self.options, Path.cwd(), os.environ, services))
-        return Project(self.engine, plan, _progress, PlainReporter())
-
-
-def _progress(line: str) -> None:
-    click.echo(f" {line}", err=True)
-
-
 @click.group("compose")
-@click.option("-f", "--file", "files", multiple=True, metavar="FILE",
-              help="Compose file(s), merged in order (default: compose.yaml upwards).")
-@click.option("-p", "--project-name", default=None, help="Project name.")
-@click.option("--env-file", "env_files", multiple=True, help="Instead of the project's .env.")
-@click.option("--project-directory", default=None,
-              help="Where relative paths start (default: the first file's directory).")
-@click.option("--profile", "profiles", multiple=True,
-              help="Enable services of this profile (also COMPOSE_PROFILES).")
+@click_options(COMPOSE_OPTIONS)
 @click.pass_context
-def compose_group(ctx: click.Context, files: tuple[str, ...], project_name: str | None,
-                  env_files: tuple[str, ...], project_directory: str | None,
-                  profiles: tuple[str, ...]) -> None:
+def compose_group(ctx: click.Context, /, **options: Any) -> None:
     """Define and run multi-container applications (the compose-spec)."""
-    ctx.obj = ComposeContext(ctx.obj, files, project_name, env_files, project_directory,
-                             profiles)
-
-
-def _scale(items: tuple[str, ...]) -> dict[str, int]:
-    out = {}
-    for item in items:
-        name, _, count = item.partition("=")
-        if not name or not count.isdigit():
-            raise InvalidArgument(f"invalid --scale {item!r}: want SERVICE=NUMBER")
-        out[name] = int(count)
-    return out
+    ctx.obj = ComposeContext(ctx.obj, **options)
 
 
 @compose_group.command("up")
-@click.option("-d", "--detach", is_flag=True,
-              help="Start in the background (else follow the logs; Ctrl-C stops).")
-@click.option("--scale", multiple=True, metavar="SERVICE=NUM")
-@click.option("--remove-orphans", is_flag=True)
-@click.option("--wait-timeout", type=float, default=120.0,
-              help="Seconds to wait for a dependency's condition (healthy, completed).")
-@click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
-@click.option("--no-recreate", is_flag=True, help="Never recreate existing containers.")
-@click.option("--no-deps", is_flag=True, help="Do not start the services' dependencies.")
-@click.option("--build", "build", is_flag=True, help="Build images before starting.")
-@click.option("--no-build", is_flag=True, help="Do not build an image, even if missing.")
-@click.option("--wait", is_flag=True,
-              help="Wait for the services to be running and healthy (implies -d).")
-@click.option("--abort-on-container-exit", "abort", is_flag=True,
-              help="Stop every container when one exits (attached).")
-@click.option("--exit-code-from", "exit_from", default=None, metavar="SERVICE",
-              help="Exit with this service's code (implies --abort-on-container-exit).")
+@click_options(UP_OPTIONS)
 @click.argument("services", nargs=-1)
 @click.pass_obj
-def up_cmd(ctx: ComposeContext, detach: bool, scale: tuple[str, ...], remove_orphans: bool,
-           wait_timeout: float, force_recreate: bool, no_recreate: bool, no_deps: bool,
-           build: bool, no_build: bool, wait: bool, abort: bool, exit_from: str | None,
-           services: tuple[str, ...]) -> None:
+def up_cmd(ctx: ComposeContext, /, services: tuple[str, ...], **options: Any) -> None:
     """Create and start the project's containers (converging to the file)."""
-    from dockyard.compose.converge import UpOptions
-
-    if force_recreate and no_recreate:
-        raise InvalidArgument("--force-recreate and --no-recreate are incompatible")
-    if build and no_build:
-        raise InvalidArgument("--build and --no-build are incompatible")
-    abort = abort or exit_from is not None
-    if (detach or wait) and abort:
-        raise InvalidArgument("--abort-on-container-exit and --exit-code-from need an "
-                              "attached up (no -d, no --wait)")
-    recreate = "force" if force_recreate else "never" if no_recreate else "diverged"
-    project = ctx.project(services)
-    if exit_from is not None:
-        project.check_services((exit_from,))
-    project.up(UpOptions(services, _scale(scale), remove_orphans, wait_timeout, recreate,
-                         no_deps, "always" if build else "never" if no_build else "missing"))
-    if wait:
-        project.wait_ready(services, wait_timeout)
-        return
-    if detach:
-        return
-    try:  # attached: the logs until every container exits; Ctrl-C stops the project
-        code = _print_logs(project, project.containers(services), follow=True, tail=None,
-                           abort=abort, exit_from=exit_from)
-    except KeyboardInterrupt:
-        _progress("Gracefully stopping... (press Ctrl+C again to force)")
-        project.stop(services)
-        return
-    if abort:
-        project.stop(services)
+    code = up(ctx, *services, **options)
+    if code:
         sys.exit(code)
 
 
 @compose_group.command("down")
-@click.option("-v", "--volumes", is_flag=True, help="Also the named volumes of the file.")
-@click.option("--remove-orphans", is_flag=True)
-@click.option("-t", "--timeout", type=int, default=None,
-              help="Seconds to wait for a container to stop before killing it.")
-@click.option("--rmi", type=click.Choice(["local", "all"]), default=None,
-              help="Also the images: local (built without an image name) or all.")
+@click_options(DOWN_OPTIONS)
 @click.pass_obj
-def down_cmd(ctx: ComposeContext, volumes: bool, remove_orphans: bool,
-             timeout: int | None, rmi: str | None) -> None:
+def down_cmd(ctx: ComposeContext, /, **options: Any) -> None:
     """Stop and remove the project's containers and networks."""
-    ctx.project().down(volumes=volumes, remove_orphans=remove_orphans, timeout=timeout,
-                       rmi=rmi)
+    down(ctx, **options)
 
 
 @compose_group.command("ps")
-@click.option("-a", "--all", "all_states", is_flag=True, help="Stopped containers too.")
-@click.option("-q", "--quiet", is_flag=True, help="Only IDs.")
-@click.option("--format", "fmt", default=None, help="table, json or a Go template.")
-@click.option("--services", "only_services", is_flag=True, help="Only the service names.")
-@click.option("--status", "statuses", multiple=True,
-              type=click.Choice(["paused", "restarting", "removing", "running", "dead",
-                                 "created", "exited"]),
-              help="Only containers in this state (repeatable).")
+@click_options(PS_OPTIONS)
 @click.argument("services", nargs=-1)
 @click.pass_obj
-def ps_cmd(ctx: ComposeContext, all_states: bool, quiet: bool, fmt: str | None,
-           only_services: bool, statuses: tuple[str, ...], services: tuple[str, ...]) -> None:
+def ps_cmd(ctx: ComposeContext, /, services: tuple[str, ...], **options: Any) -> None:
     """List the project's containers."""
-    from dockyard.compose import labels as L
-
-    project = ctx.project()
-    records = [r for r in project.containers(services)
-               if (all_states or statuses or r.state in ("running", "restarting", "paused"))
-               and (not statuses or r.state in statuses)]
-    if only_services:
-        for name in dict.fromkeys(r.spec.labels.get(L.SERVICE, "") for r in records):
-            click.echo(name)
-        return
-    if quiet:
-        for record in records:
-            click.echo(record.id)
-        return
-    rows = [{"ID": r.id[:12], "Name": r.name, "Image": r.image,
-             "Service": r.spec.labels.get(L.SERVICE, ""), "Project": project.plan.name,
-             "State": r.state, "Status": _status(r), "ExitCode": r.exit_code,
-             "Labels": ",".join(f"{k}={v}" for k, v in sorted(r.spec.labels.items()))}
-            for r in records]
-    text = render(rows, ["Name", "Image", "Service", "Status"], fmt,
-                  {"Name": "NAME", "Image": "IMAGE", "Service": "SERVICE", "Status": "STATUS"})
-    if text:
-        click.echo(text)
-
-
-def _status(record: Any) -> str:
-    if record.state == "exited":
-        return f"Exited ({record.exit_code})"
-    return str(record.state).capitalize()
+    ps(ctx, *services, **options)
 
 
 @compose_group.command("logs")
@@ -207,49 +81,8 @@ def logs_cmd(ctx: ComposeContext, follow: bool, tail: str, no_log_prefix: bool,
         raise InvalidArgument(f"invalid --tail {tail!r}: want a number of lines or all") \
             from None
     project = ctx.project()
-    _print_logs(project, project.containers(services), follow=follow, tail=count,
-                prefix=not no_log_prefix, timestamps=timestamps, color=not no_color)
-
-
-COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")  # Compose's order
-
-
-def _print_logs(project: Any, records: list[Any], *, follow: bool, tail: int | None,
-                prefix: bool = True, abort: bool = False, exit_from: str | None = None,
-                timestamps: bool = False, color: bool = True) -> int:
-    """Print the logs, each line prefixed by its container (coloured by service on a
-    terminal); with ``abort``, until the first container exits: then its exit code
-    (or, with ``exit_from``, that service's container's)."""
-    from dockyard.compose import labels as L
-    from dockyard.compose.logs import stream_logs
-
-    width = max((len(r.name) for r in records), default=0)
-    services = list(dict.fromkeys(r.spec.labels.get(L.SERVICE, "") for r in records))
-    color = color and sys.stdout.isatty()
-
-    def label(record: Any) -> str:
-        text = f"{record.name.ljust(width)}  | "
-        if not color:
-            return text
-        code = COLOURS[services.index(record.spec.labels.get(L.SERVICE, "")) % len(COLOURS)]
-        return f"\x1b[{code}m{text}\x1b[0m"
-
-    for record, entry in stream_logs(project.engine, records, follow=follow, tail=tail,
-                                     ends=abort):
-        if not entry:  # a container exited
-            _progress(f"{record.name} exited")
-            if exit_from is None:
-                return int(project.engine.containers.wait_exited(record.id).exit_code or 0)
-            chosen = [r for r in records if r.spec.labels.get(L.SERVICE) == exit_from]
-            if chosen and record.id != chosen[0].id:
-                project.stop((exit_from,))
-            done = project.engine.containers.wait_exited(chosen[0].id) if chosen else None
-            return int(done.exit_code or 0) if done else 0
-        stream = sys.stdout if entry["stream"] == "stdout" else sys.stderr
-        stamp = f"{entry.get('time', '')} " if timestamps else ""
-        stream.write((label(record) if prefix else "") + stamp + entry["log"])
-        stream.flush()
-    return 0
+    print_logs(project, project.containers(services), follow=follow, tail=count,
+               prefix=not no_log_prefix, timestamps=timestamps, color=not no_color)
 
 
 @compose_group.command("config")
@@ -258,10 +91,12 @@ def _print_logs(project: Any, records: list[Any], *, follow: bool, tail: int | N
 @click.option("--hash", "hashes", default=None, metavar="SERVICES",
               help="The config hash of these services (* for all).")
 @click.option("-q", "--quiet", is_flag=True, help="Only validate.")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
+              help="The document's format.")
 @click.pass_obj
 def config_cmd(ctx: ComposeContext, only_services: bool, only_volumes: bool,
-               hashes: str | None, quiet: bool) -> None:
-    """The resolved file: interpolated, merged, validated, as YAML."""
+               hashes: str | None, quiet: bool, fmt: str) -> None:
+    """The resolved project in Compose's long form (as `docker compose config`)."""
     if only_volumes or hashes is not None:
         project = ctx.project()
         if only_volumes or hashes is None:
@@ -273,12 +108,12 @@ def config_cmd(ctx: ComposeContext, only_services: bool, only_volumes: bool,
             for name in wanted:
                 click.echo(f"{name} {project.plan.services[name].config_hash}")
         return
-    _config(ctx, only_services, quiet)
+    _config(ctx, only_services, quiet, fmt)
 
 
-def _config(ctx: ComposeContext, only_services: bool, quiet: bool) -> None:
-    """The resolved file: interpolated, merged, validated, as YAML."""
-    import yaml
+def _config(ctx: ComposeContext, only_services: bool, quiet: bool, fmt: str = "yaml") -> None:
+    """The resolved project (interpolated, merged, validated) in the long form."""
+    from dockyard.compose.longform import long_form, to_yaml
 
     project = ctx.project()
     if quiet:
@@ -287,9 +122,13 @@ def _config(ctx: ComposeContext, only_services: bool, quiet: bool) -> None:
         for name in project.plan.services:
             click.echo(name)
         return
-    doc = {"name": project.plan.name, **project.plan.doc}
-    click.echo(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False),
-               nl=False)
+    doc = long_form(project.plan)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(to_yaml(doc), nl=False)
 
 
 @compose_group.command("convert")
@@ -628,8 +467,8 @@ def images_cmd(ctx: ComposeContext, quiet: bool, fmt: str | None,
         rows.append({"ContainerName": record.name, "Repository": repository, "Tag": tag,
                      "ID": image_id, "Size": size})
     if quiet:
-        for image_id in dict.fromkeys(row["ID"] for row in rows):
-            click.echo(image_id)
+        for shown_id in dict.fromkeys(str(row["ID"]) for row in rows):
+            click.echo(shown_id)
         return
     shown = [{**row, "ID": str(row["ID"]).removeprefix("sha256:")[:12]} for row in rows]
     text = render(shown, ["ContainerName", "Repository", "Tag", "ID", "Size"], fmt,
@@ -805,7 +644,7 @@ def scale_cmd(ctx: ComposeContext, no_deps: bool, scales: tuple[str, ...]) -> No
     """Set the number of containers of services."""
     from dockyard.compose.converge import UpOptions
 
-    wanted = _scale(scales)
+    wanted = parse_scale(scales)
     ctx.project(tuple(wanted)).up(UpOptions(tuple(wanted), wanted, no_deps=no_deps))
 
 

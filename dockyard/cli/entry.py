@@ -1,8 +1,9 @@
 """The ``dockyard`` executable: hot commands on the fast path, the rest through click.
 
 This module imports almost nothing: what a command needs is imported by the path
-that runs it (``cli.fast`` for ``run`` and ``ps``, ``cli.main``'s click group for
-everything, and for whatever the fast path leaves to click).
+that runs it (``cli.warm``, which hands a hot command to a fork of the root's warm
+zygote when one runs; else ``cli.fast`` for ``run`` and ``ps``, ``cli.main``'s click
+group for everything, and for whatever the fast path leaves to click).
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from dockyard import trace
 
 def main() -> None:
     trace.begin("cli")
-    from dockyard.cli.fast import dispatch
+    from dockyard.cli import warm
 
     code: int | None = None
     try:
-        code = dispatch(sys.argv[1:])
+        code = warm.run(sys.argv[1:])
+        if code is None:
+            from dockyard.cli.fast import dispatch
+
+            code = dispatch(sys.argv[1:])
     finally:
         if code is not None or sys.exc_info()[0] is not None:
             trace.report()  # (the full CLI reports its own trace)

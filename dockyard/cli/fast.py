@@ -1,18 +1,18 @@
 """The fast path: hot commands run without click.
 
 ``run``, ``exec``, ``rm``, ``ps``, ``images`` and ``inspect`` are what users and scripts
-type most, and click alone costs ~16 ms of imports: more than ``ps``'s own work.  ``dispatch``
-reads the global flags and a hot command's flags from the same ``flagtable`` rows
-the click commands are built from, and calls the same body (``container_cmds``).
+type most, and click alone costs ~16 ms of imports: more than ``ps``'s own work; so are
+``compose up``/``ps``/``down`` (a no-op ``up`` is mostly start-up).  ``dispatch`` reads
+the global flags and a hot command's flags (a group's, then its subcommand's) from the
+same ``flagtable`` rows the click commands are built from, and calls the same body
+(``container_cmds``, ``compose_cmds``).
 Anything it is not sure to read exactly as click would — another command, an
 unknown or malformed flag, ``--help``, a missing argument — goes to click
 (``dispatch`` answers None), which parses it and words its errors.
 """
 
-from __future__ import annotations
-
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from dockyard.cli.flagtable import NotFast, Opt, parse
@@ -20,9 +20,12 @@ from dockyard.cli.flagtable import NotFast, Opt, parse
 
 class FastCommand(NamedTuple):
     options: Callable[[], Sequence[Opt]]
-    body: Callable[..., object]  # (engine, *positionals, **options)
+    body: Callable[..., object] | None  # (engine, *positionals, **options); None: a group
     positionals: tuple[int, int | None]  # how many: at least, at most (None: any)
     interspersed: bool = True
+    # a group (``compose``): its subcommands; the body of one gets the group's options
+    # as its second argument
+    subcommands: "Callable[[], Mapping[str, FastCommand]] | None" = None
 
 
 def _run_options() -> Sequence[Opt]:
@@ -100,6 +103,38 @@ def _rm(engine: Any, *containers: str, **options: Any) -> object:
     return rm(engine, *containers, **options)
 
 
+def _compose_options() -> Sequence[Opt]:
+    from dockyard.cli.compose_cmds import COMPOSE_OPTIONS
+
+    return COMPOSE_OPTIONS
+
+
+def _compose_body(name: str) -> Callable[..., object]:
+    def body(engine: Any, group: dict[str, Any], *services: str, **options: Any) -> object:
+        from dockyard.cli import compose_cmds
+
+        run: Callable[..., object] = getattr(compose_cmds, name)
+        return run(compose_cmds.ComposeContext(engine, **group), *services, **options)
+
+    return body
+
+
+def _compose_table(name: str) -> Callable[[], Sequence[Opt]]:
+    def table() -> Sequence[Opt]:
+        from dockyard.cli import compose_cmds
+
+        rows: Sequence[Opt] = getattr(compose_cmds, f"{name.upper()}_OPTIONS")
+        return rows
+
+    return table
+
+
+def _compose_commands() -> Mapping[str, FastCommand]:
+    return {"up": FastCommand(_compose_table("up"), _compose_body("up"), (0, None)),
+            "ps": FastCommand(_compose_table("ps"), _compose_body("ps"), (0, None)),
+            "down": FastCommand(_compose_table("down"), _compose_body("down"), (0, 0))}
+
+
 COMMANDS: dict[str, FastCommand] = {
     "run": FastCommand(_run_options, _run, (1, None), interspersed=False),
     "ps": FastCommand(_ps_options, _ps, (0, 0)),
@@ -107,6 +142,8 @@ COMMANDS: dict[str, FastCommand] = {
     "inspect": FastCommand(_inspect_options, _inspect, (1, None)),
     "exec": FastCommand(_exec_options, _exec, (2, None), interspersed=False),
     "rm": FastCommand(_rm_options, _rm, (1, None)),
+    "compose": FastCommand(_compose_options, None, (1, None), interspersed=False,
+                           subcommands=_compose_commands),
 }
 
 
@@ -151,15 +188,10 @@ def dispatch(argv: Sequence[str]) -> int | None:
     if i >= len(argv) or argv[i] not in COMMANDS:
         return None
     name = argv[i]
-    command = COMMANDS[name]
-    try:
-        options, positionals = parse(command.options(), argv[i + 1:],
-                                     interspersed=command.interspersed)
-    except NotFast:
+    found_command = _parsed(COMMANDS[name], argv[i + 1:])
+    if found_command is None:
         return None
-    least, most = command.positionals
-    if len(positionals) < least or (most is not None and len(positionals) > most):
-        return None
+    body, positionals, options = found_command
     if root is None:
         root = os.environ.get("DOCKYARD_ROOT") or None
     if not insecure and os.environ.get("DOCKYARD_INSECURE_REGISTRIES"):
@@ -173,4 +205,27 @@ def dispatch(argv: Sequence[str]) -> int | None:
     engine = Engine(Layout.for_root(root), insecure_registries=frozenset(insecure),
                     policy=Path(found.policy) if found.policy else None,
                     registries_d=Path(found.registries_d) if found.registries_d else None)
-    return guarded(lambda: command.body(engine, *positionals, **options), run=name == "run")
+    return guarded(lambda: body(engine, *positionals, **options), run=name == "run")
+
+
+def _parsed(command: FastCommand, argv: Sequence[str]
+            ) -> tuple[Callable[..., object], list[Any], dict[str, Any]] | None:
+    """The body to call with the engine, its positional and keyword arguments; None
+    when the arguments are not for the fast path."""
+    try:
+        options, positionals = parse(command.options(), argv,
+                                     interspersed=command.interspersed)
+    except NotFast:
+        return None
+    least, most = command.positionals
+    if len(positionals) < least or (most is not None and len(positionals) > most):
+        return None
+    if command.subcommands is None:
+        assert command.body is not None  # a command, not a group
+        return command.body, positionals, options
+    sub = command.subcommands().get(positionals[0])
+    found = _parsed(sub, positionals[1:]) if sub is not None else None
+    if found is None:
+        return None
+    body, sub_positionals, sub_options = found
+    return body, [options, *sub_positionals], sub_options

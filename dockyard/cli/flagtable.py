@@ -9,7 +9,6 @@ positionals — and answers ``NotFast`` for anything else (an unknown flag, ``--
 a bad integer), so click parses it and gives its own message.
 """
 
-from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -22,16 +21,18 @@ class Opt(NamedTuple):
     default: Any = None
     type: Callable[[str], Any] | None = None  # int: click's INT; None: the text
     help: str | None = None
+    choices: tuple[str, ...] | None = None  # the values allowed (click's Choice)
 
 
 def opt(*names: str, dest: str | None = None, kind: str = "value", default: Any = None,
-        type: Callable[[str], Any] | None = None, help: str | None = None) -> Opt:  # noqa: A002
+        type: Callable[[str], Any] | None = None, help: str | None = None,  # noqa: A002
+        choices: tuple[str, ...] | None = None) -> Opt:
     """A row; ``dest`` as click derives it (the first long name, dashes as
     underscores) unless given."""
     if dest is None:
         long_names = [n for n in names if n.startswith("--")]
         dest = (long_names or list(names))[0].lstrip("-").replace("-", "_")
-    return Opt(tuple(names), dest, kind, default, type, help)
+    return Opt(tuple(names), dest, kind, default, type, help, choices)
 
 
 def click_options(table: Sequence[Opt]) -> Callable[[Any], Any]:
@@ -47,8 +48,10 @@ def click_options(table: Sequence[Opt]) -> Callable[[Any], Any]:
                 extra["multiple"] = True
             else:
                 extra["default"] = row.default
-                if row.type is int:
-                    extra["type"] = int
+            if row.type in (int, float):
+                extra["type"] = row.type
+            if row.choices is not None:
+                extra["type"] = click.Choice(list(row.choices))
             func = click.option(*row.names, row.dest, **extra)(func)
         return func
 
@@ -79,6 +82,8 @@ def parse(table: Sequence[Opt], argv: Sequence[str], *,
     i = 0
 
     def take(row: Opt, text: str) -> None:
+        if row.choices is not None and text not in row.choices:
+            raise NotFast(text)  # click: "is not one of"
         if row.type is not None:
             try:
                 value = row.type(text)

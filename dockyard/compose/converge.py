@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from dockyard.compose import labels as L
-from dockyard.compose.lower import Attachment, Hook, ProjectPlan, ServicePlan
 from dockyard.compose.order import dependents, with_dependencies
+from dockyard.compose.plan import Attachment, Hook, ProjectPlan, ServicePlan
+from dockyard.compose.resources import ensure_networks, ensure_volumes
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, Unavailable
 
 if TYPE_CHECKING:
@@ -58,20 +59,21 @@ class Project:
     """One project on one engine: what belongs to it is found by its labels."""
 
     def __init__(self, engine: Engine, plan: ProjectPlan, report: Report,
-                 build_reporter: Reporter | None = None) -> None:
+                 build_reporter: Callable[[], Reporter] | None = None) -> None:
         self.engine = engine
         self.plan = plan
         self.report = report
         self.build_reporter = build_reporter
+        self._image_ids: dict[str, str | None] = {}  # reference → config digest (None: none)
 
     # --- what exists ---------------------------------------------------------------
     def containers(self, services: tuple[str, ...] = (), *,
                    one_off: bool = False) -> list[ContainerRecord]:
         """The project's containers (all states), by service then number; ``one_off``:
         with the containers of ``run``."""
-        found = [r for r in self.engine.containers.list(all_containers=True)
-                 if r.spec.labels.get(L.PROJECT) == self.plan.name
-                 and (one_off or r.spec.labels.get(L.ONEOFF, "False") == "False")
+        found = [r for r in self.engine.containers.list(all_containers=True,
+                                                        labels={L.PROJECT: self.plan.name})
+                 if (one_off or r.spec.labels.get(L.ONEOFF, "False") == "False")
                  and (not services or r.spec.labels.get(L.SERVICE) in services)]
         return sorted(found, key=lambda r: (r.spec.labels.get(L.SERVICE, ""), _number(r)))
 
@@ -102,8 +104,15 @@ class Project:
         self._orphans(options.remove_orphans, [
             r for name, records in existing.items() if name not in self.plan.services
             for r in records])
-        self._ensure_networks(selected)
-        self._ensure_volumes(selected)
+        if ensure_networks(self, selected):  # a network made again: its containers stopped
+            existing = {}
+            for record in self.containers():
+                existing.setdefault(record.spec.labels.get(L.SERVICE, ""), []).append(record)
+        ensure_volumes(self, selected)
+        unsettled = {n for n in selected if not self._settled(
+            self.plan.services[n], options, existing.get(n, []))}
+        # a recreated service's dependents follow it
+        todo = (unsettled | dependents(unsettled, depends)) & selected
         changed: set[str] = set()
 
         def one(name: str) -> None:
@@ -118,8 +127,28 @@ class Project:
                                       existing=existing.get(name, [])):
                 changed.add(name)
 
-        in_parallel([n for n in self.plan.services if n in selected],
-                    {n: set(depends[n]) & selected for n in selected}, one)
+        if todo:  # (a no-op up: nothing to wait for, no thread to start)
+            in_parallel([n for n in self.plan.services if n in todo],
+                        {n: set(depends[n]) & todo for n in todo}, one)
+
+    def _settled(self, service: ServicePlan, options: UpOptions,
+                 existing: list[ContainerRecord]) -> bool:
+        """Whether converging ``service`` would change nothing: its containers 1..N
+        there, made from this plan and image (or kept by ``--no-recreate``), and
+        running when ``up`` starts them."""
+        replicas = options.scale.get(service.name, service.replicas)
+        if options.recreate == "force" or \
+                sorted(_number(r) for r in existing) != list(range(1, replicas + 1)):
+            return False
+        image_id = self.image_id(service.spec.image)
+        for record in existing:
+            if options.recreate != "never" and (
+                    record.spec.labels.get(L.CONFIG_HASH) != service.config_hash or
+                    record.spec.labels.get(L.IMAGE) != image_id):
+                return False
+            if options.start and record.state not in ("running", "restarting", "paused"):
+                return False
+        return True
 
     # --- images ------------------------------------------------------------------
     def images(self, services: list[str], build: str = "missing") -> None:
@@ -139,11 +168,24 @@ class Project:
                                f"(pull_policy: {service.pull_policy})")
 
     def _has_image(self, ref: str) -> bool:
-        try:
-            self.engine.images.get(ref)
-        except NotFound:
-            return False
-        return True
+        return self.image_id(ref) is not None
+
+    def image_id(self, ref: str) -> str | None:
+        """The ID (config digest) of the image ``ref`` names; None when there is none.
+        Looked up once a command (a build or pull forgets what was looked up)."""
+        if ref not in self._image_ids:
+            try:
+                self._image_ids[ref] = self.engine.image_index.resolve(ref).config_digest
+            except NotFound:
+                self._image_ids[ref] = None
+        return self._image_ids[ref]
+
+    def _image_id(self, ref: str) -> str:
+        found = self.image_id(ref)
+        if found is None:
+            self._image_ids.pop(ref, None)
+            self.engine.image_index.resolve(ref)  # Docker's error
+        return str(found)
 
     def build(self, name: str) -> str:
         """``name``'s image through the engine's builder (what ``dockyard build`` uses);
@@ -155,10 +197,13 @@ class Project:
         if plan is None:
             raise InvalidArgument(f"service {name!r} has no build section")
         self.report(f"Service {name}  Building")
+        for note in plan.notes:
+            self.report(note)
         options = BuildOptions(tags=(plan.image, *plan.tags), build_args=plan.args,
                                target=plan.target, no_cache=plan.no_cache, pull=plan.pull,
                                labels=plan.labels, secrets=plan.secrets,
-                               network=plan.network)
+                               network=plan.network, contexts=plan.contexts,
+                               cache_from=plan.cache_from, inline_cache=plan.inline_cache)
         stdin = None
         dockerfile = plan.dockerfile
         if plan.dockerfile_inline is not None:
@@ -169,12 +214,13 @@ class Project:
             dockerfile = os.path.join(plan.context, dockerfile)
         from dockyard.build.model import SilentReporter
 
-        reporter = self.build_reporter or SilentReporter()
+        reporter = self.build_reporter() if self.build_reporter else SilentReporter()
         try:
             image_id = self.engine.builds.build(BuildRequest(plan.context, dockerfile, options),
                                                 reporter, stdin)
         except DockyardError as exc:
             raise _renamed(exc, f"failed to build service {name!r}: {exc}") from None
+        self._image_ids.clear()
         self.report(f"Service {name}  Built")
         return image_id
 
@@ -191,6 +237,7 @@ class Project:
         except DockyardError as exc:
             raise _renamed(exc, f"service {name!r}: pull {image}: {exc}") from None
         images.pulled(digest, str(reference.parse(image)))
+        self._image_ids.clear()
         self.report(f"Image {image}  Pulled")
 
     def _orphans(self, remove: bool, orphans: list[ContainerRecord]) -> None:
@@ -202,35 +249,6 @@ class Project:
         elif orphans:
             for record in orphans:
                 self._remove(record)
-
-    def _ensure_networks(self, selected: set[str]) -> None:
-        wanted = {a.network for n in selected for a in self.plan.services[n].networks}
-        for network in self.plan.networks.values():
-            if network.name not in wanted:
-                continue
-            try:
-                self.engine.networks.get(network.name)
-                continue
-            except NotFound:
-                if network.external:
-                    raise NotFound(f"network {network.name} declared as external, but could "
-                                   "not be found") from None
-            self.report(f"Network {network.name}  Creating")
-            self.engine.networks.create(network.name, internal=network.internal,
-                                        labels=network.labels, subnet=network.subnet,
-                                        gateway=network.gateway)
-
-    def _ensure_volumes(self, selected: set[str]) -> None:
-        wanted = {m.source for n in selected for m in self.plan.services[n].spec.mounts
-                  if m.type == "volume" and m.source}
-        for volume in self.plan.volumes.values():
-            if volume.name not in wanted or self.engine.volumes.find(volume.name) is not None:
-                continue
-            if volume.external:
-                raise NotFound(f"external volume {volume.name!r} not found")
-            self.report(f"Volume {volume.name}  Creating")
-            self.engine.volumes.create(volume.name, options=volume.options,
-                                       labels=volume.labels)
 
     def _converge_service(self, service: ServicePlan, replicas: int, recreate: str, *,
                           start: bool = True,
@@ -244,7 +262,7 @@ class Project:
             if number > replicas:
                 self._remove(numbered.pop(number))
         recreated = False
-        image_id = self.engine.images.get(service.spec.image).config_digest
+        image_id = self._image_id(service.spec.image)
         for number in range(1, replicas + 1):
             record = numbered.get(number)
             diverged = record is not None and (
@@ -285,7 +303,7 @@ class Project:
         from dockyard.engine.spec import MountSpec
 
         name = service.spec.name or f"{self.plan.name}-{service.name}-{number}"
-        image_id = self.engine.images.get(service.spec.image).config_digest
+        image_id = self._image_id(service.spec.image)
         mounts = list(service.spec.mounts)
         if carried:
             taken = {m.target.rstrip("/") or "/" for m in mounts
@@ -327,7 +345,7 @@ class Project:
             spec = spec._replace(entrypoint=options.entrypoint)
         slug = os.urandom(32).hex()  # Compose's: the name carries its first 12
         container = options.name or f"{self.plan.name}-{name}-run-{slug[:12]}"
-        image_id = self.engine.images.get(spec.image).config_digest
+        image_id = self._image_id(spec.image)
         labels = {**spec.labels, **options.labels, L.ONEOFF: "True", L.IMAGE: image_id,
                   L.SLUG: slug}
         spec = spec._replace(
@@ -367,8 +385,8 @@ class Project:
         self.images([name], build)
         if service.depends_on and not no_deps:
             self.up(UpOptions(tuple(service.depends_on)))
-        self._ensure_networks({name})
-        self._ensure_volumes({name})
+        ensure_networks(self, {name})
+        ensure_volumes(self, {name})
 
     def container(self, name: str, index: int = 1) -> ContainerRecord:
         """The ``index``-th container of service ``name`` (``exec``, ``port``)."""
@@ -614,7 +632,8 @@ class Project:
                           action: Callable[[ContainerRecord], None]) -> None:
         """``action`` on every container, a service's only once every service that
         depends on it is done (the reverse of the start order), independent services
-        side by side; containers of services not in the file (orphans) at once."""
+        and the replicas of one side by side; containers of services not in the file
+        (orphans) at once."""
         groups: dict[str, list[ContainerRecord]] = {}
         for record in records:
             groups.setdefault(record.spec.labels.get(L.SERVICE, ""), []).append(record)
@@ -623,8 +642,12 @@ class Project:
                  for g in groups}
 
         def work(group: str) -> None:
-            for record in groups[group]:
-                action(record)
+            if len(groups[group]) == 1:
+                action(groups[group][0])
+                return
+            replicas = {record.id: record for record in groups[group]}  # side by side
+            in_parallel(list(replicas), {i: set() for i in replicas},
+                        lambda i: action(replicas[i]), workers=4)
 
         order = sorted(groups, key=lambda g: -_index_of(list(self.plan.services), g))
         in_parallel(order, needs, work, workers=8)

@@ -14,22 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dockyard.compose import schema
+from dockyard.compose import schema, sources
+from dockyard.compose.files import FILE_NAMES, Options, find_files
 from dockyard.compose.interpolate import interpolate
 from dockyard.compose.lines import LineIndex
-from dockyard.compose.merge import merge, merge_service
+from dockyard.compose.merge import as_mapping, merge, merge_service
 from dockyard.errors import InvalidArgument, NotFound
 
-FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
-
-
-class Options(NamedTuple):
-    files: tuple[str, ...] = ()
-    project_name: str | None = None
-    env_files: tuple[str, ...] = ()
-    project_directory: str | None = None
-    profiles: tuple[str, ...] = ()  # --profile (COMPOSE_PROFILES adds to them)
-    cache: Path | None = None  # where documents that passed the schema are remembered
+__all__ = ["FILE_NAMES", "LoadedProject", "Options", "find_files", "load", "read_dotenv"]
 
 
 class LoadedProject(NamedTuple):
@@ -37,30 +29,15 @@ class LoadedProject(NamedTuple):
     working_dir: Path
     config_files: tuple[Path, ...]
     doc: dict[str, Any]  # interpolated, validated, merged
-    env: dict[str, str]  # what interpolation saw (.env under the process environment)
+    env: sources.Environment  # what interpolation sees (.env under the process environment)
 
 
-def find_files(options: Options, cwd: Path) -> tuple[Path, ...]:
-    if options.files:
-        paths = []
-        for name in options.files:
-            path = (cwd / name).absolute()
-            if not path.is_file():
-                raise NotFound(f"open {path}: no such file or directory")
-            paths.append(path)
-        return tuple(paths)
-    for folder in (cwd, *cwd.parents):
-        for name in FILE_NAMES:
-            if (folder / name).is_file():
-                return (folder / name,)
-    raise NotFound("no configuration file provided: not found (looked for "
-                   f"{', '.join(FILE_NAMES)} in {cwd} and its parents)")
-
-
-def read_dotenv(path: Path) -> dict[str, str]:
-    """Compose's ``.env``: ``KEY=VALUE``, optional ``export``, quotes, ``#`` comments."""
+def read_dotenv(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Compose's ``.env``: ``KEY=VALUE``, optional ``export``, quotes, ``#`` comments;
+    a ``KEY`` alone takes its value from ``environ`` (default: the process's)."""
+    process = sources.Environment({}, os.environ if environ is None else environ)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = sources.read_text(path, encoding="utf-8-sig")
     except OSError as exc:
         raise InvalidArgument(f"open {path}: {str(exc.strerror).lower()}") from None
     result: dict[str, str] = {}
@@ -73,7 +50,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
         key = key.strip()
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key):
             raise InvalidArgument(f"{path}:{number}: invalid variable name {key!r}")
-        result[key] = _dotenv_value(value.strip()) if has_value else os.environ.get(key, "")
+        result[key] = _dotenv_value(value.strip()) if has_value else \
+            process.process_value(key) or ""
     return result
 
 
@@ -113,7 +91,7 @@ def load(options: Options, cwd: Path, environ: Mapping[str, str],
     return LoadedProject(name, working_dir, files, merged, env)
 
 
-def _load_file(path: Path, env: Mapping[str, str], base: Path,
+def _load_file(path: Path, env: sources.Environment, base: Path,
                including: tuple[Path, ...], cache: Path | None = None) -> dict[str, Any]:
     """One file interpolated, validated, its relative paths made absolute against
     ``base`` and its ``include``s merged in."""
@@ -132,16 +110,16 @@ def _load_file(path: Path, env: Mapping[str, str], base: Path,
     return doc
 
 
-def _include(doc: dict[str, Any], item: Any, where: str, env: Mapping[str, str], base: Path,
+def _include(doc: dict[str, Any], item: Any, where: str, env: sources.Environment, base: Path,
              including: tuple[Path, ...], cache: Path | None) -> dict[str, Any]:
     """compose-spec ``include``: each file loaded as a project of its own (its directory,
     its ``.env``), its resources added; one that the including file also defines is
     an error, as in Docker Compose."""
     item = {"path": item} if isinstance(item, str) else dict(item)
     paths = item["path"] if isinstance(item["path"], list) else [item["path"]]
-    paths = [Path(os.path.normpath(base / os.path.expanduser(str(p)))) for p in paths]
+    paths = [Path(os.path.normpath(base / sources.expanduser(str(p)))) for p in paths]
     for path in paths:
-        if not path.is_file():
+        if not sources.is_file(path):
             raise NotFound(f"{where}: open {path}: no such file or directory")
         if path in including:
             raise InvalidArgument(f"{where}: include cycle: " +
@@ -153,14 +131,14 @@ def _include(doc: dict[str, Any], item: Any, where: str, env: Mapping[str, str],
     env_files = [env_files] if isinstance(env_files, str) else list(env_files or [])
     if env_files:
         for name in env_files:
-            sub_env.update(read_dotenv(Path(os.path.normpath(base / str(name)))))
-    elif (sub_base / ".env").is_file():
-        sub_env.update(read_dotenv(sub_base / ".env"))
-    sub_env.update(env)
+            sub_env.update(read_dotenv(Path(os.path.normpath(base / str(name))), env.process))
+    elif sources.is_file(sub_base / ".env"):
+        sub_env.update(read_dotenv(sub_base / ".env", env.process))
+    included_env = env.under(sub_env)
     included: dict[str, Any] = {}
     for path in paths:
-        included = merge(included, _load_file(path, sub_env, sub_base, including, cache))
-    included = resolve_extends(included, sub_env, paths[0], cache=cache)
+        included = merge(included, _load_file(path, included_env, sub_base, including, cache))
+    included = resolve_extends(included, included_env, paths[0], cache=cache)
     out = dict(doc)
     for section in ("services", "networks", "volumes", "secrets", "configs"):
         mine = dict(out.get(section) or {})
@@ -181,7 +159,7 @@ def absolute_paths(doc: dict[str, Any], base: Path) -> dict[str, Any]:
     def resolve(value: str) -> str:
         if "://" in value or value.startswith("git@"):  # a remote build context
             return value
-        return os.path.normpath(base / os.path.expanduser(value))
+        return os.path.normpath(base / sources.expanduser(value))
 
     out = dict(doc)
     services = {}
@@ -192,6 +170,11 @@ def absolute_paths(doc: dict[str, Any], base: Path) -> dict[str, Any]:
             service["build"] = resolve(build)
         elif isinstance(build, dict):
             service["build"] = {**build, "context": resolve(str(build.get("context", ".")))}
+            if build.get("additional_contexts"):  # a directory: from the project's
+                service["build"]["additional_contexts"] = {
+                    k: v if v is None or "://" in str(v) or str(v).startswith("service:")
+                    else resolve(str(v))
+                    for k, v in as_mapping(build["additional_contexts"]).items()}
         env_file = service.get("env_file")
         if env_file is not None:
             items = env_file if isinstance(env_file, list) else [env_file]
@@ -233,7 +216,7 @@ def _absolute_volume(volume: Any, resolve: Any) -> Any:
     return volume
 
 
-def resolve_extends(doc: dict[str, Any], env: Mapping[str, str], path: Path,
+def resolve_extends(doc: dict[str, Any], env: sources.Environment, path: Path,
                     outer: tuple[str, ...] = (), cache: Path | None = None) -> dict[str, Any]:
     """Every service's ``extends`` (same file or another) replaced by the service it
     extends, merged under it with the spec's merge rules; cycles refused by name."""
@@ -260,7 +243,7 @@ def resolve_extends(doc: dict[str, Any], env: Mapping[str, str], path: Path,
             key = f"{other}:{target}"
             if key in chain:
                 raise InvalidArgument(f"{here}: extends cycle: {' -> '.join((*chain, key))}")
-            if not other.is_file():
+            if not sources.is_file(other):
                 raise NotFound(f"{here}: open {other}: no such file or directory")
             other_doc = _load_file(other, env, other.parent, (), cache)
             if target not in (other_doc.get("services") or {}):
@@ -329,15 +312,14 @@ def _deps(service: Any) -> list[str]:
 
 
 def _environment(options: Options, working_dir: Path, cwd: Path,
-                 environ: Mapping[str, str]) -> dict[str, str]:
+                 environ: Mapping[str, str]) -> sources.Environment:
     env: dict[str, str] = {}
     if options.env_files:
         for name in options.env_files:
-            env.update(read_dotenv((cwd / name).absolute()))
-    elif (working_dir / ".env").is_file():
-        env.update(read_dotenv(working_dir / ".env"))
-    env.update(environ)  # the process environment wins over the file
-    return env
+            env.update(read_dotenv((cwd / name).absolute(), environ))
+    elif sources.is_file(working_dir / ".env"):
+        env.update(read_dotenv(working_dir / ".env", environ))
+    return sources.Environment(env, environ)  # the process environment wins over the file
 
 
 def _project_name(options: Options, env: Mapping[str, str], doc: dict[str, Any],
@@ -382,7 +364,7 @@ def _read_yaml(path: Path) -> tuple[str, dict[str, Any]]:
     import yaml
 
     try:
-        text = path.read_text(encoding="utf-8")
+        text = sources.read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"open {path}: {exc}") from None
     try:

@@ -10,13 +10,24 @@ import os
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from dockyard.compose.labels import NETWORK, PROJECT, VOLUME, service_labels
+from dockyard.compose import sources
+from dockyard.compose.labels import CONFIG_HASH, NETWORK, PROJECT, VOLUME, service_labels
 from dockyard.compose.loader import LoadedProject
 from dockyard.compose.merge import as_mapping
 from dockyard.compose.order import start_order
-from dockyard.compose.watch import WatchRule
+from dockyard.compose.plan import (
+    Attachment,
+    BuildPlan,
+    FilePlan,
+    Hook,
+    NetworkPlan,
+    ProjectPlan,
+    ServicePlan,
+    VolumePlan,
+    WatchRule,
+)
 from dockyard.engine.flags import (
     env_file,
     parse_bytes,
@@ -40,96 +51,6 @@ from dockyard.engine.spec import (
 from dockyard.errors import InvalidArgument, NotFound, NotImplementedFeature
 
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
-
-
-class NetworkPlan(NamedTuple):
-    key: str  # the name in the file
-    name: str  # <project>_<key>, or its `name:`
-    internal: bool
-    labels: dict[str, str]
-    external: bool
-    subnet: str | None = None  # ipam.config[0]
-    gateway: str | None = None
-
-
-class VolumePlan(NamedTuple):
-    key: str
-    name: str
-    options: dict[str, str]
-    labels: dict[str, str]
-    external: bool
-
-
-class BuildPlan(NamedTuple):
-    """A service's ``build:``, as the engine's builder takes it."""
-
-    image: str  # the tag the build makes: the service's image, else <project>-<service>
-    context: str  # an absolute directory
-    dockerfile: str | None  # relative to the context; None: its Dockerfile
-    dockerfile_inline: str | None
-    args: dict[str, str]
-    target: str | None
-    labels: dict[str, str]
-    no_cache: bool
-    pull: bool
-    network: str
-    secrets: dict[str, str]  # id → host file
-    tags: tuple[str, ...]
-
-
-class FilePlan(NamedTuple):
-    """A secret or config a service mounts: a host file bound as it is (``source``),
-    or ``content`` that converge writes into the project's directory first."""
-
-    kind: str  # "secrets" | "configs"
-    name: str  # its key in the file
-    source: str | None
-    content: bytes | None
-    target: str
-    uid: int | None
-    gid: int | None
-    mode: int | None
-    missing: str | None = None  # neither: why (an unset variable), told when it is mounted
-
-
-class Hook(NamedTuple):
-    """A ``post_start``/``pre_stop`` command, run in the container as ``exec`` runs one."""
-
-    command: tuple[str, ...]
-    user: str | None
-    working_dir: str | None
-    env: tuple[str, ...]
-
-
-class Attachment(NamedTuple):
-    network: str  # the network's name
-    aliases: tuple[str, ...]
-    ip: str | None
-
-
-class ServicePlan(NamedTuple):
-    name: str
-    spec: ContainerSpec  # name unset (but container_name); labels without the number
-    replicas: int
-    depends_on: dict[str, str]  # service → condition
-    networks: tuple[Attachment, ...]  # first: primary; () with a network_mode
-    config_hash: str
-    build: BuildPlan | None = None
-    files: tuple[FilePlan, ...] = ()
-    pull_policy: str = "missing"  # always | missing | never | build
-    post_start: tuple[Hook, ...] = ()
-    pre_stop: tuple[Hook, ...] = ()
-    watch: tuple[WatchRule, ...] = ()  # develop.watch
-
-
-class ProjectPlan(NamedTuple):
-    name: str
-    working_dir: Path
-    config_files: tuple[Path, ...]
-    services: dict[str, ServicePlan]  # in start order
-    networks: dict[str, NetworkPlan]
-    volumes: dict[str, VolumePlan]
-    doc: dict[str, Any]
 
 
 def lower(project: LoadedProject) -> ProjectPlan:
@@ -177,8 +98,10 @@ def _networks(project: LoadedProject) -> dict[str, NetworkPlan]:
                                         "(dockyard's bridges are IPv4 with one subnet)")
         subnet = configs[0].get("subnet") if configs else None
         gateway = configs[0].get("gateway") if configs else None
-        out[key] = NetworkPlan(key, name, bool(item.get("internal")), labels, external,
-                               subnet, gateway)
+        internal = bool(item.get("internal"))
+        config_hash = _resource_hash([name, driver, internal, labels, subnet, gateway])
+        out[key] = NetworkPlan(key, name, internal, {**labels, CONFIG_HASH: config_hash},
+                               external, subnet, gateway, config_hash)
     return out
 
 
@@ -192,8 +115,16 @@ def _volumes(project: LoadedProject) -> dict[str, VolumePlan]:
         name = item.get("name") or (key if external else f"{project.name}_{key}")
         options = {str(k): str(v) for k, v in (item.get("driver_opts") or {}).items()}
         labels = {**as_labels(item.get("labels")), PROJECT: project.name, VOLUME: key}
-        out[key] = VolumePlan(key, name, options, labels, external)
+        config_hash = _resource_hash([name, "local", options, labels])
+        out[key] = VolumePlan(key, name, options, {**labels, CONFIG_HASH: config_hash},
+                              external, config_hash)
     return out
+
+
+def _resource_hash(config: list[Any]) -> str:
+    """A network's or volume's ``com.docker.compose.config-hash``: what it is made
+    with (name, driver, options, labels)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
 def as_labels(value: Any) -> dict[str, str]:
@@ -223,8 +154,10 @@ def _depends_on(name: str, service: dict[str, Any],
     return out
 
 
-def implicit_dependencies(service: dict[str, Any]) -> list[str]:
-    return [dep for dep, _ in _implicit(service)]
+def implicit_dependencies(service: dict[str, Any], *, restart_only: bool = False) -> list[str]:
+    """The services ``network_mode``/``ipc``/``pid: service:X``, ``volumes_from`` and
+    ``links`` need; ``restart_only``: those that must follow a restart of theirs."""
+    return [dep for dep, restart in _implicit(service) if restart or not restart_only]
 
 
 def _implicit(service: dict[str, Any]) -> list[tuple[str, bool]]:
@@ -289,7 +222,8 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
     memswap = service.get("memswap_limit")
     seccomp, nnp = _security_opt(service.get("security_opt") or [], where)
     log_size, log_files = _logging(service.get("logging"), where)
-    network_mode = _network_mode(project, name, service)
+    network_mode = _namespace_mode(project, name, service, "network_mode",
+                                   ("none", "host", "bridge"))
     services_doc = project.doc.get("services") or {}
     spec = ContainerSpec(
         image=str(image), name=_opt_str(service.get("container_name")),
@@ -314,8 +248,8 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         oom_kill_disable=bool(service.get("oom_kill_disable")),
         log_max_size=log_size, log_max_file=log_files,
         network_mode=network_mode or "bridge",
-        ipc_mode=_ipc(project, name, service),
-        pid_mode=_pid(project, name, service),
+        ipc_mode=_namespace_mode(project, name, service, "ipc", ()),
+        pid_mode=_namespace_mode(project, name, service, "pid", ("host",)),
         group_add=tuple(str(g) for g in service.get("group_add") or ()),
         devices=_devices(service.get("devices"), where),
         domainname=_opt_str(service.get("domainname")),
@@ -431,7 +365,7 @@ def _build(project: LoadedProject, name: str, service: dict[str, Any],
     if "://" in context or context.startswith("git@"):
         raise NotImplementedFeature(f"{where}.build.context: remote contexts are not "
                                     f"supported ({context})")
-    if not Path(context).is_dir():
+    if not sources.is_dir(context):
         raise NotFound(f"{where}.build.context: {context} is not a directory")
     if build.get("dockerfile") and build.get("dockerfile_inline"):
         raise InvalidArgument(f"{where}.build: dockerfile and dockerfile_inline cannot both "
@@ -457,17 +391,64 @@ def _build(project: LoadedProject, name: str, service: dict[str, Any],
             from dockyard.engine.builds import parse_secret
 
             variable = str(declared.get("environment"))
-            if variable not in os.environ and variable in project.env:
+            if project.env.process_value(variable) is None and variable in project.env:
                 raise NotImplementedFeature(f"{where}.build.secrets: {source} comes from "
                                             f"{variable}, which only the .env file sets")
             secrets.update([parse_secret(f"id={ref.get('target') or source},env={variable}")])
+    if build.get("ssh"):
+        raise NotImplementedFeature(f"{where}.build.ssh: not supported: dockyard's builder "
+                                    "has no ssh agent forwarding (RUN --mount=type=ssh)")
     image = str(service.get("image") or f"{project.name}-{name}")
     return BuildPlan(image, context, _opt_str(build.get("dockerfile")),
                      _opt_str(build.get("dockerfile_inline")), args,
                      _opt_str(build.get("target")), as_labels(build.get("labels")),
                      bool(build.get("no_cache")), bool(build.get("pull")),
                      str(build.get("network") or "default"), secrets,
-                     tuple(str(t) for t in build.get("tags") or ()))
+                     tuple(str(t) for t in build.get("tags") or ()),
+                     _contexts(build.get("additional_contexts"), where),
+                     *_cache(build, where))
+
+
+def _contexts(value: Any, where: str) -> dict[str, str]:
+    """``additional_contexts``: a directory (made absolute by the loader) or
+    ``docker-image://REF``, as the builder's named contexts."""
+    given = {str(k): str(v) for k, v in as_mapping(value).items()}
+    if not given:
+        return {}
+    from dockyard.engine.builds import named_contexts
+
+    for path in given.values():
+        if "://" not in path:
+            sources.is_dir(path)  # (noted: a directory made later changes the project)
+    try:
+        return named_contexts(given)
+    except (NotFound, NotImplementedFeature) as exc:
+        raise type(exc)(f"{where}.build.additional_contexts: {exc}") from None
+
+
+def _cache(build: dict[str, Any], where: str
+           ) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:
+    """``cache_from``/``cache_to`` as the builder takes them: an image (``REF`` or
+    ``type=registry,ref=REF``) whose inline cache seeds the build, and ``type=inline``
+    writing the steps into the built image; any other kind (local, gha, s3, a
+    registry cache export) is a note, entry by entry: known and not used (a build's
+    result is the same without it)."""
+    sources_: list[str] = []
+    inline = False
+    notes = []
+    for key in ("cache_from", "cache_to"):
+        for index, entry in enumerate(build.get(key) or []):
+            text = str(entry)
+            fields = dict(f.partition("=")[::2] for f in text.split(",")) \
+                if "=" in text else {"type": "registry", "ref": text}
+            if key == "cache_from" and fields.get("type") == "registry" and fields.get("ref"):
+                sources_.append(fields["ref"])
+            elif key == "cache_to" and fields.get("type") == "inline":
+                inline = True
+            else:
+                notes.append(f"{where}.build.{key}[{index}]: {text!r} not used (dockyard's "
+                             "builder takes images with an inline cache, and writes one)")
+    return tuple(sources_), inline, tuple(notes)
 
 
 def _files(project: LoadedProject, name: str, service: dict[str, Any]) -> list[FilePlan]:
@@ -494,10 +475,10 @@ def _files(project: LoadedProject, name: str, service: dict[str, Any]) -> list[F
             content: bytes | None = None
             if top.get("file"):
                 file = str(top["file"])
-                if not Path(file).is_file():
+                if not sources.is_file(file):
                     raise NotFound(f"{kind}.{source}.file: {file}: no such file")
                 if uid is not None or gid is not None or mode is not None:
-                    content = Path(file).read_bytes()  # a copy that can carry them
+                    content = sources.read_bytes(Path(file))  # a copy that can carry them
                     file = None
             elif top.get("environment"):
                 variable = str(top["environment"])
@@ -600,34 +581,22 @@ def _ulimits(value: Any) -> tuple[Ulimit, ...]:
     return tuple(out)
 
 
-def _network_mode(project: LoadedProject, name: str, service: dict[str, Any]) -> str | None:
-    """``none``, ``host``, ``bridge``, ``service:X`` (X's first container's network),
-    ``container:NAME``; None: the project's networks."""
-    mode = service.get("network_mode")
+def _namespace_mode(project: LoadedProject, name: str, service: dict[str, Any], key: str,
+                    plain: tuple[str, ...]) -> str | None:
+    """A namespace to share (``network_mode``, ``ipc``, ``pid``): one of ``plain``
+    (``none``, ``host``…), ``container:NAME``, or ``service:X`` (X's first
+    container's); None when the key is not set."""
+    mode = service.get(key)
     if mode is None:
         return None
     mode = str(mode)
     if mode.startswith("service:"):
         return "container:" + container_name(project.name, project.doc.get("services") or {},
                                              mode.split(":", 1)[1])
-    if mode in ("none", "host", "bridge") or mode.startswith("container:"):
+    if mode in plain or mode.startswith("container:"):
         return mode
-    raise NotImplementedFeature(f"services.{name}.network_mode: {mode!r} is not supported "
-                                "(none, host, bridge, service:NAME, container:NAME)")
-
-
-def _ipc(project: LoadedProject, name: str, service: dict[str, Any]) -> str | None:
-    mode = service.get("ipc")
-    if mode is None:
-        return None
-    mode = str(mode)
-    if mode.startswith("service:"):
-        return "container:" + container_name(project.name, project.doc.get("services") or {},
-                                             mode.split(":", 1)[1])
-    if mode.startswith("container:"):
-        return mode
-    raise NotImplementedFeature(f"services.{name}.ipc: {mode!r} is not supported "
-                                "(service:NAME, container:NAME)")
+    raise NotImplementedFeature(f"services.{name}.{key}: {mode!r} is not supported "
+                                f"({', '.join((*plain, 'service:NAME', 'container:NAME'))})")
 
 
 def _blkio(value: Any, where: str) -> dict[str, Any]:
@@ -660,20 +629,6 @@ def _devices(value: Any, where: str) -> tuple[str, ...]:
                                         "[:PERMS]] is supported")
         out.append(str(item))
     return tuple(out)
-
-
-def _pid(project: LoadedProject, name: str, service: dict[str, Any]) -> str | None:
-    mode = service.get("pid")
-    if mode is None:
-        return None
-    mode = str(mode)
-    if mode.startswith("service:"):
-        return "container:" + container_name(project.name, project.doc.get("services") or {},
-                                             mode.split(":", 1)[1])
-    if mode == "host" or mode.startswith("container:"):
-        return mode
-    raise NotImplementedFeature(f"services.{name}.pid: {mode!r} is not supported "
-                                "(host, service:NAME, container:NAME)")
 
 
 def _volumes_from(project: LoadedProject, services: Mapping[str, Any],
@@ -711,9 +666,11 @@ def _environment(project: LoadedProject, service: dict[str, Any]) -> tuple[str, 
     out: list[str] = []
     for item in _env_files(service.get("env_file")):
         path = (project.working_dir / item["path"])
-        if not path.is_file() and not item.get("required", True):
+        if not sources.is_file(path) and not item.get("required", True):
             continue
         out += env_file(str(path))
+        for name in _bare_names(path):  # a NAME alone takes the environment's value
+            project.env.process_value(name)
     for key, value in as_mapping(service.get("environment")).items():
         if value is None:  # `- NAME`: from the environment, dropped when unset there
             if key in project.env:
@@ -721,6 +678,17 @@ def _environment(project: LoadedProject, service: dict[str, Any]) -> tuple[str, 
             continue
         out.append(f"{key}={_scalar(value)}")
     return tuple(out)
+
+
+def _bare_names(path: Path) -> list[str]:
+    """The names an env file lists without a value (``engine.flags.env_file`` gives
+    them the environment's)."""
+    try:
+        text = sources.read_text(path, "utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#") and "=" not in line]
 
 
 def _scalar(value: Any) -> str:
@@ -818,7 +786,7 @@ def _mounts(project: LoadedProject, service: str, items: list[Any],
             size = (long.get("tmpfs") or {}).get("size")
             tmpfs.append(TmpfsMount(target, f"size={size}" if size else ""))
         elif kind == "bind":
-            path = Path(os.path.expanduser(source))
+            path = Path(sources.expanduser(source))
             path = path if path.is_absolute() else project.working_dir / path
             create = bool((long.get("bind") or {}).get("create_host_path", True))
             mounts.append(MountSpec("bind", os.path.normpath(path), target, readonly,

@@ -14,7 +14,6 @@ import json
 import os
 import re
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,8 @@ RESOURCES_KEYS = frozenset({"limits"})
 LIMITS_KEYS = frozenset({"cpus", "memory", "pids"})
 RESTART_POLICY_KEYS = frozenset({"condition", "max_attempts"})
 BUILD_KEYS = frozenset({"context", "dockerfile", "dockerfile_inline", "args", "target",
-                        "labels", "no_cache", "pull", "network", "secrets", "tags"})
+                        "labels", "no_cache", "pull", "network", "secrets", "tags",
+                        "additional_contexts", "cache_from", "cache_to", "ssh"})
 ATTACHMENT_KEYS = frozenset({"aliases", "ipv4_address"})
 HEALTHCHECK_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period",
                               "disable"})
@@ -70,9 +70,16 @@ CONFIG_KEYS = frozenset({"name", "file", "environment", "content"})
 def _validator() -> Any:
     import jsonschema
 
-    text = resources.files("dockyard.compose").joinpath("compose-spec.json").read_text()
+    text = _schema_text().decode()
     schema = json.loads(text)
     return jsonschema.Draft7Validator(schema)
+
+
+@cache
+def _schema_text() -> bytes:
+    from importlib import resources
+
+    return resources.files("dockyard.compose").joinpath("compose-spec.json").read_bytes()
 
 
 def validate(doc: dict[str, Any], source: str, lines: LineIndex | None = None,
@@ -84,9 +91,7 @@ def validate(doc: dict[str, Any], source: str, lines: LineIndex | None = None,
     and a pass over the schema take ~0.1 s of a no-op ``up``)."""
     mark = None
     if cache is not None:
-        schema_text = resources.files("dockyard.compose").joinpath(
-            "compose-spec.json").read_bytes()
-        digest = hashlib.sha256(schema_text)
+        digest = hashlib.sha256(_schema_text())
         digest.update(json.dumps(doc, sort_keys=True, default=repr).encode())
         mark = cache / digest.hexdigest()
         if mark.exists():

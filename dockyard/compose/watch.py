@@ -20,27 +20,16 @@ import stat
 import tarfile
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
+from dockyard.compose.plan import Hook, WatchRule
 from dockyard.errors import DockyardError, InvalidArgument
 
 if TYPE_CHECKING:
     from dockyard.compose.converge import Project
-    from dockyard.compose.lower import Hook
     from dockyard.engine.records import ContainerRecord
 
 State = dict[str, tuple[int, int, int]]  # relative path -> (kind, size, mtime_ns)
-
-
-class WatchRule(NamedTuple):
-    service: str
-    action: str  # rebuild | sync | restart | sync+restart | sync+exec
-    path: str  # absolute, on the host
-    target: str | None  # in the container (sync actions)
-    ignore: tuple[str, ...] = ()
-    include: tuple[str, ...] = ()
-    exec: Hook | None = None
-    initial_sync: bool = False
 
 
 def _matches(relative: str, patterns: tuple[str, ...]) -> bool:
@@ -177,8 +166,6 @@ class Watcher:
             buffer.seek(0)
             self.project.engine.container_ops.copy_in(record.id, buffer, "/")
         if removed:
-            from dockyard.compose.lower import Hook
-
             paths = [f"{target}/{p}" if p else target for p in removed]
             self.project.run_hook(record, Hook(("rm", "-rf", "--", *paths), None, None, ()))
         self.report(f"Container {record.name}  Synced {len(files)} changed, {len(removed)} "

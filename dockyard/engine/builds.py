@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
@@ -19,7 +19,7 @@ from dockyard.build.executor import BuildEnvironment, Builder, BuildOptions, Rep
 from dockyard.build.model import OWNER_FILE, owner_text
 from dockyard.build.plan import parse_plan
 from dockyard.build.sandbox import HOSTNAME, StepProcess
-from dockyard.errors import InvalidArgument, NotFound
+from dockyard.errors import InvalidArgument, NotFound, NotImplementedFeature
 
 if TYPE_CHECKING:
     from dockyard.engine.engine import Engine
@@ -31,6 +31,25 @@ OUTPUT_TYPES = ("image", "docker", "oci", "tar", "local")
 class Output(NamedTuple):
     type: str
     dest: str
+
+
+def named_contexts(given: Mapping[str, str], base: str = ".") -> dict[str, str]:
+    """``--build-context``/``additional_contexts`` values as the builder takes them: a
+    directory made absolute (against ``base``) and checked, ``docker-image://REF``
+    kept; any other kind refused by name."""
+    out = {}
+    for name, value in given.items():
+        if value.startswith("docker-image://"):
+            out[name] = value
+        elif "://" in value or value.startswith(("git@", "service:")):
+            raise NotImplementedFeature(f"build context {name}={value}: only a directory or "
+                                        "docker-image://REF is supported")
+        else:
+            path = os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+            if not os.path.isdir(path):
+                raise NotFound(f"build context {name}: {path} is not a directory")
+            out[name] = path
+    return out
 
 
 class BuildRequest(NamedTuple):

@@ -13,11 +13,10 @@ import functools
 import json
 import os
 import select
-import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,6 +168,8 @@ class ContainerService:
         with contextlib.ExitStack() as held, contextlib.ExitStack() as undo:
             with self._folders_locked(shared=True):  # a folder is never seen unlocked
                 bundle.mkdir()
+                import shutil
+
                 undo.callback(shutil.rmtree, bundle, True)
                 # held until the record exists: `system check` leaves a folder in the
                 # making alone
@@ -1111,6 +1112,8 @@ class ContainerService:
         for entry in os.listdir(bundle) if bundle.is_dir() else []:
             path = bundle / entry
             if path.is_dir() and not path.is_symlink():
+                import shutil
+
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 with contextlib.suppress(OSError):
@@ -1131,11 +1134,13 @@ class ContainerService:
             bundle.rmdir()
         trace.mark("cleanup: record removed")
 
-    def list(self, *, all_containers: bool = False, recover: bool = True) -> list[ContainerRecord]:
+    def list(self, *, all_containers: bool = False, recover: bool = True,
+             labels: Mapping[str, str] | None = None) -> list[ContainerRecord]:
         """Refreshed records (``recover``: dead supervisors noticed, see ``recovered``);
-        one removed while we list is left out, not an error."""
+        one removed while we list is left out, not an error.  ``labels``: only the
+        containers that carry all of them."""
         records = []
-        for record in self.store.all():
+        for record in self.store.all(labels):
             try:
                 record = self.refresh(record)
                 records.append(self.recovered(record) if recover else record)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from dockyard.engine.images import ImageService
     from dockyard.engine.networks import NetworkService
     from dockyard.engine.records import ContainerStore
-    from dockyard.images.index import ImageRecord
+    from dockyard.images.index import ImageIndex, ImageRecord
     from dockyard.registry.auth import Credentials
     from dockyard.registry.transfer import Admit, Progress
     from dockyard.store.config import EngineConfig
@@ -107,19 +107,26 @@ class Engine:
     def images(self) -> ImageService:
         from dockyard.engine.images import ImageService
         from dockyard.images.content import LocalContentStore
-        from dockyard.images.index import ImageIndex
         from dockyard.snapshots.overlay import OverlaySnapshotter
 
         db = self.db  # first: the root is checked and made (and its reserve) here
         content = LocalContentStore(self.layout.root / "content")
         snapshotter = OverlaySnapshotter(self.layout.root / "snapshots", db, self.idmap)
-        service = ImageService(content, ImageIndex(db), snapshotter,
+        service = ImageService(content, self.image_index, snapshotter,
                                # the container store is opened only when an image is removed
                                in_use=lambda digest: self.container_store.users_of_image(
                                    digest),
                                extra_live=self._build_cache_blobs)
         service.events = self.events
         return service
+
+    @cached_property
+    def image_index(self) -> ImageIndex:
+        """Names → images alone (``images.index``): what resolving a reference needs,
+        without the image service's content store and snapshotter."""
+        from dockyard.images.index import ImageIndex
+
+        return ImageIndex(self.db)
 
     def _build_cache_blobs(self) -> set[str]:
         """Layers only the build cache refers to, and the referrers (an SBOM attached by

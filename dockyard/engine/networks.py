@@ -11,9 +11,9 @@ restarts until it is disconnected or removed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ def default_bridge(layout: Layout, config: EngineConfig | None = None) -> tuple[
     subnet = config.bridge_subnet if config is not None else None
     if layout.root == DEFAULT_ROOT:
         return "dockyard0", subnet or "10.213.0.0/24"
+    import hashlib
+
     digest = hashlib.sha1(str(layout.root).encode()).hexdigest()
     return f"dy{digest[:10]}", subnet or f"10.214.{int(digest[10:12], 16)}.0/24"
 
@@ -120,12 +122,15 @@ class NetworkService:
         ensure_bridge(record.bridge, record.gateway, record.prefix, self.layout.link_alias)
         self.apply_firewall()
 
-    def apply_firewall(self) -> None:
+    def apply_firewall(self, *, removed: bool = False) -> None:
+        """This root's chains made to match its networks; ``removed``: after a
+        network's removal (the chains and their jumps are there: no check)."""
         from dockyard.network import firewall
 
         rules = [firewall.BridgeRules(r.bridge, r.subnet, r.internal) for r in self.store.all()]
-        if rules or firewall.present(str(self.layout.root)):
-            firewall.apply(str(self.layout.root), rules)
+        root = str(self.layout.root)
+        if rules or (firewall.available() and (removed or firewall.present(root))):
+            firewall.apply(root, rules, ensure_jumps=not removed)
 
     def remove(self, ref: str) -> str:
         if ref in PREDEFINED:
@@ -136,8 +141,9 @@ class NetworkService:
             raise Conflict(f"error while removing network: network {record.name} id "
                            f"{record.id} has active endpoints")
         self.store.remove(record.name)
-        self._bridge_down(record)
-        self.apply_firewall()
+        # side by side: the kernel's removal of a bridge waits out an RCU grace period
+        # (~30 ms), iptables-restore takes as long
+        _together(lambda: self._bridge_down(record), lambda: self.apply_firewall(removed=True))
         return record.name
 
     def _bridge_down(self, record: NetworkRecord) -> None:
@@ -227,6 +233,8 @@ class NetworkService:
     def inspect(self, record: NetworkRecord,
                 container_names: dict[str, str]) -> dict[str, Any]:
         """Docker's ``network inspect`` shape."""
+        import hashlib
+
         containers = {}
         for endpoint in self.ipam.endpoints(network=record.name):
             containers[endpoint.container_id] = {
@@ -246,7 +254,31 @@ class NetworkService:
             "Labels": record.labels}
 
 
+def _together(first: Callable[[], None], second: Callable[[], None]) -> None:
+    """``first`` in a thread while ``second`` runs here; the first error raised."""
+    import threading
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            first()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="network-down")
+    thread.start()
+    try:
+        second()
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
+
+
 def predefined_inspect(name: str) -> dict[str, Any]:
+    import hashlib
+
     return {"Name": name, "Id": hashlib.sha256(name.encode()).hexdigest(), "Scope": "local",
             "Driver": "host" if name == "host" else "null", "EnableIPv6": False,
             "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False,

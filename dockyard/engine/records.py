@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from dockyard.engine.spec import (
@@ -155,9 +156,19 @@ class ContainerStore:
                 self.db.transaction("removing a container") as conn:
             conn.execute("DELETE FROM containers WHERE id=?", (container_id,))
 
-    def all(self) -> list[ContainerRecord]:
-        return [_record(r) for r in self.db.query(
-            f"SELECT {_COLUMNS} FROM containers ORDER BY created DESC")]
+    def all(self, labels: Mapping[str, str] | None = None) -> list[ContainerRecord]:
+        """Every container, newest first; with ``labels``, only those that carry all
+        of them (picked by the query: a project's containers among many)."""
+        wanted = dict(labels or {})
+        plain = {k: v for k, v in wanted.items() if '"' not in k and "\\" not in k}
+        where = " AND ".join("json_extract(spec, ?) = ?" for _ in plain)
+        args = [arg for key, value in plain.items() for arg in (f'$.labels."{key}"', value)]
+        records = [_record(r) for r in self.db.query(
+            f"SELECT {_COLUMNS} FROM containers {'WHERE ' + where if where else ''} "
+            "ORDER BY created DESC", args)]
+        if len(plain) == len(wanted):
+            return records
+        return [r for r in records if all(r.spec.labels.get(k) == v for k, v in wanted.items())]
 
     def find(self, ref: str) -> ContainerRecord:
         """By full id, name, or unique id prefix; Docker's error otherwise."""

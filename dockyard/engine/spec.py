@@ -5,7 +5,6 @@ lowers into this; the engine turns it plus an image config into an OCI runtime
 spec (``engine.ocispec``).  Fields mirror Docker's ``docker run`` options.
 """
 
-from __future__ import annotations
 
 from typing import NamedTuple
 

@@ -7,7 +7,6 @@ the content store; this is only the naming layer over it.
 
 from __future__ import annotations
 
-import datetime
 from typing import NamedTuple
 
 from dockyard.errors import ImageNotFound
@@ -61,6 +60,8 @@ class ImageIndex:
     def add(self, manifest_digest: str, config_digest: str, media_type: str, size: int,
             created: str, names: list[str], repo_digest: tuple[str, str] | None = None) -> None:
         """Record an image and point ``names`` at it, in one transaction."""
+        import datetime
+
         now = datetime.datetime.now(datetime.UTC).isoformat()
         with self.db.transaction("adding an image") as conn:
             conn.execute("INSERT OR IGNORE INTO images VALUES (?, ?, ?, ?, ?, ?)",

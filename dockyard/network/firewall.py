@@ -75,9 +75,11 @@ def available() -> bool:
     return shutil.which("iptables") is not None and shutil.which("iptables-restore") is not None
 
 
-def apply(root: str, bridges: list[BridgeRules]) -> None:
+def apply(root: str, bridges: list[BridgeRules], *, ensure_jumps: bool = True) -> None:
     """Make this root's chains match ``bridges``; with none left, remove them and their
-    jumps, so nothing of ours stays behind."""
+    jumps, so nothing of ours stays behind.  ``ensure_jumps`` False: the chains'
+    jumps are known to be there (a network removed while others remain), so the
+    rules are one ``iptables-restore``."""
     if not available():
         raise Unavailable("iptables is not installed (apt-get install iptables): needed to "
                           "isolate networks")
@@ -88,6 +90,8 @@ def apply(root: str, bridges: list[BridgeRules]) -> None:
     result = _run(["iptables-restore", "--noflush", "-w"], plan(root, bridges))
     if result.returncode != 0:
         raise Unavailable(f"iptables-restore failed: {result.stderr.strip()}")
+    if not ensure_jumps:
+        return
     for table, builtin, chain in (("filter", "FORWARD", filter_chain),
                                   ("nat", "POSTROUTING", nat_chain)):
         if _run(["iptables", "-w", "-t", table, "-C", builtin, "-j", chain]).returncode != 0:
@@ -98,6 +102,40 @@ def apply(root: str, bridges: list[BridgeRules]) -> None:
 
 
 def remove(root: str) -> None:
+    """This root's chains and the jumps to them, gone: one ``iptables-save`` to see
+    what is there and one ``iptables-restore`` batch that deletes it (rule by rule
+    where the batch fails, e.g. a rule changed between the two)."""
+    saved = _run(["iptables-save"]).stdout
+    batch = removal_plan(root, saved)
+    if batch and _run(["iptables-restore", "--noflush", "-w"], batch).returncode == 0:
+        return
+    _remove_one_by_one(root)
+
+
+def removal_plan(root: str, saved: str) -> str:
+    """The ``iptables-restore`` input that deletes, from what ``iptables-save`` printed,
+    every jump to this root's chains and then the chains themselves ("" when none is
+    there)."""
+    ours = {*chain_names(root), *port_chains(root)}
+    tables: dict[str, tuple[list[str], list[str]]] = {}  # table -> (jumps, chains)
+    table = ""
+    for line in saved.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":") and line[1:].split(" ", 1)[0] in ours:
+            tables.setdefault(table, ([], []))[1].append(line[1:].split(" ", 1)[0])
+        elif line.startswith("-A ") and line.split(" ")[1] not in ours:
+            words = line.split(" ")
+            if "-j" in words and words[words.index("-j") + 1] in ours:
+                tables.setdefault(table, ([], []))[0].append("-D " + line[3:])
+    out = []
+    for name, (jumps, chains) in tables.items():
+        out += [f"*{name}", *jumps, *(f"-F {c}" for c in chains),
+                *(f"-X {c}" for c in chains), "COMMIT"]
+    return "\n".join([*out, ""]) if out else ""
+
+
+def _remove_one_by_one(root: str) -> None:
     remove_port_chains(root)
     for table, builtin, chain in zip(("filter", "nat"), ("FORWARD", "POSTROUTING"),
                                      chain_names(root), strict=True):

@@ -4,7 +4,6 @@ container leaves the network) with the names the embedded DNS answers for it."""
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 from typing import NamedTuple
 
@@ -41,6 +40,8 @@ class Ipam:
     def lease(self, network: str, subnet: str, gateway: str, container_id: str, *,
               requested: str | None = None, names: tuple[str, ...] = ()) -> str:
         """The container's address on ``network`` (the same one if it has a lease)."""
+        import ipaddress
+
         net = ipaddress.ip_network(subnet)
         with self.db.transaction("leasing an address") as conn:
             row = conn.execute("SELECT address FROM leases WHERE network=? AND container_id=?",

@@ -10,13 +10,15 @@ overlaps an address or route the host already has.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dockyard.errors import AlreadyExists, InvalidArgument, NotFound
 from dockyard.store.db import Database
+
+if TYPE_CHECKING:  # imported where used: a lookup by name needs none of it
+    import ipaddress
 
 MIGRATIONS = [
     """
@@ -94,6 +96,8 @@ class NetworkStore:
 
 def host_networks() -> list[ipaddress.IPv4Network]:
     """Subnets the host already uses: its routes (/proc/net/route, no netlink needed)."""
+    import ipaddress
+
     found = []
     try:
         with open("/proc/net/route") as handle:
@@ -113,6 +117,8 @@ def host_networks() -> list[ipaddress.IPv4Network]:
 def pick_subnet(taken: Iterable[str], pool: str | None = None,
                 host: Iterable[ipaddress.IPv4Network] | None = None) -> str:
     """The first /24 of the pool that overlaps none of ``taken`` nor the host's routes."""
+    import ipaddress
+
     pool_net = ipaddress.ip_network(pool or DEFAULT_POOL)
     used = [ipaddress.ip_network(t) for t in taken]
     used += list(host if host is not None else host_networks())
@@ -126,6 +132,8 @@ def pick_subnet(taken: Iterable[str], pool: str | None = None,
 def check_subnet(subnet: str, gateway: str | None,
                  taken: Iterable[str]) -> tuple[str, str]:
     """A user's --subnet/--gateway: valid, not overlapping; returns (subnet, gateway)."""
+    import ipaddress
+
     try:
         net = ipaddress.ip_network(subnet, strict=False)
     except ValueError as exc:

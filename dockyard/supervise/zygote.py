@@ -28,46 +28,14 @@ import sys
 import time
 from pathlib import Path
 
+from dockyard.supervise.zygote_address import SOCKET_NAME, connect
+from dockyard.supervise.zygote_address import path as _path
+
 PYTHON_HOOK = "@python"  # a hook that is a function call (supervise.monitor's too)
 SOCKET_ENV = "DOCKYARD_ZYGOTE_SOCKET"  # a supervisor's: its zygote's socket
 
-# The code a zygote has loaded is what every supervisor it forks runs: after an
-# upgrade (or an edit) a new zygote must serve new containers, so the socket name
-# carries a stamp of the supervisor's code; the old zygote keeps serving its own
-# containers under the old name and exits with the last of them.
-_CODE = ("supervise/monitor.py", "supervise/zygote.py", "supervise/iohub.py",
-         "supervise/process.py", "supervise/helper.py", "supervise/driver.py",
-         "supervise/health.py", "supervise/logfile.py", "runtime/driver.py",
-         "network/bridge.py", "network/dns.py", "network/names.py", "network/proxy.py",
-         "network/firewall.py")
 
-
-# packages a preloaded exit hook (engine.exit_hook) runs code of: stamped whole
-_HOOK_PACKAGES = ("engine", "store", "snapshots", "images", "volumes", "fs", "oci",
-                  "runtime")
-
-
-def _code_stamp() -> str:
-    import hashlib
-
-    package = Path(__file__).resolve().parents[1]
-    stamp = hashlib.sha1()
-    files = list(_CODE)
-    for name in _HOOK_PACKAGES:
-        with contextlib.suppress(OSError), os.scandir(package / name) as entries:
-            files += sorted(f"{name}/{e.name}" for e in entries if e.name.endswith(".py"))
-    for relative in files:
-        with contextlib.suppress(OSError):
-            info = os.stat(package / relative)
-            stamp.update(f"{relative}:{info.st_mtime_ns}:{info.st_size};".encode())
-    return stamp.hexdigest()[:12]
-
-
-SOCKET_NAME = f"zygote-{_code_stamp()}.sock"
-
-
-def _path(dir_fd: int) -> str:
-    return f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}"
+__all__ = ["SOCKET_NAME", "connect", "request", "serve"]
 
 
 def serve(run_dir: Path, preload: list[str]) -> int:
@@ -87,10 +55,12 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(_path(dir_fd))
     listener.bind(_path(dir_fd))
+    os.chmod(_path(dir_fd), 0o600)  # what it forks runs as us: for our user alone
     listener.listen(16)
     children: dict[int, list[str]] = {}  # supervisor pid -> its arguments
     parked: dict[str, tuple[int, int]] = {}  # container id -> (its pty master, its pidfd)
     watchers: set[int] = set()  # forks running a lost supervisor's --on-lost hook
+    workers: set[int] = set()  # forks running a command handed over (cli.warm)
     served = False
     linger = float(os.environ.get("DOCKYARD_ZYGOTE_LINGER", "2"))
     # off only for tests of what the next command does without it
@@ -99,15 +69,20 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     try:
         # a zygote nobody asks within a minute (its requester died) does not stay around
         while (not served and time.monotonic() - idle_since < 60) or children or watchers \
-                or parked or (served and time.monotonic() - idle_since < linger):
+                or workers or parked or (served and time.monotonic() - idle_since < linger):
             ready, _, _ = select.select([listener], [], [], 0.05)
             if ready:
                 conn, _ = listener.accept()
+                if not _same_user(conn):
+                    conn.close()
+                    continue
                 with conn:
                     pid, argv = _serve_request(conn, listener, monitor, parked)
-                if pid:
+                if pid and argv == [WORKER]:
+                    workers.add(pid)
+                elif pid:
                     children[pid] = argv
-                    served = True
+                served = served or bool(pid)
             _drop_ended(parked)
             for pid in list(children):
                 status = _exit_status(pid)
@@ -118,13 +93,24 @@ def serve(run_dir: Path, preload: list[str]) -> int:
                     # unsupervised now
                     watchers.add(_watch(argv, listener))
             watchers = {pid for pid in watchers if pid and _exit_status(pid) is None}
-            if children or watchers:
+            workers = {pid for pid in workers if _exit_status(pid) is None}
+            if children or watchers or workers:
                 idle_since = time.monotonic()
     finally:
         with contextlib.suppress(OSError):
             os.unlink(_path(dir_fd))
         listener.close()
     return 0
+
+
+def _same_user(conn: socket.socket) -> bool:
+    """The peer runs as our user (SO_PEERCRED): no one else may have a supervisor or a
+    command forked as us, whatever the socket's mode."""
+    import struct
+
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return bool(uid == os.getuid())
 
 
 def _exit_status(pid: int) -> int | None:
@@ -172,10 +158,13 @@ def _serve_request(conn: socket.socket, listener: socket.socket, monitor: object
     """One request: a supervisor to fork (its arguments, a JSON list, and its ready
     pipe), or a TTY container's pty master to keep or to give back (a JSON object)."""
     fds = array.array("i")
-    data, ancdata, _flags, _addr = conn.recvmsg(65536, socket.CMSG_LEN(fds.itemsize))
+    # (up to four descriptors: a warm command's streams and working directory)
+    data, ancdata, _flags, _addr = conn.recvmsg(1 << 18, socket.CMSG_LEN(4 * fds.itemsize))
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    if data.startswith(WORKER_TAG):
+        return _fork_worker(conn, listener, _warm_request(data), list(fds)), [WORKER]
     try:
         message = json.loads(data)
     except ValueError:
@@ -188,6 +177,56 @@ def _serve_request(conn: socket.socket, listener: socket.socket, monitor: object
             os.close(fd)
         return 0, []
     return _fork_supervisor(conn, listener, monitor, message, fds[0])
+
+
+WORKER = "@cli"  # what the serving loop is told a worker's arguments are
+WORKER_TAG = b"\0warm\0"  # a command handed over (cli.warm.encode_request)
+
+
+def _warm_request(data: bytes) -> dict[str, object]:
+    """``cli.warm.encode_request``'s fields: {"cli", "umask", "argv", "env"} ({} if
+    malformed)."""
+    fields = data.decode(errors="surrogateescape").split("\0")
+    try:
+        module, umask, count = fields[2], int(fields[3]), int(fields[4])
+    except (IndexError, ValueError):
+        return {}
+    argv, env = fields[5:5 + count], fields[5 + count:]
+    if len(argv) != count or not all("=" in entry for entry in env):
+        return {}
+    return {"cli": module, "umask": umask, "argv": argv,
+            "env": dict(entry.split("=", 1) for entry in env)}
+
+
+def _fork_worker(conn: socket.socket, listener: socket.socket, message: dict[str, object],
+                 fds: list[int]) -> int:
+    """A command handed over by a ``dockyard`` process (``cli.warm``): run by a fork,
+    which answers on ``conn`` itself (its pid, then the exit code).  The worker's
+    module is imported here first, so later forks share it."""
+    import importlib
+
+    module_name = str(message.get("cli"))
+    if not module_name.startswith("dockyard.cli.") or len(fds) != 4:
+        for fd in fds:
+            os.close(fd)
+        return 0
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        for fd in fds:
+            os.close(fd)
+        return 0
+    pid = os.fork()
+    if pid == 0:
+        try:
+            listener.close()
+            os.setsid()
+            module.serve(conn, message, fds)
+        finally:
+            os._exit(1)
+    for fd in fds:
+        os.close(fd)
+    return pid
 
 
 def _park_request(conn: socket.socket, message: dict[str, object], fds: list[int],
@@ -296,7 +335,7 @@ def request(run_dir: Path, argv: list[str], ready_fd: int, python: str,
             preload: tuple[str, ...] = ()) -> int:
     """Ask the zygote (starting one if there is none) for a supervisor; returns its pid."""
     for attempt in range(2):
-        sock = _connect(run_dir) or _start(run_dir, python, preload)
+        sock = connect(run_dir) or _start(run_dir, python, preload)
         try:
             with sock:
                 sock.sendmsg([json.dumps(argv).encode()],
@@ -311,19 +350,6 @@ def request(run_dir: Path, argv: list[str], ready_fd: int, python: str,
     raise RuntimeError("the supervisor zygote did not answer")
 
 
-def _connect(run_dir: Path) -> socket.socket | None:
-    fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(_path(fd))
-        return sock
-    except OSError:
-        sock.close()
-        return None
-    finally:
-        os.close(fd)
-
-
 def _start(run_dir: Path, python: str, preload: tuple[str, ...]) -> socket.socket:
     """A connection to a zygote started now, unless another caller (a thread of this
     process, as ``compose up`` starts services side by side, or another CLI) started
@@ -334,7 +360,7 @@ def _start(run_dir: Path, python: str, preload: tuple[str, ...]) -> socket.socke
     lock = os.open(run_dir / "zygote.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        sock = _connect(run_dir)
+        sock = connect(run_dir)
         if sock is None:
             _spawn(run_dir, python, preload)
             sock = _wait_for(run_dir)
@@ -357,7 +383,7 @@ def _spawn(run_dir: Path, python: str, preload: tuple[str, ...]) -> None:
 def _wait_for(run_dir: Path) -> socket.socket:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        sock = _connect(run_dir)
+        sock = connect(run_dir)
         if sock is not None:
             return sock
         time.sleep(0.005)

@@ -135,3 +135,35 @@ def test_config_means_what_docker_compose_says(folder: str, files: tuple[str, ..
     for name in expected:
         assert ours[name] == expected[name], name
     assert project.name == their_doc["name"]
+
+
+LONG_KEYS = ("ports", "volumes", "depends_on", "networks", "command", "entrypoint",
+             "environment", "labels", "secrets", "configs", "expose", "network_mode",
+             "volumes_from", "image", "init")
+
+
+@pytest.mark.parametrize(("folder", "files", "env", "profiles"), CASES)
+def test_config_prints_the_long_form_docker_compose_prints(
+        folder: str, files: tuple[str, ...], env: dict[str, str],
+        profiles: tuple[str, ...]) -> None:
+    """``dockyard compose config`` and ``docker compose config`` print the same long
+    form: ports, volumes, depends_on, networks… key for key, and the same top-level
+    resource names."""
+    from dockyard.compose.longform import long_form
+
+    base = DATA / folder
+    argv = [_binary(), *(a for f in files for a in ("-f", str(base / f))),
+            *(a for p in profiles for a in ("--profile", p)), "config", "--format", "json"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    theirs = json.loads(subprocess.run(argv, env={**clean, **env}, capture_output=True,
+                                       text=True, timeout=60, check=True).stdout)
+    ours = long_form(lower(load(Options(tuple(str(base / f) for f in files),
+                                        profiles=profiles), base, env)))
+    ours = json.loads(json.dumps(ours))  # tuples as lists, as JSON has them
+    assert sorted(ours["services"]) == sorted(theirs["services"])
+    for name, service in theirs["services"].items():
+        for key in LONG_KEYS:
+            assert ours["services"][name].get(key) == service.get(key), (name, key)
+    for section in ("networks", "volumes", "secrets", "configs"):
+        assert {k: v.get("name") for k, v in (ours.get(section) or {}).items()} == \
+            {k: v.get("name") for k, v in (theirs.get(section) or {}).items()}, section

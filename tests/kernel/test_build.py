@@ -383,3 +383,30 @@ def test_independent_stages_build_in_parallel(box: Dockyard, tmp_path: Path) -> 
     out = tmp_path / "out"
     box("build", "-q", "--no-cache", "-o", f"type=local,dest={out}", str(context))
     assert (out / "left").read_text() == "left\n" and (out / "right").read_text() == "right\n"
+
+
+def test_build_contexts_and_an_inline_cache(box: Dockyard, tmp_path: Path) -> None:
+    """``--build-context NAME=DIR|docker-image://REF`` (``FROM NAME``, ``COPY
+    --from=NAME``); ``--cache-to type=inline`` then ``--cache-from`` that image: the
+    local cache forgotten, its RUN step is not run again."""
+    context, extra = tmp_path / "ctx", tmp_path / "extra"
+    context.mkdir()
+    extra.mkdir()
+    (extra / "f").write_text("extra\n")
+    (context / "Dockerfile").write_text(
+        "FROM base\nCOPY --from=more f /f\nRUN head -c 16 /dev/urandom | od -x > /r\n")
+    out = tmp_path / "out"
+    box("build", "-q", "-t", "ctx:1", "--build-context", f"more={extra}",
+        "--build-context", "base=docker-image://box:1", "--cache-to", "type=inline",
+        "-o", f"type=local,dest={out}", str(context))
+    assert (out / "f").read_text() == "extra\n"
+    first = (out / "r").read_text()
+    box("builder", "prune", "-f")
+    again = tmp_path / "again"
+    box("build", "-q", "-t", "ctx:2", "--build-context", f"more={extra}",
+        "--build-context", "base=docker-image://box:1", "--cache-from", "ctx:1",
+        "-o", f"type=local,dest={again}", str(context))
+    assert (again / "r").read_text() == first
+    refused = box("build", "-q", "--build-context", "more=https://example.invalid/x",
+                  str(context), check=False)
+    assert refused.returncode != 0 and "only a directory or docker-image" in refused.stderr

@@ -90,10 +90,12 @@ def test_app_up_converge_and_down(box: Dockyard, app: Path) -> None:
     # into the volume, served by store on `back`, fetched by api's healthcheck by name
     assert _networks(box) == {"app_front", "app_back"}
     net = json.loads(box("network", "inspect", "app_back").stdout)[0]
+    assert len(net["Labels"].pop("com.docker.compose.config-hash")) == 64
     assert net["Labels"] == {"com.docker.compose.project": "app",
                              "com.docker.compose.network": "back"}
     assert _volumes(box) == {"app_storedata"}
     volume = json.loads(box("volume", "inspect", "app_storedata").stdout)[0]
+    assert len(volume["Labels"].pop("com.docker.compose.config-hash")) == 64
     assert volume["Labels"] == {"com.docker.compose.project": "app",
                                 "com.docker.compose.volume": "storedata"}
     assert box("exec", "app-api-1", "cat", "/www/index.html").stdout == "hello from store\n"

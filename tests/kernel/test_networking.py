@@ -422,3 +422,45 @@ def test_engine_config_sets_the_default_subnet(dy: Dockyard) -> None:
     assert address.startswith("10.219.41."), address
     doc = json.loads(dy("network", "inspect", "bridge").stdout)[0]
     assert doc["IPAM"]["Config"][0]["Subnet"] == "10.219.41.0/24"
+
+
+def test_network_rm_takes_its_bridge_and_rules_and_the_last_one_everything(
+        dy: Dockyard) -> None:
+    """A removal while another network remains: its bridge gone (one netlink call),
+    the chains rebuilt without it (one iptables-restore); the last one: the chains,
+    the port chains and every jump to them gone (one iptables-save, one restore)."""
+    import subprocess
+
+    from dockyard.network import firewall
+
+    root = str(dy.root)
+    filter_chain, nat_chain = firewall.chain_names(root)
+    dy("network", "create", "keep")
+    dy("network", "create", "drop")
+    bridges = {name: _network(dy, name)["Options"]["com.docker.network.bridge.name"]
+               for name in ("keep", "drop")}
+    dy("run", "-d", "--name", "web", "--network", "keep", "-p", f"{free_port()}:80",
+       "box:1", "sleep", "60")  # DNAT port chains made, on a host address too
+    dy("rm", "-f", "web")
+
+    def rules(table: str) -> str:
+        return subprocess.run(["iptables-save", "-t", table], capture_output=True,
+                              text=True, check=True).stdout
+
+    dy("network", "rm", "drop")
+    assert not Path(f"/sys/class/net/{bridges['drop']}").exists()
+    assert Path(f"/sys/class/net/{bridges['keep']}").exists()
+    assert bridges["drop"] not in rules("filter") and bridges["keep"] in rules("filter")
+    assert f"-A FORWARD -j {filter_chain}" in rules("filter")
+    dy("network", "rm", "keep")
+    assert not Path(f"/sys/class/net/{bridges['keep']}").exists()
+    tag = filter_chain
+    assert tag not in rules("filter") and tag not in rules("nat"), (rules("filter"),
+                                                                     rules("nat"))
+    assert nat_chain not in rules("nat")
+    assert dy("system", "check").returncode == 0
+
+
+def _network(dy: Dockyard, name: str) -> dict[str, Any]:
+    doc: list[dict[str, Any]] = json.loads(dy("network", "inspect", name).stdout)
+    return doc[0]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from dockyard.compose.loader import Options, load
-from dockyard.compose.lower import ProjectPlan, lower
+from dockyard.compose.lower import lower
+from dockyard.compose.plan import ProjectPlan
 from dockyard.errors import InvalidArgument, NotFound, NotImplementedFeature
 
 DATA = Path(__file__).parent.parent / "data" / "compose"
@@ -224,7 +225,8 @@ services:
 
 
 def test_watch_rules_and_changes(tmp_path: Path) -> None:
-    from dockyard.compose.watch import WatchRule, changes, snapshot
+    from dockyard.compose.plan import WatchRule
+    from dockyard.compose.watch import changes, snapshot
 
     plan = _plan(tmp_path, """
 services:
@@ -338,3 +340,31 @@ services:
     assert spec.blkio_weight_device == (BlkioWeightDevice("/dev/sda", 400),)
     assert spec.device_read_bps == (BlkioThrottleDevice("/dev/sda", 1024**2),)
     assert spec.device_write_iops == (BlkioThrottleDevice("/dev/sda", 30),)
+
+
+def test_build_additional_contexts_cache_and_ssh(tmp_path: Path) -> None:
+    """``additional_contexts`` resolved from the project's directory (as Compose does)
+    or kept as images; ``cache_from`` images kept, other cache kinds as notes;
+    ``ssh`` and the kinds of context the builder has not refused by name."""
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "extra").mkdir()
+    text = ("services:\n  app:\n    build:\n      context: ctx\n"
+            "      additional_contexts: [extra=./extra, base=docker-image://box:1]\n"
+            "      cache_from: [box:1, \"type=local,src=/x\"]\n")
+    (tmp_path / "compose.yaml").write_text(text)
+    build = lower(load(Options(), tmp_path, {})).services["app"].build
+    assert build is not None
+    assert build.contexts == {"extra": str(tmp_path / "extra"), "base": "docker-image://box:1"}
+    # an image is a cache source; another kind is a note
+    assert build.cache_from == ("box:1",) and not build.inline_cache
+    assert [n.split(":")[0] for n in build.notes] == ["services.app.build.cache_from[1]"]
+    for extra, message in (("      ssh: [default]\n", "build.ssh: not supported"),
+                           ("", "build context gone")):
+        body = text.replace("extra=./extra", "extra=./gone") if not extra else text + extra
+        (tmp_path / "compose.yaml").write_text(body)
+        with pytest.raises((NotImplementedFeature, NotFound)) as caught:
+            lower(load(Options(), tmp_path, {}))
+        assert message.split()[-1] in str(caught.value), caught.value
+    (tmp_path / "compose.yaml").write_text(text.replace("./extra", "service:other"))
+    with pytest.raises(NotImplementedFeature, match="only a directory or docker-image"):
+        lower(load(Options(), tmp_path, {}))

@@ -155,7 +155,7 @@ def _load_bad(name: str, env: dict[str, str] | None = None) -> None:
     ("unsupported.yaml", NotImplementedFeature,
      r"unsupported\.yaml: not supported by dockyard compose yet: "
      r"services\.web\.storage_opt \(line 4\), services\.web\.runtime \(line 5\), "
-     r"services\.web\.build\.cache_from \(line 6\), "
+     r"services\.web\.build\.isolation \(line 6\), "
      r"services\.web\.networks\.default\.ipv6_address \(line 7\), "
      r"secrets\.token\.external \(line 10\)"),
 ])

@@ -11,8 +11,9 @@ from dockyard.cli.container_flags import RUN_OPTIONS, spec_from_flags
 from dockyard.cli.flagtable import parse
 from dockyard.compose import labels as L
 from dockyard.compose.loader import Options, load
-from dockyard.compose.lower import Attachment, ProjectPlan, lower
+from dockyard.compose.lower import lower
 from dockyard.compose.order import dependents, start_order, with_dependencies
+from dockyard.compose.plan import Attachment, ProjectPlan
 from dockyard.engine.spec import ContainerSpec
 
 DATA = Path(__file__).parent.parent / "data" / "compose"
@@ -113,7 +114,10 @@ networks:
     assert labels[L.CONFIG_HASH] == app.config_hash and len(app.config_hash) == 64
     assert set(plan.networks) == {"default", "back", "front"}  # `unused` is never made
     assert plan.networks["back"].labels == {"owner": "me", L.PROJECT: "proj",
-                                            L.NETWORK: "back"}
+                                            L.NETWORK: "back",
+                                            L.CONFIG_HASH: plan.networks["back"].config_hash}
+    # the hash follows what the network is made with
+    assert len({n.config_hash for n in plan.networks.values()}) == 3
     assert plan.networks["front"].internal
 
 
@@ -140,7 +144,8 @@ volumes:
 """)
     sources = [m.source for m in plan.services["a"].spec.mounts]
     assert sources == ["proj_v1", "exact-name", "v3"]
-    assert plan.volumes["v1"].labels == {L.PROJECT: "proj", L.VOLUME: "v1"}
+    assert plan.volumes["v1"].labels == {L.PROJECT: "proj", L.VOLUME: "v1",
+                                         L.CONFIG_HASH: plan.volumes["v1"].config_hash}
     assert plan.volumes["v3"].external
 
 

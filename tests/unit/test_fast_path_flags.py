@@ -9,7 +9,8 @@ from typing import Any
 import click
 import pytest
 
-from dockyard.cli import fast
+from dockyard.cli import compose as compose_cli
+from dockyard.cli import compose_cmds, fast
 from dockyard.cli.container_cmds import EXEC_OPTIONS, PS_OPTIONS, RM_OPTIONS
 from dockyard.cli.container_flags import RUN_OPTIONS
 from dockyard.cli.container_ops import exec_cmd
@@ -26,7 +27,7 @@ def _click_reading(command: click.Command, args: list[str]) -> dict[str, Any]:
 
 def _samples(row: Opt) -> list[list[str]]:
     """Every spelling of one flag the docker CLI's users write."""
-    value = "7" if row.type is int else "v=1:x"
+    value = "7" if row.type in (int, float) else row.choices[0] if row.choices else "v=1:x"
     spellings: list[list[str]] = []
     for name in row.names:
         if row.kind == "flag":
@@ -36,7 +37,8 @@ def _samples(row: Opt) -> list[list[str]]:
         else:
             spellings += [[name, value], [f"{name}{value}"]]
     if row.kind == "multi":
-        spellings.append([row.names[0], "a", row.names[-1], "b"])
+        first, second = row.choices[:2] if row.choices else ("a", "b")
+        spellings.append([row.names[0], first, row.names[-1], second])
     return spellings
 
 
@@ -101,6 +103,26 @@ def test_rm_reads_every_flag_as_click_does(row: Opt) -> None:
         assert tuple(positionals) == clicked.pop("containers") and options == clicked, spelling
 
 
+@pytest.mark.parametrize(("table", "command"), [
+    (compose_cmds.COMPOSE_OPTIONS, compose_cli.compose_group),
+    (compose_cmds.UP_OPTIONS, compose_cli.up_cmd),
+    (compose_cmds.PS_OPTIONS, compose_cli.ps_cmd),
+    (compose_cmds.DOWN_OPTIONS, compose_cli.down_cmd)],
+    ids=["compose", "compose up", "compose ps", "compose down"])
+def test_compose_reads_every_flag_as_click_does(table: Sequence[Opt],
+                                                command: click.Command) -> None:
+    group = command is compose_cli.compose_group
+    takes_services = any(p.name == "services" for p in command.params)
+    for row in table:
+        for spelling in _samples(row):
+            args = [*spelling, "web"] if takes_services else spelling
+            options, positionals = _fast_reading(table, args, interspersed=not group)
+            clicked = _click_reading(command, args)
+            if not group and "services" in clicked:
+                assert tuple(positionals) == clicked.pop("services"), spelling
+            assert options == {k: v for k, v in clicked.items() if k != "services"}, spelling
+
+
 def test_clustered_short_flags_and_a_last_value_winning() -> None:
     args = ["-it", "--rm", "-eA=1", "-e", "B=2", "--name", "a", "--name=b", "img"]
     options, positionals = parse(RUN_OPTIONS, args, interspersed=False)
@@ -123,6 +145,9 @@ def test_what_the_fast_path_leaves_to_click(args: list[str]) -> None:
     ["ps", "--help"], ["ps", "extra"], ["run"], ["--version"], ["images", "a", "b"],
     ["inspect"], ["rmi", "x"], ["rm"], ["rm", "--force=1", "x"], ["rm", "-l", "x"],
     ["--root"], ["--debug", "ps"], ["ps", "--filter"],
+    ["compose"], ["compose", "--help"], ["compose", "up", "--help"], ["compose", "logs"],
+    ["compose", "ps", "--status", "bogus"], ["compose", "down", "web"],
+    ["compose", "-x", "up"], ["compose", "up", "--wait-timeout", "soon"],
 ])
 def test_dispatch_hands_these_to_click(argv: list[str]) -> None:
     assert fast.dispatch(argv) is None

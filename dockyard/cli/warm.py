@@ -1,0 +1,184 @@
+"""The warm path: a hot command run by a fork of the root's zygote, not by this process.
+
+A fresh interpreter pays for its imports on every command: the engine, the store,
+the fast path's tables — ~35 ms of CPU before ``run`` or ``ps`` does any work of its
+own, more than most of them do.  The root's zygote (``supervise.zygote``) already holds
+that code, loaded once, for the supervisors it forks.  When one is running, this
+process only connects to it and hands over what makes the command ours: its
+arguments, environment, umask, working directory and standard streams (the
+descriptors themselves, over SCM_RIGHTS, so a terminal, a pipe or a file is written
+exactly as this process would).  The zygote forks a worker that runs the command
+(``cli.warm_worker``); this process forwards the signals it is sent and exits with
+the worker's code.  No zygote (nothing has run on this root lately): the command runs
+here as before — a read such as ``ps`` never starts one.
+
+If this process is killed, its worker sees the connection close and is killed too,
+as the command itself would have been.  ``DOCKYARD_WARM_CLI=0`` turns the path off.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import os
+import signal
+import socket
+import sys
+
+# commands worth a hand-over: the hot ones (the fast path's) and the lifecycle ones
+WARM_COMMANDS = frozenset({"run", "ps", "images", "inspect", "rm", "start", "stop", "kill",
+                           "create", "restart", "wait", "port", "logs"})
+GLOBAL_FLAGS = ("--root", "--insecure-registry", "--policy", "--registries.d")
+WORKER_MODULE = "dockyard.cli.warm_worker"
+REQUEST_TAG = "warm"
+DEFAULT_ROOT = "/var/lib/dockyard"  # (store.layout's)
+DEFAULT_RUN_DIR = "/run/dockyard"
+DIED = 125  # the worker ended without an exit code (killed): Docker's "daemon" error
+# sent to us alone (kill PID) go to the worker; those a terminal sends to its
+# foreground process group go to the worker's group (it and what it started)
+_TO_WORKER = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+_TO_GROUP = (signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH)
+
+
+def command_root(argv: list[str]) -> tuple[str, str | None] | None:
+    """The command's name and ``--root`` (None: the default), or None when the
+    arguments before the command are not the global flags (click words the error)."""
+    root: str | None = None
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        name, eq, value = argv[i].partition("=")
+        if name not in GLOBAL_FLAGS:
+            return None
+        if not eq:
+            if i + 1 >= len(argv):
+                return None
+            i += 1
+            value = argv[i]
+        if name == "--root":
+            root = value
+        i += 1
+    if i >= len(argv):
+        return None
+    return argv[i], root
+
+
+def run(argv: list[str]) -> int | None:
+    """The command's exit code, run by a warm worker; None to run it here."""
+    if os.environ.get("DOCKYARD_WARM_CLI", "1") == "0":
+        return None
+    found = command_root(argv)
+    if found is None or found[0] not in WARM_COMMANDS or "--help" in argv:
+        return None
+    from dockyard.supervise.zygote_address import connect
+
+    try:
+        sock = connect(run_dir(found[1] or os.environ.get("DOCKYARD_ROOT") or None))
+    except OSError:
+        return None
+    if sock is None:
+        return None
+    with sock:
+        handed = _hand_over(sock, argv)
+        if handed is None:
+            return None  # it never started: nothing ran, so run it here
+        return _wait(sock, *handed)
+
+
+def run_dir(root: str | None) -> str:
+    """``store.layout.Layout.for_root(root).run_dir``, without importing the store
+    (~8 ms of a command that only connects; a unit test holds the two alike)."""
+    base = os.path.abspath(root) if root else DEFAULT_ROOT
+    return DEFAULT_RUN_DIR if base == DEFAULT_ROOT else os.path.join(base, "run")
+
+
+def encode_request(argv: list[str], env: dict[str, str], umask: int) -> bytes:
+    """The hand-over as the zygote reads it (``supervise.zygote``): NUL-separated
+    fields — the tag, the worker module, the umask, the number of arguments, the
+    arguments, then the environment as NAME=VALUE (no field can hold a NUL: each is
+    a C string to the kernel).  No JSON: its decoder's imports cost ~4 ms here."""
+    fields = ["", REQUEST_TAG, WORKER_MODULE, str(umask), str(len(argv)), *argv,
+              *(f"{name}={value}" for name, value in env.items())]
+    return "\0".join(fields).encode(errors="surrogateescape")
+
+
+def _hand_over(sock: socket.socket, argv: list[str]) -> tuple[int, bytes] | None:
+    """Send the command; the worker's pid once it runs (and what else it sent), or
+    None if it never did."""
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        request = encode_request(argv, dict(os.environ), umask)
+    except UnicodeEncodeError:
+        return None
+    try:
+        cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None  # (a working directory removed under us: click says so)
+    try:
+        fds = array.array("i", [0, 1, 2, cwd])
+        sock.sendmsg([request],
+                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+        answer = b""
+        while b"\n" not in answer:
+            chunk = sock.recv(64)
+            if not chunk:
+                return None
+            answer += chunk
+        pid, _, rest = answer.partition(b"\n")
+        return int(pid), rest
+    except (OSError, ValueError):  # a closed stream, a zygote that just exited
+        return None
+    finally:
+        os.close(cwd)
+
+
+def _wait(sock: socket.socket, worker: int, answer: bytes) -> int:
+    """Forward signals to the worker until it sends its exit code."""
+    try:
+        pidfd = os.pidfd_open(worker)
+    except OSError:
+        pidfd = -1
+
+    forwarded: list[int] = []
+
+    def forward(number: int, _frame: object) -> None:
+        if pidfd < 0:
+            return
+        forwarded.append(number)
+        with contextlib.suppress(OSError):
+            if number in _TO_GROUP and not _ended(pidfd):
+                os.killpg(worker, number)  # (its group while it lives: it leads it)
+            else:
+                signal.pidfd_send_signal(pidfd, number)
+
+    for number in (*_TO_WORKER, *_TO_GROUP):
+        signal.signal(number, forward)
+    try:
+        while True:
+            try:
+                chunk = sock.recv(64)
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            answer += chunk
+    except OSError:
+        pass
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+    try:
+        return int(answer)
+    except ValueError:
+        pass
+    if forwarded and forwarded[-1] != signal.SIGWINCH:  # it died of what we passed on:
+        return 128 + forwarded[-1]  # as the command would have here (a shell's view)
+    sys.stderr.write("dockyard: the command's process ended without an exit code\n")
+    return DIED
+
+
+def _ended(pidfd: int) -> bool:
+    import select
+
+    readable, _, _ = select.select([pidfd], [], [], 0)
+    return bool(readable)

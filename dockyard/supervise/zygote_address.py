@@ -1,0 +1,70 @@
+"""Where a root's zygote listens, in a module light enough for every command to import.
+
+The code a zygote has loaded is what every supervisor it forks — and every command
+handed to it (``cli.warm``) — runs: after an upgrade (or an edit) a new zygote must
+serve, so the socket name carries a stamp of that code; the old zygote keeps serving
+its own containers under the old name and exits with the last of them.  The stamp is
+a CRC of the files' sizes and modification times (``zlib``: no OpenSSL to load, as
+hashlib costs ~3 ms a command), telling an edited tree from another, not a digest.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import zlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# the supervisor's own files, then packages whose code a preloaded exit hook
+# (engine.exit_hook) or a warm command runs: stamped whole
+_CODE = ("supervise/monitor.py", "supervise/zygote.py", "supervise/zygote_address.py",
+         "supervise/iohub.py", "supervise/process.py", "supervise/helper.py",
+         "supervise/driver.py", "supervise/health.py", "supervise/logfile.py")
+_PACKAGES = ("engine", "store", "snapshots", "images", "volumes", "fs", "oci", "runtime",
+             "cli", "network", "registry", "build")
+
+
+def code_stamp() -> str:
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    files = list(_CODE)
+    for name in _PACKAGES:
+        try:
+            with os.scandir(os.path.join(package, name)) as entries:
+                files += sorted(f"{name}/{e.name}" for e in entries if e.name.endswith(".py"))
+        except OSError:
+            continue
+    parts = []
+    for relative in files:
+        try:
+            info = os.stat(os.path.join(package, relative))
+        except OSError:
+            continue
+        parts.append(f"{relative}:{info.st_mtime_ns}:{info.st_size};")
+    text = "".join(parts).encode()
+    return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}"
+
+
+SOCKET_NAME = f"zygote-{code_stamp()}.sock"
+
+
+def path(dir_fd: int) -> str:
+    """The socket's path through a descriptor of the run dir (a run dir's own path
+    may be longer than a socket address takes)."""
+    return f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}"
+
+
+def connect(run_dir: Path | str) -> socket.socket | None:
+    """A connection to the root's zygote of this code if one is running, else None."""
+    fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path(fd))
+        return sock
+    except OSError:
+        sock.close()
+        return None
+    finally:
+        os.close(fd)

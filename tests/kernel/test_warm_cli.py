@@ -1,0 +1,191 @@
+"""The warm path (``cli.warm``): with the root's zygote running, a hot command is run
+by a fork of it, with the caller's streams, working directory, environment and
+umask; the caller forwards signals, and a killed caller takes its worker along."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dockyard.testing.cli import Dockyard
+from dockyard.testing.poll import until
+
+pytestmark = pytest.mark.root
+
+
+def _zygote_of(dy: Dockyard) -> int:
+    """The pid of the zygote serving ``dy``'s root (started by a detached run)."""
+    run_dir = str(dy.layout.run_dir).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if b"dockyard.supervise.zygote" in argv and run_dir in argv:
+            return int(entry)
+    raise AssertionError("no zygote runs for this root")
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.add(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def _pids_by_phase(stderr: str) -> dict[str, str]:
+    """A ``DOCKYARD_TRACE`` timeline's phases and the pid that marked each."""
+    phases = {}
+    for line in stderr.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) == 6 and parts[3] == "cli":
+            phases[parts[5]] = parts[4]
+    return phases
+
+
+@pytest.fixture
+def warm(box: Dockyard) -> Dockyard:
+    box("run", "-d", "--name", "keep", "--network", "none", "box:1", "sleep", "300")
+    return box
+
+
+def _run_in(dy: Dockyard, cwd: Path, *args: str, env: dict[str, str] | None = None,
+            input: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*dy.argv, "--root", str(dy.root), *args], cwd=cwd,
+                          env={**dy.env, **(env or {})}, input=input, capture_output=True,
+                          timeout=120, check=False)
+
+
+@pytest.mark.parametrize("warm_cli", ["1", "0"])
+def test_a_run_handed_to_the_zygote_is_the_callers_own(warm: Dockyard, tmp_path: Path,
+                                                      warm_cli: str) -> None:
+    (tmp_path / "vars.env").write_text("FROMFILE=filed\n")
+    done = _run_in(warm, tmp_path, "run", "--rm", "-i", "--network", "none", "-e", "FROMENV",
+                   "--env-file", "vars.env", "box:1", "sh", "-c",
+                   'read x; echo "out:$x:$FROMENV:$FROMFILE"; echo oops >&2; exit 7',
+                   env={"FROMENV": "inherited", "DOCKYARD_TRACE": "1",
+                        "DOCKYARD_WARM_CLI": warm_cli}, input=b"hello\n")
+    assert done.returncode == 7, done.stderr
+    assert done.stdout == b"out:hello:inherited:filed\n"
+    assert b"oops" in done.stderr
+    phases = _pids_by_phase(done.stderr.decode())
+    client, worker = phases["interpreter up"], phases["image resolved"]
+    assert (client != worker) == (warm_cli == "1"), phases  # off: all in the caller
+
+
+def test_errors_read_as_the_callers_own(warm: Dockyard, tmp_path: Path) -> None:
+    missing = _run_in(warm, tmp_path, "inspect", "no-such-thing")
+    assert missing.returncode == 1 and missing.stderr == b"Error: No such image: no-such-thing\n"
+    wrong = _run_in(warm, tmp_path, "create", "--no-such-flag", "box:1")  # (click's words)
+    assert wrong.returncode == 2 and b"Usage: dockyard create [OPTIONS]" in wrong.stderr, \
+        wrong.stderr
+
+
+def _client_and_worker(dy: Dockyard) -> tuple[subprocess.Popen[bytes], int]:
+    """A ``wait`` (it blocks) handed to the zygote: its caller and its worker."""
+    zygote = _zygote_of(dy)
+    before = _children(zygote)
+    client = subprocess.Popen([*dy.argv, "--root", str(dy.root), "wait", "keep"],
+                              env=dy.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    worker = until("the worker to be forked", lambda: next(iter(_children(zygote) - before),
+                                                            None))
+    until("the caller to catch SIGTERM (to pass it on)", lambda: _catches(client.pid,
+                                                                          signal.SIGTERM))
+    return client, worker
+
+
+def _catches(pid: int, number: int) -> bool:
+    with open(f"/proc/{pid}/status") as handle:
+        caught = next(line for line in handle if line.startswith("SigCgt:")).split()[1]
+    return bool(int(caught, 16) & (1 << (number - 1)))
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def test_a_killed_caller_takes_its_worker_along(warm: Dockyard) -> None:
+    client, worker = _client_and_worker(warm)
+    client.kill()
+    client.communicate()
+    until("the worker to go with its caller", lambda: _gone(worker))
+    assert warm("inspect", "-f", "{{.State.Status}}", "keep").stdout.strip() == "running"
+
+
+def test_signals_sent_to_the_caller_reach_the_worker(warm: Dockyard) -> None:
+    client, worker = _client_and_worker(warm)
+    client.send_signal(signal.SIGTERM)
+    _out, err = client.communicate(timeout=30)
+    assert client.returncode == 128 + signal.SIGTERM, err  # as the command's own death
+    until("the worker to end", lambda: _gone(worker))
+
+
+def _as_nobody_hand_over(run_dir: Path, name: str) -> bytes | str:
+    """In a child running as nobody: connect to the zygote and hand it a command;
+    what came back (b"" if it hung up), or the error's name.  (Through a descriptor
+    of the run dir opened before: the test's own directories above it are root's.)"""
+    import json
+    import socket
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        answer: bytes | str
+        dir_fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+        socket_path = f"/proc/self/fd/{dir_fd}/{name}"
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(10)
+                sock.connect(socket_path)
+                import array
+
+                from dockyard.cli.warm import encode_request
+
+                cwd = os.open("/", os.O_PATH)
+                sock.sendmsg([encode_request(["ps"], {}, 0o022)], [(
+                    socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2, cwd]))])
+                answer = sock.recv(64)
+        except OSError as exc:
+            answer = type(exc).__name__
+        os.write(write_end, json.dumps(answer if isinstance(answer, str)
+                                       else answer.decode()).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as handle:
+        result = json.loads(handle.read() or '"nothing"')
+    os.waitpid(pid, 0)
+    hung_up = ("BrokenPipeError", "ConnectionResetError", "")  # refused once connected
+    return "hung up" if result in hung_up else result if result == "PermissionError" \
+        else result.encode()
+
+
+def test_no_other_user_gets_a_command_run_by_the_zygote(warm: Dockyard) -> None:
+    from dockyard.supervise.zygote_address import SOCKET_NAME
+
+    sock_path = str(warm.layout.run_dir / SOCKET_NAME)
+    assert os.stat(sock_path).st_mode & 0o777 == 0o600
+    os.chmod(warm.layout.run_dir, 0o755)  # (a run dir others may enter)
+    assert _as_nobody_hand_over(warm.layout.run_dir, SOCKET_NAME) == "PermissionError"
+    os.chmod(sock_path, 0o666)  # and were the socket's mode wrong: its peer is checked
+    assert _as_nobody_hand_over(warm.layout.run_dir, SOCKET_NAME) == "hung up"
