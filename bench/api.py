@@ -5,6 +5,11 @@ private dockerd (its own bridge; started here), in one run, interleaved, as rati
 - ``docker run --rm IMG true``                        goal <= 0.5x
 - ``docker ps -a`` with 100 containers                goal <= 0.5x
 - ``GET /containers/json?all=1`` requests per second  goal >= 2x (100 containers)
+  and the server's CPU time per request (dockerd's alone: a list never reaches
+  containerd)
+- the floor of ``ps``: the same CLI against a stub that answers at once with the
+  bytes serve gave — on a loaded machine the docker CLI's own start costs more than
+  a list in dockerd, so no server can reach 0.5x there
 - the server's own memory at rest (USS/RSS of ``dockyard serve``; dockerd's beside it)
 
 The 100 containers are created, not started, on both sides (the machine has two
@@ -84,15 +89,72 @@ def requests_per_second(host: str, count: int) -> float:
 
 def interleaved(runs: int, serve: Engine, docker: Engine, *args: str) -> tuple[float, float]:
     """Medians of ``runs`` after one warm-up each, alternating which goes first."""
-    serve.timed(*args)
-    docker.timed(*args)
-    ours: list[float] = []
-    theirs: list[float] = []
+    ours, theirs = interleaved_all(runs, [serve, docker], *args)
+    return ours, theirs
+
+
+def interleaved_all(runs: int, peers: list[Engine], *args: str) -> list[float]:
+    """``interleaved`` of any number of engines, each round in a rotated order."""
+    for engine in peers:
+        engine.timed(*args)
+    times: list[list[float]] = [[] for _ in peers]
     for number in range(runs):
-        order = [(serve, ours), (docker, theirs)]
-        for engine, times in order if number % 2 == 0 else reversed(order):
-            times.append(engine.timed(*args)[0])
-    return statistics.median(ours), statistics.median(theirs)
+        for index in (list(range(len(peers))) * 2)[number % len(peers):][:len(peers)]:
+            times[index].append(peers[index].timed(*args)[0])
+    return [statistics.median(t) for t in times]
+
+
+@contextlib.contextmanager
+def stub_server(work: Path, body: bytes) -> Iterator[str]:
+    """A server that costs nothing: ``/_ping`` and every other request answered at once
+    with canned bytes (``body``: a list as serve gave it), in a thread.  The docker CLI
+    against it is the floor no server can go below."""
+    import asyncio
+    import threading
+
+    sock = work / "stub.sock"
+    head = b"HTTP/1.1 200 OK\r\nApi-Version: 1.50\r\nOstype: linux\r\n"
+    ping = head + b"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n"
+    listed = head + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % \
+        len(body) + body
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while line := await reader.readline():
+                while (await reader.readline()) not in (b"\r\n", b""):
+                    pass
+                if b"/_ping" in line:
+                    writer.write(ping if line.startswith(b"HEAD") else ping + b"OK")
+                else:
+                    writer.write(listed)
+                await writer.drain()
+        writer.close()
+
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        server = await asyncio.start_unix_server(handle, str(sock))
+        ready.set()
+        async with server:
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield f"unix://{sock}"
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+
+
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time of the process so far, in milliseconds."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_kib(pid: int) -> int:
@@ -139,15 +201,31 @@ def main() -> int:
         for engine in (serve, docker):
             for _ in range(args.containers):
                 engine.new_container("create", engine.image, "true")
-        ps_ours, ps_theirs = interleaved(args.runs, serve, docker, "ps", "-a", "-q")
+        with _http(host) as client:
+            listed = client.get("/containers/json?all=1").content
+        with stub_server(peers.work, listed) as stub_host:
+            stub = Engine("stub", list(docker.argv), dict(docker.env, DOCKER_HOST=stub_host),
+                          docker.image)
+            ps_ours, floor, ps_theirs = interleaved_all(args.runs, [serve, stub, docker],
+                                                        "ps", "-a", "-q")
         _row(f"docker ps -a ({args.containers} containers)", ps_ours * 1000, ps_theirs * 1000,
              "ms", "<= 0.5x")
+        _row("  the CLI alone (a server that costs 0)", floor * 1000, ps_theirs * 1000, "ms",
+             "(the best ratio any server can reach)")
         rates: tuple[list[float], list[float]] = ([], [])
+        cpu: tuple[list[float], list[float]] = ([], [])
+        count = args.requests // 3
         for _ in range(3):
-            rates[0].append(requests_per_second(host, args.requests // 3))
-            rates[1].append(requests_per_second(peers.daemon.host, args.requests // 3))
+            for side, (address, pid) in enumerate(((host, server.pid),
+                                                   (peers.daemon.host,
+                                                    peers.daemon.process.pid))):
+                before = cpu_ms(pid)
+                rates[side].append(requests_per_second(address, count))
+                cpu[side].append((cpu_ms(pid) - before) / (count + 1))
         _row(f"GET /containers/json?all=1 ({args.containers})", statistics.median(rates[0]),
              statistics.median(rates[1]), "req/s", ">= 2x")
+        _row("  the server's CPU per request", statistics.median(cpu[0]),
+             statistics.median(cpu[1]), "ms", "(lower is better)")
         time.sleep(2)
         rest_after = uss_kib(server.pid), _rss_kib(server.pid)
         daemon_rss = _rss_kib(peers.daemon.process.pid)

@@ -25,7 +25,7 @@ from dockyard.api.images import JsonStream
 from dockyard.api.server import ENGINE, Router
 from dockyard.api.streams import body_file, call
 from dockyard.build.executor import BuildOptions
-from dockyard.errors import DockyardError, InvalidArgument
+from dockyard.errors import DockyardError, InvalidArgument, NotImplementedFeature
 
 _TITLE = re.compile(r"^\[(?:(?P<stage>\S+) )?(?P<count>\d+/\d+)\] (?P<what>.*)$", re.S)
 NETWORK_MODES = {"": "default", "default": "default", "bridge": "default", "host": "host",
@@ -71,6 +71,17 @@ def context_stream(body: io.BufferedReader) -> IO[bytes]:
 
 def register(router: Router) -> None:
     router.add("POST", "/build", build)
+    router.add("POST", "/session", no_buildkit)  # BuildKit's session (h2c upgrade)
+    router.add("POST", "/grpc", no_buildkit)  # and its gRPC control API
+
+
+NO_BUILDKIT = ("BuildKit is not supported by dockyard serve: build with the legacy builder "
+               "(DOCKER_BUILDKIT=0; Docker Compose also COMPOSE_BAKE=false)")
+
+
+async def no_buildkit(request: web.Request) -> web.Response:
+    """What a BuildKit client (buildx, Compose's bake) meets: a 501 saying what to set."""
+    raise NotImplementedFeature(NO_BUILDKIT)
 
 
 class StreamReporter:
@@ -185,6 +196,8 @@ async def build(request: web.Request) -> web.StreamResponse:
     from dockyard.registry import auth
 
     engine = request.app[ENGINE]
+    if request.query.get("version") == "2":  # a BuildKit build (types.BuilderBuildKit)
+        raise NotImplementedFeature(NO_BUILDKIT)
     wanted = options(request)._replace(
         logins=auth.parse_auth_configs(registry_config(request)))
     quiet = params.flag(request, "q")

@@ -137,7 +137,7 @@ async def update(request: web.Request) -> web.Response:
 
 # --- prune -----------------------------------------------------------------------------
 def _prune(engine: Engine, labels: list[str], until: list[str]) -> list[str]:
-    from dockyard.api.containers import epoch
+    from dockyard.api.container_list import epoch
 
     if not labels and not until:
         return engine.container_ops.prune()

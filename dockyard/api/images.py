@@ -10,7 +10,7 @@ from typing import IO, Any
 from aiohttp import web
 
 from dockyard.api import params
-from dockyard.api.containers import epoch
+from dockyard.api.container_list import epoch
 from dockyard.api.server import ENGINE, Router, _common_headers
 from dockyard.api.streams import body_file, call, response_file
 from dockyard.engine.engine import Engine

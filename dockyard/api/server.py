@@ -132,6 +132,7 @@ def make_app(engine: Engine, *, workers: int = 16) -> web.Application:
     from dockyard.api import (
         build,
         container_files,
+        container_list,
         container_ops,
         containers,
         events,
@@ -143,7 +144,7 @@ def make_app(engine: Engine, *, workers: int = 16) -> web.Application:
         volumes,
     )
 
-    for module in (system, containers, container_files, container_ops, events, exec,
+    for module in (system, container_list, containers, container_files, container_ops, events, exec,
                    images, build, registry, networks, volumes):
         module.register(router)
     return app

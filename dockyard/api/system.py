@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from dockyard.api.container_list import LIST, ContainerList, list_rows
 from dockyard.api.server import (
     API_VERSION,
     ENGINE,
@@ -36,6 +37,7 @@ async def ping(request: web.Request) -> web.Response:
                             content_type="text/plain")
     response.headers["Cache-Control"] = "no-cache, no-store, must-revalidate"
     response.headers["Pragma"] = "no-cache"
+    response.headers["Builder-Version"] = "1"  # the legacy builder's API only (no BuildKit)
     _common_headers(response)
     return response
 
@@ -133,11 +135,10 @@ def tree_size(path: str) -> int:
         return 0
 
 
-def _disk_usage(engine: Engine) -> dict[str, Any]:
-    from dockyard.api.containers import _list
+def _disk_usage(engine: Engine, lister: ContainerList) -> dict[str, Any]:
     from dockyard.api.images import _summaries
 
-    containers = _list(engine, True, {}, None)
+    containers = list_rows(engine, lister)
     for row in containers:
         upper = engine.images.snapshotter.upper_dir(row["Id"])
         row["SizeRw"], row["SizeRootFs"] = tree_size(str(upper)), 0
@@ -156,4 +157,5 @@ def _disk_usage(engine: Engine) -> dict[str, Any]:
 
 
 async def disk_usage(request: web.Request) -> web.Response:
-    return web.json_response(await call(request, _disk_usage, request.app[ENGINE]))
+    return web.json_response(await call(request, _disk_usage, request.app[ENGINE],
+                                          request.app[LIST]))

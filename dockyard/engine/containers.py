@@ -97,6 +97,10 @@ class ContainerService:
         self.events.container(action, record.id, record.name, record.image,
                               dict(record.spec.labels), **extra)
 
+    def health_changed(self, container_id: str, status: str) -> None:
+        """Docker's ``health_status: STATUS`` event (the supervisor's health hook)."""
+        self._event(f"health_status: {status}", self.store.find(container_id))
+
     def _died(self, record: ContainerRecord) -> None:
         """The ``die`` event of an exit, once: called with the container's lock held,
         by its exit hook or by a removal that came first (``rm`` right after ``wait``
@@ -639,6 +643,9 @@ class ContainerService:
                 "--log-max-size", str(spec.log_max_size),
                 "--log-max-file", str(spec.log_max_file),
                 "--health", json.dumps(health) if health else "",
+                "--health-hook", json.dumps([EXIT_HOOK_TAG, EXIT_HOOK_MODULE, "health_changed",
+                                             str(self.layout.root), record.id]
+                                            if health else []),
                 "--network", json.dumps(network) if network else "",
                 "--restart-count", str(restart_count),
                 "--pause-at", os.environ.get(processes.PAUSE_ENV, ""), *flags]

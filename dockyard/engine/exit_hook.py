@@ -18,11 +18,15 @@ import contextlib
 
 # imported here, at module level, so the zygote's preload holds them all
 import dockyard.engine.container_network  # noqa: F401
+import dockyard.engine.containers  # noqa: F401 - Engine.containers imports it on first use
 import dockyard.engine.events  # noqa: F401
+import dockyard.engine.images  # noqa: F401 - and ContainerService.images, .networks
+import dockyard.engine.networks  # noqa: F401
 import dockyard.images.content  # noqa: F401
 import dockyard.images.index  # noqa: F401
 import dockyard.snapshots.mount  # noqa: F401
 import dockyard.snapshots.overlay  # noqa: F401
+import dockyard.store.config  # noqa: F401
 import dockyard.volumes.store  # noqa: F401
 from dockyard import trace
 from dockyard.engine.engine import Engine
@@ -51,6 +55,14 @@ def supervisor_lost(root: str, container_id: str) -> None:
     with contextlib.suppress(NotFound, ContainerNotFound):
         service = engine.containers
         service.recovered(service.refresh(service.store.find(container_id)))
+
+
+def health_changed(root: str, container_id: str, status: str) -> None:
+    """The supervisor's health hook: the container's health status became ``status``."""
+    from dockyard.errors import ContainerNotFound
+
+    with contextlib.suppress(NotFound, ContainerNotFound):
+        Engine(Layout.for_root(root)).containers.health_changed(container_id, status)
 
 
 def argv(root: str, container_id: str) -> list[str]:

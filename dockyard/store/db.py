@@ -282,6 +282,13 @@ class Database:
                               f"after the disk filled up, try again")
         self.conn.execute("COMMIT")
 
+    def version(self) -> tuple[int, int]:
+        """Changes since the last call tell: SQLite's ``data_version`` (another
+        connection committed) and this connection's own ``total_changes``."""
+        with self.lock, self._errors("query"):
+            return int(self.conn.execute("PRAGMA data_version").fetchone()[0]), \
+                self.conn.total_changes
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.lock, self._errors("query"):
             return list(self.conn.execute(sql, params).fetchall())

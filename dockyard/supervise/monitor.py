@@ -81,6 +81,8 @@ class Supervisor:
         self.restart, _, retries = args.restart.partition(":")
         self.max_retries = int(retries or 0)
         self.exit_hook: list[str] = json.loads(args.exit_hook)
+        # called with the new status when the health status changes (engine's events)
+        self.health_hook: list[str] = json.loads(args.health_hook)
         self.tty: bool = args.tty
         self.stdin: bool = args.stdin
         self.wait_attach: bool = args.wait_attach
@@ -136,9 +138,18 @@ class Supervisor:
         if self.health_config is None:
             return
         exec_argv = self.driver.exec_argv(self.id)
-        self.health = HealthChecker(self.health_config, exec_argv,
-                                    lambda state: self.save(health=dict(state)))
+        self.health = HealthChecker(self.health_config, exec_argv, self._health_report)
         self.health.start()
+
+    def _health_report(self, state: dict[str, Any]) -> None:
+        """A check's result saved; a change to healthy or unhealthy told to the health
+        hook (``@python`` form only), as dockerd logs ``health_status`` events."""
+        before = (self.status.get("health") or {}).get("Status")
+        self.save(health=dict(state))
+        now = state["Status"]
+        if now != before and now in ("healthy", "unhealthy") and \
+                self.health_hook[:1] == [PYTHON_HOOK]:
+            _run_python_hook([*self.health_hook[1:], now])
 
     def _stop_health(self) -> None:
         if self.health is not None:
@@ -463,7 +474,7 @@ def _run_python_hook(hook_argv: list[str]) -> None:
             code = 0
         except BaseException as exc:  # noqa: BLE001 - reported; the next command recovers
             with contextlib.suppress(Exception):
-                print(f"supervisor: exit hook {module}.{function} failed: {exc!r}",
+                print(f"supervisor: hook {module}.{function} failed: {exc!r}",
                       file=sys.stderr, flush=True)
         finally:
             os._exit(code)
@@ -576,6 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ready-fd", type=int, required=True)
     parser.add_argument("--tty", action="store_true")
     parser.add_argument("--health", default="", help="JSON healthcheck config")
+    parser.add_argument("--health-hook", default="[]",
+                        help="JSON @python hook called with each new health status")
     parser.add_argument("--network", default="", help="JSON bridge attachment and ports")
     parser.add_argument("--stdin", action="store_true")
     parser.add_argument("--wait-attach", action="store_true")

@@ -45,6 +45,17 @@ def test_ping_headers_and_versions(http: httpx.Client) -> None:
     assert (missing.status_code, missing.json()) == (404, {"message": "page not found"})
 
 
+def test_buildkit_clients_are_told_what_to_set(http: httpx.Client) -> None:
+    """No BuildKit: ``_ping`` says builder 1, and what a BuildKit client calls (its
+    session, its gRPC API, a build with ``version=2``) is a 501 naming the settings."""
+    assert http.head("/_ping").headers["Builder-Version"] == "1"
+    for path in ("/session", "/v1.50/grpc", "/v1.50/build?version=2&t=x:1"):
+        answer = http.post(path, headers={"Upgrade": "h2c", "Connection": "Upgrade"})
+        assert answer.status_code == 501, path
+        assert "DOCKER_BUILDKIT=0" in answer.json()["message"]
+        assert "COMPOSE_BAKE=false" in answer.json()["message"]
+
+
 def test_docker_error_words_and_statuses(http: httpx.Client, box: Dockyard) -> None:
     answer = http.get("/containers/nosuch/json")
     assert (answer.status_code, answer.json()) == (404, {"message": "No such container: nosuch"})

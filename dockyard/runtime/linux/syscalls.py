@@ -214,3 +214,37 @@ def os_call(op: str, target: str, func: object, *args: object) -> object:
         return func(*args)  # type: ignore[operator]
     except OSError as exc:
         raise KernelError(op, target, exc.errno or 0, exc.strerror or str(exc)) from exc
+
+
+# inotify(7): what changed in a directory, told by the kernel as it happens (the API's
+# container list keeps its rows until a container's folder says otherwise)
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+IN_ONLYDIR = 0x1000000
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+
+
+def inotify_init1(flags: int) -> int:
+    return _check(_libc.inotify_init1(ctypes.c_int(flags)), "inotify_init1", hex(flags))
+
+
+def inotify_add_watch(fd: int, path: str, mask: int) -> int:
+    """The watch descriptor; a ``KernelError`` (ENOENT: no such directory, ENOSPC: the
+    user's watches are used up) otherwise."""
+    return _check(_libc.inotify_add_watch(ctypes.c_int(fd), _b(path), ctypes.c_uint32(mask)),
+                  "inotify_add_watch", path)
+
+
+def inotify_rm_watch(fd: int, wd: int) -> None:
+    _check(_libc.inotify_rm_watch(ctypes.c_int(fd), ctypes.c_int(wd)), "inotify_rm_watch",
+           str(wd))
