@@ -312,10 +312,10 @@ class Controller:
                                        self._exec_argv(record.id, probe))
                                 for kind, probe in probes.items()]
         self.prober.watch([t for t in targets if t.argv or "exec" not in t.probe])
-        self.prober.forget({r.id for r in records})
+        alive = {r.id for r in records}
+        self.prober.forget(alive)
         self.kubelet.forget({p for p, m in pods_of(records).items() if infra(m) is not None})
-        self.exec_argv = {k: v for k, v in self.exec_argv.items()
-                          if k[0] in {r.id for r in records}}
+        self.exec_argv = {k: v for k, v in self.exec_argv.items() if k[0] in alive}
         if self.state is not None:
             self.prober.save(self.state.with_suffix(".probes"))
             self.kubelet.save(self.state.with_suffix(".restarts"))
