@@ -1,9 +1,11 @@
 """The reconcile loop of one play: keeps each Deployment, ReplicaSet and DaemonSet
-at its replicas (a pod whose infra or container died, or whose liveness probe
-fails, is removed and replaced), rolls a changed template out per its strategy,
-runs Jobs to their completions, moves pods through their initContainers, runs the
-probes that are not a container's healthcheck, and serves each Service's ClusterIP
-over the ready pods its selector matches.
+at its replicas (a pod whose infra died or whose container is gone is removed and
+replaced), restarts a pod's container that exited or fails its liveness probe in
+its pod as the kubelet does (``kubelet``), rolls a changed template out per its
+strategy, runs Jobs to their completions, moves pods through their
+initContainers, runs the probes that are not a container's healthcheck (each on
+its own clock: ``prober.Prober``), and serves each Service's ClusterIP over the
+ready pods its selector matches.
 
 Run by ``kube play`` in the foreground, or detached as its own process
 (``python -m dockyard.kube.controller ROOT STATE``); its state file under
@@ -25,11 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dockyard.errors import InternalError
+from dockyard.errors import DockyardError, InternalError
 from dockyard.kube import play, rollout
+from dockyard.kube.kubelet import Kubelet
 from dockyard.kube.load import REPLICATED, KubeObject, matches
 from dockyard.kube.lower import LABEL_ROLE, Context, PodPlan
-from dockyard.kube.prober import Prober, probes_of
+from dockyard.kube.prober import Prober, Target, probes_of
 from dockyard.kube.proxy import ServiceProxy
 from dockyard.kube.status import (
     Pods,
@@ -38,7 +41,6 @@ from dockyard.kube.status import (
     finished,
     infra,
     initialising,
-    live,
     pods_of,
     ready,
 )
@@ -139,7 +141,7 @@ def stop_for(engine: Engine, owners: set[str]) -> list[str]:
         if pid and _is_controller(pid, path):
             _terminate(pid)
             stopped.append(f"controller {pid}")
-        for suffix in (".json", ".log", ".ready", ".probes"):
+        for suffix in (".json", ".log", ".ready", ".probes", ".restarts"):
             path.with_suffix(suffix).unlink(missing_ok=True)
     return stopped
 
@@ -199,7 +201,9 @@ class Controller:
         self.known: dict[str, set[tuple[str, str]]] = {}  # … → (pod infra id, address)
         self.draining: set[str] = set()  # pods out of their Services, about to go
         self.failed: dict[str, str] = {}  # pod → why it failed (told once)
-        self.prober = Prober(self._exec_probe)
+        self.prober = Prober()
+        self.kubelet = Kubelet(engine, self.prober, _tell)
+        self.exec_argv: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
         self.stopping = False
         self.reload = False
 
@@ -219,6 +223,8 @@ class Controller:
             except Exception:  # a bad round is logged; the next one tries again
                 traceback.print_exc()
             time.sleep(PERIOD)
+        self.prober.close()
+        self.kubelet.close()
         for proxy in (p for proxies in self.proxies.values() for p in proxies):
             proxy.close()
 
@@ -243,14 +249,21 @@ class Controller:
                 for ns, group in play.by_namespace(self.objects).items() if ns}
 
     def reconcile(self) -> None:
+        began = time.monotonic()
         records = self.engine.containers.list(all_containers=True)
         self._probe(records)
         for obj in self.objects:
             if obj.kind in (*REPLICATED, "Job", "Pod"):
-                failed = self._initialise(obj, pods_of(records, obj.owner))
-                pods = {p: m for p, m in pods_of(records, obj.owner).items() if p not in failed}
+                found = pods_of(records, obj.owner)
+                # a pod whose container is being made again is not judged on this list
+                busy = {p for p in found if self.kubelet.busy(p, began)}
+                failed = self._initialise(obj, {p: m for p, m in found.items()
+                                                if p not in busy})
+                pods = {p: m for p, m in found.items() if p not in failed}
+                self.kubelet.sync({p: m for p, m in pods.items()
+                                   if p not in busy and not initialising(m)})
                 if obj.kind in REPLICATED:
-                    self._scale(obj, pods)
+                    self._scale(obj, pods, busy)
                 elif obj.kind == "Job":
                     self._run_job(obj, pods)
         self._refresh_services()
@@ -271,7 +284,7 @@ class Controller:
             else:
                 name = pod.removeprefix(f"{obj.namespace}.")
                 plan = play.plan_of(obj, self.contexts[obj.namespace], name)
-                why = play.advance_pod(self.engine, plan, members)
+                why = play.advance_pod(self.engine, plan, members, _tell)
             if why in ("", "initialising") or (obj.kind in ("Pod", "Job") and why == (
                     self.failed.get(pod))):
                 continue
@@ -283,35 +296,46 @@ class Controller:
         return failed
 
     def _probe(self, records: list[ContainerRecord]) -> None:
-        """Run the controller's probes that are due (against each pod's address, or in the
-        container)."""
-        pods = pods_of(records)
-        for members in pods.values():
+        """Hand the prober the controller's probes of the running containers (against
+        each pod's address, or in the container); save what they say, and what the
+        kubelet part knows of each container."""
+        targets = []
+        for members in pods_of(records).values():
             holder = infra(members)
             for record in apps(members):
                 probes = probes_of(record.spec.labels)
                 if holder is None or record.state != "running" or not probes:
                     continue
                 address = self._address(holder)
-                if not address:
-                    continue
-                if "startup" in probes:  # until it passes, the others wait
-                    self.prober.run(record.id, "startup", probes["startup"], address,
-                                    _started(record))
-                if not self.prober.started(record.id):
-                    continue
-                for kind, probe in probes.items():
-                    if kind != "startup":
-                        self.prober.run(record.id, kind, probe, address, _started(record))
-        self.prober.forget({r.id for r in records})
+                if address:
+                    targets += [Target(record.id, kind, probe, address, _started(record),
+                                       self._exec_argv(record.id, probe))
+                                for kind, probe in probes.items()]
+        self.prober.watch([t for t in targets if t.argv or "exec" not in t.probe])
+        alive = {r.id for r in records}
+        self.prober.forget(alive)
+        self.kubelet.forget({p for p, m in pods_of(records).items() if infra(m) is not None})
+        self.exec_argv = {k: v for k, v in self.exec_argv.items() if k[0] in alive}
         if self.state is not None:
             self.prober.save(self.state.with_suffix(".probes"))
+            self.kubelet.save(self.state.with_suffix(".restarts"))
 
     def _address(self, holder: ContainerRecord) -> str:
         return play.pod_address(self.engine, holder)
 
-    def _exec_probe(self, container_id: str, command: tuple[str, ...], timeout: float) -> bool:
-        return play.exec_in(self.engine, container_id, command, timeout) == 0
+    def _exec_argv(self, container_id: str, probe: dict[str, Any]) -> tuple[str, ...]:
+        """The runtime command that runs an exec probe in the container (made here, in
+        the round: the prober's threads never call the engine); () for other kinds,
+        or when the container cannot be joined now."""
+        if "exec" not in probe:
+            return ()
+        key = (container_id, tuple(probe["exec"]["command"]))
+        if key not in self.exec_argv:
+            try:
+                self.exec_argv[key] = tuple(self.engine.container_ops.exec_argv(*key))
+            except DockyardError:
+                return ()
+        return self.exec_argv[key]
 
     def _refresh_services(self) -> None:
         records = self.engine.containers.list(all_containers=True)
@@ -339,8 +363,9 @@ class Controller:
             for address in sorted(new):
                 forget_neighbour(bridge, address)
 
-    def _scale(self, obj: KubeObject, pods: Pods) -> None:
-        """Replace dead or failing pods, then one step of scaling or rollout."""
+    def _scale(self, obj: KubeObject, pods: Pods, busy: set[str]) -> None:
+        """Replace pods that are gone (infra dead, a container removed, finished),
+        then one step of scaling or rollout (a ``busy`` pod counts, not ready)."""
         template = obj.body["spec"]["template"]
         current = rollout.template_hash(template)
         wanted = len(template["spec"]["containers"])
@@ -348,10 +373,9 @@ class Controller:
         for pod, members in sorted(pods.items()):
             holder = infra(members)
             made_from = holder.spec.labels.get(rollout.HASH_LABEL, "") if holder else ""
-            if initialising(members):
+            if initialising(members) or pod in busy:
                 states.append(rollout.PodState(pod, made_from, False))
-            elif alive(members, wanted if made_from == current else None) and live(
-                    self.engine, members, self.prober.verdicts()):
+            elif alive(members, wanted if made_from == current else None):
                 states.append(rollout.PodState(pod, made_from, ready(
                     self.engine, members, self.prober.verdicts())))
             else:
@@ -365,7 +389,7 @@ class Controller:
 
     def _start(self, obj: KubeObject, plan: PodPlan) -> None:
         try:
-            play.start_pod(self.engine, plan)
+            play.start_pod(self.engine, plan, _tell)
         except Exception:
             play.remove_pod(self.engine, plan.name)
             raise
@@ -431,6 +455,10 @@ class Controller:
 
     def _ready_of(self, ref: str) -> Callable[[], list[str]]:
         return lambda: list(self.ready.get(ref, []))
+
+
+def _tell(message: str) -> None:
+    print(message, flush=True)
 
 
 def _started(record: ContainerRecord) -> float:

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.kube import controller, play, rollout, status
+from dockyard.kube.kubelet import read_statuses, terminated
 from dockyard.kube.load import REPLICATED, KubeObject, matches
-from dockyard.kube.lower import LABEL_OWNER, LABEL_POD
+from dockyard.kube.lower import LABEL_OWNER, LABEL_POD, LABEL_ROLE
 from dockyard.kube.prober import read_verdicts
 
 if TYPE_CHECKING:
@@ -186,26 +187,55 @@ def _pod(engine: Engine, pod: str, owner: KubeObject, holder: ContainerRecord,
                 "podIP": addresses[0].address.split("/")[0] if addresses else "",
                 "startTime": holder.started_at,
                 "conditions": [_condition("Ready", ready, "")],
-                "containerStatuses": [_container(engine, r, verdicts)
-                                      for r in status.apps(members)]}}
+                "containerStatuses": _containers(engine, holder, spec, members, verdicts)}}
 
 
-def _container(engine: Engine, record: ContainerRecord,
-               verdicts: dict[str, bool]) -> dict[str, Any]:
+def _containers(engine: Engine, holder: ContainerRecord, spec: dict[str, Any],
+                members: list[ContainerRecord], verdicts: dict[str, bool]) -> list[dict[
+                    str, Any]]:
+    """A status for each container of the pod's spec, as the kubelet gives them: one
+    not made yet waits (PodInitializing while init containers run; ContainerCreating,
+    also between a restarted container's old one and its new one)."""
+    known = read_statuses(controller.state_dir(engine))
+    made = {r.name: r for r in status.apps(members)}
+    reason = "ContainerCreating" if made or not any(
+        r.spec.labels.get(LABEL_ROLE) == "init" for r in members) else "PodInitializing"
+    found = []
+    for container in spec["containers"]:
+        name = f"{holder.name}-{container['name']}"
+        if name in made:
+            found.append(_container(engine, made[name], verdicts, known.get(name) or {}))
+        else:
+            found.append({"name": container["name"], "image": container["image"],
+                          "ready": False, "restartCount": int(
+                              (known.get(name) or {}).get("restartCount") or 0),
+                          "state": {"waiting": {"reason": reason}}})
+    return found
+
+
+def _container(engine: Engine, record: ContainerRecord, verdicts: dict[str, bool],
+               known: dict[str, Any]) -> dict[str, Any]:
+    """A containerStatus; ``known``: what the controller's kubelet part says of it
+    (restartCount, lastState, a back-off it waits out)."""
     if record.state == "running":
         state: dict[str, Any] = {"running": {"startedAt": record.started_at}}
+    elif "waiting" in known and record.state == "exited":
+        state = {"waiting": known["waiting"]}
     elif record.state == "exited":
-        state = {"terminated": {"exitCode": record.exit_code, "finishedAt": record.finished_at,
-                                "reason": "Completed" if record.exit_code == 0 else "Error"}}
+        state = {"terminated": terminated(record)}
     else:
-        state = {"waiting": {"reason": record.state.capitalize()}}
+        state = {"waiting": {"reason": "ContainerCreating" if record.state == "created" else
+                             record.state.capitalize()}}
     probe = record.spec.labels.get("io.dockyard.kube.probe")
     ready = record.state == "running" and (probe != "readiness" or status.health(
         engine, record) == "healthy") and verdicts.get(f"{record.id}/readiness", True)
     pod = record.spec.labels[LABEL_POD]
-    return {"name": record.name[len(pod) + 1:], "image": record.spec.image,
-            "imageID": record.image_id, "ready": ready, "restartCount": record.restart_count,
-            "state": state}
+    found = {"name": record.name[len(pod) + 1:], "image": record.spec.image,
+             "imageID": record.image_id, "ready": ready,
+             "restartCount": int(known.get("restartCount") or 0), "state": state}
+    if known.get("lastState"):
+        found["lastState"] = known["lastState"]
+    return found
 
 
 def endpoints(engine: Engine, service: KubeObject,
@@ -253,7 +283,9 @@ def table(kind: str, objects: list[dict[str, Any]]) -> list[list[str]]:
         elif kind == "Pod":
             containers = state["containerStatuses"]
             ready = sum(1 for c in containers if c["ready"])
-            rows.append([name, f"{ready}/{len(containers)}", state["phase"],
+            waiting = [c["state"]["waiting"]["reason"] for c in containers
+                       if "waiting" in c["state"]]  # kubectl's STATUS shows the reason
+            rows.append([name, f"{ready}/{len(containers)}", (waiting or [state["phase"]])[0],
                          str(sum(c["restartCount"] for c in containers)), state["podIP"]])
         elif kind == "Service":
             ports = ",".join(f"{p['port']}/{p.get('protocol', 'TCP')}"

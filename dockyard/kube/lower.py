@@ -20,9 +20,8 @@ LABEL_ROLE = "io.dockyard.kube.role"  # infra | init | app | service
 LABEL_PROBE = "io.dockyard.kube.probe"  # liveness | readiness: what the healthcheck is
 LABEL_HOOK = "io.dockyard.kube.lifecycle."  # + postStart | preStop: the handler (JSON)
 LABEL_NONROOT = "io.dockyard.kube.run-as-non-root"  # the image's user is checked
+LABEL_RESTART = "io.dockyard.kube.restart-policy"  # the pod's restartPolicy (the kubelet's)
 INFRA_COMMAND = ("sleep", "2147483647")  # the pod's holder: the first image's sleep
-
-RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
 
 class Context(NamedTuple):
@@ -88,15 +87,17 @@ def lower_pod(pod: str, owner: str, meta: dict[str, Any], spec: dict[str, Any],
     groups = tuple(str(g) for g in ([fs_gid] if fs_gid is not None else []) + list(
         pod_security.get("supplementalGroups") or []))
 
-    def one(container: dict[str, Any], role: str, restart: str) -> ContainerSpec:
+    def one(container: dict[str, Any], labels: dict[str, str]) -> ContainerSpec:
         security = {**pod_security, **(container.get("securityContext") or {})}
         lowered = _container(key, {**container, "securityContext": security},
-                             {**base, LABEL_ROLE: role}, restart, mounts, ctx, env_ctx)
+                             {**base, **labels}, mounts, ctx, env_ctx)
         return lowered._replace(stop_timeout=int(grace) if grace is not None else None,
                                 group_add=groups)
 
-    inits = tuple(one(c, "init", "no") for c in spec.get("initContainers") or [])
-    apps = tuple(one(c, "app", RESTART[policy]) for c in containers)
+    # the supervisor never restarts them: the controller does, in the pod, as the
+    # kubelet does (``kubelet.Kubelet``), after the pod's restartPolicy
+    inits = tuple(one(c, {LABEL_ROLE: "init"}) for c in spec.get("initContainers") or [])
+    apps = tuple(one(c, {LABEL_ROLE: "app", LABEL_RESTART: policy}) for c in containers)
     owned = tuple(m.source for m in mounts.values() if m.type == "volume")
     fs_group = FsGroup(int(fs_gid), owned, pod_security.get(
         "fsGroupChangePolicy") or "Always") if fs_gid is not None else None
@@ -109,7 +110,7 @@ def pod_key(namespace: str, pod: str) -> str:
     return pod if namespace == "default" else f"{namespace}.{pod}"
 
 
-def _container(pod: str, c: dict[str, Any], labels: dict[str, str], restart: str,
+def _container(pod: str, c: dict[str, Any], labels: dict[str, str],
                mounts: dict[str, MountSpec], ctx: Context,
                env_ctx: dict[str, str]) -> ContainerSpec:
     where = f"pod {pod}: container {c['name']}"
@@ -135,7 +136,7 @@ def _container(pod: str, c: dict[str, Any], labels: dict[str, str], restart: str
         command=tuple(args) if args is not None else (() if command is not None else None),
         env=_env(c, ctx, env_ctx, where), working_dir=c.get("workingDir"), user=user,
         labels=labels, read_only=bool(security.get("readOnlyRootFilesystem")),
-        restart=RestartPolicy(restart), memory=_memory(limits.get("memory"), where),
+        restart=RestartPolicy("no"), memory=_memory(limits.get("memory"), where),
         nano_cpus=_cpus(limits.get("cpu"), where),
         cap_add=tuple(caps.get("add") or ()), cap_drop=tuple(caps.get("drop") or ()),
         privileged=bool(security.get("privileged")),

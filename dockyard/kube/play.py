@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,6 +26,7 @@ from dockyard.kube.lower import (
     LABEL_NONROOT,
     LABEL_OWNER,
     LABEL_POD,
+    LABEL_RESTART,
     LABEL_ROLE,
     Context,
     PodPlan,
@@ -162,8 +164,9 @@ def _make(engine: Engine, objects: list[KubeObject], ctx: Context,
             engine.volumes.create(name, labels={LABEL_OWNER: obj.owner})
             made.append(f"volume {name}")
     for _, plan in plans:
-        start_pod(engine, plan)
-        made.append(f"pod {plan.name}")
+        told: list[str] = []
+        start_pod(engine, plan, told.append)
+        made += [f"pod {plan.name}", *told]
     for obj in objects:
         if obj.kind == "Service":
             start_service(engine, obj, ctx, objects)
@@ -259,7 +262,7 @@ def write_configs(ctx: Context) -> None:
                 give_group(folder, gid, readonly=True)
 
 
-def start_pod(engine: Engine, plan: PodPlan) -> None:
+def start_pod(engine: Engine, plan: PodPlan, tell: Callable[[str], None]) -> None:
     """Create and start one pod: its infra, then its first init container (the
     controller starts the next ones, and then the containers: see ``advance_pod``),
     or its containers at once."""
@@ -272,16 +275,19 @@ def start_pod(engine: Engine, plan: PodPlan) -> None:
                 plan.fs_group.policy == "OnRootMismatch"))
     engine.containers.create(plan.infra)
     engine.containers.start(plan.name)
-    why = advance_pod(engine, plan, [])
+    why = advance_pod(engine, plan, [], tell)
     if why not in ("", "initialising"):
         raise DockyardError(f"pod {plan.name}: {why}")
 
 
-def advance_pod(engine: Engine, plan: PodPlan, members: list[ContainerRecord]) -> str:
+def advance_pod(engine: Engine, plan: PodPlan, members: list[ContainerRecord],
+                tell: Callable[[str], None]) -> str:
     """One step of a pod's start, from what exists (``members``): the next init
     container once the one before exited 0, then the containers.  Returns "" once
     the containers are started, "initialising" while an init container runs, or why
-    the pod failed (an init container exited otherwise)."""
+    the pod failed (an init container exited otherwise).  A container whose
+    postStart handler fails is killed, as the kubelet kills it (``tell`` says so):
+    the controller restarts it per the pod's restartPolicy."""
     made = {r.name: r for r in members}
     for spec in plan.inits:
         record = made.get(str(spec.name))
@@ -297,12 +303,25 @@ def advance_pod(engine: Engine, plan: PodPlan, members: list[ContainerRecord]) -
         if str(spec.name) not in made:
             engine.containers.create(spec)
             engine.containers.start(str(spec.name))
-            hook = spec.labels.get(f"{LABEL_HOOK}postStart")
-            why = run_handler(engine, str(spec.name), json.loads(hook), 30, lambda: (
-                pod_address(engine, engine.containers.get(plan.name)))) if hook else ""
-            if why:  # the kubelet kills the container: here its pod fails
-                return f"postStart hook of {spec.name} failed: {why}"
+            post_start(engine, engine.containers.get(str(spec.name)),
+                       engine.containers.get(plan.name), tell)
     return ""
+
+
+def post_start(engine: Engine, record: ContainerRecord, holder: ContainerRecord,
+               tell: Callable[[str], None]) -> bool:
+    """The container's postStart handler, once it has started; when it fails the
+    container is ended (preStop, grace period) as the kubelet ends it.  Whether it
+    passed (or there was none)."""
+    hook = record.spec.labels.get(f"{LABEL_HOOK}postStart")
+    why = run_handler(engine, record.id, json.loads(hook), 30, lambda: pod_address(
+        engine, holder)) if hook else ""
+    if why:
+        tell(f"pod {record.spec.labels.get(LABEL_POD)}: postStart hook of {record.name} "
+             f"failed: {why}: the container is killed (restartPolicy "
+             f"{record.spec.labels.get(LABEL_RESTART, 'Never')})")
+        end_containers(engine, [record], holder, kill=True)
+    return not why
 
 
 def run_handler(engine: Engine, container: str, handler: dict[str, Any], timeout: float,
@@ -397,7 +416,8 @@ def remove_pod(engine: Engine, pod: str) -> None:
     records = [r for r in engine.containers.list(all_containers=True)
                if r.spec.labels.get(LABEL_POD) == pod]
     records.sort(key=lambda r: r.spec.labels.get(LABEL_ROLE) == "infra")
-    _terminate(engine, records)
+    holder = next((r for r in records if r.spec.labels.get(LABEL_ROLE) == "infra"), None)
+    end_containers(engine, records, holder)
     for record in records:
         _remove_container(engine, record.id)
     for volume in engine.volumes.all():
@@ -405,27 +425,48 @@ def remove_pod(engine: Engine, pod: str) -> None:
             _remove_volume(engine, volume.name)
 
 
-def _terminate(engine: Engine, records: list[ContainerRecord]) -> None:
-    """The graceful end of a pod that has preStop hooks or a
-    ``terminationGracePeriodSeconds`` (30 s by default, as Kubernetes): within that
-    one period, each running container's preStop hook, then its stop signal, then
-    SIGKILL once the period is over.  (A pod with neither is killed at once.)"""
+def end_containers(engine: Engine, records: list[ContainerRecord],
+                   holder: ContainerRecord | None, *, kill: bool = False) -> None:
+    """The graceful end of a pod's containers (or of one), when the pod has preStop
+    hooks or a ``terminationGracePeriodSeconds`` (30 s by default, as Kubernetes):
+    within that one period, each running container's preStop hook, then its stop
+    signal, then SIGKILL once the period is over — the containers all at once, each
+    in a thread of its own, as the kubelet ends them.  Without either, they are
+    killed at once (``kill``), or left to the caller's forced removal.
+
+    The threads call the engine: its database connection is shared by a process's
+    threads under its lock (as the builder's parallel stages share it), and each
+    container's start, stop and exec take only that container's lock and files."""
     running = [r for r in records if r.state == "running" and r.spec.labels.get(
         LABEL_ROLE) in ("app", "init")]
-    if not any(r.spec.stop_timeout is not None or f"{LABEL_HOOK}preStop" in r.spec.labels
-               for r in running):
+    graceful = any(r.spec.stop_timeout is not None or f"{LABEL_HOOK}preStop" in r.spec.labels
+                   for r in running)
+    if not graceful:
+        for record in running if kill else []:
+            with contextlib.suppress(DockyardError):
+                engine.containers.kill(record.id)
         return
     grace = next((r.spec.stop_timeout for r in running if r.spec.stop_timeout is not None), 30)
     deadline = time.monotonic() + grace
-    holder = next((r for r in records if r.spec.labels.get(LABEL_ROLE) == "infra"), None)
-    for record in running:
-        hook = record.spec.labels.get(f"{LABEL_HOOK}preStop")
-        with contextlib.suppress(DockyardError):
-            if hook:
-                run_handler(engine, record.id, json.loads(hook), max(
-                    0.0, deadline - time.monotonic()), lambda: pod_address(
-                        engine, holder) if holder is not None else "")
-            engine.containers.stop(record.id, timeout=max(0, int(deadline - time.monotonic())))
+    address = (lambda: pod_address(engine, holder)) if holder is not None else (lambda: "")
+    threads = [threading.Thread(target=_end_one, args=(engine, r, deadline, address),
+                                name=f"end {r.name}") for r in running]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _end_one(engine: Engine, record: ContainerRecord, deadline: float,
+             address: Callable[[], str]) -> None:
+    """One container's end: its preStop hook, then its stop signal, SIGKILL at
+    ``deadline``."""
+    hook = record.spec.labels.get(f"{LABEL_HOOK}preStop")
+    with contextlib.suppress(DockyardError):
+        if hook:
+            run_handler(engine, record.id, json.loads(hook),
+                        max(0.0, deadline - time.monotonic()), address)
+        engine.containers.stop(record.id, timeout=max(0, int(deadline - time.monotonic())))
 
 
 def _remove_container(engine: Engine, ref: str) -> None:

@@ -8,7 +8,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from dockyard.errors import DockyardError
-from dockyard.kube.lower import LABEL_OWNER, LABEL_POD, LABEL_PROBE, LABEL_ROLE
+from dockyard.kube.lower import LABEL_OWNER, LABEL_POD, LABEL_PROBE, LABEL_RESTART, LABEL_ROLE
 from dockyard.kube.prober import probes_of
 
 if TYPE_CHECKING:
@@ -38,16 +38,25 @@ def apps(members: list[ContainerRecord]) -> list[ContainerRecord]:
 
 
 def alive(members: list[ContainerRecord], wanted: int | None) -> bool:
-    """The infra runs, the pod has its ``wanted`` containers, and none that should
-    run (restart always) has stopped for good."""
+    """The pod is there: its infra runs, it has its ``wanted`` containers, and it has
+    not finished (every container ended and none to be restarted, which only a
+    restartPolicy Never or OnFailure allows).  A container that exited or fails its
+    liveness probe is restarted in the pod (``kubelet``), not the pod replaced."""
     holder = infra(members)
     if holder is None or holder.state != "running":
         return False
     containers = apps(members)
     if wanted is not None and len(containers) != wanted:
         return False
-    return all(r.state in ("running", "restarting", "paused") or r.spec.restart.name != "always"
-               for r in containers)
+    return not finished(members)
+
+
+def restarts(record: ContainerRecord) -> bool:
+    """An ended container the pod's restartPolicy restarts (Always; OnFailure after
+    a non-zero exit)."""
+    policy = record.spec.labels.get(LABEL_RESTART, "Never")
+    return record.state == "exited" and (policy == "Always" or (
+        policy == "OnFailure" and record.exit_code != 0))
 
 
 def health(engine: Engine, record: ContainerRecord) -> str:
@@ -59,15 +68,20 @@ def health(engine: Engine, record: ContainerRecord) -> str:
     return ""
 
 
-def live(engine: Engine, members: list[ContainerRecord],
-         verdicts: dict[str, bool] | None = None) -> bool:
-    """No livenessProbe says failing: an exec one (the container's healthcheck says
-    unhealthy) or a network one (the controller's ``verdicts``)."""
-    if any(verdicts is not None and verdicts.get(f"{r.id}/liveness") is False
-           for r in members if {"liveness", "startup"} & set(probes_of(r.spec.labels))):
-        return False
-    return not any(health(engine, r) == "unhealthy" for r in members
-                   if r.spec.labels.get(LABEL_PROBE) == "liveness")
+def live(engine: Engine, record: ContainerRecord,
+         verdicts: dict[str, bool] | None = None) -> str:
+    """Why the container's livenessProbe (or a startupProbe that gave up) says it must
+    be restarted, or "": an exec one (its healthcheck says unhealthy) or one the
+    controller runs (its ``verdicts``)."""
+    if {"liveness", "startup"} & set(probes_of(record.spec.labels)) and (
+            verdicts or {}).get(f"{record.id}/liveness") is False:
+        probes = probes_of(record.spec.labels)
+        return "failed startup probe" if "startup" in probes and (
+            verdicts or {}).get(f"{record.id}/startup") is False else "failed liveness probe"
+    if record.spec.labels.get(LABEL_PROBE) == "liveness" and health(
+            engine, record) == "unhealthy":
+        return "failed liveness probe"
+    return ""
 
 
 def ready(engine: Engine, members: list[ContainerRecord],
@@ -97,13 +111,16 @@ def _init_failed(members: list[ContainerRecord]) -> bool:
 
 
 def finished(members: list[ContainerRecord]) -> str:
-    """A run-to-completion pod: "Succeeded" (every container exited 0), "Failed"
-    (one, or an init container, exited otherwise), or "" while it runs."""
+    """A pod that has run to its end: "Succeeded" (every container exited 0),
+    "Failed" (one, or an init container, exited otherwise), or "" while it runs —
+    also while a container waits to be restarted by its restartPolicy."""
     containers = apps(members)
     if not containers:
         return "Failed" if _init_failed(members) else ""
-    if any(r.state in ("running", "restarting", "paused", "created") for r in containers):
-        failed = any(r.state == "exited" and r.exit_code for r in containers)
+    if any(r.state in ("running", "restarting", "paused", "created") or restarts(r)
+           for r in containers):
+        failed = any(r.state == "exited" and r.exit_code and not restarts(r)
+                     for r in containers)
         return "Failed" if failed else ""
     return "Succeeded" if all(r.exit_code == 0 for r in containers) else "Failed"
 
@@ -116,5 +133,5 @@ def phase(engine: Engine, members: list[ContainerRecord]) -> str:
     if holder is None or holder.state != "running":
         return "Failed"
     containers = apps(members)
-    return "Running" if containers and all(r.state == "running" for r in containers) else (
-        "Pending")
+    return "Running" if containers and all(r.state == "running" or restarts(r)
+                                           for r in containers) else "Pending"

@@ -305,40 +305,6 @@ def test_play_in_the_foreground_removes_everything_when_interrupted(dy: Dockyard
     _nothing_left(dy)
 
 
-LIVE = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: live}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: live}}
-  template:
-    metadata: {labels: {app: live}}
-    spec:
-      containers:
-      - name: main
-        image: box:1
-        command: [sh, -c, "touch /tmp/alive; exec sleep 300"]
-        livenessProbe:
-          exec: {command: [test, -f, /tmp/alive]}
-          periodSeconds: 1
-          failureThreshold: 1
-"""
-
-
-def test_a_failing_liveness_probe_replaces_the_pod(dy: Dockyard) -> None:
-    path = _copy(dy, "live.yaml", LIVE)
-    dy("kube", "play", "-d", str(path))
-    (pod,) = _pods(dy, "default.Deployment.live")
-    until("the probe to pass", lambda: '"healthy"' in dy(
-        "container", "inspect", "--format", "{{json .State.Health.Status}}",
-        f"{pod}-main").stdout)
-    dy("exec", f"{pod}-main", "rm", "/tmp/alive")
-    until("a new pod", lambda: _pods(dy, "default.Deployment.live") not in ([], [pod]))
-    dy("kube", "down", str(path))
-    _nothing_left(dy)
-
-
 READY = (DATA / "myapp.yaml").read_text().replace("replicas: 3", "replicas: 2").replace(
     "        ports:\n        - containerPort: 8080\n",
     "        ports:\n        - containerPort: 8080\n        readinessProbe:\n"

@@ -60,6 +60,12 @@ def _get(dy: Dockyard, *args: str) -> Any:
     return yaml.safe_load(dy("kube", "get", *args, "-o", "yaml").stdout)
 
 
+def _restarts(dy: Dockyard, pod: str, container: str | None = None) -> int:
+    """The restartCount of the pod's ``container`` (its first one without)."""
+    found = _get(dy, "pod", pod)["status"]["containerStatuses"]
+    return int(next(c for c in found if container in (None, c["name"]))["restartCount"])
+
+
 def test_daemonset_and_jobs(dy: Dockyard) -> None:
     path = _copy(dy, "work.yaml", WORK)
     dy("kube", "play", "-d", str(path))
@@ -259,12 +265,12 @@ def test_http_and_tcp_probes_run_by_the_controller(dy: Dockyard) -> None:
     dy("exec", f"{pod}-web", "touch", "/www/ready")
     assert until("the httpGet probe to pass", lambda: _http(service, 80)) == "up"
     assert _get(dy, "deploy", "net")["status"]["readyReplicas"] == 1
-    # the tcpSocket liveness probe: httpd gone, the pod is replaced
+    # the tcpSocket liveness probe: httpd gone, the container is restarted in its pod
     dy("exec", f"{pod}-web", "killall", "httpd")
-    until("a new pod", lambda: _pods(dy, "default.Deployment.net") not in ([], [pod]),
-          timeout=30)
+    until("the container restarted", lambda: _restarts(dy, pod) == 1, timeout=30)
+    assert _pods(dy, "default.Deployment.net") == [pod]
     log = next((dy.root / "kube" / "controllers").glob("*.log")).read_text()
-    assert f"pod {pod} failed: replacing it" in log
+    assert f"pod {pod}: container web failed liveness probe, will be restarted" in log
     dy("kube", "down", str(path))
     _nothing_left(dy)
 
@@ -310,9 +316,11 @@ def test_a_startup_probe_holds_the_others_back_and_gives_up(dy: Dockyard) -> Non
     until("slow to be ready", lambda: _get(dy, "deploy", "slow")["status"][
         "readyReplicas"] == 1, timeout=30)
     assert _pods(dy, "default.Deployment.slow") == [first]
-    # never: its startup probe gives up and the pod is replaced
-    until("never's pod replaced", lambda: _pods(dy, "default.Deployment.never") not in (
-        [], [doomed]), timeout=30)
+    # never: its startup probe gives up and its container is restarted, in its pod
+    until("never's container restarted", lambda: _restarts(dy, doomed) >= 1, timeout=30)
+    assert _pods(dy, "default.Deployment.never") == [doomed]
+    log = next((dy.root / "kube" / "controllers").glob("*.log")).read_text()
+    assert f"pod {doomed}: container web failed startup probe, will be restarted" in log
     dy("kube", "down", str(path))
     _nothing_left(dy)
 

@@ -1,5 +1,5 @@
 """`dockyard kube`: httpGet and sleep lifecycle handlers (postStart before play
-returns, a failing one failing its pod; preStop before the stop signal, within the
+returns, a failing one restarting its container; preStop before the stop signal, within the
 grace period), and a pod's fsGroup on its volumes (emptyDir on disk and in memory, a
 PersistentVolumeClaim, ConfigMap and Secret files) and in its processes' groups,
 with fsGroupChangePolicy.
@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 
 from dockyard.testing.cli import Dockyard, free_port
+from dockyard.testing.poll import until
 from tests.kernel.kube_support import kube_dy  # noqa: F401 (the `dy` fixture)
 from tests.kernel.test_kube import _copy, _nothing_left
+from tests.kernel.test_kube_kinds import _restarts
 
 pytestmark = pytest.mark.root
 
@@ -103,13 +105,16 @@ def test_http_lifecycle_handlers(dy: Dockyard) -> None:
                                   "term_after": False}
         assert (out / "term").exists() and (out / "side-term").exists()
         _nothing_left(dy)
-        # a postStart handler that finds nobody listening fails its pod, and the play
+        # a postStart handler that finds nobody listening: its container is killed
+        # and restarted in the pod (restartPolicy Always), as the kubelet does
         broken = _copy(dy, "hooked.yaml", HOOKED.replace("PORT", str(free_port())).replace(
             "OUT", str(out)))
-        result = dy("kube", "play", "-d", str(broken), check=False)
-        assert result.returncode != 0
+        told = dy("kube", "play", "-d", str(broken)).stdout
         assert "pod hooked: postStart hook of hooked-main failed: GET http://127.0.0.1:" in (
-            result.stderr) and "Connection refused" in result.stderr
+            told) and "Connection refused" in told
+        until("main restarted", lambda: _restarts(dy, "hooked", "main") >= 1, timeout=30)
+        assert _restarts(dy, "hooked", "side") == 0
+        dy("kube", "down", str(broken))
         _nothing_left(dy)
     finally:
         server.close()

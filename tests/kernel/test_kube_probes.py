@@ -3,7 +3,7 @@ readinessProbe and an exec livenessProbe of the same container back, the two the
 each on its own (one as the healthcheck, one run by the controller, without a
 startupProbe), and grpc probes answered by gRPC's own health server inside the
 pod's network namespace: readiness gating the Service's endpoints, liveness
-replacing the pod.
+restarting the container in its pod.
 
 Traffic goes only to the project bridge these tests create."""
 
@@ -20,7 +20,7 @@ from dockyard.testing.cli import Dockyard
 from dockyard.testing.poll import until
 from tests.kernel.kube_support import deployment, kube_dy  # noqa: F401 (the `dy` fixture)
 from tests.kernel.test_kube import _address, _copy, _http, _nothing_left, _pods
-from tests.kernel.test_kube_kinds import _get
+from tests.kernel.test_kube_kinds import _get, _restarts
 
 pytestmark = pytest.mark.root
 
@@ -60,7 +60,7 @@ def _ready(dy: Dockyard, name: str) -> int:
 
 def _readiness_then_liveness(dy: Dockyard, name: str, pod: str) -> None:
     """Readiness failing takes the pod out of the Service and keeps it; liveness
-    failing replaces it."""
+    failing restarts its container in it (a new container: /tmp/dead is gone)."""
     service = _address(dy, f"svc-default-{name}")
     assert until(f"{name} behind its Service", lambda: _http(service, 80)) == name
     dy("exec", f"{pod}-main", "rm", "/tmp/ready")
@@ -69,9 +69,13 @@ def _readiness_then_liveness(dy: Dockyard, name: str, pod: str) -> None:
     dy("exec", f"{pod}-main", "touch", "/tmp/ready")
     assert until(f"{name} back behind its Service", lambda: _http(service, 80)) == name
     dy("exec", f"{pod}-main", "touch", "/tmp/dead")
-    until(f"{name}'s pod replaced", lambda: _pods(dy, f"default.Deployment.{name}") not in (
-        [], [pod]), timeout=30)
-    assert f"pod {pod} failed: replacing it" in _log(dy)
+    until(f"{name}'s container restarted", lambda: _restarts(dy, pod) == 1, timeout=30)
+    assert f"pod {pod}: container main failed liveness probe, will be restarted" in _log(dy)
+    if name == "gated":  # its startup probe waits for this file again
+        until("the new container", lambda: dy("exec", f"{pod}-main", "touch", "/tmp/started",
+                                              check=False).returncode == 0)
+    assert until(f"{name} behind its Service again", lambda: _http(service, 80)) == name
+    assert _pods(dy, f"default.Deployment.{name}") == [pod] and _restarts(dy, pod) == 1
 
 
 def test_exec_startup_readiness_and_liveness_probes_of_one_container(dy: Dockyard) -> None:
@@ -164,9 +168,10 @@ def test_grpc_probes_against_grpc_health_server(dy: Dockyard) -> None:
         until("rpc out of its Service", lambda: _http(service, 80) is None)
         assert _pods(dy, "default.Deployment.rpc") == [pod]  # not ready, still alive
         server.set("live", "NOT_SERVING")
-        until("rpc's pod replaced", lambda: _pods(dy, "default.Deployment.rpc") not in (
-            [], [pod]), timeout=30)
-        assert f"pod {pod} failed: replacing it" in _log(dy)
+        until("rpc's container restarted", lambda: _restarts(dy, pod) >= 1, timeout=30)
+        assert f"pod {pod}: container main failed liveness probe, will be restarted" in (
+            _log(dy))
+        assert _pods(dy, "default.Deployment.rpc") == [pod]  # the server's netns kept
     finally:
         server.close()
     dy("kube", "down", str(path))

@@ -10,7 +10,7 @@ import pytest
 
 from dockyard.engine.spec import MountSpec, PortSpec
 from dockyard.errors import InvalidArgument
-from dockyard.kube.lower import Context, config_data, lower_pod
+from dockyard.kube.lower import LABEL_RESTART, Context, config_data, lower_pod
 
 CTX = Context("kube-default", "default",
               {"ConfigMap/cfg": {"MODE": "fast", "LEVEL": "3"}, "Secret/pw": {"PASS": "s3"}},
@@ -30,7 +30,9 @@ def test_containers_join_the_infra_namespaces() -> None:
     (app,) = plan.apps
     assert app.name == "p1-web"
     assert (app.network_mode, app.ipc_mode, app.uts_mode) == ("container:p1",) * 3
-    assert app.restart.name == "always" and app.ports == ()
+    # the controller restarts it in its pod (as the kubelet), never its supervisor
+    assert app.restart.name == "no" and app.labels[LABEL_RESTART] == "Always"
+    assert app.ports == ()
 
 
 def test_command_args_env_and_config_sources() -> None:
@@ -78,7 +80,7 @@ def test_volumes_and_init_containers() -> None:
                                    MountSpec("volume", "claim", "/data"),
                                    MountSpec("bind", "/k/cfg", "/etc/app", readonly=True))
     assert [s.name for s in plan.inits] == ["p-one", "p-two"]
-    assert plan.apps[0].restart.name == "no"
+    assert plan.apps[0].restart.name == "no" and plan.apps[0].labels[LABEL_RESTART] == "Never"
 
 
 def test_exec_liveness_probe_becomes_a_healthcheck() -> None:
