@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from dockyard.cli import global_flags
 from dockyard.cli.flagtable import NotFast, Opt, parse
 
 
@@ -147,41 +148,9 @@ COMMANDS: dict[str, FastCommand] = {
 }
 
 
-class GlobalFlags(NamedTuple):
-    root: str | None
-    insecure: list[str]
-    policy: str | None
-    registries_d: str | None
-    end: int  # the index of the command
-
-
-def _global_flags(argv: Sequence[str]) -> GlobalFlags | None:
-    """``--root``, ``--insecure-registry``, ``--policy`` and ``--registries.d`` before
-    the command (as the click group reads them); None for any other flag."""
-    values: dict[str, str] = {}
-    insecure: list[str] = []
-    i = 0
-    while i < len(argv) and argv[i].startswith("-"):
-        name, eq, value = argv[i].partition("=")
-        if name not in ("--root", "--insecure-registry", "--policy", "--registries.d"):
-            return None
-        if not eq:
-            if i + 1 >= len(argv):
-                return None
-            i += 1
-            value = argv[i]
-        if name == "--insecure-registry":
-            insecure.append(value)
-        else:
-            values[name] = value
-        i += 1
-    return GlobalFlags(values.get("--root"), insecure, values.get("--policy"),
-                       values.get("--registries.d"), i)
-
-
 def dispatch(argv: Sequence[str]) -> int | None:
     """Run a hot command without click: its exit code, or None to let click run it."""
-    found = _global_flags(argv)
+    found = global_flags.read(argv)
     if found is None:
         return None
     root, insecure, i = found.root, found.insecure, found.end

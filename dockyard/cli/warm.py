@@ -25,10 +25,11 @@ import signal
 import socket
 import sys
 
+from dockyard.cli import global_flags
+
 # commands worth a hand-over: the hot ones (the fast path's) and the lifecycle ones
 WARM_COMMANDS = frozenset({"run", "ps", "images", "inspect", "rm", "start", "stop", "kill",
                            "create", "restart", "wait", "port", "logs", "compose"})
-GLOBAL_FLAGS = ("--root", "--insecure-registry", "--policy", "--registries.d")
 WORKER_MODULE = "dockyard.cli.warm_worker"
 REQUEST_TAG = "warm"
 DEFAULT_ROOT = "/var/lib/dockyard"  # (store.layout's)
@@ -43,23 +44,10 @@ _TO_GROUP = (signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH)
 def command_root(argv: list[str]) -> tuple[str, str | None] | None:
     """The command's name and ``--root`` (None: the default), or None when the
     arguments before the command are not the global flags (click words the error)."""
-    root: str | None = None
-    i = 0
-    while i < len(argv) and argv[i].startswith("-"):
-        name, eq, value = argv[i].partition("=")
-        if name not in GLOBAL_FLAGS:
-            return None
-        if not eq:
-            if i + 1 >= len(argv):
-                return None
-            i += 1
-            value = argv[i]
-        if name == "--root":
-            root = value
-        i += 1
-    if i >= len(argv):
+    found = global_flags.read(argv)
+    if found is None or found.end >= len(argv):
         return None
-    return argv[i], root
+    return argv[found.end], found.root
 
 
 def run(argv: list[str]) -> int | None:

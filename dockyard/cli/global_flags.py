@@ -1,0 +1,43 @@
+"""The global flags before a command, read without click: one reader for the warm
+path (``cli.warm``, which only needs ``--root`` and the command's name) and the fast
+path (``cli.fast``), light enough for a process that imports almost nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+NAMES = ("--root", "--insecure-registry", "--policy", "--registries.d")
+
+
+class GlobalFlags(NamedTuple):
+    root: str | None
+    insecure: list[str]
+    policy: str | None
+    registries_d: str | None
+    end: int  # the index of the command
+
+
+def read(argv: Sequence[str]) -> GlobalFlags | None:
+    """``--root``, ``--insecure-registry``, ``--policy`` and ``--registries.d`` before
+    the command (as the click group reads them); None for any other flag, or one
+    without its value (click words the error)."""
+    values: dict[str, str] = {}
+    insecure: list[str] = []
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        name, eq, value = argv[i].partition("=")
+        if name not in NAMES:
+            return None
+        if not eq:
+            if i + 1 >= len(argv):
+                return None
+            i += 1
+            value = argv[i]
+        if name == "--insecure-registry":
+            insecure.append(value)
+        else:
+            values[name] = value
+        i += 1
+    return GlobalFlags(values.get("--root"), insecure, values.get("--policy"),
+                       values.get("--registries.d"), i)
