@@ -54,6 +54,8 @@ def run(argv: list[str]) -> int | None:
     """The command's exit code, run by a warm worker; None to run it here."""
     if os.environ.get("DOCKYARD_WARM_CLI", "1") == "0":
         return None
+    # a zygote this command starts (for a supervisor) loads the worker up front
+    os.environ.setdefault("DOCKYARD_ZYGOTE_PRELOAD", WORKER_MODULE)
     found = command_root(argv)
     if found is None or found[0] not in WARM_COMMANDS or "--help" in argv:
         return None

@@ -33,6 +33,7 @@ from dockyard.supervise.zygote_address import path as _path
 
 PYTHON_HOOK = "@python"  # a hook that is a function call (supervise.monitor's too)
 SOCKET_ENV = "DOCKYARD_ZYGOTE_SOCKET"  # a supervisor's: its zygote's socket
+PRELOAD_ENV = "DOCKYARD_ZYGOTE_PRELOAD"  # modules a front end asks a new zygote to load
 
 
 __all__ = ["SOCKET_NAME", "connect", "request", "serve"]
@@ -46,6 +47,13 @@ def serve(run_dir: Path, preload: list[str]) -> int:
 
     for module in preload:  # e.g. the engine's runtime driver, shared by every fork
         importlib.import_module(module)
+    # what the front end that started us will hand over (``cli.warm``'s worker), loaded
+    # now: imported later, it would turn pages the supervisors already forked share
+    # with us into private copies of theirs (~0.2 MiB each)
+    for module in os.environ.get(PRELOAD_ENV, "").split(","):
+        if module.startswith("dockyard."):
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
 
     monitor.warm_up()
     gc.collect()
