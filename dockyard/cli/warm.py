@@ -29,7 +29,7 @@ from dockyard.cli import global_flags
 
 # commands worth a hand-over: the hot ones (the fast path's) and the lifecycle ones
 WARM_COMMANDS = frozenset({"run", "ps", "images", "inspect", "rm", "start", "stop", "kill",
-                           "create", "restart", "wait", "port", "logs", "compose"})
+                           "create", "restart", "wait", "port", "logs", "compose", "exec"})
 WORKER_MODULE = "dockyard.cli.warm_worker"
 REQUEST_TAG = "warm"
 DEFAULT_ROOT = "/var/lib/dockyard"  # (store.layout's)

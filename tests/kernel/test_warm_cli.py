@@ -189,3 +189,10 @@ def test_no_other_user_gets_a_command_run_by_the_zygote(warm: Dockyard) -> None:
     assert _as_nobody_hand_over(warm.layout.run_dir, SOCKET_NAME) == "PermissionError"
     os.chmod(sock_path, 0o666)  # and were the socket's mode wrong: its peer is checked
     assert _as_nobody_hand_over(warm.layout.run_dir, SOCKET_NAME) == "hung up"
+
+
+def test_an_exec_handed_over_keeps_its_stdin_and_exit_code(warm: Dockyard,
+                                                            tmp_path: Path) -> None:
+    done = _run_in(warm, tmp_path, "exec", "-i", "keep", "sh", "-c",
+                   'read x; echo "got $x"; exit 5', input=b"hello\n")
+    assert (done.returncode, done.stdout) == (5, b"got hello\n"), done.stderr
