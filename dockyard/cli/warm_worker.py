@@ -20,12 +20,24 @@ import threading
 import types
 from typing import Any, NoReturn
 
+# and what those import on first use (``ps``'s commands, ``run``'s config and attach)
+import dockyard.cli.attach  # noqa: F401
+
 # loaded here so that the zygote holds them (see above)
 import dockyard.cli.container_cmds  # noqa: F401
 import dockyard.cli.container_flags  # noqa: F401
 import dockyard.cli.errors  # noqa: F401
 import dockyard.cli.fast  # noqa: F401
 import dockyard.cli.image_cmds  # noqa: F401
+import dockyard.engine.attach_socket  # noqa: F401
+import dockyard.engine.etcfiles  # noqa: F401
+import dockyard.engine.inspect  # noqa: F401
+import dockyard.engine.ocispec  # noqa: F401
+import dockyard.engine.runtime_command  # noqa: F401
+import dockyard.fs.inroot  # noqa: F401
+import dockyard.images.users  # noqa: F401
+import dockyard.runtime.seccomp_profile  # noqa: F401
+import dockyard.runtime.spec  # noqa: F401
 from dockyard import trace
 
 
