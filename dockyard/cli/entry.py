@@ -8,7 +8,6 @@ group for everything, and for whatever the fast path leaves to click).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -34,8 +33,10 @@ def main() -> None:
         # a command), as dockyard-runtime does; what it would flush is flushed here
         for stream in (sys.stdout, sys.stderr):
             # a reader gone (`dockyard ps | head -1`): nothing more to say
-            with contextlib.suppress(OSError):
+            try:  # noqa: SIM105 - no contextlib (see cli.warm)
                 stream.flush()
+            except OSError:
+                pass
         os._exit(code)
     from dockyard.cli.main import main as full
 

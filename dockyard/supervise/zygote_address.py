@@ -10,12 +10,13 @@ hashlib costs ~3 ms a command), telling an edited tree from another, not a diges
 
 from __future__ import annotations
 
+import _socket  # (socket.py would import enum, selectors…: ~3 ms of a warm command)
 import os
-import socket
 import zlib
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # (no typing either: ~5 ms)
 if TYPE_CHECKING:
+    import socket
     from pathlib import Path
 
 # the supervisor's own files, then packages whose code a preloaded exit hook
@@ -56,10 +57,11 @@ def path(dir_fd: int) -> str:
     return f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}"
 
 
-def connect(run_dir: Path | str) -> socket.socket | None:
-    """A connection to the root's zygote of this code if one is running, else None."""
+def connect_raw(run_dir: Path | str) -> _socket.socket | None:
+    """A connection (the C-level socket: sendmsg, recv, close) to the root's zygote of
+    this code if one is running, else None."""
     fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path(fd))
         return sock
@@ -68,3 +70,11 @@ def connect(run_dir: Path | str) -> socket.socket | None:
         return None
     finally:
         os.close(fd)
+
+
+def connect(run_dir: Path | str) -> socket.socket | None:
+    """``connect_raw`` as a ``socket.socket`` (a context manager, buffered helpers)."""
+    import socket
+
+    raw = connect_raw(run_dir)
+    return None if raw is None else socket.socket(fileno=raw.detach())
