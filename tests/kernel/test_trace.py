@@ -70,7 +70,8 @@ NOT_ON_THE_FAST_PATH = ("click", "rich", "pyroute2", "httpx", "aiohttp", "yaml",
 # What a command handed to the zygote (``cli.warm``) imports beside: none of the engine
 NOT_IN_A_WARM_CALLER = ("dockyard.cli.fast", "dockyard.engine", "dockyard.store",
                         "dockyard.store.layout", "sqlite3", "json", "hashlib", "pathlib",
-                        "socket", "signal", "typing", "contextlib", "enum", "selectors")
+                        "socket", "signal", "typing", "contextlib", "enum", "selectors",
+                        "array", "collections")
 
 
 @pytest.mark.parametrize("warm", [True, False], ids=["warm", "fast"])
