@@ -85,8 +85,10 @@ def _allocate(service: ContainerService, record: ContainerRecord) -> dict[str, A
     from dockyard.network.dns import host_resolvers
 
     return {"endpoints": endpoints, "ports": ports,
-            # where the supervisor adds the ports' DNAT rules (this root's chains)
+            # where the supervisor adds the ports' DNAT rules (this root's chains), and
+            # whether loopback and containers go through a proxy instead (network.publish)
             "firewall_root": str(service.layout.root),
+            "userland_proxy": networks.config.userland_proxy,
             "dns": {"listen": [e["gateway"] for e in endpoints if e["dns"]],
                     "tables": str(name_table.table_path(service.layout.run_dir, "x").parent),
                     "upstreams": list(spec.dns) or host_resolvers()}}
