@@ -82,6 +82,8 @@ def _allocate(service: ContainerService, record: ContainerRecord) -> dict[str, A
         for port, proto in sorted(_exposed_ports(service, record)):
             if (port, proto) not in published:
                 ports.append([default_ip, _free_port(default_ip, proto), port, proto])
+    if endpoints:  # the ports lead to the first; DNATed, a packet may come back by its port
+        endpoints[0]["hairpin"] = bool(ports) and not networks.config.userland_proxy
     from dockyard.network.dns import host_resolvers
 
     return {"endpoints": endpoints, "ports": ports,

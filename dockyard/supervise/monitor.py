@@ -203,7 +203,7 @@ class Supervisor:
         DNS listening, so a taken port fails before anything runs."""
         from dockyard.network.bridge import Attachment, loopback_up
         from dockyard.network.bridge import attach as attach_to
-        from dockyard.network.publish import open_ports
+        from dockyard.network.publish import open_ports, route_ports
 
         net = self.network
         try:
@@ -217,7 +217,8 @@ class Supervisor:
                 attachment = Attachment(endpoint["bridge"], endpoint["address"],
                                         int(endpoint["prefix"]), endpoint["gateway"],
                                         endpoint["host_ifname"], endpoint["ifname"],
-                                        bool(endpoint["default_route"]))
+                                        bool(endpoint["default_route"]),
+                                        bool(endpoint.get("hairpin")))
 
                 def connect(attachment: Attachment = attachment) -> int:
                     attach_to(pid, attachment)  # netlink work in a throw-away fork: it setns-es
@@ -225,9 +226,12 @@ class Supervisor:
 
                 run_in_fork(connect)
             if not self.proxies and net["endpoints"]:
-                # bound (relayed only where the kernel cannot: network.publish), DNATed
-                self.dnat_published = bool(net.get("ports") and net.get("firewall_root"))
-                self.proxies = open_ports(self.id, net)
+                # bound (relayed only where the kernel cannot: network.publish), then
+                # DNATed, in a fork whose pages go with it
+                self.proxies = open_ports(net)
+                if net.get("ports") and net.get("firewall_root"):
+                    self.dnat_published = True
+                    run_in_fork(functools.partial(route_ports, self.id, net))
             self._serve_dns()
             trace.mark("network connected")
         except Exception as exc:  # noqa: BLE001 - any failure here fails the start
