@@ -215,10 +215,9 @@ def present(root: str) -> bool:
 #   a published port through a host address are DNATed too (hairpin: their bridge port
 #   is put in hairpin mode, and the nat chain MASQUERADEs the connection, see
 #   ``kernel_nat_rules``).  Loopback clients need ``route_localnet`` on the container's
-#   bridge (set by ``prepare_bridge``, only on this root's bridges, guarded by the raw
-#   chain).  The supervisor only binds the ports (so a taken port still fails before
-#   the start) and relays nothing: 0.97 of a direct connection's throughput against
-#   ~0.75 through a proxy (bench/network.py).
+#   bridge (turned on by ``publish_ports``, only on this root's bridges, once the raw
+#   chain guards them).  The supervisor only binds the ports (so a taken port still
+#   fails before the start) and relays nothing (figures: README, bench/network.py).
 # * the proxy's (``userland_proxy``): the supervisor's proxy serves 127.0.0.1 and other
 #   containers; traffic to the host's other addresses is DNATed by ``DY-<root>-DNAT-IN``
 #   (PREROUTING, containers' bridges RETURNed to the proxy) and ``-DNAT-OUT`` (OUTPUT,
@@ -240,11 +239,6 @@ class PublishedPort(NamedTuple):
 
 def is_ipv6(host_ip: str) -> bool:
     return ":" in host_ip
-
-
-def reaches_loopback(host_ip: str) -> bool:
-    """Whether a port published on ``host_ip`` answers on 127.0.0.1 (or 127.x)."""
-    return host_ip in ("", "0.0.0.0") or host_ip.startswith("127.")
 
 
 def port_chains(root: str) -> tuple[str, str, str]:
@@ -283,18 +277,25 @@ def port_rules_plan(root: str, container_id: str, ports: Iterable[PublishedPort]
     return rules
 
 
+def _new_chain(table: str, chain: str, listing: list[str]) -> bool:
+    """Make ``chain`` unless ``listing`` (the table as ``iptables -S`` prints it) has it;
+    True when made here.  Not in a restore's ``:CHAIN`` line, which would flush it if
+    another supervisor made it (and put its rules in) meanwhile."""
+    if f"-N {chain}" in listing:
+        return False
+    return _run(["iptables", "-w", "-t", table, "-N", chain]).returncode == 0
+
+
 def _missing_port_chains(root: str, kernel: bool, nat: list[str]) -> list[str]:
-    """iptables-restore lines making the layout's chains and jumps that ``nat`` (the
-    table as ``iptables -S`` lists it) lacks."""
+    """Make the layout's chains that ``nat`` (the table as listed) lacks; the restore
+    lines adding their missing jumps (and a new proxy-layout inbound chain's RETURNs)."""
     inbound, outbound, kernel_chain = port_chains(root)
     lines = []
     wanted = [kernel_chain] if kernel else [inbound, outbound]
     for chain in wanted:
-        if f"-N {chain}" not in nat:
-            lines.append(f":{chain} - [0:0]")
-            if chain == inbound:  # containers' own traffic goes to the proxy
-                lines += [f"-A {inbound} -i dy+ -j RETURN",
-                          f"-A {inbound} -i dockyard+ -j RETURN"]
+        if _new_chain("nat", chain, nat) and chain == inbound:
+            # containers' own traffic goes to the proxy
+            lines += [f"-A {inbound} -i dy+ -j RETURN", f"-A {inbound} -i dockyard+ -j RETURN"]
     for builtin, chain, match in _jumps(root):
         if chain in wanted and f"-A {builtin} {' '.join(match)} -j {chain}" not in nat:
             lines.append(f"-I {builtin} 1 {' '.join(match)} -j {chain}")
@@ -330,11 +331,9 @@ def _bridge_lines(root: str, bridge: str, subnet: str,
     root's chains lack: the chains made by an older dockyard have none of it until
     their networks change (``plan`` has it all)."""
     raw = _list("raw")
-    raw_lines = []
     chain = raw_chain(root)
-    if f"-N {chain}" not in raw:
-        raw_lines.append(f":{chain} - [0:0]")
-    raw_lines += [rule for rule in guard_rules(root, bridge) if rule not in raw]
+    _new_chain("raw", chain, raw)
+    raw_lines = [rule for rule in guard_rules(root, bridge) if rule not in raw]
     if f"-A PREROUTING -j {chain}" not in raw:
         raw_lines.append(f"-I PREROUTING 1 -j {chain}")
     nat_lines = [rule for rule in kernel_nat_rules(root, bridge, subnet) if rule not in nat]
