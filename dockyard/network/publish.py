@@ -10,9 +10,10 @@ ports" for the figures):
   container reaching its own port when br_netfilter bridges the DNATed packet back
   out of the port it came in by);
 * a userland proxy (``proxy.open_proxy``) where the kernel cannot: an IPv6 address
-  (no route_localnet for ::1), and for every port when the engine setting
-  ``userland_proxy`` asks for it (then loopback and containers use the proxy and the
-  host's other addresses DNAT, as before the kernel layout existed).
+  (no route_localnet for ::1; dockyard writes no ip6tables rules), every port when
+  iptables is missing, and every port when the engine setting ``userland_proxy`` asks
+  for it (then loopback and containers use the proxy and the host's other addresses
+  DNAT, as before the kernel layout existed).
 
 ``network`` is the dict the engine gives the supervisor (``network.json``): its
 ``ports`` ([host_ip, host_port, container_port, protocol]), ``endpoints`` (the first
@@ -39,7 +40,7 @@ def open_ports(network: dict[str, Any]) -> list[OpenPort]:
     """Bind every published port (a taken one fails here, with Docker's words) and
     start the proxies; on failure, what was opened is closed again."""
     address = network["endpoints"][0]["address"]
-    proxied = bool(network.get("userland_proxy"))
+    proxied = _proxied(network)
     opened: list[OpenPort] = []
     try:
         for port in _ports(network):
@@ -68,10 +69,16 @@ def route_ports(container_id: str, network: dict[str, Any]) -> int:
     if root and ports:
         endpoint = network["endpoints"][0]
         subnet = ipaddress.ip_interface(f"{endpoint['address']}/{endpoint['prefix']}").network
-        firewall.publish_ports(root, container_id, ports,
-                               kernel=not network.get("userland_proxy"),
+        firewall.publish_ports(root, container_id, ports, kernel=not _proxied(network),
                                bridge=endpoint["bridge"], subnet=str(subnet))
     return len(ports)
+
+
+def _proxied(network: dict[str, Any]) -> bool:
+    """Whether loopback and containers go through the proxy: when asked, or when there
+    is no iptables to DNAT with (no rules: the proxy serves every address then)."""
+    return bool(network.get("userland_proxy")) or not (
+        network.get("firewall_root") and firewall.available())
 
 
 def _ports(network: dict[str, Any]) -> list[firewall.PublishedPort]:
