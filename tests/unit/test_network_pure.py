@@ -138,6 +138,22 @@ def test_firewall_removal_is_one_batch_of_what_is_there() -> None:
     assert firewall.removal_plan("/root/c", saved) == ""
 
 
+def test_firewall_removal_takes_the_kernel_layouts_chains_too() -> None:
+    raw, kernel = firewall.raw_chain("/root/a"), firewall.port_chains("/root/a")[2]
+    saved = "\n".join([
+        "*raw", ":PREROUTING ACCEPT [0:0]", f":{raw} - [0:0]", f"-A PREROUTING -j {raw}",
+        f"-A {raw} -d 127.0.0.0/8 -i dy-1 -j DROP", "COMMIT", "*nat", f":{kernel} - [0:0]",
+        f"-A PREROUTING ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {kernel}",
+        f"-A OUTPUT -m addrtype --dst-type LOCAL -j {kernel}",
+        f'-A {kernel} -p tcp -m tcp --dport 80 -m comment --comment "dy:abc" -j DNAT '
+        "--to-destination 10.215.0.2:80", "COMMIT", ""])
+    assert firewall.removal_plan("/root/a", saved).splitlines() == [
+        "*raw", f"-D PREROUTING -j {raw}", f"-F {raw}", f"-X {raw}", "COMMIT",
+        "*nat", f"-D PREROUTING ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {kernel}",
+        f"-D OUTPUT -m addrtype --dst-type LOCAL -j {kernel}", f"-F {kernel}",
+        f"-X {kernel}", "COMMIT"]
+
+
 def test_port_dnat_rules_in_the_kernel_layout_take_loopback_too() -> None:
     ports = [firewall.PublishedPort("", 8080, "tcp", "10.215.0.2", 80),
              firewall.PublishedPort("127.0.0.1", 9090, "tcp", "10.215.0.2", 90),
