@@ -17,7 +17,8 @@ It prints each path's median throughput (MB/s, 3 fetches of ``--mb`` MB) and
 connection rate (``--conns`` fetches of a tiny file, a connection each), the ratios
 per round and their medians — kernel/direct (the goal: ≥ 0.95), proxy/direct,
 kernel/docker-proxy — and the memory each supervisor keeps (USS from
-/proc/PID/smaps_rollup, and threads) with the kernel path against the proxy.
+/proc/PID/smaps_rollup, and threads) with the kernel path, with the proxy, and for a
+container without a published port.
 
 Usage (as root): python bench/network.py [--mb 50] [--conns 200] [--rounds 5] [--no-docker]
 """
@@ -148,6 +149,9 @@ def main() -> int:
         tar = make_rootfs_tar(work, content)
         cli("import", str(tar), "netbench:1")
         kernel_port, proxy_port = free_port(), free_port()
+        # a container without ports first: the baseline of a supervisor's memory (and
+        # not the zygote's first fork, which may differ)
+        cli("run", "-d", "--name", "plain", "--network", "bridge", "netbench:1", *SERVE)
         cli("run", "-d", "--name", "kernel", "--network", "bridge", "-p",
             f"127.0.0.1:{kernel_port}:8080", "netbench:1", *SERVE,
             env={"DOCKYARD_USERLAND_PROXY": "0"})
@@ -161,7 +165,8 @@ def main() -> int:
                  "direct": f"http://{address}:8080"}
         if not args.no_docker and dockerd.available():
             bases["docker-proxy"] = stack.enter_context(_docker(tar))
-        rest = {name: _footprint(_supervisor(cli, name)) for name in ("kernel", "proxy")}
+        rest = {name: _footprint(_supervisor(cli, name))
+                for name in ("plain", "kernel", "proxy")}
         for base in bases.values():
             _wait(base)
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in bases}
@@ -183,6 +188,7 @@ def main() -> int:
             print(_ratio_line("kernel/docker-proxy", ratios("kernel", "docker-proxy")))
             print(_ratio_line("proxy/docker-proxy", ratios("proxy", "docker-proxy")))
             print(_ratio_line("docker-proxy/direct", ratios("docker-proxy", "direct")))
+        print("supervisor at rest, no port:     " + rest["plain"])
         print("supervisor at rest, kernel path: " + rest["kernel"])
         print("supervisor at rest, proxy path:  " + rest["proxy"])
         print("supervisor after the runs, kernel path: "
