@@ -353,9 +353,10 @@ def test_every_address_loopback_and_hairpin(
     containers on its network and on another one, with br_netfilter passing bridged
     frames through iptables or not."""
     inside, sh = private_netns
-    if not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+    if Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+        sh(f"echo {br_netfilter} > /proc/sys/net/bridge/bridge-nf-call-iptables")
+    elif br_netfilter == "1":  # (without the module, bridged frames skip iptables anyway)
         pytest.skip("br_netfilter is not loaded")
-    sh(f"echo {br_netfilter} > /proc/sys/net/bridge/bridge-nf-call-iptables")
     inside("network", "create", "--subnet", "10.219.55.0/24", "front")
     inside("network", "create", "--subnet", "10.219.56.0/24", "back")
     port = 18080
