@@ -82,11 +82,15 @@ def _allocate(service: ContainerService, record: ContainerRecord) -> dict[str, A
         for port, proto in sorted(_exposed_ports(service, record)):
             if (port, proto) not in published:
                 ports.append([default_ip, _free_port(default_ip, proto), port, proto])
+    if endpoints:  # the ports lead to the first; DNATed, a packet may come back by its port
+        endpoints[0]["hairpin"] = bool(ports) and not networks.config.userland_proxy
     from dockyard.network.dns import host_resolvers
 
     return {"endpoints": endpoints, "ports": ports,
-            # where the supervisor adds the ports' DNAT rules (this root's chains)
+            # where the supervisor adds the ports' DNAT rules (this root's chains), and
+            # whether loopback and containers go through a proxy instead (network.publish)
             "firewall_root": str(service.layout.root),
+            "userland_proxy": networks.config.userland_proxy,
             "dns": {"listen": [e["gateway"] for e in endpoints if e["dns"]],
                     "tables": str(name_table.table_path(service.layout.run_dir, "x").parent),
                     "upstreams": list(spec.dns) or host_resolvers()}}

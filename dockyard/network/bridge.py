@@ -26,6 +26,7 @@ class Attachment(NamedTuple):
     host_ifname: str
     ifname: str = "eth0"  # inside the container
     default_route: bool = True  # the first non-internal network gives the default route
+    hairpin: bool = False  # its published ports are DNATed to it (network.publish)
 
 
 def _ipr() -> Any:
@@ -135,6 +136,8 @@ def attach(pid: int, attachment: Attachment) -> None:
         try:
             host = ipr.link_lookup(ifname=attachment.host_ifname)[0]
             ipr.link("set", index=host, master=bridge[0], state="up")
+            if attachment.hairpin:  # a packet DNATed back to the port it came in by
+                ipr.brport("set", index=host, mode=1)
             alias = link_alias(attachment.bridge)
             if alias:  # the bridge's root owns the pair too
                 ipr.link("set", index=host, ifalias=alias)

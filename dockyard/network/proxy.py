@@ -1,12 +1,14 @@
-"""Published ports through a userland proxy (as Docker's docker-proxy), TCP and UDP.
+"""Published ports through a userland proxy (as Docker's docker-proxy), TCP and UDP,
+and the bare port reservation of a port the kernel forwards (docker's "dummy proxy").
 
 TCP: a listener on the host address and port accepts connections and splices them
 to the container's address and port.  UDP: datagrams from each client go out from
 a socket of that client's own, so replies find their way back; a client idle for
-``UDP_IDLE`` seconds is forgotten.  Chosen over DNAT rules (see README, measured
-in bench/network.py): no iptables rules per port (so nothing to leak or to clash
-with another program's chains), it answers on 127.0.0.1 without route_localnet,
-and a port already taken fails at bind time, before the container starts.
+``UDP_IDLE`` seconds is forgotten.  The proxy is used where DNAT cannot serve
+(IPv6 addresses: no route_localnet for ::1) or when the engine is told to
+(``userland_proxy``); otherwise the kernel carries the traffic (``firewall``) and the
+port is only bound, so that a port already taken fails at bind time, before the
+container starts, and nobody else takes it while the container has it.
 """
 
 from __future__ import annotations
@@ -26,17 +28,40 @@ _SPLICE_FLAGS = 0x1  # SPLICE_F_MOVE (not F_MORE: it corks small replies for 200
 
 def _bound(kind: int, host_ip: str, host_port: int, suffix: str) -> socket.socket:
     """The published port, taken now: a port in use fails before the container starts,
-    with Docker's wording."""
-    sock = socket.socket(socket.AF_INET, kind)
+    with Docker's wording.  An IPv6 address (``::1``, ``[::1]``) binds IPv6 only."""
+    address = host_ip.strip("[]") or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, kind)
     if kind == socket.SOCK_STREAM:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     try:
-        sock.bind((host_ip or "0.0.0.0", host_port))
+        sock.bind((address, host_port))
     except OSError as exc:
         sock.close()
         raise Conflict(f"Bind for {host_ip or '0.0.0.0'}:{host_port}{suffix} failed: port is "
                        "already allocated") from exc
     return sock
+
+
+class Reservation:
+    """A published port the kernel forwards (DNAT): only bound, and for TCP listening
+    (so no one else can bind it either), with no thread; connections never reach it,
+    as the DNAT happens before."""
+
+    def __init__(self, host_ip: str, host_port: int, protocol: str = "tcp") -> None:
+        if protocol == "udp":
+            self.sock = _bound(socket.SOCK_DGRAM, host_ip, host_port, "/udp")
+        else:
+            self.sock = _bound(socket.SOCK_STREAM, host_ip, host_port, "")
+            self.sock.listen(1)
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class TcpProxy:
@@ -190,6 +215,7 @@ class UdpProxy:
 
 def open_proxy(host_ip: str, host_port: int, target_ip: str, target_port: int,
                protocol: str = "tcp") -> PortProxy | UdpProxy:
+    """A relay from the host's port to the container's (not yet started)."""
     if protocol == "udp":
         return UdpProxy(host_ip, host_port, target_ip, target_port)
     return PortProxy(host_ip, host_port, target_ip, target_port)

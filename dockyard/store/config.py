@@ -4,8 +4,11 @@ the like in daemon.json), each overridable by an environment variable.
   {"bridge_subnet": "10.213.0.0/24",   # the default network's subnet  DOCKYARD_SUBNET
    "network_pool": "10.215.0.0/16",    # user networks' /24s come from  DOCKYARD_NETWORK_POOL
    "default_bind_ip": "127.0.0.1",     # -p without an address binds    DOCKYARD_DEFAULT_BIND_IP
-   "userns_remap": "default"}          # containers' root an unprivileged DOCKYARD_USERNS_REMAP
+   "userns_remap": "default",          # containers' root an unprivileged DOCKYARD_USERNS_REMAP
                                        # host uid (see dockyard.store.idmap)
+   "userland_proxy": false}            # true: loopback and containers  DOCKYARD_USERLAND_PROXY
+                                       # reach published ports through a proxy, not
+                                       # DNAT (dockerd's userland-proxy)
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from dockyard.errors import InvalidArgument
 
 CONFIG_FILE = "engine.json"
 _ENV = {"bridge_subnet": "DOCKYARD_SUBNET", "network_pool": "DOCKYARD_NETWORK_POOL",
-        "default_bind_ip": "DOCKYARD_DEFAULT_BIND_IP", "userns_remap": "DOCKYARD_USERNS_REMAP"}
+        "default_bind_ip": "DOCKYARD_DEFAULT_BIND_IP", "userns_remap": "DOCKYARD_USERNS_REMAP",
+        "userland_proxy": "DOCKYARD_USERLAND_PROXY"}
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 
 
 class EngineConfig(NamedTuple):
@@ -28,6 +33,7 @@ class EngineConfig(NamedTuple):
     network_pool: str = "10.215.0.0/16"
     default_bind_ip: str = ""  # "": every address, as dockerd's default
     userns_remap: str = ""  # "": containers' root is the host's root (Docker's default)
+    userland_proxy: bool = False  # False: published ports DNATed, loopback included
 
 
 def load(root: Path) -> EngineConfig:
@@ -48,7 +54,11 @@ def load(root: Path) -> EngineConfig:
     for key, variable in _ENV.items():
         if variable in os.environ:
             values[key] = os.environ[variable]
-    config = EngineConfig(**values)
+    proxy = values.pop("userland_proxy", "false").strip().lower()
+    if proxy not in _TRUE + _FALSE:
+        raise InvalidArgument(f"engine setting userland_proxy: {proxy!r} is not a boolean "
+                              "(true or false)")
+    config = EngineConfig(**values, userland_proxy=proxy in _TRUE)
     for key in ("bridge_subnet", "network_pool"):
         value = getattr(config, key)
         if value is not None:

@@ -203,7 +203,7 @@ class Supervisor:
         DNS listening, so a taken port fails before anything runs."""
         from dockyard.network.bridge import Attachment, loopback_up
         from dockyard.network.bridge import attach as attach_to
-        from dockyard.network.proxy import open_proxy
+        from dockyard.network.publish import open_ports, route_ports
 
         net = self.network
         try:
@@ -217,7 +217,8 @@ class Supervisor:
                 attachment = Attachment(endpoint["bridge"], endpoint["address"],
                                         int(endpoint["prefix"]), endpoint["gateway"],
                                         endpoint["host_ifname"], endpoint["ifname"],
-                                        bool(endpoint["default_route"]))
+                                        bool(endpoint["default_route"]),
+                                        bool(endpoint.get("hairpin")))
 
                 def connect(attachment: Attachment = attachment) -> int:
                     attach_to(pid, attachment)  # netlink work in a throw-away fork: it setns-es
@@ -225,14 +226,12 @@ class Supervisor:
 
                 run_in_fork(connect)
             if not self.proxies and net["endpoints"]:
-                address = net["endpoints"][0]["address"]
-                ports = [(hip, int(hport), int(cport), proto)
-                         for hip, hport, cport, proto in net.get("ports", [])]
-                self.proxies = [open_proxy(hip, hport, address, cport, proto)
-                                for hip, hport, cport, proto in ports]
-                for proxy in self.proxies:
-                    proxy.start()
-                self._publish_dnat(address, ports)
+                # bound (relayed only where the kernel cannot: network.publish), then
+                # DNATed, in a fork whose pages go with it
+                self.proxies = open_ports(net)
+                if net.get("ports") and net.get("firewall_root"):
+                    self.dnat_published = True
+                    run_in_fork(functools.partial(route_ports, self.id, net))
             self._serve_dns()
             trace.mark("network connected")
         except Exception as exc:  # noqa: BLE001 - any failure here fails the start
@@ -240,19 +239,6 @@ class Supervisor:
             if attach:  # (an adopted container runs on, if without its ports)
                 self.driver.delete(self.id)
             raise RuntimeError(str(exc)) from exc
-
-    def _publish_dnat(self, address: str, ports: list[tuple[str, int, int, str]]) -> None:
-        """Kernel DNAT for published ports reached on the host's non-loopback addresses
-        (the proxies keep the ports and serve 127.0.0.1 and other containers)."""
-        root = self.network.get("firewall_root")
-        if not root or not ports:
-            return
-        from dockyard.network import firewall
-
-        firewall.publish_ports(root, self.id, [
-            firewall.PublishedPort(hip, hport, proto, address, cport)
-            for hip, hport, cport, proto in ports])
-        self.dnat_published = True
 
     def _unpublish_dnat(self) -> None:
         if self.dnat_published:
@@ -618,7 +604,8 @@ def warm_up() -> None:
     import dockyard.network.dns
     import dockyard.network.firewall
     import dockyard.network.names
-    import dockyard.network.proxy  # noqa: F401 - imported to be shared, not used here
+    import dockyard.network.proxy
+    import dockyard.network.publish  # noqa: F401 - imported to be shared, not used here
     now_iso()
 
 

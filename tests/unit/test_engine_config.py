@@ -15,6 +15,7 @@ def test_defaults_file_and_environment(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.delenv("DOCKYARD_SUBNET", raising=False)
     monkeypatch.delenv("DOCKYARD_NETWORK_POOL", raising=False)
     monkeypatch.delenv("DOCKYARD_DEFAULT_BIND_IP", raising=False)
+    monkeypatch.delenv("DOCKYARD_USERLAND_PROXY", raising=False)
     assert load(tmp_path) == EngineConfig()
     (tmp_path / "engine.json").write_text(json.dumps(
         {"bridge_subnet": "10.219.40.0/24", "network_pool": "10.230.0.0/16"}))
@@ -23,15 +24,30 @@ def test_defaults_file_and_environment(tmp_path: Path, monkeypatch: pytest.Monke
     assert load(tmp_path).network_pool == "10.231.0.0/16"
 
 
+def test_userland_proxy_is_a_boolean_from_the_file_or_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKYARD_USERLAND_PROXY", raising=False)
+    assert load(tmp_path).userland_proxy is False  # loopback goes through the kernel
+    (tmp_path / "engine.json").write_text(json.dumps({"userland_proxy": True}))
+    assert load(tmp_path).userland_proxy is True
+    monkeypatch.setenv("DOCKYARD_USERLAND_PROXY", "0")  # the environment wins
+    assert load(tmp_path).userland_proxy is False
+    monkeypatch.setenv("DOCKYARD_USERLAND_PROXY", "maybe")
+    with pytest.raises(InvalidArgument, match="userland_proxy: 'maybe' is not a boolean"):
+        load(tmp_path)
+
+
 @pytest.mark.parametrize(("content", "message"), [
     ("{not json", "not valid JSON"), ('["a"]', "expected a JSON object"),
     ('{"bridge": "x"}', "unknown setting(s) bridge"),
     ('{"bridge_subnet": "10.0.0.0/33"}', "bridge_subnet"),
     ('{"default_bind_ip": "localhost"}', "default_bind_ip"),
+    ('{"userland_proxy": "sometimes"}', "userland_proxy"),
 ])
 def test_bad_config_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str,
                              message: str) -> None:
     monkeypatch.delenv("DOCKYARD_DEFAULT_BIND_IP", raising=False)
+    monkeypatch.delenv("DOCKYARD_USERLAND_PROXY", raising=False)
     (tmp_path / "engine.json").write_text(content)
     with pytest.raises(InvalidArgument, match=message.replace("(", r"\(").replace(")", r"\)")):
         load(tmp_path)
