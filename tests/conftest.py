@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dockyard.testing import leaks
@@ -116,3 +117,11 @@ def api(box: Dockyard) -> Iterator[ApiServer]:
     """``dockyard serve`` on ``box``'s root (stopped before ``box`` cleans up)."""
     with api_server(box) as server:
         yield server
+
+
+@pytest.fixture
+def http(api: ApiServer) -> Iterator[httpx.Client]:
+    """An HTTP client on ``api``'s unix socket (the Engine API's requests, raw)."""
+    transport = httpx.HTTPTransport(uds=str(api.socket))
+    with httpx.Client(transport=transport, base_url="http://docker", timeout=60) as client:
+        yield client

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import stat
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,13 +14,6 @@ from dockyard.testing.apiserver import ApiServer
 from dockyard.testing.cli import Dockyard
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def http(api: ApiServer) -> Iterator[httpx.Client]:
-    transport = httpx.HTTPTransport(uds=str(api.socket))
-    with httpx.Client(transport=transport, base_url="http://docker", timeout=60) as client:
-        yield client
 
 
 def test_socket_is_0660(api: ApiServer) -> None:

@@ -7,25 +7,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from dockyard.testing.apiserver import ApiServer
 from dockyard.testing.cli import Dockyard
 from dockyard.testing.poll import until
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def http(api: ApiServer) -> Iterator[httpx.Client]:
-    transport = httpx.HTTPTransport(uds=str(api.socket))
-    with httpx.Client(transport=transport, base_url="http://docker", timeout=60) as client:
-        yield client
 
 
 def _rows(http: httpx.Client, query: str = "all=1") -> dict[str, dict[str, Any]]:
