@@ -535,6 +535,22 @@ def _finish(scene: Scene, victim: str) -> None:
     assert not left, f"runtime state (an init, a cgroup) left of removed containers {left}"
 
 
+def _scrub(scene: Scene) -> None:
+    """After a failed trial: whatever it left of its container, removed."""
+    scene.resume_helper()
+    if scene.cli is not None and scene.cli.poll() is None:
+        scene.cli.kill()
+        scene.cli.communicate()
+    dy = scene.dy
+    with contextlib.suppress(Exception):
+        for marker in scene.containers.glob("*/pause-*") if scene.containers.is_dir() else []:
+            marker.unlink(missing_ok=True)  # (a paused supervisor goes on, and ends)
+        dy.remove_everything()
+        dy("system", "check", "--repair", check=False)
+        until("the failed trial's processes to end", lambda: not _processes_of(dy.root),
+              timeout=30, every=0.05)
+
+
 STATS: dict[str, int] = {"trials": 0, "landed": 0, "repaired": 0}
 
 
@@ -612,6 +628,9 @@ def test_kill_at_a_phase(root: Dockyard, op: str, phase: str, victim: str,
                 scene.let_go()
             _retry(scene, policy)
         check_clean(root, victim)
+    except BaseException:
+        _scrub(scene)  # a failed trial leaves the next ones a clean root: one failure
+        raise  # is reported as one, not as every trial after it
     finally:
         scene.resume_helper()
         if cli.poll() is None:
