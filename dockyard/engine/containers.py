@@ -922,8 +922,13 @@ class ContainerService:
         if cancels:
             (self.bundle(record.id) / "stop-requested").touch()
         self._event("kill", record, signal=str(int(sig)))
-        if not processes.send_signal(record.pid, record.pid_start, sig) and cancels:
+        delivered = processes.send_signal(record.pid, record.pid_start, sig)
+        if not delivered and cancels:
             self._wake_supervisor(record)
+            return self.wait_exited(record.id)
+        if sig == signal.SIGKILL:
+            # as dockerd's kill: after SIGKILL the command returns once the exit is
+            # recorded, so a ``ps`` or ``inspect`` right after it sees the container exited
             return self.wait_exited(record.id)
         return record
 

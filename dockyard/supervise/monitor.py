@@ -363,6 +363,7 @@ class Supervisor:
             code = self.pump(pid)
             trace.follow(str(self.bundle), "supervisor")  # a traced rm -f/stop's
             trace.mark(f"container exited ({code})")
+            pause_at("exit-seen", self.bundle, self.pause_at)
             ran_for = time.monotonic() - started
             oom = self._oom_killed()
             again = self.wants_restart(code)

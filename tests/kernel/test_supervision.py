@@ -398,3 +398,30 @@ def test_after_a_policy_restart_the_exit_code_is_zero_again(dy: Dockyard) -> Non
         d["State"]["Pid"] not in (0, first) and d))
     assert doc["RestartCount"] == 1
     assert doc["State"]["ExitCode"] == 0  # Docker's; the 137 was the previous run's
+
+
+def test_kill_returns_once_the_exit_is_recorded(dy: Dockyard) -> None:
+    """As dockerd's: ``kill`` (SIGKILL) answers after the exit is recorded, so the
+    next command sees the container exited — even when the supervisor is slow to
+    record it (here held right after it saw the exit)."""
+    cli = start_cli(dy, "run", "-d", "--name", "slowexit", "--network", "none", "box:1",
+                    "sleep", "60", pause_at="exit-seen")
+    _out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    killer = subprocess.Popen([*dy.argv, "--root", str(dy.root), "kill", "slowexit"],
+                              env=dy.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    marker, _paused = paused_at(dy, "exit-seen")
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            killer.wait(timeout=0.5)  # the exit is not recorded yet: no answer
+    finally:
+        marker.unlink()  # the supervisor goes on, whatever the outcome
+    try:
+        assert killer.wait(timeout=30) == 0, killer.communicate()[1]
+    finally:
+        if killer.poll() is None:
+            killer.kill()
+        killer.communicate()
+    state = inspect(dy, "slowexit")["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 137), state
