@@ -1,12 +1,11 @@
-"""The warm path's worker: a fork of the root's zygote that runs one command for a
-``dockyard`` process that handed it over (``cli.warm``).
+"""The warm path's worker: a fork of the zygote's command parent that runs one command
+for a ``dockyard`` process that handed it over (``cli.warm``).
 
-Imported by the zygote itself before its first worker forks, so the fast path, the
-hot commands and the engine are loaded once and shared by every worker; what a
-command imports beyond them (click, for the commands the fast path leaves to it) it
-imports in its own fork — so does ``compose``: loading its modules here as well
-would cost every container's supervisor ~0.06 MiB more of private memory (a bigger
-zygote heap its allocations land in).
+Imported by the command parent (``supervise.command_parent``) before its first worker
+forks, so the fast path, the hot commands, the engine and compose are loaded once
+and shared by every worker; what a command imports beyond them (click, for the
+commands the fast path leaves to it) it imports in its own fork.  The zygote itself
+never loads these: its supervisors stay as small as before the warm path.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from typing import Any, NoReturn
 
 # and what those import on first use (``ps``'s commands, ``run``'s config and attach)
 import dockyard.cli.attach  # noqa: F401
+import dockyard.cli.compose_cmds  # noqa: F401
 
 # loaded here so that the zygote holds them (see above)
 import dockyard.cli.container_cmds  # noqa: F401

@@ -28,12 +28,13 @@ import sys
 import time
 from pathlib import Path
 
+from dockyard.supervise import command_parent
 from dockyard.supervise.zygote_address import SOCKET_NAME, connect
 from dockyard.supervise.zygote_address import path as _path
 
 PYTHON_HOOK = "@python"  # a hook that is a function call (supervise.monitor's too)
 SOCKET_ENV = "DOCKYARD_ZYGOTE_SOCKET"  # a supervisor's: its zygote's socket
-PRELOAD_ENV = "DOCKYARD_ZYGOTE_PRELOAD"  # modules a front end asks a new zygote to load
+PRELOAD_ENV = "DOCKYARD_ZYGOTE_PRELOAD"  # the worker module a front end will hand over to
 
 
 __all__ = ["SOCKET_NAME", "connect", "request", "serve"]
@@ -47,13 +48,6 @@ def serve(run_dir: Path, preload: list[str]) -> int:
 
     for module in preload:  # e.g. the engine's runtime driver, shared by every fork
         importlib.import_module(module)
-    # what the front end that started us will hand over (``cli.warm``'s worker), loaded
-    # now: imported later, it would turn pages the supervisors already forked share
-    # with us into private copies of theirs (~0.2 MiB each)
-    for module in os.environ.get(PRELOAD_ENV, "").split(","):
-        if module.startswith("dockyard."):
-            with contextlib.suppress(ImportError):
-                importlib.import_module(module)
 
     monitor.warm_up()
     gc.collect()
@@ -68,7 +62,10 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     children: dict[int, list[str]] = {}  # supervisor pid -> its arguments
     parked: dict[str, tuple[int, int]] = {}  # container id -> (its pty master, its pidfd)
     watchers: set[int] = set()  # forks running a lost supervisor's --on-lost hook
-    workers: set[int] = set()  # forks running a command handed over (cli.warm)
+    # the parent of the forks that run commands handed over (cli.warm): started now
+    # when the front end that started us will hand some over, else on the first one
+    commands = command_parent.start(_worker_module(), _warm_request) \
+        if _worker_module() else None
     served = False
     linger = float(os.environ.get("DOCKYARD_ZYGOTE_LINGER", "2"))
     # off only for tests of what the next command does without it
@@ -77,20 +74,27 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     try:
         # a zygote nobody asks within a minute (its requester died) does not stay around
         while (not served and time.monotonic() - idle_since < 60) or children or watchers \
-                or workers or parked or (served and time.monotonic() - idle_since < linger):
-            ready, _, _ = select.select([listener], [], [], 0.05)
-            if ready:
+                or (commands and commands.running) or parked \
+                or (served and time.monotonic() - idle_since < linger):
+            watched = [listener.fileno(), *([commands.fileno()] if commands else [])]
+            ready, _, _ = select.select(watched, [], [], 0.05)
+            if commands is not None and commands.fileno() in ready and not commands.hear():
+                # it died: another is started for the next command handed over
+                _end(commands)
+                commands = None
+            if listener.fileno() in ready:
                 conn, _ = listener.accept()
                 if not _same_user(conn):
                     conn.close()
                     continue
                 with conn:
-                    pid, argv = _serve_request(conn, listener, monitor, parked)
-                if pid and argv == [WORKER]:
-                    workers.add(pid)
-                elif pid:
+                    pid, argv, commands = _serve_request(conn, listener, monitor, parked,
+                                                         commands)
+                if pid:
                     children[pid] = argv
-                served = served or bool(pid)
+                served = served or bool(pid) or argv == [WORKER]
+                if argv == [WORKER]:  # (its worker's start is heard of a moment later)
+                    idle_since = time.monotonic()
             _drop_ended(parked)
             for pid in list(children):
                 status = _exit_status(pid)
@@ -101,10 +105,11 @@ def serve(run_dir: Path, preload: list[str]) -> int:
                     # unsupervised now
                     watchers.add(_watch(argv, listener))
             watchers = {pid for pid in watchers if pid and _exit_status(pid) is None}
-            workers = {pid for pid in workers if _exit_status(pid) is None}
-            if children or watchers or workers:
+            if children or watchers or (commands and commands.running):
                 idle_since = time.monotonic()
     finally:
+        if commands:
+            _end(commands)
         with contextlib.suppress(OSError):
             os.unlink(_path(dir_fd))
         listener.close()
@@ -148,6 +153,7 @@ def _watch(argv: list[str], listener: socket.socket) -> int:
         code = 1
         try:
             listener.close()
+            command_parent.close_in_child()
             os.setsid()
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
@@ -162,9 +168,12 @@ def _watch(argv: list[str], listener: socket.socket) -> int:
 
 
 def _serve_request(conn: socket.socket, listener: socket.socket, monitor: object,
-                   parked: dict[str, tuple[int, int]]) -> tuple[int, list[str]]:
+                   parked: dict[str, tuple[int, int]],
+                   commands: command_parent.CommandParent | None,
+                   ) -> tuple[int, list[str], command_parent.CommandParent | None]:
     """One request: a supervisor to fork (its arguments, a JSON list, and its ready
-    pipe), or a TTY container's pty master to keep or to give back (a JSON object)."""
+    pipe), a TTY container's pty master to keep or to give back (a JSON object), or a
+    command handed over (passed on to the command parent, started if need be)."""
     fds = array.array("i")
     # (up to four descriptors: a warm command's streams and working directory)
     data, ancdata, _flags, _addr = conn.recvmsg(1 << 18, socket.CMSG_LEN(4 * fds.itemsize))
@@ -172,19 +181,19 @@ def _serve_request(conn: socket.socket, listener: socket.socket, monitor: object
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
     if data.startswith(WORKER_TAG):
-        return _fork_worker(conn, listener, _warm_request(data), list(fds)), [WORKER]
+        return 0, [WORKER], _pass_on(conn, data, list(fds), commands)
     try:
         message = json.loads(data)
     except ValueError:
         message = None
     if isinstance(message, dict):
         _park_request(conn, message, list(fds), parked)
-        return 0, []
+        return 0, [], commands
     if not fds or not isinstance(message, list):
         for fd in fds:
             os.close(fd)
-        return 0, []
-    return _fork_supervisor(conn, listener, monitor, message, fds[0])
+        return 0, [], commands
+    return (*_fork_supervisor(conn, listener, monitor, message, fds[0]), commands)
 
 
 WORKER = "@cli"  # what the serving loop is told a worker's arguments are
@@ -206,38 +215,38 @@ def _warm_request(data: bytes) -> dict[str, object]:
             "env": dict(entry.split("=", 1) for entry in env)}
 
 
-def _fork_worker(conn: socket.socket, listener: socket.socket, message: dict[str, object],
-                 fds: list[int]) -> int:
-    """A command handed over by a ``dockyard`` process (``cli.warm``): run by a fork,
-    which answers on ``conn`` itself (its pid, then the exit code).  The worker's
-    module is imported here first, so later forks share it."""
-    import importlib
+def _worker_module() -> str:
+    """The worker module the front end that started us named (``cli.warm``'s), or ""."""
+    named = os.environ.get(PRELOAD_ENV, "")
+    return named if named.startswith("dockyard.cli.") and "," not in named else ""
 
-    module_name = str(message.get("cli"))
-    if not module_name.startswith("dockyard.cli.") or len(fds) != 4:
-        for fd in fds:
-            os.close(fd)
-        return 0
-    first = module_name not in sys.modules
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        for fd in fds:
-            os.close(fd)
-        return 0
-    if first:  # out of the collector's reach, as the rest (see serve): a supervisor's
-        gc.freeze()  # collections must not write to these shared pages either
-    pid = os.fork()
-    if pid == 0:
-        try:
-            listener.close()
-            os.setsid()
-            module.serve(conn, message, fds)
-        finally:
-            os._exit(1)
+
+def _end(commands: command_parent.CommandParent) -> None:
+    """Close the pair (a live command parent ends on seeing it closed) and reap it
+    once it has."""
+    commands.close()
+    deadline = time.monotonic() + 2  # (it may be importing still: not forever)
+    while _exit_status(commands.pid) is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _pass_on(conn: socket.socket, data: bytes, fds: list[int],
+             commands: command_parent.CommandParent | None,
+             ) -> command_parent.CommandParent | None:
+    """A command handed over, to the command parent (one started for its worker module
+    if none runs), with the connection it answers on; refused (the connection closed,
+    so the client runs the command itself) if malformed."""
+    module_name = str(_warm_request(data).get("cli", ""))
+    if module_name.startswith("dockyard.cli.") and len(fds) == 4:
+        if commands is not None and not commands.pass_on(data, [conn.fileno(), *fds]):
+            _end(commands)  # it died: another takes the request
+            commands = None
+        if commands is None:
+            commands = command_parent.start(module_name, _warm_request)
+            commands.pass_on(data, [conn.fileno(), *fds])
     for fd in fds:
         os.close(fd)
-    return pid
+    return commands
 
 
 def _park_request(conn: socket.socket, message: dict[str, object], fds: list[int],
@@ -324,6 +333,7 @@ def _fork_supervisor(conn: socket.socket, listener: socket.socket, monitor: obje
     pid = os.fork()
     if pid == 0:
         listener.close()
+        command_parent.close_in_child()
         os.setsid()
         os.environ[SOCKET_ENV] = str(socket_path)  # where to park a pty master
         log = os.open(Path(argv[argv.index("--bundle") + 1]) / "supervisor.log",

@@ -22,10 +22,11 @@ if TYPE_CHECKING:
 # the supervisor's own files, then packages whose code a preloaded exit hook
 # (engine.exit_hook) or a warm command runs: stamped whole
 _CODE = ("supervise/monitor.py", "supervise/zygote.py", "supervise/zygote_address.py",
+         "supervise/command_parent.py",
          "supervise/iohub.py", "supervise/process.py", "supervise/helper.py",
          "supervise/driver.py", "supervise/health.py", "supervise/logfile.py")
 _PACKAGES = ("engine", "store", "snapshots", "images", "volumes", "fs", "oci", "runtime",
-             "cli", "network", "registry", "build")
+             "cli", "network", "registry", "build", "compose")
 
 
 def code_stamp() -> str:

@@ -96,16 +96,27 @@ def test_errors_read_as_the_callers_own(warm: Dockyard, tmp_path: Path) -> None:
 
 def _client_and_worker(dy: Dockyard) -> tuple[subprocess.Popen[bytes], int]:
     """A ``wait`` (it blocks) handed to the zygote: its caller and its worker."""
-    zygote = _zygote_of(dy)
-    before = _children(zygote)
+    parent = _command_parent_of(dy)
+    before = _children(parent)
     client = subprocess.Popen([*dy.argv, "--root", str(dy.root), "wait", "keep"],
                               env=dy.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               start_new_session=True)
-    worker = until("the worker to be forked", lambda: next(iter(_children(zygote) - before),
+    worker = until("the worker to be forked", lambda: next(iter(_children(parent) - before),
                                                             None))
     until("the caller to catch SIGTERM (to pass it on)", lambda: _catches(client.pid,
                                                                           signal.SIGTERM))
     return client, worker
+
+
+def _command_parent_of(dy: Dockyard) -> int:
+    """The zygote's child that forks the workers (``supervise.command_parent``): the
+    one child of the zygote that is not a container's supervisor (its session is the
+    zygote's; a supervisor leads its own)."""
+    zygote = _zygote_of(dy)
+    parents = [pid for pid in _children(zygote)
+               if not _gone(pid) and os.getsid(pid) == os.getsid(zygote)]
+    assert len(parents) == 1, parents
+    return parents[0]
 
 
 def _catches(pid: int, number: int) -> bool:
@@ -196,3 +207,19 @@ def test_an_exec_handed_over_keeps_its_stdin_and_exit_code(warm: Dockyard,
     done = _run_in(warm, tmp_path, "exec", "-i", "keep", "sh", "-c",
                    'read x; echo "got $x"; exit 5', input=b"hello\n")
     assert (done.returncode, done.stdout) == (5, b"got hello\n"), done.stderr
+
+
+def test_a_killed_command_parent_is_replaced(warm: Dockyard, tmp_path: Path) -> None:
+    """The zygote's child that forks the workers (not the zygote itself, whose heap
+    every supervisor starts from) dies: the next command still runs, and the one
+    after it is handed to a new command parent."""
+    warm("ps")  # (a command handed over: the parent runs)
+    parent = _command_parent_of(warm)
+    os.kill(parent, signal.SIGKILL)
+    until("the command parent to go", lambda: _gone(parent))
+    assert warm("inspect", "-f", "{{.State.Status}}", "keep").stdout.strip() == "running"
+    until("a new command parent", lambda: _command_parent_of(warm) != parent)
+    client, worker = _client_and_worker(warm)  # handed over to the new one
+    client.kill()
+    client.communicate()
+    until("the worker to go with its caller", lambda: _gone(worker))
