@@ -88,11 +88,7 @@ STARTING = ("bundle", "mounted", "restarting", "supervisor", "creating", "after-
 # (operation, phase, victim) -> why it fails: a bug found here, kept visible
 KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 # seen failing now and then, cause not yet found: reported, not counted as a failure
-FLAKY: dict[tuple[str, str, str], str] = {
-    ("run", "supervisor", "supervisor"): "1 CI run in 3 (stop 21): the supervisor killed as "
-    "it starts left runtime state that `dockyard-runtime delete --force` could not remove "
-    "(issue 13's note); not reproduced in 40 runs alone",
-}
+FLAKY: dict[tuple[str, str, str], str] = {}
 
 
 def _trials() -> list[Any]:
