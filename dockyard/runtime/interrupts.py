@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 from types import TracebackType
 
-_depth = 0
-_held: BaseException | None = None
+# process-wide, as signal handlers are (a create helper is a single-threaded fork)
+_depth = 0  # held blocks under way
+_held: BaseException | None = None  # the interrupt that came in one
 
 
 def interrupt(exc: BaseException) -> None:
