@@ -5,7 +5,9 @@ rlimits, seccomp compiled, namespace paths) *before* anything exists; then make
 the state dir, the exec fifo and the cgroup, fork the init (inside a new pid
 namespace when asked), serve its hook request, wait for ``Ready``, and save the
 record.  Every step registers its undo on an ``ExitStack``, so a failure leaves
-nothing mounted, running or registered.
+nothing mounted, running or registered; a step and the registration of its undo
+are one (``interrupts.held``), so an interrupt (a create helper's supervisor dying)
+never comes between them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dockyard.errors import DockyardError, InternalError, InvalidArgument
 from dockyard.runtime import hooks, messages
 from dockyard.runtime.bundle import Bundle
 from dockyard.runtime.init import InitContext, check_spec, run_init
+from dockyard.runtime.interrupts import Undo, held
 from dockyard.runtime.linux import capabilities, cgroups, namespaces, rlimits, rootfs, userns
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.cgroups.plan import spec_device_lines
@@ -32,6 +35,7 @@ from dockyard.runtime.state import (
     process_start_time,
 )
 from dockyard.store.atomic import atomic_write
+from dockyard.supervise.process import pause_at
 
 
 class CreateOptions(NamedTuple):
@@ -70,14 +74,17 @@ def create(
         if spec.linux.seccomp else None
     trace.mark("runtime: config read, seccomp compiled")
     cdir = ContainerDir(root, container_id)
-    with contextlib.ExitStack() as undo:
-        cdir.make()
-        undo.callback(cdir.remove)
+    with Undo() as undo:
+        with held():  # each step with its undo, or neither (see ``interrupts``)
+            cdir.make()
+            pause_at("runtime-folder-made", Path(bundle.path))  # (tests only)
+            undo.callback(cdir.remove)
         os.mkfifo(cdir.fifo, 0o622)
         os.chmod(cdir.fifo, 0o622)  # the umask stripped the write bits a non-root init needs
         manager = cgroups.open_manager(spec.linux.cgroups_path or container_id, options.cgroup_root)
-        manager.create()
-        undo.callback(manager.destroy)
+        with held():
+            manager.create()
+            undo.callback(manager.destroy)
         manager.set(spec.linux.resources, spec_device_lines(spec.linux.devices))
         trace.mark("runtime: cgroup made and set")
         record = ContainerRecord(
@@ -95,9 +102,10 @@ def create(
             fifo_path=str(cdir.fifo), console_socket=options.console_socket,
             preserve_fds=options.preserve_fds, seccomp=seccomp, stdio=options.stdio,
         )
-        pid = _spawn_init(ctx, child_end)
+        with held():
+            pid = _spawn_init(ctx, child_end)
+            undo.callback(_kill_and_reap, pid)
         trace.mark("runtime: init forked")
-        undo.callback(_kill_and_reap, pid)
         join_error = _join_cgroup(ctx, manager, pid)
         _serve_init(ctx, record, pid, join_error)
         trace.mark("runtime: init ready")

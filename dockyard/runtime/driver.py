@@ -13,7 +13,8 @@ supervisor gone, nothing would ever start, watch or delete a created init (it wa
 on its exec fifo for good, in its cgroup, its runtime state saved after whoever
 gave up on the supervisor looked for it).  The helper asks for SIGTERM at its
 parent's death (PR_SET_PDEATHSIG, then getppid, since the parent may be gone
-already), which interrupts the create and so undoes it; after the create it looks
+already), which interrupts the create and so undoes it (never between a step and
+the registration of its undo: see ``runtime.interrupts``); after the create it looks
 once more (the state is saved by then: a supervisor that dies later dies after the
 save, so whoever notices the death finds the state) and deletes what it made if
 the supervisor is gone.
@@ -29,7 +30,7 @@ from pathlib import Path
 from types import FrameType
 
 from dockyard.errors import DockyardError
-from dockyard.runtime import operations
+from dockyard.runtime import interrupts, operations
 from dockyard.runtime.bundle import load_bundle
 from dockyard.runtime.create import CreateOptions, create
 from dockyard.runtime.linux import syscalls as sc
@@ -44,7 +45,7 @@ class SupervisorGone(BaseException):
 
 
 def _supervisor_died(_sig: int, _frame: FrameType | None) -> None:
-    raise SupervisorGone
+    interrupts.interrupt(SupervisorGone())  # never between a step and its undo
 
 
 @contextlib.contextmanager

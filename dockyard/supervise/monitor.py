@@ -43,6 +43,7 @@ from dockyard.supervise.helper import keep_out_of_forks, release, run_in_fork
 from dockyard.supervise.iohub import IOHub
 from dockyard.supervise.logfile import JsonLog, now_iso
 from dockyard.supervise.process import (
+    PAUSE_ENV,
     is_alive,
     open_verified,
     pause_at,
@@ -612,6 +613,8 @@ def warm_up() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.pause_at:  # tests only: the runtime's create, in our helper, pauses by it
+        os.environ[PAUSE_ENV] = args.pause_at
     trace.join(args.trace, "supervisor")
     trace.mark("forked")
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
