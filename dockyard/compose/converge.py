@@ -157,6 +157,10 @@ class Project:
     def images(self, services: list[str], build: str = "missing") -> None:
         """Each service's image there: built (``build``: always, when missing, never),
         else pulled as its ``pull_policy`` says; a failure names the service."""
+        unknown = [self.plan.services[n].spec.image for n in services]
+        unknown = [ref for ref in unknown if ref not in self._image_ids]
+        if unknown:  # every service's image looked up at once (one query, not one each)
+            self._image_ids.update(self.engine.image_index.ids_of(unknown))
         for name in services:
             service = self.plan.services[name]
             present = self._has_image(service.spec.image)
