@@ -116,14 +116,17 @@ def main() -> int:
                 order = sides if round_number % 2 == 0 else sides[::-1]
                 for side in order:
                     for key, command in steps:
-                        before = _children_cpu()
+                        worker = side.name == "dockyard" and key == "up -d (no-op)"
+                        if worker:  # the previous command's worker reaped before
+                            time.sleep(0.05)
                         zygote = _zygote_children_cpu(peers.root)
+                        before = _children_cpu()
                         wall = side.timed(*command)[0]
                         if round_number:  # the first round warms caches up
                             times[side.name][key].append(wall)
                             cpu[side.name][key].append(_children_cpu() - before)
-                            if side.name == "dockyard" and key == "up -d (no-op)":
-                                time.sleep(0.05)  # (the zygote reaps its worker)
+                            if worker:
+                                time.sleep(0.05)  # (the zygote reaps this one)
                                 worker_cpu[0] += _zygote_children_cpu(peers.root) - zygote
                                 worker_cpu[1] += 1
         except CommandFailed as error:
