@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dockyard import trace
 from dockyard.cli.flagtable import Opt, opt
 from dockyard.engine.engine import Engine
 from dockyard.errors import InvalidArgument
@@ -129,6 +130,7 @@ def up(ctx: ComposeContext, *services: str, detach: bool, scale: tuple[str, ...]
     exit (Ctrl-C stops the project).  The exit code."""
     from dockyard.compose.converge import UpOptions
 
+    trace.mark("compose: modules loaded")
     if force_recreate and no_recreate:
         raise InvalidArgument("--force-recreate and --no-recreate are incompatible")
     if build and no_build:
@@ -139,10 +141,12 @@ def up(ctx: ComposeContext, *services: str, detach: bool, scale: tuple[str, ...]
                               "attached up (no -d, no --wait)")
     recreate = "force" if force_recreate else "never" if no_recreate else "diverged"
     project = ctx.project(services)
+    trace.mark("compose: project read")
     if exit_from is not None:
         project.check_services((exit_from,))
     project.up(UpOptions(services, parse_scale(scale), remove_orphans, wait_timeout, recreate,
                          no_deps, "always" if build else "never" if no_build else "missing"))
+    trace.mark("compose: converged")
     if wait:
         project.wait_ready(services, wait_timeout)
         return 0

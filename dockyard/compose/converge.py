@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from dockyard import trace
 from dockyard.compose import labels as L
 from dockyard.compose.order import dependents, with_dependencies
 from dockyard.compose.plan import Attachment, Hook, ProjectPlan, ServicePlan
@@ -98,6 +99,7 @@ class Project:
                 if item.missing:
                     raise InvalidArgument(f"service {name!r}: {item.missing}")
         self.images([n for n in self.plan.services if n in selected], options.build)
+        trace.mark("compose: images there")
         existing: dict[str, list[ContainerRecord]] = {}  # listed once: ~4 ms a listing
         for record in self.containers():
             existing.setdefault(record.spec.labels.get(L.SERVICE, ""), []).append(record)
@@ -108,6 +110,7 @@ class Project:
             existing = {}
             for record in self.containers():
                 existing.setdefault(record.spec.labels.get(L.SERVICE, ""), []).append(record)
+        trace.mark("compose: containers listed, networks there")
         ensure_volumes(self, selected)
         unsettled = {n for n in selected if not self._settled(
             self.plan.services[n], options, existing.get(n, []))}
@@ -154,6 +157,10 @@ class Project:
     def images(self, services: list[str], build: str = "missing") -> None:
         """Each service's image there: built (``build``: always, when missing, never),
         else pulled as its ``pull_policy`` says; a failure names the service."""
+        unknown = [self.plan.services[n].spec.image for n in services]
+        unknown = [ref for ref in unknown if ref not in self._image_ids]
+        if unknown:  # every service's image looked up at once (one query, not one each)
+            self._image_ids.update(self.engine.image_index.ids_of(unknown))
         for name in services:
             service = self.plan.services[name]
             present = self._has_image(service.spec.image)

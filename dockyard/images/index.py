@@ -113,10 +113,40 @@ class ImageIndex:
             raise ImageNotFound(text)
         return record
 
+    def ids_of(self, texts: list[str]) -> dict[str, str | None]:
+        """``resolve(text).id`` of each (None: no such image), the plain names (a
+        compose project's images) in one query: what ``resolve`` would find."""
+        found: dict[str, str | None] = {}
+        names: dict[str, list[str]] = {}  # full name → the texts that name it
+        for text in dict.fromkeys(texts):
+            ref = None
+            if not _maybe_id(text):
+                try:
+                    ref = reference.parse(text)
+                except Exception:  # noqa: BLE001 - not a reference: resolve says so
+                    ref = None
+            if ref is None or ref.digest:
+                try:
+                    found[text] = self.resolve(text).id
+                except ImageNotFound:
+                    found[text] = None
+                continue
+            names.setdefault(str(ref), []).append(text)
+            found[text] = None
+        if names:
+            rows = self.db.query(
+                "SELECT refs.name, images.config_digest FROM refs JOIN images USING "
+                f"(manifest_digest) WHERE refs.name IN ({', '.join('?' * len(names))})",
+                list(names))
+            for name, config_digest in rows:
+                for text in names[name]:
+                    found[text] = str(config_digest)
+        return found
+
     def _resolve_id(self, text: str) -> ImageRecord | None:
-        hexpart = text.removeprefix("sha256:")
-        if not (4 <= len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart)):
+        if not _maybe_id(text):
             return None
+        hexpart = text.removeprefix("sha256:")
         rows = self.db.query("SELECT * FROM images WHERE config_digest LIKE ? OR "
                              "manifest_digest = ?", (f"sha256:{hexpart}%", f"sha256:{hexpart}"))
         return ImageRecord(*rows[0]) if len({r[0] for r in rows}) == 1 else None
@@ -136,3 +166,9 @@ class ImageIndex:
 
     def all_refs(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.db.query("SELECT name, manifest_digest FROM refs")]
+
+
+def _maybe_id(text: str) -> bool:
+    """Whether ``resolve`` looks ``text`` up as a (short) image ID first."""
+    hexpart = text.removeprefix("sha256:")
+    return 4 <= len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart)

@@ -182,3 +182,67 @@ def test_an_inline_cache_seeds_another_build(box: Dockyard, tmp_path: Path) -> N
         assert box("exec", "inl-third-1", "cat", "/random").stdout != first
     finally:
         box(*compose, "down", "--rmi", "all", "-t", "1", check=False)
+
+
+NO_OP = """\
+services:
+  a:
+    image: box:1
+    command: ["sleep", "300"]
+    env_file: [a.env]
+  b:
+    image: box:1
+    command: ["sleep", "300"]
+"""
+
+
+def _ids(box: Dockyard, compose: list[str]) -> dict[str, str]:
+    rows = [json.loads(line) for line in
+            box(*compose, "ps", "-a", "--format", "json").stdout.splitlines()]
+    return {row["Name"]: row["ID"] for row in rows}
+
+
+def test_a_no_op_up_changes_nothing_and_sees_each_change_made_since(
+        box: Dockyard, tmp_path: Path, rootfs_tar: Path) -> None:
+    """A second ``up`` (the project read from the cache, on the warm path) leaves the
+    containers alone; a container removed or stopped, an edited ``env_file`` and an
+    image tag moved to another image are each converged by the next ``up``."""
+    folder = tmp_path / "noop"
+    folder.mkdir()
+    (folder / "compose.yaml").write_text(NO_OP)
+    (folder / "a.env").write_text("WORD=one\n")
+    compose = ["compose", "-f", str(folder / "compose.yaml")]
+    try:
+        box(*compose, "up", "-d")
+        first = _ids(box, compose)
+        assert sorted(first) == ["noop-a-1", "noop-b-1"]
+        again = box(*compose, "up", "-d")
+        assert _ids(box, compose) == first
+        assert "Creat" not in again.stderr and "Start" not in again.stderr, again.stderr
+
+        box("rm", "-f", "noop-b-1")  # made again, alone
+        box(*compose, "up", "-d")
+        now = _ids(box, compose)
+        assert now["noop-a-1"] == first["noop-a-1"] and now["noop-b-1"] != first["noop-b-1"]
+
+        box("stop", "-t", "1", "noop-a-1")  # started again: the same container
+        box(*compose, "up", "-d")
+        assert _ids(box, compose) == now
+        assert _inspect(box, "inspect", "noop-a-1")["State"]["Running"]
+
+        (folder / "a.env").write_text("WORD=two\n")  # its service recreated, alone
+        box(*compose, "up", "-d")
+        edited = _ids(box, compose)
+        assert edited["noop-a-1"] != now["noop-a-1"] and edited["noop-b-1"] == now["noop-b-1"]
+        assert box("exec", "noop-a-1", "sh", "-c", "echo $WORD").stdout == "two\n"
+
+        # box:1 now names another image (same files, another config): both recreated
+        box("import", "-c", "ENV MOVED=yes", "-c", 'CMD ["sh"]', str(rootfs_tar), "box:2")
+        box("tag", "box:2", "box:1")
+        box(*compose, "up", "-d")
+        moved = _ids(box, compose)
+        assert all(moved[name] != edited[name] for name in moved), (moved, edited)
+        assert box("exec", "noop-b-1", "sh", "-c", "echo $MOVED").stdout == "yes\n"
+        assert _ids(box, compose) == moved
+    finally:
+        box(*compose, "down", "-t", "1", check=False)
