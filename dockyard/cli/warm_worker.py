@@ -29,6 +29,14 @@ import dockyard.cli.container_flags  # noqa: F401
 import dockyard.cli.errors  # noqa: F401
 import dockyard.cli.fast  # noqa: F401
 import dockyard.cli.image_cmds  # noqa: F401
+import dockyard.compose.cache  # noqa: F401 - and what a no-op ``compose up`` reads
+import dockyard.compose.converge  # noqa: F401
+import dockyard.compose.files  # noqa: F401
+import dockyard.compose.labels  # noqa: F401
+import dockyard.compose.order  # noqa: F401
+import dockyard.compose.plan  # noqa: F401
+import dockyard.compose.resources  # noqa: F401
+import dockyard.compose.sources  # noqa: F401
 import dockyard.engine.attach_socket  # noqa: F401
 import dockyard.engine.etcfiles  # noqa: F401
 import dockyard.engine.inspect  # noqa: F401
