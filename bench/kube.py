@@ -28,7 +28,6 @@ from pathlib import Path
 
 from engines import exit_on_signals
 
-from dockyard.testing.bundles import make_rootfs_tar
 from dockyard.testing.cli import Dockyard, scratch_root, unmount_under
 
 DEPLOYMENT = Path(__file__).resolve().parents[1] / "tests" / "data" / "kube" / "canonical.yaml"
@@ -189,7 +188,7 @@ def main() -> None:
     args = parser.parse_args()
     exit_on_signals()
     with scratch_root("dockyard-bench-kube-") as (work, dy):
-        dy("import", "-c", 'CMD ["sh"]', str(make_rootfs_tar(work)), "box:1")
+        dy.import_box(work)
         _build(dy, work, "v1")
         _build(dy, work, "v2")
         ready, rollout, plain, failed, asked = [], [], [], 0, 0

@@ -17,7 +17,6 @@ import time
 
 from engines import exit_on_signals
 
-from dockyard.testing.bundles import make_rootfs_tar
 from dockyard.testing.cli import Dockyard, scratch_root
 
 PODS = """\
@@ -78,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     exit_on_signals()
     with scratch_root("dockyard-bench-kube-probes-") as (work, dy):
-        dy("import", "-c", 'CMD ["sh"]', str(make_rootfs_tar(work)), "box:1")
+        dy.import_box(work)
         path = work / "pods.yaml"
         path.write_text(PODS)
         dy("kube", "play", "-d", str(path))

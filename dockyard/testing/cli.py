@@ -75,6 +75,13 @@ class Dockyard:
         if names:
             self("volume", "rm", "-f", *names, check=False)
 
+    def import_box(self, work: Path) -> None:
+        """A busybox rootfs built under ``work``, imported as ``box:1`` with ``sh`` as
+        its command: the image benches and module-scoped test roots start from."""
+        from dockyard.testing.bundles import make_rootfs_tar
+
+        self("import", "-c", 'CMD ["sh"]', str(make_rootfs_tar(work)), "box:1")
+
 
 @contextlib.contextmanager
 def scratch_root(prefix: str) -> Iterator[tuple[Path, Dockyard]]:

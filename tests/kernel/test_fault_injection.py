@@ -38,7 +38,6 @@ import pytest
 
 from dockyard.supervise.process import send_signal, start_time
 from dockyard.testing import poll
-from dockyard.testing.bundles import make_rootfs_tar
 from dockyard.testing.cli import Dockyard
 from tests.conftest import dockyard_runtime_argv
 
@@ -594,7 +593,7 @@ STATS: dict[str, int] = {"trials": 0, "landed": 0, "repaired": 0}
 def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyard]:
     work = tmp_path_factory.mktemp("faults")
     dy = Dockyard(work / "root", work / "docker-config")
-    dy("import", "-c", 'CMD ["sh"]', str(make_rootfs_tar(work)), "box:1")
+    dy.import_box(work)
     # once, so no trial's command is the one that migrates the database's tables
     dy("run", "--rm", "--network", "none", "box:1", "true")
     dy("network", "ls")
