@@ -157,7 +157,7 @@ def dispatch(argv: Sequence[str]) -> int | None:
     if i >= len(argv) or argv[i] not in COMMANDS:
         return None
     name = argv[i]
-    found_command = _parsed(COMMANDS[name], argv[i + 1:])
+    found_command = read_flags(argv[i:])
     if found_command is None:
         return None
     body, positionals, options = found_command
@@ -175,6 +175,14 @@ def dispatch(argv: Sequence[str]) -> int | None:
                     policy=Path(found.policy) if found.policy else None,
                     registries_d=Path(found.registries_d) if found.registries_d else None)
     return guarded(lambda: body(engine, *positionals, **options), run=name == "run")
+
+
+def read_flags(argv: Sequence[str]
+               ) -> tuple[Callable[..., object], list[Any], dict[str, Any]] | None:
+    """A hot command's body, positional and keyword arguments as ``dispatch`` reads
+    them from ``argv`` (the command's name first); None when not the fast path's."""
+    command = COMMANDS.get(argv[0]) if argv else None
+    return _parsed(command, argv[1:]) if command is not None else None
 
 
 def _parsed(command: FastCommand, argv: Sequence[str]

@@ -11,12 +11,15 @@ never loads these: its supervisors stay as small as before the warm path.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import socket
 import sys
 import threading
 import types
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 # and what those import on first use (``ps``'s commands, ``run``'s config and attach)
@@ -47,6 +50,17 @@ import dockyard.images.users  # noqa: F401
 import dockyard.runtime.seccomp_profile  # noqa: F401
 import dockyard.runtime.spec  # noqa: F401
 from dockyard import trace
+from dockyard.cli import warm
+from dockyard.engine.engine import Engine
+from dockyard.store.db import Database
+from dockyard.store.layout import Layout
+
+# the hot commands' flags as a warm-up reads them (their tables, the parser)
+_SAMPLE_ARGV = (("ps", "-a", "--no-trunc"), ("images", "-q"), ("inspect", "-f", "x", "x"),
+                ("run", "-d", "--rm", "--name", "x", "-p", "80:80", "-e", "A=B", "-v",
+                 "/a:/b", "--network", "none", "image", "command"), ("rm", "-f", "x"),
+                ("exec", "-i", "x", "command"), ("compose", "-f", "x", "up", "-d"),
+                ("compose", "down"))
 
 
 def serve(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> NoReturn:
@@ -68,6 +82,60 @@ def serve(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> NoRet
         with contextlib.suppress(OSError):
             conn.sendall(f"{code}\n".encode())
         os._exit(code)
+
+
+def warm_up(run_dir: Path, interrupted: Callable[[], bool]) -> None:
+    """In a spare worker (``supervise.command_parent``), before its command comes: the
+    read paths of the hot commands run once, their output dropped — flags parsed, the
+    containers and images listed as ``ps`` and ``images`` show them, one of each
+    inspected — so that the shared pages they write (CPython's reference counts) are
+    copied now, not on the command's time.  Reads alone: the database is opened
+    read-only and never made (the root may be being removed), and a dead supervisor is
+    left for the command to notice.  Cut short when ``interrupted`` (a request came)."""
+    from dockyard.cli import container_cmds, image_cmds
+    from dockyard.cli.fast import read_flags
+
+    layout = Layout.for_root(warm.DEFAULT_ROOT if str(run_dir) == warm.DEFAULT_RUN_DIR
+                             else run_dir.parent)
+    if layout.run_dir != run_dir:
+        return
+    engine = Engine(layout)
+    try:
+        engine.db = Database.existing(layout.root / "metadata.db", "a warm-up writes nothing")
+    except Exception:  # noqa: BLE001 - none (the root went), or unreadable: no warm-up
+        return
+    engine.containers.recovers = False
+    records: list[Any] = []
+    names: list[str] = []
+
+    def containers() -> None:
+        records.extend(engine.containers.list(all_containers=True))
+        container_cmds.ps(engine, all_containers=True, quiet=False, no_trunc=False,
+                          filters=(), fmt=None)
+
+    def images() -> None:
+        image_cmds.images(engine, all_images=False, quiet=False, digests=False,
+                          no_trunc=False, filters=(), fmt=None)
+        names.extend(f"{s.repository}:{s.tag}" for s in engine.images.summaries()
+                     if s.tag != "<none>")
+
+    def inspected() -> None:
+        image_cmds.inspect(engine, *[r.id for r in records[:1]], *names[:1], fmt=None)
+        for name in names[:1]:
+            engine.images.get(name)
+
+    steps: list[Callable[[], object]] = [
+        lambda: [read_flags(argv) for argv in _SAMPLE_ARGV], containers, images, inspected]
+    stdout, sys.stdout = sys.stdout, io.StringIO()
+    try:
+        for step in steps:
+            if interrupted():
+                return
+            with contextlib.suppress(Exception):  # (one step failing warms less)
+                step()
+    finally:
+        sys.stdout = stdout
+        engine.db.close()
 
 
 def _become(request: dict[str, Any], fds: list[int]) -> None:

@@ -86,6 +86,9 @@ class ContainerService:
         # containers whose supervisor recorded the exit and died before its exit work
         # (runtime state, DNAT rules, unmount, --rm) was done: seen by ``refresh``
         self._lost_exits: set[str] = set()
+        # False for a reader that must not act on what it sees (the warm path's
+        # warm-up): a dead supervisor is left for the next command to notice
+        self.recovers = True
 
     @functools.cached_property
     def events(self) -> EventLog:
@@ -325,7 +328,7 @@ class ContainerService:
         """Every command notices a dead supervisor: a live container gets a new one
         (re-adopted: logs, exit, restart policy); a dead one gets its exit recorded
         and its restart policy applied — what dockerd does for its containers."""
-        if record.id in self._held:
+        if record.id in self._held or not self.recovers:
             return record
         if record.id in self._lost_exits and record.state not in ACTIVE_STATES:
             return self._finish_lost_exit(record)

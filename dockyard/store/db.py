@@ -137,6 +137,21 @@ class Database:
             # stages), serialised by the lock
             self.conn, self._versions = self._open()
 
+    @classmethod
+    def existing(cls, path: Path, why: str) -> Database:
+        """The database at ``path`` opened read-only, never made (not it, not its
+        folder): for a reader that must leave no trace, such as the warm path's
+        warm-up (``cli.warm_worker``), which may run just as ``system reset`` removes
+        the root.  ``why`` is what a write is refused with.  FileNotFoundError if there
+        is none."""
+        if not path.is_file():
+            raise FileNotFoundError(path)
+        db = cls.__new__(cls)
+        db.path, db.lock, db.read_only = path, threading.RLock(), why
+        with db._errors(f"opening {path}"):
+            db.conn, db._versions = db._open_read_only()
+        return db
+
     def _open(self) -> tuple[sqlite3.Connection, dict[str, int]]:
         # (SQLite would open a file it cannot write read-only, saying nothing)
         self.read_only = _why_read_only(self.path.parent)

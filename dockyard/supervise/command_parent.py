@@ -13,6 +13,16 @@ bytes and its descriptors (the client's connection first, then its streams and w
 directory) — and hears back one byte per worker started (``+``) and ended (``-``), so
 it lingers while commands run.  When the zygote closes the pair, this parent ends
 (its workers run on, in sessions of their own).
+
+A fresh fork pays for itself on the command's path: the fork (~1.5 ms for a process
+this size), then a page fault and a page copy for every shared page the command
+writes — and CPython writes to every object it touches (reference counts), so a warm
+``ps`` took ~900 faults, twice its own work.  So while idle this parent keeps one
+*spare*: a worker forked ahead that has run the read paths most commands take (the
+module's ``warm_up``: no write, nothing made) and waits for a request; the next
+request goes to it, and a new spare is forked at once unless another command runs
+too (a burst of commands is served by plain forks, not slowed by spares warming up
+beside it).  Workers are watched through pidfds, so their ends are heard at once.
 """
 
 from __future__ import annotations
@@ -24,10 +34,22 @@ import os
 import select
 import socket
 from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
 
 _HEADER = 4  # a request's length, little-endian, before its bytes
 _MAX_FDS = 5  # the client's connection, its stdin, stdout, stderr and working directory
 STARTED, ENDED = b"+", b"-"
+Validate = Callable[[bytes], dict[str, object]]
+
+
+class WorkerModule(Protocol):
+    """What the worker module (``cli.warm_worker``) gives its forks to run."""
+
+    def serve(self, conn: socket.socket, request: dict[str, object],
+              fds: list[int]) -> None: ...
+
+    def warm_up(self, run_dir: Path, interrupted: Callable[[], bool]) -> None: ...
 
 
 class CommandParent:
@@ -50,11 +72,8 @@ class CommandParent:
     def pass_on(self, data: bytes, fds: list[int]) -> bool:
         """Hand a request over (its descriptors: the connection first); False if the
         parent is gone."""
-        message = len(data).to_bytes(_HEADER, "little") + data
         try:
-            sent = self.channel.sendmsg([message], [
-                (socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-            self.channel.sendall(message[sent:])
+            _send(self.channel, data, fds)
         except OSError:
             return False
         return True
@@ -81,8 +100,9 @@ def close_in_child() -> None:
         channel.close()
 
 
-def start(module_name: str, validate: Callable[[bytes], dict[str, object]]) -> CommandParent:
-    """Fork the command parent; ``validate`` reads a request (``{}`` when malformed)."""
+def start(module_name: str, validate: Validate, run_dir: Path) -> CommandParent:
+    """Fork the command parent for the root of ``run_dir``; ``validate`` reads a
+    request (``{}`` when malformed)."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:
@@ -93,7 +113,7 @@ def start(module_name: str, validate: Callable[[bytes], dict[str, object]]) -> C
             keep = theirs.fileno()
             os.closerange(3, keep)
             os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
-            _serve(theirs, module_name, validate)
+            _serve(theirs, module_name, validate, run_dir)
             code = 0
         finally:
             os._exit(code)
@@ -101,32 +121,121 @@ def start(module_name: str, validate: Callable[[bytes], dict[str, object]]) -> C
     return CommandParent(pid, ours)
 
 
-def _serve(channel: socket.socket, module_name: str,
-           validate: Callable[[bytes], dict[str, object]]) -> None:
+def _serve(channel: socket.socket, module_name: str, validate: Validate,
+           run_dir: Path) -> None:
     import importlib
 
-    module = importlib.import_module(module_name)  # (and what the commands use)
+    module: WorkerModule = importlib.import_module(module_name)
     gc.collect()
     gc.freeze()  # the workers' collections must not write to these shared pages
-    workers: set[int] = set()
+    workers: dict[int, int] = {}  # a running worker's pidfd -> its pid
+    spare: Spare | None = None
+    spares = True  # until one dies unasked (then plain forks: never a fork loop)
     while True:
-        ready, _, _ = select.select([channel], [], [], 0.05 if workers else None)
-        for pid in list(workers):
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG)[0] == 0:
-                    continue
-            workers.discard(pid)
+        if spare is None and spares and len(workers) < 2:  # (not amid a burst)
+            spare = Spare.fork(channel, module, validate, run_dir, list(workers))
+        watched = [channel.fileno(), *workers, *([spare.pidfd] if spare else [])]
+        ready, _, _ = select.select(watched, [], [])
+        for pidfd in [fd for fd in ready if fd in workers]:
+            _reap(workers.pop(pidfd), pidfd)
             _say(channel, ENDED)
-        if not ready:
+        if spare is not None and spare.pidfd in ready:
+            spare.close()
+            spare, spares = None, False
+        if channel.fileno() not in ready:
             continue
         request = _receive(channel)
         if request is None:
             return  # the zygote is gone
         data, fds = request
-        pid = _fork_worker(channel, module, module_name, validate(data), fds)
-        if pid:
-            workers.add(pid)
-            _say(channel, STARTED)
+        message = validate(data)
+        if message.get("cli") != module_name or len(fds) != _MAX_FDS:
+            _close(fds)
+            continue
+        pid = spare.take(data, fds) if spare is not None else 0
+        spare = None
+        pid = pid or _fork_worker(channel, module, message, fds, list(workers))
+        _close(fds)
+        workers[os.pidfd_open(pid)] = pid
+        _say(channel, STARTED)
+
+
+def _reap(pid: int, pidfd: int) -> None:
+    os.close(pidfd)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+class Spare:
+    """A worker forked ahead of its request, warmed up; it takes one request."""
+
+    def __init__(self, pid: int, channel: socket.socket) -> None:
+        self.pid = pid
+        self.pidfd = os.pidfd_open(pid)  # readable once it ends
+        self.channel = channel  # ours: the request goes over it
+
+    @classmethod
+    def fork(cls, zygote_channel: socket.socket, module: WorkerModule, validate: Validate,
+             run_dir: Path, pidfds: list[int]) -> Spare:
+        """``pidfds``: the command parent's, closed in the spare."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                zygote_channel.close()
+                ours.close()
+                _close(pidfds)
+                os.setsid()
+                _wait_as_spare(theirs, module, validate, run_dir)
+            finally:
+                os._exit(1)
+        theirs.close()
+        return cls(pid, ours)
+
+    def take(self, data: bytes, fds: list[int]) -> int:
+        """Hand the request over: the spare's pid, now a worker's, or 0 if it is gone
+        (a plain fork takes the request)."""
+        try:
+            _send(self.channel, data, fds)
+        except OSError:
+            self.close()
+            return 0
+        self.channel.close()  # (it has the request: it reads nothing more)
+        os.close(self.pidfd)  # (the caller watches it as a worker now)
+        return self.pid
+
+    def close(self) -> None:
+        """Done with it: ended (reaped here), or gone (it ends on seeing our end
+        closed)."""
+        self.channel.close()
+        _reap(self.pid, self.pidfd)
+
+
+def _wait_as_spare(channel: socket.socket, module: WorkerModule, validate: Validate,
+                   run_dir: Path) -> None:
+    """In the spare: warm up (cut short by a request that comes meanwhile), then serve
+    the one request sent, or end when the command parent has (its end closed)."""
+    def interrupted() -> bool:
+        return bool(select.select([channel], [], [], 0)[0])
+
+    with contextlib.suppress(Exception):  # (a warm-up that fails warms less: no more)
+        module.warm_up(run_dir, interrupted)
+    request = _receive(channel)
+    if request is None:
+        return
+    data, fds = request
+    channel.close()
+    conn_fd, streams = fds[0], fds[1:]
+    module.serve(socket.socket(fileno=conn_fd), validate(data), streams)
+
+
+def _send(channel: socket.socket, data: bytes, fds: list[int]) -> None:
+    """A request as ``_receive`` reads it: its length, its bytes, its descriptors."""
+    message = len(data).to_bytes(_HEADER, "little") + data
+    sent = channel.sendmsg([message], [
+        (socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    if sent < len(message):  # (not an empty send: a spare that read it all may have
+        channel.sendall(message[sent:])  # closed its end, and that would say EPIPE)
 
 
 def _say(channel: socket.socket, news: bytes) -> None:
@@ -158,24 +267,23 @@ def _receive(channel: socket.socket) -> tuple[bytes, list[int]] | None:
     return data, list(fds)
 
 
-def _fork_worker(channel: socket.socket, module: object, module_name: str,
-                 message: dict[str, object], fds: list[int]) -> int:
+def _fork_worker(channel: socket.socket, module: WorkerModule,
+                 message: dict[str, object], fds: list[int], pidfds: list[int]) -> int:
     """A worker for one request: it answers the client on the connection itself (its
-    pid, then the command's exit code)."""
-    if message.get("cli") != module_name or len(fds) != _MAX_FDS:
-        for fd in fds:
-            os.close(fd)
-        return 0
+    pid, then the command's exit code).  ``pidfds``: the parent's, closed in it."""
     conn_fd, streams = fds[0], fds[1:]
     pid = os.fork()
     if pid == 0:
         try:
             channel.close()
+            _close(pidfds)
             os.setsid()
-            conn = socket.socket(fileno=conn_fd)
-            module.serve(conn, message, streams)  # type: ignore[attr-defined]
+            module.serve(socket.socket(fileno=conn_fd), message, streams)
         finally:
             os._exit(1)
+    return pid
+
+
+def _close(fds: list[int]) -> None:
     for fd in fds:
         os.close(fd)
-    return pid

@@ -64,7 +64,7 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     watchers: set[int] = set()  # forks running a lost supervisor's --on-lost hook
     # the parent of the forks that run commands handed over (cli.warm): started now
     # when the front end that started us will hand some over, else on the first one
-    commands = command_parent.start(_worker_module(), _warm_request) \
+    commands = command_parent.start(_worker_module(), _warm_request, run_dir) \
         if _worker_module() else None
     served = False
     linger = float(os.environ.get("DOCKYARD_ZYGOTE_LINGER", "2"))
@@ -89,7 +89,7 @@ def serve(run_dir: Path, preload: list[str]) -> int:
                     continue
                 with conn:
                     pid, argv, commands = _serve_request(conn, listener, monitor, parked,
-                                                         commands)
+                                                         commands, run_dir)
                 if pid:
                     children[pid] = argv
                 served = served or bool(pid) or argv == [WORKER]
@@ -169,7 +169,7 @@ def _watch(argv: list[str], listener: socket.socket) -> int:
 
 def _serve_request(conn: socket.socket, listener: socket.socket, monitor: object,
                    parked: dict[str, tuple[int, int]],
-                   commands: command_parent.CommandParent | None,
+                   commands: command_parent.CommandParent | None, run_dir: Path,
                    ) -> tuple[int, list[str], command_parent.CommandParent | None]:
     """One request: a supervisor to fork (its arguments, a JSON list, and its ready
     pipe), a TTY container's pty master to keep or to give back (a JSON object), or a
@@ -181,7 +181,7 @@ def _serve_request(conn: socket.socket, listener: socket.socket, monitor: object
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
     if data.startswith(WORKER_TAG):
-        return 0, [WORKER], _pass_on(conn, data, list(fds), commands)
+        return 0, [WORKER], _pass_on(conn, data, list(fds), commands, run_dir)
     try:
         message = json.loads(data)
     except ValueError:
@@ -231,7 +231,7 @@ def _end(commands: command_parent.CommandParent) -> None:
 
 
 def _pass_on(conn: socket.socket, data: bytes, fds: list[int],
-             commands: command_parent.CommandParent | None,
+             commands: command_parent.CommandParent | None, run_dir: Path,
              ) -> command_parent.CommandParent | None:
     """A command handed over, to the command parent (one started for its worker module
     if none runs), with the connection it answers on; refused (the connection closed,
@@ -242,7 +242,7 @@ def _pass_on(conn: socket.socket, data: bytes, fds: list[int],
             _end(commands)  # it died: another takes the request
             commands = None
         if commands is None:
-            commands = command_parent.start(module_name, _warm_request)
+            commands = command_parent.start(module_name, _warm_request, run_dir)
             commands.pass_on(data, [conn.fileno(), *fds])
     for fd in fds:
         os.close(fd)

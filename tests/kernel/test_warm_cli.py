@@ -94,15 +94,16 @@ def test_errors_read_as_the_callers_own(warm: Dockyard, tmp_path: Path) -> None:
         wrong.stderr
 
 
-def _client_and_worker(dy: Dockyard) -> tuple[subprocess.Popen[bytes], int]:
-    """A ``wait`` (it blocks) handed to the zygote: its caller and its worker."""
+def _client_and_worker(dy: Dockyard, cwd: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A ``wait`` (it blocks) handed to the zygote from ``cwd``: its caller and its
+    worker (the child of the command parent that took the caller's working directory:
+    a spare forked ahead, or a fork made for it)."""
     parent = _command_parent_of(dy)
-    before = _children(parent)
     client = subprocess.Popen([*dy.argv, "--root", str(dy.root), "wait", "keep"],
                               env=dy.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              start_new_session=True)
-    worker = until("the worker to be forked", lambda: next(iter(_children(parent) - before),
-                                                            None))
+                              start_new_session=True, cwd=cwd)
+    worker = until("the worker to take the request", lambda: next(
+        (pid for pid in _children(parent) if _cwd(pid) == str(cwd)), None))
     until("the caller to catch SIGTERM (to pass it on)", lambda: _catches(client.pid,
                                                                           signal.SIGTERM))
     return client, worker
@@ -119,6 +120,24 @@ def _command_parent_of(dy: Dockyard) -> int:
     return parents[0]
 
 
+def _cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
+def _spare_of(dy: Dockyard) -> int:
+    """The command parent's spare worker: its one child while no command runs."""
+    parent = _command_parent_of(dy)
+
+    def alone() -> int | None:
+        live = [pid for pid in _children(parent) if not _gone(pid)]
+        return live[0] if len(live) == 1 else None
+
+    return int(until("one spare, and no worker", alone))
+
+
 def _catches(pid: int, number: int) -> bool:
     with open(f"/proc/{pid}/status") as handle:
         caught = next(line for line in handle if line.startswith("SigCgt:")).split()[1]
@@ -133,16 +152,17 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_a_killed_caller_takes_its_worker_along(warm: Dockyard) -> None:
-    client, worker = _client_and_worker(warm)
+def test_a_killed_caller_takes_its_worker_along(warm: Dockyard, tmp_path: Path) -> None:
+    client, worker = _client_and_worker(warm, tmp_path)
     client.kill()
     client.communicate()
     until("the worker to go with its caller", lambda: _gone(worker))
     assert warm("inspect", "-f", "{{.State.Status}}", "keep").stdout.strip() == "running"
 
 
-def test_signals_sent_to_the_caller_reach_the_worker(warm: Dockyard) -> None:
-    client, worker = _client_and_worker(warm)
+def test_signals_sent_to_the_caller_reach_the_worker(warm: Dockyard,
+                                                     tmp_path: Path) -> None:
+    client, worker = _client_and_worker(warm, tmp_path)
     client.send_signal(signal.SIGTERM)
     _out, err = client.communicate(timeout=30)
     assert client.returncode == 128 + signal.SIGTERM, err  # as the command's own death
@@ -219,7 +239,70 @@ def test_a_killed_command_parent_is_replaced(warm: Dockyard, tmp_path: Path) -> 
     until("the command parent to go", lambda: _gone(parent))
     assert warm("inspect", "-f", "{{.State.Status}}", "keep").stdout.strip() == "running"
     until("a new command parent", lambda: _command_parent_of(warm) != parent)
-    client, worker = _client_and_worker(warm)  # handed over to the new one
+    client, worker = _client_and_worker(warm, tmp_path)  # handed over to the new one
     client.kill()
     client.communicate()
     until("the worker to go with its caller", lambda: _gone(worker))
+
+
+def test_the_next_command_is_run_by_the_spare(warm: Dockyard, tmp_path: Path) -> None:
+    """While idle, the command parent keeps one worker forked and warmed up ahead; the
+    next command is run by it, and a new spare is forked beside it."""
+    warm("ps")
+    spare = _spare_of(warm)
+    client, worker = _client_and_worker(warm, tmp_path)
+    assert worker == spare
+    until("a new spare beside the worker", lambda: len(
+        [pid for pid in _children(_command_parent_of(warm)) if not _gone(pid)]) == 2)
+    client.kill()
+    client.communicate()
+    until("the worker to go with its caller", lambda: _gone(worker))
+
+
+def test_commands_in_a_row_each_run_once(warm: Dockyard, tmp_path: Path) -> None:
+    """Each command handed over is run by one worker and answered once (a spare that
+    had read its whole request and closed its end once made the command parent see a
+    broken pipe, and fork a second worker for the same command)."""
+    for number in range(40):
+        done = _run_in(warm, tmp_path, "inspect", "-f", "{{.Name}}", "keep")
+        assert (done.returncode, done.stdout, done.stderr) == (0, b"/keep\n", b""), number
+
+
+def test_a_killed_spare_is_not_needed(warm: Dockyard, tmp_path: Path) -> None:
+    """A spare killed before its command came: the next command is run by a fork made
+    for it, as without spares."""
+    warm("ps")
+    spare = _spare_of(warm)
+    os.kill(spare, signal.SIGKILL)
+    until("the spare to be reaped", lambda: not os.path.exists(f"/proc/{spare}"))
+    done = _run_in(warm, tmp_path, "inspect", "-f", "{{.State.Status}}", "keep")
+    assert (done.returncode, done.stdout) == (0, b"running\n"), done.stderr
+    client, worker = _client_and_worker(warm, tmp_path)
+    assert worker != spare
+    client.kill()
+    client.communicate()
+
+
+def test_a_warm_up_reads_and_makes_nothing(warm: Dockyard, tmp_path: Path) -> None:
+    """A spare's warm-up lists and inspects (the spare is then warm for any root's
+    command) but writes nothing: the database files keep their bytes, and a root that
+    is gone (``system reset`` while a zygote lingers) is not made again."""
+    from dockyard.cli.warm_worker import warm_up
+
+    files = [warm.root / name for name in ("metadata.db", "metadata.db-wal")]
+    before = [path.read_bytes() for path in files if path.exists()]
+    asked: list[bool] = []
+
+    def ask(answer: bool) -> bool:
+        asked.append(answer)
+        return answer
+
+    warm_up(warm.layout.run_dir, lambda: ask(False))
+    assert len(asked) == 4  # asked before each step: none was cut short
+    assert [path.read_bytes() for path in files if path.exists()] == before
+    gone = tmp_path / "gone"
+    warm_up(gone / "run", lambda: False)
+    assert not gone.exists()
+    asked.clear()
+    warm_up(warm.layout.run_dir, lambda: ask(True))  # a request came
+    assert asked == [True]
