@@ -157,7 +157,9 @@ def _wait(sock: _socket.socket, worker: int, answer: bytes) -> int:
     for number in (*_TO_WORKER, *_TO_GROUP):
         _signal.signal(number, forward)
     try:
-        while True:
+        # the code's line, not the connection's end: that comes with the worker's exit,
+        # ~1 ms later (the teardown of a process this size), and its work is done
+        while b"\n" not in answer:
             try:
                 chunk = sock.recv(64)
             except InterruptedError:
@@ -171,7 +173,7 @@ def _wait(sock: _socket.socket, worker: int, answer: bytes) -> int:
         if pidfd >= 0:
             os.close(pidfd)
     try:
-        return int(answer)
+        return int(answer.partition(b"\n")[0])
     except ValueError:
         pass
     if forwarded and forwarded[-1] != _signal.SIGWINCH:  # it died of what we passed on:
