@@ -118,6 +118,12 @@ class BuiltinDriver:
         with contextlib.suppress(RuntimeError):
             run_in_fork(work)
 
+    def delete_last(self, container_id: str) -> None:
+        """In this process: it ends right after (no fork, no answer over a pipe: ~2 ms
+        of the exit path of ``run --rm``, ``rm -f`` and ``stop``)."""
+        with contextlib.suppress(DockyardError):
+            operations.delete(self.root, container_id, force=True)
+
     def exec_argv(self, container_id: str) -> list[str]:
         return [*self.runtime, "--root", str(self.root), "exec", container_id]
 

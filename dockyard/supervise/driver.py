@@ -32,6 +32,11 @@ class RuntimeDriver(Protocol):
     def delete(self, container_id: str) -> None:
         """Forcefully, and quietly if there is nothing to delete."""
 
+    def delete_last(self, container_id: str) -> None:
+        """``delete``, called in a process that ends right after (the exit hook's fork
+        of a supervisor whose container is done): no helper needs to keep this one's
+        memory as it was."""
+
     def exec_argv(self, container_id: str) -> list[str]:
         """Prefix of a command line that runs a process in the container (healthchecks)."""
 
@@ -68,6 +73,8 @@ class CliDriver:
 
     def delete(self, container_id: str) -> None:
         self._call("delete", "--force", container_id)
+
+    delete_last = delete
 
     def exec_argv(self, container_id: str) -> list[str]:
         return [*self.runtime, "--root", self.root, "exec", container_id]

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -376,9 +377,7 @@ class Supervisor:
                 self.hub.exited(code)  # the attached foreground run's answer
                 trace.mark("exit recorded and sent")
                 pause_at("exit-recorded", self.bundle, self.pause_at)
-                self.driver.delete(self.id)
-                trace.mark("runtime delete done")
-                break
+                break  # (the runtime's delete: in the exit hook's fork, below)
             self.driver.delete(self.id)
             delay = restart_delay(delay, ran_for)
             # Docker counts the restart as it decides it, and shows "Restarting (code)"
@@ -412,8 +411,10 @@ class Supervisor:
         if self.dns is not None:
             self.dns.close()
         self.hub.close()
-        self._exit_hook()
+        self._exit_hook(delete_runtime=True)
         trace.mark("exit hook done")
+        # (its folder may be gone with the container: the marker goes beside it)
+        pause_at("exit-hook-done", self.bundle.parent, self.pause_at)
         return 0
 
     def _answer(self, ready_fd: int, answer: str) -> None:
@@ -432,15 +433,25 @@ class Supervisor:
                     return True
         return False
 
-    def _exit_hook(self) -> None:
+    def _exit_hook(self, *, delete_runtime: bool = False) -> None:
         """Unmount and ``--rm`` happen in the hook, after the exit is already recorded.
         A hook ``["@python", MODULE, FUNCTION, *ARGS]`` is a call in this process (its
-        module preloaded by the zygote: no new interpreter); any other is a command."""
+        module preloaded by the zygote: no new interpreter); any other is a command.
+        ``delete_runtime``: the runtime's state and cgroup go first — in the python
+        hook's fork, which ends right after (no helper forked for it alone)."""
         if self.exit_hook[:1] == [PYTHON_HOOK]:
-            _run_python_hook(self.exit_hook[1:])
-        elif self.exit_hook:
+            _run_python_hook(self.exit_hook[1:], (lambda: self._delete_runtime(
+                self.driver.delete_last)) if delete_runtime else None)
+            return
+        if delete_runtime:
+            self._delete_runtime(self.driver.delete)
+        if self.exit_hook:
             subprocess.run(self.exit_hook, check=False, stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def _delete_runtime(self, delete: Callable[[str], None]) -> None:
+        delete(self.id)
+        trace.mark("runtime delete done")
 
 
 PYTHON_HOOK = "@python"  # an exit hook that is a function call (engine.exit_hook)
@@ -448,16 +459,23 @@ HOOK_NAME = b"dy-exit-hook"  # the hook process's name (comm), for ps and tests
 PR_SET_NAME = 15
 
 
-def _run_python_hook(hook_argv: list[str]) -> None:
+def _run_python_hook(hook_argv: list[str], first: Callable[[], None] | None = None) -> None:
     """``MODULE FUNCTION ARGS…`` called in a fork of ours, waited for: the module is
     preloaded by the zygote (a fork, not an interpreter's start and imports), and, as a
-    hook run as a command, it finishes its work if we are killed meanwhile."""
+    hook run as a command, it finishes its work if we are killed meanwhile.  ``first``
+    runs in the fork before it."""
     module, function, *args = hook_argv
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, HOOK_NAME, 0, 0, 0)
+            if first is not None:
+                try:
+                    first()
+                except Exception as exc:  # noqa: BLE001 - the hook runs all the same
+                    print(f"supervisor: before hook {module}.{function}: {exc!r}",
+                          file=sys.stderr, flush=True)
             getattr(importlib.import_module(module), function)(*args)
             code = 0
         except BaseException as exc:  # noqa: BLE001 - reported; the next command recovers

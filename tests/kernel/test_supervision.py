@@ -425,3 +425,26 @@ def test_kill_returns_once_the_exit_is_recorded(dy: Dockyard) -> None:
         killer.communicate()
     state = inspect(dy, "slowexit")["State"]
     assert (state["Status"], state["ExitCode"]) == ("exited", 137), state
+
+
+@pytest.mark.parametrize("removal", ["rm -f", "run --rm"])
+def test_a_removal_answers_once_the_container_is_gone(dy: Dockyard, removal: str) -> None:
+    """``rm -f`` and ``run --rm`` answer once the exit hook removed the container (its
+    folder goes last), not once its supervisor has ended too: that comes 2-4 ms later,
+    and here the supervisor is held after its hook for good."""
+    held = dy.root / "containers" / "pause-exit-hook-done"
+    command = ["run", "--rm", "--network", "none", "box:1", "true"] if removal == "run --rm" \
+        else ["run", "-d", "--name", "quick", "--network", "none", "box:1", "sleep", "60"]
+    cli = start_cli(dy, *command, pause_at="exit-hook-done")
+    try:
+        _out, err = cli.communicate(timeout=60)
+        assert cli.returncode == 0, err
+        if removal == "rm -f":
+            removed = subprocess.run([*dy.argv, "--root", str(dy.root), "rm", "-f", "quick"],
+                                     env=dy.env, capture_output=True, text=True, timeout=20)
+            assert (removed.returncode, removed.stdout) == (0, "quick\n"), removed.stderr
+        assert dy("ps", "-a", "-q").stdout == ""
+    finally:
+        until("the supervisor to be held", held.exists)  # (so it was not waited for)
+        held.unlink()
+    assert dy("system", "check").stdout.strip() == "ok: store consistent"
