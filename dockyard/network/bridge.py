@@ -106,6 +106,18 @@ def forget_neighbour(bridge: str, address: str) -> None:
                 ipr.neigh("del", dst=address, ifindex=found[0])
 
 
+def _index_of(name: str) -> int:
+    """A link's index in our network namespace, 0 if there is none: one ioctl, where
+    pyroute2's ``link_lookup`` dumps every link of the host and parses each (~1 ms
+    with a few links, more with a veth per container)."""
+    import socket
+
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        return 0
+
+
 def _enter_netns_of(pid: int) -> None:
     """setns(2) into ``pid``'s network namespace.  pyroute2's ``setns`` is called
     with our libc: left to find one itself, it runs ``ldconfig -p`` (a fork and an
@@ -127,20 +139,21 @@ def attach(pid: int, attachment: Attachment) -> None:
     on a bridge; a link born in its namespace is not moved (~2.5 ms in all).  If the
     container died meanwhile, the kernel makes neither end."""
     trace.mark("attach: forked")
+    bridge = _index_of(attachment.bridge)
+    if not bridge:
+        raise InternalError(f"network bridge {attachment.bridge} does not exist")
     with _ipr() as ipr:
-        bridge = ipr.link_lookup(ifname=attachment.bridge)
-        if not bridge:
-            raise InternalError(f"network bridge {attachment.bridge} does not exist")
-        ipr.link("add", ifname=attachment.host_ifname, kind="veth",
-                 peer={"ifname": attachment.ifname, "net_ns_pid": pid})
+        # born a port of the bridge, and up: one message, not an add and a set
+        ipr.link("add", ifname=attachment.host_ifname, kind="veth", master=bridge,
+                 state="up", peer={"ifname": attachment.ifname, "net_ns_pid": pid})
         try:
-            host = ipr.link_lookup(ifname=attachment.host_ifname)[0]
-            ipr.link("set", index=host, master=bridge[0], state="up")
-            if attachment.hairpin:  # a packet DNATed back to the port it came in by
-                ipr.brport("set", index=host, mode=1)
             alias = link_alias(attachment.bridge)
-            if alias:  # the bridge's root owns the pair too
-                ipr.link("set", index=host, ifalias=alias)
+            if attachment.hairpin or alias:
+                host = _index_of(attachment.host_ifname)
+                if attachment.hairpin:  # a packet DNATed back to the port it came in by
+                    ipr.brport("set", index=host, mode=1)
+                if alias:  # the bridge's root owns the pair too
+                    ipr.link("set", index=host, ifalias=alias)
         except BaseException:
             # the host end is ours: delete the pair instead of leaving it behind
             with contextlib.suppress(Exception):
@@ -149,12 +162,11 @@ def attach(pid: int, attachment: Attachment) -> None:
     trace.mark("attach: veth pair made")
     # setns ourselves rather than pyroute2's NetNS, which starts a helper process
     _enter_netns_of(pid)
+    _bring_up("lo")
     with _ipr() as ns:
-        index = ns.link_lookup(ifname=attachment.ifname)[0]
-        ns.addr("add", index=index, address=attachment.address, prefixlen=attachment.prefix)
-        ns.link("set", index=index, state="up")
-        lo = ns.link_lookup(ifname="lo")[0]
-        ns.link("set", index=lo, state="up")
+        ns.addr("add", index=_index_of(attachment.ifname), address=attachment.address,
+                prefixlen=attachment.prefix)
+        _bring_up(attachment.ifname)  # (after its address: then the route can use it)
         if attachment.default_route:
             ns.route("add", dst="0.0.0.0/0", gateway=attachment.gateway)
     trace.mark("attach: address and route set")
@@ -163,15 +175,22 @@ def attach(pid: int, attachment: Attachment) -> None:
 def loopback_up(pid: int) -> None:
     """``--network none``: a namespace with only ``lo``, up (as Docker leaves it).  Like
     ``attach``, this enters the namespace: call it from a throw-away process."""
+    _enter_netns_of(pid)
+    _bring_up("lo")
+
+
+def _bring_up(name: str) -> None:
+    """Set a link of our namespace up: two ioctls (its flags read, then written with
+    IFF_UP), where a netlink request through pyroute2 costs ~1-2 ms of CPU."""
     import fcntl
     import socket
     import struct
 
-    _enter_netns_of(pid)
-    # one ioctl: a netlink session would cost more than the rest of this start
-    flags = 0x1 | 0x8 | 0x40  # IFF_UP | IFF_LOOPBACK | IFF_RUNNING
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        fcntl.ioctl(sock, 0x8914, struct.pack("16sH22x", b"lo", flags))  # SIOCSIFFLAGS
+    request = struct.Struct("16sH22x")  # struct ifreq: the name, then ifr_flags
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        current = fcntl.ioctl(sock, 0x8913, request.pack(name.encode(), 0))  # SIOCGIFFLAGS
+        flags = request.unpack(current)[1] | 0x1  # IFF_UP
+        fcntl.ioctl(sock, 0x8914, request.pack(name.encode(), flags))  # SIOCSIFFLAGS
 
 
 def link_alias(name: str) -> str:

@@ -465,3 +465,14 @@ def test_network_rm_takes_its_bridge_and_rules_and_the_last_one_everything(
 def _network(dy: Dockyard, name: str) -> dict[str, Any]:
     doc: list[dict[str, Any]] = json.loads(dy("network", "inspect", name).stdout)
     return doc[0]
+
+
+def test_on_a_bridge_lo_and_eth0_are_up(dy: Dockyard) -> None:
+    """Both links of a container on a bridge are up (set by ioctl, not netlink): their
+    flags carry IFF_UP, and eth0 has its address and the default route."""
+    out = dy("run", "--rm", "box:1", "sh", "-c",
+             "cat /sys/class/net/lo/flags /sys/class/net/eth0/flags; ip -4 addr show eth0; "
+             "ip route").stdout
+    lines = out.splitlines()
+    assert int(lines[0], 16) & 0x1 and int(lines[1], 16) & 0x1, out  # IFF_UP
+    assert "inet " in out and "default via" in out, out
