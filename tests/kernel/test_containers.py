@@ -188,6 +188,8 @@ def test_pause_unpause_rename_update_stats(dy: Dockyard) -> None:
     state = inspect(dy, "p1")["State"]
     assert isinstance(state, dict) and state["Paused"] is True
     dy("unpause", "p1")
+    assert dy("ps", "--format", "{{.Status}}").stdout.startswith("Up ")
+    assert dy("inspect", "-f", "{{.State.Paused}}", "p1").stdout.strip() == "false"
     dy("rename", "p1", "p2")
     dy("update", "--memory", "48m", "--pids-limit", "11", "p2")
     out = dy("exec", "p2", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
