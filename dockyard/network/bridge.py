@@ -58,41 +58,21 @@ def ensure_bridge(name: str, gateway: str, prefix: int, alias: str = "") -> None
 
 def delete_link(name: str) -> bool:
     """Remove a bridge, or a container's endpoint by its host-side veth (deleting one end
-    deletes the pair); False when there is no such link.  One RTM_DELLINK on a netlink
-    socket of our own: pyroute2's import alone would cost ~100 ms of a ``down``."""
-    import errno
-    import socket
-    import struct
+    deletes the pair); False when there is no such link.  One RTM_DELLINK
+    (``network.rtnl``): pyroute2's import alone would cost ~100 ms of a ``down``."""
+    from dockyard.network import rtnl
 
     try:
         with open(f"/sys/class/net/{name}/ifindex") as handle:
             index = int(handle.read())
     except (OSError, ValueError):
         return False
-    rtm_dellink, request, ack = 17, 0x1, 0x4
-    ifinfo = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, index, 0, 0)
-    message = struct.pack("=LHHLL", 16 + len(ifinfo), rtm_dellink, request | ack, 1, 0) + ifinfo
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                       0) as sock:  # NETLINK_ROUTE
-        sock.bind((0, 0))
-        sock.send(message)
-        code = _netlink_ack(sock.recv(65536))
-    if code in (errno.ENODEV, errno.ENOENT):  # gone meanwhile
+    code = rtnl.delete_link(index)
+    if rtnl.gone(code):  # gone meanwhile
         return False
     if code:
         raise InternalError(f"deleting link {name}: {os.strerror(code)}")
     return True
-
-
-def _netlink_ack(reply: bytes) -> int:
-    """The errno of a netlink acknowledgement (0: done)."""
-    import struct
-
-    _length, kind = struct.unpack_from("=LH", reply)
-    if kind != 2:  # NLMSG_ERROR carries the ack
-        raise InternalError(f"unexpected netlink reply type {kind}")
-    (code,) = struct.unpack_from("=i", reply, 16)
-    return -int(code)
 
 
 def forget_neighbour(bridge: str, address: str) -> None:
@@ -137,38 +117,38 @@ def attach(pid: int, attachment: Attachment) -> None:
     already named (``ethN``): moving a link between namespaces waits for an RCU grace
     period (``synchronize_net``, 20-30 ms here) and is the one slow step of a start
     on a bridge; a link born in its namespace is not moved (~2.5 ms in all).  If the
-    container died meanwhile, the kernel makes neither end."""
+    container died meanwhile, the kernel makes neither end.  The host end is born up
+    and a port of the bridge (one request); the links are set up by ioctl, and the
+    requests go through ``network.rtnl`` (no pyroute2 session: ~7 ms of CPU less)."""
+    from dockyard.network.rtnl import Rtnl
+
     trace.mark("attach: forked")
     bridge = _index_of(attachment.bridge)
     if not bridge:
         raise InternalError(f"network bridge {attachment.bridge} does not exist")
-    with _ipr() as ipr:
-        # born a port of the bridge, and up: one message, not an add and a set
-        ipr.link("add", ifname=attachment.host_ifname, kind="veth", master=bridge,
-                 state="up", peer={"ifname": attachment.ifname, "net_ns_pid": pid})
+    with Rtnl() as rtnl:
+        rtnl.add_veth(attachment.host_ifname, attachment.ifname, pid, bridge)
         try:
+            host = _index_of(attachment.host_ifname)
+            if attachment.hairpin:  # a packet DNATed back to the port it came in by
+                rtnl.set_hairpin(host)
             alias = link_alias(attachment.bridge)
-            if attachment.hairpin or alias:
-                host = _index_of(attachment.host_ifname)
-                if attachment.hairpin:  # a packet DNATed back to the port it came in by
-                    ipr.brport("set", index=host, mode=1)
-                if alias:  # the bridge's root owns the pair too
-                    ipr.link("set", index=host, ifalias=alias)
+            if alias:  # the bridge's root owns the pair too
+                rtnl.set_alias(host, alias)
         except BaseException:
             # the host end is ours: delete the pair instead of leaving it behind
             with contextlib.suppress(Exception):
-                ipr.link("del", ifname=attachment.host_ifname)
+                delete_link(attachment.host_ifname)
             raise
     trace.mark("attach: veth pair made")
-    # setns ourselves rather than pyroute2's NetNS, which starts a helper process
     _enter_netns_of(pid)
     _bring_up("lo")
-    with _ipr() as ns:
-        ns.addr("add", index=_index_of(attachment.ifname), address=attachment.address,
-                prefixlen=attachment.prefix)
+    with Rtnl() as rtnl:  # (a socket of the container's namespace)
+        rtnl.add_address(_index_of(attachment.ifname), attachment.address,
+                         attachment.prefix)
         _bring_up(attachment.ifname)  # (after its address: then the route can use it)
         if attachment.default_route:
-            ns.route("add", dst="0.0.0.0/0", gateway=attachment.gateway)
+            rtnl.add_default_route(attachment.gateway)
     trace.mark("attach: address and route set")
 
 

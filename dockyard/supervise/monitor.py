@@ -618,14 +618,20 @@ def warm_up() -> None:
     build_parser().parse_args(["--id", "x", "--bundle", "/", "--runtime", "[]",
                                "--runtime-root", "/", "--ready-fd", "0"])
     json.loads(json.dumps({"warm": [1, "x", None]}))
-    import pyroute2  # noqa: F401 - ~130 ms to import: once here, not per container
+    # ~130 ms to import: once here, not per container (the message classes too:
+    # network.rtnl imports them as it encodes)
+    import pyroute2  # noqa: F401
+    import pyroute2.netlink.rtnl.ifaddrmsg  # noqa: F401
+    import pyroute2.netlink.rtnl.ifinfmsg  # noqa: F401
+    import pyroute2.netlink.rtnl.rtmsg  # noqa: F401
 
     import dockyard.network.bridge
     import dockyard.network.dns
     import dockyard.network.firewall
     import dockyard.network.names
     import dockyard.network.proxy
-    import dockyard.network.publish  # noqa: F401 - imported to be shared, not used here
+    import dockyard.network.publish
+    import dockyard.network.rtnl  # noqa: F401 - imported to be shared, not used here
     now_iso()
 
 
