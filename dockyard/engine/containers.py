@@ -1147,9 +1147,11 @@ class ContainerService:
             self.store.remove(container_id, tx=tx)
         if gone is not None:
             self._event("destroy", gone)
+        # marked before the folder goes: its removal answers a waiting ``rm -f`` or
+        # ``run --rm`` (``_wait_done``), whose timeline may be printed at once
+        trace.mark("cleanup: record removed")
         with contextlib.suppress(OSError):
             bundle.rmdir()
-        trace.mark("cleanup: record removed")
 
     def list(self, *, all_containers: bool = False, recover: bool = True,
              labels: Mapping[str, str] | None = None) -> list[ContainerRecord]:
