@@ -166,7 +166,9 @@ async def start(request: web.Request) -> web.StreamResponse:
         argv = await call(request, engine.container_ops.exec_argv, instance.container_id,
                           tuple(instance.cmd), env=tuple(instance.env),
                           user=instance.user or None, workdir=instance.workdir or None,
-                          tty=tty, log=run.log, console_socket=run.console_path)
+                          tty=tty, log=run.log, console_socket=run.console_path,
+                          console_size=instance.size,
+                          process_file=os.path.join(scratch, "process.json"))
         await run.spawn(argv)
     except BaseException:
         instance.started = False

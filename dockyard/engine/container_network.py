@@ -5,11 +5,12 @@ kept in ``network.json`` for inspect, ps and port."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.records import ContainerRecord
-from dockyard.errors import InvalidArgument, NotFound
+from dockyard.errors import InternalError, InvalidArgument, NotFound
 from dockyard.network import names as name_table
 
 if TYPE_CHECKING:
@@ -106,13 +107,24 @@ def publish_names(service: ContainerService, record: ContainerRecord,
                                dns_names(record, tuple(endpoint["aliases"])))
 
 
-def withdraw_names(service: ContainerService, container_id: str) -> None:
+def leave_networks(service: ContainerService, container_id: str) -> None:
+    """A container that ended leaves its networks: its names go from their DNS, and its
+    veth pairs go now.  The kernel deletes a pair by itself once the container's network
+    namespace is dismantled, but that is deferred work (``cleanup_net``) which lags, on
+    a busy host by seconds: meanwhile the dead namespace still answers ARP for the
+    address, which may already be leased to a new container, and the host end is
+    still there for ``rm -f``'s caller to find.  Only a pair still there is deleted
+    (~15-25 ms: an RCU grace period); usually the kernel was first (one ``open``)."""
+    from dockyard.network.bridge import delete_link
+
     try:
         config = json.loads((service.bundle(container_id) / "network.json").read_text())
     except (OSError, ValueError):
         return
     for endpoint in config.get("endpoints", []):
         name_table.withdraw(service.networks.names_path(endpoint["network"]), container_id)
+        with contextlib.suppress(InternalError):  # refused: the kernel's cleanup takes it
+            delete_link(endpoint["host_ifname"])
 
 
 def _exposed_ports(service: ContainerService, record: ContainerRecord) -> set[tuple[int, str]]:

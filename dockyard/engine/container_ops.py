@@ -81,16 +81,31 @@ class ContainerOps:
     def exec_argv(self, ref: str, command: tuple[str, ...], *, env: tuple[str, ...] = (),
                   user: str | None = None, workdir: str | None = None, tty: bool = False,
                   detach: bool = False, log: str | None = None,
-                  console_socket: str | None = None) -> list[str]:
+                  console_socket: str | None = None,
+                  console_size: tuple[int, int] | None = None,
+                  process_file: str | None = None) -> list[str]:
         """The runtime command that runs ``command`` in the container (the CLI runs it
         with this terminal's stdin/stdout/stderr); its errors also go, as JSON lines,
         to ``log``, for ``exec_failure``.  With ``tty`` and ``console_socket`` the
-        terminal's master end is sent to that socket (the API server's exec)."""
+        terminal's master end is sent to that socket (the API server's exec).
+
+        ``console_size`` (rows, columns): the terminal has that size before the command
+        runs, as ``docker exec -it`` asks in its start request.  A resize sent after
+        the start races the command (a quick ``stty size`` read 0 0); the runtime sets
+        it only from a whole process (runc's ``--process``, as containerd drives runc),
+        written to ``process_file``."""
         record = self._exec_target(ref)
         if not command:
             raise InvalidArgument("exec: no command given")
         argv = [*self.service.runtime_argv(), "--root", str(self.service.layout.runtime_root),
                 *(["--log", log, "--log-format", "json"] if log else []), "exec"]
+        if tty and console_size and process_file:
+            self._write_process(record, process_file, command, env=env, user=user,
+                                workdir=workdir, console_size=console_size)
+            argv += ["--process", process_file]
+            if console_socket:
+                argv += ["--console-socket", console_socket]
+            return [*argv, *(["--detach"] if detach else []), record.id]
         for item in env:
             argv += ["--env", item]
         if workdir:
@@ -104,6 +119,25 @@ class ContainerOps:
         if detach:
             argv.append("--detach")
         return [*argv, record.id, *command]
+
+    def _write_process(self, record: ContainerRecord, path: str, command: tuple[str, ...], *,
+                       env: tuple[str, ...], user: str | None, workdir: str | None,
+                       console_size: tuple[int, int]) -> None:
+        """The container's own process with what the exec flags would change (runc's
+        rule: the arguments replaced, the environment appended to), a terminal of
+        ``console_size``."""
+        config = json.loads((self.service.bundle(record.id) / "config.json").read_text())
+        process = dict(config["process"])
+        process.update(args=list(command), env=[*process.get("env", []), *env],
+                       terminal=True,
+                       consoleSize={"height": console_size[0], "width": console_size[1]})
+        if workdir:
+            process["cwd"] = workdir
+        if user:
+            uid, _, gid = self._numeric_user(record, user).partition(":")
+            process["user"] = {"uid": int(uid), "gid": int(gid)}
+        with open(path, "w") as handle:
+            json.dump(process, handle)
 
     def _exec_target(self, ref: str) -> ContainerRecord:
         """A container exec can join: running, not frozen (an exec would hang in the

@@ -897,15 +897,15 @@ class ContainerService:
             # Docker: --rm takes anonymous volumes, ``rm -f`` only when asked (-v)
             if record.spec.auto_remove or removal == "volumes":
                 self.remove_anonymous_volumes(record)
-            self.cleanup(record.id)  # (names withdrawn there)
+            self.cleanup(record.id)  # (networks left there)
             return
-        self._withdraw_names(record.id)
+        self._leave_networks(record.id)
 
-    def _withdraw_names(self, container_id: str) -> None:
-        from dockyard.engine.container_network import withdraw_names
+    def _leave_networks(self, container_id: str) -> None:
+        from dockyard.engine.container_network import leave_networks
 
         if (self.bundle(container_id) / "network.json").exists():
-            withdraw_names(self, container_id)
+            leave_networks(self, container_id)
 
     def _unmount_if_idle(self, container_id: str) -> None:
         from dockyard.snapshots.mount import unmount
@@ -1107,8 +1107,8 @@ class ContainerService:
 
         with contextlib.suppress(ContainerNotFound):  # its exit told before it goes
             self._died(self.refresh(self.store.find(container_id)))
-        self._withdraw_names(container_id)
-        trace.mark("cleanup: names withdrawn")
+        self._leave_networks(container_id)
+        trace.mark("cleanup: networks left")
 
         from dockyard.snapshots.mount import unmount
 

@@ -3,8 +3,10 @@
 ``ensure_bridge`` makes the network's bridge with its gateway address;
 ``attach`` puts a container on it: a veth pair whose host end joins the bridge and
 whose other end moves into the container's network namespace (found by the init's
-pid) as ``eth0`` with the container's address and a default route.  The pair
-disappears by itself when the container's namespace does.
+pid) as ``eth0`` with the container's address and a default route.  The kernel
+deletes the pair when the container's namespace is dismantled, but lazily: the engine
+deletes what is left when the container ends (``engine.container_network``), and a
+restart finds a stale pair of its last run still there at times (``attach``).
 """
 
 from __future__ import annotations
@@ -126,6 +128,8 @@ def attach(pid: int, attachment: Attachment) -> None:
     bridge = _index_of(attachment.bridge)
     if not bridge:
         raise InternalError(f"network bridge {attachment.bridge} does not exist")
+    if _index_of(attachment.host_ifname):  # its last run's, not yet dismantled
+        delete_link(attachment.host_ifname)
     with Rtnl() as rtnl:
         rtnl.add_veth(attachment.host_ifname, attachment.ifname, pid, bridge)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -447,3 +448,42 @@ def test_only_the_run_subcommand_maps_errors_to_125(dy: Dockyard) -> None:
     assert dy("inspect", "run", check=False).returncode == 1
     assert dy("--root", str(dy.root), "run", "no-such-image:1", check=False).returncode == 125
     assert dy("container", "run", "no-such-image:1", check=False).returncode == 125
+
+
+def test_an_exec_terminal_has_its_size_before_the_command_runs(dy: Dockyard,
+                                                               tmp_path: Path) -> None:
+    """``docker exec -it`` asks for its window size in the start request; a resize
+    after the start races the command.  The size goes into the process the runtime
+    starts, so a command that reads it at once sees it, with no resize ever sent."""
+    import socket
+    import subprocess
+
+    from dockyard.engine.engine import Engine
+    from dockyard.runtime.linux.console import receive_fd
+    from dockyard.store.layout import Layout
+
+    dy("run", "-d", "--name", "sized", "box:1", "sleep", "60")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "console.sock"))
+    listener.listen(1)
+    argv = Engine(Layout.for_root(dy.root)).container_ops.exec_argv(
+        "sized", ("sh", "-c", "stty size; echo $A $(id -u) $(pwd)"), env=("A=1",),
+        user="nobody", workdir="/tmp", tty=True, console_socket=str(tmp_path / "console.sock"),
+        console_size=(17, 91), process_file=str(tmp_path / "process.json"))
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
+        try:
+            listener.settimeout(30)
+            conn, _ = listener.accept()
+            master = receive_fd(conn)
+            conn.close()
+            output = b""
+            with contextlib.suppress(OSError):  # EIO once the command's end closed it
+                while chunk := os.read(master, 1024):
+                    output += chunk
+            os.close(master)
+            assert process.wait(timeout=30) == 0, process.stderr
+            assert output.split() == [b"17", b"91", b"1", b"65534", b"/tmp"], output
+        finally:
+            listener.close()
+            if process.poll() is None:
+                process.kill()

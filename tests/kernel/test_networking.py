@@ -4,7 +4,9 @@ and 127.0.0.1; the bridge is removed at the end (the leak check verifies)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -476,3 +478,59 @@ def test_on_a_bridge_lo_and_eth0_are_up(dy: Dockyard) -> None:
     lines = out.splitlines()
     assert int(lines[0], 16) & 0x1 and int(lines[1], 16) & 0x1, out  # IFF_UP
     assert "inet " in out and "default via" in out, out
+
+
+def _host_link(container_id: str) -> bool:
+    return Path(f"/sys/class/net/dy{container_id[:10]}0").exists()
+
+
+def test_an_ended_container_leaves_no_veth_even_while_its_namespace_lingers(
+        dy: Dockyard) -> None:
+    """The kernel deletes a container's veth pair when it dismantles the namespace, but
+    that work is deferred and lags on a busy host; meanwhile the dead namespace still
+    answers ARP for an address that may be leased again.  Holding the namespace open
+    (as that lag does) the pair still goes: when the exit is handled, before a
+    restart, and before ``rm -f`` answers."""
+    container_id = dy("run", "-d", "--name", "held", "box:1", "sleep", "60").stdout.strip()
+    pid = json.loads(dy("inspect", "held").stdout)[0]["State"]["Pid"]
+    held = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        assert _host_link(container_id)
+        dy("stop", "-t", "0", "held")
+        deadline = time.monotonic() + 10
+        while _host_link(container_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _host_link(container_id), "the stopped container's veth stayed"
+        dy("start", "held")  # its own name again: no "File exists"
+        assert _host_link(container_id)
+        os.close(held)
+        pid = json.loads(dy("inspect", "held").stdout)[0]["State"]["Pid"]
+        held = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        dy("rm", "-f", "held")
+        assert not _host_link(container_id), "rm -f answered with the veth still there"
+    finally:
+        os.close(held)
+
+
+def test_a_restart_replaces_a_stale_pair_of_its_last_run(dy: Dockyard) -> None:
+    """A restart (policy or ``start``) may come before the kernel took the pair of the
+    run before: the stale pair, ours by its name, is deleted instead of the start
+    failing on "File exists"."""
+    container_id = dy("create", "--name", "stale", "box:1", "sleep", "60").stdout.strip()
+    name = f"dy{container_id[:10]}0"
+    lingering = subprocess.Popen(["unshare", "-n", "sleep", "60"])
+    try:
+        time.sleep(0.2)
+        subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", "eth0",
+                        "netns", str(lingering.pid)], check=True)
+        dy("start", "stale")
+        out = subprocess.run(["ip", "-o", "link", "show", name], capture_output=True,
+                             text=True, check=True).stdout
+        assert "master" in out, out  # the new pair, a port of the bridge
+        inner = subprocess.run(["nsenter", "-t", str(lingering.pid), "-n", "ip", "-o",
+                                "link"], capture_output=True, text=True, check=True).stdout
+        assert "eth0" not in inner, inner  # the stale pair went whole
+    finally:
+        lingering.kill()
+        lingering.wait()
+        dy("rm", "-f", "stale", check=False)
