@@ -115,12 +115,14 @@ class NetworkService:
 
     def ensure_up(self, record: NetworkRecord) -> None:
         """The network's bridge (and, when the bridge had to be made, its rules)."""
-        from dockyard.network.bridge import ensure_bridge
+        from dockyard.network.bridge import bridge_ready, ensure_bridge
 
-        if os.path.exists(f"/sys/class/net/{record.bridge}/bridge"):
+        if bridge_ready(record.bridge):
             return
+        made = not os.path.exists(f"/sys/class/net/{record.bridge}/bridge")
         ensure_bridge(record.bridge, record.gateway, record.prefix, self.layout.link_alias)
-        self.apply_firewall()
+        if made:
+            self.apply_firewall()
 
     def apply_firewall(self, *, removed: bool = False) -> None:
         """This root's chains made to match its networks; ``removed``: after a

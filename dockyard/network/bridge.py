@@ -37,25 +37,62 @@ def _ipr() -> Any:
     return IPRoute()
 
 
+NET_ADDR_SET = 3  # /sys/class/net/X/addr_assign_type: the address was set, not derived
+
+
 def ensure_bridge(name: str, gateway: str, prefix: int, alias: str = "") -> None:
     """Create the bridge unless it is there, marked with ``alias`` (its root's, so
     ``system reset`` finds it by that root alone).  The check needs no netlink:
     importing pyroute2 alone costs ~130 ms, which every container start would
-    otherwise pay."""
-    if os.path.exists(f"/sys/class/net/{name}/bridge"):
+    otherwise pay.
+
+    The bridge's MAC address is set, as Docker sets its bridges': a bridge left to
+    itself takes the lowest MAC of its ports, so a container that comes or goes
+    changes the gateway's MAC under every other container on the network, whose ARP
+    entries then send replies to an address no one has until they expire (a request
+    to a container hung for seconds while a rollout replaced its neighbours).  A
+    bridge made before this is fixed on its next use, keeping its current address."""
+    if bridge_ready(name):
         return
     with _ipr() as ipr:
         found = ipr.link_lookup(ifname=name)
         if not found:
-            ipr.link("add", ifname=name, kind="bridge")
+            ipr.link("add", ifname=name, kind="bridge", address=_random_mac())
             found = ipr.link_lookup(ifname=name)
         index = found[0]
+        if not _address_set(name):
+            current = _read(f"/sys/class/net/{name}/address")
+            ipr.link("set", index=index, address=current if current.strip("0:") else
+                     _random_mac())
         if alias:
             ipr.link("set", index=index, ifalias=alias)
         addresses = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index)}
         if gateway not in addresses:
             ipr.addr("add", index=index, address=gateway, prefixlen=prefix)
         ipr.link("set", index=index, state="up")
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def bridge_ready(name: str) -> bool:
+    """The bridge is there with its address set: nothing for ``ensure_bridge`` to do
+    (two reads of sysfs, no netlink)."""
+    return os.path.exists(f"/sys/class/net/{name}/bridge") and _address_set(name)
+
+
+def _address_set(name: str) -> bool:
+    return _read(f"/sys/class/net/{name}/addr_assign_type") == str(NET_ADDR_SET)
+
+
+def _random_mac() -> str:
+    """A random unicast, locally administered MAC address (02:…)."""
+    return ":".join(f"{byte:02x}" for byte in (0x02, *os.urandom(5)))
 
 
 def delete_link(name: str) -> bool:

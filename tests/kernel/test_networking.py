@@ -534,3 +534,31 @@ def test_a_restart_replaces_a_stale_pair_of_its_last_run(dy: Dockyard) -> None:
         lingering.kill()
         lingering.wait()
         dy("rm", "-f", "stale", check=False)
+
+
+def test_the_bridge_keeps_its_mac_as_containers_come_and_go(dy: Dockyard) -> None:
+    """A bridge left to itself takes the lowest MAC of its ports: a container leaving
+    would change the gateway's MAC under its neighbours, whose replies then go to an
+    address no one has until their ARP entries expire.  The bridge's address is set
+    (as Docker sets it), and a bridge made without one (an older dockyard) gets its
+    current address set on its next use."""
+    dy("network", "create", "steady")
+    bridge = json.loads(dy("network", "inspect", "steady").stdout)[0]["Options"][
+        "com.docker.network.bridge.name"]
+    sysfs = Path("/sys/class/net") / bridge
+    dy("run", "-d", "--name", "first", "--network", "steady", "box:1", "sleep", "60")
+    mac = (sysfs / "address").read_text()
+    assert (sysfs / "addr_assign_type").read_text().strip() == "3"  # NET_ADDR_SET
+    for name in ("second", "third"):
+        dy("run", "-d", "--name", name, "--network", "steady", "box:1", "sleep", "60")
+    dy("rm", "-f", "first", "second")
+    assert (sysfs / "address").read_text() == mac
+    dy("rm", "-f", "third")
+    assert (sysfs / "address").read_text() == mac
+    # a bridge of an older version: its address derived from its ports
+    subprocess.run(["ip", "link", "del", bridge], check=True)
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    assert (sysfs / "addr_assign_type").read_text().strip() != "3"
+    dy("run", "--rm", "--network", "steady", "box:1", "true")
+    assert (sysfs / "addr_assign_type").read_text().strip() == "3"
+    dy("network", "rm", "steady")
