@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
 from pathlib import Path
 from typing import NamedTuple
 
@@ -31,7 +30,6 @@ from dockyard.runtime.linux import syscalls as sc
 
 _MASK = (sc.IN_MODIFY | sc.IN_ATTRIB | sc.IN_CLOSE_WRITE | sc.IN_MOVED_FROM | sc.IN_MOVED_TO
          | sc.IN_CREATE | sc.IN_DELETE | sc.IN_DELETE_SELF | sc.IN_MOVE_SELF | sc.IN_ONLYDIR)
-_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (name follows)
 
 
 class Changes(NamedTuple):
@@ -91,10 +89,7 @@ class ContainerWatch:
                 data = os.read(self._fd, 64 * 1024)
             except BlockingIOError:
                 break
-            offset = 0
-            while offset + _EVENT.size <= len(data):
-                wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
-                offset += _EVENT.size + length
+            for wd, mask, _name in sc.inotify_events(data):
                 everything |= bool(mask & sc.IN_Q_OVERFLOW)
                 container_id = self._ids.get(wd)
                 if container_id is None:

@@ -1286,8 +1286,6 @@ def _wait_done(supervisor: tuple[int, int], bundle: Path, timeout: float | None)
     hook's process, then the supervisor, torn down).  The folder's parent is watched
     (the folder's own IN_DELETE_SELF waits for the last descriptor of it to close),
     with events of other folders passed over."""
-    import struct
-
     from dockyard.errors import KernelError
     from dockyard.runtime.linux import syscalls as sc
 
@@ -1302,7 +1300,6 @@ def _wait_done(supervisor: tuple[int, int], bundle: Path, timeout: float | None)
                              sc.IN_DELETE | sc.IN_ONLYDIR)
         watch = _removals.inotify.fd
     deadline = None if timeout is None else time.monotonic() + timeout
-    event = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; name
     try:
         while watch < 0 or bundle.is_dir():  # (and gone before the watch: done)
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -1311,14 +1308,9 @@ def _wait_done(supervisor: tuple[int, int], bundle: Path, timeout: float | None)
             if pidfd in ready or not ready:
                 return
             with contextlib.suppress(BlockingIOError):
-                data = os.read(watch, 64 * 1024)
-                offset = 0
-                while offset + event.size <= len(data):
-                    length = event.unpack_from(data, offset)[3]
-                    name = data[offset + event.size:offset + event.size + length]
-                    if name.rstrip(b"\0") == bundle.name.encode():
-                        return
-                    offset += event.size + length
+                events = sc.inotify_events(os.read(watch, 64 * 1024))
+                if any(name == bundle.name.encode() for _wd, _mask, name in events):
+                    return
     finally:
         os.close(pidfd)
 

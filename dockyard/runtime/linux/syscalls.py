@@ -14,6 +14,10 @@ import os
 
 from dockyard.errors import KernelError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (typing's import is not paid on the runtime's start path)
+    from collections.abc import Iterator
+
 _libc = ctypes.CDLL(None, use_errno=True)
 
 CLONE_NEWTIME = 0x00000080
@@ -248,3 +252,17 @@ def inotify_add_watch(fd: int, path: str, mask: int) -> int:
 def inotify_rm_watch(fd: int, wd: int) -> None:
     _check(_libc.inotify_rm_watch(ctypes.c_int(fd), ctypes.c_int(wd)), "inotify_rm_watch",
            str(wd))
+
+
+def inotify_events(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """The events in what a read of an inotify descriptor returned: (watch descriptor,
+    mask, name — empty for the watched folder itself, NUL padding removed)."""
+    import struct  # (here: the runtime's start path has no use for it)
+
+    event = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len
+    offset = 0
+    while offset + event.size <= len(data):
+        wd, mask, _cookie, length = event.unpack_from(data, offset)
+        start = offset + event.size
+        yield wd, mask, data[start:start + length].rstrip(b"\0")
+        offset = start + length
