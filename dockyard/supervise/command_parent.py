@@ -37,6 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from dockyard.supervise import pool_holes
+
 _HEADER = 4  # a request's length, little-endian, before its bytes
 _MAX_FDS = 5  # the client's connection, its stdin, stdout, stderr and working directory
 STARTED, ENDED = b"+", b"-"
@@ -127,6 +129,7 @@ def _serve(channel: socket.socket, module_name: str, validate: Validate,
 
     module: WorkerModule = importlib.import_module(module_name)
     gc.collect()
+    pool_holes.fill()  # the workers' objects on pages of their own (see there)
     gc.freeze()  # the workers' collections must not write to these shared pages
     workers: dict[int, int] = {}  # a running worker's pidfd -> its pid
     spare: Spare | None = None

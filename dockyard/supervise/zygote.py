@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from dockyard.supervise import command_parent
+from dockyard.supervise import command_parent, pool_holes
 from dockyard.supervise.zygote_address import SOCKET_NAME, connect
 from dockyard.supervise.zygote_address import path as _path
 
@@ -51,6 +51,7 @@ def serve(run_dir: Path, preload: list[str]) -> int:
 
     monitor.warm_up()
     gc.collect()
+    pool_holes.fill()  # a supervisor's objects on pages of its own (see there)
     gc.freeze()
     dir_fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
