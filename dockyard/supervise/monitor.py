@@ -361,6 +361,7 @@ class Supervisor:
         self._answer(ready_fd, "ok")
         delay = 0.0
         started = time.monotonic()
+        leaving: threading.Thread | None = None
         while True:
             code = self.pump(pid)
             trace.follow(str(self.bundle), "supervisor")  # a traced rm -f/stop's
@@ -370,6 +371,7 @@ class Supervisor:
             oom = self._oom_killed()
             again = self.wants_restart(code)
             if not again:
+                leaving = self._leave_networks()
                 # the exit is recorded first: whoever waits for it need not wait for us
                 self.save(state="exited", pid=0, pid_start=0, exit_code=code,
                           finished_at=now_iso(), oom_killed=oom, supervisor_pid=0,
@@ -412,10 +414,35 @@ class Supervisor:
             self.dns.close()
         self.hub.close()
         self._exit_hook(delete_runtime=True)
+        if leaving is not None:
+            leaving.join()
         trace.mark("exit hook done")
         # (its folder may be gone with the container: the marker goes beside it)
         pause_at("exit-hook-done", self.bundle.parent, self.pause_at)
         return 0
+
+    def _leave_networks(self) -> threading.Thread | None:
+        """The container's veth pairs deleted as its last exit is recorded, in a thread:
+        the kernel would delete them only once it dismantles the dead namespace, which
+        lags, and the exit hook must see them gone before the addresses are released
+        (``engine.container_network.leave_networks``).  A deletion waits ~10-15 ms for
+        an RCU grace period with little CPU; begun here it overlaps the exit's record,
+        the runtime's delete and the hook's start instead of adding to ``rm -f``.  The
+        hook's own check finds the pair gone, or waits on the kernel's lock for it."""
+        names = [str(e["host_ifname"]) for e in self.network.get("endpoints", [])]
+        if not names:
+            return None
+        from dockyard.network.bridge import delete_link
+
+        def delete() -> None:
+            for name in names:
+                with contextlib.suppress(Exception):  # (the hook tries again)
+                    delete_link(name)
+            trace.mark("veth pairs deleted")
+
+        thread = threading.Thread(target=delete, name="dy-leave-networks")
+        thread.start()
+        return thread
 
     def _answer(self, ready_fd: int, answer: str) -> None:
         """The CLI's one line, once: "ok" (after create when a client is to attach,
