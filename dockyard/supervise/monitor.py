@@ -689,10 +689,8 @@ def parse_args(argv: list[str]) -> Any:
 
 def warm_up() -> None:
     """Create the lazily-built caches a supervisor would otherwise build after the fork."""
-    for _ in range(10):  # past the interpreter's warm-up count: its code is specialized
-        # here, not rewritten in each supervisor's copy of the page (3.11 quickening)
-        parse_args(["--id", "x", "--bundle", "/", "--runtime", "[]", "--runtime-root", "/",
-                    "--ready-fd", "0", "--network", "{}", "--trace", "", "--tty"])
+    parse_args(["--id", "x", "--bundle", "/", "--runtime", "[]", "--runtime-root", "/",
+                "--ready-fd", "0", "--network", "{}", "--trace", "", "--tty"])
     json.loads(json.dumps({"warm": [1, "x", None]}))
     # ~130 ms to import: once here, not per container (the message classes too:
     # network.rtnl imports them as it encodes)
