@@ -292,7 +292,7 @@ class ImageService:
 
             @contextlib.contextmanager
             def opener(digest: str = digest, kind: str = compression) -> Iterator[IO[bytes]]:
-                from dockyard.snapshots.unpack import decompressed
+                from dockyard.snapshots.layer_stream import decompressed
 
                 with self.content.open(digest) as raw:
                     yield decompressed(raw, kind)

@@ -108,7 +108,7 @@ class SupplyChain:
         from dockyard.images.scan import lint, osv
         from dockyard.images.scan.report import ScanResult
         from dockyard.oci import mediatypes as mt
-        from dockyard.snapshots.unpack import decompressed
+        from dockyard.snapshots.layer_stream import decompressed
 
         records = osv.load(db) if db else []  # a bad database fails before any mount
         images = self.engine.images

@@ -34,7 +34,8 @@ from dockyard.oci.image import (
     parse_config,
     parse_manifest_or_index,
 )
-from dockyard.snapshots.unpack import HashingReader, decompressed
+from dockyard.snapshots.layer_stream import decompressed
+from dockyard.snapshots.unpack import HashingReader
 
 
 def _sniff_compression(head: bytes) -> str:

@@ -18,7 +18,7 @@ from dockyard.images.content import LocalContentStore
 from dockyard.images.index import ImageIndex
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.image import Manifest, parse_manifest_or_index
-from dockyard.snapshots.unpack import check_layer, decompressed
+from dockyard.snapshots.unpack import check_layer
 
 MAX_LAYERS = 125  # overlayfs stacks at most this many lower layers under Docker, too
 
@@ -42,7 +42,7 @@ def verify_layer(content: LocalContentStore, digest: str, media_type: str,
     """The unpacker's rules over a stored layer blob; returns its diff_id, which must
     equal ``diff_id`` when one is given."""
     with content.open(digest) as raw:
-        actual = check_layer(decompressed(raw, mt.layer_compression(media_type)))
+        actual = check_layer(raw, mt.layer_compression(media_type))
     if diff_id is not None and actual != diff_id:
         raise DigestMismatch(f"layer {digest}: uncompressed content has digest {actual}, "
                              f"but the image config says {diff_id}")

@@ -8,6 +8,7 @@ tree, modes, owners and contents are unchanged afterwards.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import os
 import stat
@@ -106,18 +107,20 @@ def test_hostile_layers_leave_the_host_alone(case: str, tmp_path: Path,
 @pytest.mark.parametrize("case", sorted(HOSTILE_LAYERS))
 def test_the_door_refuses_what_unpacking_refuses(case: str, tmp_path: Path,
                                                  sentinel: Sentinel) -> None:
-    """check_layer (import/load/pull/build) and apply_layer (run) agree on every case,
-    with the same message."""
+    """check_layer (import/load/pull/build; a gzip blob as pulled) and apply_layer (run)
+    agree on every case, with the same message."""
     data = make_tar(HOSTILE_LAYERS[case](str(sentinel.path)))
     outcomes = []
-    steps: list[Callable[[], str]] = [lambda: check_layer(io.BytesIO(data)),
-                                      lambda: _layer(tmp_path, data)]
+    steps: list[Callable[[], str]] = [
+        lambda: check_layer(io.BytesIO(data)),
+        lambda: check_layer(io.BytesIO(gzip.compress(data)), "gzip"),
+        lambda: _layer(tmp_path, data)]
     for step in steps:
         try:
             outcomes.append(("ok", step()))
         except InvalidArgument as exc:
             outcomes.append(("refused", str(exc)))
-    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == outcomes[1] == outcomes[2]
 
 
 def test_deep_layers_unpack_measure_and_remove(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""``snapshots.unpack.GzipReader``: layers decompressed in 1 MiB bites, read as gzip reads
-them (several members, zero padding) and refused as gzip refuses them."""
+"""``snapshots.layer_stream.decompressed``: gzip layers decompressed in 1 MiB bites,
+read as gzip reads them (several members, zero padding) and refused as gzip refuses
+them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 
 import pytest
 
-from dockyard.snapshots.unpack import decompressed
+from dockyard.snapshots.layer_stream import decompressed
 
 
 class CountingFile(io.BytesIO):

@@ -1,0 +1,78 @@
+"""``snapshots.layer_stream.ForwardReader`` under the door's check: tarfile's seeking
+mode over a layer read forward once, every byte hashed, headers bounded as Docker's."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+
+import pytest
+
+from dockyard.errors import InvalidArgument
+from dockyard.snapshots.layer_stream import ForwardReader
+from dockyard.snapshots.unpack import check_layer
+
+
+def _tar(files: dict[str, bytes], pax: dict[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            if pax:
+                info.pax_headers = pax
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+FILES = {
+    "big": os.urandom(3_500_000),  # spans pieces of 1 MiB
+    "d/" + "long" * 40: b"x" * 700,  # a pax path header
+    "empty": b"",
+    "after": os.urandom(1_048_576 - 512),  # ends just short of a piece boundary
+}
+
+
+@pytest.mark.parametrize("compression", ["", "gzip"])
+def test_the_diff_id_is_every_byte_of_the_tar(compression: str) -> None:
+    data = _tar(FILES)
+    blob = gzip.compress(data) if compression else data
+    expected = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert check_layer(io.BytesIO(blob), compression) == expected
+    # two gzip members read as one stream, as gzip reads them
+    half = len(data) // 3
+    members = gzip.compress(data[:half]) + gzip.compress(data[half:])
+    assert check_layer(io.BytesIO(members), "gzip") == expected
+
+
+@pytest.mark.parametrize("compression", ["", "gzip"])
+def test_a_layer_cut_inside_a_file_is_truncated(compression: str) -> None:
+    data = _tar(FILES)
+    cut = data[:2_000_000]  # inside "big"
+    blob = gzip.compress(cut) if compression else cut
+    with pytest.raises(InvalidArgument, match="truncated"):
+        check_layer(io.BytesIO(blob), compression)
+
+
+def test_a_header_over_a_mebibyte_is_refused() -> None:
+    data = _tar({"a": b"x"}, pax={"comment": "c" * (2 << 20)})
+    with pytest.raises(InvalidArgument, match="tar header of .* bytes"):
+        check_layer(io.BytesIO(gzip.compress(data)), "gzip")
+    # within the bound it is read
+    data = _tar({"a": b"x"}, pax={"comment": "c" * 100_000})
+    assert check_layer(io.BytesIO(data), "") == "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_reads_and_seeks_go_forward_only() -> None:
+    reader = ForwardReader(iter([b"abc", b"defg", b"h"]))
+    assert reader.read(2) == b"ab"
+    assert reader.seek(5) == 5  # across a piece
+    assert reader.read(10) == b"fgh"  # short at the end
+    with pytest.raises(io.UnsupportedOperation):
+        reader.seek(1)
+    with pytest.raises(EOFError):
+        reader.seek(20)
+    assert reader.finish() == "sha256:" + hashlib.sha256(b"abcdefgh").hexdigest()
