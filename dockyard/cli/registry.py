@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from dockyard import trace
 from dockyard.cli.progress import progress_for_terminal
 from dockyard.engine.engine import Engine
 
@@ -45,6 +46,7 @@ def pull_cmd(engine: Engine, ref: str, quiet: bool, tls_verify: bool) -> None:
 
     parsed = reference.parse(ref)
     images = engine.images
+    trace.mark("pull: store open")
     with _progress(quiet) as progress:
         digest = engine.pull_image(ref, insecure=_insecure(engine, tls_verify, ref),
                                    progress=progress)

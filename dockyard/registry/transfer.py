@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dockyard import trace
 from dockyard.errors import DigestMismatch, DockyardError, InvalidArgument
 from dockyard.images import door
 from dockyard.images.content import LocalContentStore, ResumableWriter
@@ -47,7 +48,9 @@ if TYPE_CHECKING:
 # a signature policy's check (registry.trust.policy.Gate.admit): raises to refuse
 Admit = Callable[[RegistryClient, reference.Reference, list[str]], None]
 
-PARALLEL = 4
+# blobs moved at once, as skopeo (containers/image copies 6): with 4, an image of 5 equal
+# layers downloaded its last alone once a first was in and checked (~+150 ms of 200 MB)
+PARALLEL = 6
 GZIP_LEVEL = 6  # Docker's: Go's gzip.DefaultCompression
 _CHUNK = 1 << 20
 
@@ -107,8 +110,10 @@ def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
     progress = progress or NoProgress()
     ref = reference.parse(text)
     client = RegistryClient(ref.registry, insecure=insecure, credentials=credentials)
+    trace.mark("pull: client made")
     try:
         top = client.get_manifest(ref.repository, ref.digest or ref.tag or "latest")
+        trace.mark("pull: manifest read")
         top_digest = _verify_manifest(top.data, ref.digest or top.digest)
         parsed = parse_manifest_or_index(top.data, top.media_type)
         manifest_digest, manifest, media_type = top_digest, parsed, top.media_type
@@ -142,6 +147,7 @@ def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
             # the config first: it names the diff_id each layer is checked against
             _fetch_blob(client, content, ref.repository, manifest.config, progress)
             config = parse_config(content.read(manifest.config.digest))
+            trace.mark("pull: config read")
             diff_ids = [str(d) for d in config["rootfs"]["diff_ids"]]
             door.check_diff_ids(len(manifest.layers), diff_ids)
 
@@ -150,7 +156,9 @@ def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
                 rules before the image exists), overlapping the other downloads:
                 checking them all after the last one made pulls ~1.3x skopeo's time."""
                 _fetch_blob(client, content, ref.repository, layer, progress)
+                trace.mark(f"pull: layer {layer.digest[7:19]} in")
                 door.verify_layer(content, layer.digest, layer.media_type, diff_id)
+                trace.mark(f"pull: layer {layer.digest[7:19]} checked")
 
             with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
                 jobs = [pool.submit(fetch_and_check, layer, diff_id)
@@ -160,6 +168,7 @@ def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
         index.add(manifest_digest, manifest.config.digest, media_type or manifest.media_type,
                   sum(d.size for d in blobs), str(config.get("created", "")), names,
                   (ref.name, top_digest))
+        trace.mark("pull: image recorded")
         return manifest_digest
     finally:
         client.close()
