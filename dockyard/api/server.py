@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
 import logging
 import os
 import signal
@@ -21,6 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from dockyard import __version__
 from dockyard.api.errors import Handler, error_response, errors_middleware
 from dockyard.api.listeners import Tls, open_sites, parse_host
 from dockyard.api.streams import EXECUTOR
@@ -75,16 +75,9 @@ def _common_headers(response: web.StreamResponse) -> None:
     response.headers["Server"] = f"Docker/{engine_version()} (linux)"
 
 
-@functools.cache
 def engine_version() -> str:
-    """The installed package's version (read once: parsing the package's metadata costs
-    milliseconds, and every response's Server header names it)."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("dockyard")
-    except metadata.PackageNotFoundError:
-        return "0.0.0"
+    """The engine's version (``dockyard.__version__``)."""
+    return __version__
 
 
 class _JsonErrors(RequestHandler):

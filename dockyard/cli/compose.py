@@ -622,12 +622,9 @@ def attach_cmd(ctx: ComposeContext, index: int, no_stdin: bool, service: str) ->
 def version_cmd(short: bool, fmt: str) -> None:
     """The version of dockyard compose (dockyard's)."""
     import json
-    from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        number = version("dockyard")
-    except PackageNotFoundError:
-        number = "unknown"
+    from dockyard import __version__ as number
+
     if short:
         click.echo(number)
     elif fmt == "json":

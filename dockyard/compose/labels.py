@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from typing import Any
 
+from dockyard import __version__
+
 PREFIX = "com.docker.compose"
 PROJECT = f"{PREFIX}.project"
 SERVICE = f"{PREFIX}.service"
@@ -19,6 +21,9 @@ CONFIG_FILES = f"{PREFIX}.project.config_files"
 DEPENDS_ON = f"{PREFIX}.depends_on"
 NETWORK = f"{PREFIX}.network"
 VOLUME = f"{PREFIX}.volume"
+# the version of the tool that made a container, network or volume (Compose writes its
+# own); outside every config hash, so a new dockyard recreates nothing
+VERSION = f"{PREFIX}.version"
 
 
 def service_labels(project: Any, service: str, config_hash: str,
@@ -28,7 +33,7 @@ def service_labels(project: Any, service: str, config_hash: str,
     ``project`` is a ``loader.LoadedProject``."""
     return {
         PROJECT: project.name, SERVICE: service, ONEOFF: "False",
-        CONFIG_HASH: config_hash, WORKING_DIR: str(project.working_dir),
+        CONFIG_HASH: config_hash, VERSION: __version__, WORKING_DIR: str(project.working_dir),
         CONFIG_FILES: ",".join(str(p) for p in project.config_files),
         DEPENDS_ON: ",".join(f"{dep}:{cond}:{'true' if dep in restarts else 'false'}"
                              for dep, cond in sorted(depends_on.items())),

@@ -12,8 +12,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dockyard import __version__
 from dockyard.compose import sources
-from dockyard.compose.labels import CONFIG_HASH, NETWORK, PROJECT, VOLUME, service_labels
+from dockyard.compose.labels import (
+    CONFIG_HASH,
+    NETWORK,
+    PROJECT,
+    VERSION,
+    VOLUME,
+    service_labels,
+)
 from dockyard.compose.loader import LoadedProject
 from dockyard.compose.merge import as_mapping
 from dockyard.compose.order import start_order
@@ -100,7 +108,8 @@ def _networks(project: LoadedProject) -> dict[str, NetworkPlan]:
         gateway = configs[0].get("gateway") if configs else None
         internal = bool(item.get("internal"))
         config_hash = _resource_hash([name, driver, internal, labels, subnet, gateway])
-        out[key] = NetworkPlan(key, name, internal, {**labels, CONFIG_HASH: config_hash},
+        out[key] = NetworkPlan(key, name, internal,
+                               {**labels, CONFIG_HASH: config_hash, VERSION: __version__},
                                external, subnet, gateway, config_hash)
     return out
 
@@ -116,7 +125,8 @@ def _volumes(project: LoadedProject) -> dict[str, VolumePlan]:
         options = {str(k): str(v) for k, v in (item.get("driver_opts") or {}).items()}
         labels = {**as_labels(item.get("labels")), PROJECT: project.name, VOLUME: key}
         config_hash = _resource_hash([name, "local", options, labels])
-        out[key] = VolumePlan(key, name, options, {**labels, CONFIG_HASH: config_hash},
+        out[key] = VolumePlan(key, name, options,
+                              {**labels, CONFIG_HASH: config_hash, VERSION: __version__},
                               external, config_hash)
     return out
 

@@ -56,8 +56,10 @@ def _labels(labels: dict[str, str]) -> dict[str, str]:
     """The labels compared: hashes and versions aside, and ``depends_on``'s entries in
     a sorted order (Docker Compose writes them from a Go map: any order, run to run)."""
     kept = {k: v for k, v in labels.items() if k not in UNCOMPARED}
-    if "com.docker.compose.config-hash" in labels:  # where Compose puts one, we do
-        kept["com.docker.compose.config-hash"] = "(a hash)"
+    for key, shown in (("com.docker.compose.config-hash", "(a hash)"),
+                       ("com.docker.compose.version", "(a version)")):
+        if key in labels:  # where Compose puts one, we do
+            kept[key] = shown
     if "com.docker.compose.depends_on" in kept:
         kept["com.docker.compose.depends_on"] = ",".join(
             sorted(kept["com.docker.compose.depends_on"].split(",")))

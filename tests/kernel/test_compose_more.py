@@ -190,7 +190,12 @@ services:
         box(*compose, "kill", "svc")
         waited = box(*compose, "wait", "svc", check=False)
         assert waited.returncode == 137 and "ex-svc-1 exited with code 137" in waited.stdout
-        assert box(*compose, "version", "--short").stdout.strip()
+        version = box(*compose, "version", "--short").stdout.strip()
+        assert version  # and every container, network of the project carries it, as Compose
+        labels = json.loads(box("inspect", "ex-svc-1").stdout)[0]["Config"]["Labels"]
+        network = json.loads(box("network", "inspect", "ex_default").stdout)[0]["Labels"]
+        assert labels["com.docker.compose.version"] == version == \
+            network["com.docker.compose.version"]
         box(*compose, "down")
         assert _all_names(box) == set()  # down removes run's containers too
     finally:
