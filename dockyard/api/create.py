@@ -147,9 +147,11 @@ def _healthcheck(config: Fields) -> Healthcheck | None:
     if not test:
         return None
     seconds = {key: (check.integer(key) or default) / 1e9 for key, default in
-               (("Interval", 30 * 10**9), ("Timeout", 30 * 10**9), ("StartPeriod", 0))}
+               (("Interval", 30 * 10**9), ("Timeout", 30 * 10**9), ("StartPeriod", 0),
+                ("StartInterval", 0))}
     return Healthcheck(test, seconds["Interval"], seconds["Timeout"],
-                       check.integer("Retries") or 3, seconds["StartPeriod"])
+                       check.integer("Retries") or 3, seconds["StartPeriod"],
+                       seconds["StartInterval"])
 
 
 def _security(host: Fields) -> tuple[bool, str | None]:

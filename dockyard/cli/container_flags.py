@@ -65,7 +65,8 @@ CONTAINER_OPTIONS: tuple[Opt, ...] = (
         help="Publish the image's exposed ports to random host ports."),
     opt("--health-cmd"), opt("--health-interval"),
     opt("--health-timeout"), opt("--health-retries", type=int),
-    opt("--health-start-period"), opt("--no-healthcheck", kind="flag"),
+    opt("--health-start-period"), opt("--health-start-interval"),
+    opt("--no-healthcheck", kind="flag"),
     opt("--shm-size", help="Size of /dev/shm (64m by default)."),
     opt("--sysctl", kind="multi", help="KEY=VALUE of the container's own namespaces."),
     opt("--group-add", kind="multi", help="More groups of the process (names or gids)."),
@@ -214,4 +215,6 @@ def _healthcheck(o: dict[str, Any]) -> Healthcheck | None:
                        parse_duration(o["health_interval"], "--health-interval", 30.0),
                        parse_duration(o["health_timeout"], "--health-timeout", 30.0),
                        o["health_retries"] or 3,
-                       parse_duration(o["health_start_period"], "--health-start-period", 0.0))
+                       parse_duration(o["health_start_period"], "--health-start-period", 0.0),
+                       parse_duration(o["health_start_interval"], "--health-start-interval",
+                                      0.0))

@@ -747,7 +747,9 @@ def _healthcheck(value: Any, where: str) -> Healthcheck | None:
                        parse_duration(_opt_str(value.get("timeout")), f"{at}.timeout", 30.0),
                        int(value.get("retries", 3)),
                        parse_duration(_opt_str(value.get("start_period")), f"{at}.start_period",
-                                      0.0))
+                                      0.0),
+                       parse_duration(_opt_str(value.get("start_interval")),
+                                      f"{at}.start_interval", 0.0))
 
 
 def _ports(items: list[Any], where: str) -> tuple[PortSpec, ...]:

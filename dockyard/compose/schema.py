@@ -41,7 +41,7 @@ BUILD_KEYS = frozenset({"context", "dockerfile", "dockerfile_inline", "args", "t
                         "additional_contexts", "cache_from", "cache_to", "ssh"})
 ATTACHMENT_KEYS = frozenset({"aliases", "ipv4_address"})
 HEALTHCHECK_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period",
-                              "disable"})
+                              "start_interval", "disable"})
 VOLUME_MOUNT_KEYS = frozenset({"type", "source", "target", "read_only", "bind", "tmpfs",
                                "volume"})
 VOLUME_OPTION_KEYS: frozenset[str] = frozenset()  # nocopy, subpath: not yet

@@ -844,7 +844,8 @@ class ContainerService:
                 return None
             check = {"test": raw["Test"], "interval": raw.get("Interval", 0) / 1e9,
                      "timeout": raw.get("Timeout", 0) / 1e9, "retries": raw.get("Retries", 0),
-                     "start_period": raw.get("StartPeriod", 0) / 1e9}
+                     "start_period": raw.get("StartPeriod", 0) / 1e9,
+                     "start_interval": raw.get("StartInterval", 0) / 1e9}
         if list(check["test"])[:1] == ["NONE"]:
             return None
         check["test"] = list(check["test"])

@@ -9,6 +9,7 @@ from dockyard.engine.records import ContainerRecord
 
 if TYPE_CHECKING:
     from dockyard.engine.images import ImageService
+    from dockyard.engine.spec import ContainerSpec
 
 
 def _image_config(record: ContainerRecord, images: ImageService) -> dict[str, Any]:
@@ -146,4 +147,27 @@ def container_json(record: ContainerRecord, bundle: Path,
     }
     if exposed:  # Docker leaves the key out when there are none
         doc["Config"]["ExposedPorts"] = exposed
+    check = _healthcheck(spec, config)
+    if check is not None:
+        doc["Config"]["Healthcheck"] = check
+    return doc
+
+
+def _healthcheck(spec: ContainerSpec, config: dict[str, Any]) -> dict[str, Any] | None:
+    """``Config.Healthcheck`` as Docker shows it: the container's own (durations in
+    nanoseconds, unset ones left out), else the image's; ``--no-healthcheck`` is NONE."""
+    if spec.no_healthcheck:
+        return {"Test": ["NONE"]}
+    check = spec.healthcheck
+    if check is None or not check.test:
+        image_check: dict[str, Any] | None = config.get("Healthcheck")
+        return image_check
+    doc: dict[str, Any] = {"Test": list(check.test)}
+    for key, seconds in (("Interval", check.interval), ("Timeout", check.timeout),
+                         ("StartPeriod", check.start_period),
+                         ("StartInterval", check.start_interval)):
+        if seconds:
+            doc[key] = round(seconds * 1e9)
+    if check.retries:
+        doc["Retries"] = check.retries
     return doc

@@ -26,6 +26,9 @@ class Healthcheck(NamedTuple):
     timeout: float = 30.0
     retries: int = 3
     start_period: float = 0.0
+    # between checks while the start period lasts and the container is still starting
+    # (Docker 25's StartInterval); 0: Docker's default, 5 s
+    start_interval: float = 0.0
 
 
 class TmpfsMount(NamedTuple):

@@ -298,11 +298,14 @@ def _resolved(action: dict[str, Any], c: dict[str, Any], what: str,
 def _probe(probe: dict[str, Any] | None) -> Healthcheck | None:
     if not probe:
         return None
-    return Healthcheck(test=("CMD", *probe["exec"]["command"]),
-                       interval=float(probe.get("periodSeconds", 10)),
+    period = float(probe.get("periodSeconds", 10))
+    # every periodSeconds from the start, the initial delay too (Docker's 5 s default
+    # start interval is not Kubernetes')
+    return Healthcheck(test=("CMD", *probe["exec"]["command"]), interval=period,
                        timeout=float(probe.get("timeoutSeconds", 1)),
                        retries=int(probe.get("failureThreshold", 3)),
-                       start_period=float(probe.get("initialDelaySeconds", 0)))
+                       start_period=float(probe.get("initialDelaySeconds", 0)),
+                       start_interval=period)
 
 
 _SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6,

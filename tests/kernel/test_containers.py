@@ -356,6 +356,32 @@ def test_healthcheck_goes_healthy_then_unhealthy(dy: Dockyard) -> None:
     assert isinstance(log, list) and log[-1]["ExitCode"] == 1
 
 
+def test_a_start_interval_checks_often_while_the_container_starts(dy: Dockyard) -> None:
+    """Docker 25's StartInterval: within the start period, a still-starting container is
+    checked every start interval, not every (here one-minute) interval; inspect shows
+    the healthcheck as Docker does, durations in nanoseconds."""
+    dy("run", "-d", "--name", "quick", "--health-cmd", "test -e /tmp/ok",
+       "--health-interval", "60s", "--health-start-period", "30s",
+       "--health-start-interval", "200ms", "box:1", "sh", "-c",
+       "sleep 0.5; touch /tmp/ok; sleep 300")
+    config = inspect(dy, "quick")["Config"]
+    assert isinstance(config, dict)
+    assert config["Healthcheck"] == {
+        "Test": ["CMD-SHELL", "test -e /tmp/ok"], "Interval": 60 * 10**9,
+        "Timeout": 30 * 10**9, "StartPeriod": 30 * 10**9, "StartInterval": 2 * 10**8,
+        "Retries": 3}
+    deadline = time.monotonic() + 10
+    while True:
+        state = inspect(dy, "quick")["State"]
+        assert isinstance(state, dict) and isinstance(state["Health"], dict)
+        if state["Health"]["Status"] == "healthy":
+            break
+        assert time.monotonic() < deadline, state["Health"]
+        time.sleep(0.1)
+    log = state["Health"]["Log"]
+    assert isinstance(log, list) and log[0]["ExitCode"] == 1  # checked before it was ready
+
+
 def test_restart_command(dy: Dockyard) -> None:
     dy("run", "-d", "--name", "again", "box:1", "sh", "-c", "echo started; sleep 300")
     first = inspect(dy, "again")["State"]

@@ -273,8 +273,8 @@ volumes:
   v: {}
 """)
     assert str(caught.value).endswith(
-        "not supported by dockyard compose yet: services.a.healthcheck.start_interval "
-        "(line 5), services.a.volumes[0].volume.nocopy (line 6), "
+        "not supported by dockyard compose yet: "
+        "services.a.volumes[0].volume.nocopy (line 6), "
         "services.a.volumes[1].bind.propagation (line 7), "
         "services.a.env_file[0].format (line 9)")
     # a dependency with required: false that is not in the file is no error

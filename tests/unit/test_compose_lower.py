@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard import __version__
 from dockyard.cli.container_flags import RUN_OPTIONS, spec_from_flags
 from dockyard.cli.flagtable import parse
 from dockyard.compose import labels as L
@@ -62,6 +63,7 @@ services:
       timeout: 2s
       retries: 4
       start_period: 1s
+      start_interval: 500ms
 volumes:
   data: {}
 """)
@@ -76,6 +78,7 @@ volumes:
         "--stop-timeout", "90", "--add-host", "db:10.0.0.5", "--add-host", "cache:10.0.0.6",
         "--dns", "10.0.0.1", "--health-interval", "5s", "--health-timeout", "2s",
         "--health-retries", "4", "--health-start-period", "1s", "--health-cmd", "x",
+        "--health-start-interval", "500ms",
         "box:1", "httpd", "-f", "-p", "80"])
     assert flags.healthcheck is not None
     flags = flags._replace(
@@ -114,8 +117,9 @@ networks:
     assert labels[L.CONFIG_HASH] == app.config_hash and len(app.config_hash) == 64
     assert set(plan.networks) == {"default", "back", "front"}  # `unused` is never made
     assert plan.networks["back"].labels == {"owner": "me", L.PROJECT: "proj",
-                                            L.NETWORK: "back",
+                                            L.NETWORK: "back", L.VERSION: __version__,
                                             L.CONFIG_HASH: plan.networks["back"].config_hash}
+    assert labels[L.VERSION] == __version__
     # the hash follows what the network is made with
     assert len({n.config_hash for n in plan.networks.values()}) == 3
     assert plan.networks["front"].internal
@@ -145,6 +149,7 @@ volumes:
     sources = [m.source for m in plan.services["a"].spec.mounts]
     assert sources == ["proj_v1", "exact-name", "v3"]
     assert plan.volumes["v1"].labels == {L.PROJECT: "proj", L.VOLUME: "v1",
+                                         L.VERSION: __version__,
                                          L.CONFIG_HASH: plan.volumes["v1"].config_hash}
     assert plan.volumes["v3"].external
 
