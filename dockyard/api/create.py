@@ -138,7 +138,9 @@ def _mount(item: Fields) -> MountSpec:
         options.append(f"size={tmpfs.integer('SizeBytes')}")
     if tmpfs.integer("Mode"):
         options.append(f"mode={tmpfs.integer('Mode'):o}")
-    return MountSpec(kind, source, target, item.boolean("ReadOnly"), ",".join(options))
+    nocopy = kind == "volume" and item.object("VolumeOptions").boolean("NoCopy")
+    return MountSpec(kind, source, target, item.boolean("ReadOnly"), ",".join(options),
+                     nocopy=nocopy)
 
 
 def _healthcheck(config: Fields) -> Healthcheck | None:
@@ -204,7 +206,7 @@ def _positive(value: int | None) -> int | None:
 # JSON type, as dockerd's decoder refuses them
 _OTHER_HOST_FIELDS = {
     "integer": ("CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime",
-                "MemoryReservation", "MemorySwappiness", "KernelMemory", "CpuCount",
+                "MemorySwappiness", "KernelMemory", "CpuCount",
                 "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth", "BlkioWeight"),
     "text": ("CgroupParent", "CpusetCpus", "CpusetMems", "Cgroup", "CgroupnsMode",
              "UTSMode", "UsernsMode", "Runtime", "Isolation", "ContainerIDFile",
@@ -252,6 +254,7 @@ def spec_from_body(body: Any, name: str | None) -> ContainerSpec:
         stop_timeout=config.integer("StopTimeout"), restart=policy,
         auto_remove=host.boolean("AutoRemove"), memory=_positive(host.integer("Memory")),
         memory_swap=_positive(host.integer("MemorySwap")),
+        memory_reservation=_positive(host.integer("MemoryReservation")),
         nano_cpus=_positive(host.integer("NanoCpus")),
         cpu_shares=_positive(host.integer("CpuShares")),
         pids_limit=pids if pids and pids > 0 else None,

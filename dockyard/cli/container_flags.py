@@ -42,7 +42,7 @@ CONTAINER_OPTIONS: tuple[Opt, ...] = (
     opt("--init", kind="flag"), opt("--stop-signal"),
     opt("--stop-timeout", type=int), opt("--restart", default="no"),
     opt("--rm", kind="flag"), opt("-m", "--memory"),
-    opt("--memory-swap"), opt("--cpus"),
+    opt("--memory-swap"), opt("--memory-reservation"), opt("--cpus"),
     opt("--cpu-shares", type=int), opt("--pids-limit", type=int),
     *blkio.OPTIONS,
     opt("--ulimit", kind="multi"), opt("--cap-add", kind="multi"),
@@ -84,7 +84,8 @@ RUN_OPTIONS: tuple[Opt, ...] = (
 
 
 def parse_mount(text: str) -> MountSpec:
-    """``--mount type=volume|bind|tmpfs,source=…,target=…,readonly,tmpfs-size=…``."""
+    """``--mount type=volume|bind|tmpfs,source=…,target=…,readonly,volume-nocopy,
+    tmpfs-size=…``."""
     fields: dict[str, str] = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
@@ -107,7 +108,8 @@ def parse_mount(text: str) -> MountSpec:
         options.append(f"size={parse_bytes(fields['tmpfs-size'], 'tmpfs-size')}")
     if "tmpfs-mode" in fields:
         options.append(f"mode={fields['tmpfs-mode']}")
-    return MountSpec(kind, source, target, readonly, ",".join(options))
+    nocopy = kind == "volume" and fields.get("volume-nocopy", "false") in ("true", "1")
+    return MountSpec(kind, source, target, readonly, ",".join(options), nocopy=nocopy)
 
 
 def _env(env: tuple[str, ...], env_files: tuple[str, ...]) -> tuple[str, ...]:
@@ -177,6 +179,8 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
         memory=parse_bytes(o["memory"], "--memory") if o["memory"] else None,
         memory_swap=parse_bytes(o["memory_swap"], "--memory-swap") if o["memory_swap"]
         else None,
+        memory_reservation=parse_bytes(o["memory_reservation"], "--memory-reservation")
+        if o["memory_reservation"] else None,
         nano_cpus=parse_cpus(o["cpus"]) if o["cpus"] else None,
         cpu_shares=o["cpu_shares"], pids_limit=o["pids_limit"],
         ulimits=tuple(parse_ulimit(u) for u in o["ulimit"]),

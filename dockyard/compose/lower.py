@@ -226,7 +226,11 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
     tmpfs += tuple(_tmpfs(service.get("tmpfs")))
     deploy = service.get("deploy") or {}
     limits = (deploy.get("resources") or {}).get("limits") or {}
+    # reservations: memory as Docker Compose passes it (MemoryReservation); cpus, a
+    # swarm scheduling hint, Compose passes to no single engine
+    reservations = (deploy.get("resources") or {}).get("reservations") or {}
     memory = service.get("mem_limit") or limits.get("memory")
+    reserved = service.get("mem_reservation") or reservations.get("memory")
     cpus = service.get("cpus") or limits.get("cpus")
     pids = service.get("pids_limit") or limits.get("pids")
     memswap = service.get("memswap_limit")
@@ -250,6 +254,8 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         memory=parse_bytes(str(memory), f"{where}.mem_limit") if memory else None,
         memory_swap=(-1 if str(memswap) == "-1" else
                      parse_bytes(str(memswap), f"{where}.memswap_limit")) if memswap else None,
+        memory_reservation=parse_bytes(str(reserved), f"{where}.mem_reservation")
+        if reserved else None,
         nano_cpus=parse_cpus(str(cpus)) if cpus else None,
         cpu_shares=int(service["cpu_shares"]) if service.get("cpu_shares") else None,
         pids_limit=int(pids) if pids else None,
@@ -360,9 +366,25 @@ def _hash(spec: ContainerSpec, networks: Any, build: BuildPlan | None,
     shown = [(f.kind, f.name, f.source, hashlib.sha256(f.content).hexdigest()
               if f.content is not None else None, f.target, f.uid, f.gid, f.mode)
              for f in files]
-    text = json.dumps([spec._asdict(), networks, build._asdict() if build else None, shown],
+    text = json.dumps([_set_fields(spec), networks, _set_fields(build), shown],
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _set_fields(value: Any) -> Any:
+    """``value`` for the hash, each record (NamedTuple) as the fields it sets: a field a
+    newer dockyard adds, at its default, leaves every service's hash as it was, so an
+    upgrade recreates nothing."""
+    if isinstance(value, tuple) and hasattr(value, "_field_defaults"):
+        record: Any = value
+        defaults = record._field_defaults
+        return {key: _set_fields(item) for key, item in record._asdict().items()
+                if key not in defaults or item != defaults[key]}
+    if isinstance(value, tuple | list):
+        return [_set_fields(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _set_fields(item) for key, item in value.items()}
+    return value
 
 
 def _build(project: LoadedProject, name: str, service: dict[str, Any],
@@ -808,7 +830,8 @@ def _mounts(project: LoadedProject, service: str, items: list[Any],
                 raise InvalidArgument(f"service {service!r} refers to undefined volume "
                                       f"{source}: invalid compose project ({where})")
             name = volumes[source].name if source else ""
-            mounts.append(MountSpec("volume", name, target, readonly))
+            nocopy = bool((long.get("volume") or {}).get("nocopy"))
+            mounts.append(MountSpec("volume", name, target, readonly, nocopy=nocopy))
         else:
             raise NotImplementedFeature(f"{where}: volume type {kind!r} is not supported")
     return tuple(mounts), tuple(tmpfs)
@@ -823,7 +846,8 @@ def _short_volume(text: str, where: str) -> dict[str, Any]:
     modes = set(parts[2].split(",")) if len(parts) == 3 else set()
     source = parts[0]
     kind = "bind" if source.startswith(("/", ".", "~")) else "volume"
-    return {"type": kind, "source": source, "target": parts[1], "read_only": "ro" in modes}
+    return {"type": kind, "source": source, "target": parts[1], "read_only": "ro" in modes,
+            **({"volume": {"nocopy": True}} if kind == "volume" and "nocopy" in modes else {})}
 
 
 def _service_networks(name: str, service: dict[str, Any],

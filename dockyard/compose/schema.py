@@ -30,12 +30,15 @@ SERVICE_KEYS = frozenset({
     "cpu_shares", "pids_limit", "ulimits", "security_opt", "oom_kill_disable",
     "container_name", "pull_policy", "logging", "expose", "post_start", "pre_stop",
     "develop", "platform", "links", "sysctls", "shm_size", "pid", "group_add", "devices",
-    "domainname", "blkio_config",
+    "domainname", "blkio_config", "mem_reservation",
 })
 DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy"})
-RESOURCES_KEYS = frozenset({"limits"})
+RESOURCES_KEYS = frozenset({"limits", "reservations"})
+RESERVATIONS_KEYS = frozenset({"cpus", "memory"})  # devices (GPUs): not on this host
 LIMITS_KEYS = frozenset({"cpus", "memory", "pids"})
-RESTART_POLICY_KEYS = frozenset({"condition", "max_attempts"})
+# delay and window, like reservations.cpus, are swarm's: Docker Compose passes them to no
+# single engine (checked against Compose 2.40): known, and without effect
+RESTART_POLICY_KEYS = frozenset({"condition", "max_attempts", "delay", "window"})
 BUILD_KEYS = frozenset({"context", "dockerfile", "dockerfile_inline", "args", "target",
                         "labels", "no_cache", "pull", "network", "secrets", "tags",
                         "additional_contexts", "cache_from", "cache_to", "ssh"})
@@ -44,7 +47,7 @@ HEALTHCHECK_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_p
                               "start_interval", "disable"})
 VOLUME_MOUNT_KEYS = frozenset({"type", "source", "target", "read_only", "bind", "tmpfs",
                                "volume"})
-VOLUME_OPTION_KEYS: frozenset[str] = frozenset()  # nocopy, subpath: not yet
+VOLUME_OPTION_KEYS = frozenset({"nocopy"})  # subpath: not yet
 BIND_KEYS = frozenset({"create_host_path"})
 TMPFS_KEYS = frozenset({"size"})
 # `mode` (host or ingress: one host has no ingress mesh), `name` and `app_protocol`
@@ -187,7 +190,7 @@ def _service(service: dict[str, Any], at: list[Any]) -> list[list[Any]]:
                          ("restart_policy", RESTART_POLICY_KEYS))
         if isinstance(deploy.get("resources"), dict):
             found += _nested(deploy["resources"], [*at, "deploy", "resources"],
-                             ("limits", LIMITS_KEYS))
+                             ("limits", LIMITS_KEYS), ("reservations", RESERVATIONS_KEYS))
     networks = service.get("networks")
     if isinstance(networks, dict):
         found += _nested(networks, [*at, "networks"], *((k, ATTACHMENT_KEYS) for k in networks))

@@ -265,7 +265,7 @@ class ContainerService:
             plan = volume.mount_plan(data)
             if plan is not None and not os.path.ismount(data):
                 mount_all([Mount(*plan)], str(data))
-            if not any(data.iterdir()):
+            if not mount.nocopy and not any(data.iterdir()):
                 _copy_up(rootfs, mount.target, data)
                 if self.idmap is not None and data.stat().st_uid == 0:
                     os.chown(data, *self.idmap.root)  # dockerd: the mapped root owns it

@@ -50,7 +50,7 @@ def parse_volume(text: str) -> MountSpec:
     if source.startswith(("/", ".")):
         return MountSpec("bind", os.path.abspath(source), target, readonly,
                          create_host_path=True)
-    return MountSpec("volume", source, target, readonly)
+    return MountSpec("volume", source, target, readonly, nocopy="nocopy" in modes)
 
 
 def restart_policy(name: str, count: int = 0) -> RestartPolicy:

@@ -276,6 +276,8 @@ def _resources(spec: ContainerSpec,
     if spec.memory:
         memory["limit"] = spec.memory
         memory["swap"] = spec.memory_swap if spec.memory_swap else spec.memory * 2
+    if spec.memory_reservation:
+        memory["reservation"] = spec.memory_reservation
     if spec.oom_kill_disable:
         memory["disableOOMKiller"] = True
     if memory:

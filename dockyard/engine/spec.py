@@ -46,6 +46,7 @@ class MountSpec(NamedTuple):
     readonly: bool = False
     options: str = ""  # tmpfs: size=…,mode=…
     create_host_path: bool = False  # -v creates a missing bind source; --mount refuses
+    nocopy: bool = False  # a volume: an empty one is not filled from the image
 
 
 class PortSpec(NamedTuple):
@@ -93,6 +94,9 @@ class ContainerSpec(NamedTuple):
     auto_remove: bool = False
     memory: int | None = None
     memory_swap: int | None = None
+    # a soft limit (bytes): what the kernel reclaims down to under memory pressure
+    # (cgroup v2 memory.low, v1 soft_limit_in_bytes), as Docker's MemoryReservation
+    memory_reservation: int | None = None
     nano_cpus: int | None = None
     cpu_shares: int | None = None
     pids_limit: int | None = None

@@ -353,6 +353,9 @@ def _container(name: str, spec: ContainerSpec, image: str, *,
         limits["cpu"] = f"{spec.nano_cpus // 1_000_000}m"
     if limits:
         container["resources"] = {"limits": limits}
+    if spec.memory_reservation:
+        container.setdefault("resources", {})["requests"] = {
+            "memory": str(spec.memory_reservation)}
     probe = _probe(spec.healthcheck)
     if probe:  # behind a Service, health decides who gets traffic
         container["readinessProbe" if behind_service else "livenessProbe"] = probe

@@ -118,6 +118,9 @@ def _container(pod: str, c: dict[str, Any], labels: dict[str, str],
     args = c.get("args")
     security = c.get("securityContext") or {}
     limits = (c.get("resources") or {}).get("limits") or {}
+    # a memory request is what the container keeps under pressure: its reservation, as
+    # podman's kube play makes it (cpu requests, a scheduler's hint, change nothing)
+    requests = (c.get("resources") or {}).get("requests") or {}
     user = None
     if "runAsUser" in security:
         user = str(security["runAsUser"])
@@ -137,6 +140,7 @@ def _container(pod: str, c: dict[str, Any], labels: dict[str, str],
         env=_env(c, ctx, env_ctx, where), working_dir=c.get("workingDir"), user=user,
         labels=labels, read_only=bool(security.get("readOnlyRootFilesystem")),
         restart=RestartPolicy("no"), memory=_memory(limits.get("memory"), where),
+        memory_reservation=_memory(requests.get("memory"), where, "requests"),
         nano_cpus=_cpus(limits.get("cpu"), where),
         cap_add=tuple(caps.get("add") or ()), cap_drop=tuple(caps.get("drop") or ()),
         privileged=bool(security.get("privileged")),
@@ -312,7 +316,7 @@ _SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 
            "G": 10**9, "T": 10**12, "": 1}
 
 
-def _memory(value: Any, where: str) -> int | None:
+def _memory(value: Any, where: str, kind: str = "limits") -> int | None:
     if value is None:
         return None
     text = str(value)
@@ -320,7 +324,7 @@ def _memory(value: Any, where: str) -> int | None:
     try:
         return int(float(number) * _SUFFIX[text[len(number):]])
     except (KeyError, ValueError):
-        raise InvalidArgument(f"{where}: resources.limits.memory: bad quantity "
+        raise InvalidArgument(f"{where}: resources.{kind}.memory: bad quantity "
                               f"{text!r}") from None
 
 

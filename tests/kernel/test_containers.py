@@ -122,6 +122,18 @@ def test_limits_and_options_inside(dy: Dockyard) -> None:
     assert out == ["1", "/tmp", "65534", "hh", str(32 * 1024 * 1024), "9", "ro"]
 
 
+def test_a_memory_reservation_is_the_cgroup_soft_limit(dy: Dockyard) -> None:
+    """--memory-reservation as Docker's MemoryReservation: the kernel's soft limit
+    (v1 soft_limit_in_bytes, v2 memory.low) and inspect's HostConfig."""
+    dy("run", "-d", "--name", "soft", "--memory", "64m", "--memory-reservation", "24m",
+       "box:1", "sleep", "300")
+    host = inspect(dy, "soft")["HostConfig"]
+    assert isinstance(host, dict) and host["MemoryReservation"] == 24 << 20
+    read = ("cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes 2>/dev/null || "
+            "cat /sys/fs/cgroup/memory.low")
+    assert dy("exec", "soft", "sh", "-c", read).stdout.split() == [str(24 << 20)]
+
+
 def test_oom_kill_is_reported(dy: Dockyard) -> None:
     result = dy("run", "--name", "hog", "--memory", "16m", "--memory-swap", "16m", "box:1",
                 "sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo $x | wc -c",

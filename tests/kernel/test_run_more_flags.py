@@ -58,9 +58,15 @@ def test_run_flags(box: Dockyard) -> None:
 def test_the_same_fields_through_the_api(api: ApiServer, box: Dockyard) -> None:
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(api.socket)),
                       base_url="http://docker") as client:
-        body = {"Image": "box:1", "Cmd": ["sh", "-c", SCRIPT], "Domainname": "example.test",
-                "ExposedPorts": {"9000/tcp": {}},
+        body = {"Image": "box:1", "Cmd": ["sh", "-c", SCRIPT + "; ls -A /etc"],
+                "Domainname": "example.test", "ExposedPorts": {"9000/tcp": {}},
+                "Healthcheck": {"Test": ["CMD", "true"], "StartPeriod": 10**10,
+                                "StartInterval": 10**9},
                 "HostConfig": {"NetworkMode": "none", "ShmSize": 16 * 2**20,
+                               "MemoryReservation": 20 << 20,
+                               "Mounts": [{"Type": "volume", "Source": "apinocopy",
+                                           "Target": "/etc",
+                                           "VolumeOptions": {"NoCopy": True}}],
                                "Sysctls": {"kernel.shmmax": "12345"}, "GroupAdd": ["4321"],
                                "Devices": [{"PathOnHost": "/dev/null",
                                             "PathInContainer": "/dev/mynull",
@@ -72,6 +78,8 @@ def test_the_same_fields_through_the_api(api: ApiServer, box: Dockyard) -> None:
         assert client.post(f"/containers/{cid}/wait").json()["StatusCode"] == 0
         doc = client.get(f"/containers/{cid}/json").json()
         assert "9000/tcp" in doc["Config"]["ExposedPorts"]
+        assert doc["HostConfig"]["MemoryReservation"] == 20 << 20
+        assert doc["Config"]["Healthcheck"]["StartInterval"] == 10**9
         bodies: list[dict[str, object]] = [
             {"PidMode": "nope"}, {"IpcMode": "host"}, {"Devices": [{}]},
             {"Sysctls": {"kernel.shmmax": 1}}, {"ShmSize": "big"}]
@@ -79,4 +87,7 @@ def test_the_same_fields_through_the_api(api: ApiServer, box: Dockyard) -> None:
             answer = client.post("/containers/create",
                                  json={"Image": "box:1", "HostConfig": bad})
             assert answer.status_code == 400 and answer.json()["message"], bad
-    _check(box("logs", cid).stdout, "4321")
+    logs = box("logs", cid).stdout
+    _check(logs, "4321")
+    etc = logs.splitlines()[5:]  # the volume over /etc: nothing of the image's copied
+    assert "passwd" not in etc and "hosts" in etc, etc

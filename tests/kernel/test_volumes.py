@@ -42,6 +42,19 @@ def test_named_volume_outlives_its_container_and_is_seeded(dy: Dockyard) -> None
     assert doc["Labels"] == {"team": "a"} and doc["Driver"] == "local"
 
 
+def test_nocopy_leaves_an_empty_volume_empty(dy: Dockyard) -> None:
+    """``-v NAME:/p:nocopy`` and ``--mount …,volume-nocopy`` (Docker's NoCopy): the image's
+    content at the path is not copied into the fresh volume, and the volume stays
+    empty for the next container too (a later use without nocopy fills it then)."""
+    listing = "ls -A /data; echo end"
+    assert dy("run", "--rm", "-v", "bare:/data:nocopy", "vbox:1", "sh", "-c",
+              listing).stdout == "end\n"
+    assert dy("run", "--rm", "--mount", "type=volume,source=bare2,target=/data,"
+              "volume-nocopy", "vbox:1", "sh", "-c", listing).stdout == "end\n"
+    assert dy("run", "--rm", "-v", "bare:/data", "vbox:1", "sh", "-c",
+              listing).stdout == "seed.txt\nend\n"
+
+
 def test_read_only_volume_refuses_writes(dy: Dockyard) -> None:
     result = dy("run", "--rm", "-v", "ro-vol:/data:ro", "vbox:1", "sh", "-c",
                 "touch /data/x || echo refused")

@@ -274,7 +274,6 @@ volumes:
 """)
     assert str(caught.value).endswith(
         "not supported by dockyard compose yet: "
-        "services.a.volumes[0].volume.nocopy (line 6), "
         "services.a.volumes[1].bind.propagation (line 7), "
         "services.a.env_file[0].format (line 9)")
     # a dependency with required: false that is not in the file is no error

@@ -42,8 +42,10 @@ services:
     env_file: web.env
     ports: ["127.0.0.1:8080:80", "9000-9001:90-91/udp",
             {target: 53, published: "5353", protocol: udp, host_ip: 127.0.0.1}]
-    volumes: ["./site:/site:ro", "data:/data", "/anon", {type: tmpfs, target: /run/t}]
+    volumes: ["./site:/site:ro", "data:/data:nocopy", "/anon", {type: tmpfs, target: /run/t},
+              {type: volume, source: data, target: /d2, volume: {nocopy: true}}]
     restart: on-failure:3
+    deploy: {resources: {reservations: {memory: 24M, cpus: "0.25"}}}
     user: "1000:1000"
     working_dir: /srv
     hostname: webhost
@@ -71,14 +73,15 @@ volumes:
     flags = _run_spec([
         "--entrypoint", "/bin/sh -c", "-e", "FROM_FILE=1", "-e", "A=1", "-e", "B=two words",
         "-p", "127.0.0.1:8080:80", "-p", "9000-9001:90-91/udp", "-p", "127.0.0.1:5353:53/udp",
-        "-v", f"{tmp_path}/site:/site:ro", "-v", "proj_data:/data", "-v", "/anon",
+        "-v", f"{tmp_path}/site:/site:ro", "-v", "proj_data:/data:nocopy", "-v", "/anon",
+        "--mount", "type=volume,source=proj_data,target=/d2,volume-nocopy",
         "--restart", "on-failure:3", "-u", "1000:1000", "-w", "/srv", "-h", "webhost",
         "--init", "--read-only", "--cap-add", "NET_ADMIN", "--cap-drop", "ALL",
         "--tmpfs", "/run/t", "--tmpfs", "/tmp", "--stop-signal", "SIGINT",
         "--stop-timeout", "90", "--add-host", "db:10.0.0.5", "--add-host", "cache:10.0.0.6",
         "--dns", "10.0.0.1", "--health-interval", "5s", "--health-timeout", "2s",
         "--health-retries", "4", "--health-start-period", "1s", "--health-cmd", "x",
-        "--health-start-interval", "500ms",
+        "--health-start-interval", "500ms", "--memory-reservation", "24m",
         "box:1", "httpd", "-f", "-p", "80"])
     assert flags.healthcheck is not None
     flags = flags._replace(
@@ -135,6 +138,18 @@ def test_config_hash_follows_what_runs(tmp_path: Path) -> None:
         != first
     assert _plan(tmp_path, base + "    environment: {A: '1'}\n").services["a"].config_hash \
         != first
+
+
+def test_the_hash_holds_across_versions(tmp_path: Path) -> None:
+    """A service's config-hash is over the fields it sets: a field a newer dockyard adds
+    to ContainerSpec, MountSpec or Healthcheck, at its default, changes no hash, so an
+    upgrade recreates no container.  Pinned: if this value moves, every project's
+    containers would be recreated by the next ``up`` after the upgrade."""
+    text = ("services:\n  a:\n    image: box:1\n    command: sleep 1\n"
+            "    volumes: [data:/data]\n    healthcheck: {test: [CMD, 'true']}\n"
+            "volumes:\n  data: {}\n")
+    assert _plan(tmp_path, text).services["a"].config_hash == \
+        "2d0670fd9eef8f8d592cb6b79783497e38f36e723acc18042e87181865dc0212"
 
 
 def test_named_volume_names_and_external(tmp_path: Path) -> None:

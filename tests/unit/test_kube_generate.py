@@ -16,7 +16,8 @@ from dockyard.kube.lower import Context, lower_pod
 
 SPEC = ContainerSpec(
     image="box:1", name="web_1", entrypoint=("sh", "-c"), command=("httpd -f",),
-    env=("A=1", "B=x=y"), memory=64 * 2**20, nano_cpus=250_000_000,
+    env=("A=1", "B=x=y"), memory=64 * 2**20, memory_reservation=16 * 2**20,
+    nano_cpus=250_000_000,
     ports=(PortSpec("127.0.0.1", 8080, 80),),
     healthcheck=Healthcheck(("CMD-SHELL", "wget -q localhost"), interval=5, timeout=2, retries=4),
     user="1000", read_only=True, mounts=(MountSpec("volume", "proj_data", "/data"),))
@@ -86,7 +87,8 @@ def test_round_trip_through_lowering() -> None:
     plan = lower_pod("web-1-abcde", "o", template["metadata"], template["spec"],
                      Context("kube-default", "default", {}, {}))
     app = plan.apps[0]
-    for field in ("image", "entrypoint", "command", "env", "memory", "nano_cpus", "user",
+    for field in ("image", "entrypoint", "command", "env", "memory", "memory_reservation",
+                  "nano_cpus", "user",
                   "read_only"):
         assert getattr(app, field) == getattr(SPEC, field), field
     assert app.healthcheck is not None

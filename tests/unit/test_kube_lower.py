@@ -54,12 +54,14 @@ def test_a_missing_config_map_is_an_error() -> None:
 
 def test_limits_and_security_context() -> None:
     plan = lower_pod("p", "o", {}, _pod(
-        resources={"limits": {"memory": "64Mi", "cpu": "500m"}},
+        resources={"limits": {"memory": "64Mi", "cpu": "500m"},
+                   "requests": {"memory": "16Mi", "cpu": "100m"}},
         securityContext={"runAsUser": 1000, "runAsGroup": 10, "readOnlyRootFilesystem": True,
                          "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
                          "allowPrivilegeEscalation": False}), CTX)
     app = plan.apps[0]
     assert app.memory == 64 * 2**20 and app.nano_cpus == 500_000_000
+    assert app.memory_reservation == 16 * 2**20  # a memory request, as podman's
     assert app.user == "1000:10" and app.read_only and app.no_new_privileges
     assert app.cap_drop == ("ALL",) and app.cap_add == ("NET_BIND_SERVICE",)
 
@@ -96,6 +98,8 @@ def test_exec_liveness_probe_becomes_a_healthcheck() -> None:
 def test_bad_quantities_and_secret_data() -> None:
     with pytest.raises(InvalidArgument, match="resources.limits.memory"):
         lower_pod("p", "o", {}, _pod(resources={"limits": {"memory": "lots"}}), CTX)
+    with pytest.raises(InvalidArgument, match="resources.requests.memory"):
+        lower_pod("p", "o", {}, _pod(resources={"requests": {"memory": "lots"}}), CTX)
     assert config_data("Secret", {"metadata": {"name": "s"}, "data": {"k": "aGk="}}) == {
         "k": "hi"}
     with pytest.raises(InvalidArgument, match="Secret/s: data.k"):
