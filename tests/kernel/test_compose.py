@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from dockyard import __version__
 from dockyard.testing.cli import Dockyard, free_port
 
 pytestmark = pytest.mark.root
@@ -92,12 +93,14 @@ def test_app_up_converge_and_down(box: Dockyard, app: Path) -> None:
     net = json.loads(box("network", "inspect", "app_back").stdout)[0]
     assert len(net["Labels"].pop("com.docker.compose.config-hash")) == 64
     assert net["Labels"] == {"com.docker.compose.project": "app",
-                             "com.docker.compose.network": "back"}
+                             "com.docker.compose.network": "back",
+                             "com.docker.compose.version": __version__}
     assert _volumes(box) == {"app_storedata"}
     volume = json.loads(box("volume", "inspect", "app_storedata").stdout)[0]
     assert len(volume["Labels"].pop("com.docker.compose.config-hash")) == 64
     assert volume["Labels"] == {"com.docker.compose.project": "app",
-                                "com.docker.compose.volume": "storedata"}
+                                "com.docker.compose.volume": "storedata",
+                                "com.docker.compose.version": __version__}
     assert box("exec", "app-api-1", "cat", "/www/index.html").stdout == "hello from store\n"
     assert "API_MODE=slow" in docs["app-api-1"]["Config"]["Env"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/etc/hostname", timeout=10) as r:
