@@ -13,6 +13,7 @@ from dockyard.cli import blkio
 from dockyard.cli.flagtable import Opt, opt
 from dockyard.engine.flags import (
     env_file,
+    go_bool,
     namespace_mode,
     parse_bytes,
     parse_cpus,
@@ -108,7 +109,7 @@ def parse_mount(text: str) -> MountSpec:
         options.append(f"size={parse_bytes(fields['tmpfs-size'], 'tmpfs-size')}")
     if "tmpfs-mode" in fields:
         options.append(f"mode={fields['tmpfs-mode']}")
-    nocopy = kind == "volume" and fields.get("volume-nocopy", "false") in ("true", "1")
+    nocopy = kind == "volume" and go_bool(fields.get("volume-nocopy", "false"), "volume-nocopy")
     return MountSpec(kind, source, target, readonly, ",".join(options), nocopy=nocopy)
 
 

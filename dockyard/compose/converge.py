@@ -315,10 +315,14 @@ class Project:
         if carried:
             taken = {m.target.rstrip("/") or "/" for m in mounts
                      if m.type != "volume" or m.source}
+            own = {(m.target.rstrip("/") or "/"): m for m in mounts
+                   if m.type == "volume" and not m.source}
             mounts = [m for m in mounts if not (m.type == "volume" and not m.source and
                                                 (m.target.rstrip("/") or "/") in carried)]
-            mounts += [MountSpec("volume", volume, target) for target, volume in
-                       carried.items() if target not in taken]
+            # the service's own options (read_only, nocopy) kept on the volume carried over
+            mounts += [own[target]._replace(source=volume) if target in own
+                       else MountSpec("volume", volume, target)
+                       for target, volume in carried.items() if target not in taken]
         spec = service.spec._replace(
             name=name, labels={**service.spec.labels, L.NUMBER: str(number), L.IMAGE: image_id},
             mounts=(*mounts, *self._file_mounts(service)))

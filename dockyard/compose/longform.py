@@ -143,8 +143,11 @@ def _volume(item: Any) -> dict[str, Any]:
             source = parts[0]
             kind = "bind" if source.startswith(("/", ".", "~")) else "volume"
             out = {"type": kind, "source": source, "target": parts[1]}
-            if len(parts) > 2 and "ro" in parts[2].split(","):
+            modes = parts[2].split(",") if len(parts) > 2 else []
+            if "ro" in modes:
                 out["read_only"] = True
+            if kind == "volume" and "nocopy" in modes:  # as Compose prints it
+                out["volume"] = {"nocopy": True}
     if out["type"] == "volume":
         out.setdefault("volume", {})
     elif out["type"] == "bind":

@@ -106,7 +106,7 @@ def _networks(project: LoadedProject) -> dict[str, NetworkPlan]:
                                         "(dockyard's bridges are IPv4 with one subnet)")
         subnet = configs[0].get("subnet") if configs else None
         gateway = configs[0].get("gateway") if configs else None
-        internal = bool(item.get("internal"))
+        internal = _flag(item.get("internal"), f"networks.{key}.internal")
         config_hash = _resource_hash([name, driver, internal, labels, subnet, gateway])
         out[key] = NetworkPlan(key, name, internal,
                                {**labels, CONFIG_HASH: config_hash, VERSION: __version__},
@@ -129,6 +129,19 @@ def _volumes(project: LoadedProject) -> dict[str, VolumePlan]:
                               {**labels, CONFIG_HASH: config_hash, VERSION: __version__},
                               external, config_hash)
     return out
+
+
+def _flag(value: Any, where: str) -> bool:
+    """A boolean key: YAML's, or a string (an interpolated ``${RO:-false}`` is one), read
+    as compose-go reads it; ``bool("false")`` would be True."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "y", "on"):
+        return True
+    if text in ("false", "0", "no", "n", "off", ""):
+        return False
+    raise InvalidArgument(f"{where}: {value!r} is not a boolean")
 
 
 def _resource_hash(config: list[Any]) -> str:
@@ -246,11 +259,13 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         env=_environment(project, service),
         working_dir=service.get("working_dir"), user=_opt_str(service.get("user")),
         hostname=service.get("hostname"),
-        read_only=bool(service.get("read_only")), init=bool(service.get("init")),
-        privileged=bool(service.get("privileged")),
+        read_only=_flag(service.get("read_only"), f"{where}.read_only"),
+        init=_flag(service.get("init"), f"{where}.init"),
+        privileged=_flag(service.get("privileged"), f"{where}.privileged"),
         cap_add=tuple(service.get("cap_add") or ()), cap_drop=tuple(service.get("cap_drop") or ()),
         restart=_restart(service, where),
-        tty=bool(service.get("tty")), stdin_open=bool(service.get("stdin_open")),
+        tty=_flag(service.get("tty"), f"{where}.tty"),
+        stdin_open=_flag(service.get("stdin_open"), f"{where}.stdin_open"),
         memory=parse_bytes(str(memory), f"{where}.mem_limit") if memory else None,
         memory_swap=(-1 if str(memswap) == "-1" else
                      parse_bytes(str(memswap), f"{where}.memswap_limit")) if memswap else None,
@@ -261,7 +276,7 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         pids_limit=int(pids) if pids else None,
         ulimits=_ulimits(service.get("ulimits")),
         no_new_privileges=nnp, seccomp_profile=seccomp,
-        oom_kill_disable=bool(service.get("oom_kill_disable")),
+        oom_kill_disable=_flag(service.get("oom_kill_disable"), f"{where}.oom_kill_disable"),
         log_max_size=log_size, log_max_file=log_files,
         network_mode=network_mode or "bridge",
         ipc_mode=_namespace_mode(project, name, service, "ipc", ()),
@@ -815,14 +830,15 @@ def _mounts(project: LoadedProject, service: str, items: list[Any],
         where = f"services.{service}.volumes[{index}]"
         long = item if isinstance(item, dict) else _short_volume(str(item), where)
         kind, source, target = long.get("type"), long.get("source") or "", long["target"]
-        readonly = bool(long.get("read_only"))
+        readonly = _flag(long.get("read_only"), f"{where}.read_only")
         if kind == "tmpfs":
             size = (long.get("tmpfs") or {}).get("size")
             tmpfs.append(TmpfsMount(target, f"size={size}" if size else ""))
         elif kind == "bind":
             path = Path(sources.expanduser(source))
             path = path if path.is_absolute() else project.working_dir / path
-            create = bool((long.get("bind") or {}).get("create_host_path", True))
+            create = _flag((long.get("bind") or {}).get("create_host_path", True),
+                           f"{where}.bind.create_host_path")
             mounts.append(MountSpec("bind", os.path.normpath(path), target, readonly,
                                     create_host_path=create))
         elif kind == "volume":
@@ -830,7 +846,7 @@ def _mounts(project: LoadedProject, service: str, items: list[Any],
                 raise InvalidArgument(f"service {service!r} refers to undefined volume "
                                       f"{source}: invalid compose project ({where})")
             name = volumes[source].name if source else ""
-            nocopy = bool((long.get("volume") or {}).get("nocopy"))
+            nocopy = _flag((long.get("volume") or {}).get("nocopy"), f"{where}.volume.nocopy")
             mounts.append(MountSpec("volume", name, target, readonly, nocopy=nocopy))
         else:
             raise NotImplementedFeature(f"{where}: volume type {kind!r} is not supported")

@@ -71,6 +71,30 @@ def check_nano_cpus(nano_cpus: int | None) -> None:
                               f"{count} CPUs available")
 
 
+def check_spec_ranges(spec: ContainerSpec) -> None:
+    """What dockerd refuses at create, in its words, whichever front end made the spec:
+    the CPU range, a memory reservation below 6 MB or above the limit, and healthcheck
+    durations below 1 ms but for 0, Docker's "the default" (a negative interval would
+    run the check back to back)."""
+    check_nano_cpus(spec.nano_cpus)
+    reservation = spec.memory_reservation
+    if reservation is not None:
+        if reservation < 6 * 1024 * 1024:
+            raise InvalidArgument("Minimum memory reservation allowed is 6MB")
+        if spec.memory and spec.memory < reservation:
+            raise InvalidArgument("Minimum memory limit can not be less than memory "
+                                  "reservation limit, see usage")
+    check = spec.healthcheck
+    if check is not None and check.test:
+        for name, seconds in (("Interval", check.interval), ("Timeout", check.timeout),
+                              ("StartPeriod", check.start_period),
+                              ("StartInterval", check.start_interval)):
+            if seconds != 0 and seconds < 0.001:
+                raise InvalidArgument(f"{name} in Healthcheck cannot be less than 1ms")
+        if check.retries < 0:
+            raise InvalidArgument("Retries in Healthcheck cannot be negative")
+
+
 class ContainerService:
     """``images`` and ``volumes`` are given as builders, called on first use: listing
     and inspecting containers (``ps``) need neither's imports nor their tables."""
@@ -154,7 +178,7 @@ class ContainerService:
         return self.images.snapshotter.idmap
 
     def create(self, spec: ContainerSpec) -> ContainerRecord:
-        check_nano_cpus(spec.nano_cpus)
+        check_spec_ranges(spec)
         if self.idmap is not None:
             from dockyard.engine.ocispec import check_remappable
 
@@ -204,9 +228,9 @@ class ContainerService:
         for item in spec.volumes_from:
             ref, _, mode = item.partition(":")
             for mount in self.get(ref).spec.mounts:
-                if mount.type != "tmpfs":
+                if mount.type != "tmpfs":  # (no copy-up: dockerd's CopyData false)
                     mounts.append(mount._replace(readonly=mode == "ro" or (
-                        mount.readonly and mode != "rw")))
+                        mount.readonly and mode != "rw"), nocopy=mount.type == "volume"))
         mounts += spec.mounts
         resolved = []
         for mount in mounts:

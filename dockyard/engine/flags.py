@@ -53,6 +53,15 @@ def parse_volume(text: str) -> MountSpec:
     return MountSpec("volume", source, target, readonly, nocopy="nocopy" in modes)
 
 
+def go_bool(text: str, what: str) -> bool:
+    """A boolean as the docker CLI reads one (Go's strconv.ParseBool)."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise InvalidArgument(f"invalid value for {what}: {text!r} is not a boolean")
+
+
 def restart_policy(name: str, count: int = 0) -> RestartPolicy:
     """A policy by name ("" is "no"); only on-failure takes a retry count."""
     name = name or "no"

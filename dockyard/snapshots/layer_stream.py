@@ -136,7 +136,7 @@ class ForwardReader(io.RawIOBase):
         return True
 
     def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0 or size > MAX_SPECIAL_HEADER + 512:
+        if size is None or size < 0 or size > MAX_SPECIAL_HEADER:
             raise InvalidArgument(f"layer has a tar header of {size} bytes; at most "
                                   f"{MAX_SPECIAL_HEADER} are read, as Docker reads them")
         parts: list[bytes] = []
@@ -160,8 +160,11 @@ class ForwardReader(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         target = offset if whence == io.SEEK_SET else self._position + offset
-        if whence not in (io.SEEK_SET, io.SEEK_CUR) or target < self._position:
+        if whence not in (io.SEEK_SET, io.SEEK_CUR):
             raise io.UnsupportedOperation("a layer stream is read forward only")
+        if target < self._position:  # (tarfile's stream mode refused it as well)
+            raise InvalidArgument("layer is not a valid tar archive: an entry points "
+                                  "backwards")
         skip = target - self._position
         while skip:
             left = len(self._piece) - self._at

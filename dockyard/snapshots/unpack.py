@@ -110,13 +110,24 @@ def _check_type(member: tarfile.TarInfo, what: str) -> None:
     if not (member.isreg() or member.isdir() or member.issym() or member.islnk()
             or member.ischr() or member.isblk() or member.isfifo()):
         raise InvalidArgument(f"{what} entry {member.name!r} has an unsupported type")
+    if member.size < 0:  # (base-256 allows it; tarfile would read the same header again)
+        raise InvalidArgument(f"{what} entry {member.name!r} has a negative size")
+
+
+def _members(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The archive's members, each forgotten once handled: tarfile keeps every one it
+    has read (its pax headers with it), so a small compressed layer of many members
+    with big headers would otherwise grow without bound in memory."""
+    for member in archive:
+        yield member
+        archive.members.clear()  # type: ignore[attr-defined]  # (typeshed lacks it)
 
 
 def _place_all(archive: tarfile.TarFile, placer: Placer) -> None:
     """Every member placed; the archive's parse and read errors as clear ones."""
     what = placer.rules.what
     try:
-        for member in archive:
+        for member in _members(archive):
             placer.place(archive, member)
     except tarfile.TarError as exc:
         raise InvalidArgument(f"{what} is not a valid tar archive: {exc}") from exc
@@ -522,7 +533,7 @@ def _check_all(stream: IO[bytes], mode: str) -> None:
     top = _Node("d")
     with _open_tar(stream, mode, bufsize=1 << 20) as archive:
         try:
-            for member in archive:
+            for member in _members(archive):
                 _check_member(top, member)
         except tarfile.TarError as exc:
             raise InvalidArgument(f"layer is not a valid tar archive: {exc}") from exc

@@ -456,7 +456,7 @@ services:
     init: true
     command: [sleep, "1000"]
     environment: {VERSION: "1"}
-    volumes: [/data, "named:/named"]
+    volumes: [/data, "named:/named", {type: volume, target: /ro, read_only: "true"}]
 volumes:
   named: {}
 """
@@ -470,7 +470,10 @@ volumes:
         box(*compose, "up", "-d")
         assert _ids(box, compose)["anon-db-1"] != first
         assert box("exec", "anon-db-1", "cat", "/data/f").stdout == "kept\n"
-        assert len(box("volume", "ls", "-q").stdout.split()) == 2  # the same two
+        # carried over with the service's own options ("true", a string, read as YAML's)
+        refused = box("exec", "anon-db-1", "touch", "/ro/x", check=False)
+        assert refused.returncode != 0 and "Read-only" in refused.stderr
+        assert len(box("volume", "ls", "-q").stdout.split()) == 3  # the same three
         box(*compose, "down", "-v")
         assert box("volume", "ls", "-q").stdout == ""
     finally:

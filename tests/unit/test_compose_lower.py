@@ -141,10 +141,11 @@ def test_config_hash_follows_what_runs(tmp_path: Path) -> None:
 
 
 def test_the_hash_holds_across_versions(tmp_path: Path) -> None:
-    """A service's config-hash is over the fields it sets: a field a newer dockyard adds
+    """A service's config-hash is over the fields it sets: a field a later dockyard adds
     to ContainerSpec, MountSpec or Healthcheck, at its default, changes no hash, so an
     upgrade recreates no container.  Pinned: if this value moves, every project's
-    containers would be recreated by the next ``up`` after the upgrade."""
+    containers would be recreated by the next ``up`` after the upgrade (as they were
+    once, moving to this hash)."""
     text = ("services:\n  a:\n    image: box:1\n    command: sleep 1\n"
             "    volumes: [data:/data]\n    healthcheck: {test: [CMD, 'true']}\n"
             "volumes:\n  data: {}\n")
@@ -200,3 +201,22 @@ def test_bad_dependencies(tmp_path: Path, text: str) -> None:
 
     with pytest.raises(InvalidArgument, match="undefined service 'nope'|cycle detected: a -> a"):
         _plan(tmp_path, text)
+
+
+def test_boolean_keys_read_strings_as_compose_does(tmp_path: Path) -> None:
+    """An interpolated boolean is a string: ``"false"`` is false, not truthy."""
+    from dockyard.errors import InvalidArgument
+
+    plan = _plan(tmp_path, """
+services:
+  a:
+    image: box:1
+    read_only: "false"
+    init: "true"
+    volumes: [{type: volume, target: /v, read_only: "no", volume: {nocopy: "false"}}]
+""")
+    spec = plan.services["a"].spec
+    assert (spec.read_only, spec.init) == (False, True)
+    assert (spec.mounts[0].readonly, spec.mounts[0].nocopy) == (False, False)
+    with pytest.raises(InvalidArgument, match=r"services\.a\.tty: 'maybe'"):
+        _plan(tmp_path, "services:\n  a:\n    image: box:1\n    tty: maybe\n")

@@ -8,6 +8,8 @@ import hashlib
 import io
 import os
 import tarfile
+import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -71,8 +73,55 @@ def test_reads_and_seeks_go_forward_only() -> None:
     assert reader.read(2) == b"ab"
     assert reader.seek(5) == 5  # across a piece
     assert reader.read(10) == b"fgh"  # short at the end
-    with pytest.raises(io.UnsupportedOperation):
+    with pytest.raises(InvalidArgument, match="backwards"):
         reader.seek(1)
     with pytest.raises(EOFError):
         reader.seek(20)
     assert reader.finish() == "sha256:" + hashlib.sha256(b"abcdefgh").hexdigest()
+
+
+def _negative_size_tar() -> bytes:
+    """A member whose size is -512 in base-256: tarfile's seeking mode would read its
+    header again and again (a pull of such an uncompressed layer never ended)."""
+    good = tarfile.TarInfo("a")
+    header = bytearray(good.tobuf(tarfile.GNU_FORMAT))
+    bad = tarfile.TarInfo("b")
+    second = bytearray(bad.tobuf(tarfile.GNU_FORMAT))
+    second[124:136] = b"\xff" * 10 + b"\xfe\x00"  # size: -512
+    second[148:156] = b"        "
+    checksum = sum(second) & 0o777777
+    second[148:156] = f"{checksum:06o}\0 ".encode()
+    return bytes(header) + bytes(second) + bytes(1024)
+
+
+@pytest.mark.parametrize("how", ["stream", "gzip", "file"])
+def test_a_negative_size_is_refused_not_looped_on(how: str, tmp_path: Path) -> None:
+    data = _negative_size_tar()
+    if how == "file":  # a stored uncompressed layer: tarfile seeks in the file itself
+        (tmp_path / "layer").write_bytes(data)
+        with open(tmp_path / "layer", "rb") as stream, \
+                pytest.raises(InvalidArgument, match="negative size|backwards"):
+            check_layer(stream)
+        return
+    blob = gzip.compress(data) if how == "gzip" else data
+    with pytest.raises(InvalidArgument, match="negative size|backwards"):
+        check_layer(io.BytesIO(blob), "gzip" if how == "gzip" else "")
+
+
+def test_many_big_headers_are_not_all_held() -> None:
+    """tarfile keeps every member it read, pax headers and all: 60 members with ~1 MiB
+    headers each (a ~0.1 MB gzip blob) must not hold ~60 MiB while checked."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for number in range(60):
+            info = tarfile.TarInfo(f"f{number}")
+            info.pax_headers = {"comment": "c" * ((1 << 20) - 200)}
+            archive.addfile(info, io.BytesIO(b""))
+    blob = gzip.compress(buffer.getvalue(), 1)
+    tracemalloc.start()
+    try:
+        check_layer(io.BytesIO(blob), "gzip")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak
