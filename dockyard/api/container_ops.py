@@ -124,14 +124,15 @@ async def update(request: web.Request) -> web.Response:
     if restart.text("Name"):
         raise InvalidArgument("updating the restart policy is not supported yet")
     for key in ("BlkioWeight", "CpuPeriod", "CpuQuota", "CpusetCpus", "CpusetMems",
-                "KernelMemory", "MemoryReservation", "MemorySwap", "CpuRealtimePeriod"):
+                "KernelMemory", "MemorySwap", "CpuRealtimePeriod"):
         if fields.data.get(key) not in (None, 0, ""):
-            raise InvalidArgument(f"updating {key} is not supported yet (Memory, NanoCpus, "
-                                  "CpuShares and PidsLimit are)")
+            raise InvalidArgument(f"updating {key} is not supported yet (Memory, "
+                                  "MemoryReservation, NanoCpus, CpuShares and PidsLimit are)")
     await call(request, _engine(request).container_ops.update, request.match_info["id"],
                memory=_positive(fields, "Memory"), pids_limit=_positive(fields, "PidsLimit"),
                nano_cpus=_positive(fields, "NanoCpus"),
-               cpu_shares=_positive(fields, "CpuShares"))
+               cpu_shares=_positive(fields, "CpuShares"),
+               memory_reservation=_positive(fields, "MemoryReservation"))
     return web.json_response({"Warnings": []})
 
 

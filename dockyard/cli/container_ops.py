@@ -71,20 +71,24 @@ def top_cmd(engine: Engine, container: str, ps_args: tuple[str, ...]) -> None:
 
 @click.command("update")
 @click.option("-m", "--memory")
+@click.option("--memory-reservation")
 @click.option("--pids-limit", type=int)
 @click.option("--cpus")
 @click.option("--cpu-shares", type=int)
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_obj
-def update_cmd(engine: Engine, memory: str | None, pids_limit: int | None, cpus: str | None,
-               cpu_shares: int | None, containers: tuple[str, ...]) -> None:
+def update_cmd(engine: Engine, memory: str | None, memory_reservation: str | None,
+               pids_limit: int | None, cpus: str | None, cpu_shares: int | None,
+               containers: tuple[str, ...]) -> None:
     """Update the resource limits of containers."""
     from dockyard.cli.containers import _each
 
+    reservation = parse_bytes(memory_reservation, "--memory-reservation") \
+        if memory_reservation else None
     _each(containers, lambda ref: engine.container_ops.update(
         ref, memory=parse_bytes(memory, "--memory") if memory else None,
         pids_limit=pids_limit, nano_cpus=parse_cpus(cpus) if cpus else None,
-        cpu_shares=cpu_shares))
+        cpu_shares=cpu_shares, memory_reservation=reservation))
 
 
 @click.command("stats")

@@ -184,16 +184,20 @@ class ContainerOps:
         return f"{ids.uid}:{ids.gid}"
 
     def update(self, ref: str, *, memory: int | None = None, pids_limit: int | None = None,
-               nano_cpus: int | None = None, cpu_shares: int | None = None) -> None:
-        from dockyard.engine.containers import check_nano_cpus
+               nano_cpus: int | None = None, cpu_shares: int | None = None,
+               memory_reservation: int | None = None) -> None:
+        from dockyard.engine.containers import check_spec_ranges
 
-        check_nano_cpus(nano_cpus)
         record = self.service.get(ref)
-        spec = record.spec._replace(
-            memory=memory if memory is not None else record.spec.memory,
-            pids_limit=pids_limit if pids_limit is not None else record.spec.pids_limit,
-            nano_cpus=nano_cpus if nano_cpus is not None else record.spec.nano_cpus,
-            cpu_shares=cpu_shares if cpu_shares is not None else record.spec.cpu_shares)
+        old = record.spec
+        spec = old._replace(
+            memory=memory if memory is not None else old.memory,
+            pids_limit=pids_limit if pids_limit is not None else old.pids_limit,
+            nano_cpus=nano_cpus if nano_cpus is not None else old.nano_cpus,
+            cpu_shares=cpu_shares if cpu_shares is not None else old.cpu_shares,
+            memory_reservation=memory_reservation if memory_reservation is not None
+            else old.memory_reservation)
+        check_spec_ranges(spec)  # (the new limit against the kept reservation, too)
         if record.state == "running":
             from dockyard.engine.ocispec import CPU_PERIOD
 
@@ -201,6 +205,8 @@ class ContainerOps:
                     str(self.service.layout.runtime_root), "update"]
             if memory is not None:
                 argv += ["--memory", str(memory), "--memory-swap", str(memory * 2)]
+            if memory_reservation is not None:
+                argv += ["--memory-reservation", str(memory_reservation)]
             if pids_limit is not None:
                 argv += ["--pids-limit", str(pids_limit)]
             if nano_cpus is not None:

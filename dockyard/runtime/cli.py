@@ -93,6 +93,7 @@ COMMANDS: dict[str, Command] = {
         (("-r", "--resources"), "str", None, ()),
         (("-m", "--memory"), "int", None, ()),
         (("--memory-swap",), "int", None, ()),
+        (("--memory-reservation",), "int", None, ()),
         (("--pids-limit",), "int", None, ()),
         (("--cpu-shares",), "int", None, ()),
         (("--cpu-quota",), "int", None, ()),

@@ -270,7 +270,8 @@ def _update(args: SimpleNamespace, root: Path) -> int:
         body = json.loads(text)
     mem = dict(body.get("memory") or {})  # type: ignore[call-overload]
     cpu = dict(body.get("cpu") or {})  # type: ignore[call-overload]
-    for key, value in (("limit", args.memory), ("swap", args.memory_swap)):
+    for key, value in (("limit", args.memory), ("swap", args.memory_swap),
+                       ("reservation", args.memory_reservation)):
         if value is not None:
             mem[key] = value
     for key, value in (("shares", args.cpu_shares), ("quota", args.cpu_quota),

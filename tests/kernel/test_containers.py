@@ -132,6 +132,13 @@ def test_a_memory_reservation_is_the_cgroup_soft_limit(dy: Dockyard) -> None:
     read = ("cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes 2>/dev/null || "
             "cat /sys/fs/cgroup/memory.low")
     assert dy("exec", "soft", "sh", "-c", read).stdout.split() == [str(24 << 20)]
+    dy("update", "--memory-reservation", "12m", "soft")  # on the running container
+    assert dy("exec", "soft", "sh", "-c", read).stdout.split() == [str(12 << 20)]
+    refused = dy("update", "--memory", "8m", "soft", check=False)  # below the reservation
+    assert refused.returncode != 0 and "memory reservation limit" in refused.stderr
+    refused = dy("run", "--rm", "--memory-reservation", "1m", "box:1", "true", check=False)
+    assert refused.returncode == 125 and "Minimum memory reservation allowed is 6MB" in \
+        refused.stderr
 
 
 def test_oom_kill_is_reported(dy: Dockyard) -> None:
