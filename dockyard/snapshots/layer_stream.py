@@ -23,6 +23,12 @@ from typing import IO
 from dockyard.errors import InvalidArgument, NotImplementedFeature
 
 PIECE = 1 << 20
+
+
+class BadStream(OSError):
+    """Compressed bytes that do not decompress (gzip's or zstd's word on them): the
+    layer's fault, told as such (an OSError still, as ``gzip`` raises one), never a
+    disk's."""
 # a pax or GNU long-name header's data is read whole: at most this much, as Docker's
 # Go archive/tar reads them (its maxSpecialFileSize)
 MAX_SPECIAL_HEADER = 1 << 20
@@ -50,7 +56,7 @@ def inflated(raw: IO[bytes]) -> Iterator[bytes]:
         try:
             out = inflate.decompress(data, PIECE)
         except zlib.error as exc:
-            raise OSError(f"not a valid gzip stream: {exc}") from exc
+            raise BadStream(f"not a valid gzip stream: {exc}") from exc
         data = inflate.unconsumed_tail
         if out:
             yield out
@@ -62,13 +68,21 @@ def pieces(raw: IO[bytes], compression: str) -> Iterator[bytes]:
     if compression == "gzip":
         return inflated(raw)
     if compression == "zstd":
-        import zstandard  # deferred: only zstd layers need it
-
-        reader = zstandard.ZstdDecompressor().stream_reader(raw)
-        return iter(lambda: reader.read(PIECE), b"")
+        return _unzstd(raw)
     if compression == "":
         return iter(lambda: raw.read(PIECE), b"")
     raise NotImplementedFeature(f"layer compression {compression!r} is not supported")
+
+
+def _unzstd(raw: IO[bytes]) -> Iterator[bytes]:
+    import zstandard  # deferred: only zstd layers need it
+
+    reader = zstandard.ZstdDecompressor().stream_reader(raw)
+    try:
+        while piece := reader.read(PIECE):
+            yield piece
+    except zstandard.ZstdError as exc:
+        raise BadStream(f"not a valid zstd stream: {exc}") from exc
 
 
 class PieceReader(io.RawIOBase):
@@ -97,9 +111,7 @@ def decompressed(stream: IO[bytes], compression: str) -> IO[bytes]:
     if compression == "gzip":
         return io.BufferedReader(PieceReader(inflated(stream)), PIECE)
     if compression == "zstd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(stream)
+        return io.BufferedReader(PieceReader(_unzstd(stream)), PIECE)
     if compression == "":
         return stream
     raise NotImplementedFeature(f"layer compression {compression!r} is not supported")

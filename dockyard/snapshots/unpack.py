@@ -35,7 +35,7 @@ from typing import IO, TYPE_CHECKING, NamedTuple, cast
 from dockyard.errors import InvalidArgument
 from dockyard.fs import tartree, tree
 from dockyard.fs.inroot import PATH_MAX, Root, proc_path
-from dockyard.snapshots.layer_stream import ForwardReader, pieces
+from dockyard.snapshots.layer_stream import BadStream, ForwardReader, pieces
 
 if TYPE_CHECKING:
     from dockyard.store.idmap import IdMap
@@ -117,10 +117,27 @@ def _check_type(member: tarfile.TarInfo, what: str) -> None:
 def _members(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     """The archive's members, each forgotten once handled: tarfile keeps every one it
     has read (its pax headers with it), so a small compressed layer of many members
-    with big headers would otherwise grow without bound in memory."""
-    for member in archive:
+    with big headers would otherwise grow without bound in memory.  A header tarfile
+    trips on with a ValueError (a GNU sparse map's numbers) is a bad archive."""
+    members = iter(archive)
+    while True:
+        try:
+            member = next(members)
+        except StopIteration:
+            return
+        except ValueError as exc:
+            raise tarfile.ReadError(f"bad header: {exc}") from exc
         yield member
         archive.members.clear()  # type: ignore[attr-defined]  # (typeshed lacks it)
+
+
+@contextlib.contextmanager
+def _bad_stream(what: str) -> Iterator[None]:
+    """A layer's compressed bytes that do not decompress, as the layer's error."""
+    try:
+        yield
+    except BadStream as exc:
+        raise InvalidArgument(f"{what} is not valid: {exc}") from exc
 
 
 def _place_all(archive: tarfile.TarFile, placer: Placer) -> None:
@@ -140,7 +157,7 @@ def apply_layer(stream: IO[bytes], target: str, idmap: IdMap | None = None) -> s
     (a fresh one of ours); returns its diff_id.  With ``idmap`` (a remapped root)
     owners are stored shifted into the mapping's host range."""
     rules = LAYER._replace(idmap=idmap)
-    with Root(target, what="layer") as root:
+    with Root(target, what="layer") as root, _bad_stream("layer"):
         if _regular_file(stream):
             return _apply_file(stream, root, rules)
         reader = HashingReader(stream)
@@ -165,7 +182,7 @@ def _open_tar(stream: IO[bytes], mode: str, bufsize: int = tarfile.RECORDSIZE
     try:
         archive = tarfile.open(fileobj=stream, mode=mode,  # noqa: SIM115 - closed below
                                bufsize=bufsize)  # type: ignore[call-overload]
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, ValueError) as exc:  # (ValueError: a first header's numbers)
         raise InvalidArgument(f"not a valid tar archive: {exc}") from exc
     except EOFError as exc:
         raise InvalidArgument("archive is truncated") from exc
@@ -525,8 +542,9 @@ def check_layer(stream: IO[bytes], compression: str = "") -> str:
     if not compression and _regular_file(stream):
         return _check_file(stream)
     reader = ForwardReader(pieces(stream, compression))
-    _check_all(cast("IO[bytes]", reader), "r:")  # (a RawIOBase: typeshed's IO is narrower)
-    return reader.finish()
+    with _bad_stream("layer"):
+        _check_all(cast("IO[bytes]", reader), "r:")  # (a RawIOBase: typeshed's IO is narrower)
+        return reader.finish()
 
 
 def _check_all(stream: IO[bytes], mode: str) -> None:

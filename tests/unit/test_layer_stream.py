@@ -125,3 +125,30 @@ def test_many_big_headers_are_not_all_held() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 16 << 20, peak
+
+
+def _sparse_tar(block: bytes) -> bytes:
+    """A GNU sparse 1.0 member whose map is not numbers: tarfile raises ValueError."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo("s")
+        info.size = 512
+        info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0"}
+        archive.addfile(info, io.BytesIO(block.ljust(512, b"\0")))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("case", ["gzip-junk", "gzip-crc", "zstd-junk", "sparse-map"])
+def test_bad_bytes_are_the_layers_error_not_an_internal_one(case: str) -> None:
+    """What a hostile blob makes the decompressor or tarfile raise is told as the layer's
+    fault (InvalidArgument: a clear message, exit 125 / HTTP 400), not a crash."""
+    data = _tar({"a": os.urandom(2000)})
+    compression, blob = {
+        "gzip-junk": ("gzip", b"\x1f\x8b\x08\x00" + os.urandom(3000)),
+        "gzip-crc": ("gzip", (lambda c: c[:-8] + bytes([c[-8] ^ 1]) + c[-7:])(
+            gzip.compress(data))),
+        "zstd-junk": ("zstd", b"\x28\xb5\x2f\xfd" + os.urandom(3000)),
+        "sparse-map": ("", _sparse_tar(b"x\n")),
+    }[case]
+    with pytest.raises(InvalidArgument):
+        check_layer(io.BytesIO(blob), compression)
