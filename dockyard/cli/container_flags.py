@@ -98,7 +98,7 @@ def parse_mount(text: str) -> MountSpec:
     if not target:
         raise InvalidArgument(f"invalid mount config: target is required: {text!r}")
     source = fields.get("source") or fields.get("src") or ""
-    readonly = fields.get("readonly", fields.get("ro", "false")) in ("true", "1")
+    readonly = go_bool(fields.get("readonly", fields.get("ro", "false")), "readonly")
     if kind == "bind":
         if not source:
             raise InvalidArgument('invalid mount config for type "bind": field Source must '

@@ -93,7 +93,7 @@ def _networks(project: LoadedProject) -> dict[str, NetworkPlan]:
     out = {}
     for key, item in declared.items():
         item = item or {}
-        external = bool(item.get("external"))
+        external = _flag(item.get("external"), f"networks.{key}.external")
         driver = item.get("driver", "bridge")
         if driver != "bridge":
             raise NotImplementedFeature(f"networks.{key}.driver: {driver!r} is not supported "
@@ -118,7 +118,7 @@ def _volumes(project: LoadedProject) -> dict[str, VolumePlan]:
     out = {}
     for key, item in (project.doc.get("volumes") or {}).items():
         item = item or {}
-        external = bool(item.get("external"))
+        external = _flag(item.get("external"), f"volumes.{key}.external")
         if item.get("driver", "local") != "local":
             raise NotImplementedFeature(f"volumes.{key}.driver: only local is supported")
         name = item.get("name") or (key if external else f"{project.name}_{key}")
@@ -134,12 +134,12 @@ def _volumes(project: LoadedProject) -> dict[str, VolumePlan]:
 def _flag(value: Any, where: str) -> bool:
     """A boolean key: YAML's, or a string (an interpolated ``${RO:-false}`` is one), read
     as compose-go reads it; ``bool("false")`` would be True."""
-    if value is None or isinstance(value, bool):
-        return bool(value)
+    if value is None or isinstance(value, bool | dict):
+        return bool(value)  # (a dict: the old ``external: {name: …}``)
     text = str(value).strip().lower()
     if text in ("true", "1", "yes", "y", "on"):
         return True
-    if text in ("false", "0", "no", "n", "off", ""):
+    if text in ("false", "0", "no", "n", "off"):
         return False
     raise InvalidArgument(f"{where}: {value!r} is not a boolean")
 
@@ -293,7 +293,8 @@ def _service(project: LoadedProject, name: str, service: dict[str, Any],
         extra_hosts=_extra_hosts(service.get("extra_hosts")),
         dns=tuple(_as_list(service.get("dns"))),
         healthcheck=_healthcheck(service.get("healthcheck"), where),
-        no_healthcheck=bool((service.get("healthcheck") or {}).get("disable")),
+        no_healthcheck=_flag((service.get("healthcheck") or {}).get("disable"),
+                             f"{where}.healthcheck.disable"),
         mounts=mounts, tmpfs=tmpfs, ports=_ports(service.get("ports") or [], where),
         expose=_expose(service.get("expose") or [], where),
         sysctls=tuple((str(k), _scalar(v)) for k, v in
@@ -354,7 +355,8 @@ def _watch(name: str, service: dict[str, Any], where: str) -> tuple[WatchRule, .
         out.append(WatchRule(name, action, str(item["path"]), _opt_str(item.get("target")),
                              tuple(_as_list(item.get("ignore"))),
                              tuple(_as_list(item.get("include"))), hook,
-                             bool(item.get("initial_sync"))))
+                             _flag(item.get("initial_sync"),
+                                   f"{at}.initial_sync")))
     return tuple(out)
 
 
@@ -449,7 +451,8 @@ def _build(project: LoadedProject, name: str, service: dict[str, Any],
     return BuildPlan(image, context, _opt_str(build.get("dockerfile")),
                      _opt_str(build.get("dockerfile_inline")), args,
                      _opt_str(build.get("target")), as_labels(build.get("labels")),
-                     bool(build.get("no_cache")), bool(build.get("pull")),
+                     _flag(build.get("no_cache"), f"{where}.build.no_cache"),
+                     _flag(build.get("pull"), f"{where}.build.pull"),
                      str(build.get("network") or "default"), secrets,
                      tuple(str(t) for t in build.get("tags") or ()),
                      _contexts(build.get("additional_contexts"), where),
@@ -766,7 +769,7 @@ def _extra_hosts(value: Any) -> tuple[str, ...]:
 
 
 def _healthcheck(value: Any, where: str) -> Healthcheck | None:
-    if not value or value.get("disable"):
+    if not value or _flag(value.get("disable"), f"{where}.healthcheck.disable"):
         return None
     test = value.get("test")
     if isinstance(test, str):

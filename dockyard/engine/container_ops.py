@@ -187,9 +187,11 @@ class ContainerOps:
                nano_cpus: int | None = None, cpu_shares: int | None = None,
                memory_reservation: int | None = None) -> None:
         from dockyard.engine.containers import check_spec_ranges
+        from dockyard.engine.spec import ContainerSpec
 
         record = self.service.get(ref)
         old = record.spec
+        memory_reservation = memory_reservation or None  # 0: unchanged, as Docker's
         spec = old._replace(
             memory=memory if memory is not None else old.memory,
             pids_limit=pids_limit if pids_limit is not None else old.pids_limit,
@@ -197,7 +199,12 @@ class ContainerOps:
             cpu_shares=cpu_shares if cpu_shares is not None else old.cpu_shares,
             memory_reservation=memory_reservation if memory_reservation is not None
             else old.memory_reservation)
-        check_spec_ranges(spec)  # (the new limit against the kept reservation, too)
+        # what this update changes, as dockerd checks it (the new limit against the kept
+        # reservation too); an old record's other fields are not judged again
+        touched = memory is not None or memory_reservation is not None
+        check_spec_ranges(ContainerSpec(
+            image=old.image, nano_cpus=nano_cpus, memory=spec.memory if touched else None,
+            memory_reservation=spec.memory_reservation if touched else None))
         if record.state == "running":
             from dockyard.engine.ocispec import CPU_PERIOD
 

@@ -78,7 +78,7 @@ def check_spec_ranges(spec: ContainerSpec) -> None:
     run the check back to back)."""
     check_nano_cpus(spec.nano_cpus)
     reservation = spec.memory_reservation
-    if reservation is not None:
+    if reservation:  # (0: unset, as Docker's)
         if reservation < 6 * 1024 * 1024:
             raise InvalidArgument("Minimum memory reservation allowed is 6MB")
         if spec.memory and spec.memory < reservation:

@@ -34,7 +34,7 @@ from dockyard.oci.image import (
     parse_config,
     parse_manifest_or_index,
 )
-from dockyard.snapshots.layer_stream import decompressed
+from dockyard.snapshots.layer_stream import decompressed, told_as_bad
 from dockyard.snapshots.unpack import HashingReader
 
 
@@ -54,7 +54,7 @@ def store_layer_stream(content: LocalContentStore, stream: IO[bytes],
     compression = _sniff_compression(peek.peek(4)[:4])
     plain = decompressed(peek, compression)
     hashing = HashingReader(plain)
-    with content.ingest() as writer:
+    with content.ingest() as writer, told_as_bad("layer"):
         while chunk := hashing.read(1 << 20):
             writer.write(chunk)
         digest = writer.commit()

@@ -14,6 +14,7 @@ byte was copied three more times (~60 ms of a 40 MB layer's ~120 ms check).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import zlib
@@ -29,6 +30,18 @@ class BadStream(OSError):
     """Compressed bytes that do not decompress (gzip's or zstd's word on them): the
     layer's fault, told as such (an OSError still, as ``gzip`` raises one), never a
     disk's."""
+
+
+@contextlib.contextmanager
+def told_as_bad(what: str) -> Iterator[None]:
+    """Compressed bytes that do not decompress, or that end inside a member or frame,
+    as ``what``'s error (InvalidArgument: exit 125, HTTP 400), not an internal one."""
+    try:
+        yield
+    except BadStream as exc:
+        raise InvalidArgument(f"{what} is not valid: {exc}") from exc
+    except EOFError as exc:
+        raise InvalidArgument(f"{what} is truncated") from exc
 # a pax or GNU long-name header's data is read whole: at most this much, as Docker's
 # Go archive/tar reads them (its maxSpecialFileSize)
 MAX_SPECIAL_HEADER = 1 << 20
@@ -74,15 +87,44 @@ def pieces(raw: IO[bytes], compression: str) -> Iterator[bytes]:
     raise NotImplementedFeature(f"layer compression {compression!r} is not supported")
 
 
+# compressed bytes given to zstd at a time: its decompressobj has no output bound, and
+# 4 bytes (an RLE block) make up to 128 KiB, so 1 KiB makes at most 32 MiB
+_ZSTD_BITE = 1 << 10
+
+
 def _unzstd(raw: IO[bytes]) -> Iterator[bytes]:
+    """A zstd stream decompressed, frame after frame, in pieces of about :data:`PIECE`;
+    a stream that ends inside a frame is truncated (zstandard's stream reader ends
+    quietly there: a cut ``.tar.zst`` imported half a rootfs)."""
     import zstandard  # deferred: only zstd layers need it
 
-    reader = zstandard.ZstdDecompressor().stream_reader(raw)
+    decompressor = zstandard.ZstdDecompressor()
+    inflate = decompressor.decompressobj()
+    fed = False
+    gathered: list[bytes] = []
+    size = 0
     try:
-        while piece := reader.read(PIECE):
-            yield piece
+        while data := raw.read(PIECE):
+            for start in range(0, len(data), _ZSTD_BITE):
+                bite = data[start:start + _ZSTD_BITE]
+                while bite:
+                    if inflate.eof:  # the next frame
+                        inflate = decompressor.decompressobj()
+                    out = inflate.decompress(bite)
+                    fed = True
+                    bite = inflate.unused_data if inflate.eof else b""
+                    if out:
+                        gathered.append(out)
+                        size += len(out)
+                if size >= PIECE:
+                    yield b"".join(gathered)
+                    gathered, size = [], 0
     except zstandard.ZstdError as exc:
         raise BadStream(f"not a valid zstd stream: {exc}") from exc
+    if not fed or not inflate.eof:
+        raise EOFError("compressed file ended before the end of its zstd frame")
+    if gathered:
+        yield b"".join(gathered)
 
 
 class PieceReader(io.RawIOBase):

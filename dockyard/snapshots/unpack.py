@@ -35,7 +35,7 @@ from typing import IO, TYPE_CHECKING, NamedTuple, cast
 from dockyard.errors import InvalidArgument
 from dockyard.fs import tartree, tree
 from dockyard.fs.inroot import PATH_MAX, Root, proc_path
-from dockyard.snapshots.layer_stream import BadStream, ForwardReader, pieces
+from dockyard.snapshots.layer_stream import ForwardReader, pieces, told_as_bad
 
 if TYPE_CHECKING:
     from dockyard.store.idmap import IdMap
@@ -114,7 +114,7 @@ def _check_type(member: tarfile.TarInfo, what: str) -> None:
         raise InvalidArgument(f"{what} entry {member.name!r} has a negative size")
 
 
-def _members(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+def members_of(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     """The archive's members, each forgotten once handled: tarfile keeps every one it
     has read (its pax headers with it), so a small compressed layer of many members
     with big headers would otherwise grow without bound in memory.  A header tarfile
@@ -131,20 +131,12 @@ def _members(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         archive.members.clear()  # type: ignore[attr-defined]  # (typeshed lacks it)
 
 
-@contextlib.contextmanager
-def _bad_stream(what: str) -> Iterator[None]:
-    """A layer's compressed bytes that do not decompress, as the layer's error."""
-    try:
-        yield
-    except BadStream as exc:
-        raise InvalidArgument(f"{what} is not valid: {exc}") from exc
-
 
 def _place_all(archive: tarfile.TarFile, placer: Placer) -> None:
     """Every member placed; the archive's parse and read errors as clear ones."""
     what = placer.rules.what
     try:
-        for member in _members(archive):
+        for member in members_of(archive):
             placer.place(archive, member)
     except tarfile.TarError as exc:
         raise InvalidArgument(f"{what} is not a valid tar archive: {exc}") from exc
@@ -157,7 +149,7 @@ def apply_layer(stream: IO[bytes], target: str, idmap: IdMap | None = None) -> s
     (a fresh one of ours); returns its diff_id.  With ``idmap`` (a remapped root)
     owners are stored shifted into the mapping's host range."""
     rules = LAYER._replace(idmap=idmap)
-    with Root(target, what="layer") as root, _bad_stream("layer"):
+    with Root(target, what="layer") as root, told_as_bad("layer"):
         if _regular_file(stream):
             return _apply_file(stream, root, rules)
         reader = HashingReader(stream)
@@ -542,7 +534,7 @@ def check_layer(stream: IO[bytes], compression: str = "") -> str:
     if not compression and _regular_file(stream):
         return _check_file(stream)
     reader = ForwardReader(pieces(stream, compression))
-    with _bad_stream("layer"):
+    with told_as_bad("layer"):
         _check_all(cast("IO[bytes]", reader), "r:")  # (a RawIOBase: typeshed's IO is narrower)
         return reader.finish()
 
@@ -551,7 +543,7 @@ def _check_all(stream: IO[bytes], mode: str) -> None:
     top = _Node("d")
     with _open_tar(stream, mode, bufsize=1 << 20) as archive:
         try:
-            for member in _members(archive):
+            for member in members_of(archive):
                 _check_member(top, member)
         except tarfile.TarError as exc:
             raise InvalidArgument(f"layer is not a valid tar archive: {exc}") from exc

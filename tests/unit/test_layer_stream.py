@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.errors import InvalidArgument
-from dockyard.snapshots.layer_stream import ForwardReader
+from dockyard.snapshots.layer_stream import ForwardReader, pieces
 from dockyard.snapshots.unpack import check_layer
 
 
@@ -152,3 +152,38 @@ def test_bad_bytes_are_the_layers_error_not_an_internal_one(case: str) -> None:
     }[case]
     with pytest.raises(InvalidArgument):
         check_layer(io.BytesIO(blob), compression)
+
+
+def test_zstd_frames_and_a_cut_frame() -> None:
+    """zstd's stream reader ends quietly inside a frame: a cut ``.tar.zst`` must be
+    truncated, not half a layer; several frames read as one stream."""
+    import zstandard
+
+    data = _tar(FILES)
+    blob = zstandard.ZstdCompressor().compress(data)
+    assert check_layer(io.BytesIO(blob), "zstd") == "sha256:" + hashlib.sha256(data).hexdigest()
+    half = len(data) // 2
+    frames = zstandard.ZstdCompressor().compress(data[:half]) + \
+        zstandard.ZstdCompressor().compress(data[half:])
+    assert b"".join(pieces(io.BytesIO(frames), "zstd")) == data
+    with pytest.raises(InvalidArgument, match="truncated"):
+        check_layer(io.BytesIO(blob[:len(blob) * 2 // 3]), "zstd")
+
+
+@pytest.mark.parametrize("case", ["gzip-junk", "gzip-cut", "zstd-cut"])
+def test_import_of_a_bad_blob_is_the_layers_error(case: str, tmp_path: Path) -> None:
+    """``import``/``load`` decompress before the door: the same words there."""
+    import zstandard
+
+    from dockyard.images.archive import store_layer_stream
+    from dockyard.images.content import LocalContentStore
+
+    data = _tar({"a": os.urandom(200_000)})
+    blob = {"gzip-junk": b"\x1f\x8b\x08\x00" + os.urandom(3000),
+            "gzip-cut": gzip.compress(data)[:100_000],
+            "zstd-cut": zstandard.ZstdCompressor().compress(data)[:100_000]}[case]
+    store = LocalContentStore(tmp_path / "content")
+    brought: set[str] = set()
+    with pytest.raises(InvalidArgument, match="layer is (not valid|truncated)"):
+        store_layer_stream(store, io.BytesIO(blob), brought)
+    assert brought == set() and not list((tmp_path / "content" / "ingest").iterdir())

@@ -28,6 +28,7 @@ from typing import IO, Any, NamedTuple
 
 from dockyard.fs.inroot import Root
 from dockyard.fs.tree import Entry, walk
+from dockyard.snapshots.unpack import members_of
 
 SECRET_FILE_LIMIT = 256 << 10  # bytes of a candidate secret file that are read
 _TOKEN_PATTERNS = [
@@ -141,7 +142,7 @@ def layer_findings(number: int, stream: IO[bytes]) -> list[Finding]:
     ``SECRET_FILE_LIMIT`` bytes read), whether or not a later layer deletes them."""
     found = []
     with tarfile.open(fileobj=stream, mode="r|") as archive:
-        for member in archive:
+        for member in members_of(archive):  # (each forgotten: big headers add up)
             name = member.name.lstrip("./")
             if not member.isreg() or not _secret_candidate(name):
                 continue
