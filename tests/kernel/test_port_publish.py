@@ -332,6 +332,10 @@ def private_netns(dy: Dockyard) -> Iterator[tuple[Dockyard, Callable[[str], str]
                               text=True, check=True).stdout
 
     sh("ip link set lo up")
+    # routing between its bridges (hairpin, another network) needs forwarding, which a
+    # new namespace takes from the host's setting (0 on a fresh host): dockyard does not
+    # turn it on itself yet (README, Isolation and the firewall)
+    sh("sysctl -qw net.ipv4.ip_forward=1")
     try:
         yield inside, sh
     finally:
