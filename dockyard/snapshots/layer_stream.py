@@ -149,14 +149,11 @@ class PieceReader(io.RawIOBase):
 
 
 def decompressed(stream: IO[bytes], compression: str) -> IO[bytes]:
-    """The uncompressed layer as a file to read (the unpacker's stream mode, archives)."""
-    if compression == "gzip":
-        return io.BufferedReader(PieceReader(inflated(stream)), PIECE)
-    if compression == "zstd":
-        return io.BufferedReader(PieceReader(_unzstd(stream)), PIECE)
+    """The uncompressed layer as a file to read (the unpacker's stream mode, archives):
+    :func:`pieces` behind a buffer, or the stream itself when it is not compressed."""
     if compression == "":
         return stream
-    raise NotImplementedFeature(f"layer compression {compression!r} is not supported")
+    return io.BufferedReader(PieceReader(pieces(stream, compression)), PIECE)
 
 
 class ForwardReader(io.RawIOBase):
