@@ -21,6 +21,10 @@ from dockyard.testing.cli import Dockyard
 os.environ["DOCKYARD_ZYGOTE_LINGER"] = "0"
 # ... and publishes ports only on loopback (test traffic stays on 127.0.0.1)
 os.environ["DOCKYARD_DEFAULT_BIND_IP"] = "127.0.0.1"
+# ... and never turn the host's IP forwarding on (nor its FORWARD policy to DROP): that
+# is the host's setting, not the test's; tests of it run in network namespaces of their
+# own (tests/kernel/test_port_publish.py)
+os.environ["DOCKYARD_IP_FORWARD"] = "0"
 # The commands under test are the ones installed beside this interpreter (the test
 # virtualenv's, see scripts/test.sh), also when looked up by name: never another
 # install's links in /usr/local/bin.

@@ -11,6 +11,7 @@ restarts until it is disconnected or removed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable
@@ -110,6 +111,8 @@ class NetworkService:
         except BaseException:
             self.store.remove(name)
             self._bridge_down(record)
+            with contextlib.suppress(Exception):  # the first error is the one to tell
+                self.apply_firewall(removed=True)  # its rules may be in already
             raise
         return record
 
@@ -133,6 +136,10 @@ class NetworkService:
         root = str(self.layout.root)
         if rules or (firewall.available() and (removed or firewall.present(root))):
             firewall.apply(root, rules, ensure_jumps=not removed)
+        if self.config.ip_forward and not removed and any(not r.internal for r in rules):
+            from dockyard.network import forwarding
+
+            forwarding.ensure_enabled()  # after the chains: their accepts come first
 
     def remove(self, ref: str) -> str:
         if ref in PREDEFINED:
@@ -151,8 +158,7 @@ class NetworkService:
     def _bridge_down(self, record: NetworkRecord) -> None:
         from dockyard.network.bridge import delete_link
 
-        if os.path.exists(f"/sys/class/net/{record.bridge}"):
-            delete_link(record.bridge)
+        delete_link(record.bridge)  # (False: there is none)
         name_table.remove_table(self.names_path(record.name))
 
     def prune(self) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import socket
 from typing import Any, NamedTuple
 
 from dockyard import trace
@@ -101,10 +102,9 @@ def delete_link(name: str) -> bool:
     (``network.rtnl``): pyroute2's import alone would cost ~100 ms of a ``down``."""
     from dockyard.network import rtnl
 
-    try:
-        with open(f"/sys/class/net/{name}/ifindex") as handle:
-            index = int(handle.read())
-    except (OSError, ValueError):
+    try:  # (an ioctl in this process's network namespace; /sys may show another's)
+        index = socket.if_nametoindex(name)
+    except OSError:
         return False
     code = rtnl.delete_link(index)
     if rtnl.gone(code):  # gone meanwhile

@@ -6,9 +6,12 @@ the like in daemon.json), each overridable by an environment variable.
    "default_bind_ip": "127.0.0.1",     # -p without an address binds    DOCKYARD_DEFAULT_BIND_IP
    "userns_remap": "default",          # containers' root an unprivileged DOCKYARD_USERNS_REMAP
                                        # host uid (see dockyard.store.idmap)
-   "userland_proxy": false}            # true: loopback and containers  DOCKYARD_USERLAND_PROXY
+   "userland_proxy": false,            # true: loopback and containers  DOCKYARD_USERLAND_PROXY
                                        # reach published ports through a proxy, not
                                        # DNAT (dockerd's userland-proxy)
+   "ip_forward": true}                 # false: never turn the host's   DOCKYARD_IP_FORWARD
+                                       # IP forwarding on (dockerd's ip-forward; see
+                                       # dockyard.network.forwarding)
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dockyard.errors import InvalidArgument
 CONFIG_FILE = "engine.json"
 _ENV = {"bridge_subnet": "DOCKYARD_SUBNET", "network_pool": "DOCKYARD_NETWORK_POOL",
         "default_bind_ip": "DOCKYARD_DEFAULT_BIND_IP", "userns_remap": "DOCKYARD_USERNS_REMAP",
-        "userland_proxy": "DOCKYARD_USERLAND_PROXY"}
+        "userland_proxy": "DOCKYARD_USERLAND_PROXY", "ip_forward": "DOCKYARD_IP_FORWARD"}
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 
 
@@ -34,6 +37,15 @@ class EngineConfig(NamedTuple):
     default_bind_ip: str = ""  # "": every address, as dockerd's default
     userns_remap: str = ""  # "": containers' root is the host's root (Docker's default)
     userland_proxy: bool = False  # False: published ports DNATed, loopback included
+    ip_forward: bool = True  # True: routed networks turn the host's forwarding on
+
+
+def _flag(key: str, value: str) -> bool:
+    word = value.strip().lower()
+    if word not in _TRUE + _FALSE:
+        raise InvalidArgument(f"engine setting {key}: {value!r} is not a boolean (true or "
+                              "false)")
+    return word in _TRUE
 
 
 def load(root: Path) -> EngineConfig:
@@ -54,11 +66,9 @@ def load(root: Path) -> EngineConfig:
     for key, variable in _ENV.items():
         if variable in os.environ:
             values[key] = os.environ[variable]
-    proxy = values.pop("userland_proxy", "false").strip().lower()
-    if proxy not in _TRUE + _FALSE:
-        raise InvalidArgument(f"engine setting userland_proxy: {proxy!r} is not a boolean "
-                              "(true or false)")
-    config = EngineConfig(**values, userland_proxy=proxy in _TRUE)
+    proxy = _flag("userland_proxy", values.pop("userland_proxy", "false"))
+    forward = _flag("ip_forward", values.pop("ip_forward", "true"))
+    config = EngineConfig(**values, userland_proxy=proxy, ip_forward=forward)
     for key in ("bridge_subnet", "network_pool"):
         value = getattr(config, key)
         if value is not None:

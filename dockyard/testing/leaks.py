@@ -3,10 +3,11 @@ what of the host's it removed.
 
 Mounts, network namespaces, network links, cgroups named like test cgroups (in every
 mounted cgroup hierarchy, v1 and the v2 unified one), dockyard's iptables chains
-(``DY-*``), live child processes of the test process, and dockyard's own daemonized
-processes (supervisor zygotes and the supervisors they fork, which reparent to pid 1)
-started since the snapshot.  A leak is a bug: the kernel tests compare a snapshot
-before and after each test and fail on any difference.
+(``DY-*``), the host's IP forwarding and FORWARD policy (a test's network of its own
+must not turn the host into a router), live child processes of the test process, and
+dockyard's own daemonized processes (supervisor zygotes and the supervisors they fork,
+which reparent to pid 1) started since the snapshot.  A leak is a bug: the kernel
+tests compare a snapshot before and after each test and fail on any difference.
 
 Not a leak: the ``/run/netns`` mount point itself.  The first ``ip netns add`` on a
 machine bind-mounts that directory onto itself (shared), once and for good; every
@@ -26,7 +27,7 @@ TEST_CGROUP_PREFIX = "dockyard-"  # tests' own cgroups and every container's
 NETNS_DIR = "/run/netns"  # iproute2's named network namespaces
 # Kinds of host object a test must never remove if it did not make them (reported as
 # removed_<kind>); cgroups and processes come and go with their owners.
-NO_REMOVAL = ("mounts", "netns", "links", "chains")
+NO_REMOVAL = ("mounts", "netns", "links", "chains", "settings")
 # How long dockyard's daemons get to finish exiting after a test (a zygote notices its
 # last supervisor's exit asynchronously): gone by then is not a leak.
 DAEMON_GRACE = 5.0
@@ -43,6 +44,7 @@ class HostSnapshot(NamedTuple):
     links: frozenset[str]
     cgroups: frozenset[str]
     chains: frozenset[str]
+    settings: frozenset[str]  # host-wide settings: "net.ipv4.ip_forward=0", "FORWARD ACCEPT"
     children: frozenset[int]
     daemons: frozenset[str]  # "PID@START: cmdline" of dockyard's daemonized processes
     taken_at: int  # clock ticks since boot when the snapshot began
@@ -119,16 +121,30 @@ def _glob_cgroups(hierarchy: Path) -> set[str]:
     return set()
 
 
-def _chains() -> frozenset[str]:
-    """dockyard's iptables chains (one filter and one nat chain per root in use)."""
+def _chains_and_policy() -> tuple[frozenset[str], str]:
+    """dockyard's iptables chains (one filter and one nat chain per root in use), and
+    the filter table's FORWARD policy ("FORWARD ACCEPT"; "" without iptables)."""
     import shutil
     import subprocess
 
     if shutil.which("iptables-save") is None:
-        return frozenset()
+        return frozenset(), ""
     result = subprocess.run(["iptables-save"], capture_output=True, text=True, check=False)
-    return frozenset(line.split()[0][1:] for line in result.stdout.splitlines()
-                     if line.startswith(":DY-"))
+    chains, policy, table = set(), "", ""
+    for line in result.stdout.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":DY-"):
+            chains.add(line.split()[0][1:])
+        elif table == "filter" and line.startswith(":FORWARD "):
+            policy = "FORWARD " + line.split()[1]
+    return frozenset(chains), policy
+
+
+def _settings(policy: str) -> frozenset[str]:
+    with open("/proc/sys/net/ipv4/ip_forward") as handle:
+        found = {f"net.ipv4.ip_forward={handle.read().strip()}"}
+    return frozenset(found | ({policy} if policy else set()))
 
 
 def _stat(pid: str) -> tuple[bytes, int, int] | None:
@@ -200,12 +216,14 @@ def _clock_ticks() -> int:
 def snapshot() -> HostSnapshot:
     taken_at = _clock_ticks()
     netns_dir = Path(NETNS_DIR)
+    chains, policy = _chains_and_policy()
     return HostSnapshot(
         mounts=_mounts(),
         netns=frozenset(os.listdir(netns_dir)) if netns_dir.is_dir() else frozenset(),
         links=frozenset(os.listdir("/sys/class/net")),
         cgroups=_test_cgroups(),
-        chains=_chains(),
+        chains=chains,
+        settings=_settings(policy),
         children=_children(),
         daemons=_daemons(),
         taken_at=taken_at,

@@ -1,8 +1,10 @@
 """Published ports through the kernel (DNAT, route_localnet on our bridge only) and,
 where asked or where the kernel cannot (IPv6), through the userland proxy: the path
 taken, hairpin, what is left after rm / network rm, another root's bridge untouched,
-a container from before the kernel layout, and a killed supervisor's rules.  Traffic
-goes only to 127.0.0.1 / ::1 and to containers on bridges the tests make."""
+a container from before the kernel layout, a killed supervisor's rules, and IP
+forwarding turned on as dockerd does (in namespaces of the tests' own).  Traffic goes
+only to 127.0.0.1 / ::1, to containers on bridges the tests make and to namespaces
+they make."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Any
 import pytest
 
 from dockyard.network import firewall
+from dockyard.testing.bundles import busybox_path
 from dockyard.testing.cli import Dockyard, free_port
 from dockyard.testing.poll import until
 
@@ -326,16 +329,15 @@ def private_netns(dy: Dockyard) -> Iterator[tuple[Dockyard, Callable[[str], str]
     inside.argv = [*enter, *dy.argv]  # (nsenter, not `ip netns exec`: /sys stays)
     inside.env = dict(dy.env)
     inside.env.pop("DOCKYARD_DEFAULT_BIND_IP")  # every address: only this namespace's
+    inside.env.pop("DOCKYARD_IP_FORWARD")  # the default: dockyard turns forwarding on
 
     def sh(command: str) -> str:
         return subprocess.run([*enter, "sh", "-c", command], capture_output=True,
                               text=True, check=True).stdout
 
     sh("ip link set lo up")
-    # routing between its bridges (hairpin, another network) needs forwarding, which a
-    # new namespace takes from the host's setting (0 on a fresh host): dockyard does not
-    # turn it on itself yet (README, Isolation and the firewall)
-    sh("sysctl -qw net.ipv4.ip_forward=1")
+    # a new namespace takes the host's forwarding: start from a fresh host's, off
+    sh("sysctl -qw net.ipv4.ip_forward=0")
     try:
         yield inside, sh
     finally:
@@ -380,3 +382,109 @@ def test_every_address_loopback_and_hairpin(
     inside("rm", "-f", "web")
     inside("network", "prune", "-f")
     assert "DY-" not in sh("iptables-save")
+
+
+# --- IP forwarding: on, with a DROP policy, when dockyard is the one turning it on ----
+
+
+@pytest.fixture
+def world(private_netns: tuple[Dockyard, Callable[[str], str]]
+          ) -> Iterator[Callable[[str], str]]:
+    """A second namespace of the test's own beyond the private one (10.219.60.1 there,
+    10.219.60.2 on the private side), a shell in it: "the outside" a container reaches
+    through its host, and a host on the LAN that tries to come in."""
+    _inside, sh = private_netns
+    namespace = f"dy-world-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    enter = ["nsenter", f"--net=/run/netns/{namespace}"]
+
+    def there(command: str) -> str:
+        return subprocess.run([*enter, "sh", "-c", command], capture_output=True,
+                              text=True, check=True).stdout
+
+    try:
+        link = f"lan{uuid.uuid4().hex[:8]}"  # (not dy…: dockyard's bridges are dy+)
+        sh(f"ip link add {link} type veth peer name {link}p netns {namespace}"
+           f" && ip addr add 10.219.60.2/24 dev {link} && ip link set {link} up")
+        there(f"ip link set lo up && ip link set {link}p name eth0 && "
+              "ip addr add 10.219.60.1/24 dev eth0 && ip link set eth0 up && "
+              "ip route add 10.219.57.0/24 via 10.219.60.2")
+        yield there
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
+
+
+def _forwarding(sh: Callable[[str], str]) -> tuple[str, str]:
+    policy = next(line.split()[2] for line in sh("iptables -w -S FORWARD").splitlines()
+                  if line.startswith("-P FORWARD"))
+    return sh("cat /proc/sys/net/ipv4/ip_forward").strip(), policy
+
+
+def _pings(run: Callable[[str], str], address: str) -> bool:
+    try:
+        run(f"{busybox_path()} ping -c 1 -W 1 {address} >/dev/null")
+    except subprocess.CalledProcessError:
+        return False
+    return True
+
+
+def test_a_routed_network_turns_forwarding_on_and_the_forward_policy_to_drop(
+        private_netns: tuple[Dockyard, Callable[[str], str]],
+        world: Callable[[str], str]) -> None:
+    """On a host that does not forward (a fresh one), the first routed network turns
+    forwarding on so containers reach beyond their bridge (MASQUERADEd), and the
+    FORWARD policy to DROP so the host routes nothing else: a LAN host can reach a
+    published port but not a container's address, nor route through the host."""
+    inside, sh = private_netns
+    assert _forwarding(sh) == ("0", "ACCEPT")
+    assert _pings(world, "10.219.60.2")  # the LAN reaches the host itself
+    inside("network", "create", "--internal", "--subnet", "10.219.58.0/24", "closed")
+    assert _forwarding(sh) == ("0", "ACCEPT")  # an internal network routes nothing
+    inside("network", "create", "--subnet", "10.219.57.0/24", "out")
+    assert _forwarding(sh) == ("1", "DROP")
+    out = inside("run", "--rm", "--network", "out", "box:1", "sh", "-c",
+                 "ping -c 1 -W 2 10.219.60.1 >/dev/null && echo reached").stdout
+    assert out == "reached\n"  # out through the host, MASQUERADEd
+    port = 18081
+    inside("run", "-d", "--name", "lan", "--network", "out", "--ip", "10.219.57.9", "-p",
+           f"{port}:8080", "box:1", "sh", "-c", HTTPD.format(text="published"))
+    assert _fetch(world, f"http://10.219.60.2:{port}/") == "published\n"
+    assert not _pings(world, "10.219.57.9")  # unasked: the policy drops it
+    sh("iptables -w -P FORWARD ACCEPT")  # (what the DROP stops: with ACCEPT it passes)
+    assert _pings(world, "10.219.57.9")
+    inside("rm", "-f", "lan")
+    inside("network", "rm", "out", "closed")
+    assert sh("cat /proc/sys/net/ipv4/ip_forward").strip() == "1"  # left on, as dockerd
+
+
+def test_forwarding_already_on_keeps_its_policy_and_the_setting_off_touches_nothing(
+        private_netns: tuple[Dockyard, Callable[[str], str]]) -> None:
+    inside, sh = private_netns
+    inside("network", "create", "--subnet", "10.219.57.0/24", "off",
+           env={"DOCKYARD_IP_FORWARD": "false"})
+    assert _forwarding(sh) == ("0", "ACCEPT")  # the engine setting ip_forward false
+    inside("network", "rm", "off")
+    sh("sysctl -qw net.ipv4.ip_forward=1")
+    inside("network", "create", "--subnet", "10.219.57.0/24", "on")
+    assert _forwarding(sh) == ("1", "ACCEPT")  # the host's own choice stays
+    inside("network", "rm", "on")
+
+
+def test_forwarding_that_cannot_be_turned_on_fails_the_network_and_changes_nothing(
+        private_netns: tuple[Dockyard, Callable[[str], str]]) -> None:
+    """A read-only ip_forward (as inside a container): the network is refused, saying
+    what to do, the policy is put back and no network, bridge or chain is left."""
+    inside, sh = private_netns
+    readonly = ["unshare", "--mount", "sh", "-c",
+                "f=/proc/sys/net/ipv4/ip_forward; mount --bind $f $f && "
+                "mount -o remount,bind,ro $f && exec \"$@\"", "sh"]
+    failed = subprocess.run([*inside.argv[:2], *readonly, *inside.argv[2:], "network",
+                             "create", "--subnet", "10.219.57.0/24", "out"],
+                            env=inside.env, capture_output=True, text=True, check=False)
+    assert failed.returncode != 0
+    assert "cannot turn IP forwarding on" in failed.stderr, failed.stderr
+    assert "DOCKYARD_IP_FORWARD=0" in failed.stderr
+    assert _forwarding(sh) == ("0", "ACCEPT")
+    names = inside("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert sorted(names) == ["bridge", "host", "none"]
+    assert "DY-" not in sh("iptables-save") and "dy-" not in sh("ip -br link")

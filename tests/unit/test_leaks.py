@@ -102,3 +102,14 @@ def test_test_cgroups_at_a_hierarchy_root_and_below(tmp_path: Path) -> None:
     (unified / "dockyard-file").write_text("")  # a control file, not a cgroup
     assert leaks._test_cgroups([unified, tmp_path / "absent"]) == {
         str(unified / "dockyard-a"), str(unified / "system.slice" / "dockyard-b")}
+
+
+def test_a_changed_host_setting_is_reported_both_ways() -> None:
+    """Turning the host's forwarding on (or its FORWARD policy to DROP) is a leak: the
+    new value is extra, the old one removed."""
+    before = _snapshot(settings=frozenset({"net.ipv4.ip_forward=0", "FORWARD ACCEPT"}))
+    after = _snapshot(settings=frozenset({"net.ipv4.ip_forward=1", "FORWARD DROP"}))
+    assert leaks.leaked(before, after) == {
+        "settings": ["FORWARD DROP", "net.ipv4.ip_forward=1"],
+        "removed_settings": ["FORWARD ACCEPT", "net.ipv4.ip_forward=0"]}
+    assert leaks.leaked(before, before) == {}
