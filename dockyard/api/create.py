@@ -144,16 +144,17 @@ def _mount(item: Fields) -> MountSpec:
 
 
 def _healthcheck(config: Fields) -> Healthcheck | None:
+    """The body's ``Healthcheck``; unset fields (no ``Test`` among them) are the
+    image's, merged by the engine as dockerd merges them."""
     check = config.object("Healthcheck")
     test = check.strings("Test")
-    if not test:
+    seconds = {key: (check.integer(key) or 0) / 1e9 for key in
+               ("Interval", "Timeout", "StartPeriod", "StartInterval")}
+    retries = check.integer("Retries") or 0
+    if not test and not retries and not any(seconds.values()):
         return None
-    seconds = {key: (check.integer(key) or default) / 1e9 for key, default in
-               (("Interval", 30 * 10**9), ("Timeout", 30 * 10**9), ("StartPeriod", 0),
-                ("StartInterval", 0))}
-    return Healthcheck(test, seconds["Interval"], seconds["Timeout"],
-                       check.integer("Retries") or 3, seconds["StartPeriod"],
-                       seconds["StartInterval"])
+    return Healthcheck(test, seconds["Interval"], seconds["Timeout"], retries,
+                       seconds["StartPeriod"], seconds["StartInterval"])
 
 
 def _security(host: Fields) -> tuple[bool, str | None]:

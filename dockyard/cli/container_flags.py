@@ -214,12 +214,13 @@ def _sysctl(item: str) -> tuple[str, str]:
 
 
 def _healthcheck(o: dict[str, Any]) -> Healthcheck | None:
-    if not o["health_cmd"]:
+    """Any ``--health-*`` flag makes the container's own check; an unset field (no
+    ``--health-cmd`` among them) is the image's, as ``docker run`` leaves it to
+    dockerd's merge (``engine.spec.merged_healthcheck``)."""
+    seconds = {name: parse_duration(o[f"health_{name}"], f"--health-{name.replace('_', '-')}",
+                                    0.0)
+               for name in ("interval", "timeout", "start_period", "start_interval")}
+    if not o["health_cmd"] and not o["health_retries"] and not any(seconds.values()):
         return None
-    return Healthcheck(("CMD-SHELL", o["health_cmd"]),
-                       parse_duration(o["health_interval"], "--health-interval", 30.0),
-                       parse_duration(o["health_timeout"], "--health-timeout", 30.0),
-                       o["health_retries"] or 3,
-                       parse_duration(o["health_start_period"], "--health-start-period", 0.0),
-                       parse_duration(o["health_start_interval"], "--health-start-interval",
-                                      0.0))
+    return Healthcheck(("CMD-SHELL", o["health_cmd"]) if o["health_cmd"] else (),
+                       retries=o["health_retries"] or 0, **seconds)

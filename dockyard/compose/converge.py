@@ -570,16 +570,9 @@ class Project:
         return str(health.get("Status"))
 
     def _has_healthcheck(self, record: ContainerRecord) -> bool:
-        """The container's own check, else its image's; ``NONE`` or disabled: none."""
-        spec = record.spec
-        if spec.no_healthcheck:
-            return False
-        test: list[str] = list(spec.healthcheck.test) if spec.healthcheck else []
-        if not test:
-            image = self.engine.images.get(record.image)
-            raw = (self.engine.images.config(image).get("config") or {}).get("Healthcheck")
-            test = list((raw or {}).get("Test") or [])
-        return bool(test) and test[0] != "NONE"
+        """The container's own check merged with its image's; ``NONE`` or disabled:
+        none."""
+        return self.engine.containers.healthcheck(record) is not None
 
     # --- the other verbs -----------------------------------------------------------
     def down(self, *, volumes: bool, remove_orphans: bool, timeout: int | None = None,

@@ -783,9 +783,9 @@ def _healthcheck(value: Any, where: str) -> Healthcheck | None:
         test_tuple = ()
     at = f"{where}.healthcheck"
     return Healthcheck(test_tuple,
-                       parse_duration(_opt_str(value.get("interval")), f"{at}.interval", 30.0),
-                       parse_duration(_opt_str(value.get("timeout")), f"{at}.timeout", 30.0),
-                       int(value.get("retries", 3)),
+                       parse_duration(_opt_str(value.get("interval")), f"{at}.interval", 0.0),
+                       parse_duration(_opt_str(value.get("timeout")), f"{at}.timeout", 0.0),
+                       int(value.get("retries", 0)),
                        parse_duration(_opt_str(value.get("start_period")), f"{at}.start_period",
                                       0.0),
                        parse_duration(_opt_str(value.get("start_interval")),

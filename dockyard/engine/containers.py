@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 from dockyard import trace
 from dockyard.engine import names
 from dockyard.engine.records import ACTIVE_STATES, ContainerRecord, ContainerStore
-from dockyard.engine.spec import ContainerSpec, MountSpec
+from dockyard.engine.spec import (
+    ContainerSpec,
+    Healthcheck,
+    MountSpec,
+    active_healthcheck,
+    merged_healthcheck,
+)
 from dockyard.errors import (
     Conflict,
     ContainerNotFound,
@@ -85,7 +91,7 @@ def check_spec_ranges(spec: ContainerSpec) -> None:
             raise InvalidArgument("Minimum memory limit can not be less than memory "
                                   "reservation limit, see usage")
     check = spec.healthcheck
-    if check is not None and check.test:
+    if check is not None:
         for name, seconds in (("Interval", check.interval), ("Timeout", check.timeout),
                               ("StartPeriod", check.start_period),
                               ("StartInterval", check.start_interval)):
@@ -853,27 +859,28 @@ class ContainerService:
                 restarted.append(record.id)
         return restarted
 
-    def _health(self, record: ContainerRecord) -> dict[str, Any] | None:
-        """The effective healthcheck: the container's, else the image's; NONE disables."""
+    def healthcheck(self, record: ContainerRecord) -> Healthcheck | None:
+        """The check the container runs: its own merged with its image's (Docker's
+        merge: ``spec.merged_healthcheck``); None when it has none, it is ``NONE`` or
+        ``--no-healthcheck``."""
         spec = record.spec
         if spec.no_healthcheck:
             return None
-        if spec.healthcheck is not None and spec.healthcheck.test:
-            check = spec.healthcheck._asdict()
-        else:
+        own = spec.healthcheck
+        image_check = None
+        if own is None or not all(own):  # a field unset: the image may have it
             image = self.images.index.get(record.manifest_digest)
-            raw = (self.images.config(image).get("config") or {}).get("Healthcheck") \
-                if image else None
-            if not raw or not raw.get("Test"):
-                return None
-            check = {"test": raw["Test"], "interval": raw.get("Interval", 0) / 1e9,
-                     "timeout": raw.get("Timeout", 0) / 1e9, "retries": raw.get("Retries", 0),
-                     "start_period": raw.get("StartPeriod", 0) / 1e9,
-                     "start_interval": raw.get("StartInterval", 0) / 1e9}
-        if list(check["test"])[:1] == ["NONE"]:
+            if image:
+                image_check = (self.images.config(image).get("config") or {}).get(
+                    "Healthcheck")
+        return active_healthcheck(merged_healthcheck(own, image_check))
+
+    def _health(self, record: ContainerRecord) -> dict[str, Any] | None:
+        """The supervisor's healthcheck settings (0: Docker's default, there)."""
+        check = self.healthcheck(record)
+        if check is None:
             return None
-        check["test"] = list(check["test"])
-        return check
+        return dict(check._asdict(), test=list(check.test))
 
     def on_exit(self, ref: str) -> None:
         """The supervisor's exit hook: unmount the rootfs; ``--rm`` removes everything.

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.records import ContainerRecord
+from dockyard.engine.spec import ContainerSpec, merged_healthcheck
 
 if TYPE_CHECKING:
     from dockyard.engine.images import ImageService
-    from dockyard.engine.spec import ContainerSpec
 
 
 def _image_config(record: ContainerRecord, images: ImageService) -> dict[str, Any]:
@@ -156,15 +156,15 @@ def container_json(record: ContainerRecord, bundle: Path,
 
 
 def _healthcheck(spec: ContainerSpec, config: dict[str, Any]) -> dict[str, Any] | None:
-    """``Config.Healthcheck`` as Docker shows it: the container's own (durations in
-    nanoseconds, unset ones left out), else the image's; ``--no-healthcheck`` is NONE."""
+    """``Config.Healthcheck`` as Docker shows it: the container's own merged with the
+    image's (as dockerd stores it at create), durations in nanoseconds, unset ones
+    left out; ``--no-healthcheck`` is NONE."""
     if spec.no_healthcheck:
         return {"Test": ["NONE"]}
-    check = spec.healthcheck
-    if check is None or not check.test:
-        image_check: dict[str, Any] | None = config.get("Healthcheck")
-        return image_check
-    doc: dict[str, Any] = {"Test": list(check.test)}
+    check = merged_healthcheck(spec.healthcheck, config.get("Healthcheck"))
+    if check is None:
+        return None
+    doc: dict[str, Any] = {"Test": list(check.test)} if check.test else {}
     for key, seconds in (("Interval", check.interval), ("Timeout", check.timeout),
                          ("StartPeriod", check.start_period),
                          ("StartInterval", check.start_interval)):

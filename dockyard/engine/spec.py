@@ -5,8 +5,8 @@ lowers into this; the engine turns it plus an image config into an OCI runtime
 spec (``engine.ocispec``).  Fields mirror Docker's ``docker run`` options.
 """
 
-
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 
 class Ulimit(NamedTuple):
@@ -21,14 +21,50 @@ class RestartPolicy(NamedTuple):
 
 
 class Healthcheck(NamedTuple):
+    """A container's own healthcheck, as Docker keeps it: an unset field (an empty
+    ``test``, a 0) is the image's HEALTHCHECK's (``merged_healthcheck``), else Docker's
+    default (30 s interval and timeout, 3 retries, no start period, 5 s start
+    interval: ``supervise.health``)."""
+
     test: tuple[str, ...] = ()  # ("CMD-SHELL", "curl …") or ("NONE",)
-    interval: float = 30.0
-    timeout: float = 30.0
-    retries: int = 3
+    interval: float = 0.0
+    timeout: float = 0.0
+    retries: int = 0
     start_period: float = 0.0
     # between checks while the start period lasts and the container is still starting
-    # (Docker 25's StartInterval); 0: Docker's default, 5 s
+    # (Docker 25's StartInterval)
     start_interval: float = 0.0
+
+
+_IMAGE_HEALTH_FIELDS = (("interval", "Interval"), ("timeout", "Timeout"),
+                        ("start_period", "StartPeriod"), ("start_interval", "StartInterval"))
+
+
+def merged_healthcheck(own: Healthcheck | None,
+                       image: Mapping[str, Any] | None) -> Healthcheck | None:
+    """The healthcheck a container runs: its own fields, each unset one taken from its
+    image's config (``Healthcheck`` as the image config has it, durations in
+    nanoseconds), as dockerd merges them at create, so ``--health-interval 5s`` alone
+    speeds up the image's own check.  None when neither has one."""
+    if not image:
+        return own
+    from_image = Healthcheck(
+        tuple(image.get("Test") or ()),
+        **{field: (image.get(key) or 0) / 1e9 for field, key in _IMAGE_HEALTH_FIELDS},
+        retries=int(image.get("Retries") or 0))
+    if own is None:
+        return from_image
+    return Healthcheck(own.test or from_image.test, own.interval or from_image.interval,
+                       own.timeout or from_image.timeout, own.retries or from_image.retries,
+                       own.start_period or from_image.start_period,
+                       own.start_interval or from_image.start_interval)
+
+
+def active_healthcheck(check: Healthcheck | None) -> Healthcheck | None:
+    """``check`` when it has something to run (not none, not ``NONE``)."""
+    if check is None or not check.test or check.test[0] == "NONE":
+        return None
+    return check
 
 
 class TmpfsMount(NamedTuple):

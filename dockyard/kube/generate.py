@@ -370,8 +370,10 @@ def _probe(check: Healthcheck | None) -> dict[str, Any] | None:
         return None
     command = list(check.test[1:]) if check.test[0] == "CMD" else [
         "/bin/sh", "-c", " ".join(check.test[1:])]
-    return {"exec": {"command": command}, "periodSeconds": max(1, int(check.interval)),
-            "timeoutSeconds": max(1, int(check.timeout)), "failureThreshold": check.retries,
+    # (an unset field is Docker's default: 30 s, 30 s, 3 retries)
+    return {"exec": {"command": command}, "periodSeconds": max(1, int(check.interval or 30)),
+            "timeoutSeconds": max(1, int(check.timeout or 30)),
+            "failureThreshold": check.retries or 3,
             "initialDelaySeconds": int(check.start_period)}
 
 

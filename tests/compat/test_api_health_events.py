@@ -4,6 +4,7 @@ streams its own, shown by ``dockyard events``."""
 
 from __future__ import annotations
 
+import json
 import select
 import shutil
 import subprocess
@@ -96,3 +97,27 @@ def test_dockerd_streams_the_same_health_status_events(tmp_path: Path) -> None:
                           "sleep", "60")
 
         assert _health_story(daemon.env, make) == WANTED
+
+
+def test_docker_run_health_flags_without_a_command_are_merged_with_the_images(
+        api: ApiServer, box: Dockyard, tmp_path: Path) -> None:
+    """``docker run --health-interval`` sends a Healthcheck without Test: the engine
+    takes the image's test and retries, as dockerd's merge at create."""
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(
+        "FROM box:1\nHEALTHCHECK --interval=60s --retries=2 CMD true\n")
+    box("build", "-q", "-t", "checked:1", str(tmp_path / "ctx"))
+    try:
+        api.docker("run", "-d", "--name", "paced", "--health-interval", "200ms", "checked:1",
+                   "sleep", "60")
+        shown = api.docker("inspect", "--format", "{{json .Config.Healthcheck}}",
+                           "paced").stdout
+        assert json.loads(shown) == {"Test": ["CMD-SHELL", "true"], "Interval": 2 * 10**8,
+                                     "Retries": 2}
+        deadline = time.monotonic() + 5  # the image's 60 s would not be here yet
+        while api.docker("inspect", "--format", "{{.State.Health.Status}}",
+                         "paced").stdout.strip() != "healthy":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        api.docker("rm", "-f", "paced", check=False)

@@ -385,10 +385,9 @@ def test_a_start_interval_checks_often_while_the_container_starts(dy: Dockyard) 
        "sleep 0.5; touch /tmp/ok; sleep 300")
     config = inspect(dy, "quick")["Config"]
     assert isinstance(config, dict)
-    assert config["Healthcheck"] == {
+    assert config["Healthcheck"] == {  # what was given (the rest is Docker's default)
         "Test": ["CMD-SHELL", "test -e /tmp/ok"], "Interval": 60 * 10**9,
-        "Timeout": 30 * 10**9, "StartPeriod": 30 * 10**9, "StartInterval": 2 * 10**8,
-        "Retries": 3}
+        "StartPeriod": 30 * 10**9, "StartInterval": 2 * 10**8}
     deadline = time.monotonic() + 10
     while True:
         state = inspect(dy, "quick")["State"]
@@ -399,6 +398,36 @@ def test_a_start_interval_checks_often_while_the_container_starts(dy: Dockyard) 
         time.sleep(0.1)
     log = state["Health"]["Log"]
     assert isinstance(log, list) and log[0]["ExitCode"] == 1  # checked before it was ready
+
+
+def test_health_flags_without_a_command_tune_the_images_check(dy: Dockyard,
+                                                                tmp_path: Path) -> None:
+    """As dockerd merges them: ``--health-interval`` alone keeps the image's test and
+    retries and runs it at the new pace; ``--health-cmd`` alone keeps the image's
+    timings; inspect shows the merged check."""
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(
+        "FROM box:1\nHEALTHCHECK --interval=60s --retries=2 CMD test -e /tmp/ok\n")
+    dy("build", "-q", "-t", "checked:1", str(tmp_path / "ctx"))
+    dy("run", "-d", "--name", "paced", "--health-interval", "200ms", "checked:1", "sh", "-c",
+       "touch /tmp/ok; sleep 300")
+    config = inspect(dy, "paced")["Config"]
+    assert isinstance(config, dict)
+    assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "test -e /tmp/ok"],
+                                     "Interval": 2 * 10**8, "Retries": 2}
+    deadline = time.monotonic() + 5  # the image's 60 s would not be here yet
+    while True:
+        state = inspect(dy, "paced")["State"]
+        assert isinstance(state, dict) and isinstance(state["Health"], dict)
+        if state["Health"]["Status"] == "healthy":
+            break
+        assert time.monotonic() < deadline, state["Health"]
+        time.sleep(0.1)
+    dy("create", "--name", "own", "--health-cmd", "true", "checked:1")
+    config = inspect(dy, "own")["Config"]
+    assert isinstance(config, dict)
+    assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 60 * 10**9,
+                                     "Retries": 2}
 
 
 def test_restart_command(dy: Dockyard) -> None:
