@@ -222,5 +222,7 @@ def _healthcheck(o: dict[str, Any]) -> Healthcheck | None:
                for name in ("interval", "timeout", "start_period", "start_interval")}
     if not o["health_cmd"] and not o["health_retries"] and not any(seconds.values()):
         return None
+    if o["no_healthcheck"]:
+        raise InvalidArgument("--no-healthcheck conflicts with --health-* options")
     return Healthcheck(("CMD-SHELL", o["health_cmd"]) if o["health_cmd"] else (),
                        retries=o["health_retries"] or 0, **seconds)

@@ -10,6 +10,7 @@ import click
 from dockyard.cli import container_cmds
 from dockyard.cli.container_cmds import PS_OPTIONS, RM_OPTIONS
 from dockyard.cli.container_flags import CONTAINER_OPTIONS, RUN_OPTIONS, spec_from_flags
+from dockyard.cli.errors import EXIT_RUN_ENGINE, report
 from dockyard.cli.flagtable import click_options
 from dockyard.engine.engine import Engine
 from dockyard.errors import InvalidArgument
@@ -26,7 +27,12 @@ def container_options(func: Any) -> Any:
 @click.pass_obj
 def create_cmd(engine: Engine, /, image: str, command: tuple[str, ...], **o: Any) -> None:
     """Create a new container."""
-    record = engine.containers.create(spec_from_flags(image, command, o))
+    try:
+        spec = spec_from_flags(image, command, o)
+    except InvalidArgument as exc:  # the flags' own errors: 125, as docker create's
+        report(exc)
+        sys.exit(EXIT_RUN_ENGINE)
+    record = engine.containers.create(spec)
     click.echo(record.id)
 
 

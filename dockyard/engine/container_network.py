@@ -128,9 +128,7 @@ def leave_networks(service: ContainerService, container_id: str) -> None:
 
 
 def _exposed_ports(service: ContainerService, record: ContainerRecord) -> set[tuple[int, str]]:
-    image = service.images.index.get(record.manifest_digest)
-    exposed = (service.images.config(image).get("config") or {}).get("ExposedPorts") \
-        if image else None
+    exposed = service.images.container_config(record.image_id).get("ExposedPorts")
     result = set()
     for key in [*(exposed or {}), *record.spec.expose]:
         port, _, proto = key.partition("/")
@@ -142,7 +140,6 @@ def _exposed_ports(service: ContainerService, record: ContainerRecord) -> set[tu
 def connect(service: ContainerService, record: ContainerRecord, network_ref: str,
             aliases: tuple[str, ...] = (), ip: str | None = None) -> None:
     """``network connect``: lease now; a running container gets the interface now too."""
-    from dockyard.supervise.helper import run_in_fork
 
     networks = service.networks
     network = networks.get(network_ref)
@@ -173,17 +170,11 @@ def connect(service: ContainerService, record: ContainerRecord, network_ref: str
 
     attachment = Attachment(network.bridge, address, network.prefix, network.gateway,
                             f"dy{record.id[:10]}{index}", f"eth{index}", False)
-    pid = record.pid
-
-    def wire() -> int:
-        attach(pid, attachment)
-        return 0
-
     try:
-        run_in_fork(wire)
-    except RuntimeError:
+        attach(record.pid, attachment)
+    except Exception as exc:
         networks.ipam.release(record.id, network.name)
-        raise
+        raise RuntimeError(str(exc)) from exc
     config["endpoints"].append(endpoint)
     path.write_text(json.dumps(config))
     if endpoint["dns"]:

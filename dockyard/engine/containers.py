@@ -201,7 +201,8 @@ class ContainerService:
                                   " are allowed")
         top = self.images.unpack(image)
         trace.mark("layers unpacked")
-        spec = spec._replace(mounts=self._resolve_mounts(spec, image))
+        spec = spec._replace(mounts=self._resolve_mounts(spec, image),
+                             healthcheck=self._kept_healthcheck(spec, image))
         bundle = self.bundle(container_id)
         with contextlib.ExitStack() as held, contextlib.ExitStack() as undo:
             with self._folders_locked(shared=True):  # a folder is never seen unlocked
@@ -470,8 +471,7 @@ class ContainerService:
         rootfs = self.bundle(record.id) / "rootfs"
         if not os.path.ismount(rootfs):
             mount_all(self.images.snapshotter.mounts(record.id), str(rootfs))
-        image = self.images.index.get(record.manifest_digest)
-        image_config = self.images.config(image) if image else {"config": {}}
+        image_config = {"config": self.images.container_config(record.image_id)}
         spec = record.spec
         user_text = spec.user or (image_config.get("config") or {}).get("User") or "0"
         from dockyard.images.users import resolve_groups_in, resolve_user_in
@@ -859,6 +859,15 @@ class ContainerService:
                 restarted.append(record.id)
         return restarted
 
+    def _kept_healthcheck(self, spec: ContainerSpec, image: Any) -> Healthcheck | None:
+        """What the record keeps: the container's own check merged with its image's, as
+        dockerd stores it at create, so it holds when the image is gone or retagged."""
+        own = spec.healthcheck
+        if spec.no_healthcheck or (own is not None and all(own)):
+            return own
+        config = self.images.config(image).get("config") or {}
+        return merged_healthcheck(own, config.get("Healthcheck"))
+
     def healthcheck(self, record: ContainerRecord) -> Healthcheck | None:
         """The check the container runs: its own merged with its image's (Docker's
         merge: ``spec.merged_healthcheck``); None when it has none, it is ``NONE`` or
@@ -869,10 +878,7 @@ class ContainerService:
         own = spec.healthcheck
         image_check = None
         if own is None or not all(own):  # a field unset: the image may have it
-            image = self.images.index.get(record.manifest_digest)
-            if image:
-                image_check = (self.images.config(image).get("config") or {}).get(
-                    "Healthcheck")
+            image_check = self.images.container_config(record.image_id).get("Healthcheck")
         return active_healthcheck(merged_healthcheck(own, image_check))
 
     def _health(self, record: ContainerRecord) -> dict[str, Any] | None:
@@ -998,10 +1004,8 @@ class ContainerService:
 
     def _image_stop_signal(self, record: ContainerRecord) -> str | None:
         with contextlib.suppress(Exception):
-            image = self.images.index.get(record.manifest_digest)
-            if image is not None:
-                signal_name = (self.images.config(image).get("config") or {}).get("StopSignal")
-                return str(signal_name) if signal_name else None
+            signal_name = self.images.container_config(record.image_id).get("StopSignal")
+            return str(signal_name) if signal_name else None
         return None
 
     def remove_many(self, refs: Sequence[str], *, force: bool = False,

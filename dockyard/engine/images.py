@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
-from dockyard.errors import Conflict, ImageNotFound, InvalidArgument
+from dockyard.errors import Conflict, ImageNotFound, InvalidArgument, NotFound
 from dockyard.images.content import LocalContentStore
 from dockyard.images.index import ImageIndex, ImageRecord
 from dockyard.oci import mediatypes as mt
@@ -37,7 +37,7 @@ class ImageSummary(NamedTuple):
 class ImageService:
     def __init__(self, content: LocalContentStore, index: ImageIndex,
                  snapshotter: OverlaySnapshotter,
-                 in_use: Callable[[str], list[str]] | None = None,
+                 in_use: Callable[[str], list[tuple[str, bool]]] | None = None,
                  extra_live: Callable[[], set[str]] | None = None) -> None:
         self.content = content
         self.index = index
@@ -69,16 +69,30 @@ class ImageService:
         return parsed
 
     def config(self, record: ImageRecord) -> dict[str, Any]:
-        """The image's config, parsed anew for each caller (who may change it); its
-        bytes are kept by digest (content-addressed, so never stale): ``ps`` and the
-        API's container list read one image's config for each of its containers."""
-        data = self._configs.get(record.config_digest)
+        """The image's config, parsed anew for each caller (who may change it)."""
+        return self._config_by_digest(record.config_digest)
+
+    def _config_by_digest(self, digest: str) -> dict[str, Any]:
+        """Its bytes are kept by digest (content-addressed, so never stale): ``ps`` and
+        the API's container list read one image's config for each of its containers."""
+        data = self._configs.get(digest)
         if data is None:
-            data = self.content.read(record.config_digest)
+            data = self.content.read(digest)
             if len(self._configs) >= 64:
                 self._configs.clear()
-            self._configs[record.config_digest] = data
+            self._configs[digest] = data
         return parse_config(data)
+
+    def container_config(self, config_digest: str) -> dict[str, Any]:
+        """The ``config`` part (Cmd, Env, User, Healthcheck…) of the image a container
+        was made from, by its config's digest (the record's ``image_id``): a container
+        keeps it when its image is removed (the blob lives while a container names
+        it, see ``collect_garbage``), as dockerd keeps a container's config.  {} when
+        the blob is gone (a container whose image was removed before that rule)."""
+        try:
+            return dict(self._config_by_digest(config_digest).get("config") or {})
+        except (NotFound, OSError, ValueError):
+            return {}
 
     def summaries(self, *, all_images: bool = False, dangling: bool | None = None,
                   reference_pattern: str | None = None, digests: bool = False,
@@ -186,24 +200,44 @@ class ImageService:
         self._event("tag", record.config_digest, _familiar(str(reference.parse(target))))
 
     def remove(self, name: str, *, force: bool = False) -> list[str]:
-        """``rmi``: untag, and delete the image when no name is left; Docker's messages."""
+        """``rmi``, as dockerd decides it.  A name: that name is untagged (``-f`` or not;
+        without it, refused when it is the image's last and a container uses it); the
+        image goes with its last name, but stays, nameless, while a container runs
+        from it.  An ID: every name and the image; refused while a container runs from
+        it, and without ``-f`` when a stopped one does or it is in several
+        repositories.  A container keeps its image's config either way
+        (``container_config``)."""
         record = self.get(name)
-        users = self._in_use(record.manifest_digest)
-        if users and not force:
-            raise Conflict(f"conflict: unable to remove repository reference \"{name}\" "
-                           f"(must force) - container {users[0][:12]} is using its referenced "
-                           f"image {record.config_digest.split(':')[1][:12]}")
         names = self.index.names_of(record.manifest_digest)
-        events: list[str] = []
         target = _matching_name(name, names)
-        if target and len(names) > 1 and not force:
+        users = self._in_use(record.manifest_digest)
+        running = [user for user, runs in users if runs]
+        short = record.config_digest.split(":")[1][:12]
+        events: list[str] = []
+        if target:
+            if users and not force and len(names) == 1:
+                raise Conflict(f"conflict: unable to remove repository reference \"{name}\" "
+                               f"(must force) - container {users[0][0][:12]} is using its "
+                               f"referenced image {short}")
             self.index.untag(target)
             self._event("untag", record.config_digest, _familiar(target))
-            return [f"Untagged: {_familiar(target)}"]
-        for each in names:
-            self.index.untag(each)
-            self._event("untag", record.config_digest, _familiar(each))
-            events.append(f"Untagged: {_familiar(each)}")
+            events.append(f"Untagged: {_familiar(target)}")
+            if len(names) > 1 or running:  # (a running container's image stays, dangling)
+                return events
+        else:
+            if running:
+                raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image "
+                               f"is being used by running container {running[0][:12]}")
+            if not force and len({reference.parse(each).name for each in names}) > 1:
+                raise Conflict(f"conflict: unable to delete {short} (must be forced) - image "
+                               "is referenced in multiple repositories")
+            if not force and users:
+                raise Conflict(f"conflict: unable to delete {short} (must be forced) - image "
+                               f"is being used by stopped container {users[0][0][:12]}")
+            for each in names:
+                self.index.untag(each)
+                self._event("untag", record.config_digest, _familiar(each))
+                events.append(f"Untagged: {_familiar(each)}")
         self.index.remove(record.manifest_digest)
         self._event("delete", record.config_digest, _familiar(names[0]) if names else "")
         events.append(f"Deleted: {record.config_digest}")

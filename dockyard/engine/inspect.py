@@ -13,10 +13,7 @@ if TYPE_CHECKING:
 
 
 def _image_config(record: ContainerRecord, images: ImageService) -> dict[str, Any]:
-    image = images.index.get(record.manifest_digest)
-    if image is None:
-        return {}
-    return dict(images.config(image).get("config") or {})
+    return images.container_config(record.image_id)
 
 
 def _network_settings(record: ContainerRecord, bundle: Path) -> dict[str, Any]:

@@ -117,15 +117,20 @@ class NetworkService:
         return record
 
     def ensure_up(self, record: NetworkRecord) -> None:
-        """The network's bridge (and, when the bridge had to be made, its rules)."""
+        """The network's bridge (and, when the bridge had to be made, its rules), and
+        for a routed network the host's forwarding, checked on every use as dockerd
+        checks it on every start (one read of /proc: ``network.forwarding``)."""
         from dockyard.network.bridge import bridge_ready, ensure_bridge
 
-        if bridge_ready(record.bridge):
-            return
-        made = not os.path.exists(f"/sys/class/net/{record.bridge}/bridge")
-        ensure_bridge(record.bridge, record.gateway, record.prefix, self.layout.link_alias)
-        if made:
-            self.apply_firewall()
+        if not bridge_ready(record.bridge):
+            made = not os.path.exists(f"/sys/class/net/{record.bridge}/bridge")
+            ensure_bridge(record.bridge, record.gateway, record.prefix, self.layout.link_alias)
+            if made:
+                self.apply_firewall()
+        if self.config.ip_forward and not record.internal:
+            from dockyard.network import forwarding
+
+            forwarding.ensure_enabled()  # after the chains: their accepts come first
 
     def apply_firewall(self, *, removed: bool = False) -> None:
         """This root's chains made to match its networks; ``removed``: after a
@@ -136,10 +141,6 @@ class NetworkService:
         root = str(self.layout.root)
         if rules or (firewall.available() and (removed or firewall.present(root))):
             firewall.apply(root, rules, ensure_jumps=not removed)
-        if self.config.ip_forward and not removed and any(not r.internal for r in rules):
-            from dockyard.network import forwarding
-
-            forwarding.ensure_enabled()  # after the chains: their accepts come first
 
     def remove(self, ref: str) -> str:
         if ref in PREDEFINED:

@@ -182,6 +182,11 @@ class ContainerStore:
                 f"multiple containers match {ref!r}")
         return _record(rows[0])
 
-    def users_of_image(self, manifest_digest: str) -> list[str]:
-        return [r[0] for r in self.db.query(
-            "SELECT id FROM containers WHERE manifest_digest=?", (manifest_digest,))]
+    def image_ids(self) -> set[str]:
+        """The image config digest of every container."""
+        return {r[0] for r in self.db.query("SELECT DISTINCT image_id FROM containers")}
+
+    def users_of_image(self, manifest_digest: str) -> list[tuple[str, bool]]:
+        """The containers made from an image: (id, whether it runs)."""
+        return [(r[0], r[1] in ACTIVE_STATES) for r in self.db.query(
+            "SELECT id, state FROM containers WHERE manifest_digest=?", (manifest_digest,))]

@@ -6,42 +6,25 @@ from __future__ import annotations
 
 import collections
 import itertools
-import os
 import socket
 import threading
 from collections.abc import Callable
 
+from dockyard.network.netns import in_netns_of
 from dockyard.network.proxy import TcpProxy
-from dockyard.runtime.linux import syscalls
 
 
 def listen_in_netns(pid: int, port: int) -> socket.socket:
-    """A listening socket on ``port`` in the network namespace of process ``pid``
-    (made by a short-lived thread that joins it: setns(CLONE_NEWNET) moves only the
-    calling thread, and a socket stays in the namespace it was made in)."""
-    made: list[socket.socket | BaseException] = []
+    """A listening socket on ``port`` in the network namespace of process ``pid`` (a
+    socket stays in the namespace it was made in: ``network.netns``)."""
+    def listen() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", port))
+        sock.listen(128)
+        return sock
 
-    def work() -> None:
-        try:
-            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                syscalls.setns(fd, syscalls.CLONE_NEWNET, f"/proc/{pid}/ns/net")
-            finally:
-                os.close(fd)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("0.0.0.0", port))
-            sock.listen(128)
-            made.append(sock)
-        except BaseException as exc:  # handed to the caller below
-            made.append(exc)
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
-    if isinstance(made[0], BaseException):
-        raise made[0]
-    return made[0]
+    return in_netns_of(pid, listen)
 
 
 class ServiceProxy(TcpProxy):

@@ -137,20 +137,10 @@ def _index_of(name: str) -> int:
         return 0
 
 
-def _enter_netns_of(pid: int) -> None:
-    """setns(2) into ``pid``'s network namespace.  pyroute2's ``setns`` is called
-    with our libc: left to find one itself, it runs ``ldconfig -p`` (a fork and an
-    exec, ~4 ms of every container start)."""
-    import ctypes
-
-    from pyroute2.netns import setns
-
-    setns(f"/proc/{pid}/ns/net", flags=0, libc=ctypes.CDLL("libc.so.6", use_errno=True))
-
-
 def attach(pid: int, attachment: Attachment) -> None:
-    """Wire the container up.  The calling process ends up *inside* the container's
-    network namespace: call it from a throw-away process (the supervisor uses a fork).
+    """Wire the container up: the pair from here, its inner end's address and routes
+    by a thread that joins the container's namespace (``network.netns``: no fork of
+    the caller, which stays where it is).
 
     The pair is made with its inner end already in the container's namespace and
     already named (``ethN``): moving a link between namespaces waits for an RCU grace
@@ -159,9 +149,9 @@ def attach(pid: int, attachment: Attachment) -> None:
     container died meanwhile, the kernel makes neither end.  The host end is born up
     and a port of the bridge (one request); the links are set up by ioctl, and the
     requests go through ``network.rtnl`` (no pyroute2 session: ~7 ms of CPU less)."""
+    from dockyard.network.netns import in_netns_of
     from dockyard.network.rtnl import Rtnl
 
-    trace.mark("attach: forked")
     bridge = _index_of(attachment.bridge)
     if not bridge:
         raise InternalError(f"network bridge {attachment.bridge} does not exist")
@@ -182,22 +172,26 @@ def attach(pid: int, attachment: Attachment) -> None:
                 delete_link(attachment.host_ifname)
             raise
     trace.mark("attach: veth pair made")
-    _enter_netns_of(pid)
-    _bring_up("lo")
-    with Rtnl() as rtnl:  # (a socket of the container's namespace)
-        rtnl.add_address(_index_of(attachment.ifname), attachment.address,
-                         attachment.prefix)
-        _bring_up(attachment.ifname)  # (after its address: then the route can use it)
-        if attachment.default_route:
-            rtnl.add_default_route(attachment.gateway)
+
+    def inside() -> None:
+        _bring_up("lo")
+        with Rtnl() as rtnl:  # (a socket of the container's namespace)
+            rtnl.add_address(_index_of(attachment.ifname), attachment.address,
+                             attachment.prefix)
+            _bring_up(attachment.ifname)  # (after its address: then the route can use it)
+            if attachment.default_route:
+                rtnl.add_default_route(attachment.gateway)
+
+    in_netns_of(pid, inside)
     trace.mark("attach: address and route set")
 
 
 def loopback_up(pid: int) -> None:
-    """``--network none``: a namespace with only ``lo``, up (as Docker leaves it).  Like
-    ``attach``, this enters the namespace: call it from a throw-away process."""
-    _enter_netns_of(pid)
-    _bring_up("lo")
+    """``--network none``: a namespace with only ``lo``, up (as Docker leaves it), by a
+    thread that joins it (``network.netns``): the caller stays where it is."""
+    from dockyard.network.netns import in_netns_of
+
+    in_netns_of(pid, lambda: _bring_up("lo"))
 
 
 def _bring_up(name: str) -> None:

@@ -15,7 +15,9 @@ root's networks with ``iptables-restore --noflush``; for each bridge B:
   bridged frames through FORWARD under a DROP policy);
 * B to any other dockyard bridge (``dy+``, ``dockyard+``): drop (isolation);
 * internal networks: nothing in or out; others: out accepted, replies back in,
-  and a MASQUERADE for the subnet leaving by any other interface;
+  nothing else in (as dockerd's ``! -i B -o B -j DROP``: a host that routes, with
+  any FORWARD policy, does not open unpublished ports to its LAN), and a MASQUERADE
+  for the subnet leaving by any other interface;
 * connections DNATed to a published port (and their replies) may cross from one
   dockyard bridge to another, as they could through a userland proxy; a connection
   DNATed back onto the bridge it came from (hairpin) is MASQUERADEd, and so is one
@@ -86,11 +88,14 @@ def plan(root: str, bridges: Iterable[BridgeRules]) -> str:
         if rule.internal:
             filter_rules += [f"-A {filter_chain} -i {rule.bridge} -j DROP",
                              f"-A {filter_chain} -o {rule.bridge} -j DROP"]
-    for rule in open_:  # published ports (DNAT) from anywhere, and what was let in
+    for rule in open_:  # published ports (DNAT) from anywhere, and what was let in;
+        # nothing else comes in from outside, whatever the FORWARD policy (a LAN host
+        # routing through this one reaches no unpublished port)
         filter_rules += [f"-A {filter_chain} -o {rule.bridge} -m conntrack --ctstate DNAT "
                          "-j ACCEPT",
                          f"-A {filter_chain} -o {rule.bridge} -m conntrack --ctstate "
-                         "RELATED,ESTABLISHED -j ACCEPT"]
+                         "RELATED,ESTABLISHED -j ACCEPT",
+                         f"-A {filter_chain} -o {rule.bridge} -j DROP"]
     for rule in open_:
         filter_rules += [f"-A {filter_chain} -i {rule.bridge} -o dy+ -j DROP",
                          f"-A {filter_chain} -i {rule.bridge} -o dockyard+ -j DROP",

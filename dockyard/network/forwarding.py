@@ -54,6 +54,9 @@ def ensure_enabled(path: str = IP_FORWARD) -> bool:
     if enabled(path):
         return False
     policy = forward_policy()
+    if not policy:  # (nothing changed yet: the policy must be known to be put back)
+        raise Unavailable("cannot read the FORWARD policy (iptables -S FORWARD) before "
+                          "turning IP forwarding on")
     if policy != "DROP":
         result = _iptables("-P", "FORWARD", "DROP")
         if result.returncode != 0:
@@ -63,7 +66,7 @@ def ensure_enabled(path: str = IP_FORWARD) -> bool:
         with open(path, "w") as handle:
             handle.write("1\n")
     except OSError as exc:
-        if policy and policy != "DROP":  # as it was: this call changed nothing in the end
+        if policy != "DROP":  # as it was: this call changed nothing in the end
             _iptables("-P", "FORWARD", policy)
         raise Unavailable(
             f"cannot turn IP forwarding on ({path}: {exc.strerror}): containers on routed "
@@ -74,5 +77,8 @@ def ensure_enabled(path: str = IP_FORWARD) -> bool:
 
 
 def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True,
-                          check=False, timeout=30)
+    try:
+        return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True,
+                              check=False, timeout=30)
+    except FileNotFoundError:
+        return subprocess.CompletedProcess(["iptables"], 127, "", "iptables is not installed")

@@ -210,23 +210,14 @@ class Supervisor:
         net = self.network
         try:
             if attach and not net["endpoints"]:
-                def only_loopback() -> int:
-                    loopback_up(pid)
-                    return 0
-
-                run_in_fork(only_loopback)
+                loopback_up(pid)  # (a thread of ours does it: no fork)
             for endpoint in net["endpoints"] if attach else []:
                 attachment = Attachment(endpoint["bridge"], endpoint["address"],
                                         int(endpoint["prefix"]), endpoint["gateway"],
                                         endpoint["host_ifname"], endpoint["ifname"],
                                         bool(endpoint["default_route"]),
                                         bool(endpoint.get("hairpin")))
-
-                def connect(attachment: Attachment = attachment) -> int:
-                    attach_to(pid, attachment)  # netlink work in a throw-away fork: it setns-es
-                    return 0
-
-                run_in_fork(connect)
+                attach_to(pid, attachment)  # (the inside by a thread of ours: no fork)
             if not self.proxies and net["endpoints"]:
                 # bound (relayed only where the kernel cannot: network.publish), then
                 # DNATed, in a fork whose pages go with it
@@ -703,6 +694,7 @@ def warm_up() -> None:
     import dockyard.network.dns
     import dockyard.network.firewall
     import dockyard.network.names
+    import dockyard.network.netns
     import dockyard.network.proxy
     import dockyard.network.publish
     import dockyard.network.rtnl  # noqa: F401 - imported to be shared, not used here

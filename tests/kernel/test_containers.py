@@ -428,6 +428,15 @@ def test_health_flags_without_a_command_tune_the_images_check(dy: Dockyard,
     assert isinstance(config, dict)
     assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 60 * 10**9,
                                      "Retries": 2}
+    # kept merged at create, as dockerd keeps it: the image may go
+    dy("rmi", "-f", "checked:1")
+    assert inspect(dy, "paced")["Config"]["Healthcheck"] == {  # type: ignore[index]
+        "Test": ["CMD-SHELL", "test -e /tmp/ok"], "Interval": 2 * 10**8, "Retries": 2}
+    dy("start", "own")
+    assert inspect(dy, "own")["State"]["Health"]["Status"] == "starting"  # type: ignore[index]
+    refused = dy("create", "--no-healthcheck", "--health-cmd", "true", "box:1", check=False)
+    assert refused.returncode == 125
+    assert "--no-healthcheck conflicts with --health-* options" in refused.stderr
 
 
 def test_restart_command(dy: Dockyard) -> None:

@@ -319,14 +319,28 @@ def test_a_killed_supervisors_rules_are_withdrawn_or_taken_over(dy: Dockyard) ->
 
 
 @pytest.fixture
-def private_netns(dy: Dockyard) -> Iterator[tuple[Dockyard, Callable[[str], str]]]:
+def private_netns(dy: Dockyard, tmp_path: Path
+                  ) -> Iterator[tuple[Dockyard, Callable[[str], str]]]:
     """``dy`` running in a throw-away network namespace (its iptables, sysctls and
-    addresses are its own), and a shell in it."""
+    addresses are its own), and a shell in it.  Its commands also share a mount
+    namespace of the test's own where ``/sys/class/net`` (and the devices it links
+    to) is a sysfs of that network namespace, as ``ip netns exec`` gives one, so what
+    dockyard reads there is the namespace's links; the cgroup mounts stay."""
     namespace = f"dy-pubtest-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", namespace], check=True)
+    sysfs = tmp_path / "sysfs"
+    sysfs.mkdir()
+    holder = subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{namespace}", "unshare", "--mount",
+         "--propagation", "private", "sh", "-c",
+         f"mount -t sysfs sysfs {sysfs} && "
+         f"mount --bind {sysfs}/class/net /sys/class/net && "
+         f"mount --bind {sysfs}/devices/virtual/net /sys/devices/virtual/net && "
+         "echo ready && exec sleep 86400"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
     inside = Dockyard(dy.root, dy.root.parent / "docker-config")
-    enter = ["nsenter", f"--net=/run/netns/{namespace}"]
-    inside.argv = [*enter, *dy.argv]  # (nsenter, not `ip netns exec`: /sys stays)
+    enter = ["nsenter", f"--net=/run/netns/{namespace}", f"--mount=/proc/{holder.pid}/ns/mnt"]
+    inside.argv = [*enter, *dy.argv]
     inside.env = dict(dy.env)
     inside.env.pop("DOCKYARD_DEFAULT_BIND_IP")  # every address: only this namespace's
     inside.env.pop("DOCKYARD_IP_FORWARD")  # the default: dockyard turns forwarding on
@@ -342,6 +356,8 @@ def private_netns(dy: Dockyard) -> Iterator[tuple[Dockyard, Callable[[str], str]
         yield inside, sh
     finally:
         inside.remove_everything()
+        holder.kill()
+        holder.communicate()
         subprocess.run(["ip", "netns", "del", namespace], check=False)
 
 
@@ -393,7 +409,7 @@ def world(private_netns: tuple[Dockyard, Callable[[str], str]]
     """A second namespace of the test's own beyond the private one (10.219.60.1 there,
     10.219.60.2 on the private side), a shell in it: "the outside" a container reaches
     through its host, and a host on the LAN that tries to come in."""
-    _inside, sh = private_netns
+    inside, sh = private_netns
     namespace = f"dy-world-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     enter = ["nsenter", f"--net=/run/netns/{namespace}"]
@@ -404,8 +420,10 @@ def world(private_netns: tuple[Dockyard, Callable[[str], str]]
 
     try:
         link = f"lan{uuid.uuid4().hex[:8]}"  # (not dy…: dockyard's bridges are dy+)
-        sh(f"ip link add {link} type veth peer name {link}p netns {namespace}"
-           f" && ip addr add 10.219.60.2/24 dev {link} && ip link set {link} up")
+        private = inside.argv[1].rpartition("/")[2]  # (--net=/run/netns/NAME)
+        subprocess.run(["ip", "-n", private, "link", "add", link, "type", "veth", "peer",
+                        "name", f"{link}p", "netns", namespace], check=True)
+        sh(f"ip addr add 10.219.60.2/24 dev {link} && ip link set {link} up")
         there(f"ip link set lo up && ip link set {link}p name eth0 && "
               "ip addr add 10.219.60.1/24 dev eth0 && ip link set eth0 up && "
               "ip route add 10.219.57.0/24 via 10.219.60.2")
@@ -434,7 +452,7 @@ def test_a_routed_network_turns_forwarding_on_and_the_forward_policy_to_drop(
     """On a host that does not forward (a fresh one), the first routed network turns
     forwarding on so containers reach beyond their bridge (MASQUERADEd), and the
     FORWARD policy to DROP so the host routes nothing else: a LAN host can reach a
-    published port but not a container's address, nor route through the host."""
+    published port but not a container's address, whatever the policy."""
     inside, sh = private_netns
     assert _forwarding(sh) == ("0", "ACCEPT")
     assert _pings(world, "10.219.60.2")  # the LAN reaches the host itself
@@ -449,12 +467,35 @@ def test_a_routed_network_turns_forwarding_on_and_the_forward_policy_to_drop(
     inside("run", "-d", "--name", "lan", "--network", "out", "--ip", "10.219.57.9", "-p",
            f"{port}:8080", "box:1", "sh", "-c", HTTPD.format(text="published"))
     assert _fetch(world, f"http://10.219.60.2:{port}/") == "published\n"
-    assert not _pings(world, "10.219.57.9")  # unasked: the policy drops it
-    sh("iptables -w -P FORWARD ACCEPT")  # (what the DROP stops: with ACCEPT it passes)
-    assert _pings(world, "10.219.57.9")
+    assert not _pings(world, "10.219.57.9")  # an unpublished address: dropped
+    sh("iptables -w -P FORWARD ACCEPT")  # and so it stays with any policy (the root's
+    assert not _pings(world, "10.219.57.9")  # chain drops it, as dockerd's does)
+    assert _fetch(world, f"http://10.219.60.2:{port}/") == "published\n"
     inside("rm", "-f", "lan")
     inside("network", "rm", "out", "closed")
     assert sh("cat /proc/sys/net/ipv4/ip_forward").strip() == "1"  # left on, as dockerd
+
+
+def test_forwarding_is_checked_on_every_use_and_only_for_routed_networks(
+        private_netns: tuple[Dockyard, Callable[[str], str]]) -> None:
+    """Turned off again while the bridge stays (or never on for a root made with the
+    setting false), the next start on a routed network turns it on; listing, an
+    internal network and a prune never do."""
+    inside, sh = private_netns
+    inside("network", "ls")  # (makes the default network's record, not its bridge)
+    inside("network", "create", "--internal", "--subnet", "10.219.58.0/24", "closed")
+    inside("network", "create", "--subnet", "10.219.57.0/24", "kept",
+           env={"DOCKYARD_IP_FORWARD": "0"})
+    inside("network", "prune", "-f")  # (removes closed; kept has no container: it too)
+    assert _forwarding(sh) == ("0", "ACCEPT")
+    inside("network", "create", "--subnet", "10.219.57.0/24", "out",
+           env={"DOCKYARD_IP_FORWARD": "0"})
+    assert _forwarding(sh) == ("0", "ACCEPT")
+    inside("run", "--rm", "--network", "out", "box:1", "true")  # the bridge is there
+    assert _forwarding(sh) == ("1", "DROP")
+    sh("sysctl -qw net.ipv4.ip_forward=0")  # turned off behind dockyard's back
+    inside("run", "--rm", "--network", "out", "box:1", "true")
+    assert _forwarding(sh) == ("1", "DROP")
 
 
 def test_forwarding_already_on_keeps_its_policy_and_the_setting_off_touches_nothing(
@@ -478,7 +519,7 @@ def test_forwarding_that_cannot_be_turned_on_fails_the_network_and_changes_nothi
     readonly = ["unshare", "--mount", "sh", "-c",
                 "f=/proc/sys/net/ipv4/ip_forward; mount --bind $f $f && "
                 "mount -o remount,bind,ro $f && exec \"$@\"", "sh"]
-    failed = subprocess.run([*inside.argv[:2], *readonly, *inside.argv[2:], "network",
+    failed = subprocess.run([*inside.argv[:3], *readonly, *inside.argv[3:], "network",
                              "create", "--subnet", "10.219.57.0/24", "out"],
                             env=inside.env, capture_output=True, text=True, check=False)
     assert failed.returncode != 0
