@@ -57,6 +57,25 @@ def run(engine: Engine, image: str, command: tuple[str, ...], *, detach: bool,
     return run_created(engine, engine.containers.create(spec), detach=detach)
 
 
+def start_attached(engine: Engine, ref: str, *, stdin: bool) -> int:
+    """``start -a [-i]``: attached before it starts (as ``run``: no output is missed),
+    or to it as it runs when it already does; stdin when asked and the container keeps
+    it open (``-i`` at create), as Docker; the container's exit code."""
+    from dockyard.cli.attach import attach
+
+    service = engine.containers
+    record = service.get(ref)
+    if record.state not in ("running", "paused", "restarting"):
+        service.start(record.id, attach=True)
+    code = attach(service.bundle(record.id), tty_mode=record.spec.tty,
+                  stdin=stdin and record.spec.stdin_open)
+    if code is None:
+        code = service.wait_exited(record.id, timeout=10**9).exit_code
+    if record.spec.auto_remove:  # (`create --rm`: gone with its exit, as after `run`)
+        service.remove_after_run(record.id)
+    return code
+
+
 def run_created(engine: Engine, record: Any, *, detach: bool) -> int:
     """The rest of ``run`` for a created container (``compose run`` makes its own):
     started attached or not; the exit code."""

@@ -149,6 +149,9 @@ def spec_from_flags(image: str, command: tuple[str, ...], o: dict[str, Any]) -> 
         if key == "max-size":
             log_max_size = parse_bytes(value, "--log-opt max-size")
         elif key == "max-file":
+            if not value.isdigit() or int(value) < 1:
+                raise InvalidArgument(f"invalid value for --log-opt max-file: {value!r} (a "
+                                      "count of at least 1)")
             log_max_file = int(value)
         else:
             raise InvalidArgument(f"unknown log opt {key!r} for the json-file log driver")

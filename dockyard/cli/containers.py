@@ -81,11 +81,20 @@ def attach_cmd(engine: Engine, no_stdin: bool, container: str) -> None:
 
 
 @click.command("start")
+@click.option("-a", "--attach", "attach_output", is_flag=True,
+              help="Attach STDOUT/STDERR and forward signals; exit with the container's code.")
+@click.option("-i", "--interactive", is_flag=True, help="Attach the container's STDIN.")
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_obj
-def start_cmd(engine: Engine, containers: tuple[str, ...]) -> None:
+def start_cmd(engine: Engine, attach_output: bool, interactive: bool,
+              containers: tuple[str, ...]) -> None:
     """Start one or more stopped containers."""
-    _each(containers, engine.containers.start)
+    if not (attach_output or interactive):
+        _each(containers, engine.containers.start)
+        return
+    if len(containers) > 1:
+        raise InvalidArgument("you cannot start and attach multiple containers at once")
+    sys.exit(container_cmds.start_attached(engine, containers[0], stdin=interactive))
 
 
 @click.command("stop")

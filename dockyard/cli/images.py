@@ -125,10 +125,20 @@ def tag_cmd(source: str, target: str) -> None:
 @click.argument("names", nargs=-1, required=True)
 @click.option("-f", "--force", is_flag=True, help="Force removal of the image.")
 def rmi_cmd(names: tuple[str, ...], force: bool) -> None:
-    """Remove one or more images."""
+    """Remove one or more images (each that can be, as Docker: the rest are named; with
+    ``-f`` one that is not there is named but fails nothing)."""
+    from dockyard.errors import DockyardError, NotFound
+
+    failed = False
     for name in names:
-        for event in _engine().images.remove(name, force=force):
-            click.echo(event)
+        try:
+            for event in _engine().images.remove(name, force=force):
+                click.echo(event)
+        except DockyardError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            failed = failed or not (force and isinstance(exc, NotFound))
+    if failed:
+        raise click.exceptions.Exit(1)
 
 
 @click.command("history")

@@ -116,7 +116,8 @@ class Engine:
                                # the container store is opened only when an image is removed
                                in_use=lambda digest: self.container_store.users_of_image(
                                    digest),
-                               extra_live=self._extra_live_blobs)
+                               extra_live=self._extra_live_blobs,
+                               container_images=lambda: self.container_store.image_ids())
         service.events = self.events
         return service
 
@@ -129,16 +130,14 @@ class Engine:
         return ImageIndex(self.db)
 
     def _extra_live_blobs(self) -> set[str]:
-        """Layers only the build cache refers to, the referrers (an SBOM attached by
-        ``build --sbom``) of the images here, and the image config of every container
-        (kept when its image is removed: ``ImageService.container_config``) survive
-        image garbage collection."""
+        """Layers only the build cache refers to, and the referrers (an SBOM attached by
+        ``build --sbom``) of the images here, survive image garbage collection."""
         from dockyard.build.cache import BuildCache
         from dockyard.images.referrers import ReferrerIndex
 
         subjects = {record.manifest_digest for record in self.images.index.images()}
         return BuildCache(self.db).digests() | ReferrerIndex(self.db).live_blobs(
-            self.images.content, subjects) | self.container_store.image_ids()
+            self.images.content, subjects)
 
     @cached_property
     def events(self) -> EventLog:

@@ -38,12 +38,16 @@ class ImageService:
     def __init__(self, content: LocalContentStore, index: ImageIndex,
                  snapshotter: OverlaySnapshotter,
                  in_use: Callable[[str], list[tuple[str, bool]]] | None = None,
-                 extra_live: Callable[[], set[str]] | None = None) -> None:
+                 extra_live: Callable[[], set[str]] | None = None,
+                 container_images: Callable[[], set[str]] | None = None) -> None:
         self.content = content
         self.index = index
         self.snapshotter = snapshotter
         self._in_use = in_use or (lambda _digest: [])
         self._extra_live = extra_live or set
+        # the image config digests of every container: their configs and unpacked
+        # layers live on when the image goes (``container_config``)
+        self._container_images = container_images or set
         self.events: EventLog | None = None  # set by the engine: tag, untag, delete
         self._configs: dict[str, bytes] = {}  # config bytes by digest (see ``config``)
 
@@ -88,10 +92,11 @@ class ImageService:
         was made from, by its config's digest (the record's ``image_id``): a container
         keeps it when its image is removed (the blob lives while a container names
         it, see ``collect_garbage``), as dockerd keeps a container's config.  {} when
-        the blob is gone (a container whose image was removed before that rule)."""
+        the blob is gone (a container whose image was removed before that rule); a
+        damaged one is an error, never a container quietly run as root."""
         try:
             return dict(self._config_by_digest(config_digest).get("config") or {})
-        except (NotFound, OSError, ValueError):
+        except NotFound:
             return {}
 
     def summaries(self, *, all_images: bool = False, dangling: bool | None = None,
@@ -228,7 +233,7 @@ class ImageService:
             if running:
                 raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image "
                                f"is being used by running container {running[0][:12]}")
-            if not force and len({reference.parse(each).name for each in names}) > 1:
+            if not force and len(names) > 1:  # (two tags of one repository too)
                 raise Conflict(f"conflict: unable to delete {short} (must be forced) - image "
                                "is referenced in multiple repositories")
             if not force and users:
@@ -280,9 +285,15 @@ class ImageService:
         return deleted, self.collect_garbage()
 
     def collect_garbage(self) -> int:
-        """Delete blobs and unpacked layers no image references; returns bytes freed."""
+        """Delete blobs and unpacked layers no image (and no container: its image's
+        config and every layer under its snapshot) references; returns bytes freed."""
         live: set[str] = set(self._extra_live())
         live_chains: set[str] = set()
+        for digest in self._container_images():
+            live.add(digest)
+            with contextlib.suppress(NotFound):  # (a config gone before this rule)
+                live_chains.update(chain_ids(self._config_by_digest(digest)["rootfs"]
+                                             ["diff_ids"]))
         for record in self.index.images():
             live.update({record.manifest_digest, record.config_digest})
             manifest = self.manifest(record)

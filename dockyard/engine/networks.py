@@ -33,6 +33,7 @@ from dockyard.store.db import Database
 from dockyard.store.layout import Layout
 
 DEFAULT_ROOT = Path("/var/lib/dockyard")
+RULES_MARKER = "firewall-rules"  # in the run dir: the RULES_VERSION the chains were made by
 _VALID_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
@@ -127,6 +128,8 @@ class NetworkService:
             ensure_bridge(record.bridge, record.gateway, record.prefix, self.layout.link_alias)
             if made:
                 self.apply_firewall()
+        elif not self._rules_current():  # chains of an older dockyard: made anew
+            self.apply_firewall()
         if self.config.ip_forward and not record.internal:
             from dockyard.network import forwarding
 
@@ -141,6 +144,22 @@ class NetworkService:
         root = str(self.layout.root)
         if rules or (firewall.available() and (removed or firewall.present(root))):
             firewall.apply(root, rules, ensure_jumps=not removed)
+        marker = self.layout.run_dir / RULES_MARKER
+        if rules:
+            with contextlib.suppress(OSError):  # (only a hint: the next start checks)
+                marker.write_text(firewall.RULES_VERSION)
+        else:
+            marker.unlink(missing_ok=True)
+
+    def _rules_current(self) -> bool:
+        """Whether this root's chains are of this dockyard's making (one small read on
+        every start: an upgrade's new rules reach bridges made by an older one)."""
+        from dockyard.network.firewall import RULES_VERSION
+
+        try:
+            return (self.layout.run_dir / RULES_MARKER).read_text() == RULES_VERSION
+        except OSError:
+            return False
 
     def remove(self, ref: str) -> str:
         if ref in PREDEFINED:

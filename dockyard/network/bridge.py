@@ -182,7 +182,12 @@ def attach(pid: int, attachment: Attachment) -> None:
             if attachment.default_route:
                 rtnl.add_default_route(attachment.gateway)
 
-    in_netns_of(pid, inside)
+    try:
+        in_netns_of(pid, inside)
+    except BaseException:  # the host end is ours: not left on the bridge
+        with contextlib.suppress(Exception):
+            delete_link(attachment.host_ifname)
+        raise
     trace.mark("attach: address and route set")
 
 

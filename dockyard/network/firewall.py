@@ -41,6 +41,10 @@ from typing import NamedTuple
 
 from dockyard.errors import Unavailable
 
+# What ``plan`` makes, by version: a root's chains made by another are made anew at the
+# next start (``NetworkService.ensure_up``).  2: open bridges drop what else comes in.
+RULES_VERSION = "2"
+
 
 class BridgeRules(NamedTuple):
     bridge: str

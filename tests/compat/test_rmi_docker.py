@@ -47,7 +47,7 @@ def _story(run: Run, tar: Path) -> list[str]:
     steps = [said("rmi", "rmtest:1"),  # other names left: untagged, even without -f
              said("rmi", image[7:19]),  # an ID, with names in two repositories
              said("rmi", "-f", image[7:19]),  # a running container uses it
-             said("rmi", "-f", "rmtest:2")]  # only that name
+             said("rmi", "-f", "nope:404", "rmtest:2")]  # only that name; and goes on
     run("rm", "-f", "runner")
     steps += [said("rmi", image[7:19]),  # a stopped container uses it
               said("rmi", "other/rmtest:1"),  # its last name, a container uses it

@@ -439,6 +439,30 @@ def test_health_flags_without_a_command_tune_the_images_check(dy: Dockyard,
     assert "--no-healthcheck conflicts with --health-* options" in refused.stderr
 
 
+def test_start_attached_streams_and_exits_with_the_containers_code(dy: Dockyard) -> None:
+    """``start -a``: the output from the first byte, stdout and stderr apart, the
+    container's exit code; ``-i`` feeds stdin to a container made with ``-i``; a
+    running one is attached to; one made with ``--rm`` goes after; several at once
+    are refused, as Docker."""
+    dy("create", "--name", "once", "box:1", "sh", "-c", "echo out; echo err >&2; exit 3")
+    result = dy("start", "-a", "once", check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    again = dy("start", "--attach", "once", check=False)  # (the next start, the same)
+    assert (again.returncode, again.stdout) == (3, "out\n")
+    dy("create", "-i", "--name", "cat", "box:1", "cat")
+    fed = dy("start", "-ai", "cat", input=b"fed in\n")
+    assert fed.stdout == "fed in\n"
+    dy("run", "-d", "--name", "late", "box:1", "sh", "-c", "sleep 0.5; echo late; exit 4")
+    joined = dy("start", "-a", "late", check=False)
+    assert (joined.returncode, joined.stdout) == (4, "late\n")
+    dy("create", "--rm", "--name", "gone", "box:1", "true")
+    assert dy("start", "-a", "gone").returncode == 0
+    assert dy("ps", "-a", "--filter", "name=gone", "-q").stdout == ""
+    refused = dy("start", "-a", "once", "cat", check=False)
+    assert refused.returncode == 1
+    assert "you cannot start and attach multiple containers at once" in refused.stderr
+
+
 def test_restart_command(dy: Dockyard) -> None:
     dy("run", "-d", "--name", "again", "box:1", "sh", "-c", "echo started; sleep 300")
     first = inspect(dy, "again")["State"]
@@ -570,3 +594,31 @@ def test_an_exec_terminal_has_its_size_before_the_command_runs(dy: Dockyard,
             listener.close()
             if process.poll() is None:
                 process.kill()
+
+
+def test_a_container_outlives_its_removed_image_every_layer_kept(dy: Dockyard,
+                                                                   tmp_path: Path) -> None:
+    """Its image removed (and the base image under it too), a stopped container still
+    starts with the image's command: every layer under its snapshot and its image's
+    config stay while it does, and go with it."""
+    (tmp_path / "two").mkdir()
+    (tmp_path / "two" / "Dockerfile").write_text(
+        'FROM box:1\nRUN echo second > /two\nCMD ["cat", "/two"]\n')
+    dy("build", "-q", "-t", "two:1", str(tmp_path / "two"))
+    dy("create", "--name", "orphan", "two:1")
+    dy("rmi", "-f", "two:1")
+    dy("rmi", "-f", "box:1")  # (the base layer is the container's alone now)
+    dy("image", "prune", "-a", "-f")
+    dy("start", "orphan")
+    dy("wait", "orphan")
+    assert dy("logs", "orphan").stdout == "second\n"
+    assert dy("system", "check").stdout.strip() == "ok: store consistent"
+    layers = dy.root / "snapshots" / "layers"
+    assert len(list(layers.iterdir())) == 2  # box's and the RUN's
+    image_id = str(inspect(dy, "orphan")["Image"])
+    config_blob = dy.root / "content" / "blobs" / "sha256" / image_id.split(":")[1]
+    assert config_blob.exists()
+    dy("rm", "orphan")
+    dy("image", "prune", "-a", "-f")  # with it gone, so are they and its config
+    assert list(layers.iterdir()) == []
+    assert not config_blob.exists()

@@ -562,3 +562,31 @@ def test_the_bridge_keeps_its_mac_as_containers_come_and_go(dy: Dockyard) -> Non
     dy("run", "--rm", "--network", "steady", "box:1", "true")
     assert (sysfs / "addr_assign_type").read_text().strip() == "3"
     dy("network", "rm", "steady")
+
+
+def test_chains_of_an_older_dockyard_are_made_anew_at_the_next_start(dy: Dockyard) -> None:
+    """Bridges outlive an upgrade; their chains are rebuilt by the first start that finds
+    them made by another version of the rules (the run dir's marker), so an upgrade's
+    new rule (here: what else comes into an open bridge is dropped) is in force."""
+    from dockyard.network import firewall
+
+    dy("network", "create", "--subnet", "10.219.70.0/24", "kept")
+    bridge = json.loads(dy("network", "inspect", "kept").stdout)[0]["Options"][
+        "com.docker.network.bridge.name"]
+    chain = firewall.chain_names(str(dy.root))[0]
+    drop = f"-A {chain} -o {bridge} -j DROP"
+
+    def listing() -> list[str]:
+        return subprocess.run(["iptables", "-w", "-S", chain], capture_output=True,
+                              text=True, check=True).stdout.splitlines()
+
+    assert drop in listing()
+    marker = dy.root / "run" / "firewall-rules"
+    assert marker.read_text() == firewall.RULES_VERSION
+    # as an older dockyard left them: without the rule, another version's marker
+    subprocess.run(["iptables", "-w", "-D", chain, "-o", bridge, "-j", "DROP"], check=True)
+    marker.write_text("1")
+    dy("run", "--rm", "--network", "kept", "box:1", "true")
+    assert drop in listing() and marker.read_text() == firewall.RULES_VERSION
+    dy("network", "rm", "kept")
+    assert not marker.exists()

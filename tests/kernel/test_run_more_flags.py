@@ -50,7 +50,8 @@ def test_run_flags(box: Dockyard) -> None:
     assert {"9000/tcp", "53/udp"} <= set(doc["Config"]["ExposedPorts"])
     for bad in (["--sysctl", "kernel.shmmax"], ["--pid", "nope"], ["--ipc", "host"],
                 ["--sysctl", "kernel.hostname=x"], ["--device", "/etc/hostname"],
-                ["--ipc", f"container:{keeper}", "--sysctl", "kernel.shmmax=1"]):
+                ["--ipc", f"container:{keeper}", "--sysctl", "kernel.shmmax=1"],
+                ["--log-opt", "max-file=x"], ["--log-opt", "max-file=0"]):
         result = box("run", "--rm", "--network", "none", *bad, "box:1", "true", check=False)
         assert result.returncode == 125 and "Traceback" not in result.stderr, bad
 
