@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -375,6 +376,20 @@ def test_healthcheck_goes_healthy_then_unhealthy(dy: Dockyard) -> None:
     assert isinstance(log, list) and log[-1]["ExitCode"] == 1
 
 
+def _healthy_within(dy: Dockyard, name: str, seconds: float) -> dict[str, Any]:
+    """The container's ``State.Health`` once it reports healthy (fails after
+    ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        state = inspect(dy, name)["State"]
+        assert isinstance(state, dict) and isinstance(state["Health"], dict)
+        health: dict[str, Any] = state["Health"]
+        if health["Status"] == "healthy":
+            return health
+        assert time.monotonic() < deadline, health
+        time.sleep(0.1)
+
+
 def test_a_start_interval_checks_often_while_the_container_starts(dy: Dockyard) -> None:
     """Docker 25's StartInterval: within the start period, a still-starting container is
     checked every start interval, not every (here one-minute) interval; inspect shows
@@ -388,15 +403,7 @@ def test_a_start_interval_checks_often_while_the_container_starts(dy: Dockyard) 
     assert config["Healthcheck"] == {  # what was given (the rest is Docker's default)
         "Test": ["CMD-SHELL", "test -e /tmp/ok"], "Interval": 60 * 10**9,
         "StartPeriod": 30 * 10**9, "StartInterval": 2 * 10**8}
-    deadline = time.monotonic() + 10
-    while True:
-        state = inspect(dy, "quick")["State"]
-        assert isinstance(state, dict) and isinstance(state["Health"], dict)
-        if state["Health"]["Status"] == "healthy":
-            break
-        assert time.monotonic() < deadline, state["Health"]
-        time.sleep(0.1)
-    log = state["Health"]["Log"]
+    log = _healthy_within(dy, "quick", 10)["Log"]
     assert isinstance(log, list) and log[0]["ExitCode"] == 1  # checked before it was ready
 
 
@@ -415,14 +422,7 @@ def test_health_flags_without_a_command_tune_the_images_check(dy: Dockyard,
     assert isinstance(config, dict)
     assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "test -e /tmp/ok"],
                                      "Interval": 2 * 10**8, "Retries": 2}
-    deadline = time.monotonic() + 5  # the image's 60 s would not be here yet
-    while True:
-        state = inspect(dy, "paced")["State"]
-        assert isinstance(state, dict) and isinstance(state["Health"], dict)
-        if state["Health"]["Status"] == "healthy":
-            break
-        assert time.monotonic() < deadline, state["Health"]
-        time.sleep(0.1)
+    _healthy_within(dy, "paced", 5)  # the image's 60 s would not be here yet
     dy("create", "--name", "own", "--health-cmd", "true", "checked:1")
     config = inspect(dy, "own")["Config"]
     assert isinstance(config, dict)
