@@ -49,9 +49,7 @@ class Dockyard:
     def __init__(self, root: Path, docker_config: Path) -> None:
         self.root = root
         self.env = dict(os.environ, DOCKER_CONFIG=str(docker_config))
-        # the host's IP forwarding is not a test's or a benchmark's to turn on (unless
-        # asked, in a namespace of its own: tests/kernel/test_port_publish.py)
-        self.env.setdefault("DOCKYARD_IP_FORWARD", "0")
+        self.env.setdefault("DOCKYARD_IP_FORWARD", "0")  # (see dockyard.testing)
         beside = Path(sys.executable).with_name("dockyard")
         self.argv = [str(beside)] if beside.exists() else [sys.executable, "-m",
                                                            "dockyard.cli.main"]
