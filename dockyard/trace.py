@@ -13,8 +13,6 @@ Every command imports this module, so it imports nothing beyond os, sys and time
 (no contextlib: ~4 ms of a command handed to the zygote, see ``cli.warm``).
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time

@@ -6,8 +6,6 @@ zygote when one runs; else ``cli.fast`` for ``run`` and ``ps``, ``cli.main``'s c
 group for everything, and for whatever the fast path leaves to click).
 """
 
-from __future__ import annotations
-
 import os
 import sys
 

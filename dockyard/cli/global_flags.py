@@ -2,8 +2,6 @@
 path (``cli.warm``, which only needs ``--root`` and the command's name) and the fast
 path (``cli.fast``), light enough for a process that imports almost nothing."""
 
-from __future__ import annotations
-
 TYPE_CHECKING = False  # (typing itself costs ~5 ms of a command that only connects)
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,7 +23,7 @@ class GlobalFlags:
         self.end = end
 
 
-def read(argv: Sequence[str]) -> GlobalFlags | None:
+def read(argv: "Sequence[str]") -> GlobalFlags | None:
     """``--root``, ``--insecure-registry``, ``--policy`` and ``--registries.d`` before
     the command (as the click group reads them); None for any other flag, or one
     without its value (click words the error)."""

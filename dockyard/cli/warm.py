@@ -21,8 +21,6 @@ it is held to modules written in C: ``_socket`` and ``_signal`` rather than
 no typing, contextlib or json — ~11 ms of a ~40 ms ``ps``; a test holds it to that.
 """
 
-from __future__ import annotations
-
 import _socket
 import os
 import sys

@@ -11,12 +11,13 @@ never loads these: its supervisors stay as small as before the warm path.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
+import select
 import signal
 import socket
 import sys
-import threading
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -167,13 +168,18 @@ def _become(request: dict[str, Any], fds: list[int]) -> None:
 
 def _die_with_the_client(conn: socket.socket) -> None:
     """The client killed (its end of the connection closed before our answer): this
-    process goes the same way, as the command would have gone in the client."""
-    def watch() -> None:
-        with contextlib.suppress(OSError):
-            conn.recv(1)
-        os.kill(os.getpid(), signal.SIGKILL)
+    process goes the same way, as the command would have gone in the client.
 
-    threading.Thread(target=watch, daemon=True).start()
+    The kernel tells us: with ``O_ASYNC`` and this process as the socket's owner, the
+    connection turning readable raises SIGIO here, whose default action ends the
+    process — and the client sends nothing after its request, so readable is its end.
+    No watching thread: starting one cost 0.5-2 ms of every command."""
+    signal.signal(signal.SIGIO, signal.SIG_DFL)
+    fd = conn.fileno()
+    fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+    if select.select([fd], [], [], 0)[0]:  # gone before O_ASYNC: no signal was raised
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _run(argv: list[str]) -> int:
