@@ -36,7 +36,6 @@ import dockyard.cli.image_cmds  # noqa: F401
 import dockyard.compose.cache  # noqa: F401 - and what a no-op ``compose up`` reads
 import dockyard.compose.converge  # noqa: F401
 import dockyard.compose.files  # noqa: F401
-import dockyard.compose.labels  # noqa: F401
 import dockyard.compose.order  # noqa: F401
 import dockyard.compose.plan  # noqa: F401
 import dockyard.compose.resources  # noqa: F401
@@ -52,6 +51,7 @@ import dockyard.runtime.seccomp_profile  # noqa: F401
 import dockyard.runtime.spec  # noqa: F401
 from dockyard import trace
 from dockyard.cli import warm
+from dockyard.compose import labels as compose_labels
 from dockyard.engine.engine import Engine
 from dockyard.store.db import Database
 from dockyard.store.layout import Layout
@@ -89,10 +89,11 @@ def warm_up(run_dir: Path, interrupted: Callable[[], bool]) -> None:
     """In a spare worker (``supervise.command_parent``), before its command comes: the
     read paths of the hot commands run once, their output dropped — flags parsed, the
     containers and images listed as ``ps`` and ``images`` show them, one of each
-    inspected — so that the shared pages they write (CPython's reference counts) are
-    copied now, not on the command's time.  Reads alone: the database is opened
-    read-only and never made (the root may be being removed), and a dead supervisor is
-    left for the command to notice.  Cut short when ``interrupted`` (a request came)."""
+    inspected, a compose project's containers and images looked up — so that the
+    shared pages they write (CPython's reference counts) are copied now, not on the
+    command's time.  Reads alone: the database is opened read-only and never made (the
+    root may be being removed), and a dead supervisor is left for the command to
+    notice.  Cut short when ``interrupted`` (a request came)."""
     from dockyard.cli import container_cmds, image_cmds
     from dockyard.cli.fast import read_flags
 
@@ -125,8 +126,13 @@ def warm_up(run_dir: Path, interrupted: Callable[[], bool]) -> None:
         for name in names[:1]:
             engine.images.get(name)
 
+    def compose_reads() -> None:  # what a no-op ``compose up`` reads besides its plan
+        engine.containers.list(all_containers=True, labels={compose_labels.PROJECT: "-"})
+        engine.image_index.ids_of(names[:1] or ["-"])
+
     steps: list[Callable[[], object]] = [
-        lambda: [read_flags(argv) for argv in _SAMPLE_ARGV], containers, images, inspected]
+        lambda: [read_flags(argv) for argv in _SAMPLE_ARGV], containers, images, inspected,
+        compose_reads]
     stdout, sys.stdout = sys.stdout, io.StringIO()
     try:
         for step in steps:

@@ -298,7 +298,7 @@ def test_a_warm_up_reads_and_makes_nothing(warm: Dockyard, tmp_path: Path) -> No
         return answer
 
     warm_up(warm.layout.run_dir, lambda: ask(False))
-    assert len(asked) == 4  # asked before each step: none was cut short
+    assert len(asked) == 5  # asked before each step: none was cut short
     assert [path.read_bytes() for path in files if path.exists()] == before
     gone = tmp_path / "gone"
     warm_up(gone / "run", lambda: False)
