@@ -51,6 +51,10 @@ if [[ $DEV == 1 ]]; then
     "$VENV/bin/pip" install -q -e "$HERE[dev]"
 else
     "$VENV/bin/pip" install -q "$HERE"
+    # the commands start without `site` (see bin/dockyard): pip writes the interpreter's
+    # path alone on their first line; an editable install (--dev) keeps it, as its
+    # package is found through a .pth that only `site` reads
+    sed -i '1s|^\(#!.*python[0-9.]*\)$|\1 -S|' "$VENV/bin/dockyard" "$VENV/bin/dockyard-runtime"
 fi
 # setuptools is only needed to build the package (pip does that in an isolated env); at
 # run time its distutils hook would cost every command ~1.5 ms of start-up

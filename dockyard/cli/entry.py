@@ -20,6 +20,10 @@ def main() -> None:
     try:
         code = warm.run(sys.argv[1:])
         if code is None:
+            if sys.flags.no_site and "site" not in sys.modules:
+                import site  # run here after all (see bin/dockyard): as started without -S
+
+                site.main()
             from dockyard.cli.fast import dispatch
 
             code = dispatch(sys.argv[1:])

@@ -306,3 +306,56 @@ def test_a_warm_up_reads_and_makes_nothing(warm: Dockyard, tmp_path: Path) -> No
     asked.clear()
     warm_up(warm.layout.run_dir, lambda: ask(True))  # a request came
     assert asked == [True]
+
+
+def _venv_started_without_site(tmp_path: Path) -> Path:
+    """A virtualenv as scripts/install.sh makes it (``bin/dockyard`` run by
+    ``python -S``, the package in its site-packages), beside the test one: its
+    interpreter, the package linked in, and the test virtualenv's site-packages on a
+    .pth (what only ``site`` adds: click and the rest, for a command run in place)."""
+    import sys
+    import sysconfig
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python3").symlink_to(os.path.realpath(sys.executable))
+    base = Path(sys.executable).parent.parent
+    (venv / "pyvenv.cfg").write_text((base / "pyvenv.cfg").read_text())
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    packages = venv / "lib" / version / "site-packages"
+    packages.mkdir(parents=True)
+    import dockyard
+
+    (packages / "dockyard").symlink_to(Path(dockyard.__file__).parent)
+    (packages / "test-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    script = (Path(dockyard.__file__).parent.parent / "bin" / "dockyard").read_text()
+    command = venv / "bin" / "dockyard"
+    command.write_text(f"#!{venv / 'bin' / 'python3'} -S\n" + script.partition("\n")[2])
+    command.chmod(0o755)
+    return command
+
+
+def test_a_command_started_without_site_is_handed_over_or_runs_with_site(
+        warm: Dockyard, tmp_path: Path) -> None:
+    """scripts/install.sh's ``python -S``: a warm command is handed over with no
+    ``site`` loaded (its ~3 ms are the point), and one run in place (``volume ls``,
+    click's) loads it first."""
+    command = _venv_started_without_site(tmp_path)
+    env = {**warm.env, "DOCKYARD_TRACE": "1"}
+    env.pop("PYTHONPATH", None)
+    run = [str(command), "--root", str(warm.root), "run", "--rm", "--network", "none",
+           "box:1", "echo", "ran"]
+    handed = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60,
+                            check=True)
+    assert handed.stdout == "ran\n"
+    phases = _pids_by_phase(handed.stderr)
+    assert phases["interpreter up"] != phases["image resolved"], phases  # a worker's
+    timed = subprocess.run(run, env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
+                           capture_output=True, text=True, timeout=60, check=True)
+    assert timed.stdout == "ran\n"
+    imported = [line.rsplit("|", 1)[1].strip() for line in timed.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "dockyard.cli.warm" in imported and "site" not in imported
+    in_place = subprocess.run([str(command), "--root", str(warm.root), "volume", "ls"],
+                              env=env, capture_output=True, text=True, timeout=60)
+    assert in_place.returncode == 0, in_place.stderr
