@@ -139,8 +139,8 @@ def _index_of(name: str) -> int:
 
 def attach(pid: int, attachment: Attachment) -> None:
     """Wire the container up: the pair from here, its inner end's address and routes
-    by a thread that joins the container's namespace (``network.netns``: no fork of
-    the caller, which stays where it is).
+    by this thread, which joins the container's namespace and comes back
+    (``network.netns``: no fork, no thread).
 
     The pair is made with its inner end already in the container's namespace and
     already named (``ethN``): moving a link between namespaces waits for an RCU grace
@@ -192,11 +192,12 @@ def attach(pid: int, attachment: Attachment) -> None:
 
 
 def loopback_up(pid: int) -> None:
-    """``--network none``: a namespace with only ``lo``, up (as Docker leaves it), by a
-    thread that joins it (``network.netns``): the caller stays where it is."""
+    """``--network none``: a namespace with only ``lo``, up (as Docker leaves it), by
+    this thread, which joins it and comes back (``network.netns``)."""
     from dockyard.network.netns import in_netns_of
 
     in_netns_of(pid, lambda: _bring_up("lo"))
+    trace.mark("attach: loopback up")
 
 
 def _bring_up(name: str) -> None:

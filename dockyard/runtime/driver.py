@@ -35,7 +35,7 @@ from dockyard.runtime.bundle import load_bundle
 from dockyard.runtime.create import CreateOptions, create
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.state import ContainerRecord
-from dockyard.supervise.driver import Stdio
+from dockyard.supervise.driver import AfterCreate, Stdio
 from dockyard.supervise.helper import run_in_fork
 
 
@@ -72,7 +72,8 @@ class BuiltinDriver:
         self.runtime = runtime  # the CLI form, for exec (healthchecks)
         self.root = Path(root)
 
-    def create(self, container_id: str, bundle: Path, stdio: Stdio) -> int:
+    def create(self, container_id: str, bundle: Path, stdio: Stdio,
+               after_create: AfterCreate | None = None) -> int:
         supervisor = os.getpid()
 
         def work() -> int:
@@ -91,6 +92,12 @@ class BuiltinDriver:
             if record is None or os.getppid() != supervisor:
                 self._undo_create(container_id)
                 raise RuntimeError("the supervisor died while the container was created")
+            if after_create is not None:  # here: what it touches goes with this fork
+                try:
+                    after_create(record.pid)
+                except BaseException:
+                    self._undo_create(container_id)
+                    raise
             return record.pid
 
         return run_in_fork(work)

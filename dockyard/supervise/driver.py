@@ -12,8 +12,13 @@ import contextlib
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
+
+from dockyard.supervise.helper import run_in_fork
+
+AfterCreate = Callable[[int], None]  # given the init's pid
 
 
 class Stdio(Protocol):
@@ -24,8 +29,12 @@ class Stdio(Protocol):
 
 
 class RuntimeDriver(Protocol):
-    def create(self, container_id: str, bundle: Path, stdio: Stdio) -> int:
-        """Create the container; returns its init's pid; raises RuntimeError(message)."""
+    def create(self, container_id: str, bundle: Path, stdio: Stdio,
+               after_create: AfterCreate | None = None) -> int:
+        """Create the container; returns its init's pid; raises RuntimeError(message).
+        ``after_create(pid)`` runs once the init exists, in a throw-away process when the
+        driver has one (the network attach: its pages are not the supervisor's to keep);
+        if it raises, the container is deleted and the create fails."""
 
     def start(self, container_id: str) -> None: ...
 
@@ -50,7 +59,8 @@ class CliDriver:
         return subprocess.run([*self.runtime, "--root", self.root, *args], check=False,
                               capture_output=True, stdin=subprocess.DEVNULL)
 
-    def create(self, container_id: str, bundle: Path, stdio: Stdio) -> int:
+    def create(self, container_id: str, bundle: Path, stdio: Stdio,
+               after_create: AfterCreate | None = None) -> int:
         if os.path.exists(os.path.join(self.root, container_id)):  # left by a crash
             self.delete(container_id)
         pid_file = bundle / "init.pid"
@@ -63,7 +73,18 @@ class CliDriver:
                                  stdout=stdio.child_out, stderr=stdio.child_err, check=False)
         if created.returncode != 0:
             raise RuntimeError(_last_error(bundle / "runtime.log"))
-        return int(pid_file.read_text())
+        pid = int(pid_file.read_text())
+        if after_create is not None:
+            def work() -> int:
+                after_create(pid)
+                return 0
+
+            try:
+                run_in_fork(work)
+            except RuntimeError:
+                self.delete(container_id)
+                raise
+        return pid
 
     def start(self, container_id: str) -> None:
         started = self._call("start", container_id)

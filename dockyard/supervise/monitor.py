@@ -166,7 +166,9 @@ class Supervisor:
         """
         with _Stdio(self.tty, self.stdin, self.bundle, self.stdio_owner) as stdio:
             try:
-                pid = self.driver.create(self.id, self.bundle, stdio)
+                # the interfaces made by the create's helper, right after the init
+                pid = self.driver.create(self.id, self.bundle, stdio,
+                                         self._attach if self.network else None)
             except RuntimeError:
                 stdio.abandon()
                 raise
@@ -179,7 +181,7 @@ class Supervisor:
             park_console(self.id, pid, self.hub.input_fd)
         pause_at("after-create", self.bundle, self.pause_at, container_pid=pid)
         if self.network:
-            self._connect(pid)
+            self._connect()
         if self.wait_attach and ready_fd >= 0:
             # the client (a foreground run's CLI) attaches as soon as it hears "ok":
             # waited for while it lives (a pidfd opened first: a CLI killed before the
@@ -199,25 +201,36 @@ class Supervisor:
         trace.mark("runtime start done")
         return pid
 
-    def _connect(self, pid: int, *, attach: bool = True) -> None:
-        """Between create and start: the container's interfaces on its networks
-        (``attach``), and (the first time) the published ports bound and the embedded
-        DNS listening, so a taken port fails before anything runs."""
+    def _attach(self, pid: int) -> None:
+        """The container's interfaces on its networks (``lo`` up alone on none).  Run by
+        the runtime driver's create helper, right after the init is made: what this
+        code writes of the shared pages (CPython's reference counts, ~1 MiB) goes away
+        with that process instead of staying private to the supervisor for the
+        container's whole life."""
         from dockyard.network.bridge import Attachment, loopback_up
         from dockyard.network.bridge import attach as attach_to
+
+        endpoints = self.network["endpoints"]
+        if not endpoints:
+            loopback_up(pid)
+        for endpoint in endpoints:
+            attachment = Attachment(endpoint["bridge"], endpoint["address"],
+                                    int(endpoint["prefix"]), endpoint["gateway"],
+                                    endpoint["host_ifname"], endpoint["ifname"],
+                                    bool(endpoint["default_route"]),
+                                    bool(endpoint.get("hairpin")))
+            attach_to(pid, attachment)
+
+    def _connect(self, *, ours: bool = True) -> None:
+        """Between create and start, once the create's helper made the container's
+        interfaces (``_attach``): (the first time) the published ports bound and the
+        embedded DNS listening, so a taken port fails before anything runs.  A failure
+        deletes the container when it is ``ours`` (not an adopted one, which runs on
+        without its ports)."""
         from dockyard.network.publish import open_ports, route_ports
 
         net = self.network
         try:
-            if attach and not net["endpoints"]:
-                loopback_up(pid)  # (a thread of ours does it: no fork)
-            for endpoint in net["endpoints"] if attach else []:
-                attachment = Attachment(endpoint["bridge"], endpoint["address"],
-                                        int(endpoint["prefix"]), endpoint["gateway"],
-                                        endpoint["host_ifname"], endpoint["ifname"],
-                                        bool(endpoint["default_route"]),
-                                        bool(endpoint.get("hairpin")))
-                attach_to(pid, attachment)  # (the inside by a thread of ours: no fork)
             if not self.proxies and net["endpoints"]:
                 # bound (relayed only where the kernel cannot: network.publish), then
                 # DNATed, in a fork whose pages go with it
@@ -229,7 +242,7 @@ class Supervisor:
             trace.mark("network connected")
         except Exception as exc:  # noqa: BLE001 - any failure here fails the start
             self._unpublish_dnat()
-            if attach:  # (an adopted container runs on, if without its ports)
+            if ours:
                 self.driver.delete(self.id)
             raise RuntimeError(str(exc)) from exc
 
@@ -305,7 +318,7 @@ class Supervisor:
             self.dnat_published = True
             self._unpublish_dnat()  # the dead supervisor's rules, if any, once
             try:
-                self._connect(pid, attach=False)
+                self._connect(ours=False)
             except RuntimeError as exc:
                 print(f"supervisor: adopted without its published ports: {exc}",
                       file=sys.stderr, flush=True)

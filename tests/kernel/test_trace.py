@@ -43,6 +43,31 @@ def test_a_run_prints_its_timeline_across_processes(box: Dockyard) -> None:
         phases.index("removed")
 
 
+def _pid_by_phase(stderr: str) -> dict[str, str]:
+    rows = [re.match(r"\s*[\d.]+\s+[\d.]+\s+(?:[\d.]+|-)\s+\w+ (\d+)\s+(.*)", line)
+            for line in stderr.splitlines()[1:]]
+    return {row.group(2): row.group(1) for row in rows if row}
+
+
+@pytest.mark.parametrize("network", ["bridge", "none"])
+def test_the_interfaces_are_made_by_the_create_helper_not_the_supervisor(
+        box: Dockyard, network: str) -> None:
+    """What the attach writes of the pages a supervisor shares with its zygote (~1 MiB
+    of reference counts) goes away with the runtime's create helper: the veth pair,
+    its address and ``lo`` are made there, not in the supervisor."""
+    result = box("run", "--rm", "--network", network, "box:1", "true",
+                 env={"DOCKYARD_TRACE": "1"})
+    pids = _pid_by_phase(result.stderr)
+    helper, supervisor = pids["runtime: init forked"], pids["forked"]
+    assert helper != supervisor, result.stderr
+    if network == "bridge":
+        assert pids["attach: veth pair made"] == helper, result.stderr
+        assert pids["attach: address and route set"] == helper, result.stderr
+    else:
+        assert pids["attach: loopback up"] == helper, result.stderr
+    assert pids["network connected"] == supervisor, result.stderr  # ports, DNS: its own
+
+
 def test_untraced_commands_print_no_timeline(box: Dockyard) -> None:
     result = box("run", "--rm", "--network", "none", "box:1", "true",
                  env={"DOCKYARD_TRACE": "0"})
