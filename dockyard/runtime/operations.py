@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dockyard.errors import Conflict, InternalError, InvalidArgument
+from dockyard.errors import Conflict, InternalError, InvalidArgument, RuntimeContainerNotFound
 from dockyard.runtime import hooks, state
 from dockyard.runtime.state import ContainerDir, ContainerRecord
 
@@ -112,7 +112,14 @@ def wait_gone(pid: int, timeout: float) -> bool:
 
 def delete(root: Path, container_id: str, *, force: bool = False) -> None:
     cdir = ContainerDir(root, container_id)
-    record = cdir.load()
+    try:
+        record = cdir.load()
+    except RuntimeContainerNotFound:
+        # as runc: a folder without its state — a create or a delete that a kill cut
+        # short between the folder and the state file — is removed, else the id could
+        # never be created again ("container with id exists")
+        cdir.remove()
+        raise
     status = state.status_of(cdir, record)
     if status in ("running", "paused") and not force:
         raise Conflict(f"cannot delete container {container_id} that is not stopped: {status}")
