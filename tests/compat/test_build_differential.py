@@ -57,6 +57,7 @@ def _docker_build(daemon: dockerd.Daemon, case: str, out: Path, *args: str) -> d
         daemon.docker("rm", container)
     # GNU tar, not tarfile: Debian's python3.11 (3.11.2) has no extraction filters, and
     # later Pythons' default filter would rewrite the modes and owners compared here
+    out.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "--numeric-owner", "-C", str(out)], input=exported,
                    check=True)
     return config
