@@ -30,7 +30,7 @@ import os
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, NamedTuple, cast
+from typing import IO, TYPE_CHECKING, NamedTuple, Self, cast
 
 from dockyard.errors import InvalidArgument
 from dockyard.fs import tartree, tree
@@ -114,12 +114,36 @@ def _check_type(member: tarfile.TarInfo, what: str) -> None:
         raise InvalidArgument(f"{what} entry {member.name!r} has a negative size")
 
 
+# (not in typeshed: tarfile's own, raised by TarInfo.fromtarfile)
+_DAMAGED: tuple[type[Exception], ...] = (vars(tarfile)["InvalidHeaderError"],
+                                          vars(tarfile)["TruncatedHeaderError"])
+
+
+class _HeaderChecked(tarfile.TarInfo):
+    """A member's header as tarfile reads it, but one that is damaged (a bad checksum,
+    a bad number) or cut short is an error: tarfile takes either, past the first
+    member, for the end of the archive, so a layer whose second header was damaged
+    read as a layer of one file (Go's archive/tar, and so docker, refuses it).  A
+    block of zeros (the end marker) or the stream's end at a block's edge still ends
+    the archive."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> Self:
+        try:
+            return super().fromtarfile(tarfile_)
+        except _DAMAGED as exc:
+            raise tarfile.ReadError(f"bad header at offset {tarfile_.offset}: {exc}") \
+                from exc
+
+
 def members_of(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     """The archive's members, each forgotten once handled: tarfile keeps every one it
     has read (its pax headers with it), so a small compressed layer of many members
     with big headers would otherwise grow without bound in memory.  A header tarfile
-    trips on with a ValueError (a GNU sparse map's numbers) is a bad archive."""
-    members = iter(archive)
+    trips on with a ValueError (a GNU sparse map's numbers) is a bad archive, and so
+    is a damaged or truncated one past the first (``_HeaderChecked``)."""
+    archive.tarinfo = _HeaderChecked  # (the first member was read by open: its errors
+    members = iter(archive)  # are tarfile's own ReadError)
     while True:
         try:
             member = next(members)

@@ -100,11 +100,37 @@ def test_a_negative_size_is_refused_not_looped_on(how: str, tmp_path: Path) -> N
     if how == "file":  # a stored uncompressed layer: tarfile seeks in the file itself
         (tmp_path / "layer").write_bytes(data)
         with open(tmp_path / "layer", "rb") as stream, \
-                pytest.raises(InvalidArgument, match="negative size|backwards"):
+                pytest.raises(InvalidArgument, match="negative size|backwards|bad header"):
             check_layer(stream)
         return
     blob = gzip.compress(data) if how == "gzip" else data
-    with pytest.raises(InvalidArgument, match="negative size|backwards"):
+    with pytest.raises(InvalidArgument, match="negative size|backwards|bad header"):
+        check_layer(io.BytesIO(blob), "gzip" if how == "gzip" else "")
+
+
+@pytest.mark.parametrize("damage", ["checksum", "cut"])
+@pytest.mark.parametrize("how", ["stream", "gzip", "file"])
+def test_a_damaged_header_past_the_first_is_refused_not_taken_for_the_end(
+        how: str, damage: str, tmp_path: Path) -> None:
+    """tarfile takes a bad header (or one cut short) past the first member for the end
+    of the archive: such a layer read as a layer of its first files only."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for name in ("a", "b"):
+            archive.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    data = bytearray(buffer.getvalue())
+    if damage == "checksum":
+        data[512] ^= 0x01  # the second header's name: its checksum no longer matches
+    else:
+        data = data[:512 + 100]  # the stream ends inside the second header
+    blob = gzip.compress(bytes(data)) if how == "gzip" else bytes(data)
+    if how == "file":
+        (tmp_path / "layer").write_bytes(blob)
+        with open(tmp_path / "layer", "rb") as stream, \
+                pytest.raises(InvalidArgument, match="bad header|truncated"):
+            check_layer(stream)
+        return
+    with pytest.raises(InvalidArgument, match="bad header|truncated"):
         check_layer(io.BytesIO(blob), "gzip" if how == "gzip" else "")
 
 
