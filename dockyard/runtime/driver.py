@@ -98,6 +98,10 @@ class BuiltinDriver:
                 except BaseException:
                     self._undo_create(container_id)
                     raise
+                if os.getppid() != supervisor:  # (killed meanwhile: as above)
+                    self._undo_create(container_id)
+                    raise RuntimeError("the supervisor died while the container was "
+                                       "connected")
             return record.pid
 
         return run_in_fork(work)
