@@ -3,10 +3,11 @@
 setns(2) with CLONE_NEWNET moves only the calling thread, and a socket stays in the
 namespace it was made in: the thread joins the namespace, makes its sockets, and goes
 back to its own namespace; the rest of the process never moves.  A fork would do too,
-but it copies the page tables of the whole caller (a supervisor) and costs ~5-9 ms
-of a container's start; a thread of its own costs a stack and a malloc arena that
-stay with the process after the thread ends (~1.1 MiB of private memory a
-supervisor kept for the rest of its container's life).  Signals are blocked while
+but it copies the page tables of the whole caller and costs ~5-9 ms of a container's
+start; a thread of its own adds a start and a join (its stack and malloc arena stay
+with the process).  The attach runs in the runtime's create helper, a fork that
+ends right after (``supervise.monitor``), so what this code writes of the shared
+pages is not kept by the supervisor.  Signals are blocked while
 the thread is away: a Python handler run meanwhile would make its sockets in the
 container's namespace.  A thread that cannot go back ends the process: nothing it
 did afterwards would be where it belongs.

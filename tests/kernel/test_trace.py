@@ -14,6 +14,8 @@ from dockyard.testing.bundles import BundleFactory, Runtime, base_config
 from dockyard.testing.cli import Dockyard
 
 pytestmark = pytest.mark.root
+# a timeline's line: offset, +ms, cpu ms (or -), role, pid, phase
+ROW = re.compile(r"\s*([\d.]+)\s+([\d.]+)\s+([\d.]+|-)\s+(\w+) (\d+)\s+(.*)")
 
 
 def test_a_run_prints_its_timeline_across_processes(box: Dockyard) -> None:
@@ -22,8 +24,7 @@ def test_a_run_prints_its_timeline_across_processes(box: Dockyard) -> None:
     assert result.stdout == "out\n"  # the timeline goes to stderr only
     lines = result.stderr.splitlines()
     assert lines[0].split() == ["at", "ms", "+ms", "cpu", "ms", "process", "phase"]
-    rows = [re.match(r"\s*([\d.]+)\s+([\d.]+)\s+([\d.]+|-)\s+(\w+) (\d+)\s+(.*)", line)
-            for line in lines[1:]]
+    rows = [ROW.match(line) for line in lines[1:]]
     assert all(rows), lines
     offsets = [float(row.group(1)) for row in rows if row]
     assert offsets == sorted(offsets) and offsets[0] == 0.0
@@ -44,9 +45,8 @@ def test_a_run_prints_its_timeline_across_processes(box: Dockyard) -> None:
 
 
 def _pid_by_phase(stderr: str) -> dict[str, str]:
-    rows = [re.match(r"\s*[\d.]+\s+[\d.]+\s+(?:[\d.]+|-)\s+\w+ (\d+)\s+(.*)", line)
-            for line in stderr.splitlines()[1:]]
-    return {row.group(2): row.group(1) for row in rows if row}
+    rows = [ROW.match(line) for line in stderr.splitlines()[1:]]
+    return {row.group(6): row.group(5) for row in rows if row}
 
 
 @pytest.mark.parametrize("network", ["bridge", "none"])
