@@ -25,6 +25,7 @@ import _socket
 import os
 import sys
 
+from dockyard import trace
 from dockyard.cli import global_flags
 
 TYPE_CHECKING = False
@@ -73,6 +74,7 @@ def run(argv: list[str]) -> int | None:
         return None
     if sock is None:
         return None
+    trace.mark("warm: connected")
     try:
         handed = _hand_over(sock, argv)
         if handed is None:

@@ -17,6 +17,7 @@ import os
 import select
 import signal
 import socket
+import sqlite3
 import sys
 import types
 from collections.abc import Callable
@@ -43,6 +44,7 @@ import dockyard.compose.sources  # noqa: F401
 import dockyard.engine.attach_socket  # noqa: F401
 import dockyard.engine.etcfiles  # noqa: F401
 import dockyard.engine.inspect  # noqa: F401
+import dockyard.engine.networks  # noqa: F401
 import dockyard.engine.ocispec  # noqa: F401
 import dockyard.engine.runtime_command  # noqa: F401
 import dockyard.fs.inroot  # noqa: F401
@@ -53,7 +55,8 @@ from dockyard import trace
 from dockyard.cli import warm
 from dockyard.compose import labels as compose_labels
 from dockyard.engine.engine import Engine
-from dockyard.store.db import Database
+from dockyard.errors import NotFound
+from dockyard.store.db import Database, hold_wal_index
 from dockyard.store.layout import Layout
 
 # the hot commands' flags as a warm-up reads them (their tables, the parser)
@@ -72,6 +75,7 @@ def serve(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> NoRet
         conn.sendall(f"{os.getpid()}\n".encode())  # first: where to send signals
         _become(request, fds)
         _die_with_the_client(conn)
+        trace.mark("warm: worker took the command over")
         code = _run([str(arg) for arg in request["argv"]])
     except BaseException as exc:  # noqa: BLE001 - a worker never returns to the zygote
         with contextlib.suppress(BaseException):
@@ -97,9 +101,8 @@ def warm_up(run_dir: Path, interrupted: Callable[[], bool]) -> None:
     from dockyard.cli import container_cmds, image_cmds
     from dockyard.cli.fast import read_flags
 
-    layout = Layout.for_root(warm.DEFAULT_ROOT if str(run_dir) == warm.DEFAULT_RUN_DIR
-                             else run_dir.parent)
-    if layout.run_dir != run_dir:
+    layout = _layout(run_dir)
+    if layout is None:
         return
     engine = Engine(layout)
     try:
@@ -129,6 +132,8 @@ def warm_up(run_dir: Path, interrupted: Callable[[], bool]) -> None:
     def compose_reads() -> None:  # what a no-op ``compose up`` reads besides its plan
         engine.containers.list(all_containers=True, labels={compose_labels.PROJECT: "-"})
         engine.image_index.ids_of(names[:1] or ["-"])
+        with contextlib.suppress(NotFound):  # (the project's networks: ensure_networks)
+            engine.networks.get("-")
 
     steps: list[Callable[[], object]] = [
         lambda: [read_flags(argv) for argv in _SAMPLE_ARGV], containers, images, inspected,
@@ -143,6 +148,44 @@ def warm_up(run_dir: Path, interrupted: Callable[[], bool]) -> None:
     finally:
         sys.stdout = stdout
         engine.db.close()
+
+
+def _layout(run_dir: Path) -> Layout | None:
+    """The layout of the root whose run dir is ``run_dir`` (None: no root's)."""
+    layout = Layout.for_root(warm.DEFAULT_ROOT if str(run_dir) == warm.DEFAULT_RUN_DIR
+                             else run_dir.parent)
+    return layout if layout.run_dir == run_dir else None
+
+
+def hold_store(run_dir: Path, nudges: socket.socket) -> None:
+    """In the command parent's holder (``supervise.command_parent``): the root's
+    database kept open (``store.db.hold_wal_index``: every other process's open then
+    skips rebuilding the WAL index), looked at again on each nudge (one comes after
+    each command: the root may have been made, removed or made anew since), until
+    the command parent ends."""
+    layout = _layout(run_dir)
+    if layout is None:
+        return
+    path = layout.root / "metadata.db"
+    held: tuple[sqlite3.Connection, tuple[int, int]] | None = None
+    while True:
+        try:
+            info = os.stat(path)
+            now: tuple[int, int] | None = (info.st_dev, info.st_ino)
+        except OSError:
+            now = None
+        if held is not None and held[1] != now:
+            held[0].close()
+            held = None
+        if held is None and now is not None:
+            held = hold_wal_index(path)
+        try:
+            if not nudges.recv(64):
+                return
+        except InterruptedError:
+            continue
+        except OSError:
+            return
 
 
 def _become(request: dict[str, Any], fds: list[int]) -> None:

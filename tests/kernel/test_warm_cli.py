@@ -127,12 +127,26 @@ def _cwd(pid: int) -> str:
         return ""
 
 
+def _workers_of(parent: int) -> list[int]:
+    """The command parent's live workers and spare: each leads a session of its own
+    (the holder of the database, its other child, stays in the parent's)."""
+    return [pid for pid in _children(parent) if not _gone(pid) and os.getsid(pid) == pid]
+
+
+def _holder_of(parent: int) -> int:
+    """The command parent's child that holds the root's database open."""
+    found = [pid for pid in _children(parent)
+             if not _gone(pid) and os.getsid(pid) == os.getsid(parent)]
+    assert len(found) == 1, found
+    return found[0]
+
+
 def _spare_of(dy: Dockyard) -> int:
-    """The command parent's spare worker: its one child while no command runs."""
+    """The command parent's spare worker: its one worker while no command runs."""
     parent = _command_parent_of(dy)
 
     def alone() -> int | None:
-        live = [pid for pid in _children(parent) if not _gone(pid)]
+        live = _workers_of(parent)
         return live[0] if len(live) == 1 else None
 
     return int(until("one spare, and no worker", alone))
@@ -235,8 +249,10 @@ def test_a_killed_command_parent_is_replaced(warm: Dockyard, tmp_path: Path) -> 
     after it is handed to a new command parent."""
     warm("ps")  # (a command handed over: the parent runs)
     parent = _command_parent_of(warm)
+    holder = _holder_of(parent)
     os.kill(parent, signal.SIGKILL)
     until("the command parent to go", lambda: _gone(parent))
+    until("its holder of the database to go with it", lambda: _gone(holder))
     assert warm("inspect", "-f", "{{.State.Status}}", "keep").stdout.strip() == "running"
     until("a new command parent", lambda: _command_parent_of(warm) != parent)
     client, worker = _client_and_worker(warm, tmp_path)  # handed over to the new one
@@ -253,7 +269,7 @@ def test_the_next_command_is_run_by_the_spare(warm: Dockyard, tmp_path: Path) ->
     client, worker = _client_and_worker(warm, tmp_path)
     assert worker == spare
     until("a new spare beside the worker", lambda: len(
-        [pid for pid in _children(_command_parent_of(warm)) if not _gone(pid)]) == 2)
+        _workers_of(_command_parent_of(warm))) == 2)
     client.kill()
     client.communicate()
     until("the worker to go with its caller", lambda: _gone(worker))
@@ -281,6 +297,28 @@ def test_a_killed_spare_is_not_needed(warm: Dockyard, tmp_path: Path) -> None:
     assert worker != spare
     client.kill()
     client.communicate()
+
+
+def _open_files(pid: int) -> set[str]:
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+    return found
+
+
+def test_the_root_database_is_held_open_while_commands_are_served(warm: Dockyard) -> None:
+    """The command parent's holder keeps the root's database open (so no command's
+    open rebuilds the WAL index), in a process of its own: the parent, whose forks
+    each open the database themselves, has none to pass on."""
+    warm("ps")
+    parent = _command_parent_of(warm)
+    database = str(warm.root / "metadata.db")
+    holder = _holder_of(parent)
+    until("the holder to open the database", lambda: database in _open_files(holder))
+    assert database not in _open_files(parent)
 
 
 def test_a_warm_up_reads_and_makes_nothing(warm: Dockyard, tmp_path: Path) -> None:
