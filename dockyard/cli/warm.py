@@ -7,9 +7,10 @@ that code, loaded once, for the supervisors it forks.  When one is running, this
 process only connects to it and hands over what makes the command ours: its
 arguments, environment, umask, working directory and standard streams (the
 descriptors themselves, over SCM_RIGHTS, so a terminal, a pipe or a file is written
-exactly as this process would).  The zygote forks a worker that runs the command
-(``cli.warm_worker``); this process forwards the signals it is sent and exits with
-the worker's code.  No zygote (nothing has run on this root lately): the command runs
+exactly as this process would).  A worker forked ahead by the zygote's command
+parent (``supervise.command_parent``), which this process connects to directly once
+it runs, runs the command (``cli.warm_worker``); this process forwards the signals
+it is sent and exits with the worker's code.  No zygote (nothing has run on this root lately): the command runs
 here as before — a read such as ``ps`` never starts one.
 
 If this process is killed, its worker sees the connection close and is killed too,
@@ -66,10 +67,11 @@ def run(argv: list[str]) -> int | None:
     found = command_root(argv)
     if found is None or found[0] not in WARM_COMMANDS or "--help" in argv:
         return None
-    from dockyard.supervise.zygote_address import connect_raw
+    from dockyard.supervise.zygote_address import COMMANDS_SOCKET_NAME, SOCKET_NAME, connect_raw
 
-    try:
-        sock = connect_raw(run_dir(found[1] or os.environ.get("DOCKYARD_ROOT") or None))
+    try:  # the zygote's command parent directly, else through the zygote (it starts one)
+        sock = connect_raw(run_dir(found[1] or os.environ.get("DOCKYARD_ROOT") or None),
+                           (COMMANDS_SOCKET_NAME, SOCKET_NAME))
     except OSError:
         return None
     if sock is None:

@@ -7,24 +7,33 @@ forks starts from, and a supervisor's own allocations then land among pages it m
 copy (~0.1–0.2 MiB more private memory per container for the CLI's modules).  So the
 zygote forks this parent once (at its start when the front end that started it asks,
 else on the first command handed over); it loads the worker module (which imports
-what the commands use), freezes those objects out of the collector's reach, and forks a worker
-per command.  The zygote passes each request on over a socket pair — the request's
-bytes and its descriptors (the client's connection first, then its streams and working
-directory) — and hears back one byte per worker started (``+``) and ended (``-``), so
-it lingers while commands run.  When the zygote closes the pair, this parent ends
-(its workers run on, in sessions of their own).
+what the commands use), freezes those objects out of the collector's reach, and forks a
+worker per command.  It hears of commands two ways:
+
+* directly (``Listener``): it listens on a socket of its own beside the zygote's, and
+  a client connects there first.  One hop: a command the zygote passed on woke the
+  zygote, then this parent, then the worker.  Whoever accepts (the spare, else a
+  fork made for it) reads the request and checks the peer itself.
+* through the zygote (the first command, which started this parent; or a client that
+  found no one listening here): over a socket pair, the request's bytes and its
+  descriptors (the client's connection first, then its streams and working
+  directory), each run by a fork made for it.
+
+Either way it tells the zygote one byte per worker started (``+``) and ended (``-``),
+so that the zygote lingers while commands run.  When the zygote closes the pair, this
+parent ends (its workers run on, in sessions of their own) and removes its socket.
 
 A fresh fork pays for itself on the command's path: the fork (~1.5 ms for a process
 this size), then a page fault and a page copy for every shared page the command
 writes — and CPython writes to every object it touches (reference counts), so a warm
 ``ps`` took ~900 faults, twice its own work.  So while idle this parent keeps one
 *spare*: a worker forked ahead that has run the read paths most commands take (the
-module's ``warm_up``: no write, nothing made) and waits for a request; the next
-request goes to it, and a new spare is forked at once unless another command runs
-too (a burst of commands is served by plain forks, not slowed by spares warming up
-beside it).  Workers are watched through pidfds, so their ends are heard at once.
+module's ``warm_up``: no write, nothing made) and waits on the listener; the next
+client is accepted by it, and a new spare is forked at once unless another command
+runs too (a burst of commands is served by plain forks, not slowed by spares warming
+up beside it).  Workers are watched through pidfds, so their ends are heard at once.
+A third child, the ``Holder``, keeps the root's database open.
 """
-
 from __future__ import annotations
 
 import array
@@ -34,6 +43,7 @@ import os
 import select
 import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -43,6 +53,7 @@ from dockyard.supervise import pool_holes
 _HEADER = 4  # a request's length, little-endian, before its bytes
 _MAX_FDS = 5  # the client's connection, its stdin, stdout, stderr and working directory
 STARTED, ENDED = b"+", b"-"
+_SPARE_AFTER = 0.1  # seconds of a command running before a spare is forked beside it
 Validate = Callable[[bytes], dict[str, object]]
 
 
@@ -135,9 +146,11 @@ def _serve(channel: socket.socket, module_name: str, validate: Validate,
     pool_holes.fill()  # the workers' objects on pages of their own (see there)
     gc.freeze()  # the workers' collections must not write to these shared pages
     holder = Holder(channel, module, run_dir)
+    listener = Listener(run_dir)
     try:
-        _serve_requests(channel, module_name, module, validate, run_dir, holder)
+        _serve_requests(channel, module_name, module, validate, run_dir, holder, listener)
     finally:
+        listener.close()
         holder.end()
 
 
@@ -177,23 +190,105 @@ class Holder:
         _reap(self.pid, pidfd)
 
 
+class Listener:
+    """Where a client connects to this parent directly (``zygote_address.
+    COMMANDS_SOCKET_NAME``, beside the zygote's socket): one hop, not two — a
+    command the zygote passed on woke it and then this parent before any worker.
+    The spare accepts on it while one waits; else this parent accepts and forks a
+    worker.  Whoever accepts reads the request itself (the parent never waits on a
+    client).  Removed when this parent ends, unless a newer one has bound it since."""
+
+    def __init__(self, run_dir: Path) -> None:
+        from dockyard.supervise.zygote_address import COMMANDS_SOCKET_NAME
+
+        self.name = COMMANDS_SOCKET_NAME
+        self.dir_fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        path = f"/proc/self/fd/{self.dir_fd}/{self.name}"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.name, dir_fd=self.dir_fd)
+        self.sock.bind(path)
+        os.chmod(self.name, 0o600, dir_fd=self.dir_fd)  # (its peer is checked too)
+        self.sock.listen(64)
+        self.sock.setblocking(False)  # (the spare and this parent may both try)
+        info = os.stat(self.name, dir_fd=self.dir_fd)
+        self.bound = (info.st_dev, info.st_ino)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def accept(self) -> socket.socket | None:
+        """A client's connection (blocking), or None when another took it."""
+        try:
+            conn, _ = self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return None
+        conn.setblocking(True)
+        return conn
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            info = os.stat(self.name, dir_fd=self.dir_fd)
+            if (info.st_dev, info.st_ino) == self.bound:
+                os.unlink(self.name, dir_fd=self.dir_fd)
+        self.sock.close()
+        os.close(self.dir_fd)
+
+
 def _serve_requests(channel: socket.socket, module_name: str, module: WorkerModule,
-                    validate: Validate, run_dir: Path, holder: Holder) -> None:
+                    validate: Validate, run_dir: Path, holder: Holder,
+                    listener: Listener) -> None:
+    """Commands that come to the listener (the spare's, or forks of ours) and those
+    the zygote passes on (each by a fork of ours), until the zygote is gone."""
     workers: dict[int, int] = {}  # a running worker's pidfd -> its pid
     spare: Spare | None = None
     spares = True  # until one dies unasked (then plain forks: never a fork loop)
+    last_start = 0.0
+
+    def started(pidfd: int, pid: int) -> None:
+        nonlocal last_start
+        workers[pidfd] = pid
+        last_start = time.monotonic()
+        _say(channel, STARTED)
+
+    def fork_for(conn: socket.socket | None, message: dict[str, object],
+                 fds: list[int]) -> None:
+        pid = _fork_worker(channel, module, conn, message, fds,
+                           [holder.nudges.fileno(), listener.fileno(),
+                            listener.dir_fd, *workers],
+                           lambda c: _serve_connection(c, module, validate, module_name))
+        started(os.pidfd_open(pid), pid)
+
     while True:
+        timeout = None
         if spare is None and spares and len(workers) < 2:  # (not amid a burst)
-            spare = Spare.fork(channel, module, validate, run_dir,
-                               [holder.nudges.fileno(), *workers])
-        watched = [channel.fileno(), *workers, *([spare.pidfd] if spare else [])]
-        ready, _, _ = select.select(watched, [], [])
+            # the next spare once the command has ended, or has run a while: its fork
+            # and warm-up (~10 ms of CPU) would otherwise compete with the command
+            wait = 0.0 if not workers else last_start + _SPARE_AFTER - time.monotonic()
+            if wait <= 0:
+                spare = Spare.fork(channel, module, validate, module_name, run_dir,
+                                   listener, [holder.nudges.fileno(), *workers])
+            else:
+                timeout = wait
+        watched = [channel.fileno(), *workers,
+                   *([spare.pidfd, spare.channel.fileno()] if spare else [listener.fileno()])]
+        ready, _, _ = select.select(watched, [], [], timeout)
         for pidfd in [fd for fd in ready if fd in workers]:
             _reap(workers.pop(pidfd), pidfd)
             _say(channel, ENDED)
-        if spare is not None and spare.pidfd in ready:
-            spare.close()
-            spare, spares = None, False
+            holder.nudge()  # (the command may have made, or removed, the database)
+        if spare is not None and (spare.pidfd in ready or spare.channel.fileno() in ready):
+            if spare.took():
+                started(spare.pidfd, spare.pid)
+                spare = None
+            elif spare.pidfd in ready:  # it died unasked
+                spare.close()
+                spare, spares = None, False
+        elif spare is None and listener.fileno() in ready:
+            conn = listener.accept()
+            if conn is not None:
+                fork_for(conn, {}, [])
+                conn.close()
         if channel.fileno() not in ready:
             continue
         request = _receive(channel)
@@ -204,14 +299,51 @@ def _serve_requests(channel: socket.socket, module_name: str, module: WorkerModu
         if message.get("cli") != module_name or len(fds) != _MAX_FDS:
             _close(fds)
             continue
-        pid = spare.take(data, fds) if spare is not None else 0
-        spare = None
-        pid = pid or _fork_worker(channel, module, message, fds,
-                                   [holder.nudges.fileno(), *workers])
+        fork_for(None, message, fds)
         _close(fds)
-        workers[os.pidfd_open(pid)] = pid
-        _say(channel, STARTED)
-        holder.nudge()
+
+
+def _serve_connection(conn: socket.socket, module: WorkerModule, validate: Validate,
+                      module_name: str) -> None:
+    """In a worker that accepted a client's connection: read its request (its bytes,
+    its streams and working directory) and run it; a client of another user, or a
+    malformed or late request, is hung up on (the client then runs the command
+    itself, or says nothing ran)."""
+    if not same_user(conn):
+        return
+    conn.settimeout(10)  # (a client that connects and sends nothing: not forever)
+    try:
+        data, fds = receive_request(conn)
+    except OSError:
+        return
+    conn.settimeout(None)
+    message = validate(data)
+    if message.get("cli") != module_name or len(fds) != _MAX_FDS - 1:
+        _close(fds)
+        return
+    module.serve(conn, message, fds)
+
+
+def same_user(conn: socket.socket) -> bool:
+    """The peer runs as our user (SO_PEERCRED): no one else may have a supervisor or a
+    command forked as us, whatever the socket's mode."""
+    import struct
+
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return bool(uid == os.getuid())
+
+
+def receive_request(conn: socket.socket) -> tuple[bytes, list[int]]:
+    """A client's request as it sends it (one message: ``cli.warm``'s hand-over, or a
+    supervisor's arguments) and the descriptors that came with it (at most four)."""
+    fds = array.array("i")
+    data, ancdata, _flags, _addr = conn.recvmsg(
+        1 << 18, socket.CMSG_LEN((_MAX_FDS - 1) * fds.itemsize))
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    return data, list(fds)
 
 
 def _reap(pid: int, pidfd: int) -> None:
@@ -221,16 +353,20 @@ def _reap(pid: int, pidfd: int) -> None:
 
 
 class Spare:
-    """A worker forked ahead of its request, warmed up; it takes one request."""
+    """A worker forked ahead of its command, warmed up; it accepts one connection on
+    the listener and says so (``TAKEN``) before it serves it."""
+
+    TAKEN = b"!"
 
     def __init__(self, pid: int, channel: socket.socket) -> None:
         self.pid = pid
         self.pidfd = os.pidfd_open(pid)  # readable once it ends
-        self.channel = channel  # ours: the request goes over it
+        self.channel = channel  # ours: TAKEN comes over it; closed, the spare ends
 
     @classmethod
     def fork(cls, zygote_channel: socket.socket, module: WorkerModule, validate: Validate,
-             run_dir: Path, parents: list[int]) -> Spare:
+             module_name: str, run_dir: Path, listener: Listener,
+             parents: list[int]) -> Spare:
         """``parents``: the command parent's descriptors, closed in the spare."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
@@ -240,23 +376,25 @@ class Spare:
                 ours.close()
                 _close(parents)
                 os.setsid()
-                _wait_as_spare(theirs, module, validate, run_dir)
+                _wait_as_spare(theirs, listener, module, validate, module_name, run_dir)
             finally:
                 os._exit(1)
         theirs.close()
         return cls(pid, ours)
 
-    def take(self, data: bytes, fds: list[int]) -> int:
-        """Hand the request over: the spare's pid, now a worker's, or 0 if it is gone
-        (a plain fork takes the request)."""
+    def took(self) -> bool:
+        """It accepted a connection (it is a worker now: its pidfd is the caller's to
+        watch); False if it said nothing (ended)."""
         try:
-            _send(self.channel, data, fds)
+            said = self.channel.recv(1, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
         except OSError:
-            self.close()
-            return 0
-        self.channel.close()  # (it has the request: it reads nothing more)
-        os.close(self.pidfd)  # (the caller watches it as a worker now)
-        return self.pid
+            said = b""
+        if said != self.TAKEN:
+            return False
+        self.channel.close()
+        return True
 
     def close(self) -> None:
         """Done with it: ended (reaped here), or gone (it ends on seeing our end
@@ -265,22 +403,30 @@ class Spare:
         _reap(self.pid, self.pidfd)
 
 
-def _wait_as_spare(channel: socket.socket, module: WorkerModule, validate: Validate,
-                   run_dir: Path) -> None:
-    """In the spare: warm up (cut short by a request that comes meanwhile), then serve
-    the one request sent, or end when the command parent has (its end closed)."""
+def _wait_as_spare(channel: socket.socket, listener: Listener, module: WorkerModule,
+                   validate: Validate, module_name: str, run_dir: Path) -> None:
+    """In the spare: warm up (cut short by a client that comes meanwhile), then accept
+    one connection and serve it; or end when the command parent has (its end
+    closed)."""
+    watched = [channel.fileno(), listener.fileno()]
+
     def interrupted() -> bool:
-        return bool(select.select([channel], [], [], 0)[0])
+        return bool(select.select(watched, [], [], 0)[0])
 
     with contextlib.suppress(Exception):  # (a warm-up that fails warms less: no more)
         module.warm_up(run_dir, interrupted)
-    request = _receive(channel)
-    if request is None:
-        return
-    data, fds = request
+    while True:
+        ready, _, _ = select.select(watched, [], [])
+        if channel.fileno() in ready:
+            return  # the command parent ended
+        conn = listener.accept()
+        if conn is not None:
+            break
+    _say(channel, Spare.TAKEN)
     channel.close()
-    conn_fd, streams = fds[0], fds[1:]
-    module.serve(socket.socket(fileno=conn_fd), validate(data), streams)
+    listener.sock.close()
+    os.close(listener.dir_fd)
+    _serve_connection(conn, module, validate, module_name)
 
 
 def _send(channel: socket.socket, data: bytes, fds: list[int]) -> None:
@@ -321,19 +467,24 @@ def _receive(channel: socket.socket) -> tuple[bytes, list[int]] | None:
     return data, list(fds)
 
 
-def _fork_worker(channel: socket.socket, module: WorkerModule,
-                 message: dict[str, object], fds: list[int], parents: list[int]) -> int:
-    """A worker for one request: it answers the client on the connection itself (its
-    pid, then the command's exit code).  ``parents``: the parent's descriptors, closed
-    in it."""
-    conn_fd, streams = fds[0], fds[1:]
+def _fork_worker(channel: socket.socket, module: WorkerModule, conn: socket.socket | None,
+                 message: dict[str, object], fds: list[int], parents: list[int],
+                 serve_connection: Callable[[socket.socket], None]) -> int:
+    """A worker for one command: a connection accepted here (``conn``: the worker
+    reads its request), or a request the zygote passed on (``message`` and ``fds``,
+    the connection first).  It answers the client on the connection itself (its pid,
+    then the command's exit code).  ``parents``: the parent's descriptors, closed in
+    it."""
     pid = os.fork()
     if pid == 0:
         try:
             channel.close()
             _close(parents)
             os.setsid()
-            module.serve(socket.socket(fileno=conn_fd), message, streams)
+            if conn is not None:
+                serve_connection(conn)
+            else:
+                module.serve(socket.socket(fileno=fds[0]), message, fds[1:])
         finally:
             os._exit(1)
     return pid

@@ -85,7 +85,7 @@ def serve(run_dir: Path, preload: list[str]) -> int:
                 commands = None
             if listener.fileno() in ready:
                 conn, _ = listener.accept()
-                if not _same_user(conn):
+                if not command_parent.same_user(conn):
                     conn.close()
                     continue
                 with conn:
@@ -115,16 +115,6 @@ def serve(run_dir: Path, preload: list[str]) -> int:
             os.unlink(_path(dir_fd))
         listener.close()
     return 0
-
-
-def _same_user(conn: socket.socket) -> bool:
-    """The peer runs as our user (SO_PEERCRED): no one else may have a supervisor or a
-    command forked as us, whatever the socket's mode."""
-    import struct
-
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return bool(uid == os.getuid())
 
 
 def _exit_status(pid: int) -> int | None:
@@ -175,20 +165,16 @@ def _serve_request(conn: socket.socket, listener: socket.socket, monitor: object
     """One request: a supervisor to fork (its arguments, a JSON list, and its ready
     pipe), a TTY container's pty master to keep or to give back (a JSON object), or a
     command handed over (passed on to the command parent, started if need be)."""
-    fds = array.array("i")
     # (up to four descriptors: a warm command's streams and working directory)
-    data, ancdata, _flags, _addr = conn.recvmsg(1 << 18, socket.CMSG_LEN(4 * fds.itemsize))
-    for level, kind, payload in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    data, fds = command_parent.receive_request(conn)
     if data.startswith(WORKER_TAG):
-        return 0, [WORKER], _pass_on(conn, data, list(fds), commands, run_dir)
+        return 0, [WORKER], _pass_on(conn, data, fds, commands, run_dir)
     try:
         message = json.loads(data)
     except ValueError:
         message = None
     if isinstance(message, dict):
-        _park_request(conn, message, list(fds), parked)
+        _park_request(conn, message, fds, parked)
         return 0, [], commands
     if not fds or not isinstance(message, list):
         for fd in fds:

@@ -67,7 +67,11 @@ def code_stamp(package: str | None = None) -> str:
     return f"{int.from_bytes(text, 'little') % _PRIME:032x}"
 
 
-SOCKET_NAME = f"zygote-{code_stamp()}.sock"
+_STAMP = code_stamp()
+SOCKET_NAME = f"zygote-{_STAMP}.sock"
+# the zygote's command parent's (``supervise.command_parent.Listener``): a command
+# handed over there directly skips a hop through the zygote
+COMMANDS_SOCKET_NAME = f"commands-{_STAMP}.sock"
 
 
 def path(dir_fd: int) -> str:
@@ -76,16 +80,19 @@ def path(dir_fd: int) -> str:
     return f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}"
 
 
-def connect_raw(run_dir: "Path | str") -> _socket.socket | None:
-    """A connection (the C-level socket: sendmsg, recv, close) to the root's zygote of
-    this code if one is running, else None."""
+def connect_raw(run_dir: "Path | str",
+                names: tuple[str, ...] = (SOCKET_NAME,)) -> _socket.socket | None:
+    """A connection (the C-level socket: sendmsg, recv, close) to the first of the
+    root's sockets ``names`` (the zygote's by default) that is listening, else None."""
     fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        sock.connect(path(fd))
-        return sock
-    except OSError:
-        sock.close()
+        for name in names:
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            try:
+                sock.connect(f"/proc/self/fd/{fd}/{name}")
+                return sock
+            except OSError:
+                sock.close()
         return None
     finally:
         os.close(fd)

@@ -225,15 +225,44 @@ def _as_nobody_hand_over(run_dir: Path, name: str) -> bytes | str:
         else result.encode()
 
 
-def test_no_other_user_gets_a_command_run_by_the_zygote(warm: Dockyard) -> None:
-    from dockyard.supervise.zygote_address import SOCKET_NAME
+@pytest.mark.parametrize("which", ["zygote", "command parent"])
+def test_no_other_user_gets_a_command_run_by_the_zygote(warm: Dockyard, which: str) -> None:
+    from dockyard.supervise.zygote_address import COMMANDS_SOCKET_NAME, SOCKET_NAME
 
-    sock_path = str(warm.layout.run_dir / SOCKET_NAME)
+    warm("ps")  # (the command parent listens)
+    name = SOCKET_NAME if which == "zygote" else COMMANDS_SOCKET_NAME
+    sock_path = str(warm.layout.run_dir / name)
     assert os.stat(sock_path).st_mode & 0o777 == 0o600
     os.chmod(warm.layout.run_dir, 0o755)  # (a run dir others may enter)
-    assert _as_nobody_hand_over(warm.layout.run_dir, SOCKET_NAME) == "PermissionError"
+    assert _as_nobody_hand_over(warm.layout.run_dir, name) == "PermissionError"
     os.chmod(sock_path, 0o666)  # and were the socket's mode wrong: its peer is checked
-    assert _as_nobody_hand_over(warm.layout.run_dir, SOCKET_NAME) == "hung up"
+    assert _as_nobody_hand_over(warm.layout.run_dir, name) == "hung up"
+    done = _run_in(warm, warm.root, "inspect", "-f", "{{.Name}}", "keep")
+    assert (done.returncode, done.stdout) == (0, b"/keep\n"), done.stderr
+
+
+def test_a_command_goes_to_the_command_parent_directly(warm: Dockyard,
+                                                       tmp_path: Path) -> None:
+    """Once the command parent runs, a command is handed to it (to its spare) without
+    the zygote: it runs while the zygote is stopped.  When the command parent has
+    gone, its socket goes with it and the zygote takes the command again."""
+    from dockyard.supervise.zygote_address import COMMANDS_SOCKET_NAME
+
+    warm("ps")
+    zygote = _zygote_of(warm)
+    os.kill(zygote, signal.SIGSTOP)
+    try:
+        done = _run_in(warm, tmp_path, "inspect", "-f", "{{.Name}}", "keep")
+    finally:
+        os.kill(zygote, signal.SIGCONT)
+    assert (done.returncode, done.stdout) == (0, b"/keep\n"), done.stderr
+    parent = _command_parent_of(warm)
+    os.kill(parent, signal.SIGKILL)  # (its socket's name is left: nobody listens there)
+    until("the command parent to go", lambda: _gone(parent))
+    assert (warm.layout.run_dir / COMMANDS_SOCKET_NAME).exists()
+    done = _run_in(warm, tmp_path, "inspect", "-f", "{{.Name}}", "keep")
+    assert (done.returncode, done.stdout) == (0, b"/keep\n"), done.stderr
+    until("a new command parent", lambda: _command_parent_of(warm) != parent)
 
 
 def test_an_exec_handed_over_keeps_its_stdin_and_exit_code(warm: Dockyard,
