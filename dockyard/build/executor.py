@@ -212,7 +212,7 @@ class Builder:
 
         with self._lock:  # one pull of a base at a time
             digest = pull(self.images.content, self.images.index, ref,
-                          insecure=self.env.insecure_registries, admit=self.env.admit,
+                          insecure=self.env.insecure_registries, admit=self.env.admit(),
                           credentials=self.options.logins.get(reference.parse(ref).registry))
         record = self.images.index.get(digest)
         if record is None:

@@ -182,7 +182,7 @@ class BuildService:
                                 runtime_argv(),
                                 lambda image, step, rootfs, step_id: step_config(
                                     image, step, rootfs, layout.cgroup_path(f"build-{step_id}"),
-                                    idmap=idmap), engine.admit)
+                                    idmap=idmap), lambda: engine.admit)
 
     def _dockerfile(self, request: BuildRequest, context: BuildContext,
                     stdin: IO[bytes] | None) -> str:
