@@ -97,7 +97,7 @@ class ComposeContext:
 
 
 def _build_reporter() -> Reporter:
-    from dockyard.cli.build import PlainReporter
+    from dockyard.cli.build_cmds import PlainReporter
 
     return PlainReporter()
 

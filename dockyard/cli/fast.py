@@ -2,7 +2,8 @@
 
 ``run``, ``exec``, ``rm``, ``ps``, ``images`` and ``inspect`` are what users and scripts
 type most, and click alone costs ~16 ms of imports: more than ``ps``'s own work; so are
-``compose up``/``ps``/``down`` (a no-op ``up`` is mostly start-up).  ``dispatch`` reads
+``compose up``/``ps``/``down`` (a no-op ``up`` is mostly start-up) and ``build`` (a
+fully cached one is too).  ``dispatch`` reads
 the global flags and a hot command's flags (a group's, then its subcommand's) from the
 same ``flagtable`` rows the click commands are built from, and calls the same body
 (``container_cmds``, ``compose_cmds``).
@@ -27,6 +28,8 @@ class FastCommand(NamedTuple):
     # a group (``compose``): its subcommands; the body of one gets the group's options
     # as its second argument
     subcommands: "Callable[[], Mapping[str, FastCommand]] | None" = None
+    # (positionals, options) -> False for what the click command refuses itself
+    fits: Callable[[list[str], dict[str, Any]], bool] | None = None
 
 
 def _run_options() -> Sequence[Opt]:
@@ -104,6 +107,24 @@ def _rm(engine: Any, *containers: str, **options: Any) -> object:
     return rm(engine, *containers, **options)
 
 
+def _build_options() -> Sequence[Opt]:
+    from dockyard.cli.build_cmds import BUILD_OPTIONS
+
+    return BUILD_OPTIONS
+
+
+def _build(engine: Any, context: str, **options: Any) -> object:
+    from dockyard.cli.build_cmds import build
+
+    return build(engine, context, **options)
+
+
+def _build_fits(positionals: list[str], options: dict[str, Any]) -> bool:
+    from dockyard.cli.build_cmds import fits
+
+    return fits(positionals, options)
+
+
 def _compose_options() -> Sequence[Opt]:
     from dockyard.cli.compose_cmds import COMPOSE_OPTIONS
 
@@ -143,6 +164,7 @@ COMMANDS: dict[str, FastCommand] = {
     "inspect": FastCommand(_inspect_options, _inspect, (1, None)),
     "exec": FastCommand(_exec_options, _exec, (2, None), interspersed=False),
     "rm": FastCommand(_rm_options, _rm, (1, None)),
+    "build": FastCommand(_build_options, _build, (1, 1), fits=_build_fits),
     "compose": FastCommand(_compose_options, None, (1, None), interspersed=False,
                            subcommands=_compose_commands),
 }
@@ -196,6 +218,8 @@ def _parsed(command: FastCommand, argv: Sequence[str]
         return None
     least, most = command.positionals
     if len(positionals) < least or (most is not None and len(positionals) > most):
+        return None
+    if command.fits is not None and not command.fits(positionals, options):
         return None
     if command.subcommands is None:
         assert command.body is not None  # a command, not a group

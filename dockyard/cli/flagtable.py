@@ -22,17 +22,18 @@ class Opt(NamedTuple):
     type: Callable[[str], Any] | None = None  # int: click's INT; None: the text
     help: str | None = None
     choices: tuple[str, ...] | None = None  # the values allowed (click's Choice)
+    metavar: str | None = None  # how ``--help`` names the value
 
 
 def opt(*names: str, dest: str | None = None, kind: str = "value", default: Any = None,
         type: Callable[[str], Any] | None = None, help: str | None = None,  # noqa: A002
-        choices: tuple[str, ...] | None = None) -> Opt:
+        choices: tuple[str, ...] | None = None, metavar: str | None = None) -> Opt:
     """A row; ``dest`` as click derives it (the first long name, dashes as
     underscores) unless given."""
     if dest is None:
         long_names = [n for n in names if n.startswith("--")]
         dest = (long_names or list(names))[0].lstrip("-").replace("-", "_")
-    return Opt(tuple(names), dest, kind, default, type, help, choices)
+    return Opt(tuple(names), dest, kind, default, type, help, choices, metavar)
 
 
 def click_options(table: Sequence[Opt]) -> Callable[[Any], Any]:
@@ -52,6 +53,8 @@ def click_options(table: Sequence[Opt]) -> Callable[[Any], Any]:
                 extra["type"] = row.type
             if row.choices is not None:
                 extra["type"] = click.Choice(list(row.choices))
+            if row.metavar is not None:
+                extra["metavar"] = row.metavar
             func = click.option(*row.names, row.dest, **extra)(func)
         return func
 

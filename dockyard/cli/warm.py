@@ -10,8 +10,9 @@ descriptors themselves, over SCM_RIGHTS, so a terminal, a pipe or a file is writ
 exactly as this process would).  A worker forked ahead by the zygote's command
 parent (``supervise.command_parent``), which this process connects to directly once
 it runs, runs the command (``cli.warm_worker``); this process forwards the signals
-it is sent and exits with the worker's code.  No zygote (nothing has run on this root lately): the command runs
-here as before — a read such as ``ps`` never starts one.
+it is sent and exits with the worker's code.  No zygote (nothing has run on this
+root lately): the command runs here as before — a read such as ``ps`` never starts
+one.
 
 If this process is killed, its worker sees the connection close and is killed too,
 as the command itself would have been.  ``DOCKYARD_WARM_CLI=0`` turns the path off.

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,27 @@ def test_hot_commands_import_nothing_they_do_not_use(box: Dockyard, args: tuple[
         return
     assert "dockyard.cli.fast" in imported
     assert sorted(set(NOT_ON_THE_FAST_PATH) & imported) == []
+
+
+# What a build that pulls nothing must not import: click (its flags are read from the
+# same rows by the fast path), and the registry's client behind the signature policy
+# (httpx, rich, yaml: ~70 ms), loaded only when a FROM is pulled
+NOT_IN_A_LOCAL_BUILD = ("click", "dockyard.cli.main", "httpx", "rich", "yaml",
+                        "dockyard.registry.client", "dockyard.registry.trust.policy")
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["built", "cached"])
+def test_a_build_from_a_local_image_imports_no_click_nor_registry(box: Dockyard,
+                                                                  tmp_path: Path,
+                                                                  cached: bool) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM box:1\nENV A=1\nCOPY Dockerfile /d\n"
+                                         "RUN cat /d > /copy\n")
+    if cached:
+        box("build", "-q", "-t", "local:1", str(tmp_path))
+    result = box("build", "-q", "-t", "local:1", str(tmp_path),
+                 env={"PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "dockyard.cli.build_cmds" in imported  # the measurement itself works
+    assert sorted(set(NOT_IN_A_LOCAL_BUILD) & imported) == []
+    assert result.stdout.startswith("sha256:")

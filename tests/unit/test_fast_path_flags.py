@@ -11,6 +11,8 @@ import pytest
 
 from dockyard.cli import compose as compose_cli
 from dockyard.cli import compose_cmds, fast
+from dockyard.cli.build import build_cmd
+from dockyard.cli.build_cmds import BUILD_OPTIONS
 from dockyard.cli.container_cmds import EXEC_OPTIONS, PS_OPTIONS, RM_OPTIONS
 from dockyard.cli.container_flags import RUN_OPTIONS
 from dockyard.cli.container_ops import exec_cmd
@@ -103,6 +105,15 @@ def test_rm_reads_every_flag_as_click_does(row: Opt) -> None:
         assert tuple(positionals) == clicked.pop("containers") and options == clicked, spelling
 
 
+@pytest.mark.parametrize("row", BUILD_OPTIONS, ids=lambda r: r.names[-1])
+def test_build_reads_every_flag_as_click_does(row: Opt) -> None:
+    for spelling in _samples(row):
+        args = [*spelling, "ctx"]
+        options, positionals = _fast_reading(BUILD_OPTIONS, args, interspersed=True)
+        clicked = _click_reading(build_cmd, args)
+        assert positionals == [clicked.pop("context")] and options == clicked, spelling
+
+
 @pytest.mark.parametrize(("table", "command"), [
     (compose_cmds.COMPOSE_OPTIONS, compose_cli.compose_group),
     (compose_cmds.UP_OPTIONS, compose_cli.up_cmd),
@@ -148,6 +159,9 @@ def test_what_the_fast_path_leaves_to_click(args: list[str]) -> None:
     ["compose"], ["compose", "--help"], ["compose", "up", "--help"], ["compose", "logs"],
     ["compose", "ps", "--status", "bogus"], ["compose", "down", "web"],
     ["compose", "-x", "up"], ["compose", "up", "--wait-timeout", "soon"],
+    ["build"], ["build", "a", "b"], ["build", "--help", "."], ["build", "--progress", "x", "."],
+    ["build", "-f", "-", "-"], ["build", "--build-arg", "=1", "."],
+    ["build", "--label", "=x", "."], ["build", "--build-context", "=d", "."],
 ])
 def test_dispatch_hands_these_to_click(argv: list[str]) -> None:
     assert fast.dispatch(argv) is None
