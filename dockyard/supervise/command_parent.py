@@ -164,19 +164,12 @@ class Holder:
     when this parent holds nothing else a child must not keep."""
 
     def __init__(self, channel: socket.socket, module: WorkerModule, run_dir: Path) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                channel.close()
-                ours.close()
-                with contextlib.suppress(Exception):  # (none: slower opens, no more)
-                    module.hold_store(run_dir, theirs)
-            finally:
-                os._exit(0)
-        theirs.close()
-        ours.setblocking(False)  # (a nudge never waits: one missed is one less look)
-        self.pid, self.nudges = pid, ours
+        def hold(theirs: socket.socket) -> None:
+            with contextlib.suppress(Exception):  # (none: slower opens, no more)
+                module.hold_store(run_dir, theirs)
+
+        self.pid, self.nudges = _fork_with_pair(channel, hold)
+        self.nudges.setblocking(False)  # (a nudge never waits: one missed is one less look)
 
     def nudge(self) -> None:
         _say(self.nudges, b".")
@@ -368,19 +361,12 @@ class Spare:
              module_name: str, run_dir: Path, listener: Listener,
              parents: list[int]) -> Spare:
         """``parents``: the command parent's descriptors, closed in the spare."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                zygote_channel.close()
-                ours.close()
-                _close(parents)
-                os.setsid()
-                _wait_as_spare(theirs, listener, module, validate, module_name, run_dir)
-            finally:
-                os._exit(1)
-        theirs.close()
-        return cls(pid, ours)
+        def wait(theirs: socket.socket) -> None:
+            _close(parents)
+            os.setsid()
+            _wait_as_spare(theirs, listener, module, validate, module_name, run_dir)
+
+        return cls(*_fork_with_pair(zygote_channel, wait))
 
     def took(self) -> bool:
         """It accepted a connection (it is a worker now: its pidfd is the caller's to
@@ -401,6 +387,23 @@ class Spare:
         closed)."""
         self.channel.close()
         _reap(self.pid, self.pidfd)
+
+
+def _fork_with_pair(zygote_channel: socket.socket, run: Callable[[socket.socket], None],
+                    ) -> tuple[int, socket.socket]:
+    """A child that runs ``run`` with its end of a new socket pair (not the zygote's
+    pair) and then ends; its pid and our end."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            zygote_channel.close()
+            ours.close()
+            run(theirs)
+        finally:
+            os._exit(0)
+    theirs.close()
+    return pid, ours
 
 
 def _wait_as_spare(channel: socket.socket, listener: Listener, module: WorkerModule,

@@ -78,13 +78,17 @@ def test_exec_reads_every_flag_as_click_does(row: Opt) -> None:
         assert options == clicked, spelling
 
 
-@pytest.mark.parametrize("row", IMAGES_OPTIONS, ids=lambda r: r.names[-1])
-def test_images_reads_every_flag_as_click_does(row: Opt) -> None:
-    for spelling in _samples(row):
-        args = [*spelling, "box"]
-        options, positionals = _fast_reading(IMAGES_OPTIONS, args, interspersed=True)
-        clicked = _click_reading(images_cmd, args)
-        assert positionals == [clicked.pop("repository")] and options == clicked, spelling
+@pytest.mark.parametrize(("table", "command", "positional"), [
+    (IMAGES_OPTIONS, images_cmd, "repository"), (BUILD_OPTIONS, build_cmd, "context")],
+    ids=["images", "build"])
+def test_one_argument_commands_read_every_flag_as_click_does(
+        table: Sequence[Opt], command: click.Command, positional: str) -> None:
+    for row in table:
+        for spelling in _samples(row):
+            args = [*spelling, "box"]
+            options, positionals = _fast_reading(table, args, interspersed=True)
+            clicked = _click_reading(command, args)
+            assert positionals == [clicked.pop(positional)] and options == clicked, spelling
 
 
 @pytest.mark.parametrize("row", INSPECT_OPTIONS, ids=lambda r: r.names[-1])
@@ -103,15 +107,6 @@ def test_rm_reads_every_flag_as_click_does(row: Opt) -> None:
         options, positionals = _fast_reading(RM_OPTIONS, args, interspersed=True)
         clicked = _click_reading(rm_cmd, args)
         assert tuple(positionals) == clicked.pop("containers") and options == clicked, spelling
-
-
-@pytest.mark.parametrize("row", BUILD_OPTIONS, ids=lambda r: r.names[-1])
-def test_build_reads_every_flag_as_click_does(row: Opt) -> None:
-    for spelling in _samples(row):
-        args = [*spelling, "ctx"]
-        options, positionals = _fast_reading(BUILD_OPTIONS, args, interspersed=True)
-        clicked = _click_reading(build_cmd, args)
-        assert positionals == [clicked.pop("context")] and options == clicked, spelling
 
 
 @pytest.mark.parametrize(("table", "command"), [
