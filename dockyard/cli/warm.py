@@ -96,12 +96,16 @@ def run_dir(root: str | None) -> str:
 
 def encode_request(argv: list[str], env: dict[str, str], umask: int) -> bytes:
     """The hand-over as the zygote reads it (``supervise.zygote``): NUL-separated
-    fields — the tag, the worker module, the umask, the number of arguments, the
-    arguments, then the environment as NAME=VALUE (no field can hold a NUL: each is
-    a C string to the kernel).  No JSON: its decoder's imports cost ~4 ms here."""
-    fields = ["", REQUEST_TAG, WORKER_MODULE, str(umask), str(len(argv)), *argv,
+    fields — the tag, the length in bytes of what follows it, the worker module, the
+    umask, the number of arguments, the arguments, then the environment as NAME=VALUE
+    (no field can hold a NUL: each is a C string to the kernel).  The length lets the
+    reader take a request longer than one read returns (a large environment or
+    argument list) whole, and tell a cut one.  No JSON: its decoder's imports cost
+    ~4 ms here."""
+    fields = [WORKER_MODULE, str(umask), str(len(argv)), *argv,
               *(f"{name}={value}" for name, value in env.items())]
-    return "\0".join(fields).encode(errors="surrogateescape")
+    rest = "\0".join(fields).encode(errors="surrogateescape")
+    return f"\0{REQUEST_TAG}\0{len(rest)}\0".encode() + rest
 
 
 def _hand_over(sock: _socket.socket, argv: list[str]) -> tuple[int, bytes] | None:

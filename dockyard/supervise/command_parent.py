@@ -327,15 +327,31 @@ def same_user(conn: socket.socket) -> bool:
     return bool(uid == os.getuid())
 
 
+WARM_TAG = b"\0warm\0"  # a command handed over (``cli.warm.encode_request``)
+_MAX_REQUEST = 16 << 20  # bytes: more than the kernel lets a command line and environment be
+
+
 def receive_request(conn: socket.socket) -> tuple[bytes, list[int]]:
-    """A client's request as it sends it (one message: ``cli.warm``'s hand-over, or a
-    supervisor's arguments) and the descriptors that came with it (at most four)."""
+    """A client's request as it sends it (``cli.warm``'s hand-over, whole however many
+    reads it takes: it says its length; or a supervisor's arguments, one read) and
+    the descriptors that came with it (at most four)."""
     fds = array.array("i")
     data, ancdata, _flags, _addr = conn.recvmsg(
         1 << 18, socket.CMSG_LEN((_MAX_FDS - 1) * fds.itemsize))
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    if data.startswith(WARM_TAG):
+        head, _, rest = data[len(WARM_TAG):].partition(b"\0")
+        missing = int(head) - len(rest) if head.isdigit() and int(head) <= _MAX_REQUEST else 0
+        parts = [data]
+        while missing > 0:
+            chunk = conn.recv(min(missing, 1 << 20))
+            if not chunk:
+                break  # (cut short: ``_warm_request`` refuses it)
+            parts.append(chunk)
+            missing -= len(chunk)
+        data = b"".join(parts)
     return data, list(fds)
 
 

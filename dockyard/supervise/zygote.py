@@ -184,18 +184,22 @@ def _serve_request(conn: socket.socket, listener: socket.socket, monitor: object
 
 
 WORKER = "@cli"  # what the serving loop is told a worker's arguments are
-WORKER_TAG = b"\0warm\0"  # a command handed over (cli.warm.encode_request)
+WORKER_TAG = command_parent.WARM_TAG  # a command handed over (cli.warm.encode_request)
 
 
 def _warm_request(data: bytes) -> dict[str, object]:
     """``cli.warm.encode_request``'s fields: {"cli", "umask", "argv", "env"} ({} if
-    malformed)."""
-    fields = data.decode(errors="surrogateescape").split("\0")
+    malformed, or not as long as it says)."""
+    head, sep, rest = data[len(WORKER_TAG):].partition(b"\0")
+    if not data.startswith(WORKER_TAG) or not sep or not head.isdigit() \
+            or int(head) != len(rest):
+        return {}
+    fields = rest.decode(errors="surrogateescape").split("\0")
     try:
-        module, umask, count = fields[2], int(fields[3]), int(fields[4])
+        module, umask, count = fields[0], int(fields[1]), int(fields[2])
     except (IndexError, ValueError):
         return {}
-    argv, env = fields[5:5 + count], fields[5 + count:]
+    argv, env = fields[3:3 + count], fields[3 + count:]
     if len(argv) != count or not all("=" in entry for entry in env):
         return {}
     return {"cli": module, "umask": umask, "argv": argv,

@@ -265,6 +265,20 @@ def test_a_command_goes_to_the_command_parent_directly(warm: Dockyard,
     until("a new command parent", lambda: _command_parent_of(warm) != parent)
 
 
+def test_a_request_longer_than_one_read_is_handed_over_whole(warm: Dockyard,
+                                                             tmp_path: Path) -> None:
+    """An environment and arguments of ~450 KB: more than one read of the socket
+    returns (256 KB), so the request is read on until it is as long as it says (it
+    was cut, and the command failed with "ended without an exit code")."""
+    big = {"A": "a" * 120_000, "B": "b" * 120_000, "X": "x" * 100_000,
+           "DOCKYARD_TRACE": "1"}
+    done = _run_in(warm, tmp_path, "run", "--rm", "--network", "none", "-e", "X", "box:1",
+                   "sh", "-c", 'echo ${#X} "$1"', "-", "y" * 100_000, env=big)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == b"100000 " + b"y" * 100_000 + b"\n"
+    assert b"warm: worker took the command over" in done.stderr  # (handed over)
+
+
 def test_an_exec_handed_over_keeps_its_stdin_and_exit_code(warm: Dockyard,
                                                             tmp_path: Path) -> None:
     done = _run_in(warm, tmp_path, "exec", "-i", "keep", "sh", "-c",

@@ -25,11 +25,18 @@ def test_the_zygote_reads_the_request_it_was_sent() -> None:
     assert request == {"cli": warm.WORKER_MODULE, "umask": 0o027, "argv": argv, "env": env}
 
 
+def _framed(rest: bytes, length: int | None = None) -> bytes:
+    return b"\0warm\0%d\0" % (len(rest) if length is None else length) + rest
+
+
 @pytest.mark.parametrize("data", [
     b"\0warm\0",  # no fields
-    b"\0warm\0m\0x\0" b"1",  # a umask that is no number
-    b"\0warm\0m\0" b"18\0" b"5\0a",  # fewer arguments than counted
-    b"\0warm\0m\0" b"18\0" b"0\0NOEQUALS"])  # an environment entry without "="
+    _framed(b"m\0x\0" b"1"),  # a umask that is no number
+    _framed(b"m\0" b"18\0" b"5\0a"),  # fewer arguments than counted
+    _framed(b"m\0" b"18\0" b"0\0NOEQUALS"),  # an environment entry without "="
+    _framed(b"m\0" b"18\0" b"0\0A=1", 9),  # cut short: shorter than it says
+    _framed(b"m\0" b"18\0" b"0\0A=1", 7),  # longer than it says
+    b"\0warm\0x\0m\0" b"18\0" b"0"])  # a length that is no number
 def test_a_malformed_request_reads_as_nothing(data: bytes) -> None:
     assert _warm_request(data) == {}
 
