@@ -64,6 +64,12 @@ KEY_VALUE_FLAGS = {"build_args": "--build-arg", "labels": "--label",
 
 
 def _say(text: str) -> None:
+    """A line on stderr, as ``click.echo(err=True)`` wrote it: terminal escapes (a RUN
+    step's colours) taken out unless stderr is a terminal."""
+    if "\x1b" in text and not sys.stderr.isatty():
+        import re
+
+        text = re.sub(r"\033\[[;?0-9]*[a-zA-Z]", "", text)
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
 

@@ -161,13 +161,15 @@ def hold_store(run_dir: Path, nudges: socket.socket) -> None:
     """In the command parent's holder (``supervise.command_parent``): the root's
     database kept open (``store.db.hold_wal_index``: every other process's open then
     skips rebuilding the WAL index), looked at again on each nudge (one comes after
-    each command: the root may have been made, removed or made anew since), until
-    the command parent ends."""
+    each warm command: the root may have been made, removed or made anew since) and
+    every second (``system reset`` is no warm command: a removed root's files are not
+    kept open for long), until the command parent ends."""
     layout = _layout(run_dir)
     if layout is None:
         return
     path = layout.root / "metadata.db"
     held: tuple[sqlite3.Connection, tuple[int, int]] | None = None
+    nudges.settimeout(1.0)
     while True:
         try:
             info = os.stat(path)
@@ -182,7 +184,7 @@ def hold_store(run_dir: Path, nudges: socket.socket) -> None:
         try:
             if not nudges.recv(64):
                 return
-        except InterruptedError:
+        except (TimeoutError, InterruptedError):
             continue
         except OSError:
             return

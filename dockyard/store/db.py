@@ -72,7 +72,7 @@ def _versions(conn: sqlite3.Connection) -> dict[str, int]:
 def hold_wal_index(path: Path) -> tuple[sqlite3.Connection, tuple[int, int]] | None:
     """A read-only connection to the database at ``path`` that does nothing but stay
     open, and the file's (device, inode); None when there is no database there, or it
-    cannot be opened read-only yet (no ``-shm`` beside it).
+    cannot be opened read-only yet (no ``-wal`` and ``-shm`` beside it).
 
     Why: the first process to open a WAL database when no other has it open (SQLite's
     "dead man's switch" lock on the ``-shm`` file is free) throws the shared WAL index
@@ -80,12 +80,13 @@ def hold_wal_index(path: Path) -> tuple[sqlite3.Connection, tuple[int, int]] | N
     commands end with ``os._exit`` (no checkpoint on close), so that file holds up to
     ~4 MB (the auto-checkpoint's 1,000 pages) and each command paid 1.5-2.5 ms to
     read it before its first query; with one connection held open elsewhere, an open
-    reads the index as it is (~0.6 ms).  Read-only: it never makes the file, its
-    ``-wal`` or its ``-shm`` (the root may be being removed), and never checkpoints.
-    Holding it open blocks nothing: it has no transaction open."""
+    reads the index as it is (~0.6 ms).  Read-only, and only where the ``-wal`` and
+    ``-shm`` are there already: it does not make the file or those (the root may be
+    being removed; a removal between the look and the open is the one window), and
+    never checkpoints.  Holding it open blocks nothing: it has no transaction open."""
     try:
         info = os.stat(path)
-        if not os.path.exists(f"{path}-shm"):
+        if not (os.path.exists(f"{path}-wal") and os.path.exists(f"{path}-shm")):
             return None
         conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
                                isolation_level=None, check_same_thread=False)

@@ -29,10 +29,11 @@ writes — and CPython writes to every object it touches (reference counts), so 
 ``ps`` took ~900 faults, twice its own work.  So while idle this parent keeps one
 *spare*: a worker forked ahead that has run the read paths most commands take (the
 module's ``warm_up``: no write, nothing made) and waits on the listener; the next
-client is accepted by it, and a new spare is forked at once unless another command
-runs too (a burst of commands is served by plain forks, not slowed by spares warming
-up beside it).  Workers are watched through pidfds, so their ends are heard at once.
-A third child, the ``Holder``, keeps the root's database open.
+client is accepted by it.  The next spare is forked once that command has ended, or
+has run 100 ms, and not while two commands run (a burst of commands is served by
+plain forks, not slowed by spares warming up beside it).  Workers are watched
+through pidfds, so their ends are heard at once.  A third child, the ``Holder``,
+keeps the root's database open.
 """
 from __future__ import annotations
 
@@ -94,16 +95,17 @@ class CommandParent:
             return False
         return True
 
-    def hear(self) -> bool:
-        """Read what the parent said (workers started, ended); False once it is gone."""
+    def hear(self) -> bytes | None:
+        """Read what the parent said (workers started, ended: b"" when nothing yet);
+        None once it is gone."""
         try:
             news = self.channel.recv(4096, socket.MSG_DONTWAIT)
         except BlockingIOError:
-            return True
+            return b""
         except OSError:
             news = b""
         self.running += news.count(STARTED) - news.count(ENDED)
-        return bool(news)
+        return news or None
 
     def close(self) -> None:
         self.open_channels.discard(self.channel)
@@ -146,11 +148,14 @@ def _serve(channel: socket.socket, module_name: str, validate: Validate,
     pool_holes.fill()  # the workers' objects on pages of their own (see there)
     gc.freeze()  # the workers' collections must not write to these shared pages
     holder = Holder(channel, module, run_dir)
-    listener = Listener(run_dir)
+    listener: Listener | None = None
     try:
+        with contextlib.suppress(OSError):  # (none: commands come through the zygote)
+            listener = Listener(run_dir)
         _serve_requests(channel, module_name, module, validate, run_dir, holder, listener)
     finally:
-        listener.close()
+        if listener is not None:
+            listener.close()
         holder.end()
 
 
@@ -200,8 +205,11 @@ class Listener:
         path = f"/proc/self/fd/{self.dir_fd}/{self.name}"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.name, dir_fd=self.dir_fd)
-        self.sock.bind(path)
-        os.chmod(self.name, 0o600, dir_fd=self.dir_fd)  # (its peer is checked too)
+        umask = os.umask(0o177)  # for our user alone from the start (its peers are
+        try:  # checked too)
+            self.sock.bind(path)
+        finally:
+            os.umask(umask)
         self.sock.listen(64)
         self.sock.setblocking(False)  # (the spare and this parent may both try)
         info = os.stat(self.name, dir_fd=self.dir_fd)
@@ -230,9 +238,10 @@ class Listener:
 
 def _serve_requests(channel: socket.socket, module_name: str, module: WorkerModule,
                     validate: Validate, run_dir: Path, holder: Holder,
-                    listener: Listener) -> None:
+                    listener: Listener | None) -> None:
     """Commands that come to the listener (the spare's, or forks of ours) and those
-    the zygote passes on (each by a fork of ours), until the zygote is gone."""
+    the zygote passes on (each by a fork of ours), until the zygote is gone.  No
+    listener (its socket could not be made): those through the zygote alone."""
     workers: dict[int, int] = {}  # a running worker's pidfd -> its pid
     spare: Spare | None = None
     spares = True  # until one dies unasked (then plain forks: never a fork loop)
@@ -246,15 +255,18 @@ def _serve_requests(channel: socket.socket, module_name: str, module: WorkerModu
 
     def fork_for(conn: socket.socket | None, message: dict[str, object],
                  fds: list[int]) -> None:
-        pid = _fork_worker(channel, module, conn, message, fds,
-                           [holder.nudges.fileno(), listener.fileno(),
-                            listener.dir_fd, *workers],
+        ours = [holder.nudges.fileno(), *workers,
+                *([spare.channel.fileno(), spare.pidfd] if spare is not None else []),
+                *([listener.fileno(), listener.dir_fd] if listener is not None else [])]
+        pid = _fork_worker(channel, module, conn, message, fds, ours,
                            lambda c: _serve_connection(c, module, validate, module_name))
         started(os.pidfd_open(pid), pid)
 
     while True:
         timeout = None
-        if spare is None and spares and len(workers) < 2:  # (not amid a burst)
+        # (a command the zygote passed on is waiting: it goes first, the spare after it)
+        if spare is None and spares and listener is not None and len(workers) < 2 \
+                and not select.select([channel], [], [], 0)[0]:  # (not amid a burst)
             # the next spare once the command has ended, or has run a while: its fork
             # and warm-up (~10 ms of CPU) would otherwise compete with the command
             wait = 0.0 if not workers else last_start + _SPARE_AFTER - time.monotonic()
@@ -264,7 +276,8 @@ def _serve_requests(channel: socket.socket, module_name: str, module: WorkerModu
             else:
                 timeout = wait
         watched = [channel.fileno(), *workers,
-                   *([spare.pidfd, spare.channel.fileno()] if spare else [listener.fileno()])]
+                   *([spare.pidfd, spare.channel.fileno()] if spare
+                     else [listener.fileno()] if listener else [])]
         ready, _, _ = select.select(watched, [], [], timeout)
         for pidfd in [fd for fd in ready if fd in workers]:
             _reap(workers.pop(pidfd), pidfd)
@@ -277,7 +290,7 @@ def _serve_requests(channel: socket.socket, module_name: str, module: WorkerModu
             elif spare.pidfd in ready:  # it died unasked
                 spare.close()
                 spare, spares = None, False
-        elif spare is None and listener.fileno() in ready:
+        elif spare is None and listener is not None and listener.fileno() in ready:
             conn = listener.accept()
             if conn is not None:
                 fork_for(conn, {}, [])

@@ -57,8 +57,11 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(_path(dir_fd))
-    listener.bind(_path(dir_fd))
-    os.chmod(_path(dir_fd), 0o600)  # what it forks runs as us: for our user alone
+    umask = os.umask(0o177)  # what it forks runs as us: for our user alone, from the
+    try:  # start (and its peers are checked)
+        listener.bind(_path(dir_fd))
+    finally:
+        os.umask(umask)
     listener.listen(16)
     children: dict[int, list[str]] = {}  # supervisor pid -> its arguments
     parked: dict[str, tuple[int, int]] = {}  # container id -> (its pty master, its pidfd)
@@ -79,10 +82,14 @@ def serve(run_dir: Path, preload: list[str]) -> int:
                 or (served and time.monotonic() - idle_since < linger):
             watched = [listener.fileno(), *([commands.fileno()] if commands else [])]
             ready, _, _ = select.select(watched, [], [], 0.05)
-            if commands is not None and commands.fileno() in ready and not commands.hear():
+            news = commands.hear() if commands is not None and commands.fileno() in ready \
+                else b""
+            if news is None and commands is not None:
                 # it died: another is started for the next command handed over
                 _end(commands)
                 commands = None
+            elif news:  # (commands come to it directly: each is news of one)
+                served, idle_since = True, time.monotonic()
             if listener.fileno() in ready:
                 conn, _ = listener.accept()
                 if not command_parent.same_user(conn):

@@ -265,6 +265,37 @@ def test_a_command_goes_to_the_command_parent_directly(warm: Dockyard,
     until("a new command parent", lambda: _command_parent_of(warm) != parent)
 
 
+def test_a_spare_ends_with_its_command_parent_while_a_command_runs(warm: Dockyard,
+                                                                    tmp_path: Path) -> None:
+    """A command the zygote passed on (the command parent was just started for it)
+    runs on; the spare forked beside it still ends with the command parent, so it
+    never serves a client behind the zygote's back."""
+    warm("ps")
+    os.kill(_command_parent_of(warm), signal.SIGKILL)  # (its socket's name is left)
+    until("no command parent", lambda: _children_of_zygote_but_supervisors(warm) == [])
+    client = subprocess.Popen([*warm.argv, "--root", str(warm.root), "wait", "keep"],
+                              env=warm.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True, cwd=tmp_path)  # through the zygote
+    parent = int(until("a new command parent", lambda: next(
+        iter(_children_of_zygote_but_supervisors(warm)), None)))
+    worker = int(until("its worker", lambda: next(
+        (pid for pid in _children(parent) if _cwd(pid) == str(tmp_path)), None)))
+    spare = int(until("a spare beside the command", lambda: next(
+        (pid for pid in _workers_of(parent) if pid != worker), None)))
+    os.kill(parent, signal.SIGKILL)
+    until("the spare to end with it", lambda: _gone(spare))
+    assert not _gone(worker)  # (the command runs on)
+    client.kill()
+    client.communicate()
+    until("the worker to go with its caller", lambda: _gone(worker))
+
+
+def _children_of_zygote_but_supervisors(dy: Dockyard) -> list[int]:
+    zygote = _zygote_of(dy)
+    return [pid for pid in _children(zygote)
+            if not _gone(pid) and os.getsid(pid) == os.getsid(zygote)]
+
+
 def test_a_request_longer_than_one_read_is_handed_over_whole(warm: Dockyard,
                                                              tmp_path: Path) -> None:
     """An environment and arguments of ~450 KB: more than one read of the socket

@@ -56,10 +56,17 @@ def test_the_holder_keeps_the_database_open_and_follows_a_new_one(tmp_path: Path
     nudges.send(b".")
     until("the holder to let the old one go and hold the new one",
           lambda: sorted(_links_to(path)) == [str(path)] * 2)
+    second.conn.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    third = Database(path)  # and again, with no command after it (no nudge)
+    third.conn.execute("CREATE TABLE t (x)")
+    until("the holder to look again by itself and hold the newest",
+          lambda: sorted(_links_to(path)) == [str(path)] * 2)
     nudges.close()
     thread.join(10)
     assert not thread.is_alive()
-    second.conn.close()
+    third.conn.close()
 
 
 def test_the_holder_makes_nothing_where_there_is_no_database(tmp_path: Path) -> None:

@@ -171,3 +171,15 @@ def test_a_reader_that_left_ends_the_command_quietly(capsys: pytest.CaptureFixtu
 
     assert guarded(write_to_a_closed_pipe, run=False) == 141
     assert capsys.readouterr().err == ""
+
+
+def test_plain_build_progress_drops_terminal_escapes_off_a_terminal(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """As ``click.echo`` did: a RUN step's colours are not written into a log."""
+    from dockyard.cli.build_cmds import PlainReporter
+
+    reporter = PlainReporter()
+    reporter.step_started(3, "[2/5] RUN make")
+    reporter.step_output(3, "\x1b[1;31merror\x1b[0m: it broke")
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "error: it broke" in err
