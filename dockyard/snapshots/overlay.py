@@ -72,8 +72,9 @@ class OverlaySnapshotter:
         self.db = db
         self.idmap = idmap
         db.migrate("snapshots", MIGRATIONS)
-        for sub in ("layers", "active", "tmp"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
+        if not db.read_only:  # (a reader — the warm path's warm-up — makes nothing)
+            for sub in ("layers", "active", "tmp"):
+                (root / sub).mkdir(parents=True, exist_ok=True)
         if idmap is not None or (root / "idmap").exists():
             check_marker(root, idmap, holds_layers=bool(
                 db.query("SELECT 1 FROM layers LIMIT 1")))

@@ -179,8 +179,11 @@ class Database:
             raise FileNotFoundError(path)
         db = cls.__new__(cls)
         db.path, db.lock, db.read_only = path, threading.RLock(), why
+        # no -wal and -shm (no process has it open, the last closed it cleanly): read
+        # as it is, for SQLite would make them, in a root perhaps being removed
+        quiet = not (os.path.exists(f"{path}-wal") or os.path.exists(f"{path}-shm"))
         with db._errors(f"opening {path}"):
-            db.conn, db._versions = db._open_read_only()
+            db.conn, db._versions = db._open_read_only(immutable_first=quiet)
         return db
 
     def _open(self) -> tuple[sqlite3.Connection, dict[str, int]]:
@@ -213,9 +216,11 @@ class Database:
             raise
         return conn, versions
 
-    def _open_read_only(self) -> tuple[sqlite3.Connection, dict[str, int]]:
+    def _open_read_only(self, immutable_first: bool = False,
+                        ) -> tuple[sqlite3.Connection, dict[str, int]]:
         uri = self.path.absolute().as_uri()
-        for options in ("mode=ro", "mode=ro&immutable=1"):
+        for options in ("mode=ro&immutable=1",) if immutable_first else \
+                ("mode=ro", "mode=ro&immutable=1"):
             conn = sqlite3.connect(f"{uri}?{options}", uri=True, timeout=30,
                                    isolation_level=None, check_same_thread=False)
             try:

@@ -403,6 +403,8 @@ def test_a_warm_up_reads_and_makes_nothing(warm: Dockyard, tmp_path: Path) -> No
 
     files = [warm.root / name for name in ("metadata.db", "metadata.db-wal")]
     before = [path.read_bytes() for path in files if path.exists()]
+    (warm.root / "snapshots" / "tmp").rmdir()  # (gone, as in a root being removed)
+    paths = sorted(warm.root.rglob("*"))
     asked: list[bool] = []
 
     def ask(answer: bool) -> bool:
@@ -412,6 +414,7 @@ def test_a_warm_up_reads_and_makes_nothing(warm: Dockyard, tmp_path: Path) -> No
     warm_up(warm.layout.run_dir, lambda: ask(False))
     assert len(asked) == 5  # asked before each step: none was cut short
     assert [path.read_bytes() for path in files if path.exists()] == before
+    assert sorted(warm.root.rglob("*")) == paths  # (nothing made: no folder, no -shm)
     gone = tmp_path / "gone"
     warm_up(gone / "run", lambda: False)
     assert not gone.exists()
