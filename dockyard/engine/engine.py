@@ -110,7 +110,7 @@ class Engine:
         from dockyard.snapshots.overlay import OverlaySnapshotter
 
         db = self.db  # first: the root is checked and made (and its reserve) here
-        content = LocalContentStore(self.layout.root / "content")
+        content = LocalContentStore(self.layout.root / "content", make=not db.read_only)
         snapshotter = OverlaySnapshotter(self.layout.root / "snapshots", db, self.idmap)
         service = ImageService(content, self.image_index, snapshotter,
                                # the container store is opened only when an image is removed

@@ -172,12 +172,15 @@ class ResumableWriter(BlobWriter):
 
 
 class LocalContentStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, make: bool = True) -> None:
+        """``make`` False: a reader's (the warm path's warm-up), which makes no folder
+        in a root that may be being removed."""
         self.root = root
         self.blobs = root / "blobs"
         self.ingest_dir = root / "ingest"
-        self.ingest_dir.mkdir(parents=True, exist_ok=True)
-        self.blobs.mkdir(parents=True, exist_ok=True)
+        if make:
+            self.ingest_dir.mkdir(parents=True, exist_ok=True)
+            self.blobs.mkdir(parents=True, exist_ok=True)
 
     def path(self, digest: str) -> Path:
         parsed = Digest.parse(digest)

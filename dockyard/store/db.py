@@ -170,20 +170,19 @@ class Database:
 
     @classmethod
     def existing(cls, path: Path, why: str) -> Database:
-        """The database at ``path`` opened read-only, never made (not it, not its
-        folder): for a reader that must leave no trace, such as the warm path's
-        warm-up (``cli.warm_worker``), which may run just as ``system reset`` removes
-        the root.  ``why`` is what a write is refused with.  FileNotFoundError if there
-        is none."""
+        """The database at ``path`` read as its file is (``immutable``: no lock taken, no
+        ``-wal`` or ``-shm`` read or made, so what the WAL holds is not seen), never
+        made (not it, not its folder): for a reader that must leave no trace and may
+        read a stale state, such as the warm path's warm-up (``cli.warm_worker``),
+        which may run just as ``system reset`` removes the root (SQLite's read-only
+        mode would make a missing ``-shm`` there).  ``why`` is what a write is refused
+        with.  FileNotFoundError if there is none."""
         if not path.is_file():
             raise FileNotFoundError(path)
         db = cls.__new__(cls)
         db.path, db.lock, db.read_only = path, threading.RLock(), why
-        # no -wal and -shm (no process has it open, the last closed it cleanly): read
-        # as it is, for SQLite would make them, in a root perhaps being removed
-        quiet = not (os.path.exists(f"{path}-wal") or os.path.exists(f"{path}-shm"))
         with db._errors(f"opening {path}"):
-            db.conn, db._versions = db._open_read_only(immutable_first=quiet)
+            db.conn, db._versions = db._open_read_only(immutable=True)
         return db
 
     def _open(self) -> tuple[sqlite3.Connection, dict[str, int]]:
@@ -216,10 +215,10 @@ class Database:
             raise
         return conn, versions
 
-    def _open_read_only(self, immutable_first: bool = False,
+    def _open_read_only(self, immutable: bool = False,
                         ) -> tuple[sqlite3.Connection, dict[str, int]]:
         uri = self.path.absolute().as_uri()
-        for options in ("mode=ro&immutable=1",) if immutable_first else \
+        for options in ("mode=ro&immutable=1",) if immutable else \
                 ("mode=ro", "mode=ro&immutable=1"):
             conn = sqlite3.connect(f"{uri}?{options}", uri=True, timeout=30,
                                    isolation_level=None, check_same_thread=False)

@@ -62,7 +62,8 @@ class VolumeStore:
         self.root = root
         self.db = db
         db.migrate("volumes", MIGRATIONS)
-        root.mkdir(parents=True, exist_ok=True)
+        if not db.read_only:  # (a reader — the warm path's warm-up — makes nothing)
+            root.mkdir(parents=True, exist_ok=True)
         # (action, name) for the engine's event log: create, destroy
         self.on_event: Callable[[str, str], None] | None = None
 
