@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import functools
 import gc
 import os
 import select
@@ -253,13 +254,11 @@ def _serve_requests(channel: socket.socket, module_name: str, module: WorkerModu
         last_start = time.monotonic()
         _say(channel, STARTED)
 
-    def fork_for(conn: socket.socket | None, message: dict[str, object],
-                 fds: list[int]) -> None:
+    def fork_for(serve: Callable[[], None]) -> None:
         ours = [holder.nudges.fileno(), *workers,
                 *([spare.channel.fileno(), spare.pidfd] if spare is not None else []),
                 *([listener.fileno(), listener.dir_fd] if listener is not None else [])]
-        pid = _fork_worker(channel, module, conn, message, fds, ours,
-                           lambda c: _serve_connection(c, module, validate, module_name))
+        pid = _fork_worker(channel, ours, serve)
         started(os.pidfd_open(pid), pid)
 
     while True:
@@ -293,7 +292,8 @@ def _serve_requests(channel: socket.socket, module_name: str, module: WorkerModu
         elif spare is None and listener is not None and listener.fileno() in ready:
             conn = listener.accept()
             if conn is not None:
-                fork_for(conn, {}, [])
+                fork_for(functools.partial(_serve_connection, conn, module, validate,
+                                           module_name))
                 conn.close()
         if channel.fileno() not in ready:
             continue
@@ -305,7 +305,7 @@ def _serve_requests(channel: socket.socket, module_name: str, module: WorkerModu
         if message.get("cli") != module_name or len(fds) != _MAX_FDS:
             _close(fds)
             continue
-        fork_for(None, message, fds)
+        fork_for(functools.partial(_serve_passed_on, module, message, fds))
         _close(fds)
 
 
@@ -499,24 +499,25 @@ def _receive(channel: socket.socket) -> tuple[bytes, list[int]] | None:
     return data, list(fds)
 
 
-def _fork_worker(channel: socket.socket, module: WorkerModule, conn: socket.socket | None,
-                 message: dict[str, object], fds: list[int], parents: list[int],
-                 serve_connection: Callable[[socket.socket], None]) -> int:
-    """A worker for one command: a connection accepted here (``conn``: the worker
-    reads its request), or a request the zygote passed on (``message`` and ``fds``,
-    the connection first).  It answers the client on the connection itself (its pid,
-    then the command's exit code).  ``parents``: the parent's descriptors, closed in
-    it."""
+def _serve_passed_on(module: WorkerModule, message: dict[str, object],
+                     fds: list[int]) -> None:
+    """In a worker: a request the zygote passed on (its connection first)."""
+    module.serve(socket.socket(fileno=fds[0]), message, fds[1:])
+
+
+def _fork_worker(channel: socket.socket, parents: list[int],
+                 serve: Callable[[], None]) -> int:
+    """A worker for one command: ``serve`` runs it (a connection accepted here, whose
+    request the worker reads, or a request the zygote passed on) and answers the
+    client on the connection itself (its pid, then the command's exit code).
+    ``parents``: the parent's descriptors, closed in it."""
     pid = os.fork()
     if pid == 0:
         try:
             channel.close()
             _close(parents)
             os.setsid()
-            if conn is not None:
-                serve_connection(conn)
-            else:
-                module.serve(socket.socket(fileno=fds[0]), message, fds[1:])
+            serve()
         finally:
             os._exit(1)
     return pid
