@@ -888,15 +888,21 @@ class ContainerService:
             return None
         return dict(check._asdict(), test=list(check.test))
 
-    def on_exit(self, ref: str) -> None:
+    def on_exit(self, ref: str, *, runtime_deleted: Callable[[], None] | None = None
+                ) -> None:
         """The supervisor's exit hook: unmount the rootfs; ``--rm`` removes everything.
-        Skipped when the container was started again meanwhile."""
+        Skipped when the container was started again meanwhile.  ``runtime_deleted``
+        waits for the supervisor's delete of the runtime's state, which runs beside
+        our first steps: whatever follows the record's read sees it done."""
         # (read once, under the lock: the hook is given the full id)
         container_id = ref if self.bundle(ref).is_dir() else self.store.find(ref).id
         try:
             with self._locked(container_id):
                 record = self.get(container_id)
                 trace.mark("exit hook: record read")
+                if runtime_deleted is not None:
+                    runtime_deleted()
+                    trace.mark("exit hook: runtime's delete awaited")
                 self._died(record)
                 if record.state in ACTIVE_STATES or supervised(record):
                     return

@@ -15,6 +15,7 @@ upgraded engine gets a new zygote, never a hook of the old code.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 # imported here, at module level, so the zygote's preload holds them all
 import dockyard.engine.container_network  # noqa: F401
@@ -36,12 +37,15 @@ from dockyard.store.layout import Layout
 ARGV_TAG = "@python"  # an exit hook given as [ARGV_TAG, module, function, *args]
 
 
-def container_exited(root: str, container_id: str) -> None:
-    """What ``dockyard --root ROOT system container-exited ID`` does."""
+def container_exited(root: str, container_id: str, *,
+                     beside_done: Callable[[], None] | None = None) -> None:
+    """What ``dockyard --root ROOT system container-exited ID`` does.  ``beside_done``:
+    the supervisor deletes the runtime's state meanwhile; the hook waits for that once
+    it has read the record, before its work (``ContainerService.on_exit``)."""
     trace.mark("exit hook: forked")
     engine = Engine(Layout.for_root(root))
     with contextlib.suppress(NotFound):
-        engine.containers.on_exit(container_id)
+        engine.containers.on_exit(container_id, runtime_deleted=beside_done)
 
 
 def supervisor_lost(root: str, container_id: str) -> None:
