@@ -67,6 +67,12 @@ def join(path: str, role: str) -> None:
         _fd = -1
 
 
+def descriptor() -> int:
+    """The trace file's descriptor in this process (-1 when tracing is off): a fork
+    that closes what it inherited keeps this one."""
+    return _fd
+
+
 def path() -> str:
     """The trace file this process writes to ("" when tracing is off)."""
     return os.environ.get(FILE_ENV, "") if _fd >= 0 else ""

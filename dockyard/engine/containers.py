@@ -888,24 +888,22 @@ class ContainerService:
             return None
         return dict(check._asdict(), test=list(check.test))
 
-    def on_exit(self, ref: str, *, runtime_deleted: Callable[[], None] | None = None
-                ) -> None:
+    def on_exit(self, ref: str, *, withdraw_runtime: bool = False) -> None:
         """The supervisor's exit hook: unmount the rootfs; ``--rm`` removes everything.
-        Skipped when the container was started again meanwhile.  ``runtime_deleted``
-        waits for the supervisor's delete of the runtime's state, which runs beside
-        our first steps: whatever follows the record's read sees it done."""
+        Skipped when the container was started again meanwhile.  ``withdraw_runtime``:
+        the supervisor died before deleting the runtime's state (or failed to): that
+        goes first, as for any dead supervisor's container."""
         # (read once, under the lock: the hook is given the full id)
         container_id = ref if self.bundle(ref).is_dir() else self.store.find(ref).id
         try:
             with self._locked(container_id):
                 record = self.get(container_id)
                 trace.mark("exit hook: record read")
-                if runtime_deleted is not None:
-                    runtime_deleted()
-                    trace.mark("exit hook: runtime's delete awaited")
                 self._died(record)
                 if record.state in ACTIVE_STATES or supervised(record):
                     return
+                if withdraw_runtime:
+                    self._withdraw_runtime(record.id)
                 self._after_exit(record)
                 self._exit_done(container_id)
         except (FileNotFoundError, ContainerNotFound):

@@ -366,6 +366,7 @@ class Supervisor:
         delay = 0.0
         started = time.monotonic()
         leaving: threading.Thread | None = None
+        hook: _PythonHook | None = None
         while True:
             code = self.pump(pid)
             trace.follow(str(self.bundle), "supervisor")  # a traced rm -f/stop's
@@ -375,6 +376,9 @@ class Supervisor:
             oom = self._oom_killed()
             again = self.wants_restart(code)
             if not again:
+                # its engine and database opened while we record the exit and delete
+                # the runtime's state; it waits for that before its work (see below)
+                hook = self._begin_exit_hook()
                 leaving = self._leave_networks()
                 # the exit is recorded first: whoever waits for it need not wait for us
                 self.save(state="exited", pid=0, pid_start=0, exit_code=code,
@@ -383,7 +387,7 @@ class Supervisor:
                 self.hub.exited(code)  # the attached foreground run's answer
                 trace.mark("exit recorded and sent")
                 pause_at("exit-recorded", self.bundle, self.pause_at)
-                break  # (the runtime's delete: in the exit hook's fork, below)
+                break  # (the runtime's delete: beside the exit hook, below)
             self.driver.delete(self.id)
             delay = restart_delay(delay, ran_for)
             # Docker counts the restart as it decides it, and shows "Restarting (code)"
@@ -417,7 +421,7 @@ class Supervisor:
         if self.dns is not None:
             self.dns.close()
         self.hub.close()
-        self._exit_hook(delete_runtime=True)
+        self._exit_hook(delete_runtime=True, begun=hook)
         if leaving is not None:
             leaving.join()
         trace.mark("exit hook done")
@@ -464,15 +468,25 @@ class Supervisor:
                     return True
         return False
 
-    def _exit_hook(self, *, delete_runtime: bool = False) -> None:
+    def _begin_exit_hook(self) -> _PythonHook | None:
+        """The ``@python`` exit hook's fork, started now and held at its gate (None for
+        a hook that is a command: it runs at the end, as it always did)."""
+        if self.exit_hook[:1] != [PYTHON_HOOK]:
+            return None
+        return _PythonHook(self.exit_hook[1:], gated=True)
+
+    def _exit_hook(self, *, delete_runtime: bool = False,
+                   begun: _PythonHook | None = None) -> None:
         """Unmount and ``--rm`` happen in the hook, after the exit is already recorded.
-        A hook ``["@python", MODULE, FUNCTION, *ARGS]`` is a call in this process (its
-        module preloaded by the zygote: no new interpreter); any other is a command.
-        ``delete_runtime``: the runtime's state and cgroup go first — in the python
-        hook's fork, which ends right after (no helper forked for it alone)."""
+        A hook ``["@python", MODULE, FUNCTION, *ARGS]`` is a call in a fork of this
+        process (its module preloaded by the zygote: no new interpreter), ``begun``
+        already when the exit was seen; any other is a command.  ``delete_runtime``:
+        the runtime's state and cgroup go first — here, beside the python hook's fork,
+        which waits for that (this process ends right after: no helper forked for it)."""
         if self.exit_hook[:1] == [PYTHON_HOOK]:
-            _run_python_hook(self.exit_hook[1:], (lambda: self._delete_runtime(
-                self.driver.delete_last)) if delete_runtime else None)
+            hook = begun or _PythonHook(self.exit_hook[1:], gated=delete_runtime)
+            hook.finish((lambda: self._delete_runtime(self.driver.delete_last))
+                        if delete_runtime else None)
             return
         if delete_runtime:
             self._delete_runtime(self.driver.delete)
@@ -490,62 +504,109 @@ HOOK_NAME = b"dy-exit-hook"  # the hook process's name (comm), for ps and tests
 PR_SET_NAME = 15
 
 
-def _run_python_hook(hook_argv: list[str], beside: Callable[[], None] | None = None) -> None:
-    """``MODULE FUNCTION ARGS…`` called in a fork of ours, waited for: the module is
-    preloaded by the zygote (a fork, not an interpreter's start and imports), and, as a
-    hook run as a command, it finishes its work if we are killed meanwhile.
+def _run_python_hook(hook_argv: list[str]) -> None:
+    """``MODULE FUNCTION ARGS…`` called in a fork of ours, waited for."""
+    _PythonHook(hook_argv, gated=False).finish()
 
-    ``beside`` (the runtime's delete) runs here while the fork starts its work: the
-    hook is then called with ``beside_done``, a wait it calls before it touches what
-    ``beside`` undoes.  The hook's first steps (an engine, the database, the lock, the
-    record: ~3-4 ms) and the delete (~4 ms) are both Python, so they overlap on two
-    cores only as two processes, not as threads under one GIL.  Our death counts as
-    done (the pipe's end closes with us): the hook then deletes what is left itself."""
-    module, function, *args = hook_argv
-    gate = os.pipe() if beside is not None else None
-    pid = os.fork()
-    if pid == 0:
-        code = 1
+
+class _PythonHook:
+    """``MODULE FUNCTION ARGS…`` called in a fork of ours: the module is preloaded by
+    the zygote (a fork, not an interpreter's start and imports), and, as a hook run as
+    a command, it finishes its work if we are killed meanwhile.
+
+    ``gated``: the hook is called with ``beside_done``, a wait it calls before it
+    touches what we still do meanwhile (the exit's record, the runtime's delete), and
+    ``finish`` opens the gate once its ``beside`` is done; the wait says whether it
+    was (not when ``beside`` failed, or we died).  The exit hook forks as
+    soon as the container's last exit is seen: its first steps (an engine, the
+    database: ~3-5 ms of CPU, and the fork itself) then overlap ours, on another core
+    (two processes: threads would share one GIL).  Our death opens the gate too (the
+    pipe's end closes with us), unsaid: the hook then withdraws what the runtime left.
+
+    The fork keeps only its stdio, the gate and the trace: the attach socket and its
+    clients, the container's stdio and published ports are ours to close (a client
+    waits for their EOF, a port must be free when the container is gone)."""
+
+    def __init__(self, hook_argv: list[str], *, gated: bool) -> None:
+        module, function, *args = hook_argv
+        self.name = f"{module}.{function}"
+        gate = os.pipe() if gated else None
+        self.gate = gate[1] if gate else -1
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 1
+            try:
+                ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, HOOK_NAME, 0, 0, 0)
+                if gate is not None:
+                    os.close(gate[1])  # (ours would keep the gate shut for good)
+                _drop_descriptors({0, 1, 2, trace.descriptor(), gate[0] if gate else -1})
+                call = getattr(importlib.import_module(module), function)
+                if gate is None:
+                    call(*args)
+                else:
+                    call(*args, beside_done=_closed_waiter(gate[0]))
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 - reported; the next command recovers
+                with contextlib.suppress(Exception):
+                    print(f"supervisor: hook {self.name} failed: {exc!r}",
+                          file=sys.stderr, flush=True)
+            finally:
+                os._exit(code)
+        if gate is not None:
+            os.close(gate[0])
+
+    def finish(self, beside: Callable[[], None] | None = None) -> None:
+        """``beside`` run here, the gate opened (saying done if ``beside`` did not
+        fail), and the hook waited for."""
         try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, HOOK_NAME, 0, 0, 0)
-            call = getattr(importlib.import_module(module), function)
-            if gate is None:
-                call(*args)
-            else:
-                os.close(gate[1])
-                call(*args, beside_done=_closed_waiter(gate[0]))
-            code = 0
-        except BaseException as exc:  # noqa: BLE001 - reported; the next command recovers
-            with contextlib.suppress(Exception):
-                print(f"supervisor: hook {module}.{function} failed: {exc!r}",
-                      file=sys.stderr, flush=True)
-        finally:
-            os._exit(code)
-    if gate is not None:
-        assert beside is not None
-        os.close(gate[0])
-        try:
-            beside()
+            if beside is not None:
+                beside()
+            if self.gate >= 0:
+                os.write(self.gate, GATE_DONE)
         except Exception as exc:  # noqa: BLE001 - the hook runs all the same
-            print(f"supervisor: beside hook {module}.{function}: {exc!r}",
-                  file=sys.stderr, flush=True)
+            print(f"supervisor: beside hook {self.name}: {exc!r}", file=sys.stderr,
+                  flush=True)
         finally:
-            os.close(gate[1])
-    os.waitpid(pid, 0)
+            if self.gate >= 0:
+                os.close(self.gate)
+                self.gate = -1
+        os.waitpid(self.pid, 0)
 
 
-def _closed_waiter(fd: int) -> Callable[[], None]:
-    """A wait until the pipe's other end is closed (its writer done, or dead); the
-    first call waits and closes ``fd``, a later one returns at once."""
-    def wait() -> None:
-        nonlocal fd
-        if fd < 0:
-            return
-        with contextlib.suppress(OSError):
-            while os.read(fd, 64):
-                pass
-        os.close(fd)
-        fd = -1
+def _drop_descriptors(keep: set[int]) -> None:
+    """Every descriptor but ``keep`` pointed at /dev/null: what it referred to is let
+    go, while the number stays taken (a Python object of ours may still name it: a
+    number freed here could be reused by a file the hook opens, then closed under it)."""
+    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd not in keep and fd != devnull:
+                with contextlib.suppress(OSError):  # (the listing's own, closed by now)
+                    os.dup2(devnull, fd, inheritable=False)
+    finally:
+        os.close(devnull)
+
+
+GATE_DONE = b"done"  # the supervisor's last word on an exit hook's gate: its part done
+
+
+def _closed_waiter(fd: int) -> Callable[[], bool]:
+    """A wait until the gate's other end is closed; whether the supervisor said its
+    part was done (``GATE_DONE``) before: False when it died, or its part failed.  The
+    first call waits and closes ``fd``; a later one gives the same answer at once."""
+    said = b""
+    answer: bool | None = None
+
+    def wait() -> bool:
+        nonlocal said, answer, fd
+        if answer is None:
+            with contextlib.suppress(OSError):
+                while chunk := os.read(fd, 64):
+                    said += chunk
+            os.close(fd)
+            fd, answer = -1, said == GATE_DONE
+        return answer
 
     return wait
 

@@ -253,10 +253,13 @@ def test_a_container_that_dies_while_being_adopted_gets_its_exit_recorded(
     assert dy("system", "check").stdout.strip() == "ok: store consistent"
 
 
-def _killed_once_the_exit_is_recorded(dy: Dockyard, *args: str, watchdog: bool = False) -> Path:
+def _killed_once_the_exit_is_recorded(dy: Dockyard, *args: str, watchdog: bool = False,
+                                      hook_too: bool = True) -> Path:
     """A container whose supervisor recorded its exit (3) and was killed right then,
-    before deleting the runtime state and running the exit hook (unmount, --rm).
-    With the zygote's ``watchdog`` on, that work may be under way, or done, at once."""
+    before deleting the runtime state and running the exit hook (unmount, --rm):
+    ``hook_too``, the hook's process it had begun as it saw the exit is killed with
+    it (its process group).  With the zygote's ``watchdog`` on, that work may be
+    under way, or done, at once."""
     cli = start_cli(dy, "run", "-d", "--name", "halfdone", *args, "box:1", "sh", "-c",
                     "sleep 0.2; exit 3", pause_at="exit-recorded")
     try:
@@ -266,11 +269,14 @@ def _killed_once_the_exit_is_recorded(dy: Dockyard, *args: str, watchdog: bool =
         if cli.poll() is None:
             cli.kill()
         cli.communicate()
-    os.kill(paused["pid"], signal.SIGKILL)
+    if hook_too:
+        os.killpg(paused["pid"], signal.SIGKILL)  # (a session leader: its group's id)
+    else:
+        os.kill(paused["pid"], signal.SIGKILL)
     until("the supervisor to die", lambda: gone(paused["pid"]))
     marker.unlink()
     bundle = marker.parent
-    if not watchdog:  # (as it was left: nothing else runs)
+    if not watchdog and hook_too:  # (as it was left: nothing else runs)
         assert status_of(bundle)["exit_pending"] and os.path.ismount(bundle / "rootfs")
         assert (dy.root / "run" / "runtime" / bundle.name).is_dir()
     return bundle
@@ -289,6 +295,21 @@ def test_the_next_command_finishes_an_exit_whose_supervisor_died_recording_it(
     assert dy("system", "check").stdout.strip() == "ok: store consistent"
     assert "die" in dy("events", "--until", "0s", "--filter", "container=halfdone",
                        "--format", "{{.Action}}").stdout.split()
+
+
+def test_the_exit_hook_finishes_the_exit_of_a_supervisor_killed_recording_it(
+        dy: Dockyard) -> None:
+    """The exit hook's process begins as the supervisor sees the exit, and waits for
+    the supervisor's part (the exit recorded, the runtime's state deleted): killed
+    meanwhile, the supervisor lets it go on (the gate opens with its death), and it
+    does the rest without any command or watchdog."""
+    bundle = _killed_once_the_exit_is_recorded(dy, hook_too=False)
+    until("the exit's work done", lambda: not status_of(bundle)["exit_pending"])
+    assert not os.path.ismount(bundle / "rootfs")
+    assert not (dy.root / "run" / "runtime" / bundle.name).exists()
+    state = status_of(bundle)
+    assert (state["state"], state["exit_code"]) == ("exited", 3), state
+    assert dy("system", "check").stdout.strip() == "ok: store consistent"
 
 
 def test_the_zygote_finishes_an_rm_exit_whose_supervisor_died_recording_it(
