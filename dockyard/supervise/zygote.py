@@ -10,7 +10,8 @@ keeps only what it writes itself.
 The zygote is started on demand by the engine (``ensure_zygote``), listens on
 ``zygote.sock`` in the run directory, receives a request (the supervisor's
 arguments as JSON, and its ready-pipe fd over SCM_RIGHTS), forks, and answers with
-the child's pid.  It exits once it has had no supervisors for ``linger`` seconds
+the child's pid — or hands the request to the child it forked ahead while idle
+(``supervise.spare``: the fork is then off the start's path).  It exits once it has had no supervisors for ``linger`` seconds
 (``DOCKYARD_ZYGOTE_LINGER``, default 2: back-to-back ``run --rm`` reuse it instead of
 paying ~60 ms to start a new one; 0 exits with the last container).
 """
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 from dockyard.supervise import command_parent, pool_holes
+from dockyard.supervise.spare import Spare
 from dockyard.supervise.zygote_address import SOCKET_NAME, connect
 from dockyard.supervise.zygote_address import path as _path
 
@@ -63,6 +65,7 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     finally:
         os.umask(umask)
     listener.listen(16)
+    spares = _SpareSlot(listener, monitor)
     children: dict[int, list[str]] = {}  # supervisor pid -> its arguments
     parked: dict[str, tuple[int, int]] = {}  # container id -> (its pty master, its pidfd)
     watchers: set[int] = set()  # forks running a lost supervisor's --on-lost hook
@@ -82,6 +85,8 @@ def serve(run_dir: Path, preload: list[str]) -> int:
                 or (served and time.monotonic() - idle_since < linger):
             watched = [listener.fileno(), *([commands.fileno()] if commands else [])]
             ready, _, _ = select.select(watched, [], [], 0.05)
+            if not ready:  # idle a moment: the next start's supervisor forked ahead
+                spares.refill()
             news = commands.hear() if commands is not None and commands.fileno() in ready \
                 else b""
             if news is None and commands is not None:
@@ -96,8 +101,8 @@ def serve(run_dir: Path, preload: list[str]) -> int:
                     conn.close()
                     continue
                 with conn:
-                    pid, argv, commands = _serve_request(conn, listener, monitor, parked,
-                                                         commands, run_dir)
+                    pid, argv, commands = _serve_request(conn, spares, parked, commands,
+                                                         run_dir)
                 if pid:
                     children[pid] = argv
                 served = served or bool(pid) or argv == [WORKER]
@@ -118,6 +123,7 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     finally:
         if commands:
             _end(commands)
+        spares.close()
         with contextlib.suppress(OSError):
             os.unlink(_path(dir_fd))
         listener.close()
@@ -165,7 +171,7 @@ def _watch(argv: list[str], listener: socket.socket) -> int:
     return pid
 
 
-def _serve_request(conn: socket.socket, listener: socket.socket, monitor: object,
+def _serve_request(conn: socket.socket, spares: _SpareSlot,
                    parked: dict[str, tuple[int, int]],
                    commands: command_parent.CommandParent | None, run_dir: Path,
                    ) -> tuple[int, list[str], command_parent.CommandParent | None]:
@@ -187,7 +193,7 @@ def _serve_request(conn: socket.socket, listener: socket.socket, monitor: object
         for fd in fds:
             os.close(fd)
         return 0, [], commands
-    return (*_fork_supervisor(conn, listener, monitor, message, fds[0]), commands)
+    return (*_fork_supervisor(conn, spares, message, fds[0]), commands)
 
 
 WORKER = "@cli"  # what the serving loop is told a worker's arguments are
@@ -320,34 +326,89 @@ def _ask_zygote(message: dict[str, object], fd: int | None) -> int | None:
     return fds[0] if fds else None
 
 
-def _fork_supervisor(conn: socket.socket, listener: socket.socket, monitor: object,
-                     argv: list[str], ready_fd: int) -> tuple[int, list[str]]:
+def _fork_supervisor(conn: socket.socket, spares: _SpareSlot, argv: list[str],
+                     ready_fd: int) -> tuple[int, list[str]]:
+    """The supervisor: the spare forked ahead, given the request, or a fork now."""
     # SCM_RIGHTS fds arrive inheritable; the container's init must not keep the ready
     # pipe open (the CLI reads it to EOF)
     os.set_inheritable(ready_fd, False)
-    # the zygote's socket as its children can reach it: through the zygote's own
-    # descriptor of the run dir (a run dir's path may be longer than a socket's)
-    socket_path = f"/proc/{os.getpid()}{str(listener.getsockname()).removeprefix('/proc/self')}"
-    pid = os.fork()
-    if pid == 0:
-        listener.close()
+    spare = spares.take()
+    if spare is not None and spare.hand(argv, ready_fd):
+        pid = spare.pid
+    else:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                spares.prepare()
+                code = spares.supervise(argv, ready_fd)
+            finally:
+                os._exit(code)
+    os.close(ready_fd)
+    conn.sendall(str(pid).encode())
+    return pid, argv
+
+
+_SPARE_AFTER = 0.1  # s idle after a start (or the zygote's own) before a spare is forked
+
+
+class _SpareSlot:
+    """The zygote's one spare supervisor (``supervise.spare``): forked once the zygote
+    has been idle a moment, taken by the next request, and what a supervisor's fork
+    does first (``prepare``) and then (``supervise``), alike for both."""
+
+    def __init__(self, listener: socket.socket, monitor: object) -> None:
+        self.listener = listener
+        self.monitor = monitor
+        # the zygote's socket as its children can reach it: through the zygote's own
+        # descriptor of the run dir (a run dir's path may be longer than a socket's)
+        self.socket_path = f"/proc/{os.getpid()}" + \
+            str(listener.getsockname()).removeprefix("/proc/self")
+        self.spare: Spare | None = None
+        self.due = time.monotonic() + _SPARE_AFTER
+
+    def prepare(self) -> None:
+        """A supervisor's fork, first: none of the zygote's descriptors, a session of
+        its own."""
+        self.listener.close()
         command_parent.close_in_child()
         os.setsid()
-        os.environ[SOCKET_ENV] = str(socket_path)  # where to park a pty master
+        os.environ[SOCKET_ENV] = self.socket_path  # where to park a pty master
+
+    def supervise(self, argv: list[str], ready_fd: int) -> int:
+        """Be the supervisor ``argv`` asks for (in the fork): its exit code."""
         log = os.open(Path(argv[argv.index("--bundle") + 1]) / "supervisor.log",
                       os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        code = 1
-        try:
-            code = monitor.main([*argv, "--ready-fd", str(ready_fd)])  # type: ignore[attr-defined]
-        finally:
-            os._exit(code)
-    os.close(ready_fd)
-    conn.sendall(str(pid).encode())
-    return pid, argv
+        return int(self.monitor.main(  # type: ignore[attr-defined]
+            [*argv, "--ready-fd", str(ready_fd)]))
+
+    def take(self) -> Spare | None:
+        """The spare, if there is one and it lives; the next is due later."""
+        spare, self.spare = self.spare, None
+        self.due = time.monotonic() + _SPARE_AFTER
+        if spare is not None and _exit_status(spare.pid) is not None:
+            spare.discard()  # (it died: reaped just now)
+            return None
+        return spare
+
+    def refill(self) -> None:
+        """A spare forked, if none waits and the zygote has been idle long enough."""
+        if self.spare is None and time.monotonic() >= self.due:
+            self.spare = Spare.fork(self.prepare, self.supervise)
+
+    def close(self) -> None:
+        """The spare ends unused; reaped once it has (not forever: it may be busy)."""
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return
+        spare.discard()
+        deadline = time.monotonic() + 2
+        while _exit_status(spare.pid) is None and time.monotonic() < deadline:
+            time.sleep(0.002)
 
 
 def request(run_dir: Path, argv: list[str], ready_fd: int, python: str,
