@@ -39,17 +39,25 @@ def _send_size(bundle: Path) -> None:
         _connect(bundle, f"resize {rows} {cols}").close()
 
 
-def attach(bundle: Path, *, tty_mode: bool, stdin: bool) -> int | None:
+def attaches_at_start(tty_mode: bool) -> bool:
+    """Whether a foreground run may be attached by the start itself (the engine's
+    ``start(attach_here=…)``): not on an interactive terminal, whose size must reach
+    the supervisor before the attach that starts the container."""
+    return not (tty_mode and os.isatty(sys.stdin.fileno()))
+
+
+def attach(bundle: Path, *, tty_mode: bool, stdin: bool,
+           connected: socket.socket | None = None) -> int | None:
     """Until the container's output ends; its exit code, or None when the supervisor
     went away without one (it died, or the container never ran): the caller then
-    asks the record."""
+    asks the record.  ``connected``: attached already (``attach exit`` sent)."""
     stdin_fd = sys.stdin.fileno() if stdin or tty_mode else -1
     saved = None
     interactive_tty = tty_mode and os.isatty(stdin_fd)
-    if interactive_tty:
+    if interactive_tty and connected is None:
         _send_size(bundle)  # before attaching: the container starts once we attach
     try:
-        sock = _connect(bundle, "attach exit")
+        sock = connected or _connect(bundle, "attach exit")
     except OSError:  # no supervisor serves the socket (any more)
         return None
     if interactive_tty:

@@ -14,6 +14,7 @@ import json
 import os
 import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -114,6 +115,7 @@ class ContainerService:
         self._volumes = volumes
         self._networks = networks
         self._held: set[str] = set()  # containers whose lock this process holds
+        self._attached: dict[str, socket.socket] = {}  # see ``start(attach_here=…)``
         # containers whose supervisor recorded the exit and died before its exit work
         # (runtime state, DNAT rules, unmount, --rm) was done: seen by ``refresh``
         self._lost_exits: set[str] = set()
@@ -541,10 +543,17 @@ class ContainerService:
 
         return is_frozen(self.layout.runtime_root / container_id)
 
-    def start(self, ref: str, *, attach: bool = False) -> ContainerRecord:
+    def start(self, ref: str, *, attach: bool = False,
+              attach_here: str = "") -> ContainerRecord:
         """Start through a new supervisor; with ``attach``, the supervisor creates the
         container and waits (up to 10 s) for a client on its attach socket before
-        starting it, so an attached terminal sees the first byte of output."""
+        starting it, so an attached terminal sees the first byte of output.
+
+        ``attach_here``: this process is that client, with this first line (``attach
+        exit``): the supervisor's answer comes on a socket pair instead of a pipe,
+        and the supervisor keeps its end as that client's connection, the line read
+        already, so the container starts as soon as it is created (no connection made
+        after the answer: ~1.5 ms of a foreground ``run``).  ``attached`` has it."""
         record = self.get(ref)
         if record.state in ACTIVE_STATES:
             return record
@@ -552,7 +561,12 @@ class ContainerService:
             record = self.refresh(self.store.find(record.id))
             if record.state in ACTIVE_STATES or supervised(record):
                 return record  # started meanwhile
-            return self._start_locked(record, attach)
+            return self._start_locked(record, attach or bool(attach_here),
+                                      attach_here=attach_here)
+
+    def attached(self, container_id: str) -> socket.socket | None:
+        """The connection a ``start(attach_here=…)`` left attached (once), or None."""
+        return self._attached.pop(container_id, None)
 
     @contextlib.contextmanager
     def _locked(self, container_id: str) -> Iterator[None]:
@@ -623,7 +637,7 @@ class ContainerService:
             os.close(fd)
 
     def _start_locked(self, record: ContainerRecord, attach: bool, *,
-                      restart_count: int = 0) -> ContainerRecord:
+                      restart_count: int = 0, attach_here: str = "") -> ContainerRecord:
         bundle = self.bundle(record.id)
         (bundle / "stop-requested").unlink(missing_ok=True)
         (bundle / "status.json").unlink(missing_ok=True)
@@ -643,7 +657,9 @@ class ContainerService:
             raise
         argv = self._supervisor_argv(record, network, attach=attach,
                                      restart_count=restart_count)
-        answer = self._launch_supervisor(argv)
+        if attach_here:
+            argv.append("--attach-on-ready")
+        answer = self._launch_supervisor(argv, record.id, attach_here)
         if answer != "ok":
             record = self.wait_exited(record.id)
             if not answer:  # it died without a word (killed): do what it owed
@@ -691,13 +707,23 @@ class ContainerService:
             argv += ["--attach-client", f"{os.getpid()}:{processes.start_time(os.getpid()) or 0}"]
         return [*argv, "--adopt", adopt] if adopt else argv
 
-    def _launch_supervisor(self, argv: list[str]) -> str:
+    def _launch_supervisor(self, argv: list[str], container_id: str = "",
+                           attach_here: str = "") -> str:
         """A supervisor from the zygote; its one-line answer ("ok" or the error), or ""
         if it died first: waited for with an eye on the supervisor itself, never on
-        the pipe alone (whoever else holds it could keep us waiting for ever)."""
+        the pipe alone (whoever else holds it could keep us waiting for ever).
+        ``attach_here``: a socket pair instead, ``attach_here`` sent first, and ours
+        kept as the attached client's (``attached``) once the answer is "ok"."""
         from dockyard.supervise.zygote import request
 
-        ready_r, ready_w = os.pipe()
+        if attach_here:
+            ours, theirs = socket.socketpair()
+            ours.sendall(attach_here.encode() + b"\n")
+            ready_r, ready_w = ours.fileno(), theirs.detach()
+        else:
+            ours = None
+            ready_r, ready_w = os.pipe()
+        answer = ""
         try:
             try:
                 self.layout.run_dir.mkdir(parents=True, exist_ok=True)
@@ -705,9 +731,16 @@ class ContainerService:
                                      preload=(BUILTIN_DRIVER, EXIT_HOOK_MODULE))
             finally:
                 os.close(ready_w)
-            return processes.read_answer(ready_r, supervisor)
+            # (the socket's line read up to its end: output frames may follow it)
+            answer = processes.read_answer(ready_r, supervisor, past_line=ours is None)
+            return answer
         finally:
-            os.close(ready_r)
+            if ours is None:
+                os.close(ready_r)
+            elif answer == "ok":
+                self._attached[container_id] = ours
+            else:
+                ours.close()
 
     def _bury(self, record: ContainerRecord, error: str, exit_code: int = 255, *,
               after_exit: bool = True) -> ContainerRecord:

@@ -72,6 +72,11 @@ class IOHub:
         self.outputs: dict[int, str] = {}
         self.input_fd: int | None = None  # pty master or stdin pipe write end
 
+    def adopt(self, conn: socket.socket) -> None:
+        """A connection made elsewhere (the foreground ``run``'s socket pair), served
+        as one accepted here: its first line comes next."""
+        self.pending[conn] = b""
+
     def wait_for_client(self, timeout: float, gone_fd: int | None = None) -> None:
         """Docker attaches before it starts: block until a client says ``attach``, for
         ``timeout`` seconds at most, or until ``gone_fd`` (a pidfd of the process that

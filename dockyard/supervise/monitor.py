@@ -88,6 +88,9 @@ class Supervisor:
         self.tty: bool = args.tty
         self.stdin: bool = args.stdin
         self.wait_attach: bool = args.wait_attach
+        # the ready fd is a socket pair's end whose other end is the client to attach,
+        # its first line sent: it becomes that client's connection after "ok"
+        self.attach_on_ready: bool = args.attach_on_ready
         uid, _, gid = args.stdio_owner.partition(":")
         self.stdio_owner = (int(uid), int(gid)) if gid else None
         self.answered = False  # the CLI's one line went out (see _answer)
@@ -187,7 +190,10 @@ class Supervisor:
             # waited for while it lives (a pidfd opened first: a CLI killed before the
             # answer is not waited for), 10 s when it is not known
             client = open_verified(*self.attach_client) if self.attach_client[0] else None
-            self._answer(ready_fd, "ok")
+            if self.attach_on_ready:
+                self._answer_attaching(ready_fd)
+            else:
+                self._answer(ready_fd, "ok")
             try:  # (a client known to be gone already is not waited for at all)
                 if client is not None or not self.attach_client[0]:
                     self.hub.wait_for_client(ATTACH_WAIT if client is not None else 10.0,
@@ -459,6 +465,24 @@ class Supervisor:
             self.answered = True
             _answer_cli(ready_fd, answer)
 
+    def _answer_attaching(self, ready_fd: int) -> None:
+        """"ok" on the CLI's socket pair, which then stays open as its attached
+        connection (its ``attach exit`` line waits there already: ``wait_for_client``
+        finds it at once)."""
+        if self.answered:
+            return
+        self.answered = True
+        release(ready_fd)
+        conn = socket.socket(fileno=ready_fd)
+        try:
+            conn.sendall(b"ok\n")
+        except OSError as exc:
+            print(f"supervisor: the CLI is gone ({exc.strerror}); carrying on",
+                  file=sys.stderr, flush=True)
+            conn.close()
+            return
+        self.hub.adopt(conn)
+
     def _oom_killed(self) -> bool:
         config = json.loads((self.bundle / "config.json").read_text())
         path = Path("/sys/fs/cgroup/memory") / config["linux"]["cgroupsPath"].lstrip("/")
@@ -729,7 +753,7 @@ _OPTIONS: tuple[tuple[str, Callable[[str], Any], Any, str], ...] = (
      "UID:GID of the container's root (a user namespace): its pipes' owner"),
     ("--on-lost", str, "", "JSON hook the zygote runs if this supervisor is killed"),
 )
-_FLAGS = ("--tty", "--stdin", "--wait-attach")
+_FLAGS = ("--tty", "--stdin", "--wait-attach", "--attach-on-ready")
 
 
 @functools.cache

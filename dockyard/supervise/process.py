@@ -107,9 +107,12 @@ def pause_at(phase: str, directory: Path, wanted: str | None = None,
             time.sleep(0.01)
 
 
-def read_answer(fd: int, pid: int) -> str:
+def read_answer(fd: int, pid: int, *, past_line: bool = True) -> str:
     """One line from ``fd`` (a pipe ``pid`` answers on), or "" once ``pid`` is gone
-    without one: never wait on the pipe alone, which another process may hold."""
+    without one: never wait on the pipe alone, which another process may hold.
+    ``past_line`` False: not a byte past the line's end is read (a socket whose
+    next bytes are someone else's to read)."""
+    size = 4096 if past_line else 1
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
@@ -119,14 +122,14 @@ def read_answer(fd: int, pid: int) -> str:
         while not data.endswith(b"\n"):
             ready, _, _ = select.select([fd, *([pidfd] if pidfd >= 0 else [])], [], [])
             if fd in ready:
-                chunk = os.read(fd, 4096)
+                chunk = os.read(fd, size)
                 if not chunk:
                     break
                 data += chunk
             else:  # it exited: what it wrote is in the pipe already
                 os.set_blocking(fd, False)
                 with contextlib.suppress(BlockingIOError):
-                    while not data.endswith(b"\n") and (chunk := os.read(fd, 4096)):
+                    while not data.endswith(b"\n") and (chunk := os.read(fd, size)):
                         data += chunk
                 break
     finally:

@@ -11,9 +11,10 @@ The zygote is started on demand by the engine (``ensure_zygote``), listens on
 ``zygote.sock`` in the run directory, receives a request (the supervisor's
 arguments as JSON, and its ready-pipe fd over SCM_RIGHTS), forks, and answers with
 the child's pid — or hands the request to the child it forked ahead while idle
-(``supervise.spare``: the fork is then off the start's path).  It exits once it has had no supervisors for ``linger`` seconds
-(``DOCKYARD_ZYGOTE_LINGER``, default 2: back-to-back ``run --rm`` reuse it instead of
-paying ~60 ms to start a new one; 0 exits with the last container).
+(``supervise.spare``: the fork is then off the start's path).  It exits once it has
+had no supervisors for ``linger`` seconds (``DOCKYARD_ZYGOTE_LINGER``, default 2:
+back-to-back ``run --rm`` reuse it instead of paying ~60 ms to start a new one; 0
+exits with the last container).
 """
 
 from __future__ import annotations

@@ -471,3 +471,23 @@ def test_a_removal_answers_once_the_container_is_gone(dy: Dockyard, removal: str
         until("the supervisor to be held", held.exists)  # (so it was not waited for)
         held.unlink()
     assert dy("system", "check").stdout.strip() == "ok: store consistent"
+
+
+def test_a_foreground_run_is_attached_by_its_start(dy: Dockyard) -> None:
+    """The CLI's end of the socket pair its supervisor answers on is its attached
+    connection (its ``attach exit`` line sent before the supervisor was asked for):
+    the container's output reaches it with the attach socket taken away before the
+    answer.  Red when the CLI connects to ``attach.sock`` after the answer."""
+    cli = start_cli(dy, "run", "--rm", "--network", "none", "box:1", "sh", "-c",
+                    "echo from-the-container; exit 7", pause_at="after-create")
+    try:
+        marker, _paused = paused_at(dy, "after-create")
+        (marker.parent / "attach.sock").unlink()  # nobody can connect any more
+        marker.unlink()
+        out, err = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+    assert (cli.returncode, out) == (7, "from-the-container\n"), err
+    assert dy("ps", "-a", "-q").stdout == ""
