@@ -3,7 +3,9 @@ start and delete without starting another interpreter.
 
 Each call runs in a short-lived fork of the supervisor: the runtime code it runs
 touches (and so un-shares) memory pages the supervisor has in common with its
-zygote and siblings, and those pages go away with the helper.  The container's
+zygote and siblings, and those pages go away with the helper.  The start of a
+container the driver just created is the exception: releasing its init opens a
+fifo and reads one byte, which touches next to nothing, where a fork cost ~2.5 ms.  The container's
 init, forked by the helper, is orphaned when the helper exits and re-parented to
 the supervisor, which is a child subreaper.  ``create`` gives the init the caller's
 fds 0-2, so the helper points them at the container's stdio first.
@@ -67,10 +69,21 @@ def _started(root: Path, container_id: str) -> int:
     return 0
 
 
+def _may_have_poststart_hooks(bundle: Path) -> bool:
+    """Whether the bundle's config may name poststart hooks: its bytes searched, not
+    parsed (a key that is not there cannot be a hook; any mention of one, even in a
+    string, says "maybe", and the start takes the full path)."""
+    try:
+        return b'"poststart"' in (bundle / "config.json").read_bytes()
+    except OSError:
+        return True
+
+
 class BuiltinDriver:
     def __init__(self, runtime: list[str], root: str) -> None:
         self.runtime = runtime  # the CLI form, for exec (healthchecks)
         self.root = Path(root)
+        self._created: dict[str, tuple[int, Path]] = {}  # id -> its init, its bundle
 
     def create(self, container_id: str, bundle: Path, stdio: Stdio,
                after_create: AfterCreate | None = None) -> int:
@@ -104,7 +117,9 @@ class BuiltinDriver:
                                        "connected")
             return record.pid
 
-        return run_in_fork(work)
+        pid = run_in_fork(work)
+        self._created[container_id] = (pid, bundle)
+        return pid
 
     def _undo_create(self, container_id: str) -> None:
         """What a create interrupted by its supervisor's death left: nothing (its undo
@@ -114,8 +129,18 @@ class BuiltinDriver:
                 operations.delete(self.root, container_id, force=True)
 
     def start(self, container_id: str) -> None:
+        """The init we just created is released here, in this process: a fork for it
+        cost ~2.5 ms of every start, and the release reads nothing (``start_created``).
+        Otherwise (a poststart hook, which needs the parsed record) in a fork."""
+        pid, bundle = self._created.pop(container_id, (0, Path()))
         try:
-            run_in_fork(lambda: _started(self.root, container_id))
+            if pid and not _may_have_poststart_hooks(bundle):
+                try:
+                    operations.start_created(self.root, container_id, pid)
+                except DockyardError as exc:
+                    raise RuntimeError(exc.message) from None
+            else:
+                run_in_fork(lambda: _started(self.root, container_id))
         except RuntimeError:
             self.delete(container_id)
             raise

@@ -28,7 +28,7 @@ def start(root: Path, container_id: str) -> None:
     cdir = ContainerDir(root, container_id)
     record = cdir.load()
     state.can_start(state.status_of(cdir, record))
-    _release_init(cdir, record)
+    _release_init(cdir, record.pid)
     poststart: Any = ()
     if (record.config.get("hooks") or {}).get("poststart"):  # (parsed only when there)
         from dockyard.oci.runtime_spec import parse_spec  # not for state, kill, list
@@ -41,11 +41,19 @@ def start(root: Path, container_id: str) -> None:
             _warn(f"poststart hook failed: {exc}")
 
 
-def _release_init(cdir: ContainerDir, record: ContainerRecord) -> None:
+def start_created(root: Path, container_id: str, pid: int) -> None:
+    """``start`` of a container whose creator knows it is just created, its init
+    ``pid``, and without poststart hooks (the supervisor's driver): the init released,
+    and nothing else read — not the record, whose parse would touch (and un-share)
+    the supervisor's memory for the container's whole life."""
+    _release_init(ContainerDir(root, container_id), pid)
+
+
+def _release_init(cdir: ContainerDir, pid: int) -> None:
     """Open the exec fifo for reading: the init's blocked open returns and it execs."""
     fd = os.open(cdir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        pidfd = os.pidfd_open(record.pid)
+        pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         os.close(fd)
         raise Conflict("cannot start a container that has stopped") from None
