@@ -40,8 +40,8 @@ ARGV_TAG = "@python"  # an exit hook given as [ARGV_TAG, module, function, *args
 def container_exited(root: str, container_id: str, *,
                      beside_done: Callable[[], bool] | None = None) -> None:
     """What ``dockyard --root ROOT system container-exited ID`` does.  ``beside_done``:
-    the supervisor forked us as the container's last exit was seen, and records that
-    exit and deletes the runtime's state meanwhile; the engine and its database are
+    the supervisor forked us once it recorded the container's last exit, and deletes
+    the runtime's state meanwhile; the engine and its database are
     opened before waiting for that, and nothing of the container is read before.  If
     the supervisor died first (or its delete failed), the hook withdraws the runtime's
     state itself."""
