@@ -175,16 +175,12 @@ def test_rpm_headers_are_parsed_and_garbage_is_empty() -> None:
 
 
 def test_the_sbom_libraries_load_only_for_the_commands_that_use_them() -> None:
-    import subprocess
-    import sys
+    from dockyard.testing.imports import loaded_after
 
-    code = ("import sys, dockyard.cli.main, dockyard.cli.build, dockyard.cli.supply, "
-            "dockyard.cli.registry, dockyard.engine.supply, dockyard.registry.transfer; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'spdx_tools', 'cyclonedx', 'packageurl', 'packaging', 'license_expression'}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip() == "[]"
+    code = ("import dockyard.cli.main, dockyard.cli.build, dockyard.cli.supply, "
+            "dockyard.cli.registry, dockyard.engine.supply, dockyard.registry.transfer")
+    assert loaded_after(code, ("spdx_tools", "cyclonedx", "packageurl", "packaging",
+                               "license_expression")) == []
 
 
 def _tar(files: dict[str, str]) -> io.BytesIO:
