@@ -23,12 +23,12 @@ from dockyard.oci import mediatypes as mt
 from dockyard.registry import auth
 
 # httpx imports its command-line client (rich, pygments: ~30 ms) whenever click and rich
-# are installed, as they are beside dockyard, and httpcore its HTTP/2 support (h2:
-# ~10 ms): ~6% of a pull of 200 MB, for code a registry client never runs.  None in
-# sys.modules makes those imports fail, and both define stand-ins, as they do when
-# the extras are not installed (unless a module imported them before: then nothing).
-for _unused in ("httpx._main", "h2"):
-    sys.modules.setdefault(_unused, None)  # type: ignore[arg-type]
+# are installed, as they are beside dockyard: code a registry client never runs.  None
+# in sys.modules makes that import fail, and httpx defines a stand-in, as it does when
+# the extra is not installed (unless something imported it before: then nothing).
+# (h2, which httpcore loads too, ~10 ms, stays: kube's gRPC probes use it, in the same
+# process as a pull.)
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 import httpx  # noqa: E402 - after the stand-ins above
 
