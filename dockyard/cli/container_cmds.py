@@ -79,22 +79,29 @@ def start_attached(engine: Engine, ref: str, *, stdin: bool) -> int:
 def run_created(engine: Engine, record: Any, *, detach: bool) -> int:
     """The rest of ``run`` for a created container (``compose run`` makes its own):
     started attached or not; the exit code."""
-    from dockyard.cli.attach import attach, attaches_at_start
-
     service = engine.containers
     spec = record.spec
-    here = "attach exit" if not detach and attaches_at_start(spec.tty) else ""
+    here = ""
+    if not detach:
+        from dockyard.cli.attach import attaches_at_start
+
+        here = "attach exit" if attaches_at_start(spec.tty) else ""
     try:
         # Docker attaches before it starts: the supervisor creates the container and
         # waits for us, so the first byte of output comes to us from its stdio
         service.start(record.id, attach=not detach, attach_here=here)
     except BaseException:
+        connected = service.attached(record.id)
+        if connected is not None:  # (started, then failed: nobody would read it)
+            connected.close()
         if spec.auto_remove:
             service.remove_after_run(record.id)
         raise
     if detach:
         echo(record.id)
         return 0
+    from dockyard.cli.attach import attach
+
     code = attach(service.bundle(record.id), tty_mode=spec.tty, stdin=spec.stdin_open,
                   connected=service.attached(record.id))
     trace.mark(f"attach ended: exit code {code}")

@@ -738,6 +738,9 @@ class ContainerService:
             if ours is None:
                 os.close(ready_r)
             elif answer == "ok":
+                stale = self._attached.pop(container_id, None)
+                if stale is not None:
+                    stale.close()
                 self._attached[container_id] = ours
             else:
                 ours.close()
@@ -921,15 +924,21 @@ class ContainerService:
             return None
         return dict(check._asdict(), test=list(check.test))
 
-    def on_exit(self, ref: str, *, withdraw_runtime: bool = False) -> None:
+    def on_exit(self, ref: str, *, supervisor_done: Callable[[], bool] | None = None,
+                ) -> None:
         """The supervisor's exit hook: unmount the rootfs; ``--rm`` removes everything.
-        Skipped when the container was started again meanwhile.  ``withdraw_runtime``:
-        the supervisor died before deleting the runtime's state (or failed to): that
-        goes first, as for any dead supervisor's container."""
+        Skipped when the container was started again meanwhile.  ``supervisor_done``:
+        waits, once the lock is ours (so ``system check`` never finds the exit's work
+        unlocked and undone), for the supervisor's last step beside us, the runtime
+        state's delete; False when it died first (or failed): that goes first here, as
+        for any dead supervisor's container."""
         # (read once, under the lock: the hook is given the full id)
         container_id = ref if self.bundle(ref).is_dir() else self.store.find(ref).id
         try:
             with self._locked(container_id):
+                withdraw_runtime = supervisor_done is not None and not supervisor_done()
+                if supervisor_done is not None:
+                    trace.mark("exit hook: supervisor's part awaited")
                 record = self.get(container_id)
                 trace.mark("exit hook: record read")
                 self._died(record)

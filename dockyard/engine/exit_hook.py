@@ -41,20 +41,17 @@ def container_exited(root: str, container_id: str, *,
                      beside_done: Callable[[], bool] | None = None) -> None:
     """What ``dockyard --root ROOT system container-exited ID`` does.  ``beside_done``:
     the supervisor forked us once it recorded the container's last exit, and deletes
-    the runtime's state meanwhile; the engine and its database are
-    opened before waiting for that, and nothing of the container is read before.  If
-    the supervisor died first (or its delete failed), the hook withdraws the runtime's
-    state itself."""
+    the runtime's state meanwhile; the engine and its database are opened before
+    waiting for that (with the container's lock held), and nothing of the container
+    is read before.  If the supervisor died first (or its delete failed), the hook
+    withdraws the runtime's state itself."""
     trace.mark("exit hook: forked")
     engine = Engine(Layout.for_root(root))
     service = engine.containers  # (its database opened)
-    supervisor_done = True
     if beside_done is not None:
         trace.mark("exit hook: engine ready")
-        supervisor_done = beside_done()
-        trace.mark("exit hook: supervisor's part awaited")
     with contextlib.suppress(NotFound):
-        service.on_exit(container_id, withdraw_runtime=not supervisor_done)
+        service.on_exit(container_id, supervisor_done=beside_done)
 
 
 def supervisor_lost(root: str, container_id: str) -> None:

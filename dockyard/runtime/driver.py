@@ -139,6 +139,8 @@ class BuiltinDriver:
                     operations.start_created(self.root, container_id, pid)
                 except DockyardError as exc:
                     raise RuntimeError(exc.message) from None
+                except OSError as exc:  # (the fifo gone, no descriptor left…)
+                    raise RuntimeError(f"starting the container: {exc}") from None
             else:
                 run_in_fork(lambda: _started(self.root, container_id))
         except RuntimeError:

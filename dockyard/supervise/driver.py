@@ -42,9 +42,9 @@ class RuntimeDriver(Protocol):
         """Forcefully, and quietly if there is nothing to delete."""
 
     def delete_last(self, container_id: str) -> None:
-        """``delete``, called in a process that ends right after (the exit hook's fork
-        of a supervisor whose container is done): no helper needs to keep this one's
-        memory as it was."""
+        """``delete``, called in a process that ends right after (the supervisor of a
+        container that is done, beside its exit hook): no helper needs to keep this
+        one's memory as it was."""
 
     def exec_argv(self, container_id: str) -> list[str]:
         """Prefix of a command line that runs a process in the container (healthchecks)."""

@@ -10,8 +10,8 @@ container with stdout/stderr on pipes, reports "ok" or the runtime's error on th
 ready pipe, starts it, copies output into Docker's json-file log, writes the
 container's status atomically to ``status.json`` after every change, applies the
 restart policy with Docker's back-off (unless a ``stop-requested`` file says the
-user stopped it), deletes the runtime state, and finally runs the exit hook the
-engine gave it (unmount, ``--rm``).
+user stopped it), and at the last exit runs the exit hook the engine gave it
+(unmount, ``--rm``) beside its own last step, the runtime state's delete.
 """
 
 from __future__ import annotations
@@ -441,9 +441,10 @@ class Supervisor:
         the kernel would delete them only once it dismantles the dead namespace, which
         lags, and the exit hook must see them gone before the addresses are released
         (``engine.container_network.leave_networks``).  A deletion waits ~10-15 ms for
-        an RCU grace period with little CPU; begun here it overlaps the exit's record,
-        the runtime's delete and the hook's start instead of adding to ``rm -f``.  The
-        hook's own check finds the pair gone, or waits on the kernel's lock for it."""
+        an RCU grace period with little CPU; begun here it overlaps the runtime's
+        delete and the hook's start instead of adding to ``rm -f``.  The hook's gate
+        does not wait for it: the hook's own check finds the pair gone, or waits on
+        the kernel's lock for it."""
         names = [str(e["host_ifname"]) for e in self.network.get("endpoints", [])]
         if not names:
             return None
@@ -540,7 +541,7 @@ class _PythonHook:
     a command, it finishes its work if we are killed meanwhile.
 
     ``gated``: the hook is called with ``beside_done``, a wait it calls before it
-    touches what we still do meanwhile (the veth pairs', the runtime's delete), and
+    touches what we still do meanwhile (the runtime's delete), and
     ``finish`` opens the gate once its ``beside`` is done; the wait says whether it
     was (not when ``beside`` failed, or we died).  The exit hook forks as soon as
     the container's last exit is recorded: its first steps (an engine, the

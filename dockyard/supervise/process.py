@@ -108,7 +108,7 @@ def pause_at(phase: str, directory: Path, wanted: str | None = None,
 
 
 def read_answer(fd: int, pid: int, *, past_line: bool = True) -> str:
-    """One line from ``fd`` (a pipe ``pid`` answers on), or "" once ``pid`` is gone
+    """One line from ``fd`` (a pipe, or socket, ``pid`` answers on), or "" once ``pid`` is gone
     without one: never wait on the pipe alone, which another process may hold.
     ``past_line`` False: not a byte past the line's end is read (a socket whose
     next bytes are someone else's to read)."""

@@ -4,10 +4,13 @@ Forking the zygote is on the path of every container start, between the engine's
 request and the supervisor's first step: ~2.5 ms on a 2-core VM (the kernel copies
 the zygote's page tables, and the child faults in each page it writes first).  So
 the zygote forks one child ahead, once it has been idle for a moment; a request
-hands that spare its arguments and its ready pipe over a socket pair (the pipe by
-SCM_RIGHTS), and the spare becomes the container's supervisor, as a child forked
-then would.  The next spare is forked after the start, not beside it: on two cores
-a fork competes with the start it would speed up.
+hands that spare its arguments and its ready descriptor (a pipe, or a foreground
+run's socket) over a socket pair, by SCM_RIGHTS, and the spare becomes the
+container's supervisor, as a child forked then would.  A message is one datagram
+of a SOCK_SEQPACKET pair: a send larger than the socket's buffer fails (the zygote
+then forks as before), so the spare's large receive buffer never truncates one.
+The next spare is forked after the start, not beside it: on two cores a fork
+competes with the start it would speed up.
 
 A spare that is never used ends with the zygote: it waits on its end of the pair,
 and the zygote's end closes when the zygote ends (or dies).  It is not a supervisor
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import ctypes
 import json
 import os
 import socket
@@ -26,6 +30,7 @@ from collections.abc import Callable
 
 _MAX_MESSAGE = 1 << 20  # a supervisor's arguments: a few KiB (a network's JSON, health)
 SPARE_NAME = "dy-spare"  # a waiting spare's process name (comm); a supervisor has its own
+_channels: set[socket.socket] = set()  # the zygote's ends of its spares' pairs
 
 
 class Spare:
@@ -42,10 +47,16 @@ class Spare:
         zygote's descriptors closed, its own session), then waits for its request and
         returns ``supervise(argv, ready_fd)`` as its exit code; it exits 0 unasked."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            raise
         if pid == 0:
             code = 1
             try:
+                close_in_child()
                 ours.close()
                 prepare()
                 named = _name(SPARE_NAME)  # (seen in ps while it waits)
@@ -56,6 +67,7 @@ class Spare:
             finally:
                 os._exit(code)
         theirs.close()
+        _channels.add(ours)
         return cls(pid, ours)
 
     def hand(self, argv: list[str], ready_fd: int) -> bool:
@@ -66,13 +78,23 @@ class Spare:
         except OSError:
             return False
         finally:
-            self.channel.close()
+            self.discard()
         return True
 
     def discard(self) -> None:
         """The spare ends unused (it sees its pair closed)."""
+        _channels.discard(self.channel)
         with contextlib.suppress(OSError):
             self.channel.close()
+
+
+def close_in_child() -> None:
+    """In a fork of the zygote: its spares' channels are not the fork's to hold (a
+    spare sees the end of its pair only once every copy is closed)."""
+    for channel in _channels:
+        with contextlib.suppress(OSError):
+            channel.close()
+    _channels.clear()
 
 
 def _receive(channel: socket.socket) -> tuple[list[str], int] | None:
@@ -101,14 +123,13 @@ def _receive(channel: socket.socket) -> tuple[list[str], int] | None:
     return argv, fds[0]
 
 
+_PR_SET_NAME, _PR_GET_NAME = 15, 16
+
+
 def _name(name: str) -> str:
     """Set this process's name (comm, 15 bytes at most); the one it had."""
-    path = f"/proc/{os.getpid()}/comm"  # (/proc/self is the thread group's: the same)
-    try:
-        with open(path) as current:
-            before = current.read().strip()
-        with open(path, "w") as new:
-            new.write(name[:15])
-    except OSError:
-        return name
-    return before
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    before = ctypes.create_string_buffer(16)
+    prctl(_PR_GET_NAME, before, 0, 0, 0)
+    prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    return before.value.decode(errors="replace")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from dockyard.supervise import command_parent, pool_holes
 from dockyard.supervise.spare import Spare
+from dockyard.supervise.spare import close_in_child as close_spares_in_child
 from dockyard.supervise.zygote_address import SOCKET_NAME, connect
 from dockyard.supervise.zygote_address import path as _path
 
@@ -124,10 +125,10 @@ def serve(run_dir: Path, preload: list[str]) -> int:
     finally:
         if commands:
             _end(commands)
-        spares.close()
         with contextlib.suppress(OSError):
             os.unlink(_path(dir_fd))
         listener.close()
+        spares.close()
     return 0
 
 
@@ -159,6 +160,7 @@ def _watch(argv: list[str], listener: socket.socket) -> int:
         try:
             listener.close()
             command_parent.close_in_child()
+            close_spares_in_child()
             os.setsid()
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
@@ -337,6 +339,8 @@ def _fork_supervisor(conn: socket.socket, spares: _SpareSlot, argv: list[str],
     if spare is not None and spare.hand(argv, ready_fd):
         pid = spare.pid
     else:
+        if spare is not None:  # (gone, or the request too large for the pair)
+            spares.reap_later(spare.pid)
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -367,12 +371,14 @@ class _SpareSlot:
             str(listener.getsockname()).removeprefix("/proc/self")
         self.spare: Spare | None = None
         self.due = time.monotonic() + _SPARE_AFTER
+        self.ended: set[int] = set()  # spares let go, to be reaped once they end
 
     def prepare(self) -> None:
         """A supervisor's fork, first: none of the zygote's descriptors, a session of
         its own."""
         self.listener.close()
         command_parent.close_in_child()
+        close_spares_in_child()
         os.setsid()
         os.environ[SOCKET_ENV] = self.socket_path  # where to park a pty master
 
@@ -396,10 +402,24 @@ class _SpareSlot:
             return None
         return spare
 
+    def reap_later(self, pid: int) -> None:
+        self.ended.add(pid)
+
     def refill(self) -> None:
-        """A spare forked, if none waits and the zygote has been idle long enough."""
+        """A spare forked, if none waits and the zygote has been idle long enough (a
+        fork that fails — no pid or memory left — is tried again 5 s later: the
+        zygote, every supervisor's watchdog, must not die of it)."""
+        self.ended = {pid for pid in self.ended if _exit_status(pid) is None}
+        if self.spare is not None and _exit_status(self.spare.pid) is not None:
+            self.spare.discard()  # (died while waiting: reaped just now)
+            self.spare = None
         if self.spare is None and time.monotonic() >= self.due:
-            self.spare = Spare.fork(self.prepare, self.supervise)
+            try:
+                self.spare = Spare.fork(self.prepare, self.supervise)
+            except OSError as exc:
+                print(f"zygote: no spare supervisor ({exc}); trying again later",
+                      file=sys.stderr, flush=True)
+                self.due = time.monotonic() + 5
 
     def close(self) -> None:
         """The spare ends unused; reaped once it has (not forever: it may be busy)."""
