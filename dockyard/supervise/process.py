@@ -122,13 +122,16 @@ def read_answer(fd: int, pid: int, *, past_line: bool = True) -> str:
         while not data.endswith(b"\n"):
             ready, _, _ = select.select([fd, *([pidfd] if pidfd >= 0 else [])], [], [])
             if fd in ready:
-                chunk = os.read(fd, size)
+                try:
+                    chunk = os.read(fd, size)
+                except ConnectionResetError:  # (a socket's peer died with unread input)
+                    chunk = b""
                 if not chunk:
                     break
                 data += chunk
             else:  # it exited: what it wrote is in the pipe already
                 os.set_blocking(fd, False)
-                with contextlib.suppress(BlockingIOError):
+                with contextlib.suppress(BlockingIOError, ConnectionResetError):
                     while not data.endswith(b"\n") and (chunk := os.read(fd, size)):
                         data += chunk
                 break
