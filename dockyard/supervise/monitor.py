@@ -48,6 +48,7 @@ from dockyard.supervise.process import (
     is_alive,
     open_verified,
     pause_at,
+    rename,
     start_time,
     wait_exit,
 )
@@ -526,8 +527,7 @@ class Supervisor:
 
 
 PYTHON_HOOK = "@python"  # an exit hook that is a function call (engine.exit_hook)
-HOOK_NAME = b"dy-exit-hook"  # the hook process's name (comm), for ps and tests
-PR_SET_NAME = 15
+HOOK_NAME = "dy-exit-hook"  # the hook process's name (comm), for ps and tests
 
 
 def _run_python_hook(hook_argv: list[str]) -> None:
@@ -562,7 +562,7 @@ class _PythonHook:
         if self.pid == 0:
             code = 1
             try:
-                ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, HOOK_NAME, 0, 0, 0)
+                rename(HOOK_NAME)
                 if gate is not None:
                     os.close(gate[1])  # (ours would keep the gate shut for good)
                 _drop_descriptors({0, 1, 2, trace.descriptor(), gate[0] if gate else -1})

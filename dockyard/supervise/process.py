@@ -17,6 +17,7 @@ deleted — so a test can kill -9 it at exactly that point, or let it go on.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import select
@@ -139,3 +140,16 @@ def read_answer(fd: int, pid: int, *, past_line: bool = True) -> str:
         if pidfd >= 0:
             os.close(pidfd)
     return data.decode(errors="replace").strip()
+
+
+_PR_SET_NAME, _PR_GET_NAME = 15, 16
+
+
+def rename(name: str) -> str:
+    """Set this process's name (comm, 15 bytes at most: what ``ps`` shows, e.g. a
+    waiting spare, an exit hook); the name it had."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    before = ctypes.create_string_buffer(16)
+    prctl(_PR_GET_NAME, before, 0, 0, 0)
+    prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    return before.value.decode(errors="replace")

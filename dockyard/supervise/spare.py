@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import array
 import contextlib
-import ctypes
 import json
 import os
 import socket
 from collections.abc import Callable
+
+from dockyard.supervise.process import rename
 
 _MAX_MESSAGE = 1 << 20  # a supervisor's arguments: a few KiB (a network's JSON, health)
 SPARE_NAME = "dy-spare"  # a waiting spare's process name (comm); a supervisor has its own
@@ -59,10 +60,10 @@ class Spare:
                 close_in_child()
                 ours.close()
                 prepare()
-                named = _name(SPARE_NAME)  # (seen in ps while it waits)
+                named = rename(SPARE_NAME)  # (seen in ps while it waits)
                 request = _receive(theirs)
                 theirs.close()
-                _name(named)
+                rename(named)
                 code = 0 if request is None else supervise(*request)
             finally:
                 os._exit(code)
@@ -121,15 +122,3 @@ def _receive(channel: socket.socket) -> tuple[list[str], int] | None:
         return None
     os.set_inheritable(fds[0], False)
     return argv, fds[0]
-
-
-_PR_SET_NAME, _PR_GET_NAME = 15, 16
-
-
-def _name(name: str) -> str:
-    """Set this process's name (comm, 15 bytes at most); the one it had."""
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    before = ctypes.create_string_buffer(16)
-    prctl(_PR_GET_NAME, before, 0, 0, 0)
-    prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
-    return before.value.decode(errors="replace")
