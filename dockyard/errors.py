@@ -27,7 +27,11 @@ their seam with ``raise ... from exc``::
 from __future__ import annotations
 
 import enum
-from typing import ClassVar
+
+from dockyard.typelite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
 class ErrorKind(enum.Enum):

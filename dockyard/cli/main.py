@@ -97,7 +97,8 @@ def info(engine: Engine) -> None:
     from dockyard.runtime.linux import cgroups
 
     layout = engine.layout
-    version = 2 if (cgroups.DEFAULT_ROOT / "cgroup.controllers").exists() else 1
+    unified = os.path.join(cgroups.DEFAULT_ROOT, "cgroup.controllers")
+    version = 2 if os.path.exists(unified) else 1
     click.echo(f"Root Dir: {layout.root}")
     click.echo(f"Run Dir: {layout.run_dir}")
     click.echo("Runtime: dockyard-runtime (built in)")

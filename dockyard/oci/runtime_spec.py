@@ -10,10 +10,11 @@ list of strings`` rather than a ``KeyError``.
 
 from __future__ import annotations
 
-import re
-from typing import Any, NamedTuple
-
 from dockyard.errors import InvalidSpec
+from dockyard.typelite import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 HOOK_KINDS = (
@@ -405,9 +406,6 @@ def _parse_device(r: _Reader) -> Device:
 
 
 _UINT16, _UINT32, _UINT64 = (1 << 16) - 1, (1 << 32) - 1, (1 << 64) - 1
-_PAGE_SIZE = re.compile(r"[1-9][0-9]*[KMGTP]B")
-# a name is one token of net_prio's "NAME PRIORITY" line (IFNAMSIZ: 15 bytes and a NUL)
-_INTERFACE = re.compile(r"[^\s/:]{1,15}")
 
 
 def _bounded(r: _Reader, key: str, top: int) -> int | None:
@@ -448,16 +446,33 @@ def _parse_block_io(r: _Reader) -> BlockIO:
     )
 
 
+_DIGITS = frozenset("0123456789")
+
+
+def _is_page_size(size: str) -> bool:
+    """A hugetlb size as the cgroup files name it: [1-9][0-9]*[KMGTP]B."""
+    number, unit = size[:-2], size[-2:]
+    return unit in ("KB", "MB", "GB", "TB", "PB") and number[:1] in _DIGITS - {"0"} and \
+        all(digit in _DIGITS for digit in number)
+
+
+def _is_interface_name(name: str) -> bool:
+    """One token of net_prio's "NAME PRIORITY" line: 1-15 characters (IFNAMSIZ less the
+    NUL), none of them white space, "/" or ":", and not "." or ".."."""
+    return 0 < len(name) <= 15 and name not in (".", "..") and not any(
+        char.isspace() or char in "/:" for char in name)
+
+
 def _parse_hugepage_limit(r: _Reader) -> HugepageLimit:
     size = r.string("pageSize")
-    if not _PAGE_SIZE.fullmatch(size):
+    if not _is_page_size(size):
         raise InvalidSpec(f"{r._where('pageSize')}: want a size like 2MB or 1GB, got {size!r}")
     return HugepageLimit(page_size=size, limit=_count(r, "limit"))
 
 
 def _parse_priority(r: _Reader) -> InterfacePriority:
     name = r.string("name")
-    if not _INTERFACE.fullmatch(name) or name in (".", ".."):
+    if not _is_interface_name(name):
         raise InvalidSpec(f"{r._where('name')}: not a network interface name: {name!r}")
     priority = _bounded(r, "priority", _UINT32)
     return InterfacePriority(name=name, priority=priority or 0)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any, NamedTuple
 
+from dockyard import jsonlite
 from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import Spec, parse_spec
+from dockyard.typelite import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Bundle(NamedTuple):
@@ -26,12 +29,14 @@ def load_bundle(path: str) -> Bundle:
     config = os.path.join(bundle, "config.json")
     try:
         with open(config, "rb") as handle:
-            raw = json.load(handle)
+            raw = jsonlite.loads(handle.read())
     except FileNotFoundError:
         raise InvalidSpec(f"JSON specification file {config} not found") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidSpec(f"{config}: malformed JSON at line {exc.lineno} column {exc.colno}: "
-                          f"{exc.msg}") from exc
+    except ValueError as exc:  # json.JSONDecodeError, or bytes that are not UTF-8
+        line, column = getattr(exc, "lineno", None), getattr(exc, "colno", None)
+        where = f" at line {line} column {column}" if line is not None else ""
+        raise InvalidSpec(f"{config}: malformed JSON{where}: {getattr(exc, 'msg', exc)}"
+                          ) from exc
     except OSError as exc:
         raise InvalidSpec(f"{config}: {exc.strerror}") from exc
     result = Bundle(bundle, parse_spec(raw), raw)

@@ -10,19 +10,18 @@ Errors print one line (and a JSON line to ``--log`` for containerd) and exit 1.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
 
-from dockyard import trace
+from dockyard import jsonlite, trace
 from dockyard.errors import DockyardError
 from dockyard.runtime import log
+from dockyard.typelite import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 DEFAULT_ROOT = "/run/dockyard-runtime"
 
@@ -279,7 +278,7 @@ def _main(argv: list[str]) -> int:
             raise NotImplementedFeature("--systemd-cgroup is not supported; use cgroupfs")
         from dockyard.runtime import commands
 
-        return commands.dispatch(args, Path(args.root))
+        return commands.dispatch(args, args.root)
     except DockyardError as exc:
         log.error(exc.message + (f" ({exc.hint})" if exc.hint else ""))
         return 1
@@ -297,7 +296,7 @@ def run_main() -> None:
 
 
 def dumps(value: object) -> str:
-    return json.dumps(value, indent=2)
+    return jsonlite.dumps(value, indent=2)
 
 
 if __name__ == "__main__":

@@ -3,32 +3,32 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
-from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
 
-from dockyard import trace
+from dockyard import jsonlite, trace
 from dockyard.errors import InvalidArgument
 from dockyard.errors import RuntimeContainerNotFound as ContainerNotFound
 from dockyard.runtime import operations
 from dockyard.runtime.state import ContainerDir, status_of
+from dockyard.typelite import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the spec's types are imported where used: ``state`` and ``kill``
+    from _typeshed import StrPath
+
     # need none of them (~2 ms of imports)
     from dockyard.oci.runtime_spec import Linux, Process
     from dockyard.runtime.stdio import PipeRelay
 
 
-def dispatch(args: SimpleNamespace, root: Path) -> int:
+def dispatch(args: SimpleNamespace, root: StrPath) -> int:
     handler = _HANDLERS[args.subcommand]
     return handler(args, root)
 
 
-def _create(args: SimpleNamespace, root: Path) -> int:
+def _create(args: SimpleNamespace, root: StrPath) -> int:
     from dockyard.runtime.bundle import load_bundle
     from dockyard.runtime.create import CreateOptions, create
 
@@ -38,7 +38,7 @@ def _create(args: SimpleNamespace, root: Path) -> int:
     return 0
 
 
-def _run(args: SimpleNamespace, root: Path) -> int:
+def _run(args: SimpleNamespace, root: StrPath) -> int:
     from dockyard.runtime.bundle import load_bundle
     from dockyard.runtime.create import CreateOptions, create
 
@@ -119,22 +119,22 @@ def exit_code(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def _start(args: SimpleNamespace, root: Path) -> int:
+def _start(args: SimpleNamespace, root: StrPath) -> int:
     operations.start(root, args.id)
     return 0
 
 
-def _state(args: SimpleNamespace, root: Path) -> int:
-    print(json.dumps(operations.get_state(root, args.id), indent=2))
+def _state(args: SimpleNamespace, root: StrPath) -> int:
+    print(jsonlite.dumps(operations.get_state(root, args.id), indent=2))
     return 0
 
 
-def _kill(args: SimpleNamespace, root: Path) -> int:
+def _kill(args: SimpleNamespace, root: StrPath) -> int:
     operations.kill(root, args.id, operations.parse_signal(args.signal), all_processes=args.all)
     return 0
 
 
-def _delete(args: SimpleNamespace, root: Path) -> int:
+def _delete(args: SimpleNamespace, root: StrPath) -> int:
     try:
         operations.delete(root, args.id, force=args.force)
     except ContainerNotFound:
@@ -143,23 +143,23 @@ def _delete(args: SimpleNamespace, root: Path) -> int:
     return 0
 
 
-def _pause(args: SimpleNamespace, root: Path) -> int:
+def _pause(args: SimpleNamespace, root: StrPath) -> int:
     operations.pause(root, args.id)
     return 0
 
 
-def _resume(args: SimpleNamespace, root: Path) -> int:
+def _resume(args: SimpleNamespace, root: StrPath) -> int:
     operations.resume(root, args.id)
     return 0
 
 
-def _list(args: SimpleNamespace, root: Path) -> int:
+def _list(args: SimpleNamespace, root: StrPath) -> int:
     states = operations.list_states(root)
     if args.quiet:
         for item in states:
             print(item["id"])
     elif args.format == "json":
-        print(json.dumps(states))
+        print(jsonlite.dumps(states))
     else:
         row = "{:<12}{:<12}{:<12}{:<40}{:<32}{}"
         print(row.format("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"))
@@ -169,10 +169,10 @@ def _list(args: SimpleNamespace, root: Path) -> int:
     return 0
 
 
-def _ps(args: SimpleNamespace, root: Path) -> int:
+def _ps(args: SimpleNamespace, root: StrPath) -> int:
     pids = operations.pids(root, args.id)
     if args.format == "json":
-        print(json.dumps(pids))
+        print(jsonlite.dumps(pids))
         return 0
     import subprocess
 
@@ -190,7 +190,7 @@ def _ps(args: SimpleNamespace, root: Path) -> int:
     return 0
 
 
-def _exec(args: SimpleNamespace, root: Path) -> int:
+def _exec(args: SimpleNamespace, root: StrPath) -> int:
     from dockyard.oci.runtime_spec import parse_process, parse_spec
     from dockyard.runtime import exec as exec_mod
 
@@ -198,7 +198,7 @@ def _exec(args: SimpleNamespace, root: Path) -> int:
     record = cdir.load()
     if args.process:
         with open(args.process, "rb") as handle:
-            proc = parse_process(json.load(handle), "process")
+            proc = parse_process(jsonlite.loads(handle.read()), "process")
     else:
         if not args.command:
             raise InvalidArgument("exec: a command or --process is required")
@@ -259,15 +259,19 @@ def _apply_exec_flags(proc: Process, args: SimpleNamespace) -> Process:
     return proc
 
 
-def _update(args: SimpleNamespace, root: Path) -> int:
+def _update(args: SimpleNamespace, root: StrPath) -> int:
     from dockyard.oci.runtime_spec import _parse_resources, _Reader
 
     cdir = ContainerDir(root, args.id)
     record = cdir.load()
     body: dict[str, object] = {}
     if args.resources:
-        text = sys.stdin.read() if args.resources == "-" else Path(args.resources).read_text()
-        body = json.loads(text)
+        if args.resources == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.resources) as handle:
+                text = handle.read()
+        body = jsonlite.loads(text)
     mem = dict(body.get("memory") or {})  # type: ignore[call-overload]
     cpu = dict(body.get("cpu") or {})  # type: ignore[call-overload]
     for key, value in (("limit", args.memory), ("swap", args.memory_swap),
@@ -291,20 +295,21 @@ def _update(args: SimpleNamespace, root: Path) -> int:
     return 0
 
 
-def _features(_args: SimpleNamespace, _root: Path) -> int:
+def _features(_args: SimpleNamespace, _root: StrPath) -> int:
     from dockyard.runtime.features import features
 
-    print(json.dumps(features(), indent=4))
+    print(jsonlite.dumps(features(), indent=4))
     return 0
 
 
-def _spec(args: SimpleNamespace, _root: Path) -> int:
+def _spec(args: SimpleNamespace, _root: StrPath) -> int:
     from dockyard.runtime.spec import default_spec
 
-    target = Path(args.bundle) / "config.json"
-    if target.exists():
+    target = os.path.join(args.bundle, "config.json")
+    if os.path.exists(target):
         raise InvalidArgument(f"File {target} exists. Remove it first")
-    target.write_text(json.dumps(default_spec(), indent=2) + "\n")
+    with open(target, "w") as handle:
+        handle.write(jsonlite.dumps(default_spec(), indent=2) + "\n")
     return 0
 
 

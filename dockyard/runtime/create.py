@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from pathlib import Path
-from typing import NamedTuple
 
 from dockyard import trace
 from dockyard.errors import DockyardError, InternalError, InvalidArgument
@@ -36,13 +34,17 @@ from dockyard.runtime.state import (
 )
 from dockyard.store.atomic import atomic_write
 from dockyard.supervise.process import pause_at
+from dockyard.typelite import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 
 class CreateOptions(NamedTuple):
     console_socket: str | None = None
     pid_file: str | None = None
     preserve_fds: int = 0
-    cgroup_root: Path = cgroups.DEFAULT_ROOT
+    cgroup_root: str = cgroups.DEFAULT_ROOT
     stdio: tuple[int, int, int] | None = None  # the init's fds 0-2, if not ours
 
 
@@ -63,7 +65,7 @@ def _validate(bundle: Bundle, options: CreateOptions) -> None:
 
 
 def create(
-    root: Path, container_id: str, bundle: Bundle, options: CreateOptions
+    root: StrPath, container_id: str, bundle: Bundle, options: CreateOptions
 ) -> ContainerRecord:
     """Create the container; on return its init blocks until ``start``."""
     _validate(bundle, options)
@@ -77,7 +79,7 @@ def create(
     with Undo() as undo:
         with held():  # each step with its undo, or neither (see ``interrupts``)
             cdir.make()
-            pause_at("runtime-folder-made", Path(bundle.path))  # (tests only)
+            pause_at("runtime-folder-made", bundle.path)  # (tests only)
             undo.callback(cdir.remove)
         os.mkfifo(cdir.fifo, 0o622)
         os.chmod(cdir.fifo, 0o622)  # the umask stripped the write bits a non-root init needs
@@ -124,8 +126,7 @@ def create(
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    target = Path(os.path.abspath(path))
-    atomic_write(target, str(pid).encode(), 0o644, durable=False)
+    atomic_write(os.path.abspath(path), str(pid).encode(), 0o644, durable=False)
 
 
 def _spawn_init(ctx: InitContext, child_end: messages.Channel) -> int:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING
-
+from dockyard import jsonlite
 from dockyard.errors import InvalidSpec
 from dockyard.runtime.linux import signals
+from dockyard.typelite import TYPE_CHECKING
 
 if TYPE_CHECKING:  # runtime_spec is ~2 ms of imports that state and kill do without
     from dockyard.oci.runtime_spec import Hook
@@ -16,7 +15,7 @@ def run_hooks(hooks: tuple[Hook, ...], state: dict[str, object], kind: str) -> N
     """Run each hook in order; the first failure raises (callers decide warn or fail)."""
     import subprocess  # deferred: only bundles with hooks pay for it
 
-    payload = json.dumps(state).encode()
+    payload = jsonlite.dumps(state).encode()
     for hook in hooks:
         argv = list(hook.args) or [hook.path]
         try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import NamedTuple
 
 from dockyard import trace
 from dockyard.errors import DockyardError, InvalidSpec
@@ -21,6 +20,7 @@ from dockyard.runtime import hooks, messages, process
 from dockyard.runtime.linux import namespaces, rootfs, signals, userns
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.seccomp import SeccompFilter
+from dockyard.typelite import NamedTuple
 
 
 class InitContext(NamedTuple):

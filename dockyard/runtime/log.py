@@ -6,9 +6,10 @@ error line is ``{"level": "error", "msg": ..., "time": ...}`` exactly as runc wr
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+
+from dockyard import jsonlite
 
 _target: str | None = None
 _format = "text"
@@ -24,7 +25,7 @@ def _write(level: str, message: str) -> None:
         return
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if _format == "json":
-        line = json.dumps({"level": level, "msg": message, "time": stamp})
+        line = jsonlite.dumps({"level": level, "msg": message, "time": stamp})
     else:
         line = f'time="{stamp}" level={level} msg="{message}"'
     try:

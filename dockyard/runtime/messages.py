@@ -8,11 +8,10 @@ the same ``DockyardError`` kind the child hit.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import NamedTuple
 
-from dockyard import errors
+from dockyard import errors, jsonlite
+from dockyard.typelite import NamedTuple
 
 
 class Ready(NamedTuple):
@@ -103,7 +102,7 @@ class Channel:
     def send(self, message: Message) -> None:
         body = message._asdict()
         body["type"] = _NAMES[type(message)]
-        data = json.dumps(body).encode() + b"\n"
+        data = jsonlite.dumps(body).encode() + b"\n"
         while data:
             data = data[os.write(self.write_fd, data):]
 
@@ -115,7 +114,7 @@ class Channel:
                 return None
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
-        body = json.loads(line)
+        body = jsonlite.loads(line)
         cls = _TYPES[body.pop("type")]
         return cls(**body)
 

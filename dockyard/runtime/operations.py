@@ -6,25 +6,29 @@ state, list, ps.  Each loads the record, checks the derived status with a
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import signal
 import time
-from pathlib import Path
-from typing import Any
 
+from dockyard import jsonlite
 from dockyard.errors import Conflict, InternalError, InvalidArgument, RuntimeContainerNotFound
 from dockyard.runtime import hooks, state
 from dockyard.runtime.state import ContainerDir, ContainerRecord
+from dockyard.typelite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from _typeshed import StrPath
 
 
-def get_state(root: Path, container_id: str) -> dict[str, object]:
+def get_state(root: StrPath, container_id: str) -> dict[str, object]:
     cdir = ContainerDir(root, container_id)
     return state.state_json(cdir, cdir.load())
 
 
-def start(root: Path, container_id: str) -> None:
+def start(root: StrPath, container_id: str) -> None:
     cdir = ContainerDir(root, container_id)
     record = cdir.load()
     state.can_start(state.status_of(cdir, record))
@@ -41,7 +45,7 @@ def start(root: Path, container_id: str) -> None:
             _warn(f"poststart hook failed: {exc}")
 
 
-def start_created(root: Path, container_id: str, pid: int) -> None:
+def start_created(root: StrPath, container_id: str, pid: int) -> None:
     """``start`` of a container whose creator knows it is just created, its init
     ``pid``, and without poststart hooks (the supervisor's driver): the init released,
     and nothing else read — not the record, whose parse would touch (and un-share)
@@ -70,7 +74,8 @@ def _release_init(cdir: ContainerDir, pid: int) -> None:
     finally:
         os.close(fd)
         os.close(pidfd)
-    cdir.fifo.unlink(missing_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(cdir.fifo)
 
 
 SIGNALS = {s.name: s for s in signal.Signals}
@@ -89,7 +94,7 @@ def parse_signal(value: str) -> int:
     return int(SIGNALS[name])
 
 
-def kill(root: Path, container_id: str, sig: int, *, all_processes: bool = False) -> None:
+def kill(root: StrPath, container_id: str, sig: int, *, all_processes: bool = False) -> None:
     cdir = ContainerDir(root, container_id)
     record = cdir.load()
     status = state.status_of(cdir, record)
@@ -118,7 +123,7 @@ def wait_gone(pid: int, timeout: float) -> bool:
         os.close(pidfd)
 
 
-def delete(root: Path, container_id: str, *, force: bool = False) -> None:
+def delete(root: StrPath, container_id: str, *, force: bool = False) -> None:
     cdir = ContainerDir(root, container_id)
     try:
         record = cdir.load()
@@ -176,21 +181,21 @@ def _destroy(cdir: ContainerDir, record: ContainerRecord) -> None:
             _warn(f"poststop hook failed: {exc}")
 
 
-def pause(root: Path, container_id: str) -> None:
+def pause(root: StrPath, container_id: str) -> None:
     cdir = ContainerDir(root, container_id)
     record = cdir.load()
     state.can_pause(state.status_of(cdir, record))
     record.cgroup_manager().freeze()
 
 
-def resume(root: Path, container_id: str) -> None:
+def resume(root: StrPath, container_id: str) -> None:
     cdir = ContainerDir(root, container_id)
     record = cdir.load()
     state.can_resume(state.status_of(cdir, record))
     record.cgroup_manager().thaw()
 
 
-def list_states(root: Path) -> list[dict[str, object]]:
+def list_states(root: StrPath) -> list[dict[str, object]]:
     result = []
     for container_id in state.list_ids(root):
         with contextlib.suppress(Exception):
@@ -198,7 +203,7 @@ def list_states(root: Path) -> list[dict[str, object]]:
     return result
 
 
-def pids(root: Path, container_id: str) -> list[int]:
+def pids(root: StrPath, container_id: str) -> list[int]:
     cdir = ContainerDir(root, container_id)
     record = cdir.load()
     if not record.cgroup:
@@ -213,4 +218,4 @@ def _warn(message: str) -> None:
 
 
 def dump(value: object) -> str:
-    return json.dumps(value, indent=2)
+    return jsonlite.dumps(value, indent=2)

@@ -11,29 +11,32 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
-import re
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
+from dockyard import jsonlite
 from dockyard.errors import AlreadyExists, Conflict, InvalidArgument
 from dockyard.errors import RuntimeContainerNotFound as ContainerNotFound
 from dockyard.runtime import OCI_VERSION
 from dockyard.runtime.linux import cgroup_peek
 from dockyard.store.atomic import atomic_write
+from dockyard.typelite import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from typing import Any
+
+    from _typeshed import StrPath
+
     from dockyard.runtime.linux import cgroups
 
-_ID_RE = re.compile(r"^[\w+\-.]+$")
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
 
 
 def validate_id(container_id: str) -> None:
-    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+    # runc's rule, ^[\w+\-.]+$, without re: a word character is alphanumeric or "_"
+    if not container_id or container_id in (".", "..") or not all(
+            char.isalnum() or char in "_+-." for char in container_id):
         raise InvalidArgument(f"invalid container id format: {container_id!r}")
 
 
@@ -74,22 +77,22 @@ class ContainerRecord(NamedTuple):
 class ContainerDir:
     """One container's directory: record, exec fifo, lock."""
 
-    def __init__(self, root: Path, container_id: str) -> None:
+    def __init__(self, root: StrPath, container_id: str) -> None:
         validate_id(container_id)
         self.id = container_id
-        self.path = root / container_id
+        self.path = os.path.join(root, container_id)  # str paths: no pathlib on this path
 
     @property
-    def fifo(self) -> Path:
-        return self.path / FIFO_NAME
+    def fifo(self) -> str:
+        return os.path.join(self.path, FIFO_NAME)
 
     def exists(self) -> bool:
-        return (self.path / STATE_FILE).exists()
+        return os.path.exists(os.path.join(self.path, STATE_FILE))
 
     def make(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
         try:
-            self.path.mkdir(mode=0o711)
+            os.mkdir(self.path, mode=0o711)
         except FileExistsError:
             raise AlreadyExists(f"container with id exists: {self.id}") from None
 
@@ -100,11 +103,13 @@ class ContainerDir:
         return fd
 
     def save(self, record: ContainerRecord) -> None:
-        atomic_write(self.path / STATE_FILE, json.dumps(record._asdict()).encode(), durable=False)
+        atomic_write(os.path.join(self.path, STATE_FILE), jsonlite.dumps(record._asdict()).encode(),
+                     durable=False)
 
     def load(self) -> ContainerRecord:
         try:
-            data = json.loads((self.path / STATE_FILE).read_text())
+            with open(os.path.join(self.path, STATE_FILE), "rb") as handle:
+                data = jsonlite.loads(handle.read())
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
         return ContainerRecord(**data)
@@ -117,7 +122,7 @@ class ContainerDir:
             return
         for name in names:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path / name)
+                os.unlink(os.path.join(self.path, name))
         with contextlib.suppress(FileNotFoundError):
             os.rmdir(self.path)
 
@@ -125,7 +130,7 @@ class ContainerDir:
 def status_of(cdir: ContainerDir, record: ContainerRecord) -> str:
     if record.pid <= 0 or process_start_time(record.pid) != record.pid_start:
         return "stopped"
-    if cdir.fifo.exists():
+    if os.path.exists(cdir.fifo):
         return "created"
     if record.cgroup and cgroup_peek.frozen(record.cgroup):
         return "paused"
@@ -177,7 +182,10 @@ def can_resume(status: str) -> None:
         raise Conflict("container not paused")
 
 
-def list_ids(root: Path) -> list[str]:
-    if not root.is_dir():
+def list_ids(root: StrPath) -> list[str]:
+    try:
+        names = os.listdir(root)
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(p.name for p in root.iterdir() if (p / STATE_FILE).exists())
+    return sorted(name for name in names
+                  if os.path.exists(os.path.join(root, name, STATE_FILE)))

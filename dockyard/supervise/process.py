@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import select
 import signal
 import time
-from pathlib import Path
-from typing import Any
+
+from dockyard import jsonlite
+from dockyard.typelite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from _typeshed import StrPath
 
 PAUSE_ENV = "DOCKYARD_TEST_PAUSE_AT"
 
@@ -92,19 +97,20 @@ def wait_exit(pid: int, start: int, timeout: float | None) -> bool:
         os.close(pidfd)
 
 
-def pause_at(phase: str, directory: Path, wanted: str | None = None,
+def pause_at(phase: str, directory: StrPath, wanted: str | None = None,
              **details: Any) -> None:
     """The fault-injection hook described above; a no-op unless ``phase`` is wanted
     (``wanted``: a comma-separated list, default the environment's)."""
     phases = (os.environ.get(PAUSE_ENV, "") if wanted is None else wanted).split(",")
     if phase not in phases:
         return
-    marker = directory / f"pause-{phase}"
+    marker = os.path.join(directory, f"pause-{phase}")
     with contextlib.suppress(OSError):
-        partial = directory / f".pause-{phase}.tmp"
-        partial.write_text(json.dumps({"pid": os.getpid(), **details}))
-        partial.rename(marker)  # whole, or not there at all
-        while marker.exists():
+        partial = os.path.join(directory, f".pause-{phase}.tmp")
+        with open(partial, "w") as handle:
+            handle.write(jsonlite.dumps({"pid": os.getpid(), **details}))
+        os.rename(partial, marker)  # whole, or not there at all
+        while os.path.exists(marker):
             time.sleep(0.01)
 
 

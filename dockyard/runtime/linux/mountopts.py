@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from dockyard.errors import NotImplementedFeature
 from dockyard.runtime.linux import syscalls as sc
+from dockyard.typelite import NamedTuple
 
 # option -> (clear?, flag), as in mount(8) and runc
 _FLAGS: dict[str, tuple[bool, int]] = {

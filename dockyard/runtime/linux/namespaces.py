@@ -10,11 +10,11 @@ all, user first, and forks the init itself (see ``runtime.init``).
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import Linux
 from dockyard.runtime.linux import syscalls
+from dockyard.typelite import NamedTuple
 
 CLONE_FLAGS: dict[str, int] = {
     "pid": syscalls.CLONE_NEWPID,

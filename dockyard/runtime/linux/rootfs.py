@@ -14,15 +14,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import stat
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 from dockyard.errors import InvalidSpec, KernelError
 from dockyard.oci.runtime_spec import Device, Mount, Spec
 from dockyard.runtime.linux import mountopts, paths
 from dockyard.runtime.linux import syscalls as sc
+from dockyard.typelite import NamedTuple
 
 DEFAULT_DEVICES: tuple[Device, ...] = (
     Device("/dev/null", "c", 1, 3, 0o666, 0, 0),
@@ -119,7 +118,17 @@ def mount_table() -> list[MountEntry]:
 
 def _unescape(field: str) -> str:
     """mountinfo writes space, tab, newline and backslash as octal escapes."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+    if "\\" not in field:
+        return field
+    head, *escaped = field.split("\\")
+    parts = [head]
+    for part in escaped:  # a backslash is itself written \134, so each starts an escape
+        code = part[:3]
+        if len(code) == 3 and all(digit in "01234567" for digit in code):
+            parts.append(chr(int(code, 8)) + part[3:])
+        else:
+            parts.append("\\" + part)
+    return "".join(parts)
 
 
 def _is_at_or_under(path: str, point: str) -> bool:

@@ -8,11 +8,15 @@ profile fails ``create`` with a clear error before any process is set up;
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any
 
 from dockyard.errors import InvalidSpec, NotImplementedFeature
 from dockyard.oci.runtime_spec import Seccomp, SyscallArg, SyscallRule
+from dockyard.typelite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from _typeshed import StrPath
 
 _OPS = {
     "SCMP_CMP_NE": "NE",
@@ -51,7 +55,7 @@ class SeccompFilter:
 _CACHE_FORMAT = "bpf-1"
 # compiled programs by profile digest, shared by every runtime root (content-addressed,
 # written atomically); on /run, a tmpfs: a reboot (a new libseccomp) starts it afresh
-SECCOMP_CACHE = Path("/run/dockyard-runtime/seccomp")
+SECCOMP_CACHE = "/run/dockyard-runtime/seccomp"
 
 
 def cache_key(profile: Seccomp) -> str:
@@ -118,7 +122,7 @@ def _import_pyseccomp() -> Any:
     return pyseccomp
 
 
-def compile_filter(profile: Seccomp, cache_dir: Path | None = None) -> SeccompFilter:
+def compile_filter(profile: Seccomp, cache_dir: StrPath | None = None) -> SeccompFilter:
     """The profile as a BPF program.  libseccomp's rule building and BPF generation
     cost ~20 ms for Docker's profile, on every start; with ``cache_dir`` the program
     is kept there by profile digest (``cache_key``), so a profile is compiled once
@@ -128,7 +132,8 @@ def compile_filter(profile: Seccomp, cache_dir: Path | None = None) -> SeccompFi
     key = cache_key(profile) if cache_dir is not None else ""
     if cache_dir is not None:
         try:
-            return SeccompFilter((cache_dir / f"{key}.bpf").read_bytes())
+            with open(os.path.join(cache_dir, f"{key}.bpf"), "rb") as handle:
+                return SeccompFilter(handle.read())
         except (OSError, InvalidSpec):
             pass
     program = _compile(profile)
@@ -138,8 +143,8 @@ def compile_filter(profile: Seccomp, cache_dir: Path | None = None) -> SeccompFi
         from dockyard.store.atomic import atomic_write
 
         with contextlib.suppress(OSError):  # a read-only state dir: compile each time
-            cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            atomic_write(cache_dir / f"{key}.bpf", program, 0o600, durable=False)
+            os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+            atomic_write(os.path.join(cache_dir, f"{key}.bpf"), program, 0o600, durable=False)
     return SeccompFilter(program)
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Protocol
 
 from dockyard.oci.runtime_spec import Resources
 from dockyard.runtime.linux.cgroups import common
@@ -17,40 +15,45 @@ from dockyard.runtime.linux.cgroups.plan import (
 )
 from dockyard.runtime.linux.cgroups.v1 import CgroupV1Manager
 from dockyard.runtime.linux.cgroups.v2 import CgroupV2Manager
+from dockyard.typelite import TYPE_CHECKING
 
-DEFAULT_ROOT = Path("/sys/fs/cgroup")
+if TYPE_CHECKING:
+    from typing import Protocol
 
-
-class CgroupManager(Protocol):
-    version: int
-
-    def create(self) -> None: ...
-    def set(self, resources: Resources, extra_devices: tuple[str, ...] = ()) -> None: ...
-    def add(self, pid: int) -> None: ...
-    def mount_paths(self) -> dict[str, str]: ...
-    def pids(self) -> list[int]: ...
-    def freeze(self) -> None: ...
-    def thaw(self) -> None: ...
-    def is_frozen(self) -> bool: ...
-    def exists(self) -> bool: ...
-    def destroy(self) -> None: ...
-    def to_dict(self) -> dict[str, object]: ...
+DEFAULT_ROOT = "/sys/fs/cgroup"  # paths are str here: see common
 
 
-def open_manager(cgroups_path: str, root: Path = DEFAULT_ROOT) -> CgroupManager:
+if TYPE_CHECKING:  # a type checker's contract, nothing at run time
+    class CgroupManager(Protocol):
+        version: int
+
+        def create(self) -> None: ...
+        def set(self, resources: Resources, extra_devices: tuple[str, ...] = ()) -> None: ...
+        def add(self, pid: int) -> None: ...
+        def mount_paths(self) -> dict[str, str]: ...
+        def pids(self) -> list[int]: ...
+        def freeze(self) -> None: ...
+        def thaw(self) -> None: ...
+        def is_frozen(self) -> bool: ...
+        def exists(self) -> bool: ...
+        def destroy(self) -> None: ...
+        def to_dict(self) -> dict[str, object]: ...
+
+
+def open_manager(cgroups_path: str, root: str = DEFAULT_ROOT) -> CgroupManager:
     """The manager for this host: v2 when ``root`` is a unified mount, else v1."""
-    if (root / "cgroup.controllers").exists():
+    if os.path.exists(os.path.join(root, "cgroup.controllers")):
         return CgroupV2Manager.for_path(root, cgroups_path, common.own_cgroups().get("", "/"))
     return CgroupV1Manager.for_path(root, cgroups_path)
 
 
-def top_level_names(root: Path = DEFAULT_ROOT) -> set[str]:
+def top_level_names(root: str = DEFAULT_ROOT) -> set[str]:
     """Names of the cgroups right under the top of the hierarchies ``open_manager``
     uses for an absolute path (v2: ``root`` itself; v1: each v1 hierarchy)."""
-    if (root / "cgroup.controllers").exists():
+    if os.path.exists(os.path.join(root, "cgroup.controllers")):
         tops = [root]
     else:
-        tops = [root / name for name, fstype in common.cgroup_mounts(root).items()
+        tops = [os.path.join(root, name) for name, fstype in common.cgroup_mounts(root).items()
                 if name and fstype == "cgroup"]
     names: set[str] = set()
     for top in tops:
@@ -62,12 +65,12 @@ def top_level_names(root: Path = DEFAULT_ROOT) -> set[str]:
 
 
 def from_dict(data: dict[str, object]) -> CgroupManager:
-    root = Path(str(data["root"]))
+    root = str(data["root"])
     if data.get("version") == 2:
-        return CgroupV2Manager(root, Path(str(data["dir"])))
+        return CgroupV2Manager(root, str(data["dir"]))
     dirs = data.get("dirs")
     assert isinstance(dirs, dict)
-    return CgroupV1Manager(root, {str(k): Path(str(v)) for k, v in dirs.items()})
+    return CgroupV1Manager(root, {str(k): str(v) for k, v in dirs.items()})
 
 
 __all__ = [

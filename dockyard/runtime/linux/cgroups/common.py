@@ -1,19 +1,32 @@
-"""What both cgroup managers share: file I/O with clear errors, hierarchy discovery."""
+"""What both cgroup managers share: file I/O with clear errors, hierarchy discovery.
+
+Directories are ``str`` (a ``Path`` is taken too), joined with ``os.path``: the
+runtime's every create goes through here, and does not import ``pathlib``."""
 
 from __future__ import annotations
 
 import errno
 import os
 import time
-from pathlib import Path
 
 from dockyard.errors import InvalidSpec, KernelError
+from dockyard.typelite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 
-def write(directory: Path, name: str, value: str, field: str = "") -> None:
+def contained(root: str, *parts: str) -> str:
+    """``parts`` joined under ``root`` as runc's CleanPath does: cleaned as if ``root``
+    were "/", so no ".." of a config's ``cgroupsPath`` reaches above it."""
+    inner = os.path.normpath("/" + "/".join(parts)).lstrip("/")  # (normpath keeps "//")
+    return os.path.join(os.path.normpath(root), inner) if inner else os.path.normpath(root)
+
+
+def write(directory: StrPath, name: str, value: str, field: str = "") -> None:
     """Write one value; errors name the spec field it came from (``field``, a path
     under linux.resources) when there is one."""
-    path = directory / name
+    path = os.path.join(directory, name)
     where = f"linux.resources.{field}" if field else "cgroup"
     try:
         # no O_CREAT (as runc's openat2): a file the kernel lacks is ENOENT, not the
@@ -34,30 +47,33 @@ def write(directory: Path, name: str, value: str, field: str = "") -> None:
                           f"{exc.strerror}{hint}") from exc
 
 
-def read(directory: Path, name: str) -> str:
+def read(directory: StrPath, name: str) -> str:
+    path = os.path.join(directory, name)
     try:
-        return (directory / name).read_text()
+        with open(path) as handle:
+            return handle.read()
     except OSError as exc:
-        raise KernelError("read", str(directory / name), exc.errno or 0,
+        raise KernelError("read", path, exc.errno or 0,
                           exc.strerror or str(exc)) from exc
 
 
-def read_pids(directory: Path) -> list[int]:
+def read_pids(directory: StrPath) -> list[int]:
     try:
-        text = (directory / "cgroup.procs").read_text()
+        with open(os.path.join(directory, "cgroup.procs")) as handle:
+            text = handle.read()
     except FileNotFoundError:
         return []
     return [int(line) for line in text.split()]
 
 
-def remove_tree(directory: Path) -> None:
+def remove_tree(directory: StrPath) -> None:
     """rmdir a cgroup and its children, deepest first, retrying briefly on EBUSY.
 
     A cgroup whose last process just exited can stay busy for a few milliseconds.
     """
-    if not directory.exists():
+    if not os.path.exists(directory):
         return
-    for sub, _dirs, _files in sorted(os.walk(directory), key=lambda w: -len(w[0])):
+    for sub, _dirs, _files in sorted(os.walk(os.fspath(directory)), key=lambda w: -len(w[0])):
         for attempt in range(100):
             try:
                 os.rmdir(sub)
@@ -70,7 +86,7 @@ def remove_tree(directory: Path) -> None:
                 time.sleep(0.01)
 
 
-def cgroup_mounts(root: Path) -> dict[str, str]:
+def cgroup_mounts(root: StrPath) -> dict[str, str]:
     """Mount points under ``root`` that are cgroup filesystems: dir name -> fstype."""
     found: dict[str, str] = {}
     prefix = str(root).rstrip("/") + "/"

@@ -8,10 +8,10 @@ is checked without touching the kernel.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import BlockIO, Device, DeviceRule, Resources, ThrottleDevice
+from dockyard.typelite import NamedTuple
 
 # Whether a cgroup file exists: (controller, file) -> bool.  The managers answer it
 # from the container's own cgroup directory; which weight file a kernel offers

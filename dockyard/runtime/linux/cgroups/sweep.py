@@ -19,9 +19,10 @@ from pathlib import Path
 from dockyard.runtime.linux.cgroups import common
 
 
-def named(prefix: str, root: Path) -> list[Path]:
+def named(prefix: str, root: str | Path) -> list[Path]:
     """Every cgroup ``root/<hierarchy>/<prefix>…`` (and ``root/<prefix>…`` when
     ``root`` is itself a unified mount)."""
+    root = Path(root)
     found = []
     for hierarchy in common.cgroup_mounts(root):
         base = root / hierarchy if hierarchy else root
@@ -55,7 +56,7 @@ def _empty(directory: Path) -> bool:
     return not any(common.read_pids(Path(sub)) for sub, _d, _f in os.walk(directory))
 
 
-def remove_named(prefix: str, root: Path, timeout: float = 10.0) -> list[str]:
+def remove_named(prefix: str, root: str | Path, timeout: float = 10.0) -> list[str]:
     """Kill what runs in every cgroup named ``prefix…`` and remove them; returns the
     cgroup names removed (once each, whatever the number of hierarchies)."""
     directories = named(prefix, root)

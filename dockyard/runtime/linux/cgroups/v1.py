@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from pathlib import Path
 
 from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import Resources
@@ -18,22 +18,23 @@ class CgroupV1Manager:
 
     version = 1
 
-    def __init__(self, root: Path, dirs: dict[str, Path]) -> None:
-        self.root = root
-        self.dirs = dirs  # hierarchy dir name ("memory", "systemd", "unified") -> cgroup dir
+    def __init__(self, root: str, dirs: dict[str, str]) -> None:
+        self.root = os.path.normpath(root)
+        # hierarchy dir name ("memory", "systemd", "unified") -> cgroup dir
+        self.dirs = {name: os.path.normpath(directory) for name, directory in dirs.items()}
 
     @classmethod
-    def for_path(cls, root: Path, cgroups_path: str) -> CgroupV1Manager:
+    def for_path(cls, root: str, cgroups_path: str) -> CgroupV1Manager:
         own = common.own_cgroups()
-        dirs: dict[str, Path] = {}
+        dirs: dict[str, str] = {}
         for name, fstype in common.cgroup_mounts(root).items():
             if not name or fstype != "cgroup":
                 continue  # hybrid hosts: the unified v2 mount is not ours to manage (as runc)
             if cgroups_path.startswith("/"):
-                relative = cgroups_path.lstrip("/")
+                dirs[name] = common.contained(os.path.join(root, name), cgroups_path)
             else:
-                relative = os.path.join(own.get(name, "/").lstrip("/"), cgroups_path)
-            dirs[name] = root / name / relative
+                dirs[name] = common.contained(os.path.join(root, name), own.get(name, "/"),
+                                              cgroups_path)
         return cls(root, dirs)
 
     def create(self) -> None:
@@ -41,25 +42,27 @@ class CgroupV1Manager:
             if name == "cpuset":
                 self._create_cpuset(directory)
             else:
-                directory.mkdir(parents=True, exist_ok=True)
+                os.makedirs(directory, exist_ok=True)
 
-    def _create_cpuset(self, directory: Path) -> None:
+    def _create_cpuset(self, directory: str) -> None:
         """New cpuset cgroups start empty and refuse tasks: copy the parent's sets down."""
         missing = []
         current = directory
-        while not current.exists():
+        while not os.path.exists(current):
             missing.append(current)
-            current = current.parent
+            current = os.path.dirname(current)
         # the directory may be there already, made by a create of the same container
         # racing ours (a policy restart beside a `restart`) that has not filled its sets
         # yet: a task written to it then fails with ENOSPC — so fill it too, if empty
         for level in [*reversed(missing)] or [directory]:
-            level.mkdir(exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(level)
             for file in ("cpuset.cpus", "cpuset.mems"):
                 if not common.read(level, file).strip():
-                    common.write(level, file, common.read(level.parent, file).strip())
+                    common.write(level, file,
+                                 common.read(os.path.dirname(level), file).strip())
 
-    def _dir(self, controller: str) -> Path | None:
+    def _dir(self, controller: str) -> str | None:
         """The cgroup directory in the hierarchy holding ``controller``: its own mount,
         or a co-mounted one ("net_cls,net_prio", "cpu,cpuacct")."""
         directory = self.dirs.get(controller)
@@ -72,7 +75,7 @@ class CgroupV1Manager:
 
     def _present(self, controller: str, file: str) -> bool:
         directory = self._dir(controller)
-        return directory is not None and (directory / file).exists()
+        return directory is not None and os.path.exists(os.path.join(directory, file))
 
     def set(self, resources: Resources, extra_devices: tuple[str, ...] = ()) -> None:
         for write in plan_v1(resources, extra_devices, self._present):
@@ -82,7 +85,7 @@ class CgroupV1Manager:
                 raise InvalidSpec(f"{where}: the {write.controller} cgroup controller is not "
                                   "mounted on this host")
             swap_file = write.file == "memory.memsw.limit_in_bytes"
-            if swap_file and not (directory / write.file).exists():
+            if swap_file and not os.path.exists(os.path.join(directory, write.file)):
                 continue  # swap accounting is off on this kernel: nothing to limit
             common.write(directory, write.file, write.value, write.field)
 
@@ -91,9 +94,9 @@ class CgroupV1Manager:
             common.write(directory, "cgroup.procs", str(pid))
 
     def mount_paths(self) -> dict[str, str]:
-        return {name: str(directory) for name, directory in self.dirs.items()}
+        return dict(self.dirs)
 
-    def _procs_dir(self) -> Path:
+    def _procs_dir(self) -> str:
         for name in ("pids", "freezer", "memory", "cpu"):
             if name in self.dirs:
                 return self.dirs[name]
@@ -123,12 +126,11 @@ class CgroupV1Manager:
         return cgroup_peek.frozen(self.to_dict())
 
     def exists(self) -> bool:
-        return any(d.exists() for d in self.dirs.values())
+        return any(os.path.exists(d) for d in self.dirs.values())
 
     def destroy(self) -> None:
         for directory in self.dirs.values():
             common.remove_tree(directory)
 
     def to_dict(self) -> dict[str, object]:
-        return {"version": 1, "root": str(self.root),
-                "dirs": {k: str(v) for k, v in self.dirs.items()}}
+        return {"version": 1, "root": self.root, "dirs": dict(self.dirs)}

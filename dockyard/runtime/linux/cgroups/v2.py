@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
-from pathlib import Path
 
 from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import Resources
@@ -20,46 +20,50 @@ class CgroupV2Manager:
 
     version = 2
 
-    def __init__(self, root: Path, directory: Path) -> None:
-        self.root = root
-        self.directory = directory
+    def __init__(self, root: str, directory: str) -> None:
+        self.root = os.path.normpath(root)
+        self.directory = os.path.normpath(directory)
 
     @classmethod
-    def for_path(cls, root: Path, cgroups_path: str, own: str = "/") -> CgroupV2Manager:
+    def for_path(cls, root: str, cgroups_path: str, own: str = "/") -> CgroupV2Manager:
         if cgroups_path.startswith("/"):
-            return cls(root, root / cgroups_path.lstrip("/"))
-        return cls(root, root / own.lstrip("/") / cgroups_path)
+            return cls(root, common.contained(root, cgroups_path))
+        return cls(root, common.contained(root, own, cgroups_path))
 
     def create(self) -> None:
         """mkdir each level, enabling the available controllers for the level below."""
-        relative = self.directory.relative_to(self.root)
+        relative = os.path.relpath(self.directory, self.root)  # (for_path keeps it under)
         current = self.root
-        for part in relative.parts:
+        for part in relative.split("/") if relative != "." else ():
             available = common.read(current, "cgroup.controllers").split()
             enable = " ".join(f"+{c}" for c in _WANTED if c in available)
             if enable and current != self.root:
                 common.write(current, "cgroup.subtree_control", enable)
             elif enable:
                 self._try_enable(current, enable)
-            current = current / part
-            current.mkdir(exist_ok=True)
+            current = os.path.join(current, part)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(current)
 
     @staticmethod
-    def _try_enable(directory: Path, enable: str) -> None:
+    def _try_enable(directory: str, enable: str) -> None:
         # the root may hold processes and refuse; limits then fail later, clearly
         with contextlib.suppress(InvalidSpec):
             common.write(directory, "cgroup.subtree_control", enable)
 
     def set(self, resources: Resources, extra_devices: tuple[str, ...] = ()) -> None:
         """v2 device control needs eBPF programs; ``extra_devices`` is unused here."""
-        for write in plan_v2(resources, lambda _c, file: (self.directory / file).exists()):
+        def present(_controller: str, file: str) -> bool:
+            return os.path.exists(os.path.join(self.directory, file))
+
+        for write in plan_v2(resources, present):
             common.write(self.directory, write.file, write.value, write.field)
 
     def add(self, pid: int) -> None:
         common.write(self.directory, "cgroup.procs", str(pid))
 
     def mount_paths(self) -> dict[str, str]:
-        return {"": str(self.directory)}
+        return {"": self.directory}
 
     def pids(self) -> list[int]:
         return common.read_pids(self.directory)
@@ -81,10 +85,10 @@ class CgroupV2Manager:
         return cgroup_peek.frozen(self.to_dict())
 
     def exists(self) -> bool:
-        return self.directory.exists()
+        return os.path.exists(self.directory)
 
     def destroy(self) -> None:
         common.remove_tree(self.directory)
 
     def to_dict(self) -> dict[str, object]:
-        return {"version": 2, "root": str(self.root), "dir": str(self.directory)}
+        return {"version": 2, "root": self.root, "dir": self.directory}

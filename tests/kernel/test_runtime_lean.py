@@ -1,0 +1,38 @@
+"""The runtime's container-life commands, run for real, load none of the modules
+they were taken off (bench/runtime_start.py: ~10 ms of each ``dockyard-runtime``
+call): not ``typing``, ``re``, ``pathlib``, ``json``, ``threading`` or ``argparse``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dockyard.testing.bundles import BundleFactory, base_config
+from dockyard.testing.imports import loaded_after
+
+pytestmark = pytest.mark.root
+
+HEAVY = ("typing", "re", "pathlib", "json", "threading", "argparse", "dataclasses",
+         "subprocess")
+
+
+def _commands(root: Path, argvs: list[list[str]]) -> str:
+    calls = "".join(f"assert main({['--root', str(root), *argv]!r}) == 0\n" for argv in argvs)
+    return f"from dockyard.runtime.cli import main\n{calls}"
+
+
+def test_run_and_the_life_of_a_container_stay_lean(factory: BundleFactory,
+                                                   tmp_path: Path) -> None:
+    bundle = str(factory.make(base_config(["sleep", "60"])))
+    root = tmp_path / "state"
+    quick = str(factory.make(base_config(["true"])))
+    assert loaded_after(_commands(root, [["run", "--bundle", quick, "lean-run"]]),
+                        HEAVY, no_site=True) == []
+    life = [["create", "--bundle", bundle, "lean"], ["state", "lean"], ["start", "lean"],
+            ["kill", "lean", "KILL"]]
+    try:
+        assert loaded_after(_commands(root, life), HEAVY, no_site=True) == []
+    finally:  # killed (or never started): force takes it either way
+        assert loaded_after(_commands(root, [["delete", "--force", "lean"]]),
+                            HEAVY, no_site=True) == []

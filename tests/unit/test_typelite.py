@@ -1,0 +1,74 @@
+"""``dockyard.typelite.NamedTuple`` builds the class ``typing.NamedTuple`` builds,
+without importing ``typing``."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+
+from dockyard import typelite
+from dockyard.testing.imports import loaded_after
+
+
+class Lite(typelite.NamedTuple):
+    """A record."""
+
+    name: str
+    size: int = 0
+    tags: tuple[str, ...] = ()
+
+    def label(self) -> str:
+        return f"{self.name}:{self.size}"
+
+
+class Typed(typing.NamedTuple):
+    """A record."""
+
+    name: str
+    size: int = 0
+    tags: tuple[str, ...] = ()
+
+    def label(self) -> str:
+        return f"{self.name}:{self.size}"
+
+
+def test_same_record_as_typing_builds() -> None:
+    lite, typed = Lite("a", tags=("x",)), Typed("a", tags=("x",))
+    assert tuple(lite) == tuple(typed) == ("a", 0, ("x",))
+    assert Lite._fields == Typed._fields
+    assert Lite._field_defaults == Typed._field_defaults
+    assert repr(lite).replace("Lite", "Typed") == repr(typed)
+    assert lite._asdict() == typed._asdict()
+    assert lite._replace(size=3) == ("a", 3, ("x",))
+    assert Lite._make(["b", 2, ()]) == Lite("b", 2)
+    assert lite.label() == typed.label() == "a:0"
+    assert Lite.__doc__ == "A record."
+    assert Lite.__module__ == __name__ and Lite.__qualname__ == "Lite"
+    assert Lite.__annotations__ == {"name": "str", "size": "int", "tags": "tuple[str, ...]"}
+    assert isinstance(lite, tuple) and hash(lite) == hash(("a", 0, ("x",)))
+    with pytest.raises(AttributeError):
+        lite.name = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Lite()  # type: ignore[call-arg]
+
+
+def test_refuses_what_typing_refuses() -> None:
+    with pytest.raises(TypeError, match="non-default namedtuple field b cannot follow"):
+        class _Order(typelite.NamedTuple):  # type: ignore[misc]
+            a: int = 0
+            b: int
+    with pytest.raises(AttributeError, match="Cannot overwrite NamedTuple attribute _asdict"):
+        class _Override(typelite.NamedTuple):
+            a: int
+
+            def _asdict(self) -> dict[str, int]:  # type: ignore[override]
+                return {}
+
+
+def test_the_runtime_path_imports_no_typing() -> None:
+    modules = ("typing", "re", "pathlib", "json", "threading", "argparse", "dataclasses")
+    code = ("import dockyard.runtime.cli, dockyard.runtime.commands, dockyard.runtime.create,"
+            " dockyard.runtime.bundle, dockyard.runtime.operations, dockyard.runtime.state,"
+            " dockyard.runtime.linux.cgroups\n")
+    assert loaded_after(code, modules, no_site=True) == []
