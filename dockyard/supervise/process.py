@@ -17,7 +17,6 @@ deleted — so a test can kill -9 it at exactly that point, or let it go on.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import select
 import signal
@@ -154,6 +153,8 @@ _PR_SET_NAME, _PR_GET_NAME = 15, 16
 def rename(name: str) -> str:
     """Set this process's name (comm, 15 bytes at most: what ``ps`` shows, e.g. a
     waiting spare, an exit hook); the name it had."""
+    import ctypes  # (~1.5 ms: not for the runtime's state and start, which import this)
+
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     before = ctypes.create_string_buffer(16)
     prctl(_PR_GET_NAME, before, 0, 0, 0)
