@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 
-from dockyard.typelite import TYPE_CHECKING
+from dockyard.stdlite import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from typing import ClassVar

@@ -12,7 +12,7 @@ error, from ``json`` imported then: errors are not on the hot path.
 
 from __future__ import annotations
 
-from dockyard.typelite import TYPE_CHECKING
+from dockyard.stdlite import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from typing import Any, NoReturn

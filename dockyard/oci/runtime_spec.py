@@ -11,7 +11,7 @@ list of strings`` rather than a ``KeyError``.
 from __future__ import annotations
 
 from dockyard.errors import InvalidSpec
-from dockyard.typelite import TYPE_CHECKING, NamedTuple
+from dockyard.stdlite import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from typing import Any

@@ -7,7 +7,7 @@ import os
 from dockyard import jsonlite
 from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import Spec, parse_spec
-from dockyard.typelite import TYPE_CHECKING, NamedTuple
+from dockyard.stdlite import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from typing import Any

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from dockyard import jsonlite, trace
 from dockyard.errors import DockyardError
 from dockyard.runtime import log
-from dockyard.typelite import TYPE_CHECKING
+from dockyard.stdlite import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import argparse

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -13,7 +12,7 @@ from dockyard.errors import InvalidArgument
 from dockyard.errors import RuntimeContainerNotFound as ContainerNotFound
 from dockyard.runtime import operations
 from dockyard.runtime.state import ContainerDir, status_of
-from dockyard.typelite import TYPE_CHECKING
+from dockyard.stdlite import TYPE_CHECKING, suppress
 
 if TYPE_CHECKING:  # the spec's types are imported where used: ``state`` and ``kill``
     from _typeshed import StrPath
@@ -77,7 +76,7 @@ def _run(args: SimpleNamespace, root: StrPath) -> int:
         if relay is not None:
             relay.close()
     if not args.keep:
-        with contextlib.suppress(ContainerNotFound):
+        with suppress(ContainerNotFound):
             operations.delete(root, args.id, force=True)
         trace.mark("deleted")
     return code
@@ -98,7 +97,7 @@ def _wait_forwarding_signals(pid: int, tty: object, relay: PipeRelay | None = No
                  signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
 
     def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        with suppress(ProcessLookupError):
             os.kill(pid, signum)
 
     for sig in forwarded:

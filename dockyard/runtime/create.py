@@ -12,7 +12,6 @@ never comes between them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 
@@ -32,9 +31,9 @@ from dockyard.runtime.state import (
     now_rfc3339,
     process_start_time,
 )
+from dockyard.stdlite import TYPE_CHECKING, NamedTuple, suppress
 from dockyard.store.atomic import atomic_write
 from dockyard.supervise.process import pause_at
-from dockyard.typelite import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from _typeshed import StrPath
@@ -237,7 +236,7 @@ def _unmount_made(rootfs_path: str, before: set[int]) -> None:
 
 
 def _kill_and_reap(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    with suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
+    with suppress(ChildProcessError):
         os.waitpid(pid, 0)

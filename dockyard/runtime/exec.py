@@ -8,7 +8,6 @@ container's root), then runs the shared ``process`` steps and execs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import NamedTuple
 
@@ -24,6 +23,7 @@ from dockyard.runtime.state import (
     can_exec,
     status_of,
 )
+from dockyard.stdlite import suppress
 
 
 class ExecOptions(NamedTuple):
@@ -61,7 +61,7 @@ def exec_in(cdir: ContainerDir, proc: Process, options: ExecOptions) -> int:
         parent_end.close()
     if isinstance(message, messages.Ready):
         return pid
-    with contextlib.suppress(ChildProcessError):
+    with suppress(ChildProcessError):
         os.waitpid(pid, 0)
     if isinstance(message, messages.Error):
         raise message.to_exception()
@@ -108,7 +108,7 @@ def _child(record: ContainerRecord, ns_types: list[str], cgroup_dirs: dict[str, 
 
 
 def _send(channel: messages.Channel, error: messages.Error) -> None:
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         channel.send(error)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dockyard import jsonlite
 from dockyard.errors import InvalidSpec
 from dockyard.runtime.linux import signals
-from dockyard.typelite import TYPE_CHECKING
+from dockyard.stdlite import TYPE_CHECKING
 
 if TYPE_CHECKING:  # runtime_spec is ~2 ms of imports that state and kill do without
     from dockyard.oci.runtime_spec import Hook

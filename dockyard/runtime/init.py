@@ -20,7 +20,7 @@ from dockyard.runtime import hooks, messages, process
 from dockyard.runtime.linux import namespaces, rootfs, signals, userns
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.seccomp import SeccompFilter
-from dockyard.typelite import NamedTuple
+from dockyard.stdlite import NamedTuple
 
 
 class InitContext(NamedTuple):

@@ -15,8 +15,11 @@ outermost one.
 
 from __future__ import annotations
 
-import contextlib
-from types import TracebackType
+from dockyard.stdlite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
 
 # process-wide, as signal handlers are (a create helper is a single-threaded fork)
 _depth = 0  # held blocks under way
@@ -49,11 +52,47 @@ class held:  # noqa: N801 - used as a function: ``with held():``
             raise pending
 
 
-class Undo(contextlib.ExitStack):
-    """An ``ExitStack`` whose undo steps all run, held, when an interrupt comes while
-    they run (it is raised once they are done)."""
+class Undo:
+    """Undo steps (``callback``), run last first when the block ends, unless taken
+    away (``pop_all``) — as ``contextlib.ExitStack`` with callbacks alone, without
+    its import on the runtime's every create.  They all run, held: an interrupt
+    that comes while they run is raised once they are done.  A step that fails does
+    not stop the others; the last failure is raised (the one before as its context,
+    then the block's own error), as ExitStack does."""
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[Callable[..., object], tuple[object, ...],
+                                dict[str, object]]] = []
+
+    def callback(self, step: Callable[..., object], /, *args: object,
+                 **kwargs: object) -> None:
+        self._steps.append((step, args, kwargs))
+
+    def pop_all(self) -> Undo:
+        """Take the steps away (a create that succeeded keeps what it made)."""
+        taken = Undo()
+        taken._steps, self._steps = self._steps, []
+        return taken
+
+    def __enter__(self) -> Undo:
+        return self
 
     def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None, /) -> bool:
+                 tb: TracebackType | None, /) -> None:
+        failure = exc
         with held():
-            return bool(super().__exit__(typ, exc, tb))
+            while self._steps:
+                step, args, kwargs = self._steps.pop()
+                try:
+                    step(*args, **kwargs)
+                except BaseException as step_failure:  # noqa: BLE001 - the rest still run
+                    if failure is not None and step_failure is not failure:
+                        step_failure.__context__ = failure
+                    failure = step_failure
+        if failure is not None and failure is not exc:
+            chained = failure.__context__  # a raise here would set the block's error
+            try:
+                raise failure
+            except BaseException:
+                failure.__context__ = chained
+                raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from dockyard import errors, jsonlite
-from dockyard.typelite import NamedTuple
+from dockyard.stdlite import NamedTuple
 
 
 class Ready(NamedTuple):

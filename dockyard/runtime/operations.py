@@ -5,7 +5,6 @@ state, list, ps.  Each loads the record, checks the derived status with a
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import signal
@@ -15,7 +14,7 @@ from dockyard import jsonlite
 from dockyard.errors import Conflict, InternalError, InvalidArgument, RuntimeContainerNotFound
 from dockyard.runtime import hooks, state
 from dockyard.runtime.state import ContainerDir, ContainerRecord
-from dockyard.typelite import TYPE_CHECKING
+from dockyard.stdlite import TYPE_CHECKING, suppress
 
 if TYPE_CHECKING:
     from typing import Any
@@ -74,7 +73,7 @@ def _release_init(cdir: ContainerDir, pid: int) -> None:
     finally:
         os.close(fd)
         os.close(pidfd)
-    with contextlib.suppress(FileNotFoundError):
+    with suppress(FileNotFoundError):
         os.unlink(cdir.fifo)
 
 
@@ -101,7 +100,7 @@ def kill(root: StrPath, container_id: str, sig: int, *, all_processes: bool = Fa
     if all_processes and record.cgroup:
         manager = record.cgroup_manager()
         for pid in manager.pids():
-            with contextlib.suppress(ProcessLookupError):
+            with suppress(ProcessLookupError):
                 os.kill(pid, sig)
         if status == "paused":
             manager.thaw()
@@ -146,13 +145,13 @@ def _kill_everything(record: ContainerRecord) -> None:
     pids = set(manager.pids()) if manager else set()
     pids.add(record.pid)
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     if manager is not None and manager.is_frozen():
         manager.thaw()
     if not wait_gone(record.pid, 10.0):
         raise InternalError(f"container init {record.pid} did not die after SIGKILL")
-    with contextlib.suppress(ChildProcessError):
+    with suppress(ChildProcessError):
         os.waitpid(record.pid, os.WNOHANG)
 
 
@@ -198,7 +197,7 @@ def resume(root: StrPath, container_id: str) -> None:
 def list_states(root: StrPath) -> list[dict[str, object]]:
     result = []
     for container_id in state.list_ids(root):
-        with contextlib.suppress(Exception):
+        with suppress(Exception):
             result.append(get_state(root, container_id))
     return result
 

@@ -9,7 +9,6 @@ no_new_privileges; after the start signal, seccomp when no_new_privileges is on
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -18,6 +17,7 @@ from dockyard.errors import ExecutableNotFound, InvalidSpec, NotExecutable
 from dockyard.oci.runtime_spec import Process
 from dockyard.runtime.linux import capabilities, rlimits, syscalls
 from dockyard.runtime.linux.seccomp import SeccompFilter
+from dockyard.stdlite import suppress
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -127,5 +127,5 @@ def keep_fds(preserve: int) -> None:
         fd = int(name)
         if fd < 3:
             continue
-        with contextlib.suppress(OSError):  # the listdir's own fd, already closed
+        with suppress(OSError):  # the listdir's own fd, already closed
             os.set_inheritable(fd, fd < 3 + preserve)

@@ -9,7 +9,6 @@ runc's wording for refusals.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import time
@@ -19,8 +18,8 @@ from dockyard.errors import AlreadyExists, Conflict, InvalidArgument
 from dockyard.errors import RuntimeContainerNotFound as ContainerNotFound
 from dockyard.runtime import OCI_VERSION
 from dockyard.runtime.linux import cgroup_peek
+from dockyard.stdlite import TYPE_CHECKING, NamedTuple, suppress
 from dockyard.store.atomic import atomic_write
-from dockyard.typelite import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from typing import Any
@@ -121,9 +120,9 @@ class ContainerDir:
         except FileNotFoundError:
             return
         for name in names:
-            with contextlib.suppress(FileNotFoundError):
+            with suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.path, name))
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.rmdir(self.path)
 
 

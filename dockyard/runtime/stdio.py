@@ -10,12 +10,12 @@ caller's descriptors, as under runc.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import sys
 
 from dockyard.oci.runtime_spec import Linux
+from dockyard.stdlite import suppress
 
 
 def host_root(linux: Linux) -> tuple[int, int] | None:
@@ -88,7 +88,7 @@ class PipeRelay:
 
     def _copy_in(self, stdin: int, watched: list[int]) -> None:
         data = b""
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             data = os.read(stdin, 65536)
         if data and self._in_w >= 0:
             try:

@@ -7,7 +7,6 @@ size in step, and restore our terminal afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import select
@@ -18,6 +17,8 @@ import sys
 import tempfile
 import termios
 import tty
+
+from dockyard.stdlite import suppress
 
 
 class TerminalReceiver:
@@ -55,7 +56,7 @@ class TerminalReceiver:
 
     @staticmethod
     def _copy_size(src: int, dst: int) -> None:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             size = fcntl.ioctl(src, termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
             fcntl.ioctl(dst, termios.TIOCSWINSZ, size)
 

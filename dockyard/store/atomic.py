@@ -5,34 +5,37 @@ new, never a torn file.  A write that fails (a full disk) removes its temp file 
 raises an ``OSError`` naming the target (``os.write`` on a descriptor names none),
 so ``store.oserror`` can say which path could not be written.
 
-Paths are ``str`` or ``Path``, handled with ``os.path``: the runtime writes its state
-through here on every command, and does not import ``pathlib`` (~3 ms with the ``re``
-it brings).
+Paths are ``str`` or ``Path``, handled with ``os.path``, and the context managers are
+classes: the runtime writes its state through here on every command, and imports
+neither ``pathlib`` (~3 ms with the ``re`` it brings) nor ``contextlib`` (~2.4 ms).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 
-from dockyard.typelite import TYPE_CHECKING
+from dockyard.stdlite import TYPE_CHECKING, suppress
 
 if TYPE_CHECKING:
+    from types import TracebackType
     from typing import IO
 
     from _typeshed import StrPath
 
 
-@contextlib.contextmanager
-def _naming(path: StrPath) -> Iterator[None]:
+class _naming:  # noqa: N801 - used as a function: ``with _naming(path):``
     """Give an ``OSError`` that names no file the target's name (same class, errno)."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.filename is not None or exc.errno is None:
-            raise
-        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
+
+    def __init__(self, path: StrPath) -> None:
+        self._path = path
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, os.fspath(self._path)) from exc
 
 
 def _beside(path: StrPath, kind: str) -> str:
@@ -47,7 +50,7 @@ def _directory_of(path: StrPath) -> str:
 
 
 def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    with suppress(FileNotFoundError):
         os.unlink(path)
 
 
@@ -86,19 +89,34 @@ def atomic_write(path: StrPath, data: bytes, mode: int = 0o600, *, durable: bool
         fsync_dir(_directory_of(path))
 
 
-@contextlib.contextmanager
-def atomic_writer(path: StrPath, mode: int = 0o644) -> Iterator[IO[bytes]]:
+class atomic_writer:  # noqa: N801 - used as a function: ``with atomic_writer(p) as out:``
     """A file streamed into place: written beside ``path``, fsynced and renamed only
     when the block finishes without an error (otherwise removed)."""
-    tmp = _beside(path, "partial")
-    try:
-        with open(tmp, "wb") as out:
-            os.chmod(tmp, mode)
-            yield out
-            with _naming(path):
-                out.flush()
-                os.fsync(out.fileno())
-        os.replace(tmp, path)
-        fsync_dir(_directory_of(path))
-    finally:
-        _remove(tmp)
+
+    def __init__(self, path: StrPath, mode: int = 0o644) -> None:
+        self._path, self._mode = path, mode
+        self._tmp = _beside(path, "partial")
+
+    def __enter__(self) -> IO[bytes]:
+        self._out = open(self._tmp, "wb")  # noqa: SIM115 - closed by __exit__
+        try:
+            os.chmod(self._tmp, self._mode)
+        except BaseException:
+            self._out.close()
+            _remove(self._tmp)
+            raise
+        return self._out
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            if typ is None:
+                with _naming(self._path):
+                    self._out.flush()
+                    os.fsync(self._out.fileno())
+                self._out.close()
+                os.replace(self._tmp, self._path)
+                fsync_dir(_directory_of(self._path))
+        finally:
+            self._out.close()
+            _remove(self._tmp)

@@ -16,14 +16,13 @@ deleted — so a test can kill -9 it at exactly that point, or let it go on.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import signal
 import time
 
 from dockyard import jsonlite
-from dockyard.typelite import TYPE_CHECKING
+from dockyard.stdlite import TYPE_CHECKING, suppress
 
 if TYPE_CHECKING:
     from typing import Any
@@ -104,7 +103,7 @@ def pause_at(phase: str, directory: StrPath, wanted: str | None = None,
     if phase not in phases:
         return
     marker = os.path.join(directory, f"pause-{phase}")
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         partial = os.path.join(directory, f".pause-{phase}.tmp")
         with open(partial, "w") as handle:
             handle.write(jsonlite.dumps({"pid": os.getpid(), **details}))
@@ -137,7 +136,7 @@ def read_answer(fd: int, pid: int, *, past_line: bool = True) -> str:
                 data += chunk
             else:  # it exited: what it wrote is in the pipe already
                 os.set_blocking(fd, False)
-                with contextlib.suppress(BlockingIOError, ConnectionResetError):
+                with suppress(BlockingIOError, ConnectionResetError):
                     while not data.endswith(b"\n") and (chunk := os.read(fd, size)):
                         data += chunk
                 break

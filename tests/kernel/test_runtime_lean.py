@@ -1,6 +1,7 @@
 """The runtime's container-life commands, run for real, load none of the modules
-they were taken off (bench/runtime_start.py: ~10 ms of each ``dockyard-runtime``
-call): not ``typing``, ``re``, ``pathlib``, ``json``, ``threading`` or ``argparse``."""
+they were taken off (bench/runtime_start.py: ~12 ms of each ``dockyard-runtime``
+call): not ``typing``, ``re``, ``pathlib``, ``json``, ``threading``, ``contextlib``
+or ``argparse``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dockyard.testing.imports import loaded_after
 
 pytestmark = pytest.mark.root
 
-HEAVY = ("typing", "re", "pathlib", "json", "threading", "argparse", "dataclasses",
+HEAVY = ("typing", "re", "pathlib", "json", "threading", "argparse", "dataclasses", "contextlib",
          "subprocess")
 
 

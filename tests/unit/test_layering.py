@@ -8,9 +8,9 @@ from pathlib import Path
 # top to bottom, as in DESIGN.md's table
 ORDER = ["cli", "api", "compose", "kube", "engine", "build", "registry", "images",
          "snapshots", "runtime", "supervise", "network", "volumes", "store"]
-# typelite and jsonlite: typing's and json's few names the runtime's every call needs,
+# stdlite and jsonlite: typing's and json's few names the runtime's every call needs,
 # standing in for those imports (README: the runtime's imports); pure, like oci
-LEAVES = {"oci", "errors", "testing", "typelite", "jsonlite"}
+LEAVES = {"oci", "errors", "testing", "stdlite", "jsonlite"}
 PACKAGE = Path(__file__).resolve().parents[2] / "dockyard"
 
 
@@ -42,8 +42,8 @@ def test_no_upward_imports() -> None:
 
 
 def test_leaves_import_only_leaves() -> None:
-    for leaf in ("oci", "errors", "typelite", "jsonlite"):
+    for leaf in ("oci", "errors", "stdlite", "jsonlite"):
         target = PACKAGE / leaf
         files = list(target.rglob("*.py")) if target.is_dir() else [PACKAGE / f"{leaf}.py"]
         for path in files:
-            assert _imports(path) <= {"oci", "errors", "typelite"}, path
+            assert _imports(path) <= {"oci", "errors", "stdlite"}, path

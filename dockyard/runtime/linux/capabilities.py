@@ -8,7 +8,7 @@ capset(2) and raise the ambient set last (ambient needs permitted and inheritabl
 from __future__ import annotations
 
 from dockyard.errors import InvalidSpec
-from dockyard.typelite import TYPE_CHECKING
+from dockyard.stdlite import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dockyard.oci.runtime_spec import Capabilities

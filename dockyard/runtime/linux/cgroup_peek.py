@@ -22,7 +22,7 @@ import _thread
 import os
 
 from dockyard import jsonlite
-from dockyard.typelite import TYPE_CHECKING
+from dockyard.stdlite import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from _typeshed import StrPath

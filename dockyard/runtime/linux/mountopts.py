@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dockyard.errors import NotImplementedFeature
 from dockyard.runtime.linux import syscalls as sc
-from dockyard.typelite import NamedTuple
+from dockyard.stdlite import NamedTuple
 
 # option -> (clear?, flag), as in mount(8) and runc
 _FLAGS: dict[str, tuple[bool, int]] = {

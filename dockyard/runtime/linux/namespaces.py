@@ -14,7 +14,7 @@ import os
 from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import Linux
 from dockyard.runtime.linux import syscalls
-from dockyard.typelite import NamedTuple
+from dockyard.stdlite import NamedTuple
 
 CLONE_FLAGS: dict[str, int] = {
     "pid": syscalls.CLONE_NEWPID,

@@ -11,7 +11,6 @@ without a mount namespace shares the runtime's: the same mounts are made there
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -21,7 +20,7 @@ from dockyard.errors import InvalidSpec, KernelError
 from dockyard.oci.runtime_spec import Device, Mount, Spec
 from dockyard.runtime.linux import mountopts, paths
 from dockyard.runtime.linux import syscalls as sc
-from dockyard.typelite import NamedTuple
+from dockyard.stdlite import NamedTuple, suppress
 
 DEFAULT_DEVICES: tuple[Device, ...] = (
     Device("/dev/null", "c", 1, 3, 0o666, 0, 0),
@@ -161,7 +160,7 @@ def unmount_made(made: Sequence[tuple[int, str]]) -> None:
         if not candidates:
             return
         _depth, mount_id = max(candidates)
-        with contextlib.suppress(KernelError):
+        with suppress(KernelError):
             sc.umount2(remaining[mount_id], sc.MNT_DETACH)
         del remaining[mount_id]
 

@@ -11,7 +11,7 @@ import os
 
 from dockyard.errors import InvalidSpec, NotImplementedFeature
 from dockyard.oci.runtime_spec import Seccomp, SyscallArg, SyscallRule
-from dockyard.typelite import TYPE_CHECKING
+from dockyard.stdlite import TYPE_CHECKING, suppress
 
 if TYPE_CHECKING:
     from typing import Any
@@ -138,11 +138,9 @@ def compile_filter(profile: Seccomp, cache_dir: StrPath | None = None) -> Seccom
             pass
     program = _compile(profile)
     if cache_dir is not None:
-        import contextlib
-
         from dockyard.store.atomic import atomic_write
 
-        with contextlib.suppress(OSError):  # a read-only state dir: compile each time
+        with suppress(OSError):  # a read-only state dir: compile each time
             os.makedirs(cache_dir, mode=0o700, exist_ok=True)
             atomic_write(os.path.join(cache_dir, f"{key}.bpf"), program, 0o600, durable=False)
     return SeccompFilter(program)

@@ -10,8 +10,9 @@ SIGXFSZ for itself, and its caller may ignore more (a supervisor ignores SIGHUP,
 
 from __future__ import annotations
 
-import contextlib
 import signal
+
+from dockyard.stdlite import suppress
 
 _UNCATCHABLE = frozenset({signal.SIGKILL, signal.SIGSTOP})
 
@@ -25,5 +26,5 @@ def reset() -> None:
     for sig in signal.valid_signals():
         if sig in _UNCATCHABLE:
             continue
-        with contextlib.suppress(OSError, ValueError):  # reserved by the C library
+        with suppress(OSError, ValueError):  # reserved by the C library
             signal.signal(sig, signal.SIG_DFL)

@@ -15,7 +15,7 @@ from dockyard.runtime.linux.cgroups.plan import (
 )
 from dockyard.runtime.linux.cgroups.v1 import CgroupV1Manager
 from dockyard.runtime.linux.cgroups.v2 import CgroupV2Manager
-from dockyard.typelite import TYPE_CHECKING
+from dockyard.stdlite import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from typing import Protocol

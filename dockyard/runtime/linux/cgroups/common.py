@@ -10,7 +10,7 @@ import os
 import time
 
 from dockyard.errors import InvalidSpec, KernelError
-from dockyard.typelite import TYPE_CHECKING
+from dockyard.stdlite import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from _typeshed import StrPath

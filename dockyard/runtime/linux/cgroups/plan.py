@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from dockyard.errors import InvalidSpec
 from dockyard.oci.runtime_spec import BlockIO, Device, DeviceRule, Resources, ThrottleDevice
-from dockyard.typelite import NamedTuple
+from dockyard.stdlite import NamedTuple
 
 # Whether a cgroup file exists: (controller, file) -> bool.  The managers answer it
 # from the container's own cgroup directory; which weight file a kernel offers

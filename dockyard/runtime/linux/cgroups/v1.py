@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -11,6 +10,7 @@ from dockyard.oci.runtime_spec import Resources
 from dockyard.runtime.linux import cgroup_peek
 from dockyard.runtime.linux.cgroups import common
 from dockyard.runtime.linux.cgroups.plan import plan_v1
+from dockyard.stdlite import suppress
 
 
 class CgroupV1Manager:
@@ -55,7 +55,7 @@ class CgroupV1Manager:
         # racing ours (a policy restart beside a `restart`) that has not filled its sets
         # yet: a task written to it then fails with ENOSPC — so fill it too, if empty
         for level in [*reversed(missing)] or [directory]:
-            with contextlib.suppress(FileExistsError):
+            with suppress(FileExistsError):
                 os.mkdir(level)
             for file in ("cpuset.cpus", "cpuset.mems"):
                 if not common.read(level, file).strip():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -11,6 +10,7 @@ from dockyard.oci.runtime_spec import Resources
 from dockyard.runtime.linux import cgroup_peek
 from dockyard.runtime.linux.cgroups import common
 from dockyard.runtime.linux.cgroups.plan import plan_v2
+from dockyard.stdlite import suppress
 
 _WANTED = ("cpu", "cpuset", "memory", "pids", "io", "hugetlb")
 
@@ -42,13 +42,13 @@ class CgroupV2Manager:
             elif enable:
                 self._try_enable(current, enable)
             current = os.path.join(current, part)
-            with contextlib.suppress(FileExistsError):
+            with suppress(FileExistsError):
                 os.mkdir(current)
 
     @staticmethod
     def _try_enable(directory: str, enable: str) -> None:
         # the root may hold processes and refuse; limits then fail later, clearly
-        with contextlib.suppress(InvalidSpec):
+        with suppress(InvalidSpec):
             common.write(directory, "cgroup.subtree_control", enable)
 
     def set(self, resources: Resources, extra_devices: tuple[str, ...] = ()) -> None:

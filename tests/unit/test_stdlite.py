@@ -1,5 +1,6 @@
-"""``dockyard.typelite.NamedTuple`` builds the class ``typing.NamedTuple`` builds,
-without importing ``typing``."""
+"""``dockyard.stdlite``: its NamedTuple builds the class ``typing.NamedTuple`` builds,
+its suppress is contextlib's, without importing either (and the runtime's Undo is
+ExitStack's callbacks)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import typing
 
 import pytest
 
-from dockyard import typelite
+from dockyard import stdlite
 from dockyard.testing.imports import loaded_after
 
 
-class Lite(typelite.NamedTuple):
+class Lite(stdlite.NamedTuple):
     """A record."""
 
     name: str
@@ -55,11 +56,11 @@ def test_same_record_as_typing_builds() -> None:
 
 def test_refuses_what_typing_refuses() -> None:
     with pytest.raises(TypeError, match="non-default namedtuple field b cannot follow"):
-        class _Order(typelite.NamedTuple):  # type: ignore[misc]
+        class _Order(stdlite.NamedTuple):  # type: ignore[misc]
             a: int = 0
             b: int
     with pytest.raises(AttributeError, match="Cannot overwrite NamedTuple attribute _asdict"):
-        class _Override(typelite.NamedTuple):
+        class _Override(stdlite.NamedTuple):
             a: int
 
             def _asdict(self) -> dict[str, int]:  # type: ignore[override]
@@ -67,8 +68,54 @@ def test_refuses_what_typing_refuses() -> None:
 
 
 def test_the_runtime_path_imports_no_typing() -> None:
-    modules = ("typing", "re", "pathlib", "json", "threading", "argparse", "dataclasses")
+    modules = ("typing", "re", "pathlib", "json", "threading", "argparse", "dataclasses",
+               "contextlib")
     code = ("import dockyard.runtime.cli, dockyard.runtime.commands, dockyard.runtime.create,"
             " dockyard.runtime.bundle, dockyard.runtime.operations, dockyard.runtime.state,"
             " dockyard.runtime.linux.cgroups\n")
     assert loaded_after(code, modules, no_site=True) == []
+
+
+def test_suppress_is_contextlib_suppress() -> None:
+    with stdlite.suppress(KeyError, OSError):
+        raise FileNotFoundError("listed by its base")
+    with stdlite.suppress():
+        pass
+    with pytest.raises(ValueError), stdlite.suppress(KeyError):
+        raise ValueError("not listed")
+
+
+def test_undo_runs_every_step_last_first_and_keeps_what_is_taken() -> None:
+    from dockyard.runtime.interrupts import Undo
+
+    ran: list[str] = []
+    with pytest.raises(RuntimeError, match="create failed"), Undo() as undo:
+        undo.callback(ran.append, "folder")
+        undo.callback(ran.append, "cgroup")
+        raise RuntimeError("create failed")
+    assert ran == ["cgroup", "folder"]
+    ran.clear()
+    with Undo() as undo:
+        undo.callback(ran.append, "folder")
+        undo.pop_all()
+    assert ran == []
+
+
+def test_undo_failing_steps_do_not_stop_the_others() -> None:
+    from dockyard.runtime.interrupts import Undo
+
+    ran: list[str] = []
+
+    def fails(what: str) -> None:
+        ran.append(what)
+        raise OSError(what)
+
+    with pytest.raises(OSError, match="first") as raised, Undo() as undo:
+        undo.callback(fails, "first")
+        undo.callback(ran.append, "middle")
+        undo.callback(fails, "last")
+        raise RuntimeError("create failed")
+    assert ran == ["last", "middle", "first"]  # (as ExitStack: all run, last first)
+    assert isinstance(raised.value.__context__, OSError)
+    assert str(raised.value.__context__) == "last"
+    assert isinstance(raised.value.__context__.__context__, RuntimeError)
