@@ -250,7 +250,8 @@ class ContainerOps:
         if os.path.ismount(rootfs):
             yield rootfs
             return
-        mount_all(self.service.images.snapshotter.mounts(record.id), str(rootfs))
+        mount_all(self.service.images.snapshotter.mounts(
+            record.id, volatile=record.spec.auto_remove), str(rootfs))
         try:
             yield rootfs
         finally:

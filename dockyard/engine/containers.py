@@ -472,7 +472,8 @@ class ContainerService:
 
         rootfs = self.bundle(record.id) / "rootfs"
         if not os.path.ismount(rootfs):
-            mount_all(self.images.snapshotter.mounts(record.id), str(rootfs))
+            mount_all(self.images.snapshotter.mounts(
+                record.id, volatile=record.spec.auto_remove), str(rootfs))
         image_config = {"config": self.images.container_config(record.image_id)}
         spec = record.spec
         user_text = spec.user or (image_config.get("config") or {}).get("User") or "0"

@@ -34,10 +34,37 @@ def mount_all(mounts: list[Mount], target: str) -> None:
             sc.mount(mnt.source, target, None, flags | sc.MS_BIND, None)
             if flags & sc.MS_RDONLY:
                 sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY, None)
-        elif mnt.type == "overlay" and len(",".join(data)) > MOUNT_DATA_MAX:
-            _mount_overlay_by_fd(mnt.source, target, flags, data)
+        elif mnt.type == "overlay":
+            _mount_overlay(mnt.source, target, flags, data)
         else:
             sc.mount(mnt.source, target, mnt.type, flags, ",".join(data) or None)
+
+
+_volatile_refused = False  # this kernel predates overlayfs's "volatile" (Linux 5.10)
+
+
+def _mount_overlay(source: str, target: str, flags: int, data: list[str]) -> None:
+    """An overlay; without ``volatile`` where the kernel does not know it (EINVAL: a
+    speed-up only, see ``OverlaySnapshotter.mounts``)."""
+    global _volatile_refused
+    import errno
+
+    from dockyard.errors import KernelError
+
+    if _volatile_refused and "volatile" in data:
+        data = [option for option in data if option != "volatile"]
+    try:
+        if len(",".join(data)) > MOUNT_DATA_MAX:
+            _mount_overlay_by_fd(source, target, flags, data)
+        else:
+            from dockyard.runtime.linux import syscalls as sc
+
+            sc.mount(source, target, "overlay", flags, ",".join(data))
+    except KernelError as exc:
+        if exc.errno != errno.EINVAL or "volatile" not in data:
+            raise
+        _volatile_refused = True
+        _mount_overlay(source, target, flags, [o for o in data if o != "volatile"])
 
 
 def _mount_overlay_by_fd(source: str, target: str, flags: int, data: list[str]) -> None:

@@ -622,3 +622,34 @@ def test_a_container_outlives_its_removed_image_every_layer_kept(dy: Dockyard,
     dy("image", "prune", "-a", "-f")  # with it gone, so are they and its config
     assert list(layers.iterdir()) == []
     assert not config_blob.exists()
+
+
+VOLATILE = {"volatile", "fsync=volatile"}  # (how Linux 6.x shows it)
+
+
+def _root_mount_options(mountinfo: str) -> set[str]:
+    """The super options of the container's root (mountinfo's line for "/")."""
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if fields[4] == "/":
+            return set(line.split(" - ", 1)[1].split()[2].split(","))
+    raise AssertionError(f"no root mount in {mountinfo!r}")
+
+
+def test_a_run_rm_rootfs_is_volatile_and_mountable_again(dy: Dockyard, tmp_path: Path) -> None:
+    """``--rm``: overlayfs's ``volatile`` (no sync of the host's file system when it is
+    unmounted); a kept container's is not.  A ``cp`` into a created ``--rm`` container
+    mounts its snapshot once before the start mounts it again: overlayfs's marker of
+    the first (volatile) mount must not make the second fail."""
+    rm_root = dy("run", "--rm", "--network", "none", "box:1", "cat", "/proc/self/mountinfo")
+    assert VOLATILE & _root_mount_options(rm_root.stdout)
+    kept = dy("run", "--name", "kept", "--network", "none", "box:1", "cat",
+              "/proc/self/mountinfo")
+    assert not VOLATILE & _root_mount_options(kept.stdout)
+    dy("rm", "kept")
+    dy("create", "--rm", "--name", "twice", "--network", "none", "box:1", "cat", "/in.txt")
+    host_file = tmp_path / "in.txt"
+    host_file.write_text("copied in\n")
+    dy("cp", str(host_file), "twice:/in.txt")
+    assert dy("start", "-a", "twice").stdout == "copied in\n"
+    assert dy("ps", "-a", "-q", "--filter", "name=twice").stdout == ""
