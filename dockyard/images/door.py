@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
+from typing import IO
 
 from dockyard.errors import DigestMismatch, DockyardError, InvalidArgument
 from dockyard.images.content import LocalContentStore
@@ -42,7 +43,13 @@ def verify_layer(content: LocalContentStore, digest: str, media_type: str,
     """The unpacker's rules over a stored layer blob; returns its diff_id, which must
     equal ``diff_id`` when one is given."""
     with content.open(digest) as raw:
-        actual = check_layer(raw, mt.layer_compression(media_type))
+        return verify_stream(raw, digest, media_type, diff_id)
+
+
+def verify_stream(raw: IO[bytes], digest: str, media_type: str, diff_id: str | None) -> str:
+    """:func:`verify_layer` over the blob ``digest``'s bytes read from ``raw`` to its end
+    (a pull's download, as it arrives)."""
+    actual = check_layer(raw, mt.layer_compression(media_type))
     if diff_id is not None and actual != diff_id:
         raise DigestMismatch(f"layer {digest}: uncompressed content has digest {actual}, "
                              f"but the image config says {diff_id}")
