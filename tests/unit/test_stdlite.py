@@ -56,14 +56,14 @@ def test_same_record_as_typing_builds() -> None:
 
 def test_refuses_what_typing_refuses() -> None:
     with pytest.raises(TypeError, match="non-default namedtuple field b cannot follow"):
-        class _Order(stdlite.NamedTuple):  # type: ignore[misc]
+        class _Order(stdlite.NamedTuple):
             a: int = 0
-            b: int
+            b: int  # type: ignore[misc]
     with pytest.raises(AttributeError, match="Cannot overwrite NamedTuple attribute _asdict"):
         class _Override(stdlite.NamedTuple):
             a: int
 
-            def _asdict(self) -> dict[str, int]:  # type: ignore[override]
+            def _asdict(self) -> dict[str, int]:  # type: ignore[misc]
                 return {}
 
 

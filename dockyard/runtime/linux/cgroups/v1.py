@@ -10,7 +10,10 @@ from dockyard.oci.runtime_spec import Resources
 from dockyard.runtime.linux import cgroup_peek
 from dockyard.runtime.linux.cgroups import common
 from dockyard.runtime.linux.cgroups.plan import plan_v1
-from dockyard.stdlite import suppress
+from dockyard.stdlite import TYPE_CHECKING, suppress
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 
 class CgroupV1Manager:
@@ -18,13 +21,14 @@ class CgroupV1Manager:
 
     version = 1
 
-    def __init__(self, root: str, dirs: dict[str, str]) -> None:
+    def __init__(self, root: StrPath, dirs: dict[str, str]) -> None:
         self.root = os.path.normpath(root)
         # hierarchy dir name ("memory", "systemd", "unified") -> cgroup dir
         self.dirs = {name: os.path.normpath(directory) for name, directory in dirs.items()}
 
     @classmethod
-    def for_path(cls, root: str, cgroups_path: str) -> CgroupV1Manager:
+    def for_path(cls, root: StrPath, cgroups_path: str) -> CgroupV1Manager:
+        root = os.fspath(root)
         own = common.own_cgroups()
         dirs: dict[str, str] = {}
         for name, fstype in common.cgroup_mounts(root).items():

@@ -10,6 +10,10 @@ from dockyard.oci.runtime_spec import Resources
 from dockyard.runtime.linux import cgroup_peek
 from dockyard.runtime.linux.cgroups import common
 from dockyard.runtime.linux.cgroups.plan import plan_v2
+from dockyard.stdlite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 from dockyard.stdlite import suppress
 
 _WANTED = ("cpu", "cpuset", "memory", "pids", "io", "hugetlb")
@@ -20,12 +24,13 @@ class CgroupV2Manager:
 
     version = 2
 
-    def __init__(self, root: str, directory: str) -> None:
+    def __init__(self, root: StrPath, directory: StrPath) -> None:
         self.root = os.path.normpath(root)
         self.directory = os.path.normpath(directory)
 
     @classmethod
-    def for_path(cls, root: str, cgroups_path: str, own: str = "/") -> CgroupV2Manager:
+    def for_path(cls, root: StrPath, cgroups_path: str, own: str = "/") -> CgroupV2Manager:
+        root = os.fspath(root)
         if cgroups_path.startswith("/"):
             return cls(root, common.contained(root, cgroups_path))
         return cls(root, common.contained(root, own, cgroups_path))
