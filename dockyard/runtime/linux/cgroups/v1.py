@@ -6,14 +6,15 @@ import os
 import time
 
 from dockyard.errors import InvalidSpec
-from dockyard.oci.runtime_spec import Resources
 from dockyard.runtime.linux import cgroup_peek
 from dockyard.runtime.linux.cgroups import common
 from dockyard.runtime.linux.cgroups.plan import plan_v1
 from dockyard.stdlite import TYPE_CHECKING, suppress
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (the spec's types: ~1.7 ms that delete does without)
     from _typeshed import StrPath
+
+    from dockyard.oci.runtime_spec import Resources
 
 
 class CgroupV1Manager:
