@@ -112,12 +112,17 @@ def _client_and_worker(dy: Dockyard, cwd: Path) -> tuple[subprocess.Popen[bytes]
 def _command_parent_of(dy: Dockyard) -> int:
     """The zygote's child that forks the workers (``supervise.command_parent``): the
     one child of the zygote that is not a container's supervisor (its session is the
-    zygote's; a supervisor leads its own)."""
+    zygote's; a supervisor leads its own).  Waited for: a command the zygote was
+    started for may be answered before the command parent is up, and a supervisor
+    (the spare's too) is in the zygote's session from its fork to its ``setsid``."""
     zygote = _zygote_of(dy)
-    parents = [pid for pid in _children(zygote)
-               if not _gone(pid) and os.getsid(pid) == os.getsid(zygote)]
-    assert len(parents) == 1, parents
-    return parents[0]
+
+    def alone() -> int | None:
+        parents = [pid for pid in _children(zygote)
+                   if not _gone(pid) and os.getsid(pid) == os.getsid(zygote)]
+        return parents[0] if len(parents) == 1 else None
+
+    return int(until("the command parent alone in the zygote's session", alone))
 
 
 def _cwd(pid: int) -> str:
