@@ -42,8 +42,14 @@ def _not_json(value: object) -> object:
 
 
 _scan = _make_scanner(_ScanContext())  # type: ignore[arg-type]  # duck-typed decoder
-# json.dumps's defaults: circular check, ensure_ascii, ": " and ", ", NaN allowed
-_encode = _make_encoder({}, _not_json, _quote, None, ": ", ", ", False, False, True)
+
+
+def _encode(value: object) -> str:
+    """json.dumps's defaults: circular check, ensure_ascii, ": " and ", ", NaN allowed.
+    An encoder a call, as json makes: its circular-check markers are left filled by an
+    encode that failed, and would refuse the same objects afterwards."""
+    encoder = _make_encoder({}, _not_json, _quote, None, ": ", ", ", False, False, True)
+    return "".join(encoder(value, 0))
 
 
 def loads(document: str | bytes) -> Any:
@@ -63,7 +69,7 @@ def loads(document: str | bytes) -> Any:
 def dumps(value: object, indent: int | None = None) -> str:
     """``json.dumps(value)`` or ``json.dumps(value, indent=indent)``."""
     if indent is None:
-        return "".join(_encode(value, 0))
+        return _encode(value)
     parts: list[str] = []
     try:
         _indented(value, " " * indent, "\n", parts)
@@ -98,7 +104,7 @@ def _indented(value: object, step: str, newline: str, parts: list[str]) -> None:
             _indented(member, step, inner, parts)
         parts.append(newline + "]")
     else:
-        parts.append("".join(_encode(value, 0)))
+        parts.append(_encode(value))
 
 
 def _fail(reason: str, text: str, at: int) -> NoReturn:

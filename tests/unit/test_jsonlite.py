@@ -44,6 +44,17 @@ def test_dumps_refuses_what_json_refuses(indent: int | None) -> None:
         jsonlite.dumps(circular)
 
 
+def test_a_failed_dumps_leaves_nothing_behind() -> None:
+    """The same document, mended, encodes: no circular-check marker of the failed
+    encode is left over (it was, with one encoder shared by every call)."""
+    document: dict[str, object] = {"a": {1}}
+    with pytest.raises(TypeError):
+        jsonlite.dumps(document)
+    document["a"] = 1
+    assert jsonlite.dumps(document) == json.dumps(document)
+    assert jsonlite.dumps(document, indent=2) == json.dumps(document, indent=2)
+
+
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_loads_reads_back(document: object) -> None:
     text = json.dumps(document, indent=2)
