@@ -274,7 +274,8 @@ def _killed_once_the_exit_is_recorded(dy: Dockyard, *args: str, watchdog: bool =
     else:
         os.kill(paused["pid"], signal.SIGKILL)
     until("the supervisor to die", lambda: gone(paused["pid"]))
-    marker.unlink()
+    # (with the watchdog on, an --rm container may be gone already, the marker with it)
+    marker.unlink(missing_ok=watchdog)
     bundle = marker.parent
     if not watchdog and hook_too:  # (as it was left: nothing else runs)
         assert status_of(bundle)["exit_pending"] and os.path.ismount(bundle / "rootfs")

@@ -151,11 +151,13 @@ def _holder_of(parent: int) -> int:
 
 
 def _spare_of(dy: Dockyard) -> int:
-    """The command parent's spare worker: its one worker while no command runs."""
+    """The command parent's spare worker: its one worker while no command runs (one
+    that has taken a caller's working directory is a worker finishing a command: the
+    last one's may still be ending when its caller is answered)."""
     parent = _command_parent_of(dy)
 
     def alone() -> int | None:
-        live = _workers_of(parent)
+        live = [pid for pid in _workers_of(parent) if _cwd(pid) == _cwd(parent)]
         return live[0] if len(live) == 1 else None
 
     return int(until("one spare, and no worker", alone))
