@@ -20,12 +20,12 @@ import struct
 import sys
 import termios
 import tty
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from dockyard.engine.attach_socket import EXIT_STREAM, Frames
 from dockyard.engine.attach_socket import connect as connect_attach
-
-EXIT_STREAM = 4  # supervise.iohub.EXIT_STREAM (the CLI does not import the supervisor)
 
 
 def _connect(bundle: Path, first_line: str) -> socket.socket:
@@ -47,10 +47,14 @@ def attaches_at_start(tty_mode: bool) -> bool:
 
 
 def attach(bundle: Path, *, tty_mode: bool, stdin: bool,
-           connected: socket.socket | None = None) -> int | None:
+           connected: socket.socket | None = None,
+           after_exit: Callable[[Frames], object] | None = None) -> int | None:
     """Until the container's output ends; its exit code, or None when the supervisor
     went away without one (it died, or the container never ran): the caller then
-    asks the record.  ``connected``: attached already (``attach exit`` sent)."""
+    asks the record.  ``connected``: attached already (``attach exit`` sent).
+    ``after_exit``: called with the connection's frames once the exit code came, before
+    the connection closes (a foreground ``run --rm`` that took the exit hook over:
+    ``attach exit hook``, see ``supervise.iohub``)."""
     stdin_fd = sys.stdin.fileno() if stdin or tty_mode else -1
     saved = None
     interactive_tty = tty_mode and os.isatty(stdin_fd)
@@ -69,16 +73,21 @@ def attach(bundle: Path, *, tty_mode: bool, stdin: bool,
 
         signal.signal(signal.SIGWINCH, on_winch)
     try:
-        return _pump(sock, stdin_fd if stdin else None)
+        demux = _pump(sock, stdin_fd if stdin else None, stop_at_exit=after_exit is not None)
+        if after_exit is not None and demux.exit_code is not None:
+            after_exit(Frames(sock, demux.buffer))
+        return demux.exit_code
     finally:
         if saved is not None:
             termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
         sock.close()
 
 
-def _pump(sock: socket.socket, stdin_fd: int | None) -> int | None:
+def _pump(sock: socket.socket, stdin_fd: int | None, *, stop_at_exit: bool) -> _Demux:
+    """Until the connection ends (or, ``stop_at_exit``, the exit code came: what was
+    read past it is left in the buffer)."""
     watch: list[int | socket.socket] = [sock] + ([stdin_fd] if stdin_fd is not None else [])
-    demux = _Demux()
+    demux = _Demux(stop_at_exit)
     while True:
         try:
             ready, _, _ = select.select(watch, [], [])
@@ -98,20 +107,24 @@ def _pump(sock: socket.socket, stdin_fd: int | None) -> int | None:
             except ConnectionResetError:
                 data = b""
             if not data:
-                return demux.exit_code
+                return demux
             demux.feed(data)
+            if stop_at_exit and demux.exit_code is not None:
+                return demux
 
 
 class _Demux:
-    """stdcopy frames to stdout and stderr; the exit frame's code kept."""
+    """stdcopy frames to stdout and stderr; the exit frame's code kept (and, when
+    ``stop_at_exit``, nothing after it read: left in the buffer)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_at_exit: bool = False) -> None:
         self.buffer = b""
         self.exit_code: int | None = None
+        self.stop_at_exit = stop_at_exit
 
     def feed(self, data: bytes) -> None:
         buffer = self.buffer + data
-        while len(buffer) >= 8:
+        while len(buffer) >= 8 and not (self.stop_at_exit and self.exit_code is not None):
             stream, length = struct.unpack(">BxxxL", buffer[:8])
             if len(buffer) < 8 + length:
                 break

@@ -8,12 +8,15 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockyard import trace
 from dockyard.cli.flagtable import Opt, opt
 from dockyard.engine.engine import Engine
-from dockyard.errors import InvalidArgument
+from dockyard.errors import DockyardError, InvalidArgument
+
+if TYPE_CHECKING:
+    from dockyard.engine.attach_socket import Frames
 
 PS_OPTIONS: tuple[Opt, ...] = (
     opt("-a", "--all", dest="all_containers", kind="flag"),
@@ -85,7 +88,10 @@ def run_created(engine: Engine, record: Any, *, detach: bool) -> int:
     if not detach:
         from dockyard.cli.attach import attaches_at_start
 
-        here = "attach exit" if attaches_at_start(spec.tty) else ""
+        # with --rm the exit hook's work is taken over too: done here, where the
+        # engine is open, while we wait for it anyway (``ContainerService.take_exit``)
+        here = ("attach exit hook" if spec.auto_remove else "attach exit") \
+            if attaches_at_start(spec.tty) else ""
     try:
         # Docker attaches before it starts: the supervisor creates the container and
         # waits for us, so the first byte of output comes to us from its stdio
@@ -102,13 +108,24 @@ def run_created(engine: Engine, record: Any, *, detach: bool) -> int:
         return 0
     from dockyard.cli.attach import attach
 
+    removed = False
+
+    def take_exit(frames: Frames) -> None:
+        nonlocal removed
+        trace.mark("attach ended: exit code in")
+        # (a failure here leaves the work to the supervisor's hook, waited for below)
+        with contextlib.suppress(DockyardError, OSError):
+            removed = service.take_exit(record.id, frames)
+
     code = attach(service.bundle(record.id), tty_mode=spec.tty, stdin=spec.stdin_open,
-                  connected=service.attached(record.id))
+                  connected=service.attached(record.id),
+                  after_exit=take_exit if here.endswith(" hook") else None)
     trace.mark(f"attach ended: exit code {code}")
     if code is None:  # no word from the supervisor: what the record says (re-adopted...)
         code = service.wait_exited(record.id, timeout=10**9).exit_code
-    if spec.auto_remove:  # removed with its anonymous volumes by its exit hook: wait
-        service.remove_after_run(record.id)
+    if spec.auto_remove and not removed:  # removed with its anonymous volumes by its
+        service.remove_after_run(record.id)  # exit hook: wait
+    if spec.auto_remove:
         trace.mark("removed")
     return code
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 from pathlib import Path
+
+# supervise.iohub's streams and words (the engine and the CLI do not import it)
+EXIT_STREAM = 4  # the exit code, in decimal
+HOOK_STREAM = 5  # to the exit hook's taker: TAKEN, then DONE (or FAILED)
+TAKEN, DONE = b"taken", b"done"
 
 
 def connect(bundle: Path, first_line: str) -> socket.socket:
@@ -24,3 +30,38 @@ def connect(bundle: Path, first_line: str) -> socket.socket:
         os.close(fd)
     sock.sendall(first_line.encode() + b"\n")
     return sock
+
+
+class Frames:
+    """A connection's stdcopy frames (``supervise.iohub``), read one at a time;
+    ``buffered``: bytes read off it already."""
+
+    def __init__(self, sock: socket.socket, buffered: bytes = b"") -> None:
+        self.sock = sock
+        self.buffer = buffered
+
+    def next(self) -> tuple[int, bytes] | None:
+        """The next frame's stream and payload; None once the connection ends (or
+        fails, or its timeout passes)."""
+        while True:
+            if len(self.buffer) >= 8:
+                stream, length = struct.unpack(">BxxxL", self.buffer[:8])
+                if len(self.buffer) >= 8 + length:
+                    payload = self.buffer[8:8 + length]
+                    self.buffer = self.buffer[8 + length:]
+                    return stream, payload
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                return None
+            self.buffer += data
+
+    def until(self, stream: int) -> bytes | None:
+        """The payload of the next frame of ``stream`` (others skipped); None if the
+        connection ends first."""
+        while (got := self.next()) is not None:
+            if got[0] == stream:
+                return got[1]
+        return None

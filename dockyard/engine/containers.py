@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard import trace
 from dockyard.engine import names
+from dockyard.engine.attach_socket import DONE, EXIT_STREAM, HOOK_STREAM, TAKEN, Frames
+from dockyard.engine.attach_socket import connect as connect_attach
 from dockyard.engine.records import ACTIVE_STATES, ContainerRecord, ContainerStore
 from dockyard.engine.spec import (
     ContainerSpec,
@@ -952,6 +954,22 @@ class ContainerService:
         except (FileNotFoundError, ContainerNotFound):
             return  # removed (rm -f) while we waited for the lock: nothing left to do
 
+    def take_exit(self, container_id: str, frames: Frames) -> bool:
+        """The exit hook's work done here, by a client that waits for it anyway (a
+        foreground ``run --rm``, an ``rm -f``) and took it over on its connection to
+        the supervisor (``supervise.iohub``): the engine and database already open,
+        where the hook would be a fork that opens them.  As the hook, the lock is taken
+        and the record read while the supervisor deletes the runtime's state; the
+        connection is closed once done (the supervisor then runs its own hook if the
+        container's folder is still there).  Whether the container is gone."""
+        try:
+            processes.pause_at("exit-taking", self.bundle(container_id))
+            self.on_exit(container_id,
+                         supervisor_done=lambda: frames.until(HOOK_STREAM) == DONE)
+        finally:
+            frames.sock.close()
+        return not self.bundle(container_id).is_dir()
+
     def remove_after_run(self, container_id: str) -> None:
         """``run --rm`` in the foreground, once the container exited: it goes with its
         anonymous volumes, named ones stay (Docker's order: one party removes both).
@@ -1107,6 +1125,34 @@ class ContainerService:
         trace.mark("rm: killed")
         return int(status.get("monitor_pid") or 0), int(status.get("monitor_start") or 0)
 
+    def _removed_by_hand_over(self, record: ContainerRecord, volumes: bool) -> bool:
+        """``rm -f`` of a running, supervised container: killed, and removed as its
+        exit hook would (``_hand_over``): here, once its supervisor let this process
+        take the hook over (``take_exit``), else by the hook, waited for.  Whether it
+        is gone (if not, the caller removes it itself)."""
+        frames = self._exit_hook_taken(record)
+        supervisor = self._hand_over(record, volumes)
+        if frames is None:
+            return self._gone(record.id, supervisor)
+        if frames.until(EXIT_STREAM) is None:  # (no exit heard: the hook's, if any)
+            frames.sock.close()
+            return self._gone(record.id, supervisor)
+        return self.take_exit(record.id, frames)
+
+    def _exit_hook_taken(self, record: ContainerRecord) -> Frames | None:
+        """The container's supervisor asked to let this process do its exit hook's
+        work (``supervise.iohub``): the connection on which it said yes, or None."""
+        try:
+            sock = connect_attach(self.bundle(record.id), "exit hook")
+        except OSError:
+            return None
+        sock.settimeout(REMOVAL_WAIT)
+        frames = Frames(sock)
+        if frames.until(HOOK_STREAM) != TAKEN:
+            sock.close()
+            return None
+        return frames
+
     def _gone(self, container_id: str, supervisor: tuple[int, int]) -> bool:
         """Once the supervisor a removal was handed to ended: whether the container is
         gone.  False if not (the supervisor was killed, or its hook failed): the
@@ -1166,7 +1212,7 @@ class ContainerService:
                 raise Conflict(f"You cannot remove a running container {record.id}. Stop the "
                                "container before attempting removal or force remove")
             if record.state == "running" and supervised(record) and \
-                    self._gone(record.id, self._hand_over(record, volumes)):
+                    self._removed_by_hand_over(record, volumes):
                 return record.id
             try:
                 (self.bundle(record.id) / "stop-requested").touch()

@@ -22,6 +22,7 @@ from dockyard.engine.spec import BlkioThrottleDevice, ContainerSpec
 from dockyard.errors import ExecutableNotFound, InvalidArgument
 from dockyard.images.users import UserIds, resolve_user
 from dockyard.runtime.linux.capabilities import CAPABILITY_NAMES, DOCKER_DEFAULT_CAPABILITIES
+from dockyard.runtime.linux.network import LOOPBACK_ANNOTATION
 from dockyard.runtime.seccomp_profile import default_profile
 from dockyard.runtime.spec import DEFAULT_ENV, default_spec
 from dockyard.store.idmap import IdMap
@@ -151,6 +152,8 @@ def build(image_config: dict[str, Any], spec: ContainerSpec, *, rootfs: str, hos
                               "source": "tmpfs", "options": options})
     oci["mounts"] += user_mounts(spec, volume_dirs or {})
     oci["annotations"] = dict(spec.labels)
+    if spec.network_mode == "none":  # (dockyard-runtime's init sets lo up: no attach)
+        oci["annotations"][LOOPBACK_ANNOTATION] = "up"
     if spec.domainname:
         oci["domainname"] = spec.domainname
     if spec.sysctls:

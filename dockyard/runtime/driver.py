@@ -80,6 +80,8 @@ def _may_have_poststart_hooks(bundle: Path) -> bool:
 
 
 class BuiltinDriver:
+    sets_loopback_up = True  # (its init does, as the engine's config asks)
+
     def __init__(self, runtime: list[str], root: str) -> None:
         self.runtime = runtime  # the CLI form, for exec (healthchecks)
         self.root = Path(root)

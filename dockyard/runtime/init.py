@@ -17,7 +17,7 @@ from dockyard import trace
 from dockyard.errors import DockyardError, InvalidSpec
 from dockyard.oci.runtime_spec import Spec
 from dockyard.runtime import hooks, messages, process
-from dockyard.runtime.linux import namespaces, rootfs, signals, userns
+from dockyard.runtime.linux import namespaces, network, rootfs, signals, userns
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.seccomp import SeccompFilter
 from dockyard.stdlite import NamedTuple
@@ -93,6 +93,10 @@ def _init(ctx: InitContext) -> None:
             [(t, path) for t, path in ctx.ns_plan.joins if t != "cgroup"]))
         sc.unshare(ctx.ns_plan.unshare_flags & ~sc.CLONE_NEWCGROUP)
     trace.mark("init: namespaces made")
+    if ctx.ns_plan.unshare_flags & sc.CLONE_NEWNET and \
+            spec.annotations.get(network.LOOPBACK_ANNOTATION) == "up":
+        network.loopback_up()
+        trace.mark("init: loopback up")
     if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
         ctx.channel.send(messages.RunHooks())
         waiter.wait_for(messages.Proceed)

@@ -29,6 +29,10 @@ class Stdio(Protocol):
 
 
 class RuntimeDriver(Protocol):
+    # whether its runtime sets lo up in a new network namespace itself, as the config
+    # asks (``runtime.linux.network``): then ``--network none`` has nothing to attach
+    sets_loopback_up: bool
+
     def create(self, container_id: str, bundle: Path, stdio: Stdio,
                after_create: AfterCreate | None = None) -> int:
         """Create the container; returns its init's pid; raises RuntimeError(message).
@@ -51,6 +55,8 @@ class RuntimeDriver(Protocol):
 
 
 class CliDriver:
+    sets_loopback_up = False  # (runc does not; dockyard-runtime would: done twice, then)
+
     def __init__(self, runtime: list[str], root: str) -> None:
         self.runtime = runtime
         self.root = root

@@ -13,6 +13,16 @@ recorded the exit, one frame of stream ``EXIT_STREAM`` carrying the exit code in
 decimal — Docker's ``wait`` condition ``next-exit``, on the same connection.  The
 client gets every byte the container writes, whatever the log's rotation does: the
 output goes to the clients as it is read, before it is written to the log.
+
+A client that waits for the container's end anyway — a foreground ``run --rm``
+(``attach exit hook``), an ``rm -f`` (``exit hook``, no output: answered at once
+with a ``HOOK_STREAM`` frame ``taken``) — may take the exit hook's work over (the
+unmount, ``--rm``'s removal: ``ContainerService.take_exit``): its engine and
+database are open already, where the hook would be a fork that opens them.  After
+the last exit's code it stays connected; once the supervisor has deleted the
+runtime's state, a ``HOOK_STREAM`` frame says ``done`` (or ``failed``), and the
+supervisor waits for the client to close: if the container's folder is still there
+then (the client died, or failed), the supervisor runs its exit hook as ever.
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ from dockyard.supervise.logfile import JsonLog
 
 STREAM_IDS = {"stdout": 1, "stderr": 2}
 EXIT_STREAM = 4  # not one of stdcopy's (0 stdin, 1 stdout, 2 stderr, 3 system error)
+HOOK_STREAM = 5  # the exit hook's taker's words: TAKEN, then DONE or FAILED
+TAKEN, DONE, FAILED = b"taken", b"done", b"failed"
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -69,6 +81,7 @@ class IOHub:
         self.pending: dict[socket.socket, bytes] = {}
         self.framed: set[socket.socket] = set()  # clients that get frames even with a TTY
         self.waiting: list[socket.socket] = []  # ``attach exit`` clients: get the exit code
+        self.taker: socket.socket | None = None  # the client that takes the exit hook over
         self.outputs: dict[int, str] = {}
         self.input_fd: int | None = None  # pty master or stdin pipe write end
 
@@ -127,14 +140,25 @@ class IOHub:
                 os.close(self.input_fd)
             self.input_fd = None
 
-    def exited(self, code: int) -> None:
-        """After the exit is recorded: the code to the clients that asked for it."""
+    def exited(self, code: int, *, last: bool = False) -> socket.socket | None:
+        """After the exit is recorded: the code to the clients that asked for it.  The
+        ``last`` exit's taker of the exit hook stays connected and is returned (one
+        that is not the last is told nothing more: its exit hook is not due)."""
+        taker, self.taker = self.taker, None
         for client in self.waiting:
-            with contextlib.suppress(OSError):
+            try:
                 client.sendall(frame(EXIT_STREAM, str(code).encode()))
-            _close_gently(client)
+            except OSError:
+                if client is taker:
+                    taker = None  # (gone: the exit hook is ours)
+            if client is not taker or not last:
+                _close_gently(client)
             self.framed.discard(client)
+            for group in (self.clients, self.readable):
+                if client in group:
+                    group.remove(client)
         self.waiting.clear()
+        return taker if last else None
 
     def _broadcast(self, stream: str, data: bytes) -> None:
         framed = frame(STREAM_IDS[stream], data)
@@ -171,6 +195,12 @@ class IOHub:
             fcntl.ioctl(self.input_fd, termios.TIOCSWINSZ,
                         struct.pack("HHHH", int(words[1]), int(words[2]), 0, 0))
             conn.close()
+        elif words == ["exit", "hook"]:  # (``rm -f``'s: no output, told it is taken)
+            if self._take_hook(conn):
+                with contextlib.suppress(OSError):
+                    conn.sendall(frame(HOOK_STREAM, TAKEN))
+            else:
+                conn.close()
         elif words[:1] == ["attach"]:
             self.clients.append(conn)
             self.readable.append(conn)
@@ -178,10 +208,22 @@ class IOHub:
                 self.framed.add(conn)
             if "exit" in words[1:]:
                 self.waiting.append(conn)
+                if "hook" in words[1:]:
+                    self._take_hook(conn)
             if rest:
                 self._forward(rest)
         else:
             conn.close()
+
+    def _take_hook(self, conn: socket.socket) -> bool:
+        """``conn`` takes the exit hook over, unless another client did first."""
+        if self.taker is not None:
+            return False
+        self.taker = conn
+        if conn not in self.waiting:
+            self.waiting.append(conn)
+            self.framed.add(conn)
+        return True
 
     def _client_input(self, client: socket.socket) -> None:
         try:
@@ -205,6 +247,8 @@ class IOHub:
         for group in (self.clients, self.readable, self.waiting):
             if client in group:
                 group.remove(client)
+        if client is self.taker:
+            self.taker = None
         self.framed.discard(client)
         with contextlib.suppress(OSError):
             client.close()
@@ -215,6 +259,7 @@ class IOHub:
         for client in self.waiting:
             _close_gently(client)
         self.waiting.clear()
+        self.taker = None
         self.listener.close()
         with contextlib.suppress(OSError):
             os.unlink(socket_path(self.bundle_fd))

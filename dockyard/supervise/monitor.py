@@ -41,7 +41,7 @@ from dockyard.supervise.driver import CliDriver, RuntimeDriver
 from dockyard.supervise.fdpass import receive_fd
 from dockyard.supervise.health import HealthChecker
 from dockyard.supervise.helper import keep_out_of_forks, release, run_in_fork
-from dockyard.supervise.iohub import IOHub
+from dockyard.supervise.iohub import DONE, FAILED, HOOK_STREAM, IOHub, frame
 from dockyard.supervise.logfile import JsonLog, now_iso
 from dockyard.supervise.process import (
     PAUSE_ENV,
@@ -172,7 +172,7 @@ class Supervisor:
             try:
                 # the interfaces made by the create's helper, right after the init
                 pid = self.driver.create(self.id, self.bundle, stdio,
-                                         self._attach if self.network else None)
+                                         self._attach if self._to_attach() else None)
             except RuntimeError:
                 stdio.abandon()
                 raise
@@ -207,6 +207,13 @@ class Supervisor:
         self.driver.start(self.id)
         trace.mark("runtime start done")
         return pid
+
+    def _to_attach(self) -> bool:
+        """Whether the create's helper has interfaces to make: not for ``--network
+        none`` when the runtime's init sets ``lo`` up itself (as the config asks,
+        ``engine.ocispec``)."""
+        return bool(self.network) and (bool(self.network["endpoints"]) or
+                                       not self.driver.sets_loopback_up)
 
     def _attach(self, pid: int) -> None:
         """The container's interfaces on its networks (``lo`` up alone on none).  Run by
@@ -374,6 +381,7 @@ class Supervisor:
         started = time.monotonic()
         leaving: threading.Thread | None = None
         hook: _PythonHook | None = None
+        taker: socket.socket | None = None
         while True:
             code = self.pump(pid)
             trace.follow(str(self.bundle), "supervisor")  # a traced rm -f/stop's
@@ -388,11 +396,13 @@ class Supervisor:
                 self.save(state="exited", pid=0, pid_start=0, exit_code=code,
                           finished_at=now_iso(), oom_killed=oom, supervisor_pid=0,
                           exit_pending=True)
-                self.hub.exited(code)  # the attached foreground run's answer
+                # the attached foreground run's answer; a client that takes the exit
+                # hook over (``supervise.iohub``) stays connected
+                taker = self.hub.exited(code, last=True)
                 trace.mark("exit recorded and sent")
                 # its engine and database opened while we delete the runtime's state;
                 # it waits for that before its work (see below)
-                hook = self._begin_exit_hook()
+                hook = None if taker is not None else self._begin_exit_hook()
                 leaving = self._leave_networks()
                 pause_at("exit-recorded", self.bundle, self.pause_at)
                 break  # (the runtime's delete: beside the exit hook, below)
@@ -429,7 +439,10 @@ class Supervisor:
         if self.dns is not None:
             self.dns.close()
         self.hub.close()
-        self._exit_hook(delete_runtime=True, begun=hook)
+        if taker is not None:
+            self._exit_taken(taker)
+        else:
+            self._exit_hook(delete_runtime=True, begun=hook)
         if leaving is not None:
             leaving.join()
         trace.mark("exit hook done")
@@ -520,6 +533,27 @@ class Supervisor:
         if self.exit_hook:
             subprocess.run(self.exit_hook, check=False, stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def _exit_taken(self, taker: socket.socket) -> None:
+        """The exit hook's work done by the client that took it over (``supervise.iohub``):
+        the runtime's state deleted here meanwhile, as beside a hook of ours, and the
+        client told; once it hangs up, the hook runs as ever if the container's folder
+        is still there (the client died, or failed; the hook finds a removed container
+        gone and does nothing)."""
+        deleted = True
+        try:
+            self._delete_runtime(self.driver.delete_last)
+        except Exception as exc:  # noqa: BLE001 - the hook below tries again
+            deleted = False
+            print(f"supervisor: runtime delete: {exc!r}", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):
+            taker.sendall(frame(HOOK_STREAM, DONE if deleted else FAILED))
+            while taker.recv(4096):
+                pass
+        taker.close()
+        trace.mark("exit taken")
+        if self.bundle.is_dir():
+            self._exit_hook(delete_runtime=not deleted)
 
     def _delete_runtime(self, delete: Callable[[str], None]) -> None:
         delete(self.id)

@@ -65,7 +65,8 @@ PLAN: dict[str, dict[str, tuple[str, ...]]] = {
                "creating": ("cli", "supervisor", "zygote"),
                "after-create": ("cli", "supervisor", "zygote", "init"),
                "running": ("cli", "supervisor", "zygote", "init"),
-               "exit-hook": ("cli", "supervisor", "zygote", "hook")},
+               # (the CLI takes the exit hook's work over: ContainerService.take_exit)
+               "exit-taking": ("cli", "supervisor", "zygote")},
     "start": {"mounted": ("cli",), "supervisor": ("cli", "supervisor", "zygote"),
               "creating": ("cli", "supervisor", "zygote"),
               "after-create": ("cli", "supervisor", "zygote", "init"),
@@ -73,7 +74,7 @@ PLAN: dict[str, dict[str, tuple[str, ...]]] = {
     "stop": {"stop-requested": ("cli", "supervisor", "zygote", "init"),
              "exit-hook": ("supervisor", "zygote", "hook")},
     "rm": {"stop-requested": ("cli", "supervisor", "zygote"),
-           "exit-hook": ("supervisor", "zygote", "hook")},
+           "exit-taking": ("cli", "supervisor", "zygote")},
     "restart": {"stop-requested": ("cli", "supervisor", "zygote", "init"),
                 "exit-hook": ("supervisor", "zygote", "hook"), "restarting": ("cli",),
                 "supervisor": ("cli", "supervisor", "zygote"),
@@ -278,6 +279,9 @@ class Scene:
         if phase == "stop-requested":
             bundle = self.bundle()
             return bundle is not None and (bundle / "stop-requested").exists()
+        if phase == "exit-taking":  # the CLI paused with the exit hook's work taken
+            bundle = self.bundle()
+            return bundle is not None and (bundle / "pause-exit-taking").exists()
         if phase == "exit-hook":
             # seen running, or missed: its supervisor already gone
             return bool(_hook_of(self.old_supervisor)) or \
@@ -318,8 +322,8 @@ class Scene:
         marker = self.marker()
         status = self.status()
         supervisor = int(marker["pid"]) if marker else int(status.get("supervisor_pid") or 0)
-        if phase == "exit-hook":  # it has recorded the exit (and cleared its pid) by now
-            supervisor = self.old_supervisor
+        if phase in ("exit-hook", "exit-taking"):  # it has recorded the exit (and
+            supervisor = self.old_supervisor  # cleared its pid) by now
         if what == "supervisor":
             return Target.find(what, supervisor)
         if what == "zygote":
@@ -609,7 +613,11 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockyard]:
 
 def _inject(scene: Scene, phase: str, victim: str) -> None:
     """Wait for ``phase``, kill ``victim`` there."""
-    if phase == "exit-hook" and scene.op == "run-rm":  # its container has to end first
+    if phase == "exit-taking" and scene.op == "rm":  # (its supervisor ends with it)
+        scene.old_supervisor = int(until("the supervisor known", lambda: int(
+            scene.status().get("monitor_pid") or 0)))
+    elif phase in ("exit-hook", "exit-taking") and scene.op == "run-rm":
+        # its container has to end first
         until("the container to run", lambda: scene.status().get("state") == "running")
         scene.old_supervisor = int(scene.status()["supervisor_pid"])
         scene.let_go()
@@ -655,7 +663,8 @@ def test_kill_at_a_phase(root: Dockyard, op: str, phase: str, victim: str,
     assert not scene.containers.is_dir() or not any(scene.containers.iterdir()), \
         "a previous trial left a container folder"
     _set_up(scene, rng, policy)
-    env = {"DOCKYARD_TEST_PAUSE_AT": "after-create"} if phase in STARTING else {}
+    env = {"DOCKYARD_TEST_PAUSE_AT": "after-create"} if phase in STARTING else \
+        {"DOCKYARD_TEST_PAUSE_AT": "exit-taking"} if phase == "exit-taking" else {}
     cli = scene.cli = _popen(root, _argv(scene, policy), env)
     try:
         with releasing(scene) if phase not in STARTING else contextlib.nullcontext():

@@ -1,6 +1,7 @@
-"""``rm -f`` of a running container: the CLI kills the init and its supervisor's exit
-hook (a warm fork, the engine's code loaded) removes the container, as for ``--rm``;
-the CLI waits for that supervisor and finishes the removal itself if it could not."""
+"""``rm -f`` of a running container: the CLI kills the init and removes the container as
+its supervisor's exit hook would, once the supervisor let it take the hook's work over
+(else the hook, a warm fork, does, as for ``--rm``, waited for); the CLI finishes the
+removal itself if neither could."""
 
 from __future__ import annotations
 
@@ -22,15 +23,24 @@ def _timeline(stderr: str) -> list[tuple[str, str]]:
     return [(row.group(1), row.group(2)) for row in rows if row]
 
 
-def test_the_supervisor_removes_a_container_rm_f_kills(box: Dockyard) -> None:
+@pytest.mark.parametrize("taken", [True, False], ids=["taken-over", "by-the-hook"])
+def test_the_container_rm_f_kills_is_removed_as_by_its_exit_hook(box: Dockyard,
+                                                                 taken: bool) -> None:
+    """The rm takes the exit hook's work over on the container's attach socket
+    (``supervise.iohub``); with no socket to ask on (taken away here), the
+    supervisor's hook does it, and the rm waits for that."""
     container_id = box("run", "-d", "--network", "none", "box:1", "sleep", "60").stdout.strip()
+    if not taken:
+        (box.root / "containers" / container_id / "attach.sock").unlink()
     result = box("rm", "-f", container_id, env={"DOCKYARD_TRACE": "1"})
     assert result.stdout == container_id + "\n"
     rows = _timeline(result.stderr)
-    # the traced rm handed its trace to the supervisor, whose hook did the removal
-    order = [("supervisor", "container exited (137)"),
-             ("supervisor", "cleanup: record removed"), ("cli", "rm: supervisor done")]
+    # the traced rm handed its trace to the supervisor (and its hook)
+    order = [("supervisor", "container exited (137)"), ("cli", "cleanup: record removed")] \
+        if taken else [("supervisor", "container exited (137)"),
+                       ("supervisor", "cleanup: record removed"), ("cli", "rm: supervisor done")]
     assert [row for row in rows if row in order] == order, rows
+    assert ("supervisor", "exit hook: forked") not in rows or not taken, rows
     assert container_id not in box("ps", "-a", "-q", "--no-trunc").stdout.split()
     assert not (box.root / "containers" / container_id).exists()
     assert box("system", "check").returncode == 0

@@ -55,7 +55,9 @@ def test_the_interfaces_are_made_by_the_create_helper_not_the_supervisor(
         box: Dockyard, network: str) -> None:
     """What the attach writes of the pages a supervisor shares with its zygote (~1 MiB
     of reference counts) goes away with the runtime's create helper: the veth pair,
-    its address and ``lo`` are made there, not in the supervisor."""
+    its address and ``lo`` are made there, not in the supervisor.  On none, ``lo`` is
+    set up by the init that makes the namespace (``runtime.linux.network``), and the
+    helper attaches nothing."""
     result = box("run", "--rm", "--network", network, "box:1", "true",
                  env={"DOCKYARD_TRACE": "1"})
     pids = _pid_by_phase(result.stderr)
@@ -65,8 +67,28 @@ def test_the_interfaces_are_made_by_the_create_helper_not_the_supervisor(
         assert pids["attach: veth pair made"] == helper, result.stderr
         assert pids["attach: address and route set"] == helper, result.stderr
     else:
-        assert pids["attach: loopback up"] == helper, result.stderr
+        assert pids["init: loopback up"] == pids["init: namespaces made"], result.stderr
+        assert "attach: loopback up" not in pids, result.stderr
     assert pids["network connected"] == supervisor, result.stderr  # ports, DNS: its own
+
+
+def test_a_foreground_run_rm_and_an_rm_f_do_the_exit_hooks_work_themselves(
+        box: Dockyard) -> None:
+    """They wait for it anyway, their engine open: the supervisor lets them take it over
+    (``supervise.iohub``: ``attach exit hook``, ``exit hook``) instead of forking its
+    hook, which would open an engine and database of its own."""
+    result = box("run", "--rm", "--network", "none", "box:1", "true",
+                 env={"DOCKYARD_TRACE": "1"})
+    pids = _pid_by_phase(result.stderr)
+    assert pids["cleanup: record removed"] == pids["image resolved"], result.stderr
+    assert "exit hook: forked" not in pids, result.stderr
+    name = f"taken-{uuid.uuid4().hex[:8]}"
+    box("run", "-d", "--name", name, "box:1", "sleep", "60")
+    removed = box("rm", "-f", name, env={"DOCKYARD_TRACE": "1"})
+    pids = _pid_by_phase(removed.stderr)
+    assert pids["cleanup: record removed"] == pids["rm: killed"], removed.stderr
+    assert "exit hook: forked" not in pids, removed.stderr
+    assert box("ps", "-aq", "--filter", f"name={name}").stdout == ""
 
 
 def test_untraced_commands_print_no_timeline(box: Dockyard) -> None:
