@@ -260,6 +260,9 @@ class IOHub:
             _close_gently(client)
         self.waiting.clear()
         self.taker = None
+        for conn in self.pending:  # (their first line never read: an ``rm -f`` asking
+            conn.close()  # to take the hook over hears no, at once)
+        self.pending.clear()
         self.listener.close()
         with contextlib.suppress(OSError):
             os.unlink(socket_path(self.bundle_fd))

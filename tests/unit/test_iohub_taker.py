@@ -85,3 +85,19 @@ def test_a_plain_attach_exit_client_is_closed_after_the_code(hub: IOHub,
     assert frames.until(iohub.EXIT_STREAM) == b"0"
     assert frames.next() is None
     sock.close()
+
+
+def test_a_client_whose_line_was_never_read_hears_no_at_the_end(tmp_path: Path) -> None:
+    """Its connection is closed with the hub (an ``rm -f`` asking just as the container
+    ended on its own goes on at once, not once the supervisor has ended)."""
+    log = JsonLog(tmp_path / "container.log")
+    hub = IOHub(tmp_path, log, tty=False)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(tmp_path / "attach.sock"))
+    sock.settimeout(5)
+    hub.wait_for_client(0.05)  # (accepted; no line sent yet: pending)
+    assert len(hub.pending) == 1
+    hub.close()
+    log.file.close()
+    assert sock.recv(64) == b""  # (not a timeout)
+    sock.close()
