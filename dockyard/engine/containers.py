@@ -935,9 +935,10 @@ class ContainerService:
         unlocked and undone), for the supervisor's last step beside us, the runtime
         state's delete; False when it died first (or failed): that goes first here, as
         for any dead supervisor's container."""
-        # (read once, under the lock: the hook is given the full id)
-        container_id = ref if self.bundle(ref).is_dir() else self.store.find(ref).id
         try:
+            # (the hook is given the full id; a taker of it (``take_exit``) may find
+            # the container removed already, by a watchdog that saw its supervisor die)
+            container_id = ref if self.bundle(ref).is_dir() else self.store.find(ref).id
             with self._locked(container_id):
                 withdraw_runtime = supervisor_done is not None and not supervisor_done()
                 if supervisor_done is not None:
