@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dockyard import trace
@@ -41,6 +42,66 @@ RM_OPTIONS: tuple[Opt, ...] = (
     opt("-f", "--force", kind="flag"),
     opt("-v", "--volumes", kind="flag", help="Remove anonymous volumes too."),
 )
+
+
+START_OPTIONS: tuple[Opt, ...] = (
+    opt("-a", "--attach", dest="attach_output", kind="flag",
+        help="Attach STDOUT/STDERR and forward signals; exit with the container's code."),
+    opt("-i", "--interactive", kind="flag", help="Attach the container's STDIN."),
+)
+
+
+STOP_OPTIONS: tuple[Opt, ...] = (opt("-t", "--time", dest="timeout", type=int),)
+
+
+KILL_OPTIONS: tuple[Opt, ...] = (opt("-s", "--signal", dest="sig", default="KILL"),)
+
+
+def each(refs: tuple[str, ...], action: Callable[[str], object]) -> int:
+    """Docker's multi-container behaviour: act on each, name each done, report each
+    failure; the exit code 1 if any failed."""
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+            echo(ref)
+        except DockyardError as exc:
+            sys.stderr.write(f"Error: {exc.message}\n")
+            sys.stderr.flush()
+            failed = True
+    return 1 if failed else 0
+
+
+def start(engine: Engine, *containers: str, attach_output: bool, interactive: bool) -> int:
+    """``start``: each container started; attached (``-a``/``-i``) to one, its exit
+    code."""
+    if not (attach_output or interactive):
+        return each(containers, engine.containers.start)
+    if len(containers) > 1:
+        raise InvalidArgument("you cannot start and attach multiple containers at once")
+    return start_attached(engine, containers[0], stdin=interactive)
+
+
+def stop(engine: Engine, *containers: str, timeout: int | None) -> int:
+    """``stop``: the stop signal, then SIGKILL after the timeout, to each."""
+    return each(containers, lambda ref: engine.containers.stop(ref, timeout))
+
+
+def restart(engine: Engine, *containers: str, timeout: int | None) -> int:
+    """``restart``: each stopped, then started."""
+    def again(ref: str) -> None:
+        engine.containers.stop(ref, timeout)
+        engine.containers.start(ref)
+
+    return each(containers, again)
+
+
+def kill(engine: Engine, *containers: str, sig: str) -> int:
+    """``kill``: the signal (a name or a number) to each."""
+    from dockyard.runtime.operations import parse_signal
+
+    number = parse_signal(sig)
+    return each(containers, lambda ref: engine.containers.kill(ref, number))
 
 
 def echo(text: str) -> None:

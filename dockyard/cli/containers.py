@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from dockyard.cli import container_cmds
-from dockyard.cli.container_cmds import PS_OPTIONS, RM_OPTIONS
+from dockyard.cli.container_cmds import (
+    KILL_OPTIONS,
+    PS_OPTIONS,
+    RM_OPTIONS,
+    START_OPTIONS,
+    STOP_OPTIONS,
+)
 from dockyard.cli.container_flags import CONTAINER_OPTIONS, RUN_OPTIONS, spec_from_flags
 from dockyard.cli.errors import EXIT_RUN_ENGINE, report
 from dockyard.cli.flagtable import click_options
@@ -47,19 +53,8 @@ def run_cmd(engine: Engine, /, image: str, command: tuple[str, ...], **o: Any) -
 
 
 def _each(refs: tuple[str, ...], action: Any) -> None:
-    """Docker's multi-container behaviour: act on each, report failures, fail at the end."""
-    from dockyard.errors import DockyardError
-
-    failed = False
-    for ref in refs:
-        try:
-            action(ref)
-            click.echo(ref)
-        except DockyardError as exc:
-            click.echo(f"Error: {exc.message}", err=True)
-            failed = True
-    if failed:
-        raise click.exceptions.Exit(1)
+    """Docker's multi-container behaviour (``container_cmds.each``) for a click command."""
+    _exit_with(container_cmds.each(refs, action))
 
 
 @click.command("attach")
@@ -81,54 +76,44 @@ def attach_cmd(engine: Engine, no_stdin: bool, container: str) -> None:
 
 
 @click.command("start")
-@click.option("-a", "--attach", "attach_output", is_flag=True,
-              help="Attach STDOUT/STDERR and forward signals; exit with the container's code.")
-@click.option("-i", "--interactive", is_flag=True, help="Attach the container's STDIN.")
+@click_options(START_OPTIONS)
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_obj
-def start_cmd(engine: Engine, attach_output: bool, interactive: bool,
-              containers: tuple[str, ...]) -> None:
+def start_cmd(engine: Engine, /, containers: tuple[str, ...], **o: Any) -> None:
     """Start one or more stopped containers."""
-    if not (attach_output or interactive):
-        _each(containers, engine.containers.start)
-        return
-    if len(containers) > 1:
-        raise InvalidArgument("you cannot start and attach multiple containers at once")
-    sys.exit(container_cmds.start_attached(engine, containers[0], stdin=interactive))
+    _exit_with(container_cmds.start(engine, *containers, **o))
 
 
 @click.command("stop")
-@click.option("-t", "--time", "timeout", type=int, default=None)
+@click_options(STOP_OPTIONS)
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_obj
-def stop_cmd(engine: Engine, timeout: int | None, containers: tuple[str, ...]) -> None:
+def stop_cmd(engine: Engine, /, containers: tuple[str, ...], **o: Any) -> None:
     """Stop running containers (stop signal, then SIGKILL after the timeout)."""
-    _each(containers, lambda ref: engine.containers.stop(ref, timeout))
+    _exit_with(container_cmds.stop(engine, *containers, **o))
 
 
 @click.command("restart")
-@click.option("-t", "--time", "timeout", type=int, default=None)
+@click_options(STOP_OPTIONS)
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_obj
-def restart_cmd(engine: Engine, timeout: int | None, containers: tuple[str, ...]) -> None:
+def restart_cmd(engine: Engine, /, containers: tuple[str, ...], **o: Any) -> None:
     """Restart containers (stop, then start)."""
-    def restart(ref: str) -> None:
-        engine.containers.stop(ref, timeout)
-        engine.containers.start(ref)
-
-    _each(containers, restart)
+    _exit_with(container_cmds.restart(engine, *containers, **o))
 
 
 @click.command("kill")
-@click.option("-s", "--signal", "sig", default="KILL")
+@click_options(KILL_OPTIONS)
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_obj
-def kill_cmd(engine: Engine, sig: str, containers: tuple[str, ...]) -> None:
+def kill_cmd(engine: Engine, /, containers: tuple[str, ...], **o: Any) -> None:
     """Send a signal to running containers."""
-    from dockyard.runtime.operations import parse_signal
+    _exit_with(container_cmds.kill(engine, *containers, **o))
 
-    number = parse_signal(sig)
-    _each(containers, lambda ref: engine.containers.kill(ref, number))
+
+def _exit_with(code: int) -> None:
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 @click.command("rm")

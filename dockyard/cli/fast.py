@@ -95,18 +95,6 @@ def _exec(engine: Any, container: str, *command: str, **options: Any) -> object:
     return exec_(engine, container, *command, **options)
 
 
-def _rm_options() -> Sequence[Opt]:
-    from dockyard.cli.container_cmds import RM_OPTIONS
-
-    return RM_OPTIONS
-
-
-def _rm(engine: Any, *containers: str, **options: Any) -> object:
-    from dockyard.cli.container_cmds import rm
-
-    return rm(engine, *containers, **options)
-
-
 def _build_options() -> Sequence[Opt]:
     from dockyard.cli.build_cmds import BUILD_OPTIONS
 
@@ -157,13 +145,37 @@ def _compose_commands() -> Mapping[str, FastCommand]:
             "down": FastCommand(_compose_table("down"), _compose_body("down"), (0, 0))}
 
 
+def _container_table(name: str) -> Callable[[], Sequence[Opt]]:
+    def table() -> Sequence[Opt]:
+        from dockyard.cli import container_cmds
+
+        rows: Sequence[Opt] = getattr(container_cmds, f"{name.upper()}_OPTIONS")
+        return rows
+
+    return table
+
+
+def _container_body(name: str) -> Callable[..., object]:
+    def body(engine: Any, *containers: str, **options: Any) -> object:
+        from dockyard.cli import container_cmds
+
+        run: Callable[..., object] = getattr(container_cmds, name)
+        return run(engine, *containers, **options)
+
+    return body
+
+
 COMMANDS: dict[str, FastCommand] = {
     "run": FastCommand(_run_options, _run, (1, None), interspersed=False),
     "ps": FastCommand(_ps_options, _ps, (0, 0)),
     "images": FastCommand(_images_options, _images, (0, 1)),
     "inspect": FastCommand(_inspect_options, _inspect, (1, None)),
     "exec": FastCommand(_exec_options, _exec, (2, None), interspersed=False),
-    "rm": FastCommand(_rm_options, _rm, (1, None)),
+    "rm": FastCommand(_container_table("rm"), _container_body("rm"), (1, None)),
+    "start": FastCommand(_container_table("start"), _container_body("start"), (1, None)),
+    "stop": FastCommand(_container_table("stop"), _container_body("stop"), (1, None)),
+    "restart": FastCommand(_container_table("stop"), _container_body("restart"), (1, None)),
+    "kill": FastCommand(_container_table("kill"), _container_body("kill"), (1, None)),
     "build": FastCommand(_build_options, _build, (1, 1), fits=_build_fits),
     "compose": FastCommand(_compose_options, None, (1, None), interspersed=False,
                            subcommands=_compose_commands),

@@ -63,6 +63,7 @@ from dockyard.store.layout import Layout
 _SAMPLE_ARGV = (("ps", "-a", "--no-trunc"), ("images", "-q"), ("inspect", "-f", "x", "x"),
                 ("run", "-d", "--rm", "--name", "x", "-p", "80:80", "-e", "A=B", "-v",
                  "/a:/b", "--network", "none", "image", "command"), ("rm", "-f", "x"),
+                ("start", "x"), ("stop", "-t", "1", "x"), ("kill", "-s", "TERM", "x"),
                 ("exec", "-i", "x", "command"), ("compose", "-f", "x", "up", "-d"),
                 ("compose", "down"))
 

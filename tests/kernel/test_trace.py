@@ -153,6 +153,23 @@ def test_hot_commands_import_nothing_they_do_not_use(box: Dockyard, args: tuple[
     assert sorted(set(NOT_ON_THE_FAST_PATH) & imported) == []
 
 
+def test_a_containers_life_commands_run_without_click(box: Dockyard) -> None:
+    """``start``, ``stop``, ``restart`` and ``kill`` are the fast path's too (they went to
+    click: ~20 ms of each), here run by it in the caller (``DOCKYARD_WARM_CLI=0``)."""
+    box("run", "-d", "--network", "none", "box:1", "sleep", "60")  # (the zygote kept up,
+    box("create", "--name", "life", "--network", "none", "box:1", "sleep", "60")  # warm)
+    env = {"PYTHONPROFILEIMPORTTIME": "1", "DOCKYARD_WARM_CLI": "0"}
+    for args in (("start", "life"), ("restart", "-t", "0", "life"),
+                 ("kill", "-s", "KILL", "life"), ("start", "life"), ("stop", "-t", "0", "life")):
+        result = box(*args, env=env)
+        assert result.stdout == "life\n", args
+        imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert "dockyard.cli.fast" in imported, args
+        assert sorted(set(NOT_ON_THE_FAST_PATH) & imported) == [], args
+    assert box("inspect", "-f", "{{.State.Status}}", "life").stdout.strip() == "exited"
+
+
 # What a build that pulls nothing must not import: click (its flags are read from the
 # same rows by the fast path), and the registry's client behind the signature policy
 # (httpx, rich, yaml: ~70 ms), loaded only when a FROM is pulled

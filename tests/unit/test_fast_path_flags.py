@@ -13,10 +13,25 @@ from dockyard.cli import compose as compose_cli
 from dockyard.cli import compose_cmds, fast
 from dockyard.cli.build import build_cmd
 from dockyard.cli.build_cmds import BUILD_OPTIONS
-from dockyard.cli.container_cmds import EXEC_OPTIONS, PS_OPTIONS, RM_OPTIONS
+from dockyard.cli.container_cmds import (
+    EXEC_OPTIONS,
+    KILL_OPTIONS,
+    PS_OPTIONS,
+    RM_OPTIONS,
+    START_OPTIONS,
+    STOP_OPTIONS,
+)
 from dockyard.cli.container_flags import RUN_OPTIONS
 from dockyard.cli.container_ops import exec_cmd
-from dockyard.cli.containers import ps_cmd, rm_cmd, run_cmd
+from dockyard.cli.containers import (
+    kill_cmd,
+    ps_cmd,
+    restart_cmd,
+    rm_cmd,
+    run_cmd,
+    start_cmd,
+    stop_cmd,
+)
 from dockyard.cli.flagtable import NotFast, Opt, parse
 from dockyard.cli.image_cmds import IMAGES_OPTIONS, INSPECT_OPTIONS
 from dockyard.cli.images import images_cmd, inspect_cmd
@@ -110,6 +125,20 @@ def test_rm_reads_every_flag_as_click_does(row: Opt) -> None:
 
 
 @pytest.mark.parametrize(("table", "command"), [
+    (START_OPTIONS, start_cmd), (STOP_OPTIONS, stop_cmd), (STOP_OPTIONS, restart_cmd),
+    (KILL_OPTIONS, kill_cmd)], ids=["start", "stop", "restart", "kill"])
+def test_container_life_commands_read_every_flag_as_click_does(
+        table: Sequence[Opt], command: click.Command) -> None:
+    for row in table:
+        for spelling in [*_samples(row), []]:
+            args = ["one", *spelling, "two"]
+            options, positionals = _fast_reading(table, args, interspersed=True)
+            clicked = _click_reading(command, args)
+            assert tuple(positionals) == clicked.pop("containers") and options == clicked, \
+                spelling
+
+
+@pytest.mark.parametrize(("table", "command"), [
     (compose_cmds.COMPOSE_OPTIONS, compose_cli.compose_group),
     (compose_cmds.UP_OPTIONS, compose_cli.up_cmd),
     (compose_cmds.PS_OPTIONS, compose_cli.ps_cmd),
@@ -150,6 +179,8 @@ def test_what_the_fast_path_leaves_to_click(args: list[str]) -> None:
 @pytest.mark.parametrize("argv", [
     ["ps", "--help"], ["ps", "extra"], ["run"], ["--version"], ["images", "a", "b"],
     ["inspect"], ["rmi", "x"], ["rm"], ["rm", "--force=1", "x"], ["rm", "-l", "x"],
+    ["start"], ["start", "--help"], ["stop", "-t", "soon", "x"], ["kill", "-s"],
+    ["restart", "--bogus", "x"],
     ["--root"], ["--debug", "ps"], ["ps", "--filter"],
     ["compose"], ["compose", "--help"], ["compose", "up", "--help"], ["compose", "logs"],
     ["compose", "ps", "--status", "bogus"], ["compose", "down", "web"],
