@@ -226,7 +226,7 @@ class ContainerService:
                 created=now_iso(), state="created", pid=0, exit_code=0, started_at="",
                 finished_at="", restart_count=0, oom_killed=False, error="", supervisor_pid=0,
                 stopped_by_user=False)
-            self.store.add(record)
+            record = self.store.add(record, generated_name=not spec.name)
             undo.pop_all()
         trace.mark("created: snapshot and record")
         self._event("create", record)

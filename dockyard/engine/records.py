@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from dockyard.engine import names
 from dockyard.engine.spec import (
     BlkioThrottleDevice,
     BlkioWeightDevice,
@@ -128,9 +129,20 @@ class ContainerStore:
         self.db = db
         db.migrate("containers", MIGRATIONS)
 
-    def add(self, record: ContainerRecord) -> None:
+    def add(self, record: ContainerRecord, *, generated_name: bool = False) -> ContainerRecord:
+        """The record stored, as stored: a ``generated_name`` taken meanwhile (a create
+        beside this one drew the same: Docker's generator has ~550 pairs here) is drawn
+        again inside the transaction, as dockerd's registrar retries, instead of
+        failing a ``run`` that named nothing."""
         with self.db.transaction("creating a container") as conn:
-            if conn.execute("SELECT 1 FROM containers WHERE name=?", (record.name,)).fetchone():
+            def taken(name: str) -> bool:
+                return bool(conn.execute("SELECT 1 FROM containers WHERE name=?",
+                                         (name,)).fetchone())
+
+            if generated_name and taken(record.name):
+                name = names.generate(taken)
+                record = record._replace(name=name, spec=record.spec._replace(name=name))
+            if taken(record.name):
                 raise Conflict(f'Conflict. The container name "/{record.name}" is already in '
                                f'use by container "{self._id_of(conn, record.name)}". You have '
                                "to remove (or rename) that container to be able to reuse that "
@@ -139,6 +151,7 @@ class ContainerStore:
             values[5] = spec_to_json(record.spec)
             conn.execute(f"INSERT INTO containers ({_COLUMNS}) VALUES "
                          f"({', '.join('?' * len(values))})", values)
+        return record
 
     @staticmethod
     def _id_of(conn: Any, name: str) -> str:
