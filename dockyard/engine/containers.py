@@ -1138,7 +1138,10 @@ class ContainerService:
         if frames.until(EXIT_STREAM) is None:  # (no exit heard: the hook's, if any)
             frames.sock.close()
             return self._gone(record.id, supervisor)
-        return self.take_exit(record.id, frames)
+        try:
+            return self.take_exit(record.id, frames)
+        except (DockyardError, OSError):  # (closed: the supervisor's hook does it)
+            return self._gone(record.id, supervisor)
 
     def _exit_hook_taken(self, record: ContainerRecord) -> Frames | None:
         """The container's supervisor asked to let this process do its exit hook's
