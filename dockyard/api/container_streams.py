@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,13 @@ from aiohttp import web
 from dockyard.api import params
 from dockyard.api.server import ENGINE, _common_headers
 from dockyard.api.streams import STDERR, STDOUT, call, frame, iterate
+from dockyard.engine.attach_socket import EXIT_STREAM, split_frame
 from dockyard.engine.attach_socket import connect as connect_attach
 from dockyard.engine.records import ACTIVE_STATES, ContainerRecord
 from dockyard.errors import DockyardError, InvalidArgument
 
 log = logging.getLogger("dockyard.api")
 
-EXIT_STREAM = 4  # supervise.iohub's frame carrying the exit code (not sent to clients)
 _KEPT_CODES = 1024
 
 
@@ -170,11 +169,8 @@ async def _pump_output(reader: asyncio.StreamReader, response: web.StreamRespons
             await response.write(data)
             continue
         buffer += data
-        while len(buffer) >= 8:
-            stream, length = struct.unpack(">BxxxL", buffer[:8])
-            if len(buffer) < 8 + length:
-                break
-            payload, buffer = buffer[8:8 + length], buffer[8 + length:]
+        while (split := split_frame(buffer)) is not None:
+            stream, payload, buffer = split
             if stream == EXIT_STREAM:
                 with contextlib.suppress(ValueError):
                     code = int(payload)

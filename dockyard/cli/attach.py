@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from dockyard.engine.attach_socket import EXIT_STREAM, Frames
+from dockyard.engine.attach_socket import EXIT_STREAM, Frames, split_frame
 from dockyard.engine.attach_socket import connect as connect_attach
 
 
@@ -124,12 +124,11 @@ class _Demux:
 
     def feed(self, data: bytes) -> None:
         buffer = self.buffer + data
-        while len(buffer) >= 8 and not (self.stop_at_exit and self.exit_code is not None):
-            stream, length = struct.unpack(">BxxxL", buffer[:8])
-            if len(buffer) < 8 + length:
+        while not (self.stop_at_exit and self.exit_code is not None):
+            split = split_frame(buffer)
+            if split is None:
                 break
-            payload = buffer[8:8 + length]
-            buffer = buffer[8 + length:]
+            stream, payload, buffer = split
             if stream == EXIT_STREAM:
                 self.exit_code = int(payload)
                 continue

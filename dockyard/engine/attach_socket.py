@@ -32,6 +32,17 @@ def connect(bundle: Path, first_line: str) -> socket.socket:
     return sock
 
 
+def split_frame(buffer: bytes) -> tuple[int, bytes, bytes] | None:
+    """The first whole stdcopy frame of ``buffer`` — its stream, payload and the bytes
+    after it — or None while it is not all there."""
+    if len(buffer) < 8:
+        return None
+    stream, length = struct.unpack(">BxxxL", buffer[:8])
+    if len(buffer) < 8 + length:
+        return None
+    return stream, buffer[8:8 + length], buffer[8 + length:]
+
+
 class Frames:
     """A connection's stdcopy frames (``supervise.iohub``), read one at a time;
     ``buffered``: bytes read off it already."""
@@ -44,12 +55,10 @@ class Frames:
         """The next frame's stream and payload; None once the connection ends (or
         fails, or its timeout passes)."""
         while True:
-            if len(self.buffer) >= 8:
-                stream, length = struct.unpack(">BxxxL", self.buffer[:8])
-                if len(self.buffer) >= 8 + length:
-                    payload = self.buffer[8:8 + length]
-                    self.buffer = self.buffer[8 + length:]
-                    return stream, payload
+            split = split_frame(self.buffer)
+            if split is not None:
+                stream, payload, self.buffer = split
+                return stream, payload
             try:
                 data = self.sock.recv(65536)
             except OSError:

@@ -149,6 +149,7 @@ def attach(pid: int, attachment: Attachment) -> None:
     container died meanwhile, the kernel makes neither end.  The host end is born up
     and a port of the bridge (one request); the links are set up by ioctl, and the
     requests go through ``network.rtnl`` (no pyroute2 session: ~7 ms of CPU less)."""
+    from dockyard.network.linkup import set_up
     from dockyard.network.netns import in_netns_of
     from dockyard.network.rtnl import Rtnl
 
@@ -174,11 +175,11 @@ def attach(pid: int, attachment: Attachment) -> None:
     trace.mark("attach: veth pair made")
 
     def inside() -> None:
-        _bring_up("lo")
+        set_up("lo")
         with Rtnl() as rtnl:  # (a socket of the container's namespace)
             rtnl.add_address(_index_of(attachment.ifname), attachment.address,
                              attachment.prefix)
-            _bring_up(attachment.ifname)  # (after its address: then the route can use it)
+            set_up(attachment.ifname)  # (after its address: then the route can use it)
             if attachment.default_route:
                 rtnl.add_default_route(attachment.gateway)
 
@@ -194,24 +195,11 @@ def attach(pid: int, attachment: Attachment) -> None:
 def loopback_up(pid: int) -> None:
     """``--network none``: a namespace with only ``lo``, up (as Docker leaves it), by
     this thread, which joins it and comes back (``network.netns``)."""
+    from dockyard.network.linkup import set_up
     from dockyard.network.netns import in_netns_of
 
-    in_netns_of(pid, lambda: _bring_up("lo"))
+    in_netns_of(pid, lambda: set_up("lo"))
     trace.mark("attach: loopback up")
-
-
-def _bring_up(name: str) -> None:
-    """Set a link of our namespace up: two ioctls (its flags read, then written with
-    IFF_UP), where a netlink request through pyroute2 costs ~1-2 ms of CPU."""
-    import fcntl
-    import socket
-    import struct
-
-    request = struct.Struct("16sH22x")  # struct ifreq: the name, then ifr_flags
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        current = fcntl.ioctl(sock, 0x8913, request.pack(name.encode(), 0))  # SIOCGIFFLAGS
-        flags = request.unpack(current)[1] | 0x1  # IFF_UP
-        fcntl.ioctl(sock, 0x8914, request.pack(name.encode(), flags))  # SIOCSIFFLAGS
 
 
 def link_alias(name: str) -> str:
