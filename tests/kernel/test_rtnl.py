@@ -41,7 +41,7 @@ _SCRIPT = textwrap.dedent('''
         code = ("import socket; from dockyard.network.rtnl import Rtnl\\n"
                 "with Rtnl() as r:\\n"
                 "    r.add_address(socket.if_nametoindex('eth0'), '10.77.0.2', 24)\\n"
-                "    from dockyard.network.bridge import _bring_up; _bring_up('eth0')\\n"
+                "    from dockyard.network.linkup import set_up; set_up('eth0')\\n"
                 "    r.add_default_route('10.77.0.1')\\n")
         subprocess.run([*inside, sys.executable, "-c", code], check=True)
         print(subprocess.run([*inside, "ip", "-4", "-o", "addr", "show", "eth0"],
