@@ -73,11 +73,11 @@ def start_writeback(fd: int) -> None:
         import ctypes  # (~1 ms, on the first large write only: not the runtime's path)
 
         try:
-            call = ctypes.CDLL(None, use_errno=True).sync_file_range
-            call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+            found = ctypes.CDLL(None, use_errno=True).sync_file_range
+            found.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+            _writeback.append(found)
         except AttributeError:
-            call = None
-        _writeback.append(call)
+            _writeback.append(None)
     call = _writeback[0]
     if call is not None:
         call(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)  # (a failure leaves it all to the fsync)
