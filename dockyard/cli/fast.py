@@ -2,8 +2,8 @@
 
 ``run``, ``exec``, ``rm``, ``ps``, ``images`` and ``inspect`` are what users and scripts
 type most, and click alone costs ~16 ms of imports: more than ``ps``'s own work; so are
-``compose up``/``ps``/``down`` (a no-op ``up`` is mostly start-up) and ``build`` (a
-fully cached one is too).  ``dispatch`` reads
+``compose up``/``ps``/``down`` (a no-op ``up`` is mostly start-up), ``build`` (a
+fully cached one is too) and ``pull`` (its start-up against skopeo's).  ``dispatch`` reads
 the global flags and a hot command's flags (a group's, then its subcommand's) from the
 same ``flagtable`` rows the click commands are built from, and calls the same body
 (``container_cmds``, ``compose_cmds``).
@@ -113,6 +113,19 @@ def _build_fits(positionals: list[str], options: dict[str, Any]) -> bool:
     return fits(positionals, options)
 
 
+def _pull_options() -> Sequence[Opt]:
+    from dockyard.cli.registry_cmds import PULL_OPTIONS
+
+    return PULL_OPTIONS
+
+
+def _pull(engine: Any, ref: str, **options: Any) -> object:
+    from dockyard.cli.registry_cmds import pull
+
+    pull(engine, ref, **options)
+    return 0
+
+
 def _compose_options() -> Sequence[Opt]:
     from dockyard.cli.compose_cmds import COMPOSE_OPTIONS
 
@@ -177,6 +190,7 @@ COMMANDS: dict[str, FastCommand] = {
     "restart": FastCommand(_container_table("stop"), _container_body("restart"), (1, None)),
     "kill": FastCommand(_container_table("kill"), _container_body("kill"), (1, None)),
     "build": FastCommand(_build_options, _build, (1, 1), fits=_build_fits),
+    "pull": FastCommand(_pull_options, _pull, (1, 1)),
     "compose": FastCommand(_compose_options, None, (1, None), interspersed=False,
                            subcommands=_compose_commands),
 }

@@ -2,62 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
-from dockyard import trace
-from dockyard.cli.progress import progress_for_terminal
+from dockyard.cli.flagtable import click_options
+from dockyard.cli.registry_cmds import PULL_OPTIONS, insecure_for, progress_for, pull
 from dockyard.engine.engine import Engine
-
-if TYPE_CHECKING:
-    from dockyard.registry.transfer import Progress
-
-
-def _insecure(engine: Engine, tls_verify: bool, ref: str) -> frozenset[str]:
-    from dockyard.oci import reference
-
-    extra = set(engine.insecure_registries)
-    if not tls_verify:
-        extra.add(reference.parse(ref).registry)
-    return frozenset(extra)
-
-
-def _progress(quiet: bool) -> contextlib.AbstractContextManager[Progress]:
-    """Per-layer lines, or nothing with -q (Docker prints only the reference then)."""
-    from dockyard.registry.transfer import NoProgress
-
-    if quiet:
-        return contextlib.nullcontext(NoProgress())
-    return progress_for_terminal()
 
 
 @click.command("pull")
 @click.argument("ref")
-@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
+@click_options(PULL_OPTIONS)
 @click.option("--tls-verify/--no-tls-verify", default=True,
-              help="--tls-verify=false allows plain HTTP to this registry.")
+              help="--no-tls-verify allows plain HTTP to this registry.")
 @click.pass_obj
 def pull_cmd(engine: Engine, ref: str, quiet: bool, tls_verify: bool) -> None:
     """Pull an image from a registry."""
-    from dockyard.oci import reference
-
-    parsed = reference.parse(ref)
-    images = engine.images
-    trace.mark("pull: store open")
-    with _progress(quiet) as progress:
-        digest = engine.pull_image(ref, insecure=_insecure(engine, tls_verify, ref),
-                                   progress=progress)
-    if quiet:
-        click.echo(str(parsed))
-        return
-    shown = next((text.split("@", 1)[1] for text in images.index.repo_digests_of(digest)
-                  if text.split("@", 1)[0] == parsed.name), digest)  # the registry's
-    click.echo(f"Digest: {shown}")
-    click.echo(f"Status: Downloaded newer image for {parsed}")
-    click.echo(str(parsed))
+    pull(engine, ref, quiet=quiet, tls_verify=tls_verify)
 
 
 @click.command("push")
@@ -77,8 +39,8 @@ def push_cmd(engine: Engine, ref: str, quiet: bool, tls_verify: bool,
     parsed = reference.parse(ref)
     if not quiet:
         click.echo(f"The push refers to repository [{parsed.name}]")
-    with _progress(quiet) as progress:
-        record, digest = engine.push_image(ref, insecure=_insecure(engine, tls_verify, ref),
+    with progress_for(quiet) as progress:
+        record, digest = engine.push_image(ref, insecure=insecure_for(engine, tls_verify, ref),
                                            progress=progress, chunk_size=chunk_size)
     if sign_by is not None:  # as podman push --sign-by: after the manifest is up
         from dockyard.registry.trust.sign import sign_gpg

@@ -125,7 +125,7 @@ def _read(path: Path) -> bytes:
 
 
 def _insecure(engine: Engine, tls_verify: bool, ref: str) -> frozenset[str]:
-    from dockyard.cli.registry import _insecure as insecure_for
+    from dockyard.cli.registry_cmds import insecure_for
 
     return insecure_for(engine, tls_verify, ref)
 

@@ -26,9 +26,12 @@ from dockyard.registry import auth
 # are installed, as they are beside dockyard: code a registry client never runs.  None
 # in sys.modules makes that import fail, and httpx defines a stand-in, as it does when
 # the extra is not installed (unless something imported it before: then nothing).
-# (h2, which httpcore loads too, ~10 ms, stays: kube's gRPC probes use it, in the same
-# process as a pull.)
-sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+# Likewise httpcore's HTTP/2 connections (~8 ms: they load h2): the client never asks
+# for HTTP/2 (no http2=True, so no "h2" in its ALPN offer), and httpcore stands in a
+# class that says h2 is missing.  h2 itself stays importable: kube's gRPC probes use it
+# directly, in the same process as a pull.
+for _unused in ("httpx._main", "httpcore._sync.http2", "httpcore._async.http2"):
+    sys.modules.setdefault(_unused, None)  # type: ignore[arg-type]
 
 import httpcore  # noqa: E402
 import httpx  # noqa: E402 - after the stand-ins above

@@ -141,6 +141,30 @@ def test_push_pull_round_trip_keeps_digests(dy: Dockyard, rootfs_tar: Path,
     assert dy("system", "check", root=other).returncode == 0
 
 
+def test_a_quiet_pull_runs_without_click(dy: Dockyard, rootfs_tar: Path, registry: Registry,
+                                        tmp_path: Path) -> None:
+    """``pull`` is the fast path's (click was ~17 ms of a pull's start-up, against
+    skopeo's whole 33 ms): its flags read from the same row as click's, the image pulled
+    and its reference printed as ``docker pull -q`` prints it; ``--no-tls-verify`` still
+    goes to click, which alone reads it."""
+    name = f"{registry.address}/fast/box:v1"
+    dy("import", str(rootfs_tar), name)
+    dy("push", "-q", name)
+    other = tmp_path / "other"
+    result = dy("pull", "-q", name, root=other, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "dockyard.cli.fast" in imported and "dockyard.registry.transfer" in imported
+    assert sorted({"click", "dockyard.cli.main", "rich"} & imported) == []
+    assert result.stdout == f"{name}\n"
+    assert dy("images", "-q", root=other).stdout.strip() == \
+        dy("images", "-q").stdout.strip().splitlines()[0]
+    again = dy("pull", "--no-tls-verify", name, root=other,
+               env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert "import time:" in again.stderr and " click\n" in again.stderr
+    assert again.stdout.rstrip().endswith(name)
+
+
 def test_skopeo_copy_then_dockyard_pull(dy: Dockyard, rootfs_tar: Path, registry: Registry,
                                         tmp_path: Path) -> None:
     if shutil.which("skopeo") is None:

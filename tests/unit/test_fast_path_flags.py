@@ -35,6 +35,8 @@ from dockyard.cli.containers import (
 from dockyard.cli.flagtable import NotFast, Opt, parse
 from dockyard.cli.image_cmds import IMAGES_OPTIONS, INSPECT_OPTIONS
 from dockyard.cli.images import images_cmd, inspect_cmd
+from dockyard.cli.registry import pull_cmd
+from dockyard.cli.registry_cmds import PULL_OPTIONS
 
 
 def _click_reading(command: click.Command, args: list[str]) -> dict[str, Any]:
@@ -94,8 +96,9 @@ def test_exec_reads_every_flag_as_click_does(row: Opt) -> None:
 
 
 @pytest.mark.parametrize(("table", "command", "positional"), [
-    (IMAGES_OPTIONS, images_cmd, "repository"), (BUILD_OPTIONS, build_cmd, "context")],
-    ids=["images", "build"])
+    (IMAGES_OPTIONS, images_cmd, "repository"), (BUILD_OPTIONS, build_cmd, "context"),
+    (PULL_OPTIONS, pull_cmd, "ref")],
+    ids=["images", "build", "pull"])
 def test_one_argument_commands_read_every_flag_as_click_does(
         table: Sequence[Opt], command: click.Command, positional: str) -> None:
     for row in table:
@@ -103,6 +106,8 @@ def test_one_argument_commands_read_every_flag_as_click_does(
             args = [*spelling, "box"]
             options, positionals = _fast_reading(table, args, interspersed=True)
             clicked = _click_reading(command, args)
+            if command is pull_cmd:  # (its TLS flag pair is click's alone: see below)
+                assert clicked.pop("tls_verify") is True
             assert positionals == [clicked.pop(positional)] and options == clicked, spelling
 
 
@@ -188,6 +193,8 @@ def test_what_the_fast_path_leaves_to_click(args: list[str]) -> None:
     ["build"], ["build", "a", "b"], ["build", "--help", "."], ["build", "--progress", "x", "."],
     ["build", "-f", "-", "-"], ["build", "--build-arg", "=1", "."],
     ["build", "--label", "=x", "."], ["build", "--build-context", "=d", "."],
+    ["pull"], ["pull", "a", "b"], ["pull", "--help", "x"], ["pull", "--no-tls-verify", "x"],
+    ["pull", "--tls-verify", "x"], ["pull", "-a", "x"],
 ])
 def test_dispatch_hands_these_to_click(argv: list[str]) -> None:
     assert fast.dispatch(argv) is None
