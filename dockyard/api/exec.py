@@ -31,8 +31,9 @@ from dockyard.api import params
 from dockyard.api.container_streams import Input, hijack
 from dockyard.api.create import Fields
 from dockyard.api.server import ENGINE, Router
-from dockyard.api.streams import STDERR, STDOUT, call, frame
+from dockyard.api.streams import call
 from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.stdcopy import STDERR, STDOUT, frame
 
 _KEPT = 1024  # finished exec instances kept for inspection
 _DRAIN = 2.0  # seconds to wait for output still in flight once the command exited

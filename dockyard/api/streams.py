@@ -15,7 +15,6 @@ import concurrent.futures
 import contextlib
 import functools
 import io
-import struct
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
@@ -27,13 +26,7 @@ T = TypeVar("T")
 EXECUTOR: web.AppKey[concurrent.futures.ThreadPoolExecutor] = web.AppKey(
     "executor", concurrent.futures.ThreadPoolExecutor)
 
-STDOUT, STDERR = 1, 2
 _DONE = object()
-
-
-def frame(stream: int, data: bytes) -> bytes:
-    """Docker's stdcopy framing: stream byte, three zero bytes, big-endian length."""
-    return struct.pack(">BxxxL", stream, len(data)) + data
 
 
 async def call(request: web.Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 from pathlib import Path
+
+from dockyard.stdcopy import split_frame
 
 # supervise.iohub's streams and words (the engine and the CLI do not import it)
 EXIT_STREAM = 4  # the exit code, in decimal
@@ -30,17 +31,6 @@ def connect(bundle: Path, first_line: str) -> socket.socket:
         os.close(fd)
     sock.sendall(first_line.encode() + b"\n")
     return sock
-
-
-def split_frame(buffer: bytes) -> tuple[int, bytes, bytes] | None:
-    """The first whole stdcopy frame of ``buffer`` — its stream, payload and the bytes
-    after it — or None while it is not all there."""
-    if len(buffer) < 8:
-        return None
-    stream, length = struct.unpack(">BxxxL", buffer[:8])
-    if len(buffer) < 8 + length:
-        return None
-    return stream, buffer[8:8 + length], buffer[8 + length:]
 
 
 class Frames:

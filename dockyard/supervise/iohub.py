@@ -38,16 +38,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from dockyard.stdcopy import frame
 from dockyard.supervise.logfile import JsonLog
 
 STREAM_IDS = {"stdout": 1, "stderr": 2}
 EXIT_STREAM = 4  # not one of stdcopy's (0 stdin, 1 stdout, 2 stderr, 3 system error)
 HOOK_STREAM = 5  # the exit hook's taker's words: TAKEN, then DONE or FAILED
 TAKEN, DONE, FAILED = b"taken", b"done", b"failed"
-
-
-def frame(stream: int, data: bytes) -> bytes:
-    return struct.pack(">BxxxL", stream, len(data)) + data
 
 
 def _close_gently(client: socket.socket) -> None:

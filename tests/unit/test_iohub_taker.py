@@ -13,6 +13,7 @@ import pytest
 
 from dockyard.engine import attach_socket
 from dockyard.engine.attach_socket import Frames
+from dockyard.stdcopy import frame
 from dockyard.supervise import iohub
 from dockyard.supervise.iohub import IOHub
 from dockyard.supervise.logfile import JsonLog
@@ -51,7 +52,7 @@ def test_one_taker_stays_connected_after_the_last_exit(hub: IOHub, tmp_path: Pat
     taker = hub.exited(137, last=True)
     assert taker is not None
     assert frames.until(iohub.EXIT_STREAM) == b"137"
-    taker.sendall(iohub.frame(iohub.HOOK_STREAM, iohub.DONE))  # (the supervisor's word)
+    taker.sendall(frame(iohub.HOOK_STREAM, iohub.DONE))  # (the supervisor's word)
     assert frames.until(iohub.HOOK_STREAM) == iohub.DONE
     taker.close()
     assert frames.next() is None
