@@ -48,8 +48,15 @@ MAX_SPECIAL_HEADER = 1 << 20
 
 
 def inflated(raw: IO[bytes]) -> Iterator[bytes]:
-    """The gzip stream ``raw`` decompressed, in pieces of at most :data:`PIECE` bytes."""
-    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    """The gzip stream ``raw`` decompressed, in pieces of at most :data:`PIECE` bytes.
+
+    The inflater is ISA-L's (``isal.isal_zlib``, zlib's interface: the same header,
+    CRC-32 and length checks, members and tails): twice zlib's speed on real layers
+    (a 160 MB tar of /usr: 394 -> 198 ms), with the GIL released, and every layer a
+    pull brings is inflated twice (the door's check, then the unpack)."""
+    from isal import isal_zlib
+
+    inflate = isal_zlib.decompressobj(16 + zlib.MAX_WBITS)
     data = b""
     while True:
         if inflate.eof:  # another member, zero padding, or the end
@@ -59,7 +66,7 @@ def inflated(raw: IO[bytes]) -> Iterator[bytes]:
                 if not rest:
                     return
                 rest = rest.lstrip(b"\0")
-            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            inflate = isal_zlib.decompressobj(16 + zlib.MAX_WBITS)
             data = rest
         if not data:
             data = raw.read(PIECE)
@@ -68,7 +75,8 @@ def inflated(raw: IO[bytes]) -> Iterator[bytes]:
                                "was reached")
         try:
             out = inflate.decompress(data, PIECE)
-        except zlib.error as exc:
+        # (isal's stub types ``error`` as an instance, not the class it is)
+        except isal_zlib.error as exc:  # type: ignore[misc]
             raise BadStream(f"not a valid gzip stream: {exc}") from exc
         data = inflate.unconsumed_tail
         if out:

@@ -213,3 +213,27 @@ def test_import_of_a_bad_blob_is_the_layers_error(case: str, tmp_path: Path) -> 
     with pytest.raises(InvalidArgument, match="layer is (not valid|truncated)"):
         store_layer_stream(store, io.BytesIO(blob), brought)
     assert brought == set() and not list((tmp_path / "content" / "ingest").iterdir())
+
+
+def test_gzip_layers_are_inflated_by_isal_member_after_member(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ISA-L inflates (twice zlib's speed on real layers), one inflater per member,
+    with zlib's checks: a member whose CRC-32 is wrong is the layer's error."""
+    from isal import isal_zlib
+
+    made: list[int] = []
+    real = isal_zlib.decompressobj
+
+    def counted(wbits: int) -> object:
+        made.append(wbits)
+        return real(wbits)
+
+    monkeypatch.setattr(isal_zlib, "decompressobj", counted)
+    first, second = os.urandom(300_000), b"y" * 2_000_000
+    blob = gzip.compress(first, mtime=0) + gzip.compress(second, mtime=0) + b"\0" * 20
+    assert b"".join(pieces(io.BytesIO(blob), "gzip")) == first + second
+    assert made == [31, 31]
+    member = gzip.compress(second, mtime=0)
+    broken = member[:-8] + bytes([member[-8] ^ 1]) + member[-7:]
+    with pytest.raises(OSError, match="not a valid gzip stream"):
+        b"".join(pieces(io.BytesIO(broken), "gzip"))
