@@ -23,11 +23,10 @@ from aiohttp import web
 from dockyard.api import params
 from dockyard.api.server import ENGINE, _common_headers
 from dockyard.api.streams import call, iterate
-from dockyard.engine.attach_socket import EXIT_STREAM
 from dockyard.engine.attach_socket import connect as connect_attach
 from dockyard.engine.records import ACTIVE_STATES, ContainerRecord
 from dockyard.errors import DockyardError, InvalidArgument
-from dockyard.stdcopy import STDERR, STDOUT, frame, split_frame
+from dockyard.stdcopy import EXIT_STREAM, STDERR, STDOUT, frame, split_frame
 
 log = logging.getLogger("dockyard.api")
 

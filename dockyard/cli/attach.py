@@ -24,9 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from dockyard.engine.attach_socket import EXIT_STREAM, Frames
+from dockyard.engine.attach_socket import Frames
 from dockyard.engine.attach_socket import connect as connect_attach
-from dockyard.stdcopy import split_frame
+from dockyard.stdcopy import EXIT_STREAM, split_frame
 
 
 def _connect(bundle: Path, first_line: str) -> socket.socket:

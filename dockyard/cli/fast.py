@@ -6,7 +6,7 @@ type most, and click alone costs ~16 ms of imports: more than ``ps``'s own work;
 fully cached one is too) and ``pull`` (its start-up against skopeo's).  ``dispatch`` reads
 the global flags and a hot command's flags (a group's, then its subcommand's) from the
 same ``flagtable`` rows the click commands are built from, and calls the same body
-(``container_cmds``, ``compose_cmds``).
+(``container_cmds``, ``image_cmds``, ``build_cmds``, ``compose_cmds``, ``registry_cmds``).
 Anything it is not sure to read exactly as click would — another command, an
 unknown or malformed flag, ``--help``, a missing argument — goes to click
 (``dispatch`` answers None), which parses it and words its errors.

@@ -7,8 +7,6 @@ import threading
 from types import TracebackType
 from typing import Any
 
-import click
-
 
 class PlainProgress:
     """One line per layer when it finishes (logs, pipes, CI)."""
@@ -24,7 +22,8 @@ class PlainProgress:
 
     def done(self, key: str, status: str) -> None:
         with self._lock:
-            click.echo(f"{key}: {status}")
+            sys.stdout.write(f"{key}: {status}\n")  # (no click: a pull is the fast path's)
+            sys.stdout.flush()
 
     def __enter__(self) -> PlainProgress:
         return self

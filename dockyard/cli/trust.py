@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from dockyard.cli.registry_cmds import insecure_for
 from dockyard.engine.engine import Engine
 
 
@@ -75,7 +76,7 @@ def sign_cmd(engine: Engine, ref: str, key_path: Path | None, fingerprint: str |
 
     if (key_path is None) == (fingerprint is None):
         raise InvalidArgument("image sign: give exactly one of --key and --sign-by")
-    insecure = _insecure(engine, tls_verify, ref)
+    insecure = insecure_for(engine, tls_verify, ref)
     if key_path is not None:
         image, places = sign.sign_cosign(ref, _read(key_path), _passphrase(confirm=False),
                                          insecure)
@@ -107,7 +108,7 @@ def verify_cmd(engine: Engine, ref: str, key_path: Path, tls_verify: bool) -> No
     from dockyard.registry.trust import sign
 
     image, payloads = sign.verify_cosign(ref, _read(key_path),
-                                         _insecure(engine, tls_verify, ref))
+                                         insecure_for(engine, tls_verify, ref))
     sys.stderr.write(f"\nVerification for {image.ref.name}@{image.digest} --\n"
                      "The following checks were performed on each of these signatures:\n"
                      "  - The cosign claims were validated\n"
@@ -122,12 +123,6 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise InvalidArgument(f"{path}: {exc.strerror}") from None
-
-
-def _insecure(engine: Engine, tls_verify: bool, ref: str) -> frozenset[str]:
-    from dockyard.cli.registry_cmds import insecure_for
-
-    return insecure_for(engine, tls_verify, ref)
 
 
 TRUST_COMMANDS = [keygen_cmd, sign_cmd, verify_cmd]

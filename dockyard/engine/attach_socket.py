@@ -10,11 +10,6 @@ from pathlib import Path
 
 from dockyard.stdcopy import split_frame
 
-# supervise.iohub's streams and words (the engine and the CLI do not import it)
-EXIT_STREAM = 4  # the exit code, in decimal
-HOOK_STREAM = 5  # to the exit hook's taker: TAKEN, then DONE (or FAILED)
-TAKEN, DONE = b"taken", b"done"
-
 
 def connect(bundle: Path, first_line: str) -> socket.socket:
     """Connected (through /proc/self/fd: a bundle's path may be longer than a socket

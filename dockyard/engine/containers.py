@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard import trace
 from dockyard.engine import names
-from dockyard.engine.attach_socket import DONE, EXIT_STREAM, HOOK_STREAM, TAKEN, Frames
+from dockyard.engine.attach_socket import Frames
 from dockyard.engine.attach_socket import connect as connect_attach
 from dockyard.engine.records import ACTIVE_STATES, ContainerRecord, ContainerStore
 from dockyard.engine.spec import (
@@ -41,6 +41,7 @@ from dockyard.errors import (
     InternalError,
     InvalidArgument,
 )
+from dockyard.stdcopy import DONE, EXIT_STREAM, HOOK_STREAM, TAKEN
 from dockyard.store.layout import Layout
 from dockyard.supervise import process as processes
 from dockyard.supervise.logfile import now_iso

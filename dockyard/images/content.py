@@ -79,9 +79,7 @@ class BlobWriter:
         _hold(self._file)
         self._hash = hashlib.sha256()
         self.written = 0
-
-    # bytes written since the kernel was last asked to start writing them out
-    _unsynced = 0
+        self._unsynced = 0  # bytes written since the kernel was asked to write them out
 
     def write(self, chunk: bytes) -> None:
         try:
@@ -161,6 +159,7 @@ class ResumableWriter(BlobWriter):
         self._tmp = store.ingest_dir / f"{self._expected.hex}.partial"
         self._hash = hashlib.sha256()
         self.written = 0
+        self._unsynced = 0
         if self._tmp.exists():
             with open(self._tmp, "rb") as existing:
                 for chunk in iter(lambda: existing.read(1 << 20), b""):
@@ -178,6 +177,7 @@ class ResumableWriter(BlobWriter):
         _hold(self._file)
         self._hash = hashlib.sha256()
         self.written = 0
+        self._unsynced = 0
 
     def __exit__(self, *exc: object) -> None:
         if not self._file.closed:

@@ -61,22 +61,23 @@ _writeback: list[Callable[[int, int, int, int], int] | None] = []
 
 
 def start_writeback(fd: int) -> None:
-    """Start writing ``fd``'s dirty pages to disk now, without waiting for it and
-    without dropping them from the page cache (``sync_file_range`` with
-    ``SYNC_FILE_RANGE_WRITE``; best effort: nothing where it is missing).
+    """Start writing ``fd``'s dirty pages to disk now, without waiting for the writes
+    (only, as the man page says, for room in a full device queue) and without dropping
+    them from the page cache (``sync_file_range`` with ``SYNC_FILE_RANGE_WRITE``; best
+    effort: nothing where it is missing, and its failure is left to the fsync).
 
     For a large file written in pieces and fsynced at its end (a pulled layer): the
     fsync then finds most pages written already, where it wrote them all at once, after
-    the last byte, while nothing else went on (the six layers of a pull all end
-    together).  It changes no guarantee: durability is still the fsync's."""
+    the last byte, while nothing else went on (the layers of a pull all end together).
+    It changes no guarantee: durability is still the fsync's."""
     if not _writeback:
-        import ctypes  # (~1 ms, on the first large write only: not the runtime's path)
-
         try:
+            import ctypes  # (~1 ms, on the first large write only: not the runtime's path)
+
             found = ctypes.CDLL(None, use_errno=True).sync_file_range
             found.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
             _writeback.append(found)
-        except AttributeError:
+        except (ImportError, OSError, AttributeError):  # (no ctypes, libc, or function)
             _writeback.append(None)
     call = _writeback[0]
     if call is not None:

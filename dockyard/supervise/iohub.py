@@ -38,13 +38,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from dockyard.stdcopy import frame
+from dockyard.stdcopy import EXIT_STREAM, HOOK_STREAM, STDERR, STDOUT, TAKEN, frame
 from dockyard.supervise.logfile import JsonLog
 
-STREAM_IDS = {"stdout": 1, "stderr": 2}
-EXIT_STREAM = 4  # not one of stdcopy's (0 stdin, 1 stdout, 2 stderr, 3 system error)
-HOOK_STREAM = 5  # the exit hook's taker's words: TAKEN, then DONE or FAILED
-TAKEN, DONE, FAILED = b"taken", b"done", b"failed"
+STREAM_IDS = {"stdout": STDOUT, "stderr": STDERR}
 
 
 def _close_gently(client: socket.socket) -> None:

@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from dockyard import trace
-from dockyard.stdcopy import frame
+from dockyard.stdcopy import DONE, FAILED, HOOK_STREAM, frame
 from dockyard.store.atomic import atomic_write
 from dockyard.supervise.driver import CliDriver, RuntimeDriver
 from dockyard.supervise.fdpass import receive_fd
 from dockyard.supervise.health import HealthChecker
 from dockyard.supervise.helper import keep_out_of_forks, release, run_in_fork
-from dockyard.supervise.iohub import DONE, FAILED, HOOK_STREAM, IOHub
+from dockyard.supervise.iohub import IOHub
 from dockyard.supervise.logfile import JsonLog, now_iso
 from dockyard.supervise.process import (
     PAUSE_ENV,

@@ -141,12 +141,13 @@ def test_push_pull_round_trip_keeps_digests(dy: Dockyard, rootfs_tar: Path,
     assert dy("system", "check", root=other).returncode == 0
 
 
-def test_a_quiet_pull_runs_without_click(dy: Dockyard, rootfs_tar: Path, registry: Registry,
+def test_a_pull_runs_without_click(dy: Dockyard, rootfs_tar: Path, registry: Registry,
                                         tmp_path: Path) -> None:
     """``pull`` is the fast path's (click was ~17 ms of a pull's start-up, against
     skopeo's whole 33 ms): its flags read from the same row as click's, the image pulled
-    and its reference printed as ``docker pull -q`` prints it; ``--no-tls-verify`` still
-    goes to click, which alone reads it."""
+    and its reference printed as ``docker pull -q`` prints it, or its per-layer lines
+    and Docker's status without ``-q``; ``--no-tls-verify`` still goes to click, which
+    alone reads it."""
     name = f"{registry.address}/fast/box:v1"
     dy("import", str(rootfs_tar), name)
     dy("push", "-q", name)
@@ -159,6 +160,13 @@ def test_a_quiet_pull_runs_without_click(dy: Dockyard, rootfs_tar: Path, registr
     assert result.stdout == f"{name}\n"
     assert dy("images", "-q", root=other).stdout.strip() == \
         dy("images", "-q").stdout.strip().splitlines()[0]
+    plain = dy("pull", name, root=tmp_path / "plain", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip() for line in plain.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "dockyard.cli.progress" in imported  # (its per-layer lines, off a terminal)
+    assert sorted({"click", "dockyard.cli.main", "rich"} & imported) == []
+    assert ": Pull complete\n" in plain.stdout
+    assert f"Status: Downloaded newer image for {name}\n" in plain.stdout
     again = dy("pull", "--no-tls-verify", name, root=other,
                env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert "import time:" in again.stderr and " click\n" in again.stderr

@@ -39,21 +39,25 @@ def test_start_writeback_reaches_the_kernel(tmp_path: Path) -> None:
 
 def test_a_large_blob_is_sent_to_disk_as_it_is_written(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces smaller than the file's buffer (1000 bytes: a write of them stays in it
+    until flushed), so every byte written must be in the file when the kernel is asked
+    to write it out."""
     store = LocalContentStore(tmp_path / "content")
-    on_disk_when_asked: list[int] = []
-
-    def recorded(fd: int) -> None:
-        on_disk_when_asked.append(os.fstat(fd).st_size)  # (flushed before the call?)
-
-    monkeypatch.setattr(content_module, "start_writeback", recorded)
-    piece = os.urandom(1 << 20)
+    asked: list[int] = []  # the file's size at each call
+    piece = os.urandom(1000)
     count = 2 * WRITEBACK_EVERY // len(piece) + 3
     expected = hashlib.sha256(piece * count).hexdigest()
     writer = store.ingest(f"sha256:{expected}")
+
+    def recorded(fd: int) -> None:
+        asked.append(os.fstat(fd).st_size)
+
+    monkeypatch.setattr(content_module, "start_writeback", recorded)
     with writer:
         for _ in range(count):
             writer.write(piece)
         digest = writer.commit()
     assert digest == f"sha256:{expected}"
-    assert on_disk_when_asked == [WRITEBACK_EVERY, 2 * WRITEBACK_EVERY]
+    # asked once past each WRITEBACK_EVERY bytes, with all of them (whole pieces) in the file
+    assert asked == [-(-k * WRITEBACK_EVERY // len(piece)) * len(piece) for k in (1, 2)]
     assert store.read(digest) == piece * count

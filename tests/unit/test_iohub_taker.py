@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from dockyard import stdcopy
 from dockyard.engine import attach_socket
 from dockyard.engine.attach_socket import Frames
 from dockyard.stdcopy import frame
-from dockyard.supervise import iohub
 from dockyard.supervise.iohub import IOHub
 from dockyard.supervise.logfile import JsonLog
 
@@ -37,23 +37,17 @@ def _client(hub: IOHub, bundle: Path, line: str) -> socket.socket:
     return sock
 
 
-def test_the_engine_and_the_supervisor_agree_on_the_words() -> None:
-    assert (attach_socket.EXIT_STREAM, attach_socket.HOOK_STREAM) == \
-        (iohub.EXIT_STREAM, iohub.HOOK_STREAM)
-    assert (attach_socket.TAKEN, attach_socket.DONE) == (iohub.TAKEN, iohub.DONE)
-
-
 def test_one_taker_stays_connected_after_the_last_exit(hub: IOHub, tmp_path: Path) -> None:
     first = _client(hub, tmp_path, "exit hook")
     frames = Frames(first)
-    assert frames.next() == (iohub.HOOK_STREAM, iohub.TAKEN)
+    assert frames.next() == (stdcopy.HOOK_STREAM, stdcopy.TAKEN)
     second = _client(hub, tmp_path, "exit hook")  # (someone took it: refused)
     assert second.recv(64) == b""
     taker = hub.exited(137, last=True)
     assert taker is not None
-    assert frames.until(iohub.EXIT_STREAM) == b"137"
-    taker.sendall(frame(iohub.HOOK_STREAM, iohub.DONE))  # (the supervisor's word)
-    assert frames.until(iohub.HOOK_STREAM) == iohub.DONE
+    assert frames.until(stdcopy.EXIT_STREAM) == b"137"
+    taker.sendall(frame(stdcopy.HOOK_STREAM, stdcopy.DONE))  # (the supervisor's word)
+    assert frames.until(stdcopy.HOOK_STREAM) == stdcopy.DONE
     taker.close()
     assert frames.next() is None
     for sock in (first, second):
@@ -65,7 +59,7 @@ def test_an_exit_that_is_not_the_last_lets_the_taker_go(hub: IOHub, tmp_path: Pa
     sock = _client(hub, tmp_path, "attach exit hook")
     assert hub.exited(1) is None
     frames = Frames(sock)
-    assert frames.until(iohub.EXIT_STREAM) == b"1"
+    assert frames.until(stdcopy.EXIT_STREAM) == b"1"
     assert frames.next() is None
     sock.close()
 
@@ -73,7 +67,7 @@ def test_an_exit_that_is_not_the_last_lets_the_taker_go(hub: IOHub, tmp_path: Pa
 def test_a_taker_gone_before_the_exit_leaves_the_hook_to_the_supervisor(
         hub: IOHub, tmp_path: Path) -> None:
     sock = _client(hub, tmp_path, "exit hook")
-    assert Frames(sock).next() == (iohub.HOOK_STREAM, iohub.TAKEN)
+    assert Frames(sock).next() == (stdcopy.HOOK_STREAM, stdcopy.TAKEN)
     sock.close()
     assert hub.exited(137, last=True) is None
 
@@ -83,7 +77,7 @@ def test_a_plain_attach_exit_client_is_closed_after_the_code(hub: IOHub,
     sock = _client(hub, tmp_path, "attach exit")
     assert hub.exited(0, last=True) is None
     frames = Frames(sock)
-    assert frames.until(iohub.EXIT_STREAM) == b"0"
+    assert frames.until(stdcopy.EXIT_STREAM) == b"0"
     assert frames.next() is None
     sock.close()
 
