@@ -1,12 +1,14 @@
 """Registry transfer and unpack speed: dockyard against skopeo and tar, side by side.
 
-Makes a ~200 MB image of 5 incompressible layers, starts Debian's docker-registry
-on 127.0.0.1, then times (median of N runs each, interleaved):
+Makes a ~200 MB image of 5 incompressible layers (with ``--real``: of 4 layers that
+are tars of this host's /usr/lib/python3, /usr/lib/python3.11, /usr/share/perl and
+/usr/share/doc, ~250 MB of files that compress as a real image's do), starts Debian's
+docker-registry on 127.0.0.1, then times (median of N runs each, interleaved):
   push  dockyard push          vs skopeo copy oci:dir -> docker://
   pull  dockyard pull (fresh)  vs skopeo copy docker:// -> oci:dir
   unpack dockyard's layer unpack of the 5 layers vs tar -x of the same tars
 and prints each pair and its ratio (dockyard / peer; below 1.0 is faster).
-Usage (as root): python bench/pull_push.py [--runs 3] [--layer-mb 40]
+Usage (as root): python bench/pull_push.py [--runs 3] [--layer-mb 40] [--real]
 """
 
 from __future__ import annotations
@@ -40,6 +42,26 @@ def _layer(size: int) -> bytes:
     return buffer.getvalue()
 
 
+HOST_DIRS = ("/usr/lib/python3", "/usr/lib/python3.11", "/usr/share/perl", "/usr/share/doc")
+
+
+def _host_layer(directory: str) -> bytes:
+    """A tar of ``directory`` (regular files, directories and symlinks) as a layer."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for top, dirs, files in os.walk(directory):
+            dirs.sort()
+            for name in sorted(dirs) + sorted(files):
+                path = os.path.join(top, name)
+                info = archive.gettarinfo(path, arcname=path.lstrip("/"))
+                if info.isfile():
+                    with open(path, "rb") as handle:
+                        archive.addfile(info, handle)
+                elif info.isdir() or info.issym():
+                    archive.addfile(info)
+    return buffer.getvalue()
+
+
 def _timed(fn: Callable[[], None]) -> float:
     start = time.perf_counter()
     fn()
@@ -54,6 +76,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--layer-mb", type=int, default=40)
+    parser.add_argument("--real", action="store_true",
+                        help="layers of this host's files (compressible) instead of "
+                             "random bytes")
     args = parser.parse_args()
     for tool in ("docker-registry", "skopeo", "tar"):
         if shutil.which(tool) is None:
@@ -70,7 +95,8 @@ def main() -> int:
 
 def _bench(args: argparse.Namespace, work: Path, port: int, dockyard: str) -> int:
     size = args.layer_mb * 1024 * 1024
-    layers = [_layer(size) for _ in range(5)]
+    layers = [_host_layer(d) for d in HOST_DIRS if os.path.isdir(d)] if args.real else \
+        [_layer(size) for _ in range(5)]
     layer_dir = work / "layers"
     layer_dir.mkdir()
     for i, data in enumerate(layers):
@@ -140,7 +166,7 @@ def _bench(args: argparse.Namespace, work: Path, port: int, dockyard: str) -> in
 
     def unpack_ours() -> None:
         target = work / f"unpack-{uuid.uuid4().hex[:6]}"
-        for i in range(5):
+        for i in range(len(layers)):
             (target / str(i)).mkdir(parents=True)
             with open(layer_dir / f"{i}.tar", "rb") as stream:
                 apply_layer(stream, str(target / str(i)))
@@ -148,13 +174,14 @@ def _bench(args: argparse.Namespace, work: Path, port: int, dockyard: str) -> in
 
     def unpack_tar() -> None:
         target = work / f"tar-{uuid.uuid4().hex[:6]}"
-        for i in range(5):
+        for i in range(len(layers)):
             (target / str(i)).mkdir(parents=True)
             _run("tar", "-C", str(target / str(i)), "-xf", str(layer_dir / f"{i}.tar"))
         shutil.rmtree(target)
 
     measure("unpack", unpack_ours, unpack_tar)
-    print(f"image: 5 layers, {total_mb:.0f} MB; medians of {args.runs} runs")
+    print(f"image: {len(layers)} layers of {'host files' if args.real else 'random bytes'}, "
+          f"{total_mb:.0f} MB; medians of {args.runs} runs")
     for label, (mine, peer) in results.items():
         a, b = statistics.median(mine), statistics.median(peer)
         peer_name = "tar -x" if label == "unpack" else "skopeo"
