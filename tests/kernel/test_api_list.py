@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,14 @@ def _seen(http: httpx.Client, name: str) -> tuple[str, str]:
     return row["State"], row["Status"]
 
 
+def _just_exited(status: str, code: int) -> bool:
+    """Docker's words for a container that exited a moment ago: "Less than a second
+    ago" (as here on an idle machine), or a second or two on a loaded one (a CI run's
+    list came 1 s after the exit once); never a wrong or missing finish time."""
+    return re.fullmatch(rf"Exited \({code}\) (Less than a second|[12] seconds?) ago",
+                        status) is not None
+
+
 def test_changes_by_the_cli_show_at_once(http: httpx.Client, box: Dockyard) -> None:
     _rows(http)  # the list is kept from here on
     box("create", "--name", "l1", "--network", "none", "-l", "a=1", "box:1", "sleep", "60")
@@ -48,7 +57,8 @@ def test_changes_by_the_cli_show_at_once(http: httpx.Client, box: Dockyard) -> N
     box("kill", "-s", "TERM", "l2")  # sleep as PID 1 ignores TERM: still running
     assert _seen(http, "l2")[0] == "running"
     box("kill", "l2")
-    assert _seen(http, "l2") == ("exited", "Exited (137) Less than a second ago")
+    state, status = _seen(http, "l2")
+    assert state == "exited" and _just_exited(status, 137), status
     assert "l2" not in _rows(http, "")
     box("rm", "l2")
     assert _rows(http) == {}
@@ -65,7 +75,8 @@ def test_changes_through_the_api_and_by_the_container_show_at_once(
     assert _seen(http, "a1")[0] == "running"
     # it exits by itself: the list says so as soon as the exit is known
     assert http.post(f"/containers/{cid}/wait").json()["StatusCode"] == 4
-    assert _seen(http, "a1") == ("exited", "Exited (4) Less than a second ago")
+    state, status = _seen(http, "a1")
+    assert state == "exited" and _just_exited(status, 4), status
     assert http.post(f"/containers/{cid}/rename?name=a2").status_code == 204
     assert list(_rows(http)) == ["a2"]
     assert http.delete(f"/containers/{cid}").status_code == 204
