@@ -7,6 +7,8 @@ import threading
 from types import TracebackType
 from typing import Any
 
+from dockyard.cli.container_cmds import echo
+
 
 class PlainProgress:
     """One line per layer when it finishes (logs, pipes, CI)."""
@@ -22,8 +24,7 @@ class PlainProgress:
 
     def done(self, key: str, status: str) -> None:
         with self._lock:
-            sys.stdout.write(f"{key}: {status}\n")  # (no click: a pull is the fast path's)
-            sys.stdout.flush()
+            echo(f"{key}: {status}")  # (no click.echo: a pull is the fast path's)
 
     def __enter__(self) -> PlainProgress:
         return self

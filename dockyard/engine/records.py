@@ -139,14 +139,14 @@ class ContainerStore:
                 return bool(conn.execute("SELECT 1 FROM containers WHERE name=?",
                                          (name,)).fetchone())
 
-            if generated_name and taken(record.name):
+            if taken(record.name):  # (one query when the name is free: a create's path)
+                if not generated_name:
+                    raise Conflict(f'Conflict. The container name "/{record.name}" is already '
+                                   f'in use by container "{self._id_of(conn, record.name)}". '
+                                   "You have to remove (or rename) that container to be able "
+                                   "to reuse that name.")
                 name = names.generate(taken)
                 record = record._replace(name=name, spec=record.spec._replace(name=name))
-            if taken(record.name):
-                raise Conflict(f'Conflict. The container name "/{record.name}" is already in '
-                               f'use by container "{self._id_of(conn, record.name)}". You have '
-                               "to remove (or rename) that container to be able to reuse that "
-                               "name.")
             values = list(record)
             values[5] = spec_to_json(record.spec)
             conn.execute(f"INSERT INTO containers ({_COLUMNS}) VALUES "
