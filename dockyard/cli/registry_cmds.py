@@ -47,9 +47,11 @@ def progress_for(quiet: bool) -> contextlib.AbstractContextManager[Progress]:
 def pull(engine: Engine, ref: str, *, quiet: bool, tls_verify: bool = True) -> None:
     """``pull``: the image stored; Docker's lines about it (the reference alone
     with -q)."""
+    from dockyard.cli.heap import keep_freed_pieces
     from dockyard.oci import reference
 
     parsed = reference.parse(ref)
+    keep_freed_pieces()  # (this process ends with the pull)
     images = engine.images
     trace.mark("pull: store open")
     with progress_for(quiet) as progress:

@@ -48,9 +48,15 @@ if TYPE_CHECKING:
 # a signature policy's check (registry.trust.policy.Gate.admit): raises to refuse
 Admit = Callable[[RegistryClient, reference.Reference, list[str]], None]
 
-# blobs moved at once, as skopeo (containers/image copies 6): with 4, an image of 5 equal
-# layers downloaded its last alone once a first was in and checked (~+150 ms of 200 MB)
+# blobs uploaded at once, as skopeo (containers/image copies 6)
 PARALLEL = 6
+# layers downloaded at once: Docker's default (dockerd's max-concurrent-downloads), and
+# what suits a layer checked as it arrives.  Each download thread also inflates,
+# hashes twice and writes its layer; with six, five 40 MB layers contended for two
+# cores and the GIL (~33,000 futex calls, +100 ms of CPU): bench/pull_push.py took
+# 555 ms where three took 505 (skopeo 491), interleaved, 8 rounds.  Real layers, whose
+# biggest one is the pull's critical path, took the same time with 2, 3, 4 or 6.
+DOWNLOADS = 3
 GZIP_LEVEL = 6  # Docker's: Go's gzip.DefaultCompression
 _CHUNK = 1 << 20
 
@@ -237,7 +243,7 @@ def pull(content: LocalContentStore, index: ImageIndex, text: str, *,
                 door.verify_layer(content, layer.digest, layer.media_type, diff_id)
                 trace.mark(f"pull: layer {short} checked")
 
-            with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
+            with concurrent.futures.ThreadPoolExecutor(DOWNLOADS) as pool:
                 jobs = [pool.submit(fetch_and_check, layer, diff_id)
                         for layer, diff_id in zip(manifest.layers, diff_ids, strict=True)]
                 for job in jobs:
