@@ -31,10 +31,12 @@ _FIELDS = struct.Struct("100s8s8s8s12s12s8sc100s8x32s32s8s8s155s12x")
 _OCTAL = b"01234567 \0"
 
 
-def _number(field: bytes) -> int:
-    """tarfile's ``nti`` for a field of digits, spaces and NULs: to the first NUL,
-    spaces stripped, octal (empty is 0; a space between digits raises ValueError)."""
-    return int(field.split(b"\0", 1)[0].strip(b" ") or b"0", 8)
+def _numbers(*fields: bytes) -> list[int]:
+    """tarfile's ``nti`` of each field of digits, spaces and NULs: octal digits after
+    any spaces, then spaces or NULs (all of them: 0).  ``int`` refuses a NUL or a space
+    between digits (ValueError), where nti would read up to the first NUL: such a
+    field is left to tarfile, so the value of every field read here is nti's."""
+    return [int(field.rstrip(b"\0 ") or b"0", 8) for field in fields]
 
 
 def _text(field: bytes, encoding: str, errors: str) -> str:
@@ -55,24 +57,26 @@ def plain_header(cls: type[_Info], buf: bytes, encoding: str, errors: str) -> _I
     if kind == tarfile.GNUTYPE_SPARSE:
         return None  # (its sparse map is read from the rest of the block)
     try:
-        chksum = _number(checksum)
+        (info_mode, info_uid, info_gid, info_size, info_mtime, chksum, info_devmajor,
+         info_devminor) = _numbers(mode, uid, gid, size, mtime, checksum, devmajor,
+                                   devminor)
         # tarfile takes the unsigned sum or the signed one; only the first is read here
         if chksum != 256 + sum(buf) - sum(checksum):
             return None
         info = cls()
         info.name = _text(name, encoding, errors)
-        info.mode = _number(mode)
-        info.uid = _number(uid)
-        info.gid = _number(gid)
-        info.size = _number(size)
-        info.mtime = _number(mtime)
+        info.mode = info_mode
+        info.uid = info_uid
+        info.gid = info_gid
+        info.size = info_size
+        info.mtime = info_mtime
         info.chksum = chksum
         info.type = kind
         info.linkname = _text(linkname, encoding, errors)
         info.uname = _text(uname, encoding, errors)
         info.gname = _text(gname, encoding, errors)
-        info.devmajor = _number(devmajor)
-        info.devminor = _number(devminor)
+        info.devmajor = info_devmajor
+        info.devminor = info_devminor
         full_prefix = _text(prefix, encoding, errors)
     except ValueError:  # (UnicodeDecodeError too): tarfile says what is wrong
         return None
