@@ -3,7 +3,7 @@
 A pull reads each layer 256 KiB at a time and inflates it 1 MiB at a time, in three
 threads, and every such piece is a new ``bytes`` from malloc.  glibc hands allocations
 over its mmap threshold (dynamic, from 128 KiB) to ``mmap``, and gives the top of a
-heap back to the kernel once more than its trim threshold (twice that) is free: so the
+heap back to the kernel once more than its trim threshold (as dynamic) is free: so the
 pieces' memory kept going back and coming again as fresh zeroed pages, ~30,000 page
 faults in a pull of 200 MB (~8,000 with this).  Setting both thresholds keeps freed
 pieces for the next ones (and turns glibc's own adjustment off, which is why both are

@@ -129,8 +129,9 @@ class _HeaderChecked(tarfile.TarInfo):
     the archive.
 
     A plain header is read by :func:`~dockyard.snapshots.tar_header.plain_header`
-    (the same TarInfo, ~2.5x faster); any other block by tarfile's ``frombuf``.  The
-    three steps after it are ``TarInfo.fromtarfile``'s own, and ``_proc_member`` is
+    (the same TarInfo, ~2.9x faster); any other block by tarfile's ``frombuf``.  The
+    three steps after it are tarfile's own (``fromtarfile``'s, ``_fromtarfile``'s in
+    later 3.11 releases), and ``_proc_member`` is
     tarfile's documented hook for the member's type (a GNU long name's or a pax
     header's next header is read by tarfile itself)."""
 
@@ -138,8 +139,9 @@ class _HeaderChecked(tarfile.TarInfo):
     def fromtarfile(cls, tarfile_: tarfile.TarFile) -> Self:
         try:
             buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
-            info = plain_header(cls, buf, tarfile_.encoding, tarfile_.errors) \
-                or cls.frombuf(buf, tarfile_.encoding, tarfile_.errors)
+            info = plain_header(cls, buf, tarfile_.encoding, tarfile_.errors)
+            if info is None:
+                info = cls.frombuf(buf, tarfile_.encoding, tarfile_.errors)
             info.offset = tarfile_.fileobj.tell() - tarfile.BLOCKSIZE
             return info._proc_member(tarfile_)  # type: ignore[attr-defined,no-any-return]
         except _DAMAGED as exc:

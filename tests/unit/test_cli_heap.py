@@ -4,6 +4,7 @@ malloc's settings are the whole process's."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,8 +37,13 @@ print(in_heap, (end - start) >> 20)
 
 
 def _probe(tuned: bool) -> tuple[bool, int]:
-    out = subprocess.run([sys.executable, "-c", PROBE.format(root=str(ROOT), tuned=tuned)],
-                         capture_output=True, text=True, check=True).stdout.split()
+    # (malloc's own settings from the environment would change what is probed)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    done = subprocess.run([sys.executable, "-c", PROBE.format(root=str(ROOT), tuned=tuned)],
+                          capture_output=True, text=True, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.split()
     return out[0] == "True", int(out[1])
 
 
@@ -52,4 +58,3 @@ def test_glibc_without_the_setting_maps_and_returns_them() -> None:
     in_heap, kept_mib = _probe(tuned=False)
     assert not in_heap
     assert kept_mib < 2
-

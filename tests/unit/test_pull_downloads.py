@@ -12,7 +12,6 @@ import io
 import json
 import tarfile
 import threading
-import time
 from pathlib import Path
 
 from dockyard.images.content import LocalContentStore
@@ -56,7 +55,7 @@ class _Image:
                         "size": len(blob)} for blob, _ in layers]}).encode()
         self.open = 0
         self.most_open = 0
-        self.lock = threading.Lock()
+        self.changed = threading.Condition()
 
 
 def _server(image: _Image) -> http.server.ThreadingHTTPServer:
@@ -79,15 +78,18 @@ def _server(image: _Image) -> http.server.ThreadingHTTPServer:
             digest = self.path.rsplit("/", 1)[1]
             layer = digest != image.config_digest
             if layer:
-                with image.lock:
+                with image.changed:
                     image.open += 1
                     image.most_open = max(image.most_open, image.open)
-                time.sleep(0.15)  # long enough for every download that may start to
+                    image.changed.notify_all()
+                    # held until as many are open as may be (5 s at most), once: a
+                    # pull that opens fewer takes 5 s and fails
+                    image.changed.wait_for(lambda: image.most_open >= DOWNLOADS, timeout=5)
             try:
                 self._send(image.blobs[digest], "application/octet-stream")
             finally:
                 if layer:
-                    with image.lock:
+                    with image.changed:
                         image.open -= 1
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
