@@ -131,9 +131,9 @@ class _HeaderChecked(tarfile.TarInfo):
     A plain header is read by :func:`~dockyard.snapshots.tar_header.plain_header`
     (the same TarInfo, ~2.9x faster); any other block by tarfile's ``frombuf``.  The
     three steps after it are tarfile's own (``fromtarfile``'s, ``_fromtarfile``'s in
-    later 3.11 releases), and ``_proc_member`` is
-    tarfile's documented hook for the member's type (a GNU long name's or a pax
-    header's next header is read by tarfile itself)."""
+    later 3.11 releases), and ``_proc_member`` is tarfile's documented hook for the
+    member's type (a GNU long name's or a pax header's next header is read by
+    tarfile itself)."""
 
     @classmethod
     def fromtarfile(cls, tarfile_: tarfile.TarFile) -> Self:
