@@ -28,10 +28,10 @@ from dockyard.errors import (
 )
 
 _KINDS: dict[str, type[DockyardError]] = {
-    ErrorKind.INVALID_ARGUMENT.value: InvalidArgument, ErrorKind.NOT_FOUND.value: NotFound,
-    ErrorKind.ALREADY_EXISTS.value: AlreadyExists, ErrorKind.CONFLICT.value: Conflict,
-    ErrorKind.PERMISSION_DENIED.value: PermissionDenied,
-    ErrorKind.UNAVAILABLE.value: Unavailable}
+    ErrorKind.INVALID_ARGUMENT: InvalidArgument, ErrorKind.NOT_FOUND: NotFound,
+    ErrorKind.ALREADY_EXISTS: AlreadyExists, ErrorKind.CONFLICT: Conflict,
+    ErrorKind.PERMISSION_DENIED: PermissionDenied,
+    ErrorKind.UNAVAILABLE: Unavailable}
 
 
 async def run(root: Path, request: dict[str, Any]) -> None:
@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
             raise InvalidArgument(f"unknown helper request {request.get('op')!r}")
         _connect(root, request)
     except DockyardError as exc:
-        print(json.dumps({"kind": exc.kind.value, "message": exc.message}))
+        print(json.dumps({"kind": exc.kind, "message": exc.message}))
         return 1
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from types import SimpleNamespace
 
@@ -12,7 +11,7 @@ from dockyard.errors import InvalidArgument
 from dockyard.errors import RuntimeContainerNotFound as ContainerNotFound
 from dockyard.runtime import operations
 from dockyard.runtime.state import ContainerDir, status_of
-from dockyard.stdlite import TYPE_CHECKING, suppress
+from dockyard.stdlite import TYPE_CHECKING, posix_signal, suppress
 
 if TYPE_CHECKING:  # the spec's types are imported where used: ``state`` and ``kill``
     from _typeshed import StrPath
@@ -93,15 +92,16 @@ def _relay_for(linux: Linux) -> PipeRelay | None:
 
 def _wait_forwarding_signals(pid: int, tty: object, relay: PipeRelay | None = None) -> int:
     """Wait for our child ``pid``; pass on the signals a foreground runc forwards."""
-    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                 signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+    forwarded = (posix_signal.SIGINT, posix_signal.SIGTERM, posix_signal.SIGHUP,
+                 posix_signal.SIGQUIT, posix_signal.SIGUSR1, posix_signal.SIGUSR2,
+                 posix_signal.SIGWINCH)
 
     def forward(signum: int, _frame: object) -> None:
         with suppress(ProcessLookupError):
             os.kill(pid, signum)
 
     for sig in forwarded:
-        signal.signal(sig, forward)
+        posix_signal.signal(sig, forward)
     if tty is not None:
         from dockyard.runtime.tty import TerminalReceiver
 

@@ -13,7 +13,6 @@ never comes between them.
 from __future__ import annotations
 
 import os
-import signal
 
 from dockyard import trace
 from dockyard.errors import DockyardError, InternalError, InvalidArgument
@@ -31,7 +30,7 @@ from dockyard.runtime.state import (
     now_rfc3339,
     process_start_time,
 )
-from dockyard.stdlite import TYPE_CHECKING, NamedTuple, suppress
+from dockyard.stdlite import TYPE_CHECKING, NamedTuple, posix_signal, suppress
 from dockyard.store.atomic import atomic_write
 from dockyard.supervise.process import pause_at
 
@@ -237,6 +236,6 @@ def _unmount_made(rootfs_path: str, before: set[int]) -> None:
 
 def _kill_and_reap(pid: int) -> None:
     with suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, posix_signal.SIGKILL)
     with suppress(ChildProcessError):
         os.waitpid(pid, 0)

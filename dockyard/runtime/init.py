@@ -10,7 +10,6 @@ message; nothing here returns into the parent's code.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 from dockyard import trace
@@ -20,7 +19,7 @@ from dockyard.runtime import hooks, messages, process
 from dockyard.runtime.linux import namespaces, network, rootfs, signals, userns
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.linux.seccomp import SeccompFilter
-from dockyard.stdlite import NamedTuple
+from dockyard.stdlite import NamedTuple, posix_signal
 
 
 class InitContext(NamedTuple):
@@ -177,7 +176,7 @@ def _enter_namespaces_in_two_stages(ctx: InitContext, waiter: _Waiter) -> None:
         ctx.channel.send(messages.InitPid(pid))
         os.write(go_write, b"1")
     except BaseException:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, posix_signal.SIGKILL)
         os.waitpid(pid, 0)
         raise
     os._exit(0)

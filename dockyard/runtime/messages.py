@@ -56,7 +56,7 @@ class Error(NamedTuple):
 
     @classmethod
     def from_exception(cls, exc: errors.DockyardError) -> Error:
-        return cls(exc.kind.value, exc.message, exc.hint, type(exc).__name__)
+        return cls(exc.kind, exc.message, exc.hint, type(exc).__name__)
 
     def to_exception(self) -> errors.DockyardError:
         """The same error class the init raised (front ends map classes to exit codes)."""
@@ -66,7 +66,7 @@ class Error(NamedTuple):
             errors.DockyardError.__init__(exc, self.message, hint=self.hint)
             return exc
         for cls in _ERROR_CLASSES:
-            if cls.kind.value == self.kind:
+            if cls.kind == self.kind:
                 return cls(self.message, hint=self.hint)
         return errors.InternalError(self.message, hint=self.hint)
 

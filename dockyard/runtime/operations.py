@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import time
 
 from dockyard import jsonlite
 from dockyard.errors import Conflict, InternalError, InvalidArgument, RuntimeContainerNotFound
 from dockyard.runtime import hooks, state
+from dockyard.runtime.linux import signals
 from dockyard.runtime.state import ContainerDir, ContainerRecord
-from dockyard.stdlite import TYPE_CHECKING, suppress
+from dockyard.stdlite import TYPE_CHECKING, posix_signal, suppress
 
 if TYPE_CHECKING:
     from typing import Any
@@ -77,9 +77,6 @@ def _release_init(cdir: ContainerDir, pid: int) -> None:
         os.unlink(cdir.fifo)
 
 
-SIGNALS = {s.name: s for s in signal.Signals}
-
-
 def parse_signal(value: str) -> int:
     text = value.strip().upper()
     if text.isdigit():
@@ -88,9 +85,10 @@ def parse_signal(value: str) -> int:
             return number
         raise InvalidArgument(f"invalid signal: {value}")
     name = text if text.startswith("SIG") else "SIG" + text
-    if name not in SIGNALS:
+    named = signals.names().get(name)
+    if named is None:
         raise InvalidArgument(f"invalid signal: {value}")
-    return int(SIGNALS[name])
+    return named
 
 
 def kill(root: StrPath, container_id: str, sig: int, *, all_processes: bool = False) -> None:
@@ -146,7 +144,7 @@ def _kill_everything(record: ContainerRecord) -> None:
     pids.add(record.pid)
     for pid in pids:
         with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, posix_signal.SIGKILL)
     if manager is not None and manager.is_frozen():
         manager.thaw()
     if not wait_gone(record.pid, 10.0):

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import time
 
 from dockyard import jsonlite
-from dockyard.stdlite import TYPE_CHECKING, suppress
+from dockyard.stdlite import TYPE_CHECKING, posix_signal, suppress
 
 if TYPE_CHECKING:
     from typing import Any
@@ -75,7 +74,7 @@ def send_signal(pid: int, start: int, sig: int) -> bool:
     if pidfd is None:
         return False
     try:
-        signal.pidfd_send_signal(pidfd, sig)
+        posix_signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         return False
     finally:

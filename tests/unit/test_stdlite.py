@@ -1,9 +1,13 @@
 """``dockyard.stdlite``: its NamedTuple builds the class ``typing.NamedTuple`` builds,
 its suppress is contextlib's, without importing either (and the runtime's Undo is
-ExitStack's callbacks)."""
+ExitStack's callbacks); its posix_signal is signal's C half, and the runtime's table
+of signal names is ``signal.Signals``'."""
 
 from __future__ import annotations
 
+import copy
+import pickle
+import signal
 import typing
 
 import pytest
@@ -54,6 +58,68 @@ def test_same_record_as_typing_builds() -> None:
         Lite()  # type: ignore[call-arg]
 
 
+class LiteOne(stdlite.NamedTuple):
+    only: int
+
+
+class TypedOne(typing.NamedTuple):
+    only: int
+
+
+class LitePlain(stdlite.NamedTuple):
+    a: int
+    b: str = "x"
+
+
+class TypedPlain(typing.NamedTuple):
+    a: int
+    b: str = "x"
+
+
+@pytest.mark.parametrize(("lite", "typed"), [(Lite, Typed), (LiteOne, TypedOne),
+                                             (LitePlain, TypedPlain)])
+def test_same_methods_and_errors_as_namedtuple(lite: typing.Any, typed: typing.Any) -> None:
+    """Built without ``collections``, the class still behaves as namedtuple's does:
+    the same attributes, constructor errors, ``_make``/``_replace`` refusals, pickling,
+    copying and pattern matching."""
+    fields = typed._fields
+    assert lite._fields == fields and lite.__match_args__ == typed.__match_args__
+    assert lite._field_defaults == typed._field_defaults
+    assert lite.__new__.__defaults__ == typed.__new__.__defaults__
+    assert lite.__slots__ == typed.__slots__ == ()
+    assert lite.__mro__[1:] == typed.__mro__[1:] == (tuple, object)
+    if typed.__doc__.startswith(typed.__name__ + "("):  # no docstring: namedtuple's own
+        assert lite.__doc__ == typed.__doc__.replace(typed.__name__, lite.__name__)
+    for index, name in enumerate(fields):
+        assert getattr(lite, name).__doc__ == getattr(typed, name).__doc__
+        assert getattr(lite._make(range(len(fields))), name) == index
+    values = tuple(range(len(fields)))
+    one, other = lite(*values), typed(*values)
+    assert repr(one).replace(lite.__name__, "X") == repr(other).replace(typed.__name__, "X")
+    assert one._asdict() == other._asdict()
+    assert pickle.loads(pickle.dumps(one)) == one
+    assert type(pickle.loads(pickle.dumps(one))) is lite
+    assert copy.copy(one) == one and type(copy.deepcopy(one)) is lite
+    assert one.__getnewargs__() == other.__getnewargs__()
+    makers: list[typing.Callable[[typing.Any], object]] = [
+        lambda cls: cls(*values, 99), lambda cls: cls._make((*values, 99)),
+        lambda cls: cls(), lambda cls: cls(**{fields[0]: 1, "nope": 2})]
+    for make in makers:
+        with pytest.raises(TypeError) as from_lite:
+            make(lite)
+        with pytest.raises(TypeError) as from_typed:
+            make(typed)
+        assert (str(from_lite.value).replace(lite.__name__, "X")
+                == str(from_typed.value).replace(typed.__name__, "X"))
+    with pytest.raises(ValueError, match=r"Got unexpected field names: \['nope'\]"):
+        one._replace(nope=1)
+    match one:
+        case lite(first):
+            assert first == 0
+    with pytest.raises(AttributeError):
+        one.extra = 1
+
+
 def test_refuses_what_typing_refuses() -> None:
     with pytest.raises(TypeError, match="non-default namedtuple field b cannot follow"):
         class _Order(stdlite.NamedTuple):
@@ -68,12 +134,21 @@ def test_refuses_what_typing_refuses() -> None:
 
 
 def test_the_runtime_path_imports_no_typing() -> None:
+    """Nor ``enum``, ``signal``, ``functools`` or ``collections`` (~5 ms together)."""
     modules = ("typing", "re", "pathlib", "json", "threading", "argparse", "dataclasses",
-               "contextlib")
+               "contextlib", "enum", "signal", "functools", "collections")
     code = ("import dockyard.runtime.cli, dockyard.runtime.commands, dockyard.runtime.create,"
             " dockyard.runtime.bundle, dockyard.runtime.operations, dockyard.runtime.state,"
-            " dockyard.runtime.linux.cgroups\n")
+            " dockyard.runtime.linux.cgroups, dockyard.runtime.init\n")
     assert loaded_after(code, modules, no_site=True) == []
+
+
+def test_posix_signal_is_signals_c_half() -> None:
+    from dockyard.runtime.linux import signals
+
+    assert stdlite.posix_signal.SIGKILL == int(signal.SIGKILL) == 9
+    assert stdlite.posix_signal.signal is not signal.signal  # (signal's wraps it)
+    assert signals.names() == {member.name: member.value for member in signal.Signals}
 
 
 def test_suppress_is_contextlib_suppress() -> None:

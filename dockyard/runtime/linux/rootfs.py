@@ -14,13 +14,15 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Mapping, Sequence
 
 from dockyard.errors import InvalidSpec, KernelError
 from dockyard.oci.runtime_spec import Device, Mount, Spec
 from dockyard.runtime.linux import mountopts, paths
 from dockyard.runtime.linux import syscalls as sc
-from dockyard.stdlite import NamedTuple, suppress
+from dockyard.stdlite import TYPE_CHECKING, NamedTuple, suppress
+
+if TYPE_CHECKING:  # (collections, which collections.abc imports first: ~1.7 ms)
+    from collections.abc import Mapping, Sequence
 
 DEFAULT_DEVICES: tuple[Device, ...] = (
     Device("/dev/null", "c", 1, 3, 0o666, 0, 0),

@@ -10,11 +10,22 @@ SIGXFSZ for itself, and its caller may ignore more (a supervisor ignores SIGHUP,
 
 from __future__ import annotations
 
-import signal
+from dockyard.stdlite import posix_signal, suppress
 
-from dockyard.stdlite import suppress
+_UNCATCHABLE = frozenset({posix_signal.SIGKILL, posix_signal.SIGSTOP})
 
-_UNCATCHABLE = frozenset({signal.SIGKILL, signal.SIGSTOP})
+
+def names() -> dict[str, int]:
+    """Every signal by its name (``SIGKILL``, ``SIGRTMIN``…), as ``signal.Signals``
+    names them: of two names for one number (``SIGABRT`` and ``SIGIOT``) the first
+    in alphabetical order."""
+    table: dict[str, int] = {}
+    for name in sorted(dir(posix_signal)):
+        if name.startswith("SIG") and not name.startswith("SIG_"):
+            number = getattr(posix_signal, name)
+            if number not in table.values():
+                table[name] = number
+    return table
 
 
 def reset() -> None:
@@ -22,9 +33,9 @@ def reset() -> None:
 
     Must run before a seccomp filter is loaded: the filter may deny rt_sigaction.
     """
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
-    for sig in signal.valid_signals():
+    posix_signal.pthread_sigmask(posix_signal.SIG_SETMASK, ())
+    for sig in posix_signal.valid_signals():
         if sig in _UNCATCHABLE:
             continue
         with suppress(OSError, ValueError):  # reserved by the C library
-            signal.signal(sig, signal.SIG_DFL)
+            posix_signal.signal(sig, posix_signal.SIG_DFL)

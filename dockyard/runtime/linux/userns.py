@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Sequence
 
 from dockyard.errors import InvalidSpec, KernelError
 from dockyard.oci.runtime_spec import IdMapping, Linux, Process
+from dockyard.stdlite import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (collections, which collections.abc imports first: ~1.7 ms)
+    from collections.abc import Callable, Sequence
 
 MAX_ID = 2**32 - 2  # (uid_t)-1 is "no id"
 MAX_LINES = 340  # the kernel's limit on lines in a map (since 4.15)

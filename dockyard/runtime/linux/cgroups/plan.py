@@ -7,18 +7,18 @@ is checked without touching the kernel.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 from dockyard.errors import InvalidSpec
 from dockyard.stdlite import TYPE_CHECKING, NamedTuple
 
-if TYPE_CHECKING:  # (the spec's types: ~1.7 ms that delete does without)
+if TYPE_CHECKING:  # (the spec's types: ~1.7 ms that delete does without; collections ~1.7)
+    from collections.abc import Callable, Sequence
+
     from dockyard.oci.runtime_spec import BlockIO, Device, DeviceRule, Resources, ThrottleDevice
 
-# Whether a cgroup file exists: (controller, file) -> bool.  The managers answer it
-# from the container's own cgroup directory; which weight file a kernel offers
-# (CFQ's blkio.weight, BFQ's blkio.bfq.weight) is the only thing the plans ask.
-Present = Callable[[str, str], bool]
+    # Whether a cgroup file exists: (controller, file) -> bool.  The managers answer it
+    # from the container's own cgroup directory; which weight file a kernel offers
+    # (CFQ's blkio.weight, BFQ's blkio.bfq.weight) is the only thing the plans ask.
+    Present = Callable[[str, str], bool]
 
 
 def _every_file(_controller: str, _file: str) -> bool:
