@@ -42,13 +42,16 @@ if TYPE_CHECKING:
     posix_signal = signal
 else:
     import _signal as posix_signal  # noqa: F401 - for the runtime (see the docstring)
-    from _collections import _tuplegetter  # the field accessor namedtuple uses
+    from _collections import _tuplegetter  # CPython's field accessor, namedtuple's too
 
     def _record_class(typename: str, fields: tuple[str, ...], defaults: tuple[object, ...],
                       module: str) -> type:
         """What ``collections.namedtuple(typename, fields, defaults=…, module=…)``
         returns, to the methods and their error messages."""
-        for name in fields:
+        for name in fields:  # (so only identifiers reach the eval below, as namedtuple's)
+            if not name.isidentifier():
+                raise ValueError("Type names and field names must be valid identifiers: "
+                                 f"{name!r}")
             if name.startswith("_"):
                 raise ValueError(f"Field names cannot start with an underscore: {name!r}")
         count = len(fields)
