@@ -120,6 +120,19 @@ def test_same_methods_and_errors_as_namedtuple(lite: typing.Any, typed: typing.A
         one.extra = 1
 
 
+@pytest.mark.parametrize("field", ["a b", "x); import os; (y", "_private"])
+def test_refuses_field_names_namedtuple_refuses(field: str) -> None:
+    """Only identifiers reach the ``eval`` that builds ``__new__`` (a class body can
+    only write identifiers, but a namespace can be built by hand)."""
+    with pytest.raises(ValueError) as typed:
+        typing.NamedTuple("Bad", [(field, int)])
+    with pytest.raises(ValueError) as lite:
+        make_class: typing.Any = type(stdlite.NamedTuple)  # (the metaclass)
+        make_class("Bad", (stdlite.NamedTuple,),
+                   {"__annotations__": {field: "int"}, "__module__": __name__})
+    assert str(lite.value) == str(typed.value)
+
+
 def test_refuses_what_typing_refuses() -> None:
     with pytest.raises(TypeError, match="non-default namedtuple field b cannot follow"):
         class _Order(stdlite.NamedTuple):
