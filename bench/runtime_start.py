@@ -152,9 +152,12 @@ def main() -> int:
         finally:  # interrupted: what a runtime still has (its cgroup with it)
             for argv in made:
                 delete_all(argv)
-    floor = [_timed([sys.executable, "-c", "pass"]) for _ in range(args.runs)]
-    print(f"for scale: {sys.executable} -c pass, median "
-          f"{statistics.median(floor) * 1000:.1f} ms (the floor of any command in Python)")
+    floor = [_timed([sys.executable, "-S", "-c", "pass"]) for _ in range(args.runs)]
+    with_site = [_timed([sys.executable, "-c", "pass"]) for _ in range(args.runs)]
+    print(f"for scale: {sys.executable} -S -c pass, median "
+          f"{statistics.median(floor) * 1000:.1f} ms (the floor of any command in Python: "
+          f"dockyard-runtime starts with -S), {statistics.median(with_site) * 1000:.1f} ms "
+          "with site")
     if not args.no_trace:
         with engines("dy-rtbench-trace-", docker="none") as peers:
             print_traces(peers.dockyard, ("none",))
