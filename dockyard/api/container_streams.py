@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import socket
+import struct
+import termios
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from dockyard.stdcopy import EXIT_STREAM, STDERR, STDOUT, frame, split_frame
 log = logging.getLogger("dockyard.api")
 
 _KEPT_CODES = 1024
+_HEADERS_READ_WAIT = 2.0  # seconds a hijacked stream's output waits for its headers' read
 
 
 class _State:
@@ -148,7 +152,44 @@ async def hijack(request: web.Request, tty: bool) -> tuple[web.StreamResponse, I
     feeder = Input(transport.get_protocol() if transport is not None else None)
     if upgrade and transport is not None:
         transport.set_protocol(feeder)
+    if transport is not None:
+        await _headers_read(transport)
     return response, feeder
+
+
+async def _headers_read(transport: asyncio.BaseTransport) -> None:
+    """Return once the client has read the response's headers, or after a short wait.
+
+    docker-py reads a hijacked stream from the raw socket, beneath the buffered reader
+    that parsed the headers (docker/docker-py#3332, #425).  Output that reached the
+    client together with the headers lands in that reader's buffer and is lost:
+    ``exec_run`` of a fast command then returns nothing (dockerd has this race).  So
+    the stream's first byte goes only once the headers have left the socket.  A Unix
+    socket tells how much its peer has yet to read (SIOCOUTQ); over TCP the kernel
+    cannot say whether the client has read, and nothing is waited for.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family != socket.AF_UNIX:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _HEADERS_READ_WAIT
+    pause = 0.0005
+    while loop.time() < deadline:
+        buffered = transport.get_write_buffer_size() \
+            if isinstance(transport, asyncio.WriteTransport) else 0
+        if buffered == 0 and _unread(sock.fileno()) == 0:
+            return
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.02)
+
+
+def _unread(fd: int) -> int:
+    """Bytes sent on a Unix socket that its peer has not read yet (SIOCOUTQ)."""
+    try:
+        raw = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0  # closed meanwhile: nothing more to wait for
+    return int(struct.unpack("i", raw)[0])
 
 
 def _wanted(request: web.Request) -> set[int]:

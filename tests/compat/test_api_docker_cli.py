@@ -237,6 +237,27 @@ def test_docker_py_exec_run(client: Any) -> None:
     container.remove(force=True)
 
 
+
+def test_docker_py_exec_run_with_a_slow_client(client: Any,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker-py reads exec output from the raw socket beneath the buffered reader of
+    the headers (docker/docker-py#3332): a client late to read the 101 still gets it."""
+    import http.client
+    import time
+
+    container = client.containers.run("box:1", ["sleep", "60"], detach=True)
+    begin = http.client.HTTPResponse.begin
+
+    def late_begin(self: http.client.HTTPResponse) -> None:
+        time.sleep(0.5)
+        begin(self)
+
+    monkeypatch.setattr(http.client.HTTPResponse, "begin", late_begin)
+    assert container.exec_run("echo quick", tty=True).output == b"quick\r\n"
+    assert container.exec_run("echo quick").output == b"quick\n"
+    monkeypatch.undo()
+    container.remove(force=True)
+
 # --- files ------------------------------------------------------------------------------------
 def test_cp_both_ways_export_and_diff(api: ApiServer, tmp_path: Any) -> None:
     api.docker("run", "-d", "--name", "files", "box:1", "sh", "-c",

@@ -186,6 +186,36 @@ def test_exec_frames_statuses_and_a_vanished_client(http: httpx.Client, api: Api
     assert http.delete(f"/containers/{cid}?force=1").status_code == 204
 
 
+def test_hijacked_output_waits_until_the_headers_are_read(http: httpx.Client,
+                                                         api: ApiServer) -> None:
+    """A client slow to read the 101 gets the headers alone, the output after them:
+    docker-py reads the stream under its buffered header reader and would lose it."""
+    import socket
+    import time
+
+    cid = http.post("/containers/create",
+                    json={"Image": "box:1", "Cmd": ["sleep", "60"]}).json()["Id"]
+    assert http.post(f"/containers/{cid}/start").status_code == 204
+    for tty, output in ((True, b"quick\r\n"), (False, b"\x01\0\0\0\0\0\0\x06quick\n")):
+        exec_id = http.post(f"/containers/{cid}/exec", json={
+            "Cmd": ["echo", "quick"], "Tty": tty, "AttachStdout": True}).json()["Id"]
+        with socket.socket(socket.AF_UNIX) as raw:
+            raw.connect(str(api.socket))
+            raw.sendall(f"POST /exec/{exec_id}/start HTTP/1.1\r\nHost: d\r\n"
+                        "Connection: Upgrade\r\nUpgrade: tcp\r\n"
+                        "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+                        .encode())
+            time.sleep(1)  # the command has long exited, its output waiting
+            headers = raw.recv(65536)
+            assert headers.startswith(b"HTTP/1.1 101 UPGRADED") and \
+                headers.endswith(b"\r\n\r\n"), headers
+            rest = b""
+            while chunk := raw.recv(65536):
+                rest += chunk
+        assert rest == output
+    assert http.delete(f"/containers/{cid}?force=1").status_code == 204
+
+
 def test_archive_stat_header_and_refusals(http: httpx.Client) -> None:
     import base64
     import json
