@@ -174,7 +174,7 @@ async def _headers_read(transport: asyncio.BaseTransport) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _HEADERS_READ_WAIT
     pause = 0.0005
-    while loop.time() < deadline:
+    while loop.time() < deadline and not transport.is_closing():
         buffered = transport.get_write_buffer_size() \
             if isinstance(transport, asyncio.WriteTransport) else 0
         if buffered == 0 and _unread(sock.fileno()) == 0:
