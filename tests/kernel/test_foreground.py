@@ -56,7 +56,8 @@ def test_logs_follow_reads_every_rotated_file(dy: Dockyard) -> None:
     try:
         assert follower.stdout is not None
         assert follower.stdout.readline() == "ready\n"  # it follows from here on
-        dy("exec", "rotor", "touch", "/tmp/go")
+        # detached: a touch not yet gone when the container exits is killed (137)
+        dy("exec", "-d", "rotor", "touch", "/tmp/go")
         out, _ = follower.communicate(timeout=120)
     finally:
         if follower.poll() is None:

@@ -209,7 +209,7 @@ def test_attach_follows_a_running_container_to_its_exit(dy: Dockyard) -> None:
     try:
         assert attached.stdout is not None
         assert attached.stdout.readline() == "tick\n"  # attached: output flows
-        dy("exec", "ticker", "touch", "/tmp/go")
+        dy("exec", "-d", "ticker", "touch", "/tmp/go")  # -d: a touch the exit kills ends in 137
         out, _ = attached.communicate(timeout=60)
     finally:
         if attached.poll() is None:
@@ -227,7 +227,9 @@ def test_wait_blocks_until_the_exit_and_prints_the_codes(dy: Dockyard) -> None:
                               env=dy.env, stdout=subprocess.PIPE, text=True)
     try:
         for name in ("w1", "w2"):
-            dy("exec", name, "touch", "/tmp/go")
+            # detached: the container exits on seeing the file, and its init's end
+            # kills a touch not yet gone, whose exec would then end in 137
+            dy("exec", "-d", name, "touch", "/tmp/go")
         out, _ = waiter.communicate(timeout=60)
     finally:
         if waiter.poll() is None:
@@ -251,7 +253,7 @@ def test_logs_timestamps_and_since(dy: Dockyard) -> None:
     # a whole second after the first line, which "late" comes after
     after = int(early.timestamp()) + 1
     until("the next second", lambda: time.time() > after + 0.01)
-    dy("exec", "clock", "touch", "/tmp/go")
+    dy("exec", "-d", "clock", "touch", "/tmp/go")  # -d: a touch the exit kills ends in 137
     until("the last line", lambda: dy("logs", "clock").stdout == "early\nlate\n")
     utc = datetime.datetime.fromtimestamp(after, datetime.UTC)
     plus_two = utc.astimezone(datetime.timezone(datetime.timedelta(hours=2)))
